@@ -1,0 +1,199 @@
+//! Content-addressed message blobs, one copy per partition.
+//!
+//! A blob lives at `<partition>/blobs/<first two hex digits>/<guid hex>`. It is written
+//! to `<partition>/tmp/` first, fsynced, renamed into place and its directory fsynced,
+//! so a blob is either absent or complete and durable: a crash can leave a stray temp
+//! file (ignored) or an unreferenced blob (collected by `tern expire`), never a torn blob
+//! under its final name. Blobs are immutable; nothing rewrites one in place.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, StoreError};
+use crate::ids::Guid;
+
+/// The set of partitions and the files in them.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    partitions: BTreeMap<String, PathBuf>,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) every partition directory.
+    pub fn open(partitions: BTreeMap<String, PathBuf>) -> Result<BlobStore> {
+        for root in partitions.values() {
+            for sub in ["blobs", "tmp"] {
+                let dir = root.join(sub);
+                fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+            }
+        }
+        Ok(BlobStore { partitions })
+    }
+
+    /// The configured partition names.
+    pub fn partition_names(&self) -> impl Iterator<Item = &str> {
+        self.partitions.keys().map(String::as_str)
+    }
+
+    /// True if `partition` is configured.
+    pub fn has_partition(&self, partition: &str) -> bool {
+        self.partitions.contains_key(partition)
+    }
+
+    fn root(&self, partition: &str) -> Result<&Path> {
+        self.partitions
+            .get(partition)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| StoreError::UnknownPartition(partition.to_owned()))
+    }
+
+    /// Where the blob `guid` lives (or would live) in `partition`.
+    pub fn path(&self, partition: &str, guid: &Guid) -> Result<PathBuf> {
+        let hex = guid.to_hex();
+        Ok(self.root(partition)?.join("blobs").join(&hex[..2]).join(hex))
+    }
+
+    /// True if the blob is present with exactly `size` bytes.
+    pub fn contains(&self, partition: &str, guid: &Guid, size: u64) -> Result<bool> {
+        let path = self.path(partition, guid)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.len() == size),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("stat", path, e)),
+        }
+    }
+
+    /// Stores `message` under its GUID in `partition` and returns the GUID.
+    ///
+    /// When the blob is already present with the same size nothing is written (single
+    /// instance). On return the blob is durable: file and directory entry are fsynced.
+    pub fn put(&self, partition: &str, message: &[u8]) -> Result<Guid> {
+        let guid = Guid::of(message);
+        self.put_with_guid(partition, &guid, message)?;
+        Ok(guid)
+    }
+
+    /// As [`BlobStore::put`], for a caller that already knows the GUID of `message`.
+    pub(crate) fn put_with_guid(&self, partition: &str, guid: &Guid, message: &[u8]) -> Result<()> {
+        let size = message.len() as u64;
+        if self.contains(partition, guid, size)? {
+            return Ok(());
+        }
+        let root = self.root(partition)?;
+        let final_path = self.path(partition, guid)?;
+        let dir = final_path
+            .parent()
+            .expect("blob path always has a fan-out directory")
+            .to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        let tmp = root
+            .join("tmp")
+            .join(format!("{}.{:016x}", guid.to_hex(), rand::random::<u64>()));
+        let result = write_durably(&tmp, message).and_then(|()| {
+            fs::rename(&tmp, &final_path).map_err(|e| StoreError::io("rename", &final_path, e))
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        sync_dir(&dir)
+    }
+
+    /// Reads a whole blob, checking its size.
+    pub fn read(&self, partition: &str, guid: &Guid, size: u64) -> Result<Vec<u8>> {
+        let path = self.path(partition, guid)?;
+        let missing = || StoreError::BlobMissing {
+            guid: guid.to_hex(),
+            size,
+            partition: partition.to_owned(),
+        };
+        match fs::read(&path) {
+            Ok(bytes) if bytes.len() as u64 == size => Ok(bytes),
+            Ok(_) => Err(missing()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(missing()),
+            Err(e) => Err(StoreError::io("read", path, e)),
+        }
+    }
+
+    /// Removes a blob. Only `tern expire` calls this, after proving no record refers to it.
+    pub fn remove(&self, partition: &str, guid: &Guid) -> Result<()> {
+        let path = self.path(partition, guid)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", path, e)),
+        }
+    }
+
+    /// Lists every blob file in a partition as (GUID, size). Stray names are skipped.
+    pub fn list(&self, partition: &str) -> Result<Vec<(Guid, u64)>> {
+        let blobs = self.root(partition)?.join("blobs");
+        let mut out = Vec::new();
+        let fanout = fs::read_dir(&blobs).map_err(|e| StoreError::io("list", &blobs, e))?;
+        for entry in fanout {
+            let dir = entry.map_err(|e| StoreError::io("list", &blobs, e))?.path();
+            let Ok(files) = fs::read_dir(&dir) else { continue };
+            for file in files.flatten() {
+                let name = file.file_name();
+                let Some(guid) = name.to_str().and_then(|n| n.parse::<Guid>().ok()) else {
+                    continue;
+                };
+                if let Ok(meta) = file.metadata() {
+                    out.push((guid, meta.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| StoreError::io("create", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| StoreError::io("write", path, e))?;
+    file.sync_all().map_err(|e| StoreError::io("fsync", path, e))
+}
+
+/// Makes a directory's entries (a rename into it) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> BlobStore {
+        let mut parts = BTreeMap::new();
+        parts.insert("default".to_owned(), dir.join("p1"));
+        BlobStore::open(parts).unwrap()
+    }
+
+    #[test]
+    fn put_is_single_instance_and_readable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = store(tmp.path());
+        let a = blobs.put("default", b"hello").unwrap();
+        let b = blobs.put("default", b"hello").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(blobs.list("default").unwrap(), vec![(a, 5)]);
+        assert_eq!(blobs.read("default", &a, 5).unwrap(), b"hello");
+        assert!(matches!(blobs.read("default", &a, 6), Err(StoreError::BlobMissing { .. })));
+        assert!(fs::read_dir(tmp.path().join("p1/tmp")).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn unknown_partition_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = store(tmp.path());
+        assert!(matches!(blobs.put("nope", b"x"), Err(StoreError::UnknownPartition(_))));
+    }
+}

@@ -1,0 +1,147 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside the store.
+///
+/// Variants that a protocol must map to a specific reply (unknown user, over quota,
+/// mailbox exists, ...) are distinct so that callers never parse messages.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The index database refused or failed an operation.
+    #[error("index database: {0}")]
+    Index(#[from] rusqlite::Error),
+    /// A file or directory under the data directory could not be read or written.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What the store was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// No user of that name exists.
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    /// A user of that name already exists.
+    #[error("user already exists: {0}")]
+    UserExists(String),
+    /// The user name is not acceptable.
+    #[error("invalid user name {name:?}: {reason}")]
+    InvalidUserName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The mailbox does not exist (or is deleted).
+    #[error("no such mailbox: {user}/{name}")]
+    NoSuchMailbox {
+        /// Owner of the mailbox.
+        user: String,
+        /// Mailbox name as given.
+        name: String,
+    },
+    /// A live mailbox of that name already exists.
+    #[error("mailbox already exists: {user}/{name}")]
+    MailboxExists {
+        /// Owner of the mailbox.
+        user: String,
+        /// Mailbox name as given.
+        name: String,
+    },
+    /// The mailbox name is not acceptable.
+    #[error("invalid mailbox name {name:?}: {reason}")]
+    InvalidMailboxName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The operation is not allowed on this mailbox (for example deleting INBOX).
+    #[error("not permitted on {name}: {reason}")]
+    NotPermitted {
+        /// The mailbox involved.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The change would take the user over a quota limit.
+    #[error("over quota: {resource} would be {would_be}, limit {limit}")]
+    OverQuota {
+        /// `"storage"` (bytes) or `"messages"`.
+        resource: &'static str,
+        /// Usage after the change.
+        would_be: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A flag or keyword is not a valid IMAP atom.
+    #[error("invalid flag {0:?}")]
+    InvalidFlag(String),
+    /// A record referenced by UID does not exist in the mailbox.
+    #[error("no such message: uid {uid} in {mailbox}")]
+    NoSuchRecord {
+        /// Mailbox unique id.
+        mailbox: String,
+        /// The missing UID.
+        uid: u32,
+    },
+    /// The blob for a record is missing or does not match its GUID and size.
+    #[error("blob {guid} (size {size}) missing or damaged in partition {partition}")]
+    BlobMissing {
+        /// GUID in hex.
+        guid: String,
+        /// Expected size.
+        size: u64,
+        /// Partition searched.
+        partition: String,
+    },
+    /// The partition name is not configured.
+    #[error("unknown partition {0:?}")]
+    UnknownPartition(String),
+    /// A password could not be hashed or a stored hash is malformed.
+    #[error("password hash: {0}")]
+    PasswordHash(String),
+    /// The data directory was written by a newer, incompatible tern.
+    #[error("data directory schema version {found} is newer than this tern ({supported})")]
+    SchemaTooNew {
+        /// Version found on disk.
+        found: i64,
+        /// Newest version this build understands.
+        supported: i64,
+    },
+    /// The batch this change belonged to could not be committed; nothing of it is stored.
+    #[error("index commit failed: {0}")]
+    CommitFailed(String),
+    /// The store's writer thread has stopped (the process is shutting down).
+    #[error("store writer has stopped")]
+    WriterGone,
+}
+
+/// Shorthand for results of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the failure is temporary and the operation may succeed if retried
+    /// (a busy or failing disk, a locked database); false for a refusal that retrying
+    /// cannot change (unknown user, over quota, invalid name).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Index(_)
+                | StoreError::Io { .. }
+                | StoreError::CommitFailed(_)
+                | StoreError::WriterGone
+        )
+    }
+}

@@ -1,0 +1,56 @@
+//! tern's mail store: the only part of tern that touches the disk.
+//!
+//! It keeps users, their mailboxes and the records (messages) in them, the message
+//! blobs, and the change log that replication consumes. Protocols (LMTP, IMAP, POP3,
+//! NNTP, sync) call it and never open a file themselves.
+//!
+//! Guarantees every caller can rely on:
+//! - **Durable before acknowledged**: a write method returns `Ok` only after the blob
+//!   (fsync of file and directory) and the index change (fsync of the WAL) are on disk.
+//! - **Atomic**: each write is one transaction, visible wholly or not at all, also
+//!   after a crash at any instant.
+//! - **Modseqs** come from one counter per user and are allocated only inside a write
+//!   transaction; a UID is never reused under the same UIDVALIDITY.
+//! - **Delayed expunge**: an expunged record stays, marked with its expunge modseq,
+//!   until `tern expire` purges it.
+//! - **Single instance**: a blob is stored once per partition under its GUID (SHA-1).
+//! - **Change log**: every committed change names the user and mailbox it touched.
+//!
+//! ```
+//! use tern_store::{Store, StoreConfig, Flags};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+//! store.create_user("alice", Some("secret"), false).unwrap();
+//! let appended = store
+//!     .append("alice", "INBOX", &Flags::new(), 0, b"Subject: hi\r\n\r\nhello\r\n")
+//!     .unwrap();
+//! assert_eq!(appended.uid, 1);
+//! let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
+//! assert_eq!(inbox.messages, 1);
+//! ```
+
+#![deny(missing_docs)]
+
+mod blobs;
+mod changelog;
+mod error;
+mod flags;
+mod ids;
+mod mailboxes;
+mod messages;
+pub mod names;
+mod schema;
+mod store;
+mod txn;
+mod users;
+mod writer;
+
+pub use blobs::BlobStore;
+pub use changelog::Change;
+pub use error::{Result, StoreError};
+pub use flags::{Flag, FlagOp, Flags, MAX_KEYWORD_LEN};
+pub use ids::{BadGuid, Guid, Modseq, Uid, UniqueId};
+pub use mailboxes::Mailbox;
+pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget, FlagChange, Record, StoreOutcome};
+pub use store::{Store, StoreConfig, DEFAULT_PARTITION};
+pub use users::{hash_password, Quota, User, DEFAULT_MAILBOXES};

@@ -1,0 +1,131 @@
+//! The index schema and its versioning.
+//!
+//! The index is one SQLite database (`<data_dir>/index.sqlite3`) in WAL mode with
+//! `synchronous=FULL`: a commit returns only after its WAL frames are fsynced, and
+//! readers see a consistent snapshot without blocking the writer.
+
+use rusqlite::Connection;
+
+use crate::error::{Result, StoreError};
+
+/// The schema version this build writes. Bump it with a migration step below.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE users (
+    id              INTEGER PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    password_hash   TEXT,
+    is_admin        INTEGER NOT NULL DEFAULT 0,
+    -- the per-user modseq counter: every change takes the next value
+    modseq          INTEGER NOT NULL DEFAULT 0,
+    last_uidvalidity INTEGER NOT NULL DEFAULT 0,
+    quota_storage   INTEGER,
+    quota_messages  INTEGER,
+    used_storage    INTEGER NOT NULL DEFAULT 0,
+    used_messages   INTEGER NOT NULL DEFAULT 0,
+    created         INTEGER NOT NULL
+);
+
+CREATE TABLE mailboxes (
+    id              INTEGER PRIMARY KEY,
+    uniqueid        TEXT NOT NULL UNIQUE,
+    user_id         INTEGER NOT NULL REFERENCES users(id),
+    name            TEXT NOT NULL,
+    partition       TEXT NOT NULL,
+    uidvalidity     INTEGER NOT NULL,
+    last_uid        INTEGER NOT NULL DEFAULT 0,
+    highest_modseq  INTEGER NOT NULL DEFAULT 0,
+    -- oldest modseq from which changes can still be computed; raised by purges
+    deleted_modseq  INTEGER NOT NULL DEFAULT 0,
+    recent_uid      INTEGER NOT NULL DEFAULT 0,
+    recent_time     INTEGER NOT NULL DEFAULT 0,
+    -- messages not expunged, and their total size (kept in step by every write)
+    messages        INTEGER NOT NULL DEFAULT 0,
+    bytes           INTEGER NOT NULL DEFAULT 0,
+    special_use     TEXT,
+    acl             TEXT NOT NULL DEFAULT '',
+    created_modseq  INTEGER NOT NULL,
+    -- set when deleted: the row stays as a tombstone carrying its unique id
+    tombstone_modseq INTEGER
+);
+CREATE UNIQUE INDEX mailboxes_live_name ON mailboxes(user_id, name)
+    WHERE tombstone_modseq IS NULL;
+
+CREATE TABLE annotations (
+    mailbox_id      INTEGER NOT NULL REFERENCES mailboxes(id),
+    key             TEXT NOT NULL,
+    value           TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, key)
+);
+
+CREATE TABLE records (
+    mailbox_id      INTEGER NOT NULL,
+    uid             INTEGER NOT NULL,
+    modseq          INTEGER NOT NULL,
+    flags           TEXT NOT NULL DEFAULT '',
+    internaldate    INTEGER NOT NULL,
+    size            INTEGER NOT NULL,
+    guid            BLOB NOT NULL,
+    expunged_modseq INTEGER,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX records_by_modseq ON records(mailbox_id, modseq);
+CREATE INDEX records_by_guid ON records(guid);
+
+CREATE TABLE subscriptions (
+    user_id         INTEGER NOT NULL REFERENCES users(id),
+    name            TEXT NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+
+-- duplicate suppression: one row per (Message-ID, mailbox) delivered recently
+CREATE TABLE deliveries (
+    message_id      TEXT NOT NULL,
+    mailbox_uniqueid TEXT NOT NULL,
+    delivered_at    INTEGER NOT NULL,
+    PRIMARY KEY (message_id, mailbox_uniqueid)
+);
+
+-- the change log consumed by `tern sync --rolling`
+CREATE TABLE changelog (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_name       TEXT NOT NULL,
+    mailbox_uniqueid TEXT,
+    at              INTEGER NOT NULL
+);
+CREATE TABLE changelog_acks (
+    consumer        TEXT PRIMARY KEY,
+    seq             INTEGER NOT NULL
+);
+"#;
+
+/// Applies connection settings shared by the writer and readers.
+pub(crate) fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Puts the database in WAL mode and creates or upgrades the schema.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "index database is not in WAL mode");
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

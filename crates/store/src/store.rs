@@ -1,0 +1,158 @@
+//! The [`Store`] handle: opening a data directory, reading and writing the index.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use crate::blobs::BlobStore;
+use crate::error::{Result, StoreError};
+use crate::writer::{Pending, Writer};
+
+/// Where and how a store keeps its data.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The data directory: holds the index and, unless configured otherwise, the
+    /// partitions.
+    pub data_dir: PathBuf,
+    /// Partition name to directory. When empty, one partition `default` lives at
+    /// `<data_dir>/partitions/default`.
+    pub partitions: BTreeMap<String, PathBuf>,
+    /// The partition new mailboxes are created in.
+    pub default_partition: String,
+}
+
+impl StoreConfig {
+    /// A configuration with one partition, `default`, under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            partitions: BTreeMap::new(),
+            default_partition: DEFAULT_PARTITION.to_owned(),
+        }
+    }
+}
+
+/// The name of the partition used when none is configured.
+pub const DEFAULT_PARTITION: &str = "default";
+
+/// Most idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 16;
+
+/// A handle to one data directory; cheap to clone, safe to share between threads.
+///
+/// All methods block (they do disk I/O); async callers run them on a blocking thread.
+/// Every write method returns only after its change is durable, and each is atomic:
+/// it is wholly visible or not at all, also across a crash. Several processes may open
+/// the same data directory at once (`tern admin` beside `tern serve`); the index
+/// serialises their writes.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: StoreConfig,
+    pub(crate) blobs: BlobStore,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    index_path: PathBuf,
+}
+
+impl Store {
+    /// Opens the data directory, creating it, the index and the partitions if needed.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        let mut config = config;
+        fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StoreError::io("create", &config.data_dir, e))?;
+        if config.partitions.is_empty() {
+            config.partitions.insert(
+                DEFAULT_PARTITION.to_owned(),
+                config.data_dir.join("partitions").join(DEFAULT_PARTITION),
+            );
+        }
+        if !config.partitions.contains_key(&config.default_partition) {
+            return Err(StoreError::UnknownPartition(config.default_partition.clone()));
+        }
+        let blobs = BlobStore::open(config.partitions.clone())?;
+        let index_path = config.data_dir.join("index.sqlite3");
+        let mut conn = Connection::open(&index_path)?;
+        crate::schema::configure(&conn)?;
+        crate::schema::migrate(&mut conn)?;
+        let writer = Writer::start(conn)?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                config,
+                blobs,
+                writer,
+                readers: Mutex::new(Vec::new()),
+                index_path,
+            }),
+        })
+    }
+
+    /// The configuration in force (with the default partition filled in).
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// The message blobs.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.shared.blobs
+    }
+
+    /// Runs `f` in a read transaction: it sees one consistent snapshot and never blocks
+    /// or is blocked by the writer.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.take_reader()?;
+        let result = (|| {
+            let tx = conn.unchecked_transaction()?;
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(value)
+        })();
+        if let Ok(mut pool) = self.shared.readers.lock() {
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+        result
+    }
+
+    fn take_reader(&self) -> Result<Connection> {
+        if let Some(conn) = self.shared.readers.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(conn);
+        }
+        let conn = Connection::open(&self.shared.index_path)?;
+        crate::schema::configure(&conn)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` in a write transaction and returns once it is durably committed.
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.shared.writer.write(f)
+    }
+
+    /// Submits a write without waiting; writes submitted together share one commit.
+    pub(crate) fn submit<T, F>(&self, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.shared.writer.submit(f)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,267 @@
+//! Users: credentials, administrators, quotas, and the mailboxes every user starts with.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{Result, StoreError};
+use crate::mailboxes::create_mailbox_in;
+use crate::names::normalize_user;
+use crate::store::{now, Store};
+use crate::txn;
+
+/// The mailboxes a new user gets, with their RFC 6154 special-use attribute.
+pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+    ("Archive", Some("\\Archive")),
+];
+
+/// Limits on what a user may store. `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Total bytes of messages not expunged.
+    pub storage: Option<u64>,
+    /// Number of messages not expunged.
+    pub messages: Option<u64>,
+}
+
+/// A user as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Canonical (lower-case) name.
+    pub name: String,
+    /// May administer the server and act as a replication peer.
+    pub is_admin: bool,
+    /// True when a password is set (a user without one cannot log in).
+    pub has_password: bool,
+    /// The user's limits.
+    pub quota: Quota,
+    /// Bytes of messages not expunged, across all mailboxes.
+    pub used_storage: u64,
+    /// Messages not expunged, across all mailboxes.
+    pub used_messages: u64,
+    /// The user's highest modseq (the last value of the per-user counter).
+    pub highest_modseq: u64,
+}
+
+impl User {
+    const COLUMNS: &'static str = "name, is_admin, password_hash IS NOT NULL, quota_storage, \
+         quota_messages, used_storage, used_messages, modseq";
+
+    fn from_row(r: &Row) -> rusqlite::Result<User> {
+        User::from_row_at(r, 0)
+    }
+
+    /// Reads the [`User::COLUMNS`] starting at column `base`.
+    fn from_row_at(r: &Row, base: usize) -> rusqlite::Result<User> {
+        Ok(User {
+            name: r.get(base)?,
+            is_admin: r.get(base + 1)?,
+            has_password: r.get(base + 2)?,
+            quota: Quota {
+                storage: r.get::<_, Option<i64>>(base + 3)?.map(|v| v as u64),
+                messages: r.get::<_, Option<i64>>(base + 4)?.map(|v| v as u64),
+            },
+            used_storage: r.get::<_, i64>(base + 5)? as u64,
+            used_messages: r.get::<_, i64>(base + 6)? as u64,
+            highest_modseq: r.get::<_, i64>(base + 7)? as u64,
+        })
+    }
+}
+
+/// Hashes a password with Argon2id and a random salt (PHC string format).
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::PasswordHash(e.to_string()))
+}
+
+impl Store {
+    /// Creates a user with INBOX and the special-use mailboxes of [`DEFAULT_MAILBOXES`],
+    /// all in one transaction.
+    pub fn create_user(&self, name: &str, password: Option<&str>, is_admin: bool) -> Result<User> {
+        let name = normalize_user(name)?;
+        let hash = password.map(hash_password).transpose()?;
+        let partition = self.config().default_partition.clone();
+        self.write(move |conn| {
+            let exists: Option<i64> = conn
+                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
+                .optional()?;
+            if exists.is_some() {
+                return Err(StoreError::UserExists(name));
+            }
+            conn.execute(
+                "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?1, ?2, ?3, ?4)",
+                params![name, hash, is_admin, now()],
+            )?;
+            let user_id = conn.last_insert_rowid();
+            for (mailbox, special_use) in DEFAULT_MAILBOXES {
+                create_mailbox_in(conn, user_id, &name, mailbox, &partition, *special_use, None)?;
+            }
+            txn::log_change(conn, &name, None)?;
+            user_in(conn, &name)
+        })
+    }
+
+    /// Sets (or with `None` clears) a user's password.
+    pub fn set_password(&self, name: &str, password: Option<&str>) -> Result<()> {
+        let name = normalize_user(name)?;
+        let hash = password.map(hash_password).transpose()?;
+        self.write(move |conn| {
+            let n = conn.execute("UPDATE users SET password_hash = ?2 WHERE name = ?1", params![name, hash])?;
+            if n == 0 {
+                return Err(StoreError::NoSuchUser(name));
+            }
+            txn::log_change(conn, &name, None)
+        })
+    }
+
+    /// Grants or revokes administrator rights.
+    pub fn set_admin(&self, name: &str, is_admin: bool) -> Result<()> {
+        let name = normalize_user(name)?;
+        self.write(move |conn| {
+            let n = conn.execute("UPDATE users SET is_admin = ?2 WHERE name = ?1", params![name, is_admin])?;
+            if n == 0 {
+                return Err(StoreError::NoSuchUser(name));
+            }
+            txn::log_change(conn, &name, None)
+        })
+    }
+
+    /// Checks a password. Returns the user when it matches, `None` when the user does
+    /// not exist, has no password, or the password is wrong (callers must not tell
+    /// these apart to the client).
+    pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
+        let Ok(name) = normalize_user(name) else { return Ok(None) };
+        let row = self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT password_hash, {} FROM users WHERE name = ?1", User::COLUMNS),
+                    [&name],
+                    |r| Ok((r.get::<_, Option<String>>(0)?, User::from_row_at(r, 1)?)),
+                )
+                .optional()?)
+        })?;
+        let Some((Some(hash), user)) = row else { return Ok(None) };
+        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+            .then_some(user))
+    }
+
+    /// Deletes a user and everything they own. Their blobs become garbage for
+    /// `tern expire`; the change log records the user so a replica drops them too.
+    pub fn delete_user(&self, name: &str) -> Result<()> {
+        let name = normalize_user(name)?;
+        self.write(move |conn| {
+            let id = txn::user_id(conn, &name)?;
+            conn.execute(
+                "DELETE FROM deliveries WHERE mailbox_uniqueid IN \
+                 (SELECT uniqueid FROM mailboxes WHERE user_id = ?1)",
+                [id],
+            )?;
+            conn.execute(
+                "DELETE FROM records WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
+                [id],
+            )?;
+            conn.execute(
+                "DELETE FROM annotations WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
+                [id],
+            )?;
+            conn.execute("DELETE FROM mailboxes WHERE user_id = ?1", [id])?;
+            conn.execute("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
+            conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            txn::log_change(conn, &name, None)
+        })
+    }
+
+    /// One user, if they exist.
+    pub fn user(&self, name: &str) -> Result<Option<User>> {
+        let Ok(name) = normalize_user(name) else { return Ok(None) };
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {} FROM users WHERE name = ?1", User::COLUMNS),
+                    [&name],
+                    User::from_row,
+                )
+                .optional()?)
+        })
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Result<Vec<User>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {} FROM users ORDER BY name", User::COLUMNS))?;
+            let users = stmt.query_map([], User::from_row)?.collect::<rusqlite::Result<_>>()?;
+            Ok(users)
+        })
+    }
+
+    /// Sets a user's quota. Existing mail over the new limit stays; new mail is refused.
+    pub fn set_quota(&self, name: &str, quota: Quota) -> Result<()> {
+        let name = normalize_user(name)?;
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE users SET quota_storage = ?2, quota_messages = ?3 WHERE name = ?1",
+                params![
+                    name,
+                    quota.storage.map(|v| v as i64),
+                    quota.messages.map(|v| v as i64)
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NoSuchUser(name));
+            }
+            txn::log_change(conn, &name, None)
+        })
+    }
+}
+
+fn user_in(conn: &Connection, name: &str) -> Result<User> {
+    Ok(conn.query_row(
+        &format!("SELECT {} FROM users WHERE name = ?1", User::COLUMNS),
+        [name],
+        User::from_row,
+    )?)
+}
+
+/// Checks that adding `bytes` in `messages` messages keeps the user within quota.
+pub(crate) fn check_quota(conn: &Connection, user_id: i64, bytes: u64, messages: u64) -> Result<()> {
+    let (qs, qm, us, um): (Option<i64>, Option<i64>, i64, i64) = conn.query_row(
+        "SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = ?1",
+        [user_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    if let Some(limit) = qs {
+        let would_be = us as u64 + bytes;
+        if would_be > limit as u64 {
+            return Err(StoreError::OverQuota { resource: "storage", would_be, limit: limit as u64 });
+        }
+    }
+    if let Some(limit) = qm {
+        let would_be = um as u64 + messages;
+        if would_be > limit as u64 {
+            return Err(StoreError::OverQuota { resource: "messages", would_be, limit: limit as u64 });
+        }
+    }
+    Ok(())
+}
+
+/// Adjusts a user's usage counters by signed amounts.
+pub(crate) fn add_usage(conn: &Connection, user_id: i64, bytes: i64, messages: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET used_storage = max(0, used_storage + ?2), \
+         used_messages = max(0, used_messages + ?3) WHERE id = ?1",
+        params![user_id, bytes, messages],
+    )?;
+    Ok(())
+}
