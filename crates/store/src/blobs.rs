@@ -52,7 +52,11 @@ impl BlobStore {
     /// Where the blob `guid` lives (or would live) in `partition`.
     pub fn path(&self, partition: &str, guid: &Guid) -> Result<PathBuf> {
         let hex = guid.to_hex();
-        Ok(self.root(partition)?.join("blobs").join(&hex[..2]).join(hex))
+        Ok(self
+            .root(partition)?
+            .join("blobs")
+            .join(&hex[..2])
+            .join(hex))
     }
 
     /// True if the blob is present with exactly `size` bytes.
@@ -88,9 +92,9 @@ impl BlobStore {
             .expect("blob path always has a fan-out directory")
             .to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
-        let tmp = root
-            .join("tmp")
-            .join(format!("{}.{:016x}", guid.to_hex(), rand::random::<u64>()));
+        let tmp =
+            root.join("tmp")
+                .join(format!("{}.{:016x}", guid.to_hex(), rand::random::<u64>()));
         let result = write_durably(&tmp, message).and_then(|()| {
             fs::rename(&tmp, &final_path).map_err(|e| StoreError::io("rename", &final_path, e))
         });
@@ -134,7 +138,9 @@ impl BlobStore {
         let fanout = fs::read_dir(&blobs).map_err(|e| StoreError::io("list", &blobs, e))?;
         for entry in fanout {
             let dir = entry.map_err(|e| StoreError::io("list", &blobs, e))?.path();
-            let Ok(files) = fs::read_dir(&dir) else { continue };
+            let Ok(files) = fs::read_dir(&dir) else {
+                continue;
+            };
             for file in files.flatten() {
                 let name = file.file_name();
                 let Some(guid) = name.to_str().and_then(|n| n.parse::<Guid>().ok()) else {
@@ -157,7 +163,8 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| StoreError::io("create", path, e))?;
     file.write_all(bytes)
         .map_err(|e| StoreError::io("write", path, e))?;
-    file.sync_all().map_err(|e| StoreError::io("fsync", path, e))
+    file.sync_all()
+        .map_err(|e| StoreError::io("fsync", path, e))
 }
 
 /// Makes a directory's entries (a rename into it) durable.
@@ -186,14 +193,23 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(blobs.list("default").unwrap(), vec![(a, 5)]);
         assert_eq!(blobs.read("default", &a, 5).unwrap(), b"hello");
-        assert!(matches!(blobs.read("default", &a, 6), Err(StoreError::BlobMissing { .. })));
-        assert!(fs::read_dir(tmp.path().join("p1/tmp")).unwrap().next().is_none());
+        assert!(matches!(
+            blobs.read("default", &a, 6),
+            Err(StoreError::BlobMissing { .. })
+        ));
+        assert!(fs::read_dir(tmp.path().join("p1/tmp"))
+            .unwrap()
+            .next()
+            .is_none());
     }
 
     #[test]
     fn unknown_partition_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let blobs = store(tmp.path());
-        assert!(matches!(blobs.put("nope", b"x"), Err(StoreError::UnknownPartition(_))));
+        assert!(matches!(
+            blobs.put("nope", b"x"),
+            Err(StoreError::UnknownPartition(_))
+        ));
     }
 }

@@ -52,7 +52,11 @@ impl Store {
     pub fn changes_acked(&self, consumer: &str) -> Result<u64> {
         self.read(|conn| {
             let seq: Option<i64> = conn
-                .query_row("SELECT seq FROM changelog_acks WHERE consumer = ?1", [consumer], |r| r.get(0))
+                .query_row(
+                    "SELECT seq FROM changelog_acks WHERE consumer = ?1",
+                    [consumer],
+                    |r| r.get(0),
+                )
                 .optional()?;
             Ok(seq.unwrap_or(0) as u64)
         })

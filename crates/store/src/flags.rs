@@ -47,7 +47,9 @@ impl Flag {
         let atom_ok = !s.is_empty()
             && s.len() <= MAX_KEYWORD_LEN
             && s.bytes().all(|b| {
-                b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+                b > 0x20
+                    && b < 0x7f
+                    && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
             });
         if atom_ok {
             Ok(Flag::Keyword(s.to_owned()))

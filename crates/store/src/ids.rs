@@ -83,7 +83,8 @@ impl UniqueId {
     pub fn parse(s: &str) -> Option<UniqueId> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| UniqueId(s.to_owned()))
     }
 

@@ -51,6 +51,8 @@ pub use error::{Result, StoreError};
 pub use flags::{Flag, FlagOp, Flags, MAX_KEYWORD_LEN};
 pub use ids::{BadGuid, Guid, Modseq, Uid, UniqueId};
 pub use mailboxes::Mailbox;
-pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget, FlagChange, Record, StoreOutcome};
+pub use messages::{
+    Appended, Delivered, DeliveryOptions, DeliveryTarget, FlagChange, Record, StoreOutcome,
+};
 pub use store::{Store, StoreConfig, DEFAULT_PARTITION};
 pub use users::{hash_password, Quota, User, DEFAULT_MAILBOXES};

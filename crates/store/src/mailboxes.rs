@@ -113,7 +113,15 @@ pub(crate) fn create_mailbox_in(
     conn.execute(
         "INSERT INTO mailboxes (uniqueid, user_id, name, partition, uidvalidity, highest_modseq, \
          special_use, created_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
-        params![uniqueid.as_str(), user_id, name, partition, uidvalidity, modseq as i64, special_use],
+        params![
+            uniqueid.as_str(),
+            user_id,
+            name,
+            partition,
+            uidvalidity,
+            modseq as i64,
+            special_use
+        ],
     )?;
     let mailbox = txn::live_mailbox(conn, user, name)?;
     txn::log_change(conn, user, Some(&mailbox.uniqueid))?;
@@ -122,10 +130,17 @@ pub(crate) fn create_mailbox_in(
 
 impl Store {
     /// Creates a mailbox in the default partition (or `partition`).
-    pub fn create_mailbox(&self, user: &str, name: &str, partition: Option<&str>) -> Result<Mailbox> {
+    pub fn create_mailbox(
+        &self,
+        user: &str,
+        name: &str,
+        partition: Option<&str>,
+    ) -> Result<Mailbox> {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(name)?;
-        let partition = partition.unwrap_or(&self.config().default_partition).to_owned();
+        let partition = partition
+            .unwrap_or(&self.config().default_partition)
+            .to_owned();
         if !self.blobs().has_partition(&partition) {
             return Err(StoreError::UnknownPartition(partition));
         }
@@ -172,19 +187,34 @@ impl Store {
     ///
     /// INBOX cannot be renamed here (IMAP's INBOX rename is a move of its messages,
     /// done by the IMAP layer).
-    pub fn rename_mailbox(&self, user: &str, old: &str, new: &str, partition: Option<&str>) -> Result<Mailbox> {
+    pub fn rename_mailbox(
+        &self,
+        user: &str,
+        old: &str,
+        new: &str,
+        partition: Option<&str>,
+    ) -> Result<Mailbox> {
         let user = normalize_user(user)?;
         let old = normalize_mailbox(old)?;
         let new = normalize_mailbox(new)?;
         if old == "INBOX" {
-            return Err(StoreError::NotPermitted { name: old, reason: "INBOX cannot be renamed" });
+            return Err(StoreError::NotPermitted {
+                name: old,
+                reason: "INBOX cannot be renamed",
+            });
         }
         if new == old || is_descendant(&new, &old) {
-            return Err(StoreError::NotPermitted { name: old, reason: "cannot rename a mailbox into itself" });
+            return Err(StoreError::NotPermitted {
+                name: old,
+                reason: "cannot rename a mailbox into itself",
+            });
         }
         let source = self
             .mailbox(&user, &old)?
-            .ok_or_else(|| StoreError::NoSuchMailbox { user: user.clone(), name: old.clone() })?;
+            .ok_or_else(|| StoreError::NoSuchMailbox {
+                user: user.clone(),
+                name: old.clone(),
+            })?;
         let target_partition = partition.unwrap_or(&source.partition).to_owned();
         if target_partition != source.partition {
             self.copy_blobs(&source, &target_partition)?;
@@ -206,13 +236,21 @@ impl Store {
             let all: Vec<Mailbox> = stmt
                 .query_map([mailbox.user_id], Mailbox::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
-            let moving: Vec<&Mailbox> =
-                all.iter().filter(|m| m.id == mailbox.id || is_descendant(&m.name, &old)).collect();
+            let moving: Vec<&Mailbox> = all
+                .iter()
+                .filter(|m| m.id == mailbox.id || is_descendant(&m.name, &old))
+                .collect();
             for m in &moving {
                 let renamed = format!("{new}{}", &m.name[old.len()..]);
                 crate::names::normalize_mailbox(&renamed)?;
-                if all.iter().any(|o| o.name == renamed && !moving.iter().any(|x| x.id == o.id)) {
-                    return Err(StoreError::MailboxExists { user, name: renamed });
+                if all
+                    .iter()
+                    .any(|o| o.name == renamed && !moving.iter().any(|x| x.id == o.id))
+                {
+                    return Err(StoreError::MailboxExists {
+                        user,
+                        name: renamed,
+                    });
                 }
             }
             // Two passes through a temporary name keep the unique name index satisfied
@@ -225,7 +263,11 @@ impl Store {
             }
             for m in &moving {
                 let renamed = format!("{new}{}", &m.name[old.len()..]);
-                let part = if m.id == mailbox.id { &target_partition } else { &m.partition };
+                let part = if m.id == mailbox.id {
+                    &target_partition
+                } else {
+                    &m.partition
+                };
                 conn.execute(
                     "UPDATE mailboxes SET name = ?2, partition = ?3 WHERE id = ?1",
                     params![m.id, renamed, part],
@@ -243,7 +285,10 @@ impl Store {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(name)?;
         if name == "INBOX" {
-            return Err(StoreError::NotPermitted { name, reason: "INBOX cannot be deleted" });
+            return Err(StoreError::NotPermitted {
+                name,
+                reason: "INBOX cannot be deleted",
+            });
         }
         self.write(move |conn| {
             let mailbox = txn::live_mailbox(conn, &user, &name)?;
@@ -262,7 +307,13 @@ impl Store {
     }
 
     /// Sets (`Some`) or removes (`None`) a mailbox annotation such as `/vendor/tern/expire`.
-    pub fn set_annotation(&self, user: &str, mailbox: &str, key: &str, value: Option<&str>) -> Result<()> {
+    pub fn set_annotation(
+        &self,
+        user: &str,
+        mailbox: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(mailbox)?;
         let (key, value) = (key.to_owned(), value.map(str::to_owned));
@@ -290,7 +341,8 @@ impl Store {
         let name = normalize_mailbox(mailbox)?;
         self.read(|conn| {
             let mailbox = txn::live_mailbox(conn, &user, &name)?;
-            let mut stmt = conn.prepare("SELECT key, value FROM annotations WHERE mailbox_id = ?1 ORDER BY key")?;
+            let mut stmt = conn
+                .prepare("SELECT key, value FROM annotations WHERE mailbox_id = ?1 ORDER BY key")?;
             let rows = stmt
                 .query_map([mailbox.id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -310,7 +362,10 @@ impl Store {
                     params![user_id, name],
                 )?;
             } else {
-                conn.execute("DELETE FROM subscriptions WHERE user_id = ?1 AND name = ?2", params![user_id, name])?;
+                conn.execute(
+                    "DELETE FROM subscriptions WHERE user_id = ?1 AND name = ?2",
+                    params![user_id, name],
+                )?;
             }
             txn::log_change(conn, &user, None)
         })
@@ -321,8 +376,11 @@ impl Store {
         let user = normalize_user(user)?;
         self.read(|conn| {
             let user_id = txn::user_id(conn, &user)?;
-            let mut stmt = conn.prepare("SELECT name FROM subscriptions WHERE user_id = ?1 ORDER BY name")?;
-            let rows = stmt.query_map([user_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let mut stmt =
+                conn.prepare("SELECT name FROM subscriptions WHERE user_id = ?1 ORDER BY name")?;
+            let rows = stmt
+                .query_map([user_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             Ok(rows)
         })
     }
@@ -333,9 +391,12 @@ impl Store {
             return Err(StoreError::UnknownPartition(partition.to_owned()));
         }
         let blobs: Vec<(Guid, u64)> = self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT DISTINCT guid, size FROM records WHERE mailbox_id = ?1")?;
+            let mut stmt =
+                conn.prepare("SELECT DISTINCT guid, size FROM records WHERE mailbox_id = ?1")?;
             let rows = stmt
-                .query_map([mailbox.id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
+                .query_map([mailbox.id], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                })?
                 .filter_map(|row| match row {
                     Ok((g, s)) => Guid::from_slice(&g).map(|g| Ok((g, s as u64))),
                     Err(e) => Some(Err(e)),
@@ -357,4 +418,3 @@ impl Store {
 pub(crate) fn live_by_uniqueid(conn: &Connection, id: &UniqueId) -> Result<Option<Mailbox>> {
     Ok(txn::mailbox_by_uniqueid(conn, id)?.filter(|m| m.tombstone_modseq.is_none()))
 }
-

@@ -130,14 +130,25 @@ struct Resolved {
 impl Store {
     /// Appends a message to a mailbox (IMAP APPEND). The blob is durable before the
     /// record is committed, and the call returns after the commit.
-    pub fn append(&self, user: &str, mailbox: &str, flags: &Flags, internaldate: i64, message: &[u8]) -> Result<Appended> {
+    pub fn append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        flags: &Flags,
+        internaldate: i64,
+        message: &[u8],
+    ) -> Result<Appended> {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(mailbox)?;
         let target = self
             .mailbox(&user, &name)?
-            .ok_or_else(|| StoreError::NoSuchMailbox { user: user.clone(), name: name.clone() })?;
+            .ok_or_else(|| StoreError::NoSuchMailbox {
+                user: user.clone(),
+                name: name.clone(),
+            })?;
         let guid = Guid::of(message);
-        self.blobs().put_with_guid(&target.partition, &guid, message)?;
+        self.blobs()
+            .put_with_guid(&target.partition, &guid, message)?;
         let size = message.len() as u64;
         let flags = flags.clone();
         self.write(move |conn| {
@@ -151,17 +162,28 @@ impl Store {
     /// same order. Each recipient succeeds or fails alone (unknown user, over quota),
     /// and every `Ok` is durable when this returns. The blob is written once per
     /// partition however many recipients share it.
-    pub fn deliver(&self, message: &[u8], targets: &[DeliveryTarget], options: &DeliveryOptions) -> Vec<Result<Delivered>> {
+    pub fn deliver(
+        &self,
+        message: &[u8],
+        targets: &[DeliveryTarget],
+        options: &DeliveryOptions,
+    ) -> Vec<Result<Delivered>> {
         let guid = Guid::of(message);
         let size = message.len() as u64;
         let internaldate = options.internaldate.unwrap_or_else(now);
         let resolved: Vec<Result<Resolved>> = match self.read(|conn| {
-            Ok(targets.iter().map(|t| resolve_target(conn, t)).collect::<Vec<_>>())
+            Ok(targets
+                .iter()
+                .map(|t| resolve_target(conn, t))
+                .collect::<Vec<_>>())
         }) {
             Ok(r) => r,
             Err(e) => {
                 let msg = e.to_string();
-                return targets.iter().map(|_| Err(StoreError::CommitFailed(msg.clone()))).collect();
+                return targets
+                    .iter()
+                    .map(|_| Err(StoreError::CommitFailed(msg.clone())))
+                    .collect();
             }
         };
         let mut written: Vec<(String, Result<()>)> = Vec::new();
@@ -191,7 +213,15 @@ impl Store {
             let message_id = options.message_id.clone();
             let window = options.duplicate_window_secs;
             pending.push(Ok(self.submit(move |conn| {
-                deliver_one(conn, &target.mailbox, guid, size, internaldate, message_id, window)
+                deliver_one(
+                    conn,
+                    &target.mailbox,
+                    guid,
+                    size,
+                    internaldate,
+                    message_id,
+                    window,
+                )
             })));
         }
         pending
@@ -304,16 +334,23 @@ impl Store {
         let to = normalize_mailbox(to)?;
         let source = self
             .mailbox(&user, &from)?
-            .ok_or_else(|| StoreError::NoSuchMailbox { user: user.clone(), name: from.clone() })?;
+            .ok_or_else(|| StoreError::NoSuchMailbox {
+                user: user.clone(),
+                name: from.clone(),
+            })?;
         let target = self
             .mailbox(&user, &to)?
-            .ok_or_else(|| StoreError::NoSuchMailbox { user: user.clone(), name: to.clone() })?;
+            .ok_or_else(|| StoreError::NoSuchMailbox {
+                user: user.clone(),
+                name: to.clone(),
+            })?;
         let records = self.records_by_uid(&source, uids)?;
         if source.partition != target.partition {
             for r in &records {
                 if !self.blobs().contains(&target.partition, &r.guid, r.size)? {
                     let bytes = self.blobs().read(&source.partition, &r.guid, r.size)?;
-                    self.blobs().put_with_guid(&target.partition, &r.guid, &bytes)?;
+                    self.blobs()
+                        .put_with_guid(&target.partition, &r.guid, &bytes)?;
                 }
             }
         }
@@ -328,7 +365,15 @@ impl Store {
             }
             let modseq = txn::next_modseq(conn, target.user_id)?;
             for r in &records {
-                let appended = insert_record_unchecked(conn, &target, &r.flags, r.internaldate, r.size, &r.guid, modseq)?;
+                let appended = insert_record_unchecked(
+                    conn,
+                    &target,
+                    &r.flags,
+                    r.internaldate,
+                    r.size,
+                    &r.guid,
+                    modseq,
+                )?;
                 pairs.push((r.uid, appended.uid));
             }
             txn::touch_mailbox(conn, &target, modseq)?;
@@ -337,7 +382,12 @@ impl Store {
     }
 
     /// Every record of a mailbox in UID order; expunged ones only when asked.
-    pub fn records(&self, user: &str, mailbox: &str, include_expunged: bool) -> Result<Vec<Record>> {
+    pub fn records(
+        &self,
+        user: &str,
+        mailbox: &str,
+        include_expunged: bool,
+    ) -> Result<Vec<Record>> {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(mailbox)?;
         self.read(|conn| {
@@ -357,7 +407,12 @@ impl Store {
     /// Every record (expunged ones included) whose modseq is above `since`, in UID
     /// order, with the mailbox state of the same snapshot. Answered from an index on
     /// (mailbox, modseq), so its cost follows the number of changes, not the mailbox size.
-    pub fn changed_since(&self, user: &str, mailbox: &str, since: Modseq) -> Result<(Mailbox, Vec<Record>)> {
+    pub fn changed_since(
+        &self,
+        user: &str,
+        mailbox: &str,
+        since: Modseq,
+    ) -> Result<(Mailbox, Vec<Record>)> {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(mailbox)?;
         self.read(|conn| {
@@ -376,7 +431,8 @@ impl Store {
 
     /// The raw bytes of a message, verified against its size.
     pub fn message(&self, mailbox: &Mailbox, record: &Record) -> Result<Vec<u8>> {
-        self.blobs().read(&mailbox.partition, &record.guid, record.size)
+        self.blobs()
+            .read(&mailbox.partition, &record.guid, record.size)
     }
 
     fn records_by_uid(&self, mailbox: &Mailbox, uids: &[Uid]) -> Result<Vec<Record>> {
@@ -401,14 +457,21 @@ impl Store {
 }
 
 fn resolve_target(conn: &Connection, target: &DeliveryTarget) -> Result<Resolved> {
-    let user = normalize_user(&target.user).map_err(|_| StoreError::NoSuchUser(target.user.clone()))?;
+    let user =
+        normalize_user(&target.user).map_err(|_| StoreError::NoSuchUser(target.user.clone()))?;
     txn::user_id(conn, &user)?;
-    if let Some(folder) = target.folder.as_deref().and_then(|f| normalize_mailbox(f).ok()) {
+    if let Some(folder) = target
+        .folder
+        .as_deref()
+        .and_then(|f| normalize_mailbox(f).ok())
+    {
         if let Some(mailbox) = txn::find_live_mailbox(conn, &user, &folder)? {
             return Ok(Resolved { mailbox });
         }
     }
-    Ok(Resolved { mailbox: txn::live_mailbox(conn, &user, "INBOX")? })
+    Ok(Resolved {
+        mailbox: txn::live_mailbox(conn, &user, "INBOX")?,
+    })
 }
 
 fn deliver_one(
@@ -420,10 +483,11 @@ fn deliver_one(
     message_id: Option<String>,
     window: u64,
 ) -> Result<Delivered> {
-    let mailbox = live_by_uniqueid(conn, &target.uniqueid)?.ok_or_else(|| StoreError::NoSuchMailbox {
-        user: target.user.clone(),
-        name: target.name.clone(),
-    })?;
+    let mailbox =
+        live_by_uniqueid(conn, &target.uniqueid)?.ok_or_else(|| StoreError::NoSuchMailbox {
+            user: target.user.clone(),
+            name: target.name.clone(),
+        })?;
     let now = now();
     if let (Some(id), true) = (&message_id, window > 0) {
         let seen: Option<i64> = conn
@@ -434,7 +498,9 @@ fn deliver_one(
             )
             .optional()?;
         if seen.is_some_and(|at| now - at < window as i64) {
-            return Ok(Delivered::Duplicate { mailbox: mailbox.name });
+            return Ok(Delivered::Duplicate {
+                mailbox: mailbox.name,
+            });
         }
         conn.execute(
             "INSERT INTO deliveries (message_id, mailbox_uniqueid, delivered_at) VALUES (?1, ?2, ?3) \
@@ -443,11 +509,21 @@ fn deliver_one(
         )?;
     }
     let appended = insert_record(conn, &mailbox, &Flags::new(), internaldate, size, &guid)?;
-    Ok(Delivered::Stored { mailbox: mailbox.name, appended })
+    Ok(Delivered::Stored {
+        mailbox: mailbox.name,
+        appended,
+    })
 }
 
 /// Adds a record under the next UID after checking quota.
-fn insert_record(conn: &Connection, mailbox: &Mailbox, flags: &Flags, internaldate: i64, size: u64, guid: &Guid) -> Result<Appended> {
+fn insert_record(
+    conn: &Connection,
+    mailbox: &Mailbox,
+    flags: &Flags,
+    internaldate: i64,
+    size: u64,
+    guid: &Guid,
+) -> Result<Appended> {
     check_quota(conn, mailbox.user_id, size, 1)?;
     let modseq = txn::next_modseq(conn, mailbox.user_id)?;
     let appended = insert_record_unchecked(conn, mailbox, flags, internaldate, size, guid, modseq)?;

@@ -68,10 +68,9 @@ pub fn normalize_user(name: &str) -> Result<String> {
         return bad("must be 1 to 64 characters");
     }
     let lower = name.to_ascii_lowercase();
-    if !lower
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@'))
-    {
+    if !lower.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@')
+    }) {
         return bad("only letters, digits and . _ - @ are allowed");
     }
     if lower.starts_with(['.', '-']) {

@@ -74,7 +74,9 @@ impl Store {
             );
         }
         if !config.partitions.contains_key(&config.default_partition) {
-            return Err(StoreError::UnknownPartition(config.default_partition.clone()));
+            return Err(StoreError::UnknownPartition(
+                config.default_partition.clone(),
+            ));
         }
         let blobs = BlobStore::open(config.partitions.clone())?;
         let index_path = config.data_dir.join("index.sqlite3");

@@ -44,13 +44,19 @@ pub(crate) fn live_mailbox(conn: &Connection, user: &str, name: &str) -> Result<
 }
 
 /// The live mailbox `name` of `user`, if any.
-pub(crate) fn find_live_mailbox(conn: &Connection, user: &str, name: &str) -> Result<Option<Mailbox>> {
+pub(crate) fn find_live_mailbox(
+    conn: &Connection,
+    user: &str,
+    name: &str,
+) -> Result<Option<Mailbox>> {
     let sql = format!(
         "SELECT {} FROM mailboxes m JOIN users u ON u.id = m.user_id
          WHERE u.name = ?1 AND m.name = ?2 AND m.tombstone_modseq IS NULL",
         Mailbox::COLUMNS
     );
-    Ok(conn.query_row(&sql, [user, name], Mailbox::from_row).optional()?)
+    Ok(conn
+        .query_row(&sql, [user, name], Mailbox::from_row)
+        .optional()?)
 }
 
 /// The mailbox with this unique id (live or tombstone), if any.
@@ -59,7 +65,9 @@ pub(crate) fn mailbox_by_uniqueid(conn: &Connection, id: &UniqueId) -> Result<Op
         "SELECT {} FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE m.uniqueid = ?1",
         Mailbox::COLUMNS
     );
-    Ok(conn.query_row(&sql, [id.as_str()], Mailbox::from_row).optional()?)
+    Ok(conn
+        .query_row(&sql, [id.as_str()], Mailbox::from_row)
+        .optional()?)
 }
 
 /// Records that `mailbox` changed at `modseq`: raises HIGHESTMODSEQ and logs it.

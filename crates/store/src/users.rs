@@ -76,7 +76,8 @@ impl User {
 /// Hashes a password with Argon2id and a random salt (PHC string format).
 pub fn hash_password(password: &str) -> Result<String> {
     let salt_bytes: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
+    let salt =
+        SaltString::encode_b64(&salt_bytes).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -115,7 +116,10 @@ impl Store {
         let name = normalize_user(name)?;
         let hash = password.map(hash_password).transpose()?;
         self.write(move |conn| {
-            let n = conn.execute("UPDATE users SET password_hash = ?2 WHERE name = ?1", params![name, hash])?;
+            let n = conn.execute(
+                "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+                params![name, hash],
+            )?;
             if n == 0 {
                 return Err(StoreError::NoSuchUser(name));
             }
@@ -127,7 +131,10 @@ impl Store {
     pub fn set_admin(&self, name: &str, is_admin: bool) -> Result<()> {
         let name = normalize_user(name)?;
         self.write(move |conn| {
-            let n = conn.execute("UPDATE users SET is_admin = ?2 WHERE name = ?1", params![name, is_admin])?;
+            let n = conn.execute(
+                "UPDATE users SET is_admin = ?2 WHERE name = ?1",
+                params![name, is_admin],
+            )?;
             if n == 0 {
                 return Err(StoreError::NoSuchUser(name));
             }
@@ -139,18 +146,26 @@ impl Store {
     /// not exist, has no password, or the password is wrong (callers must not tell
     /// these apart to the client).
     pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
-        let Ok(name) = normalize_user(name) else { return Ok(None) };
+        let Ok(name) = normalize_user(name) else {
+            return Ok(None);
+        };
         let row = self.read(|conn| {
             Ok(conn
                 .query_row(
-                    &format!("SELECT password_hash, {} FROM users WHERE name = ?1", User::COLUMNS),
+                    &format!(
+                        "SELECT password_hash, {} FROM users WHERE name = ?1",
+                        User::COLUMNS
+                    ),
                     [&name],
                     |r| Ok((r.get::<_, Option<String>>(0)?, User::from_row_at(r, 1)?)),
                 )
                 .optional()?)
         })?;
-        let Some((Some(hash), user)) = row else { return Ok(None) };
-        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
+        let Some((Some(hash), user)) = row else {
+            return Ok(None);
+        };
+        let parsed =
+            PasswordHash::new(&hash).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok()
@@ -185,7 +200,9 @@ impl Store {
 
     /// One user, if they exist.
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        let Ok(name) = normalize_user(name) else { return Ok(None) };
+        let Ok(name) = normalize_user(name) else {
+            return Ok(None);
+        };
         self.read(|conn| {
             Ok(conn
                 .query_row(
@@ -200,8 +217,13 @@ impl Store {
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!("SELECT {} FROM users ORDER BY name", User::COLUMNS))?;
-            let users = stmt.query_map([], User::from_row)?.collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {} FROM users ORDER BY name",
+                User::COLUMNS
+            ))?;
+            let users = stmt
+                .query_map([], User::from_row)?
+                .collect::<rusqlite::Result<_>>()?;
             Ok(users)
         })
     }
@@ -235,7 +257,12 @@ fn user_in(conn: &Connection, name: &str) -> Result<User> {
 }
 
 /// Checks that adding `bytes` in `messages` messages keeps the user within quota.
-pub(crate) fn check_quota(conn: &Connection, user_id: i64, bytes: u64, messages: u64) -> Result<()> {
+pub(crate) fn check_quota(
+    conn: &Connection,
+    user_id: i64,
+    bytes: u64,
+    messages: u64,
+) -> Result<()> {
     let (qs, qm, us, um): (Option<i64>, Option<i64>, i64, i64) = conn.query_row(
         "SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = ?1",
         [user_id],
@@ -244,13 +271,21 @@ pub(crate) fn check_quota(conn: &Connection, user_id: i64, bytes: u64, messages:
     if let Some(limit) = qs {
         let would_be = us as u64 + bytes;
         if would_be > limit as u64 {
-            return Err(StoreError::OverQuota { resource: "storage", would_be, limit: limit as u64 });
+            return Err(StoreError::OverQuota {
+                resource: "storage",
+                would_be,
+                limit: limit as u64,
+            });
         }
     }
     if let Some(limit) = qm {
         let would_be = um as u64 + messages;
         if would_be > limit as u64 {
-            return Err(StoreError::OverQuota { resource: "messages", would_be, limit: limit as u64 });
+            return Err(StoreError::OverQuota {
+                resource: "messages",
+                would_be,
+                limit: limit as u64,
+            });
         }
     }
     Ok(())

@@ -17,7 +17,10 @@ fn new_user_has_inbox_and_special_use_mailboxes() {
     let (_d, store) = open();
     store.create_user("Alice", Some("pw"), false).unwrap();
     let boxes = store.mailboxes("alice", false).unwrap();
-    let names: Vec<_> = boxes.iter().map(|m| (m.name.as_str(), m.special_use.as_deref())).collect();
+    let names: Vec<_> = boxes
+        .iter()
+        .map(|m| (m.name.as_str(), m.special_use.as_deref()))
+        .collect();
     assert_eq!(
         names,
         vec![
@@ -29,7 +32,10 @@ fn new_user_has_inbox_and_special_use_mailboxes() {
             ("Trash", Some("\\Trash")),
         ]
     );
-    assert!(matches!(store.create_user("alice", None, false), Err(StoreError::UserExists(_))));
+    assert!(matches!(
+        store.create_user("alice", None, false),
+        Err(StoreError::UserExists(_))
+    ));
     assert!(store.verify_password("ALICE", "pw").unwrap().is_some());
     assert!(store.verify_password("alice", "wrong").unwrap().is_none());
     assert!(store.verify_password("nobody", "pw").unwrap().is_none());
@@ -40,9 +46,13 @@ fn modseqs_are_per_user_and_increase_across_mailboxes() {
     let (_d, store) = open();
     store.create_user("a", None, false).unwrap();
     store.create_user("b", None, false).unwrap();
-    let a1 = store.append("a", "INBOX", &Flags::new(), 1, b"one").unwrap();
+    let a1 = store
+        .append("a", "INBOX", &Flags::new(), 1, b"one")
+        .unwrap();
     let a2 = store.append("a", "Sent", &Flags::new(), 1, b"two").unwrap();
-    let b1 = store.append("b", "INBOX", &Flags::new(), 1, b"three").unwrap();
+    let b1 = store
+        .append("b", "INBOX", &Flags::new(), 1, b"three")
+        .unwrap();
     assert!(a2.modseq > a1.modseq);
     assert_eq!((a1.uid, a2.uid, b1.uid), (1, 1, 1));
     let inbox = store.mailbox("a", "inbox").unwrap().unwrap();
@@ -55,34 +65,66 @@ fn flags_expunge_and_changed_since() {
     let (_d, store) = open();
     store.create_user("u", None, false).unwrap();
     for i in 0..5 {
-        store.append("u", "INBOX", &Flags::new(), i, format!("m{i}").as_bytes()).unwrap();
+        store
+            .append("u", "INBOX", &Flags::new(), i, format!("m{i}").as_bytes())
+            .unwrap();
     }
     let before = store.mailbox("u", "INBOX").unwrap().unwrap().highest_modseq;
     let out = store
-        .store_flags("u", "INBOX", &[2, 3, 99], FlagOp::Add, &flags("\\Seen $Work"), None)
+        .store_flags(
+            "u",
+            "INBOX",
+            &[2, 3, 99],
+            FlagOp::Add,
+            &flags("\\Seen $Work"),
+            None,
+        )
         .unwrap();
     assert_eq!(out.changed.len(), 2);
     assert!(out.changed.iter().all(|c| c.modseq > before));
     // Already set: no change, no new modseq.
-    let again = store.store_flags("u", "INBOX", &[2], FlagOp::Add, &flags("\\Seen"), None).unwrap();
+    let again = store
+        .store_flags("u", "INBOX", &[2], FlagOp::Add, &flags("\\Seen"), None)
+        .unwrap();
     assert!(again.changed.is_empty());
     // UNCHANGEDSINCE older than the record's modseq: refused for that record.
     let cond = store
-        .store_flags("u", "INBOX", &[1, 2], FlagOp::Add, &flags("\\Flagged"), Some(before))
+        .store_flags(
+            "u",
+            "INBOX",
+            &[1, 2],
+            FlagOp::Add,
+            &flags("\\Flagged"),
+            Some(before),
+        )
         .unwrap();
     assert_eq!(cond.modified, vec![2]);
-    assert_eq!(cond.changed.iter().map(|c| c.uid).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        cond.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
+        vec![1]
+    );
 
     let gone = store.expunge("u", "INBOX", &[3, 4, 3]).unwrap();
     assert_eq!(gone, vec![3, 4]);
     let live = store.records("u", "INBOX", false).unwrap();
-    assert_eq!(live.iter().map(|r| r.uid).collect::<Vec<_>>(), vec![1, 2, 5]);
+    assert_eq!(
+        live.iter().map(|r| r.uid).collect::<Vec<_>>(),
+        vec![1, 2, 5]
+    );
     let all = store.records("u", "INBOX", true).unwrap();
     assert_eq!(all.len(), 5);
-    assert!(all.iter().find(|r| r.uid == 3).unwrap().expunged_modseq.is_some());
+    assert!(all
+        .iter()
+        .find(|r| r.uid == 3)
+        .unwrap()
+        .expunged_modseq
+        .is_some());
 
     let (mailbox, changed) = store.changed_since("u", "INBOX", before).unwrap();
-    assert_eq!(changed.iter().map(|r| r.uid).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        changed.iter().map(|r| r.uid).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     assert_eq!(mailbox.messages, 3);
     assert_eq!(mailbox.last_uid, 5);
     let usage = store.user("u").unwrap().unwrap();
@@ -96,8 +138,12 @@ fn rename_keeps_identity_and_moves_children() {
     let parent = store.create_mailbox("u", "Lists", None).unwrap();
     let child = store.create_mailbox("u", "Lists/rust", None).unwrap();
     store.create_mailbox("u", "Listsx", None).unwrap();
-    store.append("u", "Lists/rust", &Flags::new(), 0, b"hello").unwrap();
-    let renamed = store.rename_mailbox("u", "Lists", "Old/Lists", None).unwrap();
+    store
+        .append("u", "Lists/rust", &Flags::new(), 0, b"hello")
+        .unwrap();
+    let renamed = store
+        .rename_mailbox("u", "Lists", "Old/Lists", None)
+        .unwrap();
     assert_eq!(renamed.uniqueid, parent.uniqueid);
     let moved = store.mailbox("u", "Old/Lists/rust").unwrap().unwrap();
     assert_eq!(moved.uniqueid, child.uniqueid);
@@ -134,28 +180,58 @@ fn delete_leaves_tombstone_and_recreate_is_a_new_mailbox() {
     let all = store.mailboxes("u", true).unwrap();
     assert_eq!(all.iter().filter(|m| m.name == "Work").count(), 2);
     assert_eq!(store.user("u").unwrap().unwrap().used_messages, 0);
-    assert!(store.mailbox_by_uniqueid(&first.uniqueid).unwrap().unwrap().tombstone_modseq.is_some());
-    assert!(matches!(store.delete_mailbox("u", "inbox"), Err(StoreError::NotPermitted { .. })));
+    assert!(store
+        .mailbox_by_uniqueid(&first.uniqueid)
+        .unwrap()
+        .unwrap()
+        .tombstone_modseq
+        .is_some());
+    assert!(matches!(
+        store.delete_mailbox("u", "inbox"),
+        Err(StoreError::NotPermitted { .. })
+    ));
 }
 
 #[test]
 fn quota_is_enforced_on_append_and_copy() {
     let (_d, store) = open();
     store.create_user("u", None, false).unwrap();
-    store.set_quota("u", Quota { storage: Some(10), messages: Some(2) }).unwrap();
-    store.append("u", "INBOX", &Flags::new(), 0, b"12345").unwrap();
+    store
+        .set_quota(
+            "u",
+            Quota {
+                storage: Some(10),
+                messages: Some(2),
+            },
+        )
+        .unwrap();
+    store
+        .append("u", "INBOX", &Flags::new(), 0, b"12345")
+        .unwrap();
     assert!(matches!(
         store.append("u", "INBOX", &Flags::new(), 0, b"123456"),
-        Err(StoreError::OverQuota { resource: "storage", .. })
+        Err(StoreError::OverQuota {
+            resource: "storage",
+            ..
+        })
     ));
     store.append("u", "INBOX", &Flags::new(), 0, b"1").unwrap();
     assert!(matches!(
         store.append("u", "INBOX", &Flags::new(), 0, b"2"),
-        Err(StoreError::OverQuota { resource: "messages", .. })
+        Err(StoreError::OverQuota {
+            resource: "messages",
+            ..
+        })
     ));
-    assert!(matches!(store.copy("u", "INBOX", &[1], "Sent"), Err(StoreError::OverQuota { .. })));
+    assert!(matches!(
+        store.copy("u", "INBOX", &[1], "Sent"),
+        Err(StoreError::OverQuota { .. })
+    ));
     store.expunge("u", "INBOX", &[2]).unwrap();
-    assert_eq!(store.copy("u", "INBOX", &[1], "Sent").unwrap(), vec![(1, 1)]);
+    assert_eq!(
+        store.copy("u", "INBOX", &[1], "Sent").unwrap(),
+        vec![(1, 1)]
+    );
 }
 
 #[test]
@@ -163,13 +239,33 @@ fn deliver_per_recipient_results_and_duplicates() {
     let (_d, store) = open();
     store.create_user("a", None, false).unwrap();
     store.create_user("full", None, false).unwrap();
-    store.set_quota("full", Quota { storage: Some(3), messages: None }).unwrap();
+    store
+        .set_quota(
+            "full",
+            Quota {
+                storage: Some(3),
+                messages: None,
+            },
+        )
+        .unwrap();
     store.create_mailbox("a", "Lists/rust", None).unwrap();
     let targets = vec![
-        DeliveryTarget { user: "a".into(), folder: Some("Lists/rust".into()) },
-        DeliveryTarget { user: "a".into(), folder: Some("NoSuch".into()) },
-        DeliveryTarget { user: "ghost".into(), folder: None },
-        DeliveryTarget { user: "full".into(), folder: None },
+        DeliveryTarget {
+            user: "a".into(),
+            folder: Some("Lists/rust".into()),
+        },
+        DeliveryTarget {
+            user: "a".into(),
+            folder: Some("NoSuch".into()),
+        },
+        DeliveryTarget {
+            user: "ghost".into(),
+            folder: None,
+        },
+        DeliveryTarget {
+            user: "full".into(),
+            folder: None,
+        },
     ];
     let opts = DeliveryOptions {
         message_id: Some("<x@y>".into()),
@@ -183,8 +279,14 @@ fn deliver_per_recipient_results_and_duplicates() {
     assert!(matches!(&out[3], Err(StoreError::OverQuota { .. })));
     let again = store.deliver(b"hello world", &targets[..1], &opts);
     assert!(matches!(&again[0], Ok(Delivered::Duplicate { .. })));
-    let off = DeliveryOptions { duplicate_window_secs: 0, ..opts };
-    assert!(matches!(&store.deliver(b"hello world", &targets[..1], &off)[0], Ok(Delivered::Stored { .. })));
+    let off = DeliveryOptions {
+        duplicate_window_secs: 0,
+        ..opts
+    };
+    assert!(matches!(
+        &store.deliver(b"hello world", &targets[..1], &off)[0],
+        Ok(Delivered::Stored { .. })
+    ));
 }
 
 #[test]
@@ -194,7 +296,10 @@ fn same_message_to_fifty_users_is_one_blob() {
     for i in 0..50 {
         let name = format!("user{i}");
         store.create_user(&name, None, false).unwrap();
-        targets.push(DeliveryTarget { user: name, folder: None });
+        targets.push(DeliveryTarget {
+            user: name,
+            folder: None,
+        });
     }
     let msg = b"From: a@b\r\nSubject: all hands\r\n\r\nbody\r\n";
     let out = store.deliver(msg, &targets, &DeliveryOptions::default());
@@ -213,11 +318,20 @@ fn change_log_names_every_touched_mailbox_and_acks() {
     let log = store.changes_after(start, 10).unwrap();
     let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
     let sent = store.mailbox("u", "Sent").unwrap().unwrap().uniqueid;
-    assert_eq!(log.iter().map(|c| c.mailbox.clone().unwrap()).collect::<Vec<_>>(), vec![inbox, sent]);
+    assert_eq!(
+        log.iter()
+            .map(|c| c.mailbox.clone().unwrap())
+            .collect::<Vec<_>>(),
+        vec![inbox, sent]
+    );
     store.ack_changes("replica", log[0].seq).unwrap();
     assert_eq!(store.changes_acked("replica").unwrap(), log[0].seq);
     store.ack_changes("replica", 1).unwrap();
-    assert_eq!(store.changes_acked("replica").unwrap(), log[0].seq, "acks never move back");
+    assert_eq!(
+        store.changes_acked("replica").unwrap(),
+        log[0].seq,
+        "acks never move back"
+    );
     assert_eq!(store.changes_after(0, 100).unwrap().len(), 1);
 }
 
@@ -230,12 +344,26 @@ fn concurrent_writers_get_distinct_uids_and_all_commit() {
             let store = store.clone();
             std::thread::spawn(move || {
                 (0..50)
-                    .map(|i| store.append("u", "INBOX", &Flags::new(), 0, format!("{t}-{i}").as_bytes()).unwrap().uid)
+                    .map(|i| {
+                        store
+                            .append(
+                                "u",
+                                "INBOX",
+                                &Flags::new(),
+                                0,
+                                format!("{t}-{i}").as_bytes(),
+                            )
+                            .unwrap()
+                            .uid
+                    })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut uids: Vec<u32> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut uids: Vec<u32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     uids.sort();
     assert_eq!(uids, (1..=400).collect::<Vec<_>>());
     assert_eq!(store.mailbox("u", "INBOX").unwrap().unwrap().messages, 400);
@@ -247,7 +375,9 @@ fn data_survives_reopen() {
     {
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         store.create_user("u", None, false).unwrap();
-        store.append("u", "INBOX", &flags("\\Seen"), 7, b"persist me").unwrap();
+        store
+            .append("u", "INBOX", &flags("\\Seen"), 7, b"persist me")
+            .unwrap();
     }
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();

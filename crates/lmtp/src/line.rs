@@ -1,0 +1,181 @@
+//! Bounded reading of command lines and of the DATA body.
+//!
+//! Nothing here buffers more than the caller's bound: an over-long command line is
+//! consumed up to its end and reported as such, and an over-size DATA body is read to
+//! its terminating dot (so the session stays in step) without being kept.
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// One command line, or why there is none.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// A complete line without its line ending.
+    Complete(Vec<u8>),
+    /// The line was longer than the bound; it has been consumed and discarded.
+    TooLong,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// Reads one line ending in LF (a preceding CR is removed), holding at most `max` bytes.
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let (chunk, done) = match memchr(b'\n', buf) {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let used = chunk.len();
+        if !too_long {
+            if line.len() + used > max + 2 {
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(used);
+        if done {
+            if too_long {
+                return Ok(Line::TooLong);
+            }
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(Line::Complete(line));
+        }
+    }
+}
+
+/// The body of a DATA command.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// The message, dot-unstuffed, every line ending normalised to CRLF.
+    Complete(Vec<u8>),
+    /// The message was larger than the bound; it was consumed up to the final dot.
+    TooBig,
+    /// The connection closed before the final dot: nothing may be stored.
+    Eof,
+}
+
+/// Reads a DATA body up to the line holding a single dot.
+///
+/// Bare LF line endings become CRLF, so what is stored is a valid RFC 5322 message
+/// whatever the client's line endings; a leading dot is removed from lines that have
+/// one (RFC 5321 4.5.2).
+pub(crate) async fn read_body<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Body> {
+    let mut body = Vec::with_capacity(16 * 1024);
+    let mut line = Vec::with_capacity(1024);
+    let mut too_big = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(Body::Eof);
+        }
+        let (chunk, ends_line) = match memchr(b'\n', buf) {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let used = chunk.len();
+        line.extend_from_slice(chunk);
+        reader.consume(used);
+        if ends_line && (line == b".\r\n" || line == b".\n") {
+            return Ok(if too_big {
+                Body::TooBig
+            } else {
+                Body::Complete(body)
+            });
+        }
+        if !too_big && body.len() + line.len() > max {
+            too_big = true;
+            body = Vec::new();
+        }
+        if too_big {
+            // Only the final dot matters now: forget the line, but remember whether it
+            // could still be a lone dot.
+            if ends_line {
+                line.clear();
+            } else if line.len() > 2 {
+                line.truncate(2);
+                line.fill(b'x');
+            }
+            continue;
+        }
+        if !ends_line {
+            continue;
+        }
+        let mut content = &line[..line.len() - 1];
+        if let Some(rest) = content.strip_suffix(b"\r") {
+            content = rest;
+        }
+        if let Some(rest) = content.strip_prefix(b".") {
+            content = rest;
+        }
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+        line.clear();
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(input: &[u8], max: usize) -> Body {
+        let mut r = tokio::io::BufReader::with_capacity(7, input);
+        read_body(&mut r, max).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn body_unstuffs_and_normalises_line_endings() {
+        let got = body(b"a\r\n..dot\nbare\r\n.\r\nNEXT", 1000).await;
+        assert_eq!(got, Body::Complete(b"a\r\n.dot\r\nbare\r\n".to_vec()));
+        assert_eq!(body(b".\n", 10).await, Body::Complete(Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn body_too_big_is_consumed_to_the_dot() {
+        let mut input = b"x".repeat(100);
+        input.extend_from_slice(b"\r\nline\r\n.\r\nQUIT\r\n");
+        let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
+        assert_eq!(read_body(&mut r, 10).await.unwrap(), Body::TooBig);
+        assert_eq!(
+            read_line(&mut r, 100).await.unwrap(),
+            Line::Complete(b"QUIT".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn body_eof_is_reported() {
+        assert_eq!(body(b"partial\r\n", 1000).await, Body::Eof);
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_discarded_whole() {
+        let mut input = b"A".repeat(50);
+        input.extend_from_slice(b"\r\nNOOP\r\n");
+        let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
+        assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::TooLong);
+        assert_eq!(
+            read_line(&mut r, 10).await.unwrap(),
+            Line::Complete(b"NOOP".to_vec())
+        );
+        assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::Eof);
+    }
+}

@@ -1,0 +1,258 @@
+//! The configuration file: an embedded default, overridden key by key by `--config`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The configuration used when no `--config` is given; also the base a file overrides.
+pub const DEFAULT_CONFIG: &str = r#"
+data_dir = "./tern-data"
+hostname = "localhost"
+
+[listen]
+imap = "127.0.0.1:1143"
+pop3 = "127.0.0.1:1110"
+lmtp = "127.0.0.1:2424"
+nntp = "127.0.0.1:1119"
+sync = "127.0.0.1:2005"
+
+[lmtp]
+max_message_size = 67108864
+max_recipients = 1000
+max_connections = 256
+duplicate_window = 259200
+over_quota_permanent = false
+idle_timeout = 300
+"#;
+
+/// The file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    hostname: Option<String>,
+    default_partition: Option<String>,
+    partitions: Option<BTreeMap<String, PathBuf>>,
+    listen: Option<Listen>,
+    lmtp: Option<LmtpFile>,
+}
+
+/// Listener addresses ("host:port"); a listener left out is off.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub imap: Option<String>,
+    pub pop3: Option<String>,
+    pub lmtp: Option<String>,
+    /// LMTP on a Unix domain socket (a path).
+    pub lmtp_socket: Option<PathBuf>,
+    pub nntp: Option<String>,
+    pub sync: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LmtpFile {
+    max_message_size: Option<u64>,
+    max_recipients: Option<u64>,
+    max_connections: Option<u64>,
+    /// Seconds.
+    duplicate_window: Option<u64>,
+    over_quota_permanent: Option<bool>,
+    /// Seconds.
+    idle_timeout: Option<u64>,
+}
+
+/// The configuration in force, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub hostname: String,
+    pub default_partition: String,
+    pub partitions: BTreeMap<String, PathBuf>,
+    pub listen: Listen,
+    pub lmtp: tern_lmtp::LmtpConfig,
+}
+
+impl Config {
+    /// The embedded defaults, overridden by `file` when given.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let base: FileConfig = toml::from_str(DEFAULT_CONFIG).context("embedded default config")?;
+        let mut config = Config::from_file(base)?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let overrides: FileConfig = toml::from_str(&text)
+                .with_context(|| format!("in config file {}", path.display()))?;
+            config.apply(overrides)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(file: FileConfig) -> anyhow::Result<Config> {
+        let mut config = Config {
+            data_dir: PathBuf::from("./tern-data"),
+            hostname: "localhost".into(),
+            default_partition: tern_store::DEFAULT_PARTITION.into(),
+            partitions: BTreeMap::new(),
+            listen: Listen::default(),
+            lmtp: tern_lmtp::LmtpConfig::default(),
+        };
+        config.apply(file)?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, file: FileConfig) -> anyhow::Result<()> {
+        if let Some(v) = file.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = file.hostname {
+            self.hostname = v.clone();
+            self.lmtp.hostname = v;
+        }
+        if let Some(v) = file.default_partition {
+            self.default_partition = v;
+        }
+        if let Some(v) = file.partitions {
+            self.partitions = v;
+        }
+        // A [listen] table replaces the whole set, so that a listener left out is off.
+        if let Some(v) = file.listen {
+            self.listen = v;
+        }
+        if let Some(l) = file.lmtp {
+            let lmtp = &mut self.lmtp;
+            if let Some(v) = l.max_message_size {
+                lmtp.max_message_size = positive("lmtp.max_message_size", v)? as usize;
+            }
+            if let Some(v) = l.max_recipients {
+                lmtp.max_recipients = positive("lmtp.max_recipients", v)? as usize;
+            }
+            if let Some(v) = l.max_connections {
+                lmtp.max_connections = positive("lmtp.max_connections", v)? as usize;
+            }
+            if let Some(v) = l.duplicate_window {
+                lmtp.duplicate_window = Duration::from_secs(v);
+            }
+            if let Some(v) = l.over_quota_permanent {
+                lmtp.over_quota_permanent = v;
+            }
+            if let Some(v) = l.idle_timeout {
+                lmtp.idle_timeout = Duration::from_secs(positive("lmtp.idle_timeout", v)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        for (key, value) in self.listeners() {
+            parse_addr(key, value)?;
+        }
+        if self.hostname.is_empty()
+            || self
+                .hostname
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("hostname: {:?} is not a host name", self.hostname);
+        }
+        if !self.partitions.is_empty() && !self.partitions.contains_key(&self.default_partition) {
+            bail!(
+                "default_partition: {:?} is not one of [partitions]",
+                self.default_partition
+            );
+        }
+        Ok(())
+    }
+
+    /// The TCP listeners configured, as (key, address).
+    pub fn listeners(&self) -> Vec<(&'static str, &str)> {
+        let l = &self.listen;
+        [
+            ("listen.imap", &l.imap),
+            ("listen.pop3", &l.pop3),
+            ("listen.lmtp", &l.lmtp),
+            ("listen.nntp", &l.nntp),
+            ("listen.sync", &l.sync),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// The store's configuration.
+    pub fn store(&self) -> tern_store::StoreConfig {
+        let mut store = tern_store::StoreConfig::new(&self.data_dir);
+        store.partitions = self.partitions.clone();
+        store.default_partition = self.default_partition.clone();
+        store
+    }
+}
+
+/// Parses a listener address, naming the key in the error.
+pub fn parse_addr(key: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    value.parse::<SocketAddr>().with_context(|| {
+        format!("{key}: {value:?} is not a \"host:port\" address (e.g. \"127.0.0.1:2424\")")
+    })
+}
+
+fn positive(key: &str, v: u64) -> anyhow::Result<u64> {
+    if v == 0 {
+        bail!("{key}: must be greater than 0");
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path))
+    }
+
+    #[test]
+    fn defaults_have_every_listener_on_loopback() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.listen.lmtp.as_deref(), Some("127.0.0.1:2424"));
+        assert_eq!(c.listen.imap.as_deref(), Some("127.0.0.1:1143"));
+        assert_eq!(c.data_dir, PathBuf::from("./tern-data"));
+    }
+
+    #[test]
+    fn listen_table_replaces_the_default_set() {
+        let c = load_str("data_dir = \"/tmp/x\"\n[listen]\nlmtp = \"127.0.0.1:0\"\n").unwrap();
+        assert_eq!(c.listeners(), vec![("listen.lmtp", "127.0.0.1:0")]);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.lmtp.max_recipients, 1000);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = format!("{:#}", load_str("[listen]\nimapp = \"x\"\n").unwrap_err());
+        assert!(e.contains("imapp"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("[listen]\nlmtp = \"nonsense\"\n").unwrap_err()
+        );
+        assert!(e.contains("listen.lmtp"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("[lmtp]\nmax_recipients = 0\n").unwrap_err()
+        );
+        assert!(e.contains("lmtp.max_recipients"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("[lmtp]\nidle_timeout = \"x\"\n").unwrap_err()
+        );
+        assert!(e.contains("idle_timeout"), "{e}");
+    }
+}

@@ -1,0 +1,92 @@
+//! `tern serve`: every listener in one tokio process.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tern_store::Store;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+
+use crate::config::{parse_addr, Config};
+
+/// How long sessions get to finish after SIGTERM before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))?;
+    // Deliveries already handed to the store finish (they are blocking tasks); their
+    // clients were not yet acknowledged, so cutting them short would lose nothing.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = {
+        let store_config = config.store();
+        tokio::task::spawn_blocking(move || Store::open(store_config))
+            .await?
+            .with_context(|| format!("opening data directory {}", config.data_dir.display()))?
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    for (key, value) in config.listeners() {
+        let addr = parse_addr(key, value)?;
+        match key {
+            "listen.lmtp" => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("{key}: binding {addr}"))?;
+                tracing::info!("lmtp listening on {}", listener.local_addr()?);
+                tasks.spawn(tern_lmtp::serve_tcp(
+                    listener,
+                    store.clone(),
+                    config.lmtp.clone(),
+                    stopped.clone(),
+                ));
+            }
+            _ => tracing::info!("{key} = {value}: this build has no such listener yet; ignored"),
+        }
+    }
+    if let Some(path) = &config.listen.lmtp_socket {
+        // A socket file left by a previous run would make bind fail.
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("listen.lmtp_socket: binding {}", path.display()))?;
+        tracing::info!("lmtp listening on unix:{}", path.display());
+        tasks.spawn(tern_lmtp::serve_unix(
+            listener,
+            store.clone(),
+            config.lmtp.clone(),
+            stopped.clone(),
+        ));
+    }
+    if tasks.is_empty() {
+        anyhow::bail!("no listener configured: add at least one address under [listen]");
+    }
+    tracing::info!(data_dir = %config.data_dir.display(), "tern ready");
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
