@@ -1,0 +1,206 @@
+//! A `tern serve` process for end-to-end tests: its own data directory and config,
+//! loopback listeners on ephemeral ports, stopped when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const TERN: &str = env!("CARGO_BIN_EXE_tern");
+
+pub struct TernServer {
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub lmtp: SocketAddr,
+    pub lmtp_socket: PathBuf,
+    child: Option<Child>,
+}
+
+/// Writes a config for an instance rooted at `root` (data in `root/data`).
+pub fn write_config(root: &Path, extra: &str) -> PathBuf {
+    let config = root.join("tern.toml");
+    let text = format!(
+        "data_dir = {:?}\n{extra}\n[listen]\nlmtp = \"127.0.0.1:0\"\nlmtp_socket = {:?}\n",
+        root.join("data"),
+        root.join("lmtp.sock"),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+impl TernServer {
+    /// Starts a server on the instance at `root` and waits until it is ready.
+    pub fn start(root: &Path, extra: &str) -> TernServer {
+        let config = write_config(root, extra);
+        let mut child = Command::new(TERN)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("TERN_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tern serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Keep draining so the server never blocks on a full pipe.
+                    continue;
+                }
+            }
+        });
+        let mut lmtp = None;
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("tern serve did not become ready");
+            if let Some(addr) = line.split("lmtp listening on ").nth(1) {
+                if let Ok(a) = addr.trim().parse() {
+                    lmtp = Some(a);
+                }
+            }
+            if line.contains("tern ready") {
+                break;
+            }
+        }
+        TernServer {
+            root: root.to_owned(),
+            config,
+            lmtp: lmtp.expect("no lmtp address logged"),
+            lmtp_socket: root.join("lmtp.sock"),
+            child: Some(child),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server already stopped");
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for TernServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `tern --config CONFIG admin ARGS`, with `stdin` fed to it.
+pub fn admin(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(TERN)
+        .arg("--config")
+        .arg(config)
+        .arg("admin")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// `admin`, asserting success, returning stdout.
+pub fn admin_ok(config: &Path, args: &[&str]) -> String {
+    let out = admin(config, args, None);
+    assert!(out.status.success(), "tern admin {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A minimal LMTP client for tests that need exact control of the bytes sent.
+pub struct Lmtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Lmtp {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<Lmtp> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut c = Lmtp { reader: BufReader::new(stream.try_clone()?), writer: stream };
+        let greeting = c.reply()?;
+        assert!(greeting.starts_with("220"), "{greeting}");
+        c.cmd("LHLO test")?;
+        Ok(c)
+    }
+
+    pub fn reply(&mut self) -> std::io::Result<String> {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            all.push_str(line.trim_end());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(all);
+            }
+            all.push('\n');
+        }
+    }
+
+    pub fn cmd(&mut self, line: &str) -> std::io::Result<String> {
+        self.writer.write_all(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// One transaction; returns the DATA replies, one per accepted recipient.
+    /// `message` must use CRLF and contain no line with a lone dot.
+    pub fn deliver(&mut self, from: &str, rcpts: &[&str], message: &[u8]) -> std::io::Result<Vec<String>> {
+        self.cmd(&format!("MAIL FROM:<{from}>"))?;
+        let mut accepted = 0;
+        for r in rcpts {
+            if self.cmd(&format!("RCPT TO:<{r}>"))?.starts_with("250") {
+                accepted += 1;
+            }
+        }
+        let go = self.cmd("DATA")?;
+        if !go.starts_with("354") {
+            return Ok(vec![go]);
+        }
+        let mut stuffed = Vec::with_capacity(message.len() + 8);
+        let mut at_start = true;
+        for &b in message {
+            if at_start && b == b'.' {
+                stuffed.push(b'.');
+            }
+            stuffed.push(b);
+            at_start = b == b'\n';
+        }
+        stuffed.extend_from_slice(b".\r\n");
+        self.writer.write_all(&stuffed)?;
+        (0..accepted).map(|_| self.reply()).collect()
+    }
+}
+
+/// Opens the store of a (possibly running) instance, as `tern admin` would.
+pub fn open_store(data_dir: &Path) -> tern_store::Store {
+    tern_store::Store::open(tern_store::StoreConfig::new(data_dir)).unwrap()
+}
