@@ -98,7 +98,12 @@ def load_info():
 def wait_quiet(max_wait, threshold):
     """The machine may be shared: wait (bounded) until the 1-min load is below threshold."""
     t0 = time.time()
+    said = False
     while time.time() - t0 < max_wait and load_info()["loadavg1"] >= threshold:
+        if not said:
+            log(f"load {load_info()['loadavg1']} >= {threshold}: waiting up to {max_wait:.0f} s "
+                f"for a quieter moment (--quiet-wait)")
+            said = True
         time.sleep(5)
     return round(time.time() - t0, 1)
 
@@ -259,6 +264,7 @@ def run_tern(a, k, corpus, rdir):
             stub.shutdown()
             stub.server_close()
         if srv.poll() is None:
+            t_stop = time.time()
             srv.send_signal(signal.SIGTERM)
             try:
                 srv.wait(30)
@@ -266,6 +272,8 @@ def run_tern(a, k, corpus, rdir):
                 log("tern did not stop within 30 s after SIGTERM; killing it")
                 srv.kill()
                 srv.wait()
+            if time.time() - t_stop > 2:
+                log(f"tern took {time.time() - t_stop:.1f} s to stop after SIGTERM (rc {srv.returncode})")
         logf.close()
         if not a.keep:
             shutil.rmtree(os.path.join(base, "data"), ignore_errors=True)

@@ -56,8 +56,9 @@ fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
     let read_all = |user: &str, mailbox: &str| {
         let m = store.mailbox(user, mailbox).unwrap().unwrap();
         store
-            .records(user, mailbox, false)
+            .records(&m.uniqueid, false)
             .unwrap()
+            .1
             .into_iter()
             .map(|r| store.message(&m, &r).unwrap())
             .collect::<Vec<_>>()

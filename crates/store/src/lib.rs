@@ -34,11 +34,13 @@
 mod blobs;
 mod changelog;
 mod error;
+mod flagging;
 mod flags;
 mod ids;
 mod mailboxes;
 mod messages;
 pub mod names;
+mod records;
 mod schema;
 mod store;
 mod txn;
@@ -51,8 +53,8 @@ pub use error::{Result, StoreError};
 pub use flags::{Flag, FlagOp, Flags, MAX_KEYWORD_LEN};
 pub use ids::{BadGuid, Guid, Modseq, Uid, UniqueId};
 pub use mailboxes::Mailbox;
-pub use messages::{
-    Appended, Delivered, DeliveryOptions, DeliveryTarget, FlagChange, Record, StoreOutcome,
-};
+pub use flagging::{FlagChange, StoreOutcome};
+pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
+pub use records::Record;
 pub use store::{Store, StoreConfig, DEFAULT_PARTITION};
 pub use users::{hash_password, Quota, User, DEFAULT_MAILBOXES};

@@ -1,55 +1,18 @@
 //! Records (messages in mailboxes): append, deliver, flag changes, delayed expunge,
 //! copy, and the "changed since modseq" query.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Result, StoreError};
-use crate::flags::{FlagOp, Flags};
+use crate::flagging::expunge_in;
+use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::{live_by_uniqueid, Mailbox};
+use crate::records::{live, records_in};
 use crate::names::{normalize_mailbox, normalize_user};
 use crate::store::{now, Store};
 use crate::txn;
 use crate::users::{add_usage, check_quota};
-
-/// One message in one mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// UID within the mailbox.
-    pub uid: Uid,
-    /// Modseq of the last change to this record (append, flags, or expunge).
-    pub modseq: Modseq,
-    /// Flags set on the message.
-    pub flags: Flags,
-    /// IMAP INTERNALDATE, Unix seconds.
-    pub internaldate: i64,
-    /// Size of the raw message in bytes (RFC822.SIZE).
-    pub size: u64,
-    /// Content address of the raw message.
-    pub guid: Guid,
-    /// Set once expunged: the modseq of the expunge. The record stays until purged.
-    pub expunged_modseq: Option<Modseq>,
-}
-
-impl Record {
-    const COLUMNS: &'static str = "uid, modseq, flags, internaldate, size, guid, expunged_modseq";
-
-    fn from_row(r: &Row) -> rusqlite::Result<Record> {
-        let flags: String = r.get(2)?;
-        let guid: Vec<u8> = r.get(5)?;
-        Ok(Record {
-            uid: r.get::<_, i64>(0)? as u32,
-            modseq: r.get::<_, i64>(1)? as u64,
-            // Stored flags were validated on the way in; a damaged value degrades to
-            // "no flags" rather than hiding the message.
-            flags: Flags::parse_list(&flags).unwrap_or_default(),
-            internaldate: r.get(3)?,
-            size: r.get::<_, i64>(4)? as u64,
-            guid: Guid::from_slice(&guid).unwrap_or(Guid::from_bytes([0; 20])),
-            expunged_modseq: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
-        })
-    }
-}
 
 /// The outcome of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,26 +66,6 @@ pub struct DeliveryOptions {
     pub internaldate: Option<i64>,
 }
 
-/// A flag change applied to one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlagChange {
-    /// The record.
-    pub uid: Uid,
-    /// Its new modseq (unchanged when the flags were already so).
-    pub modseq: Modseq,
-    /// Its flags after the change.
-    pub flags: Flags,
-}
-
-/// The outcome of a conditional flag store (RFC 7162 UNCHANGEDSINCE).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreOutcome {
-    /// Records whose flags now differ from before, with their new modseqs.
-    pub changed: Vec<FlagChange>,
-    /// Records left alone because they changed after the UNCHANGEDSINCE modseq.
-    pub modified: Vec<Uid>,
-}
-
 struct Resolved {
     mailbox: Mailbox,
 }
@@ -151,11 +94,13 @@ impl Store {
             .put_with_guid(&target.partition, &guid, message)?;
         let size = message.len() as u64;
         let flags = flags.clone();
-        self.write(move |conn| {
+        let appended = self.write(move |conn| {
             let mailbox = live_by_uniqueid(conn, &target.uniqueid)?
                 .ok_or(StoreError::NoSuchMailbox { user, name })?;
             insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
-        })
+        })?;
+        self.notify(&appended.mailbox, appended.modseq);
+        Ok(appended)
     }
 
     /// Delivers one message to several recipients (LMTP), one result per target in the
@@ -224,235 +169,79 @@ impl Store {
                 )
             })));
         }
-        pending
-            .into_iter()
-            .map(|p| p.and_then(|p| p.wait()))
-            .collect()
+        let results: Vec<Result<Delivered>> = pending.into_iter().map(|p| p.and_then(|p| p.wait())).collect();
+        for r in &results {
+            if let Ok(Delivered::Stored { appended, .. }) = r {
+                self.notify(&appended.mailbox, appended.modseq);
+            }
+        }
+        results
     }
 
-    /// Changes flags on the given UIDs (IMAP STORE). With `unchanged_since`, records
-    /// whose modseq is above it are left alone and reported in `modified` (RFC 7162).
-    /// Each record that actually changes gets a new modseq; expunged records and UIDs
-    /// that do not exist are skipped.
-    pub fn store_flags(
-        &self,
-        user: &str,
-        mailbox: &str,
-        uids: &[Uid],
-        op: FlagOp,
-        flags: &Flags,
-        unchanged_since: Option<Modseq>,
-    ) -> Result<StoreOutcome> {
-        let user = normalize_user(user)?;
-        let name = normalize_mailbox(mailbox)?;
-        let uids = uids.to_vec();
-        let flags = flags.clone();
-        self.write(move |conn| {
-            let mailbox = txn::live_mailbox(conn, &user, &name)?;
-            let mut outcome = StoreOutcome::default();
-            let mut modseq = None;
-            let mut read = conn.prepare_cached(
-                "SELECT modseq, flags FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
-            )?;
-            let mut write = conn.prepare_cached(
-                "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
-            )?;
-            for uid in uids {
-                let row: Option<(i64, String)> = read
-                    .query_row(params![mailbox.id, uid], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                let Some((old_modseq, old_flags)) = row else { continue };
-                if unchanged_since.is_some_and(|m| old_modseq as u64 > m) {
-                    outcome.modified.push(uid);
-                    continue;
-                }
-                let old = Flags::parse_list(&old_flags).unwrap_or_default();
-                let new = old.apply(op, &flags);
-                if new == old {
-                    continue;
-                }
-                let m = match modseq {
-                    Some(m) => m,
-                    None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
-                };
-                write.execute(params![mailbox.id, uid, new.to_string(), m as i64])?;
-                outcome.changed.push(FlagChange { uid, modseq: m, flags: new });
-            }
-            if let Some(m) = modseq {
-                txn::touch_mailbox(conn, &mailbox, m)?;
-            }
-            Ok(outcome)
-        })
+    /// Copies records to another mailbox (IMAP COPY): the copies share the blobs
+    /// (copied to the target's partition first when it differs), keep flags and
+    /// INTERNALDATE, and get new UIDs in the target in the order given. Returns
+    /// (source UID, new UID) pairs; UIDs that do not exist are skipped.
+    pub fn copy(&self, from: &UniqueId, uids: &[Uid], to: &UniqueId) -> Result<Vec<(Uid, Uid)>> {
+        self.transfer(from, uids, to, false)
     }
 
-    /// Expunges the given UIDs: each record stays, marked with the modseq of the
-    /// expunge, until `tern expire` purges it. Returns the UIDs actually expunged.
-    pub fn expunge(&self, user: &str, mailbox: &str, uids: &[Uid]) -> Result<Vec<Uid>> {
-        let user = normalize_user(user)?;
-        let name = normalize_mailbox(mailbox)?;
-        let uids = uids.to_vec();
-        self.write(move |conn| {
-            let mailbox = txn::live_mailbox(conn, &user, &name)?;
-            let mut done = Vec::new();
-            let mut freed = 0i64;
-            let modseq = txn::next_modseq(conn, mailbox.user_id)?;
-            let mut stmt = conn.prepare_cached(
-                "UPDATE records SET expunged_modseq = ?3, modseq = ?3 \
-                 WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL RETURNING size",
-            )?;
-            for uid in uids {
-                let size: Option<i64> = stmt
-                    .query_row(params![mailbox.id, uid, modseq as i64], |r| r.get(0))
-                    .optional()?;
-                if let Some(size) = size {
-                    freed += size;
-                    done.push(uid);
-                }
-            }
-            if done.is_empty() {
-                // Nothing changed: the allocated modseq is simply never used by a record,
-                // which leaves a harmless gap in the counter.
-                return Ok(done);
-            }
-            let n = done.len() as i64;
-            conn.execute(
-                "UPDATE mailboxes SET messages = messages - ?2, bytes = bytes - ?3 WHERE id = ?1",
-                params![mailbox.id, n, freed],
-            )?;
-            add_usage(conn, mailbox.user_id, -freed, -n)?;
-            txn::touch_mailbox(conn, &mailbox, modseq)?;
-            Ok(done)
-        })
+    /// Moves records (IMAP MOVE, RFC 6851): a copy and an expunge of the originals in
+    /// one transaction, so no crash can leave both or neither.
+    pub fn move_records(&self, from: &UniqueId, uids: &[Uid], to: &UniqueId) -> Result<Vec<(Uid, Uid)>> {
+        self.transfer(from, uids, to, true)
     }
 
-    /// Copies records to another mailbox of the same user (IMAP COPY): the copies share
-    /// the blobs, keep flags and INTERNALDATE, and get new UIDs in the target, in order.
-    /// Returns (source UID, new UID) pairs.
-    pub fn copy(&self, user: &str, from: &str, uids: &[Uid], to: &str) -> Result<Vec<(Uid, Uid)>> {
-        let user = normalize_user(user)?;
-        let from = normalize_mailbox(from)?;
-        let to = normalize_mailbox(to)?;
-        let source = self
-            .mailbox(&user, &from)?
-            .ok_or_else(|| StoreError::NoSuchMailbox {
-                user: user.clone(),
-                name: from.clone(),
-            })?;
-        let target = self
-            .mailbox(&user, &to)?
-            .ok_or_else(|| StoreError::NoSuchMailbox {
-                user: user.clone(),
-                name: to.clone(),
-            })?;
-        let records = self.records_by_uid(&source, uids)?;
+    fn transfer(&self, from: &UniqueId, uids: &[Uid], to: &UniqueId, expunge: bool) -> Result<Vec<(Uid, Uid)>> {
+        let (source, records) = self.read(|conn| {
+            let source = live(conn, from)?;
+            let records = records_in(conn, source.id, uids, false)?;
+            Ok((source, records))
+        })?;
+        let target = self.read(|conn| live(conn, to))?;
         if source.partition != target.partition {
             for r in &records {
                 if !self.blobs().contains(&target.partition, &r.guid, r.size)? {
                     let bytes = self.blobs().read(&source.partition, &r.guid, r.size)?;
-                    self.blobs()
-                        .put_with_guid(&target.partition, &r.guid, &bytes)?;
+                    self.blobs().put_with_guid(&target.partition, &r.guid, &bytes)?;
                 }
             }
         }
-        self.write(move |conn| {
-            let target = live_by_uniqueid(conn, &target.uniqueid)?
-                .ok_or(StoreError::NoSuchMailbox { user, name: to })?;
-            let total: u64 = records.iter().map(|r| r.size).sum();
-            check_quota(conn, target.user_id, total, records.len() as u64)?;
+        let (from_id, to_id) = (from.clone(), to.clone());
+        let (pairs, modseqs) = self.write(move |conn| {
+            let source = live(conn, &from_id)?;
+            let target = live(conn, &to_id)?;
+            // Only what is still there when the transaction runs is moved.
+            let wanted: Vec<Uid> = records.iter().map(|r| r.uid).collect();
+            let records = records_in(conn, source.id, &wanted, false)?;
             let mut pairs = Vec::with_capacity(records.len());
             if records.is_empty() {
-                return Ok(pairs);
+                return Ok((pairs, (0, 0)));
+            }
+            let total: u64 = records.iter().map(|r| r.size).sum();
+            if !(expunge && source.user_id == target.user_id) {
+                check_quota(conn, target.user_id, total, records.len() as u64)?;
             }
             let modseq = txn::next_modseq(conn, target.user_id)?;
             for r in &records {
-                let appended = insert_record_unchecked(
-                    conn,
-                    &target,
-                    &r.flags,
-                    r.internaldate,
-                    r.size,
-                    &r.guid,
-                    modseq,
-                )?;
+                let appended = insert_record_unchecked(conn, &target, &r.flags, r.internaldate, r.size, &r.guid, modseq)?;
                 pairs.push((r.uid, appended.uid));
             }
             txn::touch_mailbox(conn, &target, modseq)?;
-            Ok(pairs)
-        })
-    }
-
-    /// Every record of a mailbox in UID order; expunged ones only when asked.
-    pub fn records(
-        &self,
-        user: &str,
-        mailbox: &str,
-        include_expunged: bool,
-    ) -> Result<Vec<Record>> {
-        let user = normalize_user(user)?;
-        let name = normalize_mailbox(mailbox)?;
-        self.read(|conn| {
-            let mailbox = txn::live_mailbox(conn, &user, &name)?;
-            let sql = format!(
-                "SELECT {} FROM records WHERE mailbox_id = ?1 AND (?2 OR expunged_modseq IS NULL) ORDER BY uid",
-                Record::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt
-                .query_map(params![mailbox.id, include_expunged], Record::from_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
-        })
-    }
-
-    /// Every record (expunged ones included) whose modseq is above `since`, in UID
-    /// order, with the mailbox state of the same snapshot. Answered from an index on
-    /// (mailbox, modseq), so its cost follows the number of changes, not the mailbox size.
-    pub fn changed_since(
-        &self,
-        user: &str,
-        mailbox: &str,
-        since: Modseq,
-    ) -> Result<(Mailbox, Vec<Record>)> {
-        let user = normalize_user(user)?;
-        let name = normalize_mailbox(mailbox)?;
-        self.read(|conn| {
-            let mailbox = txn::live_mailbox(conn, &user, &name)?;
-            let sql = format!(
-                "SELECT {} FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-                Record::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt
-                .query_map(params![mailbox.id, since as i64], Record::from_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok((mailbox, rows))
-        })
-    }
-
-    /// The raw bytes of a message, verified against its size.
-    pub fn message(&self, mailbox: &Mailbox, record: &Record) -> Result<Vec<u8>> {
-        self.blobs()
-            .read(&mailbox.partition, &record.guid, record.size)
-    }
-
-    fn records_by_uid(&self, mailbox: &Mailbox, uids: &[Uid]) -> Result<Vec<Record>> {
-        let id = mailbox.id;
-        self.read(|conn| {
-            let sql = format!(
-                "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
-                Record::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut out = Vec::with_capacity(uids.len());
-            for uid in uids {
-                match stmt.query_row(params![id, uid], Record::from_row) {
-                    Ok(r) => out.push(r),
-                    Err(rusqlite::Error::QueryReturnedNoRows) => {}
-                    Err(e) => return Err(e.into()),
-                }
+            let mut source_modseq = 0;
+            if expunge {
+                let (_, m) = expunge_in(conn, &source, &wanted)?;
+                source_modseq = m;
             }
-            Ok(out)
-        })
+            Ok((pairs, (modseq, source_modseq)))
+        })?;
+        if !pairs.is_empty() {
+            self.notify(to, modseqs.0);
+            if expunge {
+                self.notify(from, modseqs.1);
+            }
+        }
+        Ok(pairs)
     }
 }
 

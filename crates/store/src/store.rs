@@ -1,6 +1,6 @@
 //! The [`Store`] handle: opening a data directory, reading and writing the index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 
 use crate::blobs::BlobStore;
+use tokio::sync::watch;
+
 use crate::error::{Result, StoreError};
+use crate::ids::{Modseq, UniqueId};
 use crate::writer::{Pending, Writer};
 
 /// Where and how a store keeps its data.
@@ -59,6 +62,7 @@ pub(crate) struct Shared {
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     index_path: PathBuf,
+    watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
 }
 
 impl Store {
@@ -91,6 +95,7 @@ impl Store {
                 writer,
                 readers: Mutex::new(Vec::new()),
                 index_path,
+                watchers: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -148,6 +153,26 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.shared.writer.submit(f)
+    }
+}
+
+impl Store {
+    /// Watches a mailbox: the receiver's value becomes the mailbox's new HIGHESTMODSEQ
+    /// after each change committed through this process's `Store`. Changes made by
+    /// another process (`tern admin`) are not signalled; callers that must see them
+    /// also poll.
+    pub fn watch(&self, mailbox: &UniqueId) -> watch::Receiver<Modseq> {
+        let mut watchers = self.shared.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        watchers.retain(|_, tx| tx.receiver_count() > 0);
+        watchers.entry(mailbox.clone()).or_insert_with(|| watch::channel(0).0).subscribe()
+    }
+
+    /// Tells the watchers of `mailbox` that it changed at `modseq`.
+    pub(crate) fn notify(&self, mailbox: &UniqueId, modseq: Modseq) {
+        let watchers = self.shared.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = watchers.get(mailbox) {
+            tx.send_replace(modseq);
+        }
     }
 }
 

@@ -8,6 +8,10 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+fn id(store: &Store, user: &str, name: &str) -> UniqueId {
+    store.mailbox(user, name).unwrap().unwrap().uniqueid
+}
+
 fn flags(s: &str) -> Flags {
     Flags::parse_list(s).unwrap()
 }
@@ -69,11 +73,10 @@ fn flags_expunge_and_changed_since() {
             .append("u", "INBOX", &Flags::new(), i, format!("m{i}").as_bytes())
             .unwrap();
     }
+    let inbox = id(&store, "u", "INBOX");
     let before = store.mailbox("u", "INBOX").unwrap().unwrap().highest_modseq;
     let out = store
-        .store_flags(
-            "u",
-            "INBOX",
+        .store_flags(&inbox,
             &[2, 3, 99],
             FlagOp::Add,
             &flags("\\Seen $Work"),
@@ -84,14 +87,12 @@ fn flags_expunge_and_changed_since() {
     assert!(out.changed.iter().all(|c| c.modseq > before));
     // Already set: no change, no new modseq.
     let again = store
-        .store_flags("u", "INBOX", &[2], FlagOp::Add, &flags("\\Seen"), None)
+        .store_flags(&inbox, &[2], FlagOp::Add, &flags("\\Seen"), None)
         .unwrap();
     assert!(again.changed.is_empty());
     // UNCHANGEDSINCE older than the record's modseq: refused for that record.
     let cond = store
-        .store_flags(
-            "u",
-            "INBOX",
+        .store_flags(&inbox,
             &[1, 2],
             FlagOp::Add,
             &flags("\\Flagged"),
@@ -104,14 +105,14 @@ fn flags_expunge_and_changed_since() {
         vec![1]
     );
 
-    let gone = store.expunge("u", "INBOX", &[3, 4, 3]).unwrap();
+    let gone = store.expunge(&inbox, &[3, 4, 3]).unwrap();
     assert_eq!(gone, vec![3, 4]);
-    let live = store.records("u", "INBOX", false).unwrap();
+    let (_, live) = store.records(&inbox, false).unwrap();
     assert_eq!(
         live.iter().map(|r| r.uid).collect::<Vec<_>>(),
         vec![1, 2, 5]
     );
-    let all = store.records("u", "INBOX", true).unwrap();
+    let (_, all) = store.records(&inbox, true).unwrap();
     assert_eq!(all.len(), 5);
     assert!(all
         .iter()
@@ -120,7 +121,7 @@ fn flags_expunge_and_changed_since() {
         .expunged_modseq
         .is_some());
 
-    let (mailbox, changed) = store.changed_since("u", "INBOX", before).unwrap();
+    let (mailbox, changed) = store.changed_since(&inbox, before).unwrap();
     assert_eq!(
         changed.iter().map(|r| r.uid).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]
@@ -224,12 +225,12 @@ fn quota_is_enforced_on_append_and_copy() {
         })
     ));
     assert!(matches!(
-        store.copy("u", "INBOX", &[1], "Sent"),
+        store.copy(&id(&store, "u", "INBOX"), &[1], &id(&store, "u", "Sent")),
         Err(StoreError::OverQuota { .. })
     ));
-    store.expunge("u", "INBOX", &[2]).unwrap();
+    store.expunge(&id(&store, "u", "INBOX"), &[2]).unwrap();
     assert_eq!(
-        store.copy("u", "INBOX", &[1], "Sent").unwrap(),
+        store.copy(&id(&store, "u", "INBOX"), &[1], &id(&store, "u", "Sent")).unwrap(),
         vec![(1, 1)]
     );
 }
@@ -381,7 +382,7 @@ fn data_survives_reopen() {
     }
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
-    let recs = store.records("u", "INBOX", false).unwrap();
+    let (_, recs) = store.records(&inbox.uniqueid, false).unwrap();
     assert_eq!(recs[0].flags, flags("\\Seen"));
     assert_eq!(store.message(&inbox, &recs[0]).unwrap(), b"persist me");
 }

@@ -1,0 +1,1 @@
+//! MIME: ENVELOPE, BODYSTRUCTURE, body sections.

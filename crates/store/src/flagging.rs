@@ -1,0 +1,148 @@
+//! Changing records in place: flags (with RFC 7162 UNCHANGEDSINCE), delayed expunge,
+//! and the \Recent watermark.
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::error::Result;
+use crate::flags::{FlagOp, Flags};
+use crate::ids::{Modseq, Uid, UniqueId};
+use crate::records::live;
+use crate::store::Store;
+use crate::txn;
+use crate::users::add_usage;
+
+/// A flag change applied to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    /// The record.
+    pub uid: Uid,
+    /// Its new modseq (unchanged when the flags were already so).
+    pub modseq: Modseq,
+    /// Its flags after the change.
+    pub flags: Flags,
+}
+
+/// The outcome of a conditional flag store (RFC 7162 UNCHANGEDSINCE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOutcome {
+    /// Records whose flags now differ from before, with their new modseqs.
+    pub changed: Vec<FlagChange>,
+    /// Records left alone because they changed after the UNCHANGEDSINCE modseq.
+    pub modified: Vec<Uid>,
+}
+
+impl Store {
+    /// Changes flags on the given UIDs (IMAP STORE). With `unchanged_since`, records
+    /// whose modseq is above it are left alone and reported in `modified` (RFC 7162).
+    /// Every record that changes gets the same new modseq; records already so, expunged
+    /// records and UIDs that do not exist are skipped.
+    pub fn store_flags(
+        &self,
+        mailbox: &UniqueId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<Modseq>,
+    ) -> Result<StoreOutcome> {
+        let (id, uids, flags) = (mailbox.clone(), uids.to_vec(), flags.clone());
+        let outcome = self.write(move |conn| {
+            let mailbox = live(conn, &id)?;
+            let mut outcome = StoreOutcome::default();
+            let mut modseq = None;
+            let mut read = conn.prepare_cached(
+                "SELECT modseq, flags FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
+            )?;
+            let mut write =
+                conn.prepare_cached("UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2")?;
+            for uid in uids {
+                let row: Option<(i64, String)> = read
+                    .query_row(params![mailbox.id, uid], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((old_modseq, old_flags)) = row else { continue };
+                if unchanged_since.is_some_and(|m| old_modseq as u64 > m) {
+                    outcome.modified.push(uid);
+                    continue;
+                }
+                let old = Flags::parse_list(&old_flags).unwrap_or_default();
+                let new = old.apply(op, &flags);
+                if new == old {
+                    continue;
+                }
+                let m = match modseq {
+                    Some(m) => m,
+                    None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
+                };
+                write.execute(params![mailbox.id, uid, new.to_string(), m as i64])?;
+                outcome.changed.push(FlagChange { uid, modseq: m, flags: new });
+            }
+            if let Some(m) = modseq {
+                txn::touch_mailbox(conn, &mailbox, m)?;
+            }
+            Ok(outcome)
+        })?;
+        if let Some(c) = outcome.changed.first() {
+            self.notify(mailbox, c.modseq);
+        }
+        Ok(outcome)
+    }
+
+    /// Expunges the given UIDs: each record stays, marked with the modseq of the
+    /// expunge, until `tern expire` purges it. Returns the UIDs actually expunged.
+    pub fn expunge(&self, mailbox: &UniqueId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        let (id, uids) = (mailbox.clone(), uids.to_vec());
+        let (done, modseq) = self.write(move |conn| {
+            let mailbox = live(conn, &id)?;
+            expunge_in(conn, &mailbox, &uids)
+        })?;
+        if !done.is_empty() {
+            self.notify(mailbox, modseq);
+        }
+        Ok(done)
+    }
+
+    /// Advances the mailbox's \Recent watermark to its last UID and returns the old
+    /// one: the messages above it are \Recent for the session that called this (the
+    /// first session to see them), and for no other.
+    pub fn take_recent(&self, mailbox: &UniqueId) -> Result<Uid> {
+        let id = mailbox.clone();
+        self.write(move |conn| {
+            let mailbox = live(conn, &id)?;
+            conn.execute(
+                "UPDATE mailboxes SET recent_uid = last_uid, recent_time = ?2 WHERE id = ?1",
+                params![mailbox.id, crate::store::now()],
+            )?;
+            Ok(mailbox.recent_uid)
+        })
+    }
+}
+
+/// Expunges `uids` of `mailbox` inside a caller's transaction; returns the UIDs
+/// expunged and the modseq used.
+pub(crate) fn expunge_in(conn: &rusqlite::Connection, mailbox: &crate::Mailbox, uids: &[Uid]) -> Result<(Vec<Uid>, Modseq)> {
+    let mut done = Vec::new();
+    let mut freed = 0i64;
+    let modseq = txn::next_modseq(conn, mailbox.user_id)?;
+    let mut stmt = conn.prepare_cached(
+        "UPDATE records SET expunged_modseq = ?3, modseq = ?3 \
+         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL RETURNING size",
+    )?;
+    for &uid in uids {
+        let size: Option<i64> = stmt.query_row(params![mailbox.id, uid, modseq as i64], |r| r.get(0)).optional()?;
+        if let Some(size) = size {
+            freed += size;
+            done.push(uid);
+        }
+    }
+    if done.is_empty() {
+        // Nothing changed: the modseq taken is simply never used, a harmless gap.
+        return Ok((done, modseq));
+    }
+    let n = done.len() as i64;
+    conn.execute(
+        "UPDATE mailboxes SET messages = messages - ?2, bytes = bytes - ?3 WHERE id = ?1",
+        params![mailbox.id, n, freed],
+    )?;
+    add_usage(conn, mailbox.user_id, -freed, -n)?;
+    txn::touch_mailbox(conn, mailbox, modseq)?;
+    Ok((done, modseq))
+}
