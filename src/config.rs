@@ -27,6 +27,11 @@ max_connections = 256
 duplicate_window = 259200
 over_quota_permanent = false
 idle_timeout = 300
+
+[imap]
+max_literal = 67108864
+max_connections = 20000
+idle_timeout = 1860
 "#;
 
 /// The file as written: every key optional, unknown keys refused.
@@ -39,6 +44,16 @@ struct FileConfig {
     partitions: Option<BTreeMap<String, PathBuf>>,
     listen: Option<Listen>,
     lmtp: Option<LmtpFile>,
+    imap: Option<ImapFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImapFile {
+    max_literal: Option<u64>,
+    max_connections: Option<u64>,
+    /// Seconds; RFC 3501 asks for at least 30 minutes.
+    idle_timeout: Option<u64>,
 }
 
 /// Listener addresses ("host:port"); a listener left out is off.
@@ -76,6 +91,7 @@ pub struct Config {
     pub partitions: BTreeMap<String, PathBuf>,
     pub listen: Listen,
     pub lmtp: tern_lmtp::LmtpConfig,
+    pub imap: tern_imap::ImapConfig,
 }
 
 impl Config {
@@ -102,6 +118,7 @@ impl Config {
             partitions: BTreeMap::new(),
             listen: Listen::default(),
             lmtp: tern_lmtp::LmtpConfig::default(),
+            imap: tern_imap::ImapConfig::default(),
         };
         config.apply(file)?;
         Ok(config)
@@ -113,7 +130,8 @@ impl Config {
         }
         if let Some(v) = file.hostname {
             self.hostname = v.clone();
-            self.lmtp.hostname = v;
+            self.lmtp.hostname = v.clone();
+            self.imap.hostname = v;
         }
         if let Some(v) = file.default_partition {
             self.default_partition = v;
@@ -144,6 +162,21 @@ impl Config {
             }
             if let Some(v) = l.idle_timeout {
                 lmtp.idle_timeout = Duration::from_secs(positive("lmtp.idle_timeout", v)?);
+            }
+        }
+        if let Some(i) = file.imap {
+            let imap = &mut self.imap;
+            if let Some(v) = i.max_literal {
+                imap.max_literal = positive("imap.max_literal", v)? as usize;
+            }
+            if let Some(v) = i.max_connections {
+                imap.max_connections = positive("imap.max_connections", v)? as usize;
+            }
+            if let Some(v) = i.idle_timeout {
+                if v < 1800 {
+                    bail!("imap.idle_timeout: {v} is under the 1800 seconds RFC 3501 requires");
+                }
+                imap.idle_timeout = Duration::from_secs(v);
             }
         }
         Ok(())

@@ -55,6 +55,6 @@ pub use ids::{BadGuid, Guid, Modseq, Uid, UniqueId};
 pub use mailboxes::Mailbox;
 pub use flagging::{FlagChange, StoreOutcome};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
-pub use records::Record;
+pub use records::{MailboxCounts, Record};
 pub use store::{Store, StoreConfig, DEFAULT_PARTITION};
 pub use users::{hash_password, Quota, User, DEFAULT_MAILBOXES};

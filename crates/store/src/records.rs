@@ -50,7 +50,45 @@ impl Record {
     }
 }
 
+/// Counts over a mailbox's live records (for STATUS and SELECT).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxCounts {
+    /// Messages without `\Seen`.
+    pub unseen: u32,
+    /// Messages with `\Deleted`.
+    pub deleted: u32,
+    /// Messages above the \Recent watermark.
+    pub recent: u32,
+    /// The lowest UID without `\Seen`.
+    pub first_unseen: Option<Uid>,
+}
+
 impl Store {
+    /// A live mailbox and counts of its unseen, deleted and recent messages, from one
+    /// snapshot.
+    pub fn mailbox_counts(&self, mailbox: &UniqueId) -> Result<(Mailbox, MailboxCounts)> {
+        self.read(|conn| {
+            let mailbox = live(conn, mailbox)?;
+            let (unseen, deleted, recent, first): (i64, i64, i64, Option<i64>) = conn.query_row(
+                "SELECT \
+                   coalesce(sum(instr(flags, '\\Seen') = 0), 0), \
+                   coalesce(sum(instr(flags, '\\Deleted') > 0), 0), \
+                   coalesce(sum(uid > ?2), 0), \
+                   min(CASE WHEN instr(flags, '\\Seen') = 0 THEN uid END) \
+                 FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL",
+                params![mailbox.id, mailbox.recent_uid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            let counts = MailboxCounts {
+                unseen: unseen as u32,
+                deleted: deleted as u32,
+                recent: recent as u32,
+                first_unseen: first.map(|u| u as Uid),
+            };
+            Ok((mailbox, counts))
+        })
+    }
+
     /// A live mailbox and every record in it in UID order (expunged ones only when
     /// asked), from one snapshot.
     pub fn records(&self, mailbox: &UniqueId, include_expunged: bool) -> Result<(Mailbox, Vec<Record>)> {

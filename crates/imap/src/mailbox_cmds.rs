@@ -1,0 +1,375 @@
+//! Commands on mailboxes as a whole: SELECT/EXAMINE, CREATE, DELETE, RENAME,
+//! SUBSCRIBE, LIST/LSUB (with LIST-EXTENDED and LIST-STATUS), STATUS.
+
+use std::collections::BTreeSet;
+
+use tern_store::{Mailbox, StoreError};
+
+use crate::response::{push_mailbox, SYSTEM_FLAGS};
+use crate::selected::{flag_fetch, compress_uids, Reporting, Selected};
+use crate::session::{Outcome, Session};
+use crate::types::{Qresync, SequenceSet, StatusItem};
+
+impl<W> Session<W> {
+    pub(crate) fn select(&mut self, mailbox: &str, read_only: bool, condstore: bool, qresync: Option<Qresync>) -> Outcome {
+        if self.selected.take().is_some() && self.enabled.qresync {
+            self.untagged("OK [CLOSED] Previous mailbox closed");
+        }
+        if condstore {
+            self.enabled.condstore = true;
+        }
+        if qresync.is_some() && !self.enabled.qresync {
+            return Outcome::bad("QRESYNC must be enabled first");
+        }
+        let user = self.user_name().to_owned();
+        let target = match self.store.mailbox(&user, mailbox) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Outcome::no("[NONEXISTENT] No such mailbox"),
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let (view, mailbox) = match Selected::open(&self.store, &target.uniqueid, read_only) {
+            Ok(v) => v,
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let counts = match self.store.mailbox_counts(&mailbox.uniqueid) {
+            Ok((_, c)) => c,
+            Err(e) => return Outcome::store_error(&e),
+        };
+        self.untagged(&format!("FLAGS {SYSTEM_FLAGS}"));
+        self.untagged("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted");
+        self.untagged(&format!("{} EXISTS", view.exists()));
+        self.untagged(&format!("{} RECENT", view.recent.len()));
+        if let Some(seq) = counts.first_unseen.and_then(|u| view.seq_of(u)) {
+            self.untagged(&format!("OK [UNSEEN {seq}] First unseen"));
+        }
+        self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", mailbox.uidvalidity));
+        self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", mailbox.uidnext()));
+        self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", mailbox.highest_modseq));
+        if let Some(q) = qresync {
+            if let Err(e) = self.qresync_report(&view, &mailbox, &q) {
+                return Outcome::store_error(&e);
+            }
+        }
+        self.selected = Some(view);
+        if read_only {
+            Outcome::ok_code("[READ-ONLY]", "EXAMINE completed")
+        } else {
+            Outcome::ok_code("[READ-WRITE]", "SELECT completed")
+        }
+    }
+
+    /// RFC 7162 3.2.5: what changed and what vanished since the client's last visit.
+    fn qresync_report(&mut self, view: &Selected, mailbox: &Mailbox, q: &Qresync) -> Result<(), StoreError> {
+        if q.uidvalidity != mailbox.uidvalidity {
+            return Ok(());
+        }
+        let known = |uid: u32| match &q.known_uids {
+            Some(SequenceSet::Ranges(r)) => r.iter().any(|r| {
+                let v = |n| match n {
+                    crate::types::SeqNum::Value(v) => v,
+                    crate::types::SeqNum::Star => u32::MAX,
+                };
+                (v(r.start).min(v(r.end))..=v(r.start).max(v(r.end))).contains(&uid)
+            }),
+            _ => true,
+        };
+        let (_, changed) = self.store.changed_since(&view.id, q.modseq)?;
+        let mut vanished: Vec<u32> = changed
+            .iter()
+            .filter(|r| r.expunged_modseq.is_some() && known(r.uid))
+            .map(|r| r.uid)
+            .collect();
+        if q.modseq < mailbox.deleted_modseq {
+            // Expunges older than the purge watermark are gone from the index: every UID
+            // the client may know that is not live has vanished.
+            let live: BTreeSet<u32> = view.uids.iter().copied().collect();
+            let top = mailbox.last_uid;
+            vanished = (1..=top).filter(|u| !live.contains(u) && known(*u)).collect();
+        }
+        vanished.sort_unstable();
+        vanished.dedup();
+        if !vanished.is_empty() {
+            self.untagged(&format!("VANISHED (EARLIER) {}", compress_uids(&vanished)));
+        }
+        for r in changed.iter().filter(|r| r.expunged_modseq.is_none()) {
+            if let Some(seq) = view.seq_of(r.uid) {
+                let line = flag_fetch(seq, r, view.recent.contains(&r.uid), true);
+                self.untagged(&line);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn create(&mut self, name: &str, special_use: &[String]) -> Outcome {
+        let name = name.trim_end_matches('/');
+        if !special_use.is_empty() {
+            return Outcome::no("[USEATTR] Special-use attributes are assigned by the server");
+        }
+        let user = self.user_name().to_owned();
+        // Create missing parents too, as RFC 3501 6.3.3 suggests for hierarchy names.
+        let mut path = String::new();
+        let levels: Vec<&str> = name.split('/').collect();
+        for (i, level) in levels.iter().enumerate() {
+            if i > 0 {
+                path.push('/');
+            }
+            path.push_str(level);
+            let last = i + 1 == levels.len();
+            match self.store.create_mailbox(&user, &path, None) {
+                Ok(_) => {}
+                Err(StoreError::MailboxExists { .. }) if !last => {}
+                Err(StoreError::MailboxExists { .. }) => return Outcome::no("[ALREADYEXISTS] Mailbox already exists"),
+                Err(e) => return Outcome::store_error(&e),
+            }
+        }
+        Outcome::ok("CREATE completed")
+    }
+
+    pub(crate) fn delete(&mut self, name: &str) -> Outcome {
+        let user = self.user_name().to_owned();
+        match self.store.delete_mailbox(&user, name) {
+            Ok(deleted) => {
+                if self.selected.as_ref().is_some_and(|s| s.id == deleted.uniqueid) {
+                    self.selected = None;
+                }
+                Outcome::ok("DELETE completed")
+            }
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    pub(crate) fn rename(&mut self, from: &str, to: &str) -> Outcome {
+        let user = self.user_name().to_owned();
+        if from.eq_ignore_ascii_case("INBOX") {
+            return self.rename_inbox(to);
+        }
+        match self.store.rename_mailbox(&user, from, to, None) {
+            Ok(_) => Outcome::ok("RENAME completed"),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    /// RFC 3501 6.3.5: renaming INBOX moves its messages to a new mailbox and leaves
+    /// INBOX empty.
+    fn rename_inbox(&mut self, to: &str) -> Outcome {
+        let user = self.user_name().to_owned();
+        let result = (|| {
+            let target = self.store.create_mailbox(&user, to, None)?;
+            let inbox = self
+                .store
+                .mailbox(&user, "INBOX")?
+                .ok_or_else(|| StoreError::NoSuchMailbox { user: user.clone(), name: "INBOX".into() })?;
+            let (_, records) = self.store.records(&inbox.uniqueid, false)?;
+            let uids: Vec<u32> = records.iter().map(|r| r.uid).collect();
+            self.store.move_records(&inbox.uniqueid, &uids, &target.uniqueid)?;
+            Ok::<_, StoreError>(())
+        })();
+        match result {
+            Ok(()) => Outcome::ok("RENAME completed"),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    pub(crate) fn subscribe(&mut self, name: &str, on: bool) -> Outcome {
+        let user = self.user_name().to_owned();
+        match self.store.subscribe(&user, name, on) {
+            Ok(()) => Outcome::ok(if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" }),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn list(
+        &mut self,
+        lsub: bool,
+        reference: &str,
+        patterns: &[String],
+        select: &[String],
+        return_opts: &[String],
+        status: Option<&[StatusItem]>,
+    ) -> Outcome {
+        let user = self.user_name().to_owned();
+        let has = |opts: &[String], o: &str| opts.iter().any(|x| x.eq_ignore_ascii_case(o));
+        let select_subscribed = has(select, "SUBSCRIBED");
+        let select_special = has(select, "SPECIAL-USE");
+        let return_subscribed = has(return_opts, "SUBSCRIBED") || select_subscribed;
+        let verb = if lsub { "LSUB" } else { "LIST" };
+        if !lsub && patterns.len() == 1 && patterns[0].is_empty() {
+            self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return Outcome::ok("LIST completed");
+        }
+        let mailboxes = match self.store.mailboxes(&user, false) {
+            Ok(m) => m,
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let subscriptions: BTreeSet<String> = match self.store.subscriptions(&user) {
+            Ok(s) => s.into_iter().collect(),
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let names: BTreeSet<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
+        let full_patterns: Vec<String> = patterns.iter().map(|p| format!("{reference}{p}")).collect();
+        let matches = |name: &str| full_patterns.iter().any(|p| pattern_matches(p, name));
+        let has_children = |name: &str| {
+            let prefix = format!("{name}/");
+            names.range(prefix.as_str()..).next().is_some_and(|n| n.starts_with(&prefix))
+        };
+
+        let mut listed: Vec<(String, Vec<&str>)> = Vec::new();
+        if lsub || select_subscribed {
+            for name in &subscriptions {
+                if !matches(name) {
+                    continue;
+                }
+                let mut attrs = Vec::new();
+                if !names.contains(name.as_str()) {
+                    attrs.push(if lsub { "\\Noselect" } else { "\\NonExistent" });
+                }
+                if select_subscribed || return_subscribed {
+                    attrs.push("\\Subscribed");
+                }
+                listed.push((name.clone(), attrs));
+            }
+        } else {
+            let mut seen = BTreeSet::new();
+            for m in &mailboxes {
+                if select_special && m.special_use.is_none() {
+                    continue;
+                }
+                if matches(&m.name) {
+                    let mut attrs = vec![if has_children(&m.name) { "\\HasChildren" } else { "\\HasNoChildren" }];
+                    if let Some(su) = &m.special_use {
+                        attrs.push(su.as_str());
+                    }
+                    if return_subscribed && subscriptions.contains(&m.name) {
+                        attrs.push("\\Subscribed");
+                    }
+                    seen.insert(m.name.clone());
+                    listed.push((m.name.clone(), attrs));
+                }
+                // A parent that does not exist itself but matches `%` is listed \Noselect.
+                let mut parent = m.name.as_str();
+                while let Some((p, _)) = parent.rsplit_once('/') {
+                    parent = p;
+                    if !names.contains(p) && !seen.contains(p) && matches(p) && !select_special {
+                        seen.insert(p.to_owned());
+                        listed.push((p.to_owned(), vec!["\\Noselect", "\\HasChildren"]));
+                    }
+                }
+            }
+            listed.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        for (name, attrs) in listed {
+            let mut line = format!("{verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            push_mailbox(&mut line, &name, self.enabled.utf8);
+            self.untagged_bytes(&line);
+            if let (Some(items), false) = (status, attrs.contains(&"\\Noselect") || attrs.contains(&"\\NonExistent")) {
+                if let Ok(Some(m)) = self.store.mailbox(&user, &name) {
+                    let _ = self.status_line(&m, items);
+                }
+            }
+        }
+        Outcome::ok(&format!("{verb} completed"))
+    }
+
+    pub(crate) fn status(&mut self, name: &str, items: &[StatusItem]) -> Outcome {
+        let user = self.user_name().to_owned();
+        let mailbox = match self.store.mailbox(&user, name) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Outcome::no("[NONEXISTENT] No such mailbox"),
+            Err(e) => return Outcome::store_error(&e),
+        };
+        match self.status_line(&mailbox, items) {
+            Ok(()) => Outcome::ok("STATUS completed"),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    fn status_line(&mut self, mailbox: &Mailbox, items: &[StatusItem]) -> Result<(), StoreError> {
+        let needs_counts = items.iter().any(|i| matches!(i, StatusItem::Unseen | StatusItem::Deleted | StatusItem::Recent));
+        let (mailbox, counts) = if needs_counts {
+            self.store.mailbox_counts(&mailbox.uniqueid)?
+        } else {
+            (mailbox.clone(), Default::default())
+        };
+        let mut parts = Vec::new();
+        for item in items {
+            parts.push(match item {
+                StatusItem::Messages => format!("MESSAGES {}", mailbox.messages),
+                StatusItem::Recent => format!("RECENT {}", counts.recent),
+                StatusItem::UidNext => format!("UIDNEXT {}", mailbox.uidnext()),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", mailbox.uidvalidity),
+                StatusItem::Unseen => format!("UNSEEN {}", counts.unseen),
+                StatusItem::HighestModseq => format!("HIGHESTMODSEQ {}", mailbox.highest_modseq),
+                StatusItem::Size => format!("SIZE {}", mailbox.bytes),
+                StatusItem::Deleted => format!("DELETED {}", counts.deleted),
+                StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.config.max_literal),
+            });
+        }
+        let mut line = b"STATUS ".to_vec();
+        push_mailbox(&mut line, &mailbox.name, self.enabled.utf8);
+        line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
+        self.untagged_bytes(&line);
+        Ok(())
+    }
+
+    /// Reporting rules for the current command (RFC 3501 7.4.1).
+    pub(crate) fn reporting(&self, expunges: bool) -> Reporting {
+        Reporting { expunges, qresync: self.enabled.qresync, condstore: self.enabled.condstore }
+    }
+}
+
+/// IMAP LIST pattern matching: `*` matches anything, `%` anything but the separator.
+/// INBOX matches case-insensitively.
+pub(crate) fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let pattern = if pattern.len() >= 5 && pattern.is_char_boundary(5) && pattern[..5].eq_ignore_ascii_case("INBOX") {
+        format!("INBOX{}", &pattern[5..])
+    } else {
+        pattern.to_owned()
+    };
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Dynamic programming over (pattern prefix, name prefix): linear in both, so a
+    // hostile pattern full of wildcards costs no more than a plain one.
+    let mut row = vec![false; n.len() + 1];
+    row[0] = true;
+    for &pc in &p {
+        let mut next = vec![false; n.len() + 1];
+        match pc {
+            '*' => {
+                next[0] = row[0];
+                for j in 1..=n.len() {
+                    next[j] = row[j] || next[j - 1];
+                }
+            }
+            '%' => {
+                next[0] = row[0];
+                for j in 1..=n.len() {
+                    next[j] = row[j] || (next[j - 1] && n[j - 1] != '/');
+                }
+            }
+            c => {
+                for j in 1..=n.len() {
+                    next[j] = row[j - 1] && n[j - 1] == c;
+                }
+            }
+        }
+        row = next;
+    }
+    row[n.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_matches;
+
+    #[test]
+    fn list_patterns() {
+        assert!(pattern_matches("*", "Lists/rust"));
+        assert!(pattern_matches("%", "INBOX"));
+        assert!(!pattern_matches("%", "Lists/rust"));
+        assert!(pattern_matches("Lists/%", "Lists/rust"));
+        assert!(pattern_matches("inbox", "INBOX"));
+        assert!(!pattern_matches("Lists", "Lists/rust"));
+        assert!(pattern_matches("L*t", "Lists/rust"));
+    }
+}

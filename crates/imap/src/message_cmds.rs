@@ -1,0 +1,402 @@
+//! Commands on the messages of the selected mailbox: FETCH, STORE, SEARCH, COPY,
+//! MOVE, EXPUNGE, CLOSE, and APPEND (which may target any mailbox).
+
+use tern_store::{Flag, FlagOp, Flags, Record, StoreError, Uid};
+
+use crate::fetch::{needs_message, render, sets_seen, FetchContext, FetchError};
+use crate::response::parse_flags;
+use crate::search::search;
+use crate::selected::compress_uids;
+use crate::session::{Outcome, Session};
+use crate::types::{DateTime, FetchAttr, SearchKey, SearchReturn, SequenceSet, StoreOp};
+
+impl<W> Session<W> {
+    pub(crate) fn fetch(&mut self, uid: bool, set: &SequenceSet, items: &[FetchAttr], changed_since: Option<u64>, vanished: bool) -> Outcome {
+        if vanished && !(uid && changed_since.is_some() && self.enabled.qresync) {
+            return Outcome::bad("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled");
+        }
+        let mut items = items.to_vec();
+        if changed_since.is_some() || items.contains(&FetchAttr::Modseq) {
+            self.enabled.condstore = true;
+        }
+        if uid && !items.contains(&FetchAttr::Uid) {
+            items.insert(0, FetchAttr::Uid);
+        }
+        if changed_since.is_some() && !items.contains(&FetchAttr::Modseq) {
+            items.push(FetchAttr::Modseq);
+        }
+        if self.enabled.condstore && items.contains(&FetchAttr::Flags) && !items.contains(&FetchAttr::Modseq) {
+            items.push(FetchAttr::Modseq);
+        }
+        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        let targets = match view.resolve(set, uid) {
+            Ok(t) => t,
+            Err(e) => return Outcome::bad(&e),
+        };
+        let id = view.id.clone();
+        let read_only = view.read_only;
+        let result = (|| -> Result<Vec<u8>, FetchError> {
+            let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
+            let mut records = self.store.records_by_uid(&id, &uids)?;
+            if vanished {
+                let gone: Vec<Uid> = records
+                    .iter()
+                    .filter(|r| r.expunged_modseq.is_some() && r.modseq > changed_since.unwrap_or(0))
+                    .map(|r| r.uid)
+                    .collect();
+                if !gone.is_empty() {
+                    self.untagged(&format!("VANISHED (EARLIER) {}", compress_uids(&gone)));
+                }
+                records.retain(|r| r.expunged_modseq.is_none());
+            }
+            if let Some(since) = changed_since {
+                records.retain(|r| r.modseq > since);
+            }
+            let mut items = items.clone();
+            if sets_seen(&items) && !read_only {
+                let unseen: Vec<Uid> = records
+                    .iter()
+                    .filter(|r| r.expunged_modseq.is_none() && !r.flags.contains(&Flag::Seen))
+                    .map(|r| r.uid)
+                    .collect();
+                if !unseen.is_empty() {
+                    let seen: Flags = [Flag::Seen].into_iter().collect();
+                    let outcome = self.store.store_flags(&id, &unseen, FlagOp::Add, &seen, None)?;
+                    for change in outcome.changed {
+                        if let Some(r) = records.iter_mut().find(|r| r.uid == change.uid) {
+                            r.flags = change.flags;
+                            r.modseq = change.modseq;
+                        }
+                        if let Some(v) = self.selected.as_mut() {
+                            v.mark_reported(change.uid, change.modseq);
+                        }
+                    }
+                    if !items.contains(&FetchAttr::Flags) {
+                        items.push(FetchAttr::Flags);
+                    }
+                }
+            }
+            let (mailbox, _) = self.store.mailbox_counts(&id)?;
+            let ctx = FetchContext { store: &self.store, mailbox: &mailbox, cache: &self.cache };
+            let view = self.selected.as_ref().ok_or(FetchError::Store(StoreError::WriterGone))?;
+            let mut out = Vec::with_capacity(if needs_message(&items) { 64 * 1024 } else { records.len() * 64 });
+            for r in &records {
+                let Some(seq) = view.seq_of(r.uid) else { continue };
+                render(&ctx, seq, r, view.recent.contains(&r.uid), &items, &mut out)?;
+            }
+            Ok(out)
+        })();
+        match result {
+            Ok(out) => {
+                self.untagged_raw(&out);
+                Outcome::ok("FETCH completed")
+            }
+            Err(FetchError::UnknownCte) => Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding"),
+            Err(FetchError::Store(e)) => Outcome::store_error(&e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn store_cmd(&mut self, uid: bool, set: &SequenceSet, op: StoreOp, silent: bool, flags: &[String], unchanged_since: Option<u64>) -> Outcome {
+        let flags = match parse_flags(flags) {
+            Ok(f) => f,
+            Err(bad) => return Outcome::bad(&format!("Invalid flag {bad}")),
+        };
+        if unchanged_since.is_some() {
+            self.enabled.condstore = true;
+        }
+        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        if view.read_only {
+            return Outcome::no("[READ-ONLY] Mailbox is read-only");
+        }
+        let targets = match view.resolve(set, uid) {
+            Ok(t) => t,
+            Err(e) => return Outcome::bad(&e),
+        };
+        let id = view.id.clone();
+        let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
+        let op = match op {
+            StoreOp::Replace => FlagOp::Replace,
+            StoreOp::Add => FlagOp::Add,
+            StoreOp::Remove => FlagOp::Remove,
+        };
+        let outcome = match self.store.store_flags(&id, &uids, op, &flags, unchanged_since) {
+            Ok(o) => o,
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let condstore = self.enabled.condstore;
+        if !silent || condstore {
+            // Report the flags of every message in the set, changed or not (silent
+            // CONDSTORE stores still report the new MODSEQ of what changed).
+            let records: Vec<Record> = if silent {
+                Vec::new()
+            } else {
+                match self.store.records_by_uid(&id, &uids) {
+                    Ok(r) => r,
+                    Err(e) => return Outcome::store_error(&e),
+                }
+            };
+            let view = self.selected.as_ref().expect("checked above");
+            let mut lines = Vec::new();
+            if silent {
+                for c in &outcome.changed {
+                    if let Some(seq) = view.seq_of(c.uid) {
+                        lines.push(format!("{seq} FETCH (UID {} MODSEQ ({}))", c.uid, c.modseq));
+                    }
+                }
+            } else {
+                for r in records.iter().filter(|r| !outcome.modified.contains(&r.uid)) {
+                    if let Some(seq) = view.seq_of(r.uid) {
+                        let mut line = format!("{seq} FETCH (");
+                        if uid {
+                            line.push_str(&format!("UID {} ", r.uid));
+                        }
+                        line.push_str(&format!("FLAGS {}", crate::response::flag_list(&r.flags, view.recent.contains(&r.uid))));
+                        if condstore {
+                            line.push_str(&format!(" MODSEQ ({})", r.modseq));
+                        }
+                        line.push(')');
+                        lines.push(line);
+                    }
+                }
+            }
+            for l in &lines {
+                self.untagged(l);
+            }
+        }
+        if let Some(view) = self.selected.as_mut() {
+            for c in &outcome.changed {
+                view.mark_reported(c.uid, c.modseq);
+            }
+        }
+        if !outcome.modified.is_empty() {
+            let view = self.selected.as_ref().expect("checked above");
+            let mut modified: Vec<u32> = if uid {
+                outcome.modified.clone()
+            } else {
+                outcome.modified.iter().filter_map(|u| view.seq_of(*u)).collect()
+            };
+            modified.sort_unstable();
+            return Outcome::ok_code(&format!("[MODIFIED {}]", compress_uids(&modified)), "Conditional STORE failed");
+        }
+        Outcome::ok("STORE completed")
+    }
+
+    pub(crate) fn search_cmd(&mut self, uid: bool, criteria: &SearchKey, return_opts: Option<&[SearchReturn]>, tag: &str) -> Outcome {
+        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        if let SearchKey::Modseq(_) = criteria {
+            self.enabled.condstore = true;
+        }
+        let result = (|| -> Result<Vec<(u32, Uid, u64)>, FetchError> {
+            let (mailbox, records) = self.store.records(&view.id, true)?;
+            let in_view: Vec<(u32, Record)> =
+                records.into_iter().filter_map(|r| view.seq_of(r.uid).map(|s| (s, r))).collect();
+            let ctx = FetchContext { store: &self.store, mailbox: &mailbox, cache: &self.cache };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let hits = search(&ctx, view, &in_view, criteria, now)?;
+            let modseqs: std::collections::HashMap<u32, u64> = in_view.iter().map(|(_, r)| (r.uid, r.modseq)).collect();
+            Ok(hits.into_iter().map(|(s, u)| (s, u, modseqs.get(&u).copied().unwrap_or(0))).collect())
+        })();
+        let hits = match result {
+            Ok(h) => h,
+            Err(FetchError::UnknownCte) => return Outcome::no("[UNKNOWN-CTE] Cannot decode"),
+            Err(FetchError::Store(e)) => return Outcome::store_error(&e),
+        };
+        let numbers: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
+        let max_modseq = hits.iter().map(|h| h.2).max();
+        let wants_modseq = contains_modseq(criteria);
+        match return_opts {
+            None => {
+                let mut line = String::from("SEARCH");
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                if let (true, Some(m)) = (wants_modseq, max_modseq) {
+                    line.push_str(&format!(" (MODSEQ {m})"));
+                }
+                self.untagged(&line);
+            }
+            Some(opts) => {
+                let opts: Vec<SearchReturn> = if opts.is_empty() { vec![SearchReturn::All] } else { opts.to_vec() };
+                if opts.contains(&SearchReturn::Save) {
+                    if let Some(v) = self.selected.as_mut() {
+                        let mut saved: Vec<Uid> = hits.iter().map(|h| h.1).collect();
+                        saved.sort_unstable();
+                        v.saved = saved;
+                    }
+                }
+                let only_save = opts.iter().all(|o| *o == SearchReturn::Save);
+                if !only_save {
+                    let mut line = format!("ESEARCH (TAG \"{}\")", tag.replace(['"', '\\'], ""));
+                    if uid {
+                        line.push_str(" UID");
+                    }
+                    let mut sorted = numbers.clone();
+                    sorted.sort_unstable();
+                    for o in &opts {
+                        match o {
+                            SearchReturn::Min if !sorted.is_empty() => line.push_str(&format!(" MIN {}", sorted[0])),
+                            SearchReturn::Max if !sorted.is_empty() => {
+                                line.push_str(&format!(" MAX {}", sorted[sorted.len() - 1]))
+                            }
+                            SearchReturn::Count => line.push_str(&format!(" COUNT {}", sorted.len())),
+                            SearchReturn::All if !sorted.is_empty() => {
+                                line.push_str(&format!(" ALL {}", compress_uids(&sorted)))
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let (true, Some(m)) = (wants_modseq, max_modseq) {
+                        line.push_str(&format!(" MODSEQ {m}"));
+                    }
+                    self.untagged(&line);
+                }
+            }
+        }
+        Outcome::ok("SEARCH completed")
+    }
+
+    pub(crate) fn copy_or_move(&mut self, uid: bool, set: &SequenceSet, target: &str, moving: bool) -> Outcome {
+        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        if moving && view.read_only {
+            return Outcome::no("[READ-ONLY] Mailbox is read-only");
+        }
+        let targets = match view.resolve(set, uid) {
+            Ok(t) => t,
+            Err(e) => return Outcome::bad(&e),
+        };
+        let id = view.id.clone();
+        let user = self.user_name().to_owned();
+        let dest = match self.store.mailbox(&user, target) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
+        let result = if moving {
+            self.store.move_records(&id, &uids, &dest.uniqueid)
+        } else {
+            self.store.copy(&id, &uids, &dest.uniqueid)
+        };
+        let pairs = match result {
+            Ok(p) => p,
+            Err(StoreError::OverQuota { .. }) => return Outcome::no("[OVERQUOTA] Over quota"),
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let code = if pairs.is_empty() {
+            String::new()
+        } else {
+            let from: Vec<String> = pairs.iter().map(|p| p.0.to_string()).collect();
+            let to: Vec<String> = pairs.iter().map(|p| p.1.to_string()).collect();
+            format!("[COPYUID {} {} {}]", dest.uidvalidity, from.join(","), to.join(","))
+        };
+        if moving {
+            if !code.is_empty() {
+                self.untagged(&format!("OK {code} Moved"));
+            }
+            let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
+            let qresync = self.enabled.qresync;
+            if let Some(v) = self.selected.as_mut() {
+                v.expunged_here(&moved);
+                let lines = v.apply_expunges(qresync);
+                for l in lines {
+                    self.untagged(&l);
+                }
+            }
+            return Outcome::ok("MOVE completed");
+        }
+        if code.is_empty() {
+            Outcome::ok("COPY completed")
+        } else {
+            Outcome::ok_code(&code, "COPY completed")
+        }
+    }
+
+    pub(crate) fn expunge_cmd(&mut self, only: Option<&SequenceSet>) -> Outcome {
+        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        if view.read_only {
+            return Outcome::no("[READ-ONLY] Mailbox is read-only");
+        }
+        let allowed: Option<Vec<Uid>> = match only {
+            Some(set) => match view.resolve(set, true) {
+                Ok(t) => Some(t.into_iter().map(|t| t.1).collect()),
+                Err(e) => return Outcome::bad(&e),
+            },
+            None => None,
+        };
+        let id = view.id.clone();
+        let deleted = match self.deleted_uids(&id) {
+            Ok(d) => d,
+            Err(e) => return Outcome::store_error(&e),
+        };
+        let doomed: Vec<Uid> = deleted
+            .into_iter()
+            .filter(|u| allowed.as_ref().is_none_or(|a| a.binary_search(u).is_ok()))
+            .collect();
+        match self.store.expunge(&id, &doomed) {
+            Ok(gone) => {
+                if let Some(v) = self.selected.as_mut() {
+                    v.expunged_here(&gone);
+                }
+                Outcome::ok("EXPUNGE completed")
+            }
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    /// CLOSE: expunge \Deleted messages silently (when writable), then deselect.
+    pub(crate) fn close(&mut self) -> Outcome {
+        let Some(view) = self.selected.take() else { return Outcome::bad("No mailbox selected") };
+        if !view.read_only {
+            let deleted = match self.deleted_uids(&view.id) {
+                Ok(d) => d,
+                Err(e) => return Outcome::store_error(&e),
+            };
+            if let Err(e) = self.store.expunge(&view.id, &deleted) {
+                return Outcome::store_error(&e);
+            }
+        }
+        Outcome::ok("CLOSE completed")
+    }
+
+    fn deleted_uids(&self, id: &tern_store::UniqueId) -> Result<Vec<Uid>, StoreError> {
+        let (_, records) = self.store.records(id, false)?;
+        Ok(records.into_iter().filter(|r| r.flags.contains(&Flag::Deleted)).map(|r| r.uid).collect())
+    }
+
+    pub(crate) fn append(&mut self, mailbox: &str, flags: &[String], date: Option<DateTime>, message: &[u8]) -> Outcome {
+        let flags = match parse_flags(flags) {
+            Ok(f) => f,
+            Err(bad) => return Outcome::bad(&format!("Invalid flag {bad}")),
+        };
+        if message.is_empty() {
+            return Outcome::no("Empty message");
+        }
+        let user = self.user_name().to_owned();
+        let internaldate = date.map(|d| d.timestamp).unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+        match self.store.append(&user, mailbox, &flags, internaldate, message) {
+            Ok(a) => Outcome::ok_code(&format!("[APPENDUID {} {}]", a.uidvalidity, a.uid), "APPEND completed"),
+            Err(StoreError::NoSuchMailbox { .. }) => Outcome::no("[TRYCREATE] No such mailbox"),
+            Err(StoreError::OverQuota { .. }) => Outcome::no("[OVERQUOTA] Over quota"),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+}
+
+fn contains_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Modseq(_) => true,
+        SearchKey::Not(k) => contains_modseq(k),
+        SearchKey::Or(a, b) => contains_modseq(a) || contains_modseq(b),
+        SearchKey::And(keys) => keys.iter().any(contains_modseq),
+        _ => false,
+    }
+}

@@ -1,0 +1,169 @@
+//! Writing IMAP response syntax: strings, mailbox names, flags, dates.
+//!
+//! Every function returns text that the parser side of any client accepts: a string
+//! goes out as an atom, a quoted string, or a literal, whichever its bytes allow.
+
+use tern_store::{Flag, Flags};
+
+/// Appends `s` as an IMAP `string`: quoted when it can be, otherwise a literal.
+pub(crate) fn push_string(out: &mut Vec<u8>, s: &[u8]) {
+    let quotable = s.len() < 1024 && s.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0 && b < 0x80);
+    if quotable {
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+        out.extend_from_slice(s);
+    }
+}
+
+/// Appends an `nstring`: NIL for `None`.
+pub(crate) fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        Some(s) => push_string(out, s),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// Appends an `astring`: a bare atom when every byte is an atom character.
+pub(crate) fn push_astring(out: &mut Vec<u8>, s: &[u8]) {
+    let atom = !s.is_empty()
+        && s.iter().all(|&b| {
+            b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
+        })
+        && !s.eq_ignore_ascii_case(b"NIL");
+    if atom {
+        out.extend_from_slice(s);
+    } else {
+        push_string(out, s);
+    }
+}
+
+/// Appends a mailbox name in wire form: modified UTF-7 unless the client enabled
+/// UTF8=ACCEPT, then quoted (or a literal).
+pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    if utf8 {
+        if name.is_ascii() {
+            push_string(out, name.as_bytes());
+        } else {
+            // RFC 6855: a quoted string may carry UTF-8 once UTF8=ACCEPT is enabled.
+            out.push(b'"');
+            for b in name.bytes() {
+                if b == b'"' || b == b'\\' {
+                    out.push(b'\\');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        }
+    } else {
+        push_string(out, crate::mutf7::encode(name).as_bytes());
+    }
+}
+
+/// `(\Seen \Recent $Label)`.
+pub(crate) fn flag_list(flags: &Flags, recent: bool) -> String {
+    let mut out = String::from("(");
+    let mut first = true;
+    for f in flags.iter() {
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        out.push_str(&f.to_string());
+    }
+    if recent {
+        if !first {
+            out.push(' ');
+        }
+        out.push_str("\\Recent");
+    }
+    out.push(')');
+    out
+}
+
+/// The FLAGS every mailbox offers (keywords are allowed too: PERMANENTFLAGS has `\*`).
+pub(crate) const SYSTEM_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
+
+/// Whether a string names one of the system flags or a valid keyword.
+pub(crate) fn parse_flags(raw: &[String]) -> Result<Flags, String> {
+    raw.iter()
+        .map(|f| Flag::parse(f).map_err(|_| f.clone()))
+        .collect::<Result<Flags, String>>()
+}
+
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// `"17-Jul-1996 02:44:25 +0000"` for a Unix timestamp (INTERNALDATE is kept in UTC).
+pub(crate) fn internal_date(timestamp: i64) -> String {
+    let days = timestamp.div_euclid(86_400);
+    let secs = timestamp.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// The calendar date (UTC) of a Unix timestamp, for SEARCH BEFORE/ON/SINCE.
+pub(crate) fn date_of(timestamp: i64) -> crate::types::Date {
+    let (y, m, d) = civil_from_days(timestamp.div_euclid(86_400));
+    crate::types::Date { year: y as i32, month: m as u8, day: d as u8 }
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_pick_the_right_form() {
+        let mut out = Vec::new();
+        push_astring(&mut out, b"INBOX");
+        out.push(b' ');
+        push_astring(&mut out, b"a b\"c");
+        out.push(b' ');
+        push_string(&mut out, "é".as_bytes());
+        out.push(b' ');
+        push_astring(&mut out, b"nil");
+        assert_eq!(out, "INBOX \"a b\\\"c\" {2}\r\né \"nil\"".as_bytes());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(internal_date(0), "\"01-Jan-1970 00:00:00 +0000\"");
+        assert_eq!(internal_date(837_571_465), "\"17-Jul-1996 02:44:25 +0000\"");
+        assert_eq!(date_of(951_782_400), crate::types::Date { year: 2000, month: 2, day: 29 });
+    }
+
+    #[test]
+    fn flags() {
+        let f = Flags::parse_list("\\Seen $x").unwrap();
+        assert_eq!(flag_list(&f, true), "(\\Seen $x \\Recent)");
+        assert_eq!(flag_list(&Flags::new(), false), "()");
+    }
+}

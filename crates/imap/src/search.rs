@@ -1,0 +1,180 @@
+//! SEARCH: which messages of the selected mailbox match a search key.
+//!
+//! Flag, size, date and UID keys are answered from the records; header keys from the
+//! decoded header fields, and BODY/TEXT from the decoded text parts, both matched as
+//! case-insensitive substrings (RFC 3501 6.4.4, RFC 9051 6.4.4).
+
+use std::sync::Arc;
+
+use tern_store::{Flag, Record, Uid};
+
+use crate::fetch::{message_of, summary_of, FetchContext, FetchError};
+use crate::mime::{self, MessageSummary};
+use crate::response::date_of;
+use crate::selected::Selected;
+use crate::types::{Date, SearchKey, Section, SectionText, SeqNum, SequenceSet};
+
+/// One message being tested, with its message data loaded at most once.
+struct Candidate<'a> {
+    seq: u32,
+    record: &'a Record,
+    recent: bool,
+    raw: Option<Vec<u8>>,
+    summary: Option<Arc<MessageSummary>>,
+}
+
+/// Returns the (sequence number, UID) of every message in `records` (the view's
+/// messages, in sequence order) that matches `key`.
+pub(crate) fn search(
+    ctx: &FetchContext<'_>,
+    view: &Selected,
+    records: &[(u32, Record)],
+    key: &SearchKey,
+    now: i64,
+) -> Result<Vec<(u32, Uid)>, FetchError> {
+    let mut hits = Vec::new();
+    for (seq, record) in records {
+        let mut c = Candidate {
+            seq: *seq,
+            record,
+            recent: view.recent.contains(&record.uid),
+            raw: None,
+            summary: None,
+        };
+        if matches(ctx, view, &mut c, key, now)? {
+            hits.push((*seq, record.uid));
+        }
+    }
+    Ok(hits)
+}
+
+fn matches(ctx: &FetchContext<'_>, view: &Selected, c: &mut Candidate<'_>, key: &SearchKey, now: i64) -> Result<bool, FetchError> {
+    let flags = &c.record.flags;
+    let has = |f: Flag| flags.contains(&f);
+    Ok(match key {
+        SearchKey::All => true,
+        SearchKey::Answered => has(Flag::Answered),
+        SearchKey::Deleted => has(Flag::Deleted),
+        SearchKey::Draft => has(Flag::Draft),
+        SearchKey::Flagged => has(Flag::Flagged),
+        SearchKey::Seen => has(Flag::Seen),
+        SearchKey::Unanswered => !has(Flag::Answered),
+        SearchKey::Undeleted => !has(Flag::Deleted),
+        SearchKey::Undraft => !has(Flag::Draft),
+        SearchKey::Unflagged => !has(Flag::Flagged),
+        SearchKey::Unseen => !has(Flag::Seen),
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !has(Flag::Seen),
+        SearchKey::Old => !c.recent,
+        SearchKey::Keyword(k) => keyword(flags, k),
+        SearchKey::Unkeyword(k) => !keyword(flags, k),
+        SearchKey::Larger(n) => c.record.size > *n,
+        SearchKey::Smaller(n) => c.record.size < *n,
+        SearchKey::Before(d) => date_of(c.record.internaldate) < *d,
+        SearchKey::On(d) => date_of(c.record.internaldate) == *d,
+        SearchKey::Since(d) => date_of(c.record.internaldate) >= *d,
+        SearchKey::Younger(secs) => now - c.record.internaldate <= *secs as i64,
+        SearchKey::Older(secs) => now - c.record.internaldate >= *secs as i64,
+        SearchKey::SentBefore(d) => sent_date(ctx, c)?.is_some_and(|s| s < *d),
+        SearchKey::SentOn(d) => sent_date(ctx, c)?.is_some_and(|s| s == *d),
+        SearchKey::SentSince(d) => sent_date(ctx, c)?.is_some_and(|s| s >= *d),
+        SearchKey::Modseq(m) => c.record.modseq >= *m,
+        SearchKey::Uid(set) => in_set(view, set, c.record.uid, true),
+        SearchKey::Sequence(set) => in_set(view, set, c.seq, false),
+        SearchKey::Not(k) => !matches(ctx, view, c, k, now)?,
+        SearchKey::Or(a, b) => matches(ctx, view, c, a, now)? || matches(ctx, view, c, b, now)?,
+        SearchKey::And(keys) => {
+            for k in keys {
+                if !matches(ctx, view, c, k, now)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        SearchKey::From(s) => header_contains(ctx, c, "From", s)?,
+        SearchKey::To(s) => header_contains(ctx, c, "To", s)?,
+        SearchKey::Cc(s) => header_contains(ctx, c, "Cc", s)?,
+        SearchKey::Bcc(s) => header_contains(ctx, c, "Bcc", s)?,
+        SearchKey::Subject(s) => header_contains(ctx, c, "Subject", s)?,
+        SearchKey::Header(field, s) => {
+            // An empty string matches every message that has the field at all.
+            let raw = message_of(ctx, c.record, &mut c.raw)?;
+            let values = mime::header_values(raw, field);
+            !values.is_empty() && (s.is_empty() || values.iter().any(|v| contains_ci(v, s)))
+        }
+        SearchKey::Body(s) => {
+            let raw = message_of(ctx, c.record, &mut c.raw)?;
+            contains_ci(&mime::body_text(raw), s)
+        }
+        SearchKey::Text(s) => {
+            let raw = message_of(ctx, c.record, &mut c.raw)?;
+            let header = mime::section(raw, &Section { part: vec![], text: Some(SectionText::Header) }).unwrap_or_default();
+            contains_ci(&String::from_utf8_lossy(&header), s) || contains_ci(&mime::body_text(raw), s)
+        }
+    })
+}
+
+fn keyword(flags: &tern_store::Flags, k: &str) -> bool {
+    match Flag::parse(k) {
+        Ok(f) => flags.contains(&f),
+        Err(_) => false,
+    }
+}
+
+fn sent_date(ctx: &FetchContext<'_>, c: &mut Candidate<'_>) -> Result<Option<Date>, FetchError> {
+    let s = summary_of(ctx, c.record, &mut c.raw, &mut c.summary)?;
+    Ok(s.date.map(date_of))
+}
+
+fn header_contains(ctx: &FetchContext<'_>, c: &mut Candidate<'_>, field: &str, needle: &str) -> Result<bool, FetchError> {
+    let raw = message_of(ctx, c.record, &mut c.raw)?;
+    Ok(mime::header_values(raw, field).iter().any(|v| contains_ci(v, needle)))
+}
+
+/// Case-insensitive substring test (Unicode simple case folding via lowercase).
+pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle.is_ascii() {
+        let n = needle.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(n.len())
+            .any(|w| w.eq_ignore_ascii_case(n));
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+fn in_set(view: &Selected, set: &SequenceSet, n: u32, uid: bool) -> bool {
+    match set {
+        SequenceSet::Saved => uid && view.saved.binary_search(&n).is_ok() || !uid && view.uids.get(n as usize - 1).is_some_and(|u| view.saved.binary_search(u).is_ok()),
+        SequenceSet::Ranges(ranges) => {
+            let star = if uid { view.uids.last().copied().unwrap_or(0) } else { view.exists() };
+            ranges.iter().any(|r| {
+                let a = match r.start {
+                    SeqNum::Value(v) => v,
+                    SeqNum::Star => star,
+                };
+                let b = match r.end {
+                    SeqNum::Value(v) => v,
+                    SeqNum::Star => star,
+                };
+                (a.min(b)..=a.max(b)).contains(&n)
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_ci;
+
+    #[test]
+    fn case_insensitive_substrings() {
+        assert!(contains_ci("Hello Quokka world", "quokka"));
+        assert!(contains_ci("Grüße aus München", "MÜNCHEN"));
+        assert!(!contains_ci("abc", "abd"));
+        assert!(contains_ci("abc", ""));
+    }
+}

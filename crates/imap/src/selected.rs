@@ -1,0 +1,274 @@
+//! The selected mailbox as one session sees it: the map from message sequence numbers
+//! to UIDs, and how changes made by others reach the client.
+//!
+//! The view holds only UIDs (4 bytes a message), so an idle session on a large
+//! mailbox stays small; flags and sizes are read from the store when asked for.
+//!
+//! Sequence numbers must never go wrong (RFC 3501 7.4.1): a message expunged by
+//! another session stays in this view, and stays fetchable (the store keeps expunged
+//! records until `tern expire`), until the client is told with EXPUNGE or VANISHED.
+//! That happens only at commands where the client can take it: never during FETCH,
+//! STORE, SEARCH (without UID), COPY or MOVE.
+
+use std::collections::{BTreeSet, HashMap};
+
+use tern_store::{Modseq, Record, Store, StoreError, Uid, UniqueId};
+use tokio::sync::watch;
+
+use crate::response::flag_list;
+use crate::types::{SeqNum, SequenceSet};
+
+/// One session's view of its selected mailbox.
+pub(crate) struct Selected {
+    /// The mailbox (followed across renames by its unique id).
+    pub(crate) id: UniqueId,
+    /// EXAMINE, or SELECT of a mailbox the user may not change.
+    pub(crate) read_only: bool,
+    /// UIDVALIDITY at SELECT.
+    pub(crate) uidvalidity: u32,
+    /// UIDs in sequence-number order (ascending).
+    pub(crate) uids: Vec<Uid>,
+    /// UIDs that are \Recent in this session.
+    pub(crate) recent: BTreeSet<Uid>,
+    /// The modseq up to which this view has pulled changes.
+    pub(crate) seen_modseq: Modseq,
+    /// UIDNEXT as last reported.
+    pub(crate) uidnext: Uid,
+    /// Expunged in the store, not yet reported to the client.
+    pending_expunges: BTreeSet<Uid>,
+    /// Flag changes this session made and already reported: (uid → modseq).
+    reported: HashMap<Uid, Modseq>,
+    /// Woken when the mailbox changes (for IDLE).
+    pub(crate) watch: watch::Receiver<Modseq>,
+    /// RFC 5182 `$`: the UIDs saved by the last SEARCH ... RETURN (SAVE).
+    pub(crate) saved: Vec<Uid>,
+}
+
+/// What a refresh produced for the client.
+#[derive(Default)]
+pub(crate) struct Updates {
+    /// Untagged lines, each without the trailing CRLF.
+    pub(crate) lines: Vec<String>,
+}
+
+/// How a session reports changes.
+#[derive(Clone, Copy)]
+pub(crate) struct Reporting {
+    /// May EXPUNGE/VANISHED be sent now?
+    pub(crate) expunges: bool,
+    /// QRESYNC enabled: VANISHED instead of EXPUNGE.
+    pub(crate) qresync: bool,
+    /// CONDSTORE enabled: MODSEQ in unsolicited FETCH.
+    pub(crate) condstore: bool,
+}
+
+impl Selected {
+    /// Opens a view on the live records of `id`.
+    pub(crate) fn open(store: &Store, id: &UniqueId, read_only: bool) -> Result<(Selected, tern_store::Mailbox), StoreError> {
+        let watch = store.watch(id);
+        let (mailbox, records) = store.records(id, false)?;
+        let recent_above = if read_only { mailbox.last_uid } else { store.take_recent(id)? };
+        let uids: Vec<Uid> = records.iter().map(|r| r.uid).collect();
+        let recent = uids.iter().copied().filter(|&u| u > recent_above).collect();
+        Ok((
+            Selected {
+                id: id.clone(),
+                read_only,
+                uidvalidity: mailbox.uidvalidity,
+                uids,
+                recent,
+                seen_modseq: mailbox.highest_modseq,
+                uidnext: mailbox.uidnext(),
+                pending_expunges: BTreeSet::new(),
+                reported: HashMap::new(),
+                watch,
+                saved: Vec::new(),
+            },
+            mailbox,
+        ))
+    }
+
+    /// Number of messages in the view (EXISTS).
+    pub(crate) fn exists(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    /// Sequence number of a UID in this view.
+    pub(crate) fn seq_of(&self, uid: Uid) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    /// Remembers that this session reported `uid`'s flags at `modseq` itself, so the next
+    /// refresh does not report them again.
+    pub(crate) fn mark_reported(&mut self, uid: Uid, modseq: Modseq) {
+        self.reported.insert(uid, modseq);
+    }
+
+    /// Pulls the changes since the last refresh and turns them into untagged responses.
+    pub(crate) fn refresh(&mut self, store: &Store, how: Reporting) -> Result<Updates, StoreError> {
+        let mut updates = Updates::default();
+        let (mailbox, changed) = store.changed_since(&self.id, self.seen_modseq)?;
+        let max_known = self.uids.last().copied().unwrap_or(0);
+        let mut new_uids = Vec::new();
+        for r in &changed {
+            if r.expunged_modseq.is_some() {
+                if self.seq_of(r.uid).is_some() {
+                    self.pending_expunges.insert(r.uid);
+                }
+                continue;
+            }
+            if r.uid > max_known {
+                new_uids.push(r.uid);
+                continue;
+            }
+            let Some(seq) = self.seq_of(r.uid) else { continue };
+            if self.reported.get(&r.uid) == Some(&r.modseq) || self.pending_expunges.contains(&r.uid) {
+                continue;
+            }
+            updates.lines.push(flag_fetch(seq, r, self.recent.contains(&r.uid), how.condstore));
+        }
+        self.reported.clear();
+        let arrived = !new_uids.is_empty();
+        if arrived {
+            if !self.read_only {
+                let recent_above = store.take_recent(&self.id)?;
+                self.recent.extend(new_uids.iter().copied().filter(|&u| u > recent_above));
+            }
+            self.uids.extend(new_uids);
+        }
+        self.seen_modseq = mailbox.highest_modseq.max(self.seen_modseq);
+        self.uidnext = mailbox.uidnext();
+        if how.expunges && !self.pending_expunges.is_empty() {
+            updates.lines.extend(self.apply_expunges(how.qresync));
+        }
+        if arrived {
+            updates.lines.push(format!("{} EXISTS", self.uids.len()));
+            updates.lines.push(format!("{} RECENT", self.recent.len()));
+        }
+        Ok(updates)
+    }
+
+    /// Removes expunged UIDs from the view and returns the responses that say so.
+    pub(crate) fn apply_expunges(&mut self, qresync: bool) -> Vec<String> {
+        let gone: Vec<Uid> = std::mem::take(&mut self.pending_expunges).into_iter().collect();
+        let mut lines = Vec::new();
+        if qresync {
+            self.uids.retain(|u| gone.binary_search(u).is_err());
+            if !gone.is_empty() {
+                lines.push(format!("VANISHED {}", compress_uids(&gone)));
+            }
+        } else {
+            // Highest first, so every sequence number sent is still valid when sent.
+            for uid in gone.iter().rev() {
+                if let Some(seq) = self.seq_of(*uid) {
+                    self.uids.remove(seq as usize - 1);
+                    lines.push(format!("{seq} EXPUNGE"));
+                }
+            }
+        }
+        for uid in &gone {
+            self.recent.remove(uid);
+        }
+        lines
+    }
+
+    /// Marks UIDs this session expunged itself, so the next report includes them.
+    pub(crate) fn expunged_here(&mut self, uids: &[Uid]) {
+        let known: Vec<Uid> = uids.iter().copied().filter(|u| self.seq_of(*u).is_some()).collect();
+        self.pending_expunges.extend(known);
+    }
+
+    /// Resolves a sequence set to (sequence number, UID) pairs, ascending, without
+    /// duplicates. With `uid`, the set names UIDs; UIDs not in the view are skipped.
+    /// Without, a sequence number beyond the view is an error (the caller answers BAD).
+    pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, String> {
+        let ranges = match set {
+            SequenceSet::Saved => {
+                return Ok(self.saved.iter().filter_map(|&u| self.seq_of(u).map(|s| (s, u))).collect());
+            }
+            SequenceSet::Ranges(r) => r,
+        };
+        let mut out = BTreeSet::new();
+        if uid {
+            let star = self.uids.last().copied().unwrap_or(0);
+            for r in ranges {
+                let a = num(r.start, star);
+                let b = num(r.end, star);
+                let (lo, hi) = (a.min(b), a.max(b));
+                let start = self.uids.partition_point(|&u| u < lo);
+                for (i, &u) in self.uids[start..].iter().enumerate() {
+                    if u > hi {
+                        break;
+                    }
+                    out.insert((start as u32 + i as u32 + 1, u));
+                }
+            }
+        } else {
+            let star = self.exists();
+            for r in ranges {
+                let a = num(r.start, star);
+                let b = num(r.end, star);
+                let (lo, hi) = (a.min(b), a.max(b));
+                if hi > star || lo == 0 {
+                    return Err("Invalid message sequence number".into());
+                }
+                for seq in lo..=hi {
+                    out.insert((seq, self.uids[seq as usize - 1]));
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+fn num(n: SeqNum, star: u32) -> u32 {
+    match n {
+        SeqNum::Value(v) => v,
+        SeqNum::Star => star,
+    }
+}
+
+/// `* 5 FETCH (UID 9 FLAGS (\Seen) MODSEQ (12))` for a flag change.
+pub(crate) fn flag_fetch(seq: u32, r: &Record, recent: bool, condstore: bool) -> String {
+    let mut line = format!("{seq} FETCH (UID {} FLAGS {}", r.uid, flag_list(&r.flags, recent));
+    if condstore {
+        line.push_str(&format!(" MODSEQ ({})", r.modseq));
+    }
+    line.push(')');
+    line
+}
+
+/// `1:3,7,9:10` for a sorted list of UIDs.
+pub(crate) fn compress_uids(uids: &[Uid]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compresses_uid_runs() {
+        assert_eq!(compress_uids(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(compress_uids(&[]), "");
+    }
+}

@@ -1,0 +1,481 @@
+//! One IMAP connection: reading commands, the state machine, and writing responses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tern_store::{Store, StoreError};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::watch;
+
+use crate::mime::SummaryCache;
+use crate::parser::parse_command;
+use crate::selected::Selected;
+use crate::types::{Command, CommandBody};
+use crate::ImapConfig;
+
+/// Capabilities before login.
+const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN";
+
+/// What the client enabled with ENABLE (or implicitly, for CONDSTORE).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Enabled {
+    pub(crate) condstore: bool,
+    pub(crate) qresync: bool,
+    pub(crate) utf8: bool,
+}
+
+/// The tagged completion of a command.
+pub(crate) struct Outcome {
+    status: &'static str,
+    text: String,
+    close: bool,
+}
+
+impl Outcome {
+    pub(crate) fn ok(text: &str) -> Outcome {
+        Outcome { status: "OK", text: text.to_owned(), close: false }
+    }
+    pub(crate) fn ok_code(code: &str, text: &str) -> Outcome {
+        Outcome { status: "OK", text: format!("{code} {text}"), close: false }
+    }
+    pub(crate) fn no(text: &str) -> Outcome {
+        Outcome { status: "NO", text: text.to_owned(), close: false }
+    }
+    pub(crate) fn bad(text: &str) -> Outcome {
+        Outcome { status: "BAD", text: text.to_owned(), close: false }
+    }
+    /// Maps a store refusal to the response code a client understands.
+    pub(crate) fn store_error(e: &StoreError) -> Outcome {
+        match e {
+            StoreError::NoSuchMailbox { .. } => Outcome::no("[NONEXISTENT] No such mailbox"),
+            StoreError::MailboxExists { .. } => Outcome::no("[ALREADYEXISTS] Mailbox already exists"),
+            StoreError::InvalidMailboxName { reason, .. } => Outcome::no(&format!("[CANNOT] Invalid mailbox name: {reason}")),
+            StoreError::NotPermitted { reason, .. } => Outcome::no(&format!("[CANNOT] {reason}")),
+            StoreError::OverQuota { .. } => Outcome::no("[OVERQUOTA] Over quota"),
+            StoreError::InvalidFlag(f) => Outcome::bad(&format!("Invalid flag {f}")),
+            e => {
+                tracing::warn!(error = %e, "imap command failed in the store");
+                Outcome::no("[UNAVAILABLE] Temporary failure, try again")
+            }
+        }
+    }
+}
+
+/// A session's state, shared by the command modules.
+pub(crate) struct Session<W> {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<ImapConfig>,
+    pub(crate) cache: Arc<SummaryCache>,
+    pub(crate) user: Option<String>,
+    pub(crate) selected: Option<Selected>,
+    pub(crate) enabled: Enabled,
+    /// Untagged responses of the command being executed.
+    out: Vec<u8>,
+    writer: BufWriter<W>,
+    auth_failures: u32,
+}
+
+impl<W> Session<W> {
+    /// Queues `* line\r\n`.
+    pub(crate) fn untagged(&mut self, line: &str) {
+        self.untagged_bytes(line.as_bytes());
+    }
+
+    /// Queues `* line\r\n` for a line that may hold literals.
+    pub(crate) fn untagged_bytes(&mut self, line: &[u8]) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(line);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Queues complete response lines as they are.
+    pub(crate) fn untagged_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// The logged-in user (only called in the authenticated states).
+    pub(crate) fn user_name(&self) -> &str {
+        self.user.as_deref().unwrap_or_default()
+    }
+
+    fn capabilities(&self) -> String {
+        if self.user.is_none() {
+            return CAPS_PREAUTH.to_owned();
+        }
+        format!(
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
+             SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE QRESYNC UTF8=ACCEPT \
+             STATUS=SIZE BINARY WITHIN APPENDLIMIT={}",
+            self.config.max_literal
+        )
+    }
+}
+
+/// Runs one connection to its end.
+pub(crate) async fn run<S>(
+    stream: S,
+    peer: String,
+    store: Store,
+    config: Arc<ImapConfig>,
+    cache: Arc<SummaryCache>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (read, write) = tokio::io::split(stream);
+    let mut reader = BufReader::with_capacity(16 * 1024, read);
+    let mut session = Session {
+        store,
+        config,
+        cache,
+        user: None,
+        selected: None,
+        enabled: Enabled::default(),
+        out: Vec::new(),
+        writer: BufWriter::with_capacity(16 * 1024, write),
+        auth_failures: 0,
+    };
+    tracing::debug!(%peer, "imap connection");
+    let mut commands = crate::parser::CommandReader::new(crate::reader::limits(&session.config));
+    let greeting = format!("* OK [CAPABILITY {}] {} tern IMAP ready\r\n", CAPS_PREAUTH, session.config.hostname);
+    if session.writer.write_all(greeting.as_bytes()).await.is_err() {
+        return;
+    }
+    loop {
+        if reader.buffer().is_empty() && session.writer.flush().await.is_err() {
+            return;
+        }
+        let incoming = tokio::select! {
+            r = tokio::time::timeout(session.config.idle_timeout, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands)) => r,
+            _ = shutdown.changed() => {
+                let _ = session.writer.write_all(b"* BYE Server shutting down\r\n").await;
+                let _ = session.writer.flush().await;
+                return;
+            }
+        };
+        let bytes = match incoming {
+            Err(_) => {
+                let _ = session.writer.write_all(b"* BYE Autologout: idle too long\r\n").await;
+                let _ = session.writer.flush().await;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "imap read failed");
+                return;
+            }
+            Ok(Ok(crate::reader::Incoming::Eof)) => return,
+            Ok(Ok(crate::reader::Incoming::Refused { tag, response })) => {
+                let line = match tag {
+                    Some(t) => format!("{t} {response}\r\n"),
+                    None => format!("* {response}\r\n"),
+                };
+                if session.writer.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(Ok(crate::reader::Incoming::Command(bytes))) => bytes,
+        };
+        let command = match parse_command(&bytes, session.enabled.utf8) {
+            Ok(c) => c,
+            Err(e) => {
+                let line = match &e.tag {
+                    Some(t) => format!("{t} BAD {}\r\n", e.message),
+                    None => format!("* BAD {}\r\n", e.message),
+                };
+                if session.writer.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        drop(bytes);
+        let close = session.handle(command, &mut reader).await;
+        if close || session.writer.flush().await.is_err() {
+            let _ = session.writer.flush().await;
+            return;
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send> Session<W> {
+    /// Executes one command and writes its responses; returns true to close.
+    async fn handle<R: AsyncRead + Unpin>(&mut self, command: Command, reader: &mut BufReader<R>) -> bool {
+        let Command { tag, body } = command;
+        let outcome = match body {
+            CommandBody::Idle => match self.idle(&tag, reader).await {
+                Some(o) => o,
+                None => return true,
+            },
+            CommandBody::Authenticate { mechanism, initial } => match self.authenticate(&mechanism, initial, reader).await {
+                Some(o) => o,
+                None => return true,
+            },
+            CommandBody::Login { user, password } => self.login(&user, &password).await,
+            body => {
+                let expunges_ok = !matches!(
+                    body,
+                    CommandBody::Fetch { uid: false, .. }
+                        | CommandBody::Store { uid: false, .. }
+                        | CommandBody::Search { uid: false, .. }
+                        | CommandBody::Copy { uid: false, .. }
+                        | CommandBody::Move { uid: false, .. }
+                );
+                tokio::task::block_in_place(|| {
+                    let outcome = self.execute(&tag, body);
+                    self.report_changes(expunges_ok);
+                    outcome
+                })
+            }
+        };
+        let tagged = format!("{tag} {} {}\r\n", outcome.status, outcome.text);
+        let out = std::mem::take(&mut self.out);
+        if self.writer.write_all(&out).await.is_err() || self.writer.write_all(tagged.as_bytes()).await.is_err() {
+            return true;
+        }
+        outcome.close
+    }
+
+    /// Tells the client what other sessions changed in the selected mailbox.
+    fn report_changes(&mut self, expunges: bool) {
+        let how = self.reporting(expunges);
+        let Some(view) = self.selected.as_mut() else { return };
+        match view.refresh(&self.store, how) {
+            Ok(updates) => {
+                for line in updates.lines {
+                    self.untagged(&line);
+                }
+            }
+            Err(StoreError::NoSuchMailbox { .. }) => {
+                // Deleted under us: the client must select again.
+                self.selected = None;
+                self.untagged("OK [CLOSED] Mailbox was deleted");
+            }
+            Err(e) => tracing::warn!(error = %e, "imap refresh failed"),
+        }
+    }
+
+    /// The synchronous commands. Runs on a blocking-capable thread.
+    fn execute(&mut self, tag: &str, body: CommandBody) -> Outcome {
+        let authenticated = self.user.is_some();
+        let selected = self.selected.is_some();
+        match body {
+            CommandBody::Capability => {
+                let caps = self.capabilities();
+                self.untagged(&format!("CAPABILITY {caps}"));
+                Outcome::ok("CAPABILITY completed")
+            }
+            CommandBody::Noop | CommandBody::Check => Outcome::ok("Done"),
+            CommandBody::Logout => {
+                self.untagged("BYE tern logging out");
+                Outcome { status: "OK", text: "LOGOUT completed".into(), close: true }
+            }
+            CommandBody::Id(_) => {
+                self.untagged(&format!("ID (\"name\" \"tern\" \"version\" \"{}\")", env!("CARGO_PKG_VERSION")));
+                Outcome::ok("ID completed")
+            }
+            CommandBody::StartTls => Outcome::no("TLS is not configured on this listener"),
+            CommandBody::Compress(_) => Outcome::no("COMPRESS is not supported"),
+            _ if !authenticated => Outcome::no("Log in first"),
+            CommandBody::Enable(caps) => {
+                let mut on = Vec::new();
+                for c in caps {
+                    match c.to_ascii_uppercase().as_str() {
+                        "CONDSTORE" => self.enabled.condstore = true,
+                        "QRESYNC" => {
+                            self.enabled.qresync = true;
+                            self.enabled.condstore = true;
+                        }
+                        "UTF8=ACCEPT" => self.enabled.utf8 = true,
+                        _ => continue,
+                    }
+                    on.push(c.to_ascii_uppercase());
+                }
+                self.untagged(&format!("ENABLED {}", on.join(" ")).trim_end().to_owned());
+                Outcome::ok("ENABLE completed")
+            }
+            CommandBody::Namespace => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                Outcome::ok("NAMESPACE completed")
+            }
+            CommandBody::Select { mailbox, read_only, condstore, qresync } => self.select(&mailbox, read_only, condstore, qresync),
+            CommandBody::Create { mailbox, special_use } => self.create(&mailbox, &special_use),
+            CommandBody::Delete(m) => self.delete(&m),
+            CommandBody::Rename { from, to } => self.rename(&from, &to),
+            CommandBody::Subscribe(m) => self.subscribe(&m, true),
+            CommandBody::Unsubscribe(m) => self.subscribe(&m, false),
+            CommandBody::List { lsub, reference, patterns, select, return_opts, status } => {
+                self.list(lsub, &reference, &patterns, &select, &return_opts, status.as_deref())
+            }
+            CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
+            CommandBody::Append { mailbox, flags, date, message, .. } => self.append(&mailbox, &flags, date, &message),
+            CommandBody::GetQuota(_)
+            | CommandBody::GetQuotaRoot(_)
+            | CommandBody::SetQuota { .. }
+            | CommandBody::SetAcl { .. }
+            | CommandBody::DeleteAcl { .. }
+            | CommandBody::GetAcl(_)
+            | CommandBody::ListRights { .. }
+            | CommandBody::MyRights(_)
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. } => Outcome::no("Not supported yet"),
+            _ if !selected => Outcome::bad("No mailbox selected"),
+            CommandBody::Close => self.close(),
+            CommandBody::Unselect => {
+                self.selected = None;
+                Outcome::ok("UNSELECT completed")
+            }
+            CommandBody::Expunge { uids } => self.expunge_cmd(uids.as_ref()),
+            CommandBody::Search { uid, criteria, return_opts, .. } => self.search_cmd(uid, &criteria, return_opts.as_deref(), tag),
+            CommandBody::Fetch { uid, set, items, changed_since, vanished } => self.fetch(uid, &set, &items, changed_since, vanished),
+            CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {
+                self.store_cmd(uid, &set, op, silent, &flags, unchanged_since)
+            }
+            CommandBody::Copy { uid, set, mailbox } => self.copy_or_move(uid, &set, &mailbox, false),
+            CommandBody::Move { uid, set, mailbox } => self.copy_or_move(uid, &set, &mailbox, true),
+            CommandBody::Idle | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => Outcome::bad("Unexpected"),
+        }
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Outcome {
+        if self.user.is_some() {
+            return Outcome::bad("Already logged in");
+        }
+        let store = self.store.clone();
+        let verified = tokio::task::block_in_place(|| store.verify_password(user, password));
+        self.finish_auth(verified).await
+    }
+
+    async fn finish_auth(&mut self, verified: Result<Option<tern_store::User>, StoreError>) -> Outcome {
+        match verified {
+            Ok(Some(u)) => {
+                self.user = Some(u.name);
+                let caps = self.capabilities();
+                Outcome::ok_code(&format!("[CAPABILITY {caps}]"), "Logged in")
+            }
+            Ok(None) => {
+                self.auth_failures += 1;
+                tokio::time::sleep(self.config.auth_failure_delay).await;
+                let mut o = Outcome::no("[AUTHENTICATIONFAILED] Authentication failed");
+                o.close = self.auth_failures >= 5;
+                o
+            }
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    /// AUTHENTICATE PLAIN (RFC 4616), with or without an initial response.
+    async fn authenticate<R: AsyncRead + Unpin>(&mut self, mechanism: &str, initial: Option<String>, reader: &mut BufReader<R>) -> Option<Outcome> {
+        if self.user.is_some() {
+            return Some(Outcome::bad("Already logged in"));
+        }
+        if !mechanism.eq_ignore_ascii_case("PLAIN") {
+            return Some(Outcome::no("Unsupported authentication mechanism"));
+        }
+        let response = match initial {
+            Some(r) => r,
+            None => {
+                self.writer.write_all(b"+ \r\n").await.ok()?;
+                self.writer.flush().await.ok()?;
+                let mut line = String::new();
+                let n = (&mut *reader).take(8192).read_line(&mut line).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                line.trim_end().to_owned()
+            }
+        };
+        if response == "*" {
+            return Some(Outcome::bad("Authentication cancelled"));
+        }
+        let decoded = if response == "=" {
+            Vec::new()
+        } else {
+            match base64::engine::general_purpose::STANDARD.decode(response.as_bytes()) {
+                Ok(d) => d,
+                Err(_) => return Some(Outcome::bad("Invalid base64")),
+            }
+        };
+        let mut parts = decoded.split(|&b| b == 0);
+        let (Some(authz), Some(authc), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Some(Outcome::bad("Malformed PLAIN response"));
+        };
+        let (Ok(authz), Ok(authc), Ok(password)) = (std::str::from_utf8(authz), std::str::from_utf8(authc), std::str::from_utf8(password)) else {
+            return Some(Outcome::bad("Malformed PLAIN response"));
+        };
+        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
+            return Some(Outcome::no("[AUTHORIZATIONFAILED] Proxy authorization is not allowed"));
+        }
+        let store = self.store.clone();
+        let verified = tokio::task::block_in_place(|| store.verify_password(authc, password));
+        Some(self.finish_auth(verified).await)
+    }
+
+    /// IDLE (RFC 2177): report changes as they happen until the client says DONE.
+    /// Returns `None` when the connection must close.
+    async fn idle<R: AsyncRead + Unpin>(&mut self, _tag: &str, reader: &mut BufReader<R>) -> Option<Outcome> {
+        if self.user.is_none() {
+            return Some(Outcome::no("Log in first"));
+        }
+        self.writer.write_all(b"+ idling\r\n").await.ok()?;
+        self.writer.flush().await.ok()?;
+        let mut watch = self.selected.as_ref().map(|s| s.watch.clone());
+        // Kept across iterations: a partly read DONE line survives a wake-up.
+        let mut line = Vec::new();
+        loop {
+            let changed = async {
+                match watch.as_mut() {
+                    Some(w) => w.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let mut watch_closed = false;
+            tokio::select! {
+                read = read_short_line(reader, &mut line) => {
+                    match read {
+                        Ok(true) => {}
+                        _ => return None,
+                    }
+                    return Some(if line.eq_ignore_ascii_case(b"DONE") {
+                        Outcome::ok("IDLE terminated")
+                    } else {
+                        Outcome::bad("Expected DONE")
+                    });
+                }
+                alive = changed => {
+                    watch_closed = !alive;
+                    tokio::task::block_in_place(|| self.report_changes(true));
+                }
+                _ = tokio::time::sleep(Duration::from_secs(120)) => {
+                    // Catch changes made by other processes, and keep NATs awake.
+                    tokio::task::block_in_place(|| self.report_changes(true));
+                    if self.out.is_empty() {
+                        self.untagged("OK Still here");
+                    }
+                }
+            }
+            if watch_closed {
+                watch = None;
+            }
+            let out = std::mem::take(&mut self.out);
+            if !out.is_empty() {
+                self.writer.write_all(&out).await.ok()?;
+                self.writer.flush().await.ok()?;
+            }
+        }
+    }
+}
+
+/// Reads one line of at most 1 KiB (the DONE of IDLE) into `line`, which may already
+/// hold the start of it; false at end of input.
+async fn read_short_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    let n = (&mut *reader).take(1024).read_until(b'\n', line).await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Ok(true)
+}
