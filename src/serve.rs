@@ -50,9 +50,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 ));
             }
             "listen.imap" => {
-                let listener = TcpListener::bind(addr).await.with_context(|| format!("{key}: binding {addr}"))?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imap listening on {}", listener.local_addr()?);
-                tasks.spawn(tern_imap::serve_tcp(listener, store.clone(), config.imap.clone(), stopped.clone()));
+                tasks.spawn(tern_imap::serve_tcp(
+                    listener,
+                    store.clone(),
+                    config.imap.clone(),
+                    stopped.clone(),
+                ));
             }
             _ => tracing::info!("{key} = {value}: this build has no such listener yet; ignored"),
         }

@@ -9,7 +9,11 @@ use std::process::Command;
 fn admin_manages_users_mailboxes_and_quotas_without_a_server() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), "");
-    let out = admin(&config, &["user", "add", "Carol", "--password-stdin", "--admin"], Some("s3cret\n"));
+    let out = admin(
+        &config,
+        &["user", "add", "Carol", "--password-stdin", "--admin"],
+        Some("s3cret\n"),
+    );
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("created user carol (administrator)"));
     let dup = admin(&config, &["user", "add", "carol"], None);
@@ -17,8 +21,16 @@ fn admin_manages_users_mailboxes_and_quotas_without_a_server() {
     assert!(String::from_utf8_lossy(&dup.stderr).contains("user already exists"));
 
     let store = open_store(&tmp.path().join("data"));
-    assert!(store.verify_password("carol", "s3cret").unwrap().unwrap().is_admin);
-    assert!(admin(&config, &["user", "passwd", "carol"], Some("n3w\n")).status.success());
+    assert!(
+        store
+            .verify_password("carol", "s3cret")
+            .unwrap()
+            .unwrap()
+            .is_admin
+    );
+    assert!(admin(&config, &["user", "passwd", "carol"], Some("n3w\n"))
+        .status
+        .success());
     assert!(store.verify_password("carol", "n3w").unwrap().is_some());
     assert!(store.verify_password("carol", "s3cret").unwrap().is_none());
 
@@ -32,11 +44,25 @@ fn admin_manages_users_mailboxes_and_quotas_without_a_server() {
 
     let list = admin_ok(&config, &["mailbox", "list", "carol"]);
     let header = list.lines().next().unwrap();
-    for col in ["MAILBOX", "MESSAGES", "UIDVALIDITY", "LASTUID", "HIGHESTMODSEQ", "UNIQUEID"] {
+    for col in [
+        "MAILBOX",
+        "MESSAGES",
+        "UIDVALIDITY",
+        "LASTUID",
+        "HIGHESTMODSEQ",
+        "UNIQUEID",
+    ] {
         assert!(header.contains(col), "{header}");
     }
-    let names: Vec<&str> = list.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
-    assert_eq!(names, ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash", "Work"]);
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash", "Work"]
+    );
     let inbox = store.mailbox("carol", "INBOX").unwrap().unwrap();
     let inbox_line = list.lines().find(|l| l.starts_with("INBOX")).unwrap();
     assert!(inbox_line.contains(inbox.uniqueid.as_str()));
@@ -44,17 +70,32 @@ fn admin_manages_users_mailboxes_and_quotas_without_a_server() {
     let with_deleted = admin_ok(&config, &["mailbox", "list", "carol", "--deleted"]);
     assert!(with_deleted.contains(&format!("{}", after.uniqueid)));
 
-    admin_ok(&config, &["quota", "set", "carol", "--storage", "10M", "--messages", "500"]);
+    admin_ok(
+        &config,
+        &[
+            "quota",
+            "set",
+            "carol",
+            "--storage",
+            "10M",
+            "--messages",
+            "500",
+        ],
+    );
     let quota = store.user("carol").unwrap().unwrap().quota;
     assert_eq!((quota.storage, quota.messages), (Some(10 << 20), Some(500)));
     let users = admin_ok(&config, &["user", "list"]);
-    assert!(users.lines().any(|l| l.starts_with("carol") && l.contains("10485760") && l.contains("500")));
+    assert!(users
+        .lines()
+        .any(|l| l.starts_with("carol") && l.contains("10485760") && l.contains("500")));
     admin_ok(&config, &["quota", "set", "carol", "--storage", "none"]);
     assert_eq!(store.user("carol").unwrap().unwrap().quota.storage, None);
 
     admin_ok(&config, &["user", "del", "carol"]);
     assert!(store.user("carol").unwrap().is_none());
-    assert!(!admin(&config, &["mailbox", "list", "carol"], None).status.success());
+    assert!(!admin(&config, &["mailbox", "list", "carol"], None)
+        .status
+        .success());
 }
 
 #[test]
@@ -63,7 +104,9 @@ fn admin_works_while_the_server_runs() {
     let server = TernServer::start(tmp.path(), "");
     admin_ok(&server.config, &["user", "add", "dave"]);
     let mut lmtp = Lmtp::connect(server.lmtp).unwrap();
-    let r = lmtp.deliver("x@y", &["dave@example.org"], b"Subject: live\r\n\r\nhi\r\n").unwrap();
+    let r = lmtp
+        .deliver("x@y", &["dave@example.org"], b"Subject: live\r\n\r\nhi\r\n")
+        .unwrap();
     assert!(r[0].starts_with("250"), "{r:?}");
     let list = admin_ok(&server.config, &["mailbox", "list", "dave"]);
     let inbox = list.lines().find(|l| l.starts_with("INBOX")).unwrap();
@@ -74,8 +117,16 @@ fn serve_with(config_text: &str) -> (bool, String) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("bad.toml");
     std::fs::write(&path, config_text).unwrap();
-    let out = Command::new(TERN).arg("--config").arg(&path).arg("serve").output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(TERN)
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

@@ -27,13 +27,23 @@ fn message(round: usize, client: usize, n: usize) -> Vec<u8> {
     )
     .into_bytes();
     for i in 0..body_lines {
-        m.extend_from_slice(format!("line {i} of message {round}/{client}/{n} ........................\r\n").as_bytes());
+        m.extend_from_slice(
+            format!("line {i} of message {round}/{client}/{n} ........................\r\n")
+                .as_bytes(),
+        );
     }
     m
 }
 
-fn stream(server_addr: std::net::SocketAddr, round: usize, client: usize, acked: Arc<Mutex<Vec<Acked>>>) {
-    let Ok(mut lmtp) = Lmtp::connect(server_addr) else { return };
+fn stream(
+    server_addr: std::net::SocketAddr,
+    round: usize,
+    client: usize,
+    acked: Arc<Mutex<Vec<Acked>>>,
+) {
+    let Ok(mut lmtp) = Lmtp::connect(server_addr) else {
+        return;
+    };
     for n in 0.. {
         let msg = message(round, client, n);
         let stored = [b"Return-Path: <stream@example.org>\r\n".as_slice(), &msg].concat();
@@ -41,13 +51,22 @@ fn stream(server_addr: std::net::SocketAddr, round: usize, client: usize, acked:
         let (rcpts, places): (&[&str], &[(&str, &str)]) = match n % 3 {
             0 => (&["alice@x"], &[("alice", "INBOX")]),
             1 => (&["alice+Work@x"], &[("alice", "Work")]),
-            _ => (&["alice@x", "bob@x"], &[("alice", "INBOX"), ("bob", "INBOX")]),
+            _ => (
+                &["alice@x", "bob@x"],
+                &[("alice", "INBOX"), ("bob", "INBOX")],
+            ),
         };
-        let Ok(replies) = lmtp.deliver("stream@example.org", rcpts, &msg) else { return };
+        let Ok(replies) = lmtp.deliver("stream@example.org", rcpts, &msg) else {
+            return;
+        };
         let mut acked = acked.lock().unwrap();
         for (reply, (user, mailbox)) in replies.iter().zip(places) {
             if reply.starts_with("250") {
-                acked.push(Acked { user, mailbox, stored: stored.clone() });
+                acked.push(Acked {
+                    user,
+                    mailbox,
+                    stored: stored.clone(),
+                });
             }
         }
     }
@@ -61,30 +80,67 @@ fn verify(data_dir: &std::path::Path, acked: &[Acked], round: usize) {
             let (_, records) = store.records(&mailbox.uniqueid, true).unwrap();
             let mut last = 0;
             for r in &records {
-                assert!(r.uid > last, "round {round}: UIDs not strictly increasing in {}", mailbox.name);
+                assert!(
+                    r.uid > last,
+                    "round {round}: UIDs not strictly increasing in {}",
+                    mailbox.name
+                );
                 last = r.uid;
                 // Nothing half-visible: every record's blob is complete and matches its GUID.
-                let bytes = store.message(&mailbox, r).unwrap_or_else(|e| panic!("round {round}: {e}"));
-                assert_eq!(Guid::of(&bytes), r.guid, "round {round}: blob does not match its GUID");
+                let bytes = store
+                    .message(&mailbox, r)
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+                assert_eq!(
+                    Guid::of(&bytes),
+                    r.guid,
+                    "round {round}: blob does not match its GUID"
+                );
             }
             assert!(mailbox.last_uid >= last);
-            let live = records.iter().filter(|r| r.expunged_modseq.is_none()).count();
-            assert_eq!(live as u32, mailbox.messages, "round {round}: message count out of step");
-            let key = (if user == "alice" { "alice" } else { "bob" }, leak(&mailbox.name));
-            present.entry(key).or_default().extend(records.iter().map(|r| r.guid));
+            let live = records
+                .iter()
+                .filter(|r| r.expunged_modseq.is_none())
+                .count();
+            assert_eq!(
+                live as u32, mailbox.messages,
+                "round {round}: message count out of step"
+            );
+            let key = (
+                if user == "alice" { "alice" } else { "bob" },
+                leak(&mailbox.name),
+            );
+            present
+                .entry(key)
+                .or_default()
+                .extend(records.iter().map(|r| r.guid));
         }
     }
     for a in acked {
         let guid = Guid::of(&a.stored);
-        let found = present.get(&(a.user, a.mailbox)).is_some_and(|s| s.contains(&guid));
-        assert!(found, "round {round}: acknowledged message lost from {}/{}", a.user, a.mailbox);
+        let found = present
+            .get(&(a.user, a.mailbox))
+            .is_some_and(|s| s.contains(&guid));
+        assert!(
+            found,
+            "round {round}: acknowledged message lost from {}/{}",
+            a.user, a.mailbox
+        );
     }
     // The change log names every mailbox that holds a message.
-    let logged: HashSet<_> = store.changes_after(0, usize::MAX >> 1).unwrap().into_iter().filter_map(|c| c.mailbox).collect();
+    let logged: HashSet<_> = store
+        .changes_after(0, usize::MAX >> 1)
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.mailbox)
+        .collect();
     for user in ["alice", "bob"] {
         for m in store.mailboxes(user, false).unwrap() {
             if m.last_uid > 0 {
-                assert!(logged.contains(&m.uniqueid), "round {round}: {user}/{} missing from change log", m.name);
+                assert!(
+                    logged.contains(&m.uniqueid),
+                    "round {round}: {user}/{} missing from change log",
+                    m.name
+                );
             }
         }
     }
@@ -128,6 +184,9 @@ fn kill_9_during_delivery_loses_nothing_acknowledged() {
         verify(&server.data_dir(), &acked.lock().unwrap(), round);
     }
     let total = acked.lock().unwrap().len();
-    assert!(total > ROUNDS * 3, "the stream delivered too little to mean anything: {total}");
+    assert!(
+        total > ROUNDS * 3,
+        "the stream delivered too little to mean anything: {total}"
+    );
     eprintln!("{total} acknowledged deliveries survived {ROUNDS} kills");
 }

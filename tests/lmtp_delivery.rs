@@ -28,13 +28,19 @@ fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
     admin_ok(&server.config, &["user", "add", "alice"]);
     admin_ok(&server.config, &["user", "add", "bob"]);
     admin_ok(&server.config, &["user", "add", "full"]);
-    admin_ok(&server.config, &["quota", "set", "full", "--storage", "100"]);
+    admin_ok(
+        &server.config,
+        &["quota", "set", "full", "--storage", "100"],
+    );
     admin_ok(&server.config, &["mailbox", "create", "bob", "Lists/rust"]);
 
     let out = tmp.path().join("py");
     std::fs::create_dir(&out).unwrap();
     let status = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/lmtp_mixed.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/lmtp_mixed.py"
+        ))
         .arg(server.lmtp.ip().to_string())
         .arg(server.lmtp.port().to_string())
         .arg(&out)
@@ -45,10 +51,20 @@ fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
 
     // The replies, as smtplib saw them: the unknown user refused at RCPT, the user
     // over quota refused at DATA with 452, everyone else delivered.
-    assert!(result.contains(r#""nobody@example.org",
-    550"#), "{result}");
-    assert!(result.contains(r#""full@example.org",
-    452"#), "{result}");
+    assert!(
+        result.contains(
+            r#""nobody@example.org",
+    550"#
+        ),
+        "{result}"
+    );
+    assert!(
+        result.contains(
+            r#""full@example.org",
+    452"#
+        ),
+        "{result}"
+    );
     let delivered = result.matches("delivered to").count();
     assert_eq!(delivered, 4, "{result}");
 
@@ -69,9 +85,18 @@ fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
     assert!(msg1.len() > 20 * 1024 * 1024);
     let alice = read_all("alice", "INBOX");
     assert_eq!(alice.len(), 2);
-    assert!(alice[0] == expected_stored("sender@example.org", &msg0), "8-bit message differs");
-    assert!(alice[1] == expected_stored("big@example.org", &msg1), "20 MiB message differs");
-    assert_eq!(read_all("bob", "Lists/rust"), vec![expected_stored("sender@example.org", &msg0)]);
+    assert!(
+        alice[0] == expected_stored("sender@example.org", &msg0),
+        "8-bit message differs"
+    );
+    assert!(
+        alice[1] == expected_stored("big@example.org", &msg1),
+        "20 MiB message differs"
+    );
+    assert_eq!(
+        read_all("bob", "Lists/rust"),
+        vec![expected_stored("sender@example.org", &msg0)]
+    );
     assert_eq!(read_all("bob", "INBOX"), vec![expected_stored("", &msg2)]);
     assert!(read_all("full", "INBOX").is_empty());
 }
@@ -119,10 +144,18 @@ fn delivers_over_the_unix_socket() {
     w.write_all(b"LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@x>\r\nDATA\r\nSubject: unix\r\n\r\nhi\r\n.\r\nQUIT\r\n")
         .unwrap();
     let lines: Vec<String> = BufReader::new(stream).lines().map(Result::unwrap).collect();
-    assert!(lines.iter().any(|l| l.starts_with("250 2.1.5 <alice@x> delivered to INBOX uid 1")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("250 2.1.5 <alice@x> delivered to INBOX uid 1")),
+        "{lines:?}"
+    );
     assert!(lines.last().unwrap().starts_with("221"));
     let store = open_store(&server.data_dir());
-    assert_eq!(store.mailbox("alice", "INBOX").unwrap().unwrap().messages, 1);
+    assert_eq!(
+        store.mailbox("alice", "INBOX").unwrap().unwrap().messages,
+        1
+    );
 }
 
 #[test]
@@ -132,7 +165,10 @@ fn sigterm_stops_the_server_cleanly() {
     let mut idle = Lmtp::connect(server.lmtp).unwrap();
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(idle.reply().unwrap().starts_with("421"), "an idle client is told the server is going away");
+    assert!(
+        idle.reply().unwrap().starts_with("421"),
+        "an idle client is told the server is going away"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

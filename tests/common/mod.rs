@@ -16,6 +16,7 @@ pub struct TernServer {
     pub root: PathBuf,
     pub config: PathBuf,
     pub lmtp: SocketAddr,
+    pub imap: SocketAddr,
     pub lmtp_socket: PathBuf,
     child: Option<Child>,
 }
@@ -24,7 +25,7 @@ pub struct TernServer {
 pub fn write_config(root: &Path, extra: &str) -> PathBuf {
     let config = root.join("tern.toml");
     let text = format!(
-        "data_dir = {:?}\n{extra}\n[listen]\nlmtp = \"127.0.0.1:0\"\nlmtp_socket = {:?}\n",
+        "data_dir = {:?}\n{extra}\n[listen]\nlmtp = \"127.0.0.1:0\"\nimap = \"127.0.0.1:0\"\nlmtp_socket = {:?}\n",
         root.join("data"),
         root.join("lmtp.sock"),
     );
@@ -58,6 +59,7 @@ impl TernServer {
             }
         });
         let mut lmtp = None;
+        let mut imap = None;
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
@@ -65,6 +67,11 @@ impl TernServer {
             if let Some(addr) = line.split("lmtp listening on ").nth(1) {
                 if let Ok(a) = addr.trim().parse() {
                     lmtp = Some(a);
+                }
+            }
+            if let Some(addr) = line.split("imap listening on ").nth(1) {
+                if let Ok(a) = addr.trim().parse() {
+                    imap = Some(a);
                 }
             }
             if line.contains("tern ready") {
@@ -75,6 +82,7 @@ impl TernServer {
             root: root.to_owned(),
             config,
             lmtp: lmtp.expect("no lmtp address logged"),
+            imap: imap.expect("no imap address logged"),
             lmtp_socket: root.join("lmtp.sock"),
             child: Some(child),
         }
@@ -130,7 +138,11 @@ pub fn admin(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 /// `admin`, asserting success, returning stdout.
 pub fn admin_ok(config: &Path, args: &[&str]) -> String {
     let out = admin(config, args, None);
-    assert!(out.status.success(), "tern admin {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tern admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -144,7 +156,10 @@ impl Lmtp {
     pub fn connect(addr: SocketAddr) -> std::io::Result<Lmtp> {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut c = Lmtp { reader: BufReader::new(stream.try_clone()?), writer: stream };
+        let mut c = Lmtp {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        };
         let greeting = c.reply()?;
         assert!(greeting.starts_with("220"), "{greeting}");
         c.cmd("LHLO test")?;
@@ -173,7 +188,12 @@ impl Lmtp {
 
     /// One transaction; returns the DATA replies, one per accepted recipient.
     /// `message` must use CRLF and contain no line with a lone dot.
-    pub fn deliver(&mut self, from: &str, rcpts: &[&str], message: &[u8]) -> std::io::Result<Vec<String>> {
+    pub fn deliver(
+        &mut self,
+        from: &str,
+        rcpts: &[&str],
+        message: &[u8],
+    ) -> std::io::Result<Vec<String>> {
         self.cmd(&format!("MAIL FROM:<{from}>"))?;
         let mut accepted = 0;
         for r in rcpts {

@@ -35,7 +35,10 @@ pub(crate) fn sets_seen(items: &[FetchAttr]) -> bool {
     items.iter().any(|i| {
         matches!(
             i,
-            FetchAttr::Rfc822 | FetchAttr::Rfc822Text | FetchAttr::BodySection { peek: false, .. } | FetchAttr::Binary { peek: false, .. }
+            FetchAttr::Rfc822
+                | FetchAttr::Rfc822Text
+                | FetchAttr::BodySection { peek: false, .. }
+                | FetchAttr::Binary { peek: false, .. }
         )
     })
 }
@@ -45,7 +48,11 @@ pub(crate) fn needs_message(items: &[FetchAttr]) -> bool {
     items.iter().any(|i| {
         !matches!(
             i,
-            FetchAttr::Flags | FetchAttr::InternalDate | FetchAttr::Rfc822Size | FetchAttr::Uid | FetchAttr::Modseq
+            FetchAttr::Flags
+                | FetchAttr::InternalDate
+                | FetchAttr::Rfc822Size
+                | FetchAttr::Uid
+                | FetchAttr::Modseq
         )
     })
 }
@@ -68,14 +75,18 @@ pub(crate) fn render(
         }
         match item {
             FetchAttr::Uid => body.extend_from_slice(format!("UID {}", record.uid).as_bytes()),
-            FetchAttr::Flags => {
-                body.extend_from_slice(format!("FLAGS {}", flag_list(&record.flags, recent)).as_bytes())
+            FetchAttr::Flags => body.extend_from_slice(
+                format!("FLAGS {}", flag_list(&record.flags, recent)).as_bytes(),
+            ),
+            FetchAttr::InternalDate => body.extend_from_slice(
+                format!("INTERNALDATE {}", internal_date(record.internaldate)).as_bytes(),
+            ),
+            FetchAttr::Rfc822Size => {
+                body.extend_from_slice(format!("RFC822.SIZE {}", record.size).as_bytes())
             }
-            FetchAttr::InternalDate => {
-                body.extend_from_slice(format!("INTERNALDATE {}", internal_date(record.internaldate)).as_bytes())
+            FetchAttr::Modseq => {
+                body.extend_from_slice(format!("MODSEQ ({})", record.modseq).as_bytes())
             }
-            FetchAttr::Rfc822Size => body.extend_from_slice(format!("RFC822.SIZE {}", record.size).as_bytes()),
-            FetchAttr::Modseq => body.extend_from_slice(format!("MODSEQ ({})", record.modseq).as_bytes()),
             FetchAttr::Envelope => {
                 let s = summary_of(ctx, record, &mut raw, &mut summary)?;
                 body.extend_from_slice(b"ENVELOPE ");
@@ -98,17 +109,33 @@ pub(crate) fn render(
             }
             FetchAttr::Rfc822Header => {
                 let m = message_of(ctx, record, &mut raw)?;
-                let h = mime::section(m, &Section { part: vec![], text: Some(SectionText::Header) }).unwrap_or_default();
+                let h = mime::section(
+                    m,
+                    &Section {
+                        part: vec![],
+                        text: Some(SectionText::Header),
+                    },
+                )
+                .unwrap_or_default();
                 body.extend_from_slice(b"RFC822.HEADER ");
                 push_literal(&mut body, &h);
             }
             FetchAttr::Rfc822Text => {
                 let m = message_of(ctx, record, &mut raw)?;
-                let t = mime::section(m, &Section { part: vec![], text: Some(SectionText::Text) }).unwrap_or_default();
+                let t = mime::section(
+                    m,
+                    &Section {
+                        part: vec![],
+                        text: Some(SectionText::Text),
+                    },
+                )
+                .unwrap_or_default();
                 body.extend_from_slice(b"RFC822.TEXT ");
                 push_literal(&mut body, &t);
             }
-            FetchAttr::BodySection { section, partial, .. } => {
+            FetchAttr::BodySection {
+                section, partial, ..
+            } => {
                 let m = message_of(ctx, record, &mut raw)?;
                 let data = if section.part.is_empty() && section.text.is_none() {
                     Some(m.to_vec())
@@ -147,9 +174,13 @@ pub(crate) fn render(
                 let size = if part.is_empty() {
                     Some(m.len())
                 } else {
-                    mime::binary(m, part).map_err(|_| FetchError::UnknownCte)?.map(|d| d.len())
+                    mime::binary(m, part)
+                        .map_err(|_| FetchError::UnknownCte)?
+                        .map(|d| d.len())
                 };
-                body.extend_from_slice(format!("BINARY.SIZE[{}] {}", part_name(part), size.unwrap_or(0)).as_bytes());
+                body.extend_from_slice(
+                    format!("BINARY.SIZE[{}] {}", part_name(part), size.unwrap_or(0)).as_bytes(),
+                );
             }
         }
     }
@@ -159,7 +190,11 @@ pub(crate) fn render(
     Ok(())
 }
 
-pub(crate) fn message_of<'r>(ctx: &FetchContext<'_>, record: &Record, raw: &'r mut Option<Vec<u8>>) -> Result<&'r [u8], FetchError> {
+pub(crate) fn message_of<'r>(
+    ctx: &FetchContext<'_>,
+    record: &Record,
+    raw: &'r mut Option<Vec<u8>>,
+) -> Result<&'r [u8], FetchError> {
     if raw.is_none() {
         *raw = Some(ctx.store.message(ctx.mailbox, record)?);
     }
@@ -239,6 +274,8 @@ fn field_list(fields: &[String]) -> String {
 }
 
 fn part_name(part: &[u32]) -> String {
-    part.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
-

@@ -67,8 +67,16 @@ impl Default for ImapConfig {
 }
 
 /// Accepts IMAP connections on `listener` until `shutdown` becomes true.
-pub async fn serve_tcp(listener: TcpListener, store: Store, config: ImapConfig, mut shutdown: watch::Receiver<bool>) {
-    let cache = Arc::new(mime::SummaryCache::new(config.summary_cache_entries, 512 * 1024 * 1024));
+pub async fn serve_tcp(
+    listener: TcpListener,
+    store: Store,
+    config: ImapConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let cache = Arc::new(mime::SummaryCache::new(
+        config.summary_cache_entries,
+        512 * 1024 * 1024,
+    ));
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let accept = || listener.accept();
@@ -90,18 +98,29 @@ pub async fn serve_tcp(listener: TcpListener, store: Store, config: ImapConfig, 
             tokio::spawn(reject(stream));
             continue;
         };
-        let (store, config, cache, shutdown) = (store.clone(), config.clone(), cache.clone(), shutdown.clone());
+        let (store, config, cache, shutdown) = (
+            store.clone(),
+            config.clone(),
+            cache.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(async move {
             session::run(stream, peer.to_string(), store, config, cache, shutdown).await;
             drop(permit);
         });
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(config.max_connections as u32)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        slots.acquire_many(config.max_connections as u32),
+    )
+    .await;
 }
 
 fn reject(mut stream: tokio::net::TcpStream) -> impl Future<Output = ()> {
     async move {
         use tokio::io::AsyncWriteExt;
-        let _ = stream.write_all(b"* BYE Too many connections, try again later\r\n").await;
+        let _ = stream
+            .write_all(b"* BYE Too many connections, try again later\r\n")
+            .await;
     }
 }

@@ -6,12 +6,18 @@ use std::collections::BTreeSet;
 use tern_store::{Mailbox, StoreError};
 
 use crate::response::{push_mailbox, SYSTEM_FLAGS};
-use crate::selected::{flag_fetch, compress_uids, Reporting, Selected};
+use crate::selected::{compress_uids, flag_fetch, Reporting, Selected};
 use crate::session::{Outcome, Session};
 use crate::types::{Qresync, SequenceSet, StatusItem};
 
 impl<W> Session<W> {
-    pub(crate) fn select(&mut self, mailbox: &str, read_only: bool, condstore: bool, qresync: Option<Qresync>) -> Outcome {
+    pub(crate) fn select(
+        &mut self,
+        mailbox: &str,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<Qresync>,
+    ) -> Outcome {
         if self.selected.take().is_some() && self.enabled.qresync {
             self.untagged("OK [CLOSED] Previous mailbox closed");
         }
@@ -42,9 +48,18 @@ impl<W> Session<W> {
         if let Some(seq) = counts.first_unseen.and_then(|u| view.seq_of(u)) {
             self.untagged(&format!("OK [UNSEEN {seq}] First unseen"));
         }
-        self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", mailbox.uidvalidity));
-        self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", mailbox.uidnext()));
-        self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", mailbox.highest_modseq));
+        self.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            mailbox.uidvalidity
+        ));
+        self.untagged(&format!(
+            "OK [UIDNEXT {}] Predicted next UID",
+            mailbox.uidnext()
+        ));
+        self.untagged(&format!(
+            "OK [HIGHESTMODSEQ {}] Highest",
+            mailbox.highest_modseq
+        ));
         if let Some(q) = qresync {
             if let Err(e) = self.qresync_report(&view, &mailbox, &q) {
                 return Outcome::store_error(&e);
@@ -59,7 +74,12 @@ impl<W> Session<W> {
     }
 
     /// RFC 7162 3.2.5: what changed and what vanished since the client's last visit.
-    fn qresync_report(&mut self, view: &Selected, mailbox: &Mailbox, q: &Qresync) -> Result<(), StoreError> {
+    fn qresync_report(
+        &mut self,
+        view: &Selected,
+        mailbox: &Mailbox,
+        q: &Qresync,
+    ) -> Result<(), StoreError> {
         if q.uidvalidity != mailbox.uidvalidity {
             return Ok(());
         }
@@ -84,7 +104,9 @@ impl<W> Session<W> {
             // the client may know that is not live has vanished.
             let live: BTreeSet<u32> = view.uids.iter().copied().collect();
             let top = mailbox.last_uid;
-            vanished = (1..=top).filter(|u| !live.contains(u) && known(*u)).collect();
+            vanished = (1..=top)
+                .filter(|u| !live.contains(u) && known(*u))
+                .collect();
         }
         vanished.sort_unstable();
         vanished.dedup();
@@ -118,7 +140,9 @@ impl<W> Session<W> {
             match self.store.create_mailbox(&user, &path, None) {
                 Ok(_) => {}
                 Err(StoreError::MailboxExists { .. }) if !last => {}
-                Err(StoreError::MailboxExists { .. }) => return Outcome::no("[ALREADYEXISTS] Mailbox already exists"),
+                Err(StoreError::MailboxExists { .. }) => {
+                    return Outcome::no("[ALREADYEXISTS] Mailbox already exists")
+                }
                 Err(e) => return Outcome::store_error(&e),
             }
         }
@@ -129,7 +153,11 @@ impl<W> Session<W> {
         let user = self.user_name().to_owned();
         match self.store.delete_mailbox(&user, name) {
             Ok(deleted) => {
-                if self.selected.as_ref().is_some_and(|s| s.id == deleted.uniqueid) {
+                if self
+                    .selected
+                    .as_ref()
+                    .is_some_and(|s| s.id == deleted.uniqueid)
+                {
                     self.selected = None;
                 }
                 Outcome::ok("DELETE completed")
@@ -155,13 +183,17 @@ impl<W> Session<W> {
         let user = self.user_name().to_owned();
         let result = (|| {
             let target = self.store.create_mailbox(&user, to, None)?;
-            let inbox = self
-                .store
-                .mailbox(&user, "INBOX")?
-                .ok_or_else(|| StoreError::NoSuchMailbox { user: user.clone(), name: "INBOX".into() })?;
+            let inbox =
+                self.store
+                    .mailbox(&user, "INBOX")?
+                    .ok_or_else(|| StoreError::NoSuchMailbox {
+                        user: user.clone(),
+                        name: "INBOX".into(),
+                    })?;
             let (_, records) = self.store.records(&inbox.uniqueid, false)?;
             let uids: Vec<u32> = records.iter().map(|r| r.uid).collect();
-            self.store.move_records(&inbox.uniqueid, &uids, &target.uniqueid)?;
+            self.store
+                .move_records(&inbox.uniqueid, &uids, &target.uniqueid)?;
             Ok::<_, StoreError>(())
         })();
         match result {
@@ -173,7 +205,11 @@ impl<W> Session<W> {
     pub(crate) fn subscribe(&mut self, name: &str, on: bool) -> Outcome {
         let user = self.user_name().to_owned();
         match self.store.subscribe(&user, name, on) {
-            Ok(()) => Outcome::ok(if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" }),
+            Ok(()) => Outcome::ok(if on {
+                "SUBSCRIBE completed"
+            } else {
+                "UNSUBSCRIBE completed"
+            }),
             Err(e) => Outcome::store_error(&e),
         }
     }
@@ -207,11 +243,15 @@ impl<W> Session<W> {
             Err(e) => return Outcome::store_error(&e),
         };
         let names: BTreeSet<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
-        let full_patterns: Vec<String> = patterns.iter().map(|p| format!("{reference}{p}")).collect();
+        let full_patterns: Vec<String> =
+            patterns.iter().map(|p| format!("{reference}{p}")).collect();
         let matches = |name: &str| full_patterns.iter().any(|p| pattern_matches(p, name));
         let has_children = |name: &str| {
             let prefix = format!("{name}/");
-            names.range(prefix.as_str()..).next().is_some_and(|n| n.starts_with(&prefix))
+            names
+                .range(prefix.as_str()..)
+                .next()
+                .is_some_and(|n| n.starts_with(&prefix))
         };
 
         let mut listed: Vec<(String, Vec<&str>)> = Vec::new();
@@ -236,7 +276,11 @@ impl<W> Session<W> {
                     continue;
                 }
                 if matches(&m.name) {
-                    let mut attrs = vec![if has_children(&m.name) { "\\HasChildren" } else { "\\HasNoChildren" }];
+                    let mut attrs = vec![if has_children(&m.name) {
+                        "\\HasChildren"
+                    } else {
+                        "\\HasNoChildren"
+                    }];
                     if let Some(su) = &m.special_use {
                         attrs.push(su.as_str());
                     }
@@ -262,7 +306,10 @@ impl<W> Session<W> {
             let mut line = format!("{verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             push_mailbox(&mut line, &name, self.enabled.utf8);
             self.untagged_bytes(&line);
-            if let (Some(items), false) = (status, attrs.contains(&"\\Noselect") || attrs.contains(&"\\NonExistent")) {
+            if let (Some(items), false) = (
+                status,
+                attrs.contains(&"\\Noselect") || attrs.contains(&"\\NonExistent"),
+            ) {
                 if let Ok(Some(m)) = self.store.mailbox(&user, &name) {
                     let _ = self.status_line(&m, items);
                 }
@@ -285,7 +332,12 @@ impl<W> Session<W> {
     }
 
     fn status_line(&mut self, mailbox: &Mailbox, items: &[StatusItem]) -> Result<(), StoreError> {
-        let needs_counts = items.iter().any(|i| matches!(i, StatusItem::Unseen | StatusItem::Deleted | StatusItem::Recent));
+        let needs_counts = items.iter().any(|i| {
+            matches!(
+                i,
+                StatusItem::Unseen | StatusItem::Deleted | StatusItem::Recent
+            )
+        });
         let (mailbox, counts) = if needs_counts {
             self.store.mailbox_counts(&mailbox.uniqueid)?
         } else {
@@ -314,14 +366,21 @@ impl<W> Session<W> {
 
     /// Reporting rules for the current command (RFC 3501 7.4.1).
     pub(crate) fn reporting(&self, expunges: bool) -> Reporting {
-        Reporting { expunges, qresync: self.enabled.qresync, condstore: self.enabled.condstore }
+        Reporting {
+            expunges,
+            qresync: self.enabled.qresync,
+            condstore: self.enabled.condstore,
+        }
     }
 }
 
 /// IMAP LIST pattern matching: `*` matches anything, `%` anything but the separator.
 /// INBOX matches case-insensitively.
 pub(crate) fn pattern_matches(pattern: &str, name: &str) -> bool {
-    let pattern = if pattern.len() >= 5 && pattern.is_char_boundary(5) && pattern[..5].eq_ignore_ascii_case("INBOX") {
+    let pattern = if pattern.len() >= 5
+        && pattern.is_char_boundary(5)
+        && pattern[..5].eq_ignore_ascii_case("INBOX")
+    {
         format!("INBOX{}", &pattern[5..])
     } else {
         pattern.to_owned()

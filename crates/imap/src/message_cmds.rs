@@ -11,7 +11,14 @@ use crate::session::{Outcome, Session};
 use crate::types::{DateTime, FetchAttr, SearchKey, SearchReturn, SequenceSet, StoreOp};
 
 impl<W> Session<W> {
-    pub(crate) fn fetch(&mut self, uid: bool, set: &SequenceSet, items: &[FetchAttr], changed_since: Option<u64>, vanished: bool) -> Outcome {
+    pub(crate) fn fetch(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        items: &[FetchAttr],
+        changed_since: Option<u64>,
+        vanished: bool,
+    ) -> Outcome {
         if vanished && !(uid && changed_since.is_some() && self.enabled.qresync) {
             return Outcome::bad("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled");
         }
@@ -25,10 +32,15 @@ impl<W> Session<W> {
         if changed_since.is_some() && !items.contains(&FetchAttr::Modseq) {
             items.push(FetchAttr::Modseq);
         }
-        if self.enabled.condstore && items.contains(&FetchAttr::Flags) && !items.contains(&FetchAttr::Modseq) {
+        if self.enabled.condstore
+            && items.contains(&FetchAttr::Flags)
+            && !items.contains(&FetchAttr::Modseq)
+        {
             items.push(FetchAttr::Modseq);
         }
-        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        let Some(view) = self.selected.as_ref() else {
+            return Outcome::bad("No mailbox selected");
+        };
         let targets = match view.resolve(set, uid) {
             Ok(t) => t,
             Err(e) => return Outcome::bad(&e),
@@ -41,7 +53,9 @@ impl<W> Session<W> {
             if vanished {
                 let gone: Vec<Uid> = records
                     .iter()
-                    .filter(|r| r.expunged_modseq.is_some() && r.modseq > changed_since.unwrap_or(0))
+                    .filter(|r| {
+                        r.expunged_modseq.is_some() && r.modseq > changed_since.unwrap_or(0)
+                    })
                     .map(|r| r.uid)
                     .collect();
                 if !gone.is_empty() {
@@ -61,7 +75,9 @@ impl<W> Session<W> {
                     .collect();
                 if !unseen.is_empty() {
                     let seen: Flags = [Flag::Seen].into_iter().collect();
-                    let outcome = self.store.store_flags(&id, &unseen, FlagOp::Add, &seen, None)?;
+                    let outcome = self
+                        .store
+                        .store_flags(&id, &unseen, FlagOp::Add, &seen, None)?;
                     for change in outcome.changed {
                         if let Some(r) = records.iter_mut().find(|r| r.uid == change.uid) {
                             r.flags = change.flags;
@@ -77,11 +93,24 @@ impl<W> Session<W> {
                 }
             }
             let (mailbox, _) = self.store.mailbox_counts(&id)?;
-            let ctx = FetchContext { store: &self.store, mailbox: &mailbox, cache: &self.cache };
-            let view = self.selected.as_ref().ok_or(FetchError::Store(StoreError::WriterGone))?;
-            let mut out = Vec::with_capacity(if needs_message(&items) { 64 * 1024 } else { records.len() * 64 });
+            let ctx = FetchContext {
+                store: &self.store,
+                mailbox: &mailbox,
+                cache: &self.cache,
+            };
+            let view = self
+                .selected
+                .as_ref()
+                .ok_or(FetchError::Store(StoreError::WriterGone))?;
+            let mut out = Vec::with_capacity(if needs_message(&items) {
+                64 * 1024
+            } else {
+                records.len() * 64
+            });
             for r in &records {
-                let Some(seq) = view.seq_of(r.uid) else { continue };
+                let Some(seq) = view.seq_of(r.uid) else {
+                    continue;
+                };
                 render(&ctx, seq, r, view.recent.contains(&r.uid), &items, &mut out)?;
             }
             Ok(out)
@@ -91,13 +120,23 @@ impl<W> Session<W> {
                 self.untagged_raw(&out);
                 Outcome::ok("FETCH completed")
             }
-            Err(FetchError::UnknownCte) => Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding"),
+            Err(FetchError::UnknownCte) => {
+                Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
+            }
             Err(FetchError::Store(e)) => Outcome::store_error(&e),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn store_cmd(&mut self, uid: bool, set: &SequenceSet, op: StoreOp, silent: bool, flags: &[String], unchanged_since: Option<u64>) -> Outcome {
+    pub(crate) fn store_cmd(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        op: StoreOp,
+        silent: bool,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Outcome {
         let flags = match parse_flags(flags) {
             Ok(f) => f,
             Err(bad) => return Outcome::bad(&format!("Invalid flag {bad}")),
@@ -105,7 +144,9 @@ impl<W> Session<W> {
         if unchanged_since.is_some() {
             self.enabled.condstore = true;
         }
-        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        let Some(view) = self.selected.as_ref() else {
+            return Outcome::bad("No mailbox selected");
+        };
         if view.read_only {
             return Outcome::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -120,7 +161,10 @@ impl<W> Session<W> {
             StoreOp::Add => FlagOp::Add,
             StoreOp::Remove => FlagOp::Remove,
         };
-        let outcome = match self.store.store_flags(&id, &uids, op, &flags, unchanged_since) {
+        let outcome = match self
+            .store
+            .store_flags(&id, &uids, op, &flags, unchanged_since)
+        {
             Ok(o) => o,
             Err(e) => return Outcome::store_error(&e),
         };
@@ -145,13 +189,19 @@ impl<W> Session<W> {
                     }
                 }
             } else {
-                for r in records.iter().filter(|r| !outcome.modified.contains(&r.uid)) {
+                for r in records
+                    .iter()
+                    .filter(|r| !outcome.modified.contains(&r.uid))
+                {
                     if let Some(seq) = view.seq_of(r.uid) {
                         let mut line = format!("{seq} FETCH (");
                         if uid {
                             line.push_str(&format!("UID {} ", r.uid));
                         }
-                        line.push_str(&format!("FLAGS {}", crate::response::flag_list(&r.flags, view.recent.contains(&r.uid))));
+                        line.push_str(&format!(
+                            "FLAGS {}",
+                            crate::response::flag_list(&r.flags, view.recent.contains(&r.uid))
+                        ));
                         if condstore {
                             line.push_str(&format!(" MODSEQ ({})", r.modseq));
                         }
@@ -174,31 +224,56 @@ impl<W> Session<W> {
             let mut modified: Vec<u32> = if uid {
                 outcome.modified.clone()
             } else {
-                outcome.modified.iter().filter_map(|u| view.seq_of(*u)).collect()
+                outcome
+                    .modified
+                    .iter()
+                    .filter_map(|u| view.seq_of(*u))
+                    .collect()
             };
             modified.sort_unstable();
-            return Outcome::ok_code(&format!("[MODIFIED {}]", compress_uids(&modified)), "Conditional STORE failed");
+            return Outcome::ok_code(
+                &format!("[MODIFIED {}]", compress_uids(&modified)),
+                "Conditional STORE failed",
+            );
         }
         Outcome::ok("STORE completed")
     }
 
-    pub(crate) fn search_cmd(&mut self, uid: bool, criteria: &SearchKey, return_opts: Option<&[SearchReturn]>, tag: &str) -> Outcome {
-        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+    pub(crate) fn search_cmd(
+        &mut self,
+        uid: bool,
+        criteria: &SearchKey,
+        return_opts: Option<&[SearchReturn]>,
+        tag: &str,
+    ) -> Outcome {
+        let Some(view) = self.selected.as_ref() else {
+            return Outcome::bad("No mailbox selected");
+        };
         if let SearchKey::Modseq(_) = criteria {
             self.enabled.condstore = true;
         }
         let result = (|| -> Result<Vec<(u32, Uid, u64)>, FetchError> {
             let (mailbox, records) = self.store.records(&view.id, true)?;
-            let in_view: Vec<(u32, Record)> =
-                records.into_iter().filter_map(|r| view.seq_of(r.uid).map(|s| (s, r))).collect();
-            let ctx = FetchContext { store: &self.store, mailbox: &mailbox, cache: &self.cache };
+            let in_view: Vec<(u32, Record)> = records
+                .into_iter()
+                .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))
+                .collect();
+            let ctx = FetchContext {
+                store: &self.store,
+                mailbox: &mailbox,
+                cache: &self.cache,
+            };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
             let hits = search(&ctx, view, &in_view, criteria, now)?;
-            let modseqs: std::collections::HashMap<u32, u64> = in_view.iter().map(|(_, r)| (r.uid, r.modseq)).collect();
-            Ok(hits.into_iter().map(|(s, u)| (s, u, modseqs.get(&u).copied().unwrap_or(0))).collect())
+            let modseqs: std::collections::HashMap<u32, u64> =
+                in_view.iter().map(|(_, r)| (r.uid, r.modseq)).collect();
+            Ok(hits
+                .into_iter()
+                .map(|(s, u)| (s, u, modseqs.get(&u).copied().unwrap_or(0)))
+                .collect())
         })();
         let hits = match result {
             Ok(h) => h,
@@ -220,7 +295,11 @@ impl<W> Session<W> {
                 self.untagged(&line);
             }
             Some(opts) => {
-                let opts: Vec<SearchReturn> = if opts.is_empty() { vec![SearchReturn::All] } else { opts.to_vec() };
+                let opts: Vec<SearchReturn> = if opts.is_empty() {
+                    vec![SearchReturn::All]
+                } else {
+                    opts.to_vec()
+                };
                 if opts.contains(&SearchReturn::Save) {
                     if let Some(v) = self.selected.as_mut() {
                         let mut saved: Vec<Uid> = hits.iter().map(|h| h.1).collect();
@@ -238,11 +317,15 @@ impl<W> Session<W> {
                     sorted.sort_unstable();
                     for o in &opts {
                         match o {
-                            SearchReturn::Min if !sorted.is_empty() => line.push_str(&format!(" MIN {}", sorted[0])),
+                            SearchReturn::Min if !sorted.is_empty() => {
+                                line.push_str(&format!(" MIN {}", sorted[0]))
+                            }
                             SearchReturn::Max if !sorted.is_empty() => {
                                 line.push_str(&format!(" MAX {}", sorted[sorted.len() - 1]))
                             }
-                            SearchReturn::Count => line.push_str(&format!(" COUNT {}", sorted.len())),
+                            SearchReturn::Count => {
+                                line.push_str(&format!(" COUNT {}", sorted.len()))
+                            }
                             SearchReturn::All if !sorted.is_empty() => {
                                 line.push_str(&format!(" ALL {}", compress_uids(&sorted)))
                             }
@@ -259,8 +342,16 @@ impl<W> Session<W> {
         Outcome::ok("SEARCH completed")
     }
 
-    pub(crate) fn copy_or_move(&mut self, uid: bool, set: &SequenceSet, target: &str, moving: bool) -> Outcome {
-        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+    pub(crate) fn copy_or_move(
+        &mut self,
+        uid: bool,
+        set: &SequenceSet,
+        target: &str,
+        moving: bool,
+    ) -> Outcome {
+        let Some(view) = self.selected.as_ref() else {
+            return Outcome::bad("No mailbox selected");
+        };
         if moving && view.read_only {
             return Outcome::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -291,7 +382,12 @@ impl<W> Session<W> {
         } else {
             let from: Vec<String> = pairs.iter().map(|p| p.0.to_string()).collect();
             let to: Vec<String> = pairs.iter().map(|p| p.1.to_string()).collect();
-            format!("[COPYUID {} {} {}]", dest.uidvalidity, from.join(","), to.join(","))
+            format!(
+                "[COPYUID {} {} {}]",
+                dest.uidvalidity,
+                from.join(","),
+                to.join(",")
+            )
         };
         if moving {
             if !code.is_empty() {
@@ -316,7 +412,9 @@ impl<W> Session<W> {
     }
 
     pub(crate) fn expunge_cmd(&mut self, only: Option<&SequenceSet>) -> Outcome {
-        let Some(view) = self.selected.as_ref() else { return Outcome::bad("No mailbox selected") };
+        let Some(view) = self.selected.as_ref() else {
+            return Outcome::bad("No mailbox selected");
+        };
         if view.read_only {
             return Outcome::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -349,7 +447,9 @@ impl<W> Session<W> {
 
     /// CLOSE: expunge \Deleted messages silently (when writable), then deselect.
     pub(crate) fn close(&mut self) -> Outcome {
-        let Some(view) = self.selected.take() else { return Outcome::bad("No mailbox selected") };
+        let Some(view) = self.selected.take() else {
+            return Outcome::bad("No mailbox selected");
+        };
         if !view.read_only {
             let deleted = match self.deleted_uids(&view.id) {
                 Ok(d) => d,
@@ -364,10 +464,20 @@ impl<W> Session<W> {
 
     fn deleted_uids(&self, id: &tern_store::UniqueId) -> Result<Vec<Uid>, StoreError> {
         let (_, records) = self.store.records(id, false)?;
-        Ok(records.into_iter().filter(|r| r.flags.contains(&Flag::Deleted)).map(|r| r.uid).collect())
+        Ok(records
+            .into_iter()
+            .filter(|r| r.flags.contains(&Flag::Deleted))
+            .map(|r| r.uid)
+            .collect())
     }
 
-    pub(crate) fn append(&mut self, mailbox: &str, flags: &[String], date: Option<DateTime>, message: &[u8]) -> Outcome {
+    pub(crate) fn append(
+        &mut self,
+        mailbox: &str,
+        flags: &[String],
+        date: Option<DateTime>,
+        message: &[u8],
+    ) -> Outcome {
         let flags = match parse_flags(flags) {
             Ok(f) => f,
             Err(bad) => return Outcome::bad(&format!("Invalid flag {bad}")),
@@ -382,8 +492,14 @@ impl<W> Session<W> {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0)
         });
-        match self.store.append(&user, mailbox, &flags, internaldate, message) {
-            Ok(a) => Outcome::ok_code(&format!("[APPENDUID {} {}]", a.uidvalidity, a.uid), "APPEND completed"),
+        match self
+            .store
+            .append(&user, mailbox, &flags, internaldate, message)
+        {
+            Ok(a) => Outcome::ok_code(
+                &format!("[APPENDUID {} {}]", a.uidvalidity, a.uid),
+                "APPEND completed",
+            ),
             Err(StoreError::NoSuchMailbox { .. }) => Outcome::no("[TRYCREATE] No such mailbox"),
             Err(StoreError::OverQuota { .. }) => Outcome::no("[OVERQUOTA] Over quota"),
             Err(e) => Outcome::store_error(&e),

@@ -221,23 +221,23 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "&",           // unterminated
-            "&AOQ",        // unterminated
-            "abc&U,BTFw",  // unterminated
-            "&ACY-",       // '&' encoded
-            "&AGE-",       // 'a' encoded
-            "&AOQ-&APY-",  // two runs in a row
-            "&AOR-",       // non-zero padding bits
-            "&AOQA-",      // extra character
-            "&A-",         // too short for a UTF-16 unit
-            "&AO-",        // too short for a UTF-16 unit
-            "&2D0-",       // lone high surrogate
-            "&3gA-",       // lone low surrogate
-            "&AO=-",       // padding is not part of modified BASE64
-            "&AO/-",       // '/' is ',' in modified BASE64
-            "ä",           // raw 8-bit
-            "a\tb",        // raw control
-            "a\u{7f}",     // raw DEL
+            "&",          // unterminated
+            "&AOQ",       // unterminated
+            "abc&U,BTFw", // unterminated
+            "&ACY-",      // '&' encoded
+            "&AGE-",      // 'a' encoded
+            "&AOQ-&APY-", // two runs in a row
+            "&AOR-",      // non-zero padding bits
+            "&AOQA-",     // extra character
+            "&A-",        // too short for a UTF-16 unit
+            "&AO-",       // too short for a UTF-16 unit
+            "&2D0-",      // lone high surrogate
+            "&3gA-",      // lone low surrogate
+            "&AO=-",      // padding is not part of modified BASE64
+            "&AO/-",      // '/' is ',' in modified BASE64
+            "ä",          // raw 8-bit
+            "a\tb",       // raw control
+            "a\u{7f}",    // raw DEL
         ] {
             assert!(decode(bad).is_err(), "{bad:?} accepted: {:?}", decode(bad));
         }

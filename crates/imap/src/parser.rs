@@ -16,9 +16,9 @@ use std::borrow::Cow;
 
 use crate::mutf7;
 use crate::types::{
-    Command, CommandBody, Date, DateTime, FetchAttr, Qresync, SearchKey, SearchReturn,
-    SeqNum, SeqRange, Section, SectionText, SequenceSet, SortCriterion, SortKey, StatusItem,
-    StoreOp, ThreadAlgorithm,
+    Command, CommandBody, Date, DateTime, FetchAttr, Qresync, SearchKey, SearchReturn, Section,
+    SectionText, SeqNum, SeqRange, SequenceSet, SortCriterion, SortKey, StatusItem, StoreOp,
+    ThreadAlgorithm,
 };
 
 // ======================================================================================
@@ -133,8 +133,15 @@ enum Scan {
     #[default]
     Other,
     Tilde,
-    Digits { binary: bool, size: u64, any: bool },
-    Plus { binary: bool, size: u64 },
+    Digits {
+        binary: bool,
+        size: u64,
+        any: bool,
+    },
+    Plus {
+        binary: bool,
+        size: u64,
+    },
     Close(Announce),
     CloseCr(Announce),
 }
@@ -142,21 +149,47 @@ enum Scan {
 impl Scan {
     fn step(self, b: u8) -> Scan {
         match (self, b) {
-            (Scan::Tilde, b'{') => Scan::Digits { binary: true, size: 0, any: false },
-            (_, b'{') => Scan::Digits { binary: false, size: 0, any: false },
+            (Scan::Tilde, b'{') => Scan::Digits {
+                binary: true,
+                size: 0,
+                any: false,
+            },
+            (_, b'{') => Scan::Digits {
+                binary: false,
+                size: 0,
+                any: false,
+            },
             (_, b'~') => Scan::Tilde,
             (Scan::Digits { binary, size, .. }, b'0'..=b'9') => Scan::Digits {
                 binary,
                 size: size.saturating_mul(10).saturating_add(u64::from(b - b'0')),
                 any: true,
             },
-            (Scan::Digits { binary, size, any: true }, b'+') => Scan::Plus { binary, size },
-            (Scan::Digits { binary, size, any: true }, b'}') => {
-                Scan::Close(Announce { size, binary, nonsync: false })
-            }
-            (Scan::Plus { binary, size }, b'}') => {
-                Scan::Close(Announce { size, binary, nonsync: true })
-            }
+            (
+                Scan::Digits {
+                    binary,
+                    size,
+                    any: true,
+                },
+                b'+',
+            ) => Scan::Plus { binary, size },
+            (
+                Scan::Digits {
+                    binary,
+                    size,
+                    any: true,
+                },
+                b'}',
+            ) => Scan::Close(Announce {
+                size,
+                binary,
+                nonsync: false,
+            }),
+            (Scan::Plus { binary, size }, b'}') => Scan::Close(Announce {
+                size,
+                binary,
+                nonsync: true,
+            }),
             (Scan::Close(a), b'\r') => Scan::CloseCr(a),
             _ => Scan::Other,
         }
@@ -177,9 +210,16 @@ enum State {
     /// Copying literal bytes into the command.
     Literal { remaining: u64 },
     /// Throwing away the rest of a refused command's line.
-    DiscardLine { tag: Option<String>, reason: Rejection },
+    DiscardLine {
+        tag: Option<String>,
+        reason: Rejection,
+    },
     /// Throwing away a refused command's non-synchronizing literal.
-    DiscardLiteral { remaining: u64, tag: Option<String>, reason: Rejection },
+    DiscardLiteral {
+        remaining: u64,
+        tag: Option<String>,
+        reason: Rejection,
+    },
     /// Gave up after [`Event::Fatal`].
     Failed,
 }
@@ -358,20 +398,36 @@ impl CommandReader {
                     return (input.len(), Event::NeedMore);
                 }
                 State::Literal { remaining } => {
-                    let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(rest.len());
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(rest.len());
                     self.buf.extend_from_slice(rest.get(..n).unwrap_or(&[]));
                     pos += n;
                     let left = remaining - to_u64(n);
-                    self.state = if left == 0 { State::Line } else { State::Literal { remaining: left } };
+                    self.state = if left == 0 {
+                        State::Line
+                    } else {
+                        State::Literal { remaining: left }
+                    };
                 }
-                State::DiscardLiteral { remaining, tag, reason } => {
-                    let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(rest.len());
+                State::DiscardLiteral {
+                    remaining,
+                    tag,
+                    reason,
+                } => {
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(rest.len());
                     pos += n;
                     let left = remaining - to_u64(n);
                     self.state = if left == 0 {
                         State::DiscardLine { tag, reason }
                     } else {
-                        State::DiscardLiteral { remaining: left, tag, reason }
+                        State::DiscardLiteral {
+                            remaining: left,
+                            tag,
+                            reason,
+                        }
                     };
                 }
                 State::DiscardLine { tag, reason } => {
@@ -398,7 +454,11 @@ impl CommandReader {
                             self.state = if a.size == 0 {
                                 State::DiscardLine { tag, reason }
                             } else {
-                                State::DiscardLiteral { remaining: a.size, tag, reason }
+                                State::DiscardLiteral {
+                                    remaining: a.size,
+                                    tag,
+                                    reason,
+                                }
                             };
                         }
                         _ => {
@@ -434,8 +494,11 @@ impl CommandReader {
                     let too_long = self.text_len.saturating_add(add) > self.limits.max_line;
                     let too_big = self.buf.len().saturating_add(add) > self.limits.max_command;
                     if too_long || too_big {
-                        let reason =
-                            if too_long { Rejection::LineTooLong } else { Rejection::CommandTooBig };
+                        let reason = if too_long {
+                            Rejection::LineTooLong
+                        } else {
+                            Rejection::CommandTooBig
+                        };
                         let (tag, reason) = self.refuse_current(content, reason);
                         // DiscardLine sees the LF (if any) next, with the scan so far.
                         self.state = State::DiscardLine { tag, reason };
@@ -468,12 +531,21 @@ impl CommandReader {
     /// Handles a literal announced at the end of an accepted line (already buffered).
     /// Returns the event to report now, if any.
     fn literal_announced(&mut self, a: Announce) -> Option<Event> {
-        let limit = if a.nonsync { self.limits.max_nonsync_literal } else { self.limits.max_literal };
+        let limit = if a.nonsync {
+            self.limits.max_nonsync_literal
+        } else {
+            self.limits.max_literal
+        };
         let reason = if a.size > to_u64(limit) {
-            Some(Rejection::LiteralTooBig { size: a.size, synchronizing: !a.nonsync })
+            Some(Rejection::LiteralTooBig {
+                size: a.size,
+                synchronizing: !a.nonsync,
+            })
         } else if self.text_len.saturating_add(2) > self.limits.max_line {
             Some(Rejection::LineTooLong)
-        } else if to_u64(self.buf.len()).saturating_add(2).saturating_add(a.size)
+        } else if to_u64(self.buf.len())
+            .saturating_add(2)
+            .saturating_add(a.size)
             > to_u64(self.limits.max_command)
         {
             Some(Rejection::CommandTooBig)
@@ -494,18 +566,30 @@ impl CommandReader {
             self.state = if a.size == 0 {
                 State::DiscardLine { tag, reason }
             } else {
-                State::DiscardLiteral { remaining: a.size, tag, reason }
+                State::DiscardLiteral {
+                    remaining: a.size,
+                    tag,
+                    reason,
+                }
             };
             return None;
         }
         self.buf.extend_from_slice(b"\r\n");
         self.text_len += 2;
-        self.state = if a.size == 0 { State::Line } else { State::Literal { remaining: a.size } };
+        self.state = if a.size == 0 {
+            State::Line
+        } else {
+            State::Literal { remaining: a.size }
+        };
         if a.nonsync {
             return None;
         }
         self.sync_pending = true;
-        Some(Event::Continue { tag: self.tag(), size: a.size, binary: a.binary })
+        Some(Event::Continue {
+            tag: self.tag(),
+            size: a.size,
+            binary: a.binary,
+        })
     }
 }
 
@@ -553,7 +637,10 @@ struct Fail {
 type R<T> = Result<T, Fail>;
 
 fn fail<T>(msg: &'static str) -> R<T> {
-    Err(Fail { msg: Cow::Borrowed(msg), kind: ParseErrorKind::Syntax })
+    Err(Fail {
+        msg: Cow::Borrowed(msg),
+        kind: ParseErrorKind::Syntax,
+    })
 }
 
 /// Printable, short rendering of client text for error messages.
@@ -561,7 +648,13 @@ fn shown(bytes: &[u8]) -> String {
     let mut s: String = bytes
         .iter()
         .take(32)
-        .map(|&b| if (0x21..0x7f).contains(&b) { char::from(b) } else { '?' })
+        .map(|&b| {
+            if (0x21..0x7f).contains(&b) {
+                char::from(b)
+            } else {
+                '?'
+            }
+        })
         .collect();
     if bytes.len() > 32 {
         s.push_str("...");
@@ -570,13 +663,14 @@ fn shown(bytes: &[u8]) -> String {
 }
 
 fn fail_with<T>(what: &str, bytes: &[u8]) -> R<T> {
-    Err(Fail { msg: Cow::Owned(format!("{what}: {}", shown(bytes))), kind: ParseErrorKind::Syntax })
+    Err(Fail {
+        msg: Cow::Owned(format!("{what}: {}", shown(bytes))),
+        kind: ParseErrorKind::Syntax,
+    })
 }
 
 fn is_atom_char(c: u8) -> bool {
-    c > 0x20
-        && c < 0x7f
-        && !matches!(c, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    c > 0x20 && c < 0x7f && !matches!(c, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
 
 fn is_astring_char(c: u8) -> bool {
@@ -599,7 +693,8 @@ enum Charset {
 
 /// RFC 9051 5.1: no C0/C1 controls, DEL, LINE or PARAGRAPH SEPARATOR in names.
 fn valid_name_chars(s: &str) -> bool {
-    !s.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+    !s.chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
 }
 
 fn days_in_month(year: i32, month: u8) -> u8 {
@@ -623,8 +718,9 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-const MONTHS: [&[u8; 3]; 12] =
-    [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"];
+const MONTHS: [&[u8; 3]; 12] = [
+    b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC",
+];
 
 struct P<'a> {
     s: &'a [u8],
@@ -695,8 +791,12 @@ impl<'a> P<'a> {
     /// True if the next atom is `kw` (case-insensitive); consumes nothing.
     fn next_is(&self, kw: &str) -> bool {
         let rest = self.s.get(self.pos..).unwrap_or(&[]);
-        let n = rest.iter().position(|&b| !is_atom_char(b)).unwrap_or(rest.len());
-        rest.get(..n).is_some_and(|w| w.eq_ignore_ascii_case(kw.as_bytes()))
+        let n = rest
+            .iter()
+            .position(|&b| !is_atom_char(b))
+            .unwrap_or(rest.len());
+        rest.get(..n)
+            .is_some_and(|w| w.eq_ignore_ascii_case(kw.as_bytes()))
     }
 
     fn digits(&mut self) -> R<&'a [u8]> {
@@ -711,7 +811,10 @@ impl<'a> P<'a> {
         let d = self.digits()?;
         let mut v: u64 = 0;
         for &c in d {
-            v = match v.checked_mul(10).and_then(|v| v.checked_add(u64::from(c - b'0'))) {
+            v = match v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            {
                 Some(v) => v,
                 None => return fail("number too large"),
             };
@@ -927,7 +1030,11 @@ impl<'a> P<'a> {
         let mut ranges = Vec::new();
         loop {
             let start = self.seq_num()?;
-            let end = if self.eat(b':') { self.seq_num()? } else { start };
+            let end = if self.eat(b':') {
+                self.seq_num()?
+            } else {
+                start
+            };
             ranges.push(SeqRange { start, end });
             if !self.eat(b',') {
                 break;
@@ -942,7 +1049,8 @@ impl<'a> P<'a> {
         match &set {
             SequenceSet::Saved => fail("'$' not allowed here"),
             SequenceSet::Ranges(r)
-                if r.iter().any(|r| r.start == SeqNum::Star || r.end == SeqNum::Star) =>
+                if r.iter()
+                    .any(|r| r.start == SeqNum::Star || r.end == SeqNum::Star) =>
             {
                 fail("'*' not allowed here")
             }
@@ -1063,9 +1171,17 @@ impl<'a> P<'a> {
         }
         self.expect(b'"', "bad date-time")?;
         let offset_minutes = sign * (zh as i32 * 60 + zm as i32);
-        let days = days_from_civil(i64::from(date.year), u32::from(date.month), u32::from(date.day));
-        let local = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
-        Ok(DateTime { timestamp: local - i64::from(offset_minutes) * 60, offset_minutes })
+        let days = days_from_civil(
+            i64::from(date.year),
+            u32::from(date.month),
+            u32::from(date.day),
+        );
+        let local =
+            days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+        Ok(DateTime {
+            timestamp: local - i64::from(offset_minutes) * 60,
+            offset_minutes,
+        })
     }
 
     fn header_field_name(&mut self) -> R<String> {
@@ -1199,7 +1315,9 @@ impl<'a> P<'a> {
                     "THREAD" => self.thread(true)?,
                     "EXPUNGE" => {
                         self.sp()?;
-                        CommandBody::Expunge { uids: Some(self.sequence_set()?) }
+                        CommandBody::Expunge {
+                            uids: Some(self.sequence_set()?),
+                        }
                     }
                     _ => return fail_with("unknown UID command", sub.as_bytes()),
                 }
@@ -1216,16 +1334,26 @@ impl<'a> P<'a> {
                 let identifier = self.text()?;
                 self.sp()?;
                 let rights = self.text()?;
-                CommandBody::SetAcl { mailbox, identifier, rights }
+                CommandBody::SetAcl {
+                    mailbox,
+                    identifier,
+                    rights,
+                }
             }
             "DELETEACL" | "LISTRIGHTS" => {
                 let mailbox = self.sp_mailbox()?;
                 self.sp()?;
                 let identifier = self.text()?;
                 if k == "DELETEACL" {
-                    CommandBody::DeleteAcl { mailbox, identifier }
+                    CommandBody::DeleteAcl {
+                        mailbox,
+                        identifier,
+                    }
                 } else {
-                    CommandBody::ListRights { mailbox, identifier }
+                    CommandBody::ListRights {
+                        mailbox,
+                        identifier,
+                    }
                 }
             }
             "GETACL" => CommandBody::GetAcl(self.sp_mailbox()?),
@@ -1253,7 +1381,8 @@ impl<'a> P<'a> {
         self.sp()?;
         let mechanism = self.keyword()?;
         let initial = if self.eat(b' ') {
-            let r = self.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+            let r =
+                self.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
             if !valid_base64(r) {
                 return fail("bad initial response");
             }
@@ -1312,7 +1441,12 @@ impl<'a> P<'a> {
                 self.sp()?;
             }
         }
-        Ok(CommandBody::Select { mailbox, read_only, condstore, qresync })
+        Ok(CommandBody::Select {
+            mailbox,
+            read_only,
+            condstore,
+            qresync,
+        })
     }
 
     fn qresync(&mut self) -> R<Qresync> {
@@ -1333,7 +1467,12 @@ impl<'a> P<'a> {
             }
         }
         self.close()?;
-        Ok(Qresync { uidvalidity, modseq, known_uids, seq_match })
+        Ok(Qresync {
+            uidvalidity,
+            modseq,
+            known_uids,
+            seq_match,
+        })
     }
 
     fn seq_match(&mut self) -> R<(SequenceSet, SequenceSet)> {
@@ -1373,7 +1512,10 @@ impl<'a> P<'a> {
                 self.sp()?;
             }
         }
-        Ok(CommandBody::Create { mailbox, special_use })
+        Ok(CommandBody::Create {
+            mailbox,
+            special_use,
+        })
     }
 
     fn list(&mut self) -> R<CommandBody> {
@@ -1383,7 +1525,10 @@ impl<'a> P<'a> {
             if !self.eat(b')') {
                 loop {
                     let k = self.keyword()?;
-                    if !matches!(k.as_str(), "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE") {
+                    if !matches!(
+                        k.as_str(),
+                        "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE"
+                    ) {
                         return fail_with("unknown LIST selection option", k.as_bytes());
                     }
                     select.push(k);
@@ -1394,7 +1539,9 @@ impl<'a> P<'a> {
                 }
             }
             if select.iter().any(|s| s == "RECURSIVEMATCH")
-                && !select.iter().any(|s| s == "SUBSCRIBED" || s == "SPECIAL-USE")
+                && !select
+                    .iter()
+                    .any(|s| s == "SUBSCRIBED" || s == "SPECIAL-USE")
             {
                 return fail("RECURSIVEMATCH needs another selection option");
             }
@@ -1441,7 +1588,14 @@ impl<'a> P<'a> {
                 }
             }
         }
-        Ok(CommandBody::List { lsub: false, reference, patterns, select, return_opts, status })
+        Ok(CommandBody::List {
+            lsub: false,
+            reference,
+            patterns,
+            select,
+            return_opts,
+            status,
+        })
     }
 
     fn append(&mut self) -> R<CommandBody> {
@@ -1461,7 +1615,13 @@ impl<'a> P<'a> {
             return fail("APPEND needs a literal");
         }
         let (message, binary) = self.literal(true)?;
-        Ok(CommandBody::Append { mailbox, flags, date, message: message.to_vec(), binary })
+        Ok(CommandBody::Append {
+            mailbox,
+            flags,
+            date,
+            message: message.to_vec(),
+            binary,
+        })
     }
 
     /// `[SP "RETURN" SP "(" [opt *(SP opt)] ")"]`
@@ -1515,7 +1675,12 @@ impl<'a> P<'a> {
             self.sp()?;
         }
         let criteria = self.search_program()?;
-        Ok(CommandBody::Search { uid, charset, criteria, return_opts })
+        Ok(CommandBody::Search {
+            uid,
+            charset,
+            criteria,
+            return_opts,
+        })
     }
 
     /// `search-key *(SP search-key)`: one key, or `And` of several.
@@ -1524,7 +1689,11 @@ impl<'a> P<'a> {
         while self.eat(b' ') {
             keys.push(self.search_key(0)?);
         }
-        Ok(if keys.len() == 1 { keys.remove(0) } else { SearchKey::And(keys) })
+        Ok(if keys.len() == 1 {
+            keys.remove(0)
+        } else {
+            SearchKey::And(keys)
+        })
     }
 
     fn search_key(&mut self, depth: usize) -> R<SearchKey> {
@@ -1539,9 +1708,15 @@ impl<'a> P<'a> {
                     keys.push(self.search_key(depth + 1)?);
                 }
                 self.close()?;
-                return Ok(if keys.len() == 1 { keys.remove(0) } else { SearchKey::And(keys) });
+                return Ok(if keys.len() == 1 {
+                    keys.remove(0)
+                } else {
+                    SearchKey::And(keys)
+                });
             }
-            Some(b'*' | b'$' | b'0'..=b'9') => return Ok(SearchKey::Sequence(self.sequence_set()?)),
+            Some(b'*' | b'$' | b'0'..=b'9') => {
+                return Ok(SearchKey::Sequence(self.sequence_set()?))
+            }
             _ => {}
         }
         let k = self.keyword()?;
@@ -1666,10 +1841,19 @@ impl<'a> P<'a> {
             }
         } else if self.next_is("ALL") {
             self.pos += 3;
-            items = vec![FetchAttr::Flags, FetchAttr::InternalDate, FetchAttr::Rfc822Size, FetchAttr::Envelope];
+            items = vec![
+                FetchAttr::Flags,
+                FetchAttr::InternalDate,
+                FetchAttr::Rfc822Size,
+                FetchAttr::Envelope,
+            ];
         } else if self.next_is("FAST") {
             self.pos += 4;
-            items = vec![FetchAttr::Flags, FetchAttr::InternalDate, FetchAttr::Rfc822Size];
+            items = vec![
+                FetchAttr::Flags,
+                FetchAttr::InternalDate,
+                FetchAttr::Rfc822Size,
+            ];
         } else if self.next_is("FULL") {
             self.pos += 4;
             items = vec![
@@ -1705,7 +1889,13 @@ impl<'a> P<'a> {
                 return fail("VANISHED needs UID FETCH and CHANGEDSINCE");
             }
         }
-        Ok(CommandBody::Fetch { uid, set, items, changed_since, vanished })
+        Ok(CommandBody::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+            vanished,
+        })
     }
 
     fn fetch_att(&mut self) -> R<FetchAttr> {
@@ -1726,14 +1916,24 @@ impl<'a> P<'a> {
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;
                 let partial = self.partial()?;
-                FetchAttr::BodySection { peek: k == "BODY.PEEK", section, partial }
+                FetchAttr::BodySection {
+                    peek: k == "BODY.PEEK",
+                    section,
+                    partial,
+                }
             }
             "BINARY" | "BINARY.PEEK" => {
                 let part = self.section_binary()?;
                 let partial = self.partial()?;
-                FetchAttr::Binary { peek: k == "BINARY.PEEK", part, partial }
+                FetchAttr::Binary {
+                    peek: k == "BINARY.PEEK",
+                    part,
+                    partial,
+                }
             }
-            "BINARY.SIZE" => FetchAttr::BinarySize { part: self.section_binary()? },
+            "BINARY.SIZE" => FetchAttr::BinarySize {
+                part: self.section_binary()?,
+            },
             _ => return fail_with("unknown FETCH item", name),
         })
     }
@@ -1846,7 +2046,14 @@ impl<'a> P<'a> {
             }
             flags
         };
-        Ok(CommandBody::Store { uid, set, op, silent, flags, unchanged_since })
+        Ok(CommandBody::Store {
+            uid,
+            set,
+            op,
+            silent,
+            flags,
+            unchanged_since,
+        })
     }
 
     fn copy_move(&mut self, uid: bool, is_move: bool) -> R<CommandBody> {
@@ -1894,7 +2101,13 @@ impl<'a> P<'a> {
         let charset = self.charset()?;
         self.sp()?;
         let search = self.search_program()?;
-        Ok(CommandBody::Sort { uid, criteria, charset, search, return_opts })
+        Ok(CommandBody::Sort {
+            uid,
+            criteria,
+            charset,
+            search,
+            return_opts,
+        })
     }
 
     fn thread(&mut self, uid: bool) -> R<CommandBody> {
@@ -1909,7 +2122,12 @@ impl<'a> P<'a> {
         let charset = self.charset()?;
         self.sp()?;
         let search = self.search_program()?;
-        Ok(CommandBody::Thread { uid, algorithm, charset, search })
+        Ok(CommandBody::Thread {
+            uid,
+            algorithm,
+            charset,
+            search,
+        })
     }
 
     fn setquota(&mut self) -> R<CommandBody> {
@@ -1954,7 +2172,9 @@ fn valid_base64(r: &[u8]) -> bool {
 
 /// Canonical spelling of the RFC 6154 attributes, `\` included; others as written.
 fn special_use_name(atom: &[u8]) -> String {
-    const KNOWN: [&str; 7] = ["All", "Archive", "Drafts", "Flagged", "Junk", "Sent", "Trash"];
+    const KNOWN: [&str; 7] = [
+        "All", "Archive", "Drafts", "Flagged", "Junk", "Sent", "Trash",
+    ];
     for k in KNOWN {
         if atom.eq_ignore_ascii_case(k.as_bytes()) {
             return format!("\\{k}");
@@ -1975,14 +2195,23 @@ fn special_use_name(atom: &[u8]) -> String {
 /// LIST option names are returned upper-cased. A parenthesised SEARCH list of one key
 /// is that key; several keys in a row (or in parentheses) are `SearchKey::And`.
 pub fn parse_command(bytes: &[u8], utf8_names: bool) -> Result<Command, ParseError> {
-    let mut p = P { s: bytes, pos: 0, utf8_names, charset: Charset::Utf8 };
+    let mut p = P {
+        s: bytes,
+        pos: 0,
+        utf8_names,
+        charset: Charset::Utf8,
+    };
     let tag = p.take_while(is_tag_char);
     let tag_ok = !tag.is_empty() && matches!(p.peek(), None | Some(b' ' | b'\r' | b'\n'));
     if !tag_ok {
         let empty = matches!(bytes, b"" | b"\r\n" | b"\n");
         return Err(ParseError {
             tag: None,
-            message: if empty { "empty command".into() } else { "missing or invalid tag".into() },
+            message: if empty {
+                "empty command".into()
+            } else {
+                "missing or invalid tag".into()
+            },
             kind: ParseErrorKind::Syntax,
         });
     }
@@ -1993,15 +2222,21 @@ pub fn parse_command(bytes: &[u8], utf8_names: bool) -> Result<Command, ParseErr
         if matches!(p.s.get(p.pos..), Some(b"" | b"\r\n" | b"\n")) {
             Ok(body)
         } else {
-            fail_with("unexpected text after command", p.s.get(p.pos..).unwrap_or(&[]))
+            fail_with(
+                "unexpected text after command",
+                p.s.get(p.pos..).unwrap_or(&[]),
+            )
         }
     });
     match result {
         Ok(body) => Ok(Command { tag, body }),
-        Err(f) => Err(ParseError { tag: Some(tag), message: f.msg.into_owned(), kind: f.kind }),
+        Err(f) => Err(ParseError {
+            tag: Some(tag),
+            message: f.msg.into_owned(),
+            kind: f.kind,
+        }),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -2111,7 +2346,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         let input = b"a1 NOOP\r\na2 CAPABILITY\na3 LOGOUT\r\n";
         for chunk in [1, 2, 3, 7, 1000] {
             let ev = run(&mut r, input, chunk);
-            assert_eq!(ev, vec![cmd(b"a1 NOOP"), cmd(b"a2 CAPABILITY"), cmd(b"a3 LOGOUT")]);
+            assert_eq!(
+                ev,
+                vec![cmd(b"a1 NOOP"), cmd(b"a2 CAPABILITY"), cmd(b"a3 LOGOUT")]
+            );
             assert!(!r.in_command());
         }
         // The first feed stops right after the first command.
@@ -2139,16 +2377,33 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         let mut r = CommandReader::new(Limits::default());
         let (n, ev) = r.feed(b"A001 LOGIN {11}\r\nFRED FOOBAR {7}\r\nfat man\r\n");
         assert_eq!(n, 17);
-        assert_eq!(ev, Event::Continue { tag: Some(s("A001")), size: 11, binary: false });
+        assert_eq!(
+            ev,
+            Event::Continue {
+                tag: Some(s("A001")),
+                size: 11,
+                binary: false
+            }
+        );
         let (n2, ev) = r.feed(b"FRED FOOBAR {7}\r\nfat man\r\n");
         assert_eq!(n2, 17);
-        assert_eq!(ev, Event::Continue { tag: Some(s("A001")), size: 7, binary: false });
+        assert_eq!(
+            ev,
+            Event::Continue {
+                tag: Some(s("A001")),
+                size: 7,
+                binary: false
+            }
+        );
         let (_, ev) = r.feed(b"fat man\r\n");
         let want = b"A001 LOGIN {11}\r\nFRED FOOBAR {7}\r\nfat man";
         assert_eq!(ev, cmd(want));
         assert_eq!(
             okb(want),
-            CommandBody::Login { user: s("FRED FOOBAR"), password: s("fat man") }
+            CommandBody::Login {
+                user: s("FRED FOOBAR"),
+                password: s("fat man")
+            }
         );
     }
 
@@ -2163,7 +2418,14 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         }
         let mut r = CommandReader::new(Limits::default());
         let (_, ev) = r.feed(b"a APPEND x ~{5}\nab\0\r\n\r\n");
-        assert_eq!(ev, Event::Continue { tag: Some(s("a")), size: 5, binary: true });
+        assert_eq!(
+            ev,
+            Event::Continue {
+                tag: Some(s("a")),
+                size: 5,
+                binary: true
+            }
+        );
         let (_, ev) = r.feed(b"ab\0\r\n\r\n");
         assert_eq!(ev, cmd(b"a APPEND x ~{5}\r\nab\0\r\n"));
         // Literal contents are opaque: a "{3}" in them announces nothing.
@@ -2176,13 +2438,20 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(
             ev,
             vec![
-                Event::Continue { tag: Some(s("a")), size: 0, binary: false },
+                Event::Continue {
+                    tag: Some(s("a")),
+                    size: 0,
+                    binary: false
+                },
                 cmd(b"a LOGIN {0+}\r\n {0}\r\n")
             ]
         );
         assert_eq!(
             okb(b"a LOGIN {0+}\r\n {0}\r\n"),
-            CommandBody::Login { user: s(""), password: s("") }
+            CommandBody::Login {
+                user: s(""),
+                password: s("")
+            }
         );
     }
 
@@ -2201,7 +2470,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 
     #[test]
     fn reader_sync_literal_too_big() {
-        let limits = Limits { max_literal: 100, ..Limits::default() };
+        let limits = Limits {
+            max_literal: 100,
+            ..Limits::default()
+        };
         let mut r = CommandReader::new(limits);
         let (n, ev) = r.feed(b"A003 APPEND saved-messages (\\Seen) {310}\r\nA004 NOOP\r\n");
         assert_eq!(n, 42);
@@ -2209,7 +2481,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             ev,
             Event::Rejected {
                 tag: Some(s("A003")),
-                reason: Rejection::LiteralTooBig { size: 310, synchronizing: true }
+                reason: Rejection::LiteralTooBig {
+                    size: 310,
+                    synchronizing: true
+                }
             }
         );
         assert!(!r.in_command());
@@ -2220,7 +2495,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             ev,
             Event::Rejected {
                 tag: Some(s("t")),
-                reason: Rejection::LiteralTooBig { size: u64::MAX, synchronizing: true }
+                reason: Rejection::LiteralTooBig {
+                    size: u64::MAX,
+                    synchronizing: true
+                }
             }
         );
     }
@@ -2228,7 +2506,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     #[test]
     fn reader_nonsync_literal_too_big_is_discarded() {
         // LITERAL-: non-synchronizing literals up to 4096 bytes.
-        let limits = Limits { max_nonsync_literal: 4096, ..Limits::default() };
+        let limits = Limits {
+            max_nonsync_literal: 4096,
+            ..Limits::default()
+        };
         let mut r = CommandReader::new(limits);
         let big = vec![b'x'; 5000];
         let mut input = b"a1 APPEND x {5000+}\r\n".to_vec();
@@ -2241,7 +2522,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                 vec![
                     Event::Rejected {
                         tag: Some(s("a1")),
-                        reason: Rejection::LiteralTooBig { size: 5000, synchronizing: false }
+                        reason: Rejection::LiteralTooBig {
+                            size: 5000,
+                            synchronizing: false
+                        }
                     },
                     cmd(b"b2 NOOP"),
                 ],
@@ -2257,7 +2541,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 
     #[test]
     fn reader_line_too_long() {
-        let limits = Limits { max_line: 64, ..Limits::default() };
+        let limits = Limits {
+            max_line: 64,
+            ..Limits::default()
+        };
         let mut r = CommandReader::new(limits);
         let mut input = b"tag1 SEARCH ".to_vec();
         input.extend(std::iter::repeat_n(b'1', 200));
@@ -2267,7 +2554,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             assert_eq!(
                 ev,
                 vec![
-                    Event::Rejected { tag: Some(s("tag1")), reason: Rejection::LineTooLong },
+                    Event::Rejected {
+                        tag: Some(s("tag1")),
+                        reason: Rejection::LineTooLong
+                    },
                     cmd(b"tag2 NOOP")
                 ]
             );
@@ -2278,23 +2568,38 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         let ev = run(&mut r, &[b'x'; 500], 7);
         assert!(ev.is_empty());
         assert!(r.buf.is_empty());
-        assert_eq!(r.feed(b"\n").1, Event::Rejected { tag: None, reason: Rejection::LineTooLong });
+        assert_eq!(
+            r.feed(b"\n").1,
+            Event::Rejected {
+                tag: None,
+                reason: Rejection::LineTooLong
+            }
+        );
         // Exactly at the limit is fine.
         let mut r = CommandReader::new(limits);
         let line = vec![b'a'; 64];
-        assert_eq!(r.feed(&[&line[..], b"\r\n"].concat()).1, Event::Command(line));
+        assert_eq!(
+            r.feed(&[&line[..], b"\r\n"].concat()).1,
+            Event::Command(line)
+        );
     }
 
     #[test]
     fn reader_too_long_line_with_literals() {
-        let limits = Limits { max_line: 30, ..Limits::default() };
+        let limits = Limits {
+            max_line: 30,
+            ..Limits::default()
+        };
         // The discarded line announces a non-synchronizing literal: skip it and the rest.
         let mut r = CommandReader::new(limits);
         let input = b"a SEARCH SUBJECT xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx {5+}\r\n)\r\n\n BODY y\r\nb NOOP\r\n";
         assert_eq!(
             run(&mut r, input, 4),
             vec![
-                Event::Rejected { tag: Some(s("a")), reason: Rejection::LineTooLong },
+                Event::Rejected {
+                    tag: Some(s("a")),
+                    reason: Rejection::LineTooLong
+                },
                 cmd(b"b NOOP")
             ]
         );
@@ -2304,7 +2609,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(
             run(&mut r, input, 3),
             vec![
-                Event::Rejected { tag: Some(s("a")), reason: Rejection::LineTooLong },
+                Event::Rejected {
+                    tag: Some(s("a")),
+                    reason: Rejection::LineTooLong
+                },
                 cmd(b"b NOOP")
             ]
         );
@@ -2314,7 +2622,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(
             run(&mut r, input, 100),
             vec![
-                Event::Rejected { tag: Some(s("a")), reason: Rejection::LineTooLong },
+                Event::Rejected {
+                    tag: Some(s("a")),
+                    reason: Rejection::LineTooLong
+                },
                 cmd(b"b NOOP")
             ]
         );
@@ -2322,7 +2633,11 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 
     #[test]
     fn reader_command_too_big_and_fatal() {
-        let limits = Limits { max_command: 100, max_discard: 1000, ..Limits::default() };
+        let limits = Limits {
+            max_command: 100,
+            max_discard: 1000,
+            ..Limits::default()
+        };
         let mut r = CommandReader::new(limits);
         let mut input = b"a APPEND x {60+}\r\n".to_vec();
         input.extend_from_slice(&[b'm'; 60]);
@@ -2332,7 +2647,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(
             run(&mut r, &input, 9),
             vec![
-                Event::Rejected { tag: Some(s("a")), reason: Rejection::CommandTooBig },
+                Event::Rejected {
+                    tag: Some(s("a")),
+                    reason: Rejection::CommandTooBig
+                },
                 cmd(b"b NOOP")
             ]
         );
@@ -2369,9 +2687,8 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         // And every assembled corpus command parses.
         for ev in whole {
             if let Event::Command(c) = ev {
-                parse_command(&c, false).unwrap_or_else(|e| {
-                    panic!("{:?}: {e:?}", String::from_utf8_lossy(&c))
-                });
+                parse_command(&c, false)
+                    .unwrap_or_else(|e| panic!("{:?}: {e:?}", String::from_utf8_lossy(&c)));
             }
         }
     }
@@ -2392,7 +2709,9 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(ok("a EXPUNGE"), CommandBody::Expunge { uids: None });
         assert_eq!(
             ok("A202 UID EXPUNGE 3000:3002"),
-            CommandBody::Expunge { uids: Some(ranges(&[rng(v(3000), v(3002))])) }
+            CommandBody::Expunge {
+                uids: Some(ranges(&[rng(v(3000), v(3002))]))
+            }
         );
         let c = parse_command(b"x]y.1 NOOP", false).unwrap();
         assert_eq!(c.tag, "x]y.1");
@@ -2405,7 +2724,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(e.kind, ParseErrorKind::UnknownCommand);
         assert_eq!(e.to_string(), "unknown command FROB");
         let e = bad("a2 NOOP extra");
-        assert_eq!((e.tag.as_deref(), e.kind), (Some("a2"), ParseErrorKind::Syntax));
+        assert_eq!(
+            (e.tag.as_deref(), e.kind),
+            (Some("a2"), ParseErrorKind::Syntax)
+        );
         assert_eq!(bad("a3").tag.as_deref(), Some("a3"));
         assert_eq!(bad("a4 ").tag.as_deref(), Some("a4"));
         assert_eq!(bad("+ NOOP").tag, None);
@@ -2416,22 +2738,35 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(bad("a  NOOP").tag.as_deref(), Some("a"));
         // Messages never echo control characters.
         let e = bad("t FROB\x1b[2J");
-        assert!(e.message.bytes().all(|b| (0x20..0x7f).contains(&b)), "{:?}", e.message);
+        assert!(
+            e.message.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{:?}",
+            e.message
+        );
     }
 
     #[test]
     fn login_and_strings() {
         assert_eq!(
             ok("a001 login SMITH SESAME"),
-            CommandBody::Login { user: s("SMITH"), password: s("SESAME") }
+            CommandBody::Login {
+                user: s("SMITH"),
+                password: s("SESAME")
+            }
         );
         assert_eq!(
             ok(r#"a LOGIN "fred \"the\" \\ man" "p w""#),
-            CommandBody::Login { user: s(r#"fred "the" \ man"#), password: s("p w") }
+            CommandBody::Login {
+                user: s(r#"fred "the" \ man"#),
+                password: s("p w")
+            }
         );
         assert_eq!(
             okb("a LOGIN {5}\r\nj\u{f6}rg ]x]".as_bytes()),
-            CommandBody::Login { user: s("j\u{f6}rg"), password: s("]x]") }
+            CommandBody::Login {
+                user: s("j\u{f6}rg"),
+                password: s("]x]")
+            }
         );
         bad(r#"a LOGIN "a\b" c"#);
         bad("a LOGIN \"a\rb\" c");
@@ -2449,15 +2784,24 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     fn authenticate() {
         assert_eq!(
             ok("a AUTHENTICATE plain"),
-            CommandBody::Authenticate { mechanism: s("PLAIN"), initial: None }
+            CommandBody::Authenticate {
+                mechanism: s("PLAIN"),
+                initial: None
+            }
         );
         assert_eq!(
             ok("a AUTHENTICATE PLAIN AGZyZWQAc2VjcmV0"),
-            CommandBody::Authenticate { mechanism: s("PLAIN"), initial: Some(s("AGZyZWQAc2VjcmV0")) }
+            CommandBody::Authenticate {
+                mechanism: s("PLAIN"),
+                initial: Some(s("AGZyZWQAc2VjcmV0"))
+            }
         );
         assert_eq!(
             ok("a AUTHENTICATE EXTERNAL ="),
-            CommandBody::Authenticate { mechanism: s("EXTERNAL"), initial: Some(s("=")) }
+            CommandBody::Authenticate {
+                mechanism: s("EXTERNAL"),
+                initial: Some(s("="))
+            }
         );
         assert_eq!(
             ok("a AUTHENTICATE SCRAM-SHA-256 biwsbj11c2VyLHI9ZnlrbytkMmxiYkZnT05Sdjlx"),
@@ -2484,7 +2828,9 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         assert_eq!(ok("a023 ID NIL"), CommandBody::Id(None));
         assert_eq!(ok("a ID ()"), CommandBody::Id(Some(vec![])));
         assert_eq!(
-            ok(r#"a023 ID ("name" "sodr" "version" "19.34" "vendor" "Pink Floyd Music Limited" "os" NIL)"#),
+            ok(
+                r#"a023 ID ("name" "sodr" "version" "19.34" "vendor" "Pink Floyd Music Limited" "os" NIL)"#
+            ),
             CommandBody::Id(Some(vec![
                 (s("name"), Some(s("sodr"))),
                 (s("version"), Some(s("19.34"))),
@@ -2495,7 +2841,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         bad(r#"a ID ("name")"#);
         bad(r#"a ID (name "x")"#);
         bad("a ID");
-        assert_eq!(ok("a COMPRESS deflate"), CommandBody::Compress(s("DEFLATE")));
+        assert_eq!(
+            ok("a COMPRESS deflate"),
+            CommandBody::Compress(s("DEFLATE"))
+        );
     }
 
     // ------------------------------------------------------------------ mailboxes
@@ -2504,16 +2853,28 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     fn mailbox_names() {
         assert_eq!(ok("a DELETE inbox"), CommandBody::Delete(s("INBOX")));
         assert_eq!(ok("a DELETE \"InBoX\""), CommandBody::Delete(s("INBOX")));
-        assert_eq!(ok("a DELETE INBOX.sub"), CommandBody::Delete(s("INBOX.sub")));
-        assert_eq!(ok("a SUBSCRIBE Entw&APw-rfe"), CommandBody::Subscribe(s("Entw\u{fc}rfe")));
+        assert_eq!(
+            ok("a DELETE INBOX.sub"),
+            CommandBody::Delete(s("INBOX.sub"))
+        );
+        assert_eq!(
+            ok("a SUBSCRIBE Entw&APw-rfe"),
+            CommandBody::Subscribe(s("Entw\u{fc}rfe"))
+        );
         assert_eq!(
             ok("a UNSUBSCRIBE \"~peter/mail/&U,BTFw-/&ZeVnLIqe-\""),
             CommandBody::Unsubscribe(s("~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}"))
         );
-        assert_eq!(ok("a DELETE \"Tom &- Jerry\""), CommandBody::Delete(s("Tom & Jerry")));
+        assert_eq!(
+            ok("a DELETE \"Tom &- Jerry\""),
+            CommandBody::Delete(s("Tom & Jerry"))
+        );
         assert_eq!(
             ok("a RENAME blurdybloop sarasoop"),
-            CommandBody::Rename { from: s("blurdybloop"), to: s("sarasoop") }
+            CommandBody::Rename {
+                from: s("blurdybloop"),
+                to: s("sarasoop")
+            }
         );
         // Invalid modified UTF-7.
         bad("a DELETE &ACY-");
@@ -2538,19 +2899,35 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     fn select_examine() {
         assert_eq!(
             ok("A142 SELECT INBOX"),
-            CommandBody::Select { mailbox: s("INBOX"), read_only: false, condstore: false, qresync: None }
+            CommandBody::Select {
+                mailbox: s("INBOX"),
+                read_only: false,
+                condstore: false,
+                qresync: None
+            }
         );
         assert_eq!(
             ok("A932 EXAMINE blurdybloop"),
-            CommandBody::Select { mailbox: s("blurdybloop"), read_only: true, condstore: false, qresync: None }
+            CommandBody::Select {
+                mailbox: s("blurdybloop"),
+                read_only: true,
+                condstore: false,
+                qresync: None
+            }
         );
         assert_eq!(
             ok("a SELECT \"Sent\" (CONDSTORE)"),
-            CommandBody::Select { mailbox: s("Sent"), read_only: false, condstore: true, qresync: None }
+            CommandBody::Select {
+                mailbox: s("Sent"),
+                read_only: false,
+                condstore: true,
+                qresync: None
+            }
         );
         // RFC 7162 3.2.5.2 examples.
-        let CommandBody::Select { qresync: Some(q), .. } =
-            ok("A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))")
+        let CommandBody::Select {
+            qresync: Some(q), ..
+        } = ok("A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))")
         else {
             panic!()
         };
@@ -2568,11 +2945,19 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         };
         let (seqs, uids) = q.seq_match.unwrap();
         assert_eq!(q.known_uids, Some(ranges(&[rng(v(1), v(29997))])));
-        assert_eq!(seqs, ranges(&[one(5000), one(7500), one(9000), rng(v(9990), v(9999))]));
-        let SequenceSet::Ranges(u) = uids else { panic!() };
+        assert_eq!(
+            seqs,
+            ranges(&[one(5000), one(7500), one(9000), rng(v(9990), v(9999))])
+        );
+        let SequenceSet::Ranges(u) = uids else {
+            panic!()
+        };
         assert_eq!(u.len(), 13);
-        let CommandBody::Select { qresync: Some(q), condstore, .. } =
-            ok("a EXAMINE x (CONDSTORE QRESYNC (1 2 (1:3 4:6)))")
+        let CommandBody::Select {
+            qresync: Some(q),
+            condstore,
+            ..
+        } = ok("a EXAMINE x (CONDSTORE QRESYNC (1 2 (1:3 4:6)))")
         else {
             panic!()
         };
@@ -2594,15 +2979,24 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     fn create_special_use() {
         assert_eq!(
             ok("A003 CREATE owatagusiam/"),
-            CommandBody::Create { mailbox: s("owatagusiam/"), special_use: vec![] }
+            CommandBody::Create {
+                mailbox: s("owatagusiam/"),
+                special_use: vec![]
+            }
         );
         assert_eq!(
             ok("t1 CREATE \"Important Messages\" (USE (\\Important))"),
-            CommandBody::Create { mailbox: s("Important Messages"), special_use: vec![s("\\Important")] }
+            CommandBody::Create {
+                mailbox: s("Important Messages"),
+                special_use: vec![s("\\Important")]
+            }
         );
         assert_eq!(
             ok("t1 CREATE MySpecial (USE (\\drafts \\Sent))"),
-            CommandBody::Create { mailbox: s("MySpecial"), special_use: vec![s("\\Drafts"), s("\\Sent")] }
+            CommandBody::Create {
+                mailbox: s("MySpecial"),
+                special_use: vec![s("\\Drafts"), s("\\Sent")]
+            }
         );
         bad("t1 CREATE x (USE (Sent))");
         bad("t1 CREATE x (FOO (\\Sent))");
@@ -2743,7 +3137,14 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         let mut r = CommandReader::new(Limits::default());
         let ev = run(&mut r, wire.as_bytes(), 17);
         assert_eq!(ev.len(), 2);
-        assert!(matches!(ev[0], Event::Continue { size: 310, binary: false, .. }));
+        assert!(matches!(
+            ev[0],
+            Event::Continue {
+                size: 310,
+                binary: false,
+                ..
+            }
+        ));
         let Event::Command(c) = &ev[1] else { panic!() };
         assert_eq!(
             okb(c),
@@ -2759,22 +3160,38 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 
     #[test]
     fn append_date_time() {
-        let CommandBody::Append { date, flags, message, .. } =
-            ok("a APPEND INBOX () \"17-Jul-1996 02:44:25 -0700\" {2+}\r\nhi")
+        let CommandBody::Append {
+            date,
+            flags,
+            message,
+            ..
+        } = ok("a APPEND INBOX () \"17-Jul-1996 02:44:25 -0700\" {2+}\r\nhi")
         else {
             panic!()
         };
         assert_eq!(flags, Vec::<String>::new());
         assert_eq!(message, b"hi");
         // 1996-07-17T09:44:25Z
-        assert_eq!(date, Some(DateTime { timestamp: 837_596_665, offset_minutes: -420 }));
+        assert_eq!(
+            date,
+            Some(DateTime {
+                timestamp: 837_596_665,
+                offset_minutes: -420
+            })
+        );
         // Space-padded day, lower-case month, positive zone.
         let CommandBody::Append { date, .. } =
             ok("a APPEND INBOX \" 1-jan-2000 00:30:00 +0100\" {1}\r\nx")
         else {
             panic!()
         };
-        assert_eq!(date, Some(DateTime { timestamp: 946_683_000, offset_minutes: 60 }));
+        assert_eq!(
+            date,
+            Some(DateTime {
+                timestamp: 946_683_000,
+                offset_minutes: 60
+            })
+        );
         // Leap day; what imaplib.Time2Internaldate writes.
         let CommandBody::Append { date, .. } =
             ok("a APPEND INBOX (\\Seen \\Flagged $Label1) \"29-Feb-2024 23:59:59 +0000\" {1}\r\nx")
@@ -2853,7 +3270,8 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 
     #[test]
     fn search_thunderbird_style() {
-        let wire = b"x UID SEARCH CHARSET UTF-8 OR (FROM \"a\" SUBJECT {4+}\r\nt\xc3\xa9t) NOT DELETED";
+        let wire =
+            b"x UID SEARCH CHARSET UTF-8 OR (FROM \"a\" SUBJECT {4+}\r\nt\xc3\xa9t) NOT DELETED";
         assert_eq!(
             okb(wire),
             CommandBody::Search {
@@ -2886,7 +3304,9 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                  SENTSINCE 3-Jan-2000 SINCE 04-Jan-2000 SMALLER 5 SUBJECT s TEXT t TO u UID 1,2 \
                  UNANSWERED UNDELETED UNDRAFT UNFLAGGED UNKEYWORD Junk UNSEEN 1:3,5 * $ \
                  MODSEQ 620162338 YOUNGER 3600 OLDER 60 (ALL)";
-        let SearchKey::And(keys) = search_of(q) else { panic!() };
+        let SearchKey::And(keys) = search_of(q) else {
+            panic!()
+        };
         use SearchKey as K;
         let want = vec![
             K::All,
@@ -2942,7 +3362,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             search_of("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338"),
             SearchKey::Modseq(620162338)
         );
-        assert_eq!(search_of("a SEARCH modseq \"/flags/$Junk\" PRIV 1"), SearchKey::Modseq(1));
+        assert_eq!(
+            search_of("a SEARCH modseq \"/flags/$Junk\" PRIV 1"),
+            SearchKey::Modseq(1)
+        );
         bad("a SEARCH MODSEQ \"/foo/x\" all 1");
         bad("a SEARCH MODSEQ \"/flags/x\" other 1");
         bad("a SEARCH MODSEQ 9223372036854775808");
@@ -2960,19 +3383,29 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                 return_opts: Some(vec![SearchReturn::Min, SearchReturn::Count]),
             }
         );
-        let CommandBody::Search { return_opts, uid, .. } = ok("a UID SEARCH RETURN () ALL") else {
+        let CommandBody::Search {
+            return_opts, uid, ..
+        } = ok("a UID SEARCH RETURN () ALL")
+        else {
             panic!()
         };
         assert_eq!((return_opts, uid), (Some(vec![]), true));
-        let CommandBody::Search { return_opts, charset, .. } =
-            ok("A301 SEARCH RETURN (SAVE MAX ALL) CHARSET us-ascii SINCE 1-Feb-1994 $")
+        let CommandBody::Search {
+            return_opts,
+            charset,
+            ..
+        } = ok("A301 SEARCH RETURN (SAVE MAX ALL) CHARSET us-ascii SINCE 1-Feb-1994 $")
         else {
             panic!()
         };
         assert_eq!(charset.as_deref(), Some("US-ASCII"));
         assert_eq!(
             return_opts,
-            Some(vec![SearchReturn::Save, SearchReturn::Max, SearchReturn::All])
+            Some(vec![
+                SearchReturn::Save,
+                SearchReturn::Max,
+                SearchReturn::All
+            ])
         );
         bad("a SEARCH RETURN (PARTIAL 1:10) ALL");
         bad("a SEARCH RETURN ALL");
@@ -2982,7 +3415,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     #[test]
     fn search_charsets() {
         let e = bad("a SEARCH CHARSET KOI8-R SUBJECT x");
-        assert_eq!((e.kind, e.tag.as_deref()), (ParseErrorKind::BadCharset, Some("a")));
+        assert_eq!(
+            (e.kind, e.tag.as_deref()),
+            (ParseErrorKind::BadCharset, Some("a"))
+        );
         let CommandBody::Search { criteria, .. } =
             okb(b"a SEARCH CHARSET \"ISO-8859-1\" SUBJECT {3}\r\nt\xe9t")
         else {
@@ -3031,17 +3467,28 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         bad(&format!("a SEARCH {}ALL", "NOT ".repeat(100_000)));
         bad(&format!("a SEARCH {}ALL", "OR ALL ".repeat(100_000)));
         // Many keys side by side are fine.
-        let wide = format!("a SEARCH {}", vec!["OR SEEN (ALL)"; 2000].join(" ").replace("(ALL)", "ALL"));
-        let SearchKey::And(keys) = search_of(&wide) else { panic!() };
+        let wide = format!(
+            "a SEARCH {}",
+            vec!["OR SEEN (ALL)"; 2000]
+                .join(" ")
+                .replace("(ALL)", "ALL")
+        );
+        let SearchKey::And(keys) = search_of(&wide) else {
+            panic!()
+        };
         assert_eq!(keys.len(), 2000);
     }
 
     #[test]
     fn sequence_sets() {
-        let CommandBody::Copy { set, mailbox, uid } = ok("A003 COPY 2:4 MEETING") else { panic!() };
+        let CommandBody::Copy { set, mailbox, uid } = ok("A003 COPY 2:4 MEETING") else {
+            panic!()
+        };
         assert_eq!((uid, mailbox.as_str()), (false, "MEETING"));
         assert_eq!(set, ranges(&[rng(v(2), v(4))]));
-        let CommandBody::Copy { set, .. } = ok("A003 COPY 4:2,*,7:*,*:1,4294967295 X") else { panic!() };
+        let CommandBody::Copy { set, .. } = ok("A003 COPY 4:2,*,7:*,*:1,4294967295 X") else {
+            panic!()
+        };
         assert_eq!(
             set,
             ranges(&[
@@ -3054,11 +3501,19 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         );
         assert_eq!(
             ok("a UID MOVE $ Trash"),
-            CommandBody::Move { uid: true, set: SequenceSet::Saved, mailbox: s("Trash") }
+            CommandBody::Move {
+                uid: true,
+                set: SequenceSet::Saved,
+                mailbox: s("Trash")
+            }
         );
         assert_eq!(
             ok("a MOVE 1 \"Deleted Items\""),
-            CommandBody::Move { uid: false, set: ranges(&[one(1)]), mailbox: s("Deleted Items") }
+            CommandBody::Move {
+                uid: false,
+                set: ranges(&[one(1)]),
+                mailbox: s("Deleted Items")
+            }
         );
         bad("a COPY 1: x");
         bad("a COPY :1 x");
@@ -3075,11 +3530,23 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     #[test]
     fn fetch_macros() {
         use FetchAttr as F;
-        assert_eq!(fetch_items("a FETCH 1 ALL"), vec![F::Flags, F::InternalDate, F::Rfc822Size, F::Envelope]);
-        assert_eq!(fetch_items("a FETCH 1 fast"), vec![F::Flags, F::InternalDate, F::Rfc822Size]);
+        assert_eq!(
+            fetch_items("a FETCH 1 ALL"),
+            vec![F::Flags, F::InternalDate, F::Rfc822Size, F::Envelope]
+        );
+        assert_eq!(
+            fetch_items("a FETCH 1 fast"),
+            vec![F::Flags, F::InternalDate, F::Rfc822Size]
+        );
         assert_eq!(
             fetch_items("a FETCH 1 FULL"),
-            vec![F::Flags, F::InternalDate, F::Rfc822Size, F::Envelope, F::Body]
+            vec![
+                F::Flags,
+                F::InternalDate,
+                F::Rfc822Size,
+                F::Envelope,
+                F::Body
+            ]
         );
         bad("a FETCH 1 (ALL)");
         bad("a FETCH 1 (FLAGS ALL)");
@@ -3117,7 +3584,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             fetch_items("A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])")[1],
             F::BodySection {
                 peek: false,
-                section: Section { part: vec![], text: Some(hf(&["DATE", "FROM"])) },
+                section: Section {
+                    part: vec![],
+                    text: Some(hf(&["DATE", "FROM"]))
+                },
                 partial: None
             }
         );
@@ -3127,7 +3597,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
              BODY.PEEK[HEADER.FIELDS.NOT (Received \"X-Spam\" {4}\r\nDKIM)] BODY[4.1.HEADER.FIELDS (To)]<10.20> \
              BINARY[] BINARY.PEEK[1.2]<0.100> BINARY.SIZE[3] binary.size[])",
         );
-        let sec = |part: &[u32], text: Option<SectionText>| Section { part: part.to_vec(), text };
+        let sec = |part: &[u32], text: Option<SectionText>| Section {
+            part: part.to_vec(),
+            text,
+        };
         assert_eq!(
             items,
             vec![
@@ -3138,21 +3611,45 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                 F::Rfc822Header,
                 F::Rfc822Text,
                 F::Modseq,
-                F::BodySection { peek: false, section: sec(&[], None), partial: None },
-                F::BodySection { peek: true, section: sec(&[1, 2, 3], None), partial: None },
+                F::BodySection {
+                    peek: false,
+                    section: sec(&[], None),
+                    partial: None
+                },
+                F::BodySection {
+                    peek: true,
+                    section: sec(&[1, 2, 3], None),
+                    partial: None
+                },
                 F::BodySection {
                     peek: false,
                     section: sec(&[], Some(SectionText::Text)),
                     partial: Some((0, 2048))
                 },
-                F::BodySection { peek: false, section: sec(&[1], Some(SectionText::Mime)), partial: None },
-                F::BodySection { peek: false, section: sec(&[2], Some(SectionText::Header)), partial: None },
-                F::BodySection { peek: false, section: sec(&[3], Some(SectionText::Text)), partial: None },
+                F::BodySection {
+                    peek: false,
+                    section: sec(&[1], Some(SectionText::Mime)),
+                    partial: None
+                },
+                F::BodySection {
+                    peek: false,
+                    section: sec(&[2], Some(SectionText::Header)),
+                    partial: None
+                },
+                F::BodySection {
+                    peek: false,
+                    section: sec(&[3], Some(SectionText::Text)),
+                    partial: None
+                },
                 F::BodySection {
                     peek: true,
                     section: sec(
                         &[],
-                        Some(SectionText::HeaderFieldsNot(vec![s("Received"), s("X-Spam"), s("DKIM")]))
+                        Some(SectionText::HeaderFieldsNot(vec![
+                            s("Received"),
+                            s("X-Spam"),
+                            s("DKIM")
+                        ]))
                     ),
                     partial: None
                 },
@@ -3161,8 +3658,16 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                     section: sec(&[4, 1], Some(hf(&["To"]))),
                     partial: Some((10, 20))
                 },
-                F::Binary { peek: false, part: vec![], partial: None },
-                F::Binary { peek: true, part: vec![1, 2], partial: Some((0, 100)) },
+                F::Binary {
+                    peek: false,
+                    part: vec![],
+                    partial: None
+                },
+                F::Binary {
+                    peek: true,
+                    part: vec![1, 2],
+                    partial: Some((0, 100))
+                },
                 F::BinarySize { part: vec![3] },
                 F::BinarySize { part: vec![] },
             ]
@@ -3196,19 +3701,27 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 
     #[test]
     fn fetch_modifiers() {
-        let CommandBody::Fetch { changed_since, vanished, uid, .. } =
-            ok("s100 UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)")
+        let CommandBody::Fetch {
+            changed_since,
+            vanished,
+            uid,
+            ..
+        } = ok("s100 UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)")
         else {
             panic!()
         };
         assert_eq!((changed_since, vanished, uid), (Some(12345), true, true));
-        let CommandBody::Fetch { changed_since, vanished, .. } =
-            ok("a003 FETCH 1:* (UID FLAGS) (CHANGEDSINCE 12345)")
+        let CommandBody::Fetch {
+            changed_since,
+            vanished,
+            ..
+        } = ok("a003 FETCH 1:* (UID FLAGS) (CHANGEDSINCE 12345)")
         else {
             panic!()
         };
         assert_eq!((changed_since, vanished), (Some(12345), false));
-        let CommandBody::Fetch { changed_since, .. } = ok("a FETCH 1:* FAST (changedsince 0)") else {
+        let CommandBody::Fetch { changed_since, .. } = ok("a FETCH 1:* FAST (changedsince 0)")
+        else {
             panic!()
         };
         assert_eq!(changed_since, Some(0));
@@ -3258,8 +3771,11 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             }
         );
         // RFC 7162 3.1.3.
-        let CommandBody::Store { unchanged_since, silent, .. } =
-            ok("a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)")
+        let CommandBody::Store {
+            unchanged_since,
+            silent,
+            ..
+        } = ok("a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)")
         else {
             panic!()
         };
@@ -3284,8 +3800,14 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             CommandBody::Sort {
                 uid: false,
                 criteria: vec![
-                    SortCriterion { reverse: false, key: SortKey::Subject },
-                    SortCriterion { reverse: true, key: SortKey::Date },
+                    SortCriterion {
+                        reverse: false,
+                        key: SortKey::Subject
+                    },
+                    SortCriterion {
+                        reverse: true,
+                        key: SortKey::Date
+                    },
                 ],
                 charset: s("UTF-8"),
                 search: SearchKey::All,
@@ -3316,13 +3838,18 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                 return_opts: None
             }
         );
-        let CommandBody::Sort { return_opts, .. } = ok("C01 UID SORT RETURN (MIN MAX COUNT) (DATE) UTF-8 UNDELETED")
+        let CommandBody::Sort { return_opts, .. } =
+            ok("C01 UID SORT RETURN (MIN MAX COUNT) (DATE) UTF-8 UNDELETED")
         else {
             panic!()
         };
         assert_eq!(
             return_opts,
-            Some(vec![SearchReturn::Min, SearchReturn::Max, SearchReturn::Count])
+            Some(vec![
+                SearchReturn::Min,
+                SearchReturn::Max,
+                SearchReturn::Count
+            ])
         );
         assert_eq!(
             ok("A283 THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000"),
@@ -3342,7 +3869,10 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                 search: SearchKey::Text(s("gewp"))
             }
         );
-        assert_eq!(bad("a SORT (DATE) KOI8-R ALL").kind, ParseErrorKind::BadCharset);
+        assert_eq!(
+            bad("a SORT (DATE) KOI8-R ALL").kind,
+            ParseErrorKind::BadCharset
+        );
         bad("a SORT () UTF-8 ALL");
         bad("a SORT (REVERSE) UTF-8 ALL");
         bad("a SORT (REVERSE REVERSE DATE) UTF-8 ALL");
@@ -3357,9 +3887,15 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 
     #[test]
     fn quota_and_acl() {
-        assert_eq!(ok("G0001 GETQUOTA \"!partition/sda4\""), CommandBody::GetQuota(s("!partition/sda4")));
+        assert_eq!(
+            ok("G0001 GETQUOTA \"!partition/sda4\""),
+            CommandBody::GetQuota(s("!partition/sda4"))
+        );
         assert_eq!(ok("a GETQUOTA \"\""), CommandBody::GetQuota(s("")));
-        assert_eq!(ok("A003 GETQUOTAROOT inbox"), CommandBody::GetQuotaRoot(s("INBOX")));
+        assert_eq!(
+            ok("A003 GETQUOTAROOT inbox"),
+            CommandBody::GetQuotaRoot(s("INBOX"))
+        );
         assert_eq!(
             ok("S0000 SETQUOTA \"User quota\" (STORAGE 512 message 1000)"),
             CommandBody::SetQuota {
@@ -3367,28 +3903,52 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
                 limits: vec![(s("STORAGE"), 512), (s("MESSAGE"), 1000)]
             }
         );
-        assert_eq!(ok("a SETQUOTA \"\" ()"), CommandBody::SetQuota { root: s(""), limits: vec![] });
+        assert_eq!(
+            ok("a SETQUOTA \"\" ()"),
+            CommandBody::SetQuota {
+                root: s(""),
+                limits: vec![]
+            }
+        );
         bad("a SETQUOTA x (STORAGE)");
         bad("a SETQUOTA x STORAGE 1");
         assert_eq!(
             ok("A035 SETACL INBOX/Drafts John lrQswicda"),
-            CommandBody::SetAcl { mailbox: s("INBOX/Drafts"), identifier: s("John"), rights: s("lrQswicda") }
+            CommandBody::SetAcl {
+                mailbox: s("INBOX/Drafts"),
+                identifier: s("John"),
+                rights: s("lrQswicda")
+            }
         );
         assert_eq!(
             ok("A036 SETACL INBOX/Drafts anyone -w"),
-            CommandBody::SetAcl { mailbox: s("INBOX/Drafts"), identifier: s("anyone"), rights: s("-w") }
+            CommandBody::SetAcl {
+                mailbox: s("INBOX/Drafts"),
+                identifier: s("anyone"),
+                rights: s("-w")
+            }
         );
         assert_eq!(
             ok("A001 SETACL inbox \"Fred\" +rwipslxetad"),
-            CommandBody::SetAcl { mailbox: s("INBOX"), identifier: s("Fred"), rights: s("+rwipslxetad") }
+            CommandBody::SetAcl {
+                mailbox: s("INBOX"),
+                identifier: s("Fred"),
+                rights: s("+rwipslxetad")
+            }
         );
         assert_eq!(
             ok("A001 DELETEACL INBOX/Drafts John"),
-            CommandBody::DeleteAcl { mailbox: s("INBOX/Drafts"), identifier: s("John") }
+            CommandBody::DeleteAcl {
+                mailbox: s("INBOX/Drafts"),
+                identifier: s("John")
+            }
         );
         assert_eq!(
             ok("a001 LISTRIGHTS ~/Mail/saved smith"),
-            CommandBody::ListRights { mailbox: s("~/Mail/saved"), identifier: s("smith") }
+            CommandBody::ListRights {
+                mailbox: s("~/Mail/saved"),
+                identifier: s("smith")
+            }
         );
         assert_eq!(ok("A002 GETACL INBOX"), CommandBody::GetAcl(s("INBOX")));
         assert_eq!(ok("A003 MYRIGHTS INBOX"), CommandBody::MyRights(s("INBOX")));
@@ -3439,11 +3999,52 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     }
 
     const TOKENS: &[&[u8]] = &[
-        b" ", b"(", b")", b"[", b"]", b"<", b">", b".", b"\"", b"\\", b"{", b"}", b"+", b"~", b"*",
-        b"$", b":", b",", b"%", b"&", b"-", b"\r\n", b"\n", b"\r", b"\0", b"0", b"1", b"9",
-        b"4294967296", b"{3}\r\n", b"{0+}\r\n", b"{99999999999999999999}\r\n", b"~{2}\r\n", b"NIL",
-        b"NOT ", b"OR ", b"UID ", b"BODY[", b"HEADER.FIELDS (", b"\xc3\xa9", b"\xff", b"&AOQ-",
-        b"SEARCH ", b"FETCH ", b"a ", b"INBOX",
+        b" ",
+        b"(",
+        b")",
+        b"[",
+        b"]",
+        b"<",
+        b">",
+        b".",
+        b"\"",
+        b"\\",
+        b"{",
+        b"}",
+        b"+",
+        b"~",
+        b"*",
+        b"$",
+        b":",
+        b",",
+        b"%",
+        b"&",
+        b"-",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"\0",
+        b"0",
+        b"1",
+        b"9",
+        b"4294967296",
+        b"{3}\r\n",
+        b"{0+}\r\n",
+        b"{99999999999999999999}\r\n",
+        b"~{2}\r\n",
+        b"NIL",
+        b"NOT ",
+        b"OR ",
+        b"UID ",
+        b"BODY[",
+        b"HEADER.FIELDS (",
+        b"\xc3\xa9",
+        b"\xff",
+        b"&AOQ-",
+        b"SEARCH ",
+        b"FETCH ",
+        b"a ",
+        b"INBOX",
     ];
 
     fn mutate(st: &mut u64, base: &[u8]) -> Vec<u8> {
@@ -3451,7 +4052,11 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         let edits = 1 + xorshift(st) % 4;
         for _ in 0..edits {
             let r = xorshift(st);
-            let at = if m.is_empty() { 0 } else { (r >> 8) as usize % (m.len() + 1) };
+            let at = if m.is_empty() {
+                0
+            } else {
+                (r >> 8) as usize % (m.len() + 1)
+            };
             match r % 6 {
                 0 if !m.is_empty() => {
                     let i = at.min(m.len() - 1);

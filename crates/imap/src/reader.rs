@@ -60,13 +60,17 @@ where
             Event::Rejected { tag, reason } => {
                 let response = match reason {
                     Rejection::LineTooLong => "BAD Command line too long".to_owned(),
-                    Rejection::LiteralTooBig { size, .. } => format!("NO [TOOBIG] Literal of {size} bytes is too big"),
+                    Rejection::LiteralTooBig { size, .. } => {
+                        format!("NO [TOOBIG] Literal of {size} bytes is too big")
+                    }
                     Rejection::CommandTooBig => "NO [TOOBIG] Command too big".to_owned(),
                 };
                 return Ok(Incoming::Refused { tag, response });
             }
             Event::Fatal { .. } => {
-                writer.write_all(b"* BYE [TOOBIG] Literal too big to skip\r\n").await?;
+                writer
+                    .write_all(b"* BYE [TOOBIG] Literal too big to skip\r\n")
+                    .await?;
                 writer.flush().await?;
                 return Ok(Incoming::Eof);
             }

@@ -7,7 +7,9 @@ use tern_store::{Flag, Flags};
 
 /// Appends `s` as an IMAP `string`: quoted when it can be, otherwise a literal.
 pub(crate) fn push_string(out: &mut Vec<u8>, s: &[u8]) {
-    let quotable = s.len() < 1024 && s.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0 && b < 0x80);
+    let quotable = s.len() < 1024
+        && s.iter()
+            .all(|&b| b != b'\r' && b != b'\n' && b != 0 && b < 0x80);
     if quotable {
         out.push(b'"');
         for &b in s {
@@ -98,7 +100,9 @@ pub(crate) fn parse_flags(raw: &[String]) -> Result<Flags, String> {
         .collect::<Result<Flags, String>>()
 }
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// `"17-Jul-1996 02:44:25 +0000"` for a Unix timestamp (INTERNALDATE is kept in UTC).
 pub(crate) fn internal_date(timestamp: i64) -> String {
@@ -119,7 +123,11 @@ pub(crate) fn internal_date(timestamp: i64) -> String {
 /// The calendar date (UTC) of a Unix timestamp, for SEARCH BEFORE/ON/SINCE.
 pub(crate) fn date_of(timestamp: i64) -> crate::types::Date {
     let (y, m, d) = civil_from_days(timestamp.div_euclid(86_400));
-    crate::types::Date { year: y as i32, month: m as u8, day: d as u8 }
+    crate::types::Date {
+        year: y as i32,
+        month: m as u8,
+        day: d as u8,
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
@@ -157,7 +165,14 @@ mod tests {
     fn dates() {
         assert_eq!(internal_date(0), "\"01-Jan-1970 00:00:00 +0000\"");
         assert_eq!(internal_date(837_571_465), "\"17-Jul-1996 02:44:25 +0000\"");
-        assert_eq!(date_of(951_782_400), crate::types::Date { year: 2000, month: 2, day: 29 });
+        assert_eq!(
+            date_of(951_782_400),
+            crate::types::Date {
+                year: 2000,
+                month: 2,
+                day: 29
+            }
+        );
     }
 
     #[test]

@@ -48,7 +48,13 @@ pub(crate) fn search(
     Ok(hits)
 }
 
-fn matches(ctx: &FetchContext<'_>, view: &Selected, c: &mut Candidate<'_>, key: &SearchKey, now: i64) -> Result<bool, FetchError> {
+fn matches(
+    ctx: &FetchContext<'_>,
+    view: &Selected,
+    c: &mut Candidate<'_>,
+    key: &SearchKey,
+    now: i64,
+) -> Result<bool, FetchError> {
     let flags = &c.record.flags;
     let has = |f: Flag| flags.contains(&f);
     Ok(match key {
@@ -108,8 +114,16 @@ fn matches(ctx: &FetchContext<'_>, view: &Selected, c: &mut Candidate<'_>, key: 
         }
         SearchKey::Text(s) => {
             let raw = message_of(ctx, c.record, &mut c.raw)?;
-            let header = mime::section(raw, &Section { part: vec![], text: Some(SectionText::Header) }).unwrap_or_default();
-            contains_ci(&String::from_utf8_lossy(&header), s) || contains_ci(&mime::body_text(raw), s)
+            let header = mime::section(
+                raw,
+                &Section {
+                    part: vec![],
+                    text: Some(SectionText::Header),
+                },
+            )
+            .unwrap_or_default();
+            contains_ci(&String::from_utf8_lossy(&header), s)
+                || contains_ci(&mime::body_text(raw), s)
         }
     })
 }
@@ -126,9 +140,16 @@ fn sent_date(ctx: &FetchContext<'_>, c: &mut Candidate<'_>) -> Result<Option<Dat
     Ok(s.date.map(date_of))
 }
 
-fn header_contains(ctx: &FetchContext<'_>, c: &mut Candidate<'_>, field: &str, needle: &str) -> Result<bool, FetchError> {
+fn header_contains(
+    ctx: &FetchContext<'_>,
+    c: &mut Candidate<'_>,
+    field: &str,
+    needle: &str,
+) -> Result<bool, FetchError> {
     let raw = message_of(ctx, c.record, &mut c.raw)?;
-    Ok(mime::header_values(raw, field).iter().any(|v| contains_ci(v, needle)))
+    Ok(mime::header_values(raw, field)
+        .iter()
+        .any(|v| contains_ci(v, needle)))
 }
 
 /// Case-insensitive substring test (Unicode simple case folding via lowercase).
@@ -148,9 +169,20 @@ pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
 
 fn in_set(view: &Selected, set: &SequenceSet, n: u32, uid: bool) -> bool {
     match set {
-        SequenceSet::Saved => uid && view.saved.binary_search(&n).is_ok() || !uid && view.uids.get(n as usize - 1).is_some_and(|u| view.saved.binary_search(u).is_ok()),
+        SequenceSet::Saved => {
+            uid && view.saved.binary_search(&n).is_ok()
+                || !uid
+                    && view
+                        .uids
+                        .get(n as usize - 1)
+                        .is_some_and(|u| view.saved.binary_search(u).is_ok())
+        }
         SequenceSet::Ranges(ranges) => {
-            let star = if uid { view.uids.last().copied().unwrap_or(0) } else { view.exists() };
+            let star = if uid {
+                view.uids.last().copied().unwrap_or(0)
+            } else {
+                view.exists()
+            };
             ranges.iter().any(|r| {
                 let a = match r.start {
                     SeqNum::Value(v) => v,

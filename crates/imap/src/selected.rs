@@ -64,10 +64,18 @@ pub(crate) struct Reporting {
 
 impl Selected {
     /// Opens a view on the live records of `id`.
-    pub(crate) fn open(store: &Store, id: &UniqueId, read_only: bool) -> Result<(Selected, tern_store::Mailbox), StoreError> {
+    pub(crate) fn open(
+        store: &Store,
+        id: &UniqueId,
+        read_only: bool,
+    ) -> Result<(Selected, tern_store::Mailbox), StoreError> {
         let watch = store.watch(id);
         let (mailbox, records) = store.records(id, false)?;
-        let recent_above = if read_only { mailbox.last_uid } else { store.take_recent(id)? };
+        let recent_above = if read_only {
+            mailbox.last_uid
+        } else {
+            store.take_recent(id)?
+        };
         let uids: Vec<Uid> = records.iter().map(|r| r.uid).collect();
         let recent = uids.iter().copied().filter(|&u| u > recent_above).collect();
         Ok((
@@ -121,18 +129,28 @@ impl Selected {
                 new_uids.push(r.uid);
                 continue;
             }
-            let Some(seq) = self.seq_of(r.uid) else { continue };
-            if self.reported.get(&r.uid) == Some(&r.modseq) || self.pending_expunges.contains(&r.uid) {
+            let Some(seq) = self.seq_of(r.uid) else {
+                continue;
+            };
+            if self.reported.get(&r.uid) == Some(&r.modseq)
+                || self.pending_expunges.contains(&r.uid)
+            {
                 continue;
             }
-            updates.lines.push(flag_fetch(seq, r, self.recent.contains(&r.uid), how.condstore));
+            updates.lines.push(flag_fetch(
+                seq,
+                r,
+                self.recent.contains(&r.uid),
+                how.condstore,
+            ));
         }
         self.reported.clear();
         let arrived = !new_uids.is_empty();
         if arrived {
             if !self.read_only {
                 let recent_above = store.take_recent(&self.id)?;
-                self.recent.extend(new_uids.iter().copied().filter(|&u| u > recent_above));
+                self.recent
+                    .extend(new_uids.iter().copied().filter(|&u| u > recent_above));
             }
             self.uids.extend(new_uids);
         }
@@ -150,7 +168,9 @@ impl Selected {
 
     /// Removes expunged UIDs from the view and returns the responses that say so.
     pub(crate) fn apply_expunges(&mut self, qresync: bool) -> Vec<String> {
-        let gone: Vec<Uid> = std::mem::take(&mut self.pending_expunges).into_iter().collect();
+        let gone: Vec<Uid> = std::mem::take(&mut self.pending_expunges)
+            .into_iter()
+            .collect();
         let mut lines = Vec::new();
         if qresync {
             self.uids.retain(|u| gone.binary_search(u).is_err());
@@ -174,7 +194,11 @@ impl Selected {
 
     /// Marks UIDs this session expunged itself, so the next report includes them.
     pub(crate) fn expunged_here(&mut self, uids: &[Uid]) {
-        let known: Vec<Uid> = uids.iter().copied().filter(|u| self.seq_of(*u).is_some()).collect();
+        let known: Vec<Uid> = uids
+            .iter()
+            .copied()
+            .filter(|u| self.seq_of(*u).is_some())
+            .collect();
         self.pending_expunges.extend(known);
     }
 
@@ -184,7 +208,11 @@ impl Selected {
     pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, String> {
         let ranges = match set {
             SequenceSet::Saved => {
-                return Ok(self.saved.iter().filter_map(|&u| self.seq_of(u).map(|s| (s, u))).collect());
+                return Ok(self
+                    .saved
+                    .iter()
+                    .filter_map(|&u| self.seq_of(u).map(|s| (s, u)))
+                    .collect());
             }
             SequenceSet::Ranges(r) => r,
         };
@@ -230,7 +258,11 @@ fn num(n: SeqNum, star: u32) -> u32 {
 
 /// `* 5 FETCH (UID 9 FLAGS (\Seen) MODSEQ (12))` for a flag change.
 pub(crate) fn flag_fetch(seq: u32, r: &Record, recent: bool, condstore: bool) -> String {
-    let mut line = format!("{seq} FETCH (UID {} FLAGS {}", r.uid, flag_list(&r.flags, recent));
+    let mut line = format!(
+        "{seq} FETCH (UID {} FLAGS {}",
+        r.uid,
+        flag_list(&r.flags, recent)
+    );
     if condstore {
         line.push_str(&format!(" MODSEQ ({})", r.modseq));
     }

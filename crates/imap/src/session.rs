@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use tern_store::{Store, StoreError};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 use tokio::sync::watch;
 
 use crate::mime::SummaryCache;
@@ -34,23 +36,43 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     pub(crate) fn ok(text: &str) -> Outcome {
-        Outcome { status: "OK", text: text.to_owned(), close: false }
+        Outcome {
+            status: "OK",
+            text: text.to_owned(),
+            close: false,
+        }
     }
     pub(crate) fn ok_code(code: &str, text: &str) -> Outcome {
-        Outcome { status: "OK", text: format!("{code} {text}"), close: false }
+        Outcome {
+            status: "OK",
+            text: format!("{code} {text}"),
+            close: false,
+        }
     }
     pub(crate) fn no(text: &str) -> Outcome {
-        Outcome { status: "NO", text: text.to_owned(), close: false }
+        Outcome {
+            status: "NO",
+            text: text.to_owned(),
+            close: false,
+        }
     }
     pub(crate) fn bad(text: &str) -> Outcome {
-        Outcome { status: "BAD", text: text.to_owned(), close: false }
+        Outcome {
+            status: "BAD",
+            text: text.to_owned(),
+            close: false,
+        }
     }
     /// Maps a store refusal to the response code a client understands.
     pub(crate) fn store_error(e: &StoreError) -> Outcome {
         match e {
             StoreError::NoSuchMailbox { .. } => Outcome::no("[NONEXISTENT] No such mailbox"),
-            StoreError::MailboxExists { .. } => Outcome::no("[ALREADYEXISTS] Mailbox already exists"),
-            StoreError::InvalidMailboxName { reason, .. } => Outcome::no(&format!("[CANNOT] Invalid mailbox name: {reason}")),
+            StoreError::MailboxExists { .. } => {
+                Outcome::no("[ALREADYEXISTS] Mailbox already exists")
+            }
+            StoreError::InvalidMailboxName { reason, .. } => {
+                Outcome::no(&format!("[CANNOT] Invalid mailbox name: {reason}"))
+            }
             StoreError::NotPermitted { reason, .. } => Outcome::no(&format!("[CANNOT] {reason}")),
             StoreError::OverQuota { .. } => Outcome::no("[OVERQUOTA] Over quota"),
             StoreError::InvalidFlag(f) => Outcome::bad(&format!("Invalid flag {f}")),
@@ -138,7 +160,10 @@ pub(crate) async fn run<S>(
     };
     tracing::debug!(%peer, "imap connection");
     let mut commands = crate::parser::CommandReader::new(crate::reader::limits(&session.config));
-    let greeting = format!("* OK [CAPABILITY {}] {} tern IMAP ready\r\n", CAPS_PREAUTH, session.config.hostname);
+    let greeting = format!(
+        "* OK [CAPABILITY {}] {} tern IMAP ready\r\n",
+        CAPS_PREAUTH, session.config.hostname
+    );
     if session.writer.write_all(greeting.as_bytes()).await.is_err() {
         return;
     }
@@ -156,7 +181,10 @@ pub(crate) async fn run<S>(
         };
         let bytes = match incoming {
             Err(_) => {
-                let _ = session.writer.write_all(b"* BYE Autologout: idle too long\r\n").await;
+                let _ = session
+                    .writer
+                    .write_all(b"* BYE Autologout: idle too long\r\n")
+                    .await;
                 let _ = session.writer.flush().await;
                 return;
             }
@@ -201,17 +229,23 @@ pub(crate) async fn run<S>(
 
 impl<W: AsyncWrite + Unpin + Send> Session<W> {
     /// Executes one command and writes its responses; returns true to close.
-    async fn handle<R: AsyncRead + Unpin>(&mut self, command: Command, reader: &mut BufReader<R>) -> bool {
+    async fn handle<R: AsyncRead + Unpin>(
+        &mut self,
+        command: Command,
+        reader: &mut BufReader<R>,
+    ) -> bool {
         let Command { tag, body } = command;
         let outcome = match body {
             CommandBody::Idle => match self.idle(&tag, reader).await {
                 Some(o) => o,
                 None => return true,
             },
-            CommandBody::Authenticate { mechanism, initial } => match self.authenticate(&mechanism, initial, reader).await {
-                Some(o) => o,
-                None => return true,
-            },
+            CommandBody::Authenticate { mechanism, initial } => {
+                match self.authenticate(&mechanism, initial, reader).await {
+                    Some(o) => o,
+                    None => return true,
+                }
+            }
             CommandBody::Login { user, password } => self.login(&user, &password).await,
             body => {
                 let expunges_ok = !matches!(
@@ -231,7 +265,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         };
         let tagged = format!("{tag} {} {}\r\n", outcome.status, outcome.text);
         let out = std::mem::take(&mut self.out);
-        if self.writer.write_all(&out).await.is_err() || self.writer.write_all(tagged.as_bytes()).await.is_err() {
+        if self.writer.write_all(&out).await.is_err()
+            || self.writer.write_all(tagged.as_bytes()).await.is_err()
+        {
             return true;
         }
         outcome.close
@@ -240,7 +276,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
     /// Tells the client what other sessions changed in the selected mailbox.
     fn report_changes(&mut self, expunges: bool) {
         let how = self.reporting(expunges);
-        let Some(view) = self.selected.as_mut() else { return };
+        let Some(view) = self.selected.as_mut() else {
+            return;
+        };
         match view.refresh(&self.store, how) {
             Ok(updates) => {
                 for line in updates.lines {
@@ -269,10 +307,17 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             CommandBody::Noop | CommandBody::Check => Outcome::ok("Done"),
             CommandBody::Logout => {
                 self.untagged("BYE tern logging out");
-                Outcome { status: "OK", text: "LOGOUT completed".into(), close: true }
+                Outcome {
+                    status: "OK",
+                    text: "LOGOUT completed".into(),
+                    close: true,
+                }
             }
             CommandBody::Id(_) => {
-                self.untagged(&format!("ID (\"name\" \"tern\" \"version\" \"{}\")", env!("CARGO_PKG_VERSION")));
+                self.untagged(&format!(
+                    "ID (\"name\" \"tern\" \"version\" \"{}\")",
+                    env!("CARGO_PKG_VERSION")
+                ));
                 Outcome::ok("ID completed")
             }
             CommandBody::StartTls => Outcome::no("TLS is not configured on this listener"),
@@ -299,17 +344,43 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
                 Outcome::ok("NAMESPACE completed")
             }
-            CommandBody::Select { mailbox, read_only, condstore, qresync } => self.select(&mailbox, read_only, condstore, qresync),
-            CommandBody::Create { mailbox, special_use } => self.create(&mailbox, &special_use),
+            CommandBody::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => self.select(&mailbox, read_only, condstore, qresync),
+            CommandBody::Create {
+                mailbox,
+                special_use,
+            } => self.create(&mailbox, &special_use),
             CommandBody::Delete(m) => self.delete(&m),
             CommandBody::Rename { from, to } => self.rename(&from, &to),
             CommandBody::Subscribe(m) => self.subscribe(&m, true),
             CommandBody::Unsubscribe(m) => self.subscribe(&m, false),
-            CommandBody::List { lsub, reference, patterns, select, return_opts, status } => {
-                self.list(lsub, &reference, &patterns, &select, &return_opts, status.as_deref())
-            }
+            CommandBody::List {
+                lsub,
+                reference,
+                patterns,
+                select,
+                return_opts,
+                status,
+            } => self.list(
+                lsub,
+                &reference,
+                &patterns,
+                &select,
+                &return_opts,
+                status.as_deref(),
+            ),
             CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
-            CommandBody::Append { mailbox, flags, date, message, .. } => self.append(&mailbox, &flags, date, &message),
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+                ..
+            } => self.append(&mailbox, &flags, date, &message),
             CommandBody::GetQuota(_)
             | CommandBody::GetQuotaRoot(_)
             | CommandBody::SetQuota { .. }
@@ -327,14 +398,34 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 Outcome::ok("UNSELECT completed")
             }
             CommandBody::Expunge { uids } => self.expunge_cmd(uids.as_ref()),
-            CommandBody::Search { uid, criteria, return_opts, .. } => self.search_cmd(uid, &criteria, return_opts.as_deref(), tag),
-            CommandBody::Fetch { uid, set, items, changed_since, vanished } => self.fetch(uid, &set, &items, changed_since, vanished),
-            CommandBody::Store { uid, set, op, silent, flags, unchanged_since } => {
-                self.store_cmd(uid, &set, op, silent, &flags, unchanged_since)
+            CommandBody::Search {
+                uid,
+                criteria,
+                return_opts,
+                ..
+            } => self.search_cmd(uid, &criteria, return_opts.as_deref(), tag),
+            CommandBody::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => self.fetch(uid, &set, &items, changed_since, vanished),
+            CommandBody::Store {
+                uid,
+                set,
+                op,
+                silent,
+                flags,
+                unchanged_since,
+            } => self.store_cmd(uid, &set, op, silent, &flags, unchanged_since),
+            CommandBody::Copy { uid, set, mailbox } => {
+                self.copy_or_move(uid, &set, &mailbox, false)
             }
-            CommandBody::Copy { uid, set, mailbox } => self.copy_or_move(uid, &set, &mailbox, false),
             CommandBody::Move { uid, set, mailbox } => self.copy_or_move(uid, &set, &mailbox, true),
-            CommandBody::Idle | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => Outcome::bad("Unexpected"),
+            CommandBody::Idle | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                Outcome::bad("Unexpected")
+            }
         }
     }
 
@@ -347,7 +438,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         self.finish_auth(verified).await
     }
 
-    async fn finish_auth(&mut self, verified: Result<Option<tern_store::User>, StoreError>) -> Outcome {
+    async fn finish_auth(
+        &mut self,
+        verified: Result<Option<tern_store::User>, StoreError>,
+    ) -> Outcome {
         match verified {
             Ok(Some(u)) => {
                 self.user = Some(u.name);
@@ -366,7 +460,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
     }
 
     /// AUTHENTICATE PLAIN (RFC 4616), with or without an initial response.
-    async fn authenticate<R: AsyncRead + Unpin>(&mut self, mechanism: &str, initial: Option<String>, reader: &mut BufReader<R>) -> Option<Outcome> {
+    async fn authenticate<R: AsyncRead + Unpin>(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+        reader: &mut BufReader<R>,
+    ) -> Option<Outcome> {
         if self.user.is_some() {
             return Some(Outcome::bad("Already logged in"));
         }
@@ -398,14 +497,22 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             }
         };
         let mut parts = decoded.split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(authz), Some(authc), Some(password), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Some(Outcome::bad("Malformed PLAIN response"));
         };
-        let (Ok(authz), Ok(authc), Ok(password)) = (std::str::from_utf8(authz), std::str::from_utf8(authc), std::str::from_utf8(password)) else {
+        let (Ok(authz), Ok(authc), Ok(password)) = (
+            std::str::from_utf8(authz),
+            std::str::from_utf8(authc),
+            std::str::from_utf8(password),
+        ) else {
             return Some(Outcome::bad("Malformed PLAIN response"));
         };
         if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
-            return Some(Outcome::no("[AUTHORIZATIONFAILED] Proxy authorization is not allowed"));
+            return Some(Outcome::no(
+                "[AUTHORIZATIONFAILED] Proxy authorization is not allowed",
+            ));
         }
         let store = self.store.clone();
         let verified = tokio::task::block_in_place(|| store.verify_password(authc, password));
@@ -414,7 +521,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
 
     /// IDLE (RFC 2177): report changes as they happen until the client says DONE.
     /// Returns `None` when the connection must close.
-    async fn idle<R: AsyncRead + Unpin>(&mut self, _tag: &str, reader: &mut BufReader<R>) -> Option<Outcome> {
+    async fn idle<R: AsyncRead + Unpin>(
+        &mut self,
+        _tag: &str,
+        reader: &mut BufReader<R>,
+    ) -> Option<Outcome> {
         if self.user.is_none() {
             return Some(Outcome::no("Log in first"));
         }
@@ -469,7 +580,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
 
 /// Reads one line of at most 1 KiB (the DONE of IDLE) into `line`, which may already
 /// hold the start of it; false at end of input.
-async fn read_short_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, line: &mut Vec<u8>) -> std::io::Result<bool> {
+async fn read_short_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     let n = (&mut *reader).take(1024).read_until(b'\n', line).await?;
     if n == 0 {
         return Ok(false);

@@ -18,7 +18,10 @@ pub struct Server {
 }
 
 pub fn start() -> Server {
-    start_with(ImapConfig { auth_failure_delay: Duration::from_millis(10), ..ImapConfig::default() })
+    start_with(ImapConfig {
+        auth_failure_delay: Duration::from_millis(10),
+        ..ImapConfig::default()
+    })
 }
 
 pub fn start_with(config: ImapConfig) -> Server {
@@ -26,18 +29,44 @@ pub fn start_with(config: ImapConfig) -> Server {
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     store.create_user("alice", Some("pw"), false).unwrap();
     store.create_user("bob", Some("pw"), false).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    runtime.spawn(tern_imap::serve_tcp(listener, store.clone(), config, stopped));
-    Server { addr, store, _stop: stop, _runtime: runtime, _dir: dir }
+    runtime.spawn(tern_imap::serve_tcp(
+        listener,
+        store.clone(),
+        config,
+        stopped,
+    ));
+    Server {
+        addr,
+        store,
+        _stop: stop,
+        _runtime: runtime,
+        _dir: dir,
+    }
 }
 
 impl Server {
     /// Appends a message through the store (as a delivery would).
     pub fn deliver(&self, user: &str, mailbox: &str, message: &str) -> u32 {
-        self.store.append(user, mailbox, &Flags::new(), 1_700_000_000, message.as_bytes()).unwrap().uid
+        self.store
+            .append(
+                user,
+                mailbox,
+                &Flags::new(),
+                1_700_000_000,
+                message.as_bytes(),
+            )
+            .unwrap()
+            .uid
     }
 }
 
@@ -50,8 +79,14 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut c = Client { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream, next_tag: 1 };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut c = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            next_tag: 1,
+        };
         let greeting = c.line();
         assert!(greeting.starts_with("* OK"), "{greeting}");
         c
@@ -74,13 +109,20 @@ impl Client {
         loop {
             let mut line = Vec::new();
             let n = self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(n > 0, "connection closed after {:?}", String::from_utf8_lossy(&out));
+            assert!(
+                n > 0,
+                "connection closed after {:?}",
+                String::from_utf8_lossy(&out)
+            );
             out.extend_from_slice(&line);
             // A literal {n}\r\n at the end of the line: read n bytes and keep going.
             let trimmed = line.strip_suffix(b"\r\n").unwrap_or(&line);
             if let Some(open) = trimmed.iter().rposition(|&b| b == b'{') {
                 if trimmed.last() == Some(&b'}') {
-                    if let Ok(len) = std::str::from_utf8(&trimmed[open + 1..trimmed.len() - 1]).unwrap_or("x").parse::<usize>() {
+                    if let Ok(len) = std::str::from_utf8(&trimmed[open + 1..trimmed.len() - 1])
+                        .unwrap_or("x")
+                        .parse::<usize>()
+                    {
                         let mut lit = vec![0u8; len];
                         self.reader.read_exact(&mut lit).unwrap();
                         out.extend_from_slice(&lit);
@@ -117,7 +159,10 @@ impl Client {
     /// `cmd`, asserting a tagged OK.
     pub fn ok(&mut self, command: &str) -> Vec<String> {
         let r = self.cmd(command);
-        assert!(r.last().unwrap().split(' ').nth(1) == Some("OK"), "{command}: {r:?}");
+        assert!(
+            r.last().unwrap().split(' ').nth(1) == Some("OK"),
+            "{command}: {r:?}"
+        );
         r
     }
 }

@@ -22,12 +22,29 @@ fn start(config: LmtpConfig) -> Server {
     store.create_user("alice", None, false).unwrap();
     store.create_user("bob", None, false).unwrap();
     store.create_mailbox("alice", "Lists/rust", None).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    runtime.spawn(tern_lmtp::serve_tcp(listener, store.clone(), config, stopped));
-    Server { addr, store, _stop: stop, _runtime: runtime, _dir: dir }
+    runtime.spawn(tern_lmtp::serve_tcp(
+        listener,
+        store.clone(),
+        config,
+        stopped,
+    ));
+    Server {
+        addr,
+        store,
+        _stop: stop,
+        _runtime: runtime,
+        _dir: dir,
+    }
 }
 
 struct Client {
@@ -38,8 +55,13 @@ struct Client {
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut c = Client { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut c = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
         assert!(c.reply().starts_with("220 "));
         c
     }
@@ -88,27 +110,57 @@ fn inbox_bodies(store: &Store, user: &str, mailbox: &str) -> Vec<Vec<u8>> {
 #[test]
 fn transcript_with_per_recipient_replies() {
     let server = start(LmtpConfig::default());
-    server.store.set_quota("bob", Quota { storage: Some(10), messages: None }).unwrap();
+    server
+        .store
+        .set_quota(
+            "bob",
+            Quota {
+                storage: Some(10),
+                messages: None,
+            },
+        )
+        .unwrap();
     let mut c = Client::connect(server.addr);
     let lhlo = c.cmd("LHLO mta.example");
-    for ext in ["PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SIZE 67108864"] {
+    for ext in [
+        "PIPELINING",
+        "ENHANCEDSTATUSCODES",
+        "8BITMIME",
+        "SIZE 67108864",
+    ] {
         assert!(lhlo.contains(ext), "{lhlo}");
     }
-    assert!(c.cmd("MAIL FROM:<sender@example.com> BODY=8BITMIME").starts_with("250 2.1.0"));
-    assert!(c.cmd("RCPT TO:<alice+Lists/rust@example.com>").starts_with("250 2.1.5"));
-    assert!(c.cmd("RCPT TO:<nobody@example.com>").starts_with("550 5.1.1"));
+    assert!(c
+        .cmd("MAIL FROM:<sender@example.com> BODY=8BITMIME")
+        .starts_with("250 2.1.0"));
+    assert!(c
+        .cmd("RCPT TO:<alice+Lists/rust@example.com>")
+        .starts_with("250 2.1.5"));
+    assert!(c
+        .cmd("RCPT TO:<nobody@example.com>")
+        .starts_with("550 5.1.1"));
     assert!(c.cmd("RCPT TO:<bob@example.com>").starts_with("250 2.1.5"));
-    assert!(c.cmd("RCPT TO:<alice+NoSuchFolder@example.com>").starts_with("250"));
+    assert!(c
+        .cmd("RCPT TO:<alice+NoSuchFolder@example.com>")
+        .starts_with("250"));
     assert!(c.cmd("DATA").starts_with("354"));
     c.send("Subject: caf\u{e9}\r\n\r\n..leading dot\r\nbare lf\n.\r\n".as_bytes());
-    assert!(c.reply().starts_with("250 2.1.5 <alice+Lists/rust@example.com>"));
+    assert!(c
+        .reply()
+        .starts_with("250 2.1.5 <alice+Lists/rust@example.com>"));
     assert!(c.reply().starts_with("452 4.2.2"), "bob is over quota");
     assert!(c.reply().contains("delivered to INBOX"));
     assert!(c.cmd("QUIT").starts_with("221"));
 
     let expected = "Return-Path: <sender@example.com>\r\nSubject: caf\u{e9}\r\n\r\n.leading dot\r\nbare lf\r\n".as_bytes();
-    assert_eq!(inbox_bodies(&server.store, "alice", "Lists/rust"), vec![expected.to_vec()]);
-    assert_eq!(inbox_bodies(&server.store, "alice", "INBOX"), vec![expected.to_vec()]);
+    assert_eq!(
+        inbox_bodies(&server.store, "alice", "Lists/rust"),
+        vec![expected.to_vec()]
+    );
+    assert_eq!(
+        inbox_bodies(&server.store, "alice", "INBOX"),
+        vec![expected.to_vec()]
+    );
     assert!(inbox_bodies(&server.store, "bob", "INBOX").is_empty());
 }
 
@@ -134,8 +186,24 @@ fn pipelined_transactions_get_all_replies_in_order() {
         assert!(c.reply().contains("delivered"));
     }
     assert!(c.reply().starts_with("221"));
-    assert_eq!(server.store.mailbox("alice", "INBOX").unwrap().unwrap().messages, 20);
-    assert_eq!(server.store.mailbox("bob", "INBOX").unwrap().unwrap().messages, 20);
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        20
+    );
+    assert_eq!(
+        server
+            .store
+            .mailbox("bob", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        20
+    );
 }
 
 #[test]
@@ -155,7 +223,15 @@ fn duplicate_message_id_is_suppressed_per_mailbox() {
     c.cmd("DATA");
     c.send(b"Message-ID: <same@x>\r\n\r\nhi\r\n.\r\n");
     assert!(c.reply().contains("delivered to Lists/rust"));
-    assert_eq!(server.store.mailbox("alice", "INBOX").unwrap().unwrap().messages, 1);
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        1
+    );
 }
 
 #[test]
@@ -176,13 +252,18 @@ fn sequence_errors_and_polite_refusals() {
     assert!(c.cmd("DATA").starts_with("554"), "no valid recipients");
     assert!(c.cmd("RSET").starts_with("250"));
     assert!(c.cmd("MAIL FROM:alice").starts_with("501"));
-    assert!(c.cmd("MAIL FROM:<a@b> SIZE=999999999999").starts_with("552"));
+    assert!(c
+        .cmd("MAIL FROM:<a@b> SIZE=999999999999")
+        .starts_with("552"));
     assert!(c.cmd("FOO bar").starts_with("500"));
 }
 
 #[test]
 fn overlong_line_and_oversize_message_are_refused_and_session_continues() {
-    let server = start(LmtpConfig { max_message_size: 64 * 1024, ..LmtpConfig::default() });
+    let server = start(LmtpConfig {
+        max_message_size: 64 * 1024,
+        ..LmtpConfig::default()
+    });
     let mut c = Client::connect(server.addr);
     c.cmd("LHLO x");
     c.send(&[b'A'; 100_000]);
@@ -201,8 +282,19 @@ fn overlong_line_and_oversize_message_are_refused_and_session_continues() {
     assert!(c.reply().starts_with("552 5.3.4"));
     assert!(c.reply().starts_with("552 5.3.4"));
     assert!(c.cmd("NOOP").starts_with("250"));
-    assert_eq!(server.store.mailbox("alice", "INBOX").unwrap().unwrap().messages, 0);
-    assert!(server.store.blobs().list("default").unwrap().is_empty(), "no blob written for a refused message");
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        0
+    );
+    assert!(
+        server.store.blobs().list("default").unwrap().is_empty(),
+        "no blob written for a refused message"
+    );
 }
 
 #[test]
@@ -220,7 +312,15 @@ fn disconnect_mid_data_stores_nothing() {
     let mut c = Client::connect(server.addr);
     assert!(c.cmd("LHLO x").starts_with("250"));
     c.cmd("QUIT");
-    assert_eq!(server.store.mailbox("alice", "INBOX").unwrap().unwrap().messages, 0);
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        0
+    );
     assert!(server.store.blobs().list("default").unwrap().is_empty());
 }
 
@@ -240,7 +340,10 @@ fn too_many_errors_close_the_connection() {
 /// every line with a reply code and never stop serving.
 #[test]
 fn random_input_never_breaks_the_server() {
-    let server = start(LmtpConfig { max_message_size: 8 * 1024, ..LmtpConfig::default() });
+    let server = start(LmtpConfig {
+        max_message_size: 8 * 1024,
+        ..LmtpConfig::default()
+    });
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -249,12 +352,24 @@ fn random_input_never_breaks_the_server() {
         seed
     };
     let words: [&[u8]; 12] = [
-        b"LHLO x", b"MAIL FROM:<a@b>", b"RCPT TO:<alice@x>", b"RCPT TO:<", b"DATA", b".", b"RSET",
-        b"MAIL FROM:<a@b> SIZE=", b"\xff\xfe", b"\0", b"RCPT TO:<alice+../../x@y>", b"BDAT 10",
+        b"LHLO x",
+        b"MAIL FROM:<a@b>",
+        b"RCPT TO:<alice@x>",
+        b"RCPT TO:<",
+        b"DATA",
+        b".",
+        b"RSET",
+        b"MAIL FROM:<a@b> SIZE=",
+        b"\xff\xfe",
+        b"\0",
+        b"RCPT TO:<alice+../../x@y>",
+        b"BDAT 10",
     ];
     for _ in 0..60 {
         let stream = TcpStream::connect(server.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         let mut w = stream.try_clone().unwrap();
         let mut input = Vec::new();
         for _ in 0..(next() % 40) {
@@ -271,7 +386,10 @@ fn random_input_never_breaks_the_server() {
         let _ = BufReader::new(stream).read_to_end(&mut out);
         for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let code = std::str::from_utf8(&line[..3.min(line.len())]).unwrap_or("");
-            assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()), "bad reply line {line:?}");
+            assert!(
+                code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
+                "bad reply line {line:?}"
+            );
         }
     }
     let mut c = Client::connect(server.addr);

@@ -118,7 +118,11 @@ impl Store {
 
 /// Expunges `uids` of `mailbox` inside a caller's transaction; returns the UIDs
 /// expunged and the modseq used.
-pub(crate) fn expunge_in(conn: &rusqlite::Connection, mailbox: &crate::Mailbox, uids: &[Uid]) -> Result<(Vec<Uid>, Modseq)> {
+pub(crate) fn expunge_in(
+    conn: &rusqlite::Connection,
+    mailbox: &crate::Mailbox,
+    uids: &[Uid],
+) -> Result<(Vec<Uid>, Modseq)> {
     let mut done = Vec::new();
     let mut freed = 0i64;
     let modseq = txn::next_modseq(conn, mailbox.user_id)?;
@@ -127,7 +131,9 @@ pub(crate) fn expunge_in(conn: &rusqlite::Connection, mailbox: &crate::Mailbox, 
          WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL RETURNING size",
     )?;
     for &uid in uids {
-        let size: Option<i64> = stmt.query_row(params![mailbox.id, uid, modseq as i64], |r| r.get(0)).optional()?;
+        let size: Option<i64> = stmt
+            .query_row(params![mailbox.id, uid, modseq as i64], |r| r.get(0))
+            .optional()?;
         if let Some(size) = size {
             freed += size;
             done.push(uid);

@@ -8,8 +8,8 @@ use crate::flagging::expunge_in;
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::{live_by_uniqueid, Mailbox};
-use crate::records::{live, records_in};
 use crate::names::{normalize_mailbox, normalize_user};
+use crate::records::{live, records_in};
 use crate::store::{now, Store};
 use crate::txn;
 use crate::users::{add_usage, check_quota};
@@ -169,7 +169,10 @@ impl Store {
                 )
             })));
         }
-        let results: Vec<Result<Delivered>> = pending.into_iter().map(|p| p.and_then(|p| p.wait())).collect();
+        let results: Vec<Result<Delivered>> = pending
+            .into_iter()
+            .map(|p| p.and_then(|p| p.wait()))
+            .collect();
         for r in &results {
             if let Ok(Delivered::Stored { appended, .. }) = r {
                 self.notify(&appended.mailbox, appended.modseq);
@@ -188,11 +191,22 @@ impl Store {
 
     /// Moves records (IMAP MOVE, RFC 6851): a copy and an expunge of the originals in
     /// one transaction, so no crash can leave both or neither.
-    pub fn move_records(&self, from: &UniqueId, uids: &[Uid], to: &UniqueId) -> Result<Vec<(Uid, Uid)>> {
+    pub fn move_records(
+        &self,
+        from: &UniqueId,
+        uids: &[Uid],
+        to: &UniqueId,
+    ) -> Result<Vec<(Uid, Uid)>> {
         self.transfer(from, uids, to, true)
     }
 
-    fn transfer(&self, from: &UniqueId, uids: &[Uid], to: &UniqueId, expunge: bool) -> Result<Vec<(Uid, Uid)>> {
+    fn transfer(
+        &self,
+        from: &UniqueId,
+        uids: &[Uid],
+        to: &UniqueId,
+        expunge: bool,
+    ) -> Result<Vec<(Uid, Uid)>> {
         let (source, records) = self.read(|conn| {
             let source = live(conn, from)?;
             let records = records_in(conn, source.id, uids, false)?;
@@ -203,7 +217,8 @@ impl Store {
             for r in &records {
                 if !self.blobs().contains(&target.partition, &r.guid, r.size)? {
                     let bytes = self.blobs().read(&source.partition, &r.guid, r.size)?;
-                    self.blobs().put_with_guid(&target.partition, &r.guid, &bytes)?;
+                    self.blobs()
+                        .put_with_guid(&target.partition, &r.guid, &bytes)?;
                 }
             }
         }
@@ -224,7 +239,15 @@ impl Store {
             }
             let modseq = txn::next_modseq(conn, target.user_id)?;
             for r in &records {
-                let appended = insert_record_unchecked(conn, &target, &r.flags, r.internaldate, r.size, &r.guid, modseq)?;
+                let appended = insert_record_unchecked(
+                    conn,
+                    &target,
+                    &r.flags,
+                    r.internaldate,
+                    r.size,
+                    &r.guid,
+                    modseq,
+                )?;
                 pairs.push((r.uid, appended.uid));
             }
             txn::touch_mailbox(conn, &target, modseq)?;

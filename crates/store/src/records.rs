@@ -31,7 +31,8 @@ pub struct Record {
 }
 
 impl Record {
-    pub(crate) const COLUMNS: &'static str = "uid, modseq, flags, internaldate, size, guid, expunged_modseq";
+    pub(crate) const COLUMNS: &'static str =
+        "uid, modseq, flags, internaldate, size, guid, expunged_modseq";
 
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Record> {
         let flags: String = r.get(2)?;
@@ -91,7 +92,11 @@ impl Store {
 
     /// A live mailbox and every record in it in UID order (expunged ones only when
     /// asked), from one snapshot.
-    pub fn records(&self, mailbox: &UniqueId, include_expunged: bool) -> Result<(Mailbox, Vec<Record>)> {
+    pub fn records(
+        &self,
+        mailbox: &UniqueId,
+        include_expunged: bool,
+    ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live(conn, mailbox)?;
             let sql = format!(
@@ -109,7 +114,11 @@ impl Store {
     /// A live mailbox and every record (expunged ones included) whose modseq is above
     /// `since`, in UID order, from one snapshot. Answered from an index on (mailbox,
     /// modseq), so its cost follows the number of changes, not the mailbox size.
-    pub fn changed_since(&self, mailbox: &UniqueId, since: Modseq) -> Result<(Mailbox, Vec<Record>)> {
+    pub fn changed_since(
+        &self,
+        mailbox: &UniqueId,
+        since: Modseq,
+    ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live(conn, mailbox)?;
             if mailbox.highest_modseq <= since {
@@ -139,7 +148,8 @@ impl Store {
     /// The raw bytes of a message, verified against its size. Expunged records stay
     /// readable until `tern expire` purges them.
     pub fn message(&self, mailbox: &Mailbox, record: &Record) -> Result<Vec<u8>> {
-        self.blobs().read(&mailbox.partition, &record.guid, record.size)
+        self.blobs()
+            .read(&mailbox.partition, &record.guid, record.size)
     }
 }
 
@@ -152,7 +162,12 @@ pub(crate) fn live(conn: &Connection, id: &UniqueId) -> Result<Mailbox> {
 }
 
 /// Records of a mailbox by UID inside a transaction; missing UIDs are skipped.
-pub(crate) fn records_in(conn: &Connection, mailbox_id: i64, uids: &[Uid], include_expunged: bool) -> Result<Vec<Record>> {
+pub(crate) fn records_in(
+    conn: &Connection,
+    mailbox_id: i64,
+    uids: &[Uid],
+    include_expunged: bool,
+) -> Result<Vec<Record>> {
     let sql = format!(
         "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND (?3 OR expunged_modseq IS NULL)",
         Record::COLUMNS

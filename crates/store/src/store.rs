@@ -162,14 +162,25 @@ impl Store {
     /// another process (`tern admin`) are not signalled; callers that must see them
     /// also poll.
     pub fn watch(&self, mailbox: &UniqueId) -> watch::Receiver<Modseq> {
-        let mut watchers = self.shared.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut watchers = self
+            .shared
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         watchers.retain(|_, tx| tx.receiver_count() > 0);
-        watchers.entry(mailbox.clone()).or_insert_with(|| watch::channel(0).0).subscribe()
+        watchers
+            .entry(mailbox.clone())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// Tells the watchers of `mailbox` that it changed at `modseq`.
     pub(crate) fn notify(&self, mailbox: &UniqueId, modseq: Modseq) {
-        let watchers = self.shared.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        let watchers = self
+            .shared
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = watchers.get(mailbox) {
             tx.send_replace(modseq);
         }

@@ -76,7 +76,8 @@ fn flags_expunge_and_changed_since() {
     let inbox = id(&store, "u", "INBOX");
     let before = store.mailbox("u", "INBOX").unwrap().unwrap().highest_modseq;
     let out = store
-        .store_flags(&inbox,
+        .store_flags(
+            &inbox,
             &[2, 3, 99],
             FlagOp::Add,
             &flags("\\Seen $Work"),
@@ -92,7 +93,8 @@ fn flags_expunge_and_changed_since() {
     assert!(again.changed.is_empty());
     // UNCHANGEDSINCE older than the record's modseq: refused for that record.
     let cond = store
-        .store_flags(&inbox,
+        .store_flags(
+            &inbox,
             &[1, 2],
             FlagOp::Add,
             &flags("\\Flagged"),
@@ -230,7 +232,9 @@ fn quota_is_enforced_on_append_and_copy() {
     ));
     store.expunge(&id(&store, "u", "INBOX"), &[2]).unwrap();
     assert_eq!(
-        store.copy(&id(&store, "u", "INBOX"), &[1], &id(&store, "u", "Sent")).unwrap(),
+        store
+            .copy(&id(&store, "u", "INBOX"), &[1], &id(&store, "u", "Sent"))
+            .unwrap(),
         vec![(1, 1)]
     );
 }

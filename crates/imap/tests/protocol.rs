@@ -1,0 +1,554 @@
+//! IMAP over a real socket against an in-process listener: the protocol text a
+//! client sends, and what it must get back.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+
+fn tagged_status(lines: &[String]) -> &str {
+    lines.last().unwrap().split(' ').nth(1).unwrap()
+}
+
+#[test]
+fn login_failure_is_refused_and_capabilities_change_after_login() {
+    let server = start();
+    let mut c = Client::connect(server.addr);
+    let caps = c.ok("CAPABILITY");
+    assert!(caps[0].contains("AUTH=PLAIN") && caps[0].contains("SASL-IR"));
+    assert!(
+        !caps[0].contains("CONDSTORE"),
+        "post-login capabilities are not advertised before login"
+    );
+    let r = c.cmd("LOGIN alice wrong");
+    assert!(
+        r.last().unwrap().contains("NO [AUTHENTICATIONFAILED]"),
+        "{r:?}"
+    );
+    let r = c.cmd("SELECT INBOX");
+    assert_eq!(tagged_status(&r), "NO");
+    let r = c.ok("LOGIN alice pw");
+    assert!(r.last().unwrap().contains("CONDSTORE"));
+}
+
+#[test]
+fn authenticate_plain_with_and_without_initial_response() {
+    let server = start();
+    let creds = base64::engine::general_purpose::STANDARD.encode(b"\0alice\0pw");
+    let mut c = Client::connect(server.addr);
+    c.ok(&format!("AUTHENTICATE PLAIN {creds}"));
+    let mut c = Client::connect(server.addr);
+    c.send(b"a AUTHENTICATE PLAIN\r\n");
+    assert!(c.line().starts_with("+"));
+    c.send(format!("{creds}\r\n").as_bytes());
+    assert!(c.until_tagged("a").last().unwrap().starts_with("a OK"));
+    let mut c = Client::connect(server.addr);
+    let bad = base64::engine::general_purpose::STANDARD.encode(b"\0alice\0nope");
+    assert!(c
+        .cmd(&format!("AUTHENTICATE PLAIN {bad}"))
+        .last()
+        .unwrap()
+        .contains("NO"));
+}
+
+#[test]
+fn select_reports_mailbox_state() {
+    let server = start();
+    server.deliver("alice", "INBOX", "Subject: one\r\n\r\nbody\r\n");
+    server.deliver("alice", "INBOX", "Subject: two\r\n\r\nbody\r\n");
+    let inbox = server.store.mailbox("alice", "INBOX").unwrap().unwrap();
+    let mut c = Client::login(server.addr, "alice");
+    let r = c.ok("SELECT inbox");
+    let all = r.join("\n");
+    assert!(all.contains("* 2 EXISTS"));
+    assert!(all.contains("* 2 RECENT"));
+    assert!(all.contains(&format!("[UIDVALIDITY {}]", inbox.uidvalidity)));
+    assert!(all.contains("[UIDNEXT 3]"));
+    assert!(all.contains(&format!("[HIGHESTMODSEQ {}]", inbox.highest_modseq)));
+    assert!(all.contains("[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]"));
+    assert!(r.last().unwrap().contains("[READ-WRITE]"));
+    // \Recent belongs to the first session only.
+    let mut d = Client::login(server.addr, "alice");
+    let r = d.ok("EXAMINE INBOX");
+    assert!(r.join("\n").contains("* 0 RECENT"));
+    assert!(r.last().unwrap().contains("[READ-ONLY]"));
+    assert_eq!(tagged_status(&d.cmd("STORE 1 +FLAGS (\\Seen)")), "NO");
+}
+
+#[test]
+fn fetch_body_sets_seen_but_peek_does_not() {
+    let server = start();
+    server.deliver(
+        "alice",
+        "INBOX",
+        "Subject: hi\r\nFrom: Bob <bob@example.org>\r\n\r\nhello\r\n",
+    );
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)] FLAGS)");
+    assert!(
+        r[0].contains("BODY[HEADER.FIELDS (SUBJECT)] {15}\r\nSubject: hi\r\n\r\n"),
+        "{r:?}"
+    );
+    assert!(!r[0].contains("\\Seen"));
+    let r = c.ok("FETCH 1 BODY[TEXT]");
+    assert!(r[0].contains("BODY[TEXT] {7}\r\nhello\r\n"), "{r:?}");
+    assert!(
+        r[0].contains("\\Seen"),
+        "fetching BODY[] sets \\Seen and reports it: {r:?}"
+    );
+    let r = c.ok("UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[]<0.7>)");
+    assert!(
+        r[0].contains("UID 1") && r[0].contains("BODY[]<0> {7}\r\nSubject"),
+        "{r:?}"
+    );
+    let r = c.cmd("FETCH 5 FLAGS");
+    assert_eq!(tagged_status(&r), "BAD", "sequence number beyond EXISTS");
+}
+
+#[test]
+fn store_flags_and_unchangedsince() {
+    let server = start();
+    for i in 0..3 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX (CONDSTORE)");
+    let r = c.ok("STORE 1:2 +FLAGS (\\Flagged $Work)");
+    assert_eq!(r.len(), 3);
+    assert!(
+        r[0].contains("FLAGS (\\Flagged $Work \\Recent)") && r[0].contains("MODSEQ"),
+        "{r:?}"
+    );
+    let r = c.ok("STORE 1 -FLAGS.SILENT ($Work)");
+    assert!(!r.iter().any(|l| l.contains("FLAGS (")), "{r:?}");
+    let r = c.ok("FETCH 1:3 (FLAGS MODSEQ)");
+    let modseq_of_3: u64 = r[2]
+        .split("MODSEQ (")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("))")
+        .parse()
+        .unwrap();
+    let r = c.ok("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)");
+    assert_eq!(r.len(), 4);
+    let r = c.cmd(&format!(
+        "STORE 1,3 (UNCHANGEDSINCE {modseq_of_3}) +FLAGS (\\Seen)"
+    ));
+    assert!(
+        r.last().unwrap().contains("[MODIFIED 1]"),
+        "message 1 changed after that modseq: {r:?}"
+    );
+    let r = c.ok("FETCH 3 FLAGS");
+    assert!(r[0].contains("\\Seen"));
+    assert_eq!(tagged_status(&c.cmd("STORE 1 +FLAGS (\\Bogus)")), "BAD");
+}
+
+#[test]
+fn search_keys_esearch_and_searchres() {
+    let server = start();
+    server.deliver(
+        "alice",
+        "INBOX",
+        "From: Ann <ann@example.org>\r\nSubject: Quarterly report\r\n\r\nnumbers\r\n",
+    );
+    server.deliver(
+        "alice",
+        "INBOX",
+        "From: Bob <bob@example.org>\r\nSubject: lunch?\r\n\r\nthe quokka cafe\r\n",
+    );
+    server.deliver(
+        "alice",
+        "INBOX",
+        &format!(
+            "From: Cy <cy@example.org>\r\nSubject: big\r\n\r\n{}\r\n",
+            "y".repeat(5000)
+        ),
+    );
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.ok("STORE 2 +FLAGS (\\Seen)");
+    assert_eq!(c.ok("SEARCH UNSEEN")[0], "* SEARCH 1 3");
+    assert_eq!(c.ok("SEARCH FROM bob")[0], "* SEARCH 2");
+    assert_eq!(c.ok("SEARCH BODY QUOKKA")[0], "* SEARCH 2");
+    assert_eq!(c.ok("SEARCH SUBJECT \"quarterly REPORT\"")[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH LARGER 1000")[0], "* SEARCH 3");
+    assert_eq!(c.ok("SEARCH OR FROM ann NOT SEEN")[0], "* SEARCH 1 3");
+    assert_eq!(c.ok("UID SEARCH UID 2:*")[0], "* SEARCH 2 3");
+    assert_eq!(c.ok("SEARCH 2:3 HEADER Subject big")[0], "* SEARCH 3");
+    assert_eq!(c.ok("SEARCH NOT ALL")[0], "* SEARCH");
+    let r = c.ok("UID SEARCH RETURN (MIN MAX COUNT ALL) UNSEEN");
+    assert!(
+        r[0].starts_with("* ESEARCH (TAG \"t") && r[0].ends_with("UID MIN 1 MAX 3 COUNT 2 ALL 1,3"),
+        "{r:?}"
+    );
+    c.ok("SEARCH RETURN (SAVE) FROM cy");
+    let r = c.ok("FETCH $ (UID)");
+    assert_eq!(r[0], "* 3 FETCH (UID 3)");
+}
+
+#[test]
+fn append_with_literals_flags_and_date() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    let msg = "Subject: appended\r\n\r\nhello\r\n";
+    c.send(
+        format!(
+            "a APPEND Drafts (\\Draft \\Seen) \"05-Jan-2024 10:00:00 +0100\" {{{}}}\r\n",
+            msg.len()
+        )
+        .as_bytes(),
+    );
+    assert!(
+        c.line().starts_with("+ "),
+        "synchronizing literal gets a continuation"
+    );
+    c.send(format!("{msg}\r\n").as_bytes());
+    let r = c.until_tagged("a");
+    let drafts = server.store.mailbox("alice", "Drafts").unwrap().unwrap();
+    assert_eq!(
+        r.last().unwrap(),
+        &format!("a OK [APPENDUID {} 1] APPEND completed", drafts.uidvalidity)
+    );
+    // LITERAL+: no continuation.
+    c.send(format!("b APPEND Drafts {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes());
+    assert!(c
+        .until_tagged("b")
+        .last()
+        .unwrap()
+        .starts_with("b OK [APPENDUID"));
+    let (mailbox, records) = server.store.records(&drafts.uniqueid, false).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].internaldate, 1_704_445_200);
+    assert_eq!(records[0].flags.to_string(), "\\Seen \\Draft");
+    assert_eq!(
+        server.store.message(&mailbox, &records[0]).unwrap(),
+        msg.as_bytes()
+    );
+    let r = c.cmd("APPEND NoSuchBox {3+}\r\nabc");
+    assert!(r.last().unwrap().contains("[TRYCREATE]"), "{r:?}");
+}
+
+#[test]
+fn copy_and_move_report_copyuid() {
+    let server = start();
+    for i in 0..3 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let archive = server.store.mailbox("alice", "Archive").unwrap().unwrap();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let r = c.ok("COPY 1:2 Archive");
+    assert!(r
+        .last()
+        .unwrap()
+        .contains(&format!("[COPYUID {} 1,2 1,2]", archive.uidvalidity)));
+    let r = c.ok("UID MOVE 2 Archive");
+    assert!(
+        r[0].contains(&format!("[COPYUID {} 2 3]", archive.uidvalidity)),
+        "{r:?}"
+    );
+    assert_eq!(r[1], "* 2 EXPUNGE");
+    assert!(c.ok("SEARCH ALL")[0] == "* SEARCH 1 2");
+    assert!(c
+        .cmd("COPY 1 Nowhere")
+        .last()
+        .unwrap()
+        .contains("[TRYCREATE]"));
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "Archive")
+            .unwrap()
+            .unwrap()
+            .messages,
+        3
+    );
+}
+
+#[test]
+fn expunge_and_uid_expunge() {
+    let server = start();
+    for i in 0..4 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.ok("STORE 1:3 +FLAGS.SILENT (\\Deleted)");
+    let r = c.ok("UID EXPUNGE 2");
+    assert_eq!(r[0], "* 2 EXPUNGE");
+    let r = c.ok("EXPUNGE");
+    assert_eq!(&r[..2], ["* 2 EXPUNGE", "* 1 EXPUNGE"]);
+    assert_eq!(c.ok("FETCH 1 UID")[0], "* 1 FETCH (UID 4)");
+    c.ok("STORE 1 +FLAGS (\\Deleted)");
+    c.ok("CLOSE");
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        0
+    );
+}
+
+#[test]
+fn other_sessions_see_changes_without_wrong_sequence_numbers() {
+    let server = start();
+    for i in 0..3 {
+        server.deliver(
+            "alice",
+            "INBOX",
+            &format!("Subject: m{i}\r\n\r\nbody {i}\r\n"),
+        );
+    }
+    let mut a = Client::login(server.addr, "alice");
+    let mut b = Client::login(server.addr, "alice");
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    a.ok("EXPUNGE");
+    // B is in FETCH: no EXPUNGE may be sent, and message 2 is still message 2 for B.
+    let r = b.ok("FETCH 2 (UID BODY.PEEK[TEXT])");
+    assert!(r.iter().all(|l| !l.contains("EXPUNGE")), "{r:?}");
+    assert!(
+        r[0].starts_with("* 2 FETCH (UID 2 BODY[TEXT] {8}\r\nbody 1"),
+        "{r:?}"
+    );
+    // At NOOP it learns.
+    let r = b.ok("NOOP");
+    assert!(r.contains(&"* 2 EXPUNGE".to_owned()), "{r:?}");
+    assert_eq!(b.ok("FETCH 2 UID")[0], "* 2 FETCH (UID 3)");
+    // A flag change and a new message reach B at its next command.
+    a.ok("STORE 1 +FLAGS.SILENT (\\Answered)");
+    server.deliver("alice", "INBOX", "Subject: new\r\n\r\nnew\r\n");
+    let r = b.ok("NOOP");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH (UID 1 FLAGS (\\Answered")),
+        "{r:?}"
+    );
+    assert!(r.contains(&"* 3 EXISTS".to_owned()), "{r:?}");
+}
+
+#[test]
+fn idle_reports_new_mail_at_once() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.send(b"i IDLE\r\n");
+    assert!(c.line().starts_with("+ "));
+    server.deliver("alice", "INBOX", "Subject: ping\r\n\r\nx\r\n");
+    assert_eq!(c.line(), "* 1 EXISTS");
+    assert_eq!(c.line(), "* 1 RECENT");
+    c.send(b"DONE\r\n");
+    assert!(c.until_tagged("i").last().unwrap().starts_with("i OK"));
+}
+
+#[test]
+fn qresync_reconnect_learns_changes_and_vanished() {
+    let server = start();
+    for i in 0..5 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let inbox = server.store.mailbox("alice", "INBOX").unwrap().unwrap();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("ENABLE QRESYNC");
+    c.ok("SELECT INBOX");
+    let before = server
+        .store
+        .mailbox("alice", "INBOX")
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    c.ok("LOGOUT");
+    let mut other = Client::login(server.addr, "alice");
+    other.ok("SELECT INBOX");
+    other.ok("STORE 2 +FLAGS (\\Flagged)");
+    other.ok("STORE 4:5 +FLAGS (\\Deleted)");
+    other.ok("EXPUNGE");
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("ENABLE QRESYNC");
+    let r = c.ok(&format!(
+        "SELECT INBOX (QRESYNC ({} {before} 1:5))",
+        inbox.uidvalidity
+    ));
+    assert!(r.contains(&"* VANISHED (EARLIER) 4:5".to_owned()), "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged") && l.contains("MODSEQ")),
+        "{r:?}"
+    );
+    assert!(
+        r.iter()
+            .all(|l| !l.starts_with("* 1 FETCH") && !l.starts_with("* 3 FETCH")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn list_status_create_rename_delete() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("CREATE Projects/tern");
+    let r = c.ok("LIST \"\" \"*\"");
+    assert!(
+        r.contains(&"* LIST (\\HasChildren) \"/\" Projects".to_owned())
+            || r.contains(&"* LIST (\\HasChildren) \"/\" \"Projects\"".to_owned()),
+        "{r:?}"
+    );
+    assert!(
+        r.iter()
+            .any(|l| l.contains("\\Sent") && l.ends_with("\"Sent\"")),
+        "{r:?}"
+    );
+    let r = c.ok("LIST \"\" \"%\"");
+    assert!(r.iter().all(|l| !l.contains("Projects/tern")), "{r:?}");
+    c.ok("RENAME Projects Work");
+    let r = c.ok("LIST \"\" \"Work/*\"");
+    assert!(r[0].ends_with("\"Work/tern\""), "{r:?}");
+    c.ok("SUBSCRIBE Work/tern");
+    assert!(c.ok("LSUB \"\" \"*\"")[0].ends_with("\"Work/tern\""));
+    c.ok("DELETE Work/tern");
+    assert!(c.cmd("DELETE INBOX").last().unwrap().contains("NO"));
+    assert!(c
+        .cmd("CREATE Work")
+        .last()
+        .unwrap()
+        .contains("[ALREADYEXISTS]"));
+    server.deliver("alice", "Work", "Subject: s\r\n\r\n12345\r\n");
+    let r = c.ok("STATUS Work (MESSAGES UIDNEXT UNSEEN SIZE HIGHESTMODSEQ)");
+    assert!(
+        r[0].starts_with("* STATUS \"Work\" (MESSAGES 1 UIDNEXT 2 UNSEEN 1 SIZE 21 HIGHESTMODSEQ "),
+        "{r:?}"
+    );
+    let r = c.ok("LIST \"\" \"W*\" RETURN (STATUS (MESSAGES))");
+    assert!(
+        r.iter().any(|l| l == "* STATUS \"Work\" (MESSAGES 1)"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn international_mailbox_names_use_modified_utf7() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("CREATE Entw&APw-rfe");
+    assert!(server.store.mailbox("alice", "Entwürfe").unwrap().is_some());
+    let r = c.ok("LIST \"\" Entw*");
+    assert!(r[0].ends_with("\"Entw&APw-rfe\""), "{r:?}");
+    c.ok("ENABLE UTF8=ACCEPT");
+    let r = c.ok("LIST \"\" Entw*");
+    assert!(r[0].ends_with("\"Entwürfe\""), "{r:?}");
+}
+
+#[test]
+fn rename_inbox_moves_its_messages() {
+    let server = start();
+    server.deliver("alice", "INBOX", "Subject: a\r\n\r\nx\r\n");
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("RENAME INBOX Old");
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        0
+    );
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "Old")
+            .unwrap()
+            .unwrap()
+            .messages,
+        1
+    );
+}
+
+#[test]
+fn one_user_cannot_reach_another_users_mail() {
+    let server = start();
+    server.deliver("bob", "INBOX", "Subject: secret\r\n\r\nbob's\r\n");
+    server.store.create_mailbox("bob", "Private", None).unwrap();
+    let mut c = Client::login(server.addr, "alice");
+    let r = c.ok("LIST \"\" \"*\"");
+    assert!(r.iter().all(|l| !l.contains("Private")), "{r:?}");
+    for name in [
+        "bob/INBOX",
+        "../bob/INBOX",
+        "/bob/INBOX",
+        "~bob/INBOX",
+        "user/bob",
+        "Other Users/bob",
+        "#mh/bob",
+        "bob",
+    ] {
+        let r = c.cmd(&format!("SELECT \"{name}\""));
+        assert_eq!(
+            tagged_status(&r),
+            if name.starts_with('/') || name.starts_with("..") {
+                tagged_status(&r)
+            } else {
+                "NO"
+            },
+            "{name}: {r:?}"
+        );
+        assert_ne!(tagged_status(&r), "OK", "{name}: {r:?}");
+        assert!(
+            c.cmd(&format!("STATUS \"{name}\" (MESSAGES)"))
+                .last()
+                .unwrap()
+                .split(' ')
+                .nth(1)
+                != Some("OK")
+        );
+    }
+    c.ok("SELECT INBOX");
+    assert_ne!(tagged_status(&c.cmd("COPY 1:* \"bob/INBOX\"")), "OK");
+    assert_eq!(
+        server
+            .store
+            .mailbox("bob", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        1
+    );
+}
+
+#[test]
+fn hostile_input_gets_protocol_errors_and_the_session_survives() {
+    let server = start_with(tern_imap::ImapConfig {
+        max_line: 1024,
+        max_literal: 4096,
+        auth_failure_delay: std::time::Duration::from_millis(1),
+        ..tern_imap::ImapConfig::default()
+    });
+    let mut c = Client::login(server.addr, "alice");
+    assert_eq!(tagged_status(&c.cmd("FROB")), "BAD");
+    c.send(&[b'x'; 5000]);
+    c.send(b"\r\n");
+    assert!(c.line().contains("BAD"));
+    c.send(b"a APPEND INBOX {100000}\r\n");
+    assert!(c.line().starts_with("a NO [TOOBIG]"));
+    c.send(b"b APPEND INBOX {5000+}\r\n");
+    c.send(&[b'z'; 5000]);
+    c.send(b"\r\n");
+    assert!(c.line().starts_with("b NO [TOOBIG]"));
+    c.send(b"\x00\xff\xfe garbage\r\n");
+    assert!(c.line().contains("BAD"));
+    assert_eq!(tagged_status(&c.ok("NOOP")), "OK");
+    assert_eq!(
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .messages,
+        0
+    );
+}
