@@ -268,7 +268,7 @@ fn field_list(fields: &[String]) -> String {
         if i > 0 {
             out.push(b' ');
         }
-        crate::response::push_astring(&mut out, f.to_ascii_uppercase().as_bytes());
+        crate::mime::write_astring(&mut out, f.to_ascii_uppercase().as_bytes());
     }
     String::from_utf8(out).unwrap_or_default()
 }

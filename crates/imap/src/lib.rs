@@ -17,11 +17,13 @@ mod message_cmds;
 pub mod mime;
 pub mod mutf7;
 pub mod parser;
+mod quota_cmds;
 mod reader;
 mod response;
 mod search;
 mod selected;
 mod session;
+mod sort_cmds;
 pub mod types;
 
 use std::future::Future;

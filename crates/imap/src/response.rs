@@ -5,54 +5,14 @@
 
 use tern_store::{Flag, Flags};
 
-/// Appends `s` as an IMAP `string`: quoted when it can be, otherwise a literal.
-pub(crate) fn push_string(out: &mut Vec<u8>, s: &[u8]) {
-    let quotable = s.len() < 1024
-        && s.iter()
-            .all(|&b| b != b'\r' && b != b'\n' && b != 0 && b < 0x80);
-    if quotable {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-        out.extend_from_slice(s);
-    }
-}
-
-/// Appends an `nstring`: NIL for `None`.
-pub(crate) fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
-    match s {
-        Some(s) => push_string(out, s),
-        None => out.extend_from_slice(b"NIL"),
-    }
-}
-
-/// Appends an `astring`: a bare atom when every byte is an atom character.
-pub(crate) fn push_astring(out: &mut Vec<u8>, s: &[u8]) {
-    let atom = !s.is_empty()
-        && s.iter().all(|&b| {
-            b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
-        })
-        && !s.eq_ignore_ascii_case(b"NIL");
-    if atom {
-        out.extend_from_slice(s);
-    } else {
-        push_string(out, s);
-    }
-}
+use crate::mime::write_string;
 
 /// Appends a mailbox name in wire form: modified UTF-7 unless the client enabled
 /// UTF8=ACCEPT, then quoted (or a literal).
 pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     if utf8 {
         if name.is_ascii() {
-            push_string(out, name.as_bytes());
+            write_string(out, name.as_bytes());
         } else {
             // RFC 6855: a quoted string may carry UTF-8 once UTF8=ACCEPT is enabled.
             out.push(b'"');
@@ -65,7 +25,7 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
             out.push(b'"');
         }
     } else {
-        push_string(out, crate::mutf7::encode(name).as_bytes());
+        write_string(out, crate::mutf7::encode(name).as_bytes());
     }
 }
 
@@ -149,16 +109,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strings_pick_the_right_form() {
+    fn mailbox_names() {
         let mut out = Vec::new();
-        push_astring(&mut out, b"INBOX");
+        push_mailbox(&mut out, "Entwürfe", false);
         out.push(b' ');
-        push_astring(&mut out, b"a b\"c");
-        out.push(b' ');
-        push_string(&mut out, "é".as_bytes());
-        out.push(b' ');
-        push_astring(&mut out, b"nil");
-        assert_eq!(out, "INBOX \"a b\\\"c\" {2}\r\né \"nil\"".as_bytes());
+        push_mailbox(&mut out, "Entwürfe", true);
+        assert_eq!(out, "\"Entw&APw-rfe\" \"Entwürfe\"".as_bytes());
     }
 
     #[test]

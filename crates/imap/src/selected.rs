@@ -24,8 +24,6 @@ pub(crate) struct Selected {
     pub(crate) id: UniqueId,
     /// EXAMINE, or SELECT of a mailbox the user may not change.
     pub(crate) read_only: bool,
-    /// UIDVALIDITY at SELECT.
-    pub(crate) uidvalidity: u32,
     /// UIDs in sequence-number order (ascending).
     pub(crate) uids: Vec<Uid>,
     /// UIDs that are \Recent in this session.
@@ -82,7 +80,6 @@ impl Selected {
             Selected {
                 id: id.clone(),
                 read_only,
-                uidvalidity: mailbox.uidvalidity,
                 uids,
                 recent,
                 seen_modseq: mailbox.highest_modseq,

@@ -128,7 +128,7 @@ impl<W> Session<W> {
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -208,9 +208,19 @@ pub(crate) async fn run<S>(
         let command = match parse_command(&bytes, session.enabled.utf8) {
             Ok(c) => c,
             Err(e) => {
+                let response = match e.kind {
+                    crate::parser::ParseErrorKind::BadCharset => {
+                        format!(
+                            "NO [BADCHARSET ({})] {}",
+                            crate::parser::SEARCH_CHARSETS.join(" "),
+                            e.message
+                        )
+                    }
+                    _ => format!("BAD {}", e.message),
+                };
                 let line = match &e.tag {
-                    Some(t) => format!("{t} BAD {}\r\n", e.message),
-                    None => format!("* BAD {}\r\n", e.message),
+                    Some(t) => format!("{t} {response}\r\n"),
+                    None => format!("* {response}\r\n"),
                 };
                 if session.writer.write_all(line.as_bytes()).await.is_err() {
                     return;
@@ -253,6 +263,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     CommandBody::Fetch { uid: false, .. }
                         | CommandBody::Store { uid: false, .. }
                         | CommandBody::Search { uid: false, .. }
+                        | CommandBody::Sort { uid: false, .. }
+                        | CommandBody::Thread { uid: false, .. }
                         | CommandBody::Copy { uid: false, .. }
                         | CommandBody::Move { uid: false, .. }
                 );
@@ -381,16 +393,14 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 message,
                 ..
             } => self.append(&mailbox, &flags, date, &message),
-            CommandBody::GetQuota(_)
-            | CommandBody::GetQuotaRoot(_)
-            | CommandBody::SetQuota { .. }
-            | CommandBody::SetAcl { .. }
+            CommandBody::GetQuota(root) => self.getquota(&root),
+            CommandBody::GetQuotaRoot(m) => self.getquotaroot(&m),
+            CommandBody::SetQuota { root, limits } => self.setquota(&root, &limits),
+            CommandBody::SetAcl { .. }
             | CommandBody::DeleteAcl { .. }
             | CommandBody::GetAcl(_)
             | CommandBody::ListRights { .. }
-            | CommandBody::MyRights(_)
-            | CommandBody::Sort { .. }
-            | CommandBody::Thread { .. } => Outcome::no("Not supported yet"),
+            | CommandBody::MyRights(_) => Outcome::no("Not supported yet"),
             _ if !selected => Outcome::bad("No mailbox selected"),
             CommandBody::Close => self.close(),
             CommandBody::Unselect => {
@@ -419,6 +429,18 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 flags,
                 unchanged_since,
             } => self.store_cmd(uid, &set, op, silent, &flags, unchanged_since),
+            CommandBody::Sort {
+                uid,
+                criteria,
+                search,
+                ..
+            } => self.sort_cmd(uid, &criteria, &search),
+            CommandBody::Thread {
+                uid,
+                algorithm,
+                search,
+                ..
+            } => self.thread_cmd(uid, algorithm, &search),
             CommandBody::Copy { uid, set, mailbox } => {
                 self.copy_or_move(uid, &set, &mailbox, false)
             }

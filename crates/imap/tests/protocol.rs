@@ -552,3 +552,114 @@ fn hostile_input_gets_protocol_errors_and_the_session_survives() {
         0
     );
 }
+
+#[test]
+fn quota_roots_report_usage_and_limits() {
+    let server = start();
+    server
+        .store
+        .set_quota(
+            "alice",
+            tern_store::Quota {
+                storage: Some(10 * 1024 * 1024),
+                messages: Some(100),
+            },
+        )
+        .unwrap();
+    server.deliver(
+        "alice",
+        "INBOX",
+        &format!("Subject: q\r\n\r\n{}\r\n", "x".repeat(3000)),
+    );
+    let mut c = Client::login(server.addr, "alice");
+    let r = c.ok("GETQUOTAROOT INBOX");
+    assert_eq!(r[0], "* QUOTAROOT \"INBOX\" \"\"");
+    assert_eq!(r[1], "* QUOTA \"\" (STORAGE 3 10240 MESSAGE 1 100)");
+    assert_eq!(c.ok("GETQUOTA \"\"")[0], r[1]);
+    assert!(c
+        .cmd("SETQUOTA \"\" (STORAGE 1)")
+        .last()
+        .unwrap()
+        .contains("[NOPERM]"));
+    server
+        .store
+        .set_quota(
+            "alice",
+            tern_store::Quota {
+                storage: Some(1024),
+                messages: None,
+            },
+        )
+        .unwrap();
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "y".repeat(2000));
+    let r = c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{big}", big.len()));
+    assert!(r.last().unwrap().contains("NO [OVERQUOTA]"), "{r:?}");
+}
+
+#[test]
+fn sort_and_thread() {
+    let server = start();
+    let msgs = [
+        (
+            "<a@x>",
+            "",
+            "Mon, 1 Jan 2024 10:00:00 +0000",
+            "Zebra plans",
+            "zed@x",
+            300,
+        ),
+        (
+            "<b@x>",
+            "<a@x>",
+            "Mon, 1 Jan 2024 11:00:00 +0000",
+            "Re: Zebra plans",
+            "amy@x",
+            100,
+        ),
+        (
+            "<c@x>",
+            "",
+            "Sun, 31 Dec 2023 09:00:00 +0000",
+            "apples",
+            "bob@x",
+            200,
+        ),
+        (
+            "<d@x>",
+            "<a@x> <b@x>",
+            "Mon, 1 Jan 2024 12:00:00 +0000",
+            "Re: Re: Zebra plans",
+            "cat@x",
+            50,
+        ),
+    ];
+    for (id, refs, date, subject, from, pad) in msgs {
+        let refs = if refs.is_empty() {
+            String::new()
+        } else {
+            format!("References: {refs}\r\n")
+        };
+        server.deliver(
+            "alice",
+            "INBOX",
+            &format!("Message-ID: {id}\r\n{refs}Date: {date}\r\nSubject: {subject}\r\nFrom: {from}\r\n\r\n{}\r\n", "p".repeat(pad)),
+        );
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    assert_eq!(c.ok("SORT (SUBJECT) UTF-8 ALL")[0], "* SORT 3 1 2 4");
+    assert_eq!(c.ok("SORT (DATE) UTF-8 ALL")[0], "* SORT 3 1 2 4");
+    assert_eq!(c.ok("SORT (REVERSE SIZE) UTF-8 ALL")[0], "* SORT 1 3 2 4");
+    assert_eq!(
+        c.ok("UID SORT (FROM) UTF-8 NOT FROM bob")[0],
+        "* SORT 2 4 1"
+    );
+    assert_eq!(
+        c.ok("THREAD REFERENCES UTF-8 ALL")[0],
+        "* THREAD (3)(1 2 4)"
+    );
+    assert_eq!(
+        c.ok("THREAD ORDEREDSUBJECT UTF-8 ALL")[0],
+        "* THREAD (3)(1 (2)(4))"
+    );
+}
