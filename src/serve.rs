@@ -31,6 +31,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?
     };
+    // Every message stored from now on is summarised and text-indexed for IMAP.
+    store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 

@@ -18,11 +18,6 @@ TRACE = []
 class TracedIMAP4(imaplib.IMAP4):
     """imaplib.IMAP4 with its protocol debug output kept in TRACE instead of printed."""
 
-    def __init__(self, host, port):
-        self.debug = 0
-        super().__init__(host, port)
-        self.debug = 4
-
     def _mesg(self, s, secs=None):
         TRACE.append(s)
 

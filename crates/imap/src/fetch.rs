@@ -222,6 +222,28 @@ pub(crate) fn summary_of(
     Ok(s)
 }
 
+/// Puts the summaries of `records` into the cache: those not there yet come from the
+/// store's content index in one read. Messages stored before the index existed are
+/// parsed on demand by [`summary_of`].
+pub(crate) fn prefetch_summaries<'r>(
+    ctx: &FetchContext<'_>,
+    records: impl Iterator<Item = &'r Record>,
+) -> Result<(), FetchError> {
+    let missing: Vec<tern_store::Guid> = records
+        .map(|r| r.guid)
+        .filter(|g| ctx.cache.get(g.as_bytes()).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for (guid, bytes) in ctx.store.summaries(&missing)? {
+        if let Some(summary) = crate::indexer::decode(&bytes) {
+            ctx.cache.insert(*guid.as_bytes(), Arc::new(summary));
+        }
+    }
+    Ok(())
+}
+
 fn push_literal(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
     out.extend_from_slice(data);

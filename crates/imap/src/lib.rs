@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod fetch;
+mod indexer;
 mod mailbox_cmds;
 mod message_cmds;
 pub mod mime;
@@ -25,6 +26,8 @@ mod selected;
 mod session;
 mod sort_cmds;
 pub mod types;
+
+pub use indexer::ImapIndexer;
 
 use std::future::Future;
 use std::sync::Arc;

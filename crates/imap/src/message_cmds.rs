@@ -98,6 +98,11 @@ impl<W> Session<W> {
                 mailbox: &mailbox,
                 cache: &self.cache,
             };
+            if items.iter().any(|i| {
+                matches!(i, FetchAttr::Envelope | FetchAttr::BodyStructure | FetchAttr::Body)
+            }) {
+                crate::fetch::prefetch_summaries(&ctx, records.iter())?;
+            }
             let view = self
                 .selected
                 .as_ref()

@@ -4,15 +4,16 @@
 //! decoded header fields, and BODY/TEXT from the decoded text parts, both matched as
 //! case-insensitive substrings (RFC 3501 6.4.4, RFC 9051 6.4.4).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tern_store::{Flag, Record, Uid};
+use tern_store::{Flag, Record, TextField, Uid};
 
 use crate::fetch::{message_of, summary_of, FetchContext, FetchError};
 use crate::mime::{self, MessageSummary};
 use crate::response::date_of;
 use crate::selected::Selected;
-use crate::types::{Date, SearchKey, Section, SectionText, SeqNum, SequenceSet};
+use crate::types::{Date, SearchKey, SeqNum, SequenceSet};
 
 /// One message being tested, with its message data loaded at most once.
 struct Candidate<'a> {
@@ -32,6 +33,8 @@ pub(crate) fn search(
     key: &SearchKey,
     now: i64,
 ) -> Result<Vec<(u32, Uid)>, FetchError> {
+    let mut index = TextIndex::default();
+    index.prepare(ctx, view, key)?;
     let mut hits = Vec::new();
     for (seq, record) in records {
         let mut c = Candidate {
@@ -41,7 +44,7 @@ pub(crate) fn search(
             raw: None,
             summary: None,
         };
-        if matches(ctx, view, &mut c, key, now)? {
+        if matches(ctx, view, &index, &mut c, key, now)? {
             hits.push((*seq, record.uid));
         }
     }
@@ -51,6 +54,7 @@ pub(crate) fn search(
 fn matches(
     ctx: &FetchContext<'_>,
     view: &Selected,
+    index: &TextIndex,
     c: &mut Candidate<'_>,
     key: &SearchKey,
     now: i64,
@@ -87,11 +91,11 @@ fn matches(
         SearchKey::Modseq(m) => c.record.modseq >= *m,
         SearchKey::Uid(set) => in_set(view, set, c.record.uid, true),
         SearchKey::Sequence(set) => in_set(view, set, c.seq, false),
-        SearchKey::Not(k) => !matches(ctx, view, c, k, now)?,
-        SearchKey::Or(a, b) => matches(ctx, view, c, a, now)? || matches(ctx, view, c, b, now)?,
+        SearchKey::Not(k) => !matches(ctx, view, index, c, k, now)?,
+        SearchKey::Or(a, b) => matches(ctx, view, index, c, a, now)? || matches(ctx, view, index, c, b, now)?,
         SearchKey::And(keys) => {
             for k in keys {
-                if !matches(ctx, view, c, k, now)? {
+                if !matches(ctx, view, index, c, k, now)? {
                     return Ok(false);
                 }
             }
@@ -108,23 +112,20 @@ fn matches(
             let values = mime::header_values(raw, field);
             !values.is_empty() && (s.is_empty() || values.iter().any(|v| contains_ci(v, s)))
         }
-        SearchKey::Body(s) => {
-            let raw = message_of(ctx, c.record, &mut c.raw)?;
-            contains_ci(&mime::body_text(raw), s)
-        }
-        SearchKey::Text(s) => {
-            let raw = message_of(ctx, c.record, &mut c.raw)?;
-            let header = mime::section(
-                raw,
-                &Section {
-                    part: vec![],
-                    text: Some(SectionText::Header),
-                },
-            )
-            .unwrap_or_default();
-            contains_ci(&String::from_utf8_lossy(&header), s)
-                || contains_ci(&mime::body_text(raw), s)
-        }
+        SearchKey::Body(s) => match index.answer(false, s, c.record.uid) {
+            Some(hit) => hit,
+            None => {
+                let raw = message_of(ctx, c.record, &mut c.raw)?;
+                contains_ci(&mime::body_text(raw), s)
+            }
+        },
+        SearchKey::Text(s) => match index.answer(true, s, c.record.uid) {
+            Some(hit) => hit,
+            None => {
+                let raw = message_of(ctx, c.record, &mut c.raw)?;
+                contains_ci(&crate::indexer::head_text(raw), s) || contains_ci(&mime::body_text(raw), s)
+            }
+        },
     })
 }
 
@@ -150,6 +151,53 @@ fn header_contains(
     Ok(mime::header_values(raw, field)
         .iter()
         .any(|v| contains_ci(v, needle)))
+}
+
+/// Answers from the store's full-text index for the BODY and TEXT keys of one SEARCH.
+#[derive(Default)]
+struct TextIndex {
+    /// (is TEXT, needle) → (UIDs matched, UIDs the index does not cover).
+    answers: HashMap<(bool, String), (HashSet<Uid>, HashSet<Uid>)>,
+}
+
+impl TextIndex {
+    /// Asks the index once per distinct BODY/TEXT needle in `key`.
+    fn prepare(&mut self, ctx: &FetchContext<'_>, view: &Selected, key: &SearchKey) -> Result<(), FetchError> {
+        match key {
+            SearchKey::Body(s) | SearchKey::Text(s) => {
+                let text = matches!(key, SearchKey::Text(_));
+                if self.answers.contains_key(&(text, s.clone())) {
+                    return Ok(());
+                }
+                let field = if text { TextField::All } else { TextField::Body };
+                if let Some(m) = ctx.store.search_text(&view.id, field, s)? {
+                    let answer = (m.matched.into_iter().collect(), m.unindexed.into_iter().collect());
+                    self.answers.insert((text, s.clone()), answer);
+                }
+            }
+            SearchKey::Not(k) => self.prepare(ctx, view, k)?,
+            SearchKey::Or(a, b) => {
+                self.prepare(ctx, view, a)?;
+                self.prepare(ctx, view, b)?;
+            }
+            SearchKey::And(keys) => {
+                for k in keys {
+                    self.prepare(ctx, view, k)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `Some(matched)` when the index covers this message for this needle.
+    fn answer(&self, text: bool, needle: &str, uid: Uid) -> Option<bool> {
+        let (matched, unindexed) = self.answers.get(&(text, needle.to_owned()))?;
+        if unindexed.contains(&uid) {
+            return None;
+        }
+        Some(matched.contains(&uid))
+    }
 }
 
 /// Case-insensitive substring test (Unicode simple case folding via lowercase).

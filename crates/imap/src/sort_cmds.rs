@@ -53,6 +53,7 @@ impl<W> Session<W> {
             .unwrap_or(0);
         let hits = search(&ctx, view, &in_view, criteria, now)?;
         let by_uid: HashMap<Uid, Record> = in_view.into_iter().map(|(_, r)| (r.uid, r)).collect();
+        crate::fetch::prefetch_summaries(&ctx, hits.iter().filter_map(|(_, uid)| by_uid.get(uid)))?;
         let mut items = Vec::with_capacity(hits.len());
         for (seq, uid) in hits {
             let Some(record) = by_uid.get(&uid).cloned() else {

@@ -33,6 +33,7 @@
 
 mod blobs;
 mod changelog;
+mod content;
 mod error;
 mod flagging;
 mod flags;
@@ -49,6 +50,7 @@ mod writer;
 
 pub use blobs::BlobStore;
 pub use changelog::Change;
+pub use content::{ContentIndexer, MessageIndex, TextField, TextMatches, MIN_INDEXED_NEEDLE};
 pub use error::{Result, StoreError};
 pub use flagging::{FlagChange, StoreOutcome};
 pub use flags::{Flag, FlagOp, Flags, MAX_KEYWORD_LEN};

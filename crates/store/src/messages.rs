@@ -3,6 +3,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use std::sync::Arc;
+
+use crate::content::{has_index, insert_index};
 use crate::error::{Result, StoreError};
 use crate::flagging::expunge_in;
 use crate::flags::Flags;
@@ -92,11 +95,16 @@ impl Store {
         let guid = Guid::of(message);
         self.blobs()
             .put_with_guid(&target.partition, &guid, message)?;
+        let known = self.shared.indexer.get().is_none() || self.read(|conn| has_index(conn, &guid))?;
+        let index = self.index_for(message, known);
         let size = message.len() as u64;
         let flags = flags.clone();
         let appended = self.write(move |conn| {
             let mailbox = live_by_uniqueid(conn, &target.uniqueid)?
                 .ok_or(StoreError::NoSuchMailbox { user, name })?;
+            if let Some(index) = &index {
+                insert_index(conn, &guid, index)?;
+            }
             insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
         })?;
         self.notify(&appended.mailbox, appended.modseq);
@@ -116,11 +124,13 @@ impl Store {
         let guid = Guid::of(message);
         let size = message.len() as u64;
         let internaldate = options.internaldate.unwrap_or_else(now);
-        let resolved: Vec<Result<Resolved>> = match self.read(|conn| {
-            Ok(targets
+        let indexing = self.shared.indexer.get().is_some();
+        let (resolved, known): (Vec<Result<Resolved>>, bool) = match self.read(|conn| {
+            let resolved = targets
                 .iter()
                 .map(|t| resolve_target(conn, t))
-                .collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+            Ok((resolved, !indexing || has_index(conn, &guid)?))
         }) {
             Ok(r) => r,
             Err(e) => {
@@ -131,6 +141,8 @@ impl Store {
                     .collect();
             }
         };
+        // Indexed once, outside the writer, and shared by every recipient's job.
+        let index = Arc::new(self.index_for(message, known));
         let mut written: Vec<(String, Result<()>)> = Vec::new();
         let mut pending = Vec::with_capacity(targets.len());
         for target in resolved {
@@ -157,7 +169,11 @@ impl Store {
             }
             let message_id = options.message_id.clone();
             let window = options.duplicate_window_secs;
+            let index = index.clone();
             pending.push(Ok(self.submit(move |conn| {
+                if let Some(index) = index.as_ref() {
+                    insert_index(conn, &guid, index)?;
+                }
                 deliver_one(
                     conn,
                     &target.mailbox,

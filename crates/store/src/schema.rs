@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -100,6 +100,22 @@ CREATE TABLE changelog_acks (
 );
 "#;
 
+/// Version 2: what protocols learned from a message's content, per GUID: an opaque
+/// summary (for IMAP: ENVELOPE, BODYSTRUCTURE, sort keys) and a trigram full-text
+/// index of its header and body text, so FETCH and SEARCH need not read blobs.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE summaries (
+    guid            BLOB PRIMARY KEY,
+    summary         BLOB NOT NULL,
+    -- rowid of the message's row in `texts`
+    text_id         INTEGER
+) WITHOUT ROWID;
+CREATE INDEX summaries_by_text ON summaries(text_id);
+CREATE VIRTUAL TABLE texts USING fts5(
+    head, body, content = '', contentless_delete = 1, tokenize = 'trigram'
+);
+"#;
+
 /// Applies connection settings shared by the writer and readers.
 pub(crate) fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -124,6 +140,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)?;
+    }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

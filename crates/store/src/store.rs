@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::Connection;
 
 use crate::blobs::BlobStore;
+use crate::content::ContentIndexer;
 use tokio::sync::watch;
 
 use crate::error::{Result, StoreError};
@@ -63,6 +64,7 @@ pub(crate) struct Shared {
     readers: Mutex<Vec<Connection>>,
     index_path: PathBuf,
     watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
+    pub(crate) indexer: OnceLock<Arc<dyn ContentIndexer>>,
 }
 
 impl Store {
@@ -96,6 +98,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 index_path,
                 watchers: Mutex::new(HashMap::new()),
+                indexer: OnceLock::new(),
             }),
         })
     }

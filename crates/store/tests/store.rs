@@ -390,3 +390,42 @@ fn data_survives_reopen() {
     assert_eq!(recs[0].flags, flags("\\Seen"));
     assert_eq!(store.message(&inbox, &recs[0]).unwrap(), b"persist me");
 }
+
+/// A stand-in for a protocol's indexer: the summary is the first line, the body
+/// text everything after the blank line.
+struct FirstLine;
+
+impl ContentIndexer for FirstLine {
+    fn index(&self, message: &[u8]) -> MessageIndex {
+        let text = String::from_utf8_lossy(message);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        MessageIndex {
+            summary: head.lines().next().unwrap_or("").as_bytes().to_vec(),
+            head: head.to_owned(),
+            body: body.to_owned(),
+        }
+    }
+}
+
+#[test]
+fn content_index_answers_text_search_and_keeps_summaries() {
+    let (_d, store) = open();
+    store.create_user("u", None, false).unwrap();
+    let before = store.append("u", "INBOX", &Flags::new(), 0, b"Subject: old\r\n\r\nquokka before\r\n").unwrap();
+    store.set_indexer(std::sync::Arc::new(FirstLine));
+    let a = store.append("u", "INBOX", &Flags::new(), 0, b"Subject: one\r\n\r\nThe Quokka smiles\r\n").unwrap();
+    let b = store.append("u", "INBOX", &Flags::new(), 0, b"Subject: quokka\r\n\r\nnothing here\r\n").unwrap();
+    let delivered = store.deliver(b"Subject: d\r\n\r\nquokkas everywhere\r\n", &[DeliveryTarget { user: "u".into(), folder: None }], &DeliveryOptions::default());
+    let Ok(Delivered::Stored { appended: c, .. }) = &delivered[0] else { panic!("{delivered:?}") };
+    let inbox = id(&store, "u", "INBOX");
+    let body = store.search_text(&inbox, TextField::Body, "QUOKKA").unwrap().unwrap();
+    assert_eq!(body.matched, vec![a.uid, c.uid]);
+    assert_eq!(body.unindexed, vec![before.uid], "stored before the indexer: the caller must scan it");
+    let all = store.search_text(&inbox, TextField::All, "quokka").unwrap().unwrap();
+    assert_eq!(all.matched, vec![a.uid, b.uid, c.uid]);
+    assert!(store.search_text(&inbox, TextField::Body, "qu").unwrap().is_none(), "too short for trigrams");
+    let (_, records) = store.records(&inbox, false).unwrap();
+    let summaries = store.summaries(&records.iter().map(|r| r.guid).collect::<Vec<_>>()).unwrap();
+    assert_eq!(summaries.len(), 3);
+    assert_eq!(summaries[&records[1].guid], b"Subject: one");
+}

@@ -29,6 +29,7 @@ pub fn start_with(config: ImapConfig) -> Server {
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     store.create_user("alice", Some("pw"), false).unwrap();
     store.create_user("bob", Some("pw"), false).unwrap();
+    store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A small imaplib tool for the mbsync tests: look at and change a mailbox on tern.
+
+Usage:
+  imap_state.py HOST PORT dump MAILBOX
+      one line per message: UID <TAB> flags (sorted, space-separated, no \\Recent)
+      <TAB> SHA-1 of BODY.PEEK[] <TAB> Message-ID
+  imap_state.py HOST PORT store MAILBOX UIDSET ITEM FLAGS     e.g. store INBOX 2 +FLAGS '(\\Flagged)'
+  imap_state.py HOST PORT list
+      one mailbox name per line
+
+Exits 1 with the IMAP exchange on stderr when the server refuses something.
+"""
+import hashlib
+import re
+import sys
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from imapcommon import TRACE, connect, fetch_by_uid, flags_of, ok, parse_list  # noqa: E402
+
+
+def main():
+    host, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    m = connect(host, port)
+    if cmd == "dump":
+        ok(m.select(sys.argv[4], readonly=True), f"EXAMINE {sys.argv[4]}")
+        typ, data = m.fetch("1:*", "(UID FLAGS BODY.PEEK[])")
+        if typ == "OK" and data != [None]:
+            for uid, items in sorted(fetch_by_uid(data).items()):
+                body = items.get("BODY[]") or b""
+                mid = re.search(rb"(?im)^Message-ID:\s*(\S+)", body)
+                print("\t".join([str(uid), " ".join(sorted(flags_of(items))),
+                                 hashlib.sha1(body).hexdigest(),
+                                 mid.group(1).decode() if mid else ""]))
+    elif cmd == "store":
+        _, _, _, _, mailbox, uids, item, flags = sys.argv
+        ok(m.select(mailbox), f"SELECT {mailbox}")
+        ok(m.uid("STORE", uids, item, flags), f"UID STORE {uids} {item} {flags}")
+    elif cmd == "list":
+        for _, _, name in parse_list(ok(m.list('""', "*"), "LIST")):
+            print(name)
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+    m.logout()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001
+        print(f"imap_state.py {' '.join(sys.argv[3:])}: {type(e).__name__}: {e}", file=sys.stderr)
+        for line in TRACE[-60:]:
+            print(f"    {line}", file=sys.stderr)
+        sys.exit(1)
