@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 
 /// The configuration used when no `--config` is given; also the base a file overrides.
@@ -45,6 +46,22 @@ struct FileConfig {
     listen: Option<Listen>,
     lmtp: Option<LmtpFile>,
     imap: Option<ImapFile>,
+    tls: Option<TlsFile>,
+}
+
+/// `[tls]`: the server's certificate chain and private key, PEM files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+/// The server's certificate chain and key (PEM), read when `tern serve` starts.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +71,8 @@ struct ImapFile {
     max_connections: Option<u64>,
     /// Seconds; RFC 3501 asks for at least 30 minutes.
     idle_timeout: Option<u64>,
+    /// Allow LOGIN / AUTHENTICATE PLAIN on a connection that is not TLS.
+    plaintext_auth: Option<bool>,
 }
 
 /// Listener addresses ("host:port"); a listener left out is off.
@@ -61,6 +80,8 @@ struct ImapFile {
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     pub imap: Option<String>,
+    /// IMAP over implicit TLS; needs `[tls]`.
+    pub imaps: Option<String>,
     pub pop3: Option<String>,
     pub lmtp: Option<String>,
     /// LMTP on a Unix domain socket (a path).
@@ -92,6 +113,8 @@ pub struct Config {
     pub listen: Listen,
     pub lmtp: tern_lmtp::LmtpConfig,
     pub imap: tern_imap::ImapConfig,
+    /// `[tls]`, when given.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -119,6 +142,7 @@ impl Config {
             listen: Listen::default(),
             lmtp: tern_lmtp::LmtpConfig::default(),
             imap: tern_imap::ImapConfig::default(),
+            tls: None,
         };
         config.apply(file)?;
         Ok(config)
@@ -178,6 +202,18 @@ impl Config {
                 }
                 imap.idle_timeout = Duration::from_secs(v);
             }
+            if let Some(v) = i.plaintext_auth {
+                imap.plaintext_auth = v;
+            }
+        }
+        if let Some(t) = file.tls {
+            let Some(cert) = t.cert else {
+                bail!("tls.cert: missing (the [tls] section needs both cert and key)");
+            };
+            let Some(key) = t.key else {
+                bail!("tls.key: missing (the [tls] section needs both cert and key)");
+            };
+            self.tls = Some(TlsFiles { cert, key });
         }
         Ok(())
     }
@@ -200,7 +236,51 @@ impl Config {
                 self.default_partition
             );
         }
+        if self.tls.is_none() {
+            if self.listen.imaps.is_some() {
+                bail!("listen.imaps: implicit TLS needs a [tls] section with cert and key");
+            }
+            if !self.imap.plaintext_auth {
+                bail!(
+                    "imap.plaintext_auth: false needs a [tls] section (cert and key), \
+                     or no client could ever log in"
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// Reads `[tls]` into a rustls server configuration (ring provider, TLS 1.2 and
+    /// 1.3); `None` without `[tls]`. Errors name the key whose file is at fault.
+    pub fn tls_server_config(&self) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let Some(files) = &self.tls else {
+            return Ok(None);
+        };
+        let (cert_path, key_path) = (files.cert.display(), files.key.display());
+        let cert_pem =
+            std::fs::read(&files.cert).with_context(|| format!("tls.cert: reading {cert_path}"))?;
+        let certs = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow!("tls.cert: {cert_path}: bad PEM: {e}"))?;
+        if certs.is_empty() {
+            bail!("tls.cert: {cert_path} holds no CERTIFICATE block");
+        }
+        let key_pem =
+            std::fs::read(&files.key).with_context(|| format!("tls.key: reading {key_path}"))?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| anyhow!("tls.key: {key_path}: no usable PEM private key: {e}"))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("tls: setting up the TLS provider")?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| {
+                anyhow!("tls.key: {key_path} does not go with tls.cert {cert_path}: {e}")
+            })?;
+        Ok(Some(Arc::new(config)))
     }
 
     /// The TCP listeners configured, as (key, address).
@@ -208,6 +288,7 @@ impl Config {
         let l = &self.listen;
         [
             ("listen.imap", &l.imap),
+            ("listen.imaps", &l.imaps),
             ("listen.pop3", &l.pop3),
             ("listen.lmtp", &l.lmtp),
             ("listen.nntp", &l.nntp),
@@ -287,5 +368,73 @@ mod tests {
             load_str("[lmtp]\nidle_timeout = \"x\"\n").unwrap_err()
         );
         assert!(e.contains("idle_timeout"), "{e}");
+    }
+
+    #[test]
+    fn tls_keys_are_checked_and_loaded() {
+        let c = Config::load(None).unwrap();
+        assert!(c.tls.is_none() && c.listen.imaps.is_none() && c.imap.plaintext_auth);
+        assert!(c.tls_server_config().unwrap().is_none());
+
+        let e = format!(
+            "{:#}",
+            load_str("[listen]\nimaps = \"127.0.0.1:0\"\n").unwrap_err()
+        );
+        assert!(e.contains("listen.imaps"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_str("[imap]\nplaintext_auth = false\n").unwrap_err()
+        );
+        assert!(e.contains("imap.plaintext_auth"), "{e}");
+        let e = format!("{:#}", load_str("[tls]\ncert = \"c.pem\"\n").unwrap_err());
+        assert!(e.contains("tls.key"), "{e}");
+        let e = format!("{:#}", load_str("[tls]\ncrt = \"c.pem\"\n").unwrap_err());
+        assert!(e.contains("crt"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        let with_tls = |cert: &Path, key: &Path| {
+            load_str(&format!(
+                "[listen]\nimap = \"127.0.0.1:0\"\nimaps = \"127.0.0.1:0\"\n\
+                 [imap]\nplaintext_auth = false\n[tls]\ncert = {cert:?}\nkey = {key:?}\n"
+            ))
+            .unwrap()
+        };
+        let c = with_tls(&cert, &key);
+        assert!(c.listeners().contains(&("listen.imaps", "127.0.0.1:0")));
+        assert!(!c.imap.plaintext_auth);
+        assert!(c.tls_server_config().unwrap().is_some());
+
+        // File errors come when the server starts, naming the key.
+        let missing = dir.path().join("missing.pem");
+        let e = format!(
+            "{:#}",
+            with_tls(&missing, &key).tls_server_config().unwrap_err()
+        );
+        assert!(e.contains("tls.cert") && e.contains("missing.pem"), "{e}");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a key\n").unwrap();
+        let e = format!(
+            "{:#}",
+            with_tls(&cert, &garbage).tls_server_config().unwrap_err()
+        );
+        assert!(e.contains("tls.key"), "{e}");
+        let e = format!(
+            "{:#}",
+            with_tls(&garbage, &key).tls_server_config().unwrap_err()
+        );
+        assert!(e.contains("tls.cert"), "{e}");
+        // A key that does not belong to the certificate.
+        let other = rcgen::KeyPair::generate().unwrap();
+        let other_key = dir.path().join("other.pem");
+        std::fs::write(&other_key, other.serialize_pem()).unwrap();
+        let e = format!(
+            "{:#}",
+            with_tls(&cert, &other_key).tls_server_config().unwrap_err()
+        );
+        assert!(e.contains("tls.key"), "{e}");
     }
 }

@@ -25,6 +25,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Certificate and key first: a bad [tls] stops tern before anything is opened.
+    let tls = config.tls_server_config()?;
     let store = {
         let store_config = config.store();
         tokio::task::spawn_blocking(move || Store::open(store_config))
@@ -35,6 +37,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    // One IMAP service for both IMAP listeners: one connection limit, one MIME cache.
+    let imap = tern_imap::ImapServer::new(
+        store.clone(),
+        tern_imap::ImapConfig {
+            tls,
+            ..config.imap.clone()
+        },
+    );
 
     for (key, value) in config.listeners() {
         let addr = parse_addr(key, value)?;
@@ -56,12 +66,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imap listening on {}", listener.local_addr()?);
-                tasks.spawn(tern_imap::serve_tcp(
-                    listener,
-                    store.clone(),
-                    config.imap.clone(),
-                    stopped.clone(),
-                ));
+                if config.imap.plaintext_auth && !addr.ip().is_loopback() {
+                    tracing::warn!(
+                        "{key} = {addr}: passwords are accepted in clear text \
+                         (configure [tls] and set imap.plaintext_auth = false)"
+                    );
+                }
+                tasks.spawn(imap.clone().serve_tcp(listener, stopped.clone()));
+            }
+            "listen.imaps" => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("{key}: binding {addr}"))?;
+                tracing::info!("imaps listening on {}", listener.local_addr()?);
+                tasks.spawn(imap.clone().serve_tls(listener, stopped.clone()));
             }
             _ => tracing::info!("{key} = {value}: this build has no such listener yet; ignored"),
         }

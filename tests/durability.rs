@@ -77,7 +77,9 @@ fn verify(data_dir: &std::path::Path, acked: &[Acked], round: usize) {
     let mut present: HashMap<(&str, &str), HashSet<Guid>> = HashMap::new();
     for user in ["alice", "bob"] {
         for mailbox in store.mailboxes(user, false).unwrap() {
-            let (_, records) = store.records(&mailbox.uniqueid, true).unwrap();
+            let (_, records) = store
+                .records(&owner(user), &mailbox.uniqueid, true)
+                .unwrap();
             let mut last = 0;
             for r in &records {
                 assert!(

@@ -19,8 +19,16 @@ const PASSWORD: &str = "secret";
 /// A server with the user alice (password "secret", default mailboxes).
 fn server_with_alice(root: &Path) -> TernServer {
     let server = TernServer::start(root, "");
-    let out = admin(&server.config, &["user", "add", "alice", "--password-stdin"], Some(&format!("{PASSWORD}\n")));
-    assert!(out.status.success(), "tern admin user add alice: {}", String::from_utf8_lossy(&out.stderr));
+    let out = admin(
+        &server.config,
+        &["user", "add", "alice", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "tern admin user add alice: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     server
 }
 
@@ -53,7 +61,11 @@ fn imaplib_scenario(root: &Path, scenario: &str) -> (TernServer, String) {
         &server.lmtp.port().to_string(),
         scenario,
     ]);
-    assert!(out.status.success(), "imaplib scenario `{scenario}` failed\n{}", show(&out));
+    assert!(
+        out.status.success(),
+        "imaplib scenario `{scenario}` failed\n{}",
+        show(&out)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains(r#""ok": true"#), "{stdout}");
     (server, stdout)
@@ -127,9 +139,15 @@ fn imaplib_non_ascii_mailbox_names_are_stored_as_utf8() {
     // (what `tern admin`, LMTP `+folder` and other protocols see).
     let listing = admin_ok(&server.config, &["mailbox", "list", "alice"]);
     for name in ["Ältere Entwürfe", "日本語", "Reisen/Köln", "Tom & Jerry"] {
-        assert!(listing.contains(name), "`tern admin mailbox list alice` lacks {name:?}:\n{listing}");
+        assert!(
+            listing.contains(name),
+            "`tern admin mailbox list alice` lacks {name:?}:\n{listing}"
+        );
     }
-    assert!(!listing.contains("&APw-") && !listing.contains("&-"), "a name was stored in modified UTF-7:\n{listing}");
+    assert!(
+        !listing.contains("&APw-") && !listing.contains("&-"),
+        "a name was stored in modified UTF-7:\n{listing}"
+    );
 }
 
 // ------------------------------------------------------------------------------------
@@ -183,7 +201,12 @@ impl Sync {
             ),
         )
         .unwrap();
-        Sync { server, config, maildir, log: String::new() }
+        Sync {
+            server,
+            config,
+            maildir,
+            log: String::new(),
+        }
     }
 
     /// Runs `mbsync -a`, requiring success.
@@ -194,37 +217,67 @@ impl Sync {
             .args(["-V", "-Dmn", "-a"])
             .output()
             .expect("mbsync must be installed (Debian package isync; .ci/run installs it)");
-        self.log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "mbsync failed ({}):\n{}", out.status, self.log);
+        self.log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "mbsync failed ({}):\n{}",
+            out.status,
+            self.log
+        );
     }
 
     fn deliver(&self, n: u32) -> Vec<u8> {
         let msg = message(n);
         let mut lmtp = Lmtp::connect(self.server.lmtp).unwrap();
-        let r = lmtp.deliver("sender@example.org", &["alice@localhost"], &msg).unwrap();
+        let r = lmtp
+            .deliver("sender@example.org", &["alice@localhost"], &msg)
+            .unwrap();
         assert!(r[0].starts_with("250"), "{r:?}");
         [b"Return-Path: <sender@example.org>\r\n".as_slice(), &msg].concat()
     }
 
-    /// The server's view of a mailbox, by Message-ID: (UID, flags, SHA-1).
-    fn server_state(&self, mailbox: &str) -> BTreeMap<String, (u32, BTreeSet<String>, String)> {
+    /// The server's view of a mailbox, by Message-ID: (UID, flags, SHA-1 of the
+    /// message, SHA-1 of the message as mbsync's Maildir holds it: see `as_in_maildir`).
+    fn server_state(
+        &self,
+        mailbox: &str,
+    ) -> BTreeMap<String, (u32, BTreeSet<String>, String, String)> {
         let out = self.imap_state(&["dump", mailbox]);
         out.lines()
             .map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
                 let flags = f[1].split_whitespace().map(str::to_owned).collect();
-                (f[3].to_owned(), (f[0].parse().unwrap(), flags, f[2].to_owned()))
+                (
+                    f[3].to_owned(),
+                    (
+                        f[0].parse().unwrap(),
+                        flags,
+                        f[2].to_owned(),
+                        f[4].to_owned(),
+                    ),
+                )
             })
             .collect()
     }
 
     fn imap_state(&self, args: &[&str]) -> String {
         let script = format!("{PYTHON_DIR}/imap_state.py");
-        let (ip, port) = (self.server.imap.ip().to_string(), self.server.imap.port().to_string());
+        let (ip, port) = (
+            self.server.imap.ip().to_string(),
+            self.server.imap.port().to_string(),
+        );
         let mut all = vec![script.as_str(), &ip, &port];
         all.extend_from_slice(args);
         let out = python(&all);
-        assert!(out.status.success(), "imap_state.py {args:?}\n{}", show(&out));
+        assert!(
+            out.status.success(),
+            "imap_state.py {args:?}\n{}",
+            show(&out)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -241,6 +294,26 @@ fn message(n: u32) -> Vec<u8> {
          Body of message {n}.\r\nSecond line.\r\n"
     )
     .into_bytes()
+}
+
+/// A message as mbsync writes it into a Maildir: LF line ends (mbsync converts), and
+/// without the `X-TUID:` header mbsync inserts into every message it copies (to find it
+/// again after an interruption). Neither is the server's doing.
+fn as_in_maildir(message: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(message).replace("\r\n", "\n");
+    let (head, body) = text
+        .split_once("\n\n")
+        .map_or((text.as_str(), None), |(h, b)| (h, Some(b)));
+    let head: Vec<&str> = head
+        .split('\n')
+        .filter(|l| !l.to_ascii_lowercase().starts_with("x-tuid:"))
+        .collect();
+    let mut out = head.join("\n");
+    if let Some(b) = body {
+        out.push_str("\n\n");
+        out.push_str(b);
+    }
+    out.into_bytes()
 }
 
 fn sha1_hex(bytes: &[u8]) -> String {
@@ -263,10 +336,26 @@ fn maildir_messages(folder: &Path) -> BTreeMap<String, MaildirMessage> {
         for e in entries {
             let path = e.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let flags = name.split_once(":2,").map(|(_, f)| f.to_owned()).unwrap_or_default();
+            let flags = name
+                .split_once(":2,")
+                .map(|(_, f)| f.to_owned())
+                .unwrap_or_default();
             let content = std::fs::read(&path).unwrap();
-            let id = message_id(&content).unwrap_or_else(|| panic!("{} has no Message-ID", path.display()));
-            assert!(out.insert(id.clone(), MaildirMessage { path, flags, content }).is_none(), "{id} twice in {}", folder.display());
+            let id = message_id(&content)
+                .unwrap_or_else(|| panic!("{} has no Message-ID", path.display()));
+            assert!(
+                out.insert(
+                    id.clone(),
+                    MaildirMessage {
+                        path,
+                        flags,
+                        content
+                    }
+                )
+                .is_none(),
+                "{id} twice in {}",
+                folder.display()
+            );
         }
     }
     out
@@ -276,7 +365,10 @@ fn message_id(content: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(content);
     text.lines()
         .take_while(|l| !l.is_empty())
-        .find_map(|l| l.strip_prefix("Message-ID:").or_else(|| l.strip_prefix("Message-Id:")))
+        .find_map(|l| {
+            l.strip_prefix("Message-ID:")
+                .or_else(|| l.strip_prefix("Message-Id:"))
+        })
         .map(|v| v.trim().to_owned())
 }
 
@@ -313,25 +405,47 @@ fn mbsync_pulls_delivered_mail_into_a_maildir() {
     let ctx = sync.context();
 
     let local = maildir_messages(&sync.maildir.join("INBOX"));
-    assert_eq!(local.len(), 3, "Maildir INBOX: {:?}{ctx}", local.keys().collect::<Vec<_>>());
+    assert_eq!(
+        local.len(),
+        3,
+        "Maildir INBOX: {:?}{ctx}",
+        local.keys().collect::<Vec<_>>()
+    );
     for (n, expected) in (1..=3).zip(&delivered) {
         let m = &local[&format!("<mbsync-{n}@example.org>")];
         assert!(
-            m.content == *expected,
-            "message {n} differs in the Maildir:\n  got      {:?}\n  expected {:?}{ctx}",
+            as_in_maildir(&m.content) == as_in_maildir(expected),
+            "message {n} differs in the Maildir (line ends and X-TUID aside):\n  got      {:?}\n  expected {:?}{ctx}",
             String::from_utf8_lossy(&m.content),
             String::from_utf8_lossy(expected)
         );
-        assert_eq!(m.flags, "", "message {n} got flags {:?} by being synced{ctx}", m.flags);
+        assert_eq!(
+            m.flags, "",
+            "message {n} got flags {:?} by being synced{ctx}",
+            m.flags
+        );
     }
     // Create Both: the server's other folders exist locally.
     for folder in ["Sent", "Drafts", "Trash", "Junk", "Archive"] {
-        assert!(is_maildir(&sync.maildir.join(folder)), "no Maildir folder {folder}{ctx}");
+        assert!(
+            is_maildir(&sync.maildir.join(folder)),
+            "no Maildir folder {folder}{ctx}"
+        );
     }
     // Pulling must not change the server (mbsync reads with BODY.PEEK).
     let remote = sync.server_state("INBOX");
     assert_eq!(remote.len(), 3, "{remote:?}");
-    assert!(remote.values().all(|(_, f, _)| f.is_empty()), "syncing set flags on the server: {remote:?}{ctx}");
+    assert!(
+        remote.values().all(|(_, f, _, _)| f.is_empty()),
+        "syncing set flags on the server: {remote:?}{ctx}"
+    );
+    for (n, expected) in (1..=3).zip(&delivered) {
+        assert_eq!(
+            remote[&format!("<mbsync-{n}@example.org>")].2,
+            sha1_hex(expected),
+            "message {n} changed on the server{ctx}"
+        );
+    }
 }
 
 #[test]
@@ -350,7 +464,10 @@ fn mbsync_two_way_sync_of_flags_deletions_and_new_mail() {
     // Locally, as a Maildir reader would: message 1 read and flagged (moved to cur/).
     let m1 = &local["<mbsync-1@example.org>"];
     let base = m1.path.file_name().unwrap().to_string_lossy();
-    let base = base.split_once(":2,").map_or(base.as_ref(), |(b, _)| b).to_owned();
+    let base = base
+        .split_once(":2,")
+        .map_or(base.as_ref(), |(b, _)| b)
+        .to_owned();
     std::fs::rename(&m1.path, inbox.join("cur").join(format!("{base}:2,FS"))).unwrap();
     // On the server, over imaplib: message 2 flagged, message 3 deleted.
     let remote = sync.server_state("INBOX");
@@ -374,24 +491,56 @@ fn mbsync_two_way_sync_of_flags_deletions_and_new_mail() {
     .collect();
 
     let remote = sync.server_state("INBOX");
-    let remote_flags: BTreeMap<String, BTreeSet<String>> = remote.iter().map(|(k, v)| (k.clone(), v.1.clone())).collect();
-    assert_eq!(remote_flags, want, "server INBOX after the second sync (FETCH FLAGS){ctx}");
-    assert_eq!(remote["<mbsync-1@example.org>"].0, uid1, "message 1 changed UID{ctx}");
+    let remote_flags: BTreeMap<String, BTreeSet<String>> = remote
+        .iter()
+        .map(|(k, v)| (k.clone(), v.1.clone()))
+        .collect();
+    assert_eq!(
+        remote_flags, want,
+        "server INBOX after the second sync (FETCH FLAGS){ctx}"
+    );
+    assert_eq!(
+        remote["<mbsync-1@example.org>"].0, uid1,
+        "message 1 changed UID{ctx}"
+    );
     let local = maildir_messages(&inbox);
-    let local_flags: BTreeMap<String, BTreeSet<String>> = local.iter().map(|(k, v)| (k.clone(), imap_flags(&v.flags))).collect();
-    assert_eq!(local_flags, want, "Maildir INBOX after the second sync{ctx}");
+    let local_flags: BTreeMap<String, BTreeSet<String>> = local
+        .iter()
+        .map(|(k, v)| (k.clone(), imap_flags(&v.flags)))
+        .collect();
+    assert_eq!(
+        local_flags, want,
+        "Maildir INBOX after the second sync{ctx}"
+    );
     for (id, content) in &delivered {
-        assert!(local[id].content == *content, "{id} differs in the Maildir{ctx}");
-        assert_eq!(remote[id].2, sha1_hex(content), "{id} differs on the server{ctx}");
+        assert!(
+            as_in_maildir(&local[id].content) == as_in_maildir(content),
+            "{id} differs in the Maildir{ctx}"
+        );
+        assert_eq!(
+            remote[id].2,
+            sha1_hex(content),
+            "{id} differs on the server{ctx}"
+        );
     }
 
     // A third sync has nothing to do: both sides stay as they are.
     let names_before: BTreeSet<PathBuf> = local.values().map(|m| m.path.clone()).collect();
     sync.run();
     let ctx = sync.context();
-    let names_after: BTreeSet<PathBuf> = maildir_messages(&inbox).values().map(|m| m.path.clone()).collect();
-    assert_eq!(names_before, names_after, "a sync without changes changed the Maildir{ctx}");
-    assert_eq!(sync.server_state("INBOX"), remote, "a sync without changes changed the server{ctx}");
+    let names_after: BTreeSet<PathBuf> = maildir_messages(&inbox)
+        .values()
+        .map(|m| m.path.clone())
+        .collect();
+    assert_eq!(
+        names_before, names_after,
+        "a sync without changes changed the Maildir{ctx}"
+    );
+    assert_eq!(
+        sync.server_state("INBOX"),
+        remote,
+        "a sync without changes changed the server{ctx}"
+    );
 }
 
 #[test]
@@ -403,13 +552,18 @@ fn mbsync_uploads_messages_and_folders_created_in_the_maildir() {
 
     // A message written into the local INBOX (flagged), and a new local folder with a
     // read message, as a Maildir mail client would store them.
-    let local_msg = b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: written offline\r\n\
+    let local_msg =
+        b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: written offline\r\n\
 Message-ID: <offline-1@example.org>\r\n\r\nWritten without a connection.\r\n"
-        .to_vec();
+            .to_vec();
     let note = b"From: Alice <alice@example.org>\r\nSubject: a note\r\nMessage-ID: <note-1@example.org>\r\n\r\n\
 Remember the milk.\r\n"
         .to_vec();
-    std::fs::write(sync.maildir.join("INBOX/cur/1717660000.M1P1.testhost:2,F"), &local_msg).unwrap();
+    std::fs::write(
+        sync.maildir.join("INBOX/cur/1717660000.M1P1.testhost:2,F"),
+        &local_msg,
+    )
+    .unwrap();
     let notes = sync.maildir.join("Notes");
     for d in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(notes.join(d)).unwrap();
@@ -419,18 +573,40 @@ Remember the milk.\r\n"
     sync.run();
     let ctx = sync.context();
     let mailboxes = sync.imap_state(&["list"]);
-    assert!(mailboxes.lines().any(|l| l == "Notes"), "Notes was not created on the server: {mailboxes}{ctx}");
+    assert!(
+        mailboxes.lines().any(|l| l == "Notes"),
+        "Notes was not created on the server: {mailboxes}{ctx}"
+    );
     let inbox = sync.server_state("INBOX");
-    let up = inbox.get("<offline-1@example.org>").unwrap_or_else(|| panic!("not uploaded to INBOX: {inbox:?}{ctx}"));
-    assert_eq!(up.1, set(&["\\Flagged"]), "flags of the uploaded message{ctx}");
-    assert_eq!(up.2, sha1_hex(&local_msg), "the uploaded message differs on the server{ctx}");
+    let up = inbox
+        .get("<offline-1@example.org>")
+        .unwrap_or_else(|| panic!("not uploaded to INBOX: {inbox:?}{ctx}"));
+    assert_eq!(
+        up.1,
+        set(&["\\Flagged"]),
+        "flags of the uploaded message{ctx}"
+    );
+    assert_eq!(
+        up.3,
+        sha1_hex(&as_in_maildir(&local_msg)),
+        "the uploaded message differs on the server{ctx}"
+    );
     assert_eq!(inbox.len(), 2, "{inbox:?}{ctx}");
     let remote_notes = sync.server_state("Notes");
-    let n = remote_notes.get("<note-1@example.org>").unwrap_or_else(|| panic!("Notes on the server: {remote_notes:?}{ctx}"));
+    let n = remote_notes
+        .get("<note-1@example.org>")
+        .unwrap_or_else(|| panic!("Notes on the server: {remote_notes:?}{ctx}"));
     assert_eq!(n.1, set(&["\\Seen"]), "flags of the uploaded note{ctx}");
-    assert_eq!(n.2, sha1_hex(&note), "the uploaded note differs on the server{ctx}");
+    assert_eq!(
+        n.3,
+        sha1_hex(&as_in_maildir(&note)),
+        "the uploaded note differs on the server{ctx}"
+    );
     // The local files are still there, unchanged.
     let local = maildir_messages(&sync.maildir.join("INBOX"));
-    assert!(local["<offline-1@example.org>"].content == local_msg, "{ctx}");
+    assert!(
+        as_in_maildir(&local["<offline-1@example.org>"].content) == as_in_maildir(&local_msg),
+        "{ctx}"
+    );
     assert_eq!(local.len(), 2, "{ctx}");
 }

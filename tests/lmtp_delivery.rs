@@ -72,7 +72,7 @@ fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
     let read_all = |user: &str, mailbox: &str| {
         let m = store.mailbox(user, mailbox).unwrap().unwrap();
         store
-            .records(&m.uniqueid, false)
+            .records(&owner(user), &m.uniqueid, false)
             .unwrap()
             .1
             .into_iter()

@@ -224,3 +224,11 @@ impl Lmtp {
 pub fn open_store(data_dir: &Path) -> tern_store::Store {
     tern_store::Store::open(tern_store::StoreConfig::new(data_dir)).unwrap()
 }
+
+/// The owner of a user's mailboxes, as an actor for store calls.
+pub fn owner(user: &str) -> tern_store::Actor {
+    tern_store::Actor {
+        name: user.to_owned(),
+        is_admin: false,
+    }
+}

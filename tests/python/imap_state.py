@@ -4,7 +4,9 @@
 Usage:
   imap_state.py HOST PORT dump MAILBOX
       one line per message: UID <TAB> flags (sorted, space-separated, no \\Recent)
-      <TAB> SHA-1 of BODY.PEEK[] <TAB> Message-ID
+      <TAB> SHA-1 of BODY.PEEK[] <TAB> Message-ID <TAB> SHA-1 of BODY.PEEK[] as mbsync's
+      Maildir side holds it (LF line ends, without the X-TUID header mbsync adds while
+      copying a message)
   imap_state.py HOST PORT store MAILBOX UIDSET ITEM FLAGS     e.g. store INBOX 2 +FLAGS '(\\Flagged)'
   imap_state.py HOST PORT list
       one mailbox name per line
@@ -19,6 +21,13 @@ sys.path.insert(0, __import__("os").path.dirname(__file__))
 from imapcommon import TRACE, connect, fetch_by_uid, flags_of, ok, parse_list  # noqa: E402
 
 
+def as_in_maildir(body):
+    text = body.replace(b"\r\n", b"\n")
+    head, sep, rest = text.partition(b"\n\n")
+    lines = [l for l in head.split(b"\n") if not l.lower().startswith(b"x-tuid:")]
+    return b"\n".join(lines) + sep + rest
+
+
 def main():
     host, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     m = connect(host, port)
@@ -31,7 +40,8 @@ def main():
                 mid = re.search(rb"(?im)^Message-ID:\s*(\S+)", body)
                 print("\t".join([str(uid), " ".join(sorted(flags_of(items))),
                                  hashlib.sha1(body).hexdigest(),
-                                 mid.group(1).decode() if mid else ""]))
+                                 mid.group(1).decode() if mid else "",
+                                 hashlib.sha1(as_in_maildir(body)).hexdigest()]))
     elif cmd == "store":
         _, _, _, _, mailbox, uids, item, flags = sys.argv
         ok(m.select(mailbox), f"SELECT {mailbox}")

@@ -8,7 +8,6 @@
 use tern_store::{ContentIndexer, MessageIndex};
 
 use crate::mime::{self, MessageSummary};
-use crate::types::{Section, SectionText};
 
 /// Installed in the store by the binary (`Store::set_indexer`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -25,25 +24,17 @@ impl ContentIndexer for ImapIndexer {
     }
 }
 
-/// The header text SEARCH TEXT looks in: the raw header, then the decoded values of
-/// the fields people search for, so encoded words match too.
+/// The header text SEARCH TEXT looks in (decoded values, machine fields left out).
 pub(crate) fn head_text(raw: &[u8]) -> String {
-    let header = mime::section(raw, &Section { part: vec![], text: Some(SectionText::Header) }).unwrap_or_default();
-    let mut text = String::from_utf8_lossy(&header).into_owned();
-    for field in ["Subject", "From", "To", "Cc"] {
-        for v in mime::header_values(raw, field) {
-            text.push('\n');
-            text.push_str(&v);
-        }
-    }
-    text
+    mime::header_text(raw)
 }
 
 const VERSION: u8 = 1;
 
 /// Serialises a summary: a version byte, then each field length-prefixed.
 pub(crate) fn encode(s: &MessageSummary) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.envelope.len() + s.body_structure.len() + s.body.len() + 256);
+    let mut out =
+        Vec::with_capacity(s.envelope.len() + s.body_structure.len() + s.body.len() + 256);
     out.push(VERSION);
     out.extend_from_slice(&s.size.to_le_bytes());
     put_bytes(&mut out, Some(&s.envelope));

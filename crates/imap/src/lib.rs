@@ -8,9 +8,15 @@
 //! The server never touches the filesystem: messages and their state come from
 //! `tern-store`; MIME structure (ENVELOPE, BODYSTRUCTURE, sections) comes from
 //! `mail-parser` via [`mime`], cached per message GUID.
+//!
+//! TLS (STARTTLS and the implicit-TLS port, with rustls) and COMPRESS=DEFLATE (RFC 4978)
+//! live here too, in the byte stream under a session (`conn.rs`): the binary only hands
+//! over a ready `rustls::ServerConfig` in [`ImapConfig::tls`].
 
 #![deny(missing_docs)]
 
+mod acl_cmds;
+mod conn;
 mod fetch;
 mod indexer;
 mod mailbox_cmds;
@@ -28,6 +34,8 @@ mod sort_cmds;
 pub mod types;
 
 pub use indexer::ImapIndexer;
+/// The rustls in use, to build [`ImapConfig::tls`] with.
+pub use tokio_rustls::rustls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +63,13 @@ pub struct ImapConfig {
     pub auth_failure_delay: Duration,
     /// Messages whose MIME summary is kept in memory (shared by all sessions).
     pub summary_cache_entries: usize,
+    /// The server's certificate and key: STARTTLS is offered, and
+    /// [`ImapServer::serve_tls`] can run. `None`: clear text only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether LOGIN and AUTHENTICATE PLAIN are allowed on a connection that is not
+    /// TLS. When false, such a connection advertises LOGINDISABLED (and no AUTH=PLAIN)
+    /// until STARTTLS.
+    pub plaintext_auth: bool,
 }
 
 impl Default for ImapConfig {
@@ -67,58 +82,139 @@ impl Default for ImapConfig {
             idle_timeout: Duration::from_secs(31 * 60),
             auth_failure_delay: Duration::from_secs(1),
             summary_cache_entries: 200_000,
+            tls: None,
+            plaintext_auth: true,
         }
     }
 }
 
-/// Accepts IMAP connections on `listener` until `shutdown` becomes true.
+/// How long a client has to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The IMAP service of one configuration. Its listeners (clear text with STARTTLS,
+/// implicit TLS) share one connection limit and one MIME summary cache.
+#[derive(Clone)]
+pub struct ImapServer {
+    store: Store,
+    config: Arc<ImapConfig>,
+    cache: Arc<mime::SummaryCache>,
+    slots: Arc<Semaphore>,
+}
+
+impl ImapServer {
+    /// A service on `store` with `config`.
+    pub fn new(store: Store, config: ImapConfig) -> ImapServer {
+        ImapServer {
+            store,
+            cache: Arc::new(mime::SummaryCache::new(
+                config.summary_cache_entries,
+                512 * 1024 * 1024,
+            )),
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Accepts clear-text IMAP connections (offering STARTTLS when TLS is configured)
+    /// until `shutdown` becomes true.
+    pub async fn serve_tcp(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        self.accept_loop(listener, false, shutdown).await
+    }
+
+    /// Accepts implicit-TLS connections (the "imaps" port, RFC 8314) until `shutdown`
+    /// becomes true. Does nothing (but log) when [`ImapConfig::tls`] is `None`.
+    pub async fn serve_tls(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        if self.config.tls.is_none() {
+            tracing::error!("imaps listener without a TLS configuration: not started");
+            return;
+        }
+        self.accept_loop(listener, true, shutdown).await
+    }
+
+    async fn accept_loop(
+        self,
+        listener: TcpListener,
+        implicit_tls: bool,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let accept = || listener.accept();
+        loop {
+            let accepted = tokio::select! {
+                a = accept() => a,
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "imap accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                if !implicit_tls {
+                    tokio::spawn(reject(stream));
+                }
+                continue;
+            };
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let transport = if implicit_tls {
+                    match this.handshake(stream).await {
+                        Some(t) => t,
+                        None => {
+                            tracing::debug!(%peer, "imaps handshake failed");
+                            return;
+                        }
+                    }
+                } else {
+                    conn::Transport::Plain(stream)
+                };
+                session::run(
+                    transport,
+                    peer.to_string(),
+                    this.store,
+                    this.config,
+                    this.cache,
+                    shutdown,
+                )
+                .await;
+                drop(permit);
+            });
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.slots.acquire_many(self.config.max_connections as u32),
+        )
+        .await;
+    }
+
+    async fn handshake(
+        &self,
+        stream: tokio::net::TcpStream,
+    ) -> Option<conn::Transport<tokio::net::TcpStream>> {
+        let tls = self.config.tls.clone()?;
+        let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
+            Ok(Ok(s)) => Some(conn::Transport::Tls(Box::new(s))),
+            _ => None,
+        }
+    }
+}
+
+/// Accepts IMAP connections on `listener` until `shutdown` becomes true (clear text,
+/// with STARTTLS when [`ImapConfig::tls`] is set).
 pub async fn serve_tcp(
     listener: TcpListener,
     store: Store,
     config: ImapConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let cache = Arc::new(mime::SummaryCache::new(
-        config.summary_cache_entries,
-        512 * 1024 * 1024,
-    ));
-    let config = Arc::new(config);
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let accept = || listener.accept();
-    loop {
-        let accepted = tokio::select! {
-            a = accept() => a,
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "imap accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(reject(stream));
-            continue;
-        };
-        let (store, config, cache, shutdown) = (
-            store.clone(),
-            config.clone(),
-            cache.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            session::run(stream, peer.to_string(), store, config, cache, shutdown).await;
-            drop(permit);
-        });
-    }
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        slots.acquire_many(config.max_connections as u32),
-    )
-    .await;
+    ImapServer::new(store, config)
+        .serve_tcp(listener, shutdown)
+        .await
 }
 
 fn reject(mut stream: tokio::net::TcpStream) -> impl Future<Output = ()> {

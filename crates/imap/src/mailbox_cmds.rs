@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use tern_store::{Mailbox, StoreError};
+use tern_store::{Mailbox, Rights, StoreError, OTHER_USERS};
 
 use crate::response::{push_mailbox, SYSTEM_FLAGS};
 use crate::selected::{compress_uids, flag_fetch, Reporting, Selected};
@@ -27,17 +27,32 @@ impl<W> Session<W> {
         if qresync.is_some() && !self.enabled.qresync {
             return Outcome::bad("QRESYNC must be enabled first");
         }
-        let user = self.user_name().to_owned();
-        let target = match self.store.mailbox(&user, mailbox) {
+        let actor = self.actor();
+        let (target, rights) = match self.store.resolve(&actor, mailbox) {
             Ok(Some(m)) => m,
             Ok(None) => return Outcome::no("[NONEXISTENT] No such mailbox"),
             Err(e) => return Outcome::store_error(&e),
         };
-        let (view, mailbox) = match Selected::open(&self.store, &target.uniqueid, read_only) {
+        if !rights.contains(Rights::READ) {
+            return Outcome::no("[NOPERM] You may not read this mailbox");
+        }
+        let changes = Rights::SEEN
+            | Rights::WRITE
+            | Rights::DELETE_MESSAGES
+            | Rights::EXPUNGE
+            | Rights::INSERT;
+        let read_only = read_only
+            || !rights.contains(Rights::SEEN)
+                && rights
+                    .without(Rights::SEEN)
+                    .without(Rights::ALL.without(changes))
+                    .is_empty();
+        let (view, mailbox) = match Selected::open(&self.store, &actor, &target.uniqueid, read_only)
+        {
             Ok(v) => v,
             Err(e) => return Outcome::store_error(&e),
         };
-        let counts = match self.store.mailbox_counts(&mailbox.uniqueid) {
+        let counts = match self.store.mailbox_counts(&actor, &mailbox.uniqueid) {
             Ok((_, c)) => c,
             Err(e) => return Outcome::store_error(&e),
         };
@@ -93,7 +108,7 @@ impl<W> Session<W> {
             }),
             _ => true,
         };
-        let (_, changed) = self.store.changed_since(&view.id, q.modseq)?;
+        let (_, changed) = self.store.changed_since(&view.actor, &view.id, q.modseq)?;
         let mut vanished: Vec<u32> = changed
             .iter()
             .filter(|r| r.expunged_modseq.is_some() && known(r.uid))
@@ -127,6 +142,9 @@ impl<W> Session<W> {
         if !special_use.is_empty() {
             return Outcome::no("[USEATTR] Special-use attributes are assigned by the server");
         }
+        if name.starts_with(&format!("{OTHER_USERS}/")) || name == OTHER_USERS {
+            return Outcome::no("[NOPERM] Mailboxes can only be created in your own namespace");
+        }
         let user = self.user_name().to_owned();
         // Create missing parents too, as RFC 3501 6.3.3 suggests for hierarchy names.
         let mut path = String::new();
@@ -150,6 +168,9 @@ impl<W> Session<W> {
     }
 
     pub(crate) fn delete(&mut self, name: &str) -> Outcome {
+        if name.starts_with(&format!("{OTHER_USERS}/")) {
+            return Outcome::no("[NOPERM] Only the owner may delete a mailbox");
+        }
         let user = self.user_name().to_owned();
         match self.store.delete_mailbox(&user, name) {
             Ok(deleted) => {
@@ -167,6 +188,13 @@ impl<W> Session<W> {
     }
 
     pub(crate) fn rename(&mut self, from: &str, to: &str) -> Outcome {
+        if from.starts_with(&format!("{OTHER_USERS}/"))
+            || to.starts_with(&format!("{OTHER_USERS}/"))
+        {
+            return Outcome::no(
+                "[NOPERM] Only the owner may rename a mailbox, within their namespace",
+            );
+        }
         let user = self.user_name().to_owned();
         if from.eq_ignore_ascii_case("INBOX") {
             return self.rename_inbox(to);
@@ -190,10 +218,11 @@ impl<W> Session<W> {
                         user: user.clone(),
                         name: "INBOX".into(),
                     })?;
-            let (_, records) = self.store.records(&inbox.uniqueid, false)?;
+            let actor = self.actor();
+            let (_, records) = self.store.records(&actor, &inbox.uniqueid, false)?;
             let uids: Vec<u32> = records.iter().map(|r| r.uid).collect();
             self.store
-                .move_records(&inbox.uniqueid, &uids, &target.uniqueid)?;
+                .move_records(&actor, &inbox.uniqueid, &uids, &target.uniqueid)?;
             Ok::<_, StoreError>(())
         })();
         match result {
@@ -234,7 +263,8 @@ impl<W> Session<W> {
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
             return Outcome::ok("LIST completed");
         }
-        let mailboxes = match self.store.mailboxes(&user, false) {
+        let actor = self.actor();
+        let mailboxes = match self.store.visible_mailboxes(&actor) {
             Ok(m) => m,
             Err(e) => return Outcome::store_error(&e),
         };
@@ -242,7 +272,7 @@ impl<W> Session<W> {
             Ok(s) => s.into_iter().collect(),
             Err(e) => return Outcome::store_error(&e),
         };
-        let names: BTreeSet<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
+        let names: BTreeSet<&str> = mailboxes.iter().map(|(name, _, _)| name.as_str()).collect();
         let full_patterns: Vec<String> =
             patterns.iter().map(|p| format!("{reference}{p}")).collect();
         let matches = |name: &str| full_patterns.iter().any(|p| pattern_matches(p, name));
@@ -271,12 +301,12 @@ impl<W> Session<W> {
             }
         } else {
             let mut seen = BTreeSet::new();
-            for m in &mailboxes {
+            for (name, m, _) in &mailboxes {
                 if select_special && m.special_use.is_none() {
                     continue;
                 }
-                if matches(&m.name) {
-                    let mut attrs = vec![if has_children(&m.name) {
+                if matches(name) {
+                    let mut attrs = vec![if has_children(name) {
                         "\\HasChildren"
                     } else {
                         "\\HasNoChildren"
@@ -284,14 +314,14 @@ impl<W> Session<W> {
                     if let Some(su) = &m.special_use {
                         attrs.push(su.as_str());
                     }
-                    if return_subscribed && subscriptions.contains(&m.name) {
+                    if return_subscribed && subscriptions.contains(name) {
                         attrs.push("\\Subscribed");
                     }
-                    seen.insert(m.name.clone());
-                    listed.push((m.name.clone(), attrs));
+                    seen.insert(name.clone());
+                    listed.push((name.clone(), attrs));
                 }
                 // A parent that does not exist itself but matches `%` is listed \Noselect.
-                let mut parent = m.name.as_str();
+                let mut parent = name.as_str();
                 while let Some((p, _)) = parent.rsplit_once('/') {
                     parent = p;
                     if !names.contains(p) && !seen.contains(p) && matches(p) && !select_special {
@@ -310,8 +340,10 @@ impl<W> Session<W> {
                 status,
                 attrs.contains(&"\\Noselect") || attrs.contains(&"\\NonExistent"),
             ) {
-                if let Ok(Some(m)) = self.store.mailbox(&user, &name) {
-                    let _ = self.status_line(&m, items);
+                if let Ok(Some((m, rights))) = self.store.resolve(&actor, &name) {
+                    if rights.contains(Rights::READ) {
+                        let _ = self.status_line(&name, &m, items);
+                    }
                 }
             }
         }
@@ -319,19 +351,25 @@ impl<W> Session<W> {
     }
 
     pub(crate) fn status(&mut self, name: &str, items: &[StatusItem]) -> Outcome {
-        let user = self.user_name().to_owned();
-        let mailbox = match self.store.mailbox(&user, name) {
-            Ok(Some(m)) => m,
+        let mailbox = match self.store.resolve(&self.actor(), name) {
+            Ok(Some((m, rights))) if rights.contains(Rights::READ) => m,
+            Ok(Some(_)) => return Outcome::no("[NOPERM] You may not read this mailbox"),
             Ok(None) => return Outcome::no("[NONEXISTENT] No such mailbox"),
             Err(e) => return Outcome::store_error(&e),
         };
-        match self.status_line(&mailbox, items) {
+        match self.status_line(name, &mailbox, items) {
             Ok(()) => Outcome::ok("STATUS completed"),
             Err(e) => Outcome::store_error(&e),
         }
     }
 
-    fn status_line(&mut self, mailbox: &Mailbox, items: &[StatusItem]) -> Result<(), StoreError> {
+    /// `* STATUS name (...)`, `name` being what the client called the mailbox.
+    fn status_line(
+        &mut self,
+        name: &str,
+        mailbox: &Mailbox,
+        items: &[StatusItem],
+    ) -> Result<(), StoreError> {
         let needs_counts = items.iter().any(|i| {
             matches!(
                 i,
@@ -339,7 +377,8 @@ impl<W> Session<W> {
             )
         });
         let (mailbox, counts) = if needs_counts {
-            self.store.mailbox_counts(&mailbox.uniqueid)?
+            self.store
+                .mailbox_counts(&self.actor(), &mailbox.uniqueid)?
         } else {
             (mailbox.clone(), Default::default())
         };
@@ -358,7 +397,7 @@ impl<W> Session<W> {
             });
         }
         let mut line = b"STATUS ".to_vec();
-        push_mailbox(&mut line, &mailbox.name, self.enabled.utf8);
+        push_mailbox(&mut line, name, self.enabled.utf8);
         line.extend_from_slice(format!(" ({})", parts.join(" ")).as_bytes());
         self.untagged_bytes(&line);
         Ok(())

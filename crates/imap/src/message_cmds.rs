@@ -46,10 +46,11 @@ impl<W> Session<W> {
             Err(e) => return Outcome::bad(&e),
         };
         let id = view.id.clone();
+        let actor = view.actor.clone();
         let read_only = view.read_only;
         let result = (|| -> Result<Vec<u8>, FetchError> {
             let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-            let mut records = self.store.records_by_uid(&id, &uids)?;
+            let mut records = self.store.records_by_uid(&actor, &id, &uids)?;
             if vanished {
                 let gone: Vec<Uid> = records
                     .iter()
@@ -75,9 +76,9 @@ impl<W> Session<W> {
                     .collect();
                 if !unseen.is_empty() {
                     let seen: Flags = [Flag::Seen].into_iter().collect();
-                    let outcome = self
-                        .store
-                        .store_flags(&id, &unseen, FlagOp::Add, &seen, None)?;
+                    let outcome =
+                        self.store
+                            .store_flags(&actor, &id, &unseen, FlagOp::Add, &seen, None)?;
                     for change in outcome.changed {
                         if let Some(r) = records.iter_mut().find(|r| r.uid == change.uid) {
                             r.flags = change.flags;
@@ -92,14 +93,17 @@ impl<W> Session<W> {
                     }
                 }
             }
-            let (mailbox, _) = self.store.mailbox_counts(&id)?;
+            let (mailbox, _) = self.store.mailbox_counts(&actor, &id)?;
             let ctx = FetchContext {
                 store: &self.store,
                 mailbox: &mailbox,
                 cache: &self.cache,
             };
             if items.iter().any(|i| {
-                matches!(i, FetchAttr::Envelope | FetchAttr::BodyStructure | FetchAttr::Body)
+                matches!(
+                    i,
+                    FetchAttr::Envelope | FetchAttr::BodyStructure | FetchAttr::Body
+                )
             }) {
                 crate::fetch::prefetch_summaries(&ctx, records.iter())?;
             }
@@ -160,6 +164,7 @@ impl<W> Session<W> {
             Err(e) => return Outcome::bad(&e),
         };
         let id = view.id.clone();
+        let actor = view.actor.clone();
         let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
         let op = match op {
             StoreOp::Replace => FlagOp::Replace,
@@ -168,7 +173,7 @@ impl<W> Session<W> {
         };
         let outcome = match self
             .store
-            .store_flags(&id, &uids, op, &flags, unchanged_since)
+            .store_flags(&actor, &id, &uids, op, &flags, unchanged_since)
         {
             Ok(o) => o,
             Err(e) => return Outcome::store_error(&e),
@@ -180,7 +185,7 @@ impl<W> Session<W> {
             let records: Vec<Record> = if silent {
                 Vec::new()
             } else {
-                match self.store.records_by_uid(&id, &uids) {
+                match self.store.records_by_uid(&actor, &id, &uids) {
                     Ok(r) => r,
                     Err(e) => return Outcome::store_error(&e),
                 }
@@ -258,7 +263,7 @@ impl<W> Session<W> {
             self.enabled.condstore = true;
         }
         let result = (|| -> Result<Vec<(u32, Uid, u64)>, FetchError> {
-            let (mailbox, records) = self.store.records(&view.id, true)?;
+            let (mailbox, records) = self.store.records(&view.actor, &view.id, true)?;
             let in_view: Vec<(u32, Record)> = records
                 .into_iter()
                 .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))
@@ -365,17 +370,17 @@ impl<W> Session<W> {
             Err(e) => return Outcome::bad(&e),
         };
         let id = view.id.clone();
-        let user = self.user_name().to_owned();
-        let dest = match self.store.mailbox(&user, target) {
-            Ok(Some(m)) => m,
+        let actor = view.actor.clone();
+        let dest = match self.store.resolve(&actor, target) {
+            Ok(Some((m, _))) => m,
             Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
             Err(e) => return Outcome::store_error(&e),
         };
         let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
         let result = if moving {
-            self.store.move_records(&id, &uids, &dest.uniqueid)
+            self.store.move_records(&actor, &id, &uids, &dest.uniqueid)
         } else {
-            self.store.copy(&id, &uids, &dest.uniqueid)
+            self.store.copy(&actor, &id, &uids, &dest.uniqueid)
         };
         let pairs = match result {
             Ok(p) => p,
@@ -431,6 +436,7 @@ impl<W> Session<W> {
             None => None,
         };
         let id = view.id.clone();
+        let actor = view.actor.clone();
         let deleted = match self.deleted_uids(&id) {
             Ok(d) => d,
             Err(e) => return Outcome::store_error(&e),
@@ -439,7 +445,7 @@ impl<W> Session<W> {
             .into_iter()
             .filter(|u| allowed.as_ref().is_none_or(|a| a.binary_search(u).is_ok()))
             .collect();
-        match self.store.expunge(&id, &doomed) {
+        match self.store.expunge(&actor, &id, &doomed) {
             Ok(gone) => {
                 if let Some(v) = self.selected.as_mut() {
                     v.expunged_here(&gone);
@@ -460,7 +466,7 @@ impl<W> Session<W> {
                 Ok(d) => d,
                 Err(e) => return Outcome::store_error(&e),
             };
-            if let Err(e) = self.store.expunge(&view.id, &deleted) {
+            if let Err(e) = self.store.expunge(&view.actor, &view.id, &deleted) {
                 return Outcome::store_error(&e);
             }
         }
@@ -468,7 +474,7 @@ impl<W> Session<W> {
     }
 
     fn deleted_uids(&self, id: &tern_store::UniqueId) -> Result<Vec<Uid>, StoreError> {
-        let (_, records) = self.store.records(id, false)?;
+        let (_, records) = self.store.records(&self.actor(), id, false)?;
         Ok(records
             .into_iter()
             .filter(|r| r.flags.contains(&Flag::Deleted))
@@ -490,7 +496,12 @@ impl<W> Session<W> {
         if message.is_empty() {
             return Outcome::no("Empty message");
         }
-        let user = self.user_name().to_owned();
+        let actor = self.actor();
+        let target = match self.store.resolve(&actor, mailbox) {
+            Ok(Some((m, _))) => m,
+            Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
+            Err(e) => return Outcome::store_error(&e),
+        };
         let internaldate = date.map(|d| d.timestamp).unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -499,7 +510,7 @@ impl<W> Session<W> {
         });
         match self
             .store
-            .append(&user, mailbox, &flags, internaldate, message)
+            .append(&actor, &target.uniqueid, &flags, internaldate, message)
         {
             Ok(a) => Outcome::ok_code(
                 &format!("[APPENDUID {} {}]", a.uidvalidity, a.uid),

@@ -92,7 +92,9 @@ fn matches(
         SearchKey::Uid(set) => in_set(view, set, c.record.uid, true),
         SearchKey::Sequence(set) => in_set(view, set, c.seq, false),
         SearchKey::Not(k) => !matches(ctx, view, index, c, k, now)?,
-        SearchKey::Or(a, b) => matches(ctx, view, index, c, a, now)? || matches(ctx, view, index, c, b, now)?,
+        SearchKey::Or(a, b) => {
+            matches(ctx, view, index, c, a, now)? || matches(ctx, view, index, c, b, now)?
+        }
         SearchKey::And(keys) => {
             for k in keys {
                 if !matches(ctx, view, index, c, k, now)? {
@@ -123,7 +125,8 @@ fn matches(
             Some(hit) => hit,
             None => {
                 let raw = message_of(ctx, c.record, &mut c.raw)?;
-                contains_ci(&crate::indexer::head_text(raw), s) || contains_ci(&mime::body_text(raw), s)
+                contains_ci(&crate::indexer::head_text(raw), s)
+                    || contains_ci(&mime::body_text(raw), s)
             }
         },
     })
@@ -162,16 +165,28 @@ struct TextIndex {
 
 impl TextIndex {
     /// Asks the index once per distinct BODY/TEXT needle in `key`.
-    fn prepare(&mut self, ctx: &FetchContext<'_>, view: &Selected, key: &SearchKey) -> Result<(), FetchError> {
+    fn prepare(
+        &mut self,
+        ctx: &FetchContext<'_>,
+        view: &Selected,
+        key: &SearchKey,
+    ) -> Result<(), FetchError> {
         match key {
             SearchKey::Body(s) | SearchKey::Text(s) => {
                 let text = matches!(key, SearchKey::Text(_));
                 if self.answers.contains_key(&(text, s.clone())) {
                     return Ok(());
                 }
-                let field = if text { TextField::All } else { TextField::Body };
+                let field = if text {
+                    TextField::All
+                } else {
+                    TextField::Body
+                };
                 if let Some(m) = ctx.store.search_text(&view.id, field, s)? {
-                    let answer = (m.matched.into_iter().collect(), m.unindexed.into_iter().collect());
+                    let answer = (
+                        m.matched.into_iter().collect(),
+                        m.unindexed.into_iter().collect(),
+                    );
                     self.answers.insert((text, s.clone()), answer);
                 }
             }

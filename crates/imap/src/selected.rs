@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use tern_store::{Modseq, Record, Store, StoreError, Uid, UniqueId};
+use tern_store::{Actor, Modseq, Record, Store, StoreError, Uid, UniqueId};
 use tokio::sync::watch;
 
 use crate::response::flag_list;
@@ -22,6 +22,8 @@ use crate::types::{SeqNum, SequenceSet};
 pub(crate) struct Selected {
     /// The mailbox (followed across renames by its unique id).
     pub(crate) id: UniqueId,
+    /// Who selected it: every read and change goes through the store's rights check.
+    pub(crate) actor: Actor,
     /// EXAMINE, or SELECT of a mailbox the user may not change.
     pub(crate) read_only: bool,
     /// UIDs in sequence-number order (ascending).
@@ -64,21 +66,23 @@ impl Selected {
     /// Opens a view on the live records of `id`.
     pub(crate) fn open(
         store: &Store,
+        actor: &Actor,
         id: &UniqueId,
         read_only: bool,
     ) -> Result<(Selected, tern_store::Mailbox), StoreError> {
         let watch = store.watch(id);
-        let (mailbox, records) = store.records(id, false)?;
+        let (mailbox, records) = store.records(actor, id, false)?;
         let recent_above = if read_only {
             mailbox.last_uid
         } else {
-            store.take_recent(id)?
+            store.take_recent(actor, id)?
         };
         let uids: Vec<Uid> = records.iter().map(|r| r.uid).collect();
         let recent = uids.iter().copied().filter(|&u| u > recent_above).collect();
         Ok((
             Selected {
                 id: id.clone(),
+                actor: actor.clone(),
                 read_only,
                 uids,
                 recent,
@@ -112,7 +116,7 @@ impl Selected {
     /// Pulls the changes since the last refresh and turns them into untagged responses.
     pub(crate) fn refresh(&mut self, store: &Store, how: Reporting) -> Result<Updates, StoreError> {
         let mut updates = Updates::default();
-        let (mailbox, changed) = store.changed_since(&self.id, self.seen_modseq)?;
+        let (mailbox, changed) = store.changed_since(&self.actor, &self.id, self.seen_modseq)?;
         let max_known = self.uids.last().copied().unwrap_or(0);
         let mut new_uids = Vec::new();
         for r in &changed {
@@ -145,7 +149,7 @@ impl Selected {
         let arrived = !new_uids.is_empty();
         if arrived {
             if !self.read_only {
-                let recent_above = store.take_recent(&self.id)?;
+                let recent_above = store.take_recent(&self.actor, &self.id)?;
                 self.recent
                     .extend(new_uids.iter().copied().filter(|&u| u > recent_above));
             }

@@ -4,20 +4,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use tern_store::{Store, StoreError};
+use tern_store::{Actor, Store, StoreError};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
 };
 use tokio::sync::watch;
 
+use crate::conn::{Input, Output, Transport};
 use crate::mime::SummaryCache;
 use crate::parser::parse_command;
 use crate::selected::Selected;
 use crate::types::{Command, CommandBody};
 use crate::ImapConfig;
 
-/// Capabilities before login.
-const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN";
+/// Capabilities before login, less those that depend on TLS.
+const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE";
+
+/// How long a client has to complete the TLS handshake after STARTTLS.
+const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A change of the byte stream, made after the tagged OK of the command that asked
+/// for it has been flushed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    /// STARTTLS: a TLS handshake, then a fresh session state.
+    Tls,
+    /// COMPRESS DEFLATE: both directions compressed from the next byte.
+    Deflate,
+}
 
 /// What the client enabled with ENABLE (or implicitly, for CONDSTORE).
 #[derive(Default, Clone, Copy)]
@@ -75,6 +89,9 @@ impl Outcome {
             }
             StoreError::NotPermitted { reason, .. } => Outcome::no(&format!("[CANNOT] {reason}")),
             StoreError::OverQuota { .. } => Outcome::no("[OVERQUOTA] Over quota"),
+            StoreError::PermissionDenied { needed, .. } => Outcome::no(&format!(
+                "[NOPERM] Permission denied (needs rights {needed})"
+            )),
             StoreError::InvalidFlag(f) => Outcome::bad(&format!("Invalid flag {f}")),
             e => {
                 tracing::warn!(error = %e, "imap command failed in the store");
@@ -89,13 +106,20 @@ pub(crate) struct Session<W> {
     pub(crate) store: Store,
     pub(crate) config: Arc<ImapConfig>,
     pub(crate) cache: Arc<SummaryCache>,
-    pub(crate) user: Option<String>,
+    /// The logged-in user; `None` before authentication.
+    pub(crate) actor: Option<Actor>,
     pub(crate) selected: Option<Selected>,
     pub(crate) enabled: Enabled,
     /// Untagged responses of the command being executed.
     out: Vec<u8>,
     writer: BufWriter<W>,
     auth_failures: u32,
+    /// The connection is TLS (implicit or after STARTTLS).
+    tls: bool,
+    /// COMPRESS DEFLATE is active.
+    compressed: bool,
+    /// Set by STARTTLS or COMPRESS; carried out by `run` after the tagged OK.
+    upgrade: Option<Upgrade>,
 }
 
 impl<W> Session<W> {
@@ -116,19 +140,42 @@ impl<W> Session<W> {
         self.out.extend_from_slice(bytes);
     }
 
+    /// Who is acting: the logged-in user (before login, a nameless actor that has no
+    /// right on any mailbox, so a missed state check still cannot leak mail).
+    pub(crate) fn actor(&self) -> Actor {
+        self.actor.clone().unwrap_or(Actor {
+            name: String::new(),
+            is_admin: false,
+        })
+    }
+
     /// The logged-in user (only called in the authenticated states).
     pub(crate) fn user_name(&self) -> &str {
-        self.user.as_deref().unwrap_or_default()
+        self.actor.as_ref().map_or("", |a| a.name.as_str())
+    }
+
+    /// Whether a password may be sent on this connection (LOGIN, AUTHENTICATE PLAIN).
+    fn plaintext_auth_allowed(&self) -> bool {
+        self.tls || self.config.plaintext_auth
     }
 
     fn capabilities(&self) -> String {
-        if self.user.is_none() {
-            return CAPS_PREAUTH.to_owned();
+        if self.actor.is_none() {
+            let mut caps = CAPS_PREAUTH.to_owned();
+            if self.config.tls.is_some() && !self.tls {
+                caps.push_str(" STARTTLS");
+            }
+            if self.plaintext_auth_allowed() {
+                caps.push_str(" AUTH=PLAIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+            return caps;
         }
         format!(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -136,7 +183,7 @@ impl<W> Session<W> {
 
 /// Runs one connection to its end.
 pub(crate) async fn run<S>(
-    stream: S,
+    stream: Transport<S>,
     peer: String,
     store: Store,
     config: Arc<ImapConfig>,
@@ -145,24 +192,29 @@ pub(crate) async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (read, write) = tokio::io::split(stream);
+    let tls = stream.is_tls();
+    let (read, write) = stream.split();
     let mut reader = BufReader::with_capacity(16 * 1024, read);
     let mut session = Session {
         store,
         config,
         cache,
-        user: None,
+        actor: None,
         selected: None,
         enabled: Enabled::default(),
         out: Vec::new(),
         writer: BufWriter::with_capacity(16 * 1024, write),
         auth_failures: 0,
+        tls,
+        compressed: false,
+        upgrade: None,
     };
-    tracing::debug!(%peer, "imap connection");
+    tracing::debug!(%peer, tls, "imap connection");
     let mut commands = crate::parser::CommandReader::new(crate::reader::limits(&session.config));
     let greeting = format!(
         "* OK [CAPABILITY {}] {} tern IMAP ready\r\n",
-        CAPS_PREAUTH, session.config.hostname
+        session.capabilities(),
+        session.config.hostname
     );
     if session.writer.write_all(greeting.as_bytes()).await.is_err() {
         return;
@@ -234,7 +286,72 @@ pub(crate) async fn run<S>(
             let _ = session.writer.flush().await;
             return;
         }
+        if let Some(upgrade) = session.upgrade.take() {
+            if !switch_stream(upgrade, &mut session, &mut reader, &mut commands).await {
+                tracing::debug!(%peer, "imap stream upgrade failed");
+                return;
+            }
+        }
     }
+}
+
+/// Carries out STARTTLS or COMPRESS once its tagged OK is flushed; false when the
+/// connection must close.
+async fn switch_stream<S>(
+    upgrade: Upgrade,
+    session: &mut Session<Output<S>>,
+    reader: &mut BufReader<Input<S>>,
+    commands: &mut crate::parser::CommandReader,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let old_reader = std::mem::replace(reader, BufReader::with_capacity(1, Input::Closed));
+    let old_writer = std::mem::replace(
+        &mut session.writer,
+        BufWriter::with_capacity(1, Output::Closed),
+    );
+    let (input, output) = match upgrade {
+        Upgrade::Tls => {
+            let Some(tls) = session.config.tls.clone() else {
+                return false;
+            };
+            // Whatever the client sent after STARTTLS and before the handshake was read
+            // in clear text and could have been injected: it is dropped with the
+            // buffer, never executed (RFC 9051 6.2.1, RFC 3501 11.1).
+            let Some(plain) =
+                crate::conn::reunite_plain(old_reader.into_inner(), old_writer.into_inner())
+            else {
+                return false;
+            };
+            let accept = tokio_rustls::TlsAcceptor::from(tls).accept(plain);
+            let stream = match tokio::time::timeout(STARTTLS_HANDSHAKE_TIMEOUT, accept).await {
+                Ok(Ok(s)) => s,
+                _ => return false,
+            };
+            commands.reset();
+            // Nothing learned before TLS is kept (the client asks for capabilities again).
+            session.tls = true;
+            session.actor = None;
+            session.selected = None;
+            session.enabled = Enabled::default();
+            Transport::Tls(Box::new(stream)).split()
+        }
+        Upgrade::Deflate => {
+            // Bytes already read past the COMPRESS command are compressed data.
+            let pending = old_reader.buffer().to_vec();
+            let Some(halves) =
+                crate::conn::deflate(old_reader.into_inner(), pending, old_writer.into_inner())
+            else {
+                return false;
+            };
+            session.compressed = true;
+            halves
+        }
+    };
+    *reader = BufReader::with_capacity(16 * 1024, input);
+    session.writer = BufWriter::with_capacity(16 * 1024, output);
+    true
 }
 
 impl<W: AsyncWrite + Unpin + Send> Session<W> {
@@ -308,7 +425,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
 
     /// The synchronous commands. Runs on a blocking-capable thread.
     fn execute(&mut self, tag: &str, body: CommandBody) -> Outcome {
-        let authenticated = self.user.is_some();
+        let authenticated = self.actor.is_some();
         let selected = self.selected.is_some();
         match body {
             CommandBody::Capability => {
@@ -332,8 +449,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 ));
                 Outcome::ok("ID completed")
             }
-            CommandBody::StartTls => Outcome::no("TLS is not configured on this listener"),
-            CommandBody::Compress(_) => Outcome::no("COMPRESS is not supported"),
+            CommandBody::StartTls => self.starttls(),
+            CommandBody::Compress(mechanism) => self.compress(&mechanism),
             _ if !authenticated => Outcome::no("Log in first"),
             CommandBody::Enable(caps) => {
                 let mut on = Vec::new();
@@ -353,7 +470,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 Outcome::ok("ENABLE completed")
             }
             CommandBody::Namespace => {
-                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.untagged("NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL");
                 Outcome::ok("NAMESPACE completed")
             }
             CommandBody::Select {
@@ -396,11 +513,21 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             CommandBody::GetQuota(root) => self.getquota(&root),
             CommandBody::GetQuotaRoot(m) => self.getquotaroot(&m),
             CommandBody::SetQuota { root, limits } => self.setquota(&root, &limits),
-            CommandBody::SetAcl { .. }
-            | CommandBody::DeleteAcl { .. }
-            | CommandBody::GetAcl(_)
-            | CommandBody::ListRights { .. }
-            | CommandBody::MyRights(_) => Outcome::no("Not supported yet"),
+            CommandBody::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            } => self.setacl(&mailbox, &identifier, &rights),
+            CommandBody::DeleteAcl {
+                mailbox,
+                identifier,
+            } => self.deleteacl(&mailbox, &identifier),
+            CommandBody::GetAcl(m) => self.getacl(&m),
+            CommandBody::ListRights {
+                mailbox,
+                identifier,
+            } => self.listrights(&mailbox, &identifier),
+            CommandBody::MyRights(m) => self.myrights(&m),
             _ if !selected => Outcome::bad("No mailbox selected"),
             CommandBody::Close => self.close(),
             CommandBody::Unselect => {
@@ -451,9 +578,49 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         }
     }
 
+    /// STARTTLS (RFC 9051 6.2.1): the handshake follows the tagged OK, in `run`.
+    fn starttls(&mut self) -> Outcome {
+        if self.tls {
+            return Outcome::bad("TLS is already active");
+        }
+        if self.config.tls.is_none() {
+            return Outcome::no("TLS is not configured on this listener");
+        }
+        if self.actor.is_some() {
+            return Outcome::bad("STARTTLS is only allowed before login");
+        }
+        self.upgrade = Some(Upgrade::Tls);
+        Outcome::ok("Begin TLS negotiation now")
+    }
+
+    /// COMPRESS (RFC 4978): DEFLATE in both directions from the byte after the tagged
+    /// OK, switched on in `run`.
+    fn compress(&mut self, mechanism: &str) -> Outcome {
+        if self.actor.is_none() {
+            return Outcome::no("Log in first");
+        }
+        if !mechanism.eq_ignore_ascii_case("DEFLATE") {
+            return Outcome::bad("Unknown compression mechanism");
+        }
+        if self.compressed {
+            return Outcome::no("[COMPRESSIONACTIVE] DEFLATE is already active");
+        }
+        self.upgrade = Some(Upgrade::Deflate);
+        Outcome::ok("DEFLATE active")
+    }
+
+    /// The refusal of a password on a clear-text connection when that is not allowed.
+    fn privacy_required(&self) -> Option<Outcome> {
+        (!self.plaintext_auth_allowed())
+            .then(|| Outcome::no("[PRIVACYREQUIRED] Use STARTTLS before sending a password"))
+    }
+
     async fn login(&mut self, user: &str, password: &str) -> Outcome {
-        if self.user.is_some() {
+        if self.actor.is_some() {
             return Outcome::bad("Already logged in");
+        }
+        if let Some(refused) = self.privacy_required() {
+            return refused;
         }
         let store = self.store.clone();
         let verified = tokio::task::block_in_place(|| store.verify_password(user, password));
@@ -466,7 +633,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
     ) -> Outcome {
         match verified {
             Ok(Some(u)) => {
-                self.user = Some(u.name);
+                self.actor = Some(Actor {
+                    name: u.name,
+                    is_admin: u.is_admin,
+                });
                 let caps = self.capabilities();
                 Outcome::ok_code(&format!("[CAPABILITY {caps}]"), "Logged in")
             }
@@ -488,8 +658,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         initial: Option<String>,
         reader: &mut BufReader<R>,
     ) -> Option<Outcome> {
-        if self.user.is_some() {
+        if self.actor.is_some() {
             return Some(Outcome::bad("Already logged in"));
+        }
+        if let Some(refused) = self.privacy_required() {
+            return Some(refused);
         }
         if !mechanism.eq_ignore_ascii_case("PLAIN") {
             return Some(Outcome::no("Unsupported authentication mechanism"));
@@ -548,7 +721,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         _tag: &str,
         reader: &mut BufReader<R>,
     ) -> Option<Outcome> {
-        if self.user.is_none() {
+        if self.actor.is_none() {
             return Some(Outcome::no("Log in first"));
         }
         self.writer.write_all(b"+ idling\r\n").await.ok()?;

@@ -37,7 +37,7 @@ impl<W> Session<W> {
             .selected
             .as_ref()
             .ok_or(FetchError::Store(tern_store::StoreError::WriterGone))?;
-        let (mailbox, records) = self.store.records(&view.id, true)?;
+        let (mailbox, records) = self.store.records(&view.actor, &view.id, true)?;
         let in_view: Vec<(u32, Record)> = records
             .into_iter()
             .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))

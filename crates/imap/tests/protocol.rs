@@ -217,7 +217,17 @@ fn append_with_literals_flags_and_date() {
         .last()
         .unwrap()
         .starts_with("b OK [APPENDUID"));
-    let (mailbox, records) = server.store.records(&drafts.uniqueid, false).unwrap();
+    let (mailbox, records) = server
+        .store
+        .records(
+            &tern_store::Actor {
+                name: "alice".into(),
+                is_admin: false,
+            },
+            &drafts.uniqueid,
+            false,
+        )
+        .unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].internaldate, 1_704_445_200);
     assert_eq!(records[0].flags.to_string(), "\\Seen \\Draft");
@@ -668,12 +678,24 @@ fn sort_and_thread() {
 fn body_search_uses_the_index_and_falls_back_to_the_message() {
     let server = start();
     server.deliver("alice", "INBOX", "Subject: a\r\n\r\nThe QUOKKA hops\r\n");
-    server.deliver("alice", "INBOX", "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n\r\nno animals\r\n");
+    server.deliver(
+        "alice",
+        "INBOX",
+        "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n\r\nno animals\r\n",
+    );
     server.deliver("alice", "INBOX", "Subject: c\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nqu=\r\nokka split by a soft break\r\n");
     let mut c = Client::login(server.addr, "alice");
     c.ok("SELECT INBOX");
     assert_eq!(c.ok("SEARCH BODY quokka")[0], "* SEARCH 1 3");
-    assert_eq!(c.ok("SEARCH TEXT \"gr\u{fc}\u{df}e\"")[0], "* SEARCH 2", "decoded header words");
-    assert_eq!(c.ok("SEARCH BODY ho")[0], "* SEARCH 1", "two letters: answered by reading the messages");
+    assert_eq!(
+        c.ok("SEARCH TEXT \"gr\u{fc}\u{df}e\"")[0],
+        "* SEARCH 2",
+        "decoded header words"
+    );
+    assert_eq!(
+        c.ok("SEARCH BODY ho")[0],
+        "* SEARCH 1",
+        "two letters: answered by reading the messages"
+    );
     assert_eq!(c.ok("SEARCH NOT BODY quokka")[0], "* SEARCH 2");
 }

@@ -96,10 +96,17 @@ impl Client {
     }
 }
 
+fn owner(user: &str) -> tern_store::Actor {
+    tern_store::Actor {
+        name: user.to_owned(),
+        is_admin: false,
+    }
+}
+
 fn inbox_bodies(store: &Store, user: &str, mailbox: &str) -> Vec<Vec<u8>> {
     let m = store.mailbox(user, mailbox).unwrap().unwrap();
     store
-        .records(&m.uniqueid, false)
+        .records(&owner(user), &m.uniqueid, false)
         .unwrap()
         .1
         .iter()
@@ -396,7 +403,12 @@ fn random_input_never_breaks_the_server() {
     assert!(c.cmd("LHLO still-alive").starts_with("250"));
     // Whatever got stored is complete and intact.
     let m = server.store.mailbox("alice", "INBOX").unwrap().unwrap();
-    for r in server.store.records(&m.uniqueid, false).unwrap().1 {
+    for r in server
+        .store
+        .records(&owner("alice"), &m.uniqueid, false)
+        .unwrap()
+        .1
+    {
         let bytes = server.store.message(&m, &r).unwrap();
         assert_eq!(tern_store::Guid::of(&bytes), r.guid);
     }

@@ -78,7 +78,10 @@ impl Store {
             let mut stmt = conn.prepare_cached("SELECT summary FROM summaries WHERE guid = ?1")?;
             let mut out = HashMap::with_capacity(guids.len());
             for g in guids {
-                if let Some(s) = stmt.query_row([&g.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0)).optional()? {
+                if let Some(s) = stmt
+                    .query_row([&g.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()?
+                {
                     out.insert(*g, s);
                 }
             }
@@ -93,8 +96,14 @@ impl Store {
 
     /// The UIDs of `mailbox` (expunged records included) whose indexed text contains
     /// `needle`, case-insensitively; `None` when the index cannot answer (a needle
-    /// shorter than [`MIN_INDEXED_NEEDLE`] characters).
-    pub fn search_text(&self, mailbox: &UniqueId, field: TextField, needle: &str) -> Result<Option<TextMatches>> {
+    /// shorter than [`MIN_INDEXED_NEEDLE`] characters). Messages whose text has not
+    /// reached the full-text index yet are listed in `unindexed`.
+    pub fn search_text(
+        &self,
+        mailbox: &UniqueId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Option<TextMatches>> {
         if needle.chars().count() < MIN_INDEXED_NEEDLE {
             return Ok(None);
         }
@@ -106,16 +115,16 @@ impl Store {
         self.read(|conn| {
             let mailbox = live(conn, mailbox)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT r.uid FROM records r JOIN summaries s ON s.guid = r.guid \
-                 WHERE r.mailbox_id = ?1 AND s.text_id IN (SELECT rowid FROM texts WHERE texts MATCH ?2) \
-                 ORDER BY r.uid",
+                "SELECT r.uid FROM records r JOIN text.text_guids g ON g.guid = r.guid \
+                 WHERE r.mailbox_id = ?1 \
+                 AND g.text_id IN (SELECT rowid FROM text.texts WHERE texts MATCH ?2) ORDER BY r.uid",
             )?;
             let matched = stmt
                 .query_map(params![mailbox.id, query], |r| r.get::<_, i64>(0).map(|u| u as Uid))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT r.uid FROM records r LEFT JOIN summaries s ON s.guid = r.guid \
-                 WHERE r.mailbox_id = ?1 AND s.text_id IS NULL ORDER BY r.uid",
+                "SELECT r.uid FROM records r LEFT JOIN text.text_guids g ON g.guid = r.guid \
+                 WHERE r.mailbox_id = ?1 AND g.guid IS NULL ORDER BY r.uid",
             )?;
             let unindexed = stmt
                 .query_map([mailbox.id], |r| r.get::<_, i64>(0).map(|u| u as Uid))?
@@ -134,15 +143,137 @@ pub(crate) fn has_index(conn: &Connection, guid: &Guid) -> Result<bool> {
         .is_some())
 }
 
-/// Records a message's index once per GUID, inside the caller's transaction.
+/// Records a message's index once per GUID, inside the caller's transaction. The
+/// summary is usable at once; the text waits in `pending_texts` for the next batch
+/// (until then searches treat the message as unindexed and read it).
 pub(crate) fn insert_index(conn: &Connection, guid: &Guid, index: &MessageIndex) -> Result<()> {
     if has_index(conn, guid)? {
         return Ok(());
     }
-    conn.prepare_cached("INSERT INTO texts (head, body) VALUES (?1, ?2)")?
-        .execute(params![index.head, index.body])?;
-    let text_id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO summaries (guid, summary, text_id) VALUES (?1, ?2, ?3)")?
-        .execute(params![&guid.as_bytes()[..], index.summary, text_id])?;
+    conn.prepare_cached("INSERT INTO summaries (guid, summary) VALUES (?1, ?2)")?
+        .execute(params![&guid.as_bytes()[..], index.summary])?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO pending_texts (guid, head, body) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![&guid.as_bytes()[..], index.head, index.body])?;
     Ok(())
+}
+
+/// Most pending texts moved into the full-text index per transaction.
+const TEXT_BATCH: usize = 500;
+
+/// How often the indexing thread looks for pending texts.
+const TEXT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Opens the full-text database and creates its tables.
+pub(crate) fn open_text_db(path: &std::path::Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    crate::schema::configure(&conn)?;
+    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.execute_batch(crate::schema::TEXT_SCHEMA)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Moves pending texts into the full-text index until none is left; returns how
+    /// many were moved. The background thread does this on its own; tests and
+    /// `tern check` call it to be sure.
+    pub fn flush_text_index(&self) -> Result<usize> {
+        let mut conn = open_text_db(&self.shared.text_path)?;
+        let mut total = 0;
+        loop {
+            let n = self.move_pending(&mut conn)?;
+            total += n;
+            if n < TEXT_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One batch: read pending texts, add them to the full-text database in one
+    /// transaction, then drop them from the main index. A crash in between leaves
+    /// them pending; adding them again is skipped by GUID.
+    fn move_pending(&self, text: &mut Connection) -> Result<usize> {
+        let rows: Vec<(Vec<u8>, String, String)> = self.read(|conn| {
+            let rows = conn
+                .prepare_cached("SELECT guid, head, body FROM pending_texts LIMIT ?1")?
+                .query_map([TEXT_BATCH as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let tx = text.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut known = tx.prepare_cached("SELECT 1 FROM text_guids WHERE guid = ?1")?;
+            let mut insert = tx.prepare_cached("INSERT INTO texts (head, body) VALUES (?1, ?2)")?;
+            let mut link =
+                tx.prepare_cached("INSERT INTO text_guids (guid, text_id) VALUES (?1, ?2)")?;
+            for (guid, head, body) in &rows {
+                if known.exists([guid])? {
+                    continue;
+                }
+                insert.execute(params![head, body])?;
+                link.execute(params![guid, tx.last_insert_rowid()])?;
+            }
+        }
+        tx.commit()?;
+        let guids: Vec<Vec<u8>> = rows.into_iter().map(|r| r.0).collect();
+        let n = guids.len();
+        self.write(move |conn| {
+            let mut done = conn.prepare_cached("DELETE FROM pending_texts WHERE guid = ?1")?;
+            for g in &guids {
+                done.execute([g])?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Starts the thread that feeds the full-text index from `pending_texts`, with its
+    /// own connection to the full-text database so that its work never holds the main
+    /// index's write lock. It ends when the last `Store` handle is dropped.
+    pub(crate) fn start_text_indexing(&self) {
+        let weak = std::sync::Arc::downgrade(&self.shared);
+        let path = self.shared.text_path.clone();
+        let spawned = std::thread::Builder::new().name("tern-text-index".into()).spawn(move || {
+            lower_priority();
+            let mut conn = match open_text_db(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the full-text index; searches will read messages");
+                    return;
+                }
+            };
+            loop {
+                std::thread::sleep(TEXT_INTERVAL);
+                let Some(shared) = weak.upgrade() else { return };
+                let store = Store { shared };
+                while let Ok(n) = store.move_pending(&mut conn).inspect_err(|e| {
+                    tracing::warn!(error = %e, "full-text indexing failed; will retry");
+                }) {
+                    if n < TEXT_BATCH {
+                        break;
+                    }
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start full-text indexing; searches will read messages");
+        }
+    }
+}
+
+/// Makes the calling thread yield the CPU to deliveries and sessions: indexing is
+/// background work, and searches read unindexed messages directly meanwhile.
+fn lower_priority() {
+    // SAFETY: setpriority on our own thread id has no memory-safety preconditions;
+    // failure only leaves the default priority.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }

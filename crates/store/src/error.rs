@@ -101,6 +101,17 @@ pub enum StoreError {
     /// The partition name is not configured.
     #[error("unknown partition {0:?}")]
     UnknownPartition(String),
+    /// The actor lacks a right the operation needs.
+    #[error("permission denied on {name}: needs rights {needed}")]
+    PermissionDenied {
+        /// The mailbox.
+        name: String,
+        /// The missing rights letters.
+        needed: String,
+    },
+    /// A rights string has letters RFC 4314 does not define.
+    #[error("invalid rights {0:?}")]
+    InvalidRights(String),
     /// A password could not be hashed or a stored hash is malformed.
     #[error("password hash: {0}")]
     PasswordHash(String),

@@ -3,10 +3,13 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use crate::acl::{Actor, Rights};
 use crate::error::Result;
+use crate::error::StoreError;
+use crate::flags::Flag;
 use crate::flags::{FlagOp, Flags};
 use crate::ids::{Modseq, Uid, UniqueId};
-use crate::records::live;
+use crate::records::live_for;
 use crate::store::Store;
 use crate::txn;
 use crate::users::add_usage;
@@ -36,17 +39,21 @@ impl Store {
     /// whose modseq is above it are left alone and reported in `modified` (RFC 7162).
     /// Every record that changes gets the same new modseq; records already so, expunged
     /// records and UIDs that do not exist are skipped.
+    /// Changing \Seen needs the `s` right, \Deleted `t`, any other flag `w`.
     pub fn store_flags(
         &self,
+        actor: &Actor,
         mailbox: &UniqueId,
         uids: &[Uid],
         op: FlagOp,
         flags: &Flags,
         unchanged_since: Option<Modseq>,
     ) -> Result<StoreOutcome> {
-        let (id, uids, flags) = (mailbox.clone(), uids.to_vec(), flags.clone());
+        let (id, uids, flags, actor) =
+            (mailbox.clone(), uids.to_vec(), flags.clone(), actor.clone());
         let outcome = self.write(move |conn| {
-            let mailbox = live(conn, &id)?;
+            let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
+            let rights = actor.rights(&mailbox);
             let mut outcome = StoreOutcome::default();
             let mut modseq = None;
             let mut read = conn.prepare_cached(
@@ -68,6 +75,7 @@ impl Store {
                 if new == old {
                     continue;
                 }
+                needs_rights(&mailbox, rights, &old, &new)?;
                 let m = match modseq {
                     Some(m) => m,
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
@@ -88,10 +96,10 @@ impl Store {
 
     /// Expunges the given UIDs: each record stays, marked with the modseq of the
     /// expunge, until `tern expire` purges it. Returns the UIDs actually expunged.
-    pub fn expunge(&self, mailbox: &UniqueId, uids: &[Uid]) -> Result<Vec<Uid>> {
-        let (id, uids) = (mailbox.clone(), uids.to_vec());
+    pub fn expunge(&self, actor: &Actor, mailbox: &UniqueId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        let (id, uids, actor) = (mailbox.clone(), uids.to_vec(), actor.clone());
         let (done, modseq) = self.write(move |conn| {
-            let mailbox = live(conn, &id)?;
+            let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
             expunge_in(conn, &mailbox, &uids)
         })?;
         if !done.is_empty() {
@@ -103,10 +111,10 @@ impl Store {
     /// Advances the mailbox's \Recent watermark to its last UID and returns the old
     /// one: the messages above it are \Recent for the session that called this (the
     /// first session to see them), and for no other.
-    pub fn take_recent(&self, mailbox: &UniqueId) -> Result<Uid> {
-        let id = mailbox.clone();
+    pub fn take_recent(&self, actor: &Actor, mailbox: &UniqueId) -> Result<Uid> {
+        let (id, actor) = (mailbox.clone(), actor.clone());
         self.write(move |conn| {
-            let mailbox = live(conn, &id)?;
+            let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
             conn.execute(
                 "UPDATE mailboxes SET recent_uid = last_uid, recent_time = ?2 WHERE id = ?1",
                 params![mailbox.id, crate::store::now()],
@@ -151,4 +159,31 @@ pub(crate) fn expunge_in(
     add_usage(conn, mailbox.user_id, -freed, -n)?;
     txn::touch_mailbox(conn, mailbox, modseq)?;
     Ok((done, modseq))
+}
+
+/// Checks that `rights` allow turning `old` flags into `new` (RFC 4314 2.1).
+fn needs_rights(mailbox: &crate::Mailbox, rights: Rights, old: &Flags, new: &Flags) -> Result<()> {
+    let changed = |f: &Flag| old.contains(f) != new.contains(f);
+    let mut needed = Rights::NONE;
+    if changed(&Flag::Seen) {
+        needed = needed | Rights::SEEN;
+    }
+    if changed(&Flag::Deleted) {
+        needed = needed | Rights::DELETE_MESSAGES;
+    }
+    let others = old
+        .iter()
+        .chain(new.iter())
+        .any(|f| !matches!(f, Flag::Seen | Flag::Deleted) && changed(f));
+    if others {
+        needed = needed | Rights::WRITE;
+    }
+    if rights.contains(needed) {
+        Ok(())
+    } else {
+        Err(StoreError::PermissionDenied {
+            name: mailbox.name.clone(),
+            needed: needed.without(rights).to_string(),
+        })
+    }
 }

@@ -22,7 +22,7 @@
 //! let store = Store::open(StoreConfig::new(dir.path())).unwrap();
 //! store.create_user("alice", Some("secret"), false).unwrap();
 //! let appended = store
-//!     .append("alice", "INBOX", &Flags::new(), 0, b"Subject: hi\r\n\r\nhello\r\n")
+//!     .append_as_owner("alice", "INBOX", &Flags::new(), 0, b"Subject: hi\r\n\r\nhello\r\n")
 //!     .unwrap();
 //! assert_eq!(appended.uid, 1);
 //! let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
@@ -31,6 +31,8 @@
 
 #![deny(missing_docs)]
 
+mod acl;
+mod auth_cache;
 mod blobs;
 mod changelog;
 mod content;
@@ -48,6 +50,7 @@ mod txn;
 mod users;
 mod writer;
 
+pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
 pub use blobs::BlobStore;
 pub use changelog::Change;
 pub use content::{ContentIndexer, MessageIndex, TextField, TextMatches, MIN_INDEXED_NEEDLE};

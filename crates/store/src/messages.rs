@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use std::sync::Arc;
 
+use crate::acl::{Actor, Rights};
 use crate::content::{has_index, insert_index};
 use crate::error::{Result, StoreError};
 use crate::flagging::expunge_in;
@@ -12,7 +13,7 @@ use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::{live_by_uniqueid, Mailbox};
 use crate::names::{normalize_mailbox, normalize_user};
-use crate::records::{live, records_in};
+use crate::records::{live_for, records_in};
 use crate::store::{now, Store};
 use crate::txn;
 use crate::users::{add_usage, check_quota};
@@ -74,9 +75,39 @@ struct Resolved {
 }
 
 impl Store {
-    /// Appends a message to a mailbox (IMAP APPEND). The blob is durable before the
-    /// record is committed, and the call returns after the commit.
+    /// Appends a message to a mailbox (IMAP APPEND); needs the `i` right. The blob is
+    /// durable before the record is committed, and the call returns after the commit.
     pub fn append(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+        flags: &Flags,
+        internaldate: i64,
+        message: &[u8],
+    ) -> Result<Appended> {
+        let target = self.read(|conn| live_for(conn, actor, mailbox, Rights::INSERT))?;
+        let guid = Guid::of(message);
+        self.blobs()
+            .put_with_guid(&target.partition, &guid, message)?;
+        let known =
+            self.shared.indexer.get().is_none() || self.read(|conn| has_index(conn, &guid))?;
+        let index = self.index_for(message, known);
+        let size = message.len() as u64;
+        let (flags, actor, id) = (flags.clone(), actor.clone(), mailbox.clone());
+        let appended = self.write(move |conn| {
+            let mailbox = live_for(conn, &actor, &id, Rights::INSERT)?;
+            if let Some(index) = &index {
+                insert_index(conn, &guid, index)?;
+            }
+            insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
+        })?;
+        self.notify(&appended.mailbox, appended.modseq);
+        Ok(appended)
+    }
+
+    /// Appends as the mailbox's owner, naming it by user and name: for tools and
+    /// tests that act for the owner rather than for a logged-in client.
+    pub fn append_as_owner(
         &self,
         user: &str,
         mailbox: &str,
@@ -92,23 +123,11 @@ impl Store {
                 user: user.clone(),
                 name: name.clone(),
             })?;
-        let guid = Guid::of(message);
-        self.blobs()
-            .put_with_guid(&target.partition, &guid, message)?;
-        let known = self.shared.indexer.get().is_none() || self.read(|conn| has_index(conn, &guid))?;
-        let index = self.index_for(message, known);
-        let size = message.len() as u64;
-        let flags = flags.clone();
-        let appended = self.write(move |conn| {
-            let mailbox = live_by_uniqueid(conn, &target.uniqueid)?
-                .ok_or(StoreError::NoSuchMailbox { user, name })?;
-            if let Some(index) = &index {
-                insert_index(conn, &guid, index)?;
-            }
-            insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
-        })?;
-        self.notify(&appended.mailbox, appended.modseq);
-        Ok(appended)
+        let owner = Actor {
+            name: user,
+            is_admin: false,
+        };
+        self.append(&owner, &target.uniqueid, flags, internaldate, message)
     }
 
     /// Delivers one message to several recipients (LMTP), one result per target in the
@@ -201,34 +220,49 @@ impl Store {
     /// (copied to the target's partition first when it differs), keep flags and
     /// INTERNALDATE, and get new UIDs in the target in the order given. Returns
     /// (source UID, new UID) pairs; UIDs that do not exist are skipped.
-    pub fn copy(&self, from: &UniqueId, uids: &[Uid], to: &UniqueId) -> Result<Vec<(Uid, Uid)>> {
-        self.transfer(from, uids, to, false)
-    }
-
-    /// Moves records (IMAP MOVE, RFC 6851): a copy and an expunge of the originals in
-    /// one transaction, so no crash can leave both or neither.
-    pub fn move_records(
+    /// Needs `r` on the source and `i` on the target.
+    pub fn copy(
         &self,
+        actor: &Actor,
         from: &UniqueId,
         uids: &[Uid],
         to: &UniqueId,
     ) -> Result<Vec<(Uid, Uid)>> {
-        self.transfer(from, uids, to, true)
+        self.transfer(actor, from, uids, to, false)
+    }
+
+    /// Moves records (IMAP MOVE, RFC 6851): a copy and an expunge of the originals in
+    /// one transaction, so no crash can leave both or neither.
+    /// Needs `r`, `t` and `e` on the source and `i` on the target.
+    pub fn move_records(
+        &self,
+        actor: &Actor,
+        from: &UniqueId,
+        uids: &[Uid],
+        to: &UniqueId,
+    ) -> Result<Vec<(Uid, Uid)>> {
+        self.transfer(actor, from, uids, to, true)
     }
 
     fn transfer(
         &self,
+        actor: &Actor,
         from: &UniqueId,
         uids: &[Uid],
         to: &UniqueId,
         expunge: bool,
     ) -> Result<Vec<(Uid, Uid)>> {
+        let source_needs = if expunge {
+            Rights::READ | Rights::DELETE_MESSAGES | Rights::EXPUNGE
+        } else {
+            Rights::READ
+        };
         let (source, records) = self.read(|conn| {
-            let source = live(conn, from)?;
+            let source = live_for(conn, actor, from, source_needs)?;
             let records = records_in(conn, source.id, uids, false)?;
             Ok((source, records))
         })?;
-        let target = self.read(|conn| live(conn, to))?;
+        let target = self.read(|conn| live_for(conn, actor, to, Rights::INSERT))?;
         if source.partition != target.partition {
             for r in &records {
                 if !self.blobs().contains(&target.partition, &r.guid, r.size)? {
@@ -238,10 +272,10 @@ impl Store {
                 }
             }
         }
-        let (from_id, to_id) = (from.clone(), to.clone());
+        let (from_id, to_id, actor) = (from.clone(), to.clone(), actor.clone());
         let (pairs, modseqs) = self.write(move |conn| {
-            let source = live(conn, &from_id)?;
-            let target = live(conn, &to_id)?;
+            let source = live_for(conn, &actor, &from_id, source_needs)?;
+            let target = live_for(conn, &actor, &to_id, Rights::INSERT)?;
             // Only what is still there when the transaction runs is moved.
             let wanted: Vec<Uid> = records.iter().map(|r| r.uid).collect();
             let records = records_in(conn, source.id, &wanted, false)?;

@@ -5,6 +5,7 @@
 
 use rusqlite::{params, Connection, Row};
 
+use crate::acl::{Actor, Rights};
 use crate::error::{Result, StoreError};
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
@@ -67,9 +68,13 @@ pub struct MailboxCounts {
 impl Store {
     /// A live mailbox and counts of its unseen, deleted and recent messages, from one
     /// snapshot.
-    pub fn mailbox_counts(&self, mailbox: &UniqueId) -> Result<(Mailbox, MailboxCounts)> {
+    pub fn mailbox_counts(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+    ) -> Result<(Mailbox, MailboxCounts)> {
         self.read(|conn| {
-            let mailbox = live(conn, mailbox)?;
+            let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             let (unseen, deleted, recent, first): (i64, i64, i64, Option<i64>) = conn.query_row(
                 "SELECT \
                    coalesce(sum(instr(flags, '\\Seen') = 0), 0), \
@@ -94,11 +99,12 @@ impl Store {
     /// asked), from one snapshot.
     pub fn records(
         &self,
+        actor: &Actor,
         mailbox: &UniqueId,
         include_expunged: bool,
     ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
-            let mailbox = live(conn, mailbox)?;
+            let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             let sql = format!(
                 "SELECT {} FROM records WHERE mailbox_id = ?1 AND (?2 OR expunged_modseq IS NULL) ORDER BY uid",
                 Record::COLUMNS
@@ -116,11 +122,12 @@ impl Store {
     /// modseq), so its cost follows the number of changes, not the mailbox size.
     pub fn changed_since(
         &self,
+        actor: &Actor,
         mailbox: &UniqueId,
         since: Modseq,
     ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
-            let mailbox = live(conn, mailbox)?;
+            let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             if mailbox.highest_modseq <= since {
                 return Ok((mailbox, Vec::new()));
             }
@@ -138,9 +145,14 @@ impl Store {
 
     /// The records with these UIDs (expunged ones included, for a client that has not
     /// yet been told of the expunge), in the order asked; missing UIDs are skipped.
-    pub fn records_by_uid(&self, mailbox: &UniqueId, uids: &[Uid]) -> Result<Vec<Record>> {
+    pub fn records_by_uid(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+        uids: &[Uid],
+    ) -> Result<Vec<Record>> {
         self.read(|conn| {
-            let mailbox = live(conn, mailbox)?;
+            let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             records_in(conn, mailbox.id, uids, true)
         })
     }
@@ -151,6 +163,18 @@ impl Store {
         self.blobs()
             .read(&mailbox.partition, &record.guid, record.size)
     }
+}
+
+/// The live mailbox with this unique id, if `actor` has the `needed` rights on it.
+pub(crate) fn live_for(
+    conn: &Connection,
+    actor: &Actor,
+    id: &UniqueId,
+    needed: Rights,
+) -> Result<Mailbox> {
+    let mailbox = live(conn, id)?;
+    actor.require(&mailbox, needed)?;
+    Ok(mailbox)
 }
 
 /// The live mailbox with this unique id, or `NoSuchMailbox`.

@@ -101,19 +101,32 @@ CREATE TABLE changelog_acks (
 "#;
 
 /// Version 2: what protocols learned from a message's content, per GUID: an opaque
-/// summary (for IMAP: ENVELOPE, BODYSTRUCTURE, sort keys) and a trigram full-text
-/// index of its header and body text, so FETCH and SEARCH need not read blobs.
+/// summary (for IMAP: ENVELOPE, BODYSTRUCTURE, sort keys), and its searchable text
+/// waiting to enter the full-text index (which lives in its own database, see
+/// [`TEXT_SCHEMA`]).
 const SCHEMA_V2: &str = r#"
 CREATE TABLE summaries (
     guid            BLOB PRIMARY KEY,
-    summary         BLOB NOT NULL,
-    -- rowid of the message's row in `texts`
-    text_id         INTEGER
+    summary         BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX summaries_by_text ON summaries(text_id);
-CREATE VIRTUAL TABLE texts USING fts5(
+CREATE TABLE pending_texts (
+    guid            BLOB PRIMARY KEY,
+    head            TEXT NOT NULL,
+    body            TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// The full-text index database (`texts.sqlite3`): a trigram FTS5 table answering
+/// case-insensitive substring searches, and which GUID each row belongs to. Kept apart
+/// from the main index so its bulk writes never hold the main index's write lock.
+pub(crate) const TEXT_SCHEMA: &str = r#"
+CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
     head, body, content = '', contentless_delete = 1, tokenize = 'trigram'
 );
+CREATE TABLE IF NOT EXISTS text_guids (
+    guid            BLOB PRIMARY KEY,
+    text_id         INTEGER NOT NULL
+) WITHOUT ROWID;
 "#;
 
 /// Applies connection settings shared by the writer and readers.

@@ -63,8 +63,10 @@ pub(crate) struct Shared {
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
     index_path: PathBuf,
+    pub(crate) text_path: PathBuf,
     watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
     pub(crate) indexer: OnceLock<Arc<dyn ContentIndexer>>,
+    pub(crate) auth_cache: crate::auth_cache::AuthCache,
 }
 
 impl Store {
@@ -89,18 +91,25 @@ impl Store {
         let mut conn = Connection::open(&index_path)?;
         crate::schema::configure(&conn)?;
         crate::schema::migrate(&mut conn)?;
+        // The full-text database must exist before readers attach it.
+        let text_path = config.data_dir.join("texts.sqlite3");
+        drop(crate::content::open_text_db(&text_path)?);
         let writer = Writer::start(conn)?;
-        Ok(Store {
+        let store = Store {
             shared: Arc::new(Shared {
                 config,
                 blobs,
                 writer,
                 readers: Mutex::new(Vec::new()),
                 index_path,
+                text_path,
                 watchers: Mutex::new(HashMap::new()),
                 indexer: OnceLock::new(),
+                auth_cache: crate::auth_cache::AuthCache::new(),
             }),
-        })
+        };
+        store.start_text_indexing();
+        Ok(store)
     }
 
     /// The configuration in force (with the default partition filled in).
@@ -137,6 +146,10 @@ impl Store {
         }
         let conn = Connection::open(&self.shared.index_path)?;
         crate::schema::configure(&conn)?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS text",
+            [self.shared.text_path.to_string_lossy()],
+        )?;
         Ok(conn)
     }
 

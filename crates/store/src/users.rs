@@ -144,7 +144,8 @@ impl Store {
 
     /// Checks a password. Returns the user when it matches, `None` when the user does
     /// not exist, has no password, or the password is wrong (callers must not tell
-    /// these apart to the client).
+    /// these apart to the client). A password verified in the last ten minutes is
+    /// accepted from memory without a new Argon2 computation (see `auth_cache.rs`).
     pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
         let Ok(name) = normalize_user(name) else {
             return Ok(None);
@@ -164,12 +165,19 @@ impl Store {
         let Some((Some(hash), user)) = row else {
             return Ok(None);
         };
+        let cache = &self.shared.auth_cache;
+        if cache.hit(&name, &hash, password) {
+            return Ok(Some(user));
+        }
         let parsed =
             PasswordHash::new(&hash).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
-        Ok(Argon2::default()
+        let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-            .then_some(user))
+            .is_ok();
+        if ok {
+            cache.remember(&name, &hash, password);
+        }
+        Ok(ok.then_some(user))
     }
 
     /// Deletes a user and everything they own. Their blobs become garbage for

@@ -12,6 +12,14 @@ fn id(store: &Store, user: &str, name: &str) -> UniqueId {
     store.mailbox(user, name).unwrap().unwrap().uniqueid
 }
 
+/// The owner of user "u"'s mailboxes.
+fn u() -> Actor {
+    Actor {
+        name: "u".into(),
+        is_admin: false,
+    }
+}
+
 fn flags(s: &str) -> Flags {
     Flags::parse_list(s).unwrap()
 }
@@ -51,11 +59,13 @@ fn modseqs_are_per_user_and_increase_across_mailboxes() {
     store.create_user("a", None, false).unwrap();
     store.create_user("b", None, false).unwrap();
     let a1 = store
-        .append("a", "INBOX", &Flags::new(), 1, b"one")
+        .append_as_owner("a", "INBOX", &Flags::new(), 1, b"one")
         .unwrap();
-    let a2 = store.append("a", "Sent", &Flags::new(), 1, b"two").unwrap();
+    let a2 = store
+        .append_as_owner("a", "Sent", &Flags::new(), 1, b"two")
+        .unwrap();
     let b1 = store
-        .append("b", "INBOX", &Flags::new(), 1, b"three")
+        .append_as_owner("b", "INBOX", &Flags::new(), 1, b"three")
         .unwrap();
     assert!(a2.modseq > a1.modseq);
     assert_eq!((a1.uid, a2.uid, b1.uid), (1, 1, 1));
@@ -70,13 +80,14 @@ fn flags_expunge_and_changed_since() {
     store.create_user("u", None, false).unwrap();
     for i in 0..5 {
         store
-            .append("u", "INBOX", &Flags::new(), i, format!("m{i}").as_bytes())
+            .append_as_owner("u", "INBOX", &Flags::new(), i, format!("m{i}").as_bytes())
             .unwrap();
     }
     let inbox = id(&store, "u", "INBOX");
     let before = store.mailbox("u", "INBOX").unwrap().unwrap().highest_modseq;
     let out = store
         .store_flags(
+            &u(),
             &inbox,
             &[2, 3, 99],
             FlagOp::Add,
@@ -88,12 +99,13 @@ fn flags_expunge_and_changed_since() {
     assert!(out.changed.iter().all(|c| c.modseq > before));
     // Already set: no change, no new modseq.
     let again = store
-        .store_flags(&inbox, &[2], FlagOp::Add, &flags("\\Seen"), None)
+        .store_flags(&u(), &inbox, &[2], FlagOp::Add, &flags("\\Seen"), None)
         .unwrap();
     assert!(again.changed.is_empty());
     // UNCHANGEDSINCE older than the record's modseq: refused for that record.
     let cond = store
         .store_flags(
+            &u(),
             &inbox,
             &[1, 2],
             FlagOp::Add,
@@ -107,14 +119,14 @@ fn flags_expunge_and_changed_since() {
         vec![1]
     );
 
-    let gone = store.expunge(&inbox, &[3, 4, 3]).unwrap();
+    let gone = store.expunge(&u(), &inbox, &[3, 4, 3]).unwrap();
     assert_eq!(gone, vec![3, 4]);
-    let (_, live) = store.records(&inbox, false).unwrap();
+    let (_, live) = store.records(&u(), &inbox, false).unwrap();
     assert_eq!(
         live.iter().map(|r| r.uid).collect::<Vec<_>>(),
         vec![1, 2, 5]
     );
-    let (_, all) = store.records(&inbox, true).unwrap();
+    let (_, all) = store.records(&u(), &inbox, true).unwrap();
     assert_eq!(all.len(), 5);
     assert!(all
         .iter()
@@ -123,7 +135,7 @@ fn flags_expunge_and_changed_since() {
         .expunged_modseq
         .is_some());
 
-    let (mailbox, changed) = store.changed_since(&inbox, before).unwrap();
+    let (mailbox, changed) = store.changed_since(&u(), &inbox, before).unwrap();
     assert_eq!(
         changed.iter().map(|r| r.uid).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]
@@ -142,7 +154,7 @@ fn rename_keeps_identity_and_moves_children() {
     let child = store.create_mailbox("u", "Lists/rust", None).unwrap();
     store.create_mailbox("u", "Listsx", None).unwrap();
     store
-        .append("u", "Lists/rust", &Flags::new(), 0, b"hello")
+        .append_as_owner("u", "Lists/rust", &Flags::new(), 0, b"hello")
         .unwrap();
     let renamed = store
         .rename_mailbox("u", "Lists", "Old/Lists", None)
@@ -173,7 +185,9 @@ fn delete_leaves_tombstone_and_recreate_is_a_new_mailbox() {
     let (_d, store) = open();
     store.create_user("u", None, false).unwrap();
     let first = store.create_mailbox("u", "Work", None).unwrap();
-    store.append("u", "Work", &Flags::new(), 0, b"x").unwrap();
+    store
+        .append_as_owner("u", "Work", &Flags::new(), 0, b"x")
+        .unwrap();
     let tomb = store.delete_mailbox("u", "Work").unwrap();
     assert_eq!(tomb.uniqueid, first.uniqueid);
     assert!(tomb.tombstone_modseq.is_some());
@@ -209,31 +223,45 @@ fn quota_is_enforced_on_append_and_copy() {
         )
         .unwrap();
     store
-        .append("u", "INBOX", &Flags::new(), 0, b"12345")
+        .append_as_owner("u", "INBOX", &Flags::new(), 0, b"12345")
         .unwrap();
     assert!(matches!(
-        store.append("u", "INBOX", &Flags::new(), 0, b"123456"),
+        store.append_as_owner("u", "INBOX", &Flags::new(), 0, b"123456"),
         Err(StoreError::OverQuota {
             resource: "storage",
             ..
         })
     ));
-    store.append("u", "INBOX", &Flags::new(), 0, b"1").unwrap();
+    store
+        .append_as_owner("u", "INBOX", &Flags::new(), 0, b"1")
+        .unwrap();
     assert!(matches!(
-        store.append("u", "INBOX", &Flags::new(), 0, b"2"),
+        store.append_as_owner("u", "INBOX", &Flags::new(), 0, b"2"),
         Err(StoreError::OverQuota {
             resource: "messages",
             ..
         })
     ));
     assert!(matches!(
-        store.copy(&id(&store, "u", "INBOX"), &[1], &id(&store, "u", "Sent")),
+        store.copy(
+            &u(),
+            &id(&store, "u", "INBOX"),
+            &[1],
+            &id(&store, "u", "Sent")
+        ),
         Err(StoreError::OverQuota { .. })
     ));
-    store.expunge(&id(&store, "u", "INBOX"), &[2]).unwrap();
+    store
+        .expunge(&u(), &id(&store, "u", "INBOX"), &[2])
+        .unwrap();
     assert_eq!(
         store
-            .copy(&id(&store, "u", "INBOX"), &[1], &id(&store, "u", "Sent"))
+            .copy(
+                &u(),
+                &id(&store, "u", "INBOX"),
+                &[1],
+                &id(&store, "u", "Sent")
+            )
             .unwrap(),
         vec![(1, 1)]
     );
@@ -318,8 +346,12 @@ fn change_log_names_every_touched_mailbox_and_acks() {
     let (_d, store) = open();
     store.create_user("u", None, false).unwrap();
     let start = store.changes_after(0, 1000).unwrap().last().unwrap().seq;
-    store.append("u", "INBOX", &Flags::new(), 0, b"x").unwrap();
-    store.append("u", "Sent", &Flags::new(), 0, b"y").unwrap();
+    store
+        .append_as_owner("u", "INBOX", &Flags::new(), 0, b"x")
+        .unwrap();
+    store
+        .append_as_owner("u", "Sent", &Flags::new(), 0, b"y")
+        .unwrap();
     let log = store.changes_after(start, 10).unwrap();
     let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
     let sent = store.mailbox("u", "Sent").unwrap().unwrap().uniqueid;
@@ -351,7 +383,7 @@ fn concurrent_writers_get_distinct_uids_and_all_commit() {
                 (0..50)
                     .map(|i| {
                         store
-                            .append(
+                            .append_as_owner(
                                 "u",
                                 "INBOX",
                                 &Flags::new(),
@@ -381,12 +413,12 @@ fn data_survives_reopen() {
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         store.create_user("u", None, false).unwrap();
         store
-            .append("u", "INBOX", &flags("\\Seen"), 7, b"persist me")
+            .append_as_owner("u", "INBOX", &flags("\\Seen"), 7, b"persist me")
             .unwrap();
     }
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
-    let (_, recs) = store.records(&inbox.uniqueid, false).unwrap();
+    let (_, recs) = store.records(&u(), &inbox.uniqueid, false).unwrap();
     assert_eq!(recs[0].flags, flags("\\Seen"));
     assert_eq!(store.message(&inbox, &recs[0]).unwrap(), b"persist me");
 }
@@ -411,21 +443,73 @@ impl ContentIndexer for FirstLine {
 fn content_index_answers_text_search_and_keeps_summaries() {
     let (_d, store) = open();
     store.create_user("u", None, false).unwrap();
-    let before = store.append("u", "INBOX", &Flags::new(), 0, b"Subject: old\r\n\r\nquokka before\r\n").unwrap();
+    let before = store
+        .append_as_owner(
+            "u",
+            "INBOX",
+            &Flags::new(),
+            0,
+            b"Subject: old\r\n\r\nquokka before\r\n",
+        )
+        .unwrap();
     store.set_indexer(std::sync::Arc::new(FirstLine));
-    let a = store.append("u", "INBOX", &Flags::new(), 0, b"Subject: one\r\n\r\nThe Quokka smiles\r\n").unwrap();
-    let b = store.append("u", "INBOX", &Flags::new(), 0, b"Subject: quokka\r\n\r\nnothing here\r\n").unwrap();
-    let delivered = store.deliver(b"Subject: d\r\n\r\nquokkas everywhere\r\n", &[DeliveryTarget { user: "u".into(), folder: None }], &DeliveryOptions::default());
-    let Ok(Delivered::Stored { appended: c, .. }) = &delivered[0] else { panic!("{delivered:?}") };
+    let a = store
+        .append_as_owner(
+            "u",
+            "INBOX",
+            &Flags::new(),
+            0,
+            b"Subject: one\r\n\r\nThe Quokka smiles\r\n",
+        )
+        .unwrap();
+    let b = store
+        .append_as_owner(
+            "u",
+            "INBOX",
+            &Flags::new(),
+            0,
+            b"Subject: quokka\r\n\r\nnothing here\r\n",
+        )
+        .unwrap();
+    let delivered = store.deliver(
+        b"Subject: d\r\n\r\nquokkas everywhere\r\n",
+        &[DeliveryTarget {
+            user: "u".into(),
+            folder: None,
+        }],
+        &DeliveryOptions::default(),
+    );
+    let Ok(Delivered::Stored { appended: c, .. }) = &delivered[0] else {
+        panic!("{delivered:?}")
+    };
     let inbox = id(&store, "u", "INBOX");
-    let body = store.search_text(&inbox, TextField::Body, "QUOKKA").unwrap().unwrap();
+    store.flush_text_index().unwrap();
+    let body = store
+        .search_text(&inbox, TextField::Body, "QUOKKA")
+        .unwrap()
+        .unwrap();
     assert_eq!(body.matched, vec![a.uid, c.uid]);
-    assert_eq!(body.unindexed, vec![before.uid], "stored before the indexer: the caller must scan it");
-    let all = store.search_text(&inbox, TextField::All, "quokka").unwrap().unwrap();
+    assert_eq!(
+        body.unindexed,
+        vec![before.uid],
+        "stored before the indexer: the caller must scan it"
+    );
+    let all = store
+        .search_text(&inbox, TextField::All, "quokka")
+        .unwrap()
+        .unwrap();
     assert_eq!(all.matched, vec![a.uid, b.uid, c.uid]);
-    assert!(store.search_text(&inbox, TextField::Body, "qu").unwrap().is_none(), "too short for trigrams");
-    let (_, records) = store.records(&inbox, false).unwrap();
-    let summaries = store.summaries(&records.iter().map(|r| r.guid).collect::<Vec<_>>()).unwrap();
+    assert!(
+        store
+            .search_text(&inbox, TextField::Body, "qu")
+            .unwrap()
+            .is_none(),
+        "too short for trigrams"
+    );
+    let (_, records) = store.records(&u(), &inbox, false).unwrap();
+    let summaries = store
+        .summaries(&records.iter().map(|r| r.guid).collect::<Vec<_>>())
+        .unwrap();
     assert_eq!(summaries.len(), 3);
     assert_eq!(summaries[&records[1].guid], b"Subject: one");
 }

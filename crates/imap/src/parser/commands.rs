@@ -151,7 +151,7 @@ impl<'a> P<'a> {
         Ok(body)
     }
 
-    pub(super) fn authenticate(&mut self) -> R<CommandBody> {
+    fn authenticate(&mut self) -> R<CommandBody> {
         self.sp()?;
         let mechanism = self.keyword()?;
         let initial = if self.eat(b' ') {
@@ -167,7 +167,7 @@ impl<'a> P<'a> {
         Ok(CommandBody::Authenticate { mechanism, initial })
     }
 
-    pub(super) fn id(&mut self) -> R<CommandBody> {
+    fn id(&mut self) -> R<CommandBody> {
         self.sp()?;
         if self.next_is("NIL") {
             self.pos += 3;
@@ -193,7 +193,7 @@ impl<'a> P<'a> {
         Ok(CommandBody::Id(Some(params)))
     }
 
-    pub(super) fn setquota(&mut self) -> R<CommandBody> {
+    fn setquota(&mut self) -> R<CommandBody> {
         self.sp()?;
         let root = self.text()?;
         self.sp()?;

@@ -30,7 +30,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 ];
 
 impl<'a> P<'a> {
-    pub(super) fn month(&mut self) -> R<u8> {
+    fn month(&mut self) -> R<u8> {
         let m = self.take_while(|c| c.is_ascii_alphabetic());
         for (i, name) in MONTHS.iter().enumerate() {
             if m.eq_ignore_ascii_case(&name[..]) {
@@ -40,7 +40,7 @@ impl<'a> P<'a> {
         fail("bad month")
     }
 
-    pub(super) fn fixed_digits(&mut self, n: usize) -> R<u32> {
+    fn fixed_digits(&mut self, n: usize) -> R<u32> {
         let mut v = 0u32;
         for _ in 0..n {
             match self.peek() {
@@ -55,7 +55,7 @@ impl<'a> P<'a> {
     }
 
     /// `date-day "-" date-month "-" date-year` after the day.
-    pub(super) fn month_year(&mut self, day: u32) -> R<Date> {
+    fn month_year(&mut self, day: u32) -> R<Date> {
         self.expect(b'-', "bad date")?;
         let month = self.month()?;
         self.expect(b'-', "bad date")?;

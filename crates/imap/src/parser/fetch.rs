@@ -78,7 +78,7 @@ impl<'a> P<'a> {
         })
     }
 
-    pub(super) fn fetch_att(&mut self) -> R<FetchAttr> {
+    fn fetch_att(&mut self) -> R<FetchAttr> {
         let name = self.take_while(|c| c.is_ascii_alphanumeric() || c == b'.');
         let k = upper(name);
         Ok(match k.as_str() {
@@ -118,7 +118,7 @@ impl<'a> P<'a> {
         })
     }
 
-    pub(super) fn section(&mut self) -> R<Section> {
+    fn section(&mut self) -> R<Section> {
         self.expect(b'[', "expected '['")?;
         let mut section = Section::default();
         if self.eat(b']') {
@@ -159,7 +159,7 @@ impl<'a> P<'a> {
         Ok(section)
     }
 
-    pub(super) fn section_binary(&mut self) -> R<Vec<u32>> {
+    fn section_binary(&mut self) -> R<Vec<u32>> {
         self.expect(b'[', "expected '['")?;
         let mut part = Vec::new();
         if !self.eat(b']') {
@@ -172,7 +172,7 @@ impl<'a> P<'a> {
         Ok(part)
     }
 
-    pub(super) fn partial(&mut self) -> R<Option<(u32, u32)>> {
+    fn partial(&mut self) -> R<Option<(u32, u32)>> {
         if !self.eat(b'<') {
             return Ok(None);
         }
@@ -183,7 +183,7 @@ impl<'a> P<'a> {
         Ok(Some((offset, len)))
     }
 
-    pub(super) fn header_list(&mut self) -> R<Vec<String>> {
+    fn header_list(&mut self) -> R<Vec<String>> {
         self.open()?;
         let mut names = vec![self.header_field_name()?];
         while self.eat(b' ') {

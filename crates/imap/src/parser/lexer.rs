@@ -55,11 +55,11 @@ pub(super) fn is_tag_char(c: u8) -> bool {
     is_astring_char(c) && c != b'+'
 }
 
-pub(super) fn is_atom_char(c: u8) -> bool {
+fn is_atom_char(c: u8) -> bool {
     c > 0x20 && c < 0x7f && !matches!(c, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
 
-pub(super) fn is_astring_char(c: u8) -> bool {
+fn is_astring_char(c: u8) -> bool {
     is_atom_char(c) || c == b']'
 }
 
@@ -329,7 +329,7 @@ impl<'a> P<'a> {
         Ok(())
     }
 
-    pub(super) fn seq_num(&mut self) -> R<SeqNum> {
+    fn seq_num(&mut self) -> R<SeqNum> {
         if self.eat(b'*') {
             return Ok(SeqNum::Star);
         }

@@ -16,7 +16,7 @@ fn valid_name_chars(s: &str) -> bool {
 
 impl<'a> P<'a> {
     /// Decodes a mailbox name or pattern (mUTF-7 unless UTF8=ACCEPT), normalising INBOX.
-    pub(super) fn name(&self, raw: &[u8]) -> R<String> {
+    fn name(&self, raw: &[u8]) -> R<String> {
         let s = if self.utf8_names {
             match std::str::from_utf8(raw) {
                 Ok(s) => s.to_owned(),
@@ -40,7 +40,7 @@ impl<'a> P<'a> {
         Ok(s)
     }
 
-    pub(super) fn mailbox(&mut self) -> R<String> {
+    fn mailbox(&mut self) -> R<String> {
         let raw = self.astring()?;
         self.name(&raw)
     }
@@ -94,7 +94,7 @@ impl<'a> P<'a> {
         })
     }
 
-    pub(super) fn qresync(&mut self) -> R<Qresync> {
+    fn qresync(&mut self) -> R<Qresync> {
         self.open()?;
         let uidvalidity = self.nz_number()?;
         self.sp()?;
@@ -120,7 +120,7 @@ impl<'a> P<'a> {
         })
     }
 
-    pub(super) fn seq_match(&mut self) -> R<(SequenceSet, SequenceSet)> {
+    fn seq_match(&mut self) -> R<(SequenceSet, SequenceSet)> {
         self.open()?;
         let seqs = self.known_set()?;
         self.sp()?;
@@ -243,7 +243,7 @@ impl<'a> P<'a> {
         })
     }
 
-    pub(super) fn status_att(&mut self) -> R<StatusItem> {
+    fn status_att(&mut self) -> R<StatusItem> {
         let k = self.keyword()?;
         Ok(match k.as_str() {
             "MESSAGES" => StatusItem::Messages,

@@ -77,9 +77,9 @@ pub const MAX_SEARCH_DEPTH: usize = 64;
 /// literals embedded (`{n}` CRLF n bytes), with or without a final CRLF (or LF).
 ///
 /// `utf8_names`: the client enabled UTF8=ACCEPT (RFC 6855), so mailbox names are
-/// UTF-8 as written; otherwise they are decoded from modified UTF-7 ([`mutf7`](crate::mutf7)).
-/// Either way `INBOX` in any case becomes `INBOX`, and names with control characters
-/// are refused (RFC 9051 5.1).
+/// UTF-8 as written; otherwise they are decoded from modified UTF-7
+/// ([`mutf7`](crate::mutf7)). Either way `INBOX` in any case becomes `INBOX`, and
+/// names with control characters are refused (RFC 9051 5.1).
 ///
 /// Keywords are case-insensitive; capability, mechanism, charset, quota resource and
 /// LIST option names are returned upper-cased. A parenthesised SEARCH list of one key

@@ -7,7 +7,7 @@ use crate::types::{CommandBody, SearchKey, SearchReturn, SortCriterion, SortKey,
 
 impl<'a> P<'a> {
     /// `[SP "RETURN" SP "(" [opt *(SP opt)] ")"]`
-    pub(super) fn search_return_opts(&mut self) -> R<Option<Vec<SearchReturn>>> {
+    fn search_return_opts(&mut self) -> R<Option<Vec<SearchReturn>>> {
         if self.peek() != Some(b' ') {
             return Ok(None);
         }
@@ -40,7 +40,7 @@ impl<'a> P<'a> {
         Ok(Some(opts))
     }
 
-    pub(super) fn charset(&mut self) -> R<String> {
+    fn charset(&mut self) -> R<String> {
         let raw = self.astring()?;
         let name = upper(&raw);
         self.set_charset(&name)?;
@@ -66,7 +66,7 @@ impl<'a> P<'a> {
     }
 
     /// `search-key *(SP search-key)`: one key, or `And` of several.
-    pub(super) fn search_program(&mut self) -> R<SearchKey> {
+    fn search_program(&mut self) -> R<SearchKey> {
         let mut keys = vec![self.search_key(0)?];
         while self.eat(b' ') {
             keys.push(self.search_key(0)?);
@@ -78,7 +78,7 @@ impl<'a> P<'a> {
         })
     }
 
-    pub(super) fn search_key(&mut self, depth: usize) -> R<SearchKey> {
+    fn search_key(&mut self, depth: usize) -> R<SearchKey> {
         if depth >= MAX_SEARCH_DEPTH {
             return fail("search keys nested too deeply");
         }

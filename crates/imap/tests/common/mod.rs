@@ -59,7 +59,7 @@ impl Server {
     /// Appends a message through the store (as a delivery would).
     pub fn deliver(&self, user: &str, mailbox: &str, message: &str) -> u32 {
         self.store
-            .append(
+            .append_as_owner(
                 user,
                 mailbox,
                 &Flags::new(),
@@ -165,5 +165,21 @@ impl Client {
             "{command}: {r:?}"
         );
         r
+    }
+}
+
+impl Server {
+    /// Starts an implicit-TLS listener on an ephemeral port beside the plain one (same
+    /// store; `config.tls` must be set) and returns its address.
+    pub fn spawn_imaps(&self, config: ImapConfig) -> SocketAddr {
+        let listener = self
+            ._runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tern_imap::ImapServer::new(self.store.clone(), config);
+        self._runtime
+            .spawn(server.serve_tls(listener, self._stop.subscribe()));
+        addr
     }
 }

@@ -1,0 +1,402 @@
+//! Address headers (RFC 5322 with the usual breakage: groups, routes, comments,
+//! unterminated angles) parsed into [`AddrItem`]s and written as ENVELOPE address
+//! lists; the first mailbox and display name that SORT uses; message-id lists for
+//! THREAD.
+
+use super::header::{decode_header_value, trim, unfold};
+use super::wire::{write_nstring, write_string};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Atom(Vec<u8>),
+    Quoted(Vec<u8>),
+    Comment(Vec<u8>),
+    Literal(Vec<u8>),
+    Special(u8),
+}
+
+fn is_atom_char(c: u8) -> bool {
+    c > 0x20 && c != 0x7f && !b"\"(<>@,:;[".contains(&c)
+}
+
+fn tokenize(v: &[u8]) -> Vec<Tok> {
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        match c {
+            b'"' => {
+                let mut s = Vec::new();
+                i += 1;
+                while i < v.len() {
+                    match v[i] {
+                        b'\\' if i + 1 < v.len() => {
+                            s.push(v[i + 1]);
+                            i += 2;
+                        }
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        b'\r' | b'\n' => i += 1,
+                        ch => {
+                            s.push(ch);
+                            i += 1;
+                        }
+                    }
+                }
+                toks.push(Tok::Quoted(s));
+            }
+            b'(' => {
+                let mut s = Vec::new();
+                let mut depth = 0usize;
+                while i < v.len() {
+                    match v[i] {
+                        b'\\' if i + 1 < v.len() => {
+                            s.push(v[i + 1]);
+                            i += 2;
+                            continue;
+                        }
+                        b'(' => {
+                            if depth > 0 {
+                                s.push(b'(');
+                            }
+                            depth += 1;
+                        }
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                i += 1;
+                                break;
+                            }
+                            s.push(b')');
+                        }
+                        ch => s.push(ch),
+                    }
+                    i += 1;
+                }
+                toks.push(Tok::Comment(s));
+            }
+            b'[' => {
+                let s0 = i;
+                i += 1;
+                while i < v.len() && v[i] != b']' {
+                    i += if v[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(v.len());
+                toks.push(Tok::Literal(v[s0..i].to_vec()));
+            }
+            b'<' | b'>' | b'@' | b',' | b':' | b';' => {
+                toks.push(Tok::Special(c));
+                i += 1;
+            }
+            _ if !is_atom_char(c) => i += 1,
+            _ => {
+                let s0 = i;
+                while i < v.len() && is_atom_char(v[i]) {
+                    i += 1;
+                }
+                toks.push(Tok::Atom(v[s0..i].to_vec()));
+            }
+        }
+    }
+    toks
+}
+
+/// One element of an address list as the envelope shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum AddrItem {
+    Mailbox {
+        name: Option<Vec<u8>>,
+        adl: Option<Vec<u8>>,
+        mailbox: Vec<u8>,
+        host: Vec<u8>,
+    },
+    GroupStart(Vec<u8>),
+    GroupEnd,
+}
+
+fn phrase(toks: &[Tok]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in toks {
+        let w = match t {
+            Tok::Atom(w) | Tok::Quoted(w) | Tok::Literal(w) => w,
+            Tok::Special(c) if *c != b'<' && *c != b'>' => {
+                out.push(*c);
+                continue;
+            }
+            _ => continue,
+        };
+        if !out.is_empty() && !w.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(w);
+    }
+    out
+}
+
+fn join_tokens(toks: &[Tok]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in toks {
+        match t {
+            Tok::Atom(w) | Tok::Quoted(w) | Tok::Literal(w) => out.extend_from_slice(w),
+            Tok::Special(c) => out.push(*c),
+            Tok::Comment(_) => {}
+        }
+    }
+    out
+}
+
+/// Splits an addr-spec's tokens into (local part, domain).
+fn addr_spec(toks: &[Tok]) -> (Vec<u8>, Vec<u8>) {
+    let toks: Vec<Tok> = toks
+        .iter()
+        .filter(|t| !matches!(t, Tok::Comment(_)))
+        .cloned()
+        .collect();
+    match toks.iter().position(|t| *t == Tok::Special(b'@')) {
+        Some(at) => (join_tokens(&toks[..at]), join_tokens(&toks[at + 1..])),
+        None => (phrase(&toks), Vec::new()),
+    }
+}
+
+fn mailbox_item(item: &[Tok]) -> Option<AddrItem> {
+    if item.is_empty() {
+        return None;
+    }
+    let (name, adl, mailbox, host) = match item.iter().position(|t| *t == Tok::Special(b'<')) {
+        Some(lt) => {
+            let name = phrase(&item[..lt]);
+            let close = item[lt + 1..]
+                .iter()
+                .position(|t| *t == Tok::Special(b'>'))
+                .map_or(item.len(), |p| lt + 1 + p);
+            let angle = &item[lt + 1..close];
+            let (adl, spec) = if angle.first() == Some(&Tok::Special(b'@')) {
+                match angle.iter().position(|t| *t == Tok::Special(b':')) {
+                    Some(colon) => (Some(join_tokens(&angle[..colon])), &angle[colon + 1..]),
+                    None => (None, angle),
+                }
+            } else {
+                (None, angle)
+            };
+            let (mailbox, host) = addr_spec(spec);
+            (name, adl, mailbox, host)
+        }
+        None => {
+            let (mailbox, host) = addr_spec(item);
+            let name = item
+                .iter()
+                .find_map(|t| match t {
+                    Tok::Comment(c) if !trim(c).is_empty() => Some(trim(c).to_vec()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            (name, None, mailbox, host)
+        }
+    };
+    if name.is_empty() && mailbox.is_empty() && host.is_empty() {
+        return None;
+    }
+    Some(AddrItem::Mailbox {
+        name: if name.is_empty() { None } else { Some(name) },
+        adl,
+        mailbox,
+        host,
+    })
+}
+
+/// Parses an address-list header value (raw) into envelope items, keeping
+/// encoded-words in display names as they are.
+pub(super) fn parse_addresses(v: &[u8]) -> Vec<AddrItem> {
+    let toks = tokenize(v);
+    let mut out = Vec::new();
+    let mut item: Vec<Tok> = Vec::new();
+    let mut in_angle = false;
+    let mut in_group = false;
+    for tok in toks {
+        match tok {
+            Tok::Special(b'<') => {
+                in_angle = true;
+                item.push(tok);
+            }
+            Tok::Special(b'>') => {
+                in_angle = false;
+                item.push(tok);
+            }
+            Tok::Special(b',') if !in_angle => {
+                out.extend(mailbox_item(&item));
+                item.clear();
+            }
+            Tok::Special(b':') if !in_angle && !in_group && !item.contains(&Tok::Special(b'@')) => {
+                out.push(AddrItem::GroupStart(phrase(&item)));
+                item.clear();
+                in_group = true;
+            }
+            Tok::Special(b';') if !in_angle => {
+                out.extend(mailbox_item(&item));
+                item.clear();
+                if in_group {
+                    out.push(AddrItem::GroupEnd);
+                    in_group = false;
+                }
+            }
+            _ => item.push(tok),
+        }
+    }
+    out.extend(mailbox_item(&item));
+    if in_group {
+        out.push(AddrItem::GroupEnd);
+    }
+    out
+}
+
+pub(super) fn write_addresses(out: &mut Vec<u8>, items: &[AddrItem]) {
+    if items.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for it in items {
+        match it {
+            AddrItem::Mailbox {
+                name,
+                adl,
+                mailbox,
+                host,
+            } => {
+                out.push(b'(');
+                write_nstring(out, name.as_deref());
+                out.push(b' ');
+                write_nstring(out, adl.as_deref());
+                out.push(b' ');
+                write_string(out, mailbox);
+                out.push(b' ');
+                write_string(out, host);
+                out.push(b')');
+            }
+            AddrItem::GroupStart(name) => {
+                out.extend_from_slice(b"(NIL NIL ");
+                write_string(out, name);
+                out.extend_from_slice(b" NIL)");
+            }
+            AddrItem::GroupEnd => out.extend_from_slice(b"(NIL NIL NIL NIL)"),
+        }
+    }
+    out.push(b')');
+}
+
+#[allow(clippy::type_complexity)]
+pub(super) fn first_mailbox(items: &[AddrItem]) -> Option<(&Option<Vec<u8>>, &Vec<u8>, &Vec<u8>)> {
+    items.iter().find_map(|it| match it {
+        AddrItem::Mailbox {
+            name,
+            mailbox,
+            host,
+            ..
+        } => Some((name, mailbox, host)),
+        _ => None,
+    })
+}
+
+/// RFC 5957 display value: the decoded display name, else `mailbox@host`.
+pub(super) fn display_of(items: &[AddrItem]) -> Option<String> {
+    let (name, mailbox, host) = first_mailbox(items)?;
+    if let Some(n) = name {
+        let d = decode_header_value(n);
+        if !d.trim().is_empty() {
+            return Some(d);
+        }
+    }
+    let mut s = String::from_utf8_lossy(mailbox).into_owned();
+    if !host.is_empty() {
+        s.push('@');
+        s.push_str(&String::from_utf8_lossy(host));
+    }
+    Some(s)
+}
+
+/// Message ids (without angle brackets) in a Message-ID / In-Reply-To /
+/// References value.
+pub(super) fn parse_ids(v: &[u8]) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'<' {
+            match v[i + 1..].iter().position(|&c| c == b'>') {
+                Some(p) => {
+                    let id: Vec<u8> = v[i + 1..i + 1 + p]
+                        .iter()
+                        .copied()
+                        .filter(|c| !c.is_ascii_whitespace())
+                        .collect();
+                    if !id.is_empty() {
+                        ids.push(String::from_utf8_lossy(&id).into_owned());
+                    }
+                    i += p + 2;
+                }
+                None => break,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if ids.is_empty() {
+        let t = unfold(v);
+        if !t.is_empty() && !t.iter().any(|c| c.is_ascii_whitespace()) {
+            ids.push(String::from_utf8_lossy(&t).into_owned());
+        }
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mime::summarize;
+    use crate::mime::test_util::*;
+
+    #[test]
+    fn groups() {
+        let sum = summarize(GROUPS);
+        assert_eq!(
+            s(&sum.envelope),
+            "(NIL \"groups\" ((\"Alice\" NIL \"alice\" \"example.com\")) ((\"Alice\" NIL \"alice\" \"example.com\")) \
+((\"Alice\" NIL \"alice\" \"example.com\")) \
+((NIL NIL \"A Group\" NIL)(\"Ed Jones\" NIL \"c\" \"a.test\")(NIL NIL \"joe\" \"where.test\")\
+(\"John\" NIL \"jdoe\" \"one.test\")(NIL NIL NIL NIL)) \
+((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
+        );
+        assert_eq!(sum.to_mailbox.as_deref(), Some("c"));
+        assert_eq!(sum.display_to.as_deref(), Some("Ed Jones"));
+        assert_eq!(sum.cc_mailbox, None);
+    }
+
+    #[test]
+    fn address_forms() {
+        let mut out = Vec::new();
+        let list = parse_addresses(
+            b"\"Doe, John\" <john@x.test>, mary@y.test (Mary Smith), <@r1.test,@r2.test:route@z.test>, \
+              \"quoted local\"@q.test, nodomain, <>",
+        );
+        write_addresses(&mut out, &list);
+        assert_eq!(
+            s(&out),
+            "((\"Doe, John\" NIL \"john\" \"x.test\")(\"Mary Smith\" NIL \"mary\" \"y.test\")\
+(NIL \"@r1.test,@r2.test\" \"route\" \"z.test\")(NIL NIL \"quoted local\" \"q.test\")\
+(NIL NIL \"nodomain\" \"\"))"
+        );
+        assert!(parse_addresses(b"").is_empty());
+        assert!(parse_addresses(b" , ,").is_empty());
+        // Unterminated group and angle.
+        let list = parse_addresses(b"G: a@b.test, <c@d.test");
+        out.clear();
+        write_addresses(&mut out, &list);
+        assert_eq!(s(&out), "((NIL NIL \"G\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL \"c\" \"d.test\")(NIL NIL NIL NIL))");
+        // Name with 8-bit bytes is sent as a literal.
+        let list = parse_addresses("J\u{f6}rg <j@x.test>".as_bytes());
+        out.clear();
+        write_addresses(&mut out, &list);
+        assert_eq!(out, b"(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"x.test\"))");
+    }
+}

@@ -1,0 +1,282 @@
+//! [`SummaryCache`]: a bounded, thread-safe LRU of [`MessageSummary`] keyed by message
+//! GUID, budgeted in entries and bytes.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use super::MessageSummary;
+
+struct CacheEntry {
+    summary: Arc<MessageSummary>,
+    generation: u64,
+    weight: usize,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<[u8; 20], CacheEntry>,
+    /// Access order, oldest first; entries whose generation is stale are skipped.
+    order: VecDeque<([u8; 20], u64)>,
+    generation: u64,
+    bytes: usize,
+    hits: u64,
+    misses: u64,
+}
+
+impl CacheInner {
+    fn touch(&mut self, guid: [u8; 20]) {
+        self.generation += 1;
+        let generation = self.generation;
+        if let Some(e) = self.map.get_mut(&guid) {
+            e.generation = generation;
+            self.order.push_back((guid, generation));
+        }
+        if self.order.len() > 2 * self.map.len() + 64 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, g)| map.get(k).is_some_and(|e| e.generation == *g));
+        }
+    }
+
+    fn evict(&mut self, max_entries: usize, max_bytes: usize) {
+        while self.map.len() > max_entries || (self.bytes > max_bytes && !self.map.is_empty()) {
+            let (k, g) = match self.order.pop_front() {
+                Some(x) => x,
+                None => break,
+            };
+            if self.map.get(&k).is_some_and(|e| e.generation == g) {
+                if let Some(e) = self.map.remove(&k) {
+                    self.bytes -= e.weight;
+                }
+            }
+        }
+    }
+}
+
+/// A bounded, thread-safe LRU of [`MessageSummary`] keyed by message GUID, so that
+/// FETCH ENVELOPE / BODYSTRUCTURE, SORT and THREAD over many messages do not
+/// re-parse them.
+pub struct SummaryCache {
+    inner: Mutex<CacheInner>,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl Default for SummaryCache {
+    /// 200,000 entries or 256 MiB, whichever is reached first.
+    fn default() -> Self {
+        SummaryCache::new(200_000, 256 << 20)
+    }
+}
+
+impl fmt::Debug for SummaryCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SummaryCache")
+            .field("len", &self.len())
+            .field("bytes", &self.bytes())
+            .field("max_entries", &self.max_entries)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+impl SummaryCache {
+    /// A cache holding at most `max_entries` summaries and about `max_bytes` bytes
+    /// of them (see [`MessageSummary::weight`]); least recently used go first.
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        SummaryCache {
+            inner: Mutex::new(CacheInner::default()),
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached summary of `guid`, marking it recently used.
+    pub fn get(&self, guid: &[u8; 20]) -> Option<Arc<MessageSummary>> {
+        let mut inner = self.lock();
+        let found = inner.map.get(guid).map(|e| e.summary.clone());
+        match found {
+            Some(s) => {
+                inner.hits += 1;
+                inner.touch(*guid);
+                Some(s)
+            }
+            None => {
+                inner.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Stores a summary (replacing any for the same GUID), evicting as needed.
+    pub fn insert(&self, guid: [u8; 20], summary: Arc<MessageSummary>) {
+        let weight = summary.weight() + 64;
+        let mut inner = self.lock();
+        if let Some(old) = inner.map.insert(
+            guid,
+            CacheEntry {
+                summary,
+                generation: 0,
+                weight,
+            },
+        ) {
+            inner.bytes -= old.weight;
+        }
+        inner.bytes += weight;
+        inner.touch(guid);
+        inner.evict(self.max_entries, self.max_bytes);
+    }
+
+    /// The cached summary of `guid`, or `make()`'s, which is then cached. `make`
+    /// runs without the lock held (two threads may both compute the same summary).
+    pub fn get_or_insert_with<F: FnOnce() -> MessageSummary>(
+        &self,
+        guid: [u8; 20],
+        make: F,
+    ) -> Arc<MessageSummary> {
+        if let Some(s) = self.get(&guid) {
+            return s;
+        }
+        let s = Arc::new(make());
+        self.insert(guid, s.clone());
+        s
+    }
+
+    /// Forgets `guid` (e.g. after expunge).
+    pub fn remove(&self, guid: &[u8; 20]) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.map.remove(guid) {
+            inner.bytes -= e.weight;
+        }
+    }
+
+    /// Empties the cache.
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.map.clear();
+        inner.order.clear();
+        inner.bytes = 0;
+    }
+
+    /// Number of cached summaries.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// (hits, misses) of [`get`](Self::get) and
+    /// [`get_or_insert_with`](Self::get_or_insert_with) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        let inner = self.lock();
+        (inner.hits, inner.misses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mime::summarize;
+    use crate::mime::test_util::*;
+
+    #[test]
+    fn cache_lru() {
+        let cache = SummaryCache::new(2, usize::MAX);
+        let g = |n: u8| [n; 20];
+        let calls = std::cell::Cell::new(0);
+        let make = || {
+            calls.set(calls.get() + 1);
+            summarize(SIMPLE)
+        };
+        let a = cache.get_or_insert_with(g(1), make);
+        let a2 = cache.get_or_insert_with(g(1), make);
+        assert!(Arc::ptr_eq(&a, &a2));
+        assert_eq!(calls.get(), 1);
+        cache.get_or_insert_with(g(2), make);
+        assert!(cache.get(&g(1)).is_some()); // 1 is now the most recent
+        cache.get_or_insert_with(g(3), make); // evicts 2
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&g(2)).is_none());
+        assert!(cache.get(&g(1)).is_some() && cache.get(&g(3)).is_some());
+        cache.remove(&g(1));
+        assert_eq!(cache.len(), 1);
+        for _ in 0..1000 {
+            cache.get(&g(3));
+        }
+        assert!(cache.lock().order.len() <= 2 + 64);
+        cache.clear();
+        assert!(cache.is_empty() && cache.bytes() == 0);
+
+        // Byte budget.
+        let w = summarize(SIMPLE).weight() + 64;
+        let cache = SummaryCache::new(1000, 3 * w);
+        for n in 0..10 {
+            cache.insert(g(n), Arc::new(summarize(SIMPLE)));
+        }
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.bytes(), 3 * w);
+        assert!(cache.get(&g(9)).is_some() && cache.get(&g(6)).is_none());
+    }
+
+    #[test]
+    fn cache_holds_100k_envelopes() {
+        let cache = SummaryCache::default();
+        let template = summarize(MIXED);
+        let parses = std::cell::Cell::new(0u32);
+        let guid = |i: u32| {
+            let mut g = [0u8; 20];
+            g[..4].copy_from_slice(&i.to_be_bytes());
+            g
+        };
+        for round in 0..2 {
+            for i in 0..100_000u32 {
+                let sum = cache.get_or_insert_with(guid(i), || {
+                    parses.set(parses.get() + 1);
+                    template.clone()
+                });
+                assert_eq!(sum.envelope.len(), template.envelope.len());
+            }
+            assert_eq!(parses.get(), 100_000, "round {round}");
+        }
+        assert_eq!(cache.len(), 100_000);
+    }
+
+    #[test]
+    fn cache_threads() {
+        let cache = SummaryCache::new(50, usize::MAX);
+        let parsed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..4u8 {
+                let (cache, parsed) = (&cache, &parsed);
+                scope.spawn(move || {
+                    for i in 0..2000u32 {
+                        let n = ((i * 7 + t as u32) % 40) as u8;
+                        let sum = cache.get_or_insert_with([n; 20], || {
+                            parsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            summarize(MIXED)
+                        });
+                        assert_eq!(sum.from_mailbox.as_deref(), Some("joerg"));
+                    }
+                });
+            }
+        });
+        assert_eq!(cache.len(), 40);
+        // Each of the 40 keys is parsed once, give or take concurrent first misses.
+        assert!(parsed.load(std::sync::atomic::Ordering::Relaxed) <= 40 * 4);
+        let (hits, misses) = cache.stats();
+        assert_eq!(hits + misses, 8000);
+    }
+}

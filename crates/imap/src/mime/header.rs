@@ -1,0 +1,123 @@
+//! Header fields: splitting a header into fields by byte offset (keeping continuation
+//! lines and malformed lines), finding a field, unfolding, and RFC 2047 decoding.
+
+use mail_parser::parsers::MessageStream;
+use mail_parser::HeaderValue;
+
+/// One header field (with its continuation lines), as absolute byte offsets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Field {
+    /// First byte of the field line.
+    pub(super) start: usize,
+    /// Field name `start..name_end` (empty for a line that is not a valid field).
+    name_end: usize,
+    /// First byte after the colon.
+    value: usize,
+    /// One past the field's last line ending (or the header end).
+    pub(super) end: usize,
+    /// A well-formed `name:` line.
+    pub(super) valid: bool,
+}
+
+impl Field {
+    pub(super) fn name<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        &raw[self.start..self.name_end]
+    }
+
+    pub(super) fn is(&self, raw: &[u8], name: &[u8]) -> bool {
+        self.valid && self.name(raw).eq_ignore_ascii_case(name)
+    }
+
+    /// The value bytes as stored (folded, with the final line ending).
+    pub(super) fn raw_value<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+        &raw[self.value..self.end]
+    }
+}
+
+/// Splits the header starting at `start` (bounded by `end`): returns its fields and
+/// where the body starts (after the blank line; `end` if there is none).
+pub(super) fn parse_header(raw: &[u8], start: usize, end: usize) -> (Vec<Field>, usize) {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut pos = start;
+    while pos < end {
+        let next = match raw[pos..end].iter().position(|&c| c == b'\n') {
+            Some(i) => pos + i + 1,
+            None => end,
+        };
+        let line = &raw[pos..next];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            return (fields, next);
+        }
+        let first = content[0];
+        if (first == b' ' || first == b'\t') && !fields.is_empty() {
+            if let Some(last) = fields.last_mut() {
+                last.end = next;
+            }
+        } else {
+            let colon = content.iter().position(|&c| c == b':');
+            let field = match colon {
+                Some(c) => {
+                    let mut ne = pos + c;
+                    while ne > pos && (raw[ne - 1] == b' ' || raw[ne - 1] == b'\t') {
+                        ne -= 1;
+                    }
+                    let name = &raw[pos..ne];
+                    let valid = !name.is_empty() && name.iter().all(|&ch| ch > 0x20 && ch < 0x7f);
+                    Field {
+                        start: pos,
+                        name_end: ne,
+                        value: pos + c + 1,
+                        end: next,
+                        valid,
+                    }
+                }
+                None => Field {
+                    start: pos,
+                    name_end: pos,
+                    value: pos,
+                    end: next,
+                    valid: false,
+                },
+            };
+            fields.push(field);
+        }
+        pos = next;
+    }
+    (fields, end)
+}
+
+pub(super) fn first_field<'a>(raw: &'a [u8], fields: &[Field], name: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|f| f.is(raw, name.as_bytes()))
+        .map(|f| f.raw_value(raw))
+}
+
+/// Unfolds a header value: drops CR and LF, trims surrounding blanks.
+pub(super) fn unfold(v: &[u8]) -> Vec<u8> {
+    let v: Vec<u8> = v
+        .iter()
+        .copied()
+        .filter(|&c| c != b'\r' && c != b'\n')
+        .collect();
+    trim(&v).to_vec()
+}
+
+pub(super) fn trim(v: &[u8]) -> &[u8] {
+    let is_ws = |c: &u8| *c == b' ' || *c == b'\t' || *c == b'\r' || *c == b'\n';
+    let s = v.iter().position(|c| !is_ws(c)).unwrap_or(v.len());
+    let e = v.iter().rposition(|c| !is_ws(c)).map_or(s, |e| e + 1);
+    &v[s..e.max(s)]
+}
+
+/// Decodes RFC 2047 encoded-words in a header value to UTF-8 (unfolding it).
+pub fn decode_header_value(v: &[u8]) -> String {
+    let mut buf = unfold(v);
+    buf.push(b'\n');
+    match MessageStream::new(&buf).parse_unstructured() {
+        HeaderValue::Text(t) => t.into_owned(),
+        _ => String::new(),
+    }
+}

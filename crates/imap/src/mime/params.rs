@@ -1,0 +1,152 @@
+//! Structured MIME values, `value *(; attr=value)` with comments and quoted strings:
+//! Content-Type (into a [`ContentType`]), Content-Disposition, and the parameters
+//! BODYSTRUCTURE reports.
+
+use super::header::trim;
+
+/// Removes comments, splits at `;` outside quoted strings.
+pub(super) fn split_params(v: &[u8]) -> Vec<Vec<u8>> {
+    let mut segs = vec![Vec::new()];
+    let mut i = 0;
+    let mut quoted = false;
+    let mut depth = 0usize;
+    while i < v.len() {
+        let c = v[i];
+        if depth > 0 {
+            match c {
+                b'\\' => i += 1,
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+        } else if quoted {
+            let seg = segs.last_mut().expect("non-empty");
+            seg.push(c);
+            if c == b'\\' && i + 1 < v.len() {
+                seg.push(v[i + 1]);
+                i += 1;
+            } else if c == b'"' {
+                quoted = false;
+            }
+        } else {
+            match c {
+                b'(' => depth = 1,
+                b'"' => {
+                    quoted = true;
+                    segs.last_mut().expect("non-empty").push(c);
+                }
+                b';' => segs.push(Vec::new()),
+                b'\r' | b'\n' => {}
+                _ => segs.last_mut().expect("non-empty").push(c),
+            }
+        }
+        i += 1;
+    }
+    segs
+}
+
+fn unquote(v: &[u8]) -> Vec<u8> {
+    let v = trim(v);
+    if v.first() != Some(&b'"') {
+        return v.to_vec();
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 1;
+    while i < v.len() {
+        match v[i] {
+            b'\\' if i + 1 < v.len() => {
+                out.push(v[i + 1]);
+                i += 1;
+            }
+            b'"' => break,
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `value *(; attr=value)`: the leading value (trimmed) and the parameters
+/// (names as written, values unquoted).
+pub(super) fn parse_structured(v: &[u8]) -> (Vec<u8>, Params) {
+    let segs = split_params(v);
+    let head = trim(&segs[0]).to_vec();
+    let mut params = Vec::new();
+    for seg in &segs[1..] {
+        let eq = match seg.iter().position(|&c| c == b'=') {
+            Some(e) => e,
+            None => continue,
+        };
+        let name = trim(&seg[..eq]);
+        if name.is_empty() || name.iter().any(|&c| c <= 0x20 || c >= 0x7f) {
+            continue;
+        }
+        params.push((name.to_vec(), unquote(&seg[eq + 1..])));
+    }
+    (head, params)
+}
+
+pub(super) fn param<'a>(params: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v.as_slice())
+}
+
+pub(super) fn is_token(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter()
+            .all(|&c| c > 0x20 && c < 0x7f && !b"()<>@,;:\\\"/[]?=".contains(&c))
+}
+
+/// MIME parameters: (name as written, unquoted value).
+type Params = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An effective content type: lower-case type and subtype, parameters as written.
+#[derive(Debug, Clone)]
+pub(super) struct ContentType {
+    pub(super) ty: Vec<u8>,
+    pub(super) sub: Vec<u8>,
+    pub(super) params: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ContentType {
+    pub(super) fn text_plain() -> Self {
+        ContentType {
+            ty: b"text".to_vec(),
+            sub: b"plain".to_vec(),
+            params: vec![(b"CHARSET".to_vec(), b"US-ASCII".to_vec())],
+        }
+    }
+
+    pub(super) fn message_rfc822() -> Self {
+        ContentType {
+            ty: b"message".to_vec(),
+            sub: b"rfc822".to_vec(),
+            params: Vec::new(),
+        }
+    }
+
+    pub(super) fn octet_stream() -> Self {
+        ContentType {
+            ty: b"application".to_vec(),
+            sub: b"octet-stream".to_vec(),
+            params: Vec::new(),
+        }
+    }
+
+    pub(super) fn is_message(&self) -> bool {
+        self.ty == b"message" && (self.sub == b"rfc822" || self.sub == b"global")
+    }
+
+    pub(super) fn parse(v: &[u8]) -> Option<Self> {
+        let (head, params) = parse_structured(v);
+        let slash = head.iter().position(|&c| c == b'/')?;
+        let ty = trim(&head[..slash]).to_ascii_lowercase();
+        let sub = trim(&head[slash + 1..]).to_ascii_lowercase();
+        if !is_token(&ty) || !is_token(&sub) {
+            return None;
+        }
+        Some(ContentType { ty, sub, params })
+    }
+}

@@ -1,0 +1,111 @@
+//! The decoded text SEARCH matches against: header values RFC 2047 decoded, and the
+//! text of every text/* part transfer-decoded and converted to UTF-8.
+
+use mail_parser::decoders::charsets::map::charset_decoder;
+
+use super::binary::transfer_decode;
+use super::header::{decode_header_value, parse_header};
+use super::params::param;
+use super::tree::{parse_tree, Kind, Part};
+
+/// The values of every top-level header field named `field` (case-insensitive),
+/// unfolded and RFC 2047 decoded to UTF-8, in order.
+pub fn header_values(raw: &[u8], field: &str) -> Vec<String> {
+    let (fields, _) = parse_header(raw, 0, raw.len());
+    fields
+        .iter()
+        .filter(|f| f.is(raw, field.as_bytes()))
+        .map(|f| decode_header_value(f.raw_value(raw)))
+        .collect()
+}
+
+fn charset_decode(bytes: &[u8], charset: Option<&[u8]>) -> String {
+    let cs = charset.map(|c| c.to_ascii_lowercase()).unwrap_or_default();
+    let utf8_first = matches!(
+        cs.as_slice(),
+        b"" | b"us-ascii" | b"ascii" | b"utf-8" | b"utf8"
+    );
+    if utf8_first {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return s.to_owned();
+        }
+    }
+    if !cs.is_empty() && !matches!(cs.as_slice(), b"utf-8" | b"utf8") {
+        if let Some(dec) = charset_decoder(&cs) {
+            return dec(bytes);
+        }
+    }
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn collect_text(raw: &[u8], part: &Part, out: &mut String) {
+    match &part.kind {
+        // Alternatives carry the same text twice (plain and HTML): search the plain
+        // one when there is one, so HTML markup neither matches nor costs indexing.
+        Kind::Multipart(children) if part.ct.sub.eq_ignore_ascii_case(b"alternative") => {
+            let plain = children.iter().find(|c| {
+                matches!(c.kind, Kind::Leaf)
+                    && c.ct.ty == b"text"
+                    && c.ct.sub.eq_ignore_ascii_case(b"plain")
+            });
+            match plain {
+                Some(p) => collect_text(raw, p, out),
+                None => children.iter().for_each(|c| collect_text(raw, c, out)),
+            }
+        }
+        Kind::Multipart(children) => children.iter().for_each(|c| collect_text(raw, c, out)),
+        Kind::Message(inner) => collect_text(raw, inner, out),
+        Kind::Leaf if part.ct.ty == b"text" => {
+            let bytes = match transfer_decode(raw, part) {
+                Ok(b) => b,
+                Err(_) => raw[part.body_start..part.end].to_vec(),
+            };
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&charset_decode(&bytes, param(&part.ct.params, "charset")));
+        }
+        Kind::Leaf => {}
+    }
+}
+
+/// The decoded text of every text/* part (including those of attached messages),
+/// transfer-decoded and converted to UTF-8, joined by newlines; of a
+/// multipart/alternative only the text/plain part when it has one. HTML without a
+/// plain alternative is included as is. For SEARCH BODY / TEXT substring matching.
+pub fn body_text(raw: &[u8]) -> String {
+    let root = parse_tree(raw);
+    let mut out = String::new();
+    collect_text(raw, &root, &mut out);
+    out
+}
+
+/// Header fields written by machines for machines: long, opaque, and never what a
+/// person searches for, so SEARCH TEXT skips them.
+const MACHINE_FIELDS: &[&[u8]] = &[
+    b"dkim-signature",
+    b"arc-seal",
+    b"arc-message-signature",
+    b"arc-authentication-results",
+    b"authentication-results",
+    b"received",
+    b"x-google-dkim-signature",
+    b"x-gm-message-state",
+];
+
+/// The top-level header as SEARCH TEXT sees it: one `Name: value` line per field,
+/// values unfolded and RFC 2047 decoded, machine-only fields left out.
+pub fn header_text(raw: &[u8]) -> String {
+    let (fields, _) = parse_header(raw, 0, raw.len());
+    let mut out = String::new();
+    for f in &fields {
+        if !f.valid || MACHINE_FIELDS.iter().any(|m| f.is(raw, m)) {
+            continue;
+        }
+        out.push_str(&String::from_utf8_lossy(f.name(raw)));
+        out.push_str(": ");
+        out.push_str(decode_header_value(f.raw_value(raw)).trim());
+        out.push('\n');
+    }
+    out
+}
