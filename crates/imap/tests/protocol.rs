@@ -699,3 +699,89 @@ fn body_search_uses_the_index_and_falls_back_to_the_message() {
     );
     assert_eq!(c.ok("SEARCH NOT BODY quokka")[0], "* SEARCH 2");
 }
+
+#[test]
+fn acl_grants_shared_access_through_other_users() {
+    let server = start();
+    server.deliver("alice", "INBOX", "Subject: shared\r\n\r\nfor bob\r\n");
+    let mut alice = Client::login(server.addr, "alice");
+    let mut bob = Client::login(server.addr, "bob");
+    assert_ne!(
+        tagged_status(&bob.cmd("SELECT \"Other Users/alice/INBOX\"")),
+        "OK"
+    );
+    assert!(bob
+        .ok("LIST \"\" \"*\"")
+        .iter()
+        .all(|l| !l.contains("alice")));
+
+    alice.ok("SETACL INBOX bob lr");
+    let r = alice.ok("GETACL INBOX");
+    assert_eq!(r[0], "* ACL \"INBOX\" alice lrswipkxtea bob lr");
+    assert_eq!(
+        alice.ok("MYRIGHTS INBOX")[0],
+        "* MYRIGHTS \"INBOX\" lrswipkxtea"
+    );
+
+    let r = bob.ok("LIST \"\" \"*\"");
+    assert!(
+        r.iter().any(|l| l.ends_with("\"Other Users/alice/INBOX\"")),
+        "{r:?}"
+    );
+    assert!(bob.ok("NAMESPACE")[0].contains("\"Other Users/\""));
+    let r = bob.ok("SELECT \"Other Users/alice/INBOX\"");
+    assert!(
+        r.last().unwrap().contains("[READ-ONLY]"),
+        "no s, w, t, e or i: read-only: {r:?}"
+    );
+    let r = bob.ok("FETCH 1 BODY.PEEK[TEXT]");
+    assert!(r[0].contains("for bob"));
+    assert_eq!(
+        bob.ok("MYRIGHTS \"Other Users/alice/INBOX\"")[0],
+        "* MYRIGHTS \"Other Users/alice/INBOX\" lr"
+    );
+    assert!(bob
+        .cmd("GETACL \"Other Users/alice/INBOX\"")
+        .last()
+        .unwrap()
+        .contains("[NOPERM]"));
+    assert!(bob
+        .cmd("SETACL \"Other Users/alice/INBOX\" bob +a")
+        .last()
+        .unwrap()
+        .contains("NO"));
+    assert!(bob
+        .cmd("APPEND \"Other Users/alice/INBOX\" {4+}\r\nspam")
+        .last()
+        .unwrap()
+        .contains("NO"));
+    bob.ok("UNSELECT");
+
+    alice.ok("SETACL INBOX bob +si");
+    let r = bob.ok("SELECT \"Other Users/alice/INBOX\"");
+    assert!(r.last().unwrap().contains("[READ-WRITE]"));
+    bob.ok("STORE 1 +FLAGS (\\Seen)");
+    assert!(bob
+        .cmd("STORE 1 +FLAGS (\\Flagged)")
+        .last()
+        .unwrap()
+        .contains("[NOPERM]"));
+    assert!(bob
+        .cmd("STORE 1 +FLAGS (\\Deleted)")
+        .last()
+        .unwrap()
+        .contains("[NOPERM]"));
+    bob.ok("UNSELECT");
+
+    alice.ok("DELETEACL INBOX bob");
+    assert!(bob
+        .cmd("SELECT \"Other Users/alice/INBOX\"")
+        .last()
+        .unwrap()
+        .contains("[NONEXISTENT]"));
+    assert!(bob
+        .cmd("STATUS \"Other Users/alice/INBOX\" (MESSAGES)")
+        .last()
+        .unwrap()
+        .contains("NO"));
+}

@@ -513,3 +513,139 @@ fn content_index_answers_text_search_and_keeps_summaries() {
     assert_eq!(summaries.len(), 3);
     assert_eq!(summaries[&records[1].guid], b"Subject: one");
 }
+
+#[test]
+fn acl_rights_are_enforced_by_the_store() {
+    let (_d, store) = open();
+    store.create_user("alice", None, false).unwrap();
+    store.create_user("bob", None, false).unwrap();
+    store.create_user("root", None, true).unwrap();
+    let alice = Actor {
+        name: "alice".into(),
+        is_admin: false,
+    };
+    let bob = Actor {
+        name: "bob".into(),
+        is_admin: false,
+    };
+    let root = Actor {
+        name: "root".into(),
+        is_admin: true,
+    };
+    store
+        .append_as_owner("alice", "INBOX", &Flags::new(), 0, b"private")
+        .unwrap();
+    let inbox = id(&store, "alice", "INBOX");
+
+    // Without a grant bob cannot even learn the mailbox exists.
+    assert!(matches!(
+        store.records(&bob, &inbox, false),
+        Err(StoreError::NoSuchMailbox { .. })
+    ));
+    assert!(store
+        .resolve(&bob, "Other Users/alice/INBOX")
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .visible_mailboxes(&bob)
+            .unwrap()
+            .iter()
+            .filter(|v| v.1.user == "alice")
+            .count(),
+        0
+    );
+    assert!(matches!(
+        store.set_acl(&bob, &inbox, "bob", Some(Rights::ALL)),
+        Err(StoreError::NoSuchMailbox { .. })
+    ));
+
+    store
+        .set_acl(&alice, &inbox, "bob", Some(Rights::parse("lr").unwrap()))
+        .unwrap();
+    let (found, rights) = store
+        .resolve(&bob, "Other Users/alice/INBOX")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.uniqueid.clone(), rights.to_string()),
+        (inbox.clone(), "lr".into())
+    );
+    assert_eq!(store.records(&bob, &inbox, false).unwrap().1.len(), 1);
+    let seen = flags("\\Seen");
+    assert!(matches!(
+        store.store_flags(&bob, &inbox, &[1], FlagOp::Add, &seen, None),
+        Err(StoreError::PermissionDenied { .. })
+    ));
+    assert!(matches!(
+        store.expunge(&bob, &inbox, &[1]),
+        Err(StoreError::PermissionDenied { .. })
+    ));
+    assert!(matches!(
+        store.append(&bob, &inbox, &Flags::new(), 0, b"spam"),
+        Err(StoreError::PermissionDenied { .. })
+    ));
+    assert!(matches!(
+        store.set_acl(&bob, &inbox, "bob", Some(Rights::ALL)),
+        Err(StoreError::PermissionDenied { .. })
+    ));
+    // Copying out needs only r; copying in needs i on the target, which bob has at home.
+    assert_eq!(
+        store
+            .copy(&bob, &inbox, &[1], &id(&store, "bob", "INBOX"))
+            .unwrap()
+            .len(),
+        1
+    );
+
+    store
+        .set_acl(&alice, &inbox, "bob", Some(Rights::parse("lrs").unwrap()))
+        .unwrap();
+    assert_eq!(
+        store
+            .store_flags(&bob, &inbox, &[1], FlagOp::Add, &seen, None)
+            .unwrap()
+            .changed
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store.store_flags(&bob, &inbox, &[1], FlagOp::Add, &flags("\\Flagged"), None),
+        Err(StoreError::PermissionDenied { .. })
+    ));
+
+    // anyone, and a negative entry that takes it away again for bob.
+    store
+        .set_acl(
+            &alice,
+            &inbox,
+            "anyone",
+            Some(Rights::parse("lri").unwrap()),
+        )
+        .unwrap();
+    store
+        .set_acl(&alice, &inbox, "-bob", Some(Rights::parse("i").unwrap()))
+        .unwrap();
+    assert_eq!(
+        bob.rights(&store.mailbox("alice", "INBOX").unwrap().unwrap())
+            .to_string(),
+        "lrs"
+    );
+
+    // An administrator can find and administer, not read.
+    assert_eq!(
+        root.rights(&store.mailbox("alice", "INBOX").unwrap().unwrap())
+            .to_string(),
+        "lria"
+    );
+    store.set_acl(&alice, &inbox, "anyone", None).unwrap();
+    assert_eq!(
+        root.rights(&store.mailbox("alice", "INBOX").unwrap().unwrap())
+            .to_string(),
+        "la"
+    );
+    assert!(matches!(
+        store.records(&root, &inbox, false),
+        Err(StoreError::PermissionDenied { .. })
+    ));
+}
