@@ -32,8 +32,16 @@ def rss_kib(pid):
 
 
 async def idle_connection(ready, seen, start_evt, results, idx):
-    reader, writer = await asyncio.open_connection("127.0.0.1", IMAP_PORT, limit=1 << 16)
-    await reader.readline()
+    for attempt in range(5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", IMAP_PORT, limit=1 << 16)
+        try:
+            await asyncio.wait_for(reader.readline(), 30)
+            break
+        except asyncio.TimeoutError:
+            # The connection was dropped from a full accept queue; try again.
+            writer.close()
+    else:
+        raise RuntimeError("no greeting after 5 attempts")
     writer.write(b"a LOGIN idle pw\r\nb SELECT INBOX\r\nc IDLE\r\n")
     await writer.drain()
     while True:
@@ -78,11 +86,17 @@ async def run(n, pid):
     await asyncio.sleep(1.0)
     rss_idle = rss_kib(pid)
     sent = time.monotonic()
+    phases = {}
     lmtp = smtplib.LMTP("127.0.0.1", LMTP_PORT)
     lmtp.ehlo("bench")
-    lmtp.sendmail("bench@example.org", ["idle@localhost"], b"Subject: wake up\r\n\r\nhello\r\n")
-    lmtp.quit()
+    phases["connect_lhlo_ms"] = round((time.monotonic() - sent) * 1000, 1)
+    lmtp.mail("bench@example.org")
+    lmtp.rcpt("idle@localhost")
+    phases["mail_rcpt_ms"] = round((time.monotonic() - sent) * 1000, 1)
+    code, _ = lmtp.data(b"Subject: wake up\r\n\r\nhello\r\n")
     acked = time.monotonic()
+    phases["data_250_ms"] = round((acked - sent) * 1000, 1)
+    lmtp.quit()
     deadline = time.monotonic() + 60
     while len(seen) < n and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
@@ -95,6 +109,7 @@ async def run(n, pid):
         "rss_idle_kib": rss_idle,
         "notified": len(seen),
         "lmtp_s": round(acked - sent, 4),
+        "lmtp_phases": phases,
         "notify_ms_p50": round(statistics.median(lat), 1) if lat else None,
         "notify_ms_max": round(lat[-1], 1) if lat else None,
     }
@@ -116,6 +131,8 @@ def main():
         for line in server.stderr:
             if b"tern ready" in line:
                 break
+        else:
+            raise SystemExit("tern did not start (ports 14601/14602 in use?)")
         baseline = rss_kib(server.pid)
         result = asyncio.run(run(a.connections, server.pid))
         result["rss_baseline_kib"] = baseline

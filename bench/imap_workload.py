@@ -235,9 +235,8 @@ def report(summ, corpus, a, skipped, failed, idle):
     for s in a.server_list:
         v = next((x["conn_mem"] for x in summ.get(s, {}).values() if "conn_mem" in x), None)
         if s == "tern":
-            main = (f"{idle['kib_per_idle_connection']} (imap_idle.py, {idle['connections']:,} conns, RSS growth)"
-                    if idle and "kib_per_idle_connection" in idle else
-                    f"imap_idle.py: {idle.get('error', 'not run')}" if idle else "imap_idle.py not run")
+            main = ("imap_idle.py not run" if not idle else f"imap_idle.py: {idle['error']}" if "error" in idle
+                    else f"{idle['kib_per_idle_connection']} (imap_idle.py, {idle['connections']:,} conns, RSS growth)")
         else:
             pp = (v or {}).get("per_process")
             main = (f"RSS {S.fmt(pp['rss_kib_median'], 0)} / PSS {S.fmt(pp['pss_kib_median'], 0)} / "
@@ -259,16 +258,39 @@ def report(summ, corpus, a, skipped, failed, idle):
 
 
 def run_imap_idle(a, n):
+    """bench/imap_idle.py, unchanged, but on --idle-ports instead of its fixed
+    14601/14602: it checks neither that its ports are free nor that its own tern
+    came up, so next to another imap_idle.py run it would measure (and deliver
+    into) that one's tern.  The ports are module constants; a tiny wrapper sets
+    them before calling its main()."""
     if a.quiet_wait > 0:
         S.wait_quiet(a.quiet_wait, a.quiet_load)
-    cmd = [sys.executable, os.path.join(S.HERE, "imap_idle.py"), "--connections", str(n),
-           "--tern-bin", S.tern_bin(a)]
-    S.log(f"tern idle connections: {' '.join(cmd[1:])}")
+    imap_port, lmtp_port = a.idle_ports
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
-        res = json.loads(p.stdout) if p.stdout.strip().startswith("{") else {}
+        S.require_free([imap_port, lmtp_port], "imap_idle.py")
+    except RuntimeError as e:
+        S.log(str(e))
+        return {"error": str(e)}
+    wrapper = ("import sys; sys.dont_write_bytecode = True; sys.path.insert(0, %r); import imap_idle as m; "
+               "assert hasattr(m, 'IMAP_PORT') and hasattr(m, 'LMTP_PORT'), 'imap_idle.py changed: no IMAP_PORT'; "
+               "m.IMAP_PORT, m.LMTP_PORT = %d, %d; sys.argv = ['imap_idle.py'] + %r; sys.exit(m.main())"
+               % (S.HERE, imap_port, lmtp_port, ["--connections", str(n), "--tern-bin", S.tern_bin(a)]))
+    cmd = [sys.executable, "-c", wrapper]
+    S.log(f"tern idle connections: imap_idle.py --connections {n} on ports {imap_port}/{lmtp_port}")
+    try:
+        # own session: on timeout the whole group goes, imap_idle.py's tern included
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=1800)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            out, err = p.communicate()
+        res = json.loads(out) if out.strip().startswith("{") else {}
         if p.returncode != 0 or not res:
-            res["error"] = f"imap_idle.py rc {p.returncode}: {(p.stderr or p.stdout)[-500:]}"
+            res["error"] = f"imap_idle.py rc {p.returncode}: {(err or out)[-500:]}"
+        elif not res.get("rss_idle_kib"):
+            res["error"] = "imap_idle.py read no RSS: its tern did not run (port taken?)"
     except (subprocess.SubprocessError, OSError, ValueError) as e:
         res = {"error": str(e)}
     S.log(f"imap_idle.py: {res}")
@@ -285,17 +307,22 @@ def main():
                     help="idle IMAP connections for the memory probe after W2 (0: off)")
     ap.add_argument("--idle-connections", type=int, default=2000,
                     help="run bench/imap_idle.py with this many connections once at the end (tern; 0: off)")
+    ap.add_argument("--idle-ports", default="14611,14612",
+                    help="IMAP,LMTP ports for imap_idle.py's tern (its own fixed 14601/14602 are left to "
+                         "people running it by hand)")
     a, corpus, rdir = S.setup(ap, "w2")
     a.settle_list = [float(x) for x in a.settle.split(",") if x.strip()]
+    a.idle_ports = [int(x) for x in a.idle_ports.split(",")]
     runs, skipped, failed = S.iterate(a, lambda s, k: run_one(a, corpus, rdir, s, k))
     idle = None
     if "tern" in a.server_list and "tern" not in skipped and a.idle_connections > 0:
         idle = run_imap_idle(a, a.idle_connections)
     summ = summarize(runs, a)
     out = {"corpus": corpus, "concurrency": a.concurrency, "iterations": a.iterations, "settle_s": a.settle_list,
-           "servers": a.server_list, "tern_binary": S.tern_binary_info(a), "summary": summ,
+           "servers": a.server_list, "tern_binary": a.tern_binary, "summary": summ,
            "tern_imap_idle": idle, "reference_memory": REFERENCE_MEM, "skipped": skipped, "failed": failed,
            "runs": runs, "total_wall_s": round(time.time() - a.t_start, 1)}
+    S.check_binary_unchanged(a, out)
     jpath = a.json_out or os.path.join(rdir, "summary.json")
     with open(jpath, "w") as f:
         json.dump(out, f, indent=1)

@@ -117,8 +117,9 @@ def main():
     runs, skipped, failed = S.iterate(a, lambda s, k: run_one(a, corpus, rdir, s, k))
     summ = summarize(runs, a.server_list)
     out = {"corpus": corpus, "concurrency": a.concurrency, "iterations": a.iterations,
-           "servers": a.server_list, "tern_binary": S.tern_binary_info(a), "summary": summ,
+           "servers": a.server_list, "tern_binary": a.tern_binary, "summary": summ,
            "skipped": skipped, "failed": failed, "runs": runs, "total_wall_s": round(time.time() - a.t_start, 1)}
+    S.check_binary_unchanged(a, out)
     jpath = a.json_out or os.path.join(rdir, "summary.json")
     with open(jpath, "w") as f:
         json.dump(out, f, indent=1)

@@ -158,6 +158,7 @@ def setup(ap, tag):
             sys.exit(f"{f} not found in {a.shared_bench} (--shared-bench)")
     os.makedirs(a.workdir, exist_ok=True)
     a.t_start = time.time()
+    a.tern_binary = tern_binary_info(a) if "tern" in a.server_list else None
     corpus = ensure_corpus(a)
     rdir = os.path.join(a.workdir, "results", time.strftime("%Y%m%d-%H%M%S") + "-" + tag)
     os.makedirs(rdir, exist_ok=True)
@@ -262,6 +263,18 @@ def tern_binary_info(a):
     v = subprocess.run([b, "--version"], capture_output=True, text=True).stdout.strip()
     return {"path": b, "version": v, "mtime": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(st.st_mtime)),
             "size": st.st_size}
+
+
+def check_binary_unchanged(a, out):
+    """The tern binary may be rebuilt by someone else during a run: say so (in `out`
+    and on stdout), since the runs before and after then measured different builds."""
+    if not a.tern_binary:
+        return
+    now = tern_binary_info(a)
+    if not now or (now["mtime"], now["size"]) != (a.tern_binary["mtime"], a.tern_binary["size"]):
+        out["tern_binary_changed_during_run"] = now
+        print(f"WARNING: {a.tern_binary['path']} changed during the run "
+              f"(was {a.tern_binary['mtime']}, now {now and now['mtime']}): later tern runs used another build")
 
 
 class Instance:
@@ -529,8 +542,8 @@ def _socket_holders(server_port, client_ports, pids):
                 t = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if t.startswith("socket:[") and t[8:-1] in inode_of:
-                out[inode_of[t[8:-1]]].append(pid)
+            if t.startswith("socket:[") and t[8:-1] in inode_of and pid not in out[inode_of[t[8:-1]]]:
+                out[inode_of[t[8:-1]]].append(pid)   # Cyrus imapd holds it twice (fd 0 and 1)
     return out
 
 

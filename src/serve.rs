@@ -50,9 +50,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let addr = parse_addr(key, value)?;
         match key {
             "listen.lmtp" => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("{key}: binding {addr}"))?;
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("lmtp listening on {}", listener.local_addr()?);
                 tasks.spawn(tern_lmtp::serve_tcp(
                     listener,
@@ -62,9 +60,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 ));
             }
             "listen.imap" => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("{key}: binding {addr}"))?;
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imap listening on {}", listener.local_addr()?);
                 if config.imap.plaintext_auth && !addr.ip().is_loopback() {
                     tracing::warn!(
@@ -75,9 +71,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 tasks.spawn(imap.clone().serve_tcp(listener, stopped.clone()));
             }
             "listen.imaps" => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("{key}: binding {addr}"))?;
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imaps listening on {}", listener.local_addr()?);
                 tasks.spawn(imap.clone().serve_tls(listener, stopped.clone()));
             }
@@ -121,4 +115,18 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {},
     }
     Ok(())
+}
+
+/// Binds a listening socket with a deep accept queue: thousands of clients
+/// reconnecting at once (after a restart, or a network blip) must queue, not be
+/// dropped.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

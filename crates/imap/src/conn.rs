@@ -95,7 +95,7 @@ where
     let (Input::Plain(r), Output::Plain(w)) = (input, output) else {
         return None;
     };
-    let source = BufReader::with_capacity(16 * 1024, Cursor::new(pending).chain(r));
+    let source = BufReader::with_capacity(crate::session::IO_BUFFER, Cursor::new(pending).chain(r));
     Some((
         Input::Deflate(Box::new(DeflateDecoder::new(source))),
         Output::Deflate(Box::new(DeflateEncoder::new(w))),

@@ -17,6 +17,11 @@ use crate::selected::Selected;
 use crate::types::{Command, CommandBody};
 use crate::ImapConfig;
 
+/// Read and write buffer size per connection. Small, because an idle connection is
+/// mostly its buffers (10,000 IDLE clients must fit easily); large responses bypass
+/// the write buffer and large literals go to the command reader's own storage.
+pub(crate) const IO_BUFFER: usize = 4 * 1024;
+
 /// Capabilities before login, less those that depend on TLS.
 const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE";
 
@@ -194,7 +199,7 @@ pub(crate) async fn run<S>(
 {
     let tls = stream.is_tls();
     let (read, write) = stream.split();
-    let mut reader = BufReader::with_capacity(16 * 1024, read);
+    let mut reader = BufReader::with_capacity(IO_BUFFER, read);
     let mut session = Session {
         store,
         config,
@@ -203,7 +208,7 @@ pub(crate) async fn run<S>(
         selected: None,
         enabled: Enabled::default(),
         out: Vec::new(),
-        writer: BufWriter::with_capacity(16 * 1024, write),
+        writer: BufWriter::with_capacity(IO_BUFFER, write),
         auth_failures: 0,
         tls,
         compressed: false,
@@ -349,8 +354,8 @@ where
             halves
         }
     };
-    *reader = BufReader::with_capacity(16 * 1024, input);
-    session.writer = BufWriter::with_capacity(16 * 1024, output);
+    *reader = BufReader::with_capacity(IO_BUFFER, input);
+    session.writer = BufWriter::with_capacity(IO_BUFFER, output);
     true
 }
 
@@ -751,6 +756,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 }
                 alive = changed => {
                     watch_closed = !alive;
+                    // Thousands of sessions may watch one mailbox: spread their queries
+                    // over a few milliseconds so the one that made the change (a
+                    // delivery waiting to send its 250) is not queued behind them all.
+                    tokio::time::sleep(Duration::from_micros(rand_jitter_micros())).await;
                     tokio::task::block_in_place(|| self.report_changes(true));
                 }
                 _ = tokio::time::sleep(Duration::from_secs(120)) => {
@@ -787,4 +796,15 @@ async fn read_short_line<R: AsyncRead + Unpin>(
         line.pop();
     }
     Ok(true)
+}
+
+/// A pseudo-random delay of up to 50 ms, different for each call.
+fn rand_jitter_micros() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let mut x = NEXT.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x % 50_000
 }

@@ -131,14 +131,23 @@ impl Store {
             if mailbox.highest_modseq <= since {
                 return Ok((mailbox, Vec::new()));
             }
+            // Many sessions watching one mailbox ask the same question after each
+            // change; answer it once per (mailbox, since, state).
+            let key = (mailbox.id, since, mailbox.highest_modseq);
+            if let Some(rows) = self.shared.change_sets.get(&key) {
+                return Ok((mailbox, rows.as_ref().clone()));
+            }
             let sql = format!(
                 "SELECT {} FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
                 Record::COLUMNS
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt
+            let rows: Vec<Record> = stmt
                 .query_map(params![mailbox.id, since as i64], Record::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
+            self.shared
+                .change_sets
+                .put(key, std::sync::Arc::new(rows.clone()));
             Ok((mailbox, rows))
         })
     }
@@ -206,4 +215,35 @@ pub(crate) fn records_in(
         }
     }
     Ok(out)
+}
+
+/// A small memo of recent "changed since" answers, keyed by (mailbox row, since,
+/// HIGHESTMODSEQ at the time): a key names one immutable answer, so entries never go
+/// stale, they only stop being asked for.
+#[derive(Default)]
+pub(crate) struct ChangeSets {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<(i64, Modseq, Modseq), std::sync::Arc<Vec<Record>>>,
+    >,
+}
+
+/// Most memoised answers; the memo is emptied when full.
+const MAX_CHANGE_SETS: usize = 1024;
+
+impl ChangeSets {
+    fn get(&self, key: &(i64, Modseq, Modseq)) -> Option<std::sync::Arc<Vec<Record>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: (i64, Modseq, Modseq), rows: std::sync::Arc<Vec<Record>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_CHANGE_SETS {
+            entries.clear();
+        }
+        entries.insert(key, rows);
+    }
 }

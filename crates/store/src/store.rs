@@ -67,6 +67,7 @@ pub(crate) struct Shared {
     watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
     pub(crate) indexer: OnceLock<Arc<dyn ContentIndexer>>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
+    pub(crate) change_sets: crate::records::ChangeSets,
 }
 
 impl Store {
@@ -106,6 +107,7 @@ impl Store {
                 watchers: Mutex::new(HashMap::new()),
                 indexer: OnceLock::new(),
                 auth_cache: crate::auth_cache::AuthCache::new(),
+                change_sets: Default::default(),
             }),
         };
         store.start_text_indexing();
