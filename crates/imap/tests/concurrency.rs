@@ -1,0 +1,203 @@
+//! Several sessions on one mailbox doing random APPEND / STORE / EXPUNGE / FETCH.
+//! Each keeps the view a client would (sequence number → UID, flags), updated only
+//! from what the server says; after every response the view must agree with the
+//! server, and after NOOP it must equal the store.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use tern_store::Actor;
+
+/// What one client believes about the selected mailbox.
+struct View {
+    client: Client,
+    uids: Vec<u32>,
+    flags: HashMap<u32, String>,
+    exists: usize,
+}
+
+impl View {
+    /// Applies every untagged response; panics on any inconsistency.
+    fn absorb(&mut self, lines: &[String], step: usize) {
+        for line in lines {
+            let words: Vec<&str> = line.split(' ').collect();
+            if words.len() < 3 || words[0] != "*" {
+                continue;
+            }
+            let Ok(n) = words[1].parse::<usize>() else {
+                continue;
+            };
+            match words[2] {
+                "EXISTS" => self.exists = n,
+                "EXPUNGE" => {
+                    assert!(
+                        n >= 1 && n <= self.uids.len(),
+                        "step {step}: EXPUNGE {n} out of range: {line}"
+                    );
+                    let uid = self.uids.remove(n - 1);
+                    self.flags.remove(&uid);
+                    self.exists -= 1;
+                }
+                "FETCH" => {
+                    let uid: Option<u32> = line
+                        .split("UID ")
+                        .nth(1)
+                        .and_then(|r| r.split([' ', ')']).next())
+                        .and_then(|u| u.parse().ok());
+                    if n > self.uids.len() {
+                        // A message we did not know yet, announced by EXISTS.
+                        assert!(
+                            n <= self.exists,
+                            "step {step}: FETCH {n} beyond EXISTS {}",
+                            self.exists
+                        );
+                        assert_eq!(
+                            n,
+                            self.uids.len() + 1,
+                            "step {step}: gap in sequence numbers"
+                        );
+                        self.uids.push(uid.unwrap_or_else(|| {
+                            panic!("step {step}: new message without UID: {line}")
+                        }));
+                    }
+                    assert!(n >= 1, "step {step}: FETCH 0");
+                    if let Some(uid) = uid {
+                        assert_eq!(
+                            self.uids[n - 1],
+                            uid,
+                            "step {step}: sequence number {n} is another message: {line}"
+                        );
+                    }
+                    let uid = self.uids[n - 1];
+                    if let Some(f) = line
+                        .split("FLAGS (")
+                        .nth(1)
+                        .and_then(|r| r.split(')').next())
+                    {
+                        let mut f: Vec<&str> = f
+                            .split(' ')
+                            .filter(|x| !x.is_empty() && *x != "\\Recent")
+                            .collect();
+                        f.sort_unstable();
+                        self.flags.insert(uid, f.join(" "));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn run(&mut self, command: &str, step: usize) -> Vec<String> {
+        let lines = self.client.cmd(command);
+        self.absorb(&lines, step);
+        // Learn the UIDs of messages announced by EXISTS.
+        if self.exists > self.uids.len() {
+            let lines = self.client.ok(&format!(
+                "FETCH {}:{} (UID FLAGS)",
+                self.uids.len() + 1,
+                self.exists
+            ));
+            self.absorb(&lines, step);
+        }
+        assert_eq!(
+            self.uids.len(),
+            self.exists,
+            "step {step}: view and EXISTS differ after {command}"
+        );
+        lines
+    }
+}
+
+#[test]
+fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
+    let server = start();
+    let alice = Actor {
+        name: "alice".into(),
+        is_admin: false,
+    };
+    let inbox = server
+        .store
+        .mailbox("alice", "INBOX")
+        .unwrap()
+        .unwrap()
+        .uniqueid;
+    for i in 0..5 {
+        server.deliver("alice", "INBOX", &format!("Subject: seed {i}\r\n\r\nx\r\n"));
+    }
+    let mut views: Vec<View> = (0..3)
+        .map(|_| {
+            let mut client = Client::login(server.addr, "alice");
+            let lines = client.ok("SELECT INBOX");
+            let mut v = View {
+                client,
+                uids: Vec::new(),
+                flags: HashMap::new(),
+                exists: 0,
+            };
+            v.absorb(&lines, 0);
+            let lines = v.client.ok("FETCH 1:* (UID FLAGS)");
+            v.absorb(&lines, 0);
+            v
+        })
+        .collect();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for step in 1..=1000 {
+        let who = next(3) as usize;
+        let v = &mut views[who];
+        let count = v.uids.len() as u64;
+        match next(7) {
+            0 => {
+                let msg = format!("Subject: step {step}\r\n\r\nbody\r\n");
+                v.run(&format!("APPEND INBOX {{{}+}}\r\n{msg}", msg.len()), step);
+            }
+            1 => {
+                server.deliver(
+                    "alice",
+                    "INBOX",
+                    &format!("Subject: delivered {step}\r\n\r\nx\r\n"),
+                );
+            }
+            2 | 3 if count > 0 => {
+                let seq = next(count) + 1;
+                let flag = ["\\Flagged", "\\Seen", "$Work", "\\Deleted"][next(4) as usize];
+                let op = if next(2) == 0 { "+FLAGS" } else { "-FLAGS" };
+                v.run(&format!("STORE {seq} {op} ({flag})"), step);
+            }
+            4 => {
+                v.run("EXPUNGE", step);
+            }
+            5 if count > 0 => {
+                let lines = v.run("FETCH 1:* (UID FLAGS)", step);
+                assert_eq!(
+                    lines.iter().filter(|l| l.contains(" FETCH ")).count() as u64 >= count,
+                    true
+                );
+            }
+            _ => {
+                v.run("NOOP", step);
+                // After NOOP nothing is pending: the view is exactly the store.
+                let (_, records) = server.store.records(&alice, &inbox, false).unwrap();
+                let live: Vec<u32> = records.iter().map(|r| r.uid).collect();
+                assert_eq!(v.uids, live, "step {step}: session {who} after NOOP");
+                for r in &records {
+                    let mut want: Vec<String> = r.flags.iter().map(|f| f.to_string()).collect();
+                    want.sort_unstable();
+                    assert_eq!(
+                        v.flags.get(&r.uid).cloned().unwrap_or_default(),
+                        want.join(" "),
+                        "step {step}: flags of uid {}",
+                        r.uid
+                    );
+                }
+            }
+        }
+    }
+}
