@@ -5,7 +5,7 @@ use tern_store::{Flag, FlagOp, Flags, Record, StoreError, Uid};
 
 use crate::fetch::{needs_message, render, sets_seen, FetchContext, FetchError};
 use crate::response::parse_flags;
-use crate::search::search;
+use crate::search::search_selected;
 use crate::selected::compress_uids;
 use crate::session::{Outcome, Session};
 use crate::types::{DateTime, FetchAttr, SearchKey, SearchReturn, SequenceSet, StoreOp};
@@ -262,29 +262,11 @@ impl<W> Session<W> {
         if let SearchKey::Modseq(_) = criteria {
             self.enabled.condstore = true;
         }
-        let result = (|| -> Result<Vec<(u32, Uid, u64)>, FetchError> {
-            let (mailbox, records) = self.store.records(&view.actor, &view.id, true)?;
-            let in_view: Vec<(u32, Record)> = records
-                .into_iter()
-                .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))
-                .collect();
-            let ctx = FetchContext {
-                store: &self.store,
-                mailbox: &mailbox,
-                cache: &self.cache,
-            };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            let hits = search(&ctx, view, &in_view, criteria, now)?;
-            let modseqs: std::collections::HashMap<u32, u64> =
-                in_view.iter().map(|(_, r)| (r.uid, r.modseq)).collect();
-            Ok(hits
-                .into_iter()
-                .map(|(s, u)| (s, u, modseqs.get(&u).copied().unwrap_or(0)))
-                .collect())
-        })();
+        let result = search_selected(&self.store, &self.cache, view, criteria).map(|(_, hits)| {
+            hits.into_iter()
+                .map(|(s, r)| (s, r.uid, r.modseq))
+                .collect::<Vec<_>>()
+        });
         let hits = match result {
             Ok(h) => h,
             Err(FetchError::UnknownCte) => return Outcome::no("[UNKNOWN-CTE] Cannot decode"),

@@ -15,6 +15,39 @@ use crate::response::date_of;
 use crate::selected::Selected;
 use crate::types::{Date, SearchKey, SeqNum, SequenceSet};
 
+/// The messages of the selected mailbox that match `key`, in sequence order, with
+/// their records and the mailbox state they were read with (one snapshot).
+pub(crate) fn search_selected(
+    store: &tern_store::Store,
+    cache: &crate::mime::SummaryCache,
+    view: &Selected,
+    key: &SearchKey,
+) -> Result<(tern_store::Mailbox, Vec<(u32, Record)>), FetchError> {
+    let (mailbox, records) = store.records(&view.actor, &view.id, true)?;
+    let in_view: Vec<(u32, Record)> = records
+        .into_iter()
+        .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))
+        .collect();
+    let ctx = FetchContext {
+        store,
+        mailbox: &mailbox,
+        cache,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let hits: HashSet<Uid> = search(&ctx, view, &in_view, key, now)?
+        .into_iter()
+        .map(|h| h.1)
+        .collect();
+    let matched = in_view
+        .into_iter()
+        .filter(|(_, r)| hits.contains(&r.uid))
+        .collect();
+    Ok((mailbox, matched))
+}
+
 /// One message being tested, with its message data loaded at most once.
 struct Candidate<'a> {
     seq: u32,
@@ -26,7 +59,7 @@ struct Candidate<'a> {
 
 /// Returns the (sequence number, UID) of every message in `records` (the view's
 /// messages, in sequence order) that matches `key`.
-pub(crate) fn search(
+fn search(
     ctx: &FetchContext<'_>,
     view: &Selected,
     records: &[(u32, Record)],

@@ -11,7 +11,7 @@ use tern_store::{Record, Uid};
 
 use crate::fetch::{summary_of, FetchContext, FetchError};
 use crate::mime::MessageSummary;
-use crate::search::search;
+use crate::search::search_selected;
 use crate::session::{Outcome, Session};
 use crate::types::{SearchKey, SortCriterion, SortKey, ThreadAlgorithm};
 
@@ -37,28 +37,16 @@ impl<W> Session<W> {
             .selected
             .as_ref()
             .ok_or(FetchError::Store(tern_store::StoreError::WriterGone))?;
-        let (mailbox, records) = self.store.records(&view.actor, &view.id, true)?;
-        let in_view: Vec<(u32, Record)> = records
-            .into_iter()
-            .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))
-            .collect();
+        let (mailbox, hits) = search_selected(&self.store, &self.cache, view, criteria)?;
         let ctx = FetchContext {
             store: &self.store,
             mailbox: &mailbox,
             cache: &self.cache,
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let hits = search(&ctx, view, &in_view, criteria, now)?;
-        let by_uid: HashMap<Uid, Record> = in_view.into_iter().map(|(_, r)| (r.uid, r)).collect();
-        crate::fetch::prefetch_summaries(&ctx, hits.iter().filter_map(|(_, uid)| by_uid.get(uid)))?;
+        crate::fetch::prefetch_summaries(&ctx, hits.iter().map(|(_, r)| r))?;
         let mut items = Vec::with_capacity(hits.len());
-        for (seq, uid) in hits {
-            let Some(record) = by_uid.get(&uid).cloned() else {
-                continue;
-            };
+        for (seq, record) in hits {
+            let uid = record.uid;
             let mut raw = None;
             let mut summary = None;
             let summary = summary_of(&ctx, &record, &mut raw, &mut summary)?;
