@@ -50,7 +50,16 @@ impl<W> Session<W> {
         let read_only = view.read_only;
         let result = (|| -> Result<Vec<u8>, FetchError> {
             let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-            let mut records = self.store.records_by_uid(&actor, &id, &uids)?;
+            let mut records = if uids.len() > 256 {
+                // Most of the mailbox: one scan beats one lookup per UID.
+                let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
+                let (_, all) = self.store.records(&actor, &id, true)?;
+                all.into_iter()
+                    .filter(|r| wanted.contains(&r.uid))
+                    .collect()
+            } else {
+                self.store.records_by_uid(&actor, &id, &uids)?
+            };
             if vanished {
                 let gone: Vec<Uid> = records
                     .iter()
@@ -96,6 +105,7 @@ impl<W> Session<W> {
             let (mailbox, _) = self.store.mailbox_counts(&actor, &id)?;
             let ctx = FetchContext {
                 store: &self.store,
+                actor: &actor,
                 mailbox: &mailbox,
                 cache: &self.cache,
             };

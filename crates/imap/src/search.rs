@@ -30,6 +30,7 @@ pub(crate) fn search_selected(
         .collect();
     let ctx = FetchContext {
         store,
+        actor: &view.actor,
         mailbox: &mailbox,
         cache,
     };

@@ -40,6 +40,7 @@ impl<W> Session<W> {
         let (mailbox, hits) = search_selected(&self.store, &self.cache, view, criteria)?;
         let ctx = FetchContext {
             store: &self.store,
+            actor: &view.actor,
             mailbox: &mailbox,
             cache: &self.cache,
         };

@@ -89,6 +89,30 @@ impl Store {
         })
     }
 
+    /// The stored summaries of every message in a mailbox (expunged ones included), in
+    /// one pass: cheaper than asking GUID by GUID when a client fetches most of it.
+    pub fn mailbox_summaries(
+        &self,
+        actor: &crate::Actor,
+        mailbox: &UniqueId,
+    ) -> Result<HashMap<Guid, Vec<u8>>> {
+        self.read(|conn| {
+            let mailbox = crate::records::live_for(conn, actor, mailbox, crate::Rights::READ)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.guid, s.summary FROM records r JOIN summaries s ON s.guid = r.guid WHERE r.mailbox_id = ?1",
+            )?;
+            let mut out = HashMap::new();
+            let rows = stmt.query_map([mailbox.id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+            for row in rows {
+                let (guid, summary) = row?;
+                if let Some(g) = Guid::from_slice(&guid) {
+                    out.insert(g, summary);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Stores the index of a message stored before the indexer was installed.
     pub fn put_index(&self, guid: Guid, index: MessageIndex) -> Result<()> {
         self.write(move |conn| insert_index(conn, &guid, &index))
