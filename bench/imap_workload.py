@@ -108,6 +108,7 @@ def run_variant(a, corpus, rdir, inst, server, k, settle, probe):
             time.sleep(settle)
         res["w2_imap"] = S.run_workload(a, label, "w2", inst.ports, js + "-w2.json")["w2_imap"]
     if tern:
+        rec["tern_binary_mtime"] = inst.binary_mtime
         rec["pending_texts_after_w2"] = inst.pending_texts()
         rec["server_cpu_s_end"] = inst.cpu_s()
     w1, w2 = res["w1_lmtp"], res["w2_imap"]

@@ -273,8 +273,9 @@ def check_binary_unchanged(a, out):
     now = tern_binary_info(a)
     if not now or (now["mtime"], now["size"]) != (a.tern_binary["mtime"], a.tern_binary["size"]):
         out["tern_binary_changed_during_run"] = now
-        print(f"WARNING: {a.tern_binary['path']} changed during the run "
-              f"(was {a.tern_binary['mtime']}, now {now and now['mtime']}): later tern runs used another build")
+        print(f"WARNING: {a.tern_binary['path']} changed during the run (was {a.tern_binary['mtime']}, "
+              f"now {now and now['mtime']}): tern runs may have used different builds; each tern run "
+              f"records the build it started (tern_binary_mtime in summary.json)")
 
 
 class Instance:
@@ -328,6 +329,8 @@ class Tern(Instance):
         p = self.admin("user", "add", USER, "--password-stdin", stdin=PASSWORD + "\n")
         if p.returncode != 0:
             raise RuntimeError(f"tern admin user add: {p.stderr.strip()}")
+        # developers rebuild target/release/tern while benchmarks run: note which build this is
+        self.binary_mtime = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(os.stat(self.binary).st_mtime))
         self.logf = open(os.path.join(self.base, "tern.log"), "wb")
         self.srv = subprocess.Popen([self.binary, "serve", "--config", self.conf], stdin=subprocess.DEVNULL,
                                     stdout=self.logf, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
@@ -393,7 +396,7 @@ class Tern(Instance):
             return None
 
     def after_w1(self, corpus):
-        out = {"server_cpu_s": self.cpu_s()}
+        out = {"server_cpu_s": self.cpu_s(), "tern_binary_mtime": self.binary_mtime}
         # cross-check of W1's IMAP STATUS count check against the store itself
         got = self.mailbox_counts()
         bad = {mb: {"expected": n, "tern_admin": got.get(mb)}

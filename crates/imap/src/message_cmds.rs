@@ -195,7 +195,7 @@ impl<W> Session<W> {
             let records: Vec<Record> = if silent {
                 Vec::new()
             } else {
-                match self.store.records_by_uid(&actor, &id, &uids) {
+                match self.records_for(&actor, &id, &uids) {
                     Ok(r) => r,
                     Err(e) => return Outcome::store_error(&e),
                 }
@@ -511,6 +511,28 @@ impl<W> Session<W> {
             Err(StoreError::NoSuchMailbox { .. }) => Outcome::no("[TRYCREATE] No such mailbox"),
             Err(StoreError::OverQuota { .. }) => Outcome::no("[OVERQUOTA] Over quota"),
             Err(e) => Outcome::store_error(&e),
+        }
+    }
+}
+
+impl<W> Session<W> {
+    /// The records of these UIDs (expunged ones included), in UID order.
+    fn records_for(
+        &self,
+        actor: &tern_store::Actor,
+        id: &tern_store::UniqueId,
+        uids: &[Uid],
+    ) -> Result<Vec<Record>, StoreError> {
+        if uids.len() > 256 {
+            // Most of the mailbox: one scan beats one lookup per UID.
+            let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
+            let (_, all) = self.store.records(actor, id, true)?;
+            Ok(all
+                .into_iter()
+                .filter(|r| wanted.contains(&r.uid))
+                .collect())
+        } else {
+            self.store.records_by_uid(actor, id, uids)
         }
     }
 }

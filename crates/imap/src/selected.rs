@@ -71,13 +71,12 @@ impl Selected {
         read_only: bool,
     ) -> Result<(Selected, tern_store::Mailbox), StoreError> {
         let watch = store.watch(id);
-        let (mailbox, records) = store.records(actor, id, false)?;
+        let (mailbox, uids) = store.live_uids(actor, id)?;
         let recent_above = if read_only {
             mailbox.last_uid
         } else {
             store.take_recent(actor, id)?
         };
-        let uids: Vec<Uid> = records.iter().map(|r| r.uid).collect();
         let recent = uids.iter().copied().filter(|&u| u > recent_above).collect();
         Ok((
             Selected {

@@ -112,6 +112,11 @@ impl Store {
     /// one: the messages above it are \Recent for the session that called this (the
     /// first session to see them), and for no other.
     pub fn take_recent(&self, actor: &Actor, mailbox: &UniqueId) -> Result<Uid> {
+        // Nothing new since the last session took them: no write (and no fsync) needed.
+        let current = self.read(|conn| live_for(conn, actor, mailbox, Rights::READ))?;
+        if current.recent_uid >= current.last_uid {
+            return Ok(current.recent_uid);
+        }
         let (id, actor) = (mailbox.clone(), actor.clone());
         self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;

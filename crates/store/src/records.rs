@@ -117,6 +117,21 @@ impl Store {
         })
     }
 
+    /// A live mailbox and the UIDs of its live records, ascending: what a session
+    /// needs to open a view, without reading flags and dates.
+    pub fn live_uids(&self, actor: &Actor, mailbox: &UniqueId) -> Result<(Mailbox, Vec<Uid>)> {
+        self.read(|conn| {
+            let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT uid FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
+            )?;
+            let uids = stmt
+                .query_map([mailbox.id], |r| r.get::<_, i64>(0).map(|u| u as Uid))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((mailbox, uids))
+        })
+    }
+
     /// A live mailbox and every record (expunged ones included) whose modseq is above
     /// `since`, in UID order, from one snapshot. Answered from an index on (mailbox,
     /// modseq), so its cost follows the number of changes, not the mailbox size.
