@@ -5,7 +5,7 @@
 //! The summary is [`MessageSummary`] in a compact, versioned binary form; an entry
 //! that does not decode (written by another version) is simply recomputed.
 
-use tern_store::{ContentIndexer, MessageIndex};
+use tern_store::{ContentIndexer, MessageText};
 
 use crate::mime::{self, MessageSummary};
 
@@ -14,10 +14,12 @@ use crate::mime::{self, MessageSummary};
 pub struct ImapIndexer;
 
 impl ContentIndexer for ImapIndexer {
-    fn index(&self, message: &[u8]) -> MessageIndex {
-        let summary = mime::summarize(message);
-        MessageIndex {
-            summary: encode(&summary),
+    fn summarize(&self, message: &[u8]) -> Vec<u8> {
+        encode(&mime::summarize(message))
+    }
+
+    fn text(&self, message: &[u8]) -> MessageText {
+        MessageText {
             head: head_text(message),
             body: mime::body_text(message),
         }

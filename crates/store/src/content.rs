@@ -21,18 +21,19 @@ use crate::store::Store;
 /// Computes what to keep about a message's content. Implementations must be pure:
 /// the same bytes always give the same index.
 pub trait ContentIndexer: Send + Sync {
-    /// Indexes one raw message.
-    fn index(&self, message: &[u8]) -> MessageIndex;
+    /// The summary kept with the message (opaque bytes the protocol reads back with
+    /// [`Store::summaries`]); computed when the message is stored.
+    fn summarize(&self, message: &[u8]) -> Vec<u8>;
+    /// The searchable text; computed later, in the background, from the blob.
+    fn text(&self, message: &[u8]) -> MessageText;
 }
 
-/// The indexed form of one message.
+/// The searchable text of one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MessageIndex {
-    /// Opaque bytes the indexer's protocol reads back with [`Store::summaries`].
-    pub summary: Vec<u8>,
-    /// Searchable header text.
+pub struct MessageText {
+    /// Header text.
     pub head: String,
-    /// Searchable body text.
+    /// Body text.
     pub body: String,
 }
 
@@ -65,11 +66,11 @@ impl Store {
 
     /// Indexes `message` if an indexer is installed and its GUID has no entry yet
     /// (`known`).
-    pub(crate) fn index_for(&self, message: &[u8], known: bool) -> Option<MessageIndex> {
+    pub(crate) fn index_for(&self, message: &[u8], known: bool) -> Option<Vec<u8>> {
         if known {
             return None;
         }
-        Some(self.shared.indexer.get()?.index(message))
+        Some(self.shared.indexer.get()?.summarize(message))
     }
 
     /// The stored summaries of these GUIDs (those that have one).
@@ -111,11 +112,6 @@ impl Store {
             }
             Ok(out)
         })
-    }
-
-    /// Stores the index of a message stored before the indexer was installed.
-    pub fn put_index(&self, guid: Guid, index: MessageIndex) -> Result<()> {
-        self.write(move |conn| insert_index(conn, &guid, &index))
     }
 
     /// The UIDs of `mailbox` (expunged records included) whose indexed text contains
@@ -167,24 +163,29 @@ pub(crate) fn has_index(conn: &Connection, guid: &Guid) -> Result<bool> {
         .is_some())
 }
 
-/// Records a message's index once per GUID, inside the caller's transaction. The
-/// summary is usable at once; the text waits in `pending_texts` for the next batch
-/// (until then searches treat the message as unindexed and read it).
-pub(crate) fn insert_index(conn: &Connection, guid: &Guid, index: &MessageIndex) -> Result<()> {
+/// Records a message's summary once per GUID, inside the caller's transaction, and
+/// queues the message for the full-text index (which reads it from its blob later).
+pub(crate) fn insert_index(
+    conn: &Connection,
+    guid: &Guid,
+    summary: &[u8],
+    partition: &str,
+    size: u64,
+) -> Result<()> {
     if has_index(conn, guid)? {
         return Ok(());
     }
     conn.prepare_cached("INSERT INTO summaries (guid, summary) VALUES (?1, ?2)")?
-        .execute(params![&guid.as_bytes()[..], index.summary])?;
+        .execute(params![&guid.as_bytes()[..], summary])?;
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO pending_texts (guid, head, body) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO pending_texts (guid, partition, size) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![&guid.as_bytes()[..], index.head, index.body])?;
+    .execute(params![&guid.as_bytes()[..], partition, size as i64])?;
     Ok(())
 }
 
 /// Most pending texts moved into the full-text index per transaction.
-const TEXT_BATCH: usize = 500;
+const TEXT_BATCH: usize = 200;
 
 /// How often the indexing thread looks for pending texts.
 const TEXT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
@@ -218,9 +219,12 @@ impl Store {
     /// transaction, then drop them from the main index. A crash in between leaves
     /// them pending; adding them again is skipped by GUID.
     fn move_pending(&self, text: &mut Connection) -> Result<usize> {
-        let rows: Vec<(Vec<u8>, String, String)> = self.read(|conn| {
+        let Some(indexer) = self.shared.indexer.get() else {
+            return Ok(0);
+        };
+        let rows: Vec<(Vec<u8>, String, i64)> = self.read(|conn| {
             let rows = conn
-                .prepare_cached("SELECT guid, head, body FROM pending_texts LIMIT ?1")?
+                .prepare_cached("SELECT guid, partition, size FROM pending_texts LIMIT ?1")?
                 .query_map([TEXT_BATCH as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?
@@ -230,17 +234,33 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
+        // The slow part (reading and decoding messages) happens before the transaction.
+        let mut texts = Vec::with_capacity(rows.len());
+        for (guid, partition, size) in &rows {
+            let Some(g) = Guid::from_slice(guid) else {
+                continue;
+            };
+            match self.blobs().read(partition, &g, *size as u64) {
+                Ok(bytes) => texts.push((guid, Some(indexer.text(&bytes)))),
+                // Gone (purged) or unreadable: nothing to index, drop it from the queue.
+                Err(e) => {
+                    tracing::debug!(guid = %g, error = %e, "cannot index message text");
+                    texts.push((guid, None));
+                }
+            }
+        }
         let tx = text.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut known = tx.prepare_cached("SELECT 1 FROM text_guids WHERE guid = ?1")?;
             let mut insert = tx.prepare_cached("INSERT INTO texts (head, body) VALUES (?1, ?2)")?;
             let mut link =
                 tx.prepare_cached("INSERT INTO text_guids (guid, text_id) VALUES (?1, ?2)")?;
-            for (guid, head, body) in &rows {
+            for (guid, text) in &texts {
+                let Some(text) = text else { continue };
                 if known.exists([guid])? {
                     continue;
                 }
-                insert.execute(params![head, body])?;
+                insert.execute(params![text.head, text.body])?;
                 link.execute(params![guid, tx.last_insert_rowid()])?;
             }
         }
@@ -291,13 +311,17 @@ impl Store {
     }
 }
 
-/// Makes the calling thread yield the CPU to deliveries and sessions: indexing is
-/// background work, and searches read unindexed messages directly meanwhile.
+/// Makes the calling thread run only when the machine has nothing else to do
+/// (SCHED_IDLE): indexing is background work, and searches read unindexed messages
+/// directly meanwhile. Where that policy is refused, a low nice value instead.
 fn lower_priority() {
-    // SAFETY: setpriority on our own thread id has no memory-safety preconditions;
-    // failure only leaves the default priority.
+    // SAFETY: both calls act on the calling thread only and take plain values;
+    // failure leaves the default scheduling, which is merely less polite.
     unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        }
     }
 }

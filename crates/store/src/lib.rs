@@ -53,7 +53,7 @@ mod writer;
 pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
 pub use blobs::BlobStore;
 pub use changelog::Change;
-pub use content::{ContentIndexer, MessageIndex, TextField, TextMatches, MIN_INDEXED_NEEDLE};
+pub use content::{ContentIndexer, MessageText, TextField, TextMatches, MIN_INDEXED_NEEDLE};
 pub use error::{Result, StoreError};
 pub use flagging::{FlagChange, StoreOutcome};
 pub use flags::{Flag, FlagOp, Flags, MAX_KEYWORD_LEN};

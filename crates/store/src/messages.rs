@@ -96,8 +96,8 @@ impl Store {
         let (flags, actor, id) = (flags.clone(), actor.clone(), mailbox.clone());
         let appended = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::INSERT)?;
-            if let Some(index) = &index {
-                insert_index(conn, &guid, index)?;
+            if let Some(summary) = &index {
+                insert_index(conn, &guid, summary, &mailbox.partition, size)?;
             }
             insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
         })?;
@@ -190,8 +190,8 @@ impl Store {
             let window = options.duplicate_window_secs;
             let index = index.clone();
             pending.push(Ok(self.submit(move |conn| {
-                if let Some(index) = index.as_ref() {
-                    insert_index(conn, &guid, index)?;
+                if let Some(summary) = index.as_ref() {
+                    insert_index(conn, &guid, summary, &target.mailbox.partition, size)?;
                 }
                 deliver_one(
                     conn,

@@ -101,18 +101,19 @@ CREATE TABLE changelog_acks (
 "#;
 
 /// Version 2: what protocols learned from a message's content, per GUID: an opaque
-/// summary (for IMAP: ENVELOPE, BODYSTRUCTURE, sort keys), and its searchable text
-/// waiting to enter the full-text index (which lives in its own database, see
+/// summary (for IMAP: ENVELOPE, BODYSTRUCTURE, sort keys), and the queue of messages
+/// waiting for the full-text index (which lives in its own database, see
 /// [`TEXT_SCHEMA`]).
 const SCHEMA_V2: &str = r#"
 CREATE TABLE summaries (
     guid            BLOB PRIMARY KEY,
     summary         BLOB NOT NULL
 ) WITHOUT ROWID;
+-- messages waiting for the full-text index, which reads them from their blobs
 CREATE TABLE pending_texts (
     guid            BLOB PRIMARY KEY,
-    head            TEXT NOT NULL,
-    body            TEXT NOT NULL
+    partition       TEXT NOT NULL,
+    size            INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#;
 

@@ -428,11 +428,15 @@ fn data_survives_reopen() {
 struct FirstLine;
 
 impl ContentIndexer for FirstLine {
-    fn index(&self, message: &[u8]) -> MessageIndex {
+    fn summarize(&self, message: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(message);
+        text.lines().next().unwrap_or("").as_bytes().to_vec()
+    }
+
+    fn text(&self, message: &[u8]) -> MessageText {
         let text = String::from_utf8_lossy(message);
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        MessageIndex {
-            summary: head.lines().next().unwrap_or("").as_bytes().to_vec(),
+        MessageText {
             head: head.to_owned(),
             body: body.to_owned(),
         }
