@@ -112,20 +112,24 @@ impl Store {
     /// one: the messages above it are \Recent for the session that called this (the
     /// first session to see them), and for no other.
     pub fn take_recent(&self, actor: &Actor, mailbox: &UniqueId) -> Result<Uid> {
-        // Nothing new since the last session took them: no write (and no fsync) needed.
         let current = self.read(|conn| live_for(conn, actor, mailbox, Rights::READ))?;
         if current.recent_uid >= current.last_uid {
+            // Nothing new since the last session took them: nothing to write.
             return Ok(current.recent_uid);
         }
-        let (id, actor) = (mailbox.clone(), actor.clone());
-        self.write(move |conn| {
+        // The watermark is advisory (\Recent only tells a client what is new to it), so
+        // the caller does not wait for it to be durable; two sessions selecting in the
+        // same instant may both see the same messages as \Recent.
+        let (id, actor, last_uid) = (mailbox.clone(), actor.clone(), current.last_uid);
+        drop(self.submit(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
             conn.execute(
-                "UPDATE mailboxes SET recent_uid = last_uid, recent_time = ?2 WHERE id = ?1",
-                params![mailbox.id, crate::store::now()],
+                "UPDATE mailboxes SET recent_uid = max(recent_uid, ?3), recent_time = ?2 WHERE id = ?1",
+                params![mailbox.id, crate::store::now(), last_uid],
             )?;
-            Ok(mailbox.recent_uid)
-        })
+            Ok(())
+        }));
+        Ok(current.recent_uid)
     }
 }
 
