@@ -69,7 +69,9 @@ pub(crate) fn render(
 ) -> Result<(), FetchError> {
     let mut raw: Option<Vec<u8>> = None;
     let mut summary: Option<Arc<MessageSummary>> = None;
-    let mut body = Vec::with_capacity(128);
+    // Written straight into `out`: on an error the caller drops all of `out`.
+    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    let body = &mut *out;
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             body.push(b' ');
@@ -106,7 +108,7 @@ pub(crate) fn render(
             FetchAttr::Rfc822 => {
                 let m = message_of(ctx, record, &mut raw)?;
                 body.extend_from_slice(b"RFC822 ");
-                push_literal(&mut body, m);
+                push_literal(body, m);
             }
             FetchAttr::Rfc822Header => {
                 let m = message_of(ctx, record, &mut raw)?;
@@ -119,7 +121,7 @@ pub(crate) fn render(
                 )
                 .unwrap_or_default();
                 body.extend_from_slice(b"RFC822.HEADER ");
-                push_literal(&mut body, &h);
+                push_literal(body, &h);
             }
             FetchAttr::Rfc822Text => {
                 let m = message_of(ctx, record, &mut raw)?;
@@ -132,19 +134,19 @@ pub(crate) fn render(
                 )
                 .unwrap_or_default();
                 body.extend_from_slice(b"RFC822.TEXT ");
-                push_literal(&mut body, &t);
+                push_literal(body, &t);
             }
             FetchAttr::BodySection {
                 section, partial, ..
             } => {
                 let m = message_of(ctx, record, &mut raw)?;
-                let data = if section.part.is_empty() && section.text.is_none() {
-                    Some(m.to_vec())
-                } else {
-                    mime::section(m, section)
-                };
                 body.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
-                push_partial(&mut body, data.as_deref(), *partial);
+                if section.part.is_empty() && section.text.is_none() {
+                    // The whole message: straight from the blob, no intermediate copy.
+                    push_partial(body, Some(m), *partial);
+                } else {
+                    push_partial(body, mime::section(m, section).as_deref(), *partial);
+                }
             }
             FetchAttr::Binary { part, partial, .. } => {
                 let m = message_of(ctx, record, &mut raw)?;
@@ -156,7 +158,7 @@ pub(crate) fn render(
                 body.extend_from_slice(format!("BINARY[{}]", part_name(part)).as_bytes());
                 match partial {
                     _ if data.is_none() => body.extend_from_slice(b" NIL"),
-                    Some(_) => push_partial(&mut body, data.as_deref(), *partial),
+                    Some(_) => push_partial(body, data.as_deref(), *partial),
                     None => {
                         let d = data.unwrap_or_default();
                         // RFC 3516: binary content goes in a ~{n} literal when it has NULs.
@@ -165,7 +167,7 @@ pub(crate) fn render(
                             body.extend_from_slice(&d);
                         } else {
                             body.push(b' ');
-                            push_literal(&mut body, &d);
+                            push_literal(body, &d);
                         }
                     }
                 }
@@ -185,9 +187,7 @@ pub(crate) fn render(
             }
         }
     }
-    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-    out.extend_from_slice(&body);
-    out.extend_from_slice(b")\r\n");
+    body.extend_from_slice(b")\r\n");
     Ok(())
 }
 

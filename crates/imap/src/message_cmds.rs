@@ -136,7 +136,7 @@ impl<W> Session<W> {
         })();
         match result {
             Ok(out) => {
-                self.untagged_raw(&out);
+                self.untagged_raw(out);
                 Outcome::ok("FETCH completed")
             }
             Err(FetchError::UnknownCte) => {

@@ -141,8 +141,13 @@ impl<W> Session<W> {
     }
 
     /// Queues complete response lines as they are.
-    pub(crate) fn untagged_raw(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+    pub(crate) fn untagged_raw(&mut self, bytes: Vec<u8>) {
+        if self.out.is_empty() {
+            // The common case (a large FETCH): take the buffer instead of copying it.
+            self.out = bytes;
+        } else {
+            self.out.extend_from_slice(&bytes);
+        }
     }
 
     /// Who is acting: the logged-in user (before login, a nameless actor that has no
