@@ -184,14 +184,8 @@ fn mailbox(store: &Store, command: MailboxCommand) -> anyhow::Result<()> {
         }
         MailboxCommand::List { user, deleted } => {
             println!(
-                "{:<32} {:>8} {:>11} {:>8} {:>14} {:<32} {}",
-                "MAILBOX",
-                "MESSAGES",
-                "UIDVALIDITY",
-                "LASTUID",
-                "HIGHESTMODSEQ",
-                "UNIQUEID",
-                "PARTITION"
+                "{:<32} {:>8} {:>11} {:>8} {:>14} {:<32} PARTITION",
+                "MAILBOX", "MESSAGES", "UIDVALIDITY", "LASTUID", "HIGHESTMODSEQ", "UNIQUEID"
             );
             for m in store.mailboxes(&user, deleted)? {
                 let name = match m.tombstone_modseq {

@@ -37,7 +37,6 @@ pub use indexer::ImapIndexer;
 /// The rustls in use, to build [`ImapConfig::tls`] with.
 pub use tokio_rustls::rustls;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,11 +216,9 @@ pub async fn serve_tcp(
         .await
 }
 
-fn reject(mut stream: tokio::net::TcpStream) -> impl Future<Output = ()> {
-    async move {
-        use tokio::io::AsyncWriteExt;
-        let _ = stream
-            .write_all(b"* BYE Too many connections, try again later\r\n")
-            .await;
-    }
+async fn reject(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream
+        .write_all(b"* BYE Too many connections, try again later\r\n")
+        .await;
 }

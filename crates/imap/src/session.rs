@@ -476,7 +476,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     }
                     on.push(c.to_ascii_uppercase());
                 }
-                self.untagged(&format!("ENABLED {}", on.join(" ")).trim_end().to_owned());
+                self.untagged(format!("ENABLED {}", on.join(" ")).trim_end());
                 Outcome::ok("ENABLE completed")
             }
             CommandBody::Namespace => {

@@ -274,9 +274,9 @@ fn references(items: &[Item]) -> Vec<Node> {
     let n = item_of.len();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut roots = Vec::new();
-    for c in 0..n {
-        match parent[c] {
-            Some(p) => children[p].push(c),
+    for (c, p) in parent.iter().enumerate() {
+        match p {
+            Some(p) => children[*p].push(c),
             None => roots.push(c),
         }
     }

@@ -18,9 +18,12 @@ pub const TTL: Duration = Duration::from_secs(600);
 /// Most entries kept; the cache is cleared when full (it refills at login rate).
 const MAX_ENTRIES: usize = 100_000;
 
+/// (user, stored hash) → (keyed hash of the password, when verified).
+type Entries = HashMap<(String, String), ([u8; 20], Instant)>;
+
 pub(crate) struct AuthCache {
     secret: [u8; 32],
-    entries: Mutex<HashMap<(String, String), ([u8; 20], Instant)>>,
+    entries: Mutex<Entries>,
 }
 
 impl AuthCache {

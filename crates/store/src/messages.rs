@@ -395,7 +395,6 @@ fn insert_record(
 
 /// Adds a record under the next UID at `modseq`; the caller checks quota and touches
 /// the mailbox once for the whole operation.
-
 fn insert_record_unchecked(
     conn: &Connection,
     mailbox: &Mailbox,

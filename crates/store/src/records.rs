@@ -232,21 +232,22 @@ pub(crate) fn records_in(
     Ok(out)
 }
 
+/// (mailbox row, since, HIGHESTMODSEQ) naming one answer of [`Store::changed_since`].
+type ChangeSetKey = (i64, Modseq, Modseq);
+
 /// A small memo of recent "changed since" answers, keyed by (mailbox row, since,
 /// HIGHESTMODSEQ at the time): a key names one immutable answer, so entries never go
 /// stale, they only stop being asked for.
 #[derive(Default)]
 pub(crate) struct ChangeSets {
-    entries: std::sync::Mutex<
-        std::collections::HashMap<(i64, Modseq, Modseq), std::sync::Arc<Vec<Record>>>,
-    >,
+    entries: std::sync::Mutex<std::collections::HashMap<ChangeSetKey, std::sync::Arc<Vec<Record>>>>,
 }
 
 /// Most memoised answers; the memo is emptied when full.
 const MAX_CHANGE_SETS: usize = 1024;
 
 impl ChangeSets {
-    fn get(&self, key: &(i64, Modseq, Modseq)) -> Option<std::sync::Arc<Vec<Record>>> {
+    fn get(&self, key: &ChangeSetKey) -> Option<std::sync::Arc<Vec<Record>>> {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -254,7 +255,7 @@ impl ChangeSets {
             .cloned()
     }
 
-    fn put(&self, key: (i64, Modseq, Modseq), rows: std::sync::Arc<Vec<Record>>) {
+    fn put(&self, key: ChangeSetKey, rows: std::sync::Arc<Vec<Record>>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_CHANGE_SETS {
             entries.clear();
