@@ -200,7 +200,9 @@ impl<W> Session<W> {
                     Err(e) => return Outcome::store_error(&e),
                 }
             };
-            let view = self.selected.as_ref().expect("checked above");
+            let Some(view) = self.selected.as_ref() else {
+                return Outcome::bad("No mailbox selected");
+            };
             let mut lines = Vec::new();
             if silent {
                 for c in &outcome.changed {
@@ -240,7 +242,9 @@ impl<W> Session<W> {
             }
         }
         if !outcome.modified.is_empty() {
-            let view = self.selected.as_ref().expect("checked above");
+            let Some(view) = self.selected.as_ref() else {
+                return Outcome::bad("No mailbox selected");
+            };
             let mut modified: Vec<u32> = if uid {
                 outcome.modified.clone()
             } else {
