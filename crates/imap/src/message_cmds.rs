@@ -498,12 +498,7 @@ impl<W> Session<W> {
             Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
             Err(e) => return Outcome::store_error(&e),
         };
-        let internaldate = date.map(|d| d.timestamp).unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0)
-        });
+        let internaldate = date.map_or_else(crate::response::unix_now, |d| d.timestamp);
         match self
             .store
             .append(&actor, &target.uniqueid, &flags, internaldate, message)

@@ -80,6 +80,15 @@ pub(crate) fn internal_date(timestamp: i64) -> String {
     )
 }
 
+/// Now, in seconds since the Unix epoch (INTERNALDATE of an APPEND without a date,
+/// the reference point of SEARCH YOUNGER/OLDER).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// The calendar date (UTC) of a Unix timestamp, for SEARCH BEFORE/ON/SINCE.
 pub(crate) fn date_of(timestamp: i64) -> crate::types::Date {
     let (y, m, d) = civil_from_days(timestamp.div_euclid(86_400));

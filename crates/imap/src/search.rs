@@ -34,10 +34,7 @@ pub(crate) fn search_selected(
         mailbox: &mailbox,
         cache,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::response::unix_now();
     let hits: HashSet<Uid> = search(&ctx, view, &in_view, key, now)?
         .into_iter()
         .map(|h| h.1)
