@@ -181,7 +181,8 @@ impl Conn {
             self.reader.buffer().is_empty(),
             "data after the COMPRESS OK"
         );
-        self.reader = BufReader::new(Box::new(Inflater::new(self.stream.clone())));
+        let leftover = self.reader.buffer().to_vec();
+        self.reader = BufReader::new(Box::new(Inflater::new(leftover, self.stream.clone())));
         self.writer = Box::new(flate2::write::DeflateEncoder::new(
             self.stream.clone(),
             flate2::Compression::default(),
@@ -471,7 +472,8 @@ fn compress_deflate_with_a_flate2_client() {
     c.writer.flush().unwrap();
     assert_eq!(c.until_tagged("z"), vec!["z OK DEFLATE active".to_owned()]);
     // Go on with the same compressor state.
-    c.reader = BufReader::new(Box::new(Inflater::new(c.stream.clone())));
+    let leftover = c.reader.buffer().to_vec();
+    c.reader = BufReader::new(Box::new(Inflater::new(leftover, c.stream.clone())));
     c.writer = Box::new(compressed_writer(compressed, c.stream.clone()));
     let r = c.until_tagged("p1");
     assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
@@ -507,14 +509,16 @@ fn compress_deflate_with_a_flate2_client() {
 /// (`flate2::read::DeflateDecoder` waits for more input before handing over output it
 /// already holds, which stalls an interactive protocol).
 struct Inflater {
-    source: BufReader<Shared>,
+    source: BufReader<std::io::Chain<std::io::Cursor<Vec<u8>>, Shared>>,
     inflate: flate2::Decompress,
 }
 
 impl Inflater {
-    fn new(stream: Shared) -> Inflater {
+    /// `leftover`: compressed bytes the plain reader had already buffered (the server
+    /// may answer the first compressed command before the client switches).
+    fn new(leftover: Vec<u8>, stream: Shared) -> Inflater {
         Inflater {
-            source: BufReader::new(stream),
+            source: BufReader::new(std::io::Cursor::new(leftover).chain(stream)),
             inflate: flate2::Decompress::new(false),
         }
     }
