@@ -47,6 +47,45 @@ struct FileConfig {
     lmtp: Option<LmtpFile>,
     imap: Option<ImapFile>,
     tls: Option<TlsFile>,
+    replication: Option<ReplicationFile>,
+}
+
+/// `[replication]` on a master: where `tern sync` sends and how it authenticates.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplicationFile {
+    replica: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    starttls: Option<bool>,
+    ca_file: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+/// Where `tern sync` sends (`[replication]`).
+#[derive(Clone)]
+pub struct Replication {
+    /// `host:port` of the replica's sync listener.
+    pub replica: String,
+    /// An administrator on the replica.
+    pub user: String,
+    /// Its password (from `password` or the first line of `password_file`).
+    pub password: String,
+    /// Upgrade with STARTTLS, trusting `ca_file` (PEM).
+    pub starttls: Option<(PathBuf, String)>,
+}
+
+impl std::fmt::Debug for Replication {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication")
+            .field("replica", &self.replica)
+            .field("user", &self.user)
+            .field("password", &"(hidden)")
+            .field("starttls", &self.starttls)
+            .finish()
+    }
 }
 
 /// `[tls]`: the server's certificate chain and private key, PEM files.
@@ -115,6 +154,8 @@ pub struct Config {
     pub imap: tern_imap::ImapConfig,
     /// `[tls]`, when given.
     pub tls: Option<TlsFiles>,
+    /// `[replication]`, when given (on a master).
+    pub replication: Option<Replication>,
 }
 
 impl Config {
@@ -143,6 +184,7 @@ impl Config {
             lmtp: tern_lmtp::LmtpConfig::default(),
             imap: tern_imap::ImapConfig::default(),
             tls: None,
+            replication: None,
         };
         config.apply(file)?;
         Ok(config)
@@ -205,6 +247,28 @@ impl Config {
             if let Some(v) = i.plaintext_auth {
                 imap.plaintext_auth = v;
             }
+        }
+        if let Some(r) = file.replication {
+            let replica = r.replica.ok_or_else(|| anyhow!("replication.replica: missing (host:port of the replica's sync listener)"))?;
+            let user = r.user.ok_or_else(|| anyhow!("replication.user: missing (an administrator on the replica)"))?;
+            let password = match (r.password, r.password_file) {
+                (Some(p), None) => p,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("replication.password_file: reading {}", path.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+                _ => bail!("replication: give exactly one of password and password_file"),
+            };
+            let starttls = if r.starttls.unwrap_or(false) {
+                let ca = r.ca_file.ok_or_else(|| anyhow!("replication.ca_file: needed with starttls = true"))?;
+                let host = replica.rsplit_once(':').map_or(replica.as_str(), |(h, _)| h).to_owned();
+                Some((ca, r.server_name.unwrap_or(host)))
+            } else {
+                None
+            };
+            self.replication = Some(Replication { replica, user, password, starttls });
         }
         if let Some(t) = file.tls {
             let Some(cert) = t.cert else {

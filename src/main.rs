@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod serve;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Replicate to the replica named in [replication]: users, one mailbox, everything,
+    /// or rolling from the change log; or verify that the replica matches.
+    Sync(sync::SyncArgs),
     /// Print the configuration in force (defaults merged with --config).
     Config,
 }
@@ -39,15 +43,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = config::Config::load(cli.config.as_deref()).and_then(|config| match cli.command {
-        Command::Serve => serve::run(config),
-        Command::Admin { command } => admin::run(&config, command),
+        Command::Serve => serve::run(config).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Admin { command } => admin::run(&config, command).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Sync(args) => sync::run(config, args),
         Command::Config => {
             println!("{config:#?}");
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("tern: error: {e:#}");
             std::process::ExitCode::FAILURE

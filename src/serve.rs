@@ -41,7 +41,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let imap = tern_imap::ImapServer::new(
         store.clone(),
         tern_imap::ImapConfig {
-            tls,
+            tls: tls.clone(),
             ..config.imap.clone()
         },
     );
@@ -74,6 +74,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imaps listening on {}", listener.local_addr()?);
                 tasks.spawn(imap.clone().serve_tls(listener, stopped.clone()));
+            }
+            "listen.sync" => {
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
+                tracing::info!("sync listening on {}", listener.local_addr()?);
+                tasks.spawn(tern_sync::serve_tcp(
+                    listener,
+                    store.clone(),
+                    tern_sync::SyncServerConfig {
+                        tls: tls.clone(),
+                        ..Default::default()
+                    },
+                    stopped.clone(),
+                ));
             }
             _ => tracing::info!("{key} = {value}: this build has no such listener yet; ignored"),
         }

@@ -126,6 +126,38 @@ pub enum StoreError {
     /// The batch this change belonged to could not be committed; nothing of it is stored.
     #[error("index commit failed: {0}")]
     CommitFailed(String),
+    /// A replicated update expected the mailbox at another state (optimistic
+    /// concurrency): nothing was applied. Carries the replica's actual values (0 when it
+    /// has no live mailbox with that unique id).
+    #[error("replica state differs: HIGHESTMODSEQ {highest_modseq}, last UID {last_uid}")]
+    SyncMismatch {
+        /// The replica's HIGHESTMODSEQ for the mailbox.
+        highest_modseq: u64,
+        /// The replica's last UID for the mailbox.
+        last_uid: u32,
+    },
+    /// A replicated update contradicts what the replica holds (a UID with another
+    /// GUID, a change to a record it does not have): nothing was applied.
+    #[error("replication conflict at uid {uid}: {reason}")]
+    SyncConflict {
+        /// The record in conflict (0 for the mailbox as a whole).
+        uid: u32,
+        /// What contradicts.
+        reason: &'static str,
+    },
+    /// After applying a replicated update the mailbox digest differed from the
+    /// master's; the update was rolled back.
+    #[error("mailbox digest after update is {replica}, master sent {master}")]
+    DigestMismatch {
+        /// What the replica computed.
+        replica: String,
+        /// What the master sent.
+        master: String,
+    },
+    /// A replicated append named a blob without sending it, and the replica does not
+    /// hold it.
+    #[error("blob {0} not held")]
+    BlobNotHeld(String),
     /// The store's writer thread has stopped (the process is shutting down).
     #[error("store writer has stopped")]
     WriterGone,

@@ -386,7 +386,7 @@ impl Store {
     }
 
     /// Copies the blobs of every record of `mailbox` into `partition`, durably.
-    fn copy_blobs(&self, mailbox: &Mailbox, partition: &str) -> Result<()> {
+    pub(crate) fn copy_blobs(&self, mailbox: &Mailbox, partition: &str) -> Result<()> {
         if !self.blobs().has_partition(partition) {
             return Err(StoreError::UnknownPartition(partition.to_owned()));
         }

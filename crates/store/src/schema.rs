@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -117,6 +117,20 @@ CREATE TABLE pending_texts (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 3: replication bookkeeping on the master: users and mailboxes whose sync
+/// kept failing, set aside by the rolling client so the change log can move on without
+/// forgetting them.
+const SCHEMA_V3: &str = r#"
+CREATE TABLE sync_deferred (
+    consumer        TEXT NOT NULL,
+    user_name       TEXT NOT NULL,
+    -- '' for the user-level state (and every mailbox of the user)
+    mailbox_uniqueid TEXT NOT NULL DEFAULT '',
+    since           INTEGER NOT NULL,
+    PRIMARY KEY (consumer, user_name, mailbox_uniqueid)
+) WITHOUT ROWID;
+"#;
+
 /// The full-text index database (`texts.sqlite3`): a trigram FTS5 table answering
 /// case-insensitive substring searches, and which GUID each row belongs to. Kept apart
 /// from the main index so its bulk writes never hold the main index's write lock.
@@ -157,6 +171,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if version < 2 {
         tx.execute_batch(SCHEMA_V2)?;
+    }
+    if version < 3 {
+        tx.execute_batch(SCHEMA_V3)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -1,0 +1,513 @@
+//! Replicated writes: how a replica applies what its master sends
+//! (`docs/replication.md`, section 5).
+//!
+//! A replicated write is silent: it keeps the master's UIDs, modseqs and dates exactly,
+//! never allocates a modseq, and is not entered in the replica's change log. Each call
+//! is one transaction; an UPDATE's blobs are made durable together before it commits.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::content::{has_index, insert_index};
+use crate::digest::{mailbox_digest, user_row};
+use crate::error::{Result, StoreError};
+use crate::flags::Flags;
+use crate::ids::{Guid, Modseq, Uid, UniqueId};
+use crate::mailboxes::Mailbox;
+use crate::names::{normalize_mailbox, normalize_user};
+use crate::replication::UserState;
+use crate::store::Store;
+use crate::txn;
+use crate::users::add_usage;
+
+/// A mailbox's state as the master sends it with an UPDATE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailboxState {
+    /// Owner-relative name.
+    pub name: String,
+    /// Partition.
+    pub partition: String,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// Last UID assigned.
+    pub last_uid: Uid,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: Modseq,
+    /// DELETEDMODSEQ.
+    pub deleted_modseq: Modseq,
+    /// Modseq of creation.
+    pub created_modseq: Modseq,
+    /// \Recent watermark.
+    pub recent_uid: Uid,
+    /// When the watermark moved.
+    pub recent_time: i64,
+    /// RFC 6154 attribute.
+    pub special_use: Option<String>,
+    /// ACL in the store's text form.
+    pub acl: String,
+    /// The complete set of annotations.
+    pub annotations: Vec<(String, String)>,
+}
+
+impl MailboxState {
+    /// The state of a mailbox as this store holds it, for sending.
+    pub fn of(mailbox: &Mailbox, annotations: Vec<(String, String)>) -> MailboxState {
+        MailboxState {
+            name: mailbox.name.clone(),
+            partition: mailbox.partition.clone(),
+            uidvalidity: mailbox.uidvalidity,
+            last_uid: mailbox.last_uid,
+            highest_modseq: mailbox.highest_modseq,
+            deleted_modseq: mailbox.deleted_modseq,
+            created_modseq: mailbox.created_modseq,
+            recent_uid: mailbox.recent_uid,
+            recent_time: mailbox.recent_time,
+            special_use: mailbox.special_use.clone(),
+            acl: mailbox.acl.clone(),
+            annotations,
+        }
+    }
+}
+
+/// A record new to the replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaAppend {
+    /// The master's UID.
+    pub uid: Uid,
+    /// The master's modseq for the record.
+    pub modseq: Modseq,
+    /// INTERNALDATE, Unix seconds.
+    pub internaldate: i64,
+    /// Size of the message.
+    pub size: u64,
+    /// GUID of the message.
+    pub guid: Guid,
+    /// Flags.
+    pub flags: Flags,
+    /// The message, or `None` when the replica holds the blob already.
+    pub data: Option<Vec<u8>>,
+}
+
+/// One UPDATE: everything that brings one mailbox to the master's state.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxUpdate {
+    /// Owner.
+    pub user: String,
+    /// The mailbox's unique id (shared by master and replica).
+    pub uniqueid: Option<UniqueId>,
+    /// The replica HIGHESTMODSEQ the master expects, or `None` for "no live mailbox".
+    pub expect: Option<Modseq>,
+    /// The state after the update.
+    pub state: MailboxState,
+    /// Remove every record before applying the items.
+    pub reset: bool,
+    /// New records.
+    pub appends: Vec<ReplicaAppend>,
+    /// (UIDs, modseq, flags): set flags and modseq.
+    pub stores: Vec<(Vec<Uid>, Modseq, Flags)>,
+    /// (UIDs, modseq): mark expunged.
+    pub expunges: Vec<(Vec<Uid>, Modseq)>,
+    /// The mailbox digest after the update, when the master sent one.
+    pub digest: Option<String>,
+}
+
+impl Store {
+    /// Applies one UPDATE as one transaction, after making any new blobs durable.
+    /// Refuses, applying nothing, with `SyncMismatch` (the expected HIGHESTMODSEQ does
+    /// not hold), `SyncConflict`, `DigestMismatch`, `BlobNotHeld` or `NoSuchUser`.
+    pub fn apply_update(&self, update: MailboxUpdate) -> Result<()> {
+        let user = normalize_user(&update.user)?;
+        let name = normalize_mailbox(&update.state.name)?;
+        let uniqueid = update
+            .uniqueid
+            .clone()
+            .ok_or(StoreError::SyncConflict { uid: 0, reason: "no unique id" })?;
+        let partition = update.state.partition.clone();
+        if !self.blobs().has_partition(&partition) {
+            return Err(StoreError::UnknownPartition(partition));
+        }
+        let before = self.mailbox_by_uniqueid(&uniqueid)?;
+        if let Some(m) = before.as_ref().filter(|m| m.is_live()) {
+            if m.partition != partition {
+                self.copy_blobs(m, &partition)?;
+            }
+        }
+        self.store_append_blobs(&partition, &update.appends)?;
+        let summaries = self.summaries_for(&partition, &update.appends)?;
+        let mut update = update;
+        for a in &mut update.appends {
+            a.data = None;
+        }
+        let hms = update.state.highest_modseq;
+        self.write(move |conn| {
+            apply_in(conn, &user, &name, &uniqueid, &update, &summaries)?;
+            Ok(uniqueid)
+        })
+        .map(|id| self.notify(&id, hms))
+    }
+
+    /// Sets a user's user-level state exactly (creating the user, without mailboxes,
+    /// if missing) and checks the result against the state's digest.
+    pub fn apply_user_state(&self, state: &UserState) -> Result<()> {
+        let name = normalize_user(&state.name)?;
+        let state = state.clone();
+        self.write(move |conn| {
+            let id: Option<i64> = conn
+                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
+                .optional()?;
+            let id = match id {
+                Some(id) => id,
+                None => {
+                    conn.execute(
+                        "INSERT INTO users (name, created) VALUES (?1, ?2)",
+                        params![name, crate::store::now()],
+                    )?;
+                    conn.last_insert_rowid()
+                }
+            };
+            conn.execute(
+                "UPDATE users SET password_hash = ?2, is_admin = ?3, quota_storage = ?4, \
+                 quota_messages = ?5 WHERE id = ?1",
+                params![
+                    id,
+                    state.password_hash,
+                    state.is_admin,
+                    state.quota.storage.map(|v| v as i64),
+                    state.quota.messages.map(|v| v as i64)
+                ],
+            )?;
+            conn.execute("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
+            for s in &state.subscriptions {
+                conn.execute(
+                    "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?1, ?2)",
+                    params![id, s],
+                )?;
+            }
+            let (hash, admin, qs, qm, subs) = user_row(conn, id)?;
+            let stored = crate::digest::user_digest(hash.as_deref(), admin, qs, qm, &subs);
+            let sent = state.digest();
+            if stored != sent {
+                return Err(StoreError::DigestMismatch {
+                    replica: stored,
+                    master: sent,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Renames (and with another partition, moves) the one live mailbox with this
+    /// unique id; a live mailbox of another unique id holding the name is parked out of
+    /// the way in the same transaction. Silent: nothing is logged, no modseq is taken.
+    pub fn replica_rename(&self, user: &str, uniqueid: &UniqueId, name: &str, partition: &str) -> Result<()> {
+        let user = normalize_user(user)?;
+        let name = normalize_mailbox(name)?;
+        let source = self
+            .mailbox_by_uniqueid(uniqueid)?
+            .filter(|m| m.is_live() && m.user == user)
+            .ok_or_else(|| StoreError::NoSuchMailbox {
+                user: user.clone(),
+                name: uniqueid.to_string(),
+            })?;
+        if source.partition != partition {
+            self.copy_blobs(&source, partition)?;
+        }
+        let (id, partition) = (uniqueid.clone(), partition.to_owned());
+        self.write(move |conn| {
+            let user_id = txn::user_id(conn, &user)?;
+            place(conn, user_id, &user, &id, &name)?;
+            conn.execute(
+                "UPDATE mailboxes SET name = ?2, partition = ?3 WHERE uniqueid = ?1",
+                params![id.as_str(), name, partition],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes the live mailbox with this unique id, leaving a tombstone; nothing when
+    /// there is none. Silent.
+    pub fn replica_delete(&self, user: &str, uniqueid: &UniqueId) -> Result<()> {
+        let user = normalize_user(user)?;
+        let id = uniqueid.clone();
+        self.write(move |conn| {
+            let Some(m) = txn::mailbox_by_uniqueid(conn, &id)?.filter(|m| m.is_live() && m.user == user) else {
+                return Ok(());
+            };
+            add_usage(conn, m.user_id, -(m.bytes as i64), -(m.messages as i64))?;
+            conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+            conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [m.id])?;
+            conn.execute(
+                "UPDATE mailboxes SET tombstone_modseq = highest_modseq, messages = 0, bytes = 0 WHERE id = ?1",
+                [m.id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Writes the blobs an UPDATE carries (checked against their GUID and size) with
+    /// one grouped sync, and makes sure the ones it names without data are held in the
+    /// target partition (copying them from another partition if needed).
+    fn store_append_blobs(&self, partition: &str, appends: &[ReplicaAppend]) -> Result<()> {
+        let mut carried: Vec<(Guid, &[u8])> = Vec::new();
+        for a in appends {
+            match &a.data {
+                Some(data) => {
+                    if data.len() as u64 != a.size || Guid::of(data) != a.guid {
+                        return Err(StoreError::SyncConflict {
+                            uid: a.uid,
+                            reason: "message does not match its GUID and size",
+                        });
+                    }
+                    carried.push((a.guid, data));
+                }
+                None => {}
+            }
+        }
+        self.blobs().put_many(partition, &carried)?;
+        for a in appends.iter().filter(|a| a.data.is_none()) {
+            if self.blobs().contains(partition, &a.guid, a.size)? {
+                continue;
+            }
+            let bytes = self.read_blob(&a.guid, a.size)?;
+            self.blobs().put_with_guid(partition, &a.guid, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Summaries (for the protocols' indexer) of the appended messages this store has
+    /// none for yet, computed outside the writer, on both cores when there are many.
+    fn summaries_for(&self, partition: &str, appends: &[ReplicaAppend]) -> Result<HashMap<Guid, Vec<u8>>> {
+        let Some(indexer) = self.shared.indexer.get().cloned() else {
+            return Ok(HashMap::new());
+        };
+        let unknown: Vec<&ReplicaAppend> = self.read(|conn| {
+            let mut out = Vec::new();
+            for a in appends {
+                if !has_index(conn, &a.guid)? && !out.iter().any(|o: &&ReplicaAppend| o.guid == a.guid) {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })?;
+        let summarize = |a: &ReplicaAppend| -> Result<(Guid, Vec<u8>)> {
+            let summary = match &a.data {
+                Some(d) => indexer.summarize(d),
+                None => indexer.summarize(&self.blobs().read(partition, &a.guid, a.size)?),
+            };
+            Ok((a.guid, summary))
+        };
+        if unknown.len() < 32 {
+            return unknown.into_iter().map(summarize).collect();
+        }
+        let (left, right) = unknown.split_at(unknown.len() / 2);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| right.iter().map(|a| summarize(a)).collect::<Result<Vec<_>>>());
+            let mut out: HashMap<Guid, Vec<u8>> =
+                left.iter().map(|a| summarize(a)).collect::<Result<_>>()?;
+            let rest = other.join().map_err(|_| StoreError::CommitFailed("summary thread panicked".into()))??;
+            out.extend(rest);
+            Ok(out)
+        })
+    }
+}
+
+/// The body of [`Store::apply_update`], inside the writer's transaction.
+fn apply_in(
+    conn: &Connection,
+    user: &str,
+    name: &str,
+    uniqueid: &UniqueId,
+    update: &MailboxUpdate,
+    summaries: &HashMap<Guid, Vec<u8>>,
+) -> Result<()> {
+    let user_id = txn::user_id(conn, user)?;
+    let state = &update.state;
+    let current = txn::mailbox_by_uniqueid(conn, uniqueid)?;
+    if current.as_ref().is_some_and(|m| m.user_id != user_id) {
+        return Err(StoreError::SyncConflict { uid: 0, reason: "unique id belongs to another user" });
+    }
+    let live = current.as_ref().filter(|m| m.is_live());
+    let expected = match (update.expect, live) {
+        (None, None) => true,
+        (Some(e), Some(m)) => m.highest_modseq == e,
+        _ => false,
+    };
+    if !expected {
+        return Err(StoreError::SyncMismatch {
+            highest_modseq: live.map_or(0, |m| m.highest_modseq),
+            last_uid: live.map_or(0, |m| m.last_uid),
+        });
+    }
+    place(conn, user_id, user, uniqueid, name)?;
+    let (old_messages, old_bytes) = live.map_or((0, 0), |m| (m.messages as i64, m.bytes as i64));
+    match &current {
+        None => {
+            conn.execute(
+                "INSERT INTO mailboxes (uniqueid, user_id, name, partition, uidvalidity, created_modseq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    uniqueid.as_str(),
+                    user_id,
+                    name,
+                    state.partition,
+                    state.uidvalidity,
+                    state.created_modseq as i64
+                ],
+            )?;
+        }
+        Some(m) => {
+            if !m.is_live() || update.reset || m.uidvalidity != state.uidvalidity {
+                conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+            }
+            conn.execute(
+                "UPDATE mailboxes SET tombstone_modseq = NULL, name = ?2, partition = ?3, uidvalidity = ?4 \
+                 WHERE id = ?1",
+                params![m.id, name, state.partition, state.uidvalidity],
+            )?;
+        }
+    }
+    let mailbox_id: i64 = conn.query_row(
+        "SELECT id FROM mailboxes WHERE uniqueid = ?1",
+        [uniqueid.as_str()],
+        |r| r.get(0),
+    )?;
+    apply_items(conn, mailbox_id, update, summaries)?;
+    conn.execute(
+        "UPDATE mailboxes SET last_uid = ?2, highest_modseq = ?3, deleted_modseq = ?4, \
+         created_modseq = ?5, recent_uid = ?6, recent_time = ?7, special_use = ?8, acl = ?9, \
+         messages = (SELECT count(*) FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL), \
+         bytes = (SELECT coalesce(sum(size), 0) FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL) \
+         WHERE id = ?1",
+        params![
+            mailbox_id,
+            state.last_uid,
+            state.highest_modseq as i64,
+            state.deleted_modseq as i64,
+            state.created_modseq as i64,
+            state.recent_uid,
+            state.recent_time,
+            state.special_use,
+            state.acl
+        ],
+    )?;
+    conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [mailbox_id])?;
+    for (k, v) in &state.annotations {
+        conn.execute(
+            "INSERT OR REPLACE INTO annotations (mailbox_id, key, value) VALUES (?1, ?2, ?3)",
+            params![mailbox_id, k, v],
+        )?;
+    }
+    let (messages, bytes): (i64, i64) = conn.query_row(
+        "SELECT messages, bytes FROM mailboxes WHERE id = ?1",
+        [mailbox_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    add_usage(conn, user_id, bytes - old_bytes, messages - old_messages)?;
+    // After a failover this replica allocates modseqs and UIDVALIDITYs itself: above
+    // everything it was given.
+    conn.execute(
+        "UPDATE users SET modseq = max(modseq, ?2), last_uidvalidity = max(last_uidvalidity, ?3) \
+         WHERE id = ?1",
+        params![user_id, state.highest_modseq as i64, state.uidvalidity],
+    )?;
+    if let Some(master) = &update.digest {
+        let replica =
+            mailbox_digest(conn, mailbox_id, state.uidvalidity, state.last_uid, state.highest_modseq)?;
+        if &replica != master {
+            return Err(StoreError::DigestMismatch {
+                replica,
+                master: master.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Applies APPENDs, then STOREs, then EXPUNGEs.
+fn apply_items(
+    conn: &Connection,
+    mailbox_id: i64,
+    update: &MailboxUpdate,
+    summaries: &HashMap<Guid, Vec<u8>>,
+) -> Result<()> {
+    let mut existing = conn.prepare_cached("SELECT guid FROM records WHERE mailbox_id = ?1 AND uid = ?2")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut refresh = conn.prepare_cached(
+        "UPDATE records SET modseq = ?3, flags = ?4, internaldate = ?5, expunged_modseq = NULL \
+         WHERE mailbox_id = ?1 AND uid = ?2",
+    )?;
+    for a in &update.appends {
+        let held: Option<Vec<u8>> = existing.query_row(params![mailbox_id, a.uid], |r| r.get(0)).optional()?;
+        match held {
+            Some(g) if g[..] == a.guid.as_bytes()[..] => {
+                refresh.execute(params![mailbox_id, a.uid, a.modseq as i64, a.flags.to_string(), a.internaldate])?;
+            }
+            Some(_) => {
+                return Err(StoreError::SyncConflict { uid: a.uid, reason: "the UID holds another message" });
+            }
+            None => {
+                insert.execute(params![
+                    mailbox_id,
+                    a.uid,
+                    a.modseq as i64,
+                    a.flags.to_string(),
+                    a.internaldate,
+                    a.size as i64,
+                    &a.guid.as_bytes()[..]
+                ])?;
+            }
+        }
+        if let Some(summary) = summaries.get(&a.guid) {
+            insert_index(conn, &a.guid, summary, &update.state.partition, a.size)?;
+        }
+    }
+    let mut store = conn.prepare_cached("UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2")?;
+    for (uids, modseq, flags) in &update.stores {
+        let text = flags.to_string();
+        for uid in uids {
+            if store.execute(params![mailbox_id, uid, text, *modseq as i64])? == 0 {
+                return Err(StoreError::SyncConflict { uid: *uid, reason: "STORE of a record the replica does not have" });
+            }
+        }
+    }
+    let mut expunge = conn.prepare_cached(
+        "UPDATE records SET expunged_modseq = ?3, modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
+    )?;
+    for (uids, modseq) in &update.expunges {
+        for uid in uids {
+            if expunge.execute(params![mailbox_id, uid, *modseq as i64])? == 0 {
+                return Err(StoreError::SyncConflict { uid: *uid, reason: "EXPUNGE of a record the replica does not have" });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `name` free for the mailbox `uniqueid` of `user`: a live mailbox of another
+/// unique id holding it is parked under `name~<first 8 digits of its unique id>` (or
+/// the whole unique id if that is taken too), to be renamed or deleted by a later
+/// command of the master.
+fn place(conn: &Connection, user_id: i64, user: &str, uniqueid: &UniqueId, name: &str) -> Result<()> {
+    let Some(other) = txn::find_live_mailbox(conn, user, name)? else {
+        return Ok(());
+    };
+    if &other.uniqueid == uniqueid {
+        return Ok(());
+    }
+    let short = format!("{name}~{}", &other.uniqueid.as_str()[..8.min(other.uniqueid.as_str().len())]);
+    let parked = if txn::find_live_mailbox(conn, user, &short)?.is_none() {
+        short
+    } else {
+        format!("{name}~{}", other.uniqueid.as_str())
+    };
+    tracing::warn!(user, name, parked, uniqueid = %other.uniqueid, "replication parks a mailbox whose name the master gave to another");
+    conn.execute(
+        "UPDATE mailboxes SET name = ?2 WHERE id = ?1 AND user_id = ?3",
+        params![other.id, parked, user_id],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! One client session with a replica: connecting, STARTTLS, authentication, and
+//! pipelined commands whose replies are read back in order.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+
+use super::{ClientConfig, ClientError};
+use crate::wire::{parse_response, Encoder, LineReader, Response, Status, Token};
+use crate::Io;
+
+/// What travelled over one or more sessions.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes the client sent.
+    pub bytes_out: u64,
+    /// Bytes the client received.
+    pub bytes_in: u64,
+    /// Times the client waited for the replica after sending.
+    pub round_trips: u64,
+}
+
+impl std::ops::AddAssign for Traffic {
+    fn add_assign(&mut self, o: Traffic) {
+        self.bytes_out += o.bytes_out;
+        self.bytes_in += o.bytes_in;
+        self.round_trips += o.round_trips;
+    }
+}
+
+/// A command's answer: its untagged responses and its tagged result.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub untagged: Vec<(String, Vec<Token>)>,
+    pub status: Status,
+    pub code: Option<(String, Vec<Token>)>,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        matches!(self.status, Status::Ok)
+    }
+
+    /// The response code's name, upper-cased ("" when none).
+    pub fn code_name(&self) -> &str {
+        self.code.as_ref().map_or("", |(c, _)| c.as_str())
+    }
+
+    /// "NO [CODE] text", for messages.
+    pub fn describe(&self) -> String {
+        let status = match self.status {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+        };
+        format!("{status} [{}] {}", self.code_name(), self.text)
+    }
+}
+
+/// A session, authenticated.
+pub(crate) struct Connection {
+    reader: LineReader<Counted<ReadHalf<Box<dyn Io>>>>,
+    writer: WriteHalf<Box<dyn Io>>,
+    out: Vec<u8>,
+    next_tag: u64,
+    pending: std::collections::VecDeque<String>,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: u64,
+    round_trips: u64,
+    waiting: bool,
+    auth_tag: Option<String>,
+}
+
+impl Connection {
+    /// Connects, upgrades to TLS if configured, and authenticates (the AUTHENTICATE is
+    /// queued, so it travels with the first command).
+    pub async fn open(config: &ClientConfig) -> Result<Connection, ClientError> {
+        let tcp = TcpStream::connect(&config.replica)
+            .await
+            .map_err(|e| ClientError::Connect(config.replica.clone(), e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let mut conn = Connection::over(Box::new(tcp), config.limits_for_replies());
+        let greeting = conn.read_response().await?;
+        let caps = match greeting {
+            Response::UntaggedStatus { keyword, code, .. } if keyword == "OK" => {
+                code.map(|(_, args)| args).unwrap_or_default()
+            }
+            other => return Err(ClientError::Protocol(format!("unexpected greeting {other:?}"))),
+        };
+        let has = |c: &str| caps.iter().any(|t| t.as_str().is_some_and(|s| s.eq_ignore_ascii_case(c)));
+        if !has("TERNSYNC=1") {
+            return Err(ClientError::Protocol("the replica does not speak TERNSYNC=1".into()));
+        }
+        if let Some(tls) = &config.tls {
+            if !has("STARTTLS") {
+                return Err(ClientError::Protocol("TLS configured but the replica offers no STARTTLS".into()));
+            }
+            let tag = conn.queue_line("STARTTLS");
+            let reply = conn.reply_for(&tag).await?;
+            if !reply.ok() {
+                return Err(ClientError::Protocol(format!("STARTTLS refused: {}", reply.describe())));
+            }
+            let (read, write) = (conn.reader.into_inner().inner, conn.writer);
+            let plain = read.unsplit(write);
+            let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
+                .map_err(|e| ClientError::Protocol(format!("bad TLS server name: {e}")))?;
+            let secure = tokio_rustls::TlsConnector::from(tls.config.clone())
+                .connect(name, plain)
+                .await
+                .map_err(|e| ClientError::Connect(config.replica.clone(), format!("TLS: {e}")))?;
+            let mut upgraded = Connection::over(Box::new(secure), config.limits_for_replies());
+            upgraded.bytes_out = conn.bytes_out;
+            upgraded.round_trips = conn.round_trips;
+            upgraded.next_tag = conn.next_tag;
+            conn = upgraded;
+        }
+        let credentials = format!("\0{}\0{}", config.user, config.password);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let tag = conn.queue_line(&format!("AUTHENTICATE PLAIN {b64}"));
+        conn.pending.pop_back();
+        conn.auth_tag = Some(tag);
+        Ok(conn)
+    }
+
+    fn over(stream: Box<dyn Io>, limits: crate::wire::Limits) -> Connection {
+        let (r, w) = tokio::io::split(stream);
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        Connection {
+            reader: LineReader::new(Counted { inner: r, count: bytes_in.clone() }, limits),
+            writer: w,
+            out: Vec::with_capacity(64 * 1024),
+            next_tag: 1,
+            pending: Default::default(),
+            bytes_in,
+            bytes_out: 0,
+            round_trips: 0,
+            waiting: false,
+            auth_tag: None,
+        }
+    }
+
+    /// What this session moved so far.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            round_trips: self.round_trips,
+        }
+    }
+
+    /// A fresh tag.
+    pub fn tag(&mut self) -> String {
+        let t = format!("s{}", self.next_tag);
+        self.next_tag += 1;
+        t
+    }
+
+    /// Queues `tag command-text CRLF`; returns the tag.
+    pub fn queue_line(&mut self, text: &str) -> String {
+        let tag = self.tag();
+        self.out.extend_from_slice(tag.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        self.pending.push_back(tag.clone());
+        tag
+    }
+
+    /// Queues an encoded command whose tag the caller took from [`Connection::tag`].
+    pub async fn queue_encoded(&mut self, tag: String, enc: Encoder) -> Result<(), ClientError> {
+        self.out.extend_from_slice(enc.bytes());
+        self.pending.push_back(tag);
+        // Large commands go out at once rather than piling up in memory.
+        if self.out.len() >= 256 * 1024 {
+            self.write_out().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_out(&mut self) -> Result<(), ClientError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.writer.write_all(&self.out).await.map_err(ClientError::io)?;
+        self.bytes_out += self.out.len() as u64;
+        self.out.clear();
+        self.waiting = true;
+        Ok(())
+    }
+
+    /// Sends everything queued.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        self.write_out().await?;
+        self.writer.flush().await.map_err(ClientError::io)
+    }
+
+    /// Reads the answer to the oldest command not yet answered (flushing first).
+    pub async fn reply(&mut self) -> Result<Reply, ClientError> {
+        self.flush().await?;
+        if let Some(auth) = self.auth_tag.take() {
+            let reply = self.reply_for(&auth).await?;
+            if !reply.ok() {
+                return Err(ClientError::Auth(reply.describe()));
+            }
+        }
+        let tag = self
+            .pending
+            .pop_front()
+            .ok_or_else(|| ClientError::Protocol("no command awaits a reply".into()))?;
+        self.reply_for(&tag).await
+    }
+
+    async fn reply_for(&mut self, tag: &str) -> Result<Reply, ClientError> {
+        self.flush().await?;
+        if std::mem::take(&mut self.waiting) {
+            self.round_trips += 1;
+        }
+        let mut untagged = Vec::new();
+        loop {
+            match self.read_response().await? {
+                Response::Untagged { keyword, args } => untagged.push((keyword, args)),
+                Response::UntaggedStatus { keyword, text, .. } if keyword == "BYE" => {
+                    return Err(ClientError::Protocol(format!("replica closed the session: {text}")));
+                }
+                Response::UntaggedStatus { .. } | Response::Continue(_) => {}
+                Response::Tagged { tag: t, status, code, text } => {
+                    if t != tag {
+                        return Err(ClientError::Protocol(format!("reply for {t} while waiting for {tag}")));
+                    }
+                    let code = code.map(|(c, a)| (c.to_ascii_uppercase(), a));
+                    return Ok(Reply { untagged, status, code, text });
+                }
+            }
+        }
+    }
+
+    async fn read_response(&mut self) -> Result<Response, ClientError> {
+        let line = self.reader.read_line(&mut |_| false).await.map_err(ClientError::wire)?;
+        parse_response(&line).map_err(ClientError::wire)
+    }
+
+    /// Ends the session politely.
+    pub async fn logout(mut self) -> Traffic {
+        self.queue_line("LOGOUT");
+        let _ = self.reply().await;
+        self.traffic()
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.count.fetch_add(n, Ordering::Relaxed);
+        r
+    }
+}

@@ -1,0 +1,261 @@
+//! The replication client (`tern sync`, on the master): one-shot syncs of users or
+//! mailboxes, rolling replication from the change log, and verification.
+//!
+//! Every entry point reads the master's store directly and never changes it, except to
+//! merge back what only the replica had after a split brain (see `reconcile.rs`).
+
+mod batch;
+mod conn;
+mod reconcile;
+mod rolling;
+mod verify;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tern_store::{Store, StoreError, UniqueId};
+
+pub use conn::Traffic;
+pub use rolling::{rolling, RollingOptions};
+pub use verify::{verify, Difference};
+
+use crate::protocol::Selection;
+use crate::wire::{Limits, WireError};
+
+/// TLS for the client: the server name to check and the trust configuration.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// Name the replica's certificate must carry.
+    pub server_name: String,
+    /// rustls configuration with the trusted roots.
+    pub config: Arc<rustls::ClientConfig>,
+}
+
+/// Where and how to reach the replica.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `host:port` of the replica's sync listener.
+    pub replica: String,
+    /// An administrator on the replica.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// STARTTLS with this configuration when set.
+    pub tls: Option<ClientTls>,
+}
+
+impl ClientConfig {
+    fn limits_for_replies(&self) -> Limits {
+        Limits::default()
+    }
+}
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The replica could not be reached.
+    #[error("cannot connect to replica {0}: {1}")]
+    Connect(String, String),
+    /// The replica refused the credentials.
+    #[error("replica refused authentication: {0}")]
+    Auth(String),
+    /// The session broke (I/O error or the replica went away).
+    #[error("replica connection: {0}")]
+    Io(String),
+    /// The replica said something this client does not understand.
+    #[error("replica protocol: {0}")]
+    Protocol(String),
+    /// The master's store failed.
+    #[error("master store: {0}")]
+    Store(#[from] StoreError),
+    /// Some users or mailboxes could not be brought in step; the others were.
+    #[error("{0} user(s) failed to sync: {1}")]
+    Partial(usize, String),
+}
+
+impl ClientError {
+    fn io(e: std::io::Error) -> ClientError {
+        ClientError::Io(e.to_string())
+    }
+
+    fn wire(e: WireError) -> ClientError {
+        match e {
+            WireError::Io(e) => ClientError::Io(e.to_string()),
+            WireError::Eof => ClientError::Io("the replica closed the connection".into()),
+            other => ClientError::Protocol(other.to_string()),
+        }
+    }
+
+    /// True when the session itself failed (worth reconnecting), not one user.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, ClientError::Connect(..) | ClientError::Io(_) | ClientError::Protocol(_))
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncSummary {
+    /// Users handled.
+    pub users: usize,
+    /// Mailboxes that needed an UPDATE, RENAME or DELETE.
+    pub mailboxes: usize,
+    /// Records sent (APPEND, STORE or EXPUNGE).
+    pub records: usize,
+    /// Message bytes sent as literals.
+    pub message_bytes: u64,
+    /// Wire totals.
+    pub traffic: Traffic,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+    /// Conflicts resolved (split brain, UIDVALIDITY, GUID clashes).
+    pub conflicts: usize,
+}
+
+impl std::fmt::Display for SyncSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "synced {} users, {} mailboxes, {} records, {:.1} MB of messages in {:.2} s; \
+             {} bytes sent, {} received, {} round trips",
+            self.users,
+            self.mailboxes,
+            self.records,
+            self.message_bytes as f64 / 1e6,
+            self.elapsed.as_secs_f64(),
+            self.traffic.bytes_out,
+            self.traffic.bytes_in,
+            self.traffic.round_trips
+        )?;
+        if self.conflicts > 0 {
+            write!(f, "; {} conflicts resolved", self.conflicts)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::AddAssign for SyncSummary {
+    fn add_assign(&mut self, o: SyncSummary) {
+        self.users += o.users;
+        self.mailboxes += o.mailboxes;
+        self.records += o.records;
+        self.message_bytes += o.message_bytes;
+        self.traffic += o.traffic;
+        self.conflicts += o.conflicts;
+    }
+}
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Every user of the master (and removal of users only the replica has).
+    All,
+    /// These users, whole.
+    Users(Vec<String>),
+    /// One mailbox of one user, by name.
+    Mailbox(String, String),
+}
+
+/// Most users in one batch of a `--all` sync.
+const USERS_PER_BATCH: usize = 64;
+
+/// Brings the replica in step with the master for `target`, over `parallel` sessions.
+pub async fn sync(store: &Store, config: &ClientConfig, target: Target, parallel: usize) -> Result<SyncSummary, ClientError> {
+    let started = Instant::now();
+    let work: Vec<batch::Work> = match target {
+        Target::All => {
+            let mut users: Vec<String> = store.users()?.into_iter().map(|u| u.name).collect();
+            users.sort();
+            users.into_iter().map(|u| batch::Work { user: u, selection: Selection::All }).collect()
+        }
+        Target::Users(users) => users.into_iter().map(|u| batch::Work { user: u, selection: Selection::All }).collect(),
+        Target::Mailbox(user, name) => {
+            let ids = store.mailbox(&user, &name)?.map(|m| vec![m.uniqueid]).unwrap_or_default();
+            vec![batch::Work { user, selection: Selection::Some { ids, names: vec![name] } }]
+        }
+    };
+    let parallel = parallel.max(1);
+    let mut summary = if parallel == 1 || work.is_empty() {
+        let mut conn = conn::Connection::open(config).await?;
+        let mut summary = SyncSummary::default();
+        let mut failures = Vec::new();
+        for chunk in work.chunks(USERS_PER_BATCH) {
+            let outcome = batch::sync_batch(&mut conn, store, chunk, None).await?;
+            failures.extend(outcome.failures);
+            summary += outcome.summary;
+        }
+        summary.traffic = conn.logout().await;
+        finish(summary, failures)?
+    } else {
+        parallel_sync(store, config, work, parallel).await?
+    };
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn finish(summary: SyncSummary, failures: Vec<(String, String)>) -> Result<SyncSummary, ClientError> {
+    if failures.is_empty() {
+        return Ok(summary);
+    }
+    let text = failures.iter().map(|(u, e)| format!("{u}: {e}")).collect::<Vec<_>>().join("; ");
+    Err(ClientError::Partial(failures.len(), text))
+}
+
+/// Splits the work over `parallel` sessions: first the user-level state of every user
+/// (one session), then the mailboxes, spread by size so the sessions finish together.
+async fn parallel_sync(
+    store: &Store,
+    config: &ClientConfig,
+    work: Vec<batch::Work>,
+    parallel: usize,
+) -> Result<SyncSummary, ClientError> {
+    // Pass 1: users, deletions and conflicts, but no mailbox contents.
+    let mut conn = conn::Connection::open(config).await?;
+    let mut summary = SyncSummary::default();
+    let mut shares: Vec<(u64, Vec<batch::Work>)> = (0..parallel).map(|_| (0, Vec::new())).collect();
+    for chunk in work.chunks(USERS_PER_BATCH) {
+        let outcome = batch::sync_users_only(&mut conn, store, chunk).await?;
+        summary += outcome.summary;
+        if !outcome.failures.is_empty() {
+            return finish(summary, outcome.failures);
+        }
+    }
+    let mut traffic = conn.logout().await;
+    for w in &work {
+        let mut boxes: Vec<(u64, UniqueId)> = store
+            .mailboxes(&w.user, false)?
+            .into_iter()
+            .filter(|m| match &w.selection {
+                Selection::All => true,
+                Selection::Some { ids, names } => ids.contains(&m.uniqueid) || names.contains(&m.name),
+            })
+            .map(|m| (m.bytes + 1, m.uniqueid))
+            .collect();
+        boxes.sort_by(|a, b| b.0.cmp(&a.0));
+        for (weight, id) in boxes {
+            let lightest = shares.iter_mut().min_by_key(|s| s.0).expect("parallel >= 1");
+            lightest.0 += weight;
+            lightest.1.push(batch::Work { user: w.user.clone(), selection: Selection::Some { ids: vec![id], names: vec![] } });
+        }
+    }
+    let mut tasks = Vec::new();
+    for (_, share) in shares.into_iter().filter(|s| !s.1.is_empty()) {
+        let (store, config) = (store.clone(), config.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = conn::Connection::open(&config).await?;
+            let merged = batch::merge_by_user(share);
+            let outcome = batch::sync_batch(&mut conn, &store, &merged, None).await?;
+            let traffic = conn.logout().await;
+            Ok::<_, ClientError>((outcome, traffic))
+        }));
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        let (outcome, t) = t.await.map_err(|e| ClientError::Protocol(format!("session task: {e}")))??;
+        summary += outcome.summary;
+        failures.extend(outcome.failures);
+        traffic += t;
+    }
+    summary.users = work.len();
+    summary.traffic = traffic;
+    finish(summary, failures)
+}

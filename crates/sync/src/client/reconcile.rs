@@ -1,0 +1,212 @@
+//! Conflict resolution: when the replica holds what the master does not (both took
+//! writes while cut off, a mailbox created only on the replica, a UID or UIDVALIDITY
+//! clash), the master takes the replica's extra messages back before it overwrites the
+//! replica, so nothing is lost (`docs/replication.md`, section 6, "Reconcile").
+//!
+//! These are the only writes `tern sync` makes to the master; each is an ordinary
+//! store write, logged in the change log, so it replicates like any other change.
+
+use std::collections::{HashMap, HashSet};
+
+use tern_store::{Actor, FlagOp, Guid, Mailbox, MailboxState, MailboxUpdate, ReplicaAppend, Store};
+
+use super::conn::Connection;
+use super::ClientError;
+use crate::protocol::{ReplicaMailbox, ReplicaRecord};
+use crate::wire::{Encoder, Token};
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// What became of a mailbox only the replica had.
+pub(crate) enum Orphan {
+    /// The master now has it, same unique id, UIDs and messages.
+    Adopted,
+    /// Its messages were added to the master's mailbox of the same name; the replica's
+    /// mailbox must be deleted.
+    Merged,
+}
+
+fn actor(user: &str) -> Actor {
+    Actor { name: user.to_owned(), is_admin: true }
+}
+
+/// The replica's records of a mailbox.
+async fn replica_records(conn: &mut Connection, user: &str, rm: &ReplicaMailbox) -> Result<Vec<ReplicaRecord>, ClientError> {
+    let mut enc = Encoder::new();
+    enc.raw("RECORDS ").string(user).sp().atom(rm.uniqueid.as_str());
+    conn.queue_line(&String::from_utf8_lossy(enc.bytes()));
+    let reply = conn.reply().await?;
+    if !reply.ok() {
+        return Err(ClientError::Protocol(format!("RECORDS: {}", reply.describe())));
+    }
+    reply
+        .untagged
+        .iter()
+        .filter(|(k, _)| k == "RECORD")
+        .map(|(_, args)| ReplicaRecord::parse(args).map_err(ClientError::Protocol))
+        .collect()
+}
+
+/// Fetches blobs from the replica, pipelined (one round trip).
+async fn fetch(conn: &mut Connection, wanted: &[(Guid, u64)]) -> Result<HashMap<Guid, Vec<u8>>, ClientError> {
+    for (guid, size) in wanted {
+        conn.queue_line(&format!("MESSAGE {} {size}", guid.to_hex()));
+    }
+    let mut out = HashMap::new();
+    for (guid, _) in wanted {
+        let reply = conn.reply().await?;
+        let data = reply.untagged.iter().find(|(k, _)| k == "MESSAGE").and_then(|(_, a)| match a.get(1) {
+            Some(Token::Literal(b)) => Some(b.clone()),
+            _ => None,
+        });
+        match data {
+            Some(bytes) if Guid::of(&bytes) == *guid => {
+                out.insert(*guid, bytes);
+            }
+            _ => return Err(ClientError::Protocol(format!("replica could not send message {guid}: {}", reply.describe()))),
+        }
+    }
+    Ok(out)
+}
+
+/// Merges what only the replica has of mailbox `m` into the master: messages under new
+/// UIDs, newer flags and expunges by modseq. Afterwards the master's state is newer
+/// than the replica's, ready to be sent with RESET.
+pub(crate) async fn merge_back(
+    conn: &mut Connection,
+    store: &Store,
+    user: &str,
+    m: &Mailbox,
+    rm: &ReplicaMailbox,
+) -> Result<(), ClientError> {
+    let theirs = replica_records(conn, user, rm).await?;
+    let (_, ours, _) = blocking(|| store.all_records(&m.uniqueid))?;
+    let by_uid: HashMap<u32, &tern_store::Record> = ours.iter().map(|r| (r.uid, r)).collect();
+    let our_guids: HashSet<Guid> = ours.iter().filter(|r| r.expunged_modseq.is_none()).map(|r| r.guid).collect();
+    let same_uid_space = rm.uidvalidity == m.uidvalidity;
+    let mut copy_back = Vec::new();
+    let mut flag_merges = Vec::new();
+    let mut expunge_merges = Vec::new();
+    for r in &theirs {
+        let mine = by_uid.get(&r.uid).filter(|_| same_uid_space);
+        match mine {
+            Some(mine) if mine.guid == r.guid => {
+                if r.modseq > mine.modseq && mine.expunged_modseq.is_none() {
+                    if r.flags != mine.flags {
+                        flag_merges.push((r.uid, r.flags.clone()));
+                    }
+                    if r.expunged.is_some() {
+                        expunge_merges.push(r.uid);
+                    }
+                }
+            }
+            _ if r.expunged.is_none() => {
+                // Without a shared UID space, a message the master holds under any UID
+                // is the same message.
+                let known = !same_uid_space && our_guids.contains(&r.guid);
+                if !known {
+                    copy_back.push(r.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    tracing::warn!(
+        user,
+        mailbox = %m.name,
+        uniqueid = %m.uniqueid,
+        replica_highestmodseq = rm.highest_modseq,
+        master_highestmodseq = m.highest_modseq,
+        copied_back = copy_back.len(),
+        flags_merged = flag_merges.len(),
+        expunges_merged = expunge_merges.len(),
+        "replica diverged from master: merging its changes back"
+    );
+    blocking(|| store.raise_for_merge(&m.uniqueid, rm.highest_modseq, rm.last_uid))?;
+    let wanted: Vec<(Guid, u64)> = copy_back.iter().map(|r| (r.guid, r.size)).collect();
+    let blobs = fetch(conn, &wanted).await?;
+    let who = actor(user);
+    for r in &copy_back {
+        let bytes = &blobs[&r.guid];
+        blocking(|| store.append(&who, &m.uniqueid, &r.flags, r.internaldate, bytes))?;
+    }
+    for (uid, flags) in flag_merges {
+        blocking(|| store.store_flags(&who, &m.uniqueid, &[uid], FlagOp::Replace, &flags, None))?;
+    }
+    if !expunge_merges.is_empty() {
+        blocking(|| store.expunge(&who, &m.uniqueid, &expunge_merges))?;
+    }
+    Ok(())
+}
+
+/// Takes back a mailbox only the replica has: adopted whole when the master has no
+/// live mailbox of that name, else merged into the master's mailbox of that name.
+pub(crate) async fn orphan(
+    conn: &mut Connection,
+    store: &Store,
+    user: &str,
+    rm: &ReplicaMailbox,
+    master_boxes: &[Mailbox],
+) -> Result<Orphan, ClientError> {
+    let theirs = replica_records(conn, user, rm).await?;
+    let live: Vec<&ReplicaRecord> = theirs.iter().filter(|r| r.expunged.is_none()).collect();
+    let same_name = master_boxes.iter().find(|m| m.is_live() && m.name == rm.name).cloned();
+    let same_name = match same_name {
+        Some(m) => Some(m),
+        None => blocking(|| store.mailbox(user, &rm.name))?,
+    };
+    tracing::warn!(user, mailbox = %rm.name, uniqueid = %rm.uniqueid, messages = live.len(),
+        merged = same_name.is_some(), "mailbox exists only on the replica: taking it back");
+    if let Some(m) = same_name {
+        let (_, ours, _) = blocking(|| store.all_records(&m.uniqueid))?;
+        let known: HashSet<Guid> = ours.iter().filter(|r| r.expunged_modseq.is_none()).map(|r| r.guid).collect();
+        let missing: Vec<&&ReplicaRecord> = live.iter().filter(|r| !known.contains(&r.guid)).collect();
+        let wanted: Vec<(Guid, u64)> = missing.iter().map(|r| (r.guid, r.size)).collect();
+        let blobs = fetch(conn, &wanted).await?;
+        let who = actor(user);
+        for r in missing {
+            blocking(|| store.append(&who, &m.uniqueid, &r.flags, r.internaldate, &blobs[&r.guid]))?;
+        }
+        return Ok(Orphan::Merged);
+    }
+    let wanted: Vec<(Guid, u64)> = live.iter().map(|r| (r.guid, r.size)).collect();
+    let mut blobs = fetch(conn, &wanted).await?;
+    let partition = if store.blobs().has_partition(&rm.partition) {
+        rm.partition.clone()
+    } else {
+        store.config().default_partition.clone()
+    };
+    let update = MailboxUpdate {
+        user: user.to_owned(),
+        uniqueid: Some(rm.uniqueid.clone()),
+        expect: None,
+        state: MailboxState {
+            name: rm.name.clone(),
+            partition,
+            uidvalidity: rm.uidvalidity,
+            last_uid: rm.last_uid,
+            highest_modseq: rm.highest_modseq,
+            ..Default::default()
+        },
+        appends: live
+            .iter()
+            .map(|r| ReplicaAppend {
+                uid: r.uid,
+                modseq: r.modseq,
+                internaldate: r.internaldate,
+                size: r.size,
+                guid: r.guid,
+                flags: r.flags.clone(),
+                data: blobs.remove(&r.guid),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    blocking(|| store.apply_update(update))?;
+    // Raise the master's counter above the adopted modseqs and log the mailbox, so it
+    // replicates back like any change.
+    blocking(|| store.raise_for_merge(&rm.uniqueid, rm.highest_modseq, rm.last_uid))?;
+    Ok(Orphan::Adopted)
+}
