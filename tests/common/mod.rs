@@ -18,14 +18,21 @@ pub struct TernServer {
     pub lmtp: SocketAddr,
     pub imap: SocketAddr,
     pub lmtp_socket: PathBuf,
+    /// The replica's sync listener, when `[listen] sync` was configured.
+    pub sync: Option<SocketAddr>,
     child: Option<Child>,
 }
 
 /// Writes a config for an instance rooted at `root` (data in `root/data`).
 pub fn write_config(root: &Path, extra: &str) -> PathBuf {
+    write_config_with(root, extra, "")
+}
+
+/// As [`write_config`], with more lines in `[listen]` (e.g. `sync = "127.0.0.1:0"`).
+pub fn write_config_with(root: &Path, extra: &str, listen: &str) -> PathBuf {
     let config = root.join("tern.toml");
     let text = format!(
-        "data_dir = {:?}\n{extra}\n[listen]\nlmtp = \"127.0.0.1:0\"\nimap = \"127.0.0.1:0\"\nlmtp_socket = {:?}\n",
+        "data_dir = {:?}\n{extra}\n[listen]\nlmtp = \"127.0.0.1:0\"\nimap = \"127.0.0.1:0\"\nlmtp_socket = {:?}\n{listen}\n",
         root.join("data"),
         root.join("lmtp.sock"),
     );
@@ -36,7 +43,13 @@ pub fn write_config(root: &Path, extra: &str) -> PathBuf {
 impl TernServer {
     /// Starts a server on the instance at `root` and waits until it is ready.
     pub fn start(root: &Path, extra: &str) -> TernServer {
-        let config = write_config(root, extra);
+        TernServer::start_with(root, extra, "")
+    }
+
+    /// Starts a server whose `[listen]` also has the lines `listen` (e.g. a sync
+    /// listener: `sync = "127.0.0.1:0"`).
+    pub fn start_with(root: &Path, extra: &str, listen: &str) -> TernServer {
+        let config = write_config_with(root, extra, listen);
         let mut child = Command::new(TERN)
             .arg("--config")
             .arg(&config)
@@ -60,6 +73,7 @@ impl TernServer {
         });
         let mut lmtp = None;
         let mut imap = None;
+        let mut sync = None;
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
@@ -74,6 +88,11 @@ impl TernServer {
                     imap = Some(a);
                 }
             }
+            if let Some(addr) = line.split("sync listening on ").nth(1) {
+                if let Ok(a) = addr.trim().parse() {
+                    sync = Some(a);
+                }
+            }
             if line.contains("tern ready") {
                 break;
             }
@@ -84,6 +103,7 @@ impl TernServer {
             lmtp: lmtp.expect("no lmtp address logged"),
             imap: imap.expect("no imap address logged"),
             lmtp_socket: root.join("lmtp.sock"),
+            sync,
             child: Some(child),
         }
     }

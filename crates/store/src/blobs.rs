@@ -112,22 +112,21 @@ impl BlobStore {
     /// blob absent or complete under its final name, never torn. The caller has checked
     /// that each message hashes to its GUID. Blobs already present are skipped.
     pub(crate) fn put_many(&self, partition: &str, blobs: &[(Guid, &[u8])]) -> Result<()> {
-        let root = self.root(partition)?.to_path_buf();
         let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let root = self.root(partition)?.to_path_buf();
         let result = (|| {
             for (guid, message) in blobs {
-                if self.contains(partition, guid, message.len() as u64)?
-                    || staged.iter().any(|(_, f)| f.ends_with(guid.to_hex()))
-                {
+                if !seen.insert(*guid) || self.contains(partition, guid, message.len() as u64)? {
                     continue;
                 }
                 let final_path = self.path(partition, guid)?;
-                if let Some(dir) = final_path.parent() {
-                    fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
-                }
-                let tmp = root
-                    .join("tmp")
-                    .join(format!("{}.{:016x}", guid.to_hex(), rand::random::<u64>()));
+                let dir = final_path.parent().unwrap_or(&root);
+                fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
+                // Staged beside its final name (a dot name nothing else lists): creating
+                // thousands of files in one shared directory makes ext4 search one
+                // block group's inode table for each.
+                let tmp = dir.join(format!(".{}.{:016x}.tmp", guid.to_hex(), rand::random::<u64>()));
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)

@@ -245,10 +245,10 @@ impl Connection {
         parse_response(&line).map_err(ClientError::wire)
     }
 
-    /// Ends the session politely.
+    /// Ends the session: every command was answered, so closing our side is enough
+    /// (the replica ends a session at end of input); a LOGOUT would cost a round trip.
     pub async fn logout(mut self) -> Traffic {
-        self.queue_line("LOGOUT");
-        let _ = self.reply().await;
+        let _ = self.writer.shutdown().await;
         self.traffic()
     }
 }

@@ -112,10 +112,10 @@ fn command(mut c: Cursor<'_>) -> Result<Command, WireError> {
     if tag.is_empty() {
         return Err(WireError::syntax(None, "missing tag"));
     }
-    let err = with_tag(Some(&tag));
-    if !c.spaces() {
-        return Err(err(syntax("expected a space after the tag")));
+    if !c.spaces() && !c.at_end() {
+        return Err(WireError::syntax(None, "bad character in the tag"));
     }
+    let err = with_tag(Some(&tag));
     let verb = c.take_while(is_atom_char).to_ascii_uppercase();
     if verb.is_empty() {
         return Err(err(syntax("missing verb")));
@@ -162,10 +162,10 @@ fn response(mut c: Cursor<'_>) -> Result<Response, WireError> {
     if tag.is_empty() {
         return Err(WireError::syntax(None, "missing tag"));
     }
-    let err = with_tag(Some(&tag));
-    if !c.spaces() {
-        return Err(err(syntax("expected a space after the tag")));
+    if !c.spaces() && !c.at_end() {
+        return Err(WireError::syntax(None, "bad character in the tag"));
     }
+    let err = with_tag(Some(&tag));
     let status = match c.take_while(is_atom_char).to_ascii_uppercase().as_slice() {
         b"OK" => Status::Ok,
         b"NO" => Status::No,
@@ -273,6 +273,7 @@ mod tests {
     async fn command_errors_carry_the_tag() {
         for (input, tag) in [
             (&b"+ NOOP\r\n"[..], None),
+            (b"a+b NOOP\r\n", None),
             (b" a NOOP\r\n", None),
             (b"a\r\n", Some("a")),
             (b"a (NOOP\r\n", Some("a")),

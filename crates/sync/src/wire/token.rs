@@ -73,9 +73,12 @@ impl Token {
     }
 
     /// Appends the token's canonical encoding to `out`, which the parser reads back as
-    /// the same value: an atom verbatim (an atom that is not [`is_atom_safe`] is sent as
-    /// a string instead), a string as [`crate::wire::Encoder::string`] chooses, a
-    /// literal always as `{n+}` (non-synchronizing), a list as `(a b c)`.
+    /// the same value: an atom verbatim (so an `Atom("NIL")` or `Atom("12")` built by
+    /// hand reads back as `Nil` or `Number`; an atom that is not [`is_atom_safe`] is
+    /// sent as a string instead), a number in decimal, a string as
+    /// [`crate::wire::Encoder::string`] chooses (it may read back as an atom or a
+    /// literal with the same text), a literal always as `{n+}` (non-synchronizing), a
+    /// list as `(a b c)`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         // Lists are written with an explicit stack, so that no nesting depth can
         // overflow the call stack.

@@ -1,0 +1,52 @@
+//! Fuzzes the replication protocol's wire layer (`tern_sync::wire`): the bytes go
+//! through `LineReader` (small limits; synchronizing literals accepted or refused by
+//! the first input byte) until the end of the stream or a fatal error, and every line
+//! read through both `parse_command` and `parse_response`, borrowed and owned. Checks
+//! that the reader makes progress and that what it holds stays within its limits;
+//! any panic is a bug.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tern_sync::wire::{parse_command, parse_response, Limits, LineReader, WireError};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, stream)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_line: 128,
+        max_literal: 64,
+        max_literals_total: 256,
+        max_depth: 4,
+        max_tokens: 64,
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    runtime.block_on(async {
+        let mut reader = LineReader::new(stream, limits);
+        let mut reads = 0usize;
+        let mut on_sync = |n: u64| control & 1 == 0 || n < u64::from(control >> 1);
+        loop {
+            reads += 1;
+            assert!(reads <= stream.len() + 1, "the reader must make progress");
+            match reader.read_line(&mut on_sync).await {
+                Ok(line) => {
+                    let _ = parse_command(&line);
+                    let _ = parse_response(&line);
+                    let _ = line.clone().into_command();
+                    let _ = line.into_response();
+                }
+                Err(e) if e.is_fatal() => {
+                    assert!(matches!(
+                        e,
+                        WireError::Io(_) | WireError::LineTooLong | WireError::Eof
+                    ));
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+    });
+});

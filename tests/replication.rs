@@ -1,0 +1,1711 @@
+//! Replication end to end (`docs/replication.md`): a master and a replica, each a real
+//! `tern serve` with its own data directory, `tern sync` in between, and what a user
+//! sees over IMAP (`tests/python/imap_snapshot.py`) compared on both sides.
+//!
+//! Every test has its own temporary directories and servers on loopback ports; the
+//! servers are killed when the test ends. Nothing waits a fixed time to decide an
+//! outcome: conditions are polled against a deadline.
+
+mod common;
+
+use common::*;
+use sha1::{Digest, Sha1};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PYTHON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
+const PASSWORD: &str = "secret";
+const REPL_PASSWORD: &str = "repl-secret";
+
+// ------------------------------------------------------------------------------------
+// Processes
+
+/// A free loopback port (bound and released), for a listener that must keep its port
+/// across restarts.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a command with stdin `input`, killing it (and failing) after `limit`.
+fn run_limited(mut cmd: Command, input: Option<&[u8]>, limit: Duration, what: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: spawn: {e}"));
+    if let Some(bytes) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(bytes).unwrap();
+    }
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what}: still running after {limit:?}, killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    }
+}
+
+/// `tern --config CONFIG sync ARGS`.
+fn tern_sync(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(TERN);
+    cmd.arg("--config")
+        .arg(config)
+        .arg("sync")
+        .args(args)
+        .env("TERN_LOG", "info");
+    run_limited(
+        cmd,
+        None,
+        Duration::from_secs(120),
+        &format!("tern sync {args:?}"),
+    )
+}
+
+/// `tern sync ARGS`, asserting success; returns the summary line.
+fn sync_ok(config: &Path, args: &[&str]) -> String {
+    let out = tern_sync(config, args);
+    assert!(
+        out.status.success(),
+        "tern sync {args:?} failed\n{}",
+        show(&out)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("synced "))
+        .unwrap_or_else(|| panic!("tern sync {args:?}: no summary line in\n{stdout}"))
+        .to_owned();
+    line
+}
+
+/// `tern sync --verify ARGS`: (clean, stdout + stderr).
+fn verify(config: &Path, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["--verify"];
+    all.extend_from_slice(args);
+    let out = tern_sync(config, &all);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("verify: "))
+        .map(str::to_owned);
+    let clean = out.status.success();
+    if clean {
+        let summary = summary.unwrap_or_else(|| panic!("verify: no summary line\n{}", show(&out)));
+        assert!(
+            summary.ends_with(" 0 differences") && !stdout.contains("DIFF "),
+            "verify exited 0 but reports differences\n{}",
+            show(&out)
+        );
+    } else {
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "verify failed (not with differences)\n{}",
+            show(&out)
+        );
+        assert!(
+            stdout.contains("DIFF "),
+            "verify exited 1 without DIFF lines\n{}",
+            show(&out)
+        );
+    }
+    (clean, show(&out))
+}
+
+fn assert_verify_clean(config: &Path) {
+    let (clean, text) = verify(config, &[]);
+    assert!(clean, "tern sync --verify found differences\n{text}");
+}
+
+/// A number in a summary line: the word before `unit` (`"6 mailboxes"`).
+fn summary_number(summary: &str, unit: &str) -> u64 {
+    let words: Vec<&str> = summary
+        .split(|c: char| c == ' ' || c == ',' || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let i = words
+        .iter()
+        .position(|w| *w == unit)
+        .unwrap_or_else(|| panic!("no `{unit}` in summary {summary:?}"));
+    words[i - 1]
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before `{unit}` in {summary:?}"))
+}
+
+fn add_user(config: &Path, name: &str, password: &str, is_admin: bool) {
+    let mut args = vec!["user", "add", name, "--password-stdin"];
+    if is_admin {
+        args.push("--admin");
+    }
+    let out = admin(config, &args, Some(&format!("{password}\n")));
+    assert!(
+        out.status.success(),
+        "tern admin user add {name}\n{}",
+        show(&out)
+    );
+}
+
+/// The replica: a sync listener on `sync_port`, the administrator `repl`.
+fn start_replica(root: &Path, sync_port: u16, extra: &str) -> TernServer {
+    let first = !root.join("data").exists();
+    let server = TernServer::start_with(root, extra, &format!("sync = \"127.0.0.1:{sync_port}\""));
+    assert_eq!(
+        server.sync.map(|a| a.port()),
+        Some(sync_port),
+        "replica's sync listener"
+    );
+    if first {
+        add_user(&server.config, "repl", REPL_PASSWORD, true);
+    }
+    server
+}
+
+fn replication_section(sync_port: u16, password: &str) -> String {
+    format!("[replication]\nreplica = \"127.0.0.1:{sync_port}\"\nuser = \"repl\"\npassword = \"{password}\"\n")
+}
+
+/// The master, replicating to the replica at `sync_port`, with the user alice.
+fn start_master(root: &Path, sync_port: u16, top: &str) -> TernServer {
+    let extra = format!("{top}\n{}", replication_section(sync_port, REPL_PASSWORD));
+    let server = TernServer::start(root, &extra);
+    add_user(&server.config, "alice", PASSWORD, false);
+    server
+}
+
+/// A master and a replica in one temporary directory.
+struct Pair {
+    _tmp: tempfile::TempDir,
+    master: TernServer,
+    replica: TernServer,
+    replica_root: PathBuf,
+    sync_port: u16,
+    replica_extra: String,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair::with_config("", "")
+    }
+
+    /// `master_top`/`replica_top`: top-level config lines of each side.
+    fn with_config(master_top: &str, replica_top: &str) -> Pair {
+        let tmp = tempfile::tempdir().unwrap();
+        let sync_port = free_port();
+        let replica_root = tmp.path().join("replica");
+        std::fs::create_dir(&replica_root).unwrap();
+        let master_root = tmp.path().join("master");
+        std::fs::create_dir(&master_root).unwrap();
+        let replica = start_replica(&replica_root, sync_port, replica_top);
+        let master = start_master(&master_root, sync_port, master_top);
+        Pair {
+            _tmp: tmp,
+            master,
+            replica,
+            replica_root,
+            sync_port,
+            replica_extra: replica_top.to_owned(),
+        }
+    }
+
+    fn mconf(&self) -> &Path {
+        &self.master.config
+    }
+
+    fn sync_addr(&self) -> SocketAddr {
+        format!("127.0.0.1:{}", self.sync_port).parse().unwrap()
+    }
+
+    /// kill -9 the replica and start it again on the same data and sync port.
+    fn restart_replica(&mut self) {
+        self.replica.kill9();
+        self.replica = start_replica(&self.replica_root, self.sync_port, &self.replica_extra);
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Mail
+
+/// A distinct message; `tag` and `i` make its Message-ID.
+fn message(tag: &str, i: usize) -> Vec<u8> {
+    let pad = "lorem ipsum dolor sit amet ".repeat(i % 7 + 1);
+    format!(
+        "From: Sender <sender@example.org>\r\nTo: alice@example.org\r\nSubject: {tag} number {i}\r\n\
+         Date: Mon, 03 Jun 2024 12:{:02}:00 +0000\r\nMessage-ID: <{tag}-{i}@example.org>\r\n\r\n\
+         Body of {tag} {i}.\r\n{pad}\r\n",
+        i % 60
+    )
+    .into_bytes()
+}
+
+/// Delivers messages `range` of `tag` over LMTP to `user+folder` (INBOX for "").
+fn deliver(lmtp: SocketAddr, user: &str, folder: &str, tag: &str, range: std::ops::Range<usize>) {
+    let mut c = Lmtp::connect(lmtp).unwrap();
+    let rcpt = if folder.is_empty() {
+        format!("{user}@example.org")
+    } else {
+        format!("{user}+{folder}@example.org")
+    };
+    for i in range {
+        let replies = c
+            .deliver("sender@example.org", &[&rcpt], &message(tag, i))
+            .unwrap();
+        assert!(
+            replies.len() == 1 && replies[0].starts_with("250"),
+            "LMTP delivery of {tag}-{i} to {rcpt}: {replies:?}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// IMAP, through tests/python/imap_snapshot.py
+
+fn python(args: &[&str], input: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new("python3");
+    cmd.args(args);
+    run_limited(
+        cmd,
+        input,
+        Duration::from_secs(120),
+        &format!("python3 {args:?}"),
+    )
+}
+
+fn script() -> String {
+    format!("{PYTHON_DIR}/imap_snapshot.py")
+}
+
+/// What a user sees over IMAP: the JSON snapshot (in a file) and its lines.
+struct Snapshot {
+    json: PathBuf,
+    lines: Vec<String>,
+}
+
+/// One message as the snapshot has it.
+#[derive(Debug, Clone, PartialEq)]
+struct Msg {
+    mailbox: String,
+    uid: u32,
+    flags: BTreeSet<String>,
+    size: u64,
+    sha1: String,
+    message_id: String,
+}
+
+impl Snapshot {
+    fn take(imap: SocketAddr, user: &str, password: &str, dir: &Path, label: &str) -> Snapshot {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let json = dir.join(format!(
+            "snap-{label}-{}.json",
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let out = python(
+            &[
+                &script(),
+                &imap.ip().to_string(),
+                &imap.port().to_string(),
+                user,
+                password,
+                "snapshot",
+                json.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "IMAP snapshot of {label} ({imap}) failed\n{}",
+            show(&out)
+        );
+        let lines = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Snapshot { json, lines }
+    }
+
+    fn mailboxes(&self) -> BTreeMap<String, Vec<u64>> {
+        self.lines
+            .iter()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0] == "MBOX").then(|| {
+                    (
+                        f[1].to_owned(),
+                        f[2..].iter().map(|x| x.parse().unwrap()).collect(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn messages(&self) -> Vec<Msg> {
+        self.lines
+            .iter()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0] == "MSG").then(|| Msg {
+                    mailbox: f[1].to_owned(),
+                    uid: f[2].parse().unwrap(),
+                    flags: f[3]
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    size: f[4].parse().unwrap(),
+                    sha1: f[5].to_owned(),
+                    message_id: f[6].to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    fn in_mailbox(&self, mailbox: &str) -> Vec<Msg> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.mailbox == mailbox)
+            .collect()
+    }
+
+    fn by_message_id(&self, mailbox: &str, id: &str) -> Vec<Msg> {
+        self.in_mailbox(mailbox)
+            .into_iter()
+            .filter(|m| m.message_id == id)
+            .collect()
+    }
+
+    /// The ACL of a mailbox: "ident rights" items, rights sorted.
+    fn acl(&self, mailbox: &str) -> Vec<String> {
+        self.lines
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix(&format!("ACL\t{mailbox}\t")).map(|a| {
+                    a.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    fn subscriptions(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("SUB\t").map(str::to_owned))
+            .collect()
+    }
+
+    /// The differences from `other` as readable lines (empty when equal).
+    fn diff(&self, other: &Snapshot, la: &str, lb: &str) -> Option<String> {
+        let out = python(
+            &[
+                &script(),
+                "compare",
+                self.json.to_str().unwrap(),
+                other.json.to_str().unwrap(),
+                la,
+                lb,
+            ],
+            None,
+        );
+        match out.status.code() {
+            Some(0) => None,
+            Some(1) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+            _ => panic!("imap_snapshot.py compare failed\n{}", show(&out)),
+        }
+    }
+}
+
+fn snap(server: &TernServer, user: &str, label: &str) -> Snapshot {
+    Snapshot::take(server.imap, user, PASSWORD, &server.root, label)
+}
+
+/// Asserts that master and replica look the same over IMAP for `user`; returns the
+/// master's snapshot.
+fn assert_same(master: &TernServer, replica: &TernServer, user: &str, when: &str) -> Snapshot {
+    let m = snap(master, user, "master");
+    let r = snap(replica, user, "replica");
+    if let Some(diff) = m.diff(&r, "master", "replica") {
+        panic!("{when}: {user}'s account differs between master and replica over IMAP:\n{diff}");
+    }
+    assert!(!m.lines.is_empty(), "{when}: empty snapshot");
+    m
+}
+
+/// Runs IMAP operations (a JSON list, see imap_snapshot.py `run`) as `user`.
+fn imap_run(server: &TernServer, user: &str, ops: &str) -> String {
+    let out = python(
+        &[
+            &script(),
+            &server.imap.ip().to_string(),
+            &server.imap.port().to_string(),
+            user,
+            PASSWORD,
+            "run",
+        ],
+        Some(ops.as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "IMAP operations failed on {}:\n{ops}\n{}",
+        server.imap,
+        show(&out)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn mailbox_list(config: &Path, user: &str) -> Vec<String> {
+    admin_ok(config, &["mailbox", "list", user])
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The unique id of a live mailbox, from `tern admin mailbox list`.
+fn uniqueid(config: &Path, user: &str, name: &str) -> String {
+    for line in mailbox_list(config, user) {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f[0] == name && f.len() == 7 {
+            return f[5].to_owned();
+        }
+    }
+    panic!(
+        "no mailbox {name} in `tern admin mailbox list {user}`:\n{:?}",
+        mailbox_list(config, user)
+    );
+}
+
+fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// A raw sync-protocol session
+
+struct RawSync {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    greeting: String,
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl RawSync {
+    fn connect(addr: SocketAddr) -> RawSync {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut s = RawSync {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            greeting: String::new(),
+        };
+        s.greeting = s.line().expect("no greeting from the sync port");
+        s
+    }
+
+    fn line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end().to_owned()),
+        }
+    }
+
+    /// Sends `text` CRLF; returns every response line up to the tagged one (last).
+    fn cmd(&mut self, tag: &str, text: &str) -> Vec<String> {
+        self.writer
+            .write_all(format!("{tag} {text}\r\n").as_bytes())
+            .unwrap();
+        self.read_tagged(tag)
+    }
+
+    fn read_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self
+                .line()
+                .unwrap_or_else(|| panic!("connection closed before `{tag}` completed: {lines:?}"));
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    fn authenticate(&mut self, user: &str, password: &str) -> String {
+        let token = base64(format!("\0{user}\0{password}").as_bytes());
+        self.cmd("a1", &format!("AUTHENTICATE PLAIN {token}"))
+            .pop()
+            .unwrap()
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 56) as u8).collect()
+    }
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(Sha1::digest(data))
+}
+
+// ====================================================================================
+// 1. A full sync, then an incremental one, then a no-op.
+
+#[test]
+fn full_then_incremental_then_noop() {
+    let p = Pair::new();
+    let m = &p.master;
+    admin_ok(m.config.as_path(), &["mailbox", "create", "alice", "Work"]);
+    admin_ok(
+        m.config.as_path(),
+        &["mailbox", "create", "alice", "Work/Sub"],
+    );
+    admin_ok(m.config.as_path(), &["mailbox", "create", "alice", "Temp"]);
+    deliver(m.lmtp, "alice", "", "inbox", 0..30);
+    deliver(m.lmtp, "alice", "Work", "work", 0..15);
+    deliver(m.lmtp, "alice", "Archive", "archive", 0..10);
+    deliver(m.lmtp, "alice", "Work/Sub", "sub", 0..3);
+    deliver(m.lmtp, "alice", "Temp", "temp", 0..3);
+    let before = snap(m, "alice", "master-before");
+    assert_eq!(
+        before.in_mailbox("Work").len(),
+        15,
+        "LMTP +Work delivered into Work"
+    );
+    assert_eq!(
+        before.in_mailbox("Work/Sub").len(),
+        3,
+        "LMTP +Work/Sub delivered into Work/Sub"
+    );
+
+    let first = sync_ok(p.mconf(), &["--user", "alice"]);
+    assert_eq!(summary_number(&first, "users"), 1, "{first}");
+    assert_eq!(summary_number(&first, "mailboxes"), 9, "{first}");
+    assert!(summary_number(&first, "records") >= 61, "{first}");
+    assert_same(m, &p.replica, "alice", "after the first sync");
+    assert_verify_clean(p.mconf());
+    assert_eq!(
+        mailbox_list(p.mconf(), "alice"),
+        mailbox_list(&p.replica.config, "alice"),
+        "admin mailbox list"
+    );
+
+    // Changes of every kind on the master, over IMAP.
+    let old_temp = uniqueid(p.mconf(), "alice", "Temp");
+    let ops = r#"[
+        ["select", "INBOX"],
+        ["uid", "STORE", "1:5", "+FLAGS", "(\\Seen \\Flagged)"],
+        ["uid", "STORE", "3", "-FLAGS", "(\\Seen)"],
+        ["uid", "STORE", "6:8", "+FLAGS", "($Important Project-X)"],
+        ["uid", "STORE", "7", "-FLAGS", "($Important)"],
+        ["uid", "STORE", "9", "+FLAGS", "(\\Deleted)"],
+        ["expunge"],
+        ["uid", "STORE", "10:11", "+FLAGS", "(\\Deleted)"],
+        ["uid", "EXPUNGE", "10"],
+        ["uid", "MOVE", "12:14", "Archive"],
+        ["close"],
+        ["create", "NewFolder"],
+        ["append", "NewFolder", "(\\Seen)", "From: a@b\nSubject: appended\nMessage-ID: <new-1@example.org>\n\nhello\n"],
+        ["rename", "Work", "Projects"],
+        ["delete", "Junk"],
+        ["delete", "Temp"],
+        ["create", "Temp"],
+        ["append", "Temp", "()", "From: a@b\nSubject: second temp\nMessage-ID: <temp2-1@example.org>\n\nnew temp\n"],
+        ["subscribe", "Projects"],
+        ["subscribe", "NewFolder"],
+        ["setacl", "Projects", "bob", "lrs"]
+    ]"#;
+    imap_run(m, "alice", ops);
+    let changed = snap(m, "alice", "master-changed");
+    let names: BTreeSet<String> = changed.mailboxes().into_keys().collect();
+    for want in ["Projects", "Projects/Sub", "NewFolder", "Temp"] {
+        assert!(
+            names.contains(want),
+            "master lacks {want} after the IMAP changes: {names:?}"
+        );
+    }
+    for gone in ["Work", "Work/Sub", "Junk"] {
+        assert!(!names.contains(gone), "master still has {gone}: {names:?}");
+    }
+    let new_temp = uniqueid(p.mconf(), "alice", "Temp");
+    assert_ne!(
+        old_temp, new_temp,
+        "DELETE + CREATE Temp must give a new unique id"
+    );
+
+    let second = sync_ok(p.mconf(), &["--user", "alice"]);
+    assert!(summary_number(&second, "mailboxes") >= 5, "{second}");
+    assert_same(m, &p.replica, "alice", "after the incremental sync");
+    assert_verify_clean(p.mconf());
+    assert_eq!(
+        mailbox_list(p.mconf(), "alice"),
+        mailbox_list(&p.replica.config, "alice"),
+        "`tern admin mailbox list alice` (unique ids, UIDVALIDITY, last UID, HIGHESTMODSEQ) on master vs replica"
+    );
+    assert_eq!(
+        uniqueid(&p.replica.config, "alice", "Temp"),
+        new_temp,
+        "replica's Temp has the new unique id"
+    );
+    let r = snap(&p.replica, "alice", "replica");
+    let acl = r.acl("Projects");
+    assert!(
+        acl.contains(&"bob lrs".to_owned()),
+        "SETACL Projects bob lrs on the replica: {acl:?}"
+    );
+    let subs = r.subscriptions();
+    assert!(
+        subs.contains(&"Projects".to_owned()) && subs.contains(&"NewFolder".to_owned()),
+        "replica's subscriptions: {subs:?}"
+    );
+
+    // Nothing changed since: a no-op.
+    let third = sync_ok(p.mconf(), &["--user", "alice"]);
+    eprintln!("no-op sync: {third}");
+    assert_eq!(
+        summary_number(&third, "mailboxes"),
+        0,
+        "a sync with nothing to do: {third}"
+    );
+    assert!(
+        summary_number(&third, "round") <= 2,
+        "a no-op sync should take at most 2 round trips: {third}"
+    );
+    let all = sync_ok(p.mconf(), &["--all"]);
+    assert_eq!(
+        summary_number(&all, "mailboxes"),
+        0,
+        "--all with nothing to do: {all}"
+    );
+}
+
+// ====================================================================================
+// 2. --mailbox syncs one mailbox only; --parallel 3 fills a fresh replica.
+
+#[test]
+fn one_mailbox_and_parallel_sessions() {
+    let p = Pair::new();
+    let m = &p.master;
+    admin_ok(m.config.as_path(), &["mailbox", "create", "alice", "Work"]);
+    deliver(m.lmtp, "alice", "", "inbox", 0..5);
+    deliver(m.lmtp, "alice", "Work", "work", 0..5);
+    sync_ok(p.mconf(), &[]);
+    assert_same(m, &p.replica, "alice", "after the first sync");
+    let replica_before = snap(&p.replica, "alice", "replica-before");
+
+    deliver(m.lmtp, "alice", "", "inbox", 5..8);
+    deliver(m.lmtp, "alice", "Work", "work", 5..7);
+    imap_run(
+        m,
+        "alice",
+        r#"[["select", "Archive"], ["close"], ["create", "Later"]]"#,
+    );
+    let summary = sync_ok(p.mconf(), &["--user", "alice", "--mailbox", "Work"]);
+    assert_eq!(summary_number(&summary, "mailboxes"), 1, "{summary}");
+    let master = snap(m, "alice", "master");
+    let replica = snap(&p.replica, "alice", "replica");
+    assert_eq!(
+        replica.in_mailbox("Work"),
+        master.in_mailbox("Work"),
+        "Work after --mailbox Work"
+    );
+    assert_eq!(
+        replica.mailboxes()["Work"],
+        master.mailboxes()["Work"],
+        "Work's STATUS after --mailbox Work"
+    );
+    assert_eq!(
+        replica.in_mailbox("INBOX"),
+        replica_before.in_mailbox("INBOX"),
+        "INBOX must not change with --mailbox Work"
+    );
+    assert_eq!(
+        replica.mailboxes()["INBOX"],
+        replica_before.mailboxes()["INBOX"],
+        "INBOX STATUS after --mailbox Work"
+    );
+    assert!(
+        !replica.mailboxes().contains_key("Later"),
+        "--mailbox Work created Later on the replica"
+    );
+    let (clean, _) = verify(p.mconf(), &["--user", "alice"]);
+    assert!(!clean, "verify must see INBOX and Later still differ");
+    sync_ok(p.mconf(), &[]);
+    assert_same(m, &p.replica, "alice", "after syncing everything");
+
+    // More users, and a fresh replica filled by three sessions at once.
+    for (user, n) in [("bob", 12), ("carol", 7), ("dave", 3)] {
+        add_user(p.mconf(), user, PASSWORD, false);
+        deliver(m.lmtp, user, "", user, 0..n);
+        deliver(
+            m.lmtp,
+            user,
+            "Archive",
+            &format!("{user}-archive"),
+            0..n / 2,
+        );
+    }
+    let fresh_root = p._tmp.path().join("fresh");
+    std::fs::create_dir(&fresh_root).unwrap();
+    let fresh_port = free_port();
+    let fresh = start_replica(&fresh_root, fresh_port, "");
+    let text = std::fs::read_to_string(p.mconf()).unwrap();
+    let fresh_config = p._tmp.path().join("master-to-fresh.toml");
+    let needle = format!("replica = \"127.0.0.1:{}\"", p.sync_port);
+    assert!(text.contains(&needle));
+    std::fs::write(
+        &fresh_config,
+        text.replace(&needle, &format!("replica = \"127.0.0.1:{fresh_port}\"")),
+    )
+    .unwrap();
+    let summary = sync_ok(&fresh_config, &["--all", "--parallel", "3"]);
+    assert_eq!(summary_number(&summary, "users"), 4, "{summary}");
+    for user in ["alice", "bob", "carol", "dave"] {
+        assert_same(m, &fresh, user, "fresh replica after --parallel 3");
+    }
+    assert_verify_clean(&fresh_config);
+    sync_ok(p.mconf(), &["--parallel", "3"]);
+    assert_verify_clean(p.mconf());
+    let again = sync_ok(&fresh_config, &["--all", "--parallel", "3"]);
+    assert_eq!(summary_number(&again, "mailboxes"), 0, "{again}");
+}
+
+// ====================================================================================
+// 3. Rolling replication under load, with crashes of both sides.
+
+struct Rolling {
+    child: Child,
+    log: PathBuf,
+}
+
+fn start_rolling(config: &Path, log: &Path) -> Rolling {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(TERN)
+        .arg("--config")
+        .arg(config)
+        .args(["sync", "--rolling"])
+        .env("TERN_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    Rolling {
+        child,
+        log: log.to_owned(),
+    }
+}
+
+impl Drop for Rolling {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rolling_under_load_with_crashes() {
+    let mut p = Pair::new();
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
+    deliver(p.master.lmtp, "alice", "", "seed", 0..20);
+    let log = p._tmp.path().join("rolling.log");
+    let mut rolling = start_rolling(p.mconf(), &log);
+
+    const TOTAL: usize = 300;
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let lmtp = p.master.lmtp;
+    let deliverer = {
+        let delivered = delivered.clone();
+        std::thread::spawn(move || {
+            let mut c = Lmtp::connect(lmtp).unwrap();
+            for i in 0..TOTAL {
+                let rcpt = match i % 3 {
+                    0 => "alice@example.org",
+                    1 => "alice+Work@example.org",
+                    _ => "alice+Archive@example.org",
+                };
+                let replies = c
+                    .deliver("sender@example.org", &[rcpt], &message("load", i))
+                    .unwrap();
+                assert!(
+                    replies.len() == 1 && replies[0].starts_with("250"),
+                    "delivery {i}: {replies:?}"
+                );
+                delivered.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(15));
+            }
+        })
+    };
+    let stopfile = p._tmp.path().join("stop-churn");
+    let churn = {
+        let imap = p.master.imap;
+        let stopfile = stopfile.clone();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new("python3");
+            cmd.args([
+                &script(),
+                &imap.ip().to_string(),
+                &imap.port().to_string(),
+                "alice",
+                PASSWORD,
+                "churn",
+                stopfile.to_str().unwrap(),
+                "7",
+                "INBOX",
+                "Work",
+                "Archive",
+            ]);
+            run_limited(cmd, None, Duration::from_secs(150), "imap churn")
+        })
+    };
+
+    let wait_for = |n: usize| {
+        poll(&format!("{n} deliveries"), Duration::from_secs(90), || {
+            (delivered.load(Ordering::SeqCst) >= n).then_some(())
+        })
+    };
+    let mut events = Vec::new();
+    for (i, at) in [40usize, 110, 200].into_iter().enumerate() {
+        wait_for(at);
+        p.replica.kill9();
+        events.push(format!(
+            "replica killed at {} deliveries",
+            delivered.load(Ordering::SeqCst)
+        ));
+        // Stay down while a few more messages arrive, so the client has to retry.
+        wait_for(at + 10);
+        p.restart_replica();
+        events.push(format!(
+            "replica restarted at {}",
+            delivered.load(Ordering::SeqCst)
+        ));
+        if i == 1 {
+            wait_for(150);
+            let _ = rolling.child.kill();
+            let _ = rolling.child.wait();
+            events.push(format!(
+                "rolling client killed at {}",
+                delivered.load(Ordering::SeqCst)
+            ));
+            wait_for(160);
+            rolling = start_rolling(p.mconf(), &log);
+        }
+    }
+    deliverer.join().expect("the delivery thread failed");
+    std::fs::write(&stopfile, b"").unwrap();
+    let churned = churn.join().expect("churn thread");
+    assert!(
+        churned.status.success(),
+        "IMAP churn on the master failed\n{}",
+        show(&churned)
+    );
+    let ops: usize = String::from_utf8_lossy(&churned.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(ops > 0, "the churn did nothing\n{}", show(&churned));
+
+    // The rolling client catches up by itself.
+    let start = Instant::now();
+    let mut last = String::new();
+    let caught_up = loop {
+        let (clean, text) = verify(p.mconf(), &[]);
+        if clean {
+            break true;
+        }
+        last = text;
+        if start.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let rolling_log = std::fs::read_to_string(&rolling.log).unwrap_or_default();
+    assert!(
+        caught_up,
+        "the replica did not catch up within 60 s of the end of the load ({events:?}, {ops} IMAP changes)\n\
+         last verify:\n{last}\n--- rolling log (tail) ---\n{}",
+        tail(&rolling_log, 60)
+    );
+    let master = assert_same(
+        &p.master,
+        &p.replica,
+        "alice",
+        "after rolling replication under load",
+    );
+    let unreachable = rolling_log.matches("replica unreachable").count();
+    eprintln!(
+        "rolling log: {} lines, {unreachable} 'replica unreachable'\n{}",
+        rolling_log.lines().count(),
+        tail(&rolling_log, 25)
+    );
+    assert!(
+        unreachable > 0,
+        "the replica's crashes never reached the rolling client?\n{}",
+        tail(&rolling_log, 60)
+    );
+    let loaded = master
+        .messages()
+        .iter()
+        .filter(|m| m.message_id.starts_with("<load-"))
+        .count();
+    eprintln!(
+        "rolling: {loaded} of {TOTAL} load messages left after {ops} IMAP changes; {events:?}"
+    );
+    assert!(loaded > 0 && loaded <= TOTAL);
+
+    // The client stops cleanly on SIGTERM.
+    Command::new("kill")
+        .args(["-TERM", &rolling.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = poll(
+        "the rolling client to exit on SIGTERM",
+        Duration::from_secs(30),
+        || rolling.child.try_wait().unwrap(),
+    );
+    assert!(
+        status.success(),
+        "rolling client exit status {status}\n{}",
+        tail(&std::fs::read_to_string(&log).unwrap_or_default(), 30)
+    );
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ====================================================================================
+// 4. Split brain: both sides took writes while not syncing.
+
+#[test]
+fn split_brain_loses_nothing() {
+    let p = Pair::new();
+    let m = &p.master;
+    deliver(m.lmtp, "alice", "", "base", 0..5);
+    sync_ok(p.mconf(), &[]);
+    let base = assert_same(m, &p.replica, "alice", "after the first sync");
+    let inbox = base.in_mailbox("INBOX");
+    let (a, b) = (inbox[0].clone(), inbox[1].clone());
+
+    // Cut off: the master takes mail and a flag…
+    deliver(m.lmtp, "alice", "", "master-only", 0..3);
+    imap_run(
+        m,
+        "alice",
+        &format!(
+            r#"[["select", "INBOX"], ["uid", "STORE", "{}", "+FLAGS", "(\\Flagged)"]]"#,
+            a.uid
+        ),
+    );
+    // …and so does the replica, written to directly.
+    imap_run(
+        &p.replica,
+        "alice",
+        &format!(
+            r#"[
+            ["append", "INBOX", "(\\Seen)", "From: x@y\nSubject: replica one\nMessage-ID: <replica-only-1@example.org>\n\nwritten on the replica\n"],
+            ["append", "INBOX", "()", "From: x@y\nSubject: replica two\nMessage-ID: <replica-only-2@example.org>\n\nalso on the replica\n"],
+            ["select", "INBOX"],
+            ["uid", "STORE", "{}", "+FLAGS", "(\\Answered)"],
+            ["close"],
+            ["create", "OnlyReplica"],
+            ["append", "OnlyReplica", "(\\Flagged)", "From: x@y\nSubject: in a new folder\nMessage-ID: <only-replica-1@example.org>\n\nfolder made on the replica\n"]
+        ]"#,
+            b.uid
+        ),
+    );
+    let replica_cut = snap(&p.replica, "alice", "replica-cut-off");
+    let master_cut = snap(m, "alice", "master-cut-off");
+
+    let summary = sync_ok(p.mconf(), &[]);
+    let master = snap(m, "alice", "master-after");
+    let diff = master.diff(
+        &snap(&p.replica, "alice", "replica-after"),
+        "master",
+        "replica",
+    );
+
+    // Every message either side had is on the master.
+    let have: BTreeSet<(String, String)> = master
+        .messages()
+        .iter()
+        .map(|x| (x.mailbox.clone(), x.sha1.clone()))
+        .collect();
+    for x in replica_cut
+        .messages()
+        .iter()
+        .chain(master_cut.messages().iter())
+    {
+        assert!(
+            have.contains(&(x.mailbox.clone(), x.sha1.clone())),
+            "message {} ({}) in {} was lost by the sync ({summary})\nmaster now:\n{}",
+            x.message_id,
+            x.sha1,
+            x.mailbox,
+            master.lines.join("\n")
+        );
+    }
+    let master_cut_max = master_cut
+        .in_mailbox("INBOX")
+        .iter()
+        .map(|x| x.uid)
+        .max()
+        .unwrap();
+    for id in [
+        "<replica-only-1@example.org>",
+        "<replica-only-2@example.org>",
+    ] {
+        let on_master = master.by_message_id("INBOX", id);
+        assert_eq!(
+            on_master.len(),
+            1,
+            "{id} on the master's INBOX: {on_master:?}"
+        );
+        let on_replica = replica_cut.by_message_id("INBOX", id);
+        assert!(
+            on_master[0].uid > master_cut_max,
+            "{id} must get a new UID on the master: {on_master:?}"
+        );
+        assert_ne!(
+            on_master[0].uid, on_replica[0].uid,
+            "{id} must not keep the replica's UID (the master used it)"
+        );
+    }
+    assert_eq!(
+        master.by_message_id("INBOX", "<replica-only-1@example.org>")[0].flags,
+        BTreeSet::from(["\\Seen".to_owned()])
+    );
+    for i in 0..3 {
+        assert_eq!(
+            master
+                .by_message_id("INBOX", &format!("<master-only-{i}@example.org>"))
+                .len(),
+            1,
+            "master-only-{i}"
+        );
+    }
+    let only = master.by_message_id("OnlyReplica", "<only-replica-1@example.org>");
+    assert_eq!(
+        only.len(),
+        1,
+        "the OnlyReplica folder and its message on the master:\n{}",
+        master.lines.join("\n")
+    );
+    assert!(only[0].flags.contains("\\Flagged"), "{only:?}");
+    let b_now = master
+        .in_mailbox("INBOX")
+        .into_iter()
+        .find(|x| x.sha1 == b.sha1)
+        .unwrap();
+    assert!(
+        b_now.flags.contains("\\Answered"),
+        "message B must be \\Answered on the master: {b_now:?}"
+    );
+    let a_now = master
+        .in_mailbox("INBOX")
+        .into_iter()
+        .find(|x| x.sha1 == a.sha1)
+        .unwrap();
+    assert!(
+        a_now.flags.contains("\\Flagged"),
+        "message A must stay \\Flagged: {a_now:?}"
+    );
+
+    // Both sides end up the same (a second sync may be needed to send the merged state
+    // back; the first one must not lose anything, checked above).
+    if diff.is_some() {
+        sync_ok(p.mconf(), &[]);
+    }
+    let master = assert_same(m, &p.replica, "alice", "after the split-brain sync");
+    let r = snap(&p.replica, "alice", "replica-final");
+    let a_r = r
+        .in_mailbox("INBOX")
+        .into_iter()
+        .find(|x| x.sha1 == a.sha1)
+        .unwrap();
+    assert!(a_r.flags.contains("\\Flagged"), "A on the replica: {a_r:?}");
+    assert_eq!(master.in_mailbox("INBOX").len(), 5 + 3 + 2);
+    assert_verify_clean(p.mconf());
+    assert!(
+        diff.is_none(),
+        "one sync after a split brain should leave both sides equal; after the first sync:\n{}",
+        diff.unwrap()
+    );
+}
+
+// ====================================================================================
+// 5. The same name created on both sides.
+
+#[test]
+fn same_name_created_on_both_sides() {
+    let p = Pair::new();
+    let m = &p.master;
+    deliver(m.lmtp, "alice", "", "base", 0..2);
+    sync_ok(p.mconf(), &[]);
+    imap_run(
+        m,
+        "alice",
+        r#"[["create", "Twins"],
+            ["append", "Twins", "(\\Seen)", "From: m@x\nSubject: m1\nMessage-ID: <twin-m1@example.org>\n\nfrom the master 1\n"],
+            ["append", "Twins", "()", "From: m@x\nSubject: m2\nMessage-ID: <twin-m2@example.org>\n\nfrom the master 2\n"]]"#,
+    );
+    imap_run(
+        &p.replica,
+        "alice",
+        r#"[["create", "Twins"],
+            ["append", "Twins", "(\\Flagged)", "From: r@x\nSubject: r1\nMessage-ID: <twin-r1@example.org>\n\nfrom the replica 1\n"],
+            ["append", "Twins", "()", "From: r@x\nSubject: r2\nMessage-ID: <twin-r2@example.org>\n\nfrom the replica 2\n"],
+            ["append", "Twins", "()", "From: r@x\nSubject: r3\nMessage-ID: <twin-r3@example.org>\n\nfrom the replica 3\n"]]"#,
+    );
+    sync_ok(p.mconf(), &[]);
+    let master = snap(m, "alice", "master");
+    let ids: BTreeSet<String> = master
+        .in_mailbox("Twins")
+        .into_iter()
+        .map(|x| x.message_id)
+        .collect();
+    for id in ["m1", "m2", "r1", "r2", "r3"] {
+        assert!(
+            ids.contains(&format!("<twin-{id}@example.org>")),
+            "twin-{id} lost: master's Twins has {ids:?}\n{}",
+            master.lines.join("\n")
+        );
+    }
+    let names: Vec<String> = master
+        .mailboxes()
+        .into_keys()
+        .filter(|n| n.starts_with("Twins"))
+        .collect();
+    let r1 = master.by_message_id("Twins", "<twin-r1@example.org>");
+    assert!(
+        r1[0].flags.contains("\\Flagged"),
+        "flags of the replica's message kept: {r1:?}"
+    );
+    let (clean, text) = verify(p.mconf(), &[]);
+    if !clean {
+        // One more pass may be needed to send the merged mailbox back.
+        sync_ok(p.mconf(), &[]);
+    }
+    assert_same(
+        m,
+        &p.replica,
+        "alice",
+        "after syncing a name created on both sides",
+    );
+    assert_verify_clean(p.mconf());
+    assert_eq!(
+        names,
+        vec!["Twins".to_owned()],
+        "one Twins mailbox, no parked copy left on the master"
+    );
+    assert!(clean, "one sync should have been enough:\n{text}");
+}
+
+// ====================================================================================
+// 6. Authentication of the sync port.
+
+#[test]
+fn sync_port_requires_an_administrator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Pair::new();
+    sync_ok(p.mconf(), &[]); // alice now exists on the replica, with her password
+
+    let mut s = RawSync::connect(p.sync_addr());
+    assert!(
+        s.greeting.starts_with("* OK [CAPABILITY TERNSYNC=1"),
+        "greeting: {}",
+        s.greeting
+    );
+    let r = s.cmd("a", "MAILBOXES alice ALL");
+    assert_eq!(r.len(), 1, "no untagged data before authentication: {r:?}");
+    assert!(r[0].starts_with("a NO [AUTHENTICATIONREQUIRED]"), "{r:?}");
+    let r = s.cmd("b", "NOOP");
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+
+    // alice is a user of the replica, with the right password, but not an administrator.
+    let r = s.authenticate("alice", PASSWORD);
+    assert!(
+        r.starts_with("a1 NO [AUTHENTICATIONFAILED]"),
+        "non-admin AUTHENTICATE: {r}"
+    );
+    let r = s.cmd("c", "MAILBOXES alice ALL");
+    assert!(
+        r.last()
+            .unwrap()
+            .starts_with("c NO [AUTHENTICATIONREQUIRED]"),
+        "after a failed AUTHENTICATE: {r:?}"
+    );
+    let r = s.authenticate("repl", "wrong");
+    assert!(
+        r.starts_with("a1 NO [AUTHENTICATIONFAILED]"),
+        "admin, wrong password: {r}"
+    );
+    let r = s.authenticate("repl", REPL_PASSWORD);
+    assert!(r.starts_with("a1 OK"), "admin, right password: {r}");
+    let r = s.cmd("d", "MAILBOXES alice ALL");
+    assert!(r.last().unwrap().starts_with("d OK"), "{r:?}");
+    assert!(r.iter().any(|l| l.starts_with("* USER alice ")), "{r:?}");
+    assert!(
+        r.iter().filter(|l| l.starts_with("* MAILBOX ")).count() == 6,
+        "{r:?}"
+    );
+    let r = s.cmd("e", "LOGOUT");
+    assert!(
+        r.iter().any(|l| l.starts_with("* BYE")) && r.last().unwrap().starts_with("e OK"),
+        "{r:?}"
+    );
+
+    // A master with the wrong password.
+    let text = std::fs::read_to_string(p.mconf()).unwrap();
+    let bad = tmp.path().join("wrong-password.toml");
+    std::fs::write(
+        &bad,
+        text.replace(
+            &format!("password = \"{REPL_PASSWORD}\""),
+            "password = \"not-it\"",
+        ),
+    )
+    .unwrap();
+    let out = tern_sync(&bad, &[]);
+    assert!(
+        !out.status.success(),
+        "tern sync with a wrong password succeeded\n{}",
+        show(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        err.contains("auth"),
+        "tern sync with a wrong password should say authentication failed\n{}",
+        show(&out)
+    );
+    let out = tern_sync(&bad, &["--verify"]);
+    assert!(
+        !out.status.success(),
+        "verify with a wrong password succeeded\n{}",
+        show(&out)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("verify: "),
+        "verify with a wrong password printed a result\n{}",
+        show(&out)
+    );
+}
+
+// ====================================================================================
+// 7. A connection cut in the middle of an UPDATE, and garbage on the port.
+
+/// An UPDATE creating the mailbox `name` with one 1000-octet message; returns the
+/// command up to the literal and the literal.
+fn update_command(tag: &str, name: &str, uniqueid: &str) -> (String, Vec<u8>) {
+    let mut body = format!(
+        "From: cut@example.org\r\nSubject: {name}\r\nMessage-ID: <{name}@example.org>\r\n\r\n"
+    )
+    .into_bytes();
+    while body.len() < 998 {
+        body.push(b'x');
+    }
+    body.extend_from_slice(b"\r\n");
+    assert_eq!(body.len(), 1000);
+    let guid = sha1_hex(&body);
+    let head = format!(
+        "{tag} UPDATE alice {uniqueid} NIL (NAME \"{name}\" PARTITION default UIDVALIDITY 1700000000 LASTUID 1 \
+         HIGHESTMODSEQ 3 DELETEDMODSEQ 0 CREATEDMODSEQ 1 RECENTUID 0 RECENTTIME 0 SPECIALUSE NIL ACL \"\" \
+         ANNOTATIONS ()) (APPEND 1 3 1700000000 1000 {guid} (\\Seen) {{1000+}}\r\n"
+    );
+    (head, body)
+}
+
+fn imap_mailbox_names(server: &TernServer) -> BTreeSet<String> {
+    snap(server, "alice", "names")
+        .mailboxes()
+        .into_keys()
+        .collect()
+}
+
+#[test]
+fn cut_update_and_garbage_leave_the_replica_whole() {
+    let p = Pair::new();
+    deliver(p.master.lmtp, "alice", "", "base", 0..4);
+    sync_ok(p.mconf(), &[]);
+
+    // Control: the same kind of UPDATE sent whole is applied.
+    let mut s = RawSync::connect(p.sync_addr());
+    assert!(s.authenticate("repl", REPL_PASSWORD).starts_with("a1 OK"));
+    let r = s.cmd("b", "MAILBOXES alice ALL");
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+    let (head, body) = update_command("c", "WholeOne", "0123456789abcdef0123456789abcdef");
+    s.writer.write_all(head.as_bytes()).unwrap();
+    s.writer.write_all(&body).unwrap();
+    s.writer.write_all(b")\r\n").unwrap();
+    let r = s.read_tagged("c");
+    assert!(
+        r.last().unwrap().starts_with("c OK"),
+        "a complete UPDATE: {r:?}"
+    );
+    drop(s);
+    assert!(
+        imap_mailbox_names(&p.replica).contains("WholeOne"),
+        "the complete UPDATE created WholeOne"
+    );
+
+    // The same, cut after half of the literal.
+    let mut s = RawSync::connect(p.sync_addr());
+    assert!(s.authenticate("repl", REPL_PASSWORD).starts_with("a1 OK"));
+    let r = s.cmd("b", "MAILBOXES alice ALL");
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+    let (head, body) = update_command("c", "CutShort", "fedcba9876543210fedcba9876543210");
+    s.writer.write_all(head.as_bytes()).unwrap();
+    s.writer.write_all(&body[..500]).unwrap();
+    s.writer.flush().unwrap();
+    s.writer.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(s);
+    // It must never appear; look a few times while the server notices the cut.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let names = imap_mailbox_names(&p.replica);
+        assert!(
+            !names.contains("CutShort"),
+            "a cut UPDATE was applied: {names:?}"
+        );
+        assert!(!mailbox_list(&p.replica.config, "alice")
+            .iter()
+            .any(|l| l.starts_with("CutShort")));
+    }
+
+    // The replica-only WholeOne is copied back; everything else is already there.
+    deliver(p.master.lmtp, "alice", "", "more", 0..2);
+    sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    let master = assert_same(&p.master, &p.replica, "alice", "after the cut UPDATE");
+    assert!(!master.mailboxes().contains_key("CutShort"));
+
+    // Garbage: seeded random bytes on several connections, some after authenticating.
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for round in 0..8 {
+        let mut s = RawSync::connect(p.sync_addr());
+        s.writer
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        if round % 2 == 1 {
+            assert!(s.authenticate("repl", REPL_PASSWORD).starts_with("a1 OK"));
+        }
+        let mut junk = match round % 4 {
+            0 | 1 => Vec::new(),
+            2 => b"x UPDATE alice 00112233445566778899aabbccddeeff NIL (NAME ".to_vec(),
+            _ => b"y RESERVE (".to_vec(),
+        };
+        let n = 3000 + (rng.next() % 3000) as usize;
+        junk.extend(rng.bytes(n));
+        if round == 5 {
+            junk.extend_from_slice(b"\r\nz UPDATE alice 00112233445566778899aabbccddeeff NIL () (APPEND 1 1 1 5 aa () {99999999999+}\r\n");
+        }
+        let _ = s.writer.write_all(&junk);
+        let _ = s.writer.write_all(b"\r\n");
+        s.writer
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut sink = Vec::new();
+        let _ = s.reader.read_to_end(&mut sink);
+        let _ = s.writer.shutdown(std::net::Shutdown::Both);
+    }
+    let mut s = RawSync::connect(p.sync_addr());
+    assert!(
+        s.greeting.starts_with("* OK [CAPABILITY TERNSYNC=1"),
+        "{}",
+        s.greeting
+    );
+    assert!(
+        s.authenticate("repl", REPL_PASSWORD).starts_with("a1 OK"),
+        "a fresh session after the garbage"
+    );
+    let r = s.cmd("b", "MAILBOXES alice ALL");
+    assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
+    drop(s);
+    deliver(p.master.lmtp, "alice", "", "after-garbage", 0..2);
+    sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    assert_same(&p.master, &p.replica, "alice", "after the garbage");
+}
+
+// ====================================================================================
+// 8. A rename that moves a mailbox to another partition.
+
+#[test]
+fn rename_across_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parts = |side: &str| {
+        let d = tmp.path().join(format!("{side}-default"));
+        let p2 = tmp.path().join(format!("{side}-p2"));
+        (
+            format!(
+                "default_partition = \"default\"\n[partitions]\ndefault = {:?}\np2 = {:?}\n",
+                d, p2
+            ),
+            p2,
+        )
+    };
+    let (mtop, master_p2) = parts("master");
+    let (rtop, replica_p2) = parts("replica");
+    let p = Pair::with_config(&mtop, &rtop);
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
+    deliver(p.master.lmtp, "alice", "Work", "work", 0..6);
+    deliver(p.master.lmtp, "alice", "", "inbox", 0..2);
+    sync_ok(p.mconf(), &[]);
+    assert_same(&p.master, &p.replica, "alice", "before the rename");
+
+    let out = admin_ok(
+        p.mconf(),
+        &[
+            "mailbox",
+            "rename",
+            "alice",
+            "Work",
+            "Work2",
+            "--partition",
+            "p2",
+        ],
+    );
+    assert!(out.contains("partition p2"), "{out}");
+    let summary = sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    let master = assert_same(&p.master, &p.replica, "alice", "after the rename to p2");
+    let work2 = master.in_mailbox("Work2");
+    assert_eq!(work2.len(), 6, "{}", master.lines.join("\n"));
+    assert!(!master.mailboxes().contains_key("Work"));
+    let replica_list = mailbox_list(&p.replica.config, "alice");
+    assert!(
+        replica_list
+            .iter()
+            .any(|l| l.starts_with("Work2 ") && l.ends_with(" p2")),
+        "replica's Work2 should be in partition p2 ({summary}):\n{replica_list:?}"
+    );
+    for msg in &work2 {
+        for (side, p2) in [("master", &master_p2), ("replica", &replica_p2)] {
+            let blob = p2.join("blobs").join(&msg.sha1[..2]).join(&msg.sha1);
+            let meta = std::fs::metadata(&blob).unwrap_or_else(|e| {
+                panic!(
+                    "{side}: blob of {} not in p2 ({}): {e}",
+                    msg.message_id,
+                    blob.display()
+                )
+            });
+            assert_eq!(meta.len(), msg.size, "{side}: {}", blob.display());
+        }
+    }
+}
+
+// ====================================================================================
+// 4b. Split brain: an expunge on the replica reaches the master.
+
+#[test]
+fn split_brain_replica_expunge_is_merged() {
+    let p = Pair::new();
+    let m = &p.master;
+    deliver(m.lmtp, "alice", "", "base", 0..6);
+    sync_ok(p.mconf(), &[]);
+    let base = assert_same(m, &p.replica, "alice", "after the first sync");
+    let inbox = base.in_mailbox("INBOX");
+    let (c, d) = (inbox[2].clone(), inbox[3].clone());
+    deliver(m.lmtp, "alice", "", "master-only", 0..1);
+    imap_run(
+        &p.replica,
+        "alice",
+        &format!(
+            r#"[["select", "INBOX"],
+                ["uid", "STORE", "{}", "+FLAGS", "(\\Deleted)"],
+                ["uid", "EXPUNGE", "{}"],
+                ["uid", "STORE", "{}", "+FLAGS", "($Replica)"]]"#,
+            c.uid, c.uid, d.uid
+        ),
+    );
+    sync_ok(p.mconf(), &[]);
+    let master = snap(m, "alice", "master-after");
+    assert!(
+        master.in_mailbox("INBOX").iter().all(|x| x.sha1 != c.sha1),
+        "message C, expunged on the replica while cut off, must be expunged on the master too:\n{}",
+        master.lines.join("\n")
+    );
+    let d_now = master
+        .in_mailbox("INBOX")
+        .into_iter()
+        .find(|x| x.sha1 == d.sha1)
+        .unwrap();
+    assert!(
+        d_now.flags.contains("$Replica"),
+        "D's keyword set on the replica: {d_now:?}"
+    );
+    assert_same(m, &p.replica, "alice", "after the merge");
+    assert_verify_clean(p.mconf());
+}
+
+// ====================================================================================
+// 3b. Rolling replication follows mailbox creates, renames, deletes and re-creates.
+
+#[test]
+fn rolling_follows_mailbox_operations() {
+    let p = Pair::new();
+    let m = &p.master;
+    deliver(m.lmtp, "alice", "", "seed", 0..3);
+    let log = p._tmp.path().join("rolling.log");
+    let rolling = start_rolling(p.mconf(), &log);
+    let caught_up = |what: &str| {
+        poll(what, Duration::from_secs(60), || {
+            verify(p.mconf(), &[]).0.then_some(())
+        });
+        assert_same(m, &p.replica, "alice", what);
+    };
+    caught_up("the initial state");
+    imap_run(
+        m,
+        "alice",
+        r#"[["create", "Box"], ["create", "Box/Child"],
+            ["append", "Box", "()", "From: a@b\nMessage-ID: <box-1@example.org>\n\none\n"],
+            ["append", "Box/Child", "()", "From: a@b\nMessage-ID: <child-1@example.org>\n\nchild\n"]]"#,
+    );
+    caught_up("after CREATE and APPEND");
+    let box_id = uniqueid(p.mconf(), "alice", "Box");
+    imap_run(
+        m,
+        "alice",
+        r#"[["rename", "Box", "Renamed"], ["select", "Renamed"], ["uid", "STORE", "1", "+FLAGS", "(\\Seen)"]]"#,
+    );
+    caught_up("after RENAME");
+    assert_eq!(uniqueid(&p.replica.config, "alice", "Renamed"), box_id);
+    imap_run(
+        m,
+        "alice",
+        r#"[["delete", "Renamed/Child"], ["delete", "Renamed"], ["create", "Renamed"],
+            ["append", "Renamed", "()", "From: a@b\nMessage-ID: <again-1@example.org>\n\nagain\n"]]"#,
+    );
+    caught_up("after DELETE and re-CREATE");
+    assert_ne!(uniqueid(&p.replica.config, "alice", "Renamed"), box_id);
+    assert_eq!(
+        mailbox_list(p.mconf(), "alice"),
+        mailbox_list(&p.replica.config, "alice")
+    );
+    drop(rolling);
+}
+
+// ====================================================================================
+// 1b. Two mailboxes swap names: matched by unique id, nothing mixed up or left parked.
+
+#[test]
+fn swapped_names_follow_unique_ids() {
+    let p = Pair::new();
+    let m = &p.master;
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Left"]);
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Right"]);
+    deliver(m.lmtp, "alice", "Left", "left", 0..3);
+    deliver(m.lmtp, "alice", "Right", "right", 0..2);
+    sync_ok(p.mconf(), &[]);
+    let (left, right) = (
+        uniqueid(p.mconf(), "alice", "Left"),
+        uniqueid(p.mconf(), "alice", "Right"),
+    );
+    imap_run(
+        m,
+        "alice",
+        r#"[["rename", "Left", "Tmp"], ["rename", "Right", "Left"], ["rename", "Tmp", "Right"]]"#,
+    );
+    sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    let master = assert_same(m, &p.replica, "alice", "after swapping two names");
+    assert_eq!(master.in_mailbox("Right").len(), 3);
+    assert_eq!(uniqueid(&p.replica.config, "alice", "Right"), left);
+    assert_eq!(uniqueid(&p.replica.config, "alice", "Left"), right);
+    assert_eq!(
+        mailbox_list(p.mconf(), "alice"),
+        mailbox_list(&p.replica.config, "alice")
+    );
+}
