@@ -141,7 +141,7 @@ class TernPair(Pair):
         # the wrapper keeps tern sync's summary line (stdout) in BASE/sync-<label>.out
         # (replication.py records only stderr); rolling runs tern directly so SIGTERM reaches it
         sync = f"sh {self.script}"
-        self.full_cmd = f"{sync} r1 --user {{user}}"
+        self.full_cmd = f"{sync} r1 --user {{user}} --parallel 2"   # one session per core
         self.incr_cmd = f"{sync} r2 --user {{user}}"
         self.noop_cmd = f"{sync} noop --user {{user}}"
         self.verify_cmd = f"{sync} VERIFYLABEL --verify --user {{user}}"

@@ -249,12 +249,18 @@ impl Config {
             }
         }
         if let Some(r) = file.replication {
-            let replica = r.replica.ok_or_else(|| anyhow!("replication.replica: missing (host:port of the replica's sync listener)"))?;
-            let user = r.user.ok_or_else(|| anyhow!("replication.user: missing (an administrator on the replica)"))?;
+            let replica = r.replica.ok_or_else(|| {
+                anyhow!("replication.replica: missing (host:port of the replica's sync listener)")
+            })?;
+            let user = r.user.ok_or_else(|| {
+                anyhow!("replication.user: missing (an administrator on the replica)")
+            })?;
             let password = match (r.password, r.password_file) {
                 (Some(p), None) => p,
                 (None, Some(path)) => std::fs::read_to_string(&path)
-                    .with_context(|| format!("replication.password_file: reading {}", path.display()))?
+                    .with_context(|| {
+                        format!("replication.password_file: reading {}", path.display())
+                    })?
                     .lines()
                     .next()
                     .unwrap_or("")
@@ -262,13 +268,23 @@ impl Config {
                 _ => bail!("replication: give exactly one of password and password_file"),
             };
             let starttls = if r.starttls.unwrap_or(false) {
-                let ca = r.ca_file.ok_or_else(|| anyhow!("replication.ca_file: needed with starttls = true"))?;
-                let host = replica.rsplit_once(':').map_or(replica.as_str(), |(h, _)| h).to_owned();
+                let ca = r
+                    .ca_file
+                    .ok_or_else(|| anyhow!("replication.ca_file: needed with starttls = true"))?;
+                let host = replica
+                    .rsplit_once(':')
+                    .map_or(replica.as_str(), |(h, _)| h)
+                    .to_owned();
                 Some((ca, r.server_name.unwrap_or(host)))
             } else {
                 None
             };
-            self.replication = Some(Replication { replica, user, password, starttls });
+            self.replication = Some(Replication {
+                replica,
+                user,
+                password,
+                starttls,
+            });
         }
         if let Some(t) = file.tls {
             let Some(cert) = t.cert else {

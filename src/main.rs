@@ -44,7 +44,9 @@ fn main() -> std::process::ExitCode {
     init_logging();
     let result = config::Config::load(cli.config.as_deref()).and_then(|config| match cli.command {
         Command::Serve => serve::run(config).map(|()| std::process::ExitCode::SUCCESS),
-        Command::Admin { command } => admin::run(&config, command).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Admin { command } => {
+            admin::run(&config, command).map(|()| std::process::ExitCode::SUCCESS)
+        }
         Command::Sync(args) => sync::run(config, args),
         Command::Config => {
             println!("{config:#?}");

@@ -25,7 +25,8 @@ pub struct SyncArgs {
     /// Tail the change log and replicate every change until SIGTERM or SIGINT.
     #[arg(long)]
     rolling: bool,
-    /// Compare master and replica instead of syncing; exit status 1 on any difference.
+    /// Compare master and replica instead of syncing; exit status 1 on any difference,
+    /// 2 when the comparison could not be made.
     #[arg(long, conflicts_with = "rolling")]
     verify: bool,
     /// Sessions to run at once, over disjoint mailboxes.
@@ -60,7 +61,15 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         if args.verify {
-            let (boxes, records, diffs) = client::verify(&store, &client_config, args.user.clone()).await?;
+            // Exit status: 0 identical, 1 differences, 2 could not compare.
+            let (boxes, records, diffs) =
+                match client::verify(&store, &client_config, args.user.clone()).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("tern: error: verify failed: {e}");
+                        return Ok(std::process::ExitCode::from(2));
+                    }
+                };
             for d in &diffs {
                 println!("DIFF {d}");
             }
@@ -68,7 +77,11 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
                 "verify: {boxes} mailboxes, {records} records compared, {} differences",
                 diffs.len()
             );
-            return Ok(if diffs.is_empty() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) });
+            return Ok(if diffs.is_empty() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            });
         }
         if args.rolling {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -76,7 +89,10 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
                 wait_for_signal().await;
                 let _ = stop_tx.send(true);
             });
-            let options = RollingOptions { consumer: args.consumer.clone(), ..Default::default() };
+            let options = RollingOptions {
+                consumer: args.consumer.clone(),
+                ..Default::default()
+            };
             tracing::info!(replica = %client_config.replica, "rolling replication started");
             let summary = client::rolling(&store, &client_config, options, stop_rx).await?;
             println!("rolling: {summary}");
@@ -98,7 +114,8 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
 fn client_tls(ca: &std::path::Path, server_name: &str) -> anyhow::Result<ClientTls> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
-    let pem = std::fs::read(ca).with_context(|| format!("replication.ca_file: reading {}", ca.display()))?;
+    let pem = std::fs::read(ca)
+        .with_context(|| format!("replication.ca_file: reading {}", ca.display()))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         roots
@@ -111,12 +128,18 @@ fn client_tls(ca: &std::path::Path, server_name: &str) -> anyhow::Result<ClientT
         .context("tls: setting up the TLS provider")?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(ClientTls { server_name: server_name.to_owned(), config: Arc::new(config) })
+    Ok(ClientTls {
+        server_name: server_name.to_owned(),
+        config: Arc::new(config),
+    })
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return;
     };
     tokio::select! {

@@ -162,7 +162,7 @@ fn assert_verify_clean(config: &Path) {
 /// A number in a summary line: the word before `unit` (`"6 mailboxes"`).
 fn summary_number(summary: &str, unit: &str) -> u64 {
     let words: Vec<&str> = summary
-        .split(|c: char| c == ' ' || c == ',' || c == ';')
+        .split([' ', ',', ';'])
         .filter(|w| !w.is_empty())
         .collect();
     let i = words
@@ -1708,4 +1708,59 @@ fn swapped_names_follow_unique_ids() {
         mailbox_list(p.mconf(), "alice"),
         mailbox_list(&p.replica.config, "alice")
     );
+}
+
+// ------------------------------------------------------------------------------------
+// A user that keeps failing is set aside; the others keep flowing.
+
+#[test]
+fn failing_user_is_quarantined_and_others_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let master_parts = format!(
+        "default_partition = \"default\"\n[partitions]\ndefault = {:?}\np2 = {:?}\n",
+        tmp.path().join("m-default"),
+        tmp.path().join("m-p2")
+    );
+    // The replica has no partition p2 at first: every UPDATE of a mailbox there fails.
+    let mut p = Pair::with_config(&master_parts, "");
+    add_user(p.mconf(), "bob", PASSWORD, false);
+    admin_ok(p.mconf(), &["mailbox", "create", "bob", "Far", "--partition", "p2"]);
+    sync_ok(p.mconf(), &["--user", "alice"]);
+    let log = tmp.path().join("rolling.log");
+    let mut rolling = start_rolling(p.mconf(), &log);
+    deliver(p.master.lmtp, "bob", "Far", "far", 0..2);
+    deliver(p.master.lmtp, "alice", "", "a", 0..3);
+    poll("bob to be quarantined", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).ok().filter(|l| l.contains("user quarantined")).map(|_| ())
+    });
+    // alice keeps flowing while bob is set aside.
+    deliver(p.master.lmtp, "alice", "", "b", 0..3);
+    poll("alice to reach the replica", Duration::from_secs(60), || {
+        verify(p.mconf(), &["--user", "alice"]).0.then_some(())
+    });
+    let index = p.master.data_dir().join("index.sqlite3");
+    let deferred = || -> Vec<String> {
+        let db = rusqlite::Connection::open(&index).unwrap();
+        let mut stmt = db.prepare("SELECT user_name FROM sync_deferred").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        rows
+    };
+    assert_eq!(deferred(), vec!["bob".to_string()], "bob is set aside durably");
+    // The replica gets partition p2; a restarted rolling client retries bob at once.
+    let _ = rolling.child.kill();
+    let _ = rolling.child.wait();
+    p.replica_extra = format!(
+        "default_partition = \"default\"\n[partitions]\ndefault = {:?}\np2 = {:?}\n",
+        p.replica_root.join("data/partitions/default"),
+        tmp.path().join("r-p2")
+    );
+    p.restart_replica();
+    let _rolling = start_rolling(p.mconf(), &log);
+    poll("bob to reach the replica", Duration::from_secs(60), || {
+        verify(p.mconf(), &["--user", "bob"]).0.then_some(())
+    });
+    poll("bob to leave the deferred list", Duration::from_secs(30), || {
+        deferred().is_empty().then_some(())
+    });
+    assert_same(&p.master, &p.replica, "alice", "after quarantine");
 }

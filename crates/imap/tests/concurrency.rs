@@ -176,10 +176,7 @@ fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
             }
             5 if count > 0 => {
                 let lines = v.run("FETCH 1:* (UID FLAGS)", step);
-                assert_eq!(
-                    lines.iter().filter(|l| l.contains(" FETCH ")).count() as u64 >= count,
-                    true
-                );
+                assert!(lines.iter().filter(|l| l.contains(" FETCH ")).count() as u64 >= count);
             }
             _ => {
                 v.run("NOOP", step);

@@ -126,7 +126,11 @@ impl BlobStore {
                 // Staged beside its final name (a dot name nothing else lists): creating
                 // thousands of files in one shared directory makes ext4 search one
                 // block group's inode table for each.
-                let tmp = dir.join(format!(".{}.{:016x}.tmp", guid.to_hex(), rand::random::<u64>()));
+                let tmp = dir.join(format!(
+                    ".{}.{:016x}.tmp",
+                    guid.to_hex(),
+                    rand::random::<u64>()
+                ));
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -235,13 +239,19 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
         use std::os::fd::AsRawFd;
         // SAFETY: syncfs only reads the descriptor, which `handle` keeps open.
         if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
-            return Err(StoreError::io("syncfs", dir, std::io::Error::last_os_error()));
+            return Err(StoreError::io(
+                "syncfs",
+                dir,
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
     #[cfg(not(target_os = "linux"))]
     {
-        handle.sync_all().map_err(|e| StoreError::io("fsync", dir, e))
+        handle
+            .sync_all()
+            .map_err(|e| StoreError::io("fsync", dir, e))
     }
 }
 

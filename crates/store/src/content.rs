@@ -277,6 +277,21 @@ impl Store {
         Ok(n)
     }
 
+    /// Keeps the full-text indexer idle for `pause` from now (it then catches up).
+    pub(crate) fn pause_text_indexing(&self, pause: std::time::Duration) {
+        let until = unix_millis() + pause.as_millis() as u64;
+        self.shared
+            .text_pause_until
+            .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn text_indexing_paused(&self) -> bool {
+        self.shared
+            .text_pause_until
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > unix_millis()
+    }
+
     /// Starts the thread that feeds the full-text index from `pending_texts`, with its
     /// own connection to the full-text database so that its work never holds the main
     /// index's write lock. It ends when the last `Store` handle is dropped.
@@ -296,10 +311,13 @@ impl Store {
                 std::thread::sleep(TEXT_INTERVAL);
                 let Some(shared) = weak.upgrade() else { return };
                 let store = Store { shared };
+                if store.text_indexing_paused() {
+                    continue;
+                }
                 while let Ok(n) = store.move_pending(&mut conn).inspect_err(|e| {
                     tracing::warn!(error = %e, "full-text indexing failed; will retry");
                 }) {
-                    if n < TEXT_BATCH {
+                    if n < TEXT_BATCH || store.text_indexing_paused() {
                         break;
                     }
                 }
@@ -309,6 +327,13 @@ impl Store {
             tracing::warn!(error = %e, "cannot start full-text indexing; searches will read messages");
         }
     }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Makes the calling thread run only when the machine has nothing else to do

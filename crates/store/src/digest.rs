@@ -96,5 +96,11 @@ pub(crate) fn user_row(conn: &Connection, user_id: i64) -> Result<UserRow> {
     let subs = stmt
         .query_map([user_id], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok((hash, admin, qs.map(|v| v as u64), qm.map(|v| v as u64), subs))
+    Ok((
+        hash,
+        admin,
+        qs.map(|v| v as u64),
+        qm.map(|v| v as u64),
+        subs,
+    ))
 }

@@ -119,13 +119,17 @@ impl Store {
     pub fn apply_update(&self, update: MailboxUpdate) -> Result<()> {
         let user = normalize_user(&update.user)?;
         let name = normalize_mailbox(&update.state.name)?;
-        let uniqueid = update
-            .uniqueid
-            .clone()
-            .ok_or(StoreError::SyncConflict { uid: 0, reason: "no unique id" })?;
+        let uniqueid = update.uniqueid.clone().ok_or(StoreError::SyncConflict {
+            uid: 0,
+            reason: "no unique id",
+        })?;
         let partition = update.state.partition.clone();
         if !self.blobs().has_partition(&partition) {
             return Err(StoreError::UnknownPartition(partition));
+        }
+        if update.appends.len() > 100 {
+            // A bulk load: the text index can wait until it is over.
+            self.pause_text_indexing(std::time::Duration::from_secs(2));
         }
         let before = self.mailbox_by_uniqueid(&uniqueid)?;
         if let Some(m) = before.as_ref().filter(|m| m.is_live()) {
@@ -154,7 +158,9 @@ impl Store {
         let state = state.clone();
         self.write(move |conn| {
             let id: Option<i64> = conn
-                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             let id = match id {
                 Some(id) => id,
@@ -200,7 +206,13 @@ impl Store {
     /// Renames (and with another partition, moves) the one live mailbox with this
     /// unique id; a live mailbox of another unique id holding the name is parked out of
     /// the way in the same transaction. Silent: nothing is logged, no modseq is taken.
-    pub fn replica_rename(&self, user: &str, uniqueid: &UniqueId, name: &str, partition: &str) -> Result<()> {
+    pub fn replica_rename(
+        &self,
+        user: &str,
+        uniqueid: &UniqueId,
+        name: &str,
+        partition: &str,
+    ) -> Result<()> {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(name)?;
         let source = self
@@ -251,17 +263,14 @@ impl Store {
     fn store_append_blobs(&self, partition: &str, appends: &[ReplicaAppend]) -> Result<()> {
         let mut carried: Vec<(Guid, &[u8])> = Vec::new();
         for a in appends {
-            match &a.data {
-                Some(data) => {
-                    if data.len() as u64 != a.size || Guid::of(data) != a.guid {
-                        return Err(StoreError::SyncConflict {
-                            uid: a.uid,
-                            reason: "message does not match its GUID and size",
-                        });
-                    }
-                    carried.push((a.guid, data));
+            if let Some(data) = &a.data {
+                if data.len() as u64 != a.size || Guid::of(data) != a.guid {
+                    return Err(StoreError::SyncConflict {
+                        uid: a.uid,
+                        reason: "message does not match its GUID and size",
+                    });
                 }
-                None => {}
+                carried.push((a.guid, data));
             }
         }
         self.blobs().put_many(partition, &carried)?;
@@ -277,14 +286,20 @@ impl Store {
 
     /// Summaries (for the protocols' indexer) of the appended messages this store has
     /// none for yet, computed outside the writer, on both cores when there are many.
-    fn summaries_for(&self, partition: &str, appends: &[ReplicaAppend]) -> Result<HashMap<Guid, Vec<u8>>> {
+    fn summaries_for(
+        &self,
+        partition: &str,
+        appends: &[ReplicaAppend],
+    ) -> Result<HashMap<Guid, Vec<u8>>> {
         let Some(indexer) = self.shared.indexer.get().cloned() else {
             return Ok(HashMap::new());
         };
         let unknown: Vec<&ReplicaAppend> = self.read(|conn| {
             let mut out = Vec::new();
             for a in appends {
-                if !has_index(conn, &a.guid)? && !out.iter().any(|o: &&ReplicaAppend| o.guid == a.guid) {
+                if !has_index(conn, &a.guid)?
+                    && !out.iter().any(|o: &&ReplicaAppend| o.guid == a.guid)
+                {
                     out.push(a);
                 }
             }
@@ -302,10 +317,17 @@ impl Store {
         }
         let (left, right) = unknown.split_at(unknown.len() / 2);
         std::thread::scope(|s| {
-            let other = s.spawn(|| right.iter().map(|a| summarize(a)).collect::<Result<Vec<_>>>());
+            let other = s.spawn(|| {
+                right
+                    .iter()
+                    .map(|a| summarize(a))
+                    .collect::<Result<Vec<_>>>()
+            });
             let mut out: HashMap<Guid, Vec<u8>> =
                 left.iter().map(|a| summarize(a)).collect::<Result<_>>()?;
-            let rest = other.join().map_err(|_| StoreError::CommitFailed("summary thread panicked".into()))??;
+            let rest = other
+                .join()
+                .map_err(|_| StoreError::CommitFailed("summary thread panicked".into()))??;
             out.extend(rest);
             Ok(out)
         })
@@ -325,7 +347,10 @@ fn apply_in(
     let state = &update.state;
     let current = txn::mailbox_by_uniqueid(conn, uniqueid)?;
     if current.as_ref().is_some_and(|m| m.user_id != user_id) {
-        return Err(StoreError::SyncConflict { uid: 0, reason: "unique id belongs to another user" });
+        return Err(StoreError::SyncConflict {
+            uid: 0,
+            reason: "unique id belongs to another user",
+        });
     }
     let live = current.as_ref().filter(|m| m.is_live());
     let expected = match (update.expect, live) {
@@ -391,7 +416,10 @@ fn apply_in(
             state.acl
         ],
     )?;
-    conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [mailbox_id])?;
+    conn.execute(
+        "DELETE FROM annotations WHERE mailbox_id = ?1",
+        [mailbox_id],
+    )?;
     for (k, v) in &state.annotations {
         conn.execute(
             "INSERT OR REPLACE INTO annotations (mailbox_id, key, value) VALUES (?1, ?2, ?3)",
@@ -412,8 +440,13 @@ fn apply_in(
         params![user_id, state.highest_modseq as i64, state.uidvalidity],
     )?;
     if let Some(master) = &update.digest {
-        let replica =
-            mailbox_digest(conn, mailbox_id, state.uidvalidity, state.last_uid, state.highest_modseq)?;
+        let replica = mailbox_digest(
+            conn,
+            mailbox_id,
+            state.uidvalidity,
+            state.last_uid,
+            state.highest_modseq,
+        )?;
         if &replica != master {
             return Err(StoreError::DigestMismatch {
                 replica,
@@ -431,7 +464,8 @@ fn apply_items(
     update: &MailboxUpdate,
     summaries: &HashMap<Guid, Vec<u8>>,
 ) -> Result<()> {
-    let mut existing = conn.prepare_cached("SELECT guid FROM records WHERE mailbox_id = ?1 AND uid = ?2")?;
+    let mut existing =
+        conn.prepare_cached("SELECT guid FROM records WHERE mailbox_id = ?1 AND uid = ?2")?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -441,13 +475,24 @@ fn apply_items(
          WHERE mailbox_id = ?1 AND uid = ?2",
     )?;
     for a in &update.appends {
-        let held: Option<Vec<u8>> = existing.query_row(params![mailbox_id, a.uid], |r| r.get(0)).optional()?;
+        let held: Option<Vec<u8>> = existing
+            .query_row(params![mailbox_id, a.uid], |r| r.get(0))
+            .optional()?;
         match held {
             Some(g) if g[..] == a.guid.as_bytes()[..] => {
-                refresh.execute(params![mailbox_id, a.uid, a.modseq as i64, a.flags.to_string(), a.internaldate])?;
+                refresh.execute(params![
+                    mailbox_id,
+                    a.uid,
+                    a.modseq as i64,
+                    a.flags.to_string(),
+                    a.internaldate
+                ])?;
             }
             Some(_) => {
-                return Err(StoreError::SyncConflict { uid: a.uid, reason: "the UID holds another message" });
+                return Err(StoreError::SyncConflict {
+                    uid: a.uid,
+                    reason: "the UID holds another message",
+                });
             }
             None => {
                 insert.execute(params![
@@ -465,12 +510,17 @@ fn apply_items(
             insert_index(conn, &a.guid, summary, &update.state.partition, a.size)?;
         }
     }
-    let mut store = conn.prepare_cached("UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2")?;
+    let mut store = conn.prepare_cached(
+        "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
+    )?;
     for (uids, modseq, flags) in &update.stores {
         let text = flags.to_string();
         for uid in uids {
             if store.execute(params![mailbox_id, uid, text, *modseq as i64])? == 0 {
-                return Err(StoreError::SyncConflict { uid: *uid, reason: "STORE of a record the replica does not have" });
+                return Err(StoreError::SyncConflict {
+                    uid: *uid,
+                    reason: "STORE of a record the replica does not have",
+                });
             }
         }
     }
@@ -480,7 +530,10 @@ fn apply_items(
     for (uids, modseq) in &update.expunges {
         for uid in uids {
             if expunge.execute(params![mailbox_id, uid, *modseq as i64])? == 0 {
-                return Err(StoreError::SyncConflict { uid: *uid, reason: "EXPUNGE of a record the replica does not have" });
+                return Err(StoreError::SyncConflict {
+                    uid: *uid,
+                    reason: "EXPUNGE of a record the replica does not have",
+                });
             }
         }
     }
@@ -491,14 +544,23 @@ fn apply_items(
 /// unique id holding it is parked under `name~<first 8 digits of its unique id>` (or
 /// the whole unique id if that is taken too), to be renamed or deleted by a later
 /// command of the master.
-fn place(conn: &Connection, user_id: i64, user: &str, uniqueid: &UniqueId, name: &str) -> Result<()> {
+fn place(
+    conn: &Connection,
+    user_id: i64,
+    user: &str,
+    uniqueid: &UniqueId,
+    name: &str,
+) -> Result<()> {
     let Some(other) = txn::find_live_mailbox(conn, user, name)? else {
         return Ok(());
     };
     if &other.uniqueid == uniqueid {
         return Ok(());
     }
-    let short = format!("{name}~{}", &other.uniqueid.as_str()[..8.min(other.uniqueid.as_str().len())]);
+    let short = format!(
+        "{name}~{}",
+        &other.uniqueid.as_str()[..8.min(other.uniqueid.as_str().len())]
+    );
     let parked = if txn::find_live_mailbox(conn, user, &short)?.is_none() {
         short
     } else {

@@ -249,8 +249,8 @@ pub(crate) fn annotations_of(
     conn: &rusqlite::Connection,
     mailbox_id: i64,
 ) -> Result<Vec<(String, String)>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT key, value FROM annotations WHERE mailbox_id = ?1 ORDER BY key")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT key, value FROM annotations WHERE mailbox_id = ?1 ORDER BY key")?;
     let rows = stmt
         .query_map([mailbox_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;

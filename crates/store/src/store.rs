@@ -68,6 +68,9 @@ pub(crate) struct Shared {
     pub(crate) indexer: OnceLock<Arc<dyn ContentIndexer>>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
     pub(crate) change_sets: crate::records::ChangeSets,
+    /// Unix milliseconds before which the full-text indexer stays idle: bulk work
+    /// (a replica taking a full sync) goes first, the text index catches up after.
+    pub(crate) text_pause_until: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -108,6 +111,7 @@ impl Store {
                 indexer: OnceLock::new(),
                 auth_cache: crate::auth_cache::AuthCache::new(),
                 change_sets: Default::default(),
+                text_pause_until: Default::default(),
             }),
         };
         store.start_text_indexing();

@@ -52,7 +52,15 @@ fn pair() -> (tempfile::TempDir, Store, tempfile::TempDir, Store) {
     let (d2, replica) = open();
     master.create_user("u", Some("pw"), false).unwrap();
     for n in 1..=5 {
-        master.append_as_owner("u", "INBOX", &Flags::new(), 1_700_000_000 + n as i64, &msg(n)).unwrap();
+        master
+            .append_as_owner(
+                "u",
+                "INBOX",
+                &Flags::new(),
+                1_700_000_000 + n as i64,
+                &msg(n),
+            )
+            .unwrap();
     }
     let state = master.user_state("u").unwrap().unwrap();
     replica.apply_user_state(&state).unwrap();
@@ -62,10 +70,25 @@ fn pair() -> (tempfile::TempDir, Store, tempfile::TempDir, Store) {
 #[test]
 fn a_replica_keeps_the_masters_numbers_and_digest() {
     let (_a, master, _b, replica) = pair();
-    replica.apply_update(full_update(&master, "u", "INBOX", None)).unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
     let m = master.mailbox("u", "INBOX").unwrap().unwrap();
     let r = replica.mailbox("u", "INBOX").unwrap().unwrap();
-    assert_eq!((r.uniqueid.clone(), r.uidvalidity, r.last_uid, r.highest_modseq), (m.uniqueid.clone(), m.uidvalidity, m.last_uid, m.highest_modseq));
+    assert_eq!(
+        (
+            r.uniqueid.clone(),
+            r.uidvalidity,
+            r.last_uid,
+            r.highest_modseq
+        ),
+        (
+            m.uniqueid.clone(),
+            m.uidvalidity,
+            m.last_uid,
+            m.highest_modseq
+        )
+    );
     assert_eq!(r.messages, 5);
     let (_, mr, md) = master.all_records(&m.uniqueid).unwrap();
     let (_, rr, rd) = replica.all_records(&r.uniqueid).unwrap();
@@ -76,17 +99,35 @@ fn a_replica_keeps_the_masters_numbers_and_digest() {
     assert!(replica.verify_password("u", "pw").unwrap().is_some());
     assert!(replica.user("u").unwrap().unwrap().highest_modseq >= m.highest_modseq);
     // Replicated writes are silent: nothing in the replica's change log for u's INBOX.
-    assert!(replica.changes_after(0, 100).unwrap().iter().all(|c| c.mailbox.as_ref() != Some(&m.uniqueid)));
+    assert!(replica
+        .changes_after(0, 100)
+        .unwrap()
+        .iter()
+        .all(|c| c.mailbox.as_ref() != Some(&m.uniqueid)));
 }
 
 #[test]
 fn a_stale_expectation_applies_nothing() {
     let (_a, master, _b, replica) = pair();
-    replica.apply_update(full_update(&master, "u", "INBOX", None)).unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
     let before = replica.mailbox("u", "INBOX").unwrap().unwrap();
-    master.append_as_owner("u", "INBOX", &Flags::new(), 0, &msg(9)).unwrap();
-    let err = replica.apply_update(full_update(&master, "u", "INBOX", Some(before.highest_modseq + 7))).unwrap_err();
-    assert!(matches!(err, StoreError::SyncMismatch { highest_modseq, last_uid } if highest_modseq == before.highest_modseq && last_uid == 5), "{err}");
+    master
+        .append_as_owner("u", "INBOX", &Flags::new(), 0, &msg(9))
+        .unwrap();
+    let err = replica
+        .apply_update(full_update(
+            &master,
+            "u",
+            "INBOX",
+            Some(before.highest_modseq + 7),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SyncMismatch { highest_modseq, last_uid } if highest_modseq == before.highest_modseq && last_uid == 5),
+        "{err}"
+    );
     assert_eq!(replica.mailbox("u", "INBOX").unwrap().unwrap(), before);
 }
 
@@ -95,14 +136,19 @@ fn a_digest_mismatch_rolls_everything_back() {
     let (_a, master, _b, replica) = pair();
     let mut update = full_update(&master, "u", "INBOX", None);
     update.digest = Some("0".repeat(40));
-    assert!(matches!(replica.apply_update(update).unwrap_err(), StoreError::DigestMismatch { .. }));
+    assert!(matches!(
+        replica.apply_update(update).unwrap_err(),
+        StoreError::DigestMismatch { .. }
+    ));
     assert!(replica.mailbox("u", "INBOX").unwrap().is_none());
 }
 
 #[test]
 fn a_uid_holding_another_message_is_a_conflict() {
     let (_a, master, _b, replica) = pair();
-    replica.apply_update(full_update(&master, "u", "INBOX", None)).unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
     let r = replica.mailbox("u", "INBOX").unwrap().unwrap();
     let mut update = full_update(&master, "u", "INBOX", Some(r.highest_modseq));
     update.digest = None;
@@ -111,7 +157,10 @@ fn a_uid_holding_another_message_is_a_conflict() {
     update.appends[0].size = other.len() as u64;
     update.appends[0].data = Some(other);
     let err = replica.apply_update(update).unwrap_err();
-    assert!(matches!(err, StoreError::SyncConflict { uid: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::SyncConflict { uid: 1, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -121,7 +170,10 @@ fn a_literal_that_does_not_hash_to_its_guid_is_refused() {
     if let Some(d) = update.appends[2].data.as_mut() {
         d[0] ^= 1;
     }
-    assert!(matches!(replica.apply_update(update).unwrap_err(), StoreError::SyncConflict { uid: 3, .. }));
+    assert!(matches!(
+        replica.apply_update(update).unwrap_err(),
+        StoreError::SyncConflict { uid: 3, .. }
+    ));
     assert!(replica.mailbox("u", "INBOX").unwrap().is_none());
 }
 
@@ -130,13 +182,18 @@ fn nil_data_needs_a_held_blob() {
     let (_a, master, _b, replica) = pair();
     let mut update = full_update(&master, "u", "INBOX", None);
     update.appends[0].data = None;
-    assert!(matches!(replica.apply_update(update).unwrap_err(), StoreError::BlobNotHeld(_)));
+    assert!(matches!(
+        replica.apply_update(update).unwrap_err(),
+        StoreError::BlobNotHeld(_)
+    ));
 }
 
 #[test]
 fn reset_replaces_the_records_and_parking_frees_a_name() {
     let (_a, master, _b, replica) = pair();
-    replica.apply_update(full_update(&master, "u", "INBOX", None)).unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
     // A mailbox of another unique id holds "Work" on the replica.
     let mut stray = full_update(&master, "u", "INBOX", None);
     stray.uniqueid = Some(UniqueId::random());
@@ -144,15 +201,36 @@ fn reset_replaces_the_records_and_parking_frees_a_name() {
     stray.digest = None;
     replica.apply_update(stray).unwrap();
     master.create_mailbox("u", "Work", None).unwrap();
-    master.append_as_owner("u", "Work", &Flags::new(), 0, &msg(40)).unwrap();
-    replica.apply_update(full_update(&master, "u", "Work", None)).unwrap();
-    let names: Vec<String> = replica.mailboxes("u", false).unwrap().into_iter().map(|m| m.name).collect();
+    master
+        .append_as_owner("u", "Work", &Flags::new(), 0, &msg(40))
+        .unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "Work", None))
+        .unwrap();
+    let names: Vec<String> = replica
+        .mailboxes("u", false)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     assert!(names.iter().any(|n| n.starts_with("Work~")), "{names:?}");
-    assert_eq!(replica.mailbox("u", "Work").unwrap().unwrap().uniqueid, master.mailbox("u", "Work").unwrap().unwrap().uniqueid);
+    assert_eq!(
+        replica.mailbox("u", "Work").unwrap().unwrap().uniqueid,
+        master.mailbox("u", "Work").unwrap().unwrap().uniqueid
+    );
     // RESET: the replica's INBOX is replaced whole.
     let r = replica.mailbox("u", "INBOX").unwrap().unwrap();
     let id = r.uniqueid.clone();
-    master.expunge(&Actor { name: "u".into(), is_admin: false }, &id, &[1, 2]).unwrap();
+    master
+        .expunge(
+            &Actor {
+                name: "u".into(),
+                is_admin: false,
+            },
+            &id,
+            &[1, 2],
+        )
+        .unwrap();
     let mut update = full_update(&master, "u", "INBOX", Some(r.highest_modseq));
     update.reset = true;
     for a in &mut update.appends {
@@ -165,18 +243,28 @@ fn reset_replaces_the_records_and_parking_frees_a_name() {
 #[test]
 fn delete_and_rename_by_unique_id() {
     let (_a, master, _b, replica) = pair();
-    replica.apply_update(full_update(&master, "u", "INBOX", None)).unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
     master.create_mailbox("u", "A", None).unwrap();
-    replica.apply_update(full_update(&master, "u", "A", None)).unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "A", None))
+        .unwrap();
     let id = replica.mailbox("u", "A").unwrap().unwrap().uniqueid;
-    replica.replica_rename("u", &id, "B", DEFAULT_PARTITION).unwrap();
+    replica
+        .replica_rename("u", &id, "B", DEFAULT_PARTITION)
+        .unwrap();
     assert!(replica.mailbox("u", "A").unwrap().is_none());
     assert_eq!(replica.mailbox("u", "B").unwrap().unwrap().uniqueid, id);
     // Another user's mailbox is never touched by a command naming this user.
-    assert!(replica.replica_rename("v", &id, "C", DEFAULT_PARTITION).is_err());
+    assert!(replica
+        .replica_rename("v", &id, "C", DEFAULT_PARTITION)
+        .is_err());
     replica.replica_delete("u", &id).unwrap();
     assert!(replica.mailbox("u", "B").unwrap().is_none());
     // A later create under the same unique id revives it.
-    replica.apply_update(full_update(&master, "u", "A", None)).unwrap();
+    replica
+        .apply_update(full_update(&master, "u", "A", None))
+        .unwrap();
     assert_eq!(replica.mailbox("u", "A").unwrap().unwrap().uniqueid, id);
 }

@@ -208,7 +208,9 @@ impl Request {
         Ok(match cmd.verb.as_str() {
             "MAILBOXES" => {
                 let selection = match a.get(1) {
-                    Some(t) if t.as_atom().is_some_and(|s| s.eq_ignore_ascii_case("ALL")) => Selection::All,
+                    Some(t) if t.as_atom().is_some_and(|s| s.eq_ignore_ascii_case("ALL")) => {
+                        Selection::All
+                    }
                     _ => {
                         let ids = list(a.get(1), "unique ids")?
                             .iter()
@@ -221,7 +223,10 @@ impl Request {
                         Selection::Some { ids, names }
                     }
                 };
-                Request::Mailboxes { user: user()?, selection }
+                Request::Mailboxes {
+                    user: user()?,
+                    selection,
+                }
             }
             "RESERVE" => {
                 list(a.first(), "mailboxes")?;
@@ -243,9 +248,18 @@ impl Request {
                 name: atom_or_string(a.get(2), "name")?,
                 partition: atom_or_string(a.get(3), "partition")?,
             },
-            "DELETE" => Request::Delete { user: user()?, uniqueid: uniqueid(a.get(1))? },
-            "RECORDS" => Request::Records { user: user()?, uniqueid: uniqueid(a.get(1))? },
-            "MESSAGE" => Request::Message { guid: guid(a.first())?, size: number(a.get(1), "size")? },
+            "DELETE" => Request::Delete {
+                user: user()?,
+                uniqueid: uniqueid(a.get(1))?,
+            },
+            "RECORDS" => Request::Records {
+                user: user()?,
+                uniqueid: uniqueid(a.get(1))?,
+            },
+            "MESSAGE" => Request::Message {
+                guid: guid(a.first())?,
+                size: number(a.get(1), "size")?,
+            },
             other => return Err(format!("unknown command {other}")),
         })
     }
@@ -273,7 +287,10 @@ fn parse_user_state(name: String, p: &[Token]) -> Result<UserState, Malformed> {
         name,
         password_hash,
         is_admin: opt_num("ADMIN")?.unwrap_or(0) != 0,
-        quota: Quota { storage: opt_num("QUOTASTORAGE")?, messages: opt_num("QUOTAMESSAGES")? },
+        quota: Quota {
+            storage: opt_num("QUOTASTORAGE")?,
+            messages: opt_num("QUOTAMESSAGES")?,
+        },
         subscriptions,
         modseq: 0,
     };
@@ -298,7 +315,8 @@ fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
     let state = MailboxState {
         name: atom_or_string(plist_get(p, "NAME"), "NAME")?,
         partition: atom_or_string(plist_get(p, "PARTITION"), "PARTITION")?,
-        uidvalidity: u32::try_from(req_num("UIDVALIDITY")?).map_err(|_| "UIDVALIDITY out of range")?,
+        uidvalidity: u32::try_from(req_num("UIDVALIDITY")?)
+            .map_err(|_| "UIDVALIDITY out of range")?,
         last_uid: u32::try_from(req_num("LASTUID")?).map_err(|_| "LASTUID out of range")?,
         highest_modseq: req_num("HIGHESTMODSEQ")?,
         deleted_modseq: opt_num("DELETEDMODSEQ")?,
@@ -317,12 +335,22 @@ fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
             None | Some(Token::Nil) => Vec::new(),
             t => list(t, "ANNOTATIONS")?
                 .chunks(2)
-                .map(|kv| Ok((atom_or_string(kv.first(), "key")?, atom_or_string(kv.get(1), "value")?)))
+                .map(|kv| {
+                    Ok((
+                        atom_or_string(kv.first(), "key")?,
+                        atom_or_string(kv.get(1), "value")?,
+                    ))
+                })
                 .collect::<Result<_, Malformed>>()?,
         },
     };
-    let digest = plist_get(p, "DIGEST").and_then(Token::as_str).map(str::to_owned);
-    let reset = plist_get(p, "RESET").and_then(Token::as_number).unwrap_or(0) != 0;
+    let digest = plist_get(p, "DIGEST")
+        .and_then(Token::as_str)
+        .map(str::to_owned);
+    let reset = plist_get(p, "RESET")
+        .and_then(Token::as_number)
+        .unwrap_or(0)
+        != 0;
     let items = list(a.get(4), "items")?;
     let mut update = MailboxUpdate {
         user,
@@ -335,7 +363,10 @@ fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
     };
     let mut i = 0;
     while i < items.len() {
-        let kind = items[i].as_atom().ok_or("item keyword expected")?.to_ascii_uppercase();
+        let kind = items[i]
+            .as_atom()
+            .ok_or("item keyword expected")?
+            .to_ascii_uppercase();
         let at = |k: usize| items.get(i + k);
         match kind.as_str() {
             "APPEND" => {
@@ -357,11 +388,17 @@ fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
                 i += 8;
             }
             "STORE" => {
-                update.stores.push((uid_set(at(1))?, number(at(2), "STORE modseq")?, flags(at(3))?));
+                update.stores.push((
+                    uid_set(at(1))?,
+                    number(at(2), "STORE modseq")?,
+                    flags(at(3))?,
+                ));
                 i += 4;
             }
             "EXPUNGE" => {
-                update.expunges.push((uid_set(at(1))?, number(at(2), "EXPUNGE modseq")?));
+                update
+                    .expunges
+                    .push((uid_set(at(1))?, number(at(2), "EXPUNGE modseq")?));
                 i += 3;
             }
             other => return Err(format!("unknown UPDATE item {other}")),
@@ -372,7 +409,10 @@ fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
 
 /// Encodes `tag USER ...`.
 pub fn encode_user(enc: &mut Encoder, tag: &str, s: &UserState) {
-    enc.atom(tag).raw(" USER ").string(&s.name).raw(" (PASSWORD ");
+    enc.atom(tag)
+        .raw(" USER ")
+        .string(&s.name)
+        .raw(" (PASSWORD ");
     match &s.password_hash {
         Some(h) => enc.string(h),
         None => enc.nil(),
@@ -415,7 +455,12 @@ pub fn encode_flags(enc: &mut Encoder, flags: &Flags) {
 pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
     let s = &u.state;
     let id = u.uniqueid.as_ref().map_or("", UniqueId::as_str);
-    enc.atom(tag).raw(" UPDATE ").string(&u.user).sp().atom(id).sp();
+    enc.atom(tag)
+        .raw(" UPDATE ")
+        .string(&u.user)
+        .sp()
+        .atom(id)
+        .sp();
     match u.expect {
         Some(m) => enc.number(m),
         None => enc.nil(),
@@ -459,7 +504,11 @@ pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
     };
     for a in &u.appends {
         sep(enc);
-        enc.raw("APPEND ").number(u64::from(a.uid)).sp().number(a.modseq).sp();
+        enc.raw("APPEND ")
+            .number(u64::from(a.uid))
+            .sp()
+            .number(a.modseq)
+            .sp();
         if a.internaldate < 0 {
             enc.raw(&a.internaldate.to_string());
         } else {
@@ -475,12 +524,19 @@ pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
     }
     for (uids, modseq, f) in &u.stores {
         sep(enc);
-        enc.raw("STORE ").atom(&encode_uid_set(uids)).sp().number(*modseq).sp();
+        enc.raw("STORE ")
+            .atom(&encode_uid_set(uids))
+            .sp()
+            .number(*modseq)
+            .sp();
         encode_flags(enc, f);
     }
     for (uids, modseq) in &u.expunges {
         sep(enc);
-        enc.raw("EXPUNGE ").atom(&encode_uid_set(uids)).sp().number(*modseq);
+        enc.raw("EXPUNGE ")
+            .atom(&encode_uid_set(uids))
+            .sp()
+            .number(*modseq);
     }
     enc.raw(")").crlf();
 }
@@ -495,7 +551,9 @@ impl ReplicaMailbox {
             uidvalidity: uid32(args.get(2), "uidvalidity")?,
             last_uid: uid32(args.get(3), "lastuid")?,
             highest_modseq: number(args.get(4), "highestmodseq")?,
-            deleted_modseq: plist_get(extra, "DELETEDMODSEQ").and_then(Token::as_number).unwrap_or(0),
+            deleted_modseq: plist_get(extra, "DELETEDMODSEQ")
+                .and_then(Token::as_number)
+                .unwrap_or(0),
             partition: plist_get(extra, "PARTITION")
                 .and_then(Token::as_str)
                 .unwrap_or(tern_store::DEFAULT_PARTITION)
@@ -505,11 +563,23 @@ impl ReplicaMailbox {
 
     /// Encodes `* MAILBOX ...` for a store mailbox.
     pub fn encode(enc: &mut Encoder, m: &tern_store::Mailbox) {
-        enc.raw("* MAILBOX ").atom(m.uniqueid.as_str()).sp().string(&m.name).sp();
-        enc.number(u64::from(m.uidvalidity)).sp().number(u64::from(m.last_uid)).sp();
-        enc.number(m.highest_modseq).raw(" (DELETEDMODSEQ ").number(m.deleted_modseq);
+        enc.raw("* MAILBOX ")
+            .atom(m.uniqueid.as_str())
+            .sp()
+            .string(&m.name)
+            .sp();
+        enc.number(u64::from(m.uidvalidity))
+            .sp()
+            .number(u64::from(m.last_uid))
+            .sp();
+        enc.number(m.highest_modseq)
+            .raw(" (DELETEDMODSEQ ")
+            .number(m.deleted_modseq);
         enc.raw(" PARTITION ").string(&m.partition);
-        enc.raw(" RECENTUID ").number(u64::from(m.recent_uid)).raw(")").crlf();
+        enc.raw(" RECENTUID ")
+            .number(u64::from(m.recent_uid))
+            .raw(")")
+            .crlf();
     }
 }
 
@@ -527,14 +597,26 @@ impl ReplicaRecord {
                 Some(Token::Nil) => None,
                 t => Some(number(t, "expunged")?),
             },
-            blob_held: args.get(7).and_then(Token::as_atom).is_some_and(|a| a.eq_ignore_ascii_case("HAVE")),
+            blob_held: args
+                .get(7)
+                .and_then(Token::as_atom)
+                .is_some_and(|a| a.eq_ignore_ascii_case("HAVE")),
         })
     }
 
     /// Encodes `* RECORD ...`.
     pub fn encode(enc: &mut Encoder, r: &tern_store::Record, held: bool) {
-        enc.raw("* RECORD ").number(u64::from(r.uid)).sp().number(r.modseq).sp();
-        enc.raw(&r.internaldate.to_string()).sp().number(r.size).sp().atom(&r.guid.to_hex()).sp();
+        enc.raw("* RECORD ")
+            .number(u64::from(r.uid))
+            .sp()
+            .number(r.modseq)
+            .sp();
+        enc.raw(&r.internaldate.to_string())
+            .sp()
+            .number(r.size)
+            .sp()
+            .atom(&r.guid.to_hex())
+            .sp();
         encode_flags(enc, &r.flags);
         enc.sp();
         match r.expunged_modseq {

@@ -65,11 +65,16 @@ pub async fn serve_tcp(
 type Reader = LineReader<ReadHalf<Box<dyn Io>>>;
 
 /// Runs one session to its end.
-async fn session(stream: Box<dyn Io>, store: Store, config: SyncServerConfig) -> Result<(), WireError> {
+async fn session(
+    stream: Box<dyn Io>,
+    store: Store,
+    config: SyncServerConfig,
+) -> Result<(), WireError> {
     let (r, mut w) = tokio::io::split(stream);
-    let mut reader = LineReader::new(r, config.limits.clone());
+    let mut reader = LineReader::new(r, config.limits);
     let caps = capabilities(&config, false);
-    w.write_all(format!("* OK [CAPABILITY {caps}] tern replica ready\r\n").as_bytes()).await?;
+    w.write_all(format!("* OK [CAPABILITY {caps}] tern replica ready\r\n").as_bytes())
+        .await?;
     let mut tls_on = false;
     // Not authenticated: one command at a time, so STARTTLS can swap the stream.
     let user = loop {
@@ -77,7 +82,8 @@ async fn session(stream: Box<dyn Io>, store: Store, config: SyncServerConfig) ->
             Ok(l) => l,
             Err(WireError::Eof) => return Ok(()),
             Err(e) if !e.is_fatal() => {
-                w.write_all(format!("{} BAD {e}\r\n", e.tag().unwrap_or("*")).as_bytes()).await?;
+                w.write_all(format!("{} BAD {e}\r\n", e.tag().unwrap_or("*")).as_bytes())
+                    .await?;
                 continue;
             }
             Err(e) => return Err(e),
@@ -85,7 +91,8 @@ async fn session(stream: Box<dyn Io>, store: Store, config: SyncServerConfig) ->
         let cmd = match parse_command(&line) {
             Ok(c) => c,
             Err(e) => {
-                w.write_all(format!("{} BAD {e}\r\n", e.tag().unwrap_or("*")).as_bytes()).await?;
+                w.write_all(format!("{} BAD {e}\r\n", e.tag().unwrap_or("*")).as_bytes())
+                    .await?;
                 continue;
             }
         };
@@ -93,46 +100,59 @@ async fn session(stream: Box<dyn Io>, store: Store, config: SyncServerConfig) ->
         match cmd.verb.as_str() {
             "CAPABILITY" => {
                 let caps = capabilities(&config, tls_on);
-                w.write_all(format!("* CAPABILITY {caps}\r\n{tag} OK CAPABILITY\r\n").as_bytes()).await?;
+                w.write_all(format!("* CAPABILITY {caps}\r\n{tag} OK CAPABILITY\r\n").as_bytes())
+                    .await?;
             }
             "NOOP" => w.write_all(format!("{tag} OK NOOP\r\n").as_bytes()).await?,
             "LOGOUT" => {
-                w.write_all(format!("* BYE tern replica closing\r\n{tag} OK LOGOUT\r\n").as_bytes()).await?;
+                w.write_all(
+                    format!("* BYE tern replica closing\r\n{tag} OK LOGOUT\r\n").as_bytes(),
+                )
+                .await?;
                 return Ok(());
             }
             "STARTTLS" => {
                 let Some(tls) = config.tls.clone().filter(|_| !tls_on) else {
-                    w.write_all(format!("{tag} BAD STARTTLS not available\r\n").as_bytes()).await?;
+                    w.write_all(format!("{tag} BAD STARTTLS not available\r\n").as_bytes())
+                        .await?;
                     continue;
                 };
                 if reader.buffered() > 0 {
                     // Bytes sent after STARTTLS before the handshake would be taken as
                     // if they came over TLS: refuse the session.
-                    w.write_all(format!("{tag} BAD data after STARTTLS\r\n").as_bytes()).await?;
+                    w.write_all(format!("{tag} BAD data after STARTTLS\r\n").as_bytes())
+                        .await?;
                     return Ok(());
                 }
-                w.write_all(format!("{tag} OK begin TLS\r\n").as_bytes()).await?;
+                w.write_all(format!("{tag} OK begin TLS\r\n").as_bytes())
+                    .await?;
                 let plain = reader.into_inner().unsplit(w);
                 let secure = tokio_rustls::TlsAcceptor::from(tls).accept(plain).await?;
                 let (r2, w2) = tokio::io::split(Box::new(secure) as Box<dyn Io>);
-                reader = LineReader::new(r2, config.limits.clone());
+                reader = LineReader::new(r2, config.limits);
                 w = w2;
                 tls_on = true;
             }
             "AUTHENTICATE" => match authenticate(&store, &cmd).await {
                 Some(user) => {
-                    w.write_all(format!("{tag} OK authenticated as {user}\r\n").as_bytes()).await?;
+                    w.write_all(format!("{tag} OK authenticated as {user}\r\n").as_bytes())
+                        .await?;
                     break user;
                 }
                 None => {
                     tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                    w.write_all(format!("{tag} NO [AUTHENTICATIONFAILED] authentication failed\r\n").as_bytes())
-                        .await?;
+                    w.write_all(
+                        format!("{tag} NO [AUTHENTICATIONFAILED] authentication failed\r\n")
+                            .as_bytes(),
+                    )
+                    .await?;
                 }
             },
             _ => {
-                w.write_all(format!("{tag} NO [AUTHENTICATIONREQUIRED] authenticate first\r\n").as_bytes())
-                    .await?
+                w.write_all(
+                    format!("{tag} NO [AUTHENTICATIONREQUIRED] authenticate first\r\n").as_bytes(),
+                )
+                .await?
             }
         }
     };
@@ -221,15 +241,23 @@ async fn authenticated(
         let cmd = match item {
             Incoming::Command(c) => c,
             Incoming::Bad(tag, text) => {
-                let code = if text.contains("too big") || text.contains("bound") { "[TOOBIG] " } else { "" };
-                let _ = out_tx.send(format!("{} BAD {code}{text}\r\n", tag.as_deref().unwrap_or("*")).into_bytes());
+                let code = if text.contains("too big") || text.contains("bound") {
+                    "[TOOBIG] "
+                } else {
+                    ""
+                };
+                let _ = out_tx.send(
+                    format!("{} BAD {code}{text}\r\n", tag.as_deref().unwrap_or("*")).into_bytes(),
+                );
                 continue;
             }
         };
         let tag = cmd.tag.clone();
         match cmd.verb.as_str() {
             "LOGOUT" => {
-                let _ = out_tx.send(format!("* BYE tern replica closing\r\n{tag} OK LOGOUT\r\n").into_bytes());
+                let _ = out_tx.send(
+                    format!("* BYE tern replica closing\r\n{tag} OK LOGOUT\r\n").into_bytes(),
+                );
                 break;
             }
             "NOOP" => {
@@ -284,68 +312,91 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
         Request::Records { .. } => "RECORDS",
         Request::Message { .. } => "MESSAGE",
     };
-    let result: Result<Option<String>, StoreError> = (|| {
-        match request {
-            Request::Mailboxes { user, selection } => {
-                let Some(state) = store.user_state(&user)? else {
-                    return Ok(None);
-                };
-                enc.raw("* USER ").string(&state.name).sp().atom(&state.digest());
-                enc.raw(" (MODSEQ ").number(state.modseq).raw(")").crlf();
-                for m in store.mailboxes(&user, false)? {
-                    let wanted = match &selection {
-                        Selection::All => true,
-                        Selection::Some { ids, names } => ids.contains(&m.uniqueid) || names.contains(&m.name),
-                    };
-                    if wanted {
-                        ReplicaMailbox::encode(&mut enc, &m);
+    let result: Result<Option<String>, StoreError> = (|| match request {
+        Request::Mailboxes { user, selection } => {
+            let Some(state) = store.user_state(&user)? else {
+                return Ok(None);
+            };
+            enc.raw("* USER ")
+                .string(&state.name)
+                .sp()
+                .atom(&state.digest());
+            enc.raw(" (MODSEQ ").number(state.modseq).raw(")").crlf();
+            for m in store.mailboxes(&user, false)? {
+                let wanted = match &selection {
+                    Selection::All => true,
+                    Selection::Some { ids, names } => {
+                        ids.contains(&m.uniqueid) || names.contains(&m.name)
                     }
+                };
+                if wanted {
+                    ReplicaMailbox::encode(&mut enc, &m);
                 }
-                Ok(None)
             }
-            Request::Reserve { guids } => {
-                enc.raw("* RESERVE");
-                for g in store.held_blobs(&guids) {
-                    enc.sp().atom(&g.to_hex());
-                }
-                enc.crlf();
-                Ok(None)
+            Ok(None)
+        }
+        Request::Reserve { guids } => {
+            enc.raw("* RESERVE");
+            for g in store.held_blobs(&guids) {
+                enc.sp().atom(&g.to_hex());
             }
-            Request::User(state) => store.apply_user_state(&state).map(|()| None),
-            Request::Unuser(user) => match store.delete_user(&user) {
-                Ok(()) | Err(StoreError::NoSuchUser(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            Request::Update(update) => store.apply_update(*update).map(|()| None),
-            Request::Rename { user, uniqueid, name, partition } => {
-                store.replica_rename(&user, &uniqueid, &name, &partition).map(|()| None)
+            enc.crlf();
+            Ok(None)
+        }
+        Request::User(state) => store.apply_user_state(&state).map(|()| None),
+        Request::Unuser(user) => match store.delete_user(&user) {
+            Ok(()) | Err(StoreError::NoSuchUser(_)) => Ok(None),
+            Err(e) => Err(e),
+        },
+        Request::Update(update) => store.apply_update(*update).map(|()| None),
+        Request::Rename {
+            user,
+            uniqueid,
+            name,
+            partition,
+        } => store
+            .replica_rename(&user, &uniqueid, &name, &partition)
+            .map(|()| None),
+        Request::Delete { user, uniqueid } => store.replica_delete(&user, &uniqueid).map(|()| None),
+        Request::Records { uniqueid, .. } => {
+            let (mailbox, records, digest) = store.all_records(&uniqueid)?;
+            for r in &records {
+                let held = store
+                    .blobs()
+                    .contains(&mailbox.partition, &r.guid, r.size)?;
+                ReplicaRecord::encode(&mut enc, r, held);
             }
-            Request::Delete { user, uniqueid } => store.replica_delete(&user, &uniqueid).map(|()| None),
-            Request::Records { uniqueid, .. } => {
-                let (mailbox, records, digest) = store.all_records(&uniqueid)?;
-                for r in &records {
-                    let held = store.blobs().contains(&mailbox.partition, &r.guid, r.size)?;
-                    ReplicaRecord::encode(&mut enc, r, held);
-                }
-                Ok(Some(format!("[DIGEST {digest}] ")))
-            }
-            Request::Message { guid, size } => {
-                let bytes = store.read_blob(&guid, size)?;
-                enc.raw("* MESSAGE ").atom(&guid.to_hex()).sp().literal(&bytes).crlf();
-                Ok(None)
-            }
+            Ok(Some(format!("[DIGEST {digest}] ")))
+        }
+        Request::Message { guid, size } => {
+            let bytes = store.read_blob(&guid, size)?;
+            enc.raw("* MESSAGE ")
+                .atom(&guid.to_hex())
+                .sp()
+                .literal(&bytes)
+                .crlf();
+            Ok(None)
         }
     })();
     match result {
         Ok(code) => {
-            enc.atom(tag).raw(" OK ").raw(code.as_deref().unwrap_or("")).raw(verb).crlf();
+            enc.atom(tag)
+                .raw(" OK ")
+                .raw(code.as_deref().unwrap_or(""))
+                .raw(verb)
+                .crlf();
         }
         Err(e) => {
             let (code, text) = refusal(&e);
             tracing::warn!(verb, error = %e, "sync command refused");
             // Untagged data already rendered belongs to a command that failed: drop it.
             enc.clear();
-            enc.atom(tag).raw(" NO ").raw(&code).sp().raw(&text.replace(['\r', '\n'], " ")).crlf();
+            enc.atom(tag)
+                .raw(" NO ")
+                .raw(&code)
+                .sp()
+                .raw(&text.replace(['\r', '\n'], " "))
+                .crlf();
         }
     }
     enc.into_bytes()
@@ -354,13 +405,18 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
 /// The response code and text for a refusal.
 fn refusal(e: &StoreError) -> (String, String) {
     let code = match e {
-        StoreError::SyncMismatch { highest_modseq, last_uid } => format!("[MISMATCH {highest_modseq} {last_uid}]"),
+        StoreError::SyncMismatch {
+            highest_modseq,
+            last_uid,
+        } => format!("[MISMATCH {highest_modseq} {last_uid}]"),
         StoreError::SyncConflict { uid, .. } => format!("[CONFLICT {uid}]"),
         StoreError::DigestMismatch { replica, .. } => format!("[DIGEST {replica}]"),
         StoreError::BlobNotHeld(g) => format!("[NOBLOB {g}]"),
         StoreError::NoSuchUser(_) => "[NOUSER]".to_owned(),
         StoreError::NoSuchMailbox { .. } => "[NONEXISTENT]".to_owned(),
-        StoreError::Io { .. } | StoreError::CommitFailed(_) | StoreError::WriterGone => "[IOERROR]".to_owned(),
+        StoreError::Io { .. } | StoreError::CommitFailed(_) | StoreError::WriterGone => {
+            "[IOERROR]".to_owned()
+        }
         _ => "[REFUSED]".to_owned(),
     };
     (code, e.to_string())

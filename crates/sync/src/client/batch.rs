@@ -5,7 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tern_store::{Guid, Mailbox, MailboxState, MailboxUpdate, Modseq, Record, ReplicaAppend, Store, Uid, UniqueId};
+use tern_store::{
+    Guid, Mailbox, MailboxState, MailboxUpdate, Modseq, Record, ReplicaAppend, Store, Uid, UniqueId,
+};
 
 use super::conn::Connection;
 use super::{reconcile, ClientError, SyncSummary};
@@ -61,7 +63,9 @@ pub(crate) fn merge_by_user(works: Vec<Work>) -> Vec<Work> {
     for w in works {
         match out.iter_mut().find(|o| o.user == w.user) {
             Some(o) => {
-                if let (Selection::Some { ids, names }, Selection::Some { ids: i2, names: n2 }) = (&mut o.selection, w.selection) {
+                if let (Selection::Some { ids, names }, Selection::Some { ids: i2, names: n2 }) =
+                    (&mut o.selection, w.selection)
+                {
                     ids.extend(i2);
                     names.extend(n2);
                 } else {
@@ -86,7 +90,11 @@ pub(crate) async fn sync_batch(
 
 /// Syncs only the user-level state, deletions and replica-only mailboxes of these
 /// users, not mailbox contents (the first pass of a parallel sync).
-pub(crate) async fn sync_users_only(conn: &mut Connection, store: &Store, work: &[Work]) -> Result<Outcome, ClientError> {
+pub(crate) async fn sync_users_only(
+    conn: &mut Connection,
+    store: &Store,
+    work: &[Work],
+) -> Result<Outcome, ClientError> {
     run_rounds(conn, store, work, None, false).await
 }
 
@@ -104,13 +112,24 @@ async fn run_rounds(
         if pending.is_empty() {
             break;
         }
-        let r = one_round(conn, store, &pending, cache.as_deref_mut(), round > 0, contents, &mut marks).await?;
+        let r = one_round(
+            conn,
+            store,
+            &pending,
+            cache.as_deref_mut(),
+            round > 0,
+            contents,
+            &mut marks,
+        )
+        .await?;
         outcome.summary += r.summary;
         outcome.failures.extend(r.failures);
         pending = merge_by_user(r.retry);
     }
     for w in pending {
-        outcome.failures.push((w.user, "did not converge after 3 attempts".into()));
+        outcome
+            .failures
+            .push((w.user, "did not converge after 3 attempts".into()));
     }
     outcome.summary.users = work.len();
     Ok(outcome)
@@ -143,7 +162,11 @@ enum Queued {
 enum Sent {
     User(String),
     Other(String),
-    Update { user: String, uniqueid: UniqueId, last: Option<ReplicaMailbox> },
+    Update {
+        user: String,
+        uniqueid: UniqueId,
+        last: Option<ReplicaMailbox>,
+    },
 }
 
 /// Mailboxes carried between rounds: to merge back (the replica diverged), and to send
@@ -170,7 +193,11 @@ async fn one_round(
     contents: bool,
     marks: &mut Marks,
 ) -> Result<Round, ClientError> {
-    let mut round = Round { summary: SyncSummary::default(), failures: Vec::new(), retry: Vec::new() };
+    let mut round = Round {
+        summary: SyncSummary::default(),
+        failures: Vec::new(),
+        retry: Vec::new(),
+    };
     // 1. The master's side, and which users must be asked about.
     let mut masters = Vec::with_capacity(work.len());
     for w in work {
@@ -183,7 +210,9 @@ async fn one_round(
             .into_iter()
             .filter(|m| match &w.selection {
                 Selection::All => true,
-                Selection::Some { ids, names } => ids.contains(&m.uniqueid) || (m.is_live() && names.contains(&m.name)),
+                Selection::Some { ids, names } => {
+                    ids.contains(&m.uniqueid) || (m.is_live() && names.contains(&m.name))
+                }
             })
             .collect();
         masters.push((state, selected));
@@ -233,14 +262,22 @@ async fn one_round(
     for &i in &asked {
         let reply = conn.reply().await?;
         if !reply.ok() {
-            round.failures.push((work[i].user.clone(), format!("MAILBOXES: {}", reply.describe())));
+            round.failures.push((
+                work[i].user.clone(),
+                format!("MAILBOXES: {}", reply.describe()),
+            ));
             continue;
         }
-        let mut view = View { digest: None, mailboxes: Vec::new() };
+        let mut view = View {
+            digest: None,
+            mailboxes: Vec::new(),
+        };
         for (keyword, args) in &reply.untagged {
             match keyword.as_str() {
                 "USER" => view.digest = args.get(1).and_then(Token::as_str).map(str::to_owned),
-                "MAILBOX" => view.mailboxes.push(ReplicaMailbox::parse(args).map_err(ClientError::Protocol)?),
+                "MAILBOX" => view
+                    .mailboxes
+                    .push(ReplicaMailbox::parse(args).map_err(ClientError::Protocol)?),
                 _ => {}
             }
         }
@@ -260,11 +297,16 @@ async fn one_round(
     let mut plans: Vec<Plan> = Vec::new();
     let mut queued: Vec<(Sent, Queued)> = Vec::new();
     for (i, w) in work.iter().enumerate() {
-        let Some(view) = views[i].take() else { continue };
+        let Some(view) = views[i].take() else {
+            continue;
+        };
         let (state, master_boxes) = &masters[i];
         let Some(state) = state else {
             if matches!(w.selection, Selection::All) && view.digest.is_some() {
-                queued.push((Sent::Other(w.user.clone()), Queued::Line(format!("UNUSER {}", quote(&w.user)))));
+                queued.push((
+                    Sent::Other(w.user.clone()),
+                    Queued::Line(format!("UNUSER {}", quote(&w.user))),
+                ));
                 round.summary.mailboxes += view.mailboxes.len();
             }
             continue;
@@ -272,7 +314,8 @@ async fn one_round(
         if view.digest.as_deref() != Some(state.digest().as_str()) {
             queued.push((Sent::User(w.user.clone()), Queued::User(state.clone())));
         }
-        let by_id: HashMap<&UniqueId, &Mailbox> = master_boxes.iter().map(|m| (&m.uniqueid, m)).collect();
+        let by_id: HashMap<&UniqueId, &Mailbox> =
+            master_boxes.iter().map(|m| (&m.uniqueid, m)).collect();
         for rm in &view.mailboxes {
             match by_id.get(&rm.uniqueid) {
                 Some(m) if m.is_live() => {}
@@ -296,17 +339,29 @@ async fn one_round(
                             Queued::Line(format!("DELETE {} {}", quote(&w.user), rm.uniqueid)),
                         )),
                     }
-                    round.retry.push(Work { user: w.user.clone(), selection: Selection::All });
+                    round.retry.push(Work {
+                        user: w.user.clone(),
+                        selection: Selection::All,
+                    });
                 }
             }
         }
         if !contents {
             continue;
         }
-        let replica: HashMap<&UniqueId, &ReplicaMailbox> = view.mailboxes.iter().map(|m| (&m.uniqueid, m)).collect();
+        let replica: HashMap<&UniqueId, &ReplicaMailbox> =
+            view.mailboxes.iter().map(|m| (&m.uniqueid, m)).collect();
         for m in master_boxes.iter().filter(|m| m.is_live()) {
             let plan = match replica.get(&m.uniqueid) {
-                None => Plan { user: w.user.clone(), uniqueid: m.uniqueid.clone(), expect: None, since: 0, replica_last_uid: 0, reset: false, rename: false },
+                None => Plan {
+                    user: w.user.clone(),
+                    uniqueid: m.uniqueid.clone(),
+                    expect: None,
+                    since: 0,
+                    replica_last_uid: 0,
+                    reset: false,
+                    rename: false,
+                },
                 Some(rm) if marks.reset.remove(&m.uniqueid) => Plan {
                     user: w.user.clone(),
                     uniqueid: m.uniqueid.clone(),
@@ -326,12 +381,21 @@ async fn one_round(
                         round.summary.conflicts += 1;
                         reconcile::merge_back(conn, store, &w.user, m, rm).await?;
                         // The merge changed the master; the next round sends it whole.
-                        round.retry.push(Work { user: w.user.clone(), selection: Selection::Some { ids: vec![m.uniqueid.clone()], names: vec![] } });
+                        round.retry.push(Work {
+                            user: w.user.clone(),
+                            selection: Selection::Some {
+                                ids: vec![m.uniqueid.clone()],
+                                names: vec![],
+                            },
+                        });
                         marks.reset.insert(m.uniqueid.clone());
                         continue;
                     }
                     let renamed = rm.name != m.name || rm.partition != m.partition;
-                    if rm.highest_modseq == m.highest_modseq && rm.last_uid == m.last_uid && !renamed {
+                    if rm.highest_modseq == m.highest_modseq
+                        && rm.last_uid == m.last_uid
+                        && !renamed
+                    {
                         continue;
                     }
                     Plan {
@@ -356,7 +420,13 @@ async fn one_round(
         let c = match blocking(|| store.changes_since(&plan.uniqueid, plan.since)) {
             Ok(c) => c,
             Err(tern_store::StoreError::NoSuchMailbox { .. }) => {
-                round.retry.push(Work { user: plan.user.clone(), selection: Selection::Some { ids: vec![plan.uniqueid.clone()], names: vec![] } });
+                round.retry.push(Work {
+                    user: plan.user.clone(),
+                    selection: Selection::Some {
+                        ids: vec![plan.uniqueid.clone()],
+                        names: vec![],
+                    },
+                });
                 changes.push(None);
                 continue;
             }
@@ -414,8 +484,16 @@ async fn one_round(
         if plan.rename {
             let tag = conn.tag();
             let mut enc = Encoder::new();
-            enc.atom(&tag).raw(" RENAME ").string(&plan.user).sp().atom(plan.uniqueid.as_str()).sp();
-            enc.string(&c.mailbox.name).sp().string(&c.mailbox.partition).crlf();
+            enc.atom(&tag)
+                .raw(" RENAME ")
+                .string(&plan.user)
+                .sp()
+                .atom(plan.uniqueid.as_str())
+                .sp();
+            enc.string(&c.mailbox.name)
+                .sp()
+                .string(&c.mailbox.partition)
+                .crlf();
             conn.queue_encoded(tag, enc).await?;
             sent.push(Sent::Other(plan.user.clone()));
         }
@@ -442,7 +520,9 @@ async fn one_round(
                     } else {
                         carried.insert(r.guid);
                         round.summary.message_bytes += r.size;
-                        Some(blocking(|| store.blobs().read(&c.mailbox.partition, &r.guid, r.size))?)
+                        Some(blocking(|| {
+                            store.blobs().read(&c.mailbox.partition, &r.guid, r.size)
+                        })?)
                     };
                     update.appends.push(ReplicaAppend {
                         uid: r.uid,
@@ -454,7 +534,10 @@ async fn one_round(
                         data,
                     });
                 } else {
-                    stores.entry((r.modseq, r.flags.to_string())).or_default().push(r.uid);
+                    stores
+                        .entry((r.modseq, r.flags.to_string()))
+                        .or_default()
+                        .push(r.uid);
                 }
                 if let Some(x) = r.expunged_modseq {
                     expunges.entry(x).or_default().push(r.uid);
@@ -478,7 +561,8 @@ async fn one_round(
                 update.digest = Some(digest.clone());
             } else {
                 let top = records.iter().map(|r| r.modseq).max().unwrap_or(0);
-                replica_last_uid = replica_last_uid.max(records.iter().map(|r| r.uid).max().unwrap_or(0));
+                replica_last_uid =
+                    replica_last_uid.max(records.iter().map(|r| r.uid).max().unwrap_or(0));
                 update.state.highest_modseq = top;
                 update.state.last_uid = replica_last_uid;
             }
@@ -497,7 +581,11 @@ async fn one_round(
                 deleted_modseq: c.mailbox.deleted_modseq,
                 partition: c.mailbox.partition.clone(),
             });
-            sent.push(Sent::Update { user: plan.user.clone(), uniqueid: plan.uniqueid.clone(), last: last_state });
+            sent.push(Sent::Update {
+                user: plan.user.clone(),
+                uniqueid: plan.uniqueid.clone(),
+                last: last_state,
+            });
         }
     }
 
@@ -513,12 +601,18 @@ async fn one_round(
                 round.failures.push((user, reply.describe()));
             }
             Sent::User(user) => {
-                if let (Some(c), Ok(Some(s))) = (cache.as_deref_mut(), blocking(|| store.user_state(&user))) {
+                if let (Some(c), Ok(Some(s))) =
+                    (cache.as_deref_mut(), blocking(|| store.user_state(&user)))
+                {
                     c.users.insert(user, Some(s.digest()));
                 }
             }
             Sent::Other(_) => {}
-            Sent::Update { user, uniqueid, last } => {
+            Sent::Update {
+                user,
+                uniqueid,
+                last,
+            } => {
                 if reply.ok() {
                     if let (Some(c), Some(state)) = (cache.as_deref_mut(), last) {
                         c.mailboxes.insert(uniqueid, state);
@@ -538,11 +632,19 @@ async fn one_round(
                         marks.merge.insert(uniqueid.clone());
                     }
                     _ => {
-                        round.failures.push((user, format!("mailbox {uniqueid}: {}", reply.describe())));
+                        round
+                            .failures
+                            .push((user, format!("mailbox {uniqueid}: {}", reply.describe())));
                         continue;
                     }
                 }
-                round.retry.push(Work { user, selection: Selection::Some { ids: vec![uniqueid], names: vec![] } });
+                round.retry.push(Work {
+                    user,
+                    selection: Selection::Some {
+                        ids: vec![uniqueid],
+                        names: vec![],
+                    },
+                });
             }
         }
     }
@@ -559,7 +661,9 @@ fn cut_batches(records: &[Record]) -> Vec<&[Record]> {
     for i in 0..records.len() {
         bytes += records[i].size;
         let full = i + 1 - start >= MAX_BATCH_RECORDS || bytes >= MAX_BATCH_BYTES;
-        let boundary = records.get(i + 1).is_none_or(|n| n.modseq != records[i].modseq);
+        let boundary = records
+            .get(i + 1)
+            .is_none_or(|n| n.modseq != records[i].modseq);
         if full && boundary && i + 1 < records.len() {
             out.push(&records[start..=i]);
             start = i + 1;
@@ -583,22 +687,33 @@ mod tests {
     use tern_store::Flags;
 
     fn rec(uid: Uid, modseq: Modseq) -> Record {
-        Record { uid, modseq, flags: Flags::new(), internaldate: 0, size: 10, guid: Guid::of(&uid.to_be_bytes()), expunged_modseq: None }
+        Record {
+            uid,
+            modseq,
+            flags: Flags::new(),
+            internaldate: 0,
+            size: 10,
+            guid: Guid::of(&uid.to_be_bytes()),
+            expunged_modseq: None,
+        }
     }
 
     #[test]
     fn batches_never_split_a_modseq() {
         let mut records: Vec<Record> = (1..=4500).map(|u| rec(u, u as u64)).collect();
-        // 3000 records share modseq 5000 (one STORE 1:* on the master).
+        // 3000 records share modseq 1500 (one STORE on the master), in the middle.
         for r in records.iter_mut().skip(1000).take(3000) {
-            r.modseq = 5000;
+            r.modseq = 1500;
         }
         records.sort_by_key(|r| (r.modseq, r.uid));
         let batches = cut_batches(&records);
         let total: usize = batches.iter().map(|b| b.len()).sum();
         assert_eq!(total, 4500);
         for pair in batches.windows(2) {
-            assert_ne!(pair[0].last().unwrap().modseq, pair[1].first().unwrap().modseq);
+            assert_ne!(
+                pair[0].last().unwrap().modseq,
+                pair[1].first().unwrap().modseq
+            );
         }
         assert!(batches.len() >= 2);
         assert_eq!(cut_batches(&[]).len(), 1);

@@ -91,20 +91,34 @@ impl Connection {
             Response::UntaggedStatus { keyword, code, .. } if keyword == "OK" => {
                 code.map(|(_, args)| args).unwrap_or_default()
             }
-            other => return Err(ClientError::Protocol(format!("unexpected greeting {other:?}"))),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "unexpected greeting {other:?}"
+                )))
+            }
         };
-        let has = |c: &str| caps.iter().any(|t| t.as_str().is_some_and(|s| s.eq_ignore_ascii_case(c)));
+        let has = |c: &str| {
+            caps.iter()
+                .any(|t| t.as_str().is_some_and(|s| s.eq_ignore_ascii_case(c)))
+        };
         if !has("TERNSYNC=1") {
-            return Err(ClientError::Protocol("the replica does not speak TERNSYNC=1".into()));
+            return Err(ClientError::Protocol(
+                "the replica does not speak TERNSYNC=1".into(),
+            ));
         }
         if let Some(tls) = &config.tls {
             if !has("STARTTLS") {
-                return Err(ClientError::Protocol("TLS configured but the replica offers no STARTTLS".into()));
+                return Err(ClientError::Protocol(
+                    "TLS configured but the replica offers no STARTTLS".into(),
+                ));
             }
             let tag = conn.queue_line("STARTTLS");
             let reply = conn.reply_for(&tag).await?;
             if !reply.ok() {
-                return Err(ClientError::Protocol(format!("STARTTLS refused: {}", reply.describe())));
+                return Err(ClientError::Protocol(format!(
+                    "STARTTLS refused: {}",
+                    reply.describe()
+                )));
             }
             let (read, write) = (conn.reader.into_inner().inner, conn.writer);
             let plain = read.unsplit(write);
@@ -132,7 +146,13 @@ impl Connection {
         let (r, w) = tokio::io::split(stream);
         let bytes_in = Arc::new(AtomicU64::new(0));
         Connection {
-            reader: LineReader::new(Counted { inner: r, count: bytes_in.clone() }, limits),
+            reader: LineReader::new(
+                Counted {
+                    inner: r,
+                    count: bytes_in.clone(),
+                },
+                limits,
+            ),
             writer: w,
             out: Vec::with_capacity(64 * 1024),
             next_tag: 1,
@@ -187,7 +207,10 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.writer.write_all(&self.out).await.map_err(ClientError::io)?;
+        self.writer
+            .write_all(&self.out)
+            .await
+            .map_err(ClientError::io)?;
         self.bytes_out += self.out.len() as u64;
         self.out.clear();
         self.waiting = true;
@@ -226,22 +249,40 @@ impl Connection {
             match self.read_response().await? {
                 Response::Untagged { keyword, args } => untagged.push((keyword, args)),
                 Response::UntaggedStatus { keyword, text, .. } if keyword == "BYE" => {
-                    return Err(ClientError::Protocol(format!("replica closed the session: {text}")));
+                    return Err(ClientError::Protocol(format!(
+                        "replica closed the session: {text}"
+                    )));
                 }
                 Response::UntaggedStatus { .. } | Response::Continue(_) => {}
-                Response::Tagged { tag: t, status, code, text } => {
+                Response::Tagged {
+                    tag: t,
+                    status,
+                    code,
+                    text,
+                } => {
                     if t != tag {
-                        return Err(ClientError::Protocol(format!("reply for {t} while waiting for {tag}")));
+                        return Err(ClientError::Protocol(format!(
+                            "reply for {t} while waiting for {tag}"
+                        )));
                     }
                     let code = code.map(|(c, a)| (c.to_ascii_uppercase(), a));
-                    return Ok(Reply { untagged, status, code, text });
+                    return Ok(Reply {
+                        untagged,
+                        status,
+                        code,
+                        text,
+                    });
                 }
             }
         }
     }
 
     async fn read_response(&mut self) -> Result<Response, ClientError> {
-        let line = self.reader.read_line(&mut |_| false).await.map_err(ClientError::wire)?;
+        let line = self
+            .reader
+            .read_line(&mut |_| false)
+            .await
+            .map_err(ClientError::wire)?;
         parse_response(&line).map_err(ClientError::wire)
     }
 
@@ -260,7 +301,11 @@ struct Counted<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;

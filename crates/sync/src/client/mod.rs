@@ -88,7 +88,10 @@ impl ClientError {
 
     /// True when the session itself failed (worth reconnecting), not one user.
     pub fn is_connection(&self) -> bool {
-        matches!(self, ClientError::Connect(..) | ClientError::Io(_) | ClientError::Protocol(_))
+        matches!(
+            self,
+            ClientError::Connect(..) | ClientError::Io(_) | ClientError::Protocol(_)
+        )
     }
 }
 
@@ -159,18 +162,44 @@ pub enum Target {
 const USERS_PER_BATCH: usize = 64;
 
 /// Brings the replica in step with the master for `target`, over `parallel` sessions.
-pub async fn sync(store: &Store, config: &ClientConfig, target: Target, parallel: usize) -> Result<SyncSummary, ClientError> {
+pub async fn sync(
+    store: &Store,
+    config: &ClientConfig,
+    target: Target,
+    parallel: usize,
+) -> Result<SyncSummary, ClientError> {
     let started = Instant::now();
     let work: Vec<batch::Work> = match target {
         Target::All => {
             let mut users: Vec<String> = store.users()?.into_iter().map(|u| u.name).collect();
             users.sort();
-            users.into_iter().map(|u| batch::Work { user: u, selection: Selection::All }).collect()
+            users
+                .into_iter()
+                .map(|u| batch::Work {
+                    user: u,
+                    selection: Selection::All,
+                })
+                .collect()
         }
-        Target::Users(users) => users.into_iter().map(|u| batch::Work { user: u, selection: Selection::All }).collect(),
+        Target::Users(users) => users
+            .into_iter()
+            .map(|u| batch::Work {
+                user: u,
+                selection: Selection::All,
+            })
+            .collect(),
         Target::Mailbox(user, name) => {
-            let ids = store.mailbox(&user, &name)?.map(|m| vec![m.uniqueid]).unwrap_or_default();
-            vec![batch::Work { user, selection: Selection::Some { ids, names: vec![name] } }]
+            let ids = store
+                .mailbox(&user, &name)?
+                .map(|m| vec![m.uniqueid])
+                .unwrap_or_default();
+            vec![batch::Work {
+                user,
+                selection: Selection::Some {
+                    ids,
+                    names: vec![name],
+                },
+            }]
         }
     };
     let parallel = parallel.max(1);
@@ -192,11 +221,18 @@ pub async fn sync(store: &Store, config: &ClientConfig, target: Target, parallel
     Ok(summary)
 }
 
-fn finish(summary: SyncSummary, failures: Vec<(String, String)>) -> Result<SyncSummary, ClientError> {
+fn finish(
+    summary: SyncSummary,
+    failures: Vec<(String, String)>,
+) -> Result<SyncSummary, ClientError> {
     if failures.is_empty() {
         return Ok(summary);
     }
-    let text = failures.iter().map(|(u, e)| format!("{u}: {e}")).collect::<Vec<_>>().join("; ");
+    let text = failures
+        .iter()
+        .map(|(u, e)| format!("{u}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
     Err(ClientError::Partial(failures.len(), text))
 }
 
@@ -226,15 +262,26 @@ async fn parallel_sync(
             .into_iter()
             .filter(|m| match &w.selection {
                 Selection::All => true,
-                Selection::Some { ids, names } => ids.contains(&m.uniqueid) || names.contains(&m.name),
+                Selection::Some { ids, names } => {
+                    ids.contains(&m.uniqueid) || names.contains(&m.name)
+                }
             })
             .map(|m| (m.bytes + 1, m.uniqueid))
             .collect();
-        boxes.sort_by(|a, b| b.0.cmp(&a.0));
+        boxes.sort_by_key(|b| std::cmp::Reverse(b.0));
         for (weight, id) in boxes {
-            let lightest = shares.iter_mut().min_by_key(|s| s.0).expect("parallel >= 1");
+            let lightest = shares
+                .iter_mut()
+                .min_by_key(|s| s.0)
+                .expect("parallel >= 1");
             lightest.0 += weight;
-            lightest.1.push(batch::Work { user: w.user.clone(), selection: Selection::Some { ids: vec![id], names: vec![] } });
+            lightest.1.push(batch::Work {
+                user: w.user.clone(),
+                selection: Selection::Some {
+                    ids: vec![id],
+                    names: vec![],
+                },
+            });
         }
     }
     let mut tasks = Vec::new();
@@ -250,7 +297,9 @@ async fn parallel_sync(
     }
     let mut failures = Vec::new();
     for t in tasks {
-        let (outcome, t) = t.await.map_err(|e| ClientError::Protocol(format!("session task: {e}")))??;
+        let (outcome, t) = t
+            .await
+            .map_err(|e| ClientError::Protocol(format!("session task: {e}")))??;
         summary += outcome.summary;
         failures.extend(outcome.failures);
         traffic += t;

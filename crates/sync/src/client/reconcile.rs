@@ -29,17 +29,30 @@ pub(crate) enum Orphan {
 }
 
 fn actor(user: &str) -> Actor {
-    Actor { name: user.to_owned(), is_admin: true }
+    Actor {
+        name: user.to_owned(),
+        is_admin: true,
+    }
 }
 
 /// The replica's records of a mailbox.
-async fn replica_records(conn: &mut Connection, user: &str, rm: &ReplicaMailbox) -> Result<Vec<ReplicaRecord>, ClientError> {
+async fn replica_records(
+    conn: &mut Connection,
+    user: &str,
+    rm: &ReplicaMailbox,
+) -> Result<Vec<ReplicaRecord>, ClientError> {
     let mut enc = Encoder::new();
-    enc.raw("RECORDS ").string(user).sp().atom(rm.uniqueid.as_str());
+    enc.raw("RECORDS ")
+        .string(user)
+        .sp()
+        .atom(rm.uniqueid.as_str());
     conn.queue_line(&String::from_utf8_lossy(enc.bytes()));
     let reply = conn.reply().await?;
     if !reply.ok() {
-        return Err(ClientError::Protocol(format!("RECORDS: {}", reply.describe())));
+        return Err(ClientError::Protocol(format!(
+            "RECORDS: {}",
+            reply.describe()
+        )));
     }
     reply
         .untagged
@@ -50,22 +63,34 @@ async fn replica_records(conn: &mut Connection, user: &str, rm: &ReplicaMailbox)
 }
 
 /// Fetches blobs from the replica, pipelined (one round trip).
-async fn fetch(conn: &mut Connection, wanted: &[(Guid, u64)]) -> Result<HashMap<Guid, Vec<u8>>, ClientError> {
+async fn fetch(
+    conn: &mut Connection,
+    wanted: &[(Guid, u64)],
+) -> Result<HashMap<Guid, Vec<u8>>, ClientError> {
     for (guid, size) in wanted {
         conn.queue_line(&format!("MESSAGE {} {size}", guid.to_hex()));
     }
     let mut out = HashMap::new();
     for (guid, _) in wanted {
         let reply = conn.reply().await?;
-        let data = reply.untagged.iter().find(|(k, _)| k == "MESSAGE").and_then(|(_, a)| match a.get(1) {
-            Some(Token::Literal(b)) => Some(b.clone()),
-            _ => None,
-        });
+        let data = reply
+            .untagged
+            .iter()
+            .find(|(k, _)| k == "MESSAGE")
+            .and_then(|(_, a)| match a.get(1) {
+                Some(Token::Literal(b)) => Some(b.clone()),
+                _ => None,
+            });
         match data {
             Some(bytes) if Guid::of(&bytes) == *guid => {
                 out.insert(*guid, bytes);
             }
-            _ => return Err(ClientError::Protocol(format!("replica could not send message {guid}: {}", reply.describe()))),
+            _ => {
+                return Err(ClientError::Protocol(format!(
+                    "replica could not send message {guid}: {}",
+                    reply.describe()
+                )))
+            }
         }
     }
     Ok(out)
@@ -84,7 +109,11 @@ pub(crate) async fn merge_back(
     let theirs = replica_records(conn, user, rm).await?;
     let (_, ours, _) = blocking(|| store.all_records(&m.uniqueid))?;
     let by_uid: HashMap<u32, &tern_store::Record> = ours.iter().map(|r| (r.uid, r)).collect();
-    let our_guids: HashSet<Guid> = ours.iter().filter(|r| r.expunged_modseq.is_none()).map(|r| r.guid).collect();
+    let our_guids: HashSet<Guid> = ours
+        .iter()
+        .filter(|r| r.expunged_modseq.is_none())
+        .map(|r| r.guid)
+        .collect();
     let same_uid_space = rm.uidvalidity == m.uidvalidity;
     let mut copy_back = Vec::new();
     let mut flag_merges = Vec::new();
@@ -92,14 +121,14 @@ pub(crate) async fn merge_back(
     for r in &theirs {
         let mine = by_uid.get(&r.uid).filter(|_| same_uid_space);
         match mine {
+            // Flags merge by modseq: the newer side wins.
             Some(mine) if mine.guid == r.guid => {
-                if r.modseq > mine.modseq && mine.expunged_modseq.is_none() {
-                    if r.flags != mine.flags {
-                        flag_merges.push((r.uid, r.flags.clone()));
-                    }
-                    if r.expunged.is_some() {
-                        expunge_merges.push(r.uid);
-                    }
+                let newer = r.modseq > mine.modseq && mine.expunged_modseq.is_none();
+                if newer && r.flags != mine.flags {
+                    flag_merges.push((r.uid, r.flags.clone()));
+                }
+                if newer && r.expunged.is_some() {
+                    expunge_merges.push(r.uid);
                 }
             }
             _ if r.expunged.is_none() => {
@@ -152,7 +181,10 @@ pub(crate) async fn orphan(
 ) -> Result<Orphan, ClientError> {
     let theirs = replica_records(conn, user, rm).await?;
     let live: Vec<&ReplicaRecord> = theirs.iter().filter(|r| r.expunged.is_none()).collect();
-    let same_name = master_boxes.iter().find(|m| m.is_live() && m.name == rm.name).cloned();
+    let same_name = master_boxes
+        .iter()
+        .find(|m| m.is_live() && m.name == rm.name)
+        .cloned();
     let same_name = match same_name {
         Some(m) => Some(m),
         None => blocking(|| store.mailbox(user, &rm.name))?,
@@ -161,13 +193,20 @@ pub(crate) async fn orphan(
         merged = same_name.is_some(), "mailbox exists only on the replica: taking it back");
     if let Some(m) = same_name {
         let (_, ours, _) = blocking(|| store.all_records(&m.uniqueid))?;
-        let known: HashSet<Guid> = ours.iter().filter(|r| r.expunged_modseq.is_none()).map(|r| r.guid).collect();
-        let missing: Vec<&&ReplicaRecord> = live.iter().filter(|r| !known.contains(&r.guid)).collect();
+        let known: HashSet<Guid> = ours
+            .iter()
+            .filter(|r| r.expunged_modseq.is_none())
+            .map(|r| r.guid)
+            .collect();
+        let missing: Vec<&&ReplicaRecord> =
+            live.iter().filter(|r| !known.contains(&r.guid)).collect();
         let wanted: Vec<(Guid, u64)> = missing.iter().map(|r| (r.guid, r.size)).collect();
         let blobs = fetch(conn, &wanted).await?;
         let who = actor(user);
         for r in missing {
-            blocking(|| store.append(&who, &m.uniqueid, &r.flags, r.internaldate, &blobs[&r.guid]))?;
+            blocking(|| {
+                store.append(&who, &m.uniqueid, &r.flags, r.internaldate, &blobs[&r.guid])
+            })?;
         }
         return Ok(Orphan::Merged);
     }

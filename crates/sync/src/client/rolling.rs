@@ -66,8 +66,10 @@ pub async fn rolling(
     let mut failures: HashMap<String, u32> = HashMap::new();
     let mut quarantine: HashMap<String, Quarantined> = HashMap::new();
     // Users set aside by an earlier run are retried first.
-    let mut retry_now: BTreeSet<String> =
-        blocking(|| store.deferred_syncs(&options.consumer))?.into_iter().map(|(u, _)| u).collect();
+    let mut retry_now: BTreeSet<String> = blocking(|| store.deferred_syncs(&options.consumer))?
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
     let mut conn: Option<Connection> = None;
     let mut cache = Cache::default();
     while !*stop.borrow() {
@@ -106,7 +108,9 @@ pub async fn rolling(
         // Coalesce: per user, either everything or a set of mailboxes.
         let mut touched: BTreeMap<String, Option<BTreeSet<UniqueId>>> = BTreeMap::new();
         for e in &entries {
-            let slot = touched.entry(e.user.clone()).or_insert_with(|| Some(BTreeSet::new()));
+            let slot = touched
+                .entry(e.user.clone())
+                .or_insert_with(|| Some(BTreeSet::new()));
             match (&e.mailbox, slot.as_mut()) {
                 (Some(m), Some(set)) => {
                     set.insert(m.clone());
@@ -128,7 +132,10 @@ pub async fn rolling(
             }
             let selection = match boxes {
                 None => Selection::All,
-                Some(ids) => Selection::Some { ids: ids.into_iter().collect(), names: vec![] },
+                Some(ids) => Selection::Some {
+                    ids: ids.into_iter().collect(),
+                    names: vec![],
+                },
             };
             work.push(Work { user, selection });
         }
@@ -153,10 +160,18 @@ pub async fn rolling(
             *n += 1;
             tracing::warn!(%user, failures = *n, error = %why, "user failed to replicate");
             if *n >= options.quarantine_after {
-                let delay = quarantine.get(user).map_or(options.quarantine_delay, |q| (q.delay * 2).min(Duration::from_secs(3600)));
+                let delay = quarantine.get(user).map_or(options.quarantine_delay, |q| {
+                    (q.delay * 2).min(Duration::from_secs(3600))
+                });
                 tracing::error!(%user, retry_in = ?delay, "user quarantined: set aside, the others go on");
                 blocking(|| store.defer_sync(&options.consumer, user, None))?;
-                quarantine.insert(user.clone(), Quarantined { retry_at: Instant::now() + delay, delay });
+                quarantine.insert(
+                    user.clone(),
+                    Quarantined {
+                        retry_at: Instant::now() + delay,
+                        delay,
+                    },
+                );
                 retry_now.remove(user);
             } else {
                 blocked = true;

@@ -38,9 +38,16 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 /// Compares `users` (every master user when empty) and returns (mailboxes compared,
 /// records compared, differences).
-pub async fn verify(store: &Store, config: &ClientConfig, users: Vec<String>) -> Result<(usize, usize, Vec<Difference>), ClientError> {
+pub async fn verify(
+    store: &Store,
+    config: &ClientConfig,
+    users: Vec<String>,
+) -> Result<(usize, usize, Vec<Difference>), ClientError> {
     let users = if users.is_empty() {
-        blocking(|| store.users())?.into_iter().map(|u| u.name).collect()
+        blocking(|| store.users())?
+            .into_iter()
+            .map(|u| u.name)
+            .collect()
     } else {
         users
     };
@@ -48,7 +55,13 @@ pub async fn verify(store: &Store, config: &ClientConfig, users: Vec<String>) ->
     let mut diffs = Vec::new();
     let (mut boxes, mut records) = (0, 0);
     for user in users {
-        let mut d = |mailbox: &str, what: String| diffs.push(Difference { user: user.clone(), mailbox: mailbox.to_owned(), what });
+        let mut d = |mailbox: &str, what: String| {
+            diffs.push(Difference {
+                user: user.clone(),
+                mailbox: mailbox.to_owned(),
+                what,
+            })
+        };
         let mut enc = Encoder::new();
         enc.raw("MAILBOXES ").string(&user).raw(" ALL");
         conn.queue_line(&String::from_utf8_lossy(enc.bytes()));
@@ -76,7 +89,10 @@ pub async fn verify(store: &Store, config: &ClientConfig, users: Vec<String>) ->
                 d("", "user missing on the replica".into());
                 continue;
             }
-            Some(x) if *x != state.digest() => d("", "user state (password, quota, admin or subscriptions) differs".into()),
+            Some(x) if *x != state.digest() => d(
+                "",
+                "user state (password, quota, admin or subscriptions) differs".into(),
+            ),
             _ => {}
         }
         let ours = blocking(|| store.mailboxes(&user, false))?;
@@ -84,27 +100,44 @@ pub async fn verify(store: &Store, config: &ClientConfig, users: Vec<String>) ->
         for m in &ours {
             boxes += 1;
             let Some(rm) = theirs.remove(m.uniqueid.as_str()) else {
-                d(&m.name, format!("missing on the replica (unique id {})", m.uniqueid));
+                d(
+                    &m.name,
+                    format!("missing on the replica (unique id {})", m.uniqueid),
+                );
                 continue;
             };
             for (what, a, b) in [
                 ("name", m.name.clone(), rm.name.clone()),
                 ("partition", m.partition.clone(), rm.partition.clone()),
-                ("UIDVALIDITY", m.uidvalidity.to_string(), rm.uidvalidity.to_string()),
+                (
+                    "UIDVALIDITY",
+                    m.uidvalidity.to_string(),
+                    rm.uidvalidity.to_string(),
+                ),
                 ("last UID", m.last_uid.to_string(), rm.last_uid.to_string()),
-                ("HIGHESTMODSEQ", m.highest_modseq.to_string(), rm.highest_modseq.to_string()),
+                (
+                    "HIGHESTMODSEQ",
+                    m.highest_modseq.to_string(),
+                    rm.highest_modseq.to_string(),
+                ),
             ] {
                 if a != b {
                     d(&m.name, format!("{what}: master {a}, replica {b}"));
                 }
             }
             let mut enc = Encoder::new();
-            enc.raw("RECORDS ").string(&user).sp().atom(m.uniqueid.as_str());
+            enc.raw("RECORDS ")
+                .string(&user)
+                .sp()
+                .atom(m.uniqueid.as_str());
             conn.queue_line(&String::from_utf8_lossy(enc.bytes()));
             asked.push(m.clone());
         }
         for rm in theirs.values() {
-            d(&rm.name, format!("exists only on the replica (unique id {})", rm.uniqueid));
+            d(
+                &rm.name,
+                format!("exists only on the replica (unique id {})", rm.uniqueid),
+            );
         }
         for m in asked {
             let reply = conn.reply().await?;
@@ -119,7 +152,8 @@ pub async fn verify(store: &Store, config: &ClientConfig, users: Vec<String>) ->
                 .map(|(_, a)| ReplicaRecord::parse(a).map_err(ClientError::Protocol))
                 .collect::<Result<_, _>>()?;
             let (mailbox, mine, _) = blocking(|| store.all_records(&m.uniqueid))?;
-            let theirs: HashMap<u32, ReplicaRecord> = theirs.into_iter().map(|r| (r.uid, r)).collect();
+            let theirs: HashMap<u32, ReplicaRecord> =
+                theirs.into_iter().map(|r| (r.uid, r)).collect();
             for r in &mine {
                 records += 1;
                 let Some(t) = theirs.get(&r.uid) else {
@@ -140,15 +174,25 @@ pub async fn verify(store: &Store, config: &ClientConfig, users: Vec<String>) ->
                 }
                 if r.expunged_modseq.is_none() {
                     if !t.blob_held {
-                        d(&m.name, format!("uid {}: blob {} missing on the replica", r.uid, r.guid));
+                        d(
+                            &m.name,
+                            format!("uid {}: blob {} missing on the replica", r.uid, r.guid),
+                        );
                     }
                     if !blocking(|| store.blobs().contains(&mailbox.partition, &r.guid, r.size))? {
-                        d(&m.name, format!("uid {}: blob {} missing on the master", r.uid, r.guid));
+                        d(
+                            &m.name,
+                            format!("uid {}: blob {} missing on the master", r.uid, r.guid),
+                        );
                     }
                 }
             }
             let ours: std::collections::HashSet<u32> = mine.iter().map(|r| r.uid).collect();
-            let mut extra: Vec<u32> = theirs.keys().filter(|u| !ours.contains(u)).copied().collect();
+            let mut extra: Vec<u32> = theirs
+                .keys()
+                .filter(|u| !ours.contains(u))
+                .copied()
+                .collect();
             extra.sort_unstable();
             for uid in extra {
                 d(&m.name, format!("uid {uid} exists only on the replica"));
