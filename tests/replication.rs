@@ -1724,28 +1724,44 @@ fn failing_user_is_quarantined_and_others_flow() {
     // The replica has no partition p2 at first: every UPDATE of a mailbox there fails.
     let mut p = Pair::with_config(&master_parts, "");
     add_user(p.mconf(), "bob", PASSWORD, false);
-    admin_ok(p.mconf(), &["mailbox", "create", "bob", "Far", "--partition", "p2"]);
+    admin_ok(
+        p.mconf(),
+        &["mailbox", "create", "bob", "Far", "--partition", "p2"],
+    );
     sync_ok(p.mconf(), &["--user", "alice"]);
     let log = tmp.path().join("rolling.log");
     let mut rolling = start_rolling(p.mconf(), &log);
     deliver(p.master.lmtp, "bob", "Far", "far", 0..2);
     deliver(p.master.lmtp, "alice", "", "a", 0..3);
     poll("bob to be quarantined", Duration::from_secs(60), || {
-        std::fs::read_to_string(&log).ok().filter(|l| l.contains("user quarantined")).map(|_| ())
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("user quarantined"))
+            .map(|_| ())
     });
     // alice keeps flowing while bob is set aside.
     deliver(p.master.lmtp, "alice", "", "b", 0..3);
-    poll("alice to reach the replica", Duration::from_secs(60), || {
-        verify(p.mconf(), &["--user", "alice"]).0.then_some(())
-    });
+    poll(
+        "alice to reach the replica",
+        Duration::from_secs(60),
+        || verify(p.mconf(), &["--user", "alice"]).0.then_some(()),
+    );
     let index = p.master.data_dir().join("index.sqlite3");
     let deferred = || -> Vec<String> {
         let db = rusqlite::Connection::open(&index).unwrap();
         let mut stmt = db.prepare("SELECT user_name FROM sync_deferred").unwrap();
-        let rows = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         rows
     };
-    assert_eq!(deferred(), vec!["bob".to_string()], "bob is set aside durably");
+    assert_eq!(
+        deferred(),
+        vec!["bob".to_string()],
+        "bob is set aside durably"
+    );
     // The replica gets partition p2; a restarted rolling client retries bob at once.
     let _ = rolling.child.kill();
     let _ = rolling.child.wait();
@@ -1759,8 +1775,96 @@ fn failing_user_is_quarantined_and_others_flow() {
     poll("bob to reach the replica", Duration::from_secs(60), || {
         verify(p.mconf(), &["--user", "bob"]).0.then_some(())
     });
-    poll("bob to leave the deferred list", Duration::from_secs(30), || {
-        deferred().is_empty().then_some(())
-    });
+    poll(
+        "bob to leave the deferred list",
+        Duration::from_secs(30),
+        || deferred().is_empty().then_some(()),
+    );
     assert_same(&p.master, &p.replica, "alice", "after quarantine");
+}
+
+// ------------------------------------------------------------------------------------
+// STARTTLS on the sync connection.
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// (ca.pem, cert.pem, key.pem).
+fn write_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tern sync test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &ca).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let (ca_path, cert_path, key_path) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    std::fs::write(&cert_path, format!("{}{}", cert.pem(), ca.pem())).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (ca_path, cert_path, key_path)
+}
+
+#[test]
+fn sync_over_starttls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = write_pki(&tmp.path().join("pki"));
+    let (other_ca, _, _) = write_pki(&tmp.path().join("other"));
+    let sync_port = free_port();
+    let replica_root = tmp.path().join("replica");
+    std::fs::create_dir(&replica_root).unwrap();
+    let replica = start_replica(
+        &replica_root,
+        sync_port,
+        &format!("[tls]\ncert = {cert:?}\nkey = {key:?}\n"),
+    );
+    // The greeting offers STARTTLS once the replica has a certificate.
+    let mut raw = TcpStream::connect(replica.sync.unwrap()).unwrap();
+    let mut greeting = String::new();
+    BufReader::new(&mut raw).read_line(&mut greeting).unwrap();
+    assert!(greeting.contains("STARTTLS"), "{greeting}");
+    drop(raw);
+    let master_with = |name: &str, ca: &Path| {
+        let root = tmp.path().join(name);
+        std::fs::create_dir(&root).unwrap();
+        let extra = format!(
+            "{}starttls = true\nca_file = {ca:?}\n",
+            replication_section(sync_port, REPL_PASSWORD)
+        );
+        let server = TernServer::start(&root, &extra);
+        add_user(&server.config, "alice", PASSWORD, false);
+        server
+    };
+    let master = master_with("master", &ca);
+    deliver(master.lmtp, "alice", "", "tls", 0..5);
+    let summary = sync_ok(&master.config, &["--user", "alice"]);
+    assert!(summary.contains("5 records"), "{summary}");
+    assert_verify_clean(&master.config);
+    assert_same(&master, &replica, "alice", "after a sync over STARTTLS");
+    // A master that does not trust the replica's certificate refuses to go on.
+    let stranger = master_with("stranger", &other_ca);
+    let out = tern_sync(&stranger.config, &["--user", "alice"]);
+    assert!(
+        !out.status.success(),
+        "an untrusted certificate must fail the sync: {}",
+        show(&out)
+    );
+    assert!(show(&out).contains("TLS"), "{}", show(&out));
 }

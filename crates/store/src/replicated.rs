@@ -112,6 +112,9 @@ pub struct MailboxUpdate {
     pub digest: Option<String>,
 }
 
+/// Up to this many new blobs in one UPDATE are made durable one by one; more, together.
+const FSYNC_EACH_UP_TO: usize = 4;
+
 impl Store {
     /// Applies one UPDATE as one transaction, after making any new blobs durable.
     /// Refuses, applying nothing, with `SyncMismatch` (the expected HIGHESTMODSEQ does
@@ -273,7 +276,15 @@ impl Store {
                 carried.push((a.guid, data));
             }
         }
-        self.blobs().put_many(partition, &carried)?;
+        if carried.len() <= FSYNC_EACH_UP_TO {
+            // A few blobs (rolling replication): an fsync each is cheaper than a sync of
+            // the whole filesystem, which also flushes everyone else's dirty pages.
+            for (guid, data) in &carried {
+                self.blobs().put_with_guid(partition, guid, data)?;
+            }
+        } else {
+            self.blobs().put_many(partition, &carried)?;
+        }
         for a in appends.iter().filter(|a| a.data.is_none()) {
             if self.blobs().contains(partition, &a.guid, a.size)? {
                 continue;

@@ -202,7 +202,11 @@ fn uid_set(t: Option<&Token>) -> Result<Vec<Uid>, Malformed> {
 
 impl Request {
     /// Decodes an authenticated-state command.
-    pub fn parse(cmd: &Command) -> Result<Request, Malformed> {
+    pub fn parse(cmd: Command) -> Result<Request, Malformed> {
+        if cmd.verb == "UPDATE" {
+            // Taken apart by value: its literals (the messages) move, not copy.
+            return Ok(Request::Update(Box::new(parse_update(cmd.args)?)));
+        }
         let a = &cmd.args;
         let user = || -> Result<String, Malformed> { atom_or_string(a.first(), "user") };
         Ok(match cmd.verb.as_str() {
@@ -241,7 +245,6 @@ impl Request {
             }
             "USER" => Request::User(parse_user_state(user()?, list(a.get(1), "user state")?)?),
             "UNUSER" => Request::Unuser(user()?),
-            "UPDATE" => Request::Update(Box::new(parse_update(a)?)),
             "RENAME" => Request::Rename {
                 user: user()?,
                 uniqueid: uniqueid(a.get(1))?,
@@ -302,7 +305,7 @@ fn parse_user_state(name: String, p: &[Token]) -> Result<UserState, Malformed> {
     Ok(state)
 }
 
-fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
+fn parse_update(mut a: Vec<Token>) -> Result<MailboxUpdate, Malformed> {
     let user = atom_or_string(a.first(), "user")?;
     let uniqueid = uniqueid(a.get(1))?;
     let expect = match a.get(2) {
@@ -351,7 +354,11 @@ fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
         .and_then(Token::as_number)
         .unwrap_or(0)
         != 0;
-    let items = list(a.get(4), "items")?;
+    list(a.get(4), "items")?;
+    let Some(Token::List(mut items)) = a.get_mut(4).map(|t| std::mem::replace(t, Token::Nil))
+    else {
+        return Err("items: list expected".into());
+    };
     let mut update = MailboxUpdate {
         user,
         uniqueid: Some(uniqueid),
@@ -367,26 +374,31 @@ fn parse_update(a: &[Token]) -> Result<MailboxUpdate, Malformed> {
             .as_atom()
             .ok_or("item keyword expected")?
             .to_ascii_uppercase();
+        if kind == "APPEND" {
+            let data = match items
+                .get_mut(i + 7)
+                .map(|t| std::mem::replace(t, Token::Nil))
+            {
+                Some(Token::Nil) => None,
+                Some(Token::Literal(bytes)) => Some(bytes),
+                Some(Token::Str(s)) => Some(s.into_bytes()),
+                _ => return Err("APPEND data: literal or NIL expected".into()),
+            };
+            let at = |k: usize| items.get(i + k);
+            update.appends.push(ReplicaAppend {
+                uid: uid32(at(1), "APPEND uid")?,
+                modseq: number(at(2), "APPEND modseq")?,
+                internaldate: signed(at(3), "APPEND internaldate")?,
+                size: number(at(4), "APPEND size")?,
+                guid: guid(at(5))?,
+                flags: flags(at(6))?,
+                data,
+            });
+            i += 8;
+            continue;
+        }
         let at = |k: usize| items.get(i + k);
         match kind.as_str() {
-            "APPEND" => {
-                let data = match at(7) {
-                    Some(Token::Nil) => None,
-                    Some(Token::Literal(bytes)) => Some(bytes.clone()),
-                    Some(Token::Str(s)) => Some(s.as_bytes().to_vec()),
-                    _ => return Err("APPEND data: literal or NIL expected".into()),
-                };
-                update.appends.push(ReplicaAppend {
-                    uid: uid32(at(1), "APPEND uid")?,
-                    modseq: number(at(2), "APPEND modseq")?,
-                    internaldate: signed(at(3), "APPEND internaldate")?,
-                    size: number(at(4), "APPEND size")?,
-                    guid: guid(at(5))?,
-                    flags: flags(at(6))?,
-                    data,
-                });
-                i += 8;
-            }
             "STORE" => {
                 update.stores.push((
                     uid_set(at(1))?,
@@ -561,7 +573,9 @@ impl ReplicaMailbox {
         })
     }
 
-    /// Encodes `* MAILBOX ...` for a store mailbox.
+    /// Encodes `* MAILBOX ...` for a store mailbox. Keys at their default value
+    /// (DELETEDMODSEQ 0, PARTITION default) are left out: a no-op sync of a user with
+    /// many mailboxes stays small.
     pub fn encode(enc: &mut Encoder, m: &tern_store::Mailbox) {
         enc.raw("* MAILBOX ")
             .atom(m.uniqueid.as_str())
@@ -572,14 +586,16 @@ impl ReplicaMailbox {
             .sp()
             .number(u64::from(m.last_uid))
             .sp();
-        enc.number(m.highest_modseq)
-            .raw(" (DELETEDMODSEQ ")
-            .number(m.deleted_modseq);
-        enc.raw(" PARTITION ").string(&m.partition);
-        enc.raw(" RECENTUID ")
-            .number(u64::from(m.recent_uid))
-            .raw(")")
-            .crlf();
+        enc.number(m.highest_modseq).raw(" (");
+        let mut sep = "";
+        if m.deleted_modseq != 0 {
+            enc.raw("DELETEDMODSEQ ").number(m.deleted_modseq);
+            sep = " ";
+        }
+        if m.partition != tern_store::DEFAULT_PARTITION {
+            enc.raw(sep).raw("PARTITION ").string(&m.partition);
+        }
+        enc.raw(")").crlf();
     }
 }
 
@@ -624,5 +640,131 @@ impl ReplicaRecord {
             None => enc.nil(),
         };
         enc.raw(if held { " HAVE" } else { " MISSING" }).crlf();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{parse_command, Limits, LineReader};
+
+    fn command(text: &[u8]) -> Command {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut reader = LineReader::new(text, Limits::default());
+            let line = reader.read_line(&mut |_| true).await.unwrap();
+            parse_command(&line).unwrap()
+        })
+    }
+
+    fn sample() -> MailboxUpdate {
+        MailboxUpdate {
+            user: "alice".into(),
+            uniqueid: Some(UniqueId::random()),
+            expect: Some(41),
+            state: MailboxState {
+                name: "Lists/rust äö".into(),
+                partition: "default".into(),
+                uidvalidity: 1_700_000_000,
+                last_uid: 9,
+                highest_modseq: 50,
+                acl: "alice\tlrswipkxtecda".into(),
+                annotations: vec![("/vendor/tern/expire".into(), "30".into())],
+                special_use: Some("\\Archive".into()),
+                ..Default::default()
+            },
+            reset: true,
+            appends: vec![ReplicaAppend {
+                uid: 9,
+                modseq: 50,
+                internaldate: -5,
+                size: 5,
+                guid: Guid::of(b"hello"),
+                flags: Flags::parse_list("\\Seen $Label").unwrap(),
+                data: Some(b"hello".to_vec()),
+            }],
+            stores: vec![(
+                vec![1, 2, 3, 7],
+                44,
+                Flags::parse_list("\\Flagged").unwrap(),
+            )],
+            expunges: vec![(vec![4, 5], 45)],
+            digest: Some("ab".repeat(20)),
+        }
+    }
+
+    #[test]
+    fn update_survives_encoding() {
+        let u = sample();
+        let mut enc = Encoder::new();
+        encode_update(&mut enc, "t1", &u);
+        let Request::Update(back) = Request::parse(command(enc.bytes())).unwrap() else {
+            panic!("not an UPDATE");
+        };
+        assert_eq!(back.state, u.state);
+        assert_eq!(
+            (back.expect, back.reset, &back.digest),
+            (u.expect, u.reset, &u.digest)
+        );
+        assert_eq!(back.appends, u.appends);
+        assert_eq!(back.stores, u.stores);
+        assert_eq!(back.expunges, u.expunges);
+    }
+
+    #[test]
+    fn unknown_state_keys_are_ignored() {
+        // A newer master may add keys; this version must skip them.
+        let text = format!(
+            "t UPDATE alice {} NIL (FUTURE (1 2 3) NAME INBOX PARTITION default UIDVALIDITY 7 LASTUID 0 HIGHESTMODSEQ 3 ALSONEW \"x\") ()\r\n",
+            UniqueId::random()
+        );
+        let Request::Update(u) = Request::parse(command(text.as_bytes())).unwrap() else {
+            panic!("not an UPDATE");
+        };
+        assert_eq!(
+            (
+                u.state.name.as_str(),
+                u.state.uidvalidity,
+                u.state.highest_modseq
+            ),
+            ("INBOX", 7, 3)
+        );
+    }
+
+    #[test]
+    fn missing_required_keys_and_bad_items_are_refused() {
+        let id = UniqueId::random();
+        for text in [
+            format!("t UPDATE alice {id} NIL (NAME INBOX PARTITION default LASTUID 0 HIGHESTMODSEQ 3) ()\r\n"),
+            format!("t UPDATE alice {id} NIL (NAME INBOX PARTITION default UIDVALIDITY 1 LASTUID 0 HIGHESTMODSEQ 3) (FROB 1)\r\n"),
+            format!("t UPDATE alice {id} NIL (NAME INBOX PARTITION default UIDVALIDITY 1 LASTUID 0 HIGHESTMODSEQ 3) (STORE 5:x 3 ())\r\n"),
+            "t UPDATE alice not-an-id NIL () ()\r\n".to_owned(),
+            format!("t RESERVE () {}\r\n", "zz".repeat(20)),
+        ] {
+            assert!(Request::parse(command(text.as_bytes())).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn user_state_survives_encoding() {
+        let s = UserState {
+            name: "bob".into(),
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            is_admin: false,
+            quota: Quota {
+                storage: Some(1000),
+                messages: None,
+            },
+            subscriptions: vec!["INBOX".into(), "Lists/rust".into()],
+            modseq: 0,
+        };
+        let mut enc = Encoder::new();
+        encode_user(&mut enc, "t2", &s);
+        let Request::User(back) = Request::parse(command(enc.bytes())).unwrap() else {
+            panic!("not a USER");
+        };
+        assert_eq!(back, s);
     }
 }

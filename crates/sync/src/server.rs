@@ -225,7 +225,7 @@ async fn authenticated(
                 .read_line(&mut |_| cont.send(b"+ go ahead\r\n".to_vec()).is_ok())
                 .await;
             let item = match line {
-                Ok(line) => match parse_command(&line) {
+                Ok(line) => match line.into_command() {
                     Ok(c) => Incoming::Command(c),
                     Err(e) => Incoming::Bad(e.tag().map(str::to_owned), e.to_string()),
                 },
@@ -277,7 +277,7 @@ async fn authenticated(
             }
             _ => {}
         }
-        let request = match Request::parse(&cmd) {
+        let request = match Request::parse(cmd) {
             Ok(r) => r,
             Err(text) => {
                 let _ = out_tx.send(format!("{tag} BAD {text}\r\n").into_bytes());

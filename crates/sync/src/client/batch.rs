@@ -165,7 +165,11 @@ enum Sent {
     Update {
         user: String,
         uniqueid: UniqueId,
+        /// The replica's state after the mailbox's last batch; `None` for the others.
         last: Option<ReplicaMailbox>,
+        /// Records and message bytes sent for the mailbox (for progress).
+        records: usize,
+        bytes: u64,
     },
 }
 
@@ -501,6 +505,7 @@ async fn one_round(
         let batches = cut_batches(&c.records);
         let mut expect = plan.expect;
         let mut replica_last_uid = plan.replica_last_uid;
+        let (mut mailbox_records, mut mailbox_bytes) = (0usize, 0u64);
         for (k, records) in batches.iter().enumerate() {
             let last = k + 1 == batches.len();
             let mut update = MailboxUpdate {
@@ -520,6 +525,7 @@ async fn one_round(
                     } else {
                         carried.insert(r.guid);
                         round.summary.message_bytes += r.size;
+                        mailbox_bytes += r.size;
                         Some(blocking(|| {
                             store.blobs().read(&c.mailbox.partition, &r.guid, r.size)
                         })?)
@@ -543,6 +549,7 @@ async fn one_round(
                     expunges.entry(x).or_default().push(r.uid);
                 }
                 round.summary.records += 1;
+                mailbox_records += 1;
             }
             let mut stores: Vec<_> = stores.into_iter().collect();
             stores.sort_by(|a, b| a.0.cmp(&b.0));
@@ -585,6 +592,8 @@ async fn one_round(
                 user: plan.user.clone(),
                 uniqueid: plan.uniqueid.clone(),
                 last: last_state,
+                records: mailbox_records,
+                bytes: mailbox_bytes,
             });
         }
     }
@@ -612,10 +621,16 @@ async fn one_round(
                 user,
                 uniqueid,
                 last,
+                records,
+                bytes,
             } => {
                 if reply.ok() {
-                    if let (Some(c), Some(state)) = (cache.as_deref_mut(), last) {
-                        c.mailboxes.insert(uniqueid, state);
+                    if let Some(state) = last {
+                        // Progress: one line per mailbox brought in step.
+                        tracing::info!(%user, mailbox = %state.name, records, bytes, "mailbox in step");
+                        if let Some(c) = cache.as_deref_mut() {
+                            c.mailboxes.insert(uniqueid, state);
+                        }
                     }
                     continue;
                 }

@@ -194,9 +194,19 @@ impl Connection {
 
     /// Queues an encoded command whose tag the caller took from [`Connection::tag`].
     pub async fn queue_encoded(&mut self, tag: String, enc: Encoder) -> Result<(), ClientError> {
-        self.out.extend_from_slice(enc.bytes());
         self.pending.push_back(tag);
-        // Large commands go out at once rather than piling up in memory.
+        if enc.len() >= 256 * 1024 {
+            // Large commands (messages) go out at once, from their own buffer.
+            self.write_out().await?;
+            self.writer
+                .write_all(enc.bytes())
+                .await
+                .map_err(ClientError::io)?;
+            self.bytes_out += enc.len() as u64;
+            self.waiting = true;
+            return Ok(());
+        }
+        self.out.extend_from_slice(enc.bytes());
         if self.out.len() >= 256 * 1024 {
             self.write_out().await?;
         }

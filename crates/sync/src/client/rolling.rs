@@ -36,7 +36,9 @@ impl Default for RollingOptions {
     fn default() -> Self {
         RollingOptions {
             consumer: "replica".into(),
-            poll: Duration::from_millis(5),
+            // One indexed read of the change log: cheap enough to do often, and what
+            // a new message waits for before it travels.
+            poll: Duration::from_millis(2),
             max_entries: 5000,
             quarantine_after: 3,
             quarantine_delay: Duration::from_secs(60),
