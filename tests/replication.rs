@@ -1868,3 +1868,100 @@ fn sync_over_starttls() {
     );
     assert!(show(&out).contains("TLS"), "{}", show(&out));
 }
+
+// ------------------------------------------------------------------------------------
+// Faults on the replica's side: a changed UIDVALIDITY, a blob it cannot store.
+
+/// Runs SQL on a stopped server's index.
+fn tamper(data_dir: &Path, sql: &str) {
+    let db = rusqlite::Connection::open(data_dir.join("index.sqlite3")).unwrap();
+    db.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn uidvalidity_changed_on_the_replica_loses_nothing() {
+    let mut p = Pair::new();
+    deliver(p.master.lmtp, "alice", "", "uv", 0..5);
+    sync_ok(p.mconf(), &[]);
+    // The replica takes a message of its own, then its INBOX gets another UIDVALIDITY
+    // under the same unique id (as a restore from an old backup might leave it).
+    deliver(p.replica.lmtp, "alice", "", "only-replica", 0..1);
+    p.replica.kill9();
+    tamper(
+        &p.replica_root.join("data"),
+        "UPDATE mailboxes SET uidvalidity = uidvalidity + 1000 WHERE name = 'INBOX'",
+    );
+    p.replica = start_replica(&p.replica_root, p.sync_port, &p.replica_extra);
+    let out = tern_sync(p.mconf(), &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        show(&out).contains("replica diverged"),
+        "the conflict is logged\n{}",
+        show(&out)
+    );
+    assert_verify_clean(p.mconf());
+    let snap = assert_same(
+        &p.master,
+        &p.replica,
+        "alice",
+        "after a UIDVALIDITY conflict",
+    );
+    let inbox = snap.in_mailbox("INBOX");
+    assert_eq!(
+        inbox.len(),
+        6,
+        "the replica-only message came back: {inbox:?}"
+    );
+}
+
+#[test]
+fn a_blob_the_replica_cannot_store_fails_only_its_mailbox() {
+    let mut p = Pair::new();
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
+    deliver(p.master.lmtp, "alice", "", "in", 0..6);
+    deliver(p.master.lmtp, "alice", "Work", "work", 0..6);
+    // A fan-out directory that only Work's messages use is made unusable on the replica:
+    // a file where the directory should be (as a full or broken disk would refuse).
+    let db = rusqlite::Connection::open(p.master.data_dir().join("index.sqlite3")).unwrap();
+    let prefixes = |name: &str| -> BTreeSet<String> {
+        let mut stmt = db
+            .prepare("SELECT lower(hex(r.guid)) FROM records r JOIN mailboxes m ON m.id = r.mailbox_id WHERE m.name = ?1")
+            .unwrap();
+        let rows: Vec<String> = stmt
+            .query_map([name], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.into_iter().map(|g| g[..2].to_owned()).collect()
+    };
+    let (work, others) = (prefixes("Work"), prefixes("INBOX"));
+    // Six random GUIDs against six: a prefix of Work's alone is all but certain.
+    let blocked = work
+        .difference(&others)
+        .next()
+        .cloned()
+        .expect("a fan-out prefix only Work uses");
+    let blobs = p.replica_root.join("data/partitions/default/blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(&blocked), b"not a directory").unwrap();
+    let out = tern_sync(p.mconf(), &["--user", "alice"]);
+    assert!(
+        !out.status.success(),
+        "the Work UPDATE must fail\n{}",
+        show(&out)
+    );
+    assert!(show(&out).contains("IOERROR"), "{}", show(&out));
+    // The stream stayed in step: every other mailbox is in step.
+    let (clean, text) = verify(p.mconf(), &[]);
+    assert!(!clean);
+    let diffs: Vec<&str> = text.lines().filter(|l| l.starts_with("DIFF ")).collect();
+    assert!(
+        !diffs.is_empty() && diffs.iter().all(|d| d.contains("alice/Work")),
+        "{diffs:?}"
+    );
+    // Once the disk is fixed, the next sync completes.
+    std::fs::remove_file(blobs.join(&blocked)).unwrap();
+    sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    assert_same(&p.master, &p.replica, "alice", "after the disk was fixed");
+}

@@ -1,7 +1,8 @@
 //! Fuzzes the replication protocol's wire layer (`tern_sync::wire`): the bytes go
 //! through `LineReader` (small limits; synchronizing literals accepted or refused by
 //! the first input byte) until the end of the stream or a fatal error, and every line
-//! read through both `parse_command` and `parse_response`, borrowed and owned. Checks
+//! read through both `parse_command` and `parse_response`, borrowed and owned, and every
+//! command through the protocol's typed decoding (`Request::parse`). Checks
 //! that the reader makes progress and that what it holds stays within its limits;
 //! any panic is a bug.
 
@@ -35,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
                 Ok(line) => {
                     let _ = parse_command(&line);
                     let _ = parse_response(&line);
-                    let _ = line.clone().into_command();
+                    // Authenticated-state decoding (UPDATE items, uid sets, plists) too.
+                    if let Ok(cmd) = line.clone().into_command() {
+                        let _ = tern_sync::protocol::Request::parse(cmd);
+                    }
                     let _ = line.into_response();
                 }
                 Err(e) if e.is_fatal() => {
