@@ -323,6 +323,11 @@ def _verify(v):
 def run_one(a, rdir, server, k):
     tag = f"iter{k}"
     out = {}
+    if a.settle > 0:
+        # The previous pair's data was just deleted. On a filesystem like this one's
+        # (ext4 without a journal) creating files stays several times slower for about
+        # a minute after many nearby deletions: let that pass, for every server alike.
+        time.sleep(a.settle)
     with PAIRS[server](a, tag) as pair:
         run_dir = os.path.join(rdir, f"{tag}-{server}")
         os.makedirs(run_dir, exist_ok=True)
@@ -569,6 +574,9 @@ def main():
     ap.add_argument("--quiet-wait", type=float, default=120,
                     help="before each run wait up to this many seconds for load < --quiet-load (0: don't)")
     ap.add_argument("--quiet-load", type=float, default=1.5)
+    ap.add_argument("--settle", type=float, default=0,
+                    help="seconds to wait before each server's run, after the previous one's data "
+                         "was deleted (e.g. 70; see README)")
     ap.add_argument("--timeout", type=float, default=3600, help="per workload.py / replication.py run, seconds")
     ap.add_argument("--keep", action="store_true", help="keep server data after each run")
     ap.add_argument("--json-out", help="default WORKDIR/results/<stamp>-repl/summary.json")
