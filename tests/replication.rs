@@ -1916,7 +1916,7 @@ fn uidvalidity_changed_on_the_replica_loses_nothing() {
 
 #[test]
 fn a_blob_the_replica_cannot_store_fails_only_its_mailbox() {
-    let mut p = Pair::new();
+    let p = Pair::new();
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
     deliver(p.master.lmtp, "alice", "", "in", 0..6);
     deliver(p.master.lmtp, "alice", "Work", "work", 0..6);
@@ -1964,4 +1964,27 @@ fn a_blob_the_replica_cannot_store_fails_only_its_mailbox() {
     sync_ok(p.mconf(), &[]);
     assert_verify_clean(p.mconf());
     assert_same(&p.master, &p.replica, "alice", "after the disk was fixed");
+}
+
+#[test]
+fn a_mailbox_deleted_on_the_master_keeps_what_only_the_replica_got() {
+    let p = Pair::new();
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Old"]);
+    deliver(p.master.lmtp, "alice", "Old", "old", 0..3);
+    sync_ok(p.mconf(), &[]);
+    // Cut off: the master deletes Old while the replica takes a new message into it.
+    admin_ok(p.mconf(), &["mailbox", "delete", "alice", "Old"]);
+    deliver(p.replica.lmtp, "alice", "Old", "late", 0..1);
+    let out = tern_sync(p.mconf(), &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("taking them back"), "{}", show(&out));
+    assert_verify_clean(p.mconf());
+    let snap = assert_same(&p.master, &p.replica, "alice", "after delete vs. new mail");
+    let old = snap.in_mailbox("Old");
+    assert_eq!(
+        old.len(),
+        1,
+        "only the message the master never had comes back: {old:?}"
+    );
+    assert!(old[0].message_id.contains("late"), "{old:?}");
 }

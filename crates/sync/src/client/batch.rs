@@ -323,7 +323,18 @@ async fn one_round(
         for rm in &view.mailboxes {
             match by_id.get(&rm.uniqueid) {
                 Some(m) if m.is_live() => {}
-                Some(_) => {
+                Some(tombstone) => {
+                    if rm.last_uid > tombstone.last_uid && rm.uidvalidity == tombstone.uidvalidity {
+                        // The replica took messages into it after the master deleted it
+                        // (split brain): those UIDs the master never handed out are
+                        // copied back before the mailbox goes.
+                        round.summary.conflicts += 1;
+                        reconcile::deleted(conn, store, &w.user, rm, tombstone).await?;
+                        round.retry.push(Work {
+                            user: w.user.clone(),
+                            selection: Selection::All,
+                        });
+                    }
                     queued.push((
                         Sent::Other(w.user.clone()),
                         Queued::Line(format!("DELETE {} {}", quote(&w.user), rm.uniqueid)),

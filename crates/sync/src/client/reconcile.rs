@@ -170,6 +170,47 @@ pub(crate) async fn merge_back(
     Ok(())
 }
 
+/// Before a mailbox the master deleted is deleted on the replica: the messages the
+/// replica took into it after the master's last UID (so the master never had them) are
+/// appended to the master's live mailbox of that name, re-created if needed.
+pub(crate) async fn deleted(
+    conn: &mut Connection,
+    store: &Store,
+    user: &str,
+    rm: &ReplicaMailbox,
+    tombstone: &Mailbox,
+) -> Result<(), ClientError> {
+    let theirs = replica_records(conn, user, rm).await?;
+    let new: Vec<&ReplicaRecord> = theirs
+        .iter()
+        .filter(|r| r.uid > tombstone.last_uid && r.expunged.is_none())
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(user, mailbox = %rm.name, uniqueid = %rm.uniqueid, messages = new.len(),
+        "the replica took messages into a mailbox the master deleted: taking them back");
+    let target = match blocking(|| store.mailbox(user, &rm.name))? {
+        Some(m) => m,
+        None => blocking(|| store.create_mailbox(user, &rm.name, None))?,
+    };
+    let wanted: Vec<(Guid, u64)> = new.iter().map(|r| (r.guid, r.size)).collect();
+    let blobs = fetch(conn, &wanted).await?;
+    let who = actor(user);
+    for r in new {
+        blocking(|| {
+            store.append(
+                &who,
+                &target.uniqueid,
+                &r.flags,
+                r.internaldate,
+                &blobs[&r.guid],
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Takes back a mailbox only the replica has: adopted whole when the master has no
 /// live mailbox of that name, else merged into the master's mailbox of that name.
 pub(crate) async fn orphan(
