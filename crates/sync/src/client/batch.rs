@@ -5,13 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tern_store::{
-    Guid, Mailbox, MailboxState, MailboxUpdate, Modseq, Record, ReplicaAppend, Store, Uid, UniqueId,
-};
+use tern_store::{Guid, Mailbox, Modseq, Store, Uid, UniqueId};
 
 use super::conn::Connection;
-use super::{reconcile, ClientError, SyncSummary};
-use crate::protocol::{encode_update, encode_user, ReplicaMailbox, Selection, MAX_RESERVE};
+use super::{reconcile, updates, ClientError, SyncSummary};
+use crate::protocol::{encode_user, ReplicaMailbox, Selection, MAX_RESERVE};
 use crate::wire::{Encoder, Token};
 
 /// One user's share of a batch.
@@ -44,10 +42,6 @@ impl Cache {
     }
 }
 
-/// Most records in one UPDATE.
-const MAX_BATCH_RECORDS: usize = 2000;
-/// Most literal bytes in one UPDATE.
-const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
 /// Below this many bytes of new messages, RESERVE costs more than sending them.
 const RESERVE_THRESHOLD: u64 = 256 * 1024;
 /// Rounds of retries for mailboxes the replica refused.
@@ -142,14 +136,21 @@ struct View {
 }
 
 /// A mailbox to bring in step.
-struct Plan {
-    user: String,
-    uniqueid: UniqueId,
-    expect: Option<Modseq>,
-    since: Modseq,
-    replica_last_uid: Uid,
-    reset: bool,
-    rename: bool,
+pub(super) struct Plan {
+    /// Owner.
+    pub user: String,
+    /// The mailbox.
+    pub uniqueid: UniqueId,
+    /// The replica's HIGHESTMODSEQ as last seen (`None`: it has no such mailbox).
+    pub expect: Option<Modseq>,
+    /// Send the records changed above this modseq.
+    pub since: Modseq,
+    /// Records above this UID are new to the replica (APPENDs).
+    pub replica_last_uid: Uid,
+    /// Replace the replica's records (after a merge back).
+    pub reset: bool,
+    /// The name or partition differs on the replica.
+    pub rename: bool,
 }
 
 /// A command planned before the pipeline is written.
@@ -159,7 +160,7 @@ enum Queued {
 }
 
 /// What a queued command was, to interpret its reply.
-enum Sent {
+pub(super) enum Sent {
     User(String),
     Other(String),
     Update {
@@ -494,119 +495,18 @@ async fn one_round(
     let mut carried: HashSet<Guid> = HashSet::new();
     for (plan, c) in plans.iter().zip(changes) {
         let Some(c) = c else { continue };
-        let digest = &c.digest;
         round.summary.mailboxes += 1;
-        if plan.rename {
-            let tag = conn.tag();
-            let mut enc = Encoder::new();
-            enc.atom(&tag)
-                .raw(" RENAME ")
-                .string(&plan.user)
-                .sp()
-                .atom(plan.uniqueid.as_str())
-                .sp();
-            enc.string(&c.mailbox.name)
-                .sp()
-                .string(&c.mailbox.partition)
-                .crlf();
-            conn.queue_encoded(tag, enc).await?;
-            sent.push(Sent::Other(plan.user.clone()));
-        }
-        let state = MailboxState::of(&c.mailbox, c.annotations.clone());
-        let batches = cut_batches(&c.records);
-        let mut expect = plan.expect;
-        let mut replica_last_uid = plan.replica_last_uid;
-        let (mut mailbox_records, mut mailbox_bytes) = (0usize, 0u64);
-        for (k, records) in batches.iter().enumerate() {
-            let last = k + 1 == batches.len();
-            let mut update = MailboxUpdate {
-                user: plan.user.clone(),
-                uniqueid: Some(plan.uniqueid.clone()),
-                expect,
-                state: state.clone(),
-                reset: plan.reset && k == 0,
-                ..Default::default()
-            };
-            let mut stores: HashMap<(Modseq, String), Vec<Uid>> = HashMap::new();
-            let mut expunges: HashMap<Modseq, Vec<Uid>> = HashMap::new();
-            for r in records.iter() {
-                if r.uid > plan.replica_last_uid {
-                    let data = if held.contains(&r.guid) || carried.contains(&r.guid) {
-                        None
-                    } else {
-                        carried.insert(r.guid);
-                        round.summary.message_bytes += r.size;
-                        mailbox_bytes += r.size;
-                        Some(blocking(|| {
-                            store.blobs().read(&c.mailbox.partition, &r.guid, r.size)
-                        })?)
-                    };
-                    update.appends.push(ReplicaAppend {
-                        uid: r.uid,
-                        modseq: r.modseq,
-                        internaldate: r.internaldate,
-                        size: r.size,
-                        guid: r.guid,
-                        flags: r.flags.clone(),
-                        data,
-                    });
-                } else {
-                    stores
-                        .entry((r.modseq, r.flags.to_string()))
-                        .or_default()
-                        .push(r.uid);
-                }
-                if let Some(x) = r.expunged_modseq {
-                    expunges.entry(x).or_default().push(r.uid);
-                }
-                round.summary.records += 1;
-                mailbox_records += 1;
-            }
-            let mut stores: Vec<_> = stores.into_iter().collect();
-            stores.sort_by(|a, b| a.0.cmp(&b.0));
-            for ((modseq, flags), mut uids) in stores {
-                uids.sort_unstable();
-                let flags = tern_store::Flags::parse_list(&flags).unwrap_or_default();
-                update.stores.push((uids, modseq, flags));
-            }
-            let mut expunges: Vec<_> = expunges.into_iter().collect();
-            expunges.sort();
-            for (modseq, mut uids) in expunges {
-                uids.sort_unstable();
-                update.expunges.push((uids, modseq));
-            }
-            if last {
-                update.digest = Some(digest.clone());
-            } else {
-                let top = records.iter().map(|r| r.modseq).max().unwrap_or(0);
-                replica_last_uid =
-                    replica_last_uid.max(records.iter().map(|r| r.uid).max().unwrap_or(0));
-                update.state.highest_modseq = top;
-                update.state.last_uid = replica_last_uid;
-            }
-            expect = Some(update.state.highest_modseq);
-            let tag = conn.tag();
-            let mut enc = Encoder::new();
-            encode_update(&mut enc, &tag, &update);
-            drop(update);
-            conn.queue_encoded(tag, enc).await?;
-            let last_state = last.then(|| ReplicaMailbox {
-                uniqueid: plan.uniqueid.clone(),
-                name: c.mailbox.name.clone(),
-                uidvalidity: c.mailbox.uidvalidity,
-                last_uid: c.mailbox.last_uid,
-                highest_modseq: c.mailbox.highest_modseq,
-                deleted_modseq: c.mailbox.deleted_modseq,
-                partition: c.mailbox.partition.clone(),
-            });
-            sent.push(Sent::Update {
-                user: plan.user.clone(),
-                uniqueid: plan.uniqueid.clone(),
-                last: last_state,
-                records: mailbox_records,
-                bytes: mailbox_bytes,
-            });
-        }
+        updates::queue_mailbox(
+            conn,
+            store,
+            plan,
+            &c,
+            &held,
+            &mut carried,
+            &mut round.summary,
+            &mut sent,
+        )
+        .await?;
     }
 
     // 5. The replies, in order.
@@ -677,71 +577,9 @@ async fn one_round(
     Ok(round)
 }
 
-/// Cuts a mailbox's changes (in modseq order) into batches of at most
-/// [`MAX_BATCH_RECORDS`] records or [`MAX_BATCH_BYTES`], never splitting one modseq.
-/// Always at least one batch, so a state-only change still sends an UPDATE.
-fn cut_batches(records: &[Record]) -> Vec<&[Record]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0u64;
-    for i in 0..records.len() {
-        bytes += records[i].size;
-        let full = i + 1 - start >= MAX_BATCH_RECORDS || bytes >= MAX_BATCH_BYTES;
-        let boundary = records
-            .get(i + 1)
-            .is_none_or(|n| n.modseq != records[i].modseq);
-        if full && boundary && i + 1 < records.len() {
-            out.push(&records[start..=i]);
-            start = i + 1;
-            bytes = 0;
-        }
-    }
-    out.push(&records[start..]);
-    out
-}
-
 /// A user name as a protocol string.
 fn quote(s: &str) -> String {
     let mut enc = Encoder::new();
     enc.string(s);
     String::from_utf8_lossy(enc.bytes()).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tern_store::Flags;
-
-    fn rec(uid: Uid, modseq: Modseq) -> Record {
-        Record {
-            uid,
-            modseq,
-            flags: Flags::new(),
-            internaldate: 0,
-            size: 10,
-            guid: Guid::of(&uid.to_be_bytes()),
-            expunged_modseq: None,
-        }
-    }
-
-    #[test]
-    fn batches_never_split_a_modseq() {
-        let mut records: Vec<Record> = (1..=4500).map(|u| rec(u, u as u64)).collect();
-        // 3000 records share modseq 1500 (one STORE on the master), in the middle.
-        for r in records.iter_mut().skip(1000).take(3000) {
-            r.modseq = 1500;
-        }
-        records.sort_by_key(|r| (r.modseq, r.uid));
-        let batches = cut_batches(&records);
-        let total: usize = batches.iter().map(|b| b.len()).sum();
-        assert_eq!(total, 4500);
-        for pair in batches.windows(2) {
-            assert_ne!(
-                pair[0].last().unwrap().modseq,
-                pair[1].first().unwrap().modseq
-            );
-        }
-        assert!(batches.len() >= 2);
-        assert_eq!(cut_batches(&[]).len(), 1);
-    }
 }

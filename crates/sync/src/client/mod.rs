@@ -8,6 +8,7 @@ mod batch;
 mod conn;
 mod reconcile;
 mod rolling;
+mod updates;
 mod verify;
 
 use std::sync::Arc;

@@ -1,0 +1,215 @@
+//! One mailbox's changes as UPDATE commands: cut into bounded batches at modseq
+//! boundaries, records of UIDs the replica has not seen sent as APPENDs (with the
+//! message unless the replica holds it), the others grouped into STORE and EXPUNGE
+//! items by modseq and flags.
+
+use std::collections::{HashMap, HashSet};
+
+use tern_store::{
+    Guid, MailboxChanges, MailboxState, MailboxUpdate, Modseq, Record, ReplicaAppend, Store, Uid,
+};
+
+use super::batch::{Plan, Sent};
+use super::conn::Connection;
+use super::{ClientError, SyncSummary};
+use crate::protocol::{encode_update, ReplicaMailbox};
+use crate::wire::Encoder;
+
+/// Most records in one UPDATE.
+const MAX_BATCH_RECORDS: usize = 2000;
+/// Most literal bytes in one UPDATE.
+const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// Queues the RENAME (when the name or partition changed) and the UPDATEs that bring
+/// one mailbox in step, reading each message only when the replica lacks it and no
+/// earlier UPDATE of this pipeline carried it.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn queue_mailbox(
+    conn: &mut Connection,
+    store: &Store,
+    plan: &Plan,
+    c: &MailboxChanges,
+    held: &HashSet<Guid>,
+    carried: &mut HashSet<Guid>,
+    summary: &mut SyncSummary,
+    sent: &mut Vec<Sent>,
+) -> Result<(), ClientError> {
+    if plan.rename {
+        let tag = conn.tag();
+        let mut enc = Encoder::new();
+        enc.atom(&tag)
+            .raw(" RENAME ")
+            .string(&plan.user)
+            .sp()
+            .atom(plan.uniqueid.as_str())
+            .sp();
+        enc.string(&c.mailbox.name)
+            .sp()
+            .string(&c.mailbox.partition)
+            .crlf();
+        conn.queue_encoded(tag, enc).await?;
+        sent.push(Sent::Other(plan.user.clone()));
+    }
+    let state = MailboxState::of(&c.mailbox, c.annotations.clone());
+    let batches = cut_batches(&c.records);
+    let mut expect = plan.expect;
+    let mut replica_last_uid = plan.replica_last_uid;
+    let (mut mailbox_records, mut mailbox_bytes) = (0usize, 0u64);
+    for (k, records) in batches.iter().enumerate() {
+        let last = k + 1 == batches.len();
+        let mut update = MailboxUpdate {
+            user: plan.user.clone(),
+            uniqueid: Some(plan.uniqueid.clone()),
+            expect,
+            state: state.clone(),
+            reset: plan.reset && k == 0,
+            ..Default::default()
+        };
+        let mut stores: HashMap<(Modseq, String), Vec<Uid>> = HashMap::new();
+        let mut expunges: HashMap<Modseq, Vec<Uid>> = HashMap::new();
+        for r in records.iter() {
+            if r.uid > plan.replica_last_uid {
+                let data = if held.contains(&r.guid) || carried.contains(&r.guid) {
+                    None
+                } else {
+                    carried.insert(r.guid);
+                    summary.message_bytes += r.size;
+                    mailbox_bytes += r.size;
+                    Some(blocking(|| {
+                        store.blobs().read(&c.mailbox.partition, &r.guid, r.size)
+                    })?)
+                };
+                update.appends.push(ReplicaAppend {
+                    uid: r.uid,
+                    modseq: r.modseq,
+                    internaldate: r.internaldate,
+                    size: r.size,
+                    guid: r.guid,
+                    flags: r.flags.clone(),
+                    data,
+                });
+            } else {
+                stores
+                    .entry((r.modseq, r.flags.to_string()))
+                    .or_default()
+                    .push(r.uid);
+            }
+            if let Some(x) = r.expunged_modseq {
+                expunges.entry(x).or_default().push(r.uid);
+            }
+            summary.records += 1;
+            mailbox_records += 1;
+        }
+        let mut stores: Vec<_> = stores.into_iter().collect();
+        stores.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((modseq, flags), mut uids) in stores {
+            uids.sort_unstable();
+            let flags = tern_store::Flags::parse_list(&flags).unwrap_or_default();
+            update.stores.push((uids, modseq, flags));
+        }
+        let mut expunges: Vec<_> = expunges.into_iter().collect();
+        expunges.sort();
+        for (modseq, mut uids) in expunges {
+            uids.sort_unstable();
+            update.expunges.push((uids, modseq));
+        }
+        if last {
+            update.digest = Some(c.digest.clone());
+        } else {
+            let top = records.iter().map(|r| r.modseq).max().unwrap_or(0);
+            replica_last_uid =
+                replica_last_uid.max(records.iter().map(|r| r.uid).max().unwrap_or(0));
+            update.state.highest_modseq = top;
+            update.state.last_uid = replica_last_uid;
+        }
+        expect = Some(update.state.highest_modseq);
+        let tag = conn.tag();
+        let mut enc = Encoder::new();
+        encode_update(&mut enc, &tag, &update);
+        drop(update);
+        conn.queue_encoded(tag, enc).await?;
+        let last_state = last.then(|| ReplicaMailbox {
+            uniqueid: plan.uniqueid.clone(),
+            name: c.mailbox.name.clone(),
+            uidvalidity: c.mailbox.uidvalidity,
+            last_uid: c.mailbox.last_uid,
+            highest_modseq: c.mailbox.highest_modseq,
+            deleted_modseq: c.mailbox.deleted_modseq,
+            partition: c.mailbox.partition.clone(),
+        });
+        sent.push(Sent::Update {
+            user: plan.user.clone(),
+            uniqueid: plan.uniqueid.clone(),
+            last: last_state,
+            records: mailbox_records,
+            bytes: mailbox_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Cuts a mailbox's changes (in modseq order) into batches of at most
+/// [`MAX_BATCH_RECORDS`] records or [`MAX_BATCH_BYTES`], never splitting one modseq.
+/// Always at least one batch, so a state-only change still sends an UPDATE.
+fn cut_batches(records: &[Record]) -> Vec<&[Record]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for i in 0..records.len() {
+        bytes += records[i].size;
+        let full = i + 1 - start >= MAX_BATCH_RECORDS || bytes >= MAX_BATCH_BYTES;
+        let boundary = records
+            .get(i + 1)
+            .is_none_or(|n| n.modseq != records[i].modseq);
+        if full && boundary && i + 1 < records.len() {
+            out.push(&records[start..=i]);
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    out.push(&records[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_store::Flags;
+
+    fn rec(uid: Uid, modseq: Modseq) -> Record {
+        Record {
+            uid,
+            modseq,
+            flags: Flags::new(),
+            internaldate: 0,
+            size: 10,
+            guid: Guid::of(&uid.to_be_bytes()),
+            expunged_modseq: None,
+        }
+    }
+
+    #[test]
+    fn batches_never_split_a_modseq() {
+        let mut records: Vec<Record> = (1..=4500).map(|u| rec(u, u as u64)).collect();
+        // 3000 records share modseq 1500 (one STORE on the master), in the middle.
+        for r in records.iter_mut().skip(1000).take(3000) {
+            r.modseq = 1500;
+        }
+        records.sort_by_key(|r| (r.modseq, r.uid));
+        let batches = cut_batches(&records);
+        let total: usize = batches.iter().map(|b| b.len()).sum();
+        assert_eq!(total, 4500);
+        for pair in batches.windows(2) {
+            assert_ne!(
+                pair[0].last().unwrap().modseq,
+                pair[1].first().unwrap().modseq
+            );
+        }
+        assert!(batches.len() >= 2);
+        assert_eq!(cut_batches(&[]).len(), 1);
+    }
+}

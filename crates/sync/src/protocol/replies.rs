@@ -1,0 +1,139 @@
+//! The untagged responses a replica sends about its mailboxes and records.
+
+use tern_store::{Flags, Guid, Modseq, Uid, UniqueId};
+
+use super::encode_flags;
+use super::tokens::{
+    atom_or_string, flags, guid, number, plist_get, signed, uid32, uniqueid, Malformed,
+};
+use crate::wire::{Encoder, Token};
+
+/// A replica's view of one mailbox (`* MAILBOX`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaMailbox {
+    /// Unique id.
+    pub uniqueid: UniqueId,
+    /// Name.
+    pub name: String,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// Last UID.
+    pub last_uid: Uid,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: Modseq,
+    /// DELETEDMODSEQ.
+    pub deleted_modseq: Modseq,
+    /// Partition.
+    pub partition: String,
+}
+
+/// A replica's record (`* RECORD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRecord {
+    /// UID.
+    pub uid: Uid,
+    /// Modseq.
+    pub modseq: Modseq,
+    /// INTERNALDATE.
+    pub internaldate: i64,
+    /// Size.
+    pub size: u64,
+    /// GUID.
+    pub guid: Guid,
+    /// Flags.
+    pub flags: Flags,
+    /// Expunge modseq.
+    pub expunged: Option<Modseq>,
+    /// Whether the replica holds the blob in the mailbox's partition.
+    pub blob_held: bool,
+}
+
+impl ReplicaMailbox {
+    /// Decodes the arguments of `* MAILBOX`.
+    pub fn parse(args: &[Token]) -> Result<ReplicaMailbox, Malformed> {
+        let extra = args.get(5).and_then(Token::as_list).unwrap_or(&[]);
+        Ok(ReplicaMailbox {
+            uniqueid: uniqueid(args.first())?,
+            name: atom_or_string(args.get(1), "name")?,
+            uidvalidity: uid32(args.get(2), "uidvalidity")?,
+            last_uid: uid32(args.get(3), "lastuid")?,
+            highest_modseq: number(args.get(4), "highestmodseq")?,
+            deleted_modseq: plist_get(extra, "DELETEDMODSEQ")
+                .and_then(Token::as_number)
+                .unwrap_or(0),
+            partition: plist_get(extra, "PARTITION")
+                .and_then(Token::as_str)
+                .unwrap_or(tern_store::DEFAULT_PARTITION)
+                .to_owned(),
+        })
+    }
+
+    /// Encodes `* MAILBOX ...` for a store mailbox. Keys at their default value
+    /// (DELETEDMODSEQ 0, PARTITION default) are left out: a no-op sync of a user with
+    /// many mailboxes stays small.
+    pub fn encode(enc: &mut Encoder, m: &tern_store::Mailbox) {
+        enc.raw("* MAILBOX ")
+            .atom(m.uniqueid.as_str())
+            .sp()
+            .string(&m.name)
+            .sp();
+        enc.number(u64::from(m.uidvalidity))
+            .sp()
+            .number(u64::from(m.last_uid))
+            .sp();
+        enc.number(m.highest_modseq).raw(" (");
+        let mut sep = "";
+        if m.deleted_modseq != 0 {
+            enc.raw("DELETEDMODSEQ ").number(m.deleted_modseq);
+            sep = " ";
+        }
+        if m.partition != tern_store::DEFAULT_PARTITION {
+            enc.raw(sep).raw("PARTITION ").string(&m.partition);
+        }
+        enc.raw(")").crlf();
+    }
+}
+
+impl ReplicaRecord {
+    /// Decodes the arguments of `* RECORD`.
+    pub fn parse(args: &[Token]) -> Result<ReplicaRecord, Malformed> {
+        Ok(ReplicaRecord {
+            uid: uid32(args.first(), "uid")?,
+            modseq: number(args.get(1), "modseq")?,
+            internaldate: signed(args.get(2), "internaldate")?,
+            size: number(args.get(3), "size")?,
+            guid: guid(args.get(4))?,
+            flags: flags(args.get(5))?,
+            expunged: match args.get(6) {
+                Some(Token::Nil) => None,
+                t => Some(number(t, "expunged")?),
+            },
+            blob_held: args
+                .get(7)
+                .and_then(Token::as_atom)
+                .is_some_and(|a| a.eq_ignore_ascii_case("HAVE")),
+        })
+    }
+
+    /// Encodes `* RECORD ...`.
+    pub fn encode(enc: &mut Encoder, r: &tern_store::Record, held: bool) {
+        enc.raw("* RECORD ")
+            .number(u64::from(r.uid))
+            .sp()
+            .number(r.modseq)
+            .sp();
+        enc.raw(&r.internaldate.to_string())
+            .sp()
+            .number(r.size)
+            .sp()
+            .atom(&r.guid.to_hex())
+            .sp();
+        encode_flags(enc, &r.flags);
+        enc.sp();
+        match r.expunged_modseq {
+            Some(m) => enc.number(m),
+            None => enc.nil(),
+        };
+        enc.raw(if held { " HAVE" } else { " MISSING" }).crlf();
+    }
+}

@@ -1,0 +1,125 @@
+//! Round trips of typed commands through the wire encoding.
+
+use super::*;
+use crate::wire::{parse_command, Limits, LineReader};
+use tern_store::{Flags, MailboxState, ReplicaAppend};
+
+fn command(text: &[u8]) -> Command {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut reader = LineReader::new(text, Limits::default());
+        let line = reader.read_line(&mut |_| true).await.unwrap();
+        parse_command(&line).unwrap()
+    })
+}
+
+fn sample() -> MailboxUpdate {
+    MailboxUpdate {
+        user: "alice".into(),
+        uniqueid: Some(UniqueId::random()),
+        expect: Some(41),
+        state: MailboxState {
+            name: "Lists/rust äö".into(),
+            partition: "default".into(),
+            uidvalidity: 1_700_000_000,
+            last_uid: 9,
+            highest_modseq: 50,
+            acl: "alice\tlrswipkxtecda".into(),
+            annotations: vec![("/vendor/tern/expire".into(), "30".into())],
+            special_use: Some("\\Archive".into()),
+            ..Default::default()
+        },
+        reset: true,
+        appends: vec![ReplicaAppend {
+            uid: 9,
+            modseq: 50,
+            internaldate: -5,
+            size: 5,
+            guid: Guid::of(b"hello"),
+            flags: Flags::parse_list("\\Seen $Label").unwrap(),
+            data: Some(b"hello".to_vec()),
+        }],
+        stores: vec![(
+            vec![1, 2, 3, 7],
+            44,
+            Flags::parse_list("\\Flagged").unwrap(),
+        )],
+        expunges: vec![(vec![4, 5], 45)],
+        digest: Some("ab".repeat(20)),
+    }
+}
+
+#[test]
+fn update_survives_encoding() {
+    let u = sample();
+    let mut enc = Encoder::new();
+    encode_update(&mut enc, "t1", &u);
+    let Request::Update(back) = Request::parse(command(enc.bytes())).unwrap() else {
+        panic!("not an UPDATE");
+    };
+    assert_eq!(back.state, u.state);
+    assert_eq!(
+        (back.expect, back.reset, &back.digest),
+        (u.expect, u.reset, &u.digest)
+    );
+    assert_eq!(back.appends, u.appends);
+    assert_eq!(back.stores, u.stores);
+    assert_eq!(back.expunges, u.expunges);
+}
+
+#[test]
+fn unknown_state_keys_are_ignored() {
+    // A newer master may add keys; this version must skip them.
+    let text = format!(
+        "t UPDATE alice {} NIL (FUTURE (1 2 3) NAME INBOX PARTITION default UIDVALIDITY 7 LASTUID 0 HIGHESTMODSEQ 3 ALSONEW \"x\") ()\r\n",
+        UniqueId::random()
+    );
+    let Request::Update(u) = Request::parse(command(text.as_bytes())).unwrap() else {
+        panic!("not an UPDATE");
+    };
+    assert_eq!(
+        (
+            u.state.name.as_str(),
+            u.state.uidvalidity,
+            u.state.highest_modseq
+        ),
+        ("INBOX", 7, 3)
+    );
+}
+
+#[test]
+fn missing_required_keys_and_bad_items_are_refused() {
+    let id = UniqueId::random();
+    for text in [
+        format!("t UPDATE alice {id} NIL (NAME INBOX PARTITION default LASTUID 0 HIGHESTMODSEQ 3) ()\r\n"),
+        format!("t UPDATE alice {id} NIL (NAME INBOX PARTITION default UIDVALIDITY 1 LASTUID 0 HIGHESTMODSEQ 3) (FROB 1)\r\n"),
+        format!("t UPDATE alice {id} NIL (NAME INBOX PARTITION default UIDVALIDITY 1 LASTUID 0 HIGHESTMODSEQ 3) (STORE 5:x 3 ())\r\n"),
+        "t UPDATE alice not-an-id NIL () ()\r\n".to_owned(),
+        format!("t RESERVE () {}\r\n", "zz".repeat(20)),
+    ] {
+        assert!(Request::parse(command(text.as_bytes())).is_err(), "{text}");
+    }
+}
+
+#[test]
+fn user_state_survives_encoding() {
+    let s = UserState {
+        name: "bob".into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        is_admin: false,
+        quota: Quota {
+            storage: Some(1000),
+            messages: None,
+        },
+        subscriptions: vec!["INBOX".into(), "Lists/rust".into()],
+        modseq: 0,
+    };
+    let mut enc = Encoder::new();
+    encode_user(&mut enc, "t2", &s);
+    let Request::User(back) = Request::parse(command(enc.bytes())).unwrap() else {
+        panic!("not a USER");
+    };
+    assert_eq!(back, s);
+}

@@ -1,0 +1,81 @@
+//! Decoding single tokens of a command or response.
+
+use tern_store::{Flags, Guid, Uid, UniqueId};
+
+use crate::wire::{parse_uid_set, Token};
+
+/// Most UIDs one uid set may expand to.
+const MAX_SET: usize = 1_000_000;
+
+/// Why a command could not be decoded: answered `BAD` with this text.
+pub type Malformed = String;
+
+pub(crate) fn atom_or_string(t: Option<&Token>, what: &str) -> Result<String, Malformed> {
+    t.and_then(Token::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{what} expected"))
+}
+
+pub(crate) fn number(t: Option<&Token>, what: &str) -> Result<u64, Malformed> {
+    t.and_then(Token::as_number)
+        .ok_or_else(|| format!("{what}: number expected"))
+}
+
+pub(crate) fn signed(t: Option<&Token>, what: &str) -> Result<i64, Malformed> {
+    match t {
+        Some(Token::Number(n)) => i64::try_from(*n).map_err(|_| format!("{what}: too large")),
+        Some(Token::Atom(a)) => a.parse().map_err(|_| format!("{what}: number expected")),
+        _ => Err(format!("{what}: number expected")),
+    }
+}
+
+pub(crate) fn uid32(t: Option<&Token>, what: &str) -> Result<u32, Malformed> {
+    u32::try_from(number(t, what)?).map_err(|_| format!("{what}: out of range"))
+}
+
+pub(crate) fn list<'a>(t: Option<&'a Token>, what: &str) -> Result<&'a [Token], Malformed> {
+    t.and_then(Token::as_list)
+        .ok_or_else(|| format!("{what}: list expected"))
+}
+
+/// Parses a unique id token.
+pub fn uniqueid(t: Option<&Token>) -> Result<UniqueId, Malformed> {
+    t.and_then(Token::as_str)
+        .and_then(UniqueId::parse)
+        .ok_or_else(|| "unique id expected".to_owned())
+}
+
+/// Parses a GUID token.
+pub fn guid(t: Option<&Token>) -> Result<Guid, Malformed> {
+    t.and_then(Token::as_str)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "GUID expected".to_owned())
+}
+
+/// Parses a flag list.
+pub fn flags(t: Option<&Token>) -> Result<Flags, Malformed> {
+    let items = list(t, "flags")?;
+    let mut out = Flags::new();
+    for f in items {
+        let text = f.as_str().ok_or("flag expected")?;
+        out.insert(tern_store::Flag::parse(text).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+/// Looks a key up in a plist; keys are case-insensitive.
+pub fn plist_get<'a>(items: &'a [Token], key: &str) -> Option<&'a Token> {
+    items
+        .chunks(2)
+        .find(|kv| kv.len() == 2 && kv[0].as_atom().is_some_and(|k| k.eq_ignore_ascii_case(key)))
+        .map(|kv| &kv[1])
+}
+
+pub(crate) fn uid_set(t: Option<&Token>) -> Result<Vec<Uid>, Malformed> {
+    let text = match t {
+        Some(Token::Number(n)) => n.to_string(),
+        Some(other) => other.as_str().ok_or("uid set expected")?.to_owned(),
+        None => return Err("uid set expected".into()),
+    };
+    parse_uid_set(&text, MAX_SET).ok_or_else(|| "bad uid set".to_owned())
+}
