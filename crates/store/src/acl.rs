@@ -217,29 +217,6 @@ impl Actor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rights_parse_and_print_in_rfc_order() {
-        assert_eq!(Rights::parse("alr").unwrap().to_string(), "lra");
-        assert_eq!(Rights::parse("cd").unwrap().to_string(), "kxte");
-        assert!(Rights::parse("lrz").is_err());
-        assert_eq!(Rights::ALL.to_string(), "lrswipkxtea");
-    }
-
-    #[test]
-    fn acl_round_trips_and_replaces_entries() {
-        let mut acl = Acl::parse("bob\tlr\tanyone\tp");
-        assert_eq!(acl.get("bob").to_string(), "lr");
-        acl.set("bob", Some(Rights::parse("lrs").unwrap()));
-        acl.set("anyone", None);
-        assert_eq!(acl.to_string(), "bob\tlrs");
-        assert_eq!(Acl::parse(&acl.to_string()), acl);
-    }
-}
-
 /// The name under which other users' mailboxes appear: `Other Users/<owner>/<name>`.
 pub const OTHER_USERS: &str = "Other Users";
 
@@ -322,4 +299,27 @@ fn split_other(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix(OTHER_USERS)?.strip_prefix('/')?;
     let (owner, mailbox) = rest.split_once('/')?;
     (!owner.is_empty() && !mailbox.is_empty()).then_some((owner, mailbox))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rights_parse_and_print_in_rfc_order() {
+        assert_eq!(Rights::parse("alr").unwrap().to_string(), "lra");
+        assert_eq!(Rights::parse("cd").unwrap().to_string(), "kxte");
+        assert!(Rights::parse("lrz").is_err());
+        assert_eq!(Rights::ALL.to_string(), "lrswipkxtea");
+    }
+
+    #[test]
+    fn acl_round_trips_and_replaces_entries() {
+        let mut acl = Acl::parse("bob\tlr\tanyone\tp");
+        assert_eq!(acl.get("bob").to_string(), "lr");
+        acl.set("bob", Some(Rights::parse("lrs").unwrap()));
+        acl.set("anyone", None);
+        assert_eq!(acl.to_string(), "bob\tlrs");
+        assert_eq!(Acl::parse(&acl.to_string()), acl);
+    }
 }

@@ -89,6 +89,22 @@ pub struct ReplicaAppend {
     pub data: Option<Vec<u8>>,
 }
 
+impl ReplicaAppend {
+    /// The append that recreates `record` (with `data`, or `None` when the receiver
+    /// holds the blob).
+    pub fn of(record: &crate::Record, data: Option<Vec<u8>>) -> ReplicaAppend {
+        ReplicaAppend {
+            uid: record.uid,
+            modseq: record.modseq,
+            internaldate: record.internaldate,
+            size: record.size,
+            guid: record.guid,
+            flags: record.flags.clone(),
+            data,
+        }
+    }
+}
+
 /// One UPDATE: everything that brings one mailbox to the master's state.
 #[derive(Debug, Clone, Default)]
 pub struct MailboxUpdate {

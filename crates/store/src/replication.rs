@@ -103,13 +103,7 @@ impl Store {
                 .query_map(params![mailbox.id, since as i64], Record::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
             let annotations = annotations_of(conn, mailbox.id)?;
-            let digest = mailbox_digest(
-                conn,
-                mailbox.id,
-                mailbox.uidvalidity,
-                mailbox.last_uid,
-                mailbox.highest_modseq,
-            )?;
+            let digest = current_digest(conn, &mailbox)?;
             Ok(MailboxChanges {
                 mailbox,
                 annotations,
@@ -132,13 +126,7 @@ impl Store {
             let records = stmt
                 .query_map([mailbox.id], Record::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
-            let digest = mailbox_digest(
-                conn,
-                mailbox.id,
-                mailbox.uidvalidity,
-                mailbox.last_uid,
-                mailbox.highest_modseq,
-            )?;
+            let digest = current_digest(conn, &mailbox)?;
             Ok((mailbox, records, digest))
         })
     }
@@ -242,6 +230,11 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// The digest of a mailbox as it stands, inside a caller's transaction.
+fn current_digest(conn: &rusqlite::Connection, m: &Mailbox) -> Result<String> {
+    mailbox_digest(conn, m.id, m.uidvalidity, m.last_uid, m.highest_modseq)
 }
 
 /// A mailbox's annotations by key, inside a caller's transaction.

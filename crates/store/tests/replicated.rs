@@ -20,15 +20,7 @@ fn full_update(master: &Store, user: &str, name: &str, expect: Option<Modseq>) -
     let appends = c
         .records
         .iter()
-        .map(|r| ReplicaAppend {
-            uid: r.uid,
-            modseq: r.modseq,
-            internaldate: r.internaldate,
-            size: r.size,
-            guid: r.guid,
-            flags: r.flags.clone(),
-            data: Some(master.message(&c.mailbox, r).unwrap()),
-        })
+        .map(|r| ReplicaAppend::of(r, Some(master.message(&c.mailbox, r).unwrap())))
         .collect();
     let expunges = c
         .records

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use tern_store::{Guid, Mailbox, Modseq, Store, Uid, UniqueId};
 
 use super::conn::Connection;
-use super::{reconcile, updates, ClientError, SyncSummary};
+use super::{blocking, reconcile, updates, ClientError, SyncSummary};
 use crate::protocol::{encode_user, ReplicaMailbox, Selection, MAX_RESERVE};
 use crate::wire::{Encoder, Token};
 
@@ -46,10 +46,6 @@ impl Cache {
 const RESERVE_THRESHOLD: u64 = 256 * 1024;
 /// Rounds of retries for mailboxes the replica refused.
 const ROUNDS: usize = 3;
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
 
 /// Combines works of the same user into one.
 pub(crate) fn merge_by_user(works: Vec<Work>) -> Vec<Work> {

@@ -23,6 +23,12 @@ pub use verify::{verify, Difference};
 use crate::protocol::Selection;
 use crate::wire::{Limits, WireError};
 
+/// Runs a store call (blocking disk I/O) from async code without stalling the runtime's
+/// other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// TLS for the client: the server name to check and the trust configuration.
 #[derive(Clone)]
 pub struct ClientTls {

@@ -11,13 +11,9 @@ use std::collections::{HashMap, HashSet};
 use tern_store::{Actor, FlagOp, Guid, Mailbox, MailboxState, MailboxUpdate, ReplicaAppend, Store};
 
 use super::conn::Connection;
-use super::ClientError;
+use super::{blocking, ClientError};
 use crate::protocol::{ReplicaMailbox, ReplicaRecord};
 use crate::wire::{Encoder, Token};
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
 
 /// What became of a mailbox only the replica had.
 pub(crate) enum Orphan {

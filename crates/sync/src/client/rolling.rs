@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::batch::{self, Cache, Work};
 use super::conn::Connection;
-use super::{ClientConfig, ClientError, SyncSummary};
+use super::{blocking, ClientConfig, ClientError, SyncSummary};
 use crate::protocol::Selection;
 
 /// How the rolling client behaves.
@@ -44,10 +44,6 @@ impl Default for RollingOptions {
             quarantine_delay: Duration::from_secs(60),
         }
     }
-}
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 /// A user set aside, and when to try again.

@@ -11,7 +11,7 @@ use tern_store::{
 
 use super::batch::{Plan, Sent};
 use super::conn::Connection;
-use super::{ClientError, SyncSummary};
+use super::{blocking, ClientError, SyncSummary};
 use crate::protocol::{encode_update, ReplicaMailbox};
 use crate::wire::Encoder;
 
@@ -19,10 +19,6 @@ use crate::wire::Encoder;
 const MAX_BATCH_RECORDS: usize = 2000;
 /// Most literal bytes in one UPDATE.
 const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
 
 /// Queues the RENAME (when the name or partition changed) and the UPDATEs that bring
 /// one mailbox in step, reading each message only when the replica lacks it and no
@@ -83,15 +79,7 @@ pub(super) async fn queue_mailbox(
                         store.blobs().read(&c.mailbox.partition, &r.guid, r.size)
                     })?)
                 };
-                update.appends.push(ReplicaAppend {
-                    uid: r.uid,
-                    modseq: r.modseq,
-                    internaldate: r.internaldate,
-                    size: r.size,
-                    guid: r.guid,
-                    flags: r.flags.clone(),
-                    data,
-                });
+                update.appends.push(ReplicaAppend::of(r, data));
             } else {
                 stores
                     .entry((r.modseq, r.flags.to_string()))

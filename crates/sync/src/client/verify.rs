@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tern_store::Store;
 
 use super::conn::Connection;
-use super::{ClientConfig, ClientError};
+use super::{blocking, ClientConfig, ClientError};
 use crate::protocol::{ReplicaMailbox, ReplicaRecord};
 use crate::wire::{Encoder, Token};
 
@@ -30,10 +30,6 @@ impl std::fmt::Display for Difference {
             write!(f, "{}/{}: {}", self.user, self.mailbox, self.what)
         }
     }
-}
-
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
 }
 
 /// Compares `users` (every master user when empty) and returns (mailboxes compared,
