@@ -1988,3 +1988,77 @@ fn a_mailbox_deleted_on_the_master_keeps_what_only_the_replica_got() {
     );
     assert!(old[0].message_id.contains("late"), "{old:?}");
 }
+
+// ------------------------------------------------------------------------------------
+// A rename while a sync runs; users whose names are prefixes of each other.
+
+#[test]
+fn rename_while_a_sync_is_running() {
+    let p = Pair::new();
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Big"]);
+    deliver(p.master.lmtp, "alice", "Big", "big", 0..400);
+    let sync = Command::new(TERN)
+        .arg("--config")
+        .arg(p.mconf())
+        .args(["sync", "--user", "alice"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Rename while the first sync is (most likely) still sending Big's messages.
+    admin_ok(p.mconf(), &["mailbox", "rename", "alice", "Big", "Bigger"]);
+    let out = sync.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    let snap = assert_same(
+        &p.master,
+        &p.replica,
+        "alice",
+        "after a rename during a sync",
+    );
+    assert_eq!(snap.in_mailbox("Bigger").len(), 400);
+    assert!(snap.in_mailbox("Big").is_empty());
+}
+
+#[test]
+fn a_sync_of_one_user_never_touches_another() {
+    let p = Pair::new();
+    add_user(p.mconf(), "ua", PASSWORD, false);
+    add_user(p.mconf(), "uab", PASSWORD, false);
+    deliver(p.master.lmtp, "ua", "", "ua", 0..3);
+    deliver(p.master.lmtp, "uab", "", "uab", 0..3);
+    sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    // uab changes on the master; a sync of ua alone must leave uab's replica as it was.
+    admin_ok(p.mconf(), &["mailbox", "create", "uab", "Extra"]);
+    deliver(p.master.lmtp, "uab", "", "uab-late", 0..2);
+    let before = mailbox_list(&p.replica.config, "uab");
+    let summary = sync_ok(p.mconf(), &["--user", "ua"]);
+    assert!(summary.contains("0 mailboxes"), "{summary}");
+    assert_eq!(
+        mailbox_list(&p.replica.config, "uab"),
+        before,
+        "uab untouched by a sync of ua"
+    );
+    let (clean, _) = verify(p.mconf(), &["--user", "uab"]);
+    assert!(!clean, "uab is still behind");
+    assert!(verify(p.mconf(), &["--user", "ua"]).0, "ua is in step");
+    // Deleting ua on the master removes ua, and only ua, from the replica.
+    admin_ok(p.mconf(), &["user", "del", "ua"]);
+    sync_ok(p.mconf(), &[]);
+    assert_verify_clean(p.mconf());
+    let users = admin_ok(&p.replica.config, &["user", "list"]);
+    assert!(
+        !users
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("ua")),
+        "{users}"
+    );
+    assert!(
+        users
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("uab")),
+        "{users}"
+    );
+}

@@ -311,6 +311,7 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
         Request::Delete { .. } => "DELETE",
         Request::Records { .. } => "RECORDS",
         Request::Message { .. } => "MESSAGE",
+        Request::Users => "USERS",
     };
     let result: Result<Option<String>, StoreError> = (|| match request {
         Request::Mailboxes { user, selection } => {
@@ -331,6 +332,22 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
                 };
                 if wanted {
                     ReplicaMailbox::encode(&mut enc, &m);
+                }
+            }
+            Ok(None)
+        }
+        Request::Users => {
+            for u in store.users()? {
+                if let Some(state) = store.user_state(&u.name)? {
+                    enc.raw("* USER ")
+                        .string(&state.name)
+                        .sp()
+                        .atom(&state.digest());
+                    enc.raw(" (MODSEQ ").number(state.modseq);
+                    enc.raw(" ADMIN ")
+                        .number(u64::from(state.is_admin))
+                        .raw(")")
+                        .crlf();
                 }
             }
             Ok(None)

@@ -179,6 +179,13 @@ pub async fn sync(
     let work: Vec<batch::Work> = match target {
         Target::All => {
             let mut users: Vec<String> = store.users()?.into_iter().map(|u| u.name).collect();
+            // Users only the replica has are removed from it (UNUSER), except its
+            // administrators (the replica's own accounts, such as the one we log in as).
+            for (name, is_admin) in replica_users(config).await? {
+                if !is_admin && name != config.user && !users.contains(&name) {
+                    users.push(name);
+                }
+            }
             users.sort();
             users
                 .into_iter()
@@ -226,6 +233,35 @@ pub async fn sync(
     };
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The replica's users, with their administrator bit (`USERS`).
+async fn replica_users(config: &ClientConfig) -> Result<Vec<(String, bool)>, ClientError> {
+    let mut conn = conn::Connection::open(config).await?;
+    conn.queue_line("USERS");
+    let reply = conn.reply().await?;
+    conn.logout().await;
+    if !reply.ok() {
+        return Err(ClientError::Protocol(format!(
+            "USERS: {}",
+            reply.describe()
+        )));
+    }
+    Ok(reply
+        .untagged
+        .iter()
+        .filter(|(k, _)| k == "USER")
+        .filter_map(|(_, args)| {
+            let name = args.first()?.as_str()?.to_owned();
+            let plist = args
+                .get(2)
+                .and_then(crate::wire::Token::as_list)
+                .unwrap_or(&[]);
+            let admin =
+                crate::protocol::plist_get(plist, "ADMIN").and_then(crate::wire::Token::as_number);
+            Some((name, admin == Some(1)))
+        })
+        .collect())
 }
 
 fn finish(

@@ -85,6 +85,8 @@ pub enum Request {
         /// Mailbox.
         uniqueid: UniqueId,
     },
+    /// `USERS`: every user of the replica, as `* USER` lines.
+    Users,
     /// `MESSAGE guid size`
     Message {
         /// Blob.
@@ -153,6 +155,7 @@ impl Request {
                 user: user()?,
                 uniqueid: uniqueid(a.get(1))?,
             },
+            "USERS" => Request::Users,
             "MESSAGE" => Request::Message {
                 guid: guid(a.first())?,
                 size: number(a.get(1), "size")?,
