@@ -6,6 +6,8 @@
 //! store transaction. Both sides encode and decode through [`protocol`], over the
 //! IMAP-style tokens of [`wire`].
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod protocol;
 pub mod server;

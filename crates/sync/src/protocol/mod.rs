@@ -20,6 +20,7 @@ pub use tokens::{flags, guid, plist_get, uniqueid, Malformed};
 use update::parse_update;
 pub use update::{encode_flags, encode_update};
 
+/// The protocol version this build speaks (`TERNSYNC=1`).
 pub const VERSION: u32 = 1;
 
 /// Most GUIDs in one RESERVE.
