@@ -2062,3 +2062,36 @@ fn a_sync_of_one_user_never_touches_another() {
         "{users}"
     );
 }
+
+// ------------------------------------------------------------------------------------
+// Bounds on the sync port: a literal over the bound is refused and the session goes on;
+// a line over the bound ends the session with BYE.
+
+#[test]
+fn sync_port_bounds() {
+    let p = Pair::new();
+    let mut s = RawSync::connect(p.sync_addr());
+    let ok = s.authenticate("repl", REPL_PASSWORD);
+    assert!(ok.starts_with("a1 OK"), "{ok}");
+    // A synchronizing literal larger than any message: BAD [TOOBIG], no continuation.
+    let reply = s.cmd("b1", "MESSAGE {999999999999}");
+    let last = reply.last().unwrap();
+    assert!(last.starts_with("b1 BAD [TOOBIG]"), "{reply:?}");
+    // The session is still usable.
+    let reply = s.cmd("b2", "NOOP");
+    assert!(reply.last().unwrap().starts_with("b2 OK"), "{reply:?}");
+    // A line of 300 KiB without an end: BYE, then the connection closes.
+    let long = vec![b'x'; 300 * 1024];
+    s.writer.write_all(b"b3 MAILBOXES ").unwrap();
+    s.writer.write_all(&long).unwrap();
+    let mut rest = Vec::new();
+    while let Some(line) = s.line() {
+        rest.push(line);
+    }
+    assert!(rest.iter().any(|l| l.starts_with("* BYE")), "{rest:?}");
+    // And the replica serves the next session.
+    let mut again = RawSync::connect(p.sync_addr());
+    assert!(again
+        .authenticate("repl", REPL_PASSWORD)
+        .starts_with("a1 OK"));
+}

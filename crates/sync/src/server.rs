@@ -82,9 +82,18 @@ async fn session(
             Ok(l) => l,
             Err(WireError::Eof) => return Ok(()),
             Err(e) if !e.is_fatal() => {
-                w.write_all(format!("{} BAD {e}\r\n", e.tag().unwrap_or("*")).as_bytes())
+                let code = if matches!(e, WireError::TooBig { .. }) {
+                    "[TOOBIG] "
+                } else {
+                    ""
+                };
+                w.write_all(format!("{} BAD {code}{e}\r\n", e.tag().unwrap_or("*")).as_bytes())
                     .await?;
                 continue;
+            }
+            Err(WireError::LineTooLong) => {
+                w.write_all(b"* BYE line too long\r\n").await?;
+                return Err(WireError::LineTooLong);
             }
             Err(e) => return Err(e),
         };
@@ -195,8 +204,19 @@ async fn authenticate(store: &Store, cmd: &Command) -> Option<String> {
 /// What the read-ahead task hands the applier.
 enum Incoming {
     Command(Command),
-    /// A recoverable wire error: answer BAD and go on.
-    Bad(Option<String>, String),
+    /// A recoverable wire error: answer BAD (with TOOBIG for a bound) and go on.
+    Bad(Option<String>, String, bool),
+    /// A line over the bound: answer BYE after the replies before it, and stop.
+    TooLong,
+}
+
+/// A recoverable wire error as the read-ahead task hands it on.
+fn bad(e: &WireError) -> Incoming {
+    Incoming::Bad(
+        e.tag().map(str::to_owned),
+        e.to_string(),
+        matches!(e, WireError::TooBig { .. }),
+    )
 }
 
 /// Authenticated state: parse ahead, apply in order, answer in order.
@@ -227,12 +247,14 @@ async fn authenticated(
             let item = match line {
                 Ok(line) => match line.into_command() {
                     Ok(c) => Incoming::Command(c),
-                    Err(e) => Incoming::Bad(e.tag().map(str::to_owned), e.to_string()),
+                    Err(e) => bad(&e),
                 },
-                Err(e) if !e.is_fatal() => Incoming::Bad(e.tag().map(str::to_owned), e.to_string()),
+                Err(e) if !e.is_fatal() => bad(&e),
+                Err(WireError::LineTooLong) => Incoming::TooLong,
                 Err(e) => return Err(e),
             };
-            if in_tx.send(item).await.is_err() {
+            let fatal = matches!(item, Incoming::TooLong);
+            if in_tx.send(item).await.is_err() || fatal {
                 return Ok(());
             }
         }
@@ -240,12 +262,12 @@ async fn authenticated(
     while let Some(item) = in_rx.recv().await {
         let cmd = match item {
             Incoming::Command(c) => c,
-            Incoming::Bad(tag, text) => {
-                let code = if text.contains("too big") || text.contains("bound") {
-                    "[TOOBIG] "
-                } else {
-                    ""
-                };
+            Incoming::TooLong => {
+                let _ = out_tx.send(b"* BYE line too long\r\n".to_vec());
+                break;
+            }
+            Incoming::Bad(tag, text, too_big) => {
+                let code = if too_big { "[TOOBIG] " } else { "" };
                 let _ = out_tx.send(
                     format!("{} BAD {code}{text}\r\n", tag.as_deref().unwrap_or("*")).into_bytes(),
                 );
