@@ -86,7 +86,7 @@ def replication_py(a, label, base, run_dir, args, out_json):
 
 # ----------------------------------------------------------------------------
 # master/replica pairs
-class Pair:
+class Pair(S.Instance):
     """A fresh master + replica.  Attributes used by run_one():
     ports       {'imap','lmtp'} of the master (corpus delivery)
     base        replication.py --base (its proxy/rolling pid files go there)
@@ -94,18 +94,7 @@ class Pair:
     full_cmd, incr_cmd, r3_args"""
     name = "?"
     verify_cmd = None
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
+    # start()/stop() around a `with` block come from servers.Instance.
 
     def before_r3(self):
         pass

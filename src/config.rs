@@ -402,6 +402,34 @@ fn positive(key: &str, v: u64) -> anyhow::Result<u64> {
     Ok(v)
 }
 
+/// A rustls client configuration trusting the certificates in `ca` (PEM), for
+/// `[replication] starttls`; errors name `replication.ca_file`.
+pub fn replication_client_tls(
+    ca: &Path,
+    server_name: &str,
+) -> anyhow::Result<tern_sync::client::ClientTls> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let pem = std::fs::read(ca)
+        .with_context(|| format!("replication.ca_file: reading {}", ca.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.with_context(|| format!("replication.ca_file: {}: bad PEM", ca.display()))?)
+            .context("replication.ca_file: unusable certificate")?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("tls: setting up the TLS provider")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tern_sync::client::ClientTls {
+        server_name: server_name.to_owned(),
+        config: Arc::new(config),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

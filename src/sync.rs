@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use tern_store::Store;
-use tern_sync::client::{self, ClientTls, RollingOptions, Target};
+use tern_sync::client::{self, RollingOptions, Target};
 
 use crate::config::Config;
 
@@ -43,7 +43,7 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
     };
     let tls = match &repl.starttls {
         None => None,
-        Some((ca, name)) => Some(client_tls(ca, name)?),
+        Some((ca, name)) => Some(crate::config::replication_client_tls(ca, name)?),
     };
     let client_config = tern_sync::ClientConfig {
         replica: repl.replica.clone(),
@@ -86,8 +86,12 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
         if args.rolling {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
-                wait_for_signal().await;
-                let _ = stop_tx.send(true);
+                match crate::serve::wait_for_signal().await {
+                    Ok(()) => {
+                        let _ = stop_tx.send(true);
+                    }
+                    Err(e) => tracing::warn!("{e:#}: --rolling stops only when killed"),
+                }
             });
             let options = RollingOptions {
                 consumer: args.consumer.clone(),
@@ -108,42 +112,4 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
         println!("{summary}");
         Ok(std::process::ExitCode::SUCCESS)
     })
-}
-
-/// A rustls client configuration trusting the certificates in `ca` (PEM).
-fn client_tls(ca: &std::path::Path, server_name: &str) -> anyhow::Result<ClientTls> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let pem = std::fs::read(ca)
-        .with_context(|| format!("replication.ca_file: reading {}", ca.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots
-            .add(cert.with_context(|| format!("replication.ca_file: {}: bad PEM", ca.display()))?)
-            .context("replication.ca_file: unusable certificate")?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("tls: setting up the TLS provider")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(ClientTls {
-        server_name: server_name.to_owned(),
-        config: Arc::new(config),
-    })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
 }

@@ -166,7 +166,8 @@ async fn session(
         }
     };
     tracing::info!(%user, tls = tls_on, "sync session authenticated");
-    authenticated(reader, w, store).await
+    // After authentication STARTTLS is no longer offered.
+    authenticated(reader, w, store, capabilities(&config, true)).await
 }
 
 fn capabilities(config: &SyncServerConfig, tls_on: bool) -> String {
@@ -224,6 +225,7 @@ async fn authenticated(
     mut reader: Reader,
     mut w: tokio::io::WriteHalf<Box<dyn Io>>,
     store: Store,
+    caps: String,
 ) -> Result<(), WireError> {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
@@ -287,10 +289,8 @@ async fn authenticated(
                 continue;
             }
             "CAPABILITY" => {
-                let _ = out_tx.send(
-                    format!("* CAPABILITY TERNSYNC={VERSION} AUTH=PLAIN LITERAL+\r\n{tag} OK CAPABILITY\r\n")
-                        .into_bytes(),
-                );
+                let _ = out_tx
+                    .send(format!("* CAPABILITY {caps}\r\n{tag} OK CAPABILITY\r\n").into_bytes());
                 continue;
             }
             "STARTTLS" | "AUTHENTICATE" => {

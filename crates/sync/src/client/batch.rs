@@ -157,7 +157,8 @@ enum Queued {
 
 /// What a queued command was, to interpret its reply.
 pub(super) enum Sent {
-    User(String),
+    /// USER: the user and the digest of the state sent.
+    User(String, String),
     Other(String),
     Update {
         user: String,
@@ -313,7 +314,10 @@ async fn one_round(
             continue;
         };
         if view.digest.as_deref() != Some(state.digest().as_str()) {
-            queued.push((Sent::User(w.user.clone()), Queued::User(state.clone())));
+            queued.push((
+                Sent::User(w.user.clone(), state.digest()),
+                Queued::User(state.clone()),
+            ));
         }
         let by_id: HashMap<&UniqueId, &Mailbox> =
             master_boxes.iter().map(|m| (&m.uniqueid, m)).collect();
@@ -510,17 +514,15 @@ async fn one_round(
     for what in sent {
         let reply = conn.reply().await?;
         match what {
-            Sent::User(user) | Sent::Other(user) if !reply.ok() => {
+            Sent::User(user, _) | Sent::Other(user) if !reply.ok() => {
                 if let Some(c) = cache.as_deref_mut() {
                     c.forget_user(&user);
                 }
                 round.failures.push((user, reply.describe()));
             }
-            Sent::User(user) => {
-                if let (Some(c), Ok(Some(s))) =
-                    (cache.as_deref_mut(), blocking(|| store.user_state(&user)))
-                {
-                    c.users.insert(user, Some(s.digest()));
+            Sent::User(user, digest) => {
+                if let Some(c) = cache.as_deref_mut() {
+                    c.users.insert(user, Some(digest));
                 }
             }
             Sent::Other(_) => {}

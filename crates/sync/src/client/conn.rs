@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::{ClientConfig, ClientError};
-use crate::wire::{parse_response, Encoder, LineReader, Response, Status, Token};
+use crate::wire::{parse_response, Encoder, Limits, LineReader, Response, Status, Token};
 use crate::Io;
 
 /// What travelled over one or more sessions.
@@ -85,7 +85,7 @@ impl Connection {
             .await
             .map_err(|e| ClientError::Connect(config.replica.clone(), e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let mut conn = Connection::over(Box::new(tcp), config.limits_for_replies());
+        let mut conn = Connection::over(Box::new(tcp), Limits::default());
         let greeting = conn.read_response().await?;
         let caps = match greeting {
             Response::UntaggedStatus { keyword, code, .. } if keyword == "OK" => {
@@ -128,7 +128,7 @@ impl Connection {
                 .connect(name, plain)
                 .await
                 .map_err(|e| ClientError::Connect(config.replica.clone(), format!("TLS: {e}")))?;
-            let mut upgraded = Connection::over(Box::new(secure), config.limits_for_replies());
+            let mut upgraded = Connection::over(Box::new(secure), Limits::default());
             upgraded.bytes_out = conn.bytes_out;
             upgraded.round_trips = conn.round_trips;
             upgraded.next_tag = conn.next_tag;

@@ -21,7 +21,7 @@ pub use rolling::{rolling, RollingOptions};
 pub use verify::{verify, Difference};
 
 use crate::protocol::Selection;
-use crate::wire::{Limits, WireError};
+use crate::wire::WireError;
 
 /// Runs a store call (blocking disk I/O) from async code without stalling the runtime's
 /// other tasks.
@@ -49,12 +49,6 @@ pub struct ClientConfig {
     pub password: String,
     /// STARTTLS with this configuration when set.
     pub tls: Option<ClientTls>,
-}
-
-impl ClientConfig {
-    fn limits_for_replies(&self) -> Limits {
-        Limits::default()
-    }
 }
 
 /// Why a sync failed.

@@ -92,6 +92,24 @@ async fn fetch(
     Ok(out)
 }
 
+/// Appends `records` (fetched from the replica in one round trip) to the master's
+/// mailbox `target` under new UIDs, keeping their flags and INTERNALDATE.
+async fn copy_back_into(
+    conn: &mut Connection,
+    store: &Store,
+    user: &str,
+    target: &tern_store::UniqueId,
+    records: &[&ReplicaRecord],
+) -> Result<(), ClientError> {
+    let wanted: Vec<(Guid, u64)> = records.iter().map(|r| (r.guid, r.size)).collect();
+    let blobs = fetch(conn, &wanted).await?;
+    let who = actor(user);
+    for r in records {
+        blocking(|| store.append(&who, target, &r.flags, r.internaldate, &blobs[&r.guid]))?;
+    }
+    Ok(())
+}
+
 /// Merges what only the replica has of mailbox `m` into the master: messages under new
 /// UIDs, newer flags and expunges by modseq. Afterwards the master's state is newer
 /// than the replica's, ready to be sent with RESET.
@@ -150,13 +168,9 @@ pub(crate) async fn merge_back(
         "replica diverged from master: merging its changes back"
     );
     blocking(|| store.raise_for_merge(&m.uniqueid, rm.highest_modseq, rm.last_uid))?;
-    let wanted: Vec<(Guid, u64)> = copy_back.iter().map(|r| (r.guid, r.size)).collect();
-    let blobs = fetch(conn, &wanted).await?;
+    let copies: Vec<&ReplicaRecord> = copy_back.iter().collect();
+    copy_back_into(conn, store, user, &m.uniqueid, &copies).await?;
     let who = actor(user);
-    for r in &copy_back {
-        let bytes = &blobs[&r.guid];
-        blocking(|| store.append(&who, &m.uniqueid, &r.flags, r.internaldate, bytes))?;
-    }
     for (uid, flags) in flag_merges {
         blocking(|| store.store_flags(&who, &m.uniqueid, &[uid], FlagOp::Replace, &flags, None))?;
     }
@@ -190,21 +204,7 @@ pub(crate) async fn deleted(
         Some(m) => m,
         None => blocking(|| store.create_mailbox(user, &rm.name, None))?,
     };
-    let wanted: Vec<(Guid, u64)> = new.iter().map(|r| (r.guid, r.size)).collect();
-    let blobs = fetch(conn, &wanted).await?;
-    let who = actor(user);
-    for r in new {
-        blocking(|| {
-            store.append(
-                &who,
-                &target.uniqueid,
-                &r.flags,
-                r.internaldate,
-                &blobs[&r.guid],
-            )
-        })?;
-    }
-    Ok(())
+    copy_back_into(conn, store, user, &target.uniqueid, &new).await
 }
 
 /// Takes back a mailbox only the replica has: adopted whole when the master has no
@@ -235,16 +235,12 @@ pub(crate) async fn orphan(
             .filter(|r| r.expunged_modseq.is_none())
             .map(|r| r.guid)
             .collect();
-        let missing: Vec<&&ReplicaRecord> =
-            live.iter().filter(|r| !known.contains(&r.guid)).collect();
-        let wanted: Vec<(Guid, u64)> = missing.iter().map(|r| (r.guid, r.size)).collect();
-        let blobs = fetch(conn, &wanted).await?;
-        let who = actor(user);
-        for r in missing {
-            blocking(|| {
-                store.append(&who, &m.uniqueid, &r.flags, r.internaldate, &blobs[&r.guid])
-            })?;
-        }
+        let missing: Vec<&ReplicaRecord> = live
+            .iter()
+            .copied()
+            .filter(|r| !known.contains(&r.guid))
+            .collect();
+        copy_back_into(conn, store, user, &m.uniqueid, &missing).await?;
         return Ok(Orphan::Merged);
     }
     let wanted: Vec<(Guid, u64)> = live.iter().map(|r| (r.guid, r.size)).collect();

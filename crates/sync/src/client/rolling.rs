@@ -68,6 +68,9 @@ pub async fn rolling(
         .into_iter()
         .map(|(u, _)| u)
         .collect();
+    // Our own position: read once, then kept here (this process is its only writer),
+    // so an idle poll is one read of the change log.
+    let mut acked = blocking(|| store.changes_acked(&options.consumer))?;
     let mut conn: Option<Connection> = None;
     let mut cache = Cache::default();
     while !*stop.borrow() {
@@ -89,7 +92,6 @@ pub async fn rolling(
                 }
             }
         }
-        let acked = blocking(|| store.changes_acked(&options.consumer))?;
         let entries = blocking(|| store.changes_after(acked, options.max_entries))?;
         let now = Instant::now();
         for (user, q) in &quarantine {
@@ -194,6 +196,7 @@ pub async fn rolling(
         }
         if last_seq > acked {
             blocking(|| store.ack_changes(&options.consumer, last_seq))?;
+            acked = last_seq;
         }
         if outcome.summary.mailboxes > 0 {
             tracing::debug!(summary = %outcome.summary, "rolling batch");

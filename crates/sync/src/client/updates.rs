@@ -120,15 +120,7 @@ pub(super) async fn queue_mailbox(
         encode_update(&mut enc, &tag, &update);
         drop(update);
         conn.queue_encoded(tag, enc).await?;
-        let last_state = last.then(|| ReplicaMailbox {
-            uniqueid: plan.uniqueid.clone(),
-            name: c.mailbox.name.clone(),
-            uidvalidity: c.mailbox.uidvalidity,
-            last_uid: c.mailbox.last_uid,
-            highest_modseq: c.mailbox.highest_modseq,
-            deleted_modseq: c.mailbox.deleted_modseq,
-            partition: c.mailbox.partition.clone(),
-        });
+        let last_state = last.then(|| ReplicaMailbox::of(&c.mailbox));
         sent.push(Sent::Update {
             user: plan.user.clone(),
             uniqueid: plan.uniqueid.clone(),

@@ -49,6 +49,19 @@ pub struct ReplicaRecord {
 }
 
 impl ReplicaMailbox {
+    /// What a replica holding exactly this store mailbox reports for it.
+    pub fn of(m: &tern_store::Mailbox) -> ReplicaMailbox {
+        ReplicaMailbox {
+            uniqueid: m.uniqueid.clone(),
+            name: m.name.clone(),
+            uidvalidity: m.uidvalidity,
+            last_uid: m.last_uid,
+            highest_modseq: m.highest_modseq,
+            deleted_modseq: m.deleted_modseq,
+            partition: m.partition.clone(),
+        }
+    }
+
     /// Decodes the arguments of `* MAILBOX`.
     pub fn parse(args: &[Token]) -> Result<ReplicaMailbox, Malformed> {
         let extra = args.get(5).and_then(Token::as_list).unwrap_or(&[]);

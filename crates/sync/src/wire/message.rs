@@ -107,7 +107,8 @@ fn ascii(run: &[u8]) -> String {
     String::from_utf8_lossy(run).into_owned()
 }
 
-fn command(mut c: Cursor<'_>) -> Result<Command, WireError> {
+/// The tag that starts a command or a tagged response, and the spaces after it.
+fn take_tag(c: &mut Cursor<'_>) -> Result<String, WireError> {
     let tag = ascii(c.take_while(is_tag_char));
     if tag.is_empty() {
         return Err(WireError::syntax(None, "missing tag"));
@@ -115,6 +116,11 @@ fn command(mut c: Cursor<'_>) -> Result<Command, WireError> {
     if !c.spaces() && !c.at_end() {
         return Err(WireError::syntax(None, "bad character in the tag"));
     }
+    Ok(tag)
+}
+
+fn command(mut c: Cursor<'_>) -> Result<Command, WireError> {
+    let tag = take_tag(&mut c)?;
     let err = with_tag(Some(&tag));
     let verb = c.take_while(is_atom_char).to_ascii_uppercase();
     if verb.is_empty() {
@@ -158,13 +164,7 @@ fn response(mut c: Cursor<'_>) -> Result<Response, WireError> {
             }
         };
     }
-    let tag = ascii(c.take_while(is_tag_char));
-    if tag.is_empty() {
-        return Err(WireError::syntax(None, "missing tag"));
-    }
-    if !c.spaces() && !c.at_end() {
-        return Err(WireError::syntax(None, "bad character in the tag"));
-    }
+    let tag = take_tag(&mut c)?;
     let err = with_tag(Some(&tag));
     let status = match c.take_while(is_atom_char).to_ascii_uppercase().as_slice() {
         b"OK" => Status::Ok,
