@@ -18,16 +18,15 @@
 #![deny(missing_docs)]
 
 mod address;
-mod line;
 mod session;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tern_net::{Bound, Gate, Limits, ListenerConfig, MemoryBudget};
 use tern_store::Store;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// Settings of the LMTP listener.
 #[derive(Debug, Clone)]
@@ -40,12 +39,17 @@ pub struct LmtpConfig {
     pub max_recipients: usize,
     /// Most concurrent connections; more are answered `421` and closed.
     pub max_connections: usize,
+    /// Most concurrent connections from one client address; 0 = no such limit.
+    pub max_connections_per_ip: usize,
     /// Window for duplicate suppression by Message-ID; zero turns it off.
     pub duplicate_window: Duration,
     /// Answer over-quota recipients with a permanent `552` instead of `452`.
     pub over_quota_permanent: bool,
-    /// A connection idle this long is closed.
+    /// A connection idle this long between commands is closed.
     pub idle_timeout: Duration,
+    /// The whole DATA body must arrive within this long; a client that stalls is
+    /// told `421` and nothing is stored.
+    pub data_timeout: Duration,
 }
 
 impl Default for LmtpConfig {
@@ -55,33 +59,75 @@ impl Default for LmtpConfig {
             max_message_size: 64 * 1024 * 1024,
             max_recipients: 1000,
             max_connections: 256,
+            max_connections_per_ip: 128,
             duplicate_window: Duration::from_secs(3 * 24 * 3600),
             over_quota_permanent: false,
             idle_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
         }
     }
 }
 
-/// Accepts LMTP connections on `listener` until `shutdown` becomes true; each
-/// connection runs as its own task and is told `421` if still idle at shutdown.
+/// What a client over the connection limits is told.
+const BUSY: &[u8] = b"421 4.3.2 Too many connections, try again later\r\n";
+
+/// The LMTP service of one configuration: its listeners (TCP, Unix socket) share one
+/// connection limit.
+#[derive(Clone)]
+pub struct LmtpServer {
+    store: Store,
+    config: Arc<LmtpConfig>,
+    gate: Arc<Gate>,
+    budget: MemoryBudget,
+}
+
+impl LmtpServer {
+    /// A service on `store`; message bodies in transit are held within `budget`
+    /// (shared with the other protocols), and a body that does not fit is refused
+    /// with `451 4.3.1` after it was read.
+    pub fn new(store: Store, config: LmtpConfig, budget: MemoryBudget) -> LmtpServer {
+        LmtpServer {
+            gate: Gate::new(Limits {
+                max_connections: config.max_connections,
+                max_per_ip: config.max_connections_per_ip,
+            }),
+            store,
+            config: Arc::new(config),
+            budget,
+        }
+    }
+
+    /// Accepts connections on `bound` until `shutdown` becomes true; each session is
+    /// told `421` if still idle at shutdown, and a delivery in progress finishes.
+    pub async fn serve(self, bound: Bound, shutdown: watch::Receiver<bool>) {
+        let listener = ListenerConfig {
+            name: "lmtp",
+            busy: BUSY,
+            implicit_tls: None,
+            handshake_timeout: Duration::from_secs(30),
+            drain_grace: Duration::from_secs(10),
+        };
+        let gate = self.gate.clone();
+        tern_net::serve(bound, gate, listener, shutdown, move |conn| {
+            let this = self.clone();
+            async move { session::run(conn, this.store, this.config, this.budget).await }
+        })
+        .await
+    }
+}
+
+/// Accepts LMTP connections on `listener` until `shutdown` becomes true, with a memory
+/// budget of four maximum-size messages.
 pub async fn serve_tcp(
     listener: TcpListener,
     store: Store,
     config: LmtpConfig,
     shutdown: watch::Receiver<bool>,
 ) {
-    let config = Arc::new(config);
-    accept_loop(
-        || async {
-            let (stream, peer) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            Ok((stream, peer.to_string()))
-        },
-        store,
-        config,
-        shutdown,
-    )
-    .await
+    let budget = MemoryBudget::new(config.max_message_size.saturating_mul(4));
+    LmtpServer::new(store, config, budget)
+        .serve(Bound::Tcp(listener), shutdown)
+        .await
 }
 
 /// As [`serve_tcp`], on a Unix domain socket.
@@ -91,57 +137,8 @@ pub async fn serve_unix(
     config: LmtpConfig,
     shutdown: watch::Receiver<bool>,
 ) {
-    let config = Arc::new(config);
-    accept_loop(
-        || async {
-            let (stream, _) = listener.accept().await?;
-            Ok((stream, "unix".to_owned()))
-        },
-        store,
-        config,
-        shutdown,
-    )
-    .await
-}
-
-async fn accept_loop<A, F, S>(
-    accept: A,
-    store: Store,
-    config: Arc<LmtpConfig>,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    A: Fn() -> F,
-    F: Future<Output = std::io::Result<(S, String)>>,
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    loop {
-        let accepted = tokio::select! {
-            a = accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let (mut stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: pause instead of spinning.
-                tracing::warn!(error = %e, "lmtp accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let _ = stream
-                    .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
-                    .await;
-            });
-            continue;
-        };
-        let (store, config, shutdown) = (store.clone(), config.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            session::run(stream, peer, store, config, shutdown).await;
-            drop(permit);
-        });
-    }
+    let budget = MemoryBudget::new(config.max_message_size.saturating_mul(4));
+    LmtpServer::new(store, config, budget)
+        .serve(Bound::Unix(listener), shutdown)
+        .await
 }

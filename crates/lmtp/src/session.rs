@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
+use tern_net::lines::{read_body, read_line, Body, Line};
+use tern_net::{Connection, MemoryBudget};
 use tern_store::{Delivered, DeliveryOptions, DeliveryTarget, Store, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::watch;
 
 use crate::address::{parse_mail_from, parse_rcpt_to, MailFrom, Recipient};
-use crate::line::{read_body, read_line, Body, Line};
 use crate::LmtpConfig;
 
 /// Longest command line accepted (RFC 5321 4.5.3.1.4 says 512 including CRLF; we allow
@@ -26,6 +26,7 @@ enum Next {
 struct Session<W> {
     store: Store,
     config: Arc<LmtpConfig>,
+    budget: MemoryBudget,
     out: BufWriter<W>,
     greeted: bool,
     mail: Option<MailFrom>,
@@ -35,20 +36,23 @@ struct Session<W> {
 
 /// Runs one session to its end. Errors on the socket end the session; nothing is
 /// stored for a transaction whose DATA did not complete.
-pub(crate) async fn run<S>(
-    stream: S,
-    peer: String,
+pub(crate) async fn run(
+    conn: Connection,
     store: Store,
     config: Arc<LmtpConfig>,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (read, write) = tokio::io::split(stream);
-    let mut input = BufReader::with_capacity(64 * 1024, read);
+    budget: MemoryBudget,
+) {
+    let Connection {
+        transport,
+        peer,
+        mut shutdown,
+    } = conn;
+    let (read, write) = tokio::io::split(transport);
+    let mut input = BufReader::with_capacity(16 * 1024, read);
     let mut session = Session {
         store,
         config,
+        budget,
         out: BufWriter::with_capacity(16 * 1024, write),
         greeted: false,
         mail: None,
@@ -288,13 +292,31 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             .await?;
         self.out.flush().await?;
         let header = format!("Return-Path: <{}>\r\n", mail.reverse_path);
-        let body = match read_body(
-            input,
-            self.config.max_message_size.saturating_sub(header.len()),
+        let mut held = self.budget.reservation();
+        let read = tokio::time::timeout(
+            self.config.data_timeout,
+            read_body(
+                input,
+                self.config.max_message_size.saturating_sub(header.len()),
+                &mut held,
+            ),
         )
-        .await?
-        {
+        .await;
+        let Ok(read) = read else {
+            self.reply("421 4.4.2 Timeout waiting for the message, closing connection")
+                .await?;
+            return Ok(Next::Close);
+        };
+        let body = match read? {
             Body::Eof => return Ok(Next::Close),
+            Body::OverBudget => {
+                for _ in 0..self.recipients.len() {
+                    self.reply("451 4.3.1 Insufficient system resources, try again later")
+                        .await?;
+                }
+                self.reset();
+                return Ok(Next::Continue);
+            }
             Body::TooBig => {
                 for _ in 0..self.recipients.len() {
                     self.reply("552 5.3.4 Message size exceeds fixed maximum message size")
@@ -310,6 +332,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         message.extend_from_slice(&body);
         drop(body);
         let replies = self.deliver(message).await;
+        drop(held);
         for reply in replies {
             self.reply(&reply).await?;
         }

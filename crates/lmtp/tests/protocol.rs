@@ -413,3 +413,89 @@ fn random_input_never_breaks_the_server() {
         assert_eq!(tern_store::Guid::of(&bytes), r.guid);
     }
 }
+
+fn start_data(c: &mut Client) {
+    c.cmd("LHLO x");
+    assert!(c.cmd("MAIL FROM:<a@b>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@x>").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+}
+
+#[test]
+fn a_stalled_data_is_cut_off_and_stores_nothing() {
+    let server = start(LmtpConfig {
+        data_timeout: Duration::from_secs(1),
+        ..LmtpConfig::default()
+    });
+    let mut c = Client::connect(server.addr);
+    start_data(&mut c);
+    c.send(b"Subject: half\r\n\r\nthe first half and then nothing");
+    assert!(c.reply().starts_with("421 4.4.2"));
+    assert!(c.closed());
+    assert_eq!(inbox_bodies(&server.store, "alice", "INBOX").len(), 0);
+}
+
+#[test]
+fn connections_past_the_per_address_limit_are_told_421() {
+    let server = start(LmtpConfig {
+        max_connections_per_ip: 2,
+        ..LmtpConfig::default()
+    });
+    let _a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut third = BufReader::new(stream);
+    let mut line = String::new();
+    third.read_line(&mut line).unwrap();
+    assert!(line.starts_with("421 4.3.2"), "{line}");
+    // The others are unaffected, and a place freed is a place for the next client.
+    assert!(b.cmd("NOOP").starts_with("250"));
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut d = Client::connect(server.addr);
+    assert!(d.cmd("NOOP").starts_with("250"));
+}
+
+#[test]
+fn bodies_beyond_the_memory_budget_are_refused_with_a_temporary_error() {
+    // The budget of `serve_tcp` is four maximum-size messages.
+    let server = start(LmtpConfig {
+        max_message_size: 64 * 1024,
+        ..LmtpConfig::default()
+    });
+    let chunk = {
+        let mut v = b"Subject: big\r\n\r\n".to_vec();
+        for _ in 0..600 {
+            v.extend_from_slice(&[b'z'; 98]);
+            v.extend_from_slice(b"\r\n");
+        }
+        v
+    };
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut c = Client::connect(server.addr);
+        start_data(&mut c);
+        c.send(&chunk);
+        stalled.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = Client::connect(server.addr);
+    start_data(&mut c);
+    c.send(&chunk);
+    c.send(b".\r\n");
+    assert!(c.reply().starts_with("451 4.3.1"));
+    assert!(c.cmd("NOOP").starts_with("250"));
+    // Once the others finish, the same message fits.
+    for mut s in stalled {
+        s.send(b".\r\n");
+        assert!(s.reply().starts_with("250"));
+    }
+    start_data(&mut c);
+    c.send(&chunk);
+    c.send(b".\r\n");
+    assert!(c.reply().starts_with("250"));
+    assert_eq!(inbox_bodies(&server.store, "alice", "INBOX").len(), 5);
+}

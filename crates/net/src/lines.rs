@@ -1,14 +1,19 @@
-//! Bounded reading of command lines and of the DATA body.
+//! Bounded reading of command lines and of dot-terminated bodies (LMTP DATA, and the
+//! POP3 and NNTP multi-line forms).
 //!
 //! Nothing here buffers more than the caller's bound: an over-long command line is
-//! consumed up to its end and reported as such, and an over-size DATA body is read to
-//! its terminating dot (so the session stays in step) without being kept.
+//! consumed up to its end and reported as such, and an over-size body is read to
+//! its terminating dot (so the session stays in step) without being kept. Neither
+//! function has a clock: callers wrap them in their protocol's timeout, which is safe
+//! because both only consume bytes they have finished with.
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+use crate::budget::Reservation;
+
 /// One command line, or why there is none.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
+pub enum Line {
     /// A complete line without its line ending.
     Complete(Vec<u8>),
     /// The line was longer than the bound; it has been consumed and discarded.
@@ -18,7 +23,7 @@ pub(crate) enum Line {
 }
 
 /// Reads one line ending in LF (a preceding CR is removed), holding at most `max` bytes.
-pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
+pub async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> std::io::Result<Line> {
@@ -56,29 +61,35 @@ pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
     }
 }
 
-/// The body of a DATA command.
+/// A dot-terminated body.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Body {
+pub enum Body {
     /// The message, dot-unstuffed, every line ending normalised to CRLF.
     Complete(Vec<u8>),
     /// The message was larger than the bound; it was consumed up to the final dot.
     TooBig,
+    /// The server's [`MemoryBudget`](crate::MemoryBudget) could not hold it; it was
+    /// consumed up to the final dot. The client should try again later.
+    OverBudget,
     /// The connection closed before the final dot: nothing may be stored.
     Eof,
 }
 
-/// Reads a DATA body up to the line holding a single dot.
+/// Reads a body up to the line holding a single dot.
 ///
 /// Bare LF line endings become CRLF, so what is stored is a valid RFC 5322 message
 /// whatever the client's line endings; a leading dot is removed from lines that have
-/// one (RFC 5321 4.5.2).
-pub(crate) async fn read_body<R: AsyncBufRead + Unpin>(
+/// one (RFC 5321 4.5.2). The bytes kept are covered by `reservation` as they grow
+/// (the caller keeps it as long as it keeps the body).
+pub async fn read_body<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
+    reservation: &mut Reservation,
 ) -> std::io::Result<Body> {
-    let mut body = Vec::with_capacity(16 * 1024);
+    let mut body = Vec::new();
     let mut line = Vec::with_capacity(1024);
     let mut too_big = false;
+    let mut over_budget = false;
     loop {
         let buf = reader.fill_buf().await?;
         if buf.is_empty() {
@@ -94,6 +105,8 @@ pub(crate) async fn read_body<R: AsyncBufRead + Unpin>(
         if ends_line && (line == b".\r\n" || line == b".\n") {
             return Ok(if too_big {
                 Body::TooBig
+            } else if over_budget {
+                Body::OverBudget
             } else {
                 Body::Complete(body)
             });
@@ -102,7 +115,11 @@ pub(crate) async fn read_body<R: AsyncBufRead + Unpin>(
             too_big = true;
             body = Vec::new();
         }
-        if too_big {
+        if !too_big && !over_budget && !reservation.cover(body.len() + line.len()) {
+            over_budget = true;
+            body = Vec::new();
+        }
+        if too_big || over_budget {
             // Only the final dot matters now: forget the line, but remember whether it
             // could still be a lone dot.
             if ends_line {
@@ -137,9 +154,38 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    use crate::MemoryBudget;
+
     async fn body(input: &[u8], max: usize) -> Body {
         let mut r = tokio::io::BufReader::with_capacity(7, input);
-        read_body(&mut r, max).await.unwrap()
+        let mut held = MemoryBudget::new(1 << 20).reservation();
+        read_body(&mut r, max, &mut held).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn body_over_budget_is_consumed_to_the_dot() {
+        let budget = MemoryBudget::new(4096);
+        let mut other = budget.reservation();
+        assert!(other.cover(3000));
+        let mut input = b"y".repeat(2000);
+        input.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+        let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
+        let mut held = budget.reservation();
+        assert_eq!(
+            read_body(&mut r, 1 << 20, &mut held).await.unwrap(),
+            Body::OverBudget
+        );
+        assert_eq!(
+            read_line(&mut r, 100).await.unwrap(),
+            Line::Complete(b"QUIT".to_vec())
+        );
+        drop(other);
+        let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
+        assert!(matches!(
+            read_body(&mut r, 1 << 20, &mut held).await.unwrap(),
+            Body::Complete(_)
+        ));
+        assert!(held.bytes() >= 2002);
     }
 
     #[tokio::test]
@@ -154,7 +200,11 @@ mod tests {
         let mut input = b"x".repeat(100);
         input.extend_from_slice(b"\r\nline\r\n.\r\nQUIT\r\n");
         let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
-        assert_eq!(read_body(&mut r, 10).await.unwrap(), Body::TooBig);
+        let mut held = MemoryBudget::new(1 << 20).reservation();
+        assert_eq!(
+            read_body(&mut r, 10, &mut held).await.unwrap(),
+            Body::TooBig
+        );
         assert_eq!(
             read_line(&mut r, 100).await.unwrap(),
             Line::Complete(b"QUIT".to_vec())

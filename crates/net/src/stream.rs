@@ -1,0 +1,307 @@
+//! The byte stream under a session: a socket ([`Stream`]: TCP or Unix), plain or TLS
+//! ([`Transport`]: implicit, or after STARTTLS), optionally with DEFLATE on top
+//! (IMAP COMPRESS, RFC 4978).
+//!
+//! The types stay the same across an upgrade, so a session needs no new type
+//! parameters: a [`Transport`] is split into an [`Input`] and an [`Output`], and an
+//! upgrade takes the halves apart and builds new ones ([`reunite_plain`] then
+//! [`accept_tls`] for STARTTLS, [`deflate`] for COMPRESS).
+//!
+//! Pitfall handled here: after STARTTLS, bytes the client sent before the handshake
+//! were read in clear text and may have been injected by a man in the middle. The
+//! caller drops its read buffer when it reunites the halves; nothing read before the
+//! handshake is ever executed (RFC 3207 4.2, RFC 9051 6.2.1).
+
+use std::io::{self, Cursor, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_compression::tokio::bufread::DeflateDecoder;
+use async_compression::tokio::write::DeflateEncoder;
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, BufReader, Chain, ReadBuf, ReadHalf, WriteHalf,
+};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::rustls;
+use tokio_rustls::server::TlsStream;
+
+/// A connected socket: TCP, or a Unix domain socket (LMTP from a local MTA).
+pub enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix domain socket connection.
+    Unix(UnixStream),
+}
+
+/// The connection, before any compression.
+pub enum Transport<S = Stream> {
+    /// Clear text.
+    Plain(S),
+    /// TLS, implicit or after STARTTLS.
+    Tls(Box<TlsStream<S>>),
+}
+
+/// Bytes already read off the socket (compressed data the client pipelined after
+/// COMPRESS), then the socket.
+type Compressed<S> = BufReader<Chain<Cursor<Vec<u8>>, ReadHalf<Transport<S>>>>;
+
+/// What a session reads from.
+pub enum Input<S = Stream> {
+    /// The transport as it is.
+    Plain(ReadHalf<Transport<S>>),
+    /// Inflated from raw DEFLATE.
+    Deflate(Box<DeflateDecoder<Compressed<S>>>),
+    /// Placeholder while an upgrade is under way: reads end of input.
+    Closed,
+}
+
+/// What a session writes to.
+pub enum Output<S = Stream> {
+    /// The transport as it is.
+    Plain(WriteHalf<Transport<S>>),
+    /// Deflated to raw DEFLATE; each flush is a sync flush, so nothing is held back.
+    Deflate(Box<DeflateEncoder<WriteHalf<Transport<S>>>>),
+    /// Placeholder while an upgrade is under way: every write fails.
+    Closed,
+}
+
+impl<S> Transport<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// True for TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+
+    /// The uncompressed halves.
+    pub fn split(self) -> (Input<S>, Output<S>) {
+        let (r, w) = tokio::io::split(self);
+        (Input::Plain(r), Output::Plain(w))
+    }
+}
+
+/// TLS on `stream` as the server, within `timeout`; `None` when the handshake fails or
+/// takes too long (the caller closes the connection: there is nothing to answer).
+pub async fn accept_tls<S>(
+    stream: S,
+    config: Arc<rustls::ServerConfig>,
+    timeout: Duration,
+) -> Option<Transport<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    match tokio::time::timeout(timeout, accept).await {
+        Ok(Ok(s)) => Some(Transport::Tls(Box::new(s))),
+        _ => None,
+    }
+}
+
+/// The clear-text stream again, for a TLS handshake: `None` unless both halves are
+/// the plain, uncompressed halves of one clear-text transport. Whatever the caller had
+/// buffered from the input is dropped with it (see the module's pitfall).
+pub fn reunite_plain<S>(input: Input<S>, output: Output<S>) -> Option<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (Input::Plain(r), Output::Plain(w)) = (input, output) else {
+        return None;
+    };
+    if !r.is_pair_of(&w) {
+        return None;
+    }
+    match r.unsplit(w) {
+        Transport::Plain(s) => Some(s),
+        Transport::Tls(_) => None,
+    }
+}
+
+/// Both directions through DEFLATE from here on. `pending` holds bytes already read
+/// from the transport after the command that switched compression on: they are
+/// compressed already. `buffer` is the read buffer's size.
+pub fn deflate<S>(
+    input: Input<S>,
+    pending: Vec<u8>,
+    output: Output<S>,
+    buffer: usize,
+) -> Option<(Input<S>, Output<S>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (Input::Plain(r), Output::Plain(w)) = (input, output) else {
+        return None;
+    };
+    let source = BufReader::with_capacity(buffer, Cursor::new(pending).chain(r));
+    Some((
+        Input::Deflate(Box::new(DeflateDecoder::new(source))),
+        Output::Deflate(Box::new(DeflateEncoder::new(w))),
+    ))
+}
+
+macro_rules! delegate_io {
+    ($ty:ident, $($variant:ident),+) => {
+        impl AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $($ty::$variant(s) => Pin::new(s).poll_read(cx, buf),)+
+                }
+            }
+        }
+
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    $($ty::$variant(s) => Pin::new(s).poll_write(cx, buf),)+
+                }
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    $($ty::$variant(s) => Pin::new(s).poll_write_vectored(cx, bufs),)+
+                }
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                match self {
+                    $($ty::$variant(s) => s.is_write_vectored(),)+
+                }
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $($ty::$variant(s) => Pin::new(s).poll_flush(cx),)+
+                }
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $($ty::$variant(s) => Pin::new(s).poll_shutdown(cx),)+
+                }
+            }
+        }
+    };
+}
+
+delegate_io!(Stream, Tcp, Unix);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Transport<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Transport<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Input<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Input::Plain(r) => Pin::new(r).poll_read(cx, buf),
+            Input::Deflate(r) => Pin::new(r.as_mut()).poll_read(cx, buf),
+            Input::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "connection is being upgraded")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Output<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Output::Plain(w) => Pin::new(w).poll_write(cx, buf),
+            Output::Deflate(w) => Pin::new(w.as_mut()).poll_write(cx, buf),
+            Output::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Output::Plain(w) => Pin::new(w).poll_flush(cx),
+            // A sync flush of the compressor, then a flush of the transport.
+            Output::Deflate(w) => Pin::new(w.as_mut()).poll_flush(cx),
+            Output::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Output::Plain(w) => Pin::new(w).poll_shutdown(cx),
+            Output::Deflate(w) => Pin::new(w.as_mut()).poll_shutdown(cx),
+            Output::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
