@@ -25,9 +25,16 @@ sync = "127.0.0.1:2005"
 max_message_size = 67108864
 max_recipients = 1000
 max_connections = 256
+max_connections_per_ip = 128
 duplicate_window = 259200
 over_quota_permanent = false
 idle_timeout = 300
+data_timeout = 600
+
+[sync]
+max_connections = 64
+max_connections_per_ip = 16
+require_tls = false
 
 [imap]
 max_literal = 67108864
@@ -48,6 +55,28 @@ struct FileConfig {
     imap: Option<ImapFile>,
     tls: Option<TlsFile>,
     replication: Option<ReplicationFile>,
+    sync: Option<SyncFile>,
+    /// Bytes all clients together may make the server hold (message bodies and
+    /// literals in transit).
+    client_memory: Option<u64>,
+}
+
+/// `[sync]`: the replica's sync listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncFile {
+    max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
+    /// Refuse authentication without TLS even from loopback.
+    require_tls: Option<bool>,
+}
+
+/// The sync listener's settings (`[sync]`).
+#[derive(Debug, Clone)]
+pub struct SyncListen {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub require_tls: bool,
 }
 
 /// `[replication]` on a master: where `tern sync` sends and how it authenticates.
@@ -135,11 +164,14 @@ struct LmtpFile {
     max_message_size: Option<u64>,
     max_recipients: Option<u64>,
     max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
     /// Seconds.
     duplicate_window: Option<u64>,
     over_quota_permanent: Option<bool>,
     /// Seconds.
     idle_timeout: Option<u64>,
+    /// Seconds for a whole DATA body.
+    data_timeout: Option<u64>,
 }
 
 /// The configuration in force, validated.
@@ -156,6 +188,10 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `[replication]`, when given (on a master).
     pub replication: Option<Replication>,
+    /// `[sync]`.
+    pub sync: SyncListen,
+    /// Bytes all clients together may make the server hold.
+    pub client_memory: usize,
 }
 
 impl Config {
@@ -185,6 +221,12 @@ impl Config {
             imap: tern_imap::ImapConfig::default(),
             tls: None,
             replication: None,
+            sync: SyncListen {
+                max_connections: 64,
+                max_connections_per_ip: 16,
+                require_tls: false,
+            },
+            client_memory: 256 * 1024 * 1024,
         };
         config.apply(file)?;
         Ok(config)
@@ -229,6 +271,26 @@ impl Config {
             if let Some(v) = l.idle_timeout {
                 lmtp.idle_timeout = Duration::from_secs(positive("lmtp.idle_timeout", v)?);
             }
+            if let Some(v) = l.max_connections_per_ip {
+                lmtp.max_connections_per_ip = v as usize;
+            }
+            if let Some(v) = l.data_timeout {
+                lmtp.data_timeout = Duration::from_secs(positive("lmtp.data_timeout", v)?);
+            }
+        }
+        if let Some(v) = file.sync {
+            if let Some(n) = v.max_connections {
+                self.sync.max_connections = positive("sync.max_connections", n)? as usize;
+            }
+            if let Some(n) = v.max_connections_per_ip {
+                self.sync.max_connections_per_ip = n as usize;
+            }
+            if let Some(b) = v.require_tls {
+                self.sync.require_tls = b;
+            }
+        }
+        if let Some(v) = file.client_memory {
+            self.client_memory = positive("client_memory", v)? as usize;
         }
         if let Some(i) = file.imap {
             let imap = &mut self.imap;

@@ -35,6 +35,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     // Every message stored from now on is summarised and text-indexed for IMAP.
     store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
+    check_open_files(&config);
+    // One allowance for what clients make the server hold, and one record of failed
+    // logins, shared by every listener.
+    let budget = tern_net::MemoryBudget::new(config.client_memory);
+    let throttle = std::sync::Arc::new(tern_net::AuthThrottle::new(Default::default()));
+    let lmtp = tern_lmtp::LmtpServer::new(store.clone(), config.lmtp.clone(), budget.clone());
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     // One IMAP service for both IMAP listeners: one connection limit, one MIME cache.
@@ -52,12 +58,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "listen.lmtp" => {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("lmtp listening on {}", listener.local_addr()?);
-                tasks.spawn(tern_lmtp::serve_tcp(
-                    listener,
-                    store.clone(),
-                    config.lmtp.clone(),
-                    stopped.clone(),
-                ));
+                tasks.spawn(
+                    lmtp.clone()
+                        .serve(tern_net::Bound::Tcp(listener), stopped.clone()),
+                );
             }
             "listen.imap" => {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
@@ -83,6 +87,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                     store.clone(),
                     tern_sync::SyncServerConfig {
                         tls: tls.clone(),
+                        require_tls: config.sync.require_tls,
+                        max_connections: config.sync.max_connections,
+                        max_connections_per_ip: config.sync.max_connections_per_ip,
+                        throttle: throttle.clone(),
                         ..Default::default()
                     },
                     stopped.clone(),
@@ -97,12 +105,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let listener = UnixListener::bind(path)
             .with_context(|| format!("listen.lmtp_socket: binding {}", path.display()))?;
         tracing::info!("lmtp listening on unix:{}", path.display());
-        tasks.spawn(tern_lmtp::serve_unix(
-            listener,
-            store.clone(),
-            config.lmtp.clone(),
-            stopped.clone(),
-        ));
+        tasks.spawn(
+            lmtp.clone()
+                .serve(tern_net::Bound::Unix(listener), stopped.clone()),
+        );
     }
     if tasks.is_empty() {
         anyhow::bail!("no listener configured: add at least one address under [listen]");
@@ -117,6 +123,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Raises the open-file limit as far as allowed and warns when the connection limits
+/// configured could still run the process out of file descriptors (each connection is
+/// one; the index, blobs being read and the listeners need a few hundred more).
+fn check_open_files(config: &Config) {
+    let wanted = config.imap.max_connections
+        + config.lmtp.max_connections
+        + config.sync.max_connections
+        + 512;
+    match tern_net::rlimit::raise_open_files() {
+        Ok(limit) if (limit as usize) < wanted => tracing::warn!(
+            open_files = limit,
+            needed = wanted,
+            "the open-file limit is below what the connection limits need: \
+             raise it (LimitNOFILE=, ulimit -n) or lower max_connections"
+        ),
+        Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),
+    }
 }
 
 /// Waits for SIGTERM or SIGINT; an error when the handlers cannot be installed.

@@ -2095,3 +2095,57 @@ fn sync_port_bounds() {
         .authenticate("repl", REPL_PASSWORD)
         .starts_with("a1 OK"));
 }
+
+// ------------------------------------------------------------------------------------
+// Before authentication the sync port takes no literal at all: a synchronizing one is
+// refused at once (no continuation, the session goes on), a non-synchronizing one ends
+// the session before its octets are read. Without TLS a password is refused where TLS
+// is required.
+
+#[test]
+fn sync_port_takes_no_literals_before_authentication() {
+    let p = Pair::new();
+    let mut s = RawSync::connect(p.sync_addr());
+    s.writer
+        .write_all(b"a1 AUTHENTICATE PLAIN {12}\r\n")
+        .unwrap();
+    let reply = s.read_tagged("a1");
+    assert_eq!(reply.len(), 1, "no continuation: {reply:?}");
+    assert!(reply[0].starts_with("a1 BAD [TOOBIG]"), "{reply:?}");
+    let reply = s.cmd("a2", "NOOP");
+    assert!(reply.last().unwrap().starts_with("a2 OK"), "{reply:?}");
+    // 256 MiB announced: the replica says BYE and closes without reading them.
+    s.writer
+        .write_all(b"a3 AUTHENTICATE PLAIN {268435456+}\r\nxxxx")
+        .unwrap();
+    let mut rest = Vec::new();
+    while let Some(line) = s.line() {
+        rest.push(line);
+    }
+    assert!(
+        rest.first().is_some_and(|l| l.starts_with("* BYE")),
+        "{rest:?}"
+    );
+    // The replica serves the next session.
+    let mut again = RawSync::connect(p.sync_addr());
+    assert!(again
+        .authenticate("repl", REPL_PASSWORD)
+        .starts_with("a1 OK"));
+}
+
+#[test]
+fn sync_port_can_require_tls() {
+    let p = Pair::with_config("", "[sync]\nrequire_tls = true\n");
+    let mut s = RawSync::connect(p.sync_addr());
+    assert!(s.greeting.contains("LOGINDISABLED"), "{}", s.greeting);
+    assert!(!s.greeting.contains("AUTH=PLAIN"), "{}", s.greeting);
+    let r = s.authenticate("repl", REPL_PASSWORD);
+    assert!(r.starts_with("a1 NO [PRIVACYREQUIRED]"), "{r}");
+    let r = s.cmd("b", "MAILBOXES alice ALL");
+    assert!(
+        r.last()
+            .unwrap()
+            .starts_with("b NO [AUTHENTICATIONREQUIRED]"),
+        "{r:?}"
+    );
+}

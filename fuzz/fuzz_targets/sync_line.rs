@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
         max_literals_total: 256,
         max_depth: 4,
         max_tokens: 64,
+        // Both behaviours of an oversized non-synchronizing literal get fuzzed.
+        skip_oversized: control & 0x80 == 0,
     };
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
         return;

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
+use tern_net::sasl::{Exchange, Step};
+use tern_net::{AuthThrottle, Bound, Connection, Gate, Limits as NetLimits, ListenerConfig, Peer};
 use tern_store::{Store, StoreError};
 use tokio::io::{AsyncWriteExt, ReadHalf};
 use tokio::net::TcpListener;
@@ -19,12 +20,41 @@ use crate::wire::{parse_command, Command, Encoder, Limits, LineReader, WireError
 use crate::Io;
 
 /// How the sync listener behaves.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SyncServerConfig {
     /// Offered as STARTTLS when set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Wire bounds.
+    /// Refuse authentication on a connection that is not TLS, even from loopback.
+    /// (Off loopback, a password is never taken in clear text, whatever this says.)
+    pub require_tls: bool,
+    /// Wire bounds after authentication (before it: [`Limits::unauthenticated`]).
     pub limits: Limits,
+    /// Most sessions at once; more are told `* BYE` and closed.
+    pub max_connections: usize,
+    /// Most sessions at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Time to authenticate after connecting, to finish a TLS handshake, and between
+    /// commands once authenticated.
+    pub timeouts: tern_net::Timeouts,
+    /// Penalties for failed authentications, shared with the other listeners.
+    pub throttle: Arc<AuthThrottle>,
+}
+
+impl Default for SyncServerConfig {
+    fn default() -> Self {
+        SyncServerConfig {
+            tls: None,
+            require_tls: false,
+            limits: Limits::default(),
+            max_connections: 64,
+            max_connections_per_ip: 16,
+            timeouts: tern_net::Timeouts {
+                preauth: Duration::from_secs(60),
+                ..tern_net::Timeouts::default()
+            },
+            throttle: Arc::new(AuthThrottle::new(Default::default())),
+        }
+    }
 }
 
 /// Delay before answering a failed authentication.
@@ -33,54 +63,104 @@ const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 /// Commands parsed ahead of the one being applied.
 const READ_AHEAD: usize = 4;
 
+/// What a client over the connection limits is told.
+const BUSY: &[u8] = b"* BYE too many connections, try again later\r\n";
+
 /// Accepts connections until `stopped` turns true; each session runs on its own task.
 pub async fn serve_tcp(
     listener: TcpListener,
     store: Store,
     config: SyncServerConfig,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let (store, config) = (store.clone(), config.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = session(Box::new(stream), store, config).await {
-                            tracing::info!(%peer, error = %e, "sync session ended");
-                        }
-                    });
+    let gate = Gate::new(NetLimits {
+        max_connections: config.max_connections,
+        max_per_ip: config.max_connections_per_ip,
+    });
+    let listener_config = ListenerConfig {
+        name: "sync",
+        busy: BUSY,
+        implicit_tls: None,
+        handshake_timeout: config.timeouts.handshake,
+        drain_grace: Duration::from_secs(10),
+    };
+    let config = Arc::new(config);
+    tern_net::serve(
+        Bound::Tcp(listener),
+        gate,
+        listener_config,
+        stopped,
+        move |conn| {
+            let (store, config) = (store.clone(), config.clone());
+            async move {
+                let peer = conn.peer;
+                if let Err(e) = session(conn, store, config).await {
+                    tracing::info!(%peer, error = %e, "sync session ended");
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "sync accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = stopped.changed() => return,
-        }
-    }
+            }
+        },
+    )
+    .await
 }
 
 type Reader = LineReader<ReadHalf<Box<dyn Io>>>;
+type Writer = tokio::io::WriteHalf<Box<dyn Io>>;
 
 /// Runs one session to its end.
 async fn session(
-    stream: Box<dyn Io>,
+    conn: Connection,
     store: Store,
-    config: SyncServerConfig,
+    config: Arc<SyncServerConfig>,
 ) -> Result<(), WireError> {
-    let (r, mut w) = tokio::io::split(stream);
-    let mut reader = LineReader::new(r, config.limits);
-    let caps = capabilities(&config, false);
+    let Connection {
+        transport, peer, ..
+    } = conn;
+    let (r, mut w) = tokio::io::split(Box::new(transport) as Box<dyn Io>);
+    let reader = LineReader::new(r, Limits::unauthenticated());
+    let caps = capabilities(&config, peer, false);
     w.write_all(format!("* OK [CAPABILITY {caps}] tern replica ready\r\n").as_bytes())
         .await?;
+    let login = tokio::time::timeout(
+        config.timeouts.preauth,
+        unauthenticated(reader, w, &store, &config, peer),
+    )
+    .await;
+    let (mut reader, w, user, tls_on) = match login {
+        Ok(Ok(Some(state))) => state,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            tracing::info!(%peer, "sync session did not authenticate in time");
+            return Ok(());
+        }
+    };
+    tracing::info!(%user, %peer, tls = tls_on, "sync session authenticated");
+    reader.set_limits(config.limits);
+    // After authentication STARTTLS is no longer offered.
+    authenticated(
+        reader,
+        w,
+        store,
+        capabilities(&config, peer, true),
+        config.timeouts.idle,
+    )
+    .await
+}
+
+/// The state before authentication: one command at a time, so STARTTLS can swap the
+/// stream, and no literals at all. `None` when the client left.
+async fn unauthenticated(
+    mut reader: Reader,
+    mut w: Writer,
+    store: &Store,
+    config: &SyncServerConfig,
+    peer: Peer,
+) -> Result<Option<(Reader, Writer, String, bool)>, WireError> {
     let mut tls_on = false;
-    // Not authenticated: one command at a time, so STARTTLS can swap the stream.
-    let user = loop {
-        let line = match reader.read_line(&mut |_| true).await {
+    loop {
+        let line = match reader.read_line(&mut |_| false).await {
             Ok(l) => l,
-            Err(WireError::Eof) => return Ok(()),
+            Err(WireError::Eof) => return Ok(None),
             Err(e) if !e.is_fatal() => {
                 let code = if matches!(e, WireError::TooBig { .. }) {
                     "[TOOBIG] "
@@ -91,9 +171,10 @@ async fn session(
                     .await?;
                 continue;
             }
-            Err(WireError::LineTooLong) => {
-                w.write_all(b"* BYE line too long\r\n").await?;
-                return Err(WireError::LineTooLong);
+            Err(e @ (WireError::LineTooLong | WireError::LiteralRefused { .. })) => {
+                w.write_all(format!("* BYE {e}: no literals before authentication\r\n").as_bytes())
+                    .await?;
+                return Err(e);
             }
             Err(e) => return Err(e),
         };
@@ -108,7 +189,7 @@ async fn session(
         let tag = cmd.tag.clone();
         match cmd.verb.as_str() {
             "CAPABILITY" => {
-                let caps = capabilities(&config, tls_on);
+                let caps = capabilities(config, peer, tls_on);
                 w.write_all(format!("* CAPABILITY {caps}\r\n{tag} OK CAPABILITY\r\n").as_bytes())
                     .await?;
             }
@@ -118,7 +199,7 @@ async fn session(
                     format!("* BYE tern replica closing\r\n{tag} OK LOGOUT\r\n").as_bytes(),
                 )
                 .await?;
-                return Ok(());
+                return Ok(None);
             }
             "STARTTLS" => {
                 let Some(tls) = config.tls.clone().filter(|_| !tls_on) else {
@@ -131,30 +212,38 @@ async fn session(
                     // if they came over TLS: refuse the session.
                     w.write_all(format!("{tag} BAD data after STARTTLS\r\n").as_bytes())
                         .await?;
-                    return Ok(());
+                    return Ok(None);
                 }
                 w.write_all(format!("{tag} OK begin TLS\r\n").as_bytes())
                     .await?;
                 let plain = reader.into_inner().unsplit(w);
-                let secure = tokio_rustls::TlsAcceptor::from(tls).accept(plain).await?;
+                let Some(secure) =
+                    tern_net::stream::accept_tls(plain, tls, config.timeouts.handshake).await
+                else {
+                    return Ok(None);
+                };
                 let (r2, w2) = tokio::io::split(Box::new(secure) as Box<dyn Io>);
-                reader = LineReader::new(r2, config.limits);
+                reader = LineReader::new(r2, Limits::unauthenticated());
                 w = w2;
                 tls_on = true;
             }
-            "AUTHENTICATE" => match authenticate(&store, &cmd).await {
-                Some(user) => {
+            "AUTHENTICATE" if !plaintext_allowed(config, peer, tls_on) => {
+                w.write_all(
+                    format!("{tag} NO [PRIVACYREQUIRED] use STARTTLS before authenticating\r\n")
+                        .as_bytes(),
+                )
+                .await?;
+            }
+            "AUTHENTICATE" => match authenticate(store, &cmd, &config.throttle, peer).await {
+                Ok(user) => {
                     w.write_all(format!("{tag} OK authenticated as {user}\r\n").as_bytes())
                         .await?;
-                    break user;
+                    return Ok(Some((reader, w, user, tls_on)));
                 }
-                None => {
+                Err(text) => {
                     tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                    w.write_all(
-                        format!("{tag} NO [AUTHENTICATIONFAILED] authentication failed\r\n")
-                            .as_bytes(),
-                    )
-                    .await?;
+                    w.write_all(format!("{tag} NO {text}\r\n").as_bytes())
+                        .await?;
                 }
             },
             _ => {
@@ -164,42 +253,68 @@ async fn session(
                 .await?
             }
         }
-    };
-    tracing::info!(%user, tls = tls_on, "sync session authenticated");
-    // After authentication STARTTLS is no longer offered.
-    authenticated(reader, w, store, capabilities(&config, true)).await
+    }
 }
 
-fn capabilities(config: &SyncServerConfig, tls_on: bool) -> String {
-    let mut caps = format!("TERNSYNC={VERSION} AUTH=PLAIN LITERAL+");
+/// Whether a password may be sent: over TLS, or from this machine unless TLS is
+/// required.
+fn plaintext_allowed(config: &SyncServerConfig, peer: Peer, tls_on: bool) -> bool {
+    tls_on || (peer.is_local() && !config.require_tls)
+}
+
+fn capabilities(config: &SyncServerConfig, peer: Peer, tls_on: bool) -> String {
+    let mut caps = format!("TERNSYNC={VERSION} LITERAL+");
+    if plaintext_allowed(config, peer, tls_on) {
+        caps.push_str(" AUTH=PLAIN");
+    } else {
+        caps.push_str(" LOGINDISABLED");
+    }
     if config.tls.is_some() && !tls_on {
         caps.push_str(" STARTTLS");
     }
     caps
 }
 
-/// Checks `AUTHENTICATE PLAIN <base64>`: the identity must be an administrator.
-async fn authenticate(store: &Store, cmd: &Command) -> Option<String> {
-    let mech = cmd.args.first()?.as_str()?;
-    if !mech.eq_ignore_ascii_case("PLAIN") {
-        return None;
+/// Checks `AUTHENTICATE PLAIN <base64>`: the identity must be an administrator. The
+/// error is the text of the `NO` answer.
+async fn authenticate(
+    store: &Store,
+    cmd: &Command,
+    throttle: &AuthThrottle,
+    peer: Peer,
+) -> Result<String, &'static str> {
+    const FAILED: &str = "[AUTHENTICATIONFAILED] authentication failed";
+    let mechanism = cmd.args.first().and_then(|t| t.as_str()).unwrap_or("");
+    let initial = cmd.args.get(1).and_then(|t| t.as_str());
+    if !mechanism.eq_ignore_ascii_case("PLAIN") {
+        return Err("[CANNOT] only PLAIN is offered");
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(cmd.args.get(1)?.as_str()?)
-        .ok()?;
-    let mut parts = decoded.split(|b| *b == 0);
-    let (authz, authc, password) = (parts.next()?, parts.next()?, parts.next()?);
-    let authc = std::str::from_utf8(authc).ok()?.to_owned();
-    if !authz.is_empty() && authz != authc.as_bytes() {
-        return None;
-    }
-    let password = std::str::from_utf8(password).ok()?.to_owned();
+    let Some(initial) = initial else {
+        return Err("[CANNOT] PLAIN needs an initial response here");
+    };
+    let credentials = match Exchange::start(mechanism, Some(initial.as_bytes())) {
+        Ok((_, Step::Done(c))) if !c.wants_proxy() => c,
+        _ => return Err(FAILED),
+    };
+    let wait = throttle.delay(peer.ip(), &credentials.authcid);
+    tokio::time::sleep(wait).await;
+    let account = credentials.authcid.clone();
     let store = store.clone();
-    let user = tokio::task::spawn_blocking(move || store.verify_password(&authc, &password))
-        .await
-        .ok()?
-        .ok()??;
-    user.is_admin.then_some(user.name)
+    let verified = tokio::task::spawn_blocking(move || {
+        store.verify_password(&credentials.authcid, &credentials.password)
+    })
+    .await;
+    match verified {
+        Ok(Ok(Some(user))) if user.is_admin => {
+            throttle.succeeded(peer.ip(), &account);
+            Ok(user.name)
+        }
+        Ok(Ok(_)) => {
+            throttle.failed(peer.ip(), &account);
+            Err(FAILED)
+        }
+        _ => Err("[UNAVAILABLE] try again later"),
+    }
 }
 
 /// What the read-ahead task hands the applier.
@@ -209,6 +324,8 @@ enum Incoming {
     Bad(Option<String>, String, bool),
     /// A line over the bound: answer BYE after the replies before it, and stop.
     TooLong,
+    /// Nothing arrived for the idle timeout: answer BYE and stop.
+    Idle,
 }
 
 /// A recoverable wire error as the read-ahead task hands it on.
@@ -223,9 +340,10 @@ fn bad(e: &WireError) -> Incoming {
 /// Authenticated state: parse ahead, apply in order, answer in order.
 async fn authenticated(
     mut reader: Reader,
-    mut w: tokio::io::WriteHalf<Box<dyn Io>>,
+    mut w: Writer,
     store: Store,
     caps: String,
+    idle: Duration,
 ) -> Result<(), WireError> {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
@@ -243,9 +361,16 @@ async fn authenticated(
     let cont = out_tx.clone();
     let read_ahead = tokio::spawn(async move {
         loop {
-            let line = reader
-                .read_line(&mut |_| cont.send(b"+ go ahead\r\n".to_vec()).is_ok())
-                .await;
+            // Not cancel-safe, but a timeout ends the session anyway.
+            let line = tokio::time::timeout(
+                idle,
+                reader.read_line(&mut |_| cont.send(b"+ go ahead\r\n".to_vec()).is_ok()),
+            )
+            .await;
+            let Ok(line) = line else {
+                let _ = in_tx.send(Incoming::Idle).await;
+                return Ok(());
+            };
             let item = match line {
                 Ok(line) => match line.into_command() {
                     Ok(c) => Incoming::Command(c),
@@ -266,6 +391,10 @@ async fn authenticated(
             Incoming::Command(c) => c,
             Incoming::TooLong => {
                 let _ = out_tx.send(b"* BYE line too long\r\n".to_vec());
+                break;
+            }
+            Incoming::Idle => {
+                let _ = out_tx.send(b"* BYE idle too long\r\n".to_vec());
                 break;
             }
             Incoming::Bad(tag, text, too_big) => {
@@ -459,4 +588,27 @@ fn refusal(e: &StoreError) -> (String, String) {
         _ => "[REFUSED]".to_owned(),
     };
     (code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_need_tls_off_this_machine() {
+        let remote = Peer {
+            addr: Some("192.0.2.9:40000".parse().unwrap()),
+        };
+        let local = Peer {
+            addr: Some("127.0.0.1:40000".parse().unwrap()),
+        };
+        let mut config = SyncServerConfig::default();
+        assert!(!plaintext_allowed(&config, remote, false));
+        assert!(plaintext_allowed(&config, remote, true));
+        assert!(plaintext_allowed(&config, local, false));
+        assert!(capabilities(&config, remote, false).contains("LOGINDISABLED"));
+        config.require_tls = true;
+        assert!(!plaintext_allowed(&config, local, false));
+        assert!(plaintext_allowed(&config, local, true));
+    }
 }

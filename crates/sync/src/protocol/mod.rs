@@ -15,7 +15,7 @@ use tern_store::{Guid, MailboxUpdate, Quota, UniqueId, UserState};
 use crate::wire::{Command, Encoder, Token};
 
 pub use replies::{ReplicaMailbox, ReplicaRecord};
-use tokens::{atom_or_string, list, number};
+use tokens::{atom_or_string, list, number, plist_string};
 pub use tokens::{flags, guid, plist_get, uniqueid, Malformed};
 use update::parse_update;
 pub use update::{encode_flags, encode_update};
@@ -195,7 +195,7 @@ fn parse_user_state(name: String, p: &[Token]) -> Result<UserState, Malformed> {
         subscriptions,
         modseq: 0,
     };
-    if let Some(d) = plist_get(p, "DIGEST").and_then(Token::as_str) {
+    if let Some(d) = plist_string(p, "DIGEST")? {
         if d != state.digest() {
             return Err("DIGEST does not match the user state sent".into());
         }
@@ -224,7 +224,7 @@ pub fn encode_user(enc: &mut Encoder, tag: &str, s: &UserState) {
         }
         enc.string(sub);
     }
-    enc.raw(") DIGEST ").atom(&s.digest()).raw(")").crlf();
+    enc.raw(") DIGEST ").string(&s.digest()).raw(")").crlf();
 }
 
 fn opt_number(enc: &mut Encoder, v: Option<u64>) {

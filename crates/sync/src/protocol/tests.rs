@@ -123,3 +123,28 @@ fn user_state_survives_encoding() {
     };
     assert_eq!(back, s);
 }
+
+#[test]
+fn a_digest_that_looks_like_a_number_survives_encoding() {
+    let mut u = sample();
+    u.digest = Some("1234567890".into());
+    let mut enc = Encoder::new();
+    encode_update(&mut enc, "t1", &u);
+    let Request::Update(back) = Request::parse(command(enc.bytes())).unwrap() else {
+        panic!("not an UPDATE");
+    };
+    assert_eq!(back.digest.as_deref(), Some("1234567890"));
+}
+
+#[test]
+fn a_digest_sent_as_a_number_is_refused_not_ignored() {
+    // Read as "no digest", it would skip the very check it asks for.
+    let u = sample();
+    let mut enc = Encoder::new();
+    encode_update(&mut enc, "t1", &u);
+    let text = String::from_utf8(enc.into_bytes()).unwrap();
+    let forged = text.replace(&"ab".repeat(20), "123");
+    assert!(forged.contains("DIGEST 123"), "{forged}");
+    let err = Request::parse(command(forged.as_bytes())).err().unwrap();
+    assert!(err.contains("DIGEST"), "{err}");
+}

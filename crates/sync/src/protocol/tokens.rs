@@ -71,6 +71,22 @@ pub fn plist_get<'a>(items: &'a [Token], key: &str) -> Option<&'a Token> {
         .map(|kv| &kv[1])
 }
 
+/// The value of an optional plist key that must be a string when present: `Ok(None)`
+/// when the key is absent, an error when it holds anything else (a digest written as
+/// a number must not be read as "no digest", which would skip the check it asks for).
+pub(crate) fn plist_string<'a>(
+    items: &'a [Token],
+    key: &str,
+) -> Result<Option<&'a str>, Malformed> {
+    match plist_get(items, key) {
+        None => Ok(None),
+        Some(t) => t
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| format!("{key}: string expected")),
+    }
+}
+
 pub(crate) fn uid_set(t: Option<&Token>) -> Result<Vec<Uid>, Malformed> {
     let text = match t {
         Some(Token::Number(n)) => n.to_string(),

@@ -3,8 +3,8 @@
 use tern_store::{Flags, MailboxState, MailboxUpdate, ReplicaAppend, UniqueId};
 
 use super::tokens::{
-    atom_or_string, flags, guid, list, number, plist_get, signed, uid32, uid_set, uniqueid,
-    Malformed,
+    atom_or_string, flags, guid, list, number, plist_get, plist_string, signed, uid32, uid_set,
+    uniqueid, Malformed,
 };
 use crate::wire::{encode_uid_set, Encoder, Token};
 
@@ -50,9 +50,7 @@ pub(crate) fn parse_update(mut a: Vec<Token>) -> Result<MailboxUpdate, Malformed
                 .collect::<Result<_, Malformed>>()?,
         },
     };
-    let digest = plist_get(p, "DIGEST")
-        .and_then(Token::as_str)
-        .map(str::to_owned);
+    let digest = plist_string(p, "DIGEST")?.map(str::to_owned);
     let reset = plist_get(p, "RESET")
         .and_then(Token::as_number)
         .unwrap_or(0)
@@ -175,7 +173,7 @@ pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
         enc.raw(" RESET 1");
     }
     if let Some(d) = &u.digest {
-        enc.raw(" DIGEST ").atom(d);
+        enc.raw(" DIGEST ").string(d);
     }
     enc.raw(") (");
     let mut first = true;

@@ -68,6 +68,25 @@ pub struct Limits {
     /// Tokens of one logical line, a list counting as one token besides its elements.
     /// Literals are counted while reading, so a line of many empty literals is bounded.
     pub max_tokens: usize,
+    /// What to do with a non-synchronizing literal over a bound: read and discard it
+    /// (`true`, after authentication: the peer is trusted to be in step), or stop at
+    /// once with the fatal [`WireError::LiteralRefused`] (`false`, before
+    /// authentication, where nobody gets to make the server read 256 MiB).
+    pub skip_oversized: bool,
+}
+
+impl Limits {
+    /// The bounds before authentication: short lines, no literals at all.
+    pub fn unauthenticated() -> Limits {
+        Limits {
+            max_line: 8 * 1024,
+            max_literal: 0,
+            max_literals_total: 0,
+            max_depth: 2,
+            max_tokens: 32,
+            skip_oversized: false,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -80,6 +99,7 @@ impl Default for Limits {
             max_literals_total: 256 * 1024 * 1024,
             max_depth: 8,
             max_tokens: 100_000,
+            skip_oversized: true,
         }
     }
 }
@@ -114,6 +134,13 @@ pub enum WireError {
         /// What was wrong, for a person.
         reason: String,
     },
+    /// A non-synchronizing literal over a bound arrived where
+    /// [`Limits::skip_oversized`] is off. Fatal: answer `* BYE` and close.
+    #[error("literal refused{}", tag_suffix(.tag))]
+    LiteralRefused {
+        /// The line's tag, when it began with one.
+        tag: Option<String>,
+    },
     /// The stream ended cleanly between two lines.
     #[error("end of stream")]
     Eof,
@@ -125,7 +152,10 @@ impl WireError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            WireError::Io(_) | WireError::LineTooLong | WireError::Eof
+            WireError::Io(_)
+                | WireError::LineTooLong
+                | WireError::LiteralRefused { .. }
+                | WireError::Eof
         )
     }
 

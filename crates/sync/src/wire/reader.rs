@@ -67,6 +67,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         self.inner.into_inner()
     }
 
+    /// Enforces `limits` from the next line on (after authentication, the bounds grow).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// How many bytes were read from the stream but not yet consumed as lines.
     pub fn buffered(&self) -> usize {
         self.inner.buffer().len()
@@ -135,6 +140,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 && line.literals.len() < limits.max_tokens;
             if sync && !(fits && on_sync_literal(n)) {
                 return Err(WireError::TooBig { tag });
+            }
+            if !fits && !limits.skip_oversized {
+                return Err(WireError::LiteralRefused { tag });
             }
             if fits {
                 line.texts.push(text);
@@ -275,6 +283,7 @@ mod tests {
             max_literals_total: 40,
             max_depth: 3,
             max_tokens: 20,
+            skip_oversized: true,
         }
     }
 
