@@ -39,6 +39,7 @@ require_tls = false
 [imap]
 max_literal = 67108864
 max_connections = 20000
+max_connections_per_ip = 500
 idle_timeout = 1860
 "#;
 
@@ -137,6 +138,7 @@ pub struct TlsFiles {
 struct ImapFile {
     max_literal: Option<u64>,
     max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
     /// Seconds; RFC 3501 asks for at least 30 minutes.
     idle_timeout: Option<u64>,
     /// Allow LOGIN / AUTHENTICATE PLAIN on a connection that is not TLS.
@@ -299,6 +301,9 @@ impl Config {
             }
             if let Some(v) = i.max_connections {
                 imap.max_connections = positive("imap.max_connections", v)? as usize;
+            }
+            if let Some(v) = i.max_connections_per_ip {
+                imap.max_connections_per_ip = v as usize;
             }
             if let Some(v) = i.idle_timeout {
                 if v < 1800 {

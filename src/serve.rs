@@ -50,7 +50,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             tls: tls.clone(),
             ..config.imap.clone()
         },
-    );
+    )
+    .with_throttle(throttle.clone());
 
     for (key, value) in config.listeners() {
         let addr = parse_addr(key, value)?;

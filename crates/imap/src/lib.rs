@@ -9,14 +9,15 @@
 //! `tern-store`; MIME structure (ENVELOPE, BODYSTRUCTURE, sections) comes from
 //! `mail-parser` via [`mime`], cached per message GUID.
 //!
-//! TLS (STARTTLS and the implicit-TLS port, with rustls) and COMPRESS=DEFLATE (RFC 4978)
-//! live here too, in the byte stream under a session (`conn.rs`): the binary only hands
-//! over a ready `rustls::ServerConfig` in [`ImapConfig::tls`].
+//! Accepting connections, their limits, TLS (STARTTLS and the implicit-TLS port),
+//! COMPRESS=DEFLATE (RFC 4978), SASL decoding and login throttling come from the shared
+//! connection layer, `tern-net`: the binary only hands over a ready
+//! `rustls::ServerConfig` in [`ImapConfig::tls`] and the process's
+//! [`AuthThrottle`](tern_net::AuthThrottle).
 
 #![deny(missing_docs)]
 
 mod acl_cmds;
-mod conn;
 mod fetch;
 mod indexer;
 mod mailbox_cmds;
@@ -40,9 +41,10 @@ pub use tokio_rustls::rustls;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tern_net::{AuthThrottle, Bound, Gate, Limits, ListenerConfig};
 use tern_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// Settings of the IMAP listener.
 #[derive(Debug, Clone)]
@@ -53,8 +55,11 @@ pub struct ImapConfig {
     pub max_line: usize,
     /// Largest literal (and so the largest APPEND), in bytes; advertised as APPENDLIMIT.
     pub max_literal: usize,
-    /// Most concurrent connections.
+    /// Most concurrent connections (clear and implicit-TLS ports together).
     pub max_connections: usize,
+    /// Most concurrent connections from one client address (IPv6: one /64); 0 = no
+    /// such limit.
+    pub max_connections_per_ip: usize,
     /// An idle (not IDLEing) connection is logged out after this long (RFC 3501 5.4:
     /// at least 30 minutes).
     pub idle_timeout: Duration,
@@ -65,9 +70,9 @@ pub struct ImapConfig {
     /// The server's certificate and key: STARTTLS is offered, and
     /// [`ImapServer::serve_tls`] can run. `None`: clear text only.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Whether LOGIN and AUTHENTICATE PLAIN are allowed on a connection that is not
-    /// TLS. When false, such a connection advertises LOGINDISABLED (and no AUTH=PLAIN)
-    /// until STARTTLS.
+    /// Whether LOGIN and AUTHENTICATE are allowed on a loopback connection that is not
+    /// TLS. A connection from another host that is not TLS never may, whatever this
+    /// says: it advertises LOGINDISABLED (and no AUTH=) until STARTTLS.
     pub plaintext_auth: bool,
 }
 
@@ -78,6 +83,7 @@ impl Default for ImapConfig {
             max_line: 64 * 1024,
             max_literal: 64 * 1024 * 1024,
             max_connections: 20_000,
+            max_connections_per_ip: 500,
             idle_timeout: Duration::from_secs(31 * 60),
             auth_failure_delay: Duration::from_secs(1),
             summary_cache_entries: 200_000,
@@ -88,7 +94,10 @@ impl Default for ImapConfig {
 }
 
 /// How long a client has to complete a TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a client over the connection limits is told.
+const BUSY: &[u8] = b"* BYE Too many connections, try again later\r\n";
 
 /// The IMAP service of one configuration. Its listeners (clear text with STARTTLS,
 /// implicit TLS) share one connection limit and one MIME summary cache.
@@ -97,11 +106,12 @@ pub struct ImapServer {
     store: Store,
     config: Arc<ImapConfig>,
     cache: Arc<mime::SummaryCache>,
-    slots: Arc<Semaphore>,
+    gate: Arc<Gate>,
+    throttle: Arc<AuthThrottle>,
 }
 
 impl ImapServer {
-    /// A service on `store` with `config`.
+    /// A service on `store` with `config`, with a login throttle of its own.
     pub fn new(store: Store, config: ImapConfig) -> ImapServer {
         ImapServer {
             store,
@@ -109,15 +119,26 @@ impl ImapServer {
                 config.summary_cache_entries,
                 512 * 1024 * 1024,
             )),
-            slots: Arc::new(Semaphore::new(config.max_connections)),
+            gate: Gate::new(Limits {
+                max_connections: config.max_connections,
+                max_per_ip: config.max_connections_per_ip,
+            }),
             config: Arc::new(config),
+            throttle: Arc::new(AuthThrottle::new(Default::default())),
         }
+    }
+
+    /// The same service, counting failed logins in `throttle` (shared with the
+    /// process's other listeners).
+    pub fn with_throttle(mut self, throttle: Arc<AuthThrottle>) -> ImapServer {
+        self.throttle = throttle;
+        self
     }
 
     /// Accepts clear-text IMAP connections (offering STARTTLS when TLS is configured)
     /// until `shutdown` becomes true.
     pub async fn serve_tcp(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-        self.accept_loop(listener, false, shutdown).await
+        self.serve(listener, false, shutdown).await
     }
 
     /// Accepts implicit-TLS connections (the "imaps" port, RFC 8314) until `shutdown`
@@ -127,79 +148,32 @@ impl ImapServer {
             tracing::error!("imaps listener without a TLS configuration: not started");
             return;
         }
-        self.accept_loop(listener, true, shutdown).await
+        self.serve(listener, true, shutdown).await
     }
 
-    async fn accept_loop(
+    async fn serve(
         self,
         listener: TcpListener,
         implicit_tls: bool,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) {
-        let accept = || listener.accept();
-        loop {
-            let accepted = tokio::select! {
-                a = accept() => a,
-                _ = shutdown.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "imap accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                if !implicit_tls {
-                    tokio::spawn(reject(stream));
-                }
-                continue;
-            };
+        let config = ListenerConfig {
+            name: if implicit_tls { "imaps" } else { "imap" },
+            busy: BUSY,
+            implicit_tls: if implicit_tls {
+                self.config.tls.clone()
+            } else {
+                None
+            },
+            handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+            drain_grace: Duration::from_secs(10),
+        };
+        let gate = self.gate.clone();
+        tern_net::serve(Bound::Tcp(listener), gate, config, shutdown, move |conn| {
             let this = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let transport = if implicit_tls {
-                    match this.handshake(stream).await {
-                        Some(t) => t,
-                        None => {
-                            tracing::debug!(%peer, "imaps handshake failed");
-                            return;
-                        }
-                    }
-                } else {
-                    conn::Transport::Plain(stream)
-                };
-                session::run(
-                    transport,
-                    peer.to_string(),
-                    this.store,
-                    this.config,
-                    this.cache,
-                    shutdown,
-                )
-                .await;
-                drop(permit);
-            });
-        }
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            self.slots.acquire_many(self.config.max_connections as u32),
-        )
-        .await;
-    }
-
-    async fn handshake(
-        &self,
-        stream: tokio::net::TcpStream,
-    ) -> Option<conn::Transport<tokio::net::TcpStream>> {
-        let tls = self.config.tls.clone()?;
-        let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
-            Ok(Ok(s)) => Some(conn::Transport::Tls(Box::new(s))),
-            _ => None,
-        }
+            async move { session::run(conn, this.store, this.config, this.cache, this.throttle).await }
+        })
+        .await
     }
 }
 
@@ -214,11 +188,4 @@ pub async fn serve_tcp(
     ImapServer::new(store, config)
         .serve_tcp(listener, shutdown)
         .await
-}
-
-async fn reject(mut stream: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    let _ = stream
-        .write_all(b"* BYE Too many connections, try again later\r\n")
-        .await;
 }

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
+use tern_net::sasl::{Exchange, SaslError, Step};
+use tern_net::stream::{Input, Output};
+use tern_net::{AuthThrottle, Connection, Peer};
 use tern_store::{Actor, Store, StoreError};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
 };
-use tokio::sync::watch;
 
-use crate::conn::{Input, Output, Transport};
 use crate::mime::SummaryCache;
 use crate::parser::parse_command;
 use crate::selected::Selected;
@@ -26,7 +26,19 @@ pub(crate) const IO_BUFFER: usize = 4 * 1024;
 const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE";
 
 /// How long a client has to complete the TLS handshake after STARTTLS.
-const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client has to answer a SASL challenge.
+const SASL_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The answer to a failed SASL exchange.
+fn sasl_refusal(e: SaslError) -> Outcome {
+    match e {
+        SaslError::Cancelled => Outcome::bad("Authentication cancelled"),
+        SaslError::UnknownMechanism => Outcome::no("Unsupported authentication mechanism"),
+        SaslError::Malformed { .. } => Outcome::bad(&format!("Invalid response: {e}")),
+    }
+}
 
 /// A change of the byte stream, made after the tagged OK of the command that asked
 /// for it has been flushed.
@@ -119,6 +131,10 @@ pub(crate) struct Session<W> {
     out: Vec<u8>,
     writer: BufWriter<W>,
     auth_failures: u32,
+    /// Who is on the other end.
+    peer: Peer,
+    /// Penalties for failed logins, shared by every listener of the process.
+    throttle: Arc<AuthThrottle>,
     /// The connection is TLS (implicit or after STARTTLS).
     tls: bool,
     /// COMPRESS DEFLATE is active.
@@ -164,9 +180,11 @@ impl<W> Session<W> {
         self.actor.as_ref().map_or("", |a| a.name.as_str())
     }
 
-    /// Whether a password may be sent on this connection (LOGIN, AUTHENTICATE PLAIN).
+    /// Whether a password may be sent on this connection (LOGIN, AUTHENTICATE): over
+    /// TLS, or in clear text from this machine when the configuration allows it. From
+    /// another host, never without TLS: the password would cross the network readable.
     fn plaintext_auth_allowed(&self) -> bool {
-        self.tls || self.config.plaintext_auth
+        self.tls || (self.config.plaintext_auth && self.peer.is_local())
     }
 
     fn capabilities(&self) -> String {
@@ -176,7 +194,10 @@ impl<W> Session<W> {
                 caps.push_str(" STARTTLS");
             }
             if self.plaintext_auth_allowed() {
-                caps.push_str(" AUTH=PLAIN");
+                for m in tern_net::sasl::MECHANISMS {
+                    caps.push_str(" AUTH=");
+                    caps.push_str(m);
+                }
             } else {
                 caps.push_str(" LOGINDISABLED");
             }
@@ -192,16 +213,18 @@ impl<W> Session<W> {
 }
 
 /// Runs one connection to its end.
-pub(crate) async fn run<S>(
-    stream: Transport<S>,
-    peer: String,
+pub(crate) async fn run(
+    conn: Connection,
     store: Store,
     config: Arc<ImapConfig>,
     cache: Arc<SummaryCache>,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+    throttle: Arc<AuthThrottle>,
+) {
+    let Connection {
+        transport: stream,
+        peer,
+        mut shutdown,
+    } = conn;
     let tls = stream.is_tls();
     let (read, write) = stream.split();
     let mut reader = BufReader::with_capacity(IO_BUFFER, read);
@@ -215,6 +238,8 @@ pub(crate) async fn run<S>(
         out: Vec::new(),
         writer: BufWriter::with_capacity(IO_BUFFER, write),
         auth_failures: 0,
+        peer,
+        throttle,
         tls,
         compressed: false,
         upgrade: None,
@@ -307,15 +332,12 @@ pub(crate) async fn run<S>(
 
 /// Carries out STARTTLS or COMPRESS once its tagged OK is flushed; false when the
 /// connection must close.
-async fn switch_stream<S>(
+async fn switch_stream(
     upgrade: Upgrade,
-    session: &mut Session<Output<S>>,
-    reader: &mut BufReader<Input<S>>,
+    session: &mut Session<Output>,
+    reader: &mut BufReader<Input>,
     commands: &mut crate::parser::CommandReader,
-) -> bool
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) -> bool {
     let old_reader = std::mem::replace(reader, BufReader::with_capacity(1, Input::Closed));
     let old_writer = std::mem::replace(
         &mut session.writer,
@@ -330,14 +352,14 @@ where
             // in clear text and could have been injected: it is dropped with the
             // buffer, never executed (RFC 9051 6.2.1, RFC 3501 11.1).
             let Some(plain) =
-                crate::conn::reunite_plain(old_reader.into_inner(), old_writer.into_inner())
+                tern_net::stream::reunite_plain(old_reader.into_inner(), old_writer.into_inner())
             else {
                 return false;
             };
-            let accept = tokio_rustls::TlsAcceptor::from(tls).accept(plain);
-            let stream = match tokio::time::timeout(STARTTLS_HANDSHAKE_TIMEOUT, accept).await {
-                Ok(Ok(s)) => s,
-                _ => return false,
+            let Some(stream) =
+                tern_net::stream::accept_tls(plain, tls, STARTTLS_HANDSHAKE_TIMEOUT).await
+            else {
+                return false;
             };
             commands.reset();
             // Nothing learned before TLS is kept (the client asks for capabilities again).
@@ -345,14 +367,17 @@ where
             session.actor = None;
             session.selected = None;
             session.enabled = Enabled::default();
-            Transport::Tls(Box::new(stream)).split()
+            stream.split()
         }
         Upgrade::Deflate => {
             // Bytes already read past the COMPRESS command are compressed data.
             let pending = old_reader.buffer().to_vec();
-            let Some(halves) =
-                crate::conn::deflate(old_reader.into_inner(), pending, old_writer.into_inner())
-            else {
+            let Some(halves) = tern_net::stream::deflate(
+                old_reader.into_inner(),
+                pending,
+                old_writer.into_inner(),
+                IO_BUFFER,
+            ) else {
                 return false;
             };
             session.compressed = true;
@@ -632,8 +657,22 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         if let Some(refused) = self.privacy_required() {
             return refused;
         }
+        self.verify(user, password).await
+    }
+
+    /// Checks a password after the throttle's wait, and records the outcome there.
+    async fn verify(&mut self, user: &str, password: &str) -> Outcome {
+        let ip = self.peer.ip();
+        tokio::time::sleep(self.throttle.delay(ip, user)).await;
         let store = self.store.clone();
         let verified = tokio::task::block_in_place(|| store.verify_password(user, password));
+        match &verified {
+            Ok(Some(_)) => self.throttle.succeeded(ip, user),
+            Ok(None) => {
+                self.throttle.failed(ip, user);
+            }
+            Err(_) => {}
+        }
         self.finish_auth(verified).await
     }
 
@@ -661,7 +700,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         }
     }
 
-    /// AUTHENTICATE PLAIN (RFC 4616), with or without an initial response.
+    /// AUTHENTICATE PLAIN (RFC 4616) or LOGIN, with or without an initial response
+    /// (SASL-IR). Each continuation must come within the command timeout. `None` when
+    /// the connection must close.
     async fn authenticate<R: AsyncRead + Unpin>(
         &mut self,
         mechanism: &str,
@@ -674,54 +715,49 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         if let Some(refused) = self.privacy_required() {
             return Some(refused);
         }
-        if !mechanism.eq_ignore_ascii_case("PLAIN") {
-            return Some(Outcome::no("Unsupported authentication mechanism"));
-        }
-        let response = match initial {
-            Some(r) => r,
-            None => {
-                self.writer.write_all(b"+ \r\n").await.ok()?;
-                self.writer.flush().await.ok()?;
-                let mut line = String::new();
-                let n = (&mut *reader).take(8192).read_line(&mut line).await.ok()?;
-                if n == 0 {
-                    return None;
+        let started = Exchange::start(mechanism, initial.as_deref().map(str::as_bytes));
+        let (mut exchange, mut step) = match started {
+            Ok(s) => s,
+            Err(SaslError::UnknownMechanism) => {
+                return Some(Outcome::no("Unsupported authentication mechanism"))
+            }
+            Err(e) => return Some(sasl_refusal(e)),
+        };
+        let credentials = loop {
+            match step {
+                Step::Done(c) => break c,
+                Step::Challenge(challenge) => {
+                    let line = format!("+ {}\r\n", tern_net::sasl::encode(&challenge));
+                    self.writer.write_all(line.as_bytes()).await.ok()?;
+                    self.writer.flush().await.ok()?;
+                    let mut line = Vec::new();
+                    let read = tokio::time::timeout(
+                        SASL_RESPONSE_TIMEOUT,
+                        (&mut *reader)
+                            .take(tern_net::sasl::MAX_RESPONSE as u64 + 2)
+                            .read_until(b'\n', &mut line),
+                    )
+                    .await;
+                    match read {
+                        Ok(Ok(n)) if n > 0 && line.ends_with(b"\n") => {}
+                        _ => return None,
+                    }
+                    step = match exchange.respond(line.trim_ascii_end()) {
+                        Ok(s) => s,
+                        Err(e) => return Some(sasl_refusal(e)),
+                    };
                 }
-                line.trim_end().to_owned()
             }
         };
-        if response == "*" {
-            return Some(Outcome::bad("Authentication cancelled"));
-        }
-        let decoded = if response == "=" {
-            Vec::new()
-        } else {
-            match base64::engine::general_purpose::STANDARD.decode(response.as_bytes()) {
-                Ok(d) => d,
-                Err(_) => return Some(Outcome::bad("Invalid base64")),
-            }
-        };
-        let mut parts = decoded.split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(password), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Some(Outcome::bad("Malformed PLAIN response"));
-        };
-        let (Ok(authz), Ok(authc), Ok(password)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(authc),
-            std::str::from_utf8(password),
-        ) else {
-            return Some(Outcome::bad("Malformed PLAIN response"));
-        };
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
+        if credentials.wants_proxy() {
             return Some(Outcome::no(
                 "[AUTHORIZATIONFAILED] Proxy authorization is not allowed",
             ));
         }
-        let store = self.store.clone();
-        let verified = tokio::task::block_in_place(|| store.verify_password(authc, password));
-        Some(self.finish_auth(verified).await)
+        Some(
+            self.verify(&credentials.authcid, &credentials.password)
+                .await,
+        )
     }
 
     /// IDLE (RFC 2177): report changes as they happen until the client says DONE.

@@ -1,0 +1,113 @@
+//! The connection layer as an IMAP client sees it: limits per client address, the
+//! SASL mechanisms, and password guessing that gets slower.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{start_with, Client};
+use tern_imap::ImapConfig;
+
+fn b64(s: &[u8]) -> String {
+    // Standard base64, enough for the short strings of these tests.
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn quick() -> ImapConfig {
+    ImapConfig {
+        auth_failure_delay: Duration::from_millis(10),
+        ..ImapConfig::default()
+    }
+}
+
+#[test]
+fn connections_past_the_per_address_limit_get_bye() {
+    let server = start_with(ImapConfig {
+        max_connections_per_ip: 3,
+        ..quick()
+    });
+    let held: Vec<Client> = (0..3).map(|_| Client::connect(server.addr)).collect();
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    assert!(line.starts_with("* BYE Too many connections"), "{line}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("NOOP");
+}
+
+#[test]
+fn authenticate_login_and_plain_with_continuations() {
+    let server = start_with(quick());
+    let mut c = Client::connect(server.addr);
+    let caps = c.cmd("CAPABILITY");
+    assert!(
+        caps[0].contains("AUTH=PLAIN") && caps[0].contains("AUTH=LOGIN"),
+        "{caps:?}"
+    );
+    c.send(b"a AUTHENTICATE LOGIN\r\n");
+    assert_eq!(c.line(), format!("+ {}", b64(b"Username:")));
+    c.send(format!("{}\r\n", b64(b"alice")).as_bytes());
+    assert_eq!(c.line(), format!("+ {}", b64(b"Password:")));
+    c.send(format!("{}\r\n", b64(b"pw")).as_bytes());
+    let done = c.until_tagged("a");
+    assert!(done.last().unwrap().starts_with("a OK"), "{done:?}");
+
+    let mut c = Client::connect(server.addr);
+    c.send(b"b AUTHENTICATE PLAIN\r\n");
+    assert_eq!(c.line(), "+ ");
+    c.send(format!("{}\r\n", b64(b"\0bob\0wrong")).as_bytes());
+    let r = c.until_tagged("b");
+    assert!(
+        r.last().unwrap().starts_with("b NO [AUTHENTICATIONFAILED]"),
+        "{r:?}"
+    );
+    c.send(b"c AUTHENTICATE PLAIN\r\n");
+    assert_eq!(c.line(), "+ ");
+    c.send(b"*\r\n");
+    let r = c.until_tagged("c");
+    assert!(r.last().unwrap().starts_with("c BAD"), "{r:?}");
+    let r = c.cmd(&format!("AUTHENTICATE PLAIN {}", b64(b"\0bob\0pw")));
+    assert!(r.last().unwrap().contains(" OK "), "{r:?}");
+}
+
+#[test]
+fn the_owner_still_logs_in_while_someone_guesses_the_password() {
+    let server = start_with(quick());
+    // alice logs in from here first, which makes this address trusted for her.
+    Client::login(server.addr, "alice").ok("LOGOUT");
+    let mut guesser = Client::connect(server.addr);
+    for i in 0..3 {
+        let r = guesser.cmd(&format!("LOGIN alice guess{i}"));
+        assert!(
+            r.last().unwrap().contains("NO [AUTHENTICATIONFAILED]"),
+            "{r:?}"
+        );
+    }
+    // The right password is still accepted (the penalty delays, never refuses).
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+}
