@@ -67,10 +67,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "listen.imap" => {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imap listening on {}", listener.local_addr()?);
-                if config.imap.plaintext_auth && !addr.ip().is_loopback() {
+                if tls.is_none() && !addr.ip().is_loopback() {
                     tracing::warn!(
-                        "{key} = {addr}: passwords are accepted in clear text \
-                         (configure [tls] and set imap.plaintext_auth = false)"
+                        "{key} = {addr}: clients on other hosts cannot log in without TLS \
+                         (configure [tls])"
                     );
                 }
                 tasks.spawn(imap.clone().serve_tcp(listener, stopped.clone()));

@@ -226,6 +226,7 @@ async fn random_bytes_never_panic_and_stay_bounded() {
         max_literals_total: 120,
         max_depth: 4,
         max_tokens: 30,
+        skip_oversized: true,
     };
     let mut rng = StdRng::seed_from_u64(2);
     let (mut lines, mut commands, mut responses, mut too_big) = (0u32, 0u32, 0u32, 0u32);
@@ -260,4 +261,29 @@ async fn random_bytes_never_panic_and_stay_bounded() {
         lines > 50_000 && commands > 5_000 && responses > 5_000 && too_big > 1_000,
         "{lines} {commands} {responses} {too_big}"
     );
+}
+
+#[tokio::test]
+async fn before_authentication_literals_are_refused_not_read() {
+    let mut input = b"a1 AUTHENTICATE PLAIN {5}\r\n".to_vec();
+    input.extend_from_slice(b"a2 AUTHENTICATE PLAIN {1000000+}\r\n");
+    input.extend_from_slice(&[b'x'; 100]);
+    let mut r = LineReader::new(&input[..], Limits::unauthenticated());
+    // A synchronizing literal: refused without a continuation, the session goes on.
+    let mut asked = false;
+    let e = r
+        .read_line(&mut |_| {
+            asked = true;
+            true
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WireError::TooBig { .. }) && !asked, "{e:?}");
+    // A non-synchronizing one: fatal at once, its octets never read.
+    let e = r.read_line(&mut |_| true).await.unwrap_err();
+    assert!(
+        matches!(e, WireError::LiteralRefused { .. }) && e.is_fatal(),
+        "{e:?}"
+    );
+    assert_eq!(r.buffered(), 100);
 }
