@@ -26,7 +26,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Certificate and key first: a bad [tls] stops tern before anything is opened.
-    let tls = config.tls_server_config()?;
+    // Without [tls], a self-signed certificate kept in the data directory.
+    let server_tls = tokio::task::block_in_place(|| crate::tls::ServerTls::start(&config))?;
+    let tls = Some(server_tls.server_config());
     let store = {
         let store_config = config.store();
         tokio::task::spawn_blocking(move || Store::open(store_config))
@@ -65,7 +67,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 if config.imap.plaintext_auth && !addr.ip().is_loopback() {
                     tracing::warn!(
                         "{key} = {addr}: passwords are accepted in clear text \
-                         (configure [tls] and set imap.plaintext_auth = false)"
+                         (set imap.plaintext_auth = false)"
                     );
                 }
                 tasks.spawn(imap.clone().serve_tcp(listener, stopped.clone()));
@@ -107,6 +109,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if tasks.is_empty() {
         anyhow::bail!("no listener configured: add at least one address under [listen]");
     }
+    server_tls.reload_on_sighup()?;
     tracing::info!(data_dir = %config.data_dir.display(), "tern ready");
 
     wait_for_signal().await?;
