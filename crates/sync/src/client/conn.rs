@@ -320,11 +320,11 @@ impl Connection {
 /// session must not go on: TLS whenever the replica offers it; without it, the password
 /// would travel in clear text, which is allowed only to a loopback address or with
 /// `allow_plaintext`, and never with `require_tls`.
-fn use_tls<'c>(
+fn use_tls(
     offered: bool,
-    config: &'c ClientConfig,
+    config: &ClientConfig,
     loopback: bool,
-) -> Result<Option<&'c ClientTls>, ClientError> {
+) -> Result<Option<&ClientTls>, ClientError> {
     match &config.tls {
         Some(tls) if offered => Ok(Some(tls)),
         Some(_) if config.require_tls => Err(ClientError::Insecure(format!(
