@@ -1882,6 +1882,23 @@ fn logged_fingerprint(server: &TernServer) -> String {
         .to_owned()
 }
 
+/// A fake replica on `port` offering no STARTTLS; yields what one client sent it.
+fn fake_plain_replica(port: u16) -> std::thread::JoinHandle<String> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(b"* OK [CAPABILITY TERNSYNC=1 AUTH=PLAIN LITERAL+] fake\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = stream.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    })
+}
+
 #[test]
 fn sync_uses_tls_by_default_trusting_the_first_certificate() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1920,8 +1937,20 @@ fn sync_uses_tls_by_default_trusting_the_first_certificate() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("trusting replica"));
 
-    // The replica comes back with another certificate: refused before authenticating.
+    // Something without TLS in the replica's place: the password is not sent.
     assert!(replica.terminate().success());
+    let fake = fake_plain_replica(sync_port);
+    let out = tern_sync(&master.config, &["--user", "alice"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS is required"),
+        "{}",
+        show(&out)
+    );
+    let sent = fake.join().unwrap();
+    assert!(!sent.contains("AUTHENTICATE"), "{sent}");
+
+    // The replica comes back with another certificate: refused before authenticating.
     std::fs::remove_dir_all(replica_root.join("data").join("tls")).unwrap();
     let replica = start_replica(&replica_root, sync_port, "");
     let second_fp = logged_fingerprint(&replica);

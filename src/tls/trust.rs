@@ -8,6 +8,10 @@
 //!    a different one later is refused. After a deliberate change on the replica,
 //!    delete its line (or pin the new fingerprint) and sync again.
 //!
+//! Once a certificate is expected (cases 1 and 2, or 3 after the first use), a
+//! replica that stops offering STARTTLS is refused, as with `starttls = true`: a
+//! missing STARTTLS is then a downgrade, not a reason to send the password in clear.
+//!
 //! In cases 2 and 3 the handshake still proves the replica holds the certificate's key
 //! (its signature is checked); only the identity comes from the fingerprint. The check
 //! runs before the password is sent.
@@ -55,12 +59,23 @@ pub fn client_config(
             })),
         },
     };
+    // Trust configured for a certificate, or one remembered, means the replica is
+    // expected to offer TLS: its absence now is a downgrade (or a mistake), not a
+    // reason to send the password in clear text.
+    let expects_tls = match &repl.trust {
+        ReplicaTrust::FirstUse => {
+            let file = super::tls_dir(data_dir)?.join(KNOWN_REPLICAS);
+            let text = read_known(&file).map_err(anyhow::Error::msg)?;
+            entry(&text, &repl.replica).is_some()
+        }
+        ReplicaTrust::CaFile(_) | ReplicaTrust::Fingerprint(_) => true,
+    };
     Ok(tern_sync::ClientConfig {
         replica: repl.replica.clone(),
         user: repl.user.clone(),
         password: repl.password.clone(),
         tls: Some(tls),
-        require_tls: repl.require_tls,
+        require_tls: repl.require_tls || expects_tls,
         allow_plaintext: repl.allow_plaintext,
     })
 }
@@ -183,16 +198,8 @@ impl PeerCheck for FirstUse {
     fn check(&self, end_entity: &[u8]) -> Result<(), String> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = fingerprint(end_entity);
-        let text = match std::fs::read_to_string(&self.file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("reading {}: {e}", self.file.display())),
-        };
-        let known = text.lines().find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some(self.replica.as_str())).then(|| words.next())
-        });
-        match known {
+        let text = read_known(&self.file)?;
+        match entry(&text, &self.replica) {
             Some(Some(fp)) if parse_fingerprint(fp) == Some(seen) => Ok(()),
             Some(fp) => Err(format!(
                 "the replica's certificate changed: {} now presents SHA-256 fingerprint {}, \
@@ -221,6 +228,23 @@ impl PeerCheck for FirstUse {
             }
         }
     }
+}
+
+/// The known-replicas file's text ("" when there is none yet).
+fn read_known(file: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("reading {}: {e}", file.display())),
+    }
+}
+
+/// The line for `replica`: `Some(fingerprint)` (`Some(None)` when the line has none).
+fn entry<'t>(text: &'t str, replica: &str) -> Option<Option<&'t str>> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some(replica)).then(|| words.next())
+    })
 }
 
 #[cfg(test)]
@@ -258,6 +282,31 @@ mod tests {
         };
         other.check(b"second").unwrap();
         check.check(b"first").unwrap();
+    }
+
+    #[test]
+    fn tls_is_required_once_a_certificate_is_expected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut repl = Replication {
+            replica: "replica:2005".into(),
+            user: "repl".into(),
+            password: "p".into(),
+            require_tls: false,
+            trust: ReplicaTrust::FirstUse,
+            server_name: "replica".into(),
+            allow_plaintext: false,
+        };
+        // Not yet seen: TLS when offered, clear text to loopback otherwise.
+        assert!(!client_config(&repl, tmp.path()).unwrap().require_tls);
+        let config = client_config(&repl, tmp.path()).unwrap();
+        let check = config.tls.unwrap().check.unwrap();
+        check.check(b"cert").unwrap();
+        // Seen once: a replica that stops offering TLS is refused.
+        assert!(client_config(&repl, tmp.path()).unwrap().require_tls);
+        repl.replica = "other:2005".into();
+        assert!(!client_config(&repl, tmp.path()).unwrap().require_tls);
+        repl.trust = ReplicaTrust::Fingerprint(fingerprint(b"cert"));
+        assert!(client_config(&repl, tmp.path()).unwrap().require_tls);
     }
 
     #[test]

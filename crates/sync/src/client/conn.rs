@@ -328,7 +328,8 @@ fn use_tls(
     match &config.tls {
         Some(tls) if offered => Ok(Some(tls)),
         Some(_) if config.require_tls => Err(ClientError::Insecure(format!(
-            "TLS is required but replica {} offers no STARTTLS",
+            "TLS is required but replica {} offers no STARTTLS (turned off there, \
+             or removed on the way)",
             config.replica
         ))),
         None if config.require_tls => Err(ClientError::Insecure(
