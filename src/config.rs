@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -16,6 +15,7 @@ hostname = "localhost"
 
 [listen]
 imap = "127.0.0.1:1143"
+imaps = "127.0.0.1:1993"
 pop3 = "127.0.0.1:1110"
 lmtp = "127.0.0.1:2424"
 nntp = "127.0.0.1:1119"
@@ -91,6 +91,8 @@ struct ReplicationFile {
     starttls: Option<bool>,
     ca_file: Option<PathBuf>,
     server_name: Option<String>,
+    tls_fingerprint: Option<String>,
+    allow_plaintext: Option<bool>,
 }
 
 /// Where `tern sync` sends (`[replication]`).
@@ -102,8 +104,26 @@ pub struct Replication {
     pub user: String,
     /// Its password (from `password` or the first line of `password_file`).
     pub password: String,
-    /// Upgrade with STARTTLS, trusting `ca_file` (PEM).
-    pub starttls: Option<(PathBuf, String)>,
+    /// `starttls = true`: refuse a replica that does not offer STARTTLS. (TLS is used
+    /// whenever offered, whatever this says.)
+    pub require_tls: bool,
+    /// How the replica's certificate is trusted.
+    pub trust: ReplicaTrust,
+    /// The name the certificate must carry with `ca_file` (default: the replica's host).
+    pub server_name: String,
+    /// Send the password in clear text to a replica off this host that offers no TLS.
+    pub allow_plaintext: bool,
+}
+
+/// How `tern sync` trusts the replica's certificate (see `src/tls/trust.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaTrust {
+    /// `ca_file`: it must chain to a CA in this PEM file.
+    CaFile(PathBuf),
+    /// `tls_fingerprint`: its SHA-256 must be this.
+    Fingerprint([u8; 32]),
+    /// Neither: the first certificate seen is remembered in the data directory.
+    FirstUse,
 }
 
 impl std::fmt::Debug for Replication {
@@ -113,7 +133,10 @@ impl std::fmt::Debug for Replication {
             .field("replica", &self.replica)
             .field("user", &self.user)
             .field("password", &"(hidden)")
-            .field("starttls", &self.starttls)
+            .field("require_tls", &self.require_tls)
+            .field("trust", &self.trust)
+            .field("server_name", &self.server_name)
+            .field("allow_plaintext", &self.allow_plaintext)
             .finish()
     }
 }
@@ -150,7 +173,7 @@ struct ImapFile {
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     pub imap: Option<String>,
-    /// IMAP over implicit TLS; needs `[tls]`.
+    /// IMAP over implicit TLS (`[tls]`, or the generated certificate).
     pub imaps: Option<String>,
     pub pop3: Option<String>,
     pub lmtp: Option<String>,
@@ -186,7 +209,8 @@ pub struct Config {
     pub listen: Listen,
     pub lmtp: tern_lmtp::LmtpConfig,
     pub imap: tern_imap::ImapConfig,
-    /// `[tls]`, when given.
+    /// `[tls]`, when given; without it `tern serve` uses a self-signed certificate
+    /// it generates in the data directory (`src/tls.rs`).
     pub tls: Option<TlsFiles>,
     /// `[replication]`, when given (on a master).
     pub replication: Option<Replication>,
@@ -334,23 +358,41 @@ impl Config {
                     .to_owned(),
                 _ => bail!("replication: give exactly one of password and password_file"),
             };
-            let starttls = if r.starttls.unwrap_or(false) {
-                let ca = r
-                    .ca_file
-                    .ok_or_else(|| anyhow!("replication.ca_file: needed with starttls = true"))?;
-                let host = replica
-                    .rsplit_once(':')
-                    .map_or(replica.as_str(), |(h, _)| h)
-                    .to_owned();
-                Some((ca, r.server_name.unwrap_or(host)))
-            } else {
-                None
+            let trust = match (r.ca_file, r.tls_fingerprint) {
+                (Some(_), Some(_)) => {
+                    bail!("replication: give at most one of ca_file and tls_fingerprint")
+                }
+                (Some(ca), None) => ReplicaTrust::CaFile(ca),
+                (None, Some(fp)) => ReplicaTrust::Fingerprint(
+                    crate::tls::parse_fingerprint(&fp).ok_or_else(|| {
+                        anyhow!(
+                            "replication.tls_fingerprint: {fp:?} is not a SHA-256 fingerprint \
+                             (64 hex digits, colons allowed)"
+                        )
+                    })?,
+                ),
+                (None, None) => ReplicaTrust::FirstUse,
             };
+            let require_tls = r.starttls.unwrap_or(false);
+            let allow_plaintext = r.allow_plaintext.unwrap_or(false);
+            if require_tls && allow_plaintext {
+                bail!("replication.allow_plaintext: true contradicts starttls = true");
+            }
+            // "[::1]:2005" -> "::1", "host:2005" -> "host".
+            let host = replica
+                .rsplit_once(':')
+                .map_or(replica.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             self.replication = Some(Replication {
                 replica,
                 user,
                 password,
-                starttls,
+                require_tls,
+                trust,
+                server_name: r.server_name.unwrap_or(host),
+                allow_plaintext,
             });
         }
         if let Some(t) = file.tls {
@@ -383,51 +425,7 @@ impl Config {
                 self.default_partition
             );
         }
-        if self.tls.is_none() {
-            if self.listen.imaps.is_some() {
-                bail!("listen.imaps: implicit TLS needs a [tls] section with cert and key");
-            }
-            if !self.imap.plaintext_auth {
-                bail!(
-                    "imap.plaintext_auth: false needs a [tls] section (cert and key), \
-                     or no client could ever log in"
-                );
-            }
-        }
         Ok(())
-    }
-
-    /// Reads `[tls]` into a rustls server configuration (ring provider, TLS 1.2 and
-    /// 1.3); `None` without `[tls]`. Errors name the key whose file is at fault.
-    pub fn tls_server_config(&self) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let Some(files) = &self.tls else {
-            return Ok(None);
-        };
-        let (cert_path, key_path) = (files.cert.display(), files.key.display());
-        let cert_pem =
-            std::fs::read(&files.cert).with_context(|| format!("tls.cert: reading {cert_path}"))?;
-        let certs = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow!("tls.cert: {cert_path}: bad PEM: {e}"))?;
-        if certs.is_empty() {
-            bail!("tls.cert: {cert_path} holds no CERTIFICATE block");
-        }
-        let key_pem =
-            std::fs::read(&files.key).with_context(|| format!("tls.key: reading {key_path}"))?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|e| anyhow!("tls.key: {key_path}: no usable PEM private key: {e}"))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("tls: setting up the TLS provider")?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                anyhow!("tls.key: {key_path} does not go with tls.cert {cert_path}: {e}")
-            })?;
-        Ok(Some(Arc::new(config)))
     }
 
     /// The TCP listeners configured, as (key, address).
@@ -467,34 +465,6 @@ fn positive(key: &str, v: u64) -> anyhow::Result<u64> {
         bail!("{key}: must be greater than 0");
     }
     Ok(v)
-}
-
-/// A rustls client configuration trusting the certificates in `ca` (PEM), for
-/// `[replication] starttls`; errors name `replication.ca_file`.
-pub fn replication_client_tls(
-    ca: &Path,
-    server_name: &str,
-) -> anyhow::Result<tern_sync::client::ClientTls> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let pem = std::fs::read(ca)
-        .with_context(|| format!("replication.ca_file: reading {}", ca.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots
-            .add(cert.with_context(|| format!("replication.ca_file: {}: bad PEM", ca.display()))?)
-            .context("replication.ca_file: unusable certificate")?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("tls: setting up the TLS provider")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tern_sync::client::ClientTls {
-        server_name: server_name.to_owned(),
-        config: Arc::new(config),
-    })
 }
 
 #[cfg(test)]
@@ -546,70 +516,68 @@ mod tests {
     }
 
     #[test]
-    fn tls_keys_are_checked_and_loaded() {
+    fn tls_keys_are_checked() {
+        // TLS is always available (a generated certificate without [tls]).
         let c = Config::load(None).unwrap();
-        assert!(c.tls.is_none() && c.listen.imaps.is_none() && c.imap.plaintext_auth);
-        assert!(c.tls_server_config().unwrap().is_none());
+        assert!(c.tls.is_none() && c.imap.plaintext_auth);
+        assert_eq!(c.listen.imaps.as_deref(), Some("127.0.0.1:1993"));
+        let c = load_str("[listen]\nimaps = \"127.0.0.1:0\"\n[imap]\nplaintext_auth = false\n")
+            .unwrap();
+        assert!(c.listeners().contains(&("listen.imaps", "127.0.0.1:0")));
+        assert!(!c.imap.plaintext_auth);
 
-        let e = format!(
-            "{:#}",
-            load_str("[listen]\nimaps = \"127.0.0.1:0\"\n").unwrap_err()
-        );
-        assert!(e.contains("listen.imaps"), "{e}");
-        let e = format!(
-            "{:#}",
-            load_str("[imap]\nplaintext_auth = false\n").unwrap_err()
-        );
-        assert!(e.contains("imap.plaintext_auth"), "{e}");
         let e = format!("{:#}", load_str("[tls]\ncert = \"c.pem\"\n").unwrap_err());
         assert!(e.contains("tls.key"), "{e}");
         let e = format!("{:#}", load_str("[tls]\ncrt = \"c.pem\"\n").unwrap_err());
         assert!(e.contains("crt"), "{e}");
+        let c = load_str("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").unwrap();
+        let files = c.tls.unwrap();
+        assert_eq!((files.cert, files.key), ("c.pem".into(), "k.pem".into()));
+    }
 
-        let dir = tempfile::tempdir().unwrap();
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        std::fs::write(&cert, certified.cert.pem()).unwrap();
-        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-        let with_tls = |cert: &Path, key: &Path| {
-            load_str(&format!(
-                "[listen]\nimap = \"127.0.0.1:0\"\nimaps = \"127.0.0.1:0\"\n\
-                 [imap]\nplaintext_auth = false\n[tls]\ncert = {cert:?}\nkey = {key:?}\n"
-            ))
-            .unwrap()
-        };
-        let c = with_tls(&cert, &key);
-        assert!(c.listeners().contains(&("listen.imaps", "127.0.0.1:0")));
-        assert!(!c.imap.plaintext_auth);
-        assert!(c.tls_server_config().unwrap().is_some());
+    #[test]
+    fn replication_trust_and_plaintext_keys() {
+        let base = "[replication]\nreplica = \"[::1]:2005\"\nuser = \"repl\"\npassword = \"p\"\n";
+        let r = load_str(base).unwrap().replication.unwrap();
+        assert_eq!(r.trust, ReplicaTrust::FirstUse);
+        assert!(!r.require_tls && !r.allow_plaintext);
+        assert_eq!(r.server_name, "::1");
 
-        // File errors come when the server starts, naming the key.
-        let missing = dir.path().join("missing.pem");
-        let e = format!(
-            "{:#}",
-            with_tls(&missing, &key).tls_server_config().unwrap_err()
-        );
-        assert!(e.contains("tls.cert") && e.contains("missing.pem"), "{e}");
-        let garbage = dir.path().join("garbage.pem");
-        std::fs::write(&garbage, "not a key\n").unwrap();
-        let e = format!(
-            "{:#}",
-            with_tls(&cert, &garbage).tls_server_config().unwrap_err()
-        );
-        assert!(e.contains("tls.key"), "{e}");
-        let e = format!(
-            "{:#}",
-            with_tls(&garbage, &key).tls_server_config().unwrap_err()
-        );
-        assert!(e.contains("tls.cert"), "{e}");
-        // A key that does not belong to the certificate.
-        let other = rcgen::KeyPair::generate().unwrap();
-        let other_key = dir.path().join("other.pem");
-        std::fs::write(&other_key, other.serialize_pem()).unwrap();
-        let e = format!(
-            "{:#}",
-            with_tls(&cert, &other_key).tls_server_config().unwrap_err()
-        );
-        assert!(e.contains("tls.key"), "{e}");
+        let fp = "ab".repeat(32);
+        let r = load_str(&format!(
+            "{base}tls_fingerprint = \"{fp}\"\nstarttls = true\n"
+        ))
+        .unwrap()
+        .replication
+        .unwrap();
+        assert_eq!(r.trust, ReplicaTrust::Fingerprint([0xAB; 32]));
+        assert!(r.require_tls);
+
+        let r = load_str(&format!(
+            "{base}ca_file = \"ca.pem\"\nserver_name = \"r.example\"\n"
+        ))
+        .unwrap()
+        .replication
+        .unwrap();
+        assert_eq!(r.trust, ReplicaTrust::CaFile("ca.pem".into()));
+        assert_eq!(r.server_name, "r.example");
+
+        for (extra, key) in [
+            (
+                "tls_fingerprint = \"AB:CD\"\n",
+                "replication.tls_fingerprint",
+            ),
+            (
+                "ca_file = \"ca.pem\"\ntls_fingerprint = \"AB\"\n",
+                "ca_file and tls_fingerprint",
+            ),
+            (
+                "starttls = true\nallow_plaintext = true\n",
+                "replication.allow_plaintext",
+            ),
+        ] {
+            let e = format!("{:#}", load_str(&format!("{base}{extra}")).unwrap_err());
+            assert!(e.contains(key), "{extra}: {e}");
+        }
     }
 }

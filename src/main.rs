@@ -7,6 +7,7 @@ mod admin;
 mod config;
 mod serve;
 mod sync;
+mod tls;
 
 use std::path::PathBuf;
 

@@ -26,7 +26,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Certificate and key first: a bad [tls] stops tern before anything is opened.
-    let tls = config.tls_server_config()?;
+    // Without [tls], a self-signed certificate kept in the data directory.
+    let server_tls = tokio::task::block_in_place(|| crate::tls::ServerTls::start(&config))?;
+    let tls = Some(server_tls.server_config());
     let store = {
         let store_config = config.store();
         tokio::task::spawn_blocking(move || Store::open(store_config))
@@ -67,12 +69,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "listen.imap" => {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imap listening on {}", listener.local_addr()?);
-                if tls.is_none() && !addr.ip().is_loopback() {
-                    tracing::warn!(
-                        "{key} = {addr}: clients on other hosts cannot log in without TLS \
-                         (configure [tls])"
-                    );
-                }
                 tasks.spawn(imap.clone().serve_tcp(listener, stopped.clone()));
             }
             "listen.imaps" => {
@@ -114,6 +110,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if tasks.is_empty() {
         anyhow::bail!("no listener configured: add at least one address under [listen]");
     }
+    server_tls.reload_on_sighup()?;
     tracing::info!(data_dir = %config.data_dir.display(), "tern ready");
 
     wait_for_signal().await?;

@@ -41,16 +41,7 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
     let Some(repl) = config.replication.clone() else {
         bail!("no [replication] section in the configuration: tern sync needs replica, user and password");
     };
-    let tls = match &repl.starttls {
-        None => None,
-        Some((ca, name)) => Some(crate::config::replication_client_tls(ca, name)?),
-    };
-    let client_config = tern_sync::ClientConfig {
-        replica: repl.replica.clone(),
-        user: repl.user.clone(),
-        password: repl.password.clone(),
-        tls,
-    };
+    let client_config = crate::tls::trust::client_config(&repl, &config.data_dir)?;
     let store = Store::open(config.store())
         .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
     // Messages taken back from a replica are summarised like any other.

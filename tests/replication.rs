@@ -1869,6 +1869,134 @@ fn sync_over_starttls() {
     assert!(show(&out).contains("TLS"), "{}", show(&out));
 }
 
+/// The fingerprint a server logged at start ("... SHA-256 fingerprint AB:CD:...").
+fn logged_fingerprint(server: &TernServer) -> String {
+    let line = server
+        .startup_log
+        .iter()
+        .find_map(|l| l.split("SHA-256 fingerprint ").nth(1))
+        .unwrap_or_else(|| panic!("no fingerprint logged: {:#?}", server.startup_log));
+    line.split(|c: char| !(c.is_ascii_hexdigit() || c == ':'))
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A fake replica on `port` offering no STARTTLS; yields what one client sent it.
+fn fake_plain_replica(port: u16) -> std::thread::JoinHandle<String> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(b"* OK [CAPABILITY TERNSYNC=1 AUTH=PLAIN LITERAL+] fake\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = stream.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    })
+}
+
+#[test]
+fn sync_uses_tls_by_default_trusting_the_first_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sync_port = free_port();
+    let replica_root = tmp.path().join("replica");
+    std::fs::create_dir(&replica_root).unwrap();
+    // Neither side configures TLS: the replica's certificate is the one it generated.
+    let mut replica = start_replica(&replica_root, sync_port, "");
+    let first_fp = logged_fingerprint(&replica);
+    let master_root = tmp.path().join("master");
+    std::fs::create_dir(&master_root).unwrap();
+    let master = start_master(&master_root, sync_port, "");
+    deliver(master.lmtp, "alice", "", "tofu", 0..3);
+
+    let out = tern_sync(&master.config, &["--user", "alice"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sync connection secured with TLS")
+            && stderr.contains("trusting replica")
+            && stderr.contains(&first_fp),
+        "{}",
+        show(&out)
+    );
+    let known = master.data_dir().join("tls").join("known_replicas");
+    let remembered = std::fs::read_to_string(&known).unwrap();
+    assert_eq!(remembered, format!("127.0.0.1:{sync_port} {first_fp}\n"));
+    assert_same(
+        &master,
+        &replica,
+        "alice",
+        "after a sync over TLS by default",
+    );
+    // The second time the certificate is known: no new trust decision.
+    let out = tern_sync(&master.config, &["--user", "alice"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("trusting replica"));
+
+    // Something without TLS in the replica's place: the password is not sent.
+    assert!(replica.terminate().success());
+    let fake = fake_plain_replica(sync_port);
+    let out = tern_sync(&master.config, &["--user", "alice"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS is required"),
+        "{}",
+        show(&out)
+    );
+    let sent = fake.join().unwrap();
+    assert!(!sent.contains("AUTHENTICATE"), "{sent}");
+
+    // The replica comes back with another certificate: refused before authenticating.
+    std::fs::remove_dir_all(replica_root.join("data").join("tls")).unwrap();
+    let replica = start_replica(&replica_root, sync_port, "");
+    let second_fp = logged_fingerprint(&replica);
+    assert_ne!(second_fp, first_fp);
+    deliver(master.lmtp, "alice", "", "tofu", 3..4);
+    let out = tern_sync(&master.config, &["--user", "alice"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("certificate changed")
+            && stderr.contains(&second_fp)
+            && stderr.contains("known_replicas"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), remembered);
+
+    // Pinning the new certificate by its fingerprint; a wrong pin is refused.
+    let text = std::fs::read_to_string(&master.config).unwrap();
+    let pinned = |name: &str, fp: &str| {
+        let path = master_root.join(name);
+        let line = format!("password = \"{REPL_PASSWORD}\"\n");
+        std::fs::write(
+            &path,
+            text.replace(&line, &format!("{line}tls_fingerprint = \"{fp}\"\n")),
+        )
+        .unwrap();
+        path
+    };
+    let out = tern_sync(&pinned("wrong-pin.toml", &first_fp), &["--user", "alice"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replication.tls_fingerprint"),
+        "{}",
+        show(&out)
+    );
+    let summary = sync_ok(&pinned("pinned.toml", &second_fp), &["--user", "alice"]);
+    assert!(summary.contains("1 records"), "{summary}");
+    assert_same(
+        &master,
+        &replica,
+        "alice",
+        "after a sync to a pinned replica",
+    );
+}
+
 // ------------------------------------------------------------------------------------
 // Faults on the replica's side: a changed UIDVALIDITY, a blob it cannot store.
 

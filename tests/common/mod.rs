@@ -20,6 +20,12 @@ pub struct TernServer {
     pub lmtp_socket: PathBuf,
     /// The replica's sync listener, when `[listen] sync` was configured.
     pub sync: Option<SocketAddr>,
+    /// The implicit-TLS IMAP listener, when `[listen] imaps` was configured.
+    pub imaps: Option<SocketAddr>,
+    /// What the server logged up to "tern ready".
+    pub startup_log: Vec<String>,
+    /// What it logs after that, line by line.
+    log: mpsc::Receiver<String>,
     child: Option<Child>,
 }
 
@@ -74,6 +80,8 @@ impl TernServer {
         let mut lmtp = None;
         let mut imap = None;
         let mut sync = None;
+        let mut imaps = None;
+        let mut startup_log = Vec::new();
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
@@ -93,7 +101,14 @@ impl TernServer {
                     sync = Some(a);
                 }
             }
-            if line.contains("tern ready") {
+            if let Some(addr) = line.split("imaps listening on ").nth(1) {
+                if let Ok(a) = addr.trim().parse() {
+                    imaps = Some(a);
+                }
+            }
+            let ready = line.contains("tern ready");
+            startup_log.push(line);
+            if ready {
                 break;
             }
         }
@@ -104,6 +119,9 @@ impl TernServer {
             imap: imap.expect("no imap address logged"),
             lmtp_socket: root.join("lmtp.sock"),
             sync,
+            imaps,
+            startup_log,
+            log: rx,
             child: Some(child),
         }
     }
@@ -111,6 +129,29 @@ impl TernServer {
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Waits up to `limit` for a log line (after "tern ready") containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Sends a signal (`kill -NAME`), e.g. "HUP".
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("server stopped");
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
     }
 
     pub fn data_dir(&self) -> PathBuf {

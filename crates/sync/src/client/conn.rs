@@ -10,7 +10,7 @@ use base64::Engine;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::{ClientConfig, ClientError};
+use super::{ClientConfig, ClientError, ClientTls};
 use crate::wire::{parse_response, Encoder, Limits, LineReader, Response, Status, Token};
 use crate::Io;
 
@@ -78,13 +78,15 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects, upgrades to TLS if configured, and authenticates (the AUTHENTICATE is
-    /// queued, so it travels with the first command).
+    /// Connects, upgrades to TLS whenever the replica offers it (see [`use_tls`]), and
+    /// authenticates (the AUTHENTICATE is queued, so it travels with the first command).
     pub async fn open(config: &ClientConfig) -> Result<Connection, ClientError> {
         let tcp = TcpStream::connect(&config.replica)
             .await
             .map_err(|e| ClientError::Connect(config.replica.clone(), e.to_string()))?;
         let _ = tcp.set_nodelay(true);
+        // Unknown counts as not loopback: the stricter rule.
+        let loopback = tcp.peer_addr().is_ok_and(|a| a.ip().is_loopback());
         let mut conn = Connection::over(Box::new(tcp), Limits::default());
         let greeting = conn.read_response().await?;
         let caps = match greeting {
@@ -106,12 +108,7 @@ impl Connection {
                 "the replica does not speak TERNSYNC=1".into(),
             ));
         }
-        if let Some(tls) = &config.tls {
-            if !has("STARTTLS") {
-                return Err(ClientError::Protocol(
-                    "TLS configured but the replica offers no STARTTLS".into(),
-                ));
-            }
+        if let Some(tls) = use_tls(has("STARTTLS"), config, loopback)? {
             let tag = conn.queue_line("STARTTLS");
             let reply = conn.reply_for(&tag).await?;
             if !reply.ok() {
@@ -128,6 +125,21 @@ impl Connection {
                 .connect(name, plain)
                 .await
                 .map_err(|e| ClientError::Connect(config.replica.clone(), format!("TLS: {e}")))?;
+            let session = secure.get_ref().1;
+            if let Some(check) = &tls.check {
+                let cert = session
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .ok_or_else(|| {
+                        ClientError::Insecure("the replica sent no certificate".into())
+                    })?;
+                super::blocking(|| check.check(cert)).map_err(ClientError::Insecure)?;
+            }
+            tracing::info!(
+                replica = %config.replica,
+                version = ?session.protocol_version(),
+                "sync connection secured with TLS"
+            );
             let mut upgraded = Connection::over(Box::new(secure), Limits::default());
             upgraded.bytes_out = conn.bytes_out;
             upgraded.round_trips = conn.round_trips;
@@ -304,6 +316,39 @@ impl Connection {
     }
 }
 
+/// Whether to upgrade with STARTTLS (`Some`: with this configuration), or why the
+/// session must not go on: TLS whenever the replica offers it; without it, the password
+/// would travel in clear text, which is allowed only to a loopback address or with
+/// `allow_plaintext`, and never with `require_tls`.
+fn use_tls(
+    offered: bool,
+    config: &ClientConfig,
+    loopback: bool,
+) -> Result<Option<&ClientTls>, ClientError> {
+    match &config.tls {
+        Some(tls) if offered => Ok(Some(tls)),
+        Some(_) if config.require_tls => Err(ClientError::Insecure(format!(
+            "TLS is required but replica {} offers no STARTTLS (turned off there, \
+             or removed on the way)",
+            config.replica
+        ))),
+        None if config.require_tls => Err(ClientError::Insecure(
+            "TLS is required but no TLS configuration was given".into(),
+        )),
+        _ if loopback || config.allow_plaintext => Ok(None),
+        _ => Err(ClientError::Insecure(format!(
+            "replica {} is not on this host and {}; refusing to send the password \
+             in clear text (allow it with allow_plaintext)",
+            config.replica,
+            if offered {
+                "no TLS configuration was given"
+            } else {
+                "it offers no STARTTLS"
+            }
+        ))),
+    }
+}
+
 /// Counts the bytes read through it.
 struct Counted<R> {
     inner: R,
@@ -321,5 +366,75 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
         let n = (buf.filled().len() - before) as u64;
         self.count.fetch_add(n, Ordering::Relaxed);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(tls: bool, require_tls: bool, allow_plaintext: bool) -> ClientConfig {
+        let roots = rustls::RootCertStore::empty();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = tls.then(|| ClientTls {
+            server_name: "replica.example".into(),
+            config: Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            ),
+            check: None,
+        });
+        ClientConfig {
+            replica: "replica.example:2005".into(),
+            user: "repl".into(),
+            password: "secret".into(),
+            tls,
+            require_tls,
+            allow_plaintext,
+        }
+    }
+
+    /// (offered, have tls, require, allow_plaintext, loopback) → TLS, clear, refused.
+    #[test]
+    fn tls_when_offered_clear_text_only_where_allowed() {
+        #[derive(Debug, PartialEq)]
+        enum Then {
+            Tls,
+            Clear,
+            Refused,
+        }
+        use Then::*;
+        let cases = [
+            // Offered and configured: always TLS, even on loopback.
+            ((true, true, false, false, true), Tls),
+            ((true, true, false, false, false), Tls),
+            ((true, true, true, false, false), Tls),
+            // Not offered: clear text on loopback only, unless allowed; never if required.
+            ((false, true, false, false, true), Clear),
+            ((false, true, false, false, false), Refused),
+            ((false, true, false, true, false), Clear),
+            ((false, true, true, false, true), Refused),
+            ((false, true, true, true, false), Refused),
+            // No TLS configuration: as if nothing were offered.
+            ((true, false, false, false, false), Refused),
+            ((true, false, false, false, true), Clear),
+            ((true, false, true, false, true), Refused),
+        ];
+        for ((offered, tls, require, allow, loopback), expected) in cases {
+            let c = config(tls, require, allow);
+            let got = match use_tls(offered, &c, loopback) {
+                Ok(Some(_)) => Tls,
+                Ok(None) => Clear,
+                Err(ClientError::Insecure(_)) => Refused,
+                Err(e) => panic!("unexpected error {e}"),
+            };
+            assert_eq!(
+                got, expected,
+                "offered {offered}, tls {tls}, require {require}, allow {allow}, loopback {loopback}"
+            );
+        }
     }
 }

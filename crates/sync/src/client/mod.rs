@@ -32,13 +32,30 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// TLS for the client: the server name to check and the trust configuration.
 #[derive(Clone)]
 pub struct ClientTls {
-    /// Name the replica's certificate must carry.
+    /// Name the replica's certificate must carry (when `config` checks names) and the
+    /// name sent in SNI.
     pub server_name: String,
-    /// rustls configuration with the trusted roots.
+    /// rustls configuration: trusted roots, or a verifier that leaves the identity to
+    /// `check`.
     pub config: Arc<rustls::ClientConfig>,
+    /// Run on the replica's certificate after the handshake and before the password is
+    /// sent: a pinned or remembered fingerprint. `None` when `config` alone decides.
+    pub check: Option<Arc<dyn PeerCheck>>,
+}
+
+/// Decides whether the replica's certificate is the one expected, once the handshake
+/// has proved the replica holds its key.
+pub trait PeerCheck: Send + Sync {
+    /// `Ok` to go on; `Err` says why the certificate (DER, end entity) is refused.
+    /// May block briefly (it may read or write a small file).
+    fn check(&self, end_entity: &[u8]) -> Result<(), String>;
 }
 
 /// Where and how to reach the replica.
+///
+/// TLS is used whenever the replica offers STARTTLS and `tls` is set. Without TLS the
+/// password travels in clear text, which the client allows only to a loopback address
+/// or with `allow_plaintext`, and never with `require_tls`.
 #[derive(Clone)]
 pub struct ClientConfig {
     /// `host:port` of the replica's sync listener.
@@ -47,8 +64,13 @@ pub struct ClientConfig {
     pub user: String,
     /// Its password.
     pub password: String,
-    /// STARTTLS with this configuration when set.
+    /// How to upgrade with STARTTLS when the replica offers it.
     pub tls: Option<ClientTls>,
+    /// Refuse a replica that does not offer STARTTLS.
+    pub require_tls: bool,
+    /// Send the password in clear text to a replica that is not on a loopback address
+    /// and offers no TLS.
+    pub allow_plaintext: bool,
 }
 
 /// Why a sync failed.
@@ -66,6 +88,10 @@ pub enum ClientError {
     /// The replica said something this client does not understand.
     #[error("replica protocol: {0}")]
     Protocol(String),
+    /// The session would not be secure: TLS required but not offered, the password
+    /// would go in clear text over the network, or the certificate is not trusted.
+    #[error("replica connection not secure: {0}")]
+    Insecure(String),
     /// The master's store failed.
     #[error("master store: {0}")]
     Store(#[from] StoreError),
