@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
     pub(crate) indexer: OnceLock<Arc<dyn ContentIndexer>>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
+    /// Bounds concurrent Argon2 verifications (memory and CPU under a LOGIN flood).
+    pub(crate) hash_gate: crate::auth_cache::HashGate,
     pub(crate) change_sets: crate::records::ChangeSets,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
     /// (a replica taking a full sync) goes first, the text index catches up after.
@@ -110,6 +112,7 @@ impl Store {
                 watchers: Mutex::new(HashMap::new()),
                 indexer: OnceLock::new(),
                 auth_cache: crate::auth_cache::AuthCache::new(),
+                hash_gate: crate::auth_cache::HashGate::per_core(),
                 change_sets: Default::default(),
                 text_pause_until: Default::default(),
             }),
