@@ -158,6 +158,17 @@ pub enum StoreError {
     /// hold it.
     #[error("blob {0} not held")]
     BlobNotHeld(String),
+    /// A record was about to be committed for a blob that is no longer on disk: it was
+    /// collected as unreferenced after this write found it present. Nothing was
+    /// stored; writing the blob again and retrying succeeds (the store does so once
+    /// itself).
+    #[error("blob {guid} in partition {partition} was collected before its record was committed")]
+    BlobVanished {
+        /// GUID in hex.
+        guid: String,
+        /// The partition.
+        partition: String,
+    },
     /// The store's writer thread has stopped (the process is shutting down).
     #[error("store writer has stopped")]
     WriterGone,
@@ -184,6 +195,7 @@ impl StoreError {
             StoreError::Index(_)
                 | StoreError::Io { .. }
                 | StoreError::CommitFailed(_)
+                | StoreError::BlobVanished { .. }
                 | StoreError::WriterGone
         )
     }

@@ -44,6 +44,7 @@ mod ids;
 mod mailboxes;
 mod messages;
 pub mod names;
+mod orphans;
 mod records;
 mod replicated;
 mod replication;

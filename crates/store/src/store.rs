@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
     /// Bounds concurrent Argon2 verifications (memory and CPU under a LOGIN flood).
     pub(crate) hash_gate: crate::auth_cache::HashGate,
+    /// Set once the orphan scan started at open has finished.
+    pub(crate) orphan_scan: Arc<crate::orphans::ScanDone>,
     pub(crate) change_sets: crate::records::ChangeSets,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
     /// (a replica taking a full sync) goes first, the text index catches up after.
@@ -77,6 +79,10 @@ pub(crate) struct Shared {
 
 impl Store {
     /// Opens the data directory, creating it, the index and the partitions if needed.
+    ///
+    /// Then, on a thread of its own, removes what writes that never committed left
+    /// behind (temporary files, unreferenced new blobs; see
+    /// [`Store::wait_for_orphan_scan`]).
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut config = config;
         fs::create_dir_all(&config.data_dir)
@@ -113,11 +119,13 @@ impl Store {
                 indexer: OnceLock::new(),
                 auth_cache: crate::auth_cache::AuthCache::new(),
                 hash_gate: crate::auth_cache::HashGate::per_core(),
+                orphan_scan: Default::default(),
                 change_sets: Default::default(),
                 text_pause_until: Default::default(),
             }),
         };
         store.start_text_indexing();
+        store.start_orphan_scan();
         Ok(store)
     }
 
