@@ -897,6 +897,21 @@ impl Drop for Rolling {
 fn rolling_under_load_with_crashes() {
     let mut p = Pair::new();
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
+    // Open for `alice+Work@` and `alice+Archive@` delivery (else they go to INBOX).
+    {
+        let store = open_store(&p.master.data_dir());
+        for name in ["Work", "Archive"] {
+            let id = store.mailbox("alice", name).unwrap().unwrap().uniqueid;
+            store
+                .set_acl(
+                    &owner("alice"),
+                    &id,
+                    "anyone",
+                    Some(tern_store::Rights::POST),
+                )
+                .unwrap();
+        }
+    }
     deliver(p.master.lmtp, "alice", "", "seed", 0..20);
     let log = p._tmp.path().join("rolling.log");
     let mut rolling = start_rolling(p.mconf(), &log);

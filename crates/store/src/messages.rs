@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use std::sync::Arc;
 
-use crate::acl::{Actor, Rights};
+use crate::acl::{Acl, Actor, Rights};
 use crate::blobs::BlobStore;
 use crate::content::{has_index, insert_index};
 use crate::error::{Result, StoreError};
@@ -38,7 +38,8 @@ pub struct Appended {
 pub struct DeliveryTarget {
     /// The user.
     pub user: String,
-    /// The folder asked for (`user+folder@`); INBOX when absent or not existing.
+    /// The folder asked for (`user+folder@`). The copy goes there only when the folder
+    /// exists and its ACL gives `anyone` the `p` (post) right; otherwise to INBOX.
     pub folder: Option<String>,
 }
 
@@ -97,6 +98,7 @@ impl Store {
         let known =
             self.shared.indexer.get().is_none() || self.read(|conn| has_index(conn, &guid))?;
         let index = Arc::new(self.index_for(message, known));
+        let _pin = self.shared.pins.pin(guid);
         let mut wrote: Vec<String> = Vec::new();
         let mut retried = false;
         let result = loop {
@@ -142,7 +144,7 @@ impl Store {
             }
             Err(e) => {
                 for partition in wrote {
-                    self.discard_blobs(&partition, vec![guid]);
+                    self.discard_blob(&partition, guid);
                 }
                 Err(e)
             }
@@ -221,6 +223,7 @@ impl Store {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
+        let _pin = self.shared.pins.pin(guid);
         // Partitions where a call of ours wrote the blob (rather than finding it).
         let mut wrote: Vec<String> = Vec::new();
         // Two rounds at most: the second for recipients whose blob was collected
@@ -289,7 +292,7 @@ impl Store {
             }
         }
         for partition in wrote.iter().filter(|p| !stored_in.contains(p)) {
-            self.discard_blobs(partition, vec![guid]);
+            self.discard_blob(partition, guid);
         }
         results
     }
@@ -396,7 +399,9 @@ impl Store {
     }
 }
 
-/// The mailbox a recipient's copy goes to, refused early (before any blob is
+/// The mailbox a recipient's copy goes to: the folder asked for when it exists and
+/// `anyone` may post to it (Cyrus's rule: the sender is not authenticated, so the
+/// right must be everyone's), else INBOX. Refused early (before any blob is
 /// written) when the user is unknown or has no room for `size` more bytes.
 fn resolve_target(conn: &Connection, target: &DeliveryTarget, size: u64) -> Result<Resolved> {
     let user =
@@ -408,7 +413,9 @@ fn resolve_target(conn: &Connection, target: &DeliveryTarget, size: u64) -> Resu
         .as_deref()
         .and_then(|f| normalize_mailbox(f).ok())
     {
-        if let Some(mailbox) = txn::find_live_mailbox(conn, &user, &folder)? {
+        if let Some(mailbox) = txn::find_live_mailbox(conn, &user, &folder)?
+            .filter(|m| m.name == "INBOX" || Acl::parse(&m.acl).anyone_may_post())
+        {
             return Ok(Resolved { mailbox });
         }
     }

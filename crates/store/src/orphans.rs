@@ -17,6 +17,11 @@
 //! the file gone, or the insert comes first and the removal sees its record (committed,
 //! or earlier in the same batch). No record is ever committed without its blob.
 //!
+//! Within one process, writes in progress also pin their GUID ([`Pins`]) and a removal
+//! skips a pinned blob, so the retry of rule 2 cannot be defeated again by another
+//! failing write of the same message here; only another process's removal can make a
+//! write fail (with a transient error) after its one retry.
+//!
 //! References are counted across all partitions, which is conservative: a mailbox
 //! moving to another partition has its blobs copied there before its records follow.
 //!
@@ -32,6 +37,7 @@
 //! blob's write and its record's commit (`kill -9` during APPEND) is thus cleaned up
 //! after the next start.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
@@ -80,17 +86,61 @@ pub(crate) fn referenced(conn: &Connection, guid: &Guid) -> Result<bool> {
         .exists([&guid.as_bytes()[..]])?)
 }
 
-/// Removes each blob of `guids` in `partition` that no record refers to; runs inside a
-/// write transaction (rule 1 above). Returns how many were removed.
+/// GUIDs that writes in this process are storing right now, with how many writes.
+#[derive(Default)]
+pub(crate) struct Pins(Mutex<HashMap<Guid, usize>>);
+
+/// A write's pin on a GUID, released when dropped.
+pub(crate) struct Pin<'a> {
+    pins: &'a Pins,
+    guid: Guid,
+}
+
+impl Pins {
+    /// Pins `guid` until the returned guard is dropped.
+    pub(crate) fn pin(&self, guid: Guid) -> Pin<'_> {
+        *self.lock().entry(guid).or_insert(0) += 1;
+        Pin { pins: self, guid }
+    }
+
+    fn count(&self, guid: &Guid) -> usize {
+        self.lock().get(guid).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Guid, usize>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        let mut pins = self.pins.lock();
+        if let Some(n) = pins.get_mut(&self.guid) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&self.guid);
+            }
+        }
+    }
+}
+
+/// Removes each blob of `guids` in `partition` that no record refers to and no write
+/// but the caller's (`own_pins`: 1 for a failed write, 0 for the scan) has pinned;
+/// runs inside a write transaction (rule 1 above). Returns how many were removed.
 fn remove_unreferenced(
     conn: &Connection,
     blobs: &BlobStore,
+    pins: &Pins,
+    own_pins: usize,
     partition: &str,
     guids: &[Guid],
 ) -> Result<usize> {
     let mut removed = 0;
     for guid in guids {
-        if !referenced(conn, guid)? && blobs.contains_any(partition, guid)? {
+        if pins.count(guid) <= own_pins
+            && !referenced(conn, guid)?
+            && blobs.contains_any(partition, guid)?
+        {
             blobs.remove(partition, guid)?;
             removed += 1;
         }
@@ -129,15 +179,19 @@ impl ScanDone {
 }
 
 impl Store {
-    /// Removes blobs a write newly put in `partition` for a transaction that did not
-    /// commit, unless a record refers to them by now (rule 1 above). Failures are
-    /// logged: the blob then stays until a later scan.
-    pub(crate) fn discard_blobs(&self, partition: &str, guids: Vec<Guid>) {
-        if guids.is_empty() {
-            return;
-        }
-        let (blobs, part) = (self.shared.blobs.clone(), partition.to_owned());
-        if let Err(e) = self.write(move |conn| remove_unreferenced(conn, &blobs, &part, &guids)) {
+    /// Removes the blob of `guid` a write (holding one pin on it) newly put in
+    /// `partition` for a transaction that did not commit, unless a record refers to it
+    /// by now or another write here pinned it (rule 1 above). Failures are logged: the
+    /// blob then stays until a later scan.
+    pub(crate) fn discard_blob(&self, partition: &str, guid: Guid) {
+        let (blobs, pins, part) = (
+            self.shared.blobs.clone(),
+            self.shared.pins.clone(),
+            partition.to_owned(),
+        );
+        let removal =
+            self.write(move |conn| remove_unreferenced(conn, &blobs, &pins, 1, &part, &[guid]));
+        if let Err(e) = removal {
             tracing::warn!(error = %e, partition, "cannot remove the blob of a failed write");
         }
     }
@@ -244,13 +298,10 @@ impl Store {
             Ok(out)
         })?;
         for chunk in unreferenced.chunks(REMOVE_BATCH) {
-            let (blobs, part, chunk) = (
-                self.shared.blobs.clone(),
-                partition.to_owned(),
-                chunk.to_vec(),
-            );
+            let (blobs, pins) = (self.shared.blobs.clone(), self.shared.pins.clone());
+            let (part, chunk) = (partition.to_owned(), chunk.to_vec());
             report.blobs +=
-                self.write(move |conn| remove_unreferenced(conn, &blobs, &part, &chunk))?;
+                self.write(move |conn| remove_unreferenced(conn, &blobs, &pins, 0, &part, &chunk))?;
         }
         write_watermark(root, started.saturating_sub(SLACK_SECS));
         Ok(report)
@@ -312,8 +363,8 @@ mod tests {
         Delivered, DeliveryOptions, DeliveryTarget, Guid, Store, StoreConfig, DEFAULT_PARTITION,
     };
 
-    /// A failed write discarding its blob while deliveries of the same message find it
-    /// present and skip writing it: whatever the interleaving, every committed record
+    /// A failed write (of another process: no pin) discarding its blob while
+    /// deliveries of the same message find it present and skip writing it: whatever the interleaving, every committed record
     /// has its blob (the delivery's job sees the blob gone and writes it again).
     #[test]
     fn discarding_races_deliveries_of_the_same_message_safely() {
@@ -329,11 +380,13 @@ mod tests {
                     let m = message(i);
                     let guid = Guid::of(&m);
                     // What an APPEND refused in its job does: wrote the blob, discards it.
+                    // Unpinned, as another process's failed write would be (pins
+                    // are per process): the delivery must rely on its stat and retry.
                     failing
                         .blobs()
                         .put_with_guid(DEFAULT_PARTITION, &guid, &m)
                         .unwrap();
-                    failing.discard_blobs(DEFAULT_PARTITION, vec![guid]);
+                    failing.discard_blob(DEFAULT_PARTITION, guid);
                 }
             });
             let delivering = store.clone();

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) hash_gate: crate::auth_cache::HashGate,
     /// Set once the orphan scan started at open has finished.
     pub(crate) orphan_scan: Arc<crate::orphans::ScanDone>,
+    /// GUIDs being stored by writes in progress, which removals leave alone.
+    pub(crate) pins: Arc<crate::orphans::Pins>,
     pub(crate) change_sets: crate::records::ChangeSets,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
     /// (a replica taking a full sync) goes first, the text index catches up after.
@@ -120,6 +122,7 @@ impl Store {
                 auth_cache: crate::auth_cache::AuthCache::new(),
                 hash_gate: crate::auth_cache::HashGate::per_core(),
                 orphan_scan: Default::default(),
+                pins: Default::default(),
                 change_sets: Default::default(),
                 text_pause_until: Default::default(),
             }),
