@@ -169,6 +169,10 @@ pub enum StoreError {
         /// The partition.
         partition: String,
     },
+    /// The disk holding the index or the blobs is full: nothing of the change was
+    /// stored. Transient: the next write after space is freed succeeds (no restart).
+    #[error("no space left on the disk: {0}")]
+    DiskFull(String),
     /// The store's writer thread has stopped (the process is shutting down).
     #[error("store writer has stopped")]
     WriterGone,
@@ -186,6 +190,23 @@ impl StoreError {
         }
     }
 
+    /// True when the failure is for lack of disk space (or a filesystem quota), in
+    /// the index or the blobs. Such a failure is also [`StoreError::is_transient`];
+    /// callers use this to say so (and background work to back off).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull(_) => true,
+            StoreError::Io { source, .. } => {
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                )
+            }
+            StoreError::Index(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            _ => false,
+        }
+    }
+
     /// True when the failure is temporary and the operation may succeed if retried
     /// (a busy or failing disk, a locked database); false for a refusal that retrying
     /// cannot change (unknown user, over quota, invalid name).
@@ -196,6 +217,7 @@ impl StoreError {
                 | StoreError::Io { .. }
                 | StoreError::CommitFailed(_)
                 | StoreError::BlobVanished { .. }
+                | StoreError::DiskFull(_)
                 | StoreError::WriterGone
         )
     }

@@ -73,6 +73,10 @@ pub struct DeliveryOptions {
     pub internaldate: Option<i64>,
 }
 
+/// How writing the blob to one partition went, shared by that partition's recipients
+/// (StoreError is not Clone): on failure, whether the disk was full, and the message.
+type BlobOutcome = Result<(), (bool, String)>;
+
 struct Resolved {
     mailbox: Mailbox,
 }
@@ -229,7 +233,7 @@ impl Store {
         // Two rounds at most: the second for recipients whose blob was collected
         // between our finding it and their job (see `orphans.rs`).
         for round in 0..2 {
-            let mut written: Vec<(String, Result<(), String>)> = Vec::new();
+            let mut written: Vec<(String, BlobOutcome)> = Vec::new();
             let mut pending = Vec::with_capacity(todo.len());
             for (i, mailbox) in todo.drain(..) {
                 let partition = mailbox.partition.clone();
@@ -240,13 +244,17 @@ impl Store {
                         if matches!(r, Ok(true)) && !wrote.contains(&partition) {
                             wrote.push(partition.clone());
                         }
-                        let out = r.map(|_| ()).map_err(|e| e.to_string());
+                        let out = r.map(|_| ()).map_err(|e| (e.is_disk_full(), e.to_string()));
                         written.push((partition, out.clone()));
                         out
                     }
                 };
-                if let Err(msg) = blob {
-                    results[i] = Some(Err(StoreError::CommitFailed(msg)));
+                if let Err((disk_full, msg)) = blob {
+                    results[i] = Some(Err(if disk_full {
+                        StoreError::DiskFull(msg)
+                    } else {
+                        StoreError::CommitFailed(msg)
+                    }));
                     continue;
                 }
                 let message_id = options.message_id.clone();

@@ -170,6 +170,7 @@ impl Store {
             "ATTACH DATABASE ?1 AS text",
             [self.shared.text_path.to_string_lossy()],
         )?;
+        crate::schema::persist_wal(&conn, "text");
         Ok(conn)
     }
 
