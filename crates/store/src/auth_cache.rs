@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use argon2::Block;
 use sha1::{Digest, Sha1};
 
 /// How long a successful verification is remembered.
@@ -66,16 +67,21 @@ impl AuthCache {
     }
 }
 
-/// Bounds how many Argon2 verifications run at once, store-wide.
+/// Bounds how many Argon2 verifications run at once, store-wide, and lends each its
+/// working memory.
 ///
 /// Each verification takes about 19 MiB and a core for tens of milliseconds; without a
 /// bound, a flood of LOGINs on blocking threads multiplied both by the number of
-/// threads (512). With at most [`HashGate::limit`] at once (the number of cores),
-/// memory for hashing stays below `limit × 19 MiB` and excess callers wait their turn
-/// instead of competing for the same cores.
+/// threads (512). With at most `limit` at once (the number of cores), excess callers
+/// wait their turn instead of competing for the same cores. The 19 MiB come from
+/// buffers the gate keeps (at most one per slot) rather than from the allocator: freed
+/// into per-thread malloc arenas, each thread's copy stayed resident, so memory grew
+/// with the number of threads that had ever verified, and was never given back.
 pub(crate) struct HashGate {
     limit: usize,
     running: Mutex<usize>,
+    /// Argon2 working memory of finished verifications, for the next ones.
+    buffers: Mutex<Vec<Vec<Block>>>,
     freed: Condvar,
     /// Most verifications seen running at once (for tests and diagnostics).
     peak: AtomicUsize,
@@ -89,6 +95,7 @@ impl HashGate {
         HashGate {
             limit: limit.max(1),
             running: Mutex::new(0),
+            buffers: Mutex::new(Vec::new()),
             freed: Condvar::new(),
             peak: AtomicUsize::new(0),
             started: AtomicU64::new(0),
@@ -100,8 +107,9 @@ impl HashGate {
         HashGate::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
-    /// Runs `f` once fewer than `limit` other calls are inside; waits until then.
-    pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Runs `f` once fewer than `limit` other calls are inside (waits until then),
+    /// with a working-memory buffer for Argon2 (reused; `f` resizes it as needed).
+    pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             while *running >= self.limit {
@@ -121,7 +129,19 @@ impl HashGate {
             }
         }
         let _release = Release(self);
-        f()
+        let mut buffer = self
+            .buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let out = f(&mut buffer);
+        // At most `limit` buffers exist: one per caller inside the gate.
+        self.buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(buffer);
+        out
     }
 
     /// How many may run at once.
@@ -170,7 +190,7 @@ mod tests {
             for _ in 0..16 {
                 s.spawn(|| {
                     for _ in 0..20 {
-                        gate.run(|| {
+                        gate.run(|_| {
                             let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                             most.fetch_max(now, Ordering::SeqCst);
                             std::thread::yield_now();
@@ -184,5 +204,9 @@ mod tests {
         assert!(gate.peak() <= 2);
         assert_eq!(gate.started(), 16 * 20);
         assert_eq!(*gate.running.lock().unwrap(), 0, "every slot given back");
+        assert!(
+            gate.buffers.lock().unwrap().len() <= 2,
+            "one buffer per slot"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Users: credentials, administrators, quotas, and the mailboxes every user starts with.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Result, StoreError};
@@ -89,6 +89,46 @@ pub fn hash_password(password: &str) -> Result<String> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| StoreError::PasswordHash(e.to_string()))
+}
+
+/// Most Argon2 working memory a stored hash may ask for (m = 256 MiB); a hash asking
+/// for more is refused rather than computed.
+const MAX_VERIFY_BLOCKS: usize = 256 * 1024;
+
+/// Checks `password` against a PHC-format Argon2 hash, as `PasswordVerifier` does, but
+/// in `memory` (grown to the hash's block count and kept by the caller for the next
+/// verification) instead of a fresh allocation. The comparison of outputs is constant
+/// time (`password_hash::Output`'s equality).
+fn verify_with_memory(
+    hash: &PasswordHash,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<bool> {
+    let bad = |e: &dyn std::fmt::Display| StoreError::PasswordHash(e.to_string());
+    let algorithm = Algorithm::try_from(hash.algorithm).map_err(|e| bad(&e))?;
+    let version = match hash.version {
+        Some(v) => Version::try_from(v).map_err(|e| bad(&e))?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(hash).map_err(|e| bad(&e))?;
+    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
+        return Err(bad(&"hash or salt missing"));
+    };
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|e| bad(&e))?;
+    let blocks = params.block_count();
+    if blocks > MAX_VERIFY_BLOCKS {
+        return Err(bad(&"memory cost too high"));
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::new());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks])
+        .map_err(|e| bad(&e))?;
+    let computed = Output::new(&out).map_err(|e| bad(&e))?;
+    Ok(computed == expected)
 }
 
 impl Store {
@@ -186,11 +226,10 @@ impl Store {
         }
         let parsed =
             PasswordHash::new(&hash).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
-        let ok = self.shared.hash_gate.run(|| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        });
+        let ok = self
+            .shared
+            .hash_gate
+            .run(|memory| verify_with_memory(&parsed, password.as_bytes(), memory))?;
         let Some(user) = user else {
             return Ok(None);
         };
@@ -338,6 +377,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_argon2_verifier() {
+        use argon2::password_hash::PasswordVerifier;
+        let stored = hash_password("right").unwrap();
+        let parsed = PasswordHash::new(&stored).unwrap();
+        let mut memory = Vec::new();
+        for (pw, want) in [
+            ("right", true),
+            ("wrong", false),
+            ("right", true),
+            ("", false),
+        ] {
+            assert_eq!(
+                verify_with_memory(&parsed, pw.as_bytes(), &mut memory).unwrap(),
+                want
+            );
+            assert_eq!(
+                Argon2::default()
+                    .verify_password(pw.as_bytes(), &parsed)
+                    .is_ok(),
+                want
+            );
+        }
+        assert_eq!(memory.len(), 19456, "m=19456 KiB: one 1 KiB block each");
     }
 
     #[test]
