@@ -153,8 +153,13 @@ pub(crate) fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// The size a WAL is cut back to after a checkpoint restarts it (`journal_size_limit`);
+/// and at a clean close the kept WAL is truncated to nothing.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
 /// Keeps the database's `-wal` and `-shm` files when its last connection closes
-/// (`SQLITE_FCNTL_PERSIST_WAL`) instead of deleting them.
+/// (`SQLITE_FCNTL_PERSIST_WAL`) instead of deleting them, the WAL truncated to zero
+/// bytes (so a large WAL does not stay on disk after it was checkpointed).
 ///
 /// Why: opening a WAL database whose `-shm` file is missing must allocate it (32 KiB),
 /// which fails on a full disk (`SQLITE_IOERR_SHMSIZE`), so a server stopped cleanly
@@ -177,6 +182,9 @@ pub(crate) fn persist_wal(conn: &Connection, schema: &str) {
     };
     if rc != rusqlite::ffi::SQLITE_OK {
         tracing::debug!(rc, schema, "cannot keep the WAL files of the index");
+    }
+    if let Err(e) = conn.pragma_update(Some(schema), "journal_size_limit", WAL_SIZE_LIMIT) {
+        tracing::debug!(error = %e, schema, "cannot limit the WAL size");
     }
 }
 

@@ -81,6 +81,18 @@ fn opens_and_reads_on_a_full_disk_and_writes_resume_when_space_returns() {
         assert!(r[0].is_ok(), "{r:?}");
         store.wait_for_orphan_scan();
     }
+    // A clean close keeps the WAL's shared-memory file (opening without it would
+    // have to allocate it) and cuts the WAL itself to nothing. The writer thread
+    // closes its connection just after the last handle is dropped: wait for that.
+    let wal = data.join("index.sqlite3-wal");
+    for _ in 0..200 {
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    assert!(data.join("index.sqlite3-shm").exists());
     let filler = fill(&mount.0);
 
     // Open on the full disk, as `tern serve` does at start.
