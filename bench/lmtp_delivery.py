@@ -9,7 +9,7 @@ The same client drives all three servers: the shared workload.py
 (/work/shared/bench, --shared-bench) run as a subprocess with
 `--phases prepare,w1 --json-out`.  prepare is untimed IMAP: LOGIN, NAMESPACE /
 separator discovery, CREATE of the corpus folders (SETACL anyone +p only when
-the server advertises ACL: Cyrus does, tern and Dovecot here do not).  W1
+the server advertises ACL: Cyrus and tern do, Dovecot here does not).  W1
 delivers every corpus message over LMTP with 4 connections (--concurrency)
 pulling from one queue; INBOX mail goes to bench@localhost, folder mail to
 bench+<Folder>@localhost; afterwards IMAP STATUS per folder is checked against

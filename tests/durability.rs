@@ -164,6 +164,17 @@ fn kill_9_during_delivery_loses_nothing_acknowledged() {
         admin_ok(&config, &["user", "add", "alice"]);
         admin_ok(&config, &["user", "add", "bob"]);
         admin_ok(&config, &["mailbox", "create", "alice", "Work"]);
+        // Open for `alice+Work@` delivery (without `anyone p` it goes to INBOX).
+        let store = open_store(&tmp.path().join("data"));
+        let work = store.mailbox("alice", "Work").unwrap().unwrap().uniqueid;
+        store
+            .set_acl(
+                &owner("alice"),
+                &work,
+                "anyone",
+                Some(tern_store::Rights::POST),
+            )
+            .unwrap();
     }
     let acked = Arc::new(Mutex::new(Vec::new()));
     const ROUNDS: usize = 20;

@@ -33,6 +33,22 @@ fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
         &["quota", "set", "full", "--storage", "100"],
     );
     admin_ok(&server.config, &["mailbox", "create", "bob", "Lists/rust"]);
+    // Open for `bob+Lists/rust@` delivery (without `anyone p` it would go to INBOX).
+    let store = open_store(&server.data_dir());
+    let lists = store
+        .mailbox("bob", "Lists/rust")
+        .unwrap()
+        .unwrap()
+        .uniqueid;
+    store
+        .set_acl(
+            &owner("bob"),
+            &lists,
+            "anyone",
+            Some(tern_store::Rights::POST),
+        )
+        .unwrap();
+    drop(store);
 
     let out = tmp.path().join("py");
     std::fs::create_dir(&out).unwrap();

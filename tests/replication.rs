@@ -280,11 +280,27 @@ fn message(tag: &str, i: usize) -> Vec<u8> {
 }
 
 /// Delivers messages `range` of `tag` over LMTP to `user+folder` (INBOX for "").
-fn deliver(lmtp: SocketAddr, user: &str, folder: &str, tag: &str, range: std::ops::Range<usize>) {
-    let mut c = Lmtp::connect(lmtp).unwrap();
+fn deliver(
+    server: &TernServer,
+    user: &str,
+    folder: &str,
+    tag: &str,
+    range: std::ops::Range<usize>,
+) {
+    let mut c = Lmtp::connect(server.lmtp).unwrap();
     let rcpt = if folder.is_empty() {
         format!("{user}@example.org")
     } else {
+        // `user+folder@` delivers into the folder only where anyone may post.
+        let store = open_store(&server.data_dir());
+        let m = store.mailbox(user, folder).unwrap().unwrap();
+        let acl = tern_store::Acl::parse(&m.acl);
+        if !acl.anyone_may_post() {
+            let rights = acl.get("anyone") | tern_store::Rights::POST;
+            store
+                .set_acl(&owner(user), &m.uniqueid, "anyone", Some(rights))
+                .unwrap();
+        }
         format!("{user}+{folder}@example.org")
     };
     for i in range {
@@ -647,11 +663,11 @@ fn full_then_incremental_then_noop() {
         &["mailbox", "create", "alice", "Work/Sub"],
     );
     admin_ok(m.config.as_path(), &["mailbox", "create", "alice", "Temp"]);
-    deliver(m.lmtp, "alice", "", "inbox", 0..30);
-    deliver(m.lmtp, "alice", "Work", "work", 0..15);
-    deliver(m.lmtp, "alice", "Archive", "archive", 0..10);
-    deliver(m.lmtp, "alice", "Work/Sub", "sub", 0..3);
-    deliver(m.lmtp, "alice", "Temp", "temp", 0..3);
+    deliver(&m, "alice", "", "inbox", 0..30);
+    deliver(&m, "alice", "Work", "work", 0..15);
+    deliver(&m, "alice", "Archive", "archive", 0..10);
+    deliver(&m, "alice", "Work/Sub", "sub", 0..3);
+    deliver(&m, "alice", "Temp", "temp", 0..3);
     let before = snap(m, "alice", "master-before");
     assert_eq!(
         before.in_mailbox("Work").len(),
@@ -773,14 +789,14 @@ fn one_mailbox_and_parallel_sessions() {
     let p = Pair::new();
     let m = &p.master;
     admin_ok(m.config.as_path(), &["mailbox", "create", "alice", "Work"]);
-    deliver(m.lmtp, "alice", "", "inbox", 0..5);
-    deliver(m.lmtp, "alice", "Work", "work", 0..5);
+    deliver(&m, "alice", "", "inbox", 0..5);
+    deliver(&m, "alice", "Work", "work", 0..5);
     sync_ok(p.mconf(), &[]);
     assert_same(m, &p.replica, "alice", "after the first sync");
     let replica_before = snap(&p.replica, "alice", "replica-before");
 
-    deliver(m.lmtp, "alice", "", "inbox", 5..8);
-    deliver(m.lmtp, "alice", "Work", "work", 5..7);
+    deliver(&m, "alice", "", "inbox", 5..8);
+    deliver(&m, "alice", "Work", "work", 5..7);
     imap_run(
         m,
         "alice",
@@ -822,14 +838,8 @@ fn one_mailbox_and_parallel_sessions() {
     // More users, and a fresh replica filled by three sessions at once.
     for (user, n) in [("bob", 12), ("carol", 7), ("dave", 3)] {
         add_user(p.mconf(), user, PASSWORD, false);
-        deliver(m.lmtp, user, "", user, 0..n);
-        deliver(
-            m.lmtp,
-            user,
-            "Archive",
-            &format!("{user}-archive"),
-            0..n / 2,
-        );
+        deliver(&m, user, "", user, 0..n);
+        deliver(m, user, "Archive", &format!("{user}-archive"), 0..n / 2);
     }
     let fresh_root = p._tmp.path().join("fresh");
     std::fs::create_dir(&fresh_root).unwrap();
@@ -897,7 +907,22 @@ impl Drop for Rolling {
 fn rolling_under_load_with_crashes() {
     let mut p = Pair::new();
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
-    deliver(p.master.lmtp, "alice", "", "seed", 0..20);
+    // Open for `alice+Work@` and `alice+Archive@` delivery (else they go to INBOX).
+    {
+        let store = open_store(&p.master.data_dir());
+        for name in ["Work", "Archive"] {
+            let id = store.mailbox("alice", name).unwrap().unwrap().uniqueid;
+            store
+                .set_acl(
+                    &owner("alice"),
+                    &id,
+                    "anyone",
+                    Some(tern_store::Rights::POST),
+                )
+                .unwrap();
+        }
+    }
+    deliver(&p.master, "alice", "", "seed", 0..20);
     let log = p._tmp.path().join("rolling.log");
     let mut rolling = start_rolling(p.mconf(), &log);
 
@@ -1072,14 +1097,14 @@ fn tail(text: &str, n: usize) -> String {
 fn split_brain_loses_nothing() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(m.lmtp, "alice", "", "base", 0..5);
+    deliver(&m, "alice", "", "base", 0..5);
     sync_ok(p.mconf(), &[]);
     let base = assert_same(m, &p.replica, "alice", "after the first sync");
     let inbox = base.in_mailbox("INBOX");
     let (a, b) = (inbox[0].clone(), inbox[1].clone());
 
     // Cut off: the master takes mail and a flag…
-    deliver(m.lmtp, "alice", "", "master-only", 0..3);
+    deliver(&m, "alice", "", "master-only", 0..3);
     imap_run(
         m,
         "alice",
@@ -1231,7 +1256,7 @@ fn split_brain_loses_nothing() {
 fn same_name_created_on_both_sides() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(m.lmtp, "alice", "", "base", 0..2);
+    deliver(&m, "alice", "", "base", 0..2);
     sync_ok(p.mconf(), &[]);
     imap_run(
         m,
@@ -1416,7 +1441,7 @@ fn imap_mailbox_names(server: &TernServer) -> BTreeSet<String> {
 #[test]
 fn cut_update_and_garbage_leave_the_replica_whole() {
     let p = Pair::new();
-    deliver(p.master.lmtp, "alice", "", "base", 0..4);
+    deliver(&p.master, "alice", "", "base", 0..4);
     sync_ok(p.mconf(), &[]);
 
     // Control: the same kind of UPDATE sent whole is applied.
@@ -1464,7 +1489,7 @@ fn cut_update_and_garbage_leave_the_replica_whole() {
     }
 
     // The replica-only WholeOne is copied back; everything else is already there.
-    deliver(p.master.lmtp, "alice", "", "more", 0..2);
+    deliver(&p.master, "alice", "", "more", 0..2);
     sync_ok(p.mconf(), &[]);
     assert_verify_clean(p.mconf());
     let master = assert_same(&p.master, &p.replica, "alice", "after the cut UPDATE");
@@ -1512,7 +1537,7 @@ fn cut_update_and_garbage_leave_the_replica_whole() {
     let r = s.cmd("b", "MAILBOXES alice ALL");
     assert!(r.last().unwrap().starts_with("b OK"), "{r:?}");
     drop(s);
-    deliver(p.master.lmtp, "alice", "", "after-garbage", 0..2);
+    deliver(&p.master, "alice", "", "after-garbage", 0..2);
     sync_ok(p.mconf(), &[]);
     assert_verify_clean(p.mconf());
     assert_same(&p.master, &p.replica, "alice", "after the garbage");
@@ -1539,8 +1564,8 @@ fn rename_across_partitions() {
     let (rtop, replica_p2) = parts("replica");
     let p = Pair::with_config(&mtop, &rtop);
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
-    deliver(p.master.lmtp, "alice", "Work", "work", 0..6);
-    deliver(p.master.lmtp, "alice", "", "inbox", 0..2);
+    deliver(&p.master, "alice", "Work", "work", 0..6);
+    deliver(&p.master, "alice", "", "inbox", 0..2);
     sync_ok(p.mconf(), &[]);
     assert_same(&p.master, &p.replica, "alice", "before the rename");
 
@@ -1592,12 +1617,12 @@ fn rename_across_partitions() {
 fn split_brain_replica_expunge_is_merged() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(m.lmtp, "alice", "", "base", 0..6);
+    deliver(&m, "alice", "", "base", 0..6);
     sync_ok(p.mconf(), &[]);
     let base = assert_same(m, &p.replica, "alice", "after the first sync");
     let inbox = base.in_mailbox("INBOX");
     let (c, d) = (inbox[2].clone(), inbox[3].clone());
-    deliver(m.lmtp, "alice", "", "master-only", 0..1);
+    deliver(&m, "alice", "", "master-only", 0..1);
     imap_run(
         &p.replica,
         "alice",
@@ -1636,7 +1661,7 @@ fn split_brain_replica_expunge_is_merged() {
 fn rolling_follows_mailbox_operations() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(m.lmtp, "alice", "", "seed", 0..3);
+    deliver(&m, "alice", "", "seed", 0..3);
     let log = p._tmp.path().join("rolling.log");
     let rolling = start_rolling(p.mconf(), &log);
     let caught_up = |what: &str| {
@@ -1686,8 +1711,8 @@ fn swapped_names_follow_unique_ids() {
     let m = &p.master;
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Left"]);
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Right"]);
-    deliver(m.lmtp, "alice", "Left", "left", 0..3);
-    deliver(m.lmtp, "alice", "Right", "right", 0..2);
+    deliver(&m, "alice", "Left", "left", 0..3);
+    deliver(&m, "alice", "Right", "right", 0..2);
     sync_ok(p.mconf(), &[]);
     let (left, right) = (
         uniqueid(p.mconf(), "alice", "Left"),
@@ -1731,8 +1756,8 @@ fn failing_user_is_quarantined_and_others_flow() {
     sync_ok(p.mconf(), &["--user", "alice"]);
     let log = tmp.path().join("rolling.log");
     let mut rolling = start_rolling(p.mconf(), &log);
-    deliver(p.master.lmtp, "bob", "Far", "far", 0..2);
-    deliver(p.master.lmtp, "alice", "", "a", 0..3);
+    deliver(&p.master, "bob", "Far", "far", 0..2);
+    deliver(&p.master, "alice", "", "a", 0..3);
     poll("bob to be quarantined", Duration::from_secs(60), || {
         std::fs::read_to_string(&log)
             .ok()
@@ -1740,7 +1765,7 @@ fn failing_user_is_quarantined_and_others_flow() {
             .map(|_| ())
     });
     // alice keeps flowing while bob is set aside.
-    deliver(p.master.lmtp, "alice", "", "b", 0..3);
+    deliver(&p.master, "alice", "", "b", 0..3);
     poll(
         "alice to reach the replica",
         Duration::from_secs(60),
@@ -1853,7 +1878,7 @@ fn sync_over_starttls() {
         server
     };
     let master = master_with("master", &ca);
-    deliver(master.lmtp, "alice", "", "tls", 0..5);
+    deliver(&master, "alice", "", "tls", 0..5);
     let summary = sync_ok(&master.config, &["--user", "alice"]);
     assert!(summary.contains("5 records"), "{summary}");
     assert_verify_clean(&master.config);
@@ -2009,11 +2034,11 @@ fn tamper(data_dir: &Path, sql: &str) {
 #[test]
 fn uidvalidity_changed_on_the_replica_loses_nothing() {
     let mut p = Pair::new();
-    deliver(p.master.lmtp, "alice", "", "uv", 0..5);
+    deliver(&p.master, "alice", "", "uv", 0..5);
     sync_ok(p.mconf(), &[]);
     // The replica takes a message of its own, then its INBOX gets another UIDVALIDITY
     // under the same unique id (as a restore from an old backup might leave it).
-    deliver(p.replica.lmtp, "alice", "", "only-replica", 0..1);
+    deliver(&p.replica, "alice", "", "only-replica", 0..1);
     p.replica.kill9();
     tamper(
         &p.replica_root.join("data"),
@@ -2046,8 +2071,8 @@ fn uidvalidity_changed_on_the_replica_loses_nothing() {
 fn a_blob_the_replica_cannot_store_fails_only_its_mailbox() {
     let p = Pair::new();
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
-    deliver(p.master.lmtp, "alice", "", "in", 0..6);
-    deliver(p.master.lmtp, "alice", "Work", "work", 0..6);
+    deliver(&p.master, "alice", "", "in", 0..6);
+    deliver(&p.master, "alice", "Work", "work", 0..6);
     // A fan-out directory that only Work's messages use is made unusable on the replica:
     // a file where the directory should be (as a full or broken disk would refuse).
     let db = rusqlite::Connection::open(p.master.data_dir().join("index.sqlite3")).unwrap();
@@ -2098,11 +2123,11 @@ fn a_blob_the_replica_cannot_store_fails_only_its_mailbox() {
 fn a_mailbox_deleted_on_the_master_keeps_what_only_the_replica_got() {
     let p = Pair::new();
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Old"]);
-    deliver(p.master.lmtp, "alice", "Old", "old", 0..3);
+    deliver(&p.master, "alice", "Old", "old", 0..3);
     sync_ok(p.mconf(), &[]);
     // Cut off: the master deletes Old while the replica takes a new message into it.
     admin_ok(p.mconf(), &["mailbox", "delete", "alice", "Old"]);
-    deliver(p.replica.lmtp, "alice", "Old", "late", 0..1);
+    deliver(&p.replica, "alice", "Old", "late", 0..1);
     let out = tern_sync(p.mconf(), &[]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(show(&out).contains("taking them back"), "{}", show(&out));
@@ -2124,7 +2149,7 @@ fn a_mailbox_deleted_on_the_master_keeps_what_only_the_replica_got() {
 fn rename_while_a_sync_is_running() {
     let p = Pair::new();
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Big"]);
-    deliver(p.master.lmtp, "alice", "Big", "big", 0..400);
+    deliver(&p.master, "alice", "Big", "big", 0..400);
     let sync = Command::new(TERN)
         .arg("--config")
         .arg(p.mconf())
@@ -2154,13 +2179,13 @@ fn a_sync_of_one_user_never_touches_another() {
     let p = Pair::new();
     add_user(p.mconf(), "ua", PASSWORD, false);
     add_user(p.mconf(), "uab", PASSWORD, false);
-    deliver(p.master.lmtp, "ua", "", "ua", 0..3);
-    deliver(p.master.lmtp, "uab", "", "uab", 0..3);
+    deliver(&p.master, "ua", "", "ua", 0..3);
+    deliver(&p.master, "uab", "", "uab", 0..3);
     sync_ok(p.mconf(), &[]);
     assert_verify_clean(p.mconf());
     // uab changes on the master; a sync of ua alone must leave uab's replica as it was.
     admin_ok(p.mconf(), &["mailbox", "create", "uab", "Extra"]);
-    deliver(p.master.lmtp, "uab", "", "uab-late", 0..2);
+    deliver(&p.master, "uab", "", "uab-late", 0..2);
     let before = mailbox_list(&p.replica.config, "uab");
     let summary = sync_ok(p.mconf(), &["--user", "ua"]);
     assert!(summary.contains("0 mailboxes"), "{summary}");

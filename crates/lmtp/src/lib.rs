@@ -7,7 +7,8 @@
 //! independently: an unknown user gets `550 5.1.1`, a full mailbox `452 4.2.2` (or
 //! `552 5.2.2` when configured as permanent), and the others are still delivered.
 //!
-//! `user+folder@domain` delivers into `folder` when the user has it, else INBOX. A
+//! `user+folder@domain` delivers into `folder` when the user has it and its ACL gives
+//! `anyone` the `p` right (the store decides), else INBOX. A
 //! message whose Message-ID was already delivered to the same mailbox within
 //! [`LmtpConfig::duplicate_window`] is accepted but not stored twice.
 //!

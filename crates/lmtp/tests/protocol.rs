@@ -21,7 +21,16 @@ fn start(config: LmtpConfig) -> Server {
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     store.create_user("alice", None, false).unwrap();
     store.create_user("bob", None, false).unwrap();
-    store.create_mailbox("alice", "Lists/rust", None).unwrap();
+    let lists = store.create_mailbox("alice", "Lists/rust", None).unwrap();
+    // Open for `alice+Lists/rust@` delivery: without `anyone p` it goes to INBOX.
+    store
+        .set_acl(
+            &owner("alice"),
+            &lists.uniqueid,
+            "anyone",
+            Some(tern_store::Rights::POST),
+        )
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -149,6 +149,16 @@ impl Acl {
         }
     }
 
+    /// True when `anyone` holds the `p` (post) right (and no `-anyone` entry takes it
+    /// away): the condition for LMTP `user+folder@` delivery into the mailbox, as in
+    /// Cyrus. Without it such mail goes to INBOX, so a stranger cannot put mail into a
+    /// user's Sent or Drafts.
+    pub fn anyone_may_post(&self) -> bool {
+        self.get(ANYONE)
+            .without(self.get(&format!("-{ANYONE}")))
+            .contains(Rights::POST)
+    }
+
     /// The rights of the entry for `identifier` (none when absent).
     pub fn get(&self, identifier: &str) -> Rights {
         self.0
@@ -311,6 +321,16 @@ mod tests {
         assert_eq!(Rights::parse("cd").unwrap().to_string(), "kxte");
         assert!(Rights::parse("lrz").is_err());
         assert_eq!(Rights::ALL.to_string(), "lrswipkxtea");
+    }
+
+    #[test]
+    fn posting_needs_p_for_anyone_and_no_negative_entry() {
+        let may = |acl: &str| Acl::parse(acl).anyone_may_post();
+        assert!(!may(""));
+        assert!(!may("bob\tp"), "p for one user is not enough");
+        assert!(!may("anyone\tlr"));
+        assert!(may("anyone\tp"));
+        assert!(!may("anyone\tlrp\t-anyone\tp"));
     }
 
     #[test]

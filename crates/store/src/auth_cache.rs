@@ -5,11 +5,15 @@
 //! invalidates it) and holds a keyed SHA-1 of the password under a random secret made
 //! at start-up: the cache never holds a password, and its contents are useless
 //! outside this process. Entries expire after [`TTL`]; failures are never cached.
+//!
+//! [`HashGate`] bounds the verifications that do run (see its documentation).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use argon2::Block;
 use sha1::{Digest, Sha1};
 
 /// How long a successful verification is remembered.
@@ -63,6 +67,102 @@ impl AuthCache {
     }
 }
 
+/// Bounds how many Argon2 verifications run at once, store-wide, and lends each its
+/// working memory.
+///
+/// Each verification takes about 19 MiB and a core for tens of milliseconds; without a
+/// bound, a flood of LOGINs on blocking threads multiplied both by the number of
+/// threads (512). With at most `limit` at once (the number of cores), excess callers
+/// wait their turn instead of competing for the same cores. The 19 MiB come from
+/// buffers the gate keeps (at most one per slot) rather than from the allocator: freed
+/// into per-thread malloc arenas, each thread's copy stayed resident, so memory grew
+/// with the number of threads that had ever verified, and was never given back.
+pub(crate) struct HashGate {
+    limit: usize,
+    running: Mutex<usize>,
+    /// Argon2 working memory of finished verifications, for the next ones.
+    buffers: Mutex<Vec<Vec<Block>>>,
+    freed: Condvar,
+    /// Most verifications seen running at once (for tests and diagnostics).
+    peak: AtomicUsize,
+    /// Verifications started since the store was opened.
+    started: AtomicU64,
+}
+
+impl HashGate {
+    /// A gate letting `limit` (at least 1) verifications run at once.
+    pub(crate) fn new(limit: usize) -> HashGate {
+        HashGate {
+            limit: limit.max(1),
+            running: Mutex::new(0),
+            buffers: Mutex::new(Vec::new()),
+            freed: Condvar::new(),
+            peak: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+        }
+    }
+
+    /// A gate sized to the machine: one verification per available core.
+    pub(crate) fn per_core() -> HashGate {
+        HashGate::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Runs `f` once fewer than `limit` other calls are inside (waits until then),
+    /// with a working-memory buffer for Argon2 (reused; `f` resizes it as needed).
+    pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            while *running >= self.limit {
+                running = self.freed.wait(running).unwrap_or_else(|p| p.into_inner());
+            }
+            *running += 1;
+            self.peak.fetch_max(*running, Ordering::Relaxed);
+            self.started.fetch_add(1, Ordering::Relaxed);
+        }
+        // Released on unwind too, so a panicking verification cannot shrink the gate.
+        struct Release<'a>(&'a HashGate);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
+                *running -= 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        let mut buffer = self
+            .buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let out = f(&mut buffer);
+        // At most `limit` buffers exist: one per caller inside the gate.
+        self.buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(buffer);
+        out
+    }
+
+    /// How many may run at once.
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Most ever seen running at once.
+    #[cfg(test)]
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Verifications started so far.
+    #[cfg(test)]
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +179,34 @@ mod tests {
             "a new stored hash (password changed) misses"
         );
         assert!(!c.hit("v", "h1", "pw"));
+    }
+
+    #[test]
+    fn gate_never_lets_more_than_its_limit_in() {
+        let gate = HashGate::new(2);
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        gate.run(|_| {
+                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::yield_now();
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::SeqCst) <= 2);
+        assert!(gate.peak() <= 2);
+        assert_eq!(gate.started(), 16 * 20);
+        assert_eq!(*gate.running.lock().unwrap(), 0, "every slot given back");
+        assert!(
+            gate.buffers.lock().unwrap().len() <= 2,
+            "one buffer per slot"
+        );
     }
 }

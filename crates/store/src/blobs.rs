@@ -3,13 +3,21 @@
 //! A blob lives at `<partition>/blobs/<first two hex digits>/<guid hex>`. It is written
 //! to `<partition>/tmp/` first, fsynced, renamed into place and its directory fsynced,
 //! so a blob is either absent or complete and durable: a crash can leave a stray temp
-//! file (ignored) or an unreferenced blob (collected by `tern expire`), never a torn blob
-//! under its final name. Blobs are immutable; nothing rewrites one in place.
+//! file or an unreferenced blob, never a torn blob under its final name; both are
+//! removed by the orphan scan after the next start (`orphans.rs`). Blobs are
+//! immutable; nothing rewrites one in place.
+//!
+//! A temporary file's name says which process wrote it (its pid and a random token of
+//! that process, see [`temp_owner`]), so the scan can tell a file left by a dead
+//! process from one another live process (`tern admin` beside `tern serve`) is
+//! still writing.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use crate::error::{Result, StoreError};
 use crate::ids::Guid;
@@ -42,7 +50,14 @@ impl BlobStore {
         self.partitions.contains_key(partition)
     }
 
-    fn root(&self, partition: &str) -> Result<&Path> {
+    /// Every partition's name and root directory.
+    pub(crate) fn roots(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.partitions
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_path()))
+    }
+
+    pub(crate) fn root(&self, partition: &str) -> Result<&Path> {
         self.partitions
             .get(partition)
             .map(PathBuf::as_path)
@@ -69,10 +84,24 @@ impl BlobStore {
         }
     }
 
+    /// True if a file for the blob is present, whatever its size.
+    pub(crate) fn contains_any(&self, partition: &str, guid: &Guid) -> Result<bool> {
+        let path = self.path(partition, guid)?;
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("stat", path, e)),
+        }
+    }
+
     /// Stores `message` under its GUID in `partition` and returns the GUID.
     ///
     /// When the blob is already present with the same size nothing is written (single
     /// instance). On return the blob is durable: file and directory entry are fsynced.
+    ///
+    /// A blob written here and never referenced by a committed record is an orphan:
+    /// the caller whose transaction fails discards it (`Store::discard_blob`), and the
+    /// orphan scan removes what a crash left.
     pub fn put(&self, partition: &str, message: &[u8]) -> Result<Guid> {
         let guid = Guid::of(message);
         self.put_with_guid(partition, &guid, message)?;
@@ -80,10 +109,16 @@ impl BlobStore {
     }
 
     /// As [`BlobStore::put`], for a caller that already knows the GUID of `message`.
-    pub(crate) fn put_with_guid(&self, partition: &str, guid: &Guid, message: &[u8]) -> Result<()> {
+    /// Returns true when this call wrote the file, false when it was already there.
+    pub(crate) fn put_with_guid(
+        &self,
+        partition: &str,
+        guid: &Guid,
+        message: &[u8],
+    ) -> Result<bool> {
         let size = message.len() as u64;
         if self.contains(partition, guid, size)? {
-            return Ok(());
+            return Ok(false);
         }
         let root = self.root(partition)?;
         let final_path = self.path(partition, guid)?;
@@ -92,9 +127,9 @@ impl BlobStore {
             .expect("blob path always has a fan-out directory")
             .to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
-        let tmp =
-            root.join("tmp")
-                .join(format!("{}.{:016x}", guid.to_hex(), rand::random::<u64>()));
+        let tmp = root
+            .join("tmp")
+            .join(format!("{}.{}", guid.to_hex(), temp_tag()));
         let result = write_durably(&tmp, message).and_then(|()| {
             fs::rename(&tmp, &final_path).map_err(|e| StoreError::io("rename", &final_path, e))
         });
@@ -102,7 +137,8 @@ impl BlobStore {
             let _ = fs::remove_file(&tmp);
         }
         result?;
-        sync_dir(&dir)
+        sync_dir(&dir)?;
+        Ok(true)
     }
 
     /// Stores many blobs in `partition` with the durability of [`BlobStore::put`] but
@@ -126,11 +162,7 @@ impl BlobStore {
                 // Staged beside its final name (a dot name nothing else lists): creating
                 // thousands of files in one shared directory makes ext4 search one
                 // block group's inode table for each.
-                let tmp = dir.join(format!(
-                    ".{}.{:016x}.tmp",
-                    guid.to_hex(),
-                    rand::random::<u64>()
-                ));
+                let tmp = dir.join(format!(".{}.{}.tmp", guid.to_hex(), temp_tag()));
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -184,7 +216,8 @@ impl BlobStore {
         }
     }
 
-    /// Removes a blob. Only `tern expire` calls this, after proving no record refers to it.
+    /// Removes a blob. Only the store's collection of unreferenced blobs calls this, on
+    /// the writer thread after proving no record refers to it (see `orphans.rs`).
     pub fn remove(&self, partition: &str, guid: &Guid) -> Result<()> {
         let path = self.path(partition, guid)?;
         match fs::remove_file(&path) {
@@ -216,6 +249,39 @@ impl BlobStore {
         }
         Ok(out)
     }
+}
+
+/// This process's random token, fixed for its lifetime: with the pid it names the
+/// writer of a temporary file, and tells a file of a dead process that had the same pid
+/// (a container restarted) from one of ours.
+pub(crate) fn process_token() -> u64 {
+    static TOKEN: OnceLock<u64> = OnceLock::new();
+    *TOKEN.get_or_init(rand::random)
+}
+
+/// `<pid>.<process token>.<sequence>`: unique within the process, and names it.
+fn temp_tag() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}.{:016x}.{}",
+        std::process::id(),
+        process_token(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The writer (pid, process token) of a temporary file name made by [`temp_tag`]
+/// (`<guid>.<tag>` in `tmp/`, `.<guid>.<tag>.tmp` beside the blobs); `None` for any
+/// other name, including temporary files of older versions, which named no writer.
+pub(crate) fn temp_owner(name: &str) -> Option<(u32, u64)> {
+    let name = name.strip_prefix('.').unwrap_or(name);
+    let name = name.strip_suffix(".tmp").unwrap_or(name);
+    let mut parts = name.split('.');
+    let (_guid, pid, token, _seq) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((pid.parse().ok()?, u64::from_str_radix(token, 16).ok()?))
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -277,6 +343,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let blobs = store(tmp.path());
         let a = blobs.put("default", b"hello").unwrap();
+        assert!(!blobs.put_with_guid("default", &a, b"hello").unwrap());
         let b = blobs.put("default", b"hello").unwrap();
         assert_eq!(a, b);
         assert_eq!(blobs.list("default").unwrap(), vec![(a, 5)]);
@@ -299,5 +366,15 @@ mod tests {
             blobs.put("nope", b"x"),
             Err(StoreError::UnknownPartition(_))
         ));
+    }
+
+    #[test]
+    fn temp_names_name_their_writer() {
+        let tag = temp_tag();
+        let me = (std::process::id(), process_token());
+        assert_eq!(temp_owner(&format!("abcd.{tag}")), Some(me));
+        assert_eq!(temp_owner(&format!(".abcd.{tag}.tmp")), Some(me));
+        assert_eq!(temp_owner("abcd.0123456789abcdef"), None, "old format");
+        assert_eq!(temp_owner("abcd"), None);
     }
 }

@@ -158,6 +158,21 @@ pub enum StoreError {
     /// hold it.
     #[error("blob {0} not held")]
     BlobNotHeld(String),
+    /// A record was about to be committed for a blob that is no longer on disk: it was
+    /// collected as unreferenced after this write found it present. Nothing was
+    /// stored; writing the blob again and retrying succeeds (the store does so once
+    /// itself).
+    #[error("blob {guid} in partition {partition} was collected before its record was committed")]
+    BlobVanished {
+        /// GUID in hex.
+        guid: String,
+        /// The partition.
+        partition: String,
+    },
+    /// The disk holding the index or the blobs is full: nothing of the change was
+    /// stored. Transient: the next write after space is freed succeeds (no restart).
+    #[error("no space left on the disk: {0}")]
+    DiskFull(String),
     /// The store's writer thread has stopped (the process is shutting down).
     #[error("store writer has stopped")]
     WriterGone,
@@ -175,6 +190,23 @@ impl StoreError {
         }
     }
 
+    /// True when the failure is for lack of disk space (or a filesystem quota), in
+    /// the index or the blobs. Such a failure is also [`StoreError::is_transient`];
+    /// callers use this to say so (and background work to back off).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull(_) => true,
+            StoreError::Io { source, .. } => {
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                )
+            }
+            StoreError::Index(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            _ => false,
+        }
+    }
+
     /// True when the failure is temporary and the operation may succeed if retried
     /// (a busy or failing disk, a locked database); false for a refusal that retrying
     /// cannot change (unknown user, over quota, invalid name).
@@ -184,6 +216,8 @@ impl StoreError {
             StoreError::Index(_)
                 | StoreError::Io { .. }
                 | StoreError::CommitFailed(_)
+                | StoreError::BlobVanished { .. }
+                | StoreError::DiskFull(_)
                 | StoreError::WriterGone
         )
     }

@@ -14,6 +14,11 @@
 //! - **Delayed expunge**: an expunged record stays, marked with its expunge modseq,
 //!   until `tern expire` purges it.
 //! - **Single instance**: a blob is stored once per partition under its GUID (SHA-1).
+//! - **Nothing left behind**: a write that does not commit (refused, failed, or cut
+//!   by a crash) leaves no blob or temporary file once the store has been reopened;
+//!   a refused write usually writes none at all (see `orphans.rs`).
+//! - **A full disk is a state**: the store opens and serves reads on a full disk;
+//!   writes fail with [`StoreError::DiskFull`] (transient) until space returns.
 //! - **Change log**: every committed change names the user and mailbox it touched.
 //!
 //! ```
@@ -44,6 +49,7 @@ mod ids;
 mod mailboxes;
 mod messages;
 pub mod names;
+mod orphans;
 mod records;
 mod replicated;
 mod replication;

@@ -5,7 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use std::sync::Arc;
 
-use crate::acl::{Actor, Rights};
+use crate::acl::{Acl, Actor, Rights};
+use crate::blobs::BlobStore;
 use crate::content::{has_index, insert_index};
 use crate::error::{Result, StoreError};
 use crate::flagging::expunge_in;
@@ -13,6 +14,7 @@ use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::{live_by_uniqueid, Mailbox};
 use crate::names::{normalize_mailbox, normalize_user};
+use crate::orphans::require_blob;
 use crate::records::{live_for, records_in};
 use crate::store::{now, Store};
 use crate::txn;
@@ -36,7 +38,8 @@ pub struct Appended {
 pub struct DeliveryTarget {
     /// The user.
     pub user: String,
-    /// The folder asked for (`user+folder@`); INBOX when absent or not existing.
+    /// The folder asked for (`user+folder@`). The copy goes there only when the folder
+    /// exists and its ACL gives `anyone` the `p` (post) right; otherwise to INBOX.
     pub folder: Option<String>,
 }
 
@@ -70,6 +73,10 @@ pub struct DeliveryOptions {
     pub internaldate: Option<i64>,
 }
 
+/// How writing the blob to one partition went, shared by that partition's recipients
+/// (StoreError is not Clone): on failure, whether the disk was full, and the message.
+type BlobOutcome = Result<(), (bool, String)>;
+
 struct Resolved {
     mailbox: Mailbox,
 }
@@ -77,6 +84,11 @@ struct Resolved {
 impl Store {
     /// Appends a message to a mailbox (IMAP APPEND); needs the `i` right. The blob is
     /// durable before the record is committed, and the call returns after the commit.
+    ///
+    /// A refused append leaves nothing on disk: rights and quota are checked before the
+    /// blob is written, and a blob this call wrote for a record that did not commit is
+    /// removed (see `orphans.rs` for why that is safe against a concurrent delivery of
+    /// the same message).
     pub fn append(
         &self,
         actor: &Actor,
@@ -85,24 +97,62 @@ impl Store {
         internaldate: i64,
         message: &[u8],
     ) -> Result<Appended> {
-        let target = self.read(|conn| live_for(conn, actor, mailbox, Rights::INSERT))?;
         let guid = Guid::of(message);
-        self.blobs()
-            .put_with_guid(&target.partition, &guid, message)?;
+        let size = message.len() as u64;
         let known =
             self.shared.indexer.get().is_none() || self.read(|conn| has_index(conn, &guid))?;
-        let index = self.index_for(message, known);
-        let size = message.len() as u64;
-        let (flags, actor, id) = (flags.clone(), actor.clone(), mailbox.clone());
-        let appended = self.write(move |conn| {
-            let mailbox = live_for(conn, &actor, &id, Rights::INSERT)?;
-            if let Some(summary) = &index {
-                insert_index(conn, &guid, summary, &mailbox.partition, size)?;
+        let index = Arc::new(self.index_for(message, known));
+        let _pin = self.shared.pins.pin(guid);
+        let mut wrote: Vec<String> = Vec::new();
+        let mut retried = false;
+        let result = loop {
+            let target = match self.read(|conn| {
+                let target = live_for(conn, actor, mailbox, Rights::INSERT)?;
+                check_quota(conn, target.user_id, size, 1)?;
+                Ok(target)
+            }) {
+                Ok(t) => t,
+                Err(e) => break Err(e),
+            };
+            match self
+                .blobs()
+                .put_with_guid(&target.partition, &guid, message)
+            {
+                Ok(true) if !wrote.contains(&target.partition) => {
+                    wrote.push(target.partition.clone())
+                }
+                Ok(_) => {}
+                Err(e) => break Err(e),
             }
-            insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
-        })?;
-        self.notify(&appended.mailbox, appended.modseq);
-        Ok(appended)
+            let (flags, actor, id) = (flags.clone(), actor.clone(), mailbox.clone());
+            let (index, blobs) = (index.clone(), self.shared.blobs.clone());
+            let outcome = self.write(move |conn| {
+                let mailbox = live_for(conn, &actor, &id, Rights::INSERT)?;
+                require_blob(&blobs, &mailbox.partition, &guid, size)?;
+                if let Some(summary) = index.as_ref() {
+                    insert_index(conn, &guid, summary, &mailbox.partition, size)?;
+                }
+                insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
+            });
+            match outcome {
+                // Collected between our write (or our finding it) and the job: write
+                // it again, once.
+                Err(StoreError::BlobVanished { .. }) if !retried => retried = true,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(appended) => {
+                self.notify(&appended.mailbox, appended.modseq);
+                Ok(appended)
+            }
+            Err(e) => {
+                for partition in wrote {
+                    self.discard_blob(&partition, guid);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Appends as the mailbox's owner, naming it by user and name: for tools and
@@ -133,7 +183,9 @@ impl Store {
     /// Delivers one message to several recipients (LMTP), one result per target in the
     /// same order. Each recipient succeeds or fails alone (unknown user, over quota),
     /// and every `Ok` is durable when this returns. The blob is written once per
-    /// partition however many recipients share it.
+    /// partition however many recipients share it, not at all when every recipient
+    /// is refused before (unknown, over quota), and removed again when no recipient's
+    /// record committed.
     pub fn deliver(
         &self,
         message: &[u8],
@@ -147,7 +199,7 @@ impl Store {
         let (resolved, known): (Vec<Result<Resolved>>, bool) = match self.read(|conn| {
             let resolved = targets
                 .iter()
-                .map(|t| resolve_target(conn, t))
+                .map(|t| resolve_target(conn, t, size))
                 .collect::<Vec<_>>();
             Ok((resolved, !indexing || has_index(conn, &guid)?))
         }) {
@@ -162,56 +214,93 @@ impl Store {
         };
         // Indexed once, outside the writer, and shared by every recipient's job.
         let index = Arc::new(self.index_for(message, known));
-        let mut written: Vec<(String, Result<()>)> = Vec::new();
-        let mut pending = Vec::with_capacity(targets.len());
-        for target in resolved {
-            let target = match target {
-                Ok(t) => t,
-                Err(e) => {
-                    pending.push(Err(e));
+        let mut results: Vec<Option<Result<Delivered>>> = Vec::with_capacity(targets.len());
+        let mut todo: Vec<(usize, Mailbox)> = Vec::new();
+        let mut partition_of: Vec<Option<String>> = vec![None; targets.len()];
+        for (i, r) in resolved.into_iter().enumerate() {
+            match r {
+                Ok(t) => {
+                    partition_of[i] = Some(t.mailbox.partition.clone());
+                    todo.push((i, t.mailbox));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let _pin = self.shared.pins.pin(guid);
+        // Partitions where a call of ours wrote the blob (rather than finding it).
+        let mut wrote: Vec<String> = Vec::new();
+        // Two rounds at most: the second for recipients whose blob was collected
+        // between our finding it and their job (see `orphans.rs`).
+        for round in 0..2 {
+            let mut written: Vec<(String, BlobOutcome)> = Vec::new();
+            let mut pending = Vec::with_capacity(todo.len());
+            for (i, mailbox) in todo.drain(..) {
+                let partition = mailbox.partition.clone();
+                let blob = match written.iter().find(|(p, _)| *p == partition) {
+                    Some((_, r)) => r.clone(),
+                    None => {
+                        let r = self.blobs().put_with_guid(&partition, &guid, message);
+                        if matches!(r, Ok(true)) && !wrote.contains(&partition) {
+                            wrote.push(partition.clone());
+                        }
+                        let out = r.map(|_| ()).map_err(|e| (e.is_disk_full(), e.to_string()));
+                        written.push((partition, out.clone()));
+                        out
+                    }
+                };
+                if let Err((disk_full, msg)) = blob {
+                    results[i] = Some(Err(if disk_full {
+                        StoreError::DiskFull(msg)
+                    } else {
+                        StoreError::CommitFailed(msg)
+                    }));
                     continue;
                 }
-            };
-            let partition = target.mailbox.partition.clone();
-            let blob = match written.iter().find(|(p, _)| *p == partition) {
-                Some((_, r)) => r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                None => {
-                    let r = self.blobs().put_with_guid(&partition, &guid, message);
-                    let out = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
-                    written.push((partition, r));
-                    out
-                }
-            };
-            if let Err(msg) = blob {
-                pending.push(Err(StoreError::CommitFailed(msg)));
-                continue;
+                let message_id = options.message_id.clone();
+                let window = options.duplicate_window_secs;
+                let (index, blobs, target) =
+                    (index.clone(), self.shared.blobs.clone(), mailbox.clone());
+                let job = self.submit(move |conn| {
+                    if let Some(summary) = index.as_ref() {
+                        insert_index(conn, &guid, summary, &target.partition, size)?;
+                    }
+                    deliver_one(
+                        conn,
+                        &blobs,
+                        &target,
+                        guid,
+                        size,
+                        internaldate,
+                        message_id,
+                        window,
+                    )
+                });
+                pending.push((i, mailbox, job));
             }
-            let message_id = options.message_id.clone();
-            let window = options.duplicate_window_secs;
-            let index = index.clone();
-            pending.push(Ok(self.submit(move |conn| {
-                if let Some(summary) = index.as_ref() {
-                    insert_index(conn, &guid, summary, &target.mailbox.partition, size)?;
+            for (i, mailbox, job) in pending {
+                match job.wait() {
+                    Err(StoreError::BlobVanished { .. }) if round == 0 => todo.push((i, mailbox)),
+                    r => results[i] = Some(r),
                 }
-                deliver_one(
-                    conn,
-                    &target.mailbox,
-                    guid,
-                    size,
-                    internaldate,
-                    message_id,
-                    window,
-                )
-            })));
+            }
+            if todo.is_empty() {
+                break;
+            }
         }
-        let results: Vec<Result<Delivered>> = pending
+        let results: Vec<Result<Delivered>> = results
             .into_iter()
-            .map(|p| p.and_then(|p| p.wait()))
+            .map(|r| r.unwrap_or(Err(StoreError::WriterGone)))
             .collect();
-        for r in &results {
-            if let Ok(Delivered::Stored { appended, .. }) = r {
+        let mut stored_in: Vec<String> = Vec::new();
+        for (r, partition) in results.iter().zip(partition_of) {
+            if let (Ok(Delivered::Stored { appended, .. }), Some(p)) = (r, partition) {
                 self.notify(&appended.mailbox, appended.modseq);
+                stored_in.push(p);
             }
+        }
+        for partition in wrote.iter().filter(|p| !stored_in.contains(p)) {
+            self.discard_blob(partition, guid);
         }
         results
     }
@@ -318,16 +407,23 @@ impl Store {
     }
 }
 
-fn resolve_target(conn: &Connection, target: &DeliveryTarget) -> Result<Resolved> {
+/// The mailbox a recipient's copy goes to: the folder asked for when it exists and
+/// `anyone` may post to it (Cyrus's rule: the sender is not authenticated, so the
+/// right must be everyone's), else INBOX. Refused early (before any blob is
+/// written) when the user is unknown or has no room for `size` more bytes.
+fn resolve_target(conn: &Connection, target: &DeliveryTarget, size: u64) -> Result<Resolved> {
     let user =
         normalize_user(&target.user).map_err(|_| StoreError::NoSuchUser(target.user.clone()))?;
-    txn::user_id(conn, &user)?;
+    let user_id = txn::user_id(conn, &user)?;
+    check_quota(conn, user_id, size, 1)?;
     if let Some(folder) = target
         .folder
         .as_deref()
         .and_then(|f| normalize_mailbox(f).ok())
     {
-        if let Some(mailbox) = txn::find_live_mailbox(conn, &user, &folder)? {
+        if let Some(mailbox) = txn::find_live_mailbox(conn, &user, &folder)?
+            .filter(|m| m.name == "INBOX" || Acl::parse(&m.acl).anyone_may_post())
+        {
             return Ok(Resolved { mailbox });
         }
     }
@@ -336,8 +432,10 @@ fn resolve_target(conn: &Connection, target: &DeliveryTarget) -> Result<Resolved
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deliver_one(
     conn: &Connection,
+    blobs: &BlobStore,
     target: &Mailbox,
     guid: Guid,
     size: u64,
@@ -370,6 +468,7 @@ fn deliver_one(
             params![id, mailbox.uniqueid.as_str(), now],
         )?;
     }
+    require_blob(blobs, &mailbox.partition, &guid, size)?;
     let appended = insert_record(conn, &mailbox, &Flags::new(), internaldate, size, &guid)?;
     Ok(Delivered::Stored {
         mailbox: mailbox.name,

@@ -163,7 +163,18 @@ impl Store {
             a.data = None;
         }
         let hms = update.state.highest_modseq;
+        let blobs = self.shared.blobs.clone();
         self.write(move |conn| {
+            // A blob collected since it was found present (see `orphans.rs`): the
+            // master sends it again after `NO [NOBLOB]`.
+            for a in &update.appends {
+                match crate::orphans::require_blob(&blobs, &partition, &a.guid, a.size) {
+                    Err(StoreError::BlobVanished { guid, .. }) => {
+                        return Err(StoreError::BlobNotHeld(guid))
+                    }
+                    other => other?,
+                }
+            }
             apply_in(conn, &user, &name, &uniqueid, &update, &summaries)?;
             Ok(uniqueid)
         })

@@ -149,14 +149,60 @@ pub(crate) fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    persist_wal(conn, "main");
     Ok(())
 }
 
+/// The size a WAL is cut back to after a checkpoint restarts it (`journal_size_limit`);
+/// and at a clean close the kept WAL is truncated to nothing.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// Keeps the database's `-wal` and `-shm` files when its last connection closes
+/// (`SQLITE_FCNTL_PERSIST_WAL`) instead of deleting them, the WAL truncated to zero
+/// bytes (so a large WAL does not stay on disk after it was checkpointed).
+///
+/// Why: opening a WAL database whose `-shm` file is missing must allocate it (32 KiB),
+/// which fails on a full disk (`SQLITE_IOERR_SHMSIZE`), so a server stopped cleanly
+/// could not start again, not even to serve reads, until space was freed. Kept, the
+/// files are reused. `schema` is `main` or an attached database's name.
+pub(crate) fn persist_wal(conn: &Connection, schema: &str) {
+    let Ok(name) = std::ffi::CString::new(schema) else {
+        return;
+    };
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is valid while `conn` lives; PERSIST_WAL reads and writes one
+    // int through the pointer, which outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            name.as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::ffi::c_int).cast(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        tracing::debug!(rc, schema, "cannot keep the WAL files of the index");
+    }
+    if let Err(e) = conn.pragma_update(Some(schema), "journal_size_limit", WAL_SIZE_LIMIT) {
+        tracing::debug!(error = %e, schema, "cannot limit the WAL size");
+    }
+}
+
 /// Puts the database in WAL mode and creates or upgrades the schema.
+///
+/// An index already at [`SCHEMA_VERSION`] is only read, so that opening needs no free
+/// space (a full disk must not stop `tern serve` from starting and serving reads).
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(mode, "index database is not in WAL mode");
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "index database is not in WAL mode");
+        }
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

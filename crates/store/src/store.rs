@@ -67,6 +67,12 @@ pub(crate) struct Shared {
     watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
     pub(crate) indexer: OnceLock<Arc<dyn ContentIndexer>>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
+    /// Bounds concurrent Argon2 verifications (memory and CPU under a LOGIN flood).
+    pub(crate) hash_gate: crate::auth_cache::HashGate,
+    /// Set once the orphan scan started at open has finished.
+    pub(crate) orphan_scan: Arc<crate::orphans::ScanDone>,
+    /// GUIDs being stored by writes in progress, which removals leave alone.
+    pub(crate) pins: Arc<crate::orphans::Pins>,
     pub(crate) change_sets: crate::records::ChangeSets,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
     /// (a replica taking a full sync) goes first, the text index catches up after.
@@ -75,6 +81,10 @@ pub(crate) struct Shared {
 
 impl Store {
     /// Opens the data directory, creating it, the index and the partitions if needed.
+    ///
+    /// Then, on a thread of its own, removes what writes that never committed left
+    /// behind (temporary files, unreferenced new blobs; see
+    /// [`Store::wait_for_orphan_scan`]).
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut config = config;
         fs::create_dir_all(&config.data_dir)
@@ -110,11 +120,15 @@ impl Store {
                 watchers: Mutex::new(HashMap::new()),
                 indexer: OnceLock::new(),
                 auth_cache: crate::auth_cache::AuthCache::new(),
+                hash_gate: crate::auth_cache::HashGate::per_core(),
+                orphan_scan: Default::default(),
+                pins: Default::default(),
                 change_sets: Default::default(),
                 text_pause_until: Default::default(),
             }),
         };
         store.start_text_indexing();
+        store.start_orphan_scan();
         Ok(store)
     }
 
@@ -156,6 +170,7 @@ impl Store {
             "ATTACH DATABASE ?1 AS text",
             [self.shared.text_path.to_string_lossy()],
         )?;
+        crate::schema::persist_wal(&conn, "text");
         Ok(conn)
     }
 

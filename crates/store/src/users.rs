@@ -1,7 +1,7 @@
 //! Users: credentials, administrators, quotas, and the mailboxes every user starts with.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::{Result, StoreError};
@@ -73,6 +73,13 @@ impl User {
     }
 }
 
+/// What an unknown user's password is checked against: a hash with the same Argon2id
+/// parameters as [`hash_password`] makes (m=19456 KiB, t=2, p=1) of a password nobody
+/// knows, so that the check costs what a real one costs. A unit test keeps its
+/// parameters equal to those of `Argon2::default()`.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$iOFHm1o0QXuHOgvSSid2tA$NUz/7XuIiVSzyTABHsDbgD/q7XIcNPloEg7byq5mmMA";
+
 /// Hashes a password with Argon2id and a random salt (PHC string format).
 pub fn hash_password(password: &str) -> Result<String> {
     let salt_bytes: [u8; 16] = rand::random();
@@ -82,6 +89,46 @@ pub fn hash_password(password: &str) -> Result<String> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| StoreError::PasswordHash(e.to_string()))
+}
+
+/// Most Argon2 working memory a stored hash may ask for (m = 256 MiB); a hash asking
+/// for more is refused rather than computed.
+const MAX_VERIFY_BLOCKS: usize = 256 * 1024;
+
+/// Checks `password` against a PHC-format Argon2 hash, as `PasswordVerifier` does, but
+/// in `memory` (grown to the hash's block count and kept by the caller for the next
+/// verification) instead of a fresh allocation. The comparison of outputs is constant
+/// time (`password_hash::Output`'s equality).
+fn verify_with_memory(
+    hash: &PasswordHash,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<bool> {
+    let bad = |e: &dyn std::fmt::Display| StoreError::PasswordHash(e.to_string());
+    let algorithm = Algorithm::try_from(hash.algorithm).map_err(|e| bad(&e))?;
+    let version = match hash.version {
+        Some(v) => Version::try_from(v).map_err(|e| bad(&e))?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(hash).map_err(|e| bad(&e))?;
+    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
+        return Err(bad(&"hash or salt missing"));
+    };
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|e| bad(&e))?;
+    let blocks = params.block_count();
+    if blocks > MAX_VERIFY_BLOCKS {
+        return Err(bad(&"memory cost too high"));
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::new());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks])
+        .map_err(|e| bad(&e))?;
+    let computed = Output::new(&out).map_err(|e| bad(&e))?;
+    Ok(computed == expected)
 }
 
 impl Store {
@@ -146,10 +193,13 @@ impl Store {
     /// not exist, has no password, or the password is wrong (callers must not tell
     /// these apart to the client). A password verified in the last ten minutes is
     /// accepted from memory without a new Argon2 computation (see `auth_cache.rs`).
+    ///
+    /// Every other call runs exactly one Argon2 verification, also for an unknown
+    /// user (against [`DUMMY_HASH`]), so timing does not reveal which names exist; and
+    /// at most one per core runs at once in this process (callers wait), which bounds
+    /// the memory hashing can take.
     pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
-        let Ok(name) = normalize_user(name) else {
-            return Ok(None);
-        };
+        let name = normalize_user(name).unwrap_or_default();
         let row = self.read(|conn| {
             Ok(conn
                 .query_row(
@@ -162,18 +212,27 @@ impl Store {
                 )
                 .optional()?)
         })?;
-        let Some((Some(hash), user)) = row else {
-            return Ok(None);
-        };
         let cache = &self.shared.auth_cache;
-        if cache.hit(&name, &hash, password) {
-            return Ok(Some(user));
+        let (hash, user) = match row {
+            Some((Some(hash), user)) => (hash, Some(user)),
+            // The same Argon2 work as a real check, so that the time taken does not
+            // tell an unknown user (or one without a password) from a wrong password.
+            _ => (DUMMY_HASH.to_owned(), None),
+        };
+        if let Some(user) = &user {
+            if cache.hit(&name, &hash, password) {
+                return Ok(Some(user.clone()));
+            }
         }
         let parsed =
             PasswordHash::new(&hash).map_err(|e| StoreError::PasswordHash(e.to_string()))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = self
+            .shared
+            .hash_gate
+            .run(|memory| verify_with_memory(&parsed, password.as_bytes(), memory))?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
         if ok {
             cache.remember(&name, &hash, password);
         }
@@ -307,4 +366,109 @@ pub(crate) fn add_usage(conn: &Connection, user_id: i64, bytes: i64, messages: i
         params![user_id, bytes, messages],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_argon2_verifier() {
+        use argon2::password_hash::PasswordVerifier;
+        let stored = hash_password("right").unwrap();
+        let parsed = PasswordHash::new(&stored).unwrap();
+        let mut memory = Vec::new();
+        for (pw, want) in [
+            ("right", true),
+            ("wrong", false),
+            ("right", true),
+            ("", false),
+        ] {
+            assert_eq!(
+                verify_with_memory(&parsed, pw.as_bytes(), &mut memory).unwrap(),
+                want
+            );
+            assert_eq!(
+                Argon2::default()
+                    .verify_password(pw.as_bytes(), &parsed)
+                    .is_ok(),
+                want
+            );
+        }
+        assert_eq!(memory.len(), 19456, "m=19456 KiB: one 1 KiB block each");
+    }
+
+    #[test]
+    fn dummy_hash_costs_what_a_real_hash_costs() {
+        let dummy = PasswordHash::new(DUMMY_HASH).unwrap();
+        let real_string = hash_password("x").unwrap();
+        let real = PasswordHash::new(&real_string).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+    }
+
+    #[test]
+    fn unknown_user_and_user_without_password_still_run_one_verification() {
+        let (_d, store) = open();
+        store.create_user("nopw", None, false).unwrap();
+        let gate = &store.shared.hash_gate;
+        assert_eq!(gate.started(), 0);
+        assert_eq!(store.verify_password("nobody", "pw").unwrap(), None);
+        assert_eq!(gate.started(), 1);
+        assert_eq!(store.verify_password("nopw", "pw").unwrap(), None);
+        assert_eq!(gate.started(), 2);
+        assert_eq!(
+            store
+                .verify_password("bad name with spaces\r", "pw")
+                .unwrap(),
+            None
+        );
+        assert_eq!(gate.started(), 3);
+    }
+
+    #[test]
+    fn cached_success_skips_the_hash_and_failures_do_not() {
+        let (_d, store) = open();
+        store.create_user("a", Some("pw"), false).unwrap();
+        let gate = &store.shared.hash_gate;
+        assert!(store.verify_password("a", "pw").unwrap().is_some());
+        assert!(store.verify_password("a", "pw").unwrap().is_some());
+        assert_eq!(gate.started(), 1, "the second success came from the cache");
+        assert!(store.verify_password("a", "wrong").unwrap().is_none());
+        assert!(store.verify_password("a", "wrong").unwrap().is_none());
+        assert_eq!(gate.started(), 3, "failures are never cached");
+    }
+
+    #[test]
+    fn no_more_verifications_run_at_once_than_the_gate_allows() {
+        let (_d, store) = open();
+        store.create_user("a", Some("pw"), false).unwrap();
+        let gate = &store.shared.hash_gate;
+        let threads = 4 * gate.limit() + 4;
+        std::thread::scope(|s| {
+            for i in 0..threads {
+                let store = store.clone();
+                s.spawn(move || {
+                    let user = if i % 2 == 0 { "a" } else { "ghost" };
+                    assert!(store.verify_password(user, "wrong").unwrap().is_none());
+                });
+            }
+        });
+        assert_eq!(gate.started(), threads as u64);
+        assert!(gate.peak() >= 1);
+        assert!(
+            gate.peak() <= gate.limit(),
+            "{} ran at once, limit {}",
+            gate.peak(),
+            gate.limit()
+        );
+    }
 }

@@ -149,5 +149,13 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
 }
 
 fn fail(completion: Completion, cause: &rusqlite::Error) {
-    completion(Err(StoreError::CommitFailed(cause.to_string())));
+    // A full disk is named as such, so callers can say it and retry later; the
+    // connection stays usable (the transaction was rolled back), so the next batch
+    // after space is freed commits normally.
+    let error = if cause.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        StoreError::DiskFull(format!("index commit: {cause}"))
+    } else {
+        StoreError::CommitFailed(cause.to_string())
+    };
+    completion(Err(error));
 }

@@ -20,6 +20,14 @@ fn u() -> Actor {
     }
 }
 
+/// The owner of user "a"'s mailboxes.
+fn owner_a() -> Actor {
+    Actor {
+        name: "a".into(),
+        is_admin: false,
+    }
+}
+
 fn flags(s: &str) -> Flags {
     Flags::parse_list(s).unwrap()
 }
@@ -281,7 +289,10 @@ fn deliver_per_recipient_results_and_duplicates() {
             },
         )
         .unwrap();
-    store.create_mailbox("a", "Lists/rust", None).unwrap();
+    let lists = store.create_mailbox("a", "Lists/rust", None).unwrap();
+    store
+        .set_acl(&owner_a(), &lists.uniqueid, "anyone", Some(Rights::POST))
+        .unwrap();
     let targets = vec![
         DeliveryTarget {
             user: "a".into(),

@@ -1,0 +1,160 @@
+//! A full disk is a state, not an outage: the store opens and serves reads on a full
+//! filesystem, writes fail with a transient error, and the next write after space
+//! returns succeeds on the same handle (no restart).
+//!
+//! Runs on a real small filesystem: a 30 MiB tmpfs mounted for the test (as root; CI
+//! runs as root). Where mounting is not permitted the test says so and returns.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tern_store::*;
+
+/// A tmpfs mounted at a directory, unmounted when dropped (also when the test fails).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily, so that a thread of a store still closing cannot keep it mounted.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem holding `dir` until a write fails for lack of space.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for chunk in [1 << 20, 4096, 512] {
+        let buf = vec![0u8; chunk];
+        loop {
+            match f.write_all(&buf).and_then(|()| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling: {e}"),
+            }
+        }
+    }
+    path
+}
+
+fn owner(name: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        is_admin: false,
+    }
+}
+
+fn to(user: &str) -> [DeliveryTarget; 1] {
+    [DeliveryTarget {
+        user: user.into(),
+        folder: None,
+    }]
+}
+
+#[test]
+fn opens_and_reads_on_a_full_disk_and_writes_resume_when_space_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mount) = Tmpfs::mount(&tmp.path().join("mnt"), "30m") else {
+        println!("skipped: cannot mount tmpfs");
+        return;
+    };
+    let data = mount.0.join("data");
+    let message = b"Subject: before\r\n\r\nwritten while there was room\r\n";
+    {
+        let store = Store::open(StoreConfig::new(&data)).unwrap();
+        store.create_user("alice", Some("pw"), false).unwrap();
+        let r = store.deliver(message, &to("alice"), &DeliveryOptions::default());
+        assert!(r[0].is_ok(), "{r:?}");
+        store.wait_for_orphan_scan();
+    }
+    // A clean close keeps the WAL's shared-memory file (opening without it would
+    // have to allocate it) and cuts the WAL itself to nothing. The writer thread
+    // closes its connection just after the last handle is dropped: wait for that.
+    let wal = data.join("index.sqlite3-wal");
+    for _ in 0..200 {
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    assert!(data.join("index.sqlite3-shm").exists());
+    let filler = fill(&mount.0);
+
+    // Open on the full disk, as `tern serve` does at start.
+    let store = Store::open(StoreConfig::new(&data)).expect("open on a full disk");
+    // Reads work.
+    assert!(store.verify_password("alice", "pw").unwrap().is_some());
+    let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
+    assert_eq!(inbox.messages, 1);
+    let (_, records) = store
+        .records(&owner("alice"), &inbox.uniqueid, false)
+        .unwrap();
+    assert_eq!(store.message(&inbox, &records[0]).unwrap(), message);
+    // Writes fail, with an error the protocols answer as "try again later".
+    let big = {
+        let mut m = b"Subject: during\r\n\r\n".to_vec();
+        m.resize(256 * 1024, b'x');
+        m
+    };
+    for _ in 0..3 {
+        let r = store.deliver(&big, &to("alice"), &DeliveryOptions::default());
+        match &r[0] {
+            Err(e) => assert!(e.is_transient() && e.is_disk_full(), "{e:?}"),
+            Ok(d) => panic!("delivered on a full disk: {d:?}"),
+        }
+        let r = store.append(&owner("alice"), &inbox.uniqueid, &Flags::new(), 0, &big);
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.is_transient() && e.is_disk_full()),
+            "{r:?}"
+        );
+    }
+    // An index-only change fails the same way when the WAL has to grow (it may
+    // also fit in the WAL's existing space; either way the writer goes on).
+    let r = store.set_quota("alice", Quota::default());
+    assert!(
+        r.as_ref()
+            .map_or_else(|e| e.is_transient() && e.is_disk_full(), |_| true),
+        "{r:?}"
+    );
+
+    // Space returns: the same store takes the next delivery, no restart.
+    std::fs::remove_file(&filler).unwrap();
+    let r = store.deliver(&big, &to("alice"), &DeliveryOptions::default());
+    assert!(
+        matches!(r[0], Ok(Delivered::Stored { .. })),
+        "after space returned: {r:?}"
+    );
+    let r = store.append(
+        &owner("alice"),
+        &inbox.uniqueid,
+        &Flags::new(),
+        0,
+        b"Subject: a\r\n\r\n",
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(
+        store.mailbox("alice", "INBOX").unwrap().unwrap().messages,
+        3
+    );
+    store.set_quota("alice", Quota::default()).unwrap();
+    // Nothing the failed writes began is left in the blob store.
+    store.wait_for_orphan_scan();
+    assert_eq!(store.blobs().list(DEFAULT_PARTITION).unwrap().len(), 3);
+    drop(store);
+}
