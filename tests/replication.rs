@@ -1936,7 +1936,7 @@ fn sync_uses_tls_by_default_trusting_the_first_certificate() {
     let master_root = tmp.path().join("master");
     std::fs::create_dir(&master_root).unwrap();
     let master = start_master(&master_root, sync_port, "");
-    deliver(master.lmtp, "alice", "", "tofu", 0..3);
+    deliver(&master, "alice", "", "tofu", 0..3);
 
     let out = tern_sync(&master.config, &["--user", "alice"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -1980,7 +1980,7 @@ fn sync_uses_tls_by_default_trusting_the_first_certificate() {
     let replica = start_replica(&replica_root, sync_port, "");
     let second_fp = logged_fingerprint(&replica);
     assert_ne!(second_fp, first_fp);
-    deliver(master.lmtp, "alice", "", "tofu", 3..4);
+    deliver(&master, "alice", "", "tofu", 3..4);
     let out = tern_sync(&master.config, &["--user", "alice"]);
     assert!(!out.status.success(), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
