@@ -185,63 +185,63 @@ def mailbox_message_ids(port, user, password):
 # ---------------------------------------------------------------------------------------
 # what runs beside every flood
 class Monitor:
-    """Three threads: /proc samples every 250 ms, a legitimate IMAP session every second,
-    an LMTP delivery every second.  Acknowledged Message-IDs go into `acked`."""
+    """/proc samples every 250 ms; every second a legitimate IMAP session and an LMTP
+    delivery, each on its own thread (so a hung probe does not delay the next one; each
+    gives up after PROBE_TIMEOUT_S).  Acknowledged Message-IDs go into `acked`."""
 
     def __init__(self, server, acked, tag):
         self.server, self.acked, self.tag = server, acked, tag
         self.stop_ev = threading.Event()
         self.t0 = time.monotonic()
-        self.samples, self.imap, self.lmtp = [], [], []
+        self.samples, self.imap, self.lmtp, self.probes = [], [], [], []
         self.died_at = None
-        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._proc, self._imap, self._lmtp)]
-        for t in self.threads:
-            t.start()
+        self.ticker = threading.Thread(target=self._run, daemon=True)
+        self.ticker.start()
 
-    def _every(self, period, fn):
+    def _run(self):
         k = 0
         while not self.stop_ev.is_set():
-            fn()
+            if k % 4 == 0:
+                for fn in (self._imap, self._lmtp):
+                    t = threading.Thread(target=fn, args=(k // 4,), daemon=True)
+                    t.start()
+                    self.probes.append(t)
+            self._sample()
             k += 1
-            self.stop_ev.wait(max(0.0, self.t0 + k * period - time.monotonic()))
+            self.stop_ev.wait(max(0.0, self.t0 + k * 0.25 - time.monotonic()))
 
-    def _proc(self):
+    def _sample(self):
+        if self.died_at is not None:
+            return
         pid = self.server.proc.pid
+        try:
+            status = open(f"/proc/{pid}/status").read()
+            fds = len(os.listdir(f"/proc/{pid}/fd"))
+            kb = lambda k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1))
+            self.samples.append((round(time.monotonic() - self.t0, 2), kb("VmRSS") // 1024,
+                                 kb("VmHWM") // 1024, fds))
+        except (OSError, AttributeError):
+            pass
+        if not self.server.alive():
+            self.died_at = round(time.monotonic() - self.t0, 1)
 
-        def sample():
-            if self.died_at is not None:
-                return
-            try:
-                status = open(f"/proc/{pid}/status").read()
-                fds = len(os.listdir(f"/proc/{pid}/fd"))
-                kb = lambda k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1))
-                self.samples.append((round(time.monotonic() - self.t0, 2), kb("VmRSS") // 1024,
-                                     kb("VmHWM") // 1024, fds))
-            except (OSError, AttributeError):
-                pass
-            if not self.server.alive():
-                self.died_at = round(time.monotonic() - self.t0, 1)
-        self._every(0.25, sample)
+    def _imap(self, k):
+        t = round(time.monotonic() - self.t0, 2)
+        ok, dt, err = legit_imap(self.server.ports["imap"])
+        self.imap.append((t, ok, round(dt, 4), err))
 
-    def _imap(self):
-        def probe():
-            ok, dt, err = legit_imap(self.server.ports["imap"])
-            self.imap.append((round(time.monotonic() - self.t0, 2), ok, round(dt, 4), err))
-        self._every(1.0, probe)
-
-    def _lmtp(self):
-        def probe():
-            mid = f"<hostile-{self.tag}-{len(self.lmtp)}-{time.time_ns()}@bench.example>"
-            ok = deliver(self.server.ports["lmtp"], f"{LEGIT}@localhost", mid)
-            self.lmtp.append(ok)
-            if ok:
-                self.acked.add(mid)
-        self._every(1.0, probe)
+    def _lmtp(self, k):
+        mid = f"<hostile-{self.tag}-{k}-{time.time_ns()}@bench.example>"
+        ok = deliver(self.server.ports["lmtp"], f"{LEGIT}@localhost", mid)
+        self.lmtp.append(ok)
+        if ok:
+            self.acked.add(mid)
 
     def stop(self):
         self.stop_ev.set()
-        for t in self.threads:
-            t.join(PROBE_TIMEOUT_S * 4)
+        self.ticker.join(5)
+        for t in self.probes:
+            t.join(PROBE_TIMEOUT_S * 3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,7 +277,9 @@ def run_flood(a, server, name, acked):
     if server.alive():
         state = "yes" if answering else "alive, not answering"
     else:
-        state = f"died at {mon.died_at} s" if mon.died_at is not None else "died"
+        rc = server.proc.returncode
+        how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}"
+        state = f"died at {mon.died_at} s ({how})" if mon.died_at is not None else f"died ({how})"
         log(f"tern died during {name} (rc {server.proc.returncode}); log tail:\n{server.log_tail(600)}")
     return summarize(name, f, mon, state, load)
 
