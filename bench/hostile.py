@@ -31,11 +31,10 @@ REPO = os.path.dirname(HERE)
 ATTACKED, ATTACKED_PW = "alice", "alice-secret"  # holds the 16 MB message; its password is guessed
 LEGIT, LEGIT_PW = "bob", "bob-secret"  # the legitimate client; its INBOX gets the probe deliveries
 RSS_AIM_MB, LATENCY_AIM_S, PROBE_TIMEOUT_S = 512, 1.0, 5.0
+# Top-level keys only (an inline [listen] table), so --extra-config may hold top-level
+# keys as well as tables.
 CONFIG_TEMPLATE = """data_dir = "{data_dir}"
-[listen]
-imap = "127.0.0.1:{imap}"
-lmtp = "127.0.0.1:{lmtp}"
-sync = "127.0.0.1:{sync}"
+listen = {{ imap = "127.0.0.1:{imap}", lmtp = "127.0.0.1:{lmtp}", sync = "127.0.0.1:{sync}" }}
 """
 FLOODS = ("imap-literal", "imap-literal-plus", "sync-literal-256M", "sync-literal-4x64M",
           "passwords", "idle", "slowloris", "huge-fetch")
@@ -195,6 +194,7 @@ class Monitor:
         self.t0 = time.monotonic()
         self.samples, self.imap, self.lmtp, self.probes = [], [], [], []
         self.died_at = None
+        self.cpu_s = None  # user + system CPU seconds of tern at the last sample
         self.ticker = threading.Thread(target=self._run, daemon=True)
         self.ticker.start()
 
@@ -217,10 +217,12 @@ class Monitor:
         try:
             status = open(f"/proc/{pid}/status").read()
             fds = len(os.listdir(f"/proc/{pid}/fd"))
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            self.cpu_s = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
             kb = lambda k: int(re.search(rf"^{k}:\s+(\d+)", status, re.M).group(1))
             self.samples.append((round(time.monotonic() - self.t0, 2), kb("VmRSS") // 1024,
                                  kb("VmHWM") // 1024, fds))
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, IndexError, ValueError):
             pass
         if not self.server.alive():
             self.died_at = round(time.monotonic() - self.t0, 1)
@@ -295,6 +297,7 @@ def summarize(name, f, mon, state, load):
     r = {"flood": name, "loadavg1_at_start": load,
          "peak_rss_mb": max([s[1] for s in mon.samples] + [s[2] for s in mon.samples[-1:]], default=None),
          "peak_open_files": max([s[3] for s in mon.samples], default=None),
+         "server_cpu_s": None if mon.cpu_s is None else round(mon.cpu_s, 1),
          "imap_probes": len(mon.imap), "imap_failures": len(mon.imap) - len(lat),
          "imap_over_1s": sum(1 for dt in lat if dt > LATENCY_AIM_S),
          "imap_p50_ms": None if not lat else round(statistics.median(lat) * 1000, 1),
@@ -325,6 +328,7 @@ def print_flood(r):
     print_table(["figure", "value"], [
         ["peak RSS MB", fmt(r["peak_rss_mb"])],
         ["peak open files", fmt(r["peak_open_files"])],
+        ["tern CPU s (startup included)", fmt(r["server_cpu_s"], 1)],
         ["legit IMAP p50 / max ms", f"{fmt(r['imap_p50_ms'], 1)} / {fmt(r['imap_max_ms'], 1)}"],
         ["legit IMAP failed / over 1 s / probes", f"{r['imap_failures']} / {r['imap_over_1s']} / {r['imap_probes']}"],
         ["legit LMTP failed / probes", f"{r['lmtp_failures']} / {r['lmtp_probes']}"],
@@ -423,15 +427,17 @@ def main():
         found = mailbox_message_ids(server.ports["imap"], LEGIT, LEGIT_PW)
         lost = sorted(acked - found)
         print("\n### all floods\n")
-        print_table(["flood", "peak RSS MB", "peak files", "IMAP p50 ms", "IMAP max ms", "IMAP failed",
+        print_table(["flood", "peak RSS MB", "peak files", "CPU s", "IMAP p50 ms", "IMAP max ms", "IMAP failed",
                      "IMAP > 1 s", "LMTP failed", "survived"],
-                    [[r["flood"], fmt(r["peak_rss_mb"]), fmt(r["peak_open_files"]), fmt(r["imap_p50_ms"], 1),
+                    [[r["flood"], fmt(r["peak_rss_mb"]), fmt(r["peak_open_files"]),
+                      fmt(r["server_cpu_s"], 1), fmt(r["imap_p50_ms"], 1),
                       fmt(r["imap_max_ms"], 1), f"{r['imap_failures']}/{r['imap_probes']}", r["imap_over_1s"],
                       f"{r['lmtp_failures']}/{r['lmtp_probes']}", r["survived"]] for r in results])
         print(f"\nacknowledged by LMTP: {len(acked)}; in the mailbox: {len(acked) - len(lost)}; lost: {len(lost)}")
         why = verdict(results, lost)
-        print("VERDICT: " + ("PASS (peak RSS < 512 MB, legit client within 1 s, nothing lost, every flood)"
-                             if not why else "FAIL: " + "; ".join(why)))
+        ran = f"{len(results)} of {len(FLOODS)} floods"
+        print(f"VERDICT ({ran}): " + ("PASS (peak RSS < 512 MB, legit client within 1 s, survived, nothing lost)"
+                                      if not why else "FAIL: " + "; ".join(why)))
         rc = 0 if not why else 2
         if a.json_out:
             with open(a.json_out, "w") as fo:
