@@ -207,7 +207,8 @@ def passwords(f, target_user):
 # 4. idle flood
 def idle(f):
     """idle_connections TCP connections to each of IMAP, LMTP and sync, opened without
-    waiting, held until the deadline.  At the end: how many were greeted, closed, silent."""
+    waiting, held until the deadline.  At the end: how many got bytes (a greeting or a busy reply),
+    were closed, or are still silent."""
     socks = {p: [] for p in ("imap", "lmtp", "sync")}
     for name in socks:
         for _ in range(f.a.idle_connections):
@@ -234,7 +235,7 @@ def idle(f):
         for s in lst:
             try:
                 data = s.recv(4096)
-                f.count(f"{name}_greeted" if data else f"{name}_closed_by_server")
+                f.count(f"{name}_answered" if data else f"{name}_closed_by_server")
             except BlockingIOError:
                 f.count(f"{name}_silent")
             except OSError:
