@@ -21,8 +21,41 @@ pub(crate) enum Incoming {
     Eof,
 }
 
-/// The reader's limits from the listener's configuration.
-pub(crate) fn limits(config: &ImapConfig) -> Limits {
+/// Largest synchronizing literal accepted before authentication. LOGIN's user name and
+/// password, an `ID` parameter, a SASL initial response: nothing a client needs to send
+/// before login comes near it, while 20,000 connections each holding one still fit in
+/// 160 MiB (the 64 MiB literal allowed after login would let 30 connections hold 2 GB).
+pub(crate) const PREAUTH_MAX_LITERAL: usize = 8 * 1024;
+
+/// Largest non-synchronizing literal accepted before authentication: the 4096 bytes of
+/// LITERAL- (RFC 7888 section 5), which is what the greeting advertises.
+pub(crate) const PREAUTH_MAX_NONSYNC_LITERAL: usize = 4096;
+
+/// Longest command text (outside literals) accepted before authentication.
+pub(crate) const PREAUTH_MAX_LINE: usize = 8 * 1024;
+
+/// The reader's limits from the listener's configuration, for a connection that is
+/// (`authenticated`) or is not yet logged in.
+///
+/// Before login (RFC 7888 LITERAL-): a synchronizing literal over
+/// [`PREAUTH_MAX_LITERAL`] is refused with `NO [TOOBIG]` and never gets its `+`, so the
+/// client sends nothing; a non-synchronizing one over [`PREAUTH_MAX_NONSYNC_LITERAL`]
+/// cannot be refused without reading it, so nothing is read: `max_discard` is 0 and the
+/// connection gets `* BYE [TOOBIG]` and is closed. After login, LITERAL+ and the
+/// configured `max_literal` apply (a refused non-synchronizing literal is read and
+/// thrown away, up to the reader's default 1 GiB, to keep the session).
+pub(crate) fn limits(config: &ImapConfig, authenticated: bool) -> Limits {
+    if !authenticated {
+        let max_line = config.max_line.min(PREAUTH_MAX_LINE);
+        let max_literal = config.max_literal.min(PREAUTH_MAX_LITERAL);
+        return Limits {
+            max_line,
+            max_literal,
+            max_nonsync_literal: max_literal.min(PREAUTH_MAX_NONSYNC_LITERAL),
+            max_command: max_literal + max_line,
+            max_discard: 0,
+        };
+    }
     Limits {
         max_line: config.max_line,
         max_literal: config.max_literal,

@@ -22,8 +22,10 @@ use crate::ImapConfig;
 /// the write buffer and large literals go to the command reader's own storage.
 pub(crate) const IO_BUFFER: usize = 4 * 1024;
 
-/// Capabilities before login, less those that depend on TLS.
-const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE";
+/// Capabilities before login, less those that depend on TLS. LITERAL- rather than
+/// LITERAL+ (RFC 7888): before login only small literals are read (see
+/// `reader::limits`); LITERAL+ comes with the capabilities after login.
+const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL- SASL-IR ID ENABLE IDLE";
 
 /// How long a client has to complete the TLS handshake after STARTTLS.
 const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -220,7 +222,8 @@ pub(crate) async fn run<S>(
         upgrade: None,
     };
     tracing::debug!(%peer, tls, "imap connection");
-    let mut commands = crate::parser::CommandReader::new(crate::reader::limits(&session.config));
+    let mut commands =
+        crate::parser::CommandReader::new(crate::reader::limits(&session.config, false));
     let greeting = format!(
         "* OK [CAPABILITY {}] {} tern IMAP ready\r\n",
         session.capabilities(),
@@ -292,6 +295,12 @@ pub(crate) async fn run<S>(
         };
         drop(bytes);
         let close = session.handle(command, &mut reader).await;
+        // Login (or STARTTLS, which logs out) changes the literals allowed; the reader
+        // stopped at the end of this command, so the next one is read under the new limits.
+        commands.set_limits(crate::reader::limits(
+            &session.config,
+            session.actor.is_some(),
+        ));
         if close || session.writer.flush().await.is_err() {
             let _ = session.writer.flush().await;
             return;
@@ -340,6 +349,7 @@ where
                 _ => return false,
             };
             commands.reset();
+            commands.set_limits(crate::reader::limits(&session.config, false));
             // Nothing learned before TLS is kept (the client asks for capabilities again).
             session.tls = true;
             session.actor = None;

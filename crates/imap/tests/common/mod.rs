@@ -183,3 +183,18 @@ impl Server {
         addr
     }
 }
+
+impl Client {
+    /// True when the server has closed the connection (reads end of input; any
+    /// bytes still arriving are read and ignored).
+    pub fn closed(&mut self) -> bool {
+        let mut sink = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut self.reader, &mut sink) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
