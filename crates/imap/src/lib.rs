@@ -58,6 +58,10 @@ pub struct ImapConfig {
     /// An idle (not IDLEing) connection is logged out after this long (RFC 3501 5.4:
     /// at least 30 minutes).
     pub idle_timeout: Duration,
+    /// A connection that has not logged in this long after it was accepted is closed
+    /// with `* BYE` (Dovecot: 3 minutes), whatever it is doing: reading a command,
+    /// waiting for the response line of AUTHENTICATE, or idle.
+    pub preauth_timeout: Duration,
     /// Delay before answering a failed login, against password guessing.
     pub auth_failure_delay: Duration,
     /// Messages whose MIME summary is kept in memory (shared by all sessions).
@@ -79,6 +83,7 @@ impl Default for ImapConfig {
             max_literal: 64 * 1024 * 1024,
             max_connections: 20_000,
             idle_timeout: Duration::from_secs(31 * 60),
+            preauth_timeout: Duration::from_secs(180),
             auth_failure_delay: Duration::from_secs(1),
             summary_cache_entries: 200_000,
             tls: None,

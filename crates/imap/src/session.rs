@@ -127,6 +127,9 @@ pub(crate) struct Session<W> {
     compressed: bool,
     /// Set by STARTTLS or COMPRESS; carried out by `run` after the tagged OK.
     upgrade: Option<Upgrade>,
+    /// When a connection that has not logged in by then is closed
+    /// ([`ImapConfig::preauth_timeout`] after it was accepted).
+    preauth_deadline: tokio::time::Instant,
 }
 
 impl<W> Session<W> {
@@ -205,6 +208,7 @@ pub(crate) async fn run<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let tls = stream.is_tls();
+    let config_preauth = config.preauth_timeout;
     let (read, write) = stream.split();
     let mut reader = BufReader::with_capacity(IO_BUFFER, read);
     let mut session = Session {
@@ -220,6 +224,7 @@ pub(crate) async fn run<S>(
         tls,
         compressed: false,
         upgrade: None,
+        preauth_deadline: tokio::time::Instant::now() + config_preauth,
     };
     tracing::debug!(%peer, tls, "imap connection");
     let mut commands =
@@ -236,8 +241,16 @@ pub(crate) async fn run<S>(
         if reader.buffer().is_empty() && session.writer.flush().await.is_err() {
             return;
         }
+        // Before login the connection's whole life is bounded, not just each wait.
+        let logged_in = session.actor.is_some();
+        let idle_end = tokio::time::Instant::now() + session.config.idle_timeout;
+        let deadline = if logged_in {
+            idle_end
+        } else {
+            idle_end.min(session.preauth_deadline)
+        };
         let incoming = tokio::select! {
-            r = tokio::time::timeout(session.config.idle_timeout, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands)) => r,
+            r = tokio::time::timeout_at(deadline, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands)) => r,
             _ = shutdown.changed() => {
                 let _ = session.writer.write_all(b"* BYE Server shutting down\r\n").await;
                 let _ = session.writer.flush().await;
@@ -246,10 +259,12 @@ pub(crate) async fn run<S>(
         };
         let bytes = match incoming {
             Err(_) => {
-                let _ = session
-                    .writer
-                    .write_all(b"* BYE Autologout: idle too long\r\n")
-                    .await;
+                let bye: &[u8] = if logged_in {
+                    b"* BYE Autologout: idle too long\r\n"
+                } else {
+                    b"* BYE Autologout: not logged in in time\r\n"
+                };
+                let _ = session.writer.write_all(bye).await;
                 let _ = session.writer.flush().await;
                 return;
             }
@@ -693,7 +708,21 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 self.writer.write_all(b"+ \r\n").await.ok()?;
                 self.writer.flush().await.ok()?;
                 let mut line = String::new();
-                let n = (&mut *reader).take(8192).read_line(&mut line).await.ok()?;
+                let mut limited = (&mut *reader).take(8192);
+                let read = limited.read_line(&mut line);
+                // The response line is bounded by the pre-login deadline too: a client
+                // that never answers `+ ` must not hold the connection forever.
+                let n = match tokio::time::timeout_at(self.preauth_deadline, read).await {
+                    Ok(n) => n.ok()?,
+                    Err(_) => {
+                        let _ = self
+                            .writer
+                            .write_all(b"* BYE Autologout: not logged in in time\r\n")
+                            .await;
+                        let _ = self.writer.flush().await;
+                        return None;
+                    }
+                };
                 if n == 0 {
                     return None;
                 }

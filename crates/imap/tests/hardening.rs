@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
+use tern_imap::ImapConfig;
 
 /// Before login a huge synchronizing literal is refused at once (no `+`, so the client
 /// never sends its bytes), on every one of many connections.
@@ -65,4 +68,48 @@ fn preauth_large_nonsync_literal_closes_the_connection() {
     c.send(b"a LOGIN {5+}\r\nalice pw\r\n");
     let r = c.until_tagged("a");
     assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+}
+
+fn short_preauth() -> ImapConfig {
+    ImapConfig {
+        auth_failure_delay: Duration::from_millis(10),
+        preauth_timeout: Duration::from_secs(1),
+        ..ImapConfig::default()
+    }
+}
+
+/// A connection that does not log in is closed with BYE after `preauth_timeout`, even
+/// while it keeps sending commands; one that logged in stays.
+#[test]
+fn preauth_timeout_closes_connections_that_do_not_log_in() {
+    let server = start_with(short_preauth());
+    let mut idle = Client::connect(server.addr);
+    let mut busy = Client::connect(server.addr);
+    let mut user = Client::login(server.addr, "alice");
+    // Busy within the deadline (3 x 250 ms < 1 s)...
+    for _ in 0..3 {
+        busy.ok("NOOP");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let bye = idle.line();
+    assert!(bye.starts_with("* BYE"), "{bye}");
+    assert!(idle.closed());
+    // ...but being busy does not extend it.
+    let bye = busy.line();
+    assert!(bye.starts_with("* BYE"), "{bye}");
+    assert!(busy.closed());
+    user.ok("NOOP");
+}
+
+/// AUTHENTICATE PLAIN without an initial response waits for the response line only
+/// until the pre-login deadline.
+#[test]
+fn pending_authenticate_is_bounded_by_the_preauth_timeout() {
+    let server = start_with(short_preauth());
+    let mut c = Client::connect(server.addr);
+    c.send(b"a AUTHENTICATE PLAIN\r\n");
+    assert!(c.line().starts_with("+"));
+    let bye = c.line();
+    assert!(bye.starts_with("* BYE"), "{bye}");
+    assert!(c.closed());
 }
