@@ -27,6 +27,10 @@ pub(crate) const IO_BUFFER: usize = 4 * 1024;
 /// `reader::limits`); LITERAL+ comes with the capabilities after login.
 const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL- SASL-IR ID ENABLE IDLE";
 
+/// Most bytes of a streamed answer (FETCH) produced before they are written to the
+/// connection; with one literal chunk on top, the bound on a session's output buffer.
+pub(crate) const OUT_LIMIT: usize = 256 * 1024;
+
 /// How long a client has to complete the TLS handshake after STARTTLS.
 const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -117,8 +121,12 @@ pub(crate) struct Session<W> {
     pub(crate) actor: Option<Actor>,
     pub(crate) selected: Option<Selected>,
     pub(crate) enabled: Enabled,
-    /// Untagged responses of the command being executed.
+    /// Untagged responses of the command being executed. A FETCH answer does not
+    /// collect here whole: it is produced into this buffer [`OUT_LIMIT`] bytes at a
+    /// time and written out in between (see `fetch::FetchStream`).
     out: Vec<u8>,
+    /// The FETCH answer still to produce, set by `fetch` and written by `handle`.
+    pub(crate) fetching: Option<crate::fetch::FetchStream>,
     writer: BufWriter<W>,
     auth_failures: u32,
     /// The connection is TLS (implicit or after STARTTLS).
@@ -143,16 +151,6 @@ impl<W> Session<W> {
         self.out.extend_from_slice(b"* ");
         self.out.extend_from_slice(line);
         self.out.extend_from_slice(b"\r\n");
-    }
-
-    /// Queues complete response lines as they are.
-    pub(crate) fn untagged_raw(&mut self, bytes: Vec<u8>) {
-        if self.out.is_empty() {
-            // The common case (a large FETCH): take the buffer instead of copying it.
-            self.out = bytes;
-        } else {
-            self.out.extend_from_slice(&bytes);
-        }
     }
 
     /// Who is acting: the logged-in user (before login, a nameless actor that has no
@@ -219,6 +217,7 @@ pub(crate) async fn run<S>(
         selected: None,
         enabled: Enabled::default(),
         out: Vec::new(),
+        fetching: None,
         writer: BufWriter::with_capacity(IO_BUFFER, write),
         auth_failures: 0,
         tls,
@@ -420,11 +419,18 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                         | CommandBody::Copy { uid: false, .. }
                         | CommandBody::Move { uid: false, .. }
                 );
-                tokio::task::block_in_place(|| {
-                    let outcome = self.execute(&tag, body);
-                    self.report_changes(expunges_ok);
-                    outcome
-                })
+                let outcome = tokio::task::block_in_place(|| self.execute(&tag, body));
+                // A FETCH answer goes out before changes are reported: its sequence
+                // numbers were taken before any EXPUNGE the report may announce.
+                let outcome = match self.fetching.take() {
+                    Some(stream) => match self.stream_fetch(stream, outcome).await {
+                        Some(o) => o,
+                        None => return true,
+                    },
+                    None => outcome,
+                };
+                tokio::task::block_in_place(|| self.report_changes(expunges_ok));
+                outcome
             }
         };
         let tagged = format!("{tag} {} {}\r\n", outcome.status, outcome.text);
@@ -435,6 +441,36 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             return true;
         }
         outcome.close
+    }
+
+    /// Produces a FETCH answer into `out` and writes it to the connection, at most
+    /// [`OUT_LIMIT`] bytes (and one literal chunk) at a time. The rendering (blob
+    /// reads, MIME) runs under `block_in_place`; the writing is async, so a client that
+    /// reads slowly holds no thread. Returns the tagged outcome (`done`, or the refusal
+    /// of the message that could not be read), or `None` when the connection failed.
+    async fn stream_fetch(
+        &mut self,
+        mut stream: crate::fetch::FetchStream,
+        done: Outcome,
+    ) -> Option<Outcome> {
+        loop {
+            if !self.out.is_empty() {
+                self.writer.write_all(&self.out).await.ok()?;
+                self.out.clear();
+            }
+            let (store, cache, out) = (&self.store, &self.cache, &mut self.out);
+            let step = tokio::task::block_in_place(|| stream.fill(store, cache, out, OUT_LIMIT));
+            match step {
+                Ok(true) => return Some(done),
+                Ok(false) => {}
+                Err(crate::fetch::FetchError::UnknownCte) => {
+                    return Some(Outcome::no(
+                        "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding",
+                    ))
+                }
+                Err(crate::fetch::FetchError::Store(e)) => return Some(Outcome::store_error(&e)),
+            }
+        }
     }
 
     /// Tells the client what other sessions changed in the selected mailbox.

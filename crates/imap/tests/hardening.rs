@@ -113,3 +113,98 @@ fn pending_authenticate_is_bounded_by_the_preauth_timeout() {
     assert!(bye.starts_with("* BYE"), "{bye}");
     assert!(c.closed());
 }
+
+/// A message of `size` bytes whose body varies with `seed` (so a misplaced chunk shows).
+fn big_message(seed: u32, size: usize) -> Vec<u8> {
+    let mut m = format!("Subject: big {seed}\r\n\r\n").into_bytes();
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    while m.len() < size {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        m.push(b'!' + (x % 90) as u8);
+        if m.len() % 78 == 0 {
+            m.extend_from_slice(b"\r\n");
+        }
+    }
+    m
+}
+
+/// The bytes of the first literal in a response line.
+fn first_literal(line: &[u8]) -> Vec<u8> {
+    let open = line.iter().position(|&b| b == b'{').expect("a literal");
+    let close = open + line[open..].iter().position(|&b| b == b'}').unwrap();
+    let len: usize = std::str::from_utf8(&line[open + 1..close])
+        .unwrap()
+        .parse()
+        .unwrap();
+    line[close + 3..close + 3 + len].to_vec()
+}
+
+/// FETCH 1 with 400 BODY.PEEK[] items is refused (not answered with 400 copies of the
+/// message), and the connection goes on.
+#[test]
+fn fetch_with_too_many_body_items_is_refused() {
+    let server = start();
+    server.deliver(
+        "alice",
+        "INBOX",
+        std::str::from_utf8(&big_message(1, 2_000_000)).unwrap(),
+    );
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let items = vec!["BODY.PEEK[]"; 400].join(" ");
+    let r = c.cmd(&format!("FETCH 1 ({items})"));
+    assert_eq!(r.len(), 1, "no FETCH data before the refusal");
+    assert!(r[0].contains(" NO [LIMIT]"), "{r:?}");
+    // A handful of items is fine.
+    let r = c.ok("FETCH 1 (BODY.PEEK[] BODY.PEEK[]<0.10> RFC822.SIZE)");
+    assert!(r[0].contains("RFC822.SIZE 2000000"), "{}", &r[0][..40]);
+}
+
+/// `FETCH 1:* BODY.PEEK[]` of a mailbox larger than the output buffer returns every
+/// message byte for byte (the SHA-1 GUID of each body equals the stored one).
+#[test]
+fn fetch_of_a_large_mailbox_is_byte_exact() {
+    let server = start();
+    let sizes = [700_000, 1_500_000, 300, 2_100_000, 65_536, 262_144];
+    let mut sent = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let m = big_message(i as u32 + 7, size);
+        server.deliver("alice", "INBOX", std::str::from_utf8(&m).unwrap());
+        sent.push(m);
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.send(b"f FETCH 1:* (UID BODY.PEEK[] RFC822.SIZE)\r\n");
+    for (i, m) in sent.iter().enumerate() {
+        let line = c.line_bytes();
+        let head = format!(
+            "* {} FETCH (UID {} BODY[] {{{}}}\r\n",
+            i + 1,
+            i + 1,
+            m.len()
+        );
+        assert!(line.starts_with(head.as_bytes()), "message {}", i + 1);
+        let body = first_literal(&line);
+        assert_eq!(
+            tern_store::Guid::of(&body).to_hex(),
+            tern_store::Guid::of(m).to_hex(),
+            "message {}",
+            i + 1
+        );
+        let tail = format!(" RFC822.SIZE {})\r\n", m.len());
+        assert!(line.ends_with(tail.as_bytes()), "message {}", i + 1);
+    }
+    let done = c.line();
+    assert!(done.starts_with("f OK"), "{done}");
+    // A partial fetch inside the second message comes from the right place.
+    let r = c.ok("FETCH 2 (BODY.PEEK[]<300000.70000>)");
+    assert!(
+        r[0].starts_with("* 2 FETCH (BODY[]<300000> {70000}"),
+        "{}",
+        &r[0][..50]
+    );
+    let tail = &r[0].as_bytes()[r[0].len() - 70_001..r[0].len() - 1];
+    assert_eq!(tail, &sent[1][300_000..370_000]);
+}
