@@ -23,6 +23,22 @@ pub(crate) enum FetchError {
     Store(StoreError),
     /// BINARY of a part with an unknown Content-Transfer-Encoding.
     UnknownCte,
+    /// A SEARCH (or SORT, THREAD) used up its budget ([`crate::ImapConfig::search_budget`]).
+    TooComplex,
+}
+
+impl FetchError {
+    /// The tagged answer for this failure.
+    pub(crate) fn outcome(&self) -> crate::session::Outcome {
+        use crate::session::Outcome;
+        match self {
+            FetchError::Store(e) => Outcome::store_error(e),
+            FetchError::UnknownCte => {
+                Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
+            }
+            FetchError::TooComplex => Outcome::no("[LIMIT] Search too complex"),
+        }
+    }
 }
 
 impl From<StoreError> for FetchError {

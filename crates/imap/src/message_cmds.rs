@@ -148,10 +148,7 @@ impl<W> Session<W> {
                 self.fetching = Some(stream);
                 Outcome::ok("FETCH completed")
             }
-            Err(FetchError::UnknownCte) => {
-                Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
-            }
-            Err(FetchError::Store(e)) => Outcome::store_error(&e),
+            Err(e) => e.outcome(),
         }
     }
 
@@ -285,15 +282,16 @@ impl<W> Session<W> {
         if let SearchKey::Modseq(_) = criteria {
             self.enabled.condstore = true;
         }
-        let result = search_selected(&self.store, &self.cache, view, criteria).map(|(_, hits)| {
-            hits.into_iter()
-                .map(|(s, r)| (s, r.uid, r.modseq))
-                .collect::<Vec<_>>()
-        });
+        let budget = self.config.search_budget;
+        let result =
+            search_selected(&self.store, &self.cache, view, criteria, budget).map(|(_, hits)| {
+                hits.into_iter()
+                    .map(|(s, r)| (s, r.uid, r.modseq))
+                    .collect::<Vec<_>>()
+            });
         let hits = match result {
             Ok(h) => h,
-            Err(FetchError::UnknownCte) => return Outcome::no("[UNKNOWN-CTE] Cannot decode"),
-            Err(FetchError::Store(e)) => return Outcome::store_error(&e),
+            Err(e) => return e.outcome(),
         };
         let numbers: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
         let max_modseq = hits.iter().map(|h| h.2).max();

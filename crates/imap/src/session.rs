@@ -288,6 +288,9 @@ pub(crate) async fn run<S>(
             Ok(c) => c,
             Err(e) => {
                 let response = match e.kind {
+                    crate::parser::ParseErrorKind::TooComplex => {
+                        format!("NO [LIMIT] {}", e.message)
+                    }
                     crate::parser::ParseErrorKind::BadCharset => {
                         format!(
                             "NO [BADCHARSET ({})] {}",
@@ -463,12 +466,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             match step {
                 Ok(true) => return Some(done),
                 Ok(false) => {}
-                Err(crate::fetch::FetchError::UnknownCte) => {
-                    return Some(Outcome::no(
-                        "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding",
-                    ))
-                }
-                Err(crate::fetch::FetchError::Store(e)) => return Some(Outcome::store_error(&e)),
+                Err(e) => return Some(e.outcome()),
             }
         }
     }

@@ -208,3 +208,66 @@ fn fetch_of_a_large_mailbox_is_byte_exact() {
     let tail = &r[0].as_bytes()[r[0].len() - 70_001..r[0].len() - 1];
     assert_eq!(tail, &sent[1][300_000..370_000]);
 }
+
+/// `OR BODY wN TEXT vN` repeated: `n` ORs, 2n BODY/TEXT keys.
+fn ored_text_keys(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("OR BODY word{i}x TEXT other{i}y"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// 2,000 ORed BODY/TEXT keys are refused with NO [LIMIT], and the connection goes on.
+#[test]
+fn search_with_thousands_of_keys_is_refused() {
+    let server = start();
+    for i in 0..5 {
+        server.deliver(
+            "alice",
+            "INBOX",
+            &format!("Subject: m{i}\r\n\r\nquokka {i}\r\n"),
+        );
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let r = c.cmd(&format!("SEARCH {}", ored_text_keys(1000)));
+    assert_eq!(r.len(), 1, "{:?}", &r[..r.len().min(2)]);
+    assert!(r[0].contains(" NO [LIMIT] Search too complex"), "{}", r[0]);
+    let r = c.ok("SEARCH BODY quokka");
+    assert_eq!(r[0], "* SEARCH 1 2 3 4 5");
+}
+
+/// Past `search_budget`, SEARCH, SORT and THREAD answer NO [LIMIT]; a cheaper search in
+/// the same session still works.
+#[test]
+fn search_sort_thread_stop_at_the_budget() {
+    let server = start_with(ImapConfig {
+        auth_failure_delay: Duration::from_millis(10),
+        search_budget: 2_000,
+        ..ImapConfig::default()
+    });
+    for i in 0..30 {
+        server.deliver(
+            "alice",
+            "INBOX",
+            &format!("Subject: m{i}\r\n\r\nquokka {i}\r\n"),
+        );
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let keys = ored_text_keys(100);
+    for command in [
+        format!("SEARCH {keys}"),
+        format!("UID SEARCH RETURN (COUNT) {keys}"),
+        format!("SORT (DATE) UTF-8 {keys}"),
+        format!("THREAD REFERENCES UTF-8 {keys}"),
+    ] {
+        let r = c.cmd(&command);
+        assert_eq!(r.len(), 1, "{command}: {r:?}");
+        assert!(r[0].contains(" NO [LIMIT] Search too complex"), "{}", r[0]);
+    }
+    let r = c.ok("SEARCH BODY quokka SUBJECT m2");
+    assert_eq!(r[0], "* SEARCH 3 21 22 23 24 25 26 27 28 29 30");
+    let r = c.ok("SORT (SIZE) UTF-8 ALL");
+    assert_eq!(r[0].split(' ').count(), 2 + 30, "{}", r[0]);
+}
