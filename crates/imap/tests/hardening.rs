@@ -271,3 +271,90 @@ fn search_sort_thread_stop_at_the_budget() {
     let r = c.ok("SORT (SIZE) UTF-8 ALL");
     assert_eq!(r[0].split(' ').count(), 2 + 30, "{}", r[0]);
 }
+
+/// RENAME may not put a mailbox (or, through its children, anything) under
+/// `Other Users/`, just as CREATE may not.
+#[test]
+fn rename_into_other_users_is_refused_like_create() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("CREATE foo/bar");
+    for target in ["\"Other Users\"", "\"Other Users/\"", "\"Other Users/foo\""] {
+        let r = c.cmd(&format!("CREATE {target}"));
+        assert!(r[0].contains(" NO [NOPERM]"), "CREATE {target}: {r:?}");
+        let r = c.cmd(&format!("RENAME foo {target}"));
+        assert!(r[0].contains(" NO [NOPERM]"), "RENAME {target}: {r:?}");
+    }
+    assert!(server.store.mailbox("alice", "foo/bar").unwrap().is_some());
+    assert!(server
+        .store
+        .mailbox("alice", "Other Users")
+        .unwrap()
+        .is_none());
+    assert!(server
+        .store
+        .mailbox("alice", "Other Users/bar")
+        .unwrap()
+        .is_none());
+}
+
+/// A refused CREATE of a deep name leaves none of the parents it would have made.
+#[test]
+fn refused_deep_create_leaves_no_parents() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    for name in ["a/b/..", "a/b/c%", "a/b//c"] {
+        let r = c.cmd(&format!("CREATE \"{name}\""));
+        assert!(r[0].contains(" NO "), "CREATE {name}: {r:?}");
+        for parent in ["a", "a/b"] {
+            assert!(
+                server.store.mailbox("alice", parent).unwrap().is_none(),
+                "CREATE {name} left {parent}"
+            );
+        }
+    }
+    // The last level fails after its parents were made: they are removed again.
+    // (RENAME makes no parents, so p/q/r exists without p and p/q.)
+    c.ok("CREATE x");
+    c.ok("RENAME x p/q/r");
+    assert!(server.store.mailbox("alice", "p").unwrap().is_none());
+    let r = c.cmd("CREATE p/q/r");
+    assert!(r[0].contains(" NO [ALREADYEXISTS]"), "{r:?}");
+    assert!(server.store.mailbox("alice", "p").unwrap().is_none());
+    assert!(server.store.mailbox("alice", "p/q").unwrap().is_none());
+    // A good deep CREATE still makes its parents.
+    c.ok("CREATE d/e/f");
+    assert!(server.store.mailbox("alice", "d/e").unwrap().is_some());
+}
+
+/// NUL never goes out inside a BODY[] (or RFC822) literal: it becomes 0x80 and the
+/// announced length stays right; BINARY[] keeps NUL, in a `~{n}` literal.
+#[test]
+fn nul_bytes_are_masked_outside_binary_fetches() {
+    let server = start();
+    let message = "Subject: nul\r\n\r\nbefore\0after\0\r\n";
+    server.deliver("alice", "INBOX", message);
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let masked: Vec<u8> = message
+        .bytes()
+        .map(|b| if b == 0 { 0x80 } else { b })
+        .collect();
+    c.send(b"a FETCH 1 (BODY.PEEK[])\r\n");
+    let line = c.line_bytes();
+    let head = format!("* 1 FETCH (BODY[] {{{}}}\r\n", message.len());
+    assert!(line.starts_with(head.as_bytes()), "{line:?}");
+    assert_eq!(first_literal(&line), masked);
+    assert!(c.line().starts_with("a OK"));
+    c.send(b"b FETCH 1 (BODY.PEEK[TEXT] RFC822.TEXT)\r\n");
+    let line = c.line_bytes();
+    assert!(!line.contains(&0), "{line:?}");
+    assert!(line.starts_with(b"* 1 FETCH (BODY[TEXT] {15}\r\nbefore\x80after\x80\r\n"));
+    assert!(c.line().starts_with("b OK"));
+    c.send(b"c FETCH 1 (BINARY.PEEK[])\r\n");
+    let line = c.line_bytes();
+    let head = format!("* 1 FETCH (BINARY[] ~{{{}}}\r\n", message.len());
+    assert!(line.starts_with(head.as_bytes()), "{line:?}");
+    assert_eq!(first_literal(&line), message.as_bytes());
+    assert!(c.line().starts_with("c OK"));
+}
