@@ -486,6 +486,16 @@ pub(crate) fn pattern_matches(pattern: &str, name: &str) -> bool {
     row[n.len()]
 }
 
+/// Whether `name` is the shared namespace's root or inside it (where no user may
+/// create or rename a mailbox of their own), trailing separators ignored.
+fn in_other_users(name: &str) -> bool {
+    let name = name.trim_end_matches('/');
+    name == OTHER_USERS
+        || name
+            .strip_prefix(OTHER_USERS)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::pattern_matches;
@@ -500,14 +510,4 @@ mod tests {
         assert!(!pattern_matches("Lists", "Lists/rust"));
         assert!(pattern_matches("L*t", "Lists/rust"));
     }
-}
-
-/// Whether `name` is the shared namespace's root or inside it (where no user may
-/// create or rename a mailbox of their own), trailing separators ignored.
-fn in_other_users(name: &str) -> bool {
-    let name = name.trim_end_matches('/');
-    name == OTHER_USERS
-        || name
-            .strip_prefix(OTHER_USERS)
-            .is_some_and(|rest| rest.starts_with('/'))
 }

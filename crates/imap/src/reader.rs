@@ -110,3 +110,46 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_event(authenticated: bool, input: &[u8]) -> Event {
+        let mut r = CommandReader::new(limits(&ImapConfig::default(), authenticated));
+        r.feed(input).1
+    }
+
+    #[test]
+    fn literals_before_and_after_login() {
+        // Before login: small literals only, and a large non-synchronizing one is fatal.
+        assert!(matches!(
+            first_event(false, b"a LOGIN {8192}\r\n"),
+            Event::Continue { size: 8192, .. }
+        ));
+        assert!(matches!(
+            first_event(false, b"a LOGIN {8193}\r\n"),
+            Event::Rejected {
+                reason: Rejection::LiteralTooBig {
+                    synchronizing: true,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert_eq!(first_event(false, b"a LOGIN {4096+}\r\n"), Event::NeedMore);
+        assert!(matches!(
+            first_event(false, b"a LOGIN {4097+}\r\n"),
+            Event::Fatal { .. }
+        ));
+        // After login: the configured 64 MiB.
+        assert!(matches!(
+            first_event(true, b"a APPEND x {67108864}\r\n"),
+            Event::Continue { .. }
+        ));
+        assert_eq!(
+            first_event(true, b"a APPEND x {67108864+}\r\n"),
+            Event::NeedMore
+        );
+    }
+}
