@@ -23,6 +23,22 @@ pub(crate) enum FetchError {
     Store(StoreError),
     /// BINARY of a part with an unknown Content-Transfer-Encoding.
     UnknownCte,
+    /// A SEARCH (or SORT, THREAD) used up its budget ([`crate::ImapConfig::search_budget`]).
+    TooComplex,
+}
+
+impl FetchError {
+    /// The tagged answer for this failure.
+    pub(crate) fn outcome(&self) -> crate::session::Outcome {
+        use crate::session::Outcome;
+        match self {
+            FetchError::Store(e) => Outcome::store_error(e),
+            FetchError::UnknownCte => {
+                Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
+            }
+            FetchError::TooComplex => Outcome::no("[LIMIT] Search too complex"),
+        }
+    }
 }
 
 impl From<StoreError> for FetchError {
@@ -58,137 +74,351 @@ pub(crate) fn needs_message(items: &[FetchAttr]) -> bool {
     })
 }
 
-/// Appends `* seq FETCH (...)\r\n` for one message.
-pub(crate) fn render(
-    ctx: &FetchContext<'_>,
-    seq: u32,
-    record: &Record,
-    recent: bool,
-    items: &[FetchAttr],
-    out: &mut Vec<u8>,
-) -> Result<(), FetchError> {
-    let mut raw: Option<Vec<u8>> = None;
-    let mut summary: Option<Arc<MessageSummary>> = None;
-    // Written straight into `out`: on an error the caller drops all of `out`.
-    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-    let body = &mut *out;
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(b' ');
+/// Most body sections (BODY[...], BINARY[...], BINARY.SIZE[...], RFC822, RFC822.HEADER,
+/// RFC822.TEXT) one FETCH may ask for. Each costs a pass over the message, so without
+/// a cap `FETCH 1 (BODY.PEEK[] x400)` of a 16 MB message is 6.4 GB of output for one
+/// line of input. 64 is far more than any client sends (they ask for a handful).
+pub(crate) const MAX_BODY_ITEMS: usize = 64;
+
+/// Most bytes of a literal copied into the output in one step.
+const CHUNK: usize = 64 * 1024;
+
+/// How many items of `items` read message content (see [`MAX_BODY_ITEMS`]).
+pub(crate) fn body_items(items: &[FetchAttr]) -> usize {
+    items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i,
+                FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Header
+                    | FetchAttr::Rfc822Text
+                    | FetchAttr::BodySection { .. }
+                    | FetchAttr::Binary { .. }
+                    | FetchAttr::BinarySize { .. }
+            )
+        })
+        .count()
+}
+
+/// One message a FETCH answers for.
+pub(crate) struct Target {
+    /// Its sequence number when the command ran.
+    pub(crate) seq: u32,
+    pub(crate) record: Record,
+    pub(crate) recent: bool,
+}
+
+/// The responses of one FETCH command, produced a piece at a time.
+///
+/// # Why a cursor
+///
+/// A FETCH answer can be far larger than memory (`FETCH 1:* BODY.PEEK[]` of a
+/// mailbox of gigabytes). [`fill`](Self::fill) appends responses to the session's output
+/// until it holds `limit` bytes, remembering where it stopped (which message, which
+/// item, how far into a literal); the session writes that out on the async side and
+/// calls `fill` again. So at most `limit` plus one [`CHUNK`] of responses, one
+/// message's bytes and one section of it are in memory per connection, and no thread is
+/// held while a slow client reads (the rendering runs under `block_in_place`, the
+/// writing does not).
+///
+/// Everything that can fail for a message (reading its blob, its MIME summary, a
+/// BINARY of an unknown Content-Transfer-Encoding) is done before the first byte of
+/// its `* n FETCH (` is produced: a failure ends the command between two complete
+/// responses, never inside one.
+///
+/// The store reads a blob whole (`Store::message`), so one message is held while its
+/// items are written; a store API reading a blob by ranges would remove that too.
+pub(crate) struct FetchStream {
+    mailbox: Mailbox,
+    actor: tern_store::Actor,
+    items: Vec<FetchAttr>,
+    targets: std::vec::IntoIter<Target>,
+    current: Option<Current>,
+}
+
+/// The message being written.
+struct Current {
+    raw: Option<Vec<u8>>,
+    summary: Option<Arc<MessageSummary>>,
+    target: Target,
+    next_item: usize,
+    literal: Option<Literal>,
+}
+
+/// The rest of a literal still to be copied out.
+struct Literal {
+    /// The bytes, or `None` for the message itself (`Current::raw`).
+    data: Option<Vec<u8>>,
+    pos: usize,
+    end: usize,
+    /// Not a BINARY literal: NUL goes out as 0x80 (RFC 3501 section 9, CHAR8 excludes
+    /// NUL; Dovecot does the same), so the announced length stays right.
+    mask_nul: bool,
+}
+
+impl FetchStream {
+    /// A stream of `items` for `targets` (in the order given).
+    pub(crate) fn new(
+        mailbox: Mailbox,
+        actor: tern_store::Actor,
+        items: Vec<FetchAttr>,
+        targets: Vec<Target>,
+    ) -> FetchStream {
+        FetchStream {
+            mailbox,
+            actor,
+            items,
+            targets: targets.into_iter(),
+            current: None,
         }
-        match item {
-            FetchAttr::Uid => body.extend_from_slice(format!("UID {}", record.uid).as_bytes()),
-            FetchAttr::Flags => body.extend_from_slice(
-                format!("FLAGS {}", flag_list(&record.flags, recent)).as_bytes(),
-            ),
-            FetchAttr::InternalDate => body.extend_from_slice(
-                format!("INTERNALDATE {}", internal_date(record.internaldate)).as_bytes(),
-            ),
-            FetchAttr::Rfc822Size => {
-                body.extend_from_slice(format!("RFC822.SIZE {}", record.size).as_bytes())
-            }
-            FetchAttr::Modseq => {
-                body.extend_from_slice(format!("MODSEQ ({})", record.modseq).as_bytes())
-            }
-            FetchAttr::Envelope => {
-                let s = summary_of(ctx, record, &mut raw, &mut summary)?;
-                body.extend_from_slice(b"ENVELOPE ");
-                body.extend_from_slice(&s.envelope);
-            }
-            FetchAttr::BodyStructure => {
-                let s = summary_of(ctx, record, &mut raw, &mut summary)?;
-                body.extend_from_slice(b"BODYSTRUCTURE ");
-                body.extend_from_slice(&s.body_structure);
-            }
-            FetchAttr::Body => {
-                let s = summary_of(ctx, record, &mut raw, &mut summary)?;
-                body.extend_from_slice(b"BODY ");
-                body.extend_from_slice(&s.body);
-            }
-            FetchAttr::Rfc822 => {
-                let m = message_of(ctx, record, &mut raw)?;
-                body.extend_from_slice(b"RFC822 ");
-                push_literal(body, m);
-            }
-            FetchAttr::Rfc822Header => {
-                let m = message_of(ctx, record, &mut raw)?;
-                let h = mime::section(
-                    m,
-                    &Section {
-                        part: vec![],
-                        text: Some(SectionText::Header),
-                    },
-                )
-                .unwrap_or_default();
-                body.extend_from_slice(b"RFC822.HEADER ");
-                push_literal(body, &h);
-            }
-            FetchAttr::Rfc822Text => {
-                let m = message_of(ctx, record, &mut raw)?;
-                let t = mime::section(
-                    m,
-                    &Section {
-                        part: vec![],
-                        text: Some(SectionText::Text),
-                    },
-                )
-                .unwrap_or_default();
-                body.extend_from_slice(b"RFC822.TEXT ");
-                push_literal(body, &t);
-            }
-            FetchAttr::BodySection {
-                section, partial, ..
-            } => {
-                let m = message_of(ctx, record, &mut raw)?;
-                body.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
-                if section.part.is_empty() && section.text.is_none() {
-                    // The whole message: straight from the blob, no intermediate copy.
-                    push_partial(body, Some(m), *partial);
-                } else {
-                    push_partial(body, mime::section(m, section).as_deref(), *partial);
-                }
-            }
-            FetchAttr::Binary { part, partial, .. } => {
-                let m = message_of(ctx, record, &mut raw)?;
-                let data = if part.is_empty() {
-                    Some(m.to_vec())
-                } else {
-                    mime::binary(m, part).map_err(|_| FetchError::UnknownCte)?
+    }
+
+    /// Appends responses to `out` until it holds at least `limit` bytes (by at most one
+    /// chunk or one item's non-literal text) or the answer is complete. Returns true
+    /// when complete. After an error nothing of the failed message is in `out`.
+    pub(crate) fn fill(
+        &mut self,
+        store: &Store,
+        cache: &SummaryCache,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<bool, FetchError> {
+        let ctx = FetchContext {
+            store,
+            actor: &self.actor,
+            mailbox: &self.mailbox,
+            cache,
+        };
+        while out.len() < limit {
+            let Some(cur) = self.current.as_mut() else {
+                let Some(target) = self.targets.next() else {
+                    return Ok(true);
                 };
-                body.extend_from_slice(format!("BINARY[{}]", part_name(part)).as_bytes());
-                match partial {
-                    _ if data.is_none() => body.extend_from_slice(b" NIL"),
-                    Some(_) => push_partial(body, data.as_deref(), *partial),
-                    None => {
-                        let d = data.unwrap_or_default();
-                        // RFC 3516: binary content goes in a ~{n} literal when it has NULs.
-                        if d.contains(&0) {
-                            body.extend_from_slice(format!(" ~{{{}}}\r\n", d.len()).as_bytes());
-                            body.extend_from_slice(&d);
-                        } else {
-                            body.push(b' ');
-                            push_literal(body, &d);
+                let cur = prepare(&ctx, target, &self.items)?;
+                out.extend_from_slice(format!("* {} FETCH (", cur.target.seq).as_bytes());
+                self.current = Some(cur);
+                continue;
+            };
+            if let Some(lit) = cur.literal.as_mut() {
+                let src = match &lit.data {
+                    Some(d) => d.as_slice(),
+                    None => cur.raw.as_deref().unwrap_or_default(),
+                };
+                let take = (lit.end - lit.pos).min(CHUNK).min(limit - out.len());
+                let from = out.len();
+                out.extend_from_slice(src.get(lit.pos..lit.pos + take).unwrap_or_default());
+                if lit.mask_nul {
+                    for b in out.iter_mut().skip(from) {
+                        if *b == 0 {
+                            *b = 0x80;
                         }
                     }
                 }
+                lit.pos += take;
+                if lit.pos >= lit.end {
+                    cur.literal = None;
+                }
+                continue;
             }
-            FetchAttr::BinarySize { part } => {
-                let m = message_of(ctx, record, &mut raw)?;
-                let size = if part.is_empty() {
-                    Some(m.len())
-                } else {
-                    mime::binary(m, part)
-                        .map_err(|_| FetchError::UnknownCte)?
-                        .map(|d| d.len())
+            let Some(item) = self.items.get(cur.next_item) else {
+                out.extend_from_slice(b")\r\n");
+                self.current = None;
+                continue;
+            };
+            if cur.next_item > 0 {
+                out.push(b' ');
+            }
+            cur.next_item += 1;
+            render_item(cur, item, out);
+        }
+        Ok(self.current.is_none() && self.targets.len() == 0)
+    }
+}
+
+/// Everything that can fail for one message, done before any of it is written.
+fn prepare(
+    ctx: &FetchContext<'_>,
+    target: Target,
+    items: &[FetchAttr],
+) -> Result<Current, FetchError> {
+    let mut raw = None;
+    let mut summary = None;
+    if needs_message(items) {
+        if items.iter().any(|i| {
+            matches!(
+                i,
+                FetchAttr::Envelope | FetchAttr::BodyStructure | FetchAttr::Body
+            )
+        }) {
+            summary_of(ctx, &target.record, &mut raw, &mut summary)?;
+        }
+        if body_items(items) > 0 {
+            let m = message_of(ctx, &target.record, &mut raw)?;
+            let mut checked: Vec<&[u32]> = Vec::new();
+            for item in items {
+                let (FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part }) = item else {
+                    continue;
                 };
-                body.extend_from_slice(
-                    format!("BINARY.SIZE[{}] {}", part_name(part), size.unwrap_or(0)).as_bytes(),
-                );
+                if !part.is_empty() && !checked.contains(&part.as_slice()) {
+                    mime::binary(m, part).map_err(|_| FetchError::UnknownCte)?;
+                    checked.push(part);
+                }
             }
         }
     }
-    body.extend_from_slice(b")\r\n");
-    Ok(())
+    Ok(Current {
+        raw,
+        summary,
+        target,
+        next_item: 0,
+        literal: None,
+    })
+}
+
+/// Writes one item (its text, and the announcement of its literal, which
+/// [`FetchStream::fill`] then copies out). Cannot fail: [`prepare`] did what can.
+fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
+    let record = &cur.target.record;
+    let raw = cur.raw.as_deref().unwrap_or_default();
+    let summary = cur.summary.as_deref();
+    let literal = match item {
+        FetchAttr::Uid => {
+            out.extend_from_slice(format!("UID {}", record.uid).as_bytes());
+            None
+        }
+        FetchAttr::Flags => {
+            out.extend_from_slice(
+                format!("FLAGS {}", flag_list(&record.flags, cur.target.recent)).as_bytes(),
+            );
+            None
+        }
+        FetchAttr::InternalDate => {
+            out.extend_from_slice(
+                format!("INTERNALDATE {}", internal_date(record.internaldate)).as_bytes(),
+            );
+            None
+        }
+        FetchAttr::Rfc822Size => {
+            out.extend_from_slice(format!("RFC822.SIZE {}", record.size).as_bytes());
+            None
+        }
+        FetchAttr::Modseq => {
+            out.extend_from_slice(format!("MODSEQ ({})", record.modseq).as_bytes());
+            None
+        }
+        FetchAttr::Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            out.extend_from_slice(summary.map_or(&b"NIL"[..], |s| &s.envelope));
+            None
+        }
+        FetchAttr::BodyStructure => {
+            out.extend_from_slice(b"BODYSTRUCTURE ");
+            out.extend_from_slice(summary.map_or(&b"NIL"[..], |s| &s.body_structure));
+            None
+        }
+        FetchAttr::Body => {
+            out.extend_from_slice(b"BODY ");
+            out.extend_from_slice(summary.map_or(&b"NIL"[..], |s| &s.body));
+            None
+        }
+        FetchAttr::Rfc822 => {
+            out.extend_from_slice(b"RFC822");
+            Some(literal_of(out, None, raw, None, false))
+        }
+        FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+            let (name, text) = if *item == FetchAttr::Rfc822Header {
+                ("RFC822.HEADER", SectionText::Header)
+            } else {
+                ("RFC822.TEXT", SectionText::Text)
+            };
+            let section = Section {
+                part: vec![],
+                text: Some(text),
+            };
+            let data = mime::section(raw, &section).unwrap_or_default();
+            out.extend_from_slice(name.as_bytes());
+            Some(literal_of(out, Some(data), raw, None, false))
+        }
+        FetchAttr::BodySection {
+            section, partial, ..
+        } => {
+            out.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
+            if section.part.is_empty() && section.text.is_none() {
+                // The whole message: straight from the blob, no intermediate copy.
+                Some(literal_of(out, None, raw, *partial, false))
+            } else {
+                let data = mime::section(raw, section).unwrap_or_default();
+                Some(literal_of(out, Some(data), raw, *partial, false))
+            }
+        }
+        FetchAttr::Binary { part, partial, .. } => {
+            out.extend_from_slice(format!("BINARY[{}]", part_name(part)).as_bytes());
+            if part.is_empty() {
+                Some(literal_of(out, None, raw, *partial, true))
+            } else {
+                match mime::binary(raw, part) {
+                    Ok(Some(d)) => Some(literal_of(out, Some(d), raw, *partial, true)),
+                    // No such part; an unknown encoding was refused by `prepare`.
+                    Ok(None) | Err(_) => {
+                        out.extend_from_slice(b" NIL");
+                        None
+                    }
+                }
+            }
+        }
+        FetchAttr::BinarySize { part } => {
+            let size = if part.is_empty() {
+                Some(raw.len())
+            } else {
+                mime::binary(raw, part).ok().flatten().map(|d| d.len())
+            };
+            out.extend_from_slice(
+                format!("BINARY.SIZE[{}] {}", part_name(part), size.unwrap_or(0)).as_bytes(),
+            );
+            None
+        }
+    };
+    if let Some(lit) = literal {
+        if lit.end > lit.pos {
+            cur.literal = Some(lit);
+        }
+    }
+}
+
+/// Writes ` {n}\r\n` (or `<offset> {n}\r\n` for a partial fetch; `~{n}` for binary
+/// content holding NUL, RFC 3516) for `data` (`None`: the message, `raw`) and returns
+/// what remains to copy.
+fn literal_of(
+    out: &mut Vec<u8>,
+    data: Option<Vec<u8>>,
+    raw: &[u8],
+    partial: Option<(u32, u32)>,
+    binary: bool,
+) -> Literal {
+    let src = data.as_deref().unwrap_or(raw);
+    let len = src.len();
+    let (pos, end) = match partial {
+        None => {
+            out.push(b' ');
+            (0, len)
+        }
+        Some((offset, length)) => {
+            let start = (offset as usize).min(len);
+            out.extend_from_slice(format!("<{offset}> ").as_bytes());
+            (start, start.saturating_add(length as usize).min(len))
+        }
+    };
+    if binary && src.get(pos..end).unwrap_or_default().contains(&0) {
+        out.push(b'~');
+    }
+    out.extend_from_slice(format!("{{{}}}\r\n", end - pos).as_bytes());
+    Literal {
+        data,
+        pos,
+        end,
+        mask_nul: !binary,
+    }
 }
 
 pub(crate) fn message_of<'r>(
@@ -250,28 +480,6 @@ pub(crate) fn prefetch_summaries<'r>(
         }
     }
     Ok(())
-}
-
-fn push_literal(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
-}
-
-/// ` {n}\r\n...` for the data, cut to `<offset.length>` (then named `<offset>`).
-fn push_partial(out: &mut Vec<u8>, data: Option<&[u8]>, partial: Option<(u32, u32)>) {
-    let data = data.unwrap_or_default();
-    match partial {
-        None => {
-            out.push(b' ');
-            push_literal(out, data);
-        }
-        Some((offset, length)) => {
-            let start = (offset as usize).min(data.len());
-            let end = start.saturating_add(length as usize).min(data.len());
-            out.extend_from_slice(format!("<{offset}> ").as_bytes());
-            push_literal(out, &data[start..end]);
-        }
-    }
 }
 
 /// `1.2.HEADER.FIELDS (FROM TO)` as it goes in a response.

@@ -63,6 +63,17 @@ pub struct ImapConfig {
     /// An idle (not IDLEing) connection is logged out after this long (RFC 3501 5.4:
     /// at least 30 minutes).
     pub idle_timeout: Duration,
+    /// A connection that has not logged in this long after it was accepted is closed
+    /// with `* BYE` (Dovecot: 3 minutes), whatever it is doing: reading a command,
+    /// waiting for the response line of AUTHENTICATE, or idle.
+    pub preauth_timeout: Duration,
+    /// Work one SEARCH, SORT or THREAD may do before it is refused with
+    /// `NO [LIMIT] Search too complex`, in units of about a microsecond: testing one
+    /// key on one message is 1, reading a message's text for a key 1 per KiB, asking
+    /// the text index for one word 1 per message in the mailbox. The default (10
+    /// million) lets `SEARCH BODY word` through a 100,000-message mailbox many times
+    /// over, while 2,000 ORed BODY keys stop in seconds, not minutes.
+    pub search_budget: u64,
     /// Delay before answering a failed login, against password guessing.
     pub auth_failure_delay: Duration,
     /// Messages whose MIME summary is kept in memory (shared by all sessions).
@@ -85,7 +96,9 @@ impl Default for ImapConfig {
             max_connections: 20_000,
             max_connections_per_ip: 500,
             idle_timeout: Duration::from_secs(31 * 60),
+            preauth_timeout: Duration::from_secs(180),
             auth_failure_delay: Duration::from_secs(1),
+            search_budget: 10_000_000,
             summary_cache_entries: 200_000,
             tls: None,
             plaintext_auth: true,

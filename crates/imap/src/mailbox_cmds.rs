@@ -142,12 +142,18 @@ impl<W> Session<W> {
         if !special_use.is_empty() {
             return Outcome::no("[USEATTR] Special-use attributes are assigned by the server");
         }
-        if name.starts_with(&format!("{OTHER_USERS}/")) || name == OTHER_USERS {
+        if in_other_users(name) {
             return Outcome::no("[NOPERM] Mailboxes can only be created in your own namespace");
+        }
+        // The whole name is checked before any parent is made: `CREATE a/b/..` must not
+        // leave `a` and `a/b` behind when `a/b/..` is refused.
+        if let Err(e) = tern_store::names::normalize_mailbox(name) {
+            return Outcome::store_error(&e);
         }
         let user = self.user_name().to_owned();
         // Create missing parents too, as RFC 3501 6.3.3 suggests for hierarchy names.
         let mut path = String::new();
+        let mut made: Vec<Mailbox> = Vec::new();
         let levels: Vec<&str> = name.split('/').collect();
         for (i, level) in levels.iter().enumerate() {
             if i > 0 {
@@ -155,16 +161,41 @@ impl<W> Session<W> {
             }
             path.push_str(level);
             let last = i + 1 == levels.len();
-            match self.store.create_mailbox(&user, &path, None) {
-                Ok(_) => {}
-                Err(StoreError::MailboxExists { .. }) if !last => {}
-                Err(StoreError::MailboxExists { .. }) => {
-                    return Outcome::no("[ALREADYEXISTS] Mailbox already exists")
+            let refusal = match self.store.create_mailbox(&user, &path, None) {
+                Ok(m) => {
+                    made.push(m);
+                    continue;
                 }
-                Err(e) => return Outcome::store_error(&e),
-            }
+                Err(StoreError::MailboxExists { .. }) if !last => continue,
+                Err(StoreError::MailboxExists { .. }) => {
+                    Outcome::no("[ALREADYEXISTS] Mailbox already exists")
+                }
+                Err(e) => Outcome::store_error(&e),
+            };
+            self.remove_created(&user, made);
+            return refusal;
         }
         Outcome::ok("CREATE completed")
+    }
+
+    /// Undoes the parents a refused CREATE made, deepest first, each only while it is
+    /// still the (empty) mailbox this command created.
+    ///
+    /// Not atomic: a message delivered into such a parent in the instant between its
+    /// creation and this check keeps it alive (the check sees it), but one arriving
+    /// between the check and the delete would go with it. Creating the parents and the
+    /// mailbox in one store transaction would close that window (a store change).
+    fn remove_created(&self, user: &str, made: Vec<Mailbox>) {
+        for m in made.into_iter().rev() {
+            match self.store.mailbox(user, &m.name) {
+                Ok(Some(now)) if now.uniqueid == m.uniqueid && now.messages == 0 => {
+                    if let Err(e) = self.store.delete_mailbox(user, &m.name) {
+                        tracing::warn!(error = %e, mailbox = %m.name, "imap: removing a parent of a refused CREATE failed");
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     pub(crate) fn delete(&mut self, name: &str) -> Outcome {
@@ -188,9 +219,8 @@ impl<W> Session<W> {
     }
 
     pub(crate) fn rename(&mut self, from: &str, to: &str) -> Outcome {
-        if from.starts_with(&format!("{OTHER_USERS}/"))
-            || to.starts_with(&format!("{OTHER_USERS}/"))
-        {
+        // `RENAME x "Other Users"` would also move x's children under `Other Users/`.
+        if in_other_users(from) || in_other_users(to) {
             return Outcome::no(
                 "[NOPERM] Only the owner may rename a mailbox, within their namespace",
             );
@@ -454,6 +484,16 @@ pub(crate) fn pattern_matches(pattern: &str, name: &str) -> bool {
         row = next;
     }
     row[n.len()]
+}
+
+/// Whether `name` is the shared namespace's root or inside it (where no user may
+/// create or rename a mailbox of their own), trailing separators ignored.
+fn in_other_users(name: &str) -> bool {
+    let name = name.trim_end_matches('/');
+    name == OTHER_USERS
+        || name
+            .strip_prefix(OTHER_USERS)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use tern_store::{Flag, FlagOp, Flags, Record, StoreError, Uid};
 
-use crate::fetch::{needs_message, render, sets_seen, FetchContext, FetchError};
+use crate::fetch::{
+    body_items, sets_seen, FetchContext, FetchError, FetchStream, Target, MAX_BODY_ITEMS,
+};
 use crate::response::parse_flags;
 use crate::search::search_selected;
 use crate::selected::compress_uids;
@@ -38,6 +40,11 @@ impl<W> Session<W> {
         {
             items.push(FetchAttr::Modseq);
         }
+        if body_items(&items) > MAX_BODY_ITEMS {
+            return Outcome::no(&format!(
+                "[LIMIT] At most {MAX_BODY_ITEMS} body sections in one FETCH"
+            ));
+        }
         let Some(view) = self.selected.as_ref() else {
             return Outcome::bad("No mailbox selected");
         };
@@ -48,7 +55,7 @@ impl<W> Session<W> {
         let id = view.id.clone();
         let actor = view.actor.clone();
         let read_only = view.read_only;
-        let result = (|| -> Result<Vec<u8>, FetchError> {
+        let result = (|| -> Result<FetchStream, FetchError> {
             let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
             let mut records = if uids.len() > 256 {
                 // Most of the mailbox: one scan beats one lookup per UID.
@@ -121,28 +128,27 @@ impl<W> Session<W> {
                 .selected
                 .as_ref()
                 .ok_or(FetchError::Store(StoreError::WriterGone))?;
-            let mut out = Vec::with_capacity(if needs_message(&items) {
-                64 * 1024
-            } else {
-                records.len() * 64
-            });
-            for r in &records {
-                let Some(seq) = view.seq_of(r.uid) else {
-                    continue;
-                };
-                render(&ctx, seq, r, view.recent.contains(&r.uid), &items, &mut out)?;
-            }
-            Ok(out)
+            let targets: Vec<Target> = records
+                .into_iter()
+                .filter_map(|record| {
+                    let seq = view.seq_of(record.uid)?;
+                    let recent = view.recent.contains(&record.uid);
+                    Some(Target {
+                        seq,
+                        record,
+                        recent,
+                    })
+                })
+                .collect();
+            Ok(FetchStream::new(mailbox, actor.clone(), items, targets))
         })();
         match result {
-            Ok(out) => {
-                self.untagged_raw(out);
+            Ok(stream) => {
+                // Written by `Session::handle` a bounded piece at a time.
+                self.fetching = Some(stream);
                 Outcome::ok("FETCH completed")
             }
-            Err(FetchError::UnknownCte) => {
-                Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
-            }
-            Err(FetchError::Store(e)) => Outcome::store_error(&e),
+            Err(e) => e.outcome(),
         }
     }
 
@@ -276,15 +282,16 @@ impl<W> Session<W> {
         if let SearchKey::Modseq(_) = criteria {
             self.enabled.condstore = true;
         }
-        let result = search_selected(&self.store, &self.cache, view, criteria).map(|(_, hits)| {
-            hits.into_iter()
-                .map(|(s, r)| (s, r.uid, r.modseq))
-                .collect::<Vec<_>>()
-        });
+        let budget = self.config.search_budget;
+        let result =
+            search_selected(&self.store, &self.cache, view, criteria, budget).map(|(_, hits)| {
+                hits.into_iter()
+                    .map(|(s, r)| (s, r.uid, r.modseq))
+                    .collect::<Vec<_>>()
+            });
         let hits = match result {
             Ok(h) => h,
-            Err(FetchError::UnknownCte) => return Outcome::no("[UNKNOWN-CTE] Cannot decode"),
-            Err(FetchError::Store(e)) => return Outcome::store_error(&e),
+            Err(e) => return e.outcome(),
         };
         let numbers: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
         let max_modseq = hits.iter().map(|h| h.2).max();

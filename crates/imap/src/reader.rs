@@ -21,8 +21,41 @@ pub(crate) enum Incoming {
     Eof,
 }
 
-/// The reader's limits from the listener's configuration.
-pub(crate) fn limits(config: &ImapConfig) -> Limits {
+/// Largest synchronizing literal accepted before authentication. LOGIN's user name and
+/// password, an `ID` parameter, a SASL initial response: nothing a client needs to send
+/// before login comes near it, while 20,000 connections each holding one still fit in
+/// 160 MiB (the 64 MiB literal allowed after login would let 30 connections hold 2 GB).
+pub(crate) const PREAUTH_MAX_LITERAL: usize = 8 * 1024;
+
+/// Largest non-synchronizing literal accepted before authentication: the 4096 bytes of
+/// LITERAL- (RFC 7888 section 5), which is what the greeting advertises.
+pub(crate) const PREAUTH_MAX_NONSYNC_LITERAL: usize = 4096;
+
+/// Longest command text (outside literals) accepted before authentication.
+pub(crate) const PREAUTH_MAX_LINE: usize = 8 * 1024;
+
+/// The reader's limits from the listener's configuration, for a connection that is
+/// (`authenticated`) or is not yet logged in.
+///
+/// Before login (RFC 7888 LITERAL-): a synchronizing literal over
+/// [`PREAUTH_MAX_LITERAL`] is refused with `NO [TOOBIG]` and never gets its `+`, so the
+/// client sends nothing; a non-synchronizing one over [`PREAUTH_MAX_NONSYNC_LITERAL`]
+/// cannot be refused without reading it, so nothing is read: `max_discard` is 0 and the
+/// connection gets `* BYE [TOOBIG]` and is closed. After login, LITERAL+ and the
+/// configured `max_literal` apply (a refused non-synchronizing literal is read and
+/// thrown away, up to the reader's default 1 GiB, to keep the session).
+pub(crate) fn limits(config: &ImapConfig, authenticated: bool) -> Limits {
+    if !authenticated {
+        let max_line = config.max_line.min(PREAUTH_MAX_LINE);
+        let max_literal = config.max_literal.min(PREAUTH_MAX_LITERAL);
+        return Limits {
+            max_line,
+            max_literal,
+            max_nonsync_literal: max_literal.min(PREAUTH_MAX_NONSYNC_LITERAL),
+            max_command: max_literal + max_line,
+            max_discard: 0,
+        };
+    }
     Limits {
         max_line: config.max_line,
         max_literal: config.max_literal,
@@ -75,5 +108,48 @@ where
                 return Ok(Incoming::Eof);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_event(authenticated: bool, input: &[u8]) -> Event {
+        let mut r = CommandReader::new(limits(&ImapConfig::default(), authenticated));
+        r.feed(input).1
+    }
+
+    #[test]
+    fn literals_before_and_after_login() {
+        // Before login: small literals only, and a large non-synchronizing one is fatal.
+        assert!(matches!(
+            first_event(false, b"a LOGIN {8192}\r\n"),
+            Event::Continue { size: 8192, .. }
+        ));
+        assert!(matches!(
+            first_event(false, b"a LOGIN {8193}\r\n"),
+            Event::Rejected {
+                reason: Rejection::LiteralTooBig {
+                    synchronizing: true,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert_eq!(first_event(false, b"a LOGIN {4096+}\r\n"), Event::NeedMore);
+        assert!(matches!(
+            first_event(false, b"a LOGIN {4097+}\r\n"),
+            Event::Fatal { .. }
+        ));
+        // After login: the configured 64 MiB.
+        assert!(matches!(
+            first_event(true, b"a APPEND x {67108864}\r\n"),
+            Event::Continue { .. }
+        ));
+        assert_eq!(
+            first_event(true, b"a APPEND x {67108864+}\r\n"),
+            Event::NeedMore
+        );
     }
 }

@@ -3,6 +3,11 @@
 //! Flag, size, date and UID keys are answered from the records; header keys from the
 //! decoded header fields, and BODY/TEXT from the decoded text parts, both matched as
 //! case-insensitive substrings (RFC 3501 6.4.4, RFC 9051 6.4.4).
+//!
+//! One command's work is bounded by a [`Budget`] (`ImapConfig::search_budget`): every
+//! key tested, every text read and every index query is charged, and a search that
+//! runs out stops with `NO [LIMIT]` between two steps. The decoded text of a message is
+//! computed once per message, however many BODY/TEXT keys look at it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +27,7 @@ pub(crate) fn search_selected(
     cache: &crate::mime::SummaryCache,
     view: &Selected,
     key: &SearchKey,
+    budget: u64,
 ) -> Result<(tern_store::Mailbox, Vec<(u32, Record)>), FetchError> {
     let (mailbox, records) = store.records(&view.actor, &view.id, true)?;
     let in_view: Vec<(u32, Record)> = records
@@ -35,7 +41,8 @@ pub(crate) fn search_selected(
         cache,
     };
     let now = crate::response::unix_now();
-    let hits: HashSet<Uid> = search(&ctx, view, &in_view, key, now)?
+    let mut budget = Budget { left: budget };
+    let hits: HashSet<Uid> = search(&ctx, view, &in_view, key, now, &mut budget)?
         .into_iter()
         .map(|h| h.1)
         .collect();
@@ -46,6 +53,32 @@ pub(crate) fn search_selected(
     Ok((mailbox, matched))
 }
 
+/// What one command may still spend (see the module documentation).
+struct Budget {
+    left: u64,
+}
+
+impl Budget {
+    /// Takes `units`, or fails with [`FetchError::TooComplex`] when they are not left.
+    fn charge(&mut self, units: u64) -> Result<(), FetchError> {
+        match self.left.checked_sub(units) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => {
+                self.left = 0;
+                Err(FetchError::TooComplex)
+            }
+        }
+    }
+
+    /// Charges for reading the text of a message of `size` bytes: 1 per KiB.
+    fn charge_text(&mut self, size: usize) -> Result<(), FetchError> {
+        self.charge(1 + (size / 1024) as u64)
+    }
+}
+
 /// One message being tested, with its message data loaded at most once.
 struct Candidate<'a> {
     seq: u32,
@@ -53,6 +86,10 @@ struct Candidate<'a> {
     recent: bool,
     raw: Option<Vec<u8>>,
     summary: Option<Arc<MessageSummary>>,
+    /// The decoded body text, once a BODY or TEXT key needed it.
+    body: Option<String>,
+    /// The decoded header text, once a TEXT key needed it.
+    head: Option<String>,
 }
 
 /// Returns the (sequence number, UID) of every message in `records` (the view's
@@ -63,9 +100,10 @@ fn search(
     records: &[(u32, Record)],
     key: &SearchKey,
     now: i64,
+    budget: &mut Budget,
 ) -> Result<Vec<(u32, Uid)>, FetchError> {
     let mut index = TextIndex::default();
-    index.prepare(ctx, view, key)?;
+    index.prepare(ctx, view, key, records.len(), budget)?;
     let mut hits = Vec::new();
     for (seq, record) in records {
         let mut c = Candidate {
@@ -74,8 +112,10 @@ fn search(
             recent: view.recent.contains(&record.uid),
             raw: None,
             summary: None,
+            body: None,
+            head: None,
         };
-        if matches(ctx, view, &index, &mut c, key, now)? {
+        if matches(ctx, view, &index, &mut c, key, now, budget)? {
             hits.push((*seq, record.uid));
         }
     }
@@ -89,7 +129,9 @@ fn matches(
     c: &mut Candidate<'_>,
     key: &SearchKey,
     now: i64,
+    budget: &mut Budget,
 ) -> Result<bool, FetchError> {
+    budget.charge(1)?;
     let flags = &c.record.flags;
     let has = |f: Flag| flags.contains(&f);
     Ok(match key {
@@ -122,42 +164,39 @@ fn matches(
         SearchKey::Modseq(m) => c.record.modseq >= *m,
         SearchKey::Uid(set) => in_set(view, set, c.record.uid, true),
         SearchKey::Sequence(set) => in_set(view, set, c.seq, false),
-        SearchKey::Not(k) => !matches(ctx, view, index, c, k, now)?,
+        SearchKey::Not(k) => !matches(ctx, view, index, c, k, now, budget)?,
         SearchKey::Or(a, b) => {
-            matches(ctx, view, index, c, a, now)? || matches(ctx, view, index, c, b, now)?
+            matches(ctx, view, index, c, a, now, budget)?
+                || matches(ctx, view, index, c, b, now, budget)?
         }
         SearchKey::And(keys) => {
             for k in keys {
-                if !matches(ctx, view, index, c, k, now)? {
+                if !matches(ctx, view, index, c, k, now, budget)? {
                     return Ok(false);
                 }
             }
             true
         }
-        SearchKey::From(s) => header_contains(ctx, c, "From", s)?,
-        SearchKey::To(s) => header_contains(ctx, c, "To", s)?,
-        SearchKey::Cc(s) => header_contains(ctx, c, "Cc", s)?,
-        SearchKey::Bcc(s) => header_contains(ctx, c, "Bcc", s)?,
-        SearchKey::Subject(s) => header_contains(ctx, c, "Subject", s)?,
+        SearchKey::From(s) => header_contains(ctx, c, "From", s, budget)?,
+        SearchKey::To(s) => header_contains(ctx, c, "To", s, budget)?,
+        SearchKey::Cc(s) => header_contains(ctx, c, "Cc", s, budget)?,
+        SearchKey::Bcc(s) => header_contains(ctx, c, "Bcc", s, budget)?,
+        SearchKey::Subject(s) => header_contains(ctx, c, "Subject", s, budget)?,
         SearchKey::Header(field, s) => {
             // An empty string matches every message that has the field at all.
             let raw = message_of(ctx, c.record, &mut c.raw)?;
+            budget.charge_text(raw.len())?;
             let values = mime::header_values(raw, field);
             !values.is_empty() && (s.is_empty() || values.iter().any(|v| contains_ci(v, s)))
         }
         SearchKey::Body(s) => match index.answer(false, s, c.record.uid) {
             Some(hit) => hit,
-            None => {
-                let raw = message_of(ctx, c.record, &mut c.raw)?;
-                contains_ci(&mime::body_text(raw), s)
-            }
+            None => contains_ci(body_of(ctx, c, budget)?, s),
         },
         SearchKey::Text(s) => match index.answer(true, s, c.record.uid) {
             Some(hit) => hit,
             None => {
-                let raw = message_of(ctx, c.record, &mut c.raw)?;
-                contains_ci(&crate::indexer::head_text(raw), s)
-                    || contains_ci(&mime::body_text(raw), s)
+                contains_ci(head_of(ctx, c, budget)?, s) || contains_ci(body_of(ctx, c, budget)?, s)
             }
         },
     })
@@ -175,13 +214,46 @@ fn sent_date(ctx: &FetchContext<'_>, c: &mut Candidate<'_>) -> Result<Option<Dat
     Ok(s.date.map(date_of))
 }
 
+/// The decoded body text of the candidate, computed once; each look at it is charged.
+fn body_of<'c>(
+    ctx: &FetchContext<'_>,
+    c: &'c mut Candidate<'_>,
+    budget: &mut Budget,
+) -> Result<&'c str, FetchError> {
+    if c.body.is_none() {
+        let raw = message_of(ctx, c.record, &mut c.raw)?;
+        budget.charge_text(raw.len())?;
+        c.body = Some(mime::body_text(raw));
+    }
+    let body = c.body.as_deref().unwrap_or_default();
+    budget.charge_text(body.len())?;
+    Ok(body)
+}
+
+/// The decoded header text of the candidate, computed once; each look is charged.
+fn head_of<'c>(
+    ctx: &FetchContext<'_>,
+    c: &'c mut Candidate<'_>,
+    budget: &mut Budget,
+) -> Result<&'c str, FetchError> {
+    if c.head.is_none() {
+        let raw = message_of(ctx, c.record, &mut c.raw)?;
+        c.head = Some(crate::indexer::head_text(raw));
+    }
+    let head = c.head.as_deref().unwrap_or_default();
+    budget.charge_text(head.len())?;
+    Ok(head)
+}
+
 fn header_contains(
     ctx: &FetchContext<'_>,
     c: &mut Candidate<'_>,
     field: &str,
     needle: &str,
+    budget: &mut Budget,
 ) -> Result<bool, FetchError> {
     let raw = message_of(ctx, c.record, &mut c.raw)?;
+    budget.charge_text(raw.len())?;
     Ok(mime::header_values(raw, field)
         .iter()
         .any(|v| contains_ci(v, needle)))
@@ -195,12 +267,15 @@ struct TextIndex {
 }
 
 impl TextIndex {
-    /// Asks the index once per distinct BODY/TEXT needle in `key`.
+    /// Asks the index once per distinct BODY/TEXT needle in `key`, charging each query
+    /// one unit per message of the mailbox (`messages`).
     fn prepare(
         &mut self,
         ctx: &FetchContext<'_>,
         view: &Selected,
         key: &SearchKey,
+        messages: usize,
+        budget: &mut Budget,
     ) -> Result<(), FetchError> {
         match key {
             SearchKey::Body(s) | SearchKey::Text(s) => {
@@ -208,6 +283,7 @@ impl TextIndex {
                 if self.answers.contains_key(&(text, s.clone())) {
                     return Ok(());
                 }
+                budget.charge(1 + messages as u64)?;
                 let field = if text {
                     TextField::All
                 } else {
@@ -221,14 +297,14 @@ impl TextIndex {
                     self.answers.insert((text, s.clone()), answer);
                 }
             }
-            SearchKey::Not(k) => self.prepare(ctx, view, k)?,
+            SearchKey::Not(k) => self.prepare(ctx, view, k, messages, budget)?,
             SearchKey::Or(a, b) => {
-                self.prepare(ctx, view, a)?;
-                self.prepare(ctx, view, b)?;
+                self.prepare(ctx, view, a, messages, budget)?;
+                self.prepare(ctx, view, b, messages, budget)?;
             }
             SearchKey::And(keys) => {
                 for k in keys {
-                    self.prepare(ctx, view, k)?;
+                    self.prepare(ctx, view, k, messages, budget)?;
                 }
             }
             _ => {}

@@ -22,8 +22,14 @@ use crate::ImapConfig;
 /// the write buffer and large literals go to the command reader's own storage.
 pub(crate) const IO_BUFFER: usize = 4 * 1024;
 
-/// Capabilities before login, less those that depend on TLS.
-const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE";
+/// Capabilities before login, less those that depend on TLS. LITERAL- rather than
+/// LITERAL+ (RFC 7888): before login only small literals are read (see
+/// `reader::limits`); LITERAL+ comes with the capabilities after login.
+const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL- SASL-IR ID ENABLE IDLE";
+
+/// Most bytes of a streamed answer (FETCH) produced before they are written to the
+/// connection; with one literal chunk on top, the bound on a session's output buffer.
+pub(crate) const OUT_LIMIT: usize = 256 * 1024;
 
 /// How long a client has to complete the TLS handshake after STARTTLS.
 const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -127,8 +133,12 @@ pub(crate) struct Session<W> {
     pub(crate) actor: Option<Actor>,
     pub(crate) selected: Option<Selected>,
     pub(crate) enabled: Enabled,
-    /// Untagged responses of the command being executed.
+    /// Untagged responses of the command being executed. A FETCH answer does not
+    /// collect here whole: it is produced into this buffer [`OUT_LIMIT`] bytes at a
+    /// time and written out in between (see `fetch::FetchStream`).
     out: Vec<u8>,
+    /// The FETCH answer still to produce, set by `fetch` and written by `handle`.
+    pub(crate) fetching: Option<crate::fetch::FetchStream>,
     writer: BufWriter<W>,
     auth_failures: u32,
     /// Who is on the other end.
@@ -141,6 +151,9 @@ pub(crate) struct Session<W> {
     compressed: bool,
     /// Set by STARTTLS or COMPRESS; carried out by `run` after the tagged OK.
     upgrade: Option<Upgrade>,
+    /// When a connection that has not logged in by then is closed
+    /// ([`ImapConfig::preauth_timeout`] after it was accepted).
+    preauth_deadline: tokio::time::Instant,
 }
 
 impl<W> Session<W> {
@@ -154,16 +167,6 @@ impl<W> Session<W> {
         self.out.extend_from_slice(b"* ");
         self.out.extend_from_slice(line);
         self.out.extend_from_slice(b"\r\n");
-    }
-
-    /// Queues complete response lines as they are.
-    pub(crate) fn untagged_raw(&mut self, bytes: Vec<u8>) {
-        if self.out.is_empty() {
-            // The common case (a large FETCH): take the buffer instead of copying it.
-            self.out = bytes;
-        } else {
-            self.out.extend_from_slice(&bytes);
-        }
     }
 
     /// Who is acting: the logged-in user (before login, a nameless actor that has no
@@ -226,6 +229,7 @@ pub(crate) async fn run(
         mut shutdown,
     } = conn;
     let tls = stream.is_tls();
+    let config_preauth = config.preauth_timeout;
     let (read, write) = stream.split();
     let mut reader = BufReader::with_capacity(IO_BUFFER, read);
     let mut session = Session {
@@ -236,6 +240,7 @@ pub(crate) async fn run(
         selected: None,
         enabled: Enabled::default(),
         out: Vec::new(),
+        fetching: None,
         writer: BufWriter::with_capacity(IO_BUFFER, write),
         auth_failures: 0,
         peer,
@@ -243,9 +248,11 @@ pub(crate) async fn run(
         tls,
         compressed: false,
         upgrade: None,
+        preauth_deadline: tokio::time::Instant::now() + config_preauth,
     };
     tracing::debug!(%peer, tls, "imap connection");
-    let mut commands = crate::parser::CommandReader::new(crate::reader::limits(&session.config));
+    let mut commands =
+        crate::parser::CommandReader::new(crate::reader::limits(&session.config, false));
     let greeting = format!(
         "* OK [CAPABILITY {}] {} tern IMAP ready\r\n",
         session.capabilities(),
@@ -258,8 +265,16 @@ pub(crate) async fn run(
         if reader.buffer().is_empty() && session.writer.flush().await.is_err() {
             return;
         }
+        // Before login the connection's whole life is bounded, not just each wait.
+        let logged_in = session.actor.is_some();
+        let idle_end = tokio::time::Instant::now() + session.config.idle_timeout;
+        let deadline = if logged_in {
+            idle_end
+        } else {
+            idle_end.min(session.preauth_deadline)
+        };
         let incoming = tokio::select! {
-            r = tokio::time::timeout(session.config.idle_timeout, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands)) => r,
+            r = tokio::time::timeout_at(deadline, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands)) => r,
             _ = shutdown.changed() => {
                 let _ = session.writer.write_all(b"* BYE Server shutting down\r\n").await;
                 let _ = session.writer.flush().await;
@@ -268,10 +283,12 @@ pub(crate) async fn run(
         };
         let bytes = match incoming {
             Err(_) => {
-                let _ = session
-                    .writer
-                    .write_all(b"* BYE Autologout: idle too long\r\n")
-                    .await;
+                let bye: &[u8] = if logged_in {
+                    b"* BYE Autologout: idle too long\r\n"
+                } else {
+                    b"* BYE Autologout: not logged in in time\r\n"
+                };
+                let _ = session.writer.write_all(bye).await;
                 let _ = session.writer.flush().await;
                 return;
             }
@@ -296,6 +313,9 @@ pub(crate) async fn run(
             Ok(c) => c,
             Err(e) => {
                 let response = match e.kind {
+                    crate::parser::ParseErrorKind::TooComplex => {
+                        format!("NO [LIMIT] {}", e.message)
+                    }
                     crate::parser::ParseErrorKind::BadCharset => {
                         format!(
                             "NO [BADCHARSET ({})] {}",
@@ -317,6 +337,12 @@ pub(crate) async fn run(
         };
         drop(bytes);
         let close = session.handle(command, &mut reader).await;
+        // Login (or STARTTLS, which logs out) changes the literals allowed; the reader
+        // stopped at the end of this command, so the next one is read under the new limits.
+        commands.set_limits(crate::reader::limits(
+            &session.config,
+            session.actor.is_some(),
+        ));
         if close || session.writer.flush().await.is_err() {
             let _ = session.writer.flush().await;
             return;
@@ -362,6 +388,7 @@ async fn switch_stream(
                 return false;
             };
             commands.reset();
+            commands.set_limits(crate::reader::limits(&session.config, false));
             // Nothing learned before TLS is kept (the client asks for capabilities again).
             session.tls = true;
             session.actor = None;
@@ -420,11 +447,18 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                         | CommandBody::Copy { uid: false, .. }
                         | CommandBody::Move { uid: false, .. }
                 );
-                tokio::task::block_in_place(|| {
-                    let outcome = self.execute(&tag, body);
-                    self.report_changes(expunges_ok);
-                    outcome
-                })
+                let outcome = tokio::task::block_in_place(|| self.execute(&tag, body));
+                // A FETCH answer goes out before changes are reported: its sequence
+                // numbers were taken before any EXPUNGE the report may announce.
+                let outcome = match self.fetching.take() {
+                    Some(stream) => match self.stream_fetch(stream, outcome).await {
+                        Some(o) => o,
+                        None => return true,
+                    },
+                    None => outcome,
+                };
+                tokio::task::block_in_place(|| self.report_changes(expunges_ok));
+                outcome
             }
         };
         let tagged = format!("{tag} {} {}\r\n", outcome.status, outcome.text);
@@ -435,6 +469,31 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             return true;
         }
         outcome.close
+    }
+
+    /// Produces a FETCH answer into `out` and writes it to the connection, at most
+    /// [`OUT_LIMIT`] bytes (and one literal chunk) at a time. The rendering (blob
+    /// reads, MIME) runs under `block_in_place`; the writing is async, so a client that
+    /// reads slowly holds no thread. Returns the tagged outcome (`done`, or the refusal
+    /// of the message that could not be read), or `None` when the connection failed.
+    async fn stream_fetch(
+        &mut self,
+        mut stream: crate::fetch::FetchStream,
+        done: Outcome,
+    ) -> Option<Outcome> {
+        loop {
+            if !self.out.is_empty() {
+                self.writer.write_all(&self.out).await.ok()?;
+                self.out.clear();
+            }
+            let (store, cache, out) = (&self.store, &self.cache, &mut self.out);
+            let step = tokio::task::block_in_place(|| stream.fill(store, cache, out, OUT_LIMIT));
+            match step {
+                Ok(true) => return Some(done),
+                Ok(false) => {}
+                Err(e) => return Some(e.outcome()),
+            }
+        }
     }
 
     /// Tells the client what other sessions changed in the selected mailbox.
@@ -731,8 +790,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     self.writer.write_all(line.as_bytes()).await.ok()?;
                     self.writer.flush().await.ok()?;
                     let mut line = Vec::new();
-                    let read = tokio::time::timeout(
-                        SASL_RESPONSE_TIMEOUT,
+                    // Bounded by the pre-login deadline too: a client that never
+                    // answers must not hold the connection past it.
+                    let deadline = self
+                        .preauth_deadline
+                        .min(tokio::time::Instant::now() + SASL_RESPONSE_TIMEOUT);
+                    let read = tokio::time::timeout_at(
+                        deadline,
                         (&mut *reader)
                             .take(tern_net::sasl::MAX_RESPONSE as u64 + 2)
                             .read_until(b'\n', &mut line),
@@ -740,7 +804,15 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     .await;
                     match read {
                         Ok(Ok(n)) if n > 0 && line.ends_with(b"\n") => {}
-                        _ => return None,
+                        Ok(_) => return None,
+                        Err(_) => {
+                            let _ = self
+                                .writer
+                                .write_all(b"* BYE Autologout: not logged in in time\r\n")
+                                .await;
+                            let _ = self.writer.flush().await;
+                            return None;
+                        }
                     }
                     step = match exchange.respond(line.trim_ascii_end()) {
                         Ok(s) => s,

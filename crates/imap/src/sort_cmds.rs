@@ -37,7 +37,13 @@ impl<W> Session<W> {
             .selected
             .as_ref()
             .ok_or(FetchError::Store(tern_store::StoreError::WriterGone))?;
-        let (mailbox, hits) = search_selected(&self.store, &self.cache, view, criteria)?;
+        let (mailbox, hits) = search_selected(
+            &self.store,
+            &self.cache,
+            view,
+            criteria,
+            self.config.search_budget,
+        )?;
         let ctx = FetchContext {
             store: &self.store,
             actor: &view.actor,
@@ -69,8 +75,7 @@ impl<W> Session<W> {
     ) -> Outcome {
         let mut items = match self.matching(search_key) {
             Ok(i) => i,
-            Err(FetchError::Store(e)) => return Outcome::store_error(&e),
-            Err(FetchError::UnknownCte) => return Outcome::no("Cannot decode"),
+            Err(e) => return e.outcome(),
         };
         items.sort_by(|a, b| {
             for c in criteria {
@@ -98,8 +103,7 @@ impl<W> Session<W> {
     ) -> Outcome {
         let items = match self.matching(search_key) {
             Ok(i) => i,
-            Err(FetchError::Store(e)) => return Outcome::store_error(&e),
-            Err(FetchError::UnknownCte) => return Outcome::no("Cannot decode"),
+            Err(e) => return e.outcome(),
         };
         let id = |i: &Item| if uid { i.uid } else { i.seq };
         let threads = match algorithm {

@@ -52,6 +52,9 @@ pub enum ParseErrorKind {
     /// SEARCH/SORT/THREAD with a charset the parser cannot decode: answer
     /// `NO [BADCHARSET (US-ASCII UTF-8)]` (RFC 3501 6.4.4).
     BadCharset,
+    /// SEARCH/SORT/THREAD with more than [`MAX_SEARCH_KEYS`] keys: answer
+    /// `NO [LIMIT]` (RFC 5530).
+    TooComplex,
 }
 
 /// A command that could not be parsed.
@@ -72,6 +75,12 @@ pub const SEARCH_CHARSETS: &[&str] = &["US-ASCII", "UTF-8", "ISO-8859-1"];
 
 /// Nesting limit for SEARCH keys (parentheses, NOT, OR).
 pub const MAX_SEARCH_DEPTH: usize = 64;
+
+/// Most search keys (each key, NOT, OR and parenthesised list counts one) in one
+/// SEARCH, SORT or THREAD. Clients send a handful; a thousand ORed BODY keys are an
+/// attack on the CPU (each distinct word is one text index query), refused before any
+/// work is done.
+pub const MAX_SEARCH_KEYS: usize = 1000;
 
 /// Parses one complete command, as assembled by [`CommandReader`]: `tag SP command`,
 /// literals embedded (`{n}` CRLF n bytes), with or without a final CRLF (or LF).

@@ -1,8 +1,8 @@
 //! The grammar of SEARCH (ESEARCH `RETURN` options, `CHARSET`, nested keys up to
 //! [`MAX_SEARCH_DEPTH`]), SORT and THREAD.
 
-use super::lexer::{fail, fail_with, upper, P, R};
-use super::MAX_SEARCH_DEPTH;
+use super::lexer::{fail, fail_with, upper, Fail, P, R};
+use super::{ParseErrorKind, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
 use crate::types::{CommandBody, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm};
 
 impl<'a> P<'a> {
@@ -70,6 +70,12 @@ impl<'a> P<'a> {
         let mut keys = vec![self.search_key(0)?];
         while self.eat(b' ') {
             keys.push(self.search_key(0)?);
+        }
+        if keys.iter().map(key_count).sum::<usize>() > MAX_SEARCH_KEYS {
+            return Err(Fail {
+                msg: format!("Search too complex (more than {MAX_SEARCH_KEYS} keys)").into(),
+                kind: ParseErrorKind::TooComplex,
+            });
         }
         Ok(if keys.len() == 1 {
             keys.remove(0)
@@ -269,6 +275,16 @@ impl<'a> P<'a> {
             charset,
             search,
         })
+    }
+}
+
+/// How many keys `key` is made of (itself included).
+fn key_count(key: &SearchKey) -> usize {
+    1 + match key {
+        SearchKey::Not(k) => key_count(k),
+        SearchKey::Or(a, b) => key_count(a) + key_count(b),
+        SearchKey::And(keys) => keys.iter().map(key_count).sum(),
+        _ => 0,
     }
 }
 
@@ -509,17 +525,21 @@ mod tests {
         bad(&deep(100_000));
         bad(&format!("a SEARCH {}ALL", "NOT ".repeat(100_000)));
         bad(&format!("a SEARCH {}ALL", "OR ALL ".repeat(100_000)));
-        // Many keys side by side are fine.
-        let wide = format!(
-            "a SEARCH {}",
-            vec!["OR SEEN (ALL)"; 2000]
-                .join(" ")
-                .replace("(ALL)", "ALL")
-        );
-        let SearchKey::And(keys) = search_of(&wide) else {
+        // Many keys side by side are fine, up to MAX_SEARCH_KEYS (an OR of two keys
+        // counts 3; the And around them 1).
+        let wide = |n: usize| format!("a SEARCH {}", vec!["OR SEEN ALL"; n].join(" "));
+        let n = (MAX_SEARCH_KEYS - 1) / 3;
+        let SearchKey::And(keys) = search_of(&wide(n)) else {
             panic!()
         };
-        assert_eq!(keys.len(), 2000);
+        assert_eq!(keys.len(), n);
+        let e = bad(&wide(n + 1));
+        assert_eq!(e.kind, ParseErrorKind::TooComplex);
+        let e = bad(&format!(
+            "a SORT (DATE) UTF-8 {}",
+            vec!["SEEN"; 1001].join(" ")
+        ));
+        assert_eq!(e.kind, ParseErrorKind::TooComplex);
     }
 
     #[test]

@@ -106,6 +106,13 @@ impl Client {
 
     /// One response line, with any literals it announces read into it.
     pub fn line(&mut self) -> String {
+        let out = self.line_bytes();
+        let s = String::from_utf8_lossy(&out).into_owned();
+        s.trim_end_matches("\r\n").to_owned()
+    }
+
+    /// One response line as bytes (literals included, `~{n}` too, line end kept).
+    pub fn line_bytes(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
             let mut line = Vec::new();
@@ -131,8 +138,7 @@ impl Client {
                     }
                 }
             }
-            let s = String::from_utf8_lossy(&out).into_owned();
-            return s.trim_end_matches("\r\n").to_owned();
+            return out;
         }
     }
 
@@ -181,5 +187,20 @@ impl Server {
         self._runtime
             .spawn(server.serve_tls(listener, self._stop.subscribe()));
         addr
+    }
+}
+
+impl Client {
+    /// True when the server has closed the connection (reads end of input; any
+    /// bytes still arriving are read and ignored).
+    pub fn closed(&mut self) -> bool {
+        let mut sink = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut self.reader, &mut sink) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
     }
 }
