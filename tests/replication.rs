@@ -2483,3 +2483,30 @@ fn a_mailbox_the_replica_refuses_leaves_the_rest_of_its_batch_applied() {
     let (clean, text) = verify(p.mconf(), &["--user", "alice"]);
     assert!(clean, "alice is in step\n{text}");
 }
+
+#[test]
+fn sync_exits_two_when_it_cannot_run_at_all() {
+    let mut p = Pair::new();
+    deliver(&p.master, "alice", "", "a", 0..1);
+    p.replica.kill9();
+    for args in [
+        &["--all"][..],
+        &["--user", "alice"],
+        &["--all", "--parallel", "2"],
+        &["--verify"],
+    ] {
+        let out = tern_sync(p.mconf(), args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "tern sync {args:?} with the replica down\n{}",
+            show(&out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot connect"),
+            "{args:?}\n{}",
+            show(&out)
+        );
+    }
+}

@@ -123,7 +123,16 @@ async fn run_rounds(
         )
         .await?;
         outcome.summary += r.summary;
-        outcome.failures.extend(r.failures);
+        for f in r.failures {
+            // A user retried whole fails again on the same mailbox: report it once.
+            let seen = outcome
+                .failures
+                .iter()
+                .any(|o| o.user == f.user && o.mailbox == f.mailbox);
+            if !seen {
+                outcome.failures.push(f);
+            }
+        }
         pending = merge_by_user(r.retry);
     }
     for w in pending {
@@ -557,7 +566,6 @@ async fn one_round(
     let mut carried: HashSet<Guid> = HashSet::new();
     for (plan, c) in plans.iter().zip(changes) {
         let Some(c) = c else { continue };
-        round.summary.mailboxes += 1;
         let queued = updates::queue_mailbox(
             conn,
             store,
@@ -577,6 +585,8 @@ async fn one_round(
                 c.mailboxes.remove(&plan.uniqueid);
             }
             round.failures.push(f);
+        } else {
+            round.summary.mailboxes += 1;
         }
     }
 
