@@ -2510,3 +2510,42 @@ fn sync_exits_two_when_it_cannot_run_at_all() {
         );
     }
 }
+
+#[test]
+fn rolling_sets_aside_a_user_with_a_damaged_message() {
+    let p = Pair::new();
+    add_user(p.mconf(), "bob", PASSWORD, false);
+    deliver(&p.master, "bob", "", "b", 0..2);
+    let damaged = blob_file(&p.master, "bob", "INBOX", 0);
+    let kept = std::fs::read(&damaged).unwrap();
+    std::fs::remove_file(&damaged).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("rolling.log");
+    let mut rolling = start_rolling(p.mconf(), &log);
+    poll("bob to be quarantined", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("user quarantined"))
+            .map(|_| ())
+    });
+    // The client did not stop on bob's unreadable message: alice flows.
+    deliver(&p.master, "alice", "", "a", 0..3);
+    poll(
+        "alice to reach the replica",
+        Duration::from_secs(60),
+        || verify(p.mconf(), &["--user", "alice"]).0.then_some(()),
+    );
+    assert!(
+        rolling.child.try_wait().unwrap().is_none(),
+        "the rolling client is still running\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Restored, bob is retried at once by a restarted client.
+    std::fs::write(&damaged, &kept).unwrap();
+    let _ = rolling.child.kill();
+    let _ = rolling.child.wait();
+    let _rolling = start_rolling(p.mconf(), &log);
+    poll("bob to reach the replica", Duration::from_secs(60), || {
+        verify(p.mconf(), &["--user", "bob"]).0.then_some(())
+    });
+}
