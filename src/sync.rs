@@ -1,11 +1,17 @@
 //! `tern sync`: the replication client on the master (`docs/replication.md`).
+//!
+//! Exit status, the same for every mode: 0 done (all in step, or `--verify` found no
+//! difference, or `--rolling` stopped by a signal); 1 the run went through but some
+//! users or mailboxes failed (each printed on a `FAILED` line) or `--verify` found
+//! differences (`DIFF` lines); 2 nothing could be done or the run stopped as a whole
+//! (configuration, replica unreachable, login or TLS refused, session lost).
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use tern_store::Store;
-use tern_sync::client::{self, RollingOptions, Target};
+use tern_sync::client::{self, ClientError, RollingOptions, Target};
 
 use crate::config::Config;
 
@@ -37,7 +43,22 @@ pub struct SyncArgs {
     consumer: String,
 }
 
+/// Exit status: some users or mailboxes failed, or `--verify` found differences.
+const PARTIAL: u8 = 1;
+/// Exit status: the run could not be made, or stopped as a whole.
+const STOPPED: u8 = 2;
+
 pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitCode> {
+    match run_inner(config, args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("tern: error: {e:#}");
+            Ok(std::process::ExitCode::from(STOPPED))
+        }
+    }
+}
+
+fn run_inner(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitCode> {
     let Some(repl) = config.replication.clone() else {
         bail!("no [replication] section in the configuration: tern sync needs replica, user and password");
     };
@@ -58,7 +79,7 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
                     Ok(v) => v,
                     Err(e) => {
                         eprintln!("tern: error: verify failed: {e}");
-                        return Ok(std::process::ExitCode::from(2));
+                        return Ok(std::process::ExitCode::from(STOPPED));
                     }
                 };
             for d in &diffs {
@@ -71,7 +92,7 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
             return Ok(if diffs.is_empty() {
                 std::process::ExitCode::SUCCESS
             } else {
-                std::process::ExitCode::from(1)
+                std::process::ExitCode::from(PARTIAL)
             });
         }
         if args.rolling {
@@ -99,8 +120,27 @@ pub fn run(config: Config, args: SyncArgs) -> anyhow::Result<std::process::ExitC
             (None, []) => Target::All,
             (None, users) => Target::Users(users.to_vec()),
         };
-        let summary = client::sync(&store, &client_config, target, args.parallel).await?;
-        println!("{summary}");
-        Ok(std::process::ExitCode::SUCCESS)
+        match client::sync(&store, &client_config, target, args.parallel).await {
+            Ok(summary) => {
+                println!("{summary}");
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+            Err(ClientError::Partial(summary)) => {
+                // The others were synced: say so, and name each failure.
+                for f in &summary.failures {
+                    println!("FAILED {f}");
+                }
+                println!("{summary}");
+                eprintln!(
+                    "tern: error: {} of {} user(s) not in step ({} failure(s) listed as FAILED); \
+                     a later sync retries them",
+                    summary.failed_users(),
+                    summary.users,
+                    summary.failures.len()
+                );
+                Ok(std::process::ExitCode::from(PARTIAL))
+            }
+            Err(e) => Err(e.into()),
+        }
     })
 }

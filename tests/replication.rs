@@ -2302,3 +2302,250 @@ fn sync_port_can_require_tls() {
         "{r:?}"
     );
 }
+
+// ------------------------------------------------------------------------------------
+// One-shot syncs isolate failures (issue 9, finding 4).
+
+/// The master's blob file of message `index` (in UID order) of `user`'s `mailbox`.
+fn blob_file(server: &TernServer, user: &str, mailbox: &str, index: usize) -> PathBuf {
+    let store = open_store(&server.data_dir());
+    let m = store.mailbox(user, mailbox).unwrap().unwrap();
+    let (_, mut records, _) = store.all_records(&m.uniqueid).unwrap();
+    records.sort_by_key(|r| r.uid);
+    store
+        .blobs()
+        .path(&m.partition, &records[index].guid)
+        .unwrap()
+}
+
+/// `tern sync ARGS` expected to exit 1 having failed exactly `failed` (`user/mailbox`
+/// prefixes of the FAILED lines); returns stdout.
+fn sync_partial(config: &Path, args: &[&str], failed: &[&str]) -> String {
+    let out = tern_sync(config, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "tern sync {args:?}: expected exit 1 (some failed)\n{}",
+        show(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("FAILED "))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        failed.len(),
+        "tern sync {args:?}: FAILED lines\n{}",
+        show(&out)
+    );
+    for (line, want) in lines.iter().zip(failed) {
+        assert!(
+            line.starts_with(&format!("FAILED {want}: ")),
+            "tern sync {args:?}: expected a failure of {want}\n{}",
+            show(&out)
+        );
+    }
+    assert!(
+        stdout.lines().any(|l| l.starts_with("synced ")),
+        "tern sync {args:?}: no summary of what was synced\n{}",
+        show(&out)
+    );
+    stdout
+}
+
+#[test]
+fn one_shot_sync_goes_on_past_a_user_with_a_damaged_message() {
+    let p = Pair::new();
+    for user in ["bob", "carol"] {
+        add_user(p.mconf(), user, PASSWORD, false);
+    }
+    admin_ok(p.mconf(), &["mailbox", "create", "bob", "Work"]);
+    deliver(&p.master, "bob", "", "b-inbox", 0..3);
+    deliver(&p.master, "bob", "Work", "b-work", 0..2);
+    // bob's second INBOX message: gone from the master's disk (a copy kept to restore).
+    let damaged = blob_file(&p.master, "bob", "INBOX", 1);
+    let kept = std::fs::read(&damaged).unwrap();
+    std::fs::remove_file(&damaged).unwrap();
+    let modes: [&[&str]; 3] = [
+        &["--all"],
+        &["--all", "--parallel", "2"],
+        &["--user", "alice", "--user", "bob", "--user", "carol"],
+    ];
+    for (k, args) in modes.iter().enumerate() {
+        // New mail for everyone but the broken mailbox, so each mode has work to do.
+        deliver(&p.master, "alice", "", &format!("a{k}"), 0..3);
+        deliver(&p.master, "carol", "", &format!("c{k}"), 0..3);
+        deliver(&p.master, "bob", "Work", &format!("w{k}"), 0..1);
+        let stdout = sync_partial(p.mconf(), args, &["bob/INBOX"]);
+        assert!(
+            stdout.contains("missing or damaged"),
+            "{args:?}: the failure says why\n{stdout}"
+        );
+        assert!(
+            stdout.contains("1 of 3 users failed"),
+            "{args:?}: summary\n{stdout}"
+        );
+        let (clean, text) = verify(p.mconf(), &["--user", "alice", "--user", "carol"]);
+        assert!(clean, "{args:?}: alice and carol are in step\n{text}");
+        let (clean, text) = verify(p.mconf(), &["--user", "bob"]);
+        assert!(
+            !clean && text.contains("DIFF bob/INBOX"),
+            "{args:?}: {text}"
+        );
+        assert!(
+            !text.contains("DIFF bob/Work"),
+            "{args:?}: bob/Work in step\n{text}"
+        );
+    }
+    // Over IMAP as well: the others are whole on the replica, bob's Work too.
+    assert_same(&p.master, &p.replica, "alice", "with bob's message damaged");
+    assert_same(&p.master, &p.replica, "carol", "with bob's message damaged");
+    // (The master's IMAP cannot read bob's INBOX either, so its side is looked at once
+    // the blob is back; the replica's before the next sync.)
+    let replica_work = snap(&p.replica, "bob", "replica").in_mailbox("Work");
+    // The blob restored, the next sync brings bob in step and exits 0.
+    std::fs::write(&damaged, &kept).unwrap();
+    assert_eq!(
+        replica_work,
+        snap(&p.master, "bob", "master").in_mailbox("Work"),
+        "bob's Work on the replica while his INBOX failed"
+    );
+    sync_ok(p.mconf(), &["--all"]);
+    assert_verify_clean(p.mconf());
+    assert_same(&p.master, &p.replica, "bob", "after the blob was restored");
+}
+
+#[test]
+fn truncated_message_fails_only_its_mailbox_with_parallel_sessions() {
+    let p = Pair::new();
+    add_user(p.mconf(), "bob", PASSWORD, false);
+    admin_ok(p.mconf(), &["mailbox", "create", "bob", "Work"]);
+    deliver(&p.master, "alice", "", "a", 0..3);
+    deliver(&p.master, "bob", "", "b", 0..3);
+    deliver(&p.master, "bob", "Work", "w", 0..3);
+    // Truncated rather than removed: the size check catches it.
+    let damaged = blob_file(&p.master, "bob", "Work", 2);
+    let kept = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &kept[..kept.len() / 2]).unwrap();
+    let stdout = sync_partial(p.mconf(), &["--parallel", "2"], &["bob/Work"]);
+    assert!(stdout.contains("missing or damaged"), "{stdout}");
+    let (clean, text) = verify(p.mconf(), &["--user", "alice"]);
+    assert!(clean, "alice is in step\n{text}");
+    let replica_inbox = snap(&p.replica, "bob", "replica").in_mailbox("INBOX");
+    std::fs::write(&damaged, &kept).unwrap();
+    assert_eq!(
+        replica_inbox,
+        snap(&p.master, "bob", "master").in_mailbox("INBOX"),
+        "bob's INBOX on the replica while his Work failed"
+    );
+    sync_ok(p.mconf(), &["--parallel", "2"]);
+    assert_verify_clean(p.mconf());
+}
+
+#[test]
+fn a_mailbox_the_replica_refuses_leaves_the_rest_of_its_batch_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let master_parts = format!(
+        "default_partition = \"default\"\n[partitions]\ndefault = {:?}\np2 = {:?}\n",
+        tmp.path().join("m-default"),
+        tmp.path().join("m-p2")
+    );
+    // The replica has no partition p2: it refuses every UPDATE of a mailbox there.
+    let p = Pair::with_config(&master_parts, "");
+    add_user(p.mconf(), "bob", PASSWORD, false);
+    admin_ok(
+        p.mconf(),
+        &["mailbox", "create", "bob", "Far", "--partition", "p2"],
+    );
+    admin_ok(p.mconf(), &["mailbox", "create", "bob", "Near"]);
+    deliver(&p.master, "bob", "", "b", 0..2);
+    deliver(&p.master, "bob", "Far", "far", 0..2);
+    deliver(&p.master, "bob", "Near", "near", 0..2);
+    deliver(&p.master, "alice", "", "a", 0..2);
+    // One user, one batch, one pipeline: Far's UPDATE sits between INBOX's and Near's.
+    let stdout = sync_partial(
+        p.mconf(),
+        &["--user", "bob", "--user", "alice"],
+        &["bob/Far"],
+    );
+    assert!(stdout.contains("replica refused"), "{stdout}");
+    let master = snap(&p.master, "bob", "master");
+    let replica = snap(&p.replica, "bob", "replica");
+    for mailbox in ["INBOX", "Near"] {
+        assert_eq!(
+            replica.in_mailbox(mailbox),
+            master.in_mailbox(mailbox),
+            "bob's {mailbox} on the replica"
+        );
+    }
+    assert!(replica.in_mailbox("Far").is_empty());
+    let (clean, text) = verify(p.mconf(), &["--user", "alice"]);
+    assert!(clean, "alice is in step\n{text}");
+}
+
+#[test]
+fn sync_exits_two_when_it_cannot_run_at_all() {
+    let mut p = Pair::new();
+    deliver(&p.master, "alice", "", "a", 0..1);
+    p.replica.kill9();
+    for args in [
+        &["--all"][..],
+        &["--user", "alice"],
+        &["--all", "--parallel", "2"],
+        &["--verify"],
+    ] {
+        let out = tern_sync(p.mconf(), args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "tern sync {args:?} with the replica down\n{}",
+            show(&out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cannot connect"),
+            "{args:?}\n{}",
+            show(&out)
+        );
+    }
+}
+
+#[test]
+fn rolling_sets_aside_a_user_with_a_damaged_message() {
+    let p = Pair::new();
+    add_user(p.mconf(), "bob", PASSWORD, false);
+    deliver(&p.master, "bob", "", "b", 0..2);
+    let damaged = blob_file(&p.master, "bob", "INBOX", 0);
+    let kept = std::fs::read(&damaged).unwrap();
+    std::fs::remove_file(&damaged).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("rolling.log");
+    let mut rolling = start_rolling(p.mconf(), &log);
+    poll("bob to be quarantined", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("user quarantined"))
+            .map(|_| ())
+    });
+    // The client did not stop on bob's unreadable message: alice flows.
+    deliver(&p.master, "alice", "", "a", 0..3);
+    poll(
+        "alice to reach the replica",
+        Duration::from_secs(60),
+        || verify(p.mconf(), &["--user", "alice"]).0.then_some(()),
+    );
+    assert!(
+        rolling.child.try_wait().unwrap().is_none(),
+        "the rolling client is still running\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Restored, bob is retried at once by a restarted client.
+    std::fs::write(&damaged, &kept).unwrap();
+    let _ = rolling.child.kill();
+    let _ = rolling.child.wait();
+    let _rolling = start_rolling(p.mconf(), &log);
+    poll("bob to reach the replica", Duration::from_secs(60), || {
+        verify(p.mconf(), &["--user", "bob"]).0.then_some(())
+    });
+}

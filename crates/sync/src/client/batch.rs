@@ -2,13 +2,23 @@
 //! blobs to append (one round trip, skipped when they are few), then every USER,
 //! DELETE, RENAME and UPDATE pipelined (one round trip) — `docs/replication.md`,
 //! section 6. Mailboxes the replica refused are retried, up to three rounds.
+//!
+//! Failures are kept to what failed. The master's store failing for one user (its
+//! state unreadable) or one mailbox (its records or a message blob unreadable, a merge
+//! back that could not be written) sets that user or mailbox aside as a
+//! [`SyncFailure`] and the batch goes on; so does the replica refusing one command.
+//! Nothing of a failed mailbox is queued past the failure point (an UPDATE is queued
+//! only once all its messages were read), so the pipeline stays in step and every
+//! other mailbox's UPDATE, its own transaction on the replica, is applied as if the
+//! failed one had not been there. Only a failure of the session itself (I/O, protocol)
+//! ends the batch with an error.
 
 use std::collections::{HashMap, HashSet};
 
 use tern_store::{Guid, Mailbox, Modseq, Store, Uid, UniqueId};
 
 use super::conn::Connection;
-use super::{blocking, reconcile, updates, ClientError, SyncSummary};
+use super::{blocking, reconcile, updates, ClientError, SyncFailure, SyncSummary};
 use crate::protocol::{encode_user, ReplicaMailbox, Selection, MAX_RESERVE};
 use crate::wire::{Encoder, Token};
 
@@ -23,8 +33,8 @@ pub(crate) struct Work {
 #[derive(Default)]
 pub(crate) struct Outcome {
     pub summary: SyncSummary,
-    /// (user, why) for users not brought in step.
-    pub failures: Vec<(String, String)>,
+    /// Users and mailboxes not brought in step.
+    pub failures: Vec<SyncFailure>,
 }
 
 /// What the client believes the replica holds: learned from MAILBOXES and from its own
@@ -113,13 +123,23 @@ async fn run_rounds(
         )
         .await?;
         outcome.summary += r.summary;
-        outcome.failures.extend(r.failures);
+        for f in r.failures {
+            // A user retried whole fails again on the same mailbox: report it once.
+            let seen = outcome
+                .failures
+                .iter()
+                .any(|o| o.user == f.user && o.mailbox == f.mailbox);
+            if !seen {
+                outcome.failures.push(f);
+            }
+        }
         pending = merge_by_user(r.retry);
     }
     for w in pending {
-        outcome
-            .failures
-            .push((w.user, "did not converge after 3 attempts".into()));
+        outcome.failures.push(SyncFailure::user(
+            &w.user,
+            "did not converge after 3 attempts",
+        ));
     }
     outcome.summary.users = work.len();
     Ok(outcome)
@@ -137,6 +157,8 @@ pub(super) struct Plan {
     pub user: String,
     /// The mailbox.
     pub uniqueid: UniqueId,
+    /// Its name on the master (for failure reports).
+    pub name: String,
     /// The replica's HIGHESTMODSEQ as last seen (`None`: it has no such mailbox).
     pub expect: Option<Modseq>,
     /// Send the records changed above this modseq.
@@ -163,6 +185,8 @@ pub(super) enum Sent {
     Update {
         user: String,
         uniqueid: UniqueId,
+        /// The mailbox's name on the master (for failure reports).
+        name: String,
         /// The replica's state after the mailbox's last batch; `None` for the others.
         last: Option<ReplicaMailbox>,
         /// Records and message bytes sent for the mailbox (for progress).
@@ -181,7 +205,7 @@ struct Marks {
 
 struct Round {
     summary: SyncSummary,
-    failures: Vec<(String, String)>,
+    failures: Vec<SyncFailure>,
     retry: Vec<Work>,
 }
 
@@ -200,13 +224,27 @@ async fn one_round(
         failures: Vec::new(),
         retry: Vec::new(),
     };
-    // 1. The master's side, and which users must be asked about.
+    // 1. The master's side, and which users must be asked about. A user whose state
+    // the master cannot read is set aside (`None`).
     let mut masters = Vec::with_capacity(work.len());
     for w in work {
-        let state = blocking(|| store.user_state(&w.user))?;
-        let boxes = match &state {
-            Some(_) => blocking(|| store.mailboxes(&w.user, true))?,
-            None => Vec::new(),
+        let read = blocking(|| {
+            let state = store.user_state(&w.user)?;
+            let boxes = match &state {
+                Some(_) => store.mailboxes(&w.user, true)?,
+                None => Vec::new(),
+            };
+            Ok::<_, tern_store::StoreError>((state, boxes))
+        });
+        let (state, boxes) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                round
+                    .failures
+                    .push(SyncFailure::user(&w.user, ClientError::Store(e)));
+                masters.push(None);
+                continue;
+            }
         };
         let selected: Vec<Mailbox> = boxes
             .into_iter()
@@ -217,18 +255,22 @@ async fn one_round(
                 }
             })
             .collect();
-        masters.push((state, selected));
+        masters.push(Some((state, selected)));
     }
     let mut views: Vec<Option<View>> = Vec::with_capacity(work.len());
     let mut asked = Vec::new();
     for (i, w) in work.iter().enumerate() {
+        let Some((_, master_boxes)) = &masters[i] else {
+            views.push(None);
+            continue;
+        };
         let cached = cache.as_deref().and_then(|c| {
             let digest = c.users.get(&w.user)?.clone();
             if force_ask || matches!(w.selection, Selection::All) {
                 return None;
             }
             let mut mailboxes = Vec::new();
-            for m in &masters[i].1 {
+            for m in master_boxes {
                 mailboxes.push(c.mailboxes.get(&m.uniqueid)?.clone());
             }
             Some(View { digest, mailboxes })
@@ -264,8 +306,8 @@ async fn one_round(
     for &i in &asked {
         let reply = conn.reply().await?;
         if !reply.ok() {
-            round.failures.push((
-                work[i].user.clone(),
+            round.failures.push(SyncFailure::user(
+                &work[i].user,
                 format!("MAILBOXES: {}", reply.describe()),
             ));
             continue;
@@ -285,7 +327,7 @@ async fn one_round(
         }
         if let Some(c) = cache.as_deref_mut() {
             c.users.insert(work[i].user.clone(), view.digest.clone());
-            for m in &masters[i].1 {
+            for m in masters[i].iter().flat_map(|(_, boxes)| boxes) {
                 c.mailboxes.remove(&m.uniqueid);
             }
             for m in &view.mailboxes {
@@ -299,10 +341,9 @@ async fn one_round(
     let mut plans: Vec<Plan> = Vec::new();
     let mut queued: Vec<(Sent, Queued)> = Vec::new();
     for (i, w) in work.iter().enumerate() {
-        let Some(view) = views[i].take() else {
+        let (Some(view), Some((state, master_boxes))) = (views[i].take(), &masters[i]) else {
             continue;
         };
-        let (state, master_boxes) = &masters[i];
         let Some(state) = state else {
             if matches!(w.selection, Selection::All) && view.digest.is_some() {
                 queued.push((
@@ -330,7 +371,12 @@ async fn one_round(
                         // (split brain): those UIDs the master never handed out are
                         // copied back before the mailbox goes.
                         round.summary.conflicts += 1;
-                        reconcile::deleted(conn, store, &w.user, rm, tombstone).await?;
+                        let taken = reconcile::deleted(conn, store, &w.user, rm, tombstone).await;
+                        if let Some(f) = mailbox_failure(taken, &w.user, &rm.name)? {
+                            // Not deleted on the replica: what only it holds stays.
+                            round.failures.push(f);
+                            continue;
+                        }
                         round.retry.push(Work {
                             user: w.user.clone(),
                             selection: Selection::All,
@@ -348,7 +394,17 @@ async fn one_round(
                 None => {
                     // Only the replica has it: a split brain. Copy it back first.
                     round.summary.conflicts += 1;
-                    match reconcile::orphan(conn, store, &w.user, rm, master_boxes).await? {
+                    let taken = reconcile::orphan(conn, store, &w.user, rm, master_boxes).await;
+                    let taken = match taken {
+                        Err(e @ ClientError::Store(_)) => {
+                            round
+                                .failures
+                                .push(SyncFailure::mailbox(&w.user, &rm.name, e));
+                            continue;
+                        }
+                        other => other?,
+                    };
+                    match taken {
                         reconcile::Orphan::Adopted => {}
                         reconcile::Orphan::Merged => queued.push((
                             Sent::Other(w.user.clone()),
@@ -372,6 +428,7 @@ async fn one_round(
                 None => Plan {
                     user: w.user.clone(),
                     uniqueid: m.uniqueid.clone(),
+                    name: m.name.clone(),
                     expect: None,
                     since: 0,
                     replica_last_uid: 0,
@@ -381,6 +438,7 @@ async fn one_round(
                 Some(rm) if marks.reset.remove(&m.uniqueid) => Plan {
                     user: w.user.clone(),
                     uniqueid: m.uniqueid.clone(),
+                    name: m.name.clone(),
                     expect: Some(rm.highest_modseq),
                     since: 0,
                     replica_last_uid: 0,
@@ -395,7 +453,11 @@ async fn one_round(
                         || marks.merge.remove(&m.uniqueid);
                     if diverged {
                         round.summary.conflicts += 1;
-                        reconcile::merge_back(conn, store, &w.user, m, rm).await?;
+                        let merged = reconcile::merge_back(conn, store, &w.user, m, rm).await;
+                        if let Some(f) = mailbox_failure(merged, &w.user, &m.name)? {
+                            round.failures.push(f);
+                            continue;
+                        }
                         // The merge changed the master; the next round sends it whole.
                         round.retry.push(Work {
                             user: w.user.clone(),
@@ -417,6 +479,7 @@ async fn one_round(
                     Plan {
                         user: w.user.clone(),
                         uniqueid: m.uniqueid.clone(),
+                        name: m.name.clone(),
                         expect: Some(rm.highest_modseq),
                         since: rm.highest_modseq,
                         replica_last_uid: rm.last_uid,
@@ -446,7 +509,15 @@ async fn one_round(
                 changes.push(None);
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                round.failures.push(SyncFailure::mailbox(
+                    &plan.user,
+                    &plan.name,
+                    ClientError::Store(e),
+                ));
+                changes.push(None);
+                continue;
+            }
         };
         for r in c.records.iter().filter(|r| r.uid > plan.replica_last_uid) {
             append_bytes += r.size;
@@ -495,8 +566,7 @@ async fn one_round(
     let mut carried: HashSet<Guid> = HashSet::new();
     for (plan, c) in plans.iter().zip(changes) {
         let Some(c) = c else { continue };
-        round.summary.mailboxes += 1;
-        updates::queue_mailbox(
+        let queued = updates::queue_mailbox(
             conn,
             store,
             plan,
@@ -506,7 +576,18 @@ async fn one_round(
             &mut round.summary,
             &mut sent,
         )
-        .await?;
+        .await;
+        if let Some(f) = mailbox_failure(queued, &plan.user, &plan.name)? {
+            // A message of this mailbox is unreadable on the master. The batches
+            // already queued are consistent prefixes; the rest waits for a later sync.
+            tracing::error!(user = %plan.user, mailbox = %plan.name, error = %f.error, "mailbox not synced");
+            if let Some(c) = cache.as_deref_mut() {
+                c.mailboxes.remove(&plan.uniqueid);
+            }
+            round.failures.push(f);
+        } else {
+            round.summary.mailboxes += 1;
+        }
     }
 
     // 5. The replies, in order.
@@ -518,7 +599,9 @@ async fn one_round(
                 if let Some(c) = cache.as_deref_mut() {
                     c.forget_user(&user);
                 }
-                round.failures.push((user, reply.describe()));
+                round
+                    .failures
+                    .push(SyncFailure::user(&user, reply.describe()));
             }
             Sent::User(user, digest) => {
                 if let Some(c) = cache.as_deref_mut() {
@@ -529,6 +612,7 @@ async fn one_round(
             Sent::Update {
                 user,
                 uniqueid,
+                name,
                 last,
                 records,
                 bytes,
@@ -556,9 +640,11 @@ async fn one_round(
                         marks.merge.insert(uniqueid.clone());
                     }
                     _ => {
-                        round
-                            .failures
-                            .push((user, format!("mailbox {uniqueid}: {}", reply.describe())));
+                        round.failures.push(SyncFailure::mailbox(
+                            &user,
+                            &name,
+                            format!("replica refused UPDATE: {}", reply.describe()),
+                        ));
                         continue;
                     }
                 }
@@ -573,6 +659,21 @@ async fn one_round(
         }
     }
     Ok(round)
+}
+
+/// Sorts the result of one mailbox's step: the master's store failing is that
+/// mailbox's failure (returned, for the batch to go on); a session failure is the
+/// batch's (the error).
+fn mailbox_failure<T>(
+    result: Result<T, ClientError>,
+    user: &str,
+    mailbox: &str,
+) -> Result<Option<SyncFailure>, ClientError> {
+    match result {
+        Ok(_) => Ok(None),
+        Err(e @ ClientError::Store(_)) => Ok(Some(SyncFailure::mailbox(user, mailbox, e))),
+        Err(e) => Err(e),
+    }
 }
 
 /// A user name as a protocol string.

@@ -95,9 +95,66 @@ pub enum ClientError {
     /// The master's store failed.
     #[error("master store: {0}")]
     Store(#[from] StoreError),
-    /// Some users or mailboxes could not be brought in step; the others were.
-    #[error("{0} user(s) failed to sync: {1}")]
-    Partial(usize, String),
+    /// Some users or mailboxes could not be brought in step; the others were. The
+    /// summary says what was done and lists each failure (never empty).
+    #[error("{}", partial_text(.0))]
+    Partial(Box<SyncSummary>),
+}
+
+fn partial_text(summary: &SyncSummary) -> String {
+    let list = summary
+        .failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "{} of {} user(s) failed to sync: {list}",
+        summary.failed_users(),
+        summary.users
+    )
+}
+
+/// A user, or one mailbox of a user, that a sync could not bring in step. The failure
+/// of one never stopped or undid the others: every other user and mailbox of the run
+/// was still synced, and a later sync retries this one from where the replica stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFailure {
+    /// The user.
+    pub user: String,
+    /// The mailbox's name on the master, when the failure was one mailbox's; `None`
+    /// when the user as a whole could not be handled.
+    pub mailbox: Option<String>,
+    /// What went wrong (the master's store error, or the replica's answer).
+    pub error: String,
+}
+
+impl SyncFailure {
+    pub(crate) fn user(user: &str, error: impl ToString) -> SyncFailure {
+        SyncFailure {
+            user: user.to_owned(),
+            mailbox: None,
+            error: error.to_string(),
+        }
+    }
+
+    pub(crate) fn mailbox(user: &str, mailbox: &str, error: impl ToString) -> SyncFailure {
+        SyncFailure {
+            user: user.to_owned(),
+            mailbox: Some(mailbox.to_owned()),
+            error: error.to_string(),
+        }
+    }
+}
+
+/// `user: error` or `user/mailbox: error`, the form `tern sync` prints after `FAILED`.
+impl std::fmt::Display for SyncFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.mailbox {
+            Some(m) => write!(f, "{}/{}: {}", self.user, m, self.error),
+            None => write!(f, "{}: {}", self.user, self.error),
+        }
+    }
 }
 
 impl ClientError {
@@ -139,6 +196,17 @@ pub struct SyncSummary {
     pub elapsed: Duration,
     /// Conflicts resolved (split brain, UIDVALIDITY, GUID clashes).
     pub conflicts: usize,
+    /// Users and mailboxes not brought in step (empty in a sync that returned `Ok`).
+    pub failures: Vec<SyncFailure>,
+}
+
+impl SyncSummary {
+    /// How many distinct users [`SyncSummary::failures`] names.
+    pub fn failed_users(&self) -> usize {
+        let users: std::collections::BTreeSet<&str> =
+            self.failures.iter().map(|f| f.user.as_str()).collect();
+        users.len()
+    }
 }
 
 impl std::fmt::Display for SyncSummary {
@@ -159,6 +227,14 @@ impl std::fmt::Display for SyncSummary {
         if self.conflicts > 0 {
             write!(f, "; {} conflicts resolved", self.conflicts)?;
         }
+        if !self.failures.is_empty() {
+            write!(
+                f,
+                "; {} of {} users failed",
+                self.failed_users(),
+                self.users
+            )?;
+        }
         Ok(())
     }
 }
@@ -171,6 +247,7 @@ impl std::ops::AddAssign for SyncSummary {
         self.message_bytes += o.message_bytes;
         self.traffic += o.traffic;
         self.conflicts += o.conflicts;
+        self.failures.extend(o.failures);
     }
 }
 
@@ -189,6 +266,12 @@ pub enum Target {
 const USERS_PER_BATCH: usize = 64;
 
 /// Brings the replica in step with the master for `target`, over `parallel` sessions.
+///
+/// A user or mailbox that fails (a message unreadable on the master, an UPDATE the
+/// replica refuses) is set aside and the others go on: the result is then
+/// [`ClientError::Partial`], whose summary names each failure. Any other error means the
+/// run stopped as a whole (no session, refused login or TLS, session lost): what was
+/// acknowledged before stays on the replica, and a new run continues from there.
 pub async fn sync(
     store: &Store,
     config: &ClientConfig,
@@ -240,19 +323,22 @@ pub async fn sync(
     let mut summary = if parallel == 1 || work.is_empty() {
         let mut conn = conn::Connection::open(config).await?;
         let mut summary = SyncSummary::default();
-        let mut failures = Vec::new();
         for chunk in work.chunks(USERS_PER_BATCH) {
             let outcome = batch::sync_batch(&mut conn, store, chunk, None).await?;
-            failures.extend(outcome.failures);
             summary += outcome.summary;
+            summary.failures.extend(outcome.failures);
         }
         summary.traffic = conn.logout().await;
-        finish(summary, failures)?
+        summary
     } else {
         parallel_sync(store, config, work, parallel).await?
     };
     summary.elapsed = started.elapsed();
-    Ok(summary)
+    if summary.failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(ClientError::Partial(Box::new(summary)))
+    }
 }
 
 /// The replica's users, with their administrator bit (`USERS`).
@@ -284,23 +370,10 @@ async fn replica_users(config: &ClientConfig) -> Result<Vec<(String, bool)>, Cli
         .collect())
 }
 
-fn finish(
-    summary: SyncSummary,
-    failures: Vec<(String, String)>,
-) -> Result<SyncSummary, ClientError> {
-    if failures.is_empty() {
-        return Ok(summary);
-    }
-    let text = failures
-        .iter()
-        .map(|(u, e)| format!("{u}: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(ClientError::Partial(failures.len(), text))
-}
-
 /// Splits the work over `parallel` sessions: first the user-level state of every user
 /// (one session), then the mailboxes, spread by size so the sessions finish together.
+/// A user whose first pass failed is left out of the second; the failures are in the
+/// summary.
 async fn parallel_sync(
     store: &Store,
     config: &ClientConfig,
@@ -314,14 +387,22 @@ async fn parallel_sync(
     for chunk in work.chunks(USERS_PER_BATCH) {
         let outcome = batch::sync_users_only(&mut conn, store, chunk).await?;
         summary += outcome.summary;
-        if !outcome.failures.is_empty() {
-            return finish(summary, outcome.failures);
-        }
+        summary.failures.extend(outcome.failures);
     }
     let mut traffic = conn.logout().await;
-    for w in &work {
-        let mut boxes: Vec<(u64, UniqueId)> = store
-            .mailboxes(&w.user, false)?
+    let set_aside: std::collections::HashSet<String> =
+        summary.failures.iter().map(|f| f.user.clone()).collect();
+    for w in work.iter().filter(|w| !set_aside.contains(&w.user)) {
+        let boxes = match blocking(|| store.mailboxes(&w.user, false)) {
+            Ok(b) => b,
+            Err(e) => {
+                summary
+                    .failures
+                    .push(SyncFailure::user(&w.user, ClientError::Store(e)));
+                continue;
+            }
+        };
+        let mut boxes: Vec<(u64, UniqueId)> = boxes
             .into_iter()
             .filter(|m| match &w.selection {
                 Selection::All => true,
@@ -358,16 +439,15 @@ async fn parallel_sync(
             Ok::<_, ClientError>((outcome, traffic))
         }));
     }
-    let mut failures = Vec::new();
     for t in tasks {
         let (outcome, t) = t
             .await
             .map_err(|e| ClientError::Protocol(format!("session task: {e}")))??;
         summary += outcome.summary;
-        failures.extend(outcome.failures);
+        summary.failures.extend(outcome.failures);
         traffic += t;
     }
     summary.users = work.len();
     summary.traffic = traffic;
-    finish(summary, failures)
+    Ok(summary)
 }

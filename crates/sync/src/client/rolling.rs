@@ -152,9 +152,16 @@ pub async fn rolling(
             }
             Err(e) => return Err(e),
         };
-        let failed: BTreeSet<String> = outcome.failures.iter().map(|(u, _)| u.clone()).collect();
+        let failed: BTreeSet<String> = outcome.failures.iter().map(|f| f.user.clone()).collect();
         let mut blocked = false;
-        for (user, why) in &outcome.failures {
+        let mut counted = BTreeSet::new();
+        for f in &outcome.failures {
+            let (user, why) = (&f.user, f);
+            if !counted.insert(user) {
+                // A second failing mailbox of the same user: one failure of the user.
+                tracing::warn!(%user, error = %why, "user failed to replicate");
+                continue;
+            }
             cache.forget_user(user);
             let n = failures.entry(user.clone()).or_insert(0);
             *n += 1;

@@ -23,6 +23,11 @@ const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
 /// Queues the RENAME (when the name or partition changed) and the UPDATEs that bring
 /// one mailbox in step, reading each message only when the replica lacks it and no
 /// earlier UPDATE of this pipeline carried it.
+///
+/// Each UPDATE is queued only after every message it carries was read, so when a
+/// message cannot be read (`ClientError::Store`) the batches queued before it are
+/// whole, consistent prefixes of the mailbox and nothing of the failing batch went
+/// out: `carried` and `summary` count only what was queued.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn queue_mailbox(
     conn: &mut Connection,
@@ -56,6 +61,9 @@ pub(super) async fn queue_mailbox(
     let mut replica_last_uid = plan.replica_last_uid;
     let (mut mailbox_records, mut mailbox_bytes) = (0usize, 0u64);
     for (k, records) in batches.iter().enumerate() {
+        // Messages this batch carries, added to `carried` once it is queued.
+        let mut fresh: HashSet<Guid> = HashSet::new();
+        let mut fresh_bytes = 0u64;
         let last = k + 1 == batches.len();
         let mut update = MailboxUpdate {
             user: plan.user.clone(),
@@ -69,15 +77,17 @@ pub(super) async fn queue_mailbox(
         let mut expunges: HashMap<Modseq, Vec<Uid>> = HashMap::new();
         for r in records.iter() {
             if r.uid > plan.replica_last_uid {
-                let data = if held.contains(&r.guid) || carried.contains(&r.guid) {
+                let data = if held.contains(&r.guid)
+                    || carried.contains(&r.guid)
+                    || fresh.contains(&r.guid)
+                {
                     None
                 } else {
-                    carried.insert(r.guid);
-                    summary.message_bytes += r.size;
-                    mailbox_bytes += r.size;
-                    Some(blocking(|| {
-                        store.blobs().read(&c.mailbox.partition, &r.guid, r.size)
-                    })?)
+                    let bytes =
+                        blocking(|| store.blobs().read(&c.mailbox.partition, &r.guid, r.size))?;
+                    fresh.insert(r.guid);
+                    fresh_bytes += r.size;
+                    Some(bytes)
                 };
                 update.appends.push(ReplicaAppend::of(r, data));
             } else {
@@ -89,8 +99,6 @@ pub(super) async fn queue_mailbox(
             if let Some(x) = r.expunged_modseq {
                 expunges.entry(x).or_default().push(r.uid);
             }
-            summary.records += 1;
-            mailbox_records += 1;
         }
         let mut stores: Vec<_> = stores.into_iter().collect();
         stores.sort_by(|a, b| a.0.cmp(&b.0));
@@ -120,10 +128,16 @@ pub(super) async fn queue_mailbox(
         encode_update(&mut enc, &tag, &update);
         drop(update);
         conn.queue_encoded(tag, enc).await?;
+        carried.extend(fresh);
+        summary.message_bytes += fresh_bytes;
+        mailbox_bytes += fresh_bytes;
+        summary.records += records.len();
+        mailbox_records += records.len();
         let last_state = last.then(|| ReplicaMailbox::of(&c.mailbox));
         sent.push(Sent::Update {
             user: plan.user.clone(),
             uniqueid: plan.uniqueid.clone(),
+            name: plan.name.clone(),
             last: last_state,
             records: mailbox_records,
             bytes: mailbox_bytes,
