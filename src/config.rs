@@ -40,6 +40,8 @@ require_tls = false
 max_literal = 67108864
 max_connections = 20000
 max_connections_per_ip = 500
+preauth_timeout = 180
+search_budget = 10000000
 idle_timeout = 1860
 "#;
 
@@ -162,6 +164,10 @@ struct ImapFile {
     max_literal: Option<u64>,
     max_connections: Option<u64>,
     max_connections_per_ip: Option<u64>,
+    /// Seconds from connecting to a successful login.
+    preauth_timeout: Option<u64>,
+    /// Work units (about a microsecond each) one SEARCH, SORT or THREAD may use.
+    search_budget: Option<u64>,
     /// Seconds; RFC 3501 asks for at least 30 minutes.
     idle_timeout: Option<u64>,
     /// Allow LOGIN / AUTHENTICATE PLAIN on a connection that is not TLS.
@@ -328,6 +334,12 @@ impl Config {
             }
             if let Some(v) = i.max_connections_per_ip {
                 imap.max_connections_per_ip = v as usize;
+            }
+            if let Some(v) = i.preauth_timeout {
+                imap.preauth_timeout = Duration::from_secs(positive("imap.preauth_timeout", v)?);
+            }
+            if let Some(v) = i.search_budget {
+                imap.search_budget = positive("imap.search_budget", v)?;
             }
             if let Some(v) = i.idle_timeout {
                 if v < 1800 {

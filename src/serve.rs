@@ -53,7 +53,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ..config.imap.clone()
         },
     )
-    .with_throttle(throttle.clone());
+    .with_throttle(throttle.clone())
+    .with_budget(budget.clone());
 
     for (key, value) in config.listeners() {
         let addr = parse_addr(key, value)?;

@@ -41,7 +41,7 @@ pub use tokio_rustls::rustls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_net::{AuthThrottle, Bound, Gate, Limits, ListenerConfig};
+use tern_net::{AuthThrottle, Bound, Gate, Limits, ListenerConfig, MemoryBudget};
 use tern_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -74,6 +74,9 @@ pub struct ImapConfig {
     /// million) lets `SEARCH BODY word` through a 100,000-message mailbox many times
     /// over, while 2,000 ORed BODY keys stop in seconds, not minutes.
     pub search_budget: u64,
+    /// Longest silence in the middle of a command (an unfinished literal, a command
+    /// line without its end) before the connection is closed.
+    pub command_timeout: Duration,
     /// Delay before answering a failed login, against password guessing.
     pub auth_failure_delay: Duration,
     /// Messages whose MIME summary is kept in memory (shared by all sessions).
@@ -97,6 +100,7 @@ impl Default for ImapConfig {
             max_connections_per_ip: 500,
             idle_timeout: Duration::from_secs(31 * 60),
             preauth_timeout: Duration::from_secs(180),
+            command_timeout: Duration::from_secs(120),
             auth_failure_delay: Duration::from_secs(1),
             search_budget: 10_000_000,
             summary_cache_entries: 200_000,
@@ -121,6 +125,7 @@ pub struct ImapServer {
     cache: Arc<mime::SummaryCache>,
     gate: Arc<Gate>,
     throttle: Arc<AuthThrottle>,
+    budget: MemoryBudget,
 }
 
 impl ImapServer {
@@ -136,9 +141,17 @@ impl ImapServer {
                 max_connections: config.max_connections,
                 max_per_ip: config.max_connections_per_ip,
             }),
+            budget: MemoryBudget::new(config.max_literal.saturating_mul(4)),
             config: Arc::new(config),
             throttle: Arc::new(AuthThrottle::new(Default::default())),
         }
+    }
+
+    /// The same service, holding literals in transit within `budget` (shared with the
+    /// process's other listeners) instead of a budget of four largest literals.
+    pub fn with_budget(mut self, budget: MemoryBudget) -> ImapServer {
+        self.budget = budget;
+        self
     }
 
     /// The same service, counting failed logins in `throttle` (shared with the
@@ -184,7 +197,17 @@ impl ImapServer {
         let gate = self.gate.clone();
         tern_net::serve(Bound::Tcp(listener), gate, config, shutdown, move |conn| {
             let this = self.clone();
-            async move { session::run(conn, this.store, this.config, this.cache, this.throttle).await }
+            async move {
+                session::run(
+                    conn,
+                    this.store,
+                    this.config,
+                    this.cache,
+                    this.throttle,
+                    this.budget,
+                )
+                .await
+            }
         })
         .await
     }

@@ -3,6 +3,8 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
+use tern_net::Reservation;
+
 use crate::parser::{CommandReader, Event, Limits, Rejection};
 use crate::ImapConfig;
 
@@ -19,6 +21,12 @@ pub(crate) enum Incoming {
     },
     /// The client closed the connection, or sent what cannot be kept in step with.
     Eof,
+    /// A non-synchronizing literal outgrew the process's memory budget: it cannot be
+    /// refused without reading it, so the connection is closed (`* BYE` sent).
+    OverBudget,
+    /// A command was begun and then nothing came for `stall`: the connection is closed
+    /// (`* BYE` sent), giving back what the partial command held.
+    Stalled,
 }
 
 /// Largest synchronizing literal accepted before authentication. LOGIN's user name and
@@ -67,25 +75,64 @@ pub(crate) fn limits(config: &ImapConfig, authenticated: bool) -> Limits {
 
 /// Reads until a command is complete or refused. Cancel-safe: the bytes consumed are
 /// already in `commands`, which keeps the partial command for the next call.
+///
+/// The bytes the command holds are covered by `hold`, a share of the process's memory
+/// budget: a synchronizing literal that does not fit is refused before its `+`
+/// (`NO [LIMIT]`, the client may try again later), and a non-synchronizing one that
+/// outgrows it ends the connection. A command begun must keep arriving: `stall` without
+/// a byte ends the connection too. So many large uploads at once cannot add more
+/// memory than the budget, whatever `max_literal` allows one of them.
 pub(crate) async fn read_command<R, W>(
     reader: &mut BufReader<R>,
     writer: &mut BufWriter<W>,
     commands: &mut CommandReader,
+    hold: &mut Reservation,
+    stall: std::time::Duration,
 ) -> std::io::Result<Incoming>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     loop {
-        let buf = reader.fill_buf().await?;
+        let buf = if commands.in_command() {
+            // Half a command (an unfinished literal above all) holds memory: it must
+            // keep coming.
+            match tokio::time::timeout(stall, reader.fill_buf()).await {
+                Ok(read) => read?,
+                Err(_) => {
+                    writer
+                        .write_all(b"* BYE Command not completed in time\r\n")
+                        .await?;
+                    writer.flush().await?;
+                    return Ok(Incoming::Stalled);
+                }
+            }
+        } else {
+            reader.fill_buf().await?
+        };
         if buf.is_empty() {
             return Ok(Incoming::Eof);
         }
         let (used, event) = commands.feed(buf);
         reader.consume(used);
+        if !hold.cover(commands.buffered()) {
+            writer
+                .write_all(b"* BYE [LIMIT] Too much data in transit, try again later\r\n")
+                .await?;
+            writer.flush().await?;
+            return Ok(Incoming::OverBudget);
+        }
         match event {
             Event::NeedMore => {}
-            Event::Continue { .. } => {
+            Event::Continue { tag, size, .. } => {
+                let wanted = usize::try_from(size).unwrap_or(usize::MAX);
+                if !hold.cover(commands.buffered().saturating_add(wanted)) {
+                    commands.refuse();
+                    return Ok(Incoming::Refused {
+                        tag,
+                        response: "NO [LIMIT] Too much data in transit, try again later".to_owned(),
+                    });
+                }
                 writer.write_all(b"+ Ready for literal data\r\n").await?;
                 writer.flush().await?;
             }

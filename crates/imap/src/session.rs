@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tern_net::sasl::{Exchange, SaslError, Step};
 use tern_net::stream::{Input, Output};
-use tern_net::{AuthThrottle, Connection, Peer};
+use tern_net::{AuthThrottle, Connection, MemoryBudget, Peer, Reservation};
 use tern_store::{Actor, Store, StoreError};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
@@ -145,6 +145,9 @@ pub(crate) struct Session<W> {
     peer: Peer,
     /// Penalties for failed logins, shared by every listener of the process.
     throttle: Arc<AuthThrottle>,
+    /// The process's allowance for bytes in transit, and this command's share of it.
+    budget: MemoryBudget,
+    hold: Reservation,
     /// The connection is TLS (implicit or after STARTTLS).
     tls: bool,
     /// COMPRESS DEFLATE is active.
@@ -222,6 +225,7 @@ pub(crate) async fn run(
     config: Arc<ImapConfig>,
     cache: Arc<SummaryCache>,
     throttle: Arc<AuthThrottle>,
+    budget: MemoryBudget,
 ) {
     let Connection {
         transport: stream,
@@ -245,6 +249,8 @@ pub(crate) async fn run(
         auth_failures: 0,
         peer,
         throttle,
+        hold: budget.reservation(),
+        budget,
         tls,
         compressed: false,
         upgrade: None,
@@ -265,6 +271,10 @@ pub(crate) async fn run(
         if reader.buffer().is_empty() && session.writer.flush().await.is_err() {
             return;
         }
+        if !commands.in_command() {
+            // The last command's literals are gone: give their share of the budget back.
+            session.hold = session.budget.reservation();
+        }
         // Before login the connection's whole life is bounded, not just each wait.
         let logged_in = session.actor.is_some();
         let idle_end = tokio::time::Instant::now() + session.config.idle_timeout;
@@ -274,7 +284,7 @@ pub(crate) async fn run(
             idle_end.min(session.preauth_deadline)
         };
         let incoming = tokio::select! {
-            r = tokio::time::timeout_at(deadline, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands)) => r,
+            r = tokio::time::timeout_at(deadline, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands, &mut session.hold, session.config.command_timeout)) => r,
             _ = shutdown.changed() => {
                 let _ = session.writer.write_all(b"* BYE Server shutting down\r\n").await;
                 let _ = session.writer.flush().await;
@@ -296,7 +306,11 @@ pub(crate) async fn run(
                 tracing::debug!(%peer, error = %e, "imap read failed");
                 return;
             }
-            Ok(Ok(crate::reader::Incoming::Eof)) => return,
+            Ok(Ok(
+                crate::reader::Incoming::Eof
+                | crate::reader::Incoming::OverBudget
+                | crate::reader::Incoming::Stalled,
+            )) => return,
             Ok(Ok(crate::reader::Incoming::Refused { tag, response })) => {
                 let line = match tag {
                     Some(t) => format!("{t} {response}\r\n"),

@@ -94,3 +94,70 @@ fn the_owner_still_logs_in_while_someone_guesses_the_password() {
     let mut c = Client::login(server.addr, "alice");
     c.ok("SELECT INBOX");
 }
+
+#[test]
+fn uploads_beyond_the_memory_budget_are_told_to_come_back_later() {
+    // `serve_tcp` holds literals within four of the largest.
+    let server = start_with(ImapConfig {
+        max_literal: 64 * 1024,
+        ..quick()
+    });
+    let size = 60_000;
+    let message = {
+        let mut m = b"Subject: upload\r\n\r\n".to_vec();
+        m.resize(size, b'u');
+        m
+    };
+    let mut uploading = Vec::new();
+    for i in 0..4 {
+        let mut c = Client::login(server.addr, "alice");
+        c.send(format!("u{i} APPEND INBOX {{{size}}}\r\n").as_bytes());
+        assert!(c.line().starts_with('+'));
+        c.send(&message[..size - 10]);
+        uploading.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut late = Client::login(server.addr, "alice");
+    late.send(format!("x APPEND INBOX {{{size}}}\r\n").as_bytes());
+    let r = late.until_tagged("x");
+    assert_eq!(r.len(), 1, "no continuation: {r:?}");
+    assert!(r[0].starts_with("x NO [LIMIT]"), "{r:?}");
+    // A non-synchronizing literal cannot be refused: past the budget the connection ends.
+    let mut pushy = Client::login(server.addr, "alice");
+    pushy.send(format!("y APPEND INBOX {{{size}+}}\r\n").as_bytes());
+    pushy.send(&message);
+    pushy.send(b"\r\n");
+    assert!(pushy.line().starts_with("* BYE [LIMIT]"));
+    // The uploads in progress finish, and then there is room again.
+    for (i, mut c) in uploading.into_iter().enumerate() {
+        c.send(&message[size - 10..]);
+        c.send(b"\r\n");
+        let r = c.until_tagged(&format!("u{i}"));
+        assert!(r.last().unwrap().contains(" OK "), "{r:?}");
+    }
+    late.send(format!("z APPEND INBOX {{{size}+}}\r\n").as_bytes());
+    late.send(&message);
+    late.send(b"\r\n");
+    let r = late.until_tagged("z");
+    assert!(r.last().unwrap().contains(" OK "), "{r:?}");
+    let mut check = Client::login(server.addr, "alice");
+    let r = check.ok("STATUS INBOX (MESSAGES)");
+    assert!(r[0].contains("MESSAGES 5"), "{r:?}");
+}
+
+#[test]
+fn an_unfinished_literal_is_cut_off_and_its_memory_given_back() {
+    let server = start_with(ImapConfig {
+        command_timeout: Duration::from_secs(1),
+        ..quick()
+    });
+    let mut c = Client::login(server.addr, "alice");
+    c.send(b"a APPEND INBOX {5000}\r\n");
+    assert!(c.line().starts_with('+'));
+    c.send(b"Subject: never finished\r\n\r\nhalf");
+    assert_eq!(c.line(), "* BYE Command not completed in time");
+    // Nothing half-written: the mailbox is as it was.
+    let mut check = Client::login(server.addr, "alice");
+    let r = check.ok("STATUS INBOX (MESSAGES)");
+    assert!(r[0].contains("MESSAGES 0"), "{r:?}");
+}

@@ -225,6 +225,11 @@ impl CommandReader {
         self.state != State::Line || !self.buf.is_empty() || self.pending_cr
     }
 
+    /// Bytes of the command being assembled that are held in memory.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Forgets any partial command (for instance after STARTTLS, where bytes read
     /// before the handshake must not be used).
     pub fn reset(&mut self) {
