@@ -42,6 +42,7 @@ max_connections = 20000
 max_connections_per_ip = 500
 preauth_timeout = 180
 search_budget = 10000000
+command_timeout = 120
 idle_timeout = 1860
 "#;
 
@@ -168,6 +169,8 @@ struct ImapFile {
     preauth_timeout: Option<u64>,
     /// Work units (about a microsecond each) one SEARCH, SORT or THREAD may use.
     search_budget: Option<u64>,
+    /// Seconds of silence allowed in the middle of a command.
+    command_timeout: Option<u64>,
     /// Seconds; RFC 3501 asks for at least 30 minutes.
     idle_timeout: Option<u64>,
     /// Allow LOGIN / AUTHENTICATE PLAIN on a connection that is not TLS.
@@ -340,6 +343,10 @@ impl Config {
             }
             if let Some(v) = i.search_budget {
                 imap.search_budget = positive("imap.search_budget", v)?;
+            }
+            if let Some(v) = i.command_timeout {
+                imap.command_timeout =
+                    Duration::from_secs(positive("imap.command_timeout", v)?);
             }
             if let Some(v) = i.idle_timeout {
                 if v < 1800 {
