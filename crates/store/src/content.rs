@@ -176,7 +176,7 @@ impl Store {
 
 /// True when the reader connection has the full-text database attached with the
 /// current tables (it may be missing: the store then serves without it).
-fn text_ready(conn: &Connection) -> bool {
+pub(crate) fn text_ready(conn: &Connection) -> bool {
     conn.query_row(
         "SELECT 1 FROM text.sqlite_master WHERE name = 'text_guids'",
         [],

@@ -273,3 +273,41 @@ fn below_the_headroom_the_indexer_waits_and_deliveries_go_on() {
     });
     assert!(text_bytes(&data) > before);
 }
+
+#[test]
+fn texts_of_removed_messages_are_swept_and_free_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(dir.path(), |c| c.text_index_user_cap = 130);
+    store.create_user("u", None, false).unwrap();
+    store.create_mailbox("u", "Old", None).unwrap();
+    for i in 0..2 {
+        let msg = format!("Subject: s\r\n\r\nquokka number {i} jumps over the fence\r\n");
+        store
+            .append_as_owner("u", "Old", &Flags::new(), 0, msg.as_bytes())
+            .unwrap();
+    }
+    store.flush_text_index().unwrap();
+    let kept = append(&store, "a quokka kept in the inbox");
+    store.flush_text_index().unwrap();
+    let m = store
+        .search_text(&inbox(&store), TextField::Body, "quokka")
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.unindexed, vec![kept], "over the cap");
+    assert_eq!(store.sweep_text_index().unwrap(), 0, "nothing removed yet");
+
+    store.delete_mailbox("u", "Old").unwrap();
+    assert_eq!(store.sweep_text_index().unwrap(), 2);
+    let next = append(&store, "another quokka after the sweep");
+    store.flush_text_index().unwrap();
+    let m = store
+        .search_text(&inbox(&store), TextField::Body, "quokka")
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.candidates, vec![next], "the cap has room again");
+    assert_eq!(
+        m.unindexed,
+        vec![kept],
+        "skipped messages stay for the reader"
+    );
+}

@@ -9,8 +9,10 @@
 //!   text and [`BODY_TEXT_CAP`] bytes of body text (its beginning; such a message is
 //!   marked incomplete and searches read it when the index does not list it); a user
 //!   contributes at most [`StoreConfig::text_index_user_cap`] bytes of text in all
-//!   (messages past it are not indexed). The WAL is truncated after each catch-up and
-//!   its size limited by `journal_size_limit`.
+//!   (messages past it are not indexed). Texts whose messages are gone (no record
+//!   holds the GUID any more) are swept out and given back to their user's cap. The
+//!   WAL is truncated after each catch-up and its size limited by
+//!   `journal_size_limit`.
 //! - **Disk full is a state.** Before each batch the thread checks the free space of
 //!   the data directory's filesystem and indexes nothing while it is below the
 //!   headroom ([`StoreConfig::text_index_headroom`]); a failed batch (disk full or
@@ -31,6 +33,10 @@ use crate::ids::Guid;
 use crate::schema::{TEXT_DROP, TEXT_SCHEMA, TEXT_VERSION};
 use crate::store::Store;
 
+mod limits;
+
+pub(crate) use limits::{below_headroom, space_of, Backoff};
+
 /// Most pending texts moved into the full-text index per transaction.
 const TEXT_BATCH: usize = 200;
 
@@ -47,94 +53,15 @@ pub const BODY_TEXT_CAP: usize = 64 * 1024;
 /// ratio measured on the benchmark corpus).
 pub const DEFAULT_TEXT_USER_CAP: u64 = 1 << 30;
 
-/// The default headroom is 5% of the filesystem, but never more than this.
-const DEFAULT_HEADROOM_MAX: u64 = 1 << 30;
-
 /// Largest WAL kept after a checkpoint.
 const WAL_LIMIT: i64 = 4 << 20;
 
-/// Free and total bytes of a filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Space {
-    /// Bytes an unprivileged writer may still use.
-    pub(crate) free: u64,
-    /// Size of the filesystem.
-    pub(crate) total: u64,
-}
+/// How often the idle indexer looks for texts whose messages are gone.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The free space the indexer leaves: the configured figure, else 5% of the
-/// filesystem or 1 GiB, whichever is smaller.
-pub(crate) fn headroom(total: u64, configured: Option<u64>) -> u64 {
-    configured.unwrap_or_else(|| (total / 20).min(DEFAULT_HEADROOM_MAX))
-}
-
-/// True when indexing now would eat into the headroom kept for deliveries.
-pub(crate) fn below_headroom(space: Space, configured: Option<u64>) -> bool {
-    space.free < headroom(space.total, configured)
-}
-
-/// The free space of the filesystem holding `path`; `None` if it cannot be read
-/// (then the indexer relies on its backoff alone).
-pub(crate) fn space_of(path: &Path) -> Option<Space> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized, zeroed
-    // out-parameter that statvfs fills in; nothing is retained after the call.
-    let st = unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
-            return None;
-        }
-        st
-    };
-    let frsize = st.f_frsize as u64;
-    Some(Space {
-        free: (st.f_bavail as u64).saturating_mul(frsize),
-        total: (st.f_blocks as u64).saturating_mul(frsize),
-    })
-}
-
-/// Exponential backoff after failed batches: 1 s after the first failure, doubling
-/// up to 60 s; one success ends the episode.
-#[derive(Debug, Default)]
-pub(crate) struct Backoff {
-    failures: u32,
-    retry_at: Option<Instant>,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(60);
-
-    /// The wait after `failures` consecutive failures.
-    pub(crate) fn delay(failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::ZERO;
-        }
-        let doubled = Self::FIRST.saturating_mul(1u32 << (failures - 1).min(16));
-        doubled.min(Self::MAX)
-    }
-
-    /// Records a failure at `now`; true if it starts an episode (log it).
-    pub(crate) fn failed(&mut self, now: Instant) -> bool {
-        self.failures = self.failures.saturating_add(1);
-        self.retry_at = Some(now + Self::delay(self.failures));
-        self.failures == 1
-    }
-
-    /// Records a success; true if it ends an episode (log it).
-    pub(crate) fn succeeded(&mut self) -> bool {
-        let was = self.failures > 0;
-        self.failures = 0;
-        self.retry_at = None;
-        was
-    }
-
-    /// True when the next attempt may run at `now`.
-    pub(crate) fn ready(&self, now: Instant) -> bool {
-        self.retry_at.is_none_or(|t| now >= t)
-    }
-}
+/// GUIDs of the full-text index checked per sweep (the sweep walks them in order and
+/// wraps around, so every one is checked within a few sweeps).
+const SWEEP_BATCH: i64 = 5000;
 
 /// Opens the full-text database (creating its tables) with a bounded WAL.
 pub(crate) fn open_text_db(path: &Path) -> Result<Connection> {
@@ -375,6 +302,77 @@ impl Store {
         Ok(n)
     }
 
+    /// Removes from the full-text index the texts of up to [`SWEEP_BATCH`] GUIDs
+    /// after `from` that no record holds any more, and gives their bytes back to their
+    /// user's cap; returns the GUID to continue from (`None`: wrap around) and how
+    /// many texts were removed. A message stored again later under such a GUID keeps
+    /// its summary and is not queued again: searches read it, which stays correct.
+    fn sweep_texts(
+        &self,
+        text: &mut Connection,
+        from: Option<Vec<u8>>,
+    ) -> Result<(Option<Vec<u8>>, usize)> {
+        type Orphan = (Vec<u8>, i64, i64, i64);
+        let start = from.unwrap_or_default();
+        let (last, orphans): (Option<Vec<u8>>, Vec<Orphan>) = self.read(|conn| {
+            if !crate::content::text_ready(conn) {
+                return Ok((None, Vec::new()));
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT g.guid, g.text_id, g.user_id, g.bytes, \
+                 NOT EXISTS (SELECT 1 FROM records r WHERE r.guid = g.guid) \
+                 FROM text.text_guids g WHERE g.guid > ?1 ORDER BY g.guid LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![start, SWEEP_BATCH])?;
+            let (mut last, mut orphans, mut seen) = (None, Vec::new(), 0);
+            while let Some(row) = rows.next()? {
+                seen += 1;
+                let guid: Vec<u8> = row.get(0)?;
+                if row.get::<_, bool>(4)? {
+                    orphans.push((guid.clone(), row.get(1)?, row.get(2)?, row.get(3)?));
+                }
+                last = Some(guid);
+            }
+            Ok((if seen < SWEEP_BATCH { None } else { last }, orphans))
+        })?;
+        if orphans.is_empty() {
+            return Ok((last, 0));
+        }
+        let tx = text.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut drop_row = tx.prepare_cached("DELETE FROM texts WHERE rowid = ?1")?;
+            let mut unlink = tx.prepare_cached("DELETE FROM text_guids WHERE guid = ?1")?;
+            let mut give_back = tx.prepare_cached(
+                "UPDATE text_usage SET bytes = max(0, bytes - ?2) WHERE user_id = ?1",
+            )?;
+            for (guid, text_id, user, bytes) in &orphans {
+                if unlink.execute([guid])? == 0 {
+                    continue; // swept by another process meanwhile
+                }
+                drop_row.execute([text_id * 2])?;
+                drop_row.execute([text_id * 2 + 1])?;
+                give_back.execute(params![user, bytes])?;
+            }
+        }
+        tx.commit()?;
+        Ok((last, orphans.len()))
+    }
+
+    /// Sweeps the whole full-text index once (see `sweep_texts`); returns how many
+    /// texts were removed. The background thread sweeps a little at a time.
+    pub fn sweep_text_index(&self) -> Result<usize> {
+        let mut conn = open_text_db(&self.shared.text_path)?;
+        let (mut from, mut total) = (None, 0);
+        loop {
+            let (next, n) = self.sweep_texts(&mut conn, from)?;
+            total += n;
+            match next {
+                Some(g) => from = Some(g),
+                None => return Ok(total),
+            }
+        }
+    }
+
     /// Keeps the full-text indexer idle for `pause` from now (it then catches up).
     pub(crate) fn pause_text_indexing(&self, pause: Duration) {
         let until = unix_millis() + pause.as_millis() as u64;
@@ -403,6 +401,10 @@ impl Store {
                 let mut conn = None;
                 let mut backoff = Backoff::default();
                 let mut low_space = false;
+                let mut sweep = Sweep {
+                    next_at: Instant::now() + SWEEP_INTERVAL,
+                    from: None,
+                };
                 loop {
                     std::thread::sleep(TEXT_INTERVAL);
                     let Some(shared) = weak.upgrade() else { return };
@@ -423,7 +425,7 @@ impl Store {
                     if low_space {
                         continue;
                     }
-                    match store.index_some(&path, &mut conn) {
+                    match store.index_some(&path, &mut conn, &mut sweep) {
                         Ok(()) => {
                             if backoff.succeeded() {
                                 tracing::info!("full-text indexing works again");
@@ -444,8 +446,14 @@ impl Store {
     }
 
     /// Moves batches until the queue is empty, the indexer is paused or the disk
-    /// reaches the headroom; truncates the WAL after a catch-up.
-    fn index_some(&self, path: &Path, conn: &mut Option<Connection>) -> Result<()> {
+    /// reaches the headroom; truncates the WAL after a catch-up. With nothing to
+    /// move, takes the next step of the sweep when it is due.
+    fn index_some(
+        &self,
+        path: &Path,
+        conn: &mut Option<Connection>,
+        sweep: &mut Sweep,
+    ) -> Result<()> {
         let conn = match conn {
             Some(c) => c,
             None => conn.insert(open_text_db(path)?),
@@ -458,11 +466,30 @@ impl Store {
                 break;
             }
         }
+        if moved == 0 && Instant::now() >= sweep.next_at {
+            sweep.next_at = Instant::now() + SWEEP_INTERVAL;
+            let (next, removed) = self.sweep_texts(conn, sweep.from.take())?;
+            sweep.from = next;
+            if removed > 0 {
+                tracing::debug!(
+                    removed,
+                    "texts of removed messages swept from the full-text index"
+                );
+            }
+            moved = removed;
+        }
         if moved > 0 {
             checkpoint(conn);
         }
         Ok(())
     }
+}
+
+/// Where the background sweep stands.
+struct Sweep {
+    next_at: Instant,
+    /// The GUID after which the next step starts; `None`: from the beginning.
+    from: Option<Vec<u8>>,
 }
 
 /// Copies the WAL into the database and truncates it, so that it does not keep the
@@ -500,48 +527,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_from_one_second_to_a_minute() {
-        let delays: Vec<u64> = (0..10).map(|f| Backoff::delay(f).as_secs()).collect();
-        assert_eq!(delays, vec![0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(Backoff::delay(u32::MAX), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn backoff_logs_once_per_episode_and_waits() {
-        let mut b = Backoff::default();
-        let t0 = Instant::now();
-        assert!(b.ready(t0));
-        assert!(b.failed(t0), "the first failure starts an episode");
-        assert!(!b.ready(t0 + Duration::from_millis(999)));
-        assert!(b.ready(t0 + Duration::from_secs(1)));
-        assert!(!b.failed(t0), "later failures are the same episode");
-        assert!(!b.ready(t0 + Duration::from_millis(1999)));
-        assert!(b.ready(t0 + Duration::from_secs(2)));
-        assert!(b.succeeded(), "a success ends the episode");
-        assert!(!b.succeeded());
-        assert!(b.ready(t0));
-    }
-
-    #[test]
-    fn headroom_is_five_percent_capped_at_one_gib_unless_configured() {
-        const GIB: u64 = 1 << 30;
-        assert_eq!(headroom(10 * GIB, None), GIB / 2);
-        assert_eq!(headroom(100 * GIB, None), GIB);
-        assert_eq!(headroom(100 * GIB, Some(7)), 7);
-        let space = |free| Space {
-            free,
-            total: 10 * GIB,
-        };
-        assert!(below_headroom(space(GIB / 2 - 1), None));
-        assert!(!below_headroom(space(GIB / 2), None));
-        assert!(
-            !below_headroom(space(0), Some(0)),
-            "zero headroom: index to the last byte"
-        );
-        assert!(below_headroom(space(GIB), Some(2 * GIB)));
-    }
-
-    #[test]
     fn truncation_keeps_whole_characters() {
         let mut s = "aé".repeat(3);
         assert!(truncate(&mut s, 4));
@@ -549,12 +534,5 @@ mod tests {
         let mut short = String::from("abc");
         assert!(!truncate(&mut short, 3));
         assert_eq!(short, "abc");
-    }
-
-    #[test]
-    fn space_of_reads_a_real_filesystem() {
-        let s = space_of(Path::new("/")).unwrap();
-        assert!(s.total > 0 && s.free <= s.total);
-        assert!(space_of(Path::new("/no/such/dir/here")).is_none());
     }
 }
