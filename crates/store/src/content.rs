@@ -174,15 +174,12 @@ impl Store {
     }
 }
 
-/// True when the reader connection has the full-text database attached with the
-/// current tables (it may be missing: the store then serves without it).
+/// True when the reader connection has the full-text database attached, in the
+/// current layout (it may be missing, or not yet rebuilt from an earlier layout
+/// because the disk was full: the store then serves without it).
 pub(crate) fn text_ready(conn: &Connection) -> bool {
-    conn.query_row(
-        "SELECT 1 FROM text.sqlite_master WHERE name = 'text_guids'",
-        [],
-        |_| Ok(()),
-    )
-    .is_ok()
+    conn.query_row("PRAGMA text.user_version", [], |r| r.get::<_, i64>(0))
+        .is_ok_and(|v| v == crate::schema::TEXT_VERSION)
 }
 
 /// Most trigrams a query asks for: more only narrow an already short list.

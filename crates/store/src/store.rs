@@ -123,9 +123,11 @@ impl Store {
                 text_pause_until: Default::default(),
             }),
         };
-        // Before readers attach it; a failure leaves the store without a text index,
-        // never without deliveries.
-        store.prepare_text_index();
+        // Before readers attach it; a failure leaves the store without a text index
+        // (the indexer retries), never without deliveries.
+        if let Err(e) = store.prepare_text_index() {
+            tracing::warn!(error = %e, "cannot prepare the full-text index; searches will read messages");
+        }
         store.start_text_indexing();
         Ok(store)
     }

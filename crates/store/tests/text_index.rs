@@ -311,3 +311,29 @@ fn texts_of_removed_messages_are_swept_and_free_the_cap() {
         "skipped messages stay for the reader"
     );
 }
+
+#[test]
+fn a_broken_text_index_stops_neither_deliveries_nor_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("texts.sqlite3"), vec![7u8; 8192]).unwrap();
+    let store = open_with(dir.path(), |_| {});
+    store.create_user("u", None, false).unwrap();
+    let r = store.deliver(
+        b"Subject: s\r\n\r\nquokka\r\n",
+        &[DeliveryTarget {
+            user: "u".into(),
+            folder: None,
+        }],
+        &DeliveryOptions::default(),
+    );
+    assert!(matches!(r[0], Ok(Delivered::Stored { .. })), "{r:?}");
+    assert!(store.flush_text_index().is_err());
+    assert_eq!(
+        store
+            .search_text(&inbox(&store), TextField::Body, "quokka")
+            .unwrap(),
+        None,
+        "no index: the caller reads every message"
+    );
+    assert_eq!(store.text_index_backlog().unwrap(), 1, "still queued");
+}

@@ -75,9 +75,10 @@ pub(crate) fn open_text_db(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Opens the full-text database and rebuilds it if it has another layout; true if
-/// it was (re)created, so every message must be queued again.
-fn open_or_rebuild(path: &Path) -> Result<bool> {
+/// Opens the full-text database; if it has another layout, empties it and creates
+/// the current tables, leaving `user_version` for [`mark_current`] once every message
+/// is queued again. True if the caller must queue them.
+fn open_or_empty(path: &Path) -> Result<(Connection, bool)> {
     let mut conn = Connection::open(path)?;
     crate::schema::configure(&conn)?;
     let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -86,18 +87,23 @@ fn open_or_rebuild(path: &Path) -> Result<bool> {
     if version == TEXT_VERSION {
         tx.execute_batch(TEXT_SCHEMA)?;
         tx.commit()?;
-        return Ok(false);
+        return Ok((conn, false));
     }
     tx.execute_batch(TEXT_DROP)?;
     tx.execute_batch(TEXT_SCHEMA)?;
-    tx.pragma_update(None, "user_version", TEXT_VERSION)?;
     tx.commit()?;
     // Give the old layout's pages back to the filesystem; harmless if it fails
     // (another process reading), the pages are then reused.
     if let Err(e) = conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::debug!(error = %e, "cannot vacuum the rebuilt full-text index");
     }
-    Ok(true)
+    Ok((conn, true))
+}
+
+/// Marks the full-text database as being in the current layout.
+fn mark_current(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "user_version", TEXT_VERSION)?;
+    Ok(())
 }
 
 /// Cuts `s` to at most `cap` bytes at a character boundary; true if it was cut.
@@ -124,18 +130,12 @@ struct PendingText {
 
 impl Store {
     /// Makes sure the full-text database exists in the current layout; when it had to
-    /// be (re)built, queues every stored message again. Failure is logged, never
-    /// fatal: the store serves without a text index (searches read messages).
-    pub(crate) fn prepare_text_index(&self) {
-        let rebuilt = match open_or_rebuild(&self.shared.text_path) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open the full-text index; searches will read messages");
-                return;
-            }
-        };
+    /// be (re)built, queues every stored message again. Until this succeeds, searches
+    /// read messages and the indexer retries it (a full disk at start).
+    pub(crate) fn prepare_text_index(&self) -> Result<()> {
+        let (text, rebuilt) = open_or_empty(&self.shared.text_path)?;
         if !rebuilt {
-            return;
+            return Ok(());
         }
         let queued = self.write(|conn| {
             Ok(conn.execute(
@@ -145,14 +145,15 @@ impl Store {
                  JOIN summaries s ON s.guid = r.guid",
                 [],
             )?)
-        });
-        match queued {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(messages = n, "full-text index rebuilt; messages queued"),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot queue messages for the rebuilt full-text index")
-            }
+        })?;
+        mark_current(&text)?;
+        if queued > 0 {
+            tracing::info!(
+                messages = queued,
+                "full-text index rebuilt; messages queued"
+            );
         }
+        Ok(())
     }
 
     /// How many messages wait for the full-text index.
@@ -176,6 +177,7 @@ impl Store {
     /// reaches the headroom; returns how many were moved. The background thread does
     /// this on its own; tests and `tern check` call it to be sure.
     pub fn flush_text_index(&self) -> Result<usize> {
+        self.prepare_text_index()?;
         let mut conn = open_text_db(&self.shared.text_path)?;
         let mut total = 0;
         loop {
@@ -456,7 +458,11 @@ impl Store {
     ) -> Result<()> {
         let conn = match conn {
             Some(c) => c,
-            None => conn.insert(open_text_db(path)?),
+            None => {
+                // A rebuild that failed at start (a full disk) is tried again here.
+                self.prepare_text_index()?;
+                conn.insert(open_text_db(path)?)
+            }
         };
         let mut moved = 0;
         loop {
