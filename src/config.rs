@@ -60,9 +60,20 @@ struct FileConfig {
     tls: Option<TlsFile>,
     replication: Option<ReplicationFile>,
     sync: Option<SyncFile>,
+    store: Option<StoreFile>,
     /// Bytes all clients together may make the server hold (message bodies and
     /// literals in transit).
     client_memory: Option<u64>,
+}
+
+/// `[store]`: bounds of the full-text index.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    /// Bytes of free space the text indexer leaves on its filesystem.
+    text_index_headroom: Option<u64>,
+    /// Most bytes of text indexed for one user.
+    text_index_user_cap: Option<u64>,
 }
 
 /// `[sync]`: the replica's sync listener.
@@ -227,6 +238,10 @@ pub struct Config {
     pub sync: SyncListen,
     /// Bytes all clients together may make the server hold.
     pub client_memory: usize,
+    /// `[store] text_index_headroom`; `None`: 5% of the filesystem or 1 GiB.
+    pub text_index_headroom: Option<u64>,
+    /// `[store] text_index_user_cap`; `None`: the store's default.
+    pub text_index_user_cap: Option<u64>,
 }
 
 impl Config {
@@ -262,6 +277,8 @@ impl Config {
                 require_tls: false,
             },
             client_memory: 256 * 1024 * 1024,
+            text_index_headroom: None,
+            text_index_user_cap: None,
         };
         config.apply(file)?;
         Ok(config)
@@ -324,6 +341,14 @@ impl Config {
                 self.sync.require_tls = b;
             }
         }
+        if let Some(v) = file.store {
+            if let Some(n) = v.text_index_headroom {
+                self.text_index_headroom = Some(n);
+            }
+            if let Some(n) = v.text_index_user_cap {
+                self.text_index_user_cap = Some(positive("store.text_index_user_cap", n)?);
+            }
+        }
         if let Some(v) = file.client_memory {
             self.client_memory = positive("client_memory", v)? as usize;
         }
@@ -345,8 +370,7 @@ impl Config {
                 imap.search_budget = positive("imap.search_budget", v)?;
             }
             if let Some(v) = i.command_timeout {
-                imap.command_timeout =
-                    Duration::from_secs(positive("imap.command_timeout", v)?);
+                imap.command_timeout = Duration::from_secs(positive("imap.command_timeout", v)?);
             }
             if let Some(v) = i.idle_timeout {
                 if v < 1800 {
@@ -468,6 +492,10 @@ impl Config {
         let mut store = tern_store::StoreConfig::new(&self.data_dir);
         store.partitions = self.partitions.clone();
         store.default_partition = self.default_partition.clone();
+        store.text_index_headroom = self.text_index_headroom;
+        if let Some(cap) = self.text_index_user_cap {
+            store.text_index_user_cap = cap;
+        }
         store
     }
 }

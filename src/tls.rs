@@ -351,8 +351,10 @@ fn generate(source: &Source, hostname: &str, now: i64) -> anyhow::Result<()> {
 /// never a part: a temporary file (created with `mode`) written, synced, renamed over
 /// `path`, and the directory synced.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    // One temporary name per process: two `tern sync` runs may record the same
+    // replica at once, and must not rename each other's half-written file.
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let write = || -> std::io::Result<()> {
         // A leftover from a crash may have another mode; create afresh.

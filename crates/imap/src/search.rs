@@ -259,10 +259,12 @@ fn header_contains(
         .any(|v| contains_ci(v, needle)))
 }
 
-/// Answers from the store's full-text index for the BODY and TEXT keys of one SEARCH.
+/// What the store's full-text index says for the BODY and TEXT keys of one SEARCH.
 #[derive(Default)]
 struct TextIndex {
-    /// (is TEXT, needle) → (UIDs matched, UIDs the index does not cover).
+    /// (is TEXT, needle) → (UIDs to confirm by reading, UIDs the index does not
+    /// cover). The index only pre-filters: it knows which trigrams a message has,
+    /// so a candidate is confirmed against the message's text, as RFC 3501 asks.
     answers: HashMap<(bool, String), (HashSet<Uid>, HashSet<Uid>)>,
 }
 
@@ -291,7 +293,7 @@ impl TextIndex {
                 };
                 if let Some(m) = ctx.store.search_text(&view.id, field, s)? {
                     let answer = (
-                        m.matched.into_iter().collect(),
+                        m.candidates.into_iter().collect(),
                         m.unindexed.into_iter().collect(),
                     );
                     self.answers.insert((text, s.clone()), answer);
@@ -312,13 +314,14 @@ impl TextIndex {
         Ok(())
     }
 
-    /// `Some(matched)` when the index covers this message for this needle.
+    /// `Some(false)` when the index rules this message out for this needle; `None`
+    /// when the message must be read (a candidate to confirm, or not covered).
     fn answer(&self, text: bool, needle: &str, uid: Uid) -> Option<bool> {
-        let (matched, unindexed) = self.answers.get(&(text, needle.to_owned()))?;
-        if unindexed.contains(&uid) {
+        let (candidates, unindexed) = self.answers.get(&(text, needle.to_owned()))?;
+        if unindexed.contains(&uid) || candidates.contains(&uid) {
             return None;
         }
-        Some(matched.contains(&uid))
+        Some(false)
     }
 }
 

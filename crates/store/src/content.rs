@@ -1,5 +1,6 @@
 //! What protocols learn from a message's content, kept per GUID: a summary (opaque
-//! to the store) and a full-text index of its header and body text.
+//! to the store) and a full-text index of its header and body text (built by
+//! [`crate::text_index`] in the background, asked here).
 //!
 //! The store does not parse MIME; a protocol crate supplies a [`ContentIndexer`] and
 //! the binary installs it with [`Store::set_indexer`]. From then on every message
@@ -49,13 +50,16 @@ pub enum TextField {
 /// The answer of [`Store::search_text`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TextMatches {
-    /// UIDs whose indexed text contains the needle.
-    pub matched: Vec<Uid>,
-    /// UIDs with no index entry: the caller must look at the message itself.
+    /// UIDs whose indexed text has every trigram of the needle: a superset of the
+    /// indexed messages that contain it. Each must be checked against the message.
+    pub candidates: Vec<Uid>,
+    /// UIDs the index does not cover, or covers only in part (text beyond the
+    /// per-message cap, or not indexed yet, or past the user's cap): the caller must
+    /// look at the message itself.
     pub unindexed: Vec<Uid>,
 }
 
-/// Shortest needle the trigram index can answer, in characters.
+/// Shortest needle the trigram index can help with, in characters.
 pub const MIN_INDEXED_NEEDLE: usize = 3;
 
 impl Store {
@@ -114,44 +118,101 @@ impl Store {
         })
     }
 
-    /// The UIDs of `mailbox` (expunged records included) whose indexed text contains
-    /// `needle`, case-insensitively; `None` when the index cannot answer (a needle
-    /// shorter than [`MIN_INDEXED_NEEDLE`] characters). Messages whose text has not
-    /// reached the full-text index yet are listed in `unindexed`.
+    /// Narrows a substring search of `mailbox` (expunged records included) with the
+    /// full-text index. `None` when the index cannot help: a needle without a
+    /// trigram of ASCII characters (shorter than [`MIN_INDEXED_NEEDLE`], or all
+    /// non-ASCII), or no full-text database. Otherwise the caller must still check
+    /// each of `candidates` against the message itself (the index knows which
+    /// trigrams a message has, not where), may skip every other message that is not
+    /// in `unindexed`, and must read those in `unindexed`.
     pub fn search_text(
         &self,
         mailbox: &UniqueId,
         field: TextField,
         needle: &str,
     ) -> Result<Option<TextMatches>> {
-        if needle.chars().count() < MIN_INDEXED_NEEDLE {
+        let Some(query) = trigram_query(needle) else {
             return Ok(None);
-        }
-        let quoted = format!("\"{}\"", needle.replace('"', "\"\""));
-        let query = match field {
-            TextField::Body => format!("body : {quoted}"),
-            TextField::All => quoted,
+        };
+        // Rowid 2n is message n's header text, 2n + 1 its body text.
+        let sql = match field {
+            TextField::Body => {
+                "SELECT r.uid FROM records r JOIN text.text_guids g ON g.guid = r.guid \
+                 WHERE r.mailbox_id = ?1 AND g.text_id IN \
+                 (SELECT rowid >> 1 FROM text.texts WHERE texts MATCH ?2 AND rowid & 1 = 1) \
+                 ORDER BY r.uid"
+            }
+            TextField::All => {
+                "SELECT r.uid FROM records r JOIN text.text_guids g ON g.guid = r.guid \
+                 WHERE r.mailbox_id = ?1 AND g.text_id IN \
+                 (SELECT rowid >> 1 FROM text.texts WHERE texts MATCH ?2) ORDER BY r.uid"
+            }
         };
         self.read(|conn| {
             let mailbox = live(conn, mailbox)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT r.uid FROM records r JOIN text.text_guids g ON g.guid = r.guid \
-                 WHERE r.mailbox_id = ?1 \
-                 AND g.text_id IN (SELECT rowid FROM text.texts WHERE texts MATCH ?2) ORDER BY r.uid",
-            )?;
-            let matched = stmt
-                .query_map(params![mailbox.id, query], |r| r.get::<_, i64>(0).map(|u| u as Uid))?
+            if !text_ready(conn) {
+                return Ok(None);
+            }
+            let candidates = conn
+                .prepare_cached(sql)?
+                .query_map(params![mailbox.id, query], |r| {
+                    r.get::<_, i64>(0).map(|u| u as Uid)
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             let mut stmt = conn.prepare_cached(
                 "SELECT r.uid FROM records r LEFT JOIN text.text_guids g ON g.guid = r.guid \
-                 WHERE r.mailbox_id = ?1 AND g.guid IS NULL ORDER BY r.uid",
+                 WHERE r.mailbox_id = ?1 AND (g.guid IS NULL OR g.complete = 0) ORDER BY r.uid",
             )?;
             let unindexed = stmt
                 .query_map([mailbox.id], |r| r.get::<_, i64>(0).map(|u| u as Uid))?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(TextMatches { matched, unindexed }))
+            Ok(Some(TextMatches {
+                candidates,
+                unindexed,
+            }))
         })
     }
+}
+
+/// True when the reader connection has the full-text database attached, in the
+/// current layout (it may be missing, or not yet rebuilt from an earlier layout
+/// because the disk was full: the store then serves without it).
+pub(crate) fn text_ready(conn: &Connection) -> bool {
+    conn.query_row("PRAGMA text.user_version", [], |r| r.get::<_, i64>(0))
+        .is_ok_and(|v| v == crate::schema::TEXT_VERSION)
+}
+
+/// Most trigrams a query asks for: more only narrow an already short list.
+const MAX_QUERY_TRIGRAMS: usize = 12;
+
+/// The FTS5 query for a needle: every distinct trigram of ASCII characters in it,
+/// ANDed (at most [`MAX_QUERY_TRIGRAMS`], spread over the needle). Any message that
+/// contains the needle case-insensitively contains each of them, so the rows found
+/// are a superset of the matches. Trigrams with non-ASCII characters are left out
+/// because SQLite's case folding and Rust's `to_lowercase` (which the final check
+/// uses) may differ there; leaving a trigram out can only widen the superset.
+pub(crate) fn trigram_query(needle: &str) -> Option<String> {
+    let chars: Vec<char> = needle.chars().collect();
+    let mut grams: Vec<String> = Vec::new();
+    for w in chars.windows(MIN_INDEXED_NEEDLE) {
+        if !w.iter().all(char::is_ascii) {
+            continue;
+        }
+        let g: String = w.iter().collect::<String>().to_ascii_lowercase();
+        if !grams.contains(&g) {
+            grams.push(g);
+        }
+    }
+    if grams.is_empty() {
+        return None;
+    }
+    let step = grams.len().div_ceil(MAX_QUERY_TRIGRAMS);
+    let picked: Vec<String> = grams
+        .iter()
+        .step_by(step)
+        .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+        .collect();
+    Some(picked.join(" AND "))
 }
 
 /// True if `guid` already has an index entry (inside a caller's transaction).
@@ -184,169 +245,33 @@ pub(crate) fn insert_index(
     Ok(())
 }
 
-/// Most pending texts moved into the full-text index per transaction.
-const TEXT_BATCH: usize = 200;
+#[cfg(test)]
+mod tests {
+    use super::trigram_query;
 
-/// How often the indexing thread looks for pending texts.
-const TEXT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Opens the full-text database and creates its tables.
-pub(crate) fn open_text_db(path: &std::path::Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
-    crate::schema::configure(&conn)?;
-    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    conn.execute_batch(crate::schema::TEXT_SCHEMA)?;
-    Ok(conn)
-}
-
-impl Store {
-    /// Moves pending texts into the full-text index until none is left; returns how
-    /// many were moved. The background thread does this on its own; tests and
-    /// `tern check` call it to be sure.
-    pub fn flush_text_index(&self) -> Result<usize> {
-        let mut conn = open_text_db(&self.shared.text_path)?;
-        let mut total = 0;
-        loop {
-            let n = self.move_pending(&mut conn)?;
-            total += n;
-            if n < TEXT_BATCH {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// One batch: read pending texts, add them to the full-text database in one
-    /// transaction, then drop them from the main index. A crash in between leaves
-    /// them pending; adding them again is skipped by GUID.
-    fn move_pending(&self, text: &mut Connection) -> Result<usize> {
-        let Some(indexer) = self.shared.indexer.get() else {
-            return Ok(0);
-        };
-        let rows: Vec<(Vec<u8>, String, i64)> = self.read(|conn| {
-            let rows = conn
-                .prepare_cached("SELECT guid, partition, size FROM pending_texts LIMIT ?1")?
-                .query_map([TEXT_BATCH as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
-        })?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        // The slow part (reading and decoding messages) happens before the transaction.
-        let mut texts = Vec::with_capacity(rows.len());
-        for (guid, partition, size) in &rows {
-            let Some(g) = Guid::from_slice(guid) else {
-                continue;
-            };
-            match self.blobs().read(partition, &g, *size as u64) {
-                Ok(bytes) => texts.push((guid, Some(indexer.text(&bytes)))),
-                // Gone (purged) or unreadable: nothing to index, drop it from the queue.
-                Err(e) => {
-                    tracing::debug!(guid = %g, error = %e, "cannot index message text");
-                    texts.push((guid, None));
-                }
-            }
-        }
-        let tx = text.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut known = tx.prepare_cached("SELECT 1 FROM text_guids WHERE guid = ?1")?;
-            let mut insert = tx.prepare_cached("INSERT INTO texts (head, body) VALUES (?1, ?2)")?;
-            let mut link =
-                tx.prepare_cached("INSERT INTO text_guids (guid, text_id) VALUES (?1, ?2)")?;
-            for (guid, text) in &texts {
-                let Some(text) = text else { continue };
-                if known.exists([guid])? {
-                    continue;
-                }
-                insert.execute(params![text.head, text.body])?;
-                link.execute(params![guid, tx.last_insert_rowid()])?;
-            }
-        }
-        tx.commit()?;
-        let guids: Vec<Vec<u8>> = rows.into_iter().map(|r| r.0).collect();
-        let n = guids.len();
-        self.write(move |conn| {
-            let mut done = conn.prepare_cached("DELETE FROM pending_texts WHERE guid = ?1")?;
-            for g in &guids {
-                done.execute([g])?;
-            }
-            Ok(())
-        })?;
-        Ok(n)
-    }
-
-    /// Keeps the full-text indexer idle for `pause` from now (it then catches up).
-    pub(crate) fn pause_text_indexing(&self, pause: std::time::Duration) {
-        let until = unix_millis() + pause.as_millis() as u64;
-        self.shared
-            .text_pause_until
-            .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn text_indexing_paused(&self) -> bool {
-        self.shared
-            .text_pause_until
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > unix_millis()
-    }
-
-    /// Starts the thread that feeds the full-text index from `pending_texts`, with its
-    /// own connection to the full-text database so that its work never holds the main
-    /// index's write lock. It ends when the last `Store` handle is dropped.
-    pub(crate) fn start_text_indexing(&self) {
-        let weak = std::sync::Arc::downgrade(&self.shared);
-        let path = self.shared.text_path.clone();
-        let spawned = std::thread::Builder::new().name("tern-text-index".into()).spawn(move || {
-            lower_priority();
-            let mut conn = match open_text_db(&path) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot open the full-text index; searches will read messages");
-                    return;
-                }
-            };
-            loop {
-                std::thread::sleep(TEXT_INTERVAL);
-                let Some(shared) = weak.upgrade() else { return };
-                let store = Store { shared };
-                if store.text_indexing_paused() {
-                    continue;
-                }
-                while let Ok(n) = store.move_pending(&mut conn).inspect_err(|e| {
-                    tracing::warn!(error = %e, "full-text indexing failed; will retry");
-                }) {
-                    if n < TEXT_BATCH || store.text_indexing_paused() {
-                        break;
-                    }
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start full-text indexing; searches will read messages");
-        }
-    }
-}
-
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Makes the calling thread run only when the machine has nothing else to do
-/// (SCHED_IDLE): indexing is background work, and searches read unindexed messages
-/// directly meanwhile. Where that policy is refused, a low nice value instead.
-fn lower_priority() {
-    // SAFETY: both calls act on the calling thread only and take plain values;
-    // failure leaves the default scheduling, which is merely less polite.
-    unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-        }
+    #[test]
+    fn trigram_queries_and_every_ascii_trigram() {
+        assert_eq!(
+            trigram_query("Quokka").as_deref(),
+            Some(r#""quo" AND "uok" AND "okk" AND "kka""#)
+        );
+        assert_eq!(trigram_query("abc").as_deref(), Some(r#""abc""#));
+        assert_eq!(
+            trigram_query("a\"bc").as_deref(),
+            Some(r#""a""b" AND """bc""#)
+        );
+        assert_eq!(trigram_query("ab"), None, "shorter than a trigram");
+        assert_eq!(trigram_query("äöüß"), None, "no ASCII trigram");
+        assert_eq!(
+            trigram_query("Grüße aus").as_deref(),
+            Some(r#""e a" AND " au" AND "aus""#)
+        );
+        assert_eq!(
+            trigram_query("aaaaaa").as_deref(),
+            Some(r#""aaa""#),
+            "distinct only"
+        );
+        let long = trigram_query(&"abcdefghijklmnopqrstuvwxyz".repeat(3)).unwrap();
+        assert!(long.matches(" AND ").count() < 12, "{long}");
     }
 }

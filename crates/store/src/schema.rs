@@ -131,17 +131,41 @@ CREATE TABLE sync_deferred (
 ) WITHOUT ROWID;
 "#;
 
-/// The full-text index database (`texts.sqlite3`): a trigram FTS5 table answering
-/// case-insensitive substring searches, and which GUID each row belongs to. Kept apart
-/// from the main index so its bulk writes never hold the main index's write lock.
+/// The layout of the full-text database; a database with another `user_version` is
+/// rebuilt (it holds nothing that cannot be derived from the messages).
+pub(crate) const TEXT_VERSION: i64 = 2;
+
+/// The full-text index database (`texts.sqlite3`): a trigram FTS5 table that keeps,
+/// per row, only which trigrams occur (`detail=none`: no positions, no columns), and
+/// which GUID each row belongs to. A row is one field of one message: rowid
+/// `2 * text_id` is the header text, `2 * text_id + 1` the body text. Kept apart from
+/// the main index so its bulk writes never hold the main index's write lock.
+///
+/// `text_guids.complete` is 0 when the message's text was longer than the per-message
+/// cap and only its beginning was indexed; `text_usage` counts the text bytes indexed
+/// for each user (main index `users.id`), to hold the per-user cap.
 pub(crate) const TEXT_SCHEMA: &str = r#"
 CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
-    head, body, content = '', contentless_delete = 1, tokenize = 'trigram'
+    text, content = '', contentless_delete = 1, detail = none, tokenize = 'trigram'
 );
 CREATE TABLE IF NOT EXISTS text_guids (
     guid            BLOB PRIMARY KEY,
-    text_id         INTEGER NOT NULL
+    text_id         INTEGER NOT NULL,
+    user_id         INTEGER NOT NULL,
+    bytes           INTEGER NOT NULL,
+    complete        INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS text_usage (
+    user_id         INTEGER PRIMARY KEY,
+    bytes           INTEGER NOT NULL
+);
+"#;
+
+/// The tables of earlier full-text layouts, dropped when the database is rebuilt.
+pub(crate) const TEXT_DROP: &str = r#"
+DROP TABLE IF EXISTS texts;
+DROP TABLE IF EXISTS text_guids;
+DROP TABLE IF EXISTS text_usage;
 "#;
 
 /// Applies connection settings shared by the writer and readers.

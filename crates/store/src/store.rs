@@ -26,6 +26,15 @@ pub struct StoreConfig {
     pub partitions: BTreeMap<String, PathBuf>,
     /// The partition new mailboxes are created in.
     pub default_partition: String,
+    /// Free space, in bytes, the full-text indexer leaves on the data directory's
+    /// filesystem: below it, nothing is indexed (deliveries go on; searches read the
+    /// messages the index lacks). `None`: 5% of the filesystem or 1 GiB, whichever is
+    /// smaller.
+    pub text_index_headroom: Option<u64>,
+    /// Most text bytes indexed for one user (header and body text after the
+    /// per-message caps); the user's further messages are not indexed, and searches
+    /// read them. Default [`DEFAULT_TEXT_USER_CAP`](crate::DEFAULT_TEXT_USER_CAP).
+    pub text_index_user_cap: u64,
 }
 
 impl StoreConfig {
@@ -35,6 +44,8 @@ impl StoreConfig {
             data_dir: data_dir.into(),
             partitions: BTreeMap::new(),
             default_partition: DEFAULT_PARTITION.to_owned(),
+            text_index_headroom: None,
+            text_index_user_cap: crate::text_index::DEFAULT_TEXT_USER_CAP,
         }
     }
 }
@@ -105,9 +116,7 @@ impl Store {
         let mut conn = Connection::open(&index_path)?;
         crate::schema::configure(&conn)?;
         crate::schema::migrate(&mut conn)?;
-        // The full-text database must exist before readers attach it.
         let text_path = config.data_dir.join("texts.sqlite3");
-        drop(crate::content::open_text_db(&text_path)?);
         let writer = Writer::start(conn)?;
         let store = Store {
             shared: Arc::new(Shared {
@@ -127,6 +136,11 @@ impl Store {
                 text_pause_until: Default::default(),
             }),
         };
+        // Before readers attach it; a failure leaves the store without a text index
+        // (the indexer retries), never without deliveries.
+        if let Err(e) = store.prepare_text_index() {
+            tracing::warn!(error = %e, "cannot prepare the full-text index; searches will read messages");
+        }
         store.start_text_indexing();
         store.start_orphan_scan();
         Ok(store)
@@ -166,11 +180,18 @@ impl Store {
         }
         let conn = Connection::open(&self.shared.index_path)?;
         crate::schema::configure(&conn)?;
-        conn.execute(
+        // Without the full-text database (unreadable, or not creatable on a full disk)
+        // searches read messages; every other read goes on.
+        match conn.execute(
             "ATTACH DATABASE ?1 AS text",
             [self.shared.text_path.to_string_lossy()],
-        )?;
-        crate::schema::persist_wal(&conn, "text");
+        ) {
+            Ok(_) => crate::schema::persist_wal(&conn, "text"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot attach the full-text index; searches will read messages"
+            ),
+        }
         Ok(conn)
     }
 

@@ -503,7 +503,7 @@ fn content_index_answers_text_search_and_keeps_summaries() {
         .search_text(&inbox, TextField::Body, "QUOKKA")
         .unwrap()
         .unwrap();
-    assert_eq!(body.matched, vec![a.uid, c.uid]);
+    assert_eq!(body.candidates, vec![a.uid, c.uid]);
     assert_eq!(
         body.unindexed,
         vec![before.uid],
@@ -513,7 +513,7 @@ fn content_index_answers_text_search_and_keeps_summaries() {
         .search_text(&inbox, TextField::All, "quokka")
         .unwrap()
         .unwrap();
-    assert_eq!(all.matched, vec![a.uid, b.uid, c.uid]);
+    assert_eq!(all.candidates, vec![a.uid, b.uid, c.uid]);
     assert!(
         store
             .search_text(&inbox, TextField::Body, "qu")

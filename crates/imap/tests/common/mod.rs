@@ -25,8 +25,15 @@ pub fn start() -> Server {
 }
 
 pub fn start_with(config: ImapConfig) -> Server {
+    start_with_store(config, |_| {})
+}
+
+/// A server whose store configuration `f` adjusts.
+pub fn start_with_store(config: ImapConfig, f: impl FnOnce(&mut StoreConfig)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let mut store_config = StoreConfig::new(dir.path());
+    f(&mut store_config);
+    let store = Store::open(store_config).unwrap();
     store.create_user("alice", Some("pw"), false).unwrap();
     store.create_user("bob", Some("pw"), false).unwrap();
     store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
