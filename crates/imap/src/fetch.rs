@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tern_store::{Mailbox, Record, Store, StoreError};
+use tern_store::{Mailbox, MessageFile, Record, Store, StoreError};
 
 use crate::mime::{self, MessageSummary, SummaryCache};
 use crate::response::{flag_list, internal_date};
@@ -25,6 +25,9 @@ pub(crate) enum FetchError {
     UnknownCte,
     /// A SEARCH (or SORT, THREAD) used up its budget ([`crate::ImapConfig::search_budget`]).
     TooComplex,
+    /// Reading a message failed after part of its literal was sent: the response
+    /// cannot be completed, and the connection must close.
+    Broken,
 }
 
 impl FetchError {
@@ -37,6 +40,7 @@ impl FetchError {
                 Outcome::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
             }
             FetchError::TooComplex => Outcome::no("[LIMIT] Search too complex"),
+            FetchError::Broken => Outcome::no("[SERVERBUG] Message could not be read"),
         }
     }
 }
@@ -127,8 +131,11 @@ pub(crate) struct Target {
 /// its `* n FETCH (` is produced: a failure ends the command between two complete
 /// responses, never inside one.
 ///
-/// The store reads a blob whole (`Store::message`), so one message is held while its
-/// items are written; a store API reading a blob by ranges would remove that too.
+/// Whole-message items (`BODY[]`, `RFC822`, and partials of them) are copied from the
+/// open blob ([`MessageFile`]) a chunk at a time, so a FETCH of messages of any size
+/// holds one chunk of them. Items that need the MIME structure or a decoding (a
+/// section, `BINARY`, `ENVELOPE` of a message not summarised yet) read the message
+/// whole, once per message.
 pub(crate) struct FetchStream {
     mailbox: Mailbox,
     actor: tern_store::Actor,
@@ -140,6 +147,8 @@ pub(crate) struct FetchStream {
 /// The message being written.
 struct Current {
     raw: Option<Vec<u8>>,
+    /// The message opened for ranged reads, when only whole-message items need it.
+    file: Option<MessageFile>,
     summary: Option<Arc<MessageSummary>>,
     target: Target,
     next_item: usize,
@@ -201,13 +210,25 @@ impl FetchStream {
                 continue;
             };
             if let Some(lit) = cur.literal.as_mut() {
-                let src = match &lit.data {
-                    Some(d) => d.as_slice(),
-                    None => cur.raw.as_deref().unwrap_or_default(),
-                };
                 let take = (lit.end - lit.pos).min(CHUNK).min(limit - out.len());
                 let from = out.len();
-                out.extend_from_slice(src.get(lit.pos..lit.pos + take).unwrap_or_default());
+                match (&lit.data, &cur.raw, &cur.file) {
+                    (Some(d), _, _) => {
+                        out.extend_from_slice(d.get(lit.pos..lit.pos + take).unwrap_or_default())
+                    }
+                    (None, Some(raw), _) => {
+                        out.extend_from_slice(raw.get(lit.pos..lit.pos + take).unwrap_or_default())
+                    }
+                    (None, None, Some(file)) => {
+                        out.resize(from + take, 0);
+                        match file.read_at(lit.pos as u64, &mut out[from..]) {
+                            Ok(n) if n == take => {}
+                            // Half a literal is out: nothing can be answered any more.
+                            _ => return Err(FetchError::Broken),
+                        }
+                    }
+                    (None, None, None) => {}
+                }
                 if lit.mask_nul {
                     for b in out.iter_mut().skip(from) {
                         if *b == 0 {
@@ -243,6 +264,7 @@ fn prepare(
     items: &[FetchAttr],
 ) -> Result<Current, FetchError> {
     let mut raw = None;
+    let mut file = None;
     let mut summary = None;
     if needs_message(items) {
         if items.iter().any(|i| {
@@ -253,7 +275,9 @@ fn prepare(
         }) {
             summary_of(ctx, &target.record, &mut raw, &mut summary)?;
         }
-        if body_items(items) > 0 {
+        if body_items(items) > 0 && raw.is_none() && items.iter().all(whole_message_or_no_body) {
+            file = Some(ctx.store.open_message(ctx.mailbox, &target.record)?);
+        } else if body_items(items) > 0 {
             let m = message_of(ctx, &target.record, &mut raw)?;
             let mut checked: Vec<&[u32]> = Vec::new();
             for item in items {
@@ -269,6 +293,7 @@ fn prepare(
     }
     Ok(Current {
         raw,
+        file,
         summary,
         target,
         next_item: 0,
@@ -276,11 +301,30 @@ fn prepare(
     })
 }
 
+/// True for items that need no byte of the message but whole ranges of it
+/// (`BODY[]`, `RFC822`, their partials), or none at all.
+fn whole_message_or_no_body(item: &FetchAttr) -> bool {
+    match item {
+        FetchAttr::Rfc822 => true,
+        FetchAttr::BodySection { section, .. } => section.part.is_empty() && section.text.is_none(),
+        FetchAttr::Rfc822Header
+        | FetchAttr::Rfc822Text
+        | FetchAttr::Binary { .. }
+        | FetchAttr::BinarySize { .. } => false,
+        _ => true,
+    }
+}
+
 /// Writes one item (its text, and the announcement of its literal, which
 /// [`FetchStream::fill`] then copies out). Cannot fail: [`prepare`] did what can.
 fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
     let record = &cur.target.record;
     let raw = cur.raw.as_deref().unwrap_or_default();
+    // The whole message's length, whether it is in memory or read by ranges.
+    let whole = match &cur.file {
+        Some(f) => f.size() as usize,
+        None => raw.len(),
+    };
     let summary = cur.summary.as_deref();
     let literal = match item {
         FetchAttr::Uid => {
@@ -324,7 +368,7 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
         }
         FetchAttr::Rfc822 => {
             out.extend_from_slice(b"RFC822");
-            Some(literal_of(out, None, raw, None, false))
+            Some(literal_of(out, None, raw, whole, None, false))
         }
         FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
             let (name, text) = if *item == FetchAttr::Rfc822Header {
@@ -338,7 +382,7 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
             };
             let data = mime::section(raw, &section).unwrap_or_default();
             out.extend_from_slice(name.as_bytes());
-            Some(literal_of(out, Some(data), raw, None, false))
+            Some(literal_of(out, Some(data), raw, whole, None, false))
         }
         FetchAttr::BodySection {
             section, partial, ..
@@ -346,19 +390,19 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
             out.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
             if section.part.is_empty() && section.text.is_none() {
                 // The whole message: straight from the blob, no intermediate copy.
-                Some(literal_of(out, None, raw, *partial, false))
+                Some(literal_of(out, None, raw, whole, *partial, false))
             } else {
                 let data = mime::section(raw, section).unwrap_or_default();
-                Some(literal_of(out, Some(data), raw, *partial, false))
+                Some(literal_of(out, Some(data), raw, whole, *partial, false))
             }
         }
         FetchAttr::Binary { part, partial, .. } => {
             out.extend_from_slice(format!("BINARY[{}]", part_name(part)).as_bytes());
             if part.is_empty() {
-                Some(literal_of(out, None, raw, *partial, true))
+                Some(literal_of(out, None, raw, whole, *partial, true))
             } else {
                 match mime::binary(raw, part) {
-                    Ok(Some(d)) => Some(literal_of(out, Some(d), raw, *partial, true)),
+                    Ok(Some(d)) => Some(literal_of(out, Some(d), raw, whole, *partial, true)),
                     // No such part; an unknown encoding was refused by `prepare`.
                     Ok(None) | Err(_) => {
                         out.extend_from_slice(b" NIL");
@@ -387,17 +431,18 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
 }
 
 /// Writes ` {n}\r\n` (or `<offset> {n}\r\n` for a partial fetch; `~{n}` for binary
-/// content holding NUL, RFC 3516) for `data` (`None`: the message, `raw`) and returns
-/// what remains to copy.
+/// content holding NUL, RFC 3516) for `data` (`None`: the whole message, `whole` bytes,
+/// in `raw` or read by ranges) and returns what remains to copy.
 fn literal_of(
     out: &mut Vec<u8>,
     data: Option<Vec<u8>>,
     raw: &[u8],
+    whole: usize,
     partial: Option<(u32, u32)>,
     binary: bool,
 ) -> Literal {
     let src = data.as_deref().unwrap_or(raw);
-    let len = src.len();
+    let len = if data.is_some() { src.len() } else { whole };
     let (pos, end) = match partial {
         None => {
             out.push(b' ');

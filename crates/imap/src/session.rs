@@ -145,6 +145,8 @@ pub(crate) struct Session<W> {
     peer: Peer,
     /// Penalties for failed logins, shared by every listener of the process.
     throttle: Arc<AuthThrottle>,
+    /// Turns true when the server shuts down (a throttled login stops waiting).
+    stopping: tokio::sync::watch::Receiver<bool>,
     /// The process's allowance for bytes in transit, and this command's share of it.
     budget: MemoryBudget,
     hold: Reservation,
@@ -249,6 +251,7 @@ pub(crate) async fn run(
         auth_failures: 0,
         peer,
         throttle,
+        stopping: shutdown.clone(),
         hold: budget.reservation(),
         budget,
         tls,
@@ -505,6 +508,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             match step {
                 Ok(true) => return Some(done),
                 Ok(false) => {}
+                // Part of a literal is out: the response cannot be completed.
+                Err(crate::fetch::FetchError::Broken) => return None,
                 Err(e) => return Some(e.outcome()),
             }
         }
@@ -736,7 +741,18 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
     /// Checks a password after the throttle's wait, and records the outcome there.
     async fn verify(&mut self, user: &str, password: &str) -> Outcome {
         let ip = self.peer.ip();
-        tokio::time::sleep(self.throttle.delay(ip, user)).await;
+        let delay = self.throttle.delay(ip, user);
+        if !delay.is_zero() {
+            let mut stopping = self.stopping.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stopping.changed() => {
+                    let mut o = Outcome::no("[UNAVAILABLE] Server shutting down");
+                    o.close = true;
+                    return o;
+                }
+            }
+        }
         let store = self.store.clone();
         let verified = tokio::task::block_in_place(|| store.verify_password(user, password));
         match &verified {

@@ -216,6 +216,26 @@ impl BlobStore {
         }
     }
 
+    /// Opens a blob for reading by ranges, checking its size.
+    pub fn open_blob(&self, partition: &str, guid: &Guid, size: u64) -> Result<MessageFile> {
+        let path = self.path(partition, guid)?;
+        let missing = || StoreError::BlobMissing {
+            guid: guid.to_hex(),
+            size,
+            partition: partition.to_owned(),
+        };
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(StoreError::io("open", path, e)),
+        };
+        match file.metadata() {
+            Ok(m) if m.len() == size => Ok(MessageFile { file, size }),
+            Ok(_) => Err(missing()),
+            Err(e) => Err(StoreError::io("open", path, e)),
+        }
+    }
+
     /// Removes a blob. Only the store's collection of unreferenced blobs calls this, on
     /// the writer thread after proving no record refers to it (see `orphans.rs`).
     pub fn remove(&self, partition: &str, guid: &Guid) -> Result<()> {
@@ -376,5 +396,37 @@ mod tests {
         assert_eq!(temp_owner(&format!(".abcd.{tag}.tmp")), Some(me));
         assert_eq!(temp_owner("abcd.0123456789abcdef"), None, "old format");
         assert_eq!(temp_owner("abcd"), None);
+    }
+}
+
+/// A message opened for reading by ranges: a reader that needs only parts of a large
+/// message at a time (an IMAP FETCH streaming it to a slow client) holds a file
+/// descriptor, not the message. Blobs are immutable and an open file keeps its bytes
+/// even if the blob is collected meanwhile, so every read sees the same message.
+#[derive(Debug)]
+pub struct MessageFile {
+    file: fs::File,
+    size: u64,
+}
+
+impl MessageFile {
+    /// The message's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Fills `buf` from offset `pos`; fewer bytes only at the end of the message.
+    pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], pos + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 }

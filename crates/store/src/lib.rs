@@ -61,7 +61,7 @@ mod users;
 mod writer;
 
 pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
-pub use blobs::BlobStore;
+pub use blobs::{BlobStore, MessageFile};
 pub use changelog::Change;
 pub use content::{ContentIndexer, MessageText, TextField, TextMatches, MIN_INDEXED_NEEDLE};
 pub use error::{Result, StoreError};

@@ -6,6 +6,7 @@
 use rusqlite::{params, Connection, Row};
 
 use crate::acl::{Actor, Rights};
+use crate::blobs::MessageFile;
 use crate::error::{Result, StoreError};
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
@@ -186,6 +187,12 @@ impl Store {
     pub fn message(&self, mailbox: &Mailbox, record: &Record) -> Result<Vec<u8>> {
         self.blobs()
             .read(&mailbox.partition, &record.guid, record.size)
+    }
+
+    /// The message of `record`, opened to be read by ranges (see [`MessageFile`]).
+    pub fn open_message(&self, mailbox: &Mailbox, record: &Record) -> Result<MessageFile> {
+        self.blobs()
+            .open_blob(&mailbox.partition, &record.guid, record.size)
     }
 }
 

@@ -113,18 +113,24 @@ async fn session(
     config: Arc<SyncServerConfig>,
 ) -> Result<(), WireError> {
     let Connection {
-        transport, peer, ..
+        transport,
+        peer,
+        shutdown,
     } = conn;
     let (r, mut w) = tokio::io::split(Box::new(transport) as Box<dyn Io>);
     let reader = LineReader::new(r, Limits::unauthenticated());
     let caps = capabilities(&config, peer, false);
     w.write_all(format!("* OK [CAPABILITY {caps}] tern replica ready\r\n").as_bytes())
         .await?;
-    let login = tokio::time::timeout(
-        config.timeouts.preauth,
-        unauthenticated(reader, w, &store, &config, peer),
-    )
-    .await;
+    let mut stopping = shutdown.clone();
+    let login = tokio::select! {
+        login = tokio::time::timeout(
+            config.timeouts.preauth,
+            unauthenticated(reader, w, &store, &config, peer),
+        ) => login,
+        // A throttled AUTHENTICATE may wait 15 s: shutting down does not.
+        _ = stopping.changed() => return Ok(()),
+    };
     let (mut reader, w, user, tls_on) = match login {
         Ok(Ok(Some(state))) => state,
         Ok(Ok(None)) => return Ok(()),
