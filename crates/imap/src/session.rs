@@ -31,6 +31,10 @@ const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL- SASL-IR ID ENABLE IDLE";
 /// connection; with one literal chunk on top, the bound on a session's output buffer.
 pub(crate) const OUT_LIMIT: usize = 256 * 1024;
 
+/// The output buffer of a FETCH when the process's memory budget cannot cover
+/// [`OUT_LIMIT`]: slower for the client, but the memory stays within the budget.
+const OUT_MIN: usize = 16 * 1024;
+
 /// How long a client has to complete the TLS handshake after STARTTLS.
 const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -498,13 +502,22 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         mut stream: crate::fetch::FetchStream,
         done: Outcome,
     ) -> Option<Outcome> {
+        // The buffer is a share of the process's memory budget while the FETCH runs.
+        let limit = if self.hold.cover(2 * OUT_LIMIT) {
+            OUT_LIMIT
+        } else {
+            OUT_MIN
+        };
+        // Sized once: growing by doubling could take twice what the budget covers.
+        self.out
+            .reserve_exact((limit + 8 * 1024).saturating_sub(self.out.len()));
         loop {
             if !self.out.is_empty() {
                 self.writer.write_all(&self.out).await.ok()?;
                 self.out.clear();
             }
             let (store, cache, out) = (&self.store, &self.cache, &mut self.out);
-            let step = tokio::task::block_in_place(|| stream.fill(store, cache, out, OUT_LIMIT));
+            let step = tokio::task::block_in_place(|| stream.fill(store, cache, out, limit));
             match step {
                 Ok(true) => return Some(done),
                 Ok(false) => {}
