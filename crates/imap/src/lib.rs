@@ -193,6 +193,7 @@ impl ImapServer {
             },
             handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
             drain_grace: Duration::from_secs(10),
+            write_timeout: tern_net::WRITE_TIMEOUT,
         };
         let gate = self.gate.clone();
         tern_net::serve(Bound::Tcp(listener), gate, config, shutdown, move |conn| {

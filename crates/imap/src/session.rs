@@ -753,25 +753,29 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
 
     /// Checks a password after the throttle's wait, and records the outcome there.
     async fn verify(&mut self, user: &str, password: &str) -> Outcome {
-        let ip = self.peer.ip();
-        let delay = self.throttle.delay(ip, user);
-        if !delay.is_zero() {
-            let mut stopping = self.stopping.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stopping.changed() => {
-                    let mut o = Outcome::no("[UNAVAILABLE] Server shutting down");
-                    o.close = true;
-                    return o;
-                }
-            }
-        }
+        let throttle = self.throttle.clone();
+        let attempt = throttle.begin(self.peer.ip(), user);
+        let mut stopping = self.stopping.clone();
+        let slot = tokio::select! {
+            // The penalty first, then one of the process's password-check slots:
+            // both awaited here, so waiting logins hold no thread.
+            slot = async {
+                tokio::time::sleep(attempt.delay).await;
+                throttle.slot().await
+            } => slot,
+            _ = stopping.changed() => None,
+        };
+        let Some(_slot) = slot else {
+            let mut o = Outcome::no("[UNAVAILABLE] Server shutting down");
+            o.close = true;
+            return o;
+        };
         let store = self.store.clone();
         let verified = tokio::task::block_in_place(|| store.verify_password(user, password));
         match &verified {
-            Ok(Some(_)) => self.throttle.succeeded(ip, user),
+            Ok(Some(_)) => attempt.succeeded(),
             Ok(None) => {
-                self.throttle.failed(ip, user);
+                attempt.failed();
             }
             Err(_) => {}
         }

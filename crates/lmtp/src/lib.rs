@@ -107,6 +107,7 @@ impl LmtpServer {
             implicit_tls: None,
             handshake_timeout: Duration::from_secs(30),
             drain_grace: Duration::from_secs(10),
+            write_timeout: tern_net::WRITE_TIMEOUT,
         };
         let gate = self.gate.clone();
         tern_net::serve(bound, gate, listener, shutdown, move |conn| {

@@ -39,7 +39,9 @@ pub mod throttle;
 use std::time::Duration;
 
 pub use budget::{MemoryBudget, Reservation};
-pub use listener::{serve, Bound, Connection, Gate, Limits, ListenerConfig, Peer, Refusal};
+pub use listener::{
+    serve, Bound, Connection, Gate, Limits, ListenerConfig, Peer, Refusal, WRITE_TIMEOUT,
+};
 pub use stream::{Input, Output, Stream, Transport};
 pub use throttle::{AuthThrottle, ThrottleConfig};
 pub use tokio_rustls::rustls;

@@ -155,7 +155,7 @@ impl Drop for Admission {
 /// The key a client address is counted under: the address itself for IPv4, its /64
 /// for IPv6 (one host usually holds a whole /64, so counting single addresses would
 /// count nothing), and the IPv4 address for an IPv4-mapped IPv6 one.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -178,17 +178,17 @@ pub enum Bound {
 }
 
 impl Bound {
-    async fn accept(&self) -> std::io::Result<(Stream, Peer)> {
+    async fn accept(&self, write_timeout: Duration) -> std::io::Result<(Stream, Peer)> {
         match self {
             Bound::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
                 // Protocol replies are small and answered one at a time.
                 let _ = s.set_nodelay(true);
-                Ok((Stream::Tcp(s), Peer { addr: Some(addr) }))
+                Ok((Stream::tcp(s, write_timeout), Peer { addr: Some(addr) }))
             }
             Bound::Unix(l) => {
                 let (s, _) = l.accept().await?;
-                Ok((Stream::Unix(s), Peer { addr: None }))
+                Ok((Stream::unix(s, write_timeout), Peer { addr: None }))
             }
         }
     }
@@ -209,7 +209,13 @@ pub struct ListenerConfig {
     /// How long sessions get to finish after shutdown before the listener gives up
     /// waiting for them.
     pub drain_grace: Duration,
+    /// How long a write may wait for the client to read before the connection fails.
+    pub write_timeout: Duration,
 }
+
+/// The write timeout protocols use: a client that has read nothing for two minutes
+/// while the server had something to send is gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A connection handed to a protocol's session.
 pub struct Connection {
@@ -243,7 +249,7 @@ pub async fn serve<F, Fut>(
     loop {
         while sessions.try_join_next().is_some() {}
         let accepted = tokio::select! {
-            a = bound.accept() => a,
+            a = bound.accept(config.write_timeout) => a,
             _ = shutdown.changed() => break,
         };
         let (stream, peer) = match accepted {

@@ -12,6 +12,7 @@
 //! caller drops its read buffer when it reunites the halves; nothing read before the
 //! handshake is ever executed (RFC 3207 4.2, RFC 9051 6.2.1).
 
+use std::future::Future;
 use std::io::{self, Cursor, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,11 +29,111 @@ use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
 
 /// A connected socket: TCP, or a Unix domain socket (LMTP from a local MTA).
-pub enum Stream {
-    /// A TCP connection.
+///
+/// A write that makes no progress for the stream's write timeout fails with
+/// `TimedOut`: a client that stops reading cannot park a session (and its slot, its
+/// buffers) forever on a full socket buffer, in whatever state the protocol is.
+pub struct Stream {
+    socket: Socket,
+    write_timeout: Duration,
+    /// Running while a write waits for the client to read.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+enum Socket {
     Tcp(TcpStream),
-    /// A Unix domain socket connection.
     Unix(UnixStream),
+}
+
+impl Stream {
+    /// A TCP connection whose writes may wait at most `write_timeout` for progress.
+    pub fn tcp(stream: TcpStream, write_timeout: Duration) -> Stream {
+        Stream {
+            socket: Socket::Tcp(stream),
+            write_timeout,
+            stalled: None,
+        }
+    }
+
+    /// As [`Stream::tcp`], for a Unix domain socket.
+    pub fn unix(stream: UnixStream, write_timeout: Duration) -> Stream {
+        Stream {
+            socket: Socket::Unix(stream),
+            write_timeout,
+            stalled: None,
+        }
+    }
+
+    /// Runs one write-side poll under the stall timer.
+    fn timed<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut Socket>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match op(Pin::new(&mut self.socket), cx) {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let timeout = self.write_timeout;
+                let stall = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.stalled = None;
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client stopped reading",
+                        )))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .timed(cx, |s, cx| s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().timed(cx, |s, cx| s.poll_shutdown(cx))
+    }
 }
 
 /// The connection, before any compression.
@@ -197,7 +298,7 @@ macro_rules! delegate_io {
     };
 }
 
-delegate_io!(Stream, Tcp, Unix);
+delegate_io!(Socket, Tcp, Unix);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Transport<S> {
     fn poll_read(
@@ -303,5 +404,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Output<S> {
             Output::Deflate(w) => Pin::new(w.as_mut()).poll_shutdown(cx),
             Output::Closed => Poll::Ready(Ok(())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_fails_the_write() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Connected, and never read from.
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut stream = Stream::tcp(socket, Duration::from_millis(300));
+        let chunk = vec![b'x'; 1 << 20];
+        let mut written = 0usize;
+        let err = loop {
+            match stream.write_all(&chunk).await {
+                Ok(()) => written += chunk.len(),
+                Err(e) => break e,
+            }
+            assert!(written < 1 << 30, "writes never stalled");
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

@@ -1,22 +1,34 @@
 //! Slowing down password guessing, per client address and per account, for every
 //! protocol that takes a password (IMAP, the sync port, and later POP3 and NNTP).
 //!
-//! Each failed attempt raises a penalty on the client's address and on the account it
-//! named (known or not: guessing user names is guessing too); the next attempt from
-//! that address, or at that account, waits `base × 2^(failures-1)` before its password
-//! is even checked, up to `max` (15 s, as Dovecot's `auth_penalty`). Failures are
-//! forgotten `forget_after` the last one. Because parallel connections wait too, an
-//! address cannot buy more guesses by opening more connections.
+//! Each attempt counts against the client's address (IPv6: its /64, as the connection
+//! limits count it) and against the account it named (known or not: guessing user
+//! names is guessing too) from the moment it starts, and stays counted if it fails.
+//! An attempt waits `base × 2^(n-1)` before its password is even checked, `n` being
+//! the failures plus the other attempts in flight on the same address or account, up
+//! to `max` (15 s, as Dovecot's `auth_penalty`). So opening more connections buys no
+//! more guesses: the hundredth parallel attempt waits as long as the hundredth serial
+//! one. Failures are forgotten `forget_after` the last one; a success forgets
+//! nothing, so an attacker who owns one account cannot wash an address clean.
 //!
 //! An account's penalty would let anyone lock its owner out by failing on purpose, so
 //! it does not apply from an address where that account logged in successfully in the
 //! last `trust_for` (the owner's usual machine keeps working while a botnet guesses).
-//! Both tables are bounded: past `max_entries` the oldest entries are dropped.
+//! Tables are bounded (past `max_entries` the oldest entries go) and so are keys
+//! (account names are cut to 64 bytes).
+//!
+//! The throttle also holds the process's password-check slots ([`AuthThrottle::slot`]):
+//! about one per core, awaited asynchronously, so a flood of logins waits in the
+//! runtime instead of parking a blocking thread each.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::listener::address_key;
 
 /// The throttle's settings.
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +57,14 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// The longest account name kept as a key.
+const MAX_ACCOUNT_KEY: usize = 64;
+
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
+    /// Attempts begun and not finished.
+    in_flight: u32,
     last: Instant,
 }
 
@@ -62,14 +79,38 @@ struct Tables {
 pub struct AuthThrottle {
     config: ThrottleConfig,
     tables: Mutex<Tables>,
+    slots: Arc<Semaphore>,
+}
+
+/// One login attempt, counted from [`AuthThrottle::begin`] until it is resolved with
+/// [`Attempt::failed`] or [`Attempt::succeeded`] (dropped unresolved: it did not
+/// happen, as when the client left while waiting).
+pub struct Attempt<'t> {
+    throttle: &'t AuthThrottle,
+    address: Option<IpAddr>,
+    account: String,
+    /// How long to wait before checking the password.
+    pub delay: Duration,
+    done: bool,
+}
+
+fn account_key(account: &str) -> String {
+    let lower = account.to_lowercase();
+    let mut end = lower.len().min(MAX_ACCOUNT_KEY);
+    while !lower.is_char_boundary(end) {
+        end -= 1;
+    }
+    lower[..end].to_owned()
 }
 
 impl AuthThrottle {
     /// A throttle with `config`.
     pub fn new(config: ThrottleConfig) -> AuthThrottle {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         AuthThrottle {
             config,
             tables: Mutex::new(Tables::default()),
+            slots: Arc::new(Semaphore::new(cores)),
         }
     }
 
@@ -77,37 +118,61 @@ impl AuthThrottle {
         self.tables.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How long an attempt from `ip` at `account` must wait before its password is
-    /// checked.
-    pub fn delay(&self, ip: Option<IpAddr>, account: &str) -> Duration {
-        self.delay_at(ip, account, Instant::now())
+    /// Waits for one of the process's password-check slots (about one per core).
+    pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
     }
 
-    fn delay_at(&self, ip: Option<IpAddr>, account: &str, now: Instant) -> Duration {
-        let account = account.to_lowercase();
-        let t = self.tables();
-        let mut count = 0;
-        if let Some(f) = ip.and_then(|ip| t.by_address.get(&ip)) {
-            count = count.max(self.live(f, now));
-        }
-        let trusted = ip.is_some_and(|ip| {
+    /// Starts an attempt from `ip` at `account`; its [`Attempt::delay`] is how long it
+    /// must wait before its password is checked.
+    pub fn begin(&self, ip: Option<IpAddr>, account: &str) -> Attempt<'_> {
+        self.begin_at(ip, account, Instant::now())
+    }
+
+    fn begin_at(&self, ip: Option<IpAddr>, account: &str, now: Instant) -> Attempt<'_> {
+        let address = ip.map(address_key);
+        let account = account_key(account);
+        let (forget, trust_for, max) = (
+            self.config.forget_after,
+            self.config.trust_for,
+            self.config.max_entries,
+        );
+        let mut t = self.tables();
+        let trusted = address.is_some_and(|ip| {
             t.trusted
                 .get(&(account.clone(), ip))
-                .is_some_and(|since| now.duration_since(*since) < self.config.trust_for)
+                .is_some_and(|since| now.duration_since(*since) < trust_for)
         });
-        if !trusted {
-            if let Some(f) = t.by_account.get(&account) {
-                count = count.max(self.live(f, now));
+        let fresh = Failures {
+            count: 0,
+            in_flight: 0,
+            last: now,
+        };
+        let mut pressure = 0;
+        let enter = |f: &mut Failures| {
+            if now.duration_since(f.last) >= forget && f.in_flight == 0 {
+                f.count = 0;
             }
+            let n = f.count.saturating_add(f.in_flight);
+            f.in_flight = f.in_flight.saturating_add(1);
+            n
+        };
+        if let Some(ip) = address {
+            make_room(&mut t.by_address, max, |f| f.last);
+            pressure = enter(t.by_address.entry(ip).or_insert(fresh));
         }
-        self.penalty(count)
-    }
-
-    fn live(&self, f: &Failures, now: Instant) -> u32 {
-        if now.duration_since(f.last) < self.config.forget_after {
-            f.count
-        } else {
-            0
+        make_room(&mut t.by_account, max, |f| f.last);
+        let on_account = enter(t.by_account.entry(account.clone()).or_insert(fresh));
+        if !trusted {
+            pressure = pressure.max(on_account);
+        }
+        drop(t);
+        Attempt {
+            throttle: self,
+            address,
+            account,
+            delay: self.penalty(pressure),
+            done: false,
         }
     }
 
@@ -119,58 +184,73 @@ impl AuthThrottle {
         self.config.base.saturating_mul(factor).min(self.config.max)
     }
 
-    /// Records a failed attempt; returns the failures now counted against the address
-    /// (or the account, whichever is higher). Logged, with the address and account.
-    pub fn failed(&self, ip: Option<IpAddr>, account: &str) -> u32 {
-        self.failed_at(ip, account, Instant::now())
-    }
-
-    fn failed_at(&self, ip: Option<IpAddr>, account: &str, now: Instant) -> u32 {
-        let account = account.to_lowercase();
-        let (forget, max) = (self.config.forget_after, self.config.max_entries);
+    fn finish(&self, attempt: &Attempt<'_>, failed: bool, now: Instant) -> u32 {
         let mut t = self.tables();
-        let bump = |f: &mut Failures| {
-            if now.duration_since(f.last) >= forget {
-                f.count = 0;
+        let leave = |f: &mut Failures| {
+            f.in_flight = f.in_flight.saturating_sub(1);
+            if failed {
+                f.count = f.count.saturating_add(1);
+                f.last = now;
             }
-            f.count = f.count.saturating_add(1);
-            f.last = now;
             f.count
         };
-        let fresh = Failures {
-            count: 0,
-            last: now,
-        };
         let mut count = 0;
-        if let Some(ip) = ip {
-            make_room(&mut t.by_address, max, |f| f.last);
-            count = bump(t.by_address.entry(ip).or_insert(fresh));
+        if let Some(f) = attempt.address.and_then(|ip| t.by_address.get_mut(&ip)) {
+            count = leave(f);
         }
-        make_room(&mut t.by_account, max, |f| f.last);
-        count = count.max(bump(t.by_account.entry(account.clone()).or_insert(fresh)));
-        drop(t);
-        let peer = ip.map_or_else(|| "unix".to_owned(), |ip| ip.to_string());
+        if let Some(f) = t.by_account.get_mut(&attempt.account) {
+            count = count.max(leave(f));
+        }
+        if !failed {
+            if let Some(ip) = attempt.address {
+                let max = self.config.max_entries;
+                make_room(&mut t.trusted, max, |since| *since);
+                t.trusted.insert((attempt.account.clone(), ip), now);
+            }
+        }
+        count
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was wrong (or the account unknown): counted, and logged with the
+    /// address and account. Returns the failures now counted.
+    pub fn failed(mut self) -> u32 {
+        self.done = true;
+        let count = self.throttle.finish(&self, true, Instant::now());
+        let peer = self
+            .address
+            .map_or_else(|| "unix".to_owned(), |ip| ip.to_string());
+        let account = &self.account;
         if count >= 3 {
-            tracing::warn!(%peer, account, failures = count, delay_ms = self.penalty(count).as_millis() as u64, "repeated authentication failures");
+            tracing::warn!(%peer, account, failures = count, delay_ms = self.throttle.penalty(count).as_millis() as u64, "repeated authentication failures");
         } else {
             tracing::info!(%peer, account, failures = count, "authentication failed");
         }
         count
     }
 
-    /// Records a successful login: the address's failures are forgotten, and the
-    /// address is trusted for this account.
-    pub fn succeeded(&self, ip: Option<IpAddr>, account: &str) {
-        self.succeeded_at(ip, account, Instant::now())
+    /// The login succeeded: the address becomes trusted for this account (its own
+    /// penalty no longer applies from there); no failure is forgotten.
+    pub fn succeeded(mut self) {
+        self.done = true;
+        self.throttle.finish(&self, false, Instant::now());
     }
+}
 
-    fn succeeded_at(&self, ip: Option<IpAddr>, account: &str, now: Instant) {
-        let Some(ip) = ip else { return };
-        let max = self.config.max_entries;
-        let mut t = self.tables();
-        t.by_address.remove(&ip);
-        make_room(&mut t.trusted, max, |since| *since);
-        t.trusted.insert((account.to_lowercase(), ip), now);
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Neither failed nor succeeded (the client left, or the check could not
+            // run): it only stops being in flight.
+            let mut t = self.throttle.tables();
+            if let Some(f) = self.address.and_then(|ip| t.by_address.get_mut(&ip)) {
+                f.in_flight = f.in_flight.saturating_sub(1);
+            }
+            if let Some(f) = t.by_account.get_mut(&self.account) {
+                f.in_flight = f.in_flight.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -205,15 +285,23 @@ mod tests {
     const A: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
     const B: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2)));
 
+    fn fail(t: &AuthThrottle, ip: Option<IpAddr>, account: &str, now: Instant) {
+        t.finish(&t.begin_at(ip, account, now), true, now);
+    }
+
+    fn delay(t: &AuthThrottle, ip: Option<IpAddr>, account: &str, now: Instant) -> Duration {
+        t.begin_at(ip, account, now).delay
+    }
+
     #[test]
     fn penalties_grow_to_the_maximum() {
         let t = throttle();
         let now = Instant::now();
-        assert_eq!(t.delay_at(A, "alice", now), Duration::ZERO);
+        assert_eq!(delay(&t, A, "alice", now), Duration::ZERO);
         let mut seen = Vec::new();
         for _ in 0..10 {
-            t.failed_at(A, "alice", now);
-            seen.push(t.delay_at(A, "someone", now).as_millis());
+            fail(&t, A, "alice", now);
+            seen.push(delay(&t, A, "someone", now).as_millis());
         }
         assert_eq!(
             seen,
@@ -222,54 +310,71 @@ mod tests {
     }
 
     #[test]
+    fn parallel_attempts_wait_as_long_as_serial_ones() {
+        let t = throttle();
+        let now = Instant::now();
+        let attempts: Vec<_> = (0..8)
+            .map(|i| t.begin_at(A, &format!("u{i}"), now))
+            .collect();
+        let waits: Vec<u128> = attempts.iter().map(|a| a.delay.as_millis()).collect();
+        assert_eq!(waits, [0, 250, 500, 1000, 2000, 4000, 8000, 15000]);
+        drop(attempts);
+        // Abandoned attempts leave no failure behind.
+        assert_eq!(delay(&t, A, "x", now), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_address() {
+        let t = throttle();
+        let now = Instant::now();
+        for i in 1..=4u16 {
+            let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i));
+            fail(&t, Some(ip), &format!("user{i}"), now);
+        }
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 9, 9, 9, 9));
+        assert_eq!(delay(&t, Some(other), "new", now), Duration::from_secs(2));
+    }
+
+    #[test]
     fn an_account_is_protected_from_every_address_but_trusted_ones() {
         let t = throttle();
         let now = Instant::now();
-        t.succeeded_at(A, "alice", now);
+        t.finish(&t.begin_at(A, "alice", now), false, now);
         for _ in 0..5 {
-            t.failed_at(B, "Alice", now);
+            fail(&t, B, "Alice", now);
         }
         // A third address guessing alice's password waits...
         let c = Some("192.0.2.3".parse().unwrap());
-        assert_eq!(t.delay_at(c, "alice", now), Duration::from_secs(4));
+        assert_eq!(delay(&t, c, "alice", now), Duration::from_secs(4));
         // ...alice's own machine does not.
-        assert_eq!(t.delay_at(A, "alice", now), Duration::ZERO);
-        assert_eq!(t.delay_at(B, "bob", now), Duration::from_secs(4));
+        assert_eq!(delay(&t, A, "alice", now), Duration::ZERO);
+        assert_eq!(delay(&t, B, "bob", now), Duration::from_secs(4));
     }
 
     #[test]
-    fn failures_are_forgotten() {
+    fn failures_are_forgotten_but_not_by_a_success() {
         let t = throttle();
         let then = Instant::now();
-        t.failed_at(A, "x", then);
+        fail(&t, A, "x", then);
+        // Logging in to another account does not wash the address.
+        t.finish(&t.begin_at(A, "mine", then), false, then);
+        assert_eq!(delay(&t, A, "y", then), Duration::from_millis(250));
         let later = then + Duration::from_secs(16 * 60);
-        assert_eq!(t.delay_at(A, "x", later), Duration::ZERO);
-        assert_eq!(t.failed_at(A, "x", later), 1);
+        assert_eq!(delay(&t, A, "x", later), Duration::ZERO);
     }
 
     #[test]
-    fn tables_stay_bounded() {
+    fn tables_and_keys_stay_bounded() {
         let t = throttle();
         let now = Instant::now();
         for i in 0..1000u32 {
             let ip = IpAddr::V4(i.into());
-            t.failed_at(
-                Some(ip),
-                &format!("user{i}"),
-                now + Duration::from_millis(i.into()),
-            );
+            let name = format!("user{i}-{}", "x".repeat(5000));
+            fail(&t, Some(ip), &name, now + Duration::from_millis(i.into()));
         }
         let tables = t.tables();
         assert!(tables.by_address.len() <= 20);
         assert!(tables.by_account.len() <= 20);
-    }
-
-    #[test]
-    fn success_clears_the_address() {
-        let t = throttle();
-        let now = Instant::now();
-        t.failed_at(A, "alice", now);
-        t.succeeded_at(A, "alice", now);
-        assert_eq!(t.delay_at(A, "alice", now), Duration::ZERO);
+        assert!(tables.by_account.keys().all(|k| k.len() <= MAX_ACCOUNT_KEY));
     }
 }

@@ -83,6 +83,7 @@ pub async fn serve_tcp(
         implicit_tls: None,
         handshake_timeout: config.timeouts.handshake,
         drain_grace: Duration::from_secs(10),
+        write_timeout: tern_net::WRITE_TIMEOUT,
     };
     let config = Arc::new(config);
     tern_net::serve(
@@ -302,9 +303,11 @@ async fn authenticate(
         Ok((_, Step::Done(c))) if !c.wants_proxy() => c,
         _ => return Err(FAILED),
     };
-    let wait = throttle.delay(peer.ip(), &credentials.authcid);
-    tokio::time::sleep(wait).await;
-    let account = credentials.authcid.clone();
+    let attempt = throttle.begin(peer.ip(), &credentials.authcid);
+    tokio::time::sleep(attempt.delay).await;
+    let Some(_slot) = throttle.slot().await else {
+        return Err("[UNAVAILABLE] try again later");
+    };
     let store = store.clone();
     let verified = tokio::task::spawn_blocking(move || {
         store.verify_password(&credentials.authcid, &credentials.password)
@@ -312,11 +315,11 @@ async fn authenticate(
     .await;
     match verified {
         Ok(Ok(Some(user))) if user.is_admin => {
-            throttle.succeeded(peer.ip(), &account);
+            attempt.succeeded();
             Ok(user.name)
         }
         Ok(Ok(_)) => {
-            throttle.failed(peer.ip(), &account);
+            attempt.failed();
             Err(FAILED)
         }
         _ => Err("[UNAVAILABLE] try again later"),
