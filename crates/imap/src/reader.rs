@@ -76,8 +76,8 @@ pub(crate) fn limits(config: &ImapConfig, authenticated: bool) -> Limits {
 /// Reads until a command is complete or refused. Cancel-safe: the bytes consumed are
 /// already in `commands`, which keeps the partial command for the next call.
 ///
-/// The bytes the command holds are covered by `hold`, a share of the process's memory
-/// budget: a synchronizing literal that does not fit is refused before its `+`
+/// After login, the bytes the command holds are covered by `hold`, a share of the
+/// process's memory budget: a synchronizing literal that does not fit is refused before its `+`
 /// (`NO [LIMIT]`, the client may try again later), and a non-synchronizing one that
 /// outgrows it ends the connection. A command begun must keep arriving: `stall` without
 /// a byte ends the connection too. So many large uploads at once cannot add more
@@ -86,7 +86,7 @@ pub(crate) async fn read_command<R, W>(
     reader: &mut BufReader<R>,
     writer: &mut BufWriter<W>,
     commands: &mut CommandReader,
-    hold: &mut Reservation,
+    mut hold: Option<&mut Reservation>,
     stall: std::time::Duration,
 ) -> std::io::Result<Incoming>
 where
@@ -115,7 +115,26 @@ where
         }
         let (used, event) = commands.feed(buf);
         reader.consume(used);
-        if !hold.cover(commands.buffered()) {
+        // What is allocated, not only what arrived: an announced literal's room is
+        // reserved at once. (Before login there is no hold: a command is bounded by the
+        // pre-login limits, and pre-login clients must not be able to spend the budget
+        // deliveries need.)
+        let covered = |hold: &mut Option<&mut Reservation>, bytes: usize| {
+            hold.as_mut().is_none_or(|h| h.cover(bytes))
+        };
+        if let Event::Continue { tag, .. } = &event {
+            // The client waits for "+": a literal that does not fit is refused before
+            // any of it is sent.
+            if !covered(&mut hold, commands.capacity()) {
+                let tag = tag.clone();
+                commands.refuse();
+                return Ok(Incoming::Refused {
+                    tag,
+                    response: "NO [LIMIT] Too much data in transit, try again later".to_owned(),
+                });
+            }
+        } else if !covered(&mut hold, commands.capacity()) {
+            // A non-synchronizing literal arrives anyway: it cannot be refused unread.
             writer
                 .write_all(b"* BYE [LIMIT] Too much data in transit, try again later\r\n")
                 .await?;
@@ -124,15 +143,7 @@ where
         }
         match event {
             Event::NeedMore => {}
-            Event::Continue { tag, size, .. } => {
-                let wanted = usize::try_from(size).unwrap_or(usize::MAX);
-                if !hold.cover(commands.buffered().saturating_add(wanted)) {
-                    commands.refuse();
-                    return Ok(Incoming::Refused {
-                        tag,
-                        response: "NO [LIMIT] Too much data in transit, try again later".to_owned(),
-                    });
-                }
+            Event::Continue { .. } => {
                 writer.write_all(b"+ Ready for literal data\r\n").await?;
                 writer.flush().await?;
             }

@@ -291,7 +291,7 @@ pub(crate) async fn run(
             idle_end.min(session.preauth_deadline)
         };
         let incoming = tokio::select! {
-            r = tokio::time::timeout_at(deadline, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands, &mut session.hold, session.config.command_timeout)) => r,
+            r = tokio::time::timeout_at(deadline, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands, logged_in.then_some(&mut session.hold), session.config.command_timeout)) => r,
             _ = shutdown.changed() => {
                 let _ = session.writer.write_all(b"* BYE Server shutting down\r\n").await;
                 let _ = session.writer.flush().await;
@@ -948,7 +948,15 @@ async fn read_short_line<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     line: &mut Vec<u8>,
 ) -> std::io::Result<bool> {
-    let n = (&mut *reader).take(1024).read_until(b'\n', line).await?;
+    // The line may already hold part of it from before a wake-up: 1 KiB in all.
+    let room = 1024u64.saturating_sub(line.len() as u64);
+    if room == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "line too long in IDLE",
+        ));
+    }
+    let n = (&mut *reader).take(room).read_until(b'\n', line).await?;
     if n == 0 {
         return Ok(false);
     }

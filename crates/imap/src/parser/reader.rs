@@ -230,6 +230,12 @@ impl CommandReader {
         self.buf.len()
     }
 
+    /// Bytes allocated for the command being assembled: what it holds, and room for
+    /// the rest of a literal announced (see [`Event::Continue`]).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Forgets any partial command (for instance after STARTTLS, where bytes read
     /// before the handshake must not be used).
     pub fn reset(&mut self) {
@@ -471,6 +477,15 @@ impl CommandReader {
         }
         self.buf.extend_from_slice(b"\r\n");
         self.text_len += 2;
+        // The literal's room at once (it is within the limits, checked above): the
+        // buffer never doubles past what it will hold, so what the caller accounts
+        // for with `capacity` is what is allocated. Pages are touched only as bytes
+        // arrive.
+        self.buf.reserve_exact(
+            usize::try_from(a.size)
+                .unwrap_or(usize::MAX)
+                .saturating_add(2),
+        );
         self.state = if a.size == 0 {
             State::Line
         } else {
