@@ -552,4 +552,15 @@ References: <m1@example.de>\r\n <m2@example.de>\r\n\r\n"
             let _ = body_text(&m);
         }
     }
+
+    #[test]
+    fn attached_files_are_not_body_text() {
+        let m = b"Subject: report\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nSee the figures attached.\r\n\
+--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=f.csv\r\n\r\n\
+quokka,42\r\n--b--\r\n";
+        let text = body_text(m);
+        assert!(text.contains("See the figures attached."), "{text}");
+        assert!(!text.contains("quokka"), "{text}");
+    }
 }

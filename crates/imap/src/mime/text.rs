@@ -4,8 +4,8 @@
 use mail_parser::decoders::charsets::map::charset_decoder;
 
 use super::binary::transfer_decode;
-use super::header::{decode_header_value, parse_header};
-use super::params::param;
+use super::header::{decode_header_value, first_field, parse_header};
+use super::params::{param, parse_structured};
 use super::tree::{parse_tree, Kind, Part};
 
 /// The values of every top-level header field named `field` (case-insensitive),
@@ -38,6 +38,13 @@ fn charset_decode(bytes: &[u8], charset: Option<&[u8]>) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// True for a part whose Content-Disposition is `attachment` (RFC 2183).
+fn is_attachment(raw: &[u8], part: &Part) -> bool {
+    first_field(raw, &part.fields, "content-disposition")
+        .map(parse_structured)
+        .is_some_and(|(ty, _)| ty.eq_ignore_ascii_case(b"attachment"))
+}
+
 fn collect_text(raw: &[u8], part: &Part, out: &mut String) {
     match &part.kind {
         // Alternatives carry the same text twice (plain and HTML): search the plain
@@ -55,6 +62,10 @@ fn collect_text(raw: &[u8], part: &Part, out: &mut String) {
         }
         Kind::Multipart(children) => children.iter().for_each(|c| collect_text(raw, c, out)),
         Kind::Message(inner) => collect_text(raw, inner, out),
+        // An attached file is not the message's text, even a text one: it is
+        // neither indexed nor matched by SEARCH BODY / TEXT (the index stays a
+        // fraction of the mail, and a search means what the people wrote).
+        Kind::Leaf if is_attachment(raw, part) => {}
         Kind::Leaf if part.ct.ty == b"text" => {
             let bytes = match transfer_decode(raw, part) {
                 Ok(b) => b,
@@ -69,10 +80,11 @@ fn collect_text(raw: &[u8], part: &Part, out: &mut String) {
     }
 }
 
-/// The decoded text of every text/* part (including those of attached messages),
-/// transfer-decoded and converted to UTF-8, joined by newlines; of a
-/// multipart/alternative only the text/plain part when it has one. HTML without a
-/// plain alternative is included as is. For SEARCH BODY / TEXT substring matching.
+/// The decoded text of every text/* part that is not an attachment (including those
+/// of attached messages), transfer-decoded and converted to UTF-8, joined by
+/// newlines; of a multipart/alternative only the text/plain part when it has one.
+/// HTML without a plain alternative is included as is. For SEARCH BODY / TEXT
+/// substring matching.
 pub fn body_text(raw: &[u8]) -> String {
     let root = parse_tree(raw);
     let mut out = String::new();
