@@ -230,6 +230,11 @@ def run_workload(a, label, phases, ports, out_json):
            "--host", "127.0.0.1", "--imap-port", str(ports["imap"]), "--lmtp-port", str(ports["lmtp"]),
            "--user", USER, "--password", PASSWORD, "--domain", DOMAIN,
            "--concurrency", str(a.concurrency), "--phases", phases, "--json-out", out_json]
+    if label.startswith("tern"):
+        # tern advertises ACL only after login (its greeting lists the pre-login
+        # capabilities), and workload.py's "auto" reads the greeting: ask for the grant
+        # of `anyone p` that user+folder@ delivery needs, as Cyrus's folders get it.
+        cmd += ["--grant-post", "yes"]
     log(f"{label}: workload.py --phases {phases} (imap {ports['imap']}, lmtp {ports['lmtp']})")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout, stdin=subprocess.DEVNULL)
     if p.returncode != 0 or not os.path.exists(out_json):
