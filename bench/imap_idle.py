@@ -123,7 +123,10 @@ def main():
     base = tempfile.mkdtemp(prefix="tern-idle-")
     conf = os.path.join(base, "tern.toml")
     with open(conf, "w") as f:
-        f.write(f'data_dir = "{base}/data"\n[listen]\nimap = "127.0.0.1:{IMAP_PORT}"\nlmtp = "127.0.0.1:{LMTP_PORT}"\n')
+        # Every client comes from 127.0.0.1: lift the per-address limit, which would
+        # refuse all but the first 500 (this measures memory, not a flood).
+        f.write(f'data_dir = "{base}/data"\n[listen]\nimap = "127.0.0.1:{IMAP_PORT}"\nlmtp = "127.0.0.1:{LMTP_PORT}"\n'
+                '[imap]\nmax_connections_per_ip = 0\n')
     subprocess.run([a.tern_bin, "--config", conf, "admin", "user", "add", "idle", "--password-stdin"],
                    input=b"pw\n", check=True, stdout=subprocess.DEVNULL)
     server = subprocess.Popen([a.tern_bin, "--config", conf, "serve"], stderr=subprocess.PIPE)
