@@ -663,11 +663,11 @@ fn full_then_incremental_then_noop() {
         &["mailbox", "create", "alice", "Work/Sub"],
     );
     admin_ok(m.config.as_path(), &["mailbox", "create", "alice", "Temp"]);
-    deliver(&m, "alice", "", "inbox", 0..30);
-    deliver(&m, "alice", "Work", "work", 0..15);
-    deliver(&m, "alice", "Archive", "archive", 0..10);
-    deliver(&m, "alice", "Work/Sub", "sub", 0..3);
-    deliver(&m, "alice", "Temp", "temp", 0..3);
+    deliver(m, "alice", "", "inbox", 0..30);
+    deliver(m, "alice", "Work", "work", 0..15);
+    deliver(m, "alice", "Archive", "archive", 0..10);
+    deliver(m, "alice", "Work/Sub", "sub", 0..3);
+    deliver(m, "alice", "Temp", "temp", 0..3);
     let before = snap(m, "alice", "master-before");
     assert_eq!(
         before.in_mailbox("Work").len(),
@@ -789,14 +789,14 @@ fn one_mailbox_and_parallel_sessions() {
     let p = Pair::new();
     let m = &p.master;
     admin_ok(m.config.as_path(), &["mailbox", "create", "alice", "Work"]);
-    deliver(&m, "alice", "", "inbox", 0..5);
-    deliver(&m, "alice", "Work", "work", 0..5);
+    deliver(m, "alice", "", "inbox", 0..5);
+    deliver(m, "alice", "Work", "work", 0..5);
     sync_ok(p.mconf(), &[]);
     assert_same(m, &p.replica, "alice", "after the first sync");
     let replica_before = snap(&p.replica, "alice", "replica-before");
 
-    deliver(&m, "alice", "", "inbox", 5..8);
-    deliver(&m, "alice", "Work", "work", 5..7);
+    deliver(m, "alice", "", "inbox", 5..8);
+    deliver(m, "alice", "Work", "work", 5..7);
     imap_run(
         m,
         "alice",
@@ -838,7 +838,7 @@ fn one_mailbox_and_parallel_sessions() {
     // More users, and a fresh replica filled by three sessions at once.
     for (user, n) in [("bob", 12), ("carol", 7), ("dave", 3)] {
         add_user(p.mconf(), user, PASSWORD, false);
-        deliver(&m, user, "", user, 0..n);
+        deliver(m, user, "", user, 0..n);
         deliver(m, user, "Archive", &format!("{user}-archive"), 0..n / 2);
     }
     let fresh_root = p._tmp.path().join("fresh");
@@ -1097,14 +1097,14 @@ fn tail(text: &str, n: usize) -> String {
 fn split_brain_loses_nothing() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(&m, "alice", "", "base", 0..5);
+    deliver(m, "alice", "", "base", 0..5);
     sync_ok(p.mconf(), &[]);
     let base = assert_same(m, &p.replica, "alice", "after the first sync");
     let inbox = base.in_mailbox("INBOX");
     let (a, b) = (inbox[0].clone(), inbox[1].clone());
 
     // Cut off: the master takes mail and a flag…
-    deliver(&m, "alice", "", "master-only", 0..3);
+    deliver(m, "alice", "", "master-only", 0..3);
     imap_run(
         m,
         "alice",
@@ -1256,7 +1256,7 @@ fn split_brain_loses_nothing() {
 fn same_name_created_on_both_sides() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(&m, "alice", "", "base", 0..2);
+    deliver(m, "alice", "", "base", 0..2);
     sync_ok(p.mconf(), &[]);
     imap_run(
         m,
@@ -1617,12 +1617,12 @@ fn rename_across_partitions() {
 fn split_brain_replica_expunge_is_merged() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(&m, "alice", "", "base", 0..6);
+    deliver(m, "alice", "", "base", 0..6);
     sync_ok(p.mconf(), &[]);
     let base = assert_same(m, &p.replica, "alice", "after the first sync");
     let inbox = base.in_mailbox("INBOX");
     let (c, d) = (inbox[2].clone(), inbox[3].clone());
-    deliver(&m, "alice", "", "master-only", 0..1);
+    deliver(m, "alice", "", "master-only", 0..1);
     imap_run(
         &p.replica,
         "alice",
@@ -1661,7 +1661,7 @@ fn split_brain_replica_expunge_is_merged() {
 fn rolling_follows_mailbox_operations() {
     let p = Pair::new();
     let m = &p.master;
-    deliver(&m, "alice", "", "seed", 0..3);
+    deliver(m, "alice", "", "seed", 0..3);
     let log = p._tmp.path().join("rolling.log");
     let rolling = start_rolling(p.mconf(), &log);
     let caught_up = |what: &str| {
@@ -1711,8 +1711,8 @@ fn swapped_names_follow_unique_ids() {
     let m = &p.master;
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Left"]);
     admin_ok(p.mconf(), &["mailbox", "create", "alice", "Right"]);
-    deliver(&m, "alice", "Left", "left", 0..3);
-    deliver(&m, "alice", "Right", "right", 0..2);
+    deliver(m, "alice", "Left", "left", 0..3);
+    deliver(m, "alice", "Right", "right", 0..2);
     sync_ok(p.mconf(), &[]);
     let (left, right) = (
         uniqueid(p.mconf(), "alice", "Left"),

@@ -23,7 +23,7 @@ pub fn raise_open_files() -> std::io::Result<u64> {
         }
         limit = raised;
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 #[cfg(test)]
