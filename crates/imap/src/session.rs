@@ -765,13 +765,15 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             } => slot,
             _ = stopping.changed() => None,
         };
-        let Some(_slot) = slot else {
+        let Some(slot) = slot else {
             let mut o = Outcome::no("[UNAVAILABLE] Server shutting down");
             o.close = true;
             return o;
         };
         let store = self.store.clone();
         let verified = tokio::task::block_in_place(|| store.verify_password(user, password));
+        // The slot is for the hash only, not for the failure delay that follows.
+        drop(slot);
         match &verified {
             Ok(Some(_)) => attempt.succeeded(),
             Ok(None) => {

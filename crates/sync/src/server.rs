@@ -305,7 +305,7 @@ async fn authenticate(
     };
     let attempt = throttle.begin(peer.ip(), &credentials.authcid);
     tokio::time::sleep(attempt.delay).await;
-    let Some(_slot) = throttle.slot().await else {
+    let Some(slot) = throttle.slot().await else {
         return Err("[UNAVAILABLE] try again later");
     };
     let store = store.clone();
@@ -313,6 +313,8 @@ async fn authenticate(
         store.verify_password(&credentials.authcid, &credentials.password)
     })
     .await;
+    // The slot is for the hash only, not for the failure delay that follows.
+    drop(slot);
     match verified {
         Ok(Ok(Some(user))) if user.is_admin => {
             attempt.succeeded();
