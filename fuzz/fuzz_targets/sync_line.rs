@@ -47,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) if e.is_fatal() => {
                     assert!(matches!(
                         e,
-                        WireError::Io(_) | WireError::LineTooLong | WireError::Eof
+                        WireError::Io(_)
+                            | WireError::LineTooLong
+                            | WireError::LiteralRefused { .. }
+                            | WireError::Eof
                     ));
                     break;
                 }

@@ -56,6 +56,10 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
+            // Without its CR, a line may have come one byte over the bound.
+            if line.len() > max {
+                return Ok(Line::TooLong);
+            }
             return Ok(Line::Complete(line));
         }
     }
@@ -230,6 +234,17 @@ mod tests {
     #[tokio::test]
     async fn body_eof_is_reported() {
         assert_eq!(body(b"partial\r\n", 1000).await, Body::Eof);
+    }
+
+    #[tokio::test]
+    async fn a_line_without_cr_is_held_to_the_same_bound() {
+        // Found by the fuzzer: 11 bytes and a bare LF came through a bound of 10.
+        let mut r = tokio::io::BufReader::with_capacity(7, &b"ABCDEFGHIJK\nNOOP\n"[..]);
+        assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::TooLong);
+        assert_eq!(
+            read_line(&mut r, 10).await.unwrap(),
+            Line::Complete(b"NOOP".to_vec())
+        );
     }
 
     #[tokio::test]
