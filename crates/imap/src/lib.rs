@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod acl_cmds;
+mod auth_cmds;
 mod fetch;
 mod indexer;
 mod mailbox_cmds;
