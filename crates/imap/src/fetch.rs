@@ -28,6 +28,8 @@ pub(crate) enum FetchError {
     /// Reading a message failed after part of its literal was sent: the response
     /// cannot be completed, and the connection must close.
     Broken,
+    /// A message to be read whole does not fit in the process's memory budget now.
+    OverBudget,
 }
 
 impl FetchError {
@@ -41,6 +43,9 @@ impl FetchError {
             }
             FetchError::TooComplex => Outcome::no("[LIMIT] Search too complex"),
             FetchError::Broken => Outcome::no("[SERVERBUG] Message could not be read"),
+            FetchError::OverBudget => {
+                Outcome::no("[LIMIT] Too much data in transit, try again later")
+            }
         }
     }
 }
@@ -192,6 +197,7 @@ impl FetchStream {
         cache: &SummaryCache,
         out: &mut Vec<u8>,
         limit: usize,
+        cover: &mut dyn FnMut(usize) -> bool,
     ) -> Result<bool, FetchError> {
         let ctx = FetchContext {
             store,
@@ -204,7 +210,7 @@ impl FetchStream {
                 let Some(target) = self.targets.next() else {
                     return Ok(true);
                 };
-                let cur = prepare(&ctx, target, &self.items)?;
+                let cur = prepare(&ctx, target, &self.items, cover)?;
                 out.extend_from_slice(format!("* {} FETCH (", cur.target.seq).as_bytes());
                 self.current = Some(cur);
                 continue;
@@ -258,10 +264,14 @@ impl FetchStream {
 }
 
 /// Everything that can fail for one message, done before any of it is written.
+///
+/// A message read whole (for a section, BINARY) is first covered by `cover` (a share
+/// of the process's memory budget, twice its size: the message and a section of it).
 fn prepare(
     ctx: &FetchContext<'_>,
     target: Target,
     items: &[FetchAttr],
+    cover: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Current, FetchError> {
     let mut raw = None;
     let mut file = None;
@@ -278,6 +288,10 @@ fn prepare(
         if body_items(items) > 0 && raw.is_none() && items.iter().all(whole_message_or_no_body) {
             file = Some(ctx.store.open_message(ctx.mailbox, &target.record)?);
         } else if body_items(items) > 0 {
+            let size = usize::try_from(target.record.size).unwrap_or(usize::MAX);
+            if raw.is_none() && !cover(size.saturating_mul(2)) {
+                return Err(FetchError::OverBudget);
+            }
             let m = message_of(ctx, &target.record, &mut raw)?;
             let mut checked: Vec<&[u32]> = Vec::new();
             for item in items {

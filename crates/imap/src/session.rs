@@ -503,8 +503,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 self.writer.write_all(&self.out).await.ok()?;
                 self.out.clear();
             }
-            let (store, cache, out) = (&self.store, &self.cache, &mut self.out);
-            let step = tokio::task::block_in_place(|| stream.fill(store, cache, out, limit));
+            let (store, cache, out, hold) =
+                (&self.store, &self.cache, &mut self.out, &mut self.hold);
+            // A message read whole is held beside the output buffer.
+            let mut cover = |bytes: usize| hold.cover(2 * OUT_LIMIT + bytes);
+            let step =
+                tokio::task::block_in_place(|| stream.fill(store, cache, out, limit, &mut cover));
             match step {
                 Ok(true) => return Some(done),
                 Ok(false) => {}

@@ -161,3 +161,29 @@ fn an_unfinished_literal_is_cut_off_and_its_memory_given_back() {
     let r = check.ok("STATUS INBOX (MESSAGES)");
     assert!(r[0].contains("MESSAGES 0"), "{r:?}");
 }
+
+#[test]
+fn a_section_fetch_beyond_the_memory_budget_is_refused_between_messages() {
+    // Budget of four 300 KiB literals (1.2 MiB): a 700 KB message read whole for a
+    // section needs its own size twice beside the output buffer.
+    let server = start_with(ImapConfig {
+        max_literal: 300 * 1024,
+        ..quick()
+    });
+    let mut body = String::from("Subject: big\r\nContent-Type: text/plain\r\n\r\n");
+    while body.len() < 700_000 {
+        body.push_str(
+            "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n",
+        );
+    }
+    server.deliver("alice", "INBOX", &body);
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    // The whole message is streamed from its file: no budget needed for it.
+    let r = c.ok("FETCH 1 (BODY.PEEK[])");
+    assert!(r[0].len() >= body.len(), "{}", r[0].len());
+    // A section needs the message in memory: refused, cleanly, and the session goes on.
+    let r = c.cmd("FETCH 1 (BODY.PEEK[TEXT])");
+    assert!(r.last().unwrap().contains("NO [LIMIT]"), "{:?}", r.last());
+    c.ok("NOOP");
+}
