@@ -30,6 +30,10 @@ const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL- SASL-IR ID ENABLE IDLE";
 /// connection; with one literal chunk on top, the bound on a session's output buffer.
 pub(crate) const OUT_LIMIT: usize = 256 * 1024;
 
+/// What a FETCH may read whole (a message and a section of it) outside the memory
+/// budget.
+const SMALL_READ: usize = 2 * 1024 * 1024;
+
 /// The output buffer of a FETCH when the process's memory budget cannot cover
 /// [`OUT_LIMIT`]: slower for the client, but the memory stays within the budget.
 const OUT_MIN: usize = 16 * 1024;
@@ -505,8 +509,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             }
             let (store, cache, out, hold) =
                 (&self.store, &self.cache, &mut self.out, &mut self.hold);
-            // A message read whole is held beside the output buffer.
-            let mut cover = |bytes: usize| hold.cover(2 * OUT_LIMIT + bytes);
+            // A large message read whole is held beside the output buffer, within the
+            // budget. Small ones (most mail) are read whatever the budget says, so
+            // clients of another protocol that spend it (stalled LMTP bodies) cannot
+            // stop a FETCH BODY[HEADER]: they cost at most 2 MiB a session.
+            let mut cover = |bytes: usize| bytes <= SMALL_READ || hold.cover(2 * OUT_LIMIT + bytes);
             let step =
                 tokio::task::block_in_place(|| stream.fill(store, cache, out, limit, &mut cover));
             match step {

@@ -164,14 +164,15 @@ fn an_unfinished_literal_is_cut_off_and_its_memory_given_back() {
 
 #[test]
 fn a_section_fetch_beyond_the_memory_budget_is_refused_between_messages() {
-    // Budget of four 300 KiB literals (1.2 MiB): a 700 KB message read whole for a
-    // section needs its own size twice beside the output buffer.
+    // Budget of four 600 KiB literals (2.4 MiB): a 1.5 MB message read whole for a
+    // section needs its own size twice beside the output buffer (messages under
+    // 1 MiB are read regardless).
     let server = start_with(ImapConfig {
-        max_literal: 300 * 1024,
+        max_literal: 600 * 1024,
         ..quick()
     });
     let mut body = String::from("Subject: big\r\nContent-Type: text/plain\r\n\r\n");
-    while body.len() < 700_000 {
+    while body.len() < 1_500_000 {
         body.push_str(
             "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n",
         );
