@@ -5,7 +5,7 @@
   python3 bench/imap_workload.py --iterations 3            # N=10,000, medians of 3
 
 Per server, iteration and --settle value, on a fresh instance (servers.py):
-  prepare + W1   workload.py (/work/shared/bench) creates the corpus folders over
+  prepare + W1   workload.py (../shared/bench) creates the corpus folders over
                  IMAP and delivers the corpus over LMTP (4 connections);
   W2             workload.py's IMAP phase on the largest folder (INBOX): LOGIN,
                  SELECT, FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE),
@@ -24,7 +24,7 @@ servers get the same settle for symmetry (they have no body index here: Cyrus
 `search_engine: none`, Dovecot without FTS).
 
 W3 (POP3) is not run: tern has no POP3 listener yet, so there is nothing to
-compare.  Dovecot/Cyrus W3 figures are in /work/shared/bench/results-*.md.
+compare.  Dovecot/Cyrus W3 figures are in ../shared/bench/results-*.md.
 
 Memory per idle IMAP connection (workload.py reports none):
   --conn-mem K       after W2, K connections LOGIN + SELECT INBOX and idle; per
@@ -59,7 +59,7 @@ W2_STEPS = [("login_s", "LOGIN"),
             ("store_seen_all_s", "STORE 1:* +FLAGS (\\Seen)"),
             ("store_deleted_s", "STORE +FLAGS.SILENT (\\Deleted) 5%"),
             ("expunge_s", "EXPUNGE 5%")]
-# from /work/shared/bench/results-cyrus.md (headline "Memory" row, N=10,000, quiet run)
+# from ../shared/bench/results-cyrus.md (headline "Memory" row, N=10,000, quiet run)
 REFERENCE_MEM = {"cyrus": "results-cyrus.md: imapd 23.7 MB peak RSS (7–9 MB PSS) per connection process",
                  "dovecot": "results-dovecot.md: no memory figure"}
 

@@ -6,7 +6,7 @@
       --servers tern,dovecot,cyrus --tern-bin target/release/tern
 
 The same client drives all three servers: the shared workload.py
-(/work/shared/bench, --shared-bench) run as a subprocess with
+(../shared/bench, --shared-bench) run as a subprocess with
 `--phases prepare,w1 --json-out`.  prepare is untimed IMAP: LOGIN, NAMESPACE /
 separator discovery, CREATE of the corpus folders (SETACL anyone +p only when
 the server advertises ACL: Cyrus and tern do, Dovecot here does not).  W1

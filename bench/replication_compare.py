@@ -6,7 +6,7 @@
 
 Every server gets a fresh master/replica pair per iteration, the same corpus
 delivered to the master over LMTP (the shared workload.py, phases prepare,w1),
-and then the shared replication.py (/work/shared/bench, run as a subprocess,
+and then the shared replication.py (../shared/bench, run as a subprocess,
 unchanged) for every measurement, so bytes and direction turns come from the
 same tcpcount.py proxy sitting between each server's replication client and
 its replica:
@@ -558,7 +558,7 @@ def main():
                     help="keep Cyrus's DEFLATE replication stream (default: stripped, raw bytes)")
     ap.add_argument("--dovecot-stateless", action="store_true", help="doveadm sync without -s STATE")
     ap.add_argument("--concurrency", type=int, default=4, help="LMTP connections for the corpus delivery")
-    ap.add_argument("--shared-bench", default="/work/shared/bench")
+    ap.add_argument("--shared-bench", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench"))
     ap.add_argument("--workdir", default="/tmp/repl-bench")
     ap.add_argument("--quiet-wait", type=float, default=120,
                     help="before each run wait up to this many seconds for load < --quiet-load (0: don't)")

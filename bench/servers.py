@@ -3,11 +3,11 @@
 What lives here:
   - fresh instances of tern, Dovecot 2.3 and Cyrus 3.6 (`instance(a, server, tag)`,
     a context manager that starts the server and always stops it again);
-  - running the shared /work/shared/bench/workload.py as a subprocess (`run_workload`);
+  - running the shared ../shared/bench/workload.py as a subprocess (`run_workload`);
   - the corpus, the bounded wait for a quiet machine, the iteration loop (servers
     interleaved, order rotating), medians and a markdown table printer;
   - a memory probe for idle IMAP connections (`conn_mem_probe`).
-Stdlib only.  Nothing from /work/shared/bench is copied or modified.
+Stdlib only.  Nothing from ../shared/bench is copied or modified.
 """
 import imaplib
 import json
@@ -131,7 +131,7 @@ def add_common_args(ap):
     ap.add_argument("--tern-lmtp-port", type=int, default=14401)
     ap.add_argument("--tern-imap-port", type=int, default=14402)
     ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--shared-bench", default="/work/shared/bench",
+    ap.add_argument("--shared-bench", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench"),
                     help="folder with workload.py, corpus.py, dovecot_up.sh, cyrus_up.sh (read only)")
     ap.add_argument("--workdir", default="/tmp/tern-bench", help="server state, corpus and results")
     ap.add_argument("--quiet-wait", type=float, default=120,
