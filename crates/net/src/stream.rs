@@ -243,27 +243,27 @@ where
 }
 
 macro_rules! delegate_io {
-    ($ty:ident, $($variant:ident),+) => {
-        impl AsyncRead for $ty {
+    (impl[$($generics:tt)*] $ty:ty => $name:ident { $($variant:ident),+ }) => {
+        impl<$($generics)*> AsyncRead for $ty {
             fn poll_read(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
                 match self.get_mut() {
-                    $($ty::$variant(s) => Pin::new(s).poll_read(cx, buf),)+
+                    $($name::$variant(s) => Pin::new(s).poll_read(cx, buf),)+
                 }
             }
         }
 
-        impl AsyncWrite for $ty {
+        impl<$($generics)*> AsyncWrite for $ty {
             fn poll_write(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
                 match self.get_mut() {
-                    $($ty::$variant(s) => Pin::new(s).poll_write(cx, buf),)+
+                    $($name::$variant(s) => Pin::new(s).poll_write(cx, buf),)+
                 }
             }
 
@@ -273,90 +273,35 @@ macro_rules! delegate_io {
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
                 match self.get_mut() {
-                    $($ty::$variant(s) => Pin::new(s).poll_write_vectored(cx, bufs),)+
+                    $($name::$variant(s) => Pin::new(s).poll_write_vectored(cx, bufs),)+
                 }
             }
 
             fn is_write_vectored(&self) -> bool {
                 match self {
-                    $($ty::$variant(s) => s.is_write_vectored(),)+
+                    $($name::$variant(s) => s.is_write_vectored(),)+
                 }
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
-                    $($ty::$variant(s) => Pin::new(s).poll_flush(cx),)+
+                    $($name::$variant(s) => Pin::new(s).poll_flush(cx),)+
                 }
             }
 
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
-                    $($ty::$variant(s) => Pin::new(s).poll_shutdown(cx),)+
+                    $($name::$variant(s) => Pin::new(s).poll_shutdown(cx),)+
                 }
             }
         }
     };
 }
 
-delegate_io!(Socket, Tcp, Unix);
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Transport<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Transport<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Transport::Plain(s) => s.is_write_vectored(),
-            Transport::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+// Sockets and transports forward every call to the stream they hold (a boxed TLS
+// stream included: `Box<T>` is itself a stream when `T` is `Unpin`).
+delegate_io!(impl[] Socket => Socket { Tcp, Unix });
+delegate_io!(impl[S: AsyncRead + AsyncWrite + Unpin] Transport<S> => Transport { Plain, Tls });
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Input<S> {
     fn poll_read(
