@@ -25,6 +25,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Handlers before anything is bound: once a client can connect, SIGTERM must mean
+    // a clean stop, not the default action that kills the process mid-session.
+    let shutdown = Shutdown::install()?;
     // Certificate and key first: a bad [tls] stops tern before anything is opened.
     // Without [tls], a self-signed certificate kept in the data directory.
     let server_tls = tokio::task::block_in_place(|| crate::tls::ServerTls::start(&config))?;
@@ -114,7 +117,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server_tls.reload_on_sighup()?;
     tracing::info!(data_dir = %config.data_dir.display(), "tern ready");
 
-    wait_for_signal().await?;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -144,16 +147,30 @@ fn check_open_files(config: &Config) {
     }
 }
 
-/// Waits for SIGTERM or SIGINT; an error when the handlers cannot be installed.
-pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT, caught from the moment `install` returns (a signal arriving
+/// before `wait` is called is not lost).
+pub(crate) struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    /// Installs the handlers; an error when the runtime cannot.
+    pub(crate) fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Returns when SIGTERM or SIGINT has arrived since `install`.
+    pub(crate) async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+    }
 }
 
 /// Binds a listening socket with a deep accept queue: thousands of clients

@@ -97,14 +97,22 @@ fn run_inner(config: Config, args: SyncArgs) -> anyhow::Result<std::process::Exi
         }
         if args.rolling {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                match crate::serve::wait_for_signal().await {
-                    Ok(()) => {
+            match crate::serve::Shutdown::install() {
+                Ok(shutdown) => {
+                    tokio::spawn(async move {
+                        shutdown.wait().await;
                         let _ = stop_tx.send(true);
-                    }
-                    Err(e) => tracing::warn!("{e:#}: --rolling stops only when killed"),
+                    });
                 }
-            });
+                Err(e) => {
+                    tracing::warn!("{e:#}: --rolling stops only when killed");
+                    // A dropped sender would read as "stop" at once.
+                    tokio::spawn(async move {
+                        let _held = stop_tx;
+                        std::future::pending::<()>().await
+                    });
+                }
+            }
             let options = RollingOptions {
                 consumer: args.consumer.clone(),
                 ..Default::default()
