@@ -1,56 +1,154 @@
 //! Digests that let two stores prove they hold the same mailbox or user state
 //! (`docs/replication.md`, section 4). Both sides compute them the same way from their
 //! own index, so a replica can check, inside the transaction that applied an update,
-//! that it now holds exactly what the master holds.
+//! that it now holds exactly what the master holds, and a client can tell "nothing to
+//! do" from "equal counters but different records" without reading the records.
 
 use rusqlite::{params, Connection};
 use sha1::{Digest, Sha1};
 
 use crate::error::Result;
 
-/// The mailbox digest of the mailbox row `mailbox_id` with the given header values:
-/// SHA-1 over the header line and one line per record (expunged ones included) in UID
-/// order, lower-case hex.
-pub(crate) fn mailbox_digest(
+/// The digest of a mailbox's records: the XOR of one 128-bit hash per record
+/// (expunged records included), in the spirit of Cyrus's SYNC_CRC.
+///
+/// Order-independent, so the store keeps it up to date incrementally: a trigger on the
+/// `records` table folds every inserted, changed or deleted record in or out in the same
+/// transaction as the change (see `SCHEMA_V4`), and reading it costs one row. Two
+/// mailboxes with the same records (same UIDs, modseqs, dates, sizes, GUIDs, expunge
+/// modseqs and flags) have the same digest whatever order they were written in; any
+/// difference in one record changes it (but for a 2^-128 chance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct RecordsDigest(pub [u8; 16]);
+
+impl RecordsDigest {
+    /// The digest of a mailbox without records.
+    pub const EMPTY: RecordsDigest = RecordsDigest([0; 16]);
+
+    /// The digest with `record` folded in (or out: folding twice removes it).
+    fn fold(mut self, record: &[u8; 16]) -> RecordsDigest {
+        for (a, b) in self.0.iter_mut().zip(record) {
+            *a ^= b;
+        }
+        self
+    }
+
+    /// Reads the stored column value (16 bytes; anything else reads as a value no real
+    /// digest has, so that a damaged row can never compare equal).
+    pub(crate) fn from_column(bytes: &[u8]) -> RecordsDigest {
+        match <[u8; 16]>::try_from(bytes) {
+            Ok(b) => RecordsDigest(b),
+            Err(_) => RecordsDigest([0xff; 16]),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordsDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// The text is not 32 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a records digest is 32 hex digits")]
+pub struct BadDigest;
+
+impl std::str::FromStr for RecordsDigest {
+    type Err = BadDigest;
+    fn from_str(s: &str) -> std::result::Result<Self, BadDigest> {
+        let mut out = [0u8; 16];
+        if s.len() != 32
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(BadDigest);
+        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| BadDigest)?;
+        Ok(RecordsDigest(out))
+    }
+}
+
+/// One record's hash: the first 16 bytes of the SHA-1 of its line
+/// `uid SP modseq SP internaldate SP size SP guid-hex SP expunged SP flags`, where
+/// `expunged` is the expunge modseq or 0 and `flags` the stored canonical text
+/// (`docs/replication.md`, section 4).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_hash(
+    uid: i64,
+    modseq: i64,
+    internaldate: i64,
+    size: i64,
+    guid: &[u8],
+    expunged: i64,
+    flags: &str,
+) -> [u8; 16] {
+    let mut hash = Sha1::new();
+    hash.update(format!(
+        "{uid} {modseq} {internaldate} {size} {} {expunged} ",
+        hex::encode(guid)
+    ));
+    hash.update(flags.as_bytes());
+    let full: [u8; 20] = hash.finalize().into();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// Registers the SQL functions the digest triggers call, on every connection of the
+/// store (a connection without them cannot write a record: the trigger fails, so a
+/// write can never leave the digest stale).
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("tern_record_hash", 7, flags, |ctx| {
+        let guid = ctx.get_raw(4).as_blob().unwrap_or(&[]).to_vec();
+        let flags: String = ctx.get::<Option<String>>(6)?.unwrap_or_default();
+        Ok(record_hash(
+            ctx.get(0)?,
+            ctx.get(1)?,
+            ctx.get(2)?,
+            ctx.get(3)?,
+            &guid,
+            ctx.get::<Option<i64>>(5)?.unwrap_or(0),
+            &flags,
+        )
+        .to_vec())
+    })?;
+    conn.create_scalar_function("tern_xor", 2, flags, |ctx| {
+        let a = RecordsDigest::from_column(ctx.get_raw(0).as_blob().unwrap_or(&[]));
+        let b = RecordsDigest::from_column(ctx.get_raw(1).as_blob().unwrap_or(&[]));
+        Ok(a.fold(&b.0).0.to_vec())
+    })
+}
+
+/// Computes the records digest of the mailbox row `mailbox_id` from its records (what
+/// the maintained column must equal): for the migration that adds the column, and for
+/// checks.
+pub(crate) fn recompute_records_digest(
     conn: &Connection,
     mailbox_id: i64,
-    uidvalidity: u32,
-    last_uid: u32,
-    highest_modseq: u64,
-) -> Result<String> {
-    let mut hash = Sha1::new();
-    hash.update(format!("{uidvalidity} {last_uid} {highest_modseq}\n"));
+) -> Result<RecordsDigest> {
     let mut stmt = conn.prepare_cached(
         "SELECT uid, modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags \
-         FROM records WHERE mailbox_id = ?1 ORDER BY uid",
+         FROM records WHERE mailbox_id = ?1",
     )?;
     let mut rows = stmt.query([mailbox_id])?;
-    let mut line = String::with_capacity(160);
-    let mut guid_hex = [0u8; 40];
+    let mut digest = RecordsDigest::EMPTY;
     while let Some(r) = rows.next()? {
-        line.clear();
-        use std::fmt::Write;
-        let _ = write!(
-            line,
-            "{} {} {} {} ",
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
+        let h = record_hash(
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get_ref(4)?.as_blob().unwrap_or(&[]),
+            r.get(5)?,
+            r.get_ref(6)?.as_str().unwrap_or(""),
         );
-        let guid = r.get_ref(4)?.as_blob().unwrap_or(&[]);
-        if hex::encode_to_slice(guid, &mut guid_hex).is_ok() {
-            line.push_str(std::str::from_utf8(&guid_hex).unwrap_or(""));
-        }
-        let _ = write!(line, " {} ", r.get::<_, i64>(5)?);
-        // Every writer stores flags in canonical form (`Flags`'s Display), so the
-        // stored text is hashed as it is: this runs over every record of a mailbox at
-        // each final UPDATE, on both sides, and must stay cheap.
-        line.push_str(r.get_ref(6)?.as_str().unwrap_or(""));
-        line.push('\n');
-        hash.update(line.as_bytes());
+        digest = digest.fold(&h);
     }
-    Ok(hex::encode(hash.finalize()))
+    Ok(digest)
 }
 
 /// The user digest over user-level state: password hash, administrator bit, quota

@@ -129,12 +129,14 @@ pub enum StoreError {
     /// A replicated update expected the mailbox at another state (optimistic
     /// concurrency): nothing was applied. Carries the replica's actual values (0 when it
     /// has no live mailbox with that unique id).
-    #[error("replica state differs: HIGHESTMODSEQ {highest_modseq}, last UID {last_uid}")]
+    #[error("replica state differs: HIGHESTMODSEQ {highest_modseq}, last UID {last_uid}, digest {digest}")]
     SyncMismatch {
         /// The replica's HIGHESTMODSEQ for the mailbox.
         highest_modseq: u64,
         /// The replica's last UID for the mailbox.
         last_uid: u32,
+        /// The replica's records digest for the mailbox.
+        digest: crate::RecordsDigest,
     },
     /// A replicated update contradicts what the replica holds (a UID with another
     /// GUID, a change to a record it does not have): nothing was applied.
@@ -149,9 +151,9 @@ pub enum StoreError {
     /// master's; the update was rolled back.
     #[error("mailbox digest after update is {replica}, master sent {master}")]
     DigestMismatch {
-        /// What the replica computed.
+        /// What the replica holds (hex).
         replica: String,
-        /// What the master sent.
+        /// What the master sent (hex).
         master: String,
     },
     /// A replicated append named a blob without sending it, and the replica does not

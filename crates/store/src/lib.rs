@@ -64,6 +64,7 @@ pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
 pub use blobs::{BlobStore, MessageFile};
 pub use changelog::Change;
 pub use content::{ContentIndexer, MessageText, TextField, TextMatches, MIN_INDEXED_NEEDLE};
+pub use digest::{BadDigest, RecordsDigest};
 pub use error::{Result, StoreError};
 pub use flagging::{FlagChange, StoreOutcome};
 pub use flags::{Flag, FlagOp, Flags, MAX_KEYWORD_LEN};

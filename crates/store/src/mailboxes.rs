@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection, Row};
 
+use crate::digest::RecordsDigest;
 use crate::error::{Result, StoreError};
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::names::{is_descendant, normalize_mailbox, normalize_user};
@@ -48,12 +49,16 @@ pub struct Mailbox {
     pub created_modseq: Modseq,
     /// Set when the mailbox is deleted: the modseq of the deletion.
     pub tombstone_modseq: Option<Modseq>,
+    /// The digest of its records, expunged ones included, as of this read (kept in the
+    /// same transaction as every record change).
+    pub digest: RecordsDigest,
 }
 
 impl Mailbox {
     pub(crate) const COLUMNS: &'static str = "m.id, m.user_id, u.name, m.uniqueid, m.name, \
         m.partition, m.uidvalidity, m.last_uid, m.highest_modseq, m.deleted_modseq, m.recent_uid, \
-        m.recent_time, m.messages, m.bytes, m.special_use, m.acl, m.created_modseq, m.tombstone_modseq";
+        m.recent_time, m.messages, m.bytes, m.special_use, m.acl, m.created_modseq, m.tombstone_modseq, \
+        m.records_digest";
 
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Mailbox> {
         Ok(Mailbox {
@@ -75,6 +80,7 @@ impl Mailbox {
             acl: r.get(15)?,
             created_modseq: r.get::<_, i64>(16)? as u64,
             tombstone_modseq: r.get::<_, Option<i64>>(17)?.map(|v| v as u64),
+            digest: RecordsDigest::from_column(r.get_ref(18)?.as_blob().unwrap_or(&[])),
         })
     }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::content::{has_index, insert_index};
-use crate::digest::{mailbox_digest, user_row};
+use crate::digest::{user_row, RecordsDigest};
 use crate::error::{Result, StoreError};
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
@@ -48,6 +48,8 @@ pub struct MailboxState {
     pub acl: String,
     /// The complete set of annotations.
     pub annotations: Vec<(String, String)>,
+    /// The mailbox's keyword table (complete, sorted).
+    pub keywords: Vec<String>,
 }
 
 impl MailboxState {
@@ -66,6 +68,7 @@ impl MailboxState {
             special_use: mailbox.special_use.clone(),
             acl: mailbox.acl.clone(),
             annotations,
+            keywords: Vec::new(),
         }
     }
 }
@@ -114,6 +117,9 @@ pub struct MailboxUpdate {
     pub uniqueid: Option<UniqueId>,
     /// The replica HIGHESTMODSEQ the master expects, or `None` for "no live mailbox".
     pub expect: Option<Modseq>,
+    /// The replica's records digest the master expects before the update (checked with
+    /// `expect`); `None` when the master does not know it.
+    pub expect_digest: Option<RecordsDigest>,
     /// The state after the update.
     pub state: MailboxState,
     /// Remove every record before applying the items.
@@ -124,8 +130,8 @@ pub struct MailboxUpdate {
     pub stores: Vec<(Vec<Uid>, Modseq, Flags)>,
     /// (UIDs, modseq): mark expunged.
     pub expunges: Vec<(Vec<Uid>, Modseq)>,
-    /// The mailbox digest after the update, when the master sent one.
-    pub digest: Option<String>,
+    /// The records digest after the update, when the master sent one.
+    pub digest: Option<RecordsDigest>,
 }
 
 /// Up to this many new blobs in one UPDATE are made durable one by one; more, together.
@@ -418,13 +424,18 @@ fn apply_in(
     let live = current.as_ref().filter(|m| m.is_live());
     let expected = match (update.expect, live) {
         (None, None) => true,
-        (Some(e), Some(m)) => m.highest_modseq == e,
+        // Equal counters do not prove equal records (both sides of a split brain can
+        // reach the same HIGHESTMODSEQ): the digest, when the master knows it, too.
+        (Some(e), Some(m)) => {
+            m.highest_modseq == e && update.expect_digest.is_none_or(|d| d == m.digest)
+        }
         _ => false,
     };
     if !expected {
         return Err(StoreError::SyncMismatch {
             highest_modseq: live.map_or(0, |m| m.highest_modseq),
             last_uid: live.map_or(0, |m| m.last_uid),
+            digest: live.map_or(RecordsDigest::EMPTY, |m| m.digest),
         });
     }
     place(conn, user_id, user, uniqueid, name)?;
@@ -502,18 +513,17 @@ fn apply_in(
          WHERE id = ?1",
         params![user_id, state.highest_modseq as i64, state.uidvalidity],
     )?;
-    if let Some(master) = &update.digest {
-        let replica = mailbox_digest(
-            conn,
-            mailbox_id,
-            state.uidvalidity,
-            state.last_uid,
-            state.highest_modseq,
+    if let Some(master) = update.digest {
+        let replica: Vec<u8> = conn.query_row(
+            "SELECT records_digest FROM mailboxes WHERE id = ?1",
+            [mailbox_id],
+            |r| r.get(0),
         )?;
-        if &replica != master {
+        let replica = RecordsDigest::from_column(&replica);
+        if replica != master {
             return Err(StoreError::DigestMismatch {
-                replica,
-                master: master.clone(),
+                replica: replica.to_string(),
+                master: master.to_string(),
             });
         }
     }

@@ -7,7 +7,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::digest::{mailbox_digest, user_digest, user_row};
+use crate::digest::{user_digest, user_row};
 use crate::error::{Result, StoreError};
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::Mailbox;
@@ -56,8 +56,6 @@ pub struct MailboxChanges {
     pub annotations: Vec<(String, String)>,
     /// Records whose modseq is above the asked one, by ascending modseq then UID.
     pub records: Vec<Record>,
-    /// The mailbox digest of the whole mailbox at that snapshot.
-    pub digest: String,
 }
 
 impl Store {
@@ -103,19 +101,17 @@ impl Store {
                 .query_map(params![mailbox.id, since as i64], Record::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
             let annotations = annotations_of(conn, mailbox.id)?;
-            let digest = current_digest(conn, &mailbox)?;
             Ok(MailboxChanges {
                 mailbox,
                 annotations,
                 records,
-                digest,
             })
         })
     }
 
     /// Every record of the live mailbox (expunged ones included) in UID order, with
-    /// the mailbox state and its digest, from one snapshot.
-    pub fn all_records(&self, mailbox: &UniqueId) -> Result<(Mailbox, Vec<Record>, String)> {
+    /// the mailbox state (and so its digest), from one snapshot.
+    pub fn all_records(&self, mailbox: &UniqueId) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live(conn, mailbox)?;
             let sql = format!(
@@ -126,23 +122,7 @@ impl Store {
             let records = stmt
                 .query_map([mailbox.id], Record::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
-            let digest = current_digest(conn, &mailbox)?;
-            Ok((mailbox, records, digest))
-        })
-    }
-
-    /// The mailbox digest a mailbox would have with these header values (its current
-    /// records): what a master sends with its final UPDATE.
-    pub fn mailbox_digest(
-        &self,
-        mailbox: &UniqueId,
-        uidvalidity: u32,
-        last_uid: Uid,
-        highest_modseq: Modseq,
-    ) -> Result<String> {
-        self.read(|conn| {
-            let mailbox = live(conn, mailbox)?;
-            mailbox_digest(conn, mailbox.id, uidvalidity, last_uid, highest_modseq)
+            Ok((mailbox, records))
         })
     }
 
@@ -230,11 +210,6 @@ impl Store {
             Ok(())
         })
     }
-}
-
-/// The digest of a mailbox as it stands, inside a caller's transaction.
-fn current_digest(conn: &rusqlite::Connection, m: &Mailbox) -> Result<String> {
-    mailbox_digest(conn, m.id, m.uidvalidity, m.last_uid, m.highest_modseq)
 }
 
 /// A mailbox's annotations by key, inside a caller's transaction.

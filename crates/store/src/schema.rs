@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -131,6 +131,36 @@ CREATE TABLE sync_deferred (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 4: each mailbox's records digest (`digest.rs`), kept by triggers in the same
+/// transaction as every record change, whatever code path writes the record. The
+/// column is filled for existing mailboxes by the migration.
+const SCHEMA_V4: &str = r#"
+ALTER TABLE mailboxes ADD COLUMN records_digest BLOB NOT NULL
+    DEFAULT x'00000000000000000000000000000000';
+CREATE TRIGGER records_digest_insert AFTER INSERT ON records BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(NEW.uid, NEW.modseq, NEW.internaldate, NEW.size, NEW.guid,
+                         NEW.expunged_modseq, NEW.flags))
+    WHERE id = NEW.mailbox_id;
+END;
+CREATE TRIGGER records_digest_delete AFTER DELETE ON records BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
+                         OLD.expunged_modseq, OLD.flags))
+    WHERE id = OLD.mailbox_id;
+END;
+CREATE TRIGGER records_digest_update AFTER UPDATE ON records BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
+                         OLD.expunged_modseq, OLD.flags))
+    WHERE id = OLD.mailbox_id;
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(NEW.uid, NEW.modseq, NEW.internaldate, NEW.size, NEW.guid,
+                         NEW.expunged_modseq, NEW.flags))
+    WHERE id = NEW.mailbox_id;
+END;
+"#;
+
 /// The layout of the full-text database; a database with another `user_version` is
 /// rebuilt (it holds nothing that cannot be derived from the messages).
 pub(crate) const TEXT_VERSION: i64 = 2;
@@ -174,6 +204,7 @@ pub(crate) fn configure(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     persist_wal(conn, "main");
+    crate::digest::register_functions(conn)?;
     Ok(())
 }
 
@@ -244,6 +275,23 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if version < 3 {
         tx.execute_batch(SCHEMA_V3)?;
+    }
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4)?;
+        let ids = {
+            let mut stmt = tx.prepare("SELECT id FROM mailboxes")?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            ids
+        };
+        for id in ids {
+            let digest = crate::digest::recompute_records_digest(&tx, id)?;
+            tx.execute(
+                "UPDATE mailboxes SET records_digest = ?2 WHERE id = ?1",
+                rusqlite::params![id, &digest.0[..]],
+            )?;
+        }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -34,7 +34,7 @@ fn full_update(master: &Store, user: &str, name: &str, expect: Option<Modseq>) -
         state: MailboxState::of(&c.mailbox, c.annotations.clone()),
         appends,
         expunges,
-        digest: Some(c.digest.clone()),
+        digest: Some(c.mailbox.digest),
         ..Default::default()
     }
 }
@@ -82,10 +82,11 @@ fn a_replica_keeps_the_masters_numbers_and_digest() {
         )
     );
     assert_eq!(r.messages, 5);
-    let (_, mr, md) = master.all_records(&m.uniqueid).unwrap();
-    let (_, rr, rd) = replica.all_records(&r.uniqueid).unwrap();
+    let (mm, mr) = master.all_records(&m.uniqueid).unwrap();
+    let (rm, rr) = replica.all_records(&r.uniqueid).unwrap();
     assert_eq!(mr, rr);
-    assert_eq!(md, rd);
+    assert_eq!(mm.digest, rm.digest);
+    assert_ne!(mm.digest, tern_store::RecordsDigest::EMPTY);
     // The replica's user can log in with the master's password, and its modseq counter
     // is above every replicated modseq.
     assert!(replica.verify_password("u", "pw").unwrap().is_some());
@@ -117,7 +118,7 @@ fn a_stale_expectation_applies_nothing() {
         ))
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::SyncMismatch { highest_modseq, last_uid } if highest_modseq == before.highest_modseq && last_uid == 5),
+        matches!(err, StoreError::SyncMismatch { highest_modseq, last_uid, .. } if highest_modseq == before.highest_modseq && last_uid == 5),
         "{err}"
     );
     assert_eq!(replica.mailbox("u", "INBOX").unwrap().unwrap(), before);
@@ -127,7 +128,7 @@ fn a_stale_expectation_applies_nothing() {
 fn a_digest_mismatch_rolls_everything_back() {
     let (_a, master, _b, replica) = pair();
     let mut update = full_update(&master, "u", "INBOX", None);
-    update.digest = Some("0".repeat(40));
+    update.digest = Some(tern_store::RecordsDigest([7; 16]));
     assert!(matches!(
         replica.apply_update(update).unwrap_err(),
         StoreError::DigestMismatch { .. }

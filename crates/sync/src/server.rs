@@ -538,7 +538,8 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
             .map(|()| None),
         Request::Delete { user, uniqueid } => store.replica_delete(&user, &uniqueid).map(|()| None),
         Request::Records { uniqueid, .. } => {
-            let (mailbox, records, digest) = store.all_records(&uniqueid)?;
+            let (mailbox, records) = store.all_records(&uniqueid)?;
+            let digest = mailbox.digest;
             for r in &records {
                 let held = store
                     .blobs()
@@ -587,7 +588,8 @@ fn refusal(e: &StoreError) -> (String, String) {
         StoreError::SyncMismatch {
             highest_modseq,
             last_uid,
-        } => format!("[MISMATCH {highest_modseq} {last_uid}]"),
+            digest,
+        } => format!("[MISMATCH {highest_modseq} {last_uid} {digest}]"),
         StoreError::SyncConflict { uid, .. } => format!("[CONFLICT {uid}]"),
         StoreError::DigestMismatch { replica, .. } => format!("[DIGEST {replica}]"),
         StoreError::BlobNotHeld(g) => format!("[NOBLOB {g}]"),

@@ -121,7 +121,7 @@ pub(crate) async fn merge_back(
     rm: &ReplicaMailbox,
 ) -> Result<(), ClientError> {
     let theirs = replica_records(conn, user, rm).await?;
-    let (_, ours, _) = blocking(|| store.all_records(&m.uniqueid))?;
+    let (_, ours) = blocking(|| store.all_records(&m.uniqueid))?;
     let by_uid: HashMap<u32, &tern_store::Record> = ours.iter().map(|r| (r.uid, r)).collect();
     let our_guids: HashSet<Guid> = ours
         .iter()
@@ -229,7 +229,7 @@ pub(crate) async fn orphan(
     tracing::warn!(user, mailbox = %rm.name, uniqueid = %rm.uniqueid, messages = live.len(),
         merged = same_name.is_some(), "mailbox exists only on the replica: taking it back");
     if let Some(m) = same_name {
-        let (_, ours, _) = blocking(|| store.all_records(&m.uniqueid))?;
+        let (_, ours) = blocking(|| store.all_records(&m.uniqueid))?;
         let known: HashSet<Guid> = ours
             .iter()
             .filter(|r| r.expunged_modseq.is_none())

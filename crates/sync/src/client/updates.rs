@@ -114,7 +114,7 @@ pub(super) async fn queue_mailbox(
             update.expunges.push((uids, modseq));
         }
         if last {
-            update.digest = Some(c.digest.clone());
+            update.digest = Some(c.mailbox.digest);
         } else {
             let top = records.iter().map(|r| r.modseq).max().unwrap_or(0);
             replica_last_uid =

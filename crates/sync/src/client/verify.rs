@@ -147,7 +147,7 @@ pub async fn verify(
                 .filter(|(k, _)| k == "RECORD")
                 .map(|(_, a)| ReplicaRecord::parse(a).map_err(ClientError::Protocol))
                 .collect::<Result<_, _>>()?;
-            let (mailbox, mine, _) = blocking(|| store.all_records(&m.uniqueid))?;
+            let (mailbox, mine) = blocking(|| store.all_records(&m.uniqueid))?;
             let theirs: HashMap<u32, ReplicaRecord> =
                 theirs.into_iter().map(|r| (r.uid, r)).collect();
             for r in &mine {

@@ -1,10 +1,11 @@
 //! The untagged responses a replica sends about its mailboxes and records.
 
-use tern_store::{Flags, Guid, Modseq, Uid, UniqueId};
+use tern_store::{Flags, Guid, Modseq, RecordsDigest, Uid, UniqueId};
 
 use super::encode_flags;
 use super::tokens::{
-    atom_or_string, flags, guid, number, plist_get, signed, uid32, uniqueid, Malformed,
+    atom_or_string, flags, guid, number, plist_digest, plist_get, signed, uid32, uniqueid,
+    Malformed,
 };
 use crate::wire::{Encoder, Token};
 
@@ -25,6 +26,8 @@ pub struct ReplicaMailbox {
     pub deleted_modseq: Modseq,
     /// Partition.
     pub partition: String,
+    /// The digest of its records.
+    pub digest: RecordsDigest,
 }
 
 /// A replica's record (`* RECORD`).
@@ -59,6 +62,7 @@ impl ReplicaMailbox {
             highest_modseq: m.highest_modseq,
             deleted_modseq: m.deleted_modseq,
             partition: m.partition.clone(),
+            digest: m.digest,
         }
     }
 
@@ -78,6 +82,8 @@ impl ReplicaMailbox {
                 .and_then(Token::as_str)
                 .unwrap_or(tern_store::DEFAULT_PARTITION)
                 .to_owned(),
+            // Required: without it equal counters could not be told from equal records.
+            digest: plist_digest(extra, "DIGEST")?.ok_or("MAILBOX: DIGEST missing")?,
         })
     }
 
@@ -94,14 +100,13 @@ impl ReplicaMailbox {
             .sp()
             .number(u64::from(m.last_uid))
             .sp();
-        enc.number(m.highest_modseq).raw(" (");
-        let mut sep = "";
+        enc.number(m.highest_modseq).raw(" (DIGEST ");
+        enc.string(&m.digest.to_string());
         if m.deleted_modseq != 0 {
-            enc.raw("DELETEDMODSEQ ").number(m.deleted_modseq);
-            sep = " ";
+            enc.raw(" DELETEDMODSEQ ").number(m.deleted_modseq);
         }
         if m.partition != tern_store::DEFAULT_PARTITION {
-            enc.raw(sep).raw("PARTITION ").string(&m.partition);
+            enc.raw(" PARTITION ").string(&m.partition);
         }
         enc.raw(")").crlf();
     }

@@ -87,6 +87,20 @@ pub(crate) fn plist_string<'a>(
     }
 }
 
+/// The value of an optional plist key holding a records digest (32 hex digits, as a
+/// string): `Ok(None)` when absent, an error when malformed.
+pub(crate) fn plist_digest(
+    items: &[Token],
+    key: &str,
+) -> Result<Option<tern_store::RecordsDigest>, Malformed> {
+    plist_string(items, key)?
+        .map(|t| {
+            t.parse()
+                .map_err(|_| format!("{key}: 32 hex digits expected"))
+        })
+        .transpose()
+}
+
 pub(crate) fn uid_set(t: Option<&Token>) -> Result<Vec<Uid>, Malformed> {
     let text = match t {
         Some(Token::Number(n)) => n.to_string(),

@@ -3,7 +3,7 @@
 use tern_store::{Flags, MailboxState, MailboxUpdate, ReplicaAppend, UniqueId};
 
 use super::tokens::{
-    atom_or_string, flags, guid, list, number, plist_get, plist_string, signed, uid32, uid_set,
+    atom_or_string, flags, guid, list, number, plist_digest, plist_get, signed, uid32, uid_set,
     uniqueid, Malformed,
 };
 use crate::wire::{encode_uid_set, Encoder, Token};
@@ -49,8 +49,16 @@ pub(crate) fn parse_update(mut a: Vec<Token>) -> Result<MailboxUpdate, Malformed
                 })
                 .collect::<Result<_, Malformed>>()?,
         },
+        keywords: match plist_get(p, "KEYWORDS") {
+            None | Some(Token::Nil) => Vec::new(),
+            t => list(t, "KEYWORDS")?
+                .iter()
+                .map(|k| atom_or_string(Some(k), "keyword"))
+                .collect::<Result<_, Malformed>>()?,
+        },
     };
-    let digest = plist_string(p, "DIGEST")?.map(str::to_owned);
+    let digest = plist_digest(p, "DIGEST")?;
+    let expect_digest = plist_digest(p, "EXPECTDIGEST")?;
     let reset = plist_get(p, "RESET")
         .and_then(Token::as_number)
         .unwrap_or(0)
@@ -67,6 +75,7 @@ pub(crate) fn parse_update(mut a: Vec<Token>) -> Result<MailboxUpdate, Malformed
         state,
         reset,
         digest,
+        expect_digest,
         ..Default::default()
     };
     let mut i = 0;
@@ -169,11 +178,24 @@ pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
         enc.string(k).sp().string(v);
     }
     enc.raw(")");
+    if !s.keywords.is_empty() {
+        enc.raw(" KEYWORDS (");
+        for (i, k) in s.keywords.iter().enumerate() {
+            if i > 0 {
+                enc.sp();
+            }
+            enc.string(k);
+        }
+        enc.raw(")");
+    }
     if u.reset {
         enc.raw(" RESET 1");
     }
+    if let Some(d) = &u.expect_digest {
+        enc.raw(" EXPECTDIGEST ").string(&d.to_string());
+    }
     if let Some(d) = &u.digest {
-        enc.raw(" DIGEST ").string(d);
+        enc.raw(" DIGEST ").string(&d.to_string());
     }
     enc.raw(") (");
     let mut first = true;
