@@ -1646,7 +1646,7 @@ fn sync_port_can_require_tls() {
 fn blob_file(server: &TernServer, user: &str, mailbox: &str, index: usize) -> PathBuf {
     let store = open_store(&server.data_dir());
     let m = store.mailbox(user, mailbox).unwrap().unwrap();
-    let (_, mut records, _) = store.all_records(&m.uniqueid).unwrap();
+    let (_, mut records) = store.all_records(&m.uniqueid).unwrap();
     records.sort_by_key(|r| r.uid);
     store
         .blobs()

@@ -296,7 +296,11 @@ impl Store {
     /// Writes the blobs an UPDATE carries (checked against their GUID and size) with
     /// one grouped sync, and makes sure the ones it names without data are held in the
     /// target partition (copying them from another partition if needed).
-    fn store_append_blobs(&self, partition: &str, appends: &[ReplicaAppend]) -> Result<()> {
+    pub(crate) fn store_append_blobs(
+        &self,
+        partition: &str,
+        appends: &[ReplicaAppend],
+    ) -> Result<()> {
         let check = |batch: &[ReplicaAppend]| -> Result<()> {
             for a in batch {
                 if let Some(data) = &a.data {
@@ -355,7 +359,7 @@ impl Store {
 
     /// Summaries (for the protocols' indexer) of the appended messages this store has
     /// none for yet, computed outside the writer, on both cores when there are many.
-    fn summaries_for(
+    pub(crate) fn summaries_for(
         &self,
         partition: &str,
         appends: &[ReplicaAppend],

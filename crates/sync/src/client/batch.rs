@@ -15,9 +15,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tern_store::{Guid, Mailbox, Modseq, Store, Uid, UniqueId};
+use tern_store::{Guid, Mailbox, Store, UniqueId};
 
 use super::conn::Connection;
+use super::plan::{plan_mailbox, MailboxStep, Send};
 use super::{blocking, reconcile, updates, ClientError, SyncFailure, SyncSummary};
 use crate::protocol::{encode_user, ReplicaMailbox, Selection, MAX_RESERVE};
 use crate::wire::{Encoder, Token};
@@ -159,16 +160,8 @@ pub(super) struct Plan {
     pub uniqueid: UniqueId,
     /// Its name on the master (for failure reports).
     pub name: String,
-    /// The replica's HIGHESTMODSEQ as last seen (`None`: it has no such mailbox).
-    pub expect: Option<Modseq>,
-    /// Send the records changed above this modseq.
-    pub since: Modseq,
-    /// Records above this UID are new to the replica (APPENDs).
-    pub replica_last_uid: Uid,
-    /// Replace the replica's records (after a merge back).
-    pub reset: bool,
-    /// The name or partition differs on the replica.
-    pub rename: bool,
+    /// What to send.
+    pub send: Send,
 }
 
 /// A command planned before the pipeline is written.
@@ -424,71 +417,43 @@ async fn one_round(
         let replica: HashMap<&UniqueId, &ReplicaMailbox> =
             view.mailboxes.iter().map(|m| (&m.uniqueid, m)).collect();
         for m in master_boxes.iter().filter(|m| m.is_live()) {
-            let plan = match replica.get(&m.uniqueid) {
-                None => Plan {
-                    user: w.user.clone(),
-                    uniqueid: m.uniqueid.clone(),
-                    name: m.name.clone(),
-                    expect: None,
-                    since: 0,
-                    replica_last_uid: 0,
-                    reset: false,
-                    rename: false,
-                },
-                Some(rm) if marks.reset.remove(&m.uniqueid) => Plan {
-                    user: w.user.clone(),
-                    uniqueid: m.uniqueid.clone(),
-                    name: m.name.clone(),
-                    expect: Some(rm.highest_modseq),
-                    since: 0,
-                    replica_last_uid: 0,
-                    reset: true,
-                    rename: rm.name != m.name || rm.partition != m.partition,
-                },
-                Some(rm) => {
-                    let diverged = rm.uidvalidity != m.uidvalidity
-                        || rm.highest_modseq > m.highest_modseq
-                        || rm.last_uid > m.last_uid
-                        || rm.highest_modseq < m.deleted_modseq
-                        || marks.merge.remove(&m.uniqueid);
-                    if diverged {
-                        round.summary.conflicts += 1;
-                        let merged = reconcile::merge_back(conn, store, &w.user, m, rm).await;
-                        if let Some(f) = mailbox_failure(merged, &w.user, &m.name)? {
-                            round.failures.push(f);
-                            continue;
-                        }
-                        // The merge changed the master; the next round sends it whole.
-                        round.retry.push(Work {
-                            user: w.user.clone(),
-                            selection: Selection::Some {
-                                ids: vec![m.uniqueid.clone()],
-                                names: vec![],
-                            },
-                        });
-                        marks.reset.insert(m.uniqueid.clone());
+            let rm = replica.get(&m.uniqueid).copied();
+            let merged = rm.is_some() && marks.reset.remove(&m.uniqueid);
+            let forced = rm.is_some() && marks.merge.remove(&m.uniqueid);
+            let step = if forced {
+                MailboxStep::Reconcile
+            } else {
+                plan_mailbox(&ReplicaMailbox::of(m), rm, merged)
+            };
+            let send = match (step, rm) {
+                (MailboxStep::InStep, _) => continue,
+                (MailboxStep::Send(send), _) => send,
+                (MailboxStep::Reconcile, None) => continue, // not reachable: absent is Send
+                (MailboxStep::Reconcile, Some(rm)) => {
+                    round.summary.conflicts += 1;
+                    let merged = reconcile::merge_back(conn, store, &w.user, m, rm).await;
+                    if let Some(f) = mailbox_failure(merged, &w.user, &m.name)? {
+                        round.failures.push(f);
                         continue;
                     }
-                    let renamed = rm.name != m.name || rm.partition != m.partition;
-                    if rm.highest_modseq == m.highest_modseq
-                        && rm.last_uid == m.last_uid
-                        && !renamed
-                    {
-                        continue;
-                    }
-                    Plan {
+                    // The merge changed the master; the next round sends it whole.
+                    round.retry.push(Work {
                         user: w.user.clone(),
-                        uniqueid: m.uniqueid.clone(),
-                        name: m.name.clone(),
-                        expect: Some(rm.highest_modseq),
-                        since: rm.highest_modseq,
-                        replica_last_uid: rm.last_uid,
-                        reset: false,
-                        rename: renamed,
-                    }
+                        selection: Selection::Some {
+                            ids: vec![m.uniqueid.clone()],
+                            names: vec![],
+                        },
+                    });
+                    marks.reset.insert(m.uniqueid.clone());
+                    continue;
                 }
             };
-            plans.push(plan);
+            plans.push(Plan {
+                user: w.user.clone(),
+                uniqueid: m.uniqueid.clone(),
+                name: m.name.clone(),
+                send,
+            });
         }
     }
     // 3. What each mailbox needs, in one snapshot per mailbox.
@@ -496,7 +461,7 @@ async fn one_round(
     let mut append_bytes = 0u64;
     let mut append_guids: Vec<Guid> = Vec::new();
     for plan in &plans {
-        let c = match blocking(|| store.changes_since(&plan.uniqueid, plan.since)) {
+        let c = match blocking(|| store.changes_since(&plan.uniqueid, plan.send.since)) {
             Ok(c) => c,
             Err(tern_store::StoreError::NoSuchMailbox { .. }) => {
                 round.retry.push(Work {
@@ -519,7 +484,11 @@ async fn one_round(
                 continue;
             }
         };
-        for r in c.records.iter().filter(|r| r.uid > plan.replica_last_uid) {
+        for r in c
+            .records
+            .iter()
+            .filter(|r| r.uid > plan.send.replica_last_uid)
+        {
             append_bytes += r.size;
             append_guids.push(r.guid);
         }

@@ -6,6 +6,7 @@
 
 mod batch;
 mod conn;
+mod plan;
 mod reconcile;
 mod rolling;
 mod updates;

@@ -8,9 +8,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tern_store::{Actor, FlagOp, Guid, Mailbox, MailboxState, MailboxUpdate, ReplicaAppend, Store};
+use tern_store::{
+    Adoption, Guid, Mailbox, MailboxState, MailboxUpdate, Merge, ReplicaAppend, Store,
+};
 
 use super::conn::Connection;
+use super::plan::plan_records;
 use super::{blocking, ClientError};
 use crate::protocol::{ReplicaMailbox, ReplicaRecord};
 use crate::wire::{Encoder, Token};
@@ -22,13 +25,6 @@ pub(crate) enum Orphan {
     /// Its messages were added to the master's mailbox of the same name; the replica's
     /// mailbox must be deleted.
     Merged,
-}
-
-fn actor(user: &str) -> Actor {
-    Actor {
-        name: user.to_owned(),
-        is_admin: true,
-    }
 }
 
 /// The replica's records of a mailbox.
@@ -92,27 +88,44 @@ async fn fetch(
     Ok(out)
 }
 
-/// Appends `records` (fetched from the replica in one round trip) to the master's
-/// mailbox `target` under new UIDs, keeping their flags and INTERNALDATE.
+/// Adds `records` of another mailbox of the replica (fetched in one round trip) to
+/// the master's mailbox `target` under new UIDs, keeping their flags and INTERNALDATE,
+/// in one transaction.
 async fn copy_back_into(
     conn: &mut Connection,
     store: &Store,
-    user: &str,
     target: &tern_store::UniqueId,
     records: &[&ReplicaRecord],
 ) -> Result<(), ClientError> {
-    let wanted: Vec<(Guid, u64)> = records.iter().map(|r| (r.guid, r.size)).collect();
-    let blobs = fetch(conn, &wanted).await?;
-    let who = actor(user);
-    for r in records {
-        blocking(|| store.append(&who, target, &r.flags, r.internaldate, &blobs[&r.guid]))?;
+    if records.is_empty() {
+        return Ok(());
     }
+    let wanted: Vec<(Guid, u64)> = records.iter().map(|r| (r.guid, r.size)).collect();
+    let mut blobs = fetch(conn, &wanted).await?;
+    let merge = Merge {
+        adopt: records
+            .iter()
+            .map(|r| Adoption {
+                replica_uid: None,
+                internaldate: r.internaldate,
+                size: r.size,
+                guid: r.guid,
+                flags: r.flags.clone(),
+                data: blobs.get(&r.guid).cloned().unwrap_or_default(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    blobs.clear();
+    blocking(|| store.merge_replica(target, merge))?;
     Ok(())
 }
 
-/// Merges what only the replica has of mailbox `m` into the master: messages under new
-/// UIDs, newer flags and expunges by modseq. Afterwards the master's state is newer
-/// than the replica's, ready to be sent with RESET.
+/// Takes back what only the replica has of mailbox `m` (both sides changed it while
+/// cut off), by the rules of [`plan_records`]: in one transaction on the master, its
+/// messages under new UIDs above both sides' last UID, the master's own messages out
+/// of UIDs the replica gave to others, newer flags and expunges. Afterwards the
+/// master's state is newer than the replica's, ready to be sent with RESET.
 pub(crate) async fn merge_back(
     conn: &mut Connection,
     store: &Store,
@@ -121,61 +134,38 @@ pub(crate) async fn merge_back(
     rm: &ReplicaMailbox,
 ) -> Result<(), ClientError> {
     let theirs = replica_records(conn, user, rm).await?;
-    let (_, ours) = blocking(|| store.all_records(&m.uniqueid))?;
-    let by_uid: HashMap<u32, &tern_store::Record> = ours.iter().map(|r| (r.uid, r)).collect();
-    let our_guids: HashSet<Guid> = ours
-        .iter()
-        .filter(|r| r.expunged_modseq.is_none())
-        .map(|r| r.guid)
-        .collect();
-    let same_uid_space = rm.uidvalidity == m.uidvalidity;
-    let mut copy_back = Vec::new();
-    let mut flag_merges = Vec::new();
-    let mut expunge_merges = Vec::new();
-    for r in &theirs {
-        let mine = by_uid.get(&r.uid).filter(|_| same_uid_space);
-        match mine {
-            // Flags merge by modseq: the newer side wins.
-            Some(mine) if mine.guid == r.guid => {
-                let newer = r.modseq > mine.modseq && mine.expunged_modseq.is_none();
-                if newer && r.flags != mine.flags {
-                    flag_merges.push((r.uid, r.flags.clone()));
-                }
-                if newer && r.expunged.is_some() {
-                    expunge_merges.push(r.uid);
-                }
-            }
-            _ if r.expunged.is_none() => {
-                // Without a shared UID space, a message the master holds under any UID
-                // is the same message.
-                let known = !same_uid_space && our_guids.contains(&r.guid);
-                if !known {
-                    copy_back.push(r.clone());
-                }
-            }
-            _ => {}
-        }
-    }
+    let (m, ours) = blocking(|| store.all_records(&m.uniqueid))?;
+    let plan = plan_records(&ReplicaMailbox::of(&m), &ours, rm, &theirs);
     tracing::warn!(
         user,
         mailbox = %m.name,
         uniqueid = %m.uniqueid,
         replica_highestmodseq = rm.highest_modseq,
         master_highestmodseq = m.highest_modseq,
-        copied_back = copy_back.len(),
-        flags_merged = flag_merges.len(),
-        expunges_merged = expunge_merges.len(),
+        renumbered = plan.renumber.len(),
+        copied_back = plan.adopt.len(),
+        flags_merged = plan.flags.len(),
+        expunges_merged = plan.expunge.len(),
         "replica diverged from master: merging its changes back"
     );
-    blocking(|| store.raise_for_merge(&m.uniqueid, rm.highest_modseq, rm.last_uid))?;
-    let copies: Vec<&ReplicaRecord> = copy_back.iter().collect();
-    copy_back_into(conn, store, user, &m.uniqueid, &copies).await?;
-    let who = actor(user);
-    for (uid, flags) in flag_merges {
-        blocking(|| store.store_flags(&who, &m.uniqueid, &[uid], FlagOp::Replace, &flags, None))?;
+    let wanted: Vec<(Guid, u64)> = plan
+        .adopt
+        .iter()
+        .map(|&i| (theirs[i].guid, theirs[i].size))
+        .collect();
+    let blobs = fetch(conn, &wanted).await?;
+    let adopted = wanted
+        .iter()
+        .map(|(g, _)| blobs.get(g).cloned().unwrap_or_default())
+        .collect();
+    let same_uid_space = rm.uidvalidity == m.uidvalidity;
+    let merge = plan.into_merge(rm, &theirs, same_uid_space, adopted);
+    let merged = blocking(|| store.merge_replica(&m.uniqueid, merge))?;
+    for (old, new) in &merged.renumbered {
+        tracing::warn!(user, mailbox = %m.name, old, new, "UID conflict: the master's message moved to a new UID");
     }
-    if !expunge_merges.is_empty() {
-        blocking(|| store.expunge(&who, &m.uniqueid, &expunge_merges))?;
+    for (old, new) in &merged.adopted {
+        tracing::warn!(user, mailbox = %m.name, old, new, "the replica's message taken back under a new UID");
     }
     Ok(())
 }
@@ -204,7 +194,7 @@ pub(crate) async fn deleted(
         Some(m) => m,
         None => blocking(|| store.create_mailbox(user, &rm.name, None))?,
     };
-    copy_back_into(conn, store, user, &target.uniqueid, &new).await
+    copy_back_into(conn, store, &target.uniqueid, &new).await
 }
 
 /// Takes back a mailbox only the replica has: adopted whole when the master has no
@@ -240,7 +230,7 @@ pub(crate) async fn orphan(
             .copied()
             .filter(|r| !known.contains(&r.guid))
             .collect();
-        copy_back_into(conn, store, user, &m.uniqueid, &missing).await?;
+        copy_back_into(conn, store, &m.uniqueid, &missing).await?;
         return Ok(Orphan::Merged);
     }
     let wanted: Vec<(Guid, u64)> = live.iter().map(|r| (r.guid, r.size)).collect();

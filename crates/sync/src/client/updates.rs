@@ -39,7 +39,7 @@ pub(super) async fn queue_mailbox(
     summary: &mut SyncSummary,
     sent: &mut Vec<Sent>,
 ) -> Result<(), ClientError> {
-    if plan.rename {
+    if plan.send.rename {
         let tag = conn.tag();
         let mut enc = Encoder::new();
         enc.atom(&tag)
@@ -57,8 +57,8 @@ pub(super) async fn queue_mailbox(
     }
     let state = MailboxState::of(&c.mailbox, c.annotations.clone());
     let batches = cut_batches(&c.records);
-    let mut expect = plan.expect;
-    let mut replica_last_uid = plan.replica_last_uid;
+    let mut expect = plan.send.expect.map(|(modseq, _)| modseq);
+    let mut replica_last_uid = plan.send.replica_last_uid;
     let (mut mailbox_records, mut mailbox_bytes) = (0usize, 0u64);
     for (k, records) in batches.iter().enumerate() {
         // Messages this batch carries, added to `carried` once it is queued.
@@ -69,14 +69,21 @@ pub(super) async fn queue_mailbox(
             user: plan.user.clone(),
             uniqueid: Some(plan.uniqueid.clone()),
             expect,
+            // The first batch also checks the replica's records are what the plan saw
+            // (equal counters do not prove it); the later ones follow our own batches.
+            expect_digest: if k == 0 {
+                plan.send.expect.map(|(_, digest)| digest)
+            } else {
+                None
+            },
             state: state.clone(),
-            reset: plan.reset && k == 0,
+            reset: plan.send.reset && k == 0,
             ..Default::default()
         };
         let mut stores: HashMap<(Modseq, String), Vec<Uid>> = HashMap::new();
         let mut expunges: HashMap<Modseq, Vec<Uid>> = HashMap::new();
         for r in records.iter() {
-            if r.uid > plan.replica_last_uid {
+            if r.uid > plan.send.replica_last_uid {
                 let data = if held.contains(&r.guid)
                     || carried.contains(&r.guid)
                     || fresh.contains(&r.guid)
