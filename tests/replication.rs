@@ -1885,3 +1885,187 @@ fn rolling_sets_aside_a_user_with_a_damaged_message() {
         verify(p.mconf(), &["--user", "bob"]).0.then_some(())
     });
 }
+
+// ====================================================================================
+// Split brain at equal counters (issue "What was seen" 1–3): the cheap signal says
+// "equal", the records differ.
+
+/// (UIDNEXT, HIGHESTMODSEQ) of INBOX as a client sees them.
+fn inbox_counters(s: &Snapshot) -> (u32, u64) {
+    let m = &s.mailboxes()["INBOX"];
+    (m[1] as u32, m[3])
+}
+
+fn append_op(id: &str) -> String {
+    format!(
+        r#"["append", "INBOX", "()", "From: x@y\nSubject: {id}\nMessage-ID: <{id}@example.org>\n\nbody of {id}\n"]"#
+    )
+}
+
+/// Syncs at most twice until `--verify` is clean; then a further sync changes nothing.
+fn heal(p: &Pair) -> String {
+    let first = sync_ok(p.mconf(), &["--user", "alice"]);
+    if !verify(p.mconf(), &["--user", "alice"]).0 {
+        sync_ok(p.mconf(), &["--user", "alice"]);
+    }
+    assert_verify_clean(p.mconf());
+    let again = sync_ok(p.mconf(), &["--user", "alice"]);
+    assert_eq!(
+        summary_number(&again, "mailboxes"),
+        0,
+        "not a no-op: {again}"
+    );
+    first
+}
+
+#[test]
+fn equal_counters_different_messages_converge_and_no_uid_is_reused() {
+    let p = Pair::new();
+    deliver(&p.master, "alice", "", "base", 0..4);
+    sync_ok(p.mconf(), &[]);
+    let base = assert_same(&p.master, &p.replica, "alice", "after the first sync");
+    let (uidnext, _) = inbox_counters(&base);
+
+    // 1. Each side appends a different message: both reach the same UIDNEXT and
+    // HIGHESTMODSEQ, with a different message under the same UID.
+    imap_run(&p.master, "alice", &format!("[{}]", append_op("on-master")));
+    imap_run(
+        &p.replica,
+        "alice",
+        &format!("[{}]", append_op("on-replica")),
+    );
+    let m_cut = snap(&p.master, "alice", "master-cut");
+    let r_cut = snap(&p.replica, "alice", "replica-cut");
+    assert_eq!(
+        inbox_counters(&m_cut),
+        inbox_counters(&r_cut),
+        "the premise: equal counters"
+    );
+    let verified = verify(p.mconf(), &["--user", "alice"]);
+    assert!(
+        !verified.0,
+        "--verify must see the split brain\n{}",
+        verified.1
+    );
+    heal(&p);
+    let m = assert_same(&p.master, &p.replica, "alice", "after healing");
+    for id in ["<on-master@example.org>", "<on-replica@example.org>"] {
+        let found = m.by_message_id("INBOX", id);
+        assert_eq!(found.len(), 1, "{id} exactly once: {found:?}");
+        assert!(
+            found[0].uid > uidnext,
+            "{id} moved above the contested UID {}: {found:?}",
+            uidnext
+        );
+    }
+    assert!(
+        m.in_mailbox("INBOX").iter().all(|x| x.uid != uidnext),
+        "the UID both sides gave to different messages holds neither"
+    );
+    for cut in [&m_cut, &r_cut] {
+        let (n, h) = inbox_counters(cut);
+        let (n2, h2) = inbox_counters(&m);
+        assert!(
+            n2 >= n && h2 > h,
+            "UIDNEXT/HIGHESTMODSEQ went down: {n},{h} -> {n2},{h2}"
+        );
+    }
+}
+
+#[test]
+fn equal_counters_different_flag_changes_both_survive() {
+    let p = Pair::new();
+    deliver(&p.master, "alice", "", "base", 0..3);
+    sync_ok(p.mconf(), &[]);
+    let base = assert_same(&p.master, &p.replica, "alice", "after the first sync");
+    let inbox = base.in_mailbox("INBOX");
+    let (a, b) = (inbox[0].uid, inbox[1].uid);
+    imap_run(
+        &p.master,
+        "alice",
+        &format!(r#"[["select", "INBOX"], ["uid", "STORE", "{a}", "+FLAGS", "(\\Flagged)"]]"#),
+    );
+    imap_run(
+        &p.replica,
+        "alice",
+        &format!(r#"[["select", "INBOX"], ["uid", "STORE", "{b}", "+FLAGS", "($Label1)"]]"#),
+    );
+    assert_eq!(
+        inbox_counters(&snap(&p.master, "alice", "m")),
+        inbox_counters(&snap(&p.replica, "alice", "r")),
+        "the premise: equal counters"
+    );
+    heal(&p);
+    let m = assert_same(&p.master, &p.replica, "alice", "after healing");
+    let flags = |uid: u32| {
+        m.in_mailbox("INBOX")
+            .into_iter()
+            .find(|x| x.uid == uid)
+            .unwrap()
+            .flags
+    };
+    assert!(flags(a).contains("\\Flagged"), "the master's change kept");
+    assert!(
+        flags(b).contains("$Label1"),
+        "the replica's change taken back"
+    );
+}
+
+#[test]
+fn a_uid_the_replica_expunged_is_not_reused_for_the_masters_message() {
+    let p = Pair::new();
+    deliver(&p.master, "alice", "", "base", 0..4);
+    sync_ok(p.mconf(), &[]);
+    let base = assert_same(&p.master, &p.replica, "alice", "after the first sync");
+    let (contested, _) = inbox_counters(&base);
+    // 2. The replica appends UID 5 and expunges it; the master appends its own UID 5.
+    imap_run(
+        &p.replica,
+        "alice",
+        &format!(
+            r#"[{}, ["select", "INBOX"], ["uid", "STORE", "{contested}", "+FLAGS", "(\\Deleted)"], ["expunge"]]"#,
+            append_op("replica-gone")
+        ),
+    );
+    imap_run(
+        &p.master,
+        "alice",
+        &format!("[{}]", append_op("master-new")),
+    );
+    heal(&p);
+    let r = assert_same(&p.master, &p.replica, "alice", "after healing");
+    assert!(
+        r.in_mailbox("INBOX").iter().all(|x| x.uid != contested),
+        "UID {contested}, seen expunged on the replica, holds no message there now"
+    );
+    assert_eq!(
+        r.by_message_id("INBOX", "<master-new@example.org>").len(),
+        1
+    );
+    assert!(r
+        .by_message_id("INBOX", "<replica-gone@example.org>")
+        .is_empty());
+}
+
+#[test]
+fn both_sides_expunged_different_messages_converges() {
+    let p = Pair::new();
+    deliver(&p.master, "alice", "", "base", 0..2);
+    sync_ok(p.mconf(), &[]);
+    let base = assert_same(&p.master, &p.replica, "alice", "after the first sync");
+    let (contested, _) = inbox_counters(&base);
+    // 3. Both append a different UID 5 and both expunge it.
+    for (side, id) in [(&p.master, "m-gone"), (&p.replica, "r-gone")] {
+        imap_run(
+            side,
+            "alice",
+            &format!(
+                r#"[{}, ["select", "INBOX"], ["uid", "STORE", "{contested}", "+FLAGS", "(\\Deleted)"], ["expunge"]]"#,
+                append_op(id)
+            ),
+        );
+    }
+    heal(&p);
+    let m = assert_same(&p.master, &p.replica, "alice", "after healing");
+    assert_eq!(m.in_mailbox("INBOX").len(), 2, "only the two base messages");
+}
