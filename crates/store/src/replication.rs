@@ -7,7 +7,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::digest::{user_digest, user_row};
+use crate::digest::{recompute_records_digest, user_digest, user_row, RecordsDigest};
 use crate::error::{Result, StoreError};
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::Mailbox;
@@ -163,6 +163,17 @@ impl Store {
             )?;
             let m = txn::next_modseq(conn, mailbox.user_id)?;
             txn::touch_mailbox(conn, &mailbox, m)
+        })
+    }
+
+    /// The records digest of the live mailbox computed afresh from its records, for
+    /// checks: it must always equal the maintained `Mailbox::digest` read in the same
+    /// snapshot (returned alongside).
+    pub fn recompute_digest(&self, mailbox: &UniqueId) -> Result<(Mailbox, RecordsDigest)> {
+        self.read(|conn| {
+            let m = live(conn, mailbox)?;
+            let d = recompute_records_digest(conn, m.id)?;
+            Ok((m, d))
         })
     }
 

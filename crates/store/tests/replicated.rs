@@ -261,3 +261,114 @@ fn delete_and_rename_by_unique_id() {
         .unwrap();
     assert_eq!(replica.mailbox("u", "A").unwrap().unwrap().uniqueid, id);
 }
+
+/// The maintained digest of `name` equals one computed afresh from its records.
+fn digest_is_true(store: &Store, name: &str) -> RecordsDigest {
+    let m = store.mailbox("u", name).unwrap().unwrap();
+    let (read, fresh) = store.recompute_digest(&m.uniqueid).unwrap();
+    assert_eq!(read.digest, fresh, "{name}: maintained digest is stale");
+    fresh
+}
+
+#[test]
+fn the_records_digest_follows_every_kind_of_write() {
+    let (_a, master, _b, replica) = pair();
+    let owner = Actor {
+        name: "u".into(),
+        is_admin: false,
+    };
+    let inbox = master.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+    let empty = digest_is_true(&master, "INBOX");
+    assert_ne!(empty, RecordsDigest::EMPTY);
+    let before = empty;
+    master
+        .store_flags(
+            &owner,
+            &inbox,
+            &[2],
+            FlagOp::Add,
+            &Flags::parse_list("\\Seen $x").unwrap(),
+            None,
+        )
+        .unwrap();
+    assert_ne!(
+        digest_is_true(&master, "INBOX"),
+        before,
+        "a flag change changes it"
+    );
+    master.expunge(&owner, &inbox, &[3]).unwrap();
+    digest_is_true(&master, "INBOX");
+    let other = master.create_mailbox("u", "Other", None).unwrap();
+    master
+        .move_records(&owner, &inbox, &[4], &other.uniqueid)
+        .unwrap();
+    master.copy(&owner, &inbox, &[1], &other.uniqueid).unwrap();
+    digest_is_true(&master, "INBOX");
+    digest_is_true(&master, "Other");
+    // A merge (renumber + adopt + flags + expunge) in one transaction.
+    master
+        .merge_replica(
+            &inbox,
+            Merge {
+                replica_highest_modseq: 100,
+                replica_last_uid: 9,
+                renumber: vec![5],
+                adopt: vec![Adoption {
+                    replica_uid: Some(7),
+                    internaldate: 1,
+                    size: msg(70).len() as u64,
+                    guid: Guid::of(&msg(70)),
+                    flags: Flags::parse_list("\\Flagged").unwrap(),
+                    data: msg(70),
+                }],
+                flags: vec![(1, Flags::parse_list("\\Answered").unwrap())],
+                expunge: vec![2],
+            },
+        )
+        .unwrap();
+    let merged = master.mailbox("u", "INBOX").unwrap().unwrap();
+    assert!(
+        merged.highest_modseq > 100 && merged.last_uid == 11,
+        "{merged:?}"
+    );
+    digest_is_true(&master, "INBOX");
+    // The replica, sent everything, holds the same digest; so does a reset.
+    replica
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
+    assert_eq!(
+        digest_is_true(&replica, "INBOX"),
+        digest_is_true(&master, "INBOX")
+    );
+    let r = replica.mailbox("u", "INBOX").unwrap().unwrap();
+    let mut again = full_update(&master, "u", "INBOX", Some(r.highest_modseq));
+    again.reset = true;
+    again.expect_digest = Some(r.digest);
+    replica.apply_update(again).unwrap();
+    assert_eq!(
+        digest_is_true(&replica, "INBOX"),
+        digest_is_true(&master, "INBOX")
+    );
+}
+
+#[test]
+fn an_expected_digest_that_does_not_hold_applies_nothing() {
+    let (_a, master, _b, replica) = pair();
+    replica
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
+    let before = replica.mailbox("u", "INBOX").unwrap().unwrap();
+    master
+        .append_as_owner("u", "INBOX", &Flags::new(), 0, &msg(9))
+        .unwrap();
+    let mut update = full_update(&master, "u", "INBOX", Some(before.highest_modseq));
+    update.reset = true;
+    // Right counters, wrong records: what a split brain at equal counters looks like.
+    update.expect_digest = Some(RecordsDigest([9; 16]));
+    let err = replica.apply_update(update).unwrap_err();
+    assert!(
+        matches!(err, StoreError::SyncMismatch { digest, .. } if digest == before.digest),
+        "{err}"
+    );
+    assert_eq!(replica.mailbox("u", "INBOX").unwrap().unwrap(), before);
+}
