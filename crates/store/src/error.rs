@@ -80,6 +80,18 @@ pub enum StoreError {
     /// A flag or keyword is not a valid IMAP atom.
     #[error("invalid flag {0:?}")]
     InvalidFlag(String),
+    /// The write would give the mailbox more distinct keywords than its keyword table
+    /// holds ([`crate::MAX_KEYWORDS`]): nothing of it was stored. Not transient: the
+    /// table never shrinks while the mailbox exists.
+    #[error("mailbox {name} already has {limit} keywords; {keyword:?} would be one more")]
+    TooManyKeywords {
+        /// The mailbox.
+        name: String,
+        /// The first keyword that did not fit.
+        keyword: String,
+        /// The cap.
+        limit: usize,
+    },
     /// A record referenced by UID does not exist in the mailbox.
     #[error("no such message: uid {uid} in {mailbox}")]
     NoSuchRecord {

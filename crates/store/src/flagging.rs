@@ -84,6 +84,10 @@ impl Store {
                 outcome.changed.push(FlagChange { uid, modseq: m, flags: new });
             }
             if let Some(m) = modseq {
+                // Every keyword of `flags` is now on a record (a Remove gives none).
+                if op != FlagOp::Remove {
+                    crate::keywords::add_capped(conn, &mailbox, &flags)?;
+                }
                 txn::touch_mailbox(conn, &mailbox, m)?;
             }
             Ok(outcome)

@@ -523,6 +523,7 @@ fn insert_record_unchecked(
         &guid.as_bytes()[..]
     ])?;
     add_usage(conn, mailbox.user_id, size as i64, 1)?;
+    crate::keywords::add_capped(conn, mailbox, flags)?;
     Ok(Appended {
         mailbox: mailbox.uniqueid.clone(),
         uidvalidity: mailbox.uidvalidity,

@@ -285,6 +285,7 @@ impl Store {
             add_usage(conn, m.user_id, -(m.bytes as i64), -(m.messages as i64))?;
             conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
             conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [m.id])?;
+            crate::keywords::drop_table(conn, m.id)?;
             conn.execute(
                 "UPDATE mailboxes SET tombstone_modseq = highest_modseq, messages = 0, bytes = 0 WHERE id = ?1",
                 [m.id],
@@ -476,6 +477,8 @@ fn apply_in(
         |r| r.get(0),
     )?;
     apply_items(conn, mailbox_id, update, summaries)?;
+    // A union: a keyword this replica's clients saw in FLAGS is never dropped.
+    crate::keywords::absorb_update(conn, mailbox_id, update)?;
     conn.execute(
         "UPDATE mailboxes SET last_uid = ?2, highest_modseq = ?3, deleted_modseq = ?4, \
          created_modseq = ?5, recent_uid = ?6, recent_time = ?7, special_use = ?8, acl = ?9, \

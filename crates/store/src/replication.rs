@@ -54,6 +54,8 @@ pub struct MailboxChanges {
     pub mailbox: Mailbox,
     /// Its annotations, by key.
     pub annotations: Vec<(String, String)>,
+    /// Its keyword table, sorted (for `MailboxState::keywords`).
+    pub keywords: Vec<String>,
     /// Records whose modseq is above the asked one, by ascending modseq then UID.
     pub records: Vec<Record>,
 }
@@ -101,9 +103,11 @@ impl Store {
                 .query_map(params![mailbox.id, since as i64], Record::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
             let annotations = annotations_of(conn, mailbox.id)?;
+            let keywords = crate::keywords::keywords_of(conn, mailbox.id)?;
             Ok(MailboxChanges {
                 mailbox,
                 annotations,
+                keywords,
                 records,
             })
         })

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -161,6 +161,32 @@ CREATE TRIGGER records_digest_update AFTER UPDATE ON records BEGIN
 END;
 "#;
 
+/// Version 5: each mailbox's keyword table (`keywords.rs`): every keyword any of its
+/// records was ever given, kept when no record has it any more (as Cyrus does), gone
+/// only with the mailbox. IMAP lists it in FLAGS and PERMANENTFLAGS. The migration
+/// fills it from the flags of the records present (expunged ones included), without
+/// the cap that later writes obey: a mailbox may start above it and then takes no new
+/// keyword.
+///
+/// The split walks each record's stored flags (space-separated, canonical, system
+/// flags starting with a backslash) with a recursive CTE, so the migration is one
+/// statement however many records there are.
+const SCHEMA_V5: &str = r#"
+CREATE TABLE mailbox_keywords (
+    mailbox_id      INTEGER NOT NULL REFERENCES mailboxes(id),
+    keyword         TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, keyword)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO mailbox_keywords (mailbox_id, keyword)
+WITH RECURSIVE split(mailbox_id, word, rest) AS (
+    SELECT mailbox_id, '', flags || ' ' FROM records WHERE flags <> ''
+    UNION ALL
+    SELECT mailbox_id, substr(rest, 1, instr(rest, ' ') - 1), substr(rest, instr(rest, ' ') + 1)
+    FROM split WHERE rest <> ''
+)
+SELECT DISTINCT mailbox_id, word FROM split WHERE word <> '' AND substr(word, 1, 1) <> '\';
+"#;
+
 /// The layout of the full-text database; a database with another `user_version` is
 /// rebuilt (it holds nothing that cannot be derived from the messages).
 pub(crate) const TEXT_VERSION: i64 = 2;
@@ -292,6 +318,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
                 rusqlite::params![id, &digest.0[..]],
             )?;
         }
+    }
+    if version < 5 {
+        tx.execute_batch(SCHEMA_V5)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

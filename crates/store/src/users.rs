@@ -258,6 +258,10 @@ impl Store {
                 "DELETE FROM annotations WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;
+            conn.execute(
+                "DELETE FROM mailbox_keywords WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
+                [id],
+            )?;
             conn.execute("DELETE FROM mailboxes WHERE user_id = ?1", [id])?;
             conn.execute("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
             conn.execute("DELETE FROM users WHERE id = ?1", [id])?;

@@ -55,7 +55,10 @@ pub(super) async fn queue_mailbox(
         conn.queue_encoded(tag, enc).await?;
         sent.push(Sent::Other(plan.user.clone()));
     }
-    let state = MailboxState::of(&c.mailbox, c.annotations.clone());
+    let state = MailboxState {
+        keywords: c.keywords.clone(),
+        ..MailboxState::of(&c.mailbox, c.annotations.clone())
+    };
     let batches = cut_batches(&c.records);
     let mut expect = plan.send.expect.map(|(modseq, _)| modseq);
     let mut replica_last_uid = plan.send.replica_last_uid;
