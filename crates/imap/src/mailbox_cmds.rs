@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use tern_store::{Mailbox, Rights, StoreError, OTHER_USERS};
 
-use crate::response::{push_mailbox, SYSTEM_FLAGS};
+use crate::response::push_mailbox;
 use crate::selected::{compress_uids, flag_fetch, Reporting, Selected};
 use crate::session::{Outcome, Session};
 use crate::types::{Qresync, SequenceSet, StatusItem};
@@ -47,17 +47,18 @@ impl<W> Session<W> {
                     .without(Rights::SEEN)
                     .without(Rights::ALL.without(changes))
                     .is_empty();
-        let (view, mailbox) = match Selected::open(&self.store, &actor, &target.uniqueid, read_only)
-        {
-            Ok(v) => v,
-            Err(e) => return Outcome::store_error(&e),
-        };
+        let (mut view, mailbox) =
+            match Selected::open(&self.store, &actor, &target.uniqueid, read_only) {
+                Ok(v) => v,
+                Err(e) => return Outcome::store_error(&e),
+            };
         let counts = match self.store.mailbox_counts(&actor, &mailbox.uniqueid) {
             Ok((_, c)) => c,
             Err(e) => return Outcome::store_error(&e),
         };
-        self.untagged(&format!("FLAGS {SYSTEM_FLAGS}"));
-        self.untagged("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted");
+        for line in view.flags_lines() {
+            self.untagged(&line);
+        }
         self.untagged(&format!("{} EXISTS", view.exists()));
         self.untagged(&format!("{} RECENT", view.recent.len()));
         if let Some(seq) = counts.first_unseen.and_then(|u| view.seq_of(u)) {
@@ -76,7 +77,7 @@ impl<W> Session<W> {
             mailbox.highest_modseq
         ));
         if let Some(q) = qresync {
-            if let Err(e) = self.qresync_report(&view, &mailbox, &q) {
+            if let Err(e) = self.qresync_report(&mut view, &mailbox, &q) {
                 return Outcome::store_error(&e);
             }
         }
@@ -91,7 +92,7 @@ impl<W> Session<W> {
     /// RFC 7162 3.2.5: what changed and what vanished since the client's last visit.
     fn qresync_report(
         &mut self,
-        view: &Selected,
+        view: &mut Selected,
         mailbox: &Mailbox,
         q: &Qresync,
     ) -> Result<(), StoreError> {
@@ -128,7 +129,12 @@ impl<W> Session<W> {
         if !vanished.is_empty() {
             self.untagged(&format!("VANISHED (EARLIER) {}", compress_uids(&vanished)));
         }
-        for r in changed.iter().filter(|r| r.expunged_modseq.is_none()) {
+        let live = || changed.iter().filter(|r| r.expunged_modseq.is_none());
+        // Records read after SELECT's FLAGS may carry a keyword added since.
+        for line in view.announce_for(&self.store, live().map(|r| &r.flags)) {
+            self.untagged(&line);
+        }
+        for r in live() {
             if let Some(seq) = view.seq_of(r.uid) {
                 let line = flag_fetch(seq, r, view.recent.contains(&r.uid), true);
                 self.untagged(&line);

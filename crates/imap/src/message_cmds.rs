@@ -126,6 +126,17 @@ impl<W> Session<W> {
             }
             let view = self
                 .selected
+                .as_mut()
+                .ok_or(FetchError::Store(StoreError::WriterGone))?;
+            if items.contains(&FetchAttr::Flags) {
+                // Written before the stream (see `Session::stream_fetch`).
+                let lines = view.announce_for(&self.store, records.iter().map(|r| &r.flags));
+                for line in lines {
+                    self.untagged(&line);
+                }
+            }
+            let view = self
+                .selected
                 .as_ref()
                 .ok_or(FetchError::Store(StoreError::WriterGone))?;
             let targets: Vec<Target> = records
@@ -206,10 +217,18 @@ impl<W> Session<W> {
                     Err(e) => return Outcome::store_error(&e),
                 }
             };
-            let Some(view) = self.selected.as_ref() else {
+            let Some(view) = self.selected.as_mut() else {
                 return Outcome::bad("No mailbox selected");
             };
-            let mut lines = Vec::new();
+            // Keywords this STORE created are announced before any FETCH shows them.
+            let mut lines = view.announce_for(
+                &self.store,
+                outcome
+                    .changed
+                    .iter()
+                    .map(|c| &c.flags)
+                    .chain(records.iter().map(|r| &r.flags)),
+            );
             if silent {
                 for c in &outcome.changed {
                     if let Some(seq) = view.seq_of(c.uid) {

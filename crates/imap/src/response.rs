@@ -50,8 +50,34 @@ pub(crate) fn flag_list(flags: &Flags, recent: bool) -> String {
     out
 }
 
-/// The FLAGS every mailbox offers (keywords are allowed too: PERMANENTFLAGS has `\*`).
-pub(crate) const SYSTEM_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
+/// The system flags every mailbox offers, in FLAGS and PERMANENTFLAGS order.
+pub(crate) const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// `FLAGS (...)` and `OK [PERMANENTFLAGS (...)] ...` for a mailbox whose keyword table
+/// is `keywords` (RFC 3501 7.1, 7.2.6): the system flags and every keyword. A
+/// read-only view may change nothing, so its PERMANENTFLAGS is empty; otherwise `\*`
+/// (new keywords may be created) while the table is under the store's cap.
+pub(crate) fn flags_lines<'a>(
+    keywords: impl IntoIterator<Item = &'a String>,
+    read_only: bool,
+) -> [String; 2] {
+    let mut list = String::from(SYSTEM_FLAGS);
+    let mut n = 0;
+    for k in keywords {
+        list.push(' ');
+        list.push_str(k);
+        n += 1;
+    }
+    let flags = format!("FLAGS ({list})");
+    let permanent = if read_only {
+        "OK [PERMANENTFLAGS ()] No permanent flags permitted".to_owned()
+    } else if n < tern_store::MAX_KEYWORDS {
+        format!("OK [PERMANENTFLAGS ({list} \\*)] Flags permitted")
+    } else {
+        format!("OK [PERMANENTFLAGS ({list})] Flags permitted, no new keywords")
+    };
+    [flags, permanent]
+}
 
 /// Whether a string names one of the system flags or a valid keyword.
 pub(crate) fn parse_flags(raw: &[String]) -> Result<Flags, String> {
@@ -138,6 +164,26 @@ mod tests {
                 day: 29
             }
         );
+    }
+
+    #[test]
+    fn flags_and_permanentflags() {
+        let kw: Vec<String> = vec!["$Label1".into(), "foo".into()];
+        assert_eq!(
+            flags_lines(&kw, false),
+            [
+                "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 foo)".to_owned(),
+                "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 foo \\*)] Flags permitted".to_owned()
+            ]
+        );
+        assert_eq!(
+            flags_lines(&kw, true)[1],
+            "OK [PERMANENTFLAGS ()] No permanent flags permitted"
+        );
+        let full: Vec<String> = (0..tern_store::MAX_KEYWORDS)
+            .map(|i| format!("k{i}"))
+            .collect();
+        assert!(!flags_lines(&full, false)[1].contains("\\*"));
     }
 
     #[test]

@@ -12,10 +12,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use tern_store::{Actor, Modseq, Record, Store, StoreError, Uid, UniqueId};
+use tern_store::{Actor, Flag, Flags, Modseq, Record, Store, StoreError, Uid, UniqueId};
 use tokio::sync::watch;
 
-use crate::response::flag_list;
+use crate::response::{flag_list, flags_lines};
 use crate::types::{SeqNum, SequenceSet};
 
 /// One session's view of its selected mailbox.
@@ -42,6 +42,10 @@ pub(crate) struct Selected {
     pub(crate) watch: watch::Receiver<Modseq>,
     /// RFC 5182 `$`: the UIDs saved by the last SEARCH ... RETURN (SAVE).
     pub(crate) saved: Vec<Uid>,
+    /// The keywords announced to the client in FLAGS: the mailbox's keyword table
+    /// when last read. No FETCH response may show a keyword outside it (RFC 3501
+    /// 7.2.6; imaptest checks), so [`Selected::announce_for`] runs before each.
+    keywords: BTreeSet<String>,
 }
 
 /// What a refresh produced for the client.
@@ -72,6 +76,8 @@ impl Selected {
     ) -> Result<(Selected, tern_store::Mailbox), StoreError> {
         let watch = store.watch(id);
         let (mailbox, uids) = store.live_uids(actor, id)?;
+        // Read after the records: it holds at least their keywords (the table only grows).
+        let keywords = store.keywords_for(actor, id)?.into_iter().collect();
         let recent_above = if read_only {
             mailbox.last_uid
         } else {
@@ -91,6 +97,7 @@ impl Selected {
                 reported: HashMap::new(),
                 watch,
                 saved: Vec::new(),
+                keywords,
             },
             mailbox,
         ))
@@ -112,10 +119,56 @@ impl Selected {
         self.reported.insert(uid, modseq);
     }
 
+    /// `FLAGS (...)` and `OK [PERMANENTFLAGS (...)]` for the keywords announced.
+    pub(crate) fn flags_lines(&self) -> [String; 2] {
+        flags_lines(&self.keywords, self.read_only)
+    }
+
+    /// The lines that must go out before responses showing `flags`: none when every
+    /// keyword among them was announced, else FLAGS and PERMANENTFLAGS with the
+    /// mailbox's keyword table read again (RFC 3501 7.2.6: the client replaces its
+    /// list). Costs nothing but a comparison unless a new keyword appears.
+    pub(crate) fn announce_for<'a>(
+        &mut self,
+        store: &Store,
+        flags: impl IntoIterator<Item = &'a Flags>,
+    ) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for f in flags {
+            for flag in f.iter() {
+                if let Flag::Keyword(k) = flag {
+                    if !self.keywords.contains(k) {
+                        unknown.push(k.clone());
+                    }
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return Vec::new();
+        }
+        match store.keywords_for(&self.actor, &self.id) {
+            Ok(table) => self.keywords.extend(table),
+            Err(e) => tracing::warn!(error = %e, "cannot read the keyword table"),
+        }
+        // The table holds them (same transaction as the flag write); announced in any
+        // case, so no response ever shows an unannounced keyword.
+        self.keywords.extend(unknown);
+        self.flags_lines().to_vec()
+    }
+
     /// Pulls the changes since the last refresh and turns them into untagged responses.
     pub(crate) fn refresh(&mut self, store: &Store, how: Reporting) -> Result<Updates, StoreError> {
         let mut updates = Updates::default();
         let (mailbox, changed) = store.changed_since(&self.actor, &self.id, self.seen_modseq)?;
+        // New keywords first: the FETCH lines below, and the client's FETCH of the new
+        // messages later, may show them.
+        updates.lines = self.announce_for(
+            store,
+            changed
+                .iter()
+                .filter(|r| r.expunged_modseq.is_none())
+                .map(|r| &r.flags),
+        );
         let max_known = self.uids.last().copied().unwrap_or(0);
         let mut new_uids = Vec::new();
         for r in &changed {

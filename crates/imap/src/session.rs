@@ -111,6 +111,9 @@ impl Outcome {
                 "[NOPERM] Permission denied (needs rights {needed})"
             )),
             StoreError::InvalidFlag(f) => Outcome::bad(&format!("Invalid flag {f}")),
+            StoreError::TooManyKeywords { limit, .. } => Outcome::no(&format!(
+                "[LIMIT] This mailbox already has {limit} keywords, no more can be created"
+            )),
             e => {
                 tracing::warn!(error = %e, "imap command failed in the store");
                 Outcome::no("[UNAVAILABLE] Temporary failure, try again")

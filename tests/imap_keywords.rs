@@ -1,0 +1,59 @@
+//! Keywords as a mailbox property (issue 9), through the real `tern serve` binary and
+//! Python's imaplib (`tests/python/imap_keywords.py`): SELECT lists the mailbox's
+//! keyword table in FLAGS and PERMANENTFLAGS, other sessions hear of a new keyword in
+//! an untagged FLAGS before any FETCH shows it, a keyword stays after the last message
+//! loses it, and the per-mailbox cap is answered `NO [LIMIT]`.
+//!
+//! python3 is required (`.ci/run` installs it); a missing python3 fails the test.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/imap_keywords.py");
+
+/// Runs one scenario against a fresh server with alice; panics with the script's
+/// report (every failed check and the IMAP exchange) if a check failed.
+fn scenario(root: &Path, name: &str) {
+    let server = TernServer::start(root, "");
+    let out = admin(
+        &server.config,
+        &["user", "add", "alice", "--password-stdin"],
+        Some("secret\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("python3")
+        .args([
+            SCRIPT,
+            &server.imap.ip().to_string(),
+            &server.imap.port().to_string(),
+            name,
+        ])
+        .output()
+        .expect("python3 must be installed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(r#""ok": true"#),
+        "scenario `{name}` failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn keywords_reach_every_session_and_stay_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(tmp.path(), "keywords_reach_every_session");
+}
+
+#[test]
+fn the_keyword_cap_answers_no_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(tmp.path(), "keyword_cap");
+}
