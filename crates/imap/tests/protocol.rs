@@ -115,9 +115,15 @@ fn store_flags_and_unchangedsince() {
     let mut c = Client::login(server.addr, "alice");
     c.ok("SELECT INBOX (CONDSTORE)");
     let r = c.ok("STORE 1:2 +FLAGS (\\Flagged $Work)");
-    assert_eq!(r.len(), 3);
+    // The new keyword is announced first (RFC 3501 7.2.6), then one FETCH a message.
     assert!(
-        r[0].contains("FLAGS (\\Flagged $Work \\Recent)") && r[0].contains("MODSEQ"),
+        r[0].starts_with("* FLAGS (") && r[0].contains(" $Work)"),
+        "{r:?}"
+    );
+    let fetches: Vec<&String> = r.iter().filter(|l| l.contains(" FETCH (")).collect();
+    assert_eq!(fetches.len(), 2, "{r:?}");
+    assert!(
+        fetches[0].contains("FLAGS (\\Flagged $Work \\Recent)") && fetches[0].contains("MODSEQ"),
         "{r:?}"
     );
     let r = c.ok("STORE 1 -FLAGS.SILENT ($Work)");
