@@ -2,13 +2,16 @@
 //! Python's imaplib (`tests/python/imap_keywords.py`): SELECT lists the mailbox's
 //! keyword table in FLAGS and PERMANENTFLAGS, other sessions hear of a new keyword in
 //! an untagged FLAGS before any FETCH shows it, a keyword stays after the last message
-//! loses it, and the per-mailbox cap is answered `NO [LIMIT]`.
+//! loses it, the per-mailbox cap is answered `NO [LIMIT]`, and a replica lists the
+//! master's keywords.
 //!
 //! python3 is required (`.ci/run` installs it); a missing python3 fails the test.
 
 mod common;
+mod pair;
 
 use common::*;
+use pair::{imap_run, sync_ok, Pair};
 use std::path::Path;
 use std::process::Command;
 
@@ -56,4 +59,48 @@ fn keywords_reach_every_session_and_stay_listed() {
 fn the_keyword_cap_answers_no_limit() {
     let tmp = tempfile::tempdir().unwrap();
     scenario(tmp.path(), "keyword_cap");
+}
+
+/// SELECT's FLAGS list of `mailbox` on `server` (as alice).
+fn flags_listed(server: &TernServer, mailbox: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            SCRIPT,
+            &server.imap.ip().to_string(),
+            &server.imap.port().to_string(),
+            "flags",
+            mailbox,
+        ])
+        .output()
+        .expect("python3 must be installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The keyword table travels with the mailbox: a replica lists the master's keywords,
+/// also those no message has any more.
+#[test]
+fn a_replica_lists_the_masters_keywords() {
+    let p = Pair::new();
+    imap_run(
+        &p.master,
+        "alice",
+        r#"[
+            ["append", "INBOX", "($Label1 foo)", "From: a@b\nSubject: k\nMessage-ID: <k-1@example.org>\n\nhi\n"],
+            ["append", "INBOX", "(bar)", "From: a@b\nSubject: k\nMessage-ID: <k-2@example.org>\n\nhi\n"],
+            ["select", "INBOX"],
+            ["store", "1", "-FLAGS", "($Label1 foo)"]
+        ]"#,
+    );
+    sync_ok(p.mconf(), &["--user", "alice"]);
+    let listed = flags_listed(&p.replica, "INBOX");
+    assert!(
+        listed.contains(r#""$Label1", "bar", "foo"]"#),
+        "replica's FLAGS after the sync: {listed}"
+    );
+    assert_eq!(listed, flags_listed(&p.master, "INBOX"));
 }

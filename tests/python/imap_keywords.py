@@ -2,6 +2,8 @@
 """Keywords as a mailbox property, seen through Python's imaplib.
 
 Usage: imap_keywords.py HOST IMAP_PORT SCENARIO
+       imap_keywords.py HOST IMAP_PORT flags MAILBOX   (prints SELECT's FLAGS and
+                                                      PERMANENTFLAGS as one JSON line)
 
 The user alice (password "secret") must exist with the default mailboxes. Checks what a
 desktop client's tag list relies on (RFC 3501 7.1, 7.2.6): SELECT lists the mailbox's
@@ -150,5 +152,22 @@ SCENARIOS = {
     "keyword_cap": keyword_cap,
 }
 
+def flags_of_mailbox(name):
+    m = connect(HOST, IMAP_PORT)
+    flags, permanent = select_lists(m, name)
+    m.logout()
+    import json
+    print(json.dumps({"flags": flags, "permanentflags": permanent}))
+
+
 if __name__ == "__main__":
-    report_and_exit(SCENARIO, SCENARIOS[SCENARIO])
+    if SCENARIO == "flags":
+        try:
+            flags_of_mailbox(sys.argv[4])
+        except Exception as e:  # noqa: BLE001
+            print(f"flags {sys.argv[4]}: {type(e).__name__}: {e}", file=sys.stderr)
+            for line in TRACE[-40:]:
+                print(f"    {line}", file=sys.stderr)
+            sys.exit(1)
+    else:
+        report_and_exit(SCENARIO, SCENARIOS[SCENARIO])
