@@ -5,13 +5,13 @@
 //! keyword any record of the mailbox has. Rules, as in Cyrus:
 //!
 //! - **It only grows.** Every write that gives a record a keyword (APPEND with flags,
-//!   STORE, COPY and MOVE into the mailbox, a replicated UPDATE) adds it in the same
-//!   transaction. A keyword stays when the last message loses it; it goes only with
+//!   STORE, COPY and MOVE into the mailbox, a replicated UPDATE, the master's merge of
+//!   a diverged replica) adds it in the same transaction. A keyword stays when the last message loses it; it goes only with
 //!   the mailbox (DELETE, the user's deletion).
 //! - **It is capped** at [`MAX_KEYWORDS`]. A client's write that would add one more
 //!   is refused whole with [`StoreError::TooManyKeywords`] (IMAP `NO [LIMIT]`).
-//!   Replicated writes are never refused: the master decided, and a replica that
-//!   refused would diverge.
+//!   Replicated writes and merges are never refused: the master decided (or the
+//!   replica's clients already did), and refusing would diverge or lose mail.
 //! - **It is replicated** as a union: a replica keeps the keywords it had and adds
 //!   the master's, so a keyword its own clients saw in FLAGS never disappears.
 //!
@@ -124,11 +124,25 @@ pub(crate) fn absorb_update(
             insert(conn, mailbox_id, &k)?;
         }
     }
-    let flags = update
-        .appends
-        .iter()
-        .map(|a| &a.flags)
-        .chain(update.stores.iter().map(|s| &s.2));
+    absorb_flags(
+        conn,
+        mailbox_id,
+        update
+            .appends
+            .iter()
+            .map(|a| &a.flags)
+            .chain(update.stores.iter().map(|s| &s.2)),
+    )
+}
+
+/// Adds every keyword among `flags` to mailbox row `mailbox_id`'s table, uncapped:
+/// for writes that must not be refused (what a replica's clients already did, taken
+/// back by the master's merge; a replicated UPDATE).
+pub(crate) fn absorb_flags<'a>(
+    conn: &Connection,
+    mailbox_id: i64,
+    flags: impl IntoIterator<Item = &'a Flags>,
+) -> Result<()> {
     for f in flags {
         for flag in f.iter() {
             if let Flag::Keyword(k) = flag {

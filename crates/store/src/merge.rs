@@ -218,6 +218,16 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
             expunge_at(conn, mailbox, uid, record.size, modseq)?;
         }
     }
+    // The keywords the replica's messages bring, uncapped: refusing would lose them.
+    crate::keywords::absorb_flags(
+        conn,
+        mailbox.id,
+        merge
+            .adopt
+            .iter()
+            .map(|a| &a.flags)
+            .chain(merge.flags.iter().map(|f| &f.1)),
+    )?;
     txn::touch_mailbox(conn, mailbox, modseq)?;
     Ok(out)
 }

@@ -1,8 +1,8 @@
 //! The keyword table's rules, through the store's public calls.
 
 use crate::{
-    Actor, Flag, FlagOp, Flags, MailboxState, MailboxUpdate, ReplicaAppend, Store, StoreConfig,
-    StoreError, MAX_KEYWORDS,
+    Actor, Adoption, Flag, FlagOp, Flags, Guid, MailboxState, MailboxUpdate, Merge, ReplicaAppend,
+    Store, StoreConfig, StoreError, MAX_KEYWORDS,
 };
 
 fn open() -> (tempfile::TempDir, Store) {
@@ -254,4 +254,34 @@ fn migration_to_v5_fills_the_table_from_the_records() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, crate::schema::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_merge_from_a_diverged_replica_brings_its_keywords_uncapped() {
+    let (_d, store) = open();
+    let many: Flags = (0..MAX_KEYWORDS)
+        .map(|i| Flag::Keyword(format!("k{i:03}")))
+        .collect();
+    let a = store
+        .append_as_owner("u", "INBOX", &many, 0, &msg(1))
+        .unwrap();
+    let data = msg(2);
+    let merge = Merge {
+        replica_highest_modseq: 100,
+        replica_last_uid: 5,
+        adopt: vec![Adoption {
+            replica_uid: Some(5),
+            internaldate: 0,
+            size: data.len() as u64,
+            guid: Guid::of(&data),
+            flags: flags("adopted"),
+            data,
+        }],
+        flags: vec![(a.uid, flags("k000 newer"))],
+        ..Default::default()
+    };
+    store.merge_replica(&a.mailbox, merge).unwrap();
+    let table = keywords(&store, "INBOX");
+    assert_eq!(table.len(), MAX_KEYWORDS + 2);
+    assert!(table.contains(&"adopted".to_string()) && table.contains(&"newer".to_string()));
 }
