@@ -545,6 +545,13 @@ mod tests {
     }
 
     #[test]
+    fn chaining_is_off_unless_asked_for() {
+        assert!(!Config::load(None).unwrap().store().log_replicated);
+        let c = load_str("[sync]\nchain = true\n").unwrap();
+        assert!(c.sync.chain && c.store().log_replicated);
+    }
+
+    #[test]
     fn listen_table_replaces_the_default_set() {
         let c = load_str("data_dir = \"/tmp/x\"\n[listen]\nlmtp = \"127.0.0.1:0\"\n").unwrap();
         assert_eq!(c.listeners(), vec![("listen.lmtp", "127.0.0.1:0")]);
