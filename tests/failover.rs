@@ -375,3 +375,33 @@ fn failover_and_failback_lose_nothing_acknowledged() {
         watch.violations.join("\n")
     );
 }
+
+/// The master comes back with an empty disk (replaced after the crash): the promoted
+/// replica's one-shot `tern sync --all` sends everything, also what it only ever
+/// received by replication and never wrote itself (its change log does not name it,
+/// so `--rolling` alone would not), as the runbook says.
+#[test]
+fn an_old_master_with_a_new_disk_gets_everything_back() {
+    let mut p = Pair::new();
+    let a_root: PathBuf = p.master.root.clone();
+    let b_root = p.replica_root.clone();
+    let a_sync = free_port();
+    admin_ok(p.mconf(), &["mailbox", "create", "alice", "Work"]);
+    deliver(&p.master, "alice", "", "before", 0..4);
+    deliver(&p.master, "alice", "Work", "work", 0..3);
+    sync_ok(p.mconf(), &[]);
+    p.master.kill9();
+    // Promote B; it takes mail into INBOX only, never touching Work.
+    p.replica.terminate();
+    let b = start_in_role(&b_root, None, Some(a_sync));
+    deliver(&b, "alice", "", "after", 0..2);
+    // A's disk was replaced.
+    std::fs::remove_dir_all(a_root.join("data")).unwrap();
+    let a = start_in_role(&a_root, Some(a_sync), None);
+    add_user(&a.config, "repl", REPL_PASSWORD, true);
+    sync_ok(&b.config, &["--all"]);
+    let s = assert_same(&b, &a, "alice", "after --all to the new disk");
+    assert_eq!(s.in_mailbox("Work").len(), 3, "{}", s.lines.join("\n"));
+    assert_eq!(s.in_mailbox("INBOX").len(), 6, "{}", s.lines.join("\n"));
+    assert_verify_clean(&b.config);
+}
