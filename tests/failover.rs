@@ -10,6 +10,10 @@
 //! message later on that side, and no new message appears below a UIDNEXT a client saw;
 //! UIDNEXT and HIGHESTMODSEQ never go down; `tern sync --verify` is clean at the end.
 //!
+//! Where the test departs from the runbook, it is stricter: the old master keeps IMAP
+//! and LMTP listeners while it is a replica (the runbook turns them off), and they are
+//! used only to look, as a client that stayed connected would.
+//!
 //! Real `tern serve` processes on loopback ports; conditions are polled against a
 //! deadline, nothing waits a fixed time to decide an outcome.
 
@@ -249,6 +253,7 @@ fn failover_and_failback_lose_nothing_acknowledged() {
     // that lags would, so that A surely holds acknowledged mail B never received.
     drop(rolling);
     stream.wait_for(36);
+    // What a client of A (one in IDLE, say) saw of the mail B never got.
     watch.observe(&p.master, "A", "A just before the crash");
     p.master.kill9();
     acked.extend(stream.finish());
