@@ -35,6 +35,7 @@ data_timeout = 600
 max_connections = 64
 max_connections_per_ip = 16
 require_tls = false
+chain = false
 
 [imap]
 max_literal = 67108864
@@ -84,6 +85,8 @@ struct SyncFile {
     max_connections_per_ip: Option<u64>,
     /// Refuse authentication without TLS even from loopback.
     require_tls: Option<bool>,
+    /// Enter the writes taken by replication in this server's change log.
+    chain: Option<bool>,
 }
 
 /// The sync listener's settings (`[sync]`).
@@ -92,6 +95,9 @@ pub struct SyncListen {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub require_tls: bool,
+    /// `chain = true`: writes received by replication are entered in this server's
+    /// change log, so its own `tern sync --rolling` passes them on to a further replica.
+    pub chain: bool,
 }
 
 /// `[replication]` on a master: where `tern sync` sends and how it authenticates.
@@ -275,6 +281,7 @@ impl Config {
                 max_connections: 64,
                 max_connections_per_ip: 16,
                 require_tls: false,
+                chain: false,
             },
             client_memory: 256 * 1024 * 1024,
             text_index_headroom: None,
@@ -339,6 +346,9 @@ impl Config {
             }
             if let Some(b) = v.require_tls {
                 self.sync.require_tls = b;
+            }
+            if let Some(b) = v.chain {
+                self.sync.chain = b;
             }
         }
         if let Some(v) = file.store {
@@ -493,6 +503,7 @@ impl Config {
         store.partitions = self.partitions.clone();
         store.default_partition = self.default_partition.clone();
         store.text_index_headroom = self.text_index_headroom;
+        store.log_replicated = self.sync.chain;
         if let Some(cap) = self.text_index_user_cap {
             store.text_index_user_cap = cap;
         }
@@ -531,6 +542,13 @@ mod tests {
         assert_eq!(c.listen.lmtp.as_deref(), Some("127.0.0.1:2424"));
         assert_eq!(c.listen.imap.as_deref(), Some("127.0.0.1:1143"));
         assert_eq!(c.data_dir, PathBuf::from("./tern-data"));
+    }
+
+    #[test]
+    fn chaining_is_off_unless_asked_for() {
+        assert!(!Config::load(None).unwrap().store().log_replicated);
+        let c = load_str("[sync]\nchain = true\n").unwrap();
+        assert!(c.sync.chain && c.store().log_replicated);
     }
 
     #[test]

@@ -6,12 +6,50 @@
 //! acknowledges up to the last entry it handled; after a crash of either it resumes
 //! from the last acknowledged position, so no change is skipped (some may be seen twice,
 //! which replication tolerates).
+//!
+//! Writes a replica takes from its master by replication are not logged, unless the
+//! store is configured to chain ([`StoreConfig::log_replicated`]): then each is logged
+//! like a local write, through [`log_replicated`], so the replica's own rolling client
+//! feeds a further replica (A → B → C).
+//!
+//! [`StoreConfig::log_replicated`]: crate::StoreConfig::log_replicated
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::Result;
 use crate::ids::UniqueId;
 use crate::store::Store;
+use crate::txn;
+
+/// Whether replicated writes are logged ([`StoreConfig::log_replicated`]), captured
+/// before a write transaction so the closure that runs in it can carry it.
+///
+/// [`StoreConfig::log_replicated`]: crate::StoreConfig::log_replicated
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Chain(bool);
+
+impl Store {
+    /// This store's chaining setting.
+    pub(crate) fn chain(&self) -> Chain {
+        Chain(self.shared.config.log_replicated)
+    }
+}
+
+/// Logs a replicated write that touched `user` (and `mailbox`, or the user as a whole
+/// for `None`) when the store chains; nothing otherwise. Called by each replicated
+/// write inside its own transaction, last, so the entry commits with the write or not
+/// at all.
+pub(crate) fn log_replicated(
+    conn: &Connection,
+    chain: Chain,
+    user: &str,
+    mailbox: Option<&UniqueId>,
+) -> Result<()> {
+    if chain.0 {
+        txn::log_change(conn, user, mailbox)?;
+    }
+    Ok(())
+}
 
 /// One change log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,5 +116,44 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Quota, Store, StoreConfig, UserState};
+
+    fn state(name: &str) -> UserState {
+        UserState {
+            name: name.to_owned(),
+            password_hash: None,
+            is_admin: false,
+            quota: Quota::default(),
+            subscriptions: vec!["INBOX".to_owned()],
+            modseq: 0,
+        }
+    }
+
+    #[test]
+    fn replicated_writes_are_logged_only_when_chaining() {
+        for chain in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = StoreConfig::new(dir.path());
+            config.log_replicated = chain;
+            let store = Store::open(config).unwrap();
+            store.apply_user_state(&state("carol")).unwrap();
+            let logged: Vec<String> = store
+                .changes_after(0, 100)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.user)
+                .collect();
+            let expected = if chain {
+                vec!["carol".to_owned()]
+            } else {
+                vec![]
+            };
+            assert_eq!(logged, expected, "chain = {chain}");
+        }
     }
 }

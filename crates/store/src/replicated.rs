@@ -2,13 +2,15 @@
 //! (`docs/replication.md`, section 5).
 //!
 //! A replicated write is silent: it keeps the master's UIDs, modseqs and dates exactly,
-//! never allocates a modseq, and is not entered in the replica's change log. Each call
+//! never allocates a modseq, and is not entered in the replica's change log (unless the
+//! store chains: `changelog::log_replicated`, called last in each write). Each call
 //! is one transaction; an UPDATE's blobs are made durable together before it commits.
 
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::changelog::log_replicated;
 use crate::content::{has_index, insert_index};
 use crate::digest::{user_row, RecordsDigest};
 use crate::error::{Result, StoreError};
@@ -170,6 +172,7 @@ impl Store {
         }
         let hms = update.state.highest_modseq;
         let blobs = self.shared.blobs.clone();
+        let chain = self.chain();
         self.write(move |conn| {
             // A blob collected since it was found present (see `orphans.rs`): the
             // master sends it again after `NO [NOBLOB]`.
@@ -182,6 +185,7 @@ impl Store {
                 }
             }
             apply_in(conn, &user, &name, &uniqueid, &update, &summaries)?;
+            log_replicated(conn, chain, &user, Some(&uniqueid))?;
             Ok(uniqueid)
         })
         .map(|id| self.notify(&id, hms))
@@ -192,6 +196,7 @@ impl Store {
     pub fn apply_user_state(&self, state: &UserState) -> Result<()> {
         let name = normalize_user(&state.name)?;
         let state = state.clone();
+        let chain = self.chain();
         self.write(move |conn| {
             let id: Option<i64> = conn
                 .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| {
@@ -235,7 +240,7 @@ impl Store {
                     master: sent,
                 });
             }
-            Ok(())
+            log_replicated(conn, chain, &name, None)
         })
     }
 
@@ -262,6 +267,7 @@ impl Store {
             self.copy_blobs(&source, partition)?;
         }
         let (id, partition) = (uniqueid.clone(), partition.to_owned());
+        let chain = self.chain();
         self.write(move |conn| {
             let user_id = txn::user_id(conn, &user)?;
             place(conn, user_id, &user, &id, &name)?;
@@ -269,7 +275,7 @@ impl Store {
                 "UPDATE mailboxes SET name = ?2, partition = ?3 WHERE uniqueid = ?1",
                 params![id.as_str(), name, partition],
             )?;
-            Ok(())
+            log_replicated(conn, chain, &user, Some(&id))
         })
     }
 
@@ -278,6 +284,7 @@ impl Store {
     pub fn replica_delete(&self, user: &str, uniqueid: &UniqueId) -> Result<()> {
         let user = normalize_user(user)?;
         let id = uniqueid.clone();
+        let chain = self.chain();
         self.write(move |conn| {
             let Some(m) = txn::mailbox_by_uniqueid(conn, &id)?.filter(|m| m.is_live() && m.user == user) else {
                 return Ok(());
@@ -290,7 +297,7 @@ impl Store {
                 "UPDATE mailboxes SET tombstone_modseq = highest_modseq, messages = 0, bytes = 0 WHERE id = ?1",
                 [m.id],
             )?;
-            Ok(())
+            log_replicated(conn, chain, &user, Some(&id))
         })
     }
 

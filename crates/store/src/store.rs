@@ -35,6 +35,13 @@ pub struct StoreConfig {
     /// per-message caps); the user's further messages are not indexed, and searches
     /// read them. Default [`DEFAULT_TEXT_USER_CAP`](crate::DEFAULT_TEXT_USER_CAP).
     pub text_index_user_cap: u64,
+    /// Chaining (Cyrus's `sync_log_chain`): when `true`, every write this store takes
+    /// from its master by replication (an UPDATE, USER, RENAME or DELETE applied by
+    /// [`Store::apply_update`] and its siblings) is entered in this store's own change
+    /// log, in the same transaction as the write, so that `tern sync --rolling` run
+    /// here passes it on to a further replica. `false` (the default): replicated writes
+    /// are silent, and the change log holds only the writes this store's own clients made.
+    pub log_replicated: bool,
 }
 
 impl StoreConfig {
@@ -46,6 +53,7 @@ impl StoreConfig {
             default_partition: DEFAULT_PARTITION.to_owned(),
             text_index_headroom: None,
             text_index_user_cap: crate::text_index::DEFAULT_TEXT_USER_CAP,
+            log_replicated: false,
         }
     }
 }
