@@ -142,7 +142,7 @@ fn wait_in_step(p: &Pair, what: &str) {
 /// Polls `tern sync --verify --user USER` until clean; on timeout, fails with the
 /// rolling client's log.
 fn wait_user_in_step(p: &Pair, user: &str, log: &Path, what: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (clean, text) = verify(p.mconf(), &["--user", user]);
         if clean {
@@ -152,7 +152,7 @@ fn wait_user_in_step(p: &Pair, user: &str, log: &Path, what: &str) {
             let l = std::fs::read_to_string(log).unwrap_or_default();
             let lines: Vec<&str> = l.lines().collect();
             panic!(
-                "{what}: not in step after 60 s\n{text}\n--- rolling log (tail) ---\n{}",
+                "{what}: not in step after 30 s\n{text}\n--- rolling log (tail) ---\n{}",
                 lines[lines.len().saturating_sub(40)..].join("\n")
             );
         }
@@ -778,7 +778,12 @@ fn replica_lost_the_user_rolling_restores_it() {
     // A user-level change alone (a subscription) after a second loss.
     admin_ok(&p.replica.config, &["user", "del", "alice"]);
     imap_run(&p.master, "alice", r#"[["subscribe", "Sub"]]"#);
-    wait_user_in_step(&p, "alice", &log, "the rolling client to restore alice again");
+    wait_user_in_step(
+        &p,
+        "alice",
+        &log,
+        "the rolling client to restore alice again",
+    );
     assert_same(&p.master, &p.replica, "alice", "after the second loss");
 }
 
