@@ -11,6 +11,8 @@
 //! what clients saw at every step).
 //!
 //! Replay one seed: `TERN_CONVERGENCE_SEED=1234 cargo test --test convergence replay`.
+//! The operations and the choice of kills come from the seed alone; where a kill lands
+//! inside an interrupted sync, and UIDVALIDITY values (creation times), do not.
 //! A seed that fails is printed; add it to the fixed list below as its own test.
 
 mod common;
