@@ -218,6 +218,8 @@ pub struct Pair {
     pub replica_root: PathBuf,
     pub sync_port: u16,
     pub replica_extra: String,
+    /// The master's top-level config lines (kept for `restart_master`).
+    pub master_top: String,
 }
 
 impl Pair {
@@ -242,6 +244,7 @@ impl Pair {
             replica_root,
             sync_port,
             replica_extra: replica_top.to_owned(),
+            master_top: master_top.to_owned(),
         }
     }
 
@@ -257,6 +260,19 @@ impl Pair {
     pub fn restart_replica(&mut self) {
         self.replica.kill9();
         self.replica = start_replica(&self.replica_root, self.sync_port, &self.replica_extra);
+    }
+
+    /// kill -9 the master and start it again on the same data and configuration (its
+    /// IMAP and LMTP ports change).
+    pub fn restart_master(&mut self) {
+        let root = self.master.root.clone();
+        self.master.kill9();
+        let extra = format!(
+            "{}\n{}",
+            self.master_top,
+            replication_section(self.sync_port, REPL_PASSWORD)
+        );
+        self.master = TernServer::start(&root, &extra);
     }
 }
 
