@@ -342,7 +342,7 @@ impl FullDisk {
 fn guid_of(server: &TernServer, user: &str, mailbox: &str, index: usize) -> String {
     let store = open_store(&server.data_dir());
     let m = store.mailbox(user, mailbox).unwrap().unwrap();
-    let (_, mut records, _) = store.all_records(&m.uniqueid).unwrap();
+    let (_, mut records) = store.all_records(&m.uniqueid).unwrap();
     records.sort_by_key(|r| r.uid);
     records[index].guid.to_hex()
 }

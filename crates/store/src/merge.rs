@@ -285,3 +285,37 @@ fn insert_at_next_uid(
     add_usage(conn, mailbox.user_id, size as i64, 1)?;
     Ok(uid as Uid)
 }
+
+impl Store {
+    /// Gives the live mailbox `mailbox` a new UIDVALIDITY, above `above` and every one
+    /// this user had, keeping its records and UIDs, at a new modseq (logged, so it
+    /// replicates). For a mailbox the replica deleted during a split brain: it comes
+    /// back there under a UIDVALIDITY its clients never saw, so none of them can take
+    /// a UID of it for a message they saw under the old one. Clients of the master
+    /// resynchronise the mailbox, as for any UIDVALIDITY change.
+    pub fn renew_uidvalidity(&self, mailbox: &UniqueId, above: u32) -> Result<u32> {
+        let id = mailbox.clone();
+        let (uidvalidity, modseq) = self.write(move |conn| {
+            let target = live(conn, &id)?;
+            let modseq = txn::next_modseq(conn, target.user_id)?;
+            let floor = crate::store::now()
+                .clamp(1, u32::MAX as i64)
+                .max(i64::from(above) + 1)
+                .min(u32::MAX as i64);
+            let uidvalidity: i64 = conn.query_row(
+                "UPDATE users SET last_uidvalidity = min(max(last_uidvalidity + 1, ?2), ?3) \
+                 WHERE id = ?1 RETURNING last_uidvalidity",
+                params![target.user_id, floor, u32::MAX as i64],
+                |r| r.get(0),
+            )?;
+            conn.execute(
+                "UPDATE mailboxes SET uidvalidity = ?2 WHERE id = ?1",
+                params![target.id, uidvalidity],
+            )?;
+            txn::touch_mailbox(conn, &target, modseq)?;
+            Ok((uidvalidity as u32, modseq))
+        })?;
+        self.notify(mailbox, modseq);
+        Ok(uidvalidity)
+    }
+}

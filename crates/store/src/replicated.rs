@@ -468,6 +468,16 @@ fn apply_in(
             )?;
         }
         Some(m) => {
+            if !m.is_live() && m.uidvalidity == state.uidvalidity {
+                // This replica deleted the mailbox itself (a split brain: nothing else
+                // revives a unique id). Its clients saw the mailbox at numbers and with
+                // messages this UPDATE may not have, under this UIDVALIDITY: brought
+                // back under it, a UID could come back holding another message.
+                return Err(StoreError::SyncConflict {
+                    uid: 0,
+                    reason: "deleted on the replica: it comes back only under a new UIDVALIDITY",
+                });
+            }
             if !m.is_live() || update.reset || m.uidvalidity != state.uidvalidity {
                 conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
             }
@@ -483,15 +493,22 @@ fn apply_in(
         [uniqueid.as_str()],
         |r| r.get(0),
     )?;
-    apply_items(conn, mailbox_id, update, summaries)?;
+    let emptied = match &current {
+        None => true,
+        Some(m) => !m.is_live() || update.reset || m.uidvalidity != state.uidvalidity,
+    };
+    let (base_messages, base_bytes) = if emptied {
+        (0, 0)
+    } else {
+        (old_messages, old_bytes)
+    };
+    let (more_messages, more_bytes) = apply_items(conn, mailbox_id, update, summaries)?;
     // A union: a keyword this replica's clients saw in FLAGS is never dropped.
     crate::keywords::absorb_update(conn, mailbox_id, update)?;
     conn.execute(
         "UPDATE mailboxes SET last_uid = ?2, highest_modseq = ?3, deleted_modseq = ?4, \
          created_modseq = ?5, recent_uid = ?6, recent_time = ?7, special_use = ?8, acl = ?9, \
-         messages = (SELECT count(*) FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL), \
-         bytes = (SELECT coalesce(sum(size), 0) FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL) \
-         WHERE id = ?1",
+         messages = ?10, bytes = ?11 WHERE id = ?1",
         params![
             mailbox_id,
             state.last_uid,
@@ -501,7 +518,9 @@ fn apply_in(
             state.recent_uid,
             state.recent_time,
             state.special_use,
-            state.acl
+            state.acl,
+            base_messages + more_messages,
+            base_bytes + more_bytes
         ],
     )?;
     conn.execute(
@@ -544,15 +563,20 @@ fn apply_in(
     Ok(())
 }
 
-/// Applies APPENDs, then STOREs, then EXPUNGEs.
+/// Applies APPENDs, then STOREs, then EXPUNGEs; returns how many live messages (and
+/// bytes) the mailbox gained, negative when it lost some. Counted record by record so
+/// that an UPDATE costs O(its items), not O(the mailbox).
 fn apply_items(
     conn: &Connection,
     mailbox_id: i64,
     update: &MailboxUpdate,
     summaries: &HashMap<Guid, Vec<u8>>,
-) -> Result<()> {
-    let mut existing =
-        conn.prepare_cached("SELECT guid FROM records WHERE mailbox_id = ?1 AND uid = ?2")?;
+) -> Result<(i64, i64)> {
+    let (mut messages, mut bytes) = (0i64, 0i64);
+    let mut existing = conn.prepare_cached(
+        "SELECT guid, expunged_modseq IS NOT NULL, size FROM records \
+         WHERE mailbox_id = ?1 AND uid = ?2",
+    )?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -562,11 +586,17 @@ fn apply_items(
          WHERE mailbox_id = ?1 AND uid = ?2",
     )?;
     for a in &update.appends {
-        let held: Option<Vec<u8>> = existing
-            .query_row(params![mailbox_id, a.uid], |r| r.get(0))
+        let held: Option<(Vec<u8>, bool, i64)> = existing
+            .query_row(params![mailbox_id, a.uid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         match held {
-            Some(g) if g[..] == a.guid.as_bytes()[..] => {
+            Some((g, was_expunged, size)) if g[..] == a.guid.as_bytes()[..] => {
+                if was_expunged {
+                    messages += 1;
+                    bytes += size;
+                }
                 refresh.execute(params![
                     mailbox_id,
                     a.uid,
@@ -582,6 +612,8 @@ fn apply_items(
                 });
             }
             None => {
+                messages += 1;
+                bytes += a.size as i64;
                 insert.execute(params![
                     mailbox_id,
                     a.uid,
@@ -616,15 +648,25 @@ fn apply_items(
     )?;
     for (uids, modseq) in &update.expunges {
         for uid in uids {
-            if expunge.execute(params![mailbox_id, uid, *modseq as i64])? == 0 {
+            let held: Option<(Vec<u8>, bool, i64)> = existing
+                .query_row(params![mailbox_id, uid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let Some((_, was_expunged, size)) = held else {
                 return Err(StoreError::SyncConflict {
                     uid: *uid,
                     reason: "EXPUNGE of a record the replica does not have",
                 });
+            };
+            if !was_expunged {
+                messages -= 1;
+                bytes -= size;
             }
+            expunge.execute(params![mailbox_id, uid, *modseq as i64])?;
         }
     }
-    Ok(())
+    Ok((messages, bytes))
 }
 
 /// Makes `name` free for the mailbox `uniqueid` of `user`: a live mailbox of another

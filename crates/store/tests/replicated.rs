@@ -255,11 +255,25 @@ fn delete_and_rename_by_unique_id() {
         .is_err());
     replica.replica_delete("u", &id).unwrap();
     assert!(replica.mailbox("u", "B").unwrap().is_none());
-    // A later create under the same unique id revives it.
+    // Deleted here while the master kept it (a split brain): it cannot come back under
+    // the UIDVALIDITY this replica's clients saw it deleted with…
+    let err = replica
+        .apply_update(full_update(&master, "u", "A", None))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SyncConflict { uid: 0, .. }),
+        "{err}"
+    );
+    assert!(replica.mailbox("u", "A").unwrap().is_none());
+    // …but it can under a new one, which the master gives it.
+    let old = master.mailbox("u", "A").unwrap().unwrap();
+    let renewed = master.renew_uidvalidity(&id, old.uidvalidity).unwrap();
+    assert!(renewed > old.uidvalidity);
     replica
         .apply_update(full_update(&master, "u", "A", None))
         .unwrap();
-    assert_eq!(replica.mailbox("u", "A").unwrap().unwrap().uniqueid, id);
+    let back = replica.mailbox("u", "A").unwrap().unwrap();
+    assert_eq!((back.uniqueid, back.uidvalidity), (id, renewed));
 }
 
 /// The maintained digest of `name` equals one computed afresh from its records.

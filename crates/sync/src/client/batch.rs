@@ -55,8 +55,10 @@ impl Cache {
 
 /// Below this many bytes of new messages, RESERVE costs more than sending them.
 const RESERVE_THRESHOLD: u64 = 256 * 1024;
-/// Rounds of retries for mailboxes the replica refused.
-const ROUNDS: usize = 3;
+/// Rounds for mailboxes the replica refused or that needed a merge: a mailbox found
+/// diverged only by its UPDATE's digest takes three (refused, merged, sent whole),
+/// one taken back from the replica two more.
+const ROUNDS: usize = 5;
 
 /// Combines works of the same user into one.
 pub(crate) fn merge_by_user(works: Vec<Work>) -> Vec<Work> {
@@ -139,7 +141,7 @@ async fn run_rounds(
     for w in pending {
         outcome.failures.push(SyncFailure::user(
             &w.user,
-            "did not converge after 3 attempts",
+            "did not converge after 5 rounds",
         ));
     }
     outcome.summary.users = work.len();
@@ -182,18 +184,24 @@ pub(super) enum Sent {
         name: String,
         /// The replica's state after the mailbox's last batch; `None` for the others.
         last: Option<ReplicaMailbox>,
+        /// Sent as a creation (`expect NIL`).
+        created: bool,
         /// Records and message bytes sent for the mailbox (for progress).
         records: usize,
         bytes: u64,
     },
 }
 
-/// Mailboxes carried between rounds: to merge back (the replica diverged), and to send
-/// whole with RESET (merged back in the previous round).
+/// Mailboxes carried between rounds: to merge back (the replica diverged), to send
+/// whole with RESET (merged back in the previous round), and to give a new
+/// UIDVALIDITY before creating them again (the replica deleted them itself).
 #[derive(Default)]
 struct Marks {
     merge: HashSet<UniqueId>,
     reset: HashSet<UniqueId>,
+    /// With the UIDVALIDITY the new one must exceed (the highest the replica's
+    /// mailboxes of the user had when the need was found).
+    renew: HashMap<UniqueId, u32>,
 }
 
 struct Round {
@@ -333,6 +341,7 @@ async fn one_round(
     // 2. Plan every user of the batch.
     let mut plans: Vec<Plan> = Vec::new();
     let mut queued: Vec<(Sent, Queued)> = Vec::new();
+    let mut floors: HashMap<String, u32> = HashMap::new();
     for (i, w) in work.iter().enumerate() {
         let (Some(view), Some((state, master_boxes))) = (views[i].take(), &masters[i]) else {
             continue;
@@ -353,6 +362,15 @@ async fn one_round(
                 Queued::User(state.clone()),
             ));
         }
+        // The highest UIDVALIDITY this user's mailboxes have on the replica: a mailbox
+        // given a new one must go above it.
+        let uidvalidity_floor = view
+            .mailboxes
+            .iter()
+            .map(|m| m.uidvalidity)
+            .max()
+            .unwrap_or(0);
+        floors.insert(w.user.clone(), uidvalidity_floor);
         let by_id: HashMap<&UniqueId, &Mailbox> =
             master_boxes.iter().map(|m| (&m.uniqueid, m)).collect();
         for rm in &view.mailboxes {
@@ -399,10 +417,18 @@ async fn one_round(
                     };
                     match taken {
                         reconcile::Orphan::Adopted => {}
-                        reconcile::Orphan::Merged => queued.push((
-                            Sent::Other(w.user.clone()),
-                            Queued::Line(format!("DELETE {} {}", quote(&w.user), rm.uniqueid)),
-                        )),
+                        reconcile::Orphan::Merged(into) => {
+                            queued.push((
+                                Sent::Other(w.user.clone()),
+                                Queued::Line(format!("DELETE {} {}", quote(&w.user), rm.uniqueid)),
+                            ));
+                            // Both sides created a mailbox of this name, and gave them
+                            // the same UIDVALIDITY (both take the clock): the master's
+                            // replacing the replica's would reuse its UIDs.
+                            if into.uidvalidity == rm.uidvalidity {
+                                marks.renew.insert(into.uniqueid.clone(), uidvalidity_floor);
+                            }
+                        }
                     }
                     round.retry.push(Work {
                         user: w.user.clone(),
@@ -418,6 +444,19 @@ async fn one_round(
             view.mailboxes.iter().map(|m| (&m.uniqueid, m)).collect();
         for m in master_boxes.iter().filter(|m| m.is_live()) {
             let rm = replica.get(&m.uniqueid).copied();
+            // (A mark for a mailbox the replica now holds is moot: dropped.)
+            let renew = marks.renew.remove(&m.uniqueid).filter(|_| rm.is_none());
+            if let Some(floor) = renew {
+                let floor = floor.max(uidvalidity_floor).max(m.uidvalidity);
+                if let Err(e) = blocking(|| store.renew_uidvalidity(&m.uniqueid, floor)) {
+                    round.failures.push(SyncFailure::mailbox(
+                        &w.user,
+                        &m.name,
+                        ClientError::Store(e),
+                    ));
+                    continue;
+                }
+            }
             let merged = rm.is_some() && marks.reset.remove(&m.uniqueid);
             let forced = rm.is_some() && marks.merge.remove(&m.uniqueid);
             let step = if forced {
@@ -583,6 +622,7 @@ async fn one_round(
                 uniqueid,
                 name,
                 last,
+                created,
                 records,
                 bytes,
             } => {
@@ -604,6 +644,13 @@ async fn one_round(
                 }
                 match reply.code_name() {
                     "MISMATCH" | "NOBLOB" | "NOUSER" => {}
+                    "CONFLICT" if created => {
+                        // The replica deleted this mailbox during a split brain and
+                        // will not bring it back under the UIDVALIDITY it had.
+                        tracing::warn!(%user, mailbox = %name, "the replica deleted this mailbox while cut off: it gets a new UIDVALIDITY");
+                        let floor = floors.get(&user).copied().unwrap_or(0);
+                        marks.renew.insert(uniqueid.clone(), floor);
+                    }
                     "DIGEST" | "CONFLICT" => {
                         tracing::warn!(%user, mailbox = %uniqueid, reply = %reply.describe(), "replica diverged; reconciling");
                         marks.merge.insert(uniqueid.clone());

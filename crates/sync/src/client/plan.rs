@@ -2,7 +2,7 @@
 //! view in, what to send and what to take back out (`docs/replication.md`, section 6).
 //! Nothing here does I/O, so every rule is unit-tested against a table of cases.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tern_store::{Guid, Merge, Modseq, Record, RecordsDigest, Uid};
 
@@ -156,15 +156,19 @@ impl RecordPlan {
 
 /// Compares the records of a mailbox both sides changed, UID by UID (the Cyrus way):
 ///
-/// * the same UID and GUID: the side that changed the record last (higher modseq)
-///   wins, the master on a tie; a replica's newer flags or expunge is taken back,
-///   while a record the master expunged stays expunged;
+/// * the same UID and GUID: an expunge on either side wins (a UID a client saw
+///   expunged never holds a message again); otherwise the side that changed the
+///   flags last (higher modseq) wins, the master on a tie;
 /// * the same UID, different GUIDs (each side gave it to another message): both
 ///   messages move to new UIDs, the master's by renumbering, the replica's by
 ///   adoption; an expunged one stays expunged;
 /// * a UID only the replica has: its message is adopted if live and either new to
 ///   the master (above its last UID) or changed on the replica after the master's
-///   purge horizon (DELETEDMODSEQ); an expunged one is simply dropped.
+///   purge horizon (DELETEDMODSEQ); an expunged one is simply dropped;
+/// * a message to adopt that the master already holds under a UID the replica never
+///   saw (above the replica's last UID) is not adopted again: that copy is new mail of
+///   the same content, or the one an earlier merge took, cut short before the replica
+///   was reset. This is what makes a repeated merge a no-op.
 ///
 /// With different UIDVALIDITYs the UIDs mean nothing: the replica's live messages the
 /// master holds nowhere in the mailbox (by GUID) are adopted.
@@ -190,16 +194,31 @@ pub(crate) fn plan_records(
         return plan;
     }
     let by_uid: BTreeMap<Uid, &Record> = ours.iter().map(|r| (r.uid, r)).collect();
+    // Messages the master holds under UIDs the replica never saw: new mail or, after
+    // a merge cut short before the replica was reset, copies already taken back. A
+    // replica message with the same GUID is one of those, not a message to take again.
+    let mut taken: HashMap<Guid, usize> = HashMap::new();
+    for r in ours
+        .iter()
+        .filter(|r| r.uid > rm.last_uid && r.expunged_modseq.is_none())
+    {
+        *taken.entry(r.guid).or_default() += 1;
+    }
+    let mut adopt = |plan: &mut RecordPlan, i: usize, guid: Guid| match taken.get_mut(&guid) {
+        Some(n) if *n > 0 => *n -= 1,
+        _ => plan.adopt.push(i),
+    };
     for (i, r) in theirs.iter().enumerate() {
         match by_uid.get(&r.uid) {
             Some(mine) if mine.guid == r.guid => {
-                let replica_newer = r.modseq > mine.modseq;
-                if !replica_newer || mine.expunged_modseq.is_some() {
+                if mine.expunged_modseq.is_some() {
                     continue;
                 }
+                // An expunge is never undone, whoever changed the record last: the
+                // replica's clients saw the UID go, so it cannot come back.
                 if r.expunged.is_some() {
                     plan.expunge.push(r.uid);
-                } else if r.flags != mine.flags {
+                } else if r.modseq > mine.modseq && r.flags != mine.flags {
                     plan.flags.push((r.uid, r.flags.clone()));
                 }
             }
@@ -208,13 +227,13 @@ pub(crate) fn plan_records(
                     plan.renumber.push(mine.uid);
                 }
                 if r.expunged.is_none() {
-                    plan.adopt.push(i);
+                    adopt(&mut plan, i, r.guid);
                 }
             }
             None => {
                 let new_to_master = r.uid > master.last_uid || r.modseq > master.deleted_modseq;
                 if r.expunged.is_none() && new_to_master {
-                    plan.adopt.push(i);
+                    adopt(&mut plan, i, r.guid);
                 }
             }
         }

@@ -22,9 +22,9 @@ use crate::wire::{Encoder, Token};
 pub(crate) enum Orphan {
     /// The master now has it, same unique id, UIDs and messages.
     Adopted,
-    /// Its messages were added to the master's mailbox of the same name; the replica's
-    /// mailbox must be deleted.
-    Merged,
+    /// Its messages were added to the master's mailbox of the same name (given); the
+    /// replica's mailbox must be deleted.
+    Merged(Box<Mailbox>),
 }
 
 /// The replica's records of a mailbox.
@@ -188,6 +188,24 @@ pub(crate) async fn deleted(
     if new.is_empty() {
         return Ok(());
     }
+    // A repeated run (the DELETE never reached the replica) must not copy them twice.
+    let new = match blocking(|| store.mailbox(user, &rm.name))? {
+        Some(m) => {
+            let (_, ours) = blocking(|| store.all_records(&m.uniqueid))?;
+            let held: HashSet<Guid> = ours
+                .iter()
+                .filter(|r| r.expunged_modseq.is_none())
+                .map(|r| r.guid)
+                .collect();
+            new.into_iter()
+                .filter(|r| !held.contains(&r.guid))
+                .collect()
+        }
+        None => new,
+    };
+    if new.is_empty() {
+        return Ok(());
+    }
     tracing::warn!(user, mailbox = %rm.name, uniqueid = %rm.uniqueid, messages = new.len(),
         "the replica took messages into a mailbox the master deleted: taking them back");
     let target = match blocking(|| store.mailbox(user, &rm.name))? {
@@ -231,10 +249,14 @@ pub(crate) async fn orphan(
             .filter(|r| !known.contains(&r.guid))
             .collect();
         copy_back_into(conn, store, &m.uniqueid, &missing).await?;
-        return Ok(Orphan::Merged);
+        return Ok(Orphan::Merged(Box::new(m)));
     }
-    let wanted: Vec<(Guid, u64)> = live.iter().map(|r| (r.guid, r.size)).collect();
-    let mut blobs = fetch(conn, &wanted).await?;
+    // Adopted whole, expunged records included, so that the two sides then hold the
+    // same records (and digest): its clients saw those UIDs expunged.
+    let mut wanted: Vec<(Guid, u64)> = theirs.iter().map(|r| (r.guid, r.size)).collect();
+    wanted.sort();
+    wanted.dedup();
+    let blobs = fetch(conn, &wanted).await?;
     let partition = if store.blobs().has_partition(&rm.partition) {
         rm.partition.clone()
     } else {
@@ -252,7 +274,7 @@ pub(crate) async fn orphan(
             highest_modseq: rm.highest_modseq,
             ..Default::default()
         },
-        appends: live
+        appends: theirs
             .iter()
             .map(|r| ReplicaAppend {
                 uid: r.uid,
@@ -261,8 +283,12 @@ pub(crate) async fn orphan(
                 size: r.size,
                 guid: r.guid,
                 flags: r.flags.clone(),
-                data: blobs.remove(&r.guid),
+                data: blobs.get(&r.guid).cloned(),
             })
+            .collect(),
+        expunges: theirs
+            .iter()
+            .filter_map(|r| r.expunged.map(|x| (vec![r.uid], x)))
             .collect(),
         ..Default::default()
     };

@@ -149,6 +149,7 @@ pub(super) async fn queue_mailbox(
             uniqueid: plan.uniqueid.clone(),
             name: plan.name.clone(),
             last: last_state,
+            created: plan.send.expect.is_none(),
             records: mailbox_records,
             bytes: mailbox_bytes,
         });

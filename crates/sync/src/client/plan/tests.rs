@@ -252,6 +252,15 @@ fn records_table() {
             expunge: vec![1],
         },
         Case {
+            what: "the replica expunged, the master changed flags later: still expunged",
+            ours: vec![ours(1, 40, "A", "\\Seen", None)],
+            theirs: vec![theirs(1, 25, "A", "", Some(25))],
+            renumber: vec![],
+            adopt: vec![],
+            flags: vec![],
+            expunge: vec![1],
+        },
+        Case {
             what: "the master expunged; the replica's later flag change does not resurrect it",
             ours: vec![ours(1, 10, "A", "", Some(10))],
             theirs: vec![theirs(1, 25, "A", "\\Seen", None)],
@@ -270,6 +279,21 @@ fn records_table() {
             ],
             renumber: vec![],
             adopt: vec![6],
+            flags: vec![],
+            expunge: vec![],
+        },
+        Case {
+            what: "a merge cut short before the reset: nothing is taken twice",
+            // After the first merge: UID 5 expunged (Y), Y renumbered to 31, X adopted
+            // as 32; the replica still has X at 5.
+            ours: vec![
+                ours(5, 40, "Y", "", Some(40)),
+                ours(31, 40, "Y", "", None),
+                ours(32, 40, "X", "", None),
+            ],
+            theirs: vec![theirs(5, 30, "X", "", None)],
+            renumber: vec![],
+            adopt: vec![],
             flags: vec![],
             expunge: vec![],
         },
