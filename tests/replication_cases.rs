@@ -1575,12 +1575,6 @@ fn user_flags_including_unused_ones() {
         "master FLAGS keeps keywords no message has: {}",
         info.raw
     );
-    let info = select_info(&p.replica, "alice", "INBOX");
-    assert!(
-        keywords(&info.flags).is_empty(),
-        "replica before: {}",
-        info.raw
-    );
     sync_ok(p.mconf(), &[]);
     assert_verify_clean(p.mconf());
     assert_same(&p.master, &p.replica, "alice", "user flags");

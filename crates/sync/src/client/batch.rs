@@ -356,6 +356,14 @@ async fn one_round(
             }
             continue;
         };
+        if view.digest.is_none() && !matches!(w.selection, Selection::All) {
+            // The replica lost (or never had) the user: a user comes back whole, never
+            // as one mailbox without its INBOX.
+            round.retry.push(Work {
+                user: w.user.clone(),
+                selection: Selection::All,
+            });
+        }
         if view.digest.as_deref() != Some(state.digest().as_str()) {
             queued.push((
                 Sent::User(w.user.clone(), state.digest()),
@@ -374,8 +382,36 @@ async fn one_round(
         let by_id: HashMap<&UniqueId, &Mailbox> =
             master_boxes.iter().map(|m| (&m.uniqueid, m)).collect();
         for rm in &view.mailboxes {
-            match by_id.get(&rm.uniqueid) {
-                Some(m) if m.is_live() => {}
+            // A mailbox outside the selection (the replica was asked by name) may still
+            // be the master's, renamed or deleted: only one the master never had is the
+            // replica's own.
+            let outside = match by_id.get(&rm.uniqueid) {
+                Some(_) => None,
+                None => match blocking(|| store.mailbox_by_uniqueid(&rm.uniqueid)) {
+                    Ok(m) => m.filter(|m| m.user == w.user),
+                    Err(e) => {
+                        round.failures.push(SyncFailure::mailbox(
+                            &w.user,
+                            &rm.name,
+                            ClientError::Store(e),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let known = by_id.get(&rm.uniqueid).copied().or(outside.as_ref());
+            match known {
+                Some(m) if m.is_live() => {
+                    if outside.is_some() {
+                        round.retry.push(Work {
+                            user: w.user.clone(),
+                            selection: Selection::Some {
+                                ids: vec![m.uniqueid.clone()],
+                                names: vec![],
+                            },
+                        });
+                    }
+                }
                 Some(tombstone) => {
                     if rm.last_uid > tombstone.last_uid && rm.uidvalidity == tombstone.uidvalidity {
                         // The replica took messages into it after the master deleted it
@@ -643,7 +679,19 @@ async fn one_round(
                     continue; // the later batches of a refused mailbox fail with it
                 }
                 match reply.code_name() {
-                    "MISMATCH" | "NOBLOB" | "NOUSER" => {}
+                    "MISMATCH" | "NOBLOB" => {}
+                    "NOUSER" => {
+                        // The replica lost the user: bring all of it back, not just
+                        // this mailbox; what the cache says of it is stale too.
+                        if let Some(c) = cache.as_deref_mut() {
+                            c.forget_user(&user);
+                        }
+                        round.retry.push(Work {
+                            user,
+                            selection: Selection::All,
+                        });
+                        continue;
+                    }
                     "CONFLICT" if created => {
                         // The replica deleted this mailbox during a split brain and
                         // will not bring it back under the UIDVALIDITY it had.
