@@ -9,6 +9,7 @@ mod conn;
 mod plan;
 mod reconcile;
 mod rolling;
+mod round;
 mod updates;
 mod verify;
 

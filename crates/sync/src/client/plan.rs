@@ -4,9 +4,176 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use tern_store::{Guid, Merge, Modseq, Record, RecordsDigest, Uid};
+use tern_store::{Guid, Mailbox, Merge, Modseq, Record, RecordsDigest, Uid, UniqueId, UserState};
 
-use crate::protocol::{ReplicaMailbox, ReplicaRecord};
+use crate::protocol::{ReplicaMailbox, ReplicaRecord, Selection};
+
+/// The master's side of one user, as read for a round.
+pub(crate) struct MasterUser {
+    /// Its user-level state; `None` when the master has no such user.
+    pub state: Option<UserState>,
+    /// The selected mailboxes, live ones and tombstones.
+    pub mailboxes: Vec<Mailbox>,
+    /// Master mailboxes (of this user) that the replica reported although the
+    /// selection left them out: renamed or deleted on the master.
+    pub outside: HashMap<UniqueId, Mailbox>,
+}
+
+/// What the replica holds of one user (MAILBOXES, or remembered).
+pub(crate) struct View {
+    /// Its user digest; `None` when the replica has no such user.
+    pub digest: Option<String>,
+    /// The live mailboxes asked about.
+    pub mailboxes: Vec<ReplicaMailbox>,
+}
+
+/// What the rounds of one sync carry from one to the next.
+#[derive(Default)]
+pub(crate) struct Marks {
+    /// Mailboxes to reconcile whatever the counters say (the replica refused an
+    /// UPDATE with `DIGEST` or `CONFLICT`).
+    pub merge: HashSet<UniqueId>,
+    /// Mailboxes merged in an earlier round, to send whole with RESET.
+    pub reset: HashSet<UniqueId>,
+    /// Mailboxes to give a new UIDVALIDITY before they are created on the replica,
+    /// with the UIDVALIDITY it must exceed.
+    pub renew: HashMap<UniqueId, u32>,
+}
+
+/// What to do about a mailbox the replica reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReplicaStep {
+    /// The master deleted it: DELETE it on the replica, after taking back the
+    /// messages the replica took into it above the master's last UID (`tombstone`).
+    Delete {
+        /// The replica's mailbox.
+        mailbox: ReplicaMailbox,
+        /// The master's tombstone, when there is something to take back first.
+        take_new_from: Option<Box<Mailbox>>,
+    },
+    /// The master never had it (created on the replica): take it back.
+    TakeBack(ReplicaMailbox),
+    /// The master has it live under another name, outside the selection: sync it too.
+    SyncOutside(UniqueId),
+}
+
+/// What to do about one live master mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MailboxPlan {
+    /// The master's mailbox.
+    pub mailbox: Mailbox,
+    /// The replica's view of it.
+    pub replica: Option<ReplicaMailbox>,
+    /// Before anything else, give it a UIDVALIDITY above this one.
+    pub renew_above: Option<u32>,
+    /// What it needs.
+    pub step: MailboxStep,
+}
+
+/// The plan for one user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UserPlan {
+    /// Remove the user from the replica (the master has none).
+    pub unuser: bool,
+    /// Send the user-level state (USER).
+    pub send_user: bool,
+    /// Sync the whole user in the next round (the replica lacks the user).
+    pub widen: bool,
+    /// The replica's mailboxes that need something.
+    pub replica: Vec<ReplicaStep>,
+    /// The master's live mailboxes that need something (contents only).
+    pub mailboxes: Vec<MailboxPlan>,
+}
+
+/// Plans one user: the master's side and the replica's view in, what to send and what
+/// to take back out. `marks` carries what earlier rounds decided; the marks used are
+/// taken out. `contents`: plan mailbox contents too (else only the user level).
+pub(crate) fn plan_user(
+    selection: &Selection,
+    master: &MasterUser,
+    view: &View,
+    marks: &mut Marks,
+    contents: bool,
+) -> UserPlan {
+    let mut plan = UserPlan::default();
+    let Some(state) = &master.state else {
+        plan.unuser = matches!(selection, Selection::All) && view.digest.is_some();
+        return plan;
+    };
+    plan.widen = view.digest.is_none() && !matches!(selection, Selection::All);
+    plan.send_user = view.digest.as_deref() != Some(state.digest().as_str());
+    let by_id: HashMap<&UniqueId, &Mailbox> =
+        master.mailboxes.iter().map(|m| (&m.uniqueid, m)).collect();
+    for rm in &view.mailboxes {
+        let outside = master.outside.get(&rm.uniqueid);
+        match by_id.get(&rm.uniqueid).copied().or(outside) {
+            Some(m) if m.is_live() => {
+                if outside.is_some() {
+                    plan.replica
+                        .push(ReplicaStep::SyncOutside(m.uniqueid.clone()));
+                }
+            }
+            Some(tombstone) => {
+                // Messages the replica took in after the master deleted it (split
+                // brain), under UIDs the master never gave, are taken back first.
+                let took_more =
+                    rm.last_uid > tombstone.last_uid && rm.uidvalidity == tombstone.uidvalidity;
+                plan.replica.push(ReplicaStep::Delete {
+                    mailbox: rm.clone(),
+                    take_new_from: took_more.then(|| Box::new(tombstone.clone())),
+                });
+            }
+            None => plan.replica.push(ReplicaStep::TakeBack(rm.clone())),
+        }
+    }
+    if !contents {
+        return plan;
+    }
+    // A mailbox given a new UIDVALIDITY goes above every one the replica's mailboxes
+    // of this user have.
+    let floor = view
+        .mailboxes
+        .iter()
+        .map(|m| m.uidvalidity)
+        .max()
+        .unwrap_or(0);
+    let replica: HashMap<&UniqueId, &ReplicaMailbox> =
+        view.mailboxes.iter().map(|m| (&m.uniqueid, m)).collect();
+    for m in master.mailboxes.iter().filter(|m| m.is_live()) {
+        let rm = replica.get(&m.uniqueid).copied();
+        // Both sides created a mailbox of this name and gave them the same UIDVALIDITY
+        // (both take it from the clock): the master's replacing the replica's would
+        // reuse its UIDs under it.
+        let twin = rm.is_none()
+            && plan.replica.iter().any(|step| {
+                matches!(step, ReplicaStep::TakeBack(o)
+                    if o.name == m.name && o.uidvalidity == m.uidvalidity)
+            });
+        // (A mark for a mailbox the replica now holds is moot: dropped.)
+        let renew_above = marks
+            .renew
+            .remove(&m.uniqueid)
+            .filter(|_| rm.is_none())
+            .or(twin.then_some(0))
+            .map(|above| above.max(floor).max(m.uidvalidity));
+        let merged = rm.is_some() && marks.reset.remove(&m.uniqueid);
+        let forced = rm.is_some() && marks.merge.remove(&m.uniqueid);
+        let step = if forced {
+            MailboxStep::Reconcile
+        } else {
+            plan_mailbox(&ReplicaMailbox::of(m), rm, merged)
+        };
+        if step != MailboxStep::InStep {
+            plan.mailboxes.push(MailboxPlan {
+                mailbox: m.clone(),
+                replica: rm.cloned(),
+                renew_above,
+                step,
+            });
+        }
+    }
+    plan
+}
 
 /// What one live master mailbox needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

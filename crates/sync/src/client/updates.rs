@@ -9,8 +9,8 @@ use tern_store::{
     Guid, MailboxChanges, MailboxState, MailboxUpdate, Modseq, Record, ReplicaAppend, Store, Uid,
 };
 
-use super::batch::{Plan, Sent};
 use super::conn::Connection;
+use super::round::{Plan, Sent};
 use super::{blocking, ClientError, SyncSummary};
 use crate::protocol::{encode_update, ReplicaMailbox};
 use crate::wire::Encoder;

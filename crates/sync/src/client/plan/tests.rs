@@ -340,3 +340,189 @@ fn other_uidvalidity_adopts_by_guid() {
     assert_eq!(merge.adopt[0].replica_uid, None);
     assert_eq!(merge.replica_highest_modseq, 40);
 }
+
+/// A master with alice's INBOX, Kept, Moved (renamed from Old) and a deleted Gone.
+fn master() -> (tempfile::TempDir, tern_store::Store, MasterUser) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tern_store::Store::open(tern_store::StoreConfig::new(dir.path())).unwrap();
+    store.create_user("alice", Some("pw"), false).unwrap();
+    for name in ["Kept", "Gone"] {
+        store.create_mailbox("alice", name, None).unwrap();
+    }
+    store.delete_mailbox("alice", "Gone").unwrap();
+    let all = store.mailboxes("alice", true).unwrap();
+    let master = MasterUser {
+        state: store.user_state("alice").unwrap(),
+        mailboxes: all,
+        outside: HashMap::new(),
+    };
+    (dir, store, master)
+}
+
+fn as_replica(m: &tern_store::Mailbox) -> ReplicaMailbox {
+    ReplicaMailbox::of(m)
+}
+
+fn by_name<'a>(m: &'a MasterUser, name: &str) -> &'a tern_store::Mailbox {
+    m.mailboxes.iter().find(|x| x.name == name).unwrap()
+}
+
+#[test]
+fn user_table() {
+    let (_dir, _store, master) = master();
+    let digest = master.state.as_ref().unwrap().digest();
+    let inbox = as_replica(by_name(&master, "INBOX"));
+    let kept = as_replica(by_name(&master, "Kept"));
+    let gone = as_replica(by_name(&master, "Gone"));
+    let orphan = ReplicaMailbox {
+        uniqueid: UniqueId::random(),
+        name: "Kept".into(),
+        ..kept.clone()
+    };
+    let live: Vec<ReplicaMailbox> = master
+        .mailboxes
+        .iter()
+        .filter(|m| m.is_live())
+        .map(as_replica)
+        .collect();
+    let live_but = |skip: &str| -> Vec<ReplicaMailbox> {
+        live.iter().filter(|m| m.name != skip).cloned().collect()
+    };
+    let with = |extra: &ReplicaMailbox| -> Vec<ReplicaMailbox> {
+        let mut v = live.clone();
+        v.push(extra.clone());
+        v
+    };
+    let _ = &inbox;
+    let in_step = View {
+        digest: Some(digest.clone()),
+        mailboxes: live.clone(),
+    };
+
+    // Everything in step: nothing at all.
+    let plan = plan_user(
+        &Selection::All,
+        &master,
+        &in_step,
+        &mut Marks::default(),
+        true,
+    );
+    assert_eq!(plan, UserPlan::default(), "in step");
+
+    // The replica lacks the user, asked about one mailbox: USER, and the whole user
+    // next round; its mailboxes are created.
+    let one = Selection::Some {
+        ids: vec![],
+        names: vec!["Kept".into()],
+    };
+    let lost = View {
+        digest: None,
+        mailboxes: vec![],
+    };
+    let plan = plan_user(&one, &master, &lost, &mut Marks::default(), true);
+    assert!(plan.send_user && plan.widen && !plan.unuser);
+    assert_eq!(plan.mailboxes.len(), live.len(), "every mailbox created");
+
+    // Only the user level: no mailbox contents planned.
+    let plan = plan_user(
+        &Selection::All,
+        &master,
+        &lost,
+        &mut Marks::default(),
+        false,
+    );
+    assert!(plan.send_user && plan.mailboxes.is_empty());
+
+    // A mailbox the master deleted: DELETE, nothing to take back unless the replica
+    // took mail in above the master's last UID.
+    let with_gone = View {
+        digest: Some(digest.clone()),
+        mailboxes: with(&gone),
+    };
+    let plan = plan_user(
+        &Selection::All,
+        &master,
+        &with_gone,
+        &mut Marks::default(),
+        true,
+    );
+    assert_eq!(
+        plan.replica,
+        vec![ReplicaStep::Delete {
+            mailbox: gone.clone(),
+            take_new_from: None
+        }]
+    );
+    let grown = ReplicaMailbox {
+        last_uid: gone.last_uid + 2,
+        ..gone.clone()
+    };
+    let with_grown = View {
+        digest: Some(digest.clone()),
+        mailboxes: with(&grown),
+    };
+    let plan = plan_user(
+        &Selection::All,
+        &master,
+        &with_grown,
+        &mut Marks::default(),
+        true,
+    );
+    assert!(matches!(
+        &plan.replica[..],
+        [ReplicaStep::Delete { take_new_from: Some(t), .. }] if t.name == "Gone"
+    ));
+
+    // A mailbox only the replica has, named like one of the master's that the replica
+    // lacks, with the same UIDVALIDITY: taken back, and the master's one created under
+    // a new UIDVALIDITY.
+    let mut twins = live_but("Kept");
+    twins.push(orphan.clone());
+    let twin_view = View {
+        digest: Some(digest.clone()),
+        mailboxes: twins,
+    };
+    let plan = plan_user(
+        &Selection::All,
+        &master,
+        &twin_view,
+        &mut Marks::default(),
+        true,
+    );
+    assert_eq!(plan.replica, vec![ReplicaStep::TakeBack(orphan.clone())]);
+    let kept_plan = plan
+        .mailboxes
+        .iter()
+        .find(|p| p.mailbox.name == "Kept")
+        .unwrap();
+    assert!(kept_plan.renew_above.is_some_and(|u| u >= kept.uidvalidity));
+
+    // The master has no such user any more: UNUSER, but only when syncing everything.
+    let none = MasterUser {
+        state: None,
+        mailboxes: vec![],
+        outside: HashMap::new(),
+    };
+    assert!(
+        plan_user(
+            &Selection::All,
+            &none,
+            &in_step,
+            &mut Marks::default(),
+            true
+        )
+        .unuser
+    );
+    assert!(!plan_user(&one, &none, &in_step, &mut Marks::default(), true).unuser);
+
+    // Marks from earlier rounds: a refused UPDATE reconciles, a merged mailbox goes
+    // whole, and each mark is used once.
+    let mut marks = Marks::default();
+    marks.merge.insert(kept.uniqueid.clone());
+    let plan = plan_user(&Selection::All, &master, &in_step, &mut marks, true);
+    assert_eq!(plan.mailboxes[0].step, MailboxStep::Reconcile);
+    assert!(marks.merge.is_empty());
+    marks.reset.insert(kept.uniqueid.clone());
+    let plan = plan_user(&Selection::All, &master, &in_step, &mut marks, true);
+    assert!(matches!(&plan.mailboxes[0].step, MailboxStep::Send(s) if s.reset && s.since == 0));
+}
