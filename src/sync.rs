@@ -35,6 +35,10 @@ pub struct SyncArgs {
     /// 2 when the comparison could not be made.
     #[arg(long, conflicts_with = "rolling")]
     verify: bool,
+    /// With --verify: compare every record and check every blob on both sides, also
+    /// where the counters and records digests are equal (slower: O(records)).
+    #[arg(long, requires = "verify")]
+    deep: bool,
     /// Sessions to run at once, over disjoint mailboxes.
     #[arg(long, default_value_t = 1, value_name = "N")]
     parallel: usize,
@@ -75,7 +79,7 @@ fn run_inner(config: Config, args: SyncArgs) -> anyhow::Result<std::process::Exi
         if args.verify {
             // Exit status: 0 identical, 1 differences, 2 could not compare.
             let (boxes, records, diffs) =
-                match client::verify(&store, &client_config, args.user.clone()).await {
+                match client::verify(&store, &client_config, args.user.clone(), args.deep).await {
                     Ok(v) => v,
                     Err(e) => {
                         eprintln!("tern: error: verify failed: {e}");

@@ -1947,6 +1947,11 @@ fn equal_counters_different_messages_converge_and_no_uid_is_reused() {
         "--verify must see the split brain\n{}",
         verified.1
     );
+    // So must the quick one, by the records digest alone (the counters are equal).
+    let quick = tern_sync(p.mconf(), &["--verify", "--user", "alice"]);
+    let text = String::from_utf8_lossy(&quick.stdout).into_owned();
+    assert_eq!(quick.status.code(), Some(1), "quick --verify:\n{text}");
+    assert!(text.contains("records digest"), "{text}");
     heal(&p);
     let m = assert_same(&p.master, &p.replica, "alice", "after healing");
     for id in ["<on-master@example.org>", "<on-replica@example.org>"] {

@@ -118,7 +118,8 @@ pub fn sync_ok(config: &Path, args: &[&str]) -> String {
 
 /// `tern sync --verify ARGS`: (clean, stdout + stderr).
 pub fn verify(config: &Path, args: &[&str]) -> (bool, String) {
-    let mut all = vec!["--verify"];
+    // Every record and blob compared, not only the digests: tests want the strictest.
+    let mut all = vec!["--verify", "--deep"];
     all.extend_from_slice(args);
     let out = tern_sync(config, &all);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
