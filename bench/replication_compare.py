@@ -130,7 +130,9 @@ class TernPair(Pair):
         # the wrapper keeps tern sync's summary line (stdout) in BASE/sync-<label>.out
         # (replication.py records only stderr); rolling runs tern directly so SIGTERM reaches it
         sync = f"sh {self.script}"
-        self.full_cmd = f"{sync} r1 --user {{user}} --parallel 2"   # one session per core
+        # the default single session (issue 9's aim); TERN_BENCH_PARALLEL=N for --parallel N
+        parallel = os.environ.get("TERN_BENCH_PARALLEL")
+        self.full_cmd = f"{sync} r1 --user {{user}}" + (f" --parallel {parallel}" if parallel else "")
         self.incr_cmd = f"{sync} r2 --user {{user}}"
         self.noop_cmd = f"{sync} noop --user {{user}}"
         self.verify_cmd = f"{sync} VERIFYLABEL --verify --user {{user}}"
