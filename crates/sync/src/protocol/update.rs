@@ -160,24 +160,34 @@ pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
     enc.raw(" UIDVALIDITY ").number(u64::from(s.uidvalidity));
     enc.raw(" LASTUID ").number(u64::from(s.last_uid));
     enc.raw(" HIGHESTMODSEQ ").number(s.highest_modseq);
-    enc.raw(" DELETEDMODSEQ ").number(s.deleted_modseq);
-    enc.raw(" CREATEDMODSEQ ").number(s.created_modseq);
-    enc.raw(" RECENTUID ").number(u64::from(s.recent_uid));
-    enc.raw(" RECENTTIME ").number(s.recent_time.max(0) as u64);
-    enc.raw(" SPECIALUSE ");
-    match &s.special_use {
-        Some(v) => enc.string(v),
-        None => enc.nil(),
-    };
-    enc.raw(" ACL ").string(&s.acl);
-    enc.raw(" ANNOTATIONS (");
-    for (i, (k, v)) in s.annotations.iter().enumerate() {
-        if i > 0 {
-            enc.sp();
+    // Keys at their default (0, NIL, empty) are left out: the receiver reads an absent
+    // key as its default, and a rolling sync sends this state with every change.
+    for (key, value) in [
+        (" DELETEDMODSEQ ", s.deleted_modseq),
+        (" CREATEDMODSEQ ", s.created_modseq),
+        (" RECENTUID ", u64::from(s.recent_uid)),
+        (" RECENTTIME ", s.recent_time.max(0) as u64),
+    ] {
+        if value != 0 {
+            enc.raw(key).number(value);
         }
-        enc.string(k).sp().string(v);
     }
-    enc.raw(")");
+    if let Some(v) = &s.special_use {
+        enc.raw(" SPECIALUSE ").string(v);
+    }
+    if !s.acl.is_empty() {
+        enc.raw(" ACL ").string(&s.acl);
+    }
+    if !s.annotations.is_empty() {
+        enc.raw(" ANNOTATIONS (");
+        for (i, (k, v)) in s.annotations.iter().enumerate() {
+            if i > 0 {
+                enc.sp();
+            }
+            enc.string(k).sp().string(v);
+        }
+        enc.raw(")");
+    }
     if !s.keywords.is_empty() {
         enc.raw(" KEYWORDS (");
         for (i, k) in s.keywords.iter().enumerate() {
