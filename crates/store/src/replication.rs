@@ -170,6 +170,32 @@ impl Store {
         })
     }
 
+    /// At most `limit` records of the live mailbox (expunged ones included) with a UID
+    /// of at least `from`, in UID order, with the mailbox state, from one snapshot:
+    /// a large mailbox read in bounded pieces (each an index range scan).
+    pub fn records_from(
+        &self,
+        mailbox: &UniqueId,
+        from: Uid,
+        limit: usize,
+    ) -> Result<(Mailbox, Vec<Record>)> {
+        self.read(|conn| {
+            let mailbox = live(conn, mailbox)?;
+            let sql = format!(
+                "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid >= ?2 ORDER BY uid LIMIT ?3",
+                Record::COLUMNS
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let records = stmt
+                .query_map(
+                    params![mailbox.id, from, limit.min(i64::MAX as usize) as i64],
+                    Record::from_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((mailbox, records))
+        })
+    }
+
     /// The records digest of the live mailbox computed afresh from its records, for
     /// checks: it must always equal the maintained `Mailbox::digest` read in the same
     /// snapshot (returned alongside).

@@ -15,7 +15,10 @@ use tokio::io::{AsyncWriteExt, ReadHalf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::protocol::{ReplicaMailbox, ReplicaRecord, Request, Selection, VERSION};
+use crate::protocol::{
+    Code, MessageData, ReplicaMailbox, ReplicaRecord, ReplicaUser, Request, Reserved, Selection,
+    RECORDS_PER_ANSWER, VERSION,
+};
 use crate::wire::{parse_command, Command, Encoder, Limits, LineReader, WireError};
 use crate::Io;
 
@@ -463,28 +466,19 @@ async fn authenticated(
 /// Applies one request and renders its whole answer.
 fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
     let mut enc = Encoder::new();
-    let verb = match &request {
-        Request::Mailboxes { .. } => "MAILBOXES",
-        Request::Reserve { .. } => "RESERVE",
-        Request::User(_) => "USER",
-        Request::Unuser(_) => "UNUSER",
-        Request::Update(_) => "UPDATE",
-        Request::Rename { .. } => "RENAME",
-        Request::Delete { .. } => "DELETE",
-        Request::Records { .. } => "RECORDS",
-        Request::Message { .. } => "MESSAGE",
-        Request::Users => "USERS",
-    };
-    let result: Result<Option<String>, StoreError> = (|| match request {
+    let verb = request.verb();
+    let result: Result<Option<Code>, StoreError> = (|| match request {
         Request::Mailboxes { user, selection } => {
             let Some(state) = store.user_state(&user)? else {
                 return Ok(None);
             };
-            enc.raw("* USER ")
-                .string(&state.name)
-                .sp()
-                .atom(&state.digest());
-            enc.raw(" (MODSEQ ").number(state.modseq).raw(")").crlf();
+            ReplicaUser {
+                name: state.name.clone(),
+                digest: state.digest(),
+                modseq: state.modseq,
+                admin: None,
+            }
+            .encode(&mut enc);
             for m in store.mailboxes(&user, false)? {
                 let wanted = match &selection {
                     Selection::All => true,
@@ -501,25 +495,19 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
         Request::Users => {
             for u in store.users()? {
                 if let Some(state) = store.user_state(&u.name)? {
-                    enc.raw("* USER ")
-                        .string(&state.name)
-                        .sp()
-                        .atom(&state.digest());
-                    enc.raw(" (MODSEQ ").number(state.modseq);
-                    enc.raw(" ADMIN ")
-                        .number(u64::from(state.is_admin))
-                        .raw(")")
-                        .crlf();
+                    ReplicaUser {
+                        name: state.name.clone(),
+                        digest: state.digest(),
+                        modseq: state.modseq,
+                        admin: Some(state.is_admin),
+                    }
+                    .encode(&mut enc);
                 }
             }
             Ok(None)
         }
-        Request::Reserve { guids } => {
-            enc.raw("* RESERVE");
-            for g in store.held_blobs(&guids) {
-                enc.sp().atom(&g.to_hex());
-            }
-            enc.crlf();
+        Request::Reserve { guids, .. } => {
+            Reserved(store.held_blobs(&guids)).encode(&mut enc);
             Ok(None)
         }
         Request::User(state) => store.apply_user_state(&state).map(|()| None),
@@ -537,75 +525,144 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
             .replica_rename(&user, &uniqueid, &name, &partition)
             .map(|()| None),
         Request::Delete { user, uniqueid } => store.replica_delete(&user, &uniqueid).map(|()| None),
-        Request::Records { uniqueid, .. } => {
-            let (mailbox, records) = store.all_records(&uniqueid)?;
-            let digest = mailbox.digest;
+        Request::Records { uniqueid, from, .. } => {
+            // One more than an answer holds, to know whether more follow.
+            let (mailbox, mut records) =
+                store.records_from(&uniqueid, from.max(1), RECORDS_PER_ANSWER + 1)?;
+            let more =
+                (records.len() > RECORDS_PER_ANSWER).then(|| records[RECORDS_PER_ANSWER].uid);
+            records.truncate(RECORDS_PER_ANSWER);
             for r in &records {
                 let held = store
                     .blobs()
                     .contains(&mailbox.partition, &r.guid, r.size)?;
                 ReplicaRecord::encode(&mut enc, r, held);
             }
-            Ok(Some(format!("[DIGEST {digest}] ")))
+            Ok(Some(match more {
+                Some(next) => Code::More(next),
+                None => Code::Digest(mailbox.digest.to_string()),
+            }))
         }
         Request::Message { guid, size } => {
             let bytes = store.read_blob(&guid, size)?;
-            enc.raw("* MESSAGE ")
-                .atom(&guid.to_hex())
-                .sp()
-                .literal(&bytes)
-                .crlf();
+            MessageData::encode(&guid, &bytes, &mut enc);
             Ok(None)
         }
     })();
     match result {
         Ok(code) => {
-            enc.atom(tag)
-                .raw(" OK ")
-                .raw(code.as_deref().unwrap_or(""))
-                .raw(verb)
-                .crlf();
+            enc.atom(tag).raw(" OK ");
+            if let Some(code) = code {
+                code.encode(&mut enc);
+                enc.sp();
+            }
+            enc.raw(verb).crlf();
         }
         Err(e) => {
-            let (code, text) = refusal(&e);
             tracing::warn!(verb, error = %e, "sync command refused");
             // Untagged data already rendered belongs to a command that failed: drop it.
             enc.clear();
-            enc.atom(tag)
-                .raw(" NO ")
-                .raw(&code)
-                .sp()
-                .raw(&text.replace(['\r', '\n'], " "))
+            enc.atom(tag).raw(" NO ");
+            refusal(&e).encode(&mut enc);
+            enc.sp()
+                .raw(&e.to_string().replace(['\r', '\n'], " "))
                 .crlf();
         }
     }
     enc.into_bytes()
 }
 
-/// The response code and text for a refusal.
-fn refusal(e: &StoreError) -> (String, String) {
-    let code = match e {
+/// The response code for a refusal.
+fn refusal(e: &StoreError) -> Code {
+    match e {
         StoreError::SyncMismatch {
             highest_modseq,
             last_uid,
             digest,
-        } => format!("[MISMATCH {highest_modseq} {last_uid} {digest}]"),
-        StoreError::SyncConflict { uid, .. } => format!("[CONFLICT {uid}]"),
-        StoreError::DigestMismatch { replica, .. } => format!("[DIGEST {replica}]"),
-        StoreError::BlobNotHeld(g) => format!("[NOBLOB {g}]"),
-        StoreError::NoSuchUser(_) => "[NOUSER]".to_owned(),
-        StoreError::NoSuchMailbox { .. } => "[NONEXISTENT]".to_owned(),
+        } => Code::Mismatch {
+            highest_modseq: *highest_modseq,
+            last_uid: *last_uid,
+            digest: *digest,
+        },
+        StoreError::SyncConflict { uid, .. } => Code::Conflict(*uid),
+        StoreError::DigestMismatch { replica, .. } => Code::Digest(replica.clone()),
+        StoreError::BlobNotHeld(g) => g.parse().map_or(Code::Refused, Code::NoBlob),
+        StoreError::NoSuchUser(_) => Code::NoUser,
+        StoreError::NoSuchMailbox { .. } => Code::NonExistent,
         StoreError::Io { .. } | StoreError::CommitFailed(_) | StoreError::WriterGone => {
-            "[IOERROR]".to_owned()
+            Code::IoError
         }
-        _ => "[REFUSED]".to_owned(),
-    };
-    (code, e.to_string())
+        _ => Code::Refused,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RECORDS of a mailbox larger than one answer: bounded pieces chained by
+    /// `[MORE uid]`, the last one ending with the digest.
+    #[test]
+    fn records_answer_in_ranges() {
+        use tern_store::{MailboxState, MailboxUpdate, ReplicaAppend, UniqueId};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(tern_store::StoreConfig::new(dir.path())).unwrap();
+        let state = store.user_state("nobody").unwrap();
+        assert!(state.is_none());
+        store.create_user("alice", None, false).unwrap();
+        let message = b"Subject: one blob for all\r\n\r\nbody\r\n".to_vec();
+        let guid = tern_store::Guid::of(&message);
+        let id = UniqueId::random();
+        let total: u32 = RECORDS_PER_ANSWER as u32 + 5;
+        store
+            .apply_update(MailboxUpdate {
+                user: "alice".into(),
+                uniqueid: Some(id.clone()),
+                state: MailboxState {
+                    name: "Big".into(),
+                    partition: "default".into(),
+                    uidvalidity: 1,
+                    last_uid: total,
+                    highest_modseq: 1,
+                    ..Default::default()
+                },
+                appends: (1..=total)
+                    .map(|uid| ReplicaAppend {
+                        uid,
+                        modseq: 1,
+                        internaldate: 0,
+                        size: message.len() as u64,
+                        guid,
+                        flags: Default::default(),
+                        data: (uid == 1).then(|| message.clone()),
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .unwrap();
+        let ask = |from| {
+            let bytes = execute(
+                &store,
+                "r1",
+                Request::Records {
+                    user: "alice".into(),
+                    uniqueid: id.clone(),
+                    from,
+                },
+            );
+            let text = String::from_utf8(bytes).unwrap();
+            let records = text.lines().filter(|l| l.starts_with("* RECORD ")).count();
+            (records, text.lines().last().unwrap_or("").to_owned())
+        };
+        let (n, last) = ask(1);
+        let more = RECORDS_PER_ANSWER + 1;
+        assert_eq!(n, RECORDS_PER_ANSWER);
+        assert_eq!(last, format!("r1 OK [MORE {more}] RECORDS"));
+        let (n, last) = ask(more as u32);
+        assert_eq!(n, 5);
+        let digest = store.mailbox("alice", "Big").unwrap().unwrap().digest;
+        assert_eq!(last, format!("r1 OK [DIGEST {digest}] RECORDS"));
+    }
 
     #[test]
     fn passwords_need_tls_off_this_machine() {

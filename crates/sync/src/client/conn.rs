@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::{ClientConfig, ClientError, ClientTls};
+use crate::protocol::{Code, Request};
 use crate::wire::{parse_response, Encoder, Limits, LineReader, Response, Status, Token};
 use crate::Io;
 
@@ -45,6 +46,13 @@ pub(crate) struct Reply {
 impl Reply {
     pub fn ok(&self) -> bool {
         matches!(self.status, Status::Ok)
+    }
+
+    /// The response code, typed (`None` when the reply has none).
+    pub fn code(&self) -> Option<Code> {
+        self.code
+            .as_ref()
+            .map(|(name, args)| Code::parse(name, args))
     }
 
     /// The response code's name, upper-cased ("" when none).
@@ -202,6 +210,16 @@ impl Connection {
         self.out.extend_from_slice(b"\r\n");
         self.pending.push_back(tag.clone());
         tag
+    }
+
+    /// Queues a command (written out once enough is queued, or when a reply is
+    /// awaited); returns its tag.
+    pub async fn queue(&mut self, request: &Request) -> Result<String, ClientError> {
+        let tag = self.tag();
+        let mut enc = Encoder::new();
+        request.encode(&mut enc, &tag);
+        self.queue_encoded(tag.clone(), enc).await?;
+        Ok(tag)
     }
 
     /// Queues an encoded command whose tag the caller took from [`Connection::tag`].

@@ -8,6 +8,7 @@ mod batch;
 mod conn;
 mod plan;
 mod reconcile;
+mod records;
 mod rolling;
 mod round;
 mod updates;
@@ -346,7 +347,7 @@ pub async fn sync(
 /// The replica's users, with their administrator bit (`USERS`).
 async fn replica_users(config: &ClientConfig) -> Result<Vec<(String, bool)>, ClientError> {
     let mut conn = conn::Connection::open(config).await?;
-    conn.queue_line("USERS");
+    conn.queue(&crate::protocol::Request::Users).await?;
     let reply = conn.reply().await?;
     conn.logout().await;
     if !reply.ok() {
@@ -355,21 +356,15 @@ async fn replica_users(config: &ClientConfig) -> Result<Vec<(String, bool)>, Cli
             reply.describe()
         )));
     }
-    Ok(reply
+    reply
         .untagged
         .iter()
         .filter(|(k, _)| k == "USER")
-        .filter_map(|(_, args)| {
-            let name = args.first()?.as_str()?.to_owned();
-            let plist = args
-                .get(2)
-                .and_then(crate::wire::Token::as_list)
-                .unwrap_or(&[]);
-            let admin =
-                crate::protocol::plist_get(plist, "ADMIN").and_then(crate::wire::Token::as_number);
-            Some((name, admin == Some(1)))
+        .map(|(_, args)| {
+            let user = crate::protocol::ReplicaUser::parse(args).map_err(ClientError::Protocol)?;
+            Ok((user.name, user.admin == Some(true)))
         })
-        .collect())
+        .collect()
 }
 
 /// Splits the work over `parallel` sessions: first the user-level state of every user

@@ -15,8 +15,7 @@ use tern_store::{
 use super::conn::Connection;
 use super::plan::plan_records;
 use super::{blocking, ClientError};
-use crate::protocol::{ReplicaMailbox, ReplicaRecord};
-use crate::wire::{Encoder, Token};
+use crate::protocol::{MessageData, ReplicaMailbox, ReplicaRecord, Request};
 
 /// What became of a mailbox only the replica had.
 pub(crate) enum Orphan {
@@ -33,25 +32,7 @@ async fn replica_records(
     user: &str,
     rm: &ReplicaMailbox,
 ) -> Result<Vec<ReplicaRecord>, ClientError> {
-    let mut enc = Encoder::new();
-    enc.raw("RECORDS ")
-        .string(user)
-        .sp()
-        .atom(rm.uniqueid.as_str());
-    conn.queue_line(&String::from_utf8_lossy(enc.bytes()));
-    let reply = conn.reply().await?;
-    if !reply.ok() {
-        return Err(ClientError::Protocol(format!(
-            "RECORDS: {}",
-            reply.describe()
-        )));
-    }
-    reply
-        .untagged
-        .iter()
-        .filter(|(k, _)| k == "RECORD")
-        .map(|(_, args)| ReplicaRecord::parse(args).map_err(ClientError::Protocol))
-        .collect()
+    super::records::replica_records(conn, user, &rm.uniqueid).await
 }
 
 /// Fetches blobs from the replica, pipelined (one round trip).
@@ -60,27 +41,28 @@ async fn fetch(
     wanted: &[(Guid, u64)],
 ) -> Result<HashMap<Guid, Vec<u8>>, ClientError> {
     for (guid, size) in wanted {
-        conn.queue_line(&format!("MESSAGE {} {size}", guid.to_hex()));
+        conn.queue(&Request::Message {
+            guid: *guid,
+            size: *size,
+        })
+        .await?;
     }
     let mut out = HashMap::new();
     for (guid, _) in wanted {
         let reply = conn.reply().await?;
+        let describe = reply.describe();
         let data = reply
             .untagged
-            .iter()
+            .into_iter()
             .find(|(k, _)| k == "MESSAGE")
-            .and_then(|(_, a)| match a.get(1) {
-                Some(Token::Literal(b)) => Some(b.clone()),
-                _ => None,
-            });
+            .and_then(|(_, args)| MessageData::parse(args).ok());
         match data {
-            Some(bytes) if Guid::of(&bytes) == *guid => {
-                out.insert(*guid, bytes);
+            Some(m) if m.guid == *guid && Guid::of(&m.data) == *guid => {
+                out.insert(*guid, m.data);
             }
             _ => {
                 return Err(ClientError::Protocol(format!(
-                    "replica could not send message {guid}: {}",
-                    reply.describe()
+                    "replica could not send message {guid}: {describe}"
                 )))
             }
         }

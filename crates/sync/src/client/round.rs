@@ -6,14 +6,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tern_store::{Guid, MailboxChanges, Store, UniqueId, UserState};
+use tern_store::{Guid, MailboxChanges, Store, UniqueId};
 
 use super::batch::{Cache, Work};
 use super::conn::Connection;
 use super::plan::{plan_user, MailboxStep, Marks, MasterUser, ReplicaStep, Send, View};
 use super::{blocking, reconcile, updates, ClientError, SyncFailure, SyncSummary};
-use crate::protocol::{encode_user, ReplicaMailbox, Selection, MAX_RESERVE};
-use crate::wire::{Encoder, Token};
+use crate::protocol::{
+    Code, ReplicaMailbox, ReplicaUser, Request, Reserved, Selection, MAX_RESERVE,
+};
 
 /// Below this many bytes of new messages, RESERVE costs more than sending them.
 const RESERVE_THRESHOLD: u64 = 256 * 1024;
@@ -30,11 +31,8 @@ pub(super) struct Plan {
     pub send: Send,
 }
 
-/// A command planned before the pipeline is written.
-enum Queued {
-    User(UserState),
-    Line(String),
-}
+/// A command planned before the pipeline is written (USER, UNUSER, DELETE).
+type Queued = Request;
 
 /// What a queued command was, to interpret its reply.
 pub(super) enum Sent {
@@ -175,7 +173,12 @@ impl<'a> Round<'a> {
                 c.view(&w.user, &master.mailboxes)
             });
             if cached.is_none() {
-                self.conn.queue_line(&mailboxes_command(w));
+                self.conn
+                    .queue(&Request::Mailboxes {
+                        user: w.user.clone(),
+                        selection: w.selection.clone(),
+                    })
+                    .await?;
                 asked.push(i);
             }
             views.push(cached);
@@ -195,7 +198,10 @@ impl<'a> Round<'a> {
             };
             for (keyword, args) in &reply.untagged {
                 match keyword.as_str() {
-                    "USER" => view.digest = args.get(1).and_then(Token::as_str).map(str::to_owned),
+                    "USER" => {
+                        let user = ReplicaUser::parse(args).map_err(ClientError::Protocol)?;
+                        view.digest = Some(user.digest);
+                    }
                     "MAILBOX" => view
                         .mailboxes
                         .push(ReplicaMailbox::parse(args).map_err(ClientError::Protocol)?),
@@ -242,7 +248,7 @@ impl<'a> Round<'a> {
         let plan = plan_user(&w.selection, &master, view, self.marks, contents);
         let user = &w.user;
         if plan.unuser {
-            self.queue_line(user, format!("UNUSER {}", quote(user)));
+            self.queue_other(user, Request::Unuser(user.clone()));
             self.out.summary.mailboxes += view.mailboxes.len();
         }
         if plan.widen {
@@ -251,7 +257,7 @@ impl<'a> Round<'a> {
         if let (true, Some(state)) = (plan.send_user, &master.state) {
             self.queued.push((
                 Sent::User(user.clone(), state.digest()),
-                Queued::User(state.clone()),
+                Request::User(state.clone()),
             ));
         }
         for step in plan.replica {
@@ -314,7 +320,7 @@ impl<'a> Round<'a> {
                     }
                     self.retry_all(user);
                 }
-                self.queue_line(user, format!("DELETE {} {}", quote(user), rm.uniqueid));
+                self.queue_delete(user, &rm.uniqueid);
                 if let Some(c) = self.cache.as_deref_mut() {
                     c.forget_mailbox(&rm.uniqueid);
                 }
@@ -334,7 +340,7 @@ impl<'a> Round<'a> {
                     other => other?,
                 };
                 if let reconcile::Orphan::Merged(into) = taken {
-                    self.queue_line(user, format!("DELETE {} {}", quote(user), rm.uniqueid));
+                    self.queue_delete(user, &rm.uniqueid);
                     // Both sides created a mailbox of this name and gave them the same
                     // UIDVALIDITY (both take the clock): the master's replacing the
                     // replica's would reuse its UIDs.
@@ -396,21 +402,22 @@ impl<'a> Round<'a> {
         }
         guids.sort();
         guids.dedup();
-        let ids: Vec<String> = self.plans.iter().map(|p| p.uniqueid.to_string()).collect();
+        let ids: Vec<UniqueId> = self.plans.iter().map(|p| p.uniqueid.clone()).collect();
         let chunks: Vec<&[Guid]> = guids.chunks(MAX_RESERVE).collect();
         for chunk in &chunks {
-            let mut line = format!("RESERVE ({})", ids.join(" "));
-            for g in chunk.iter() {
-                line.push(' ');
-                line.push_str(&g.to_hex());
-            }
-            self.conn.queue_line(&line);
+            self.conn
+                .queue(&Request::Reserve {
+                    mailboxes: ids.clone(),
+                    guids: chunk.to_vec(),
+                })
+                .await?;
         }
         for _ in &chunks {
             let reply = self.conn.reply().await?;
             for (keyword, args) in &reply.untagged {
                 if keyword == "RESERVE" {
-                    held.extend(args.iter().filter_map(|t| t.as_str()?.parse::<Guid>().ok()));
+                    let reserved = Reserved::parse(args).map_err(ClientError::Protocol)?;
+                    held.extend(reserved.0);
                 }
             }
         }
@@ -425,15 +432,7 @@ impl<'a> Round<'a> {
     ) -> Result<Vec<Sent>, ClientError> {
         let mut sent: Vec<Sent> = Vec::new();
         for (what, command) in std::mem::take(&mut self.queued) {
-            let tag = self.conn.tag();
-            let mut enc = Encoder::new();
-            match command {
-                Queued::User(state) => encode_user(&mut enc, &tag, &state),
-                Queued::Line(text) => {
-                    enc.atom(&tag).sp().raw(&text).crlf();
-                }
-            }
-            self.conn.queue_encoded(tag, enc).await?;
+            self.conn.queue(&command).await?;
             sent.push(what);
         }
         let mut carried: HashSet<Guid> = HashSet::new();
@@ -511,9 +510,9 @@ impl<'a> Round<'a> {
                     if !refused.insert(uniqueid.clone()) {
                         continue; // the later batches of a refused mailbox fail with it
                     }
-                    match reply.code_name() {
-                        "MISMATCH" | "NOBLOB" => {}
-                        "NOUSER" => {
+                    match reply.code() {
+                        Some(Code::Mismatch { .. } | Code::NoBlob(_)) => {}
+                        Some(Code::NoUser) => {
                             // The replica lost the user: bring all of it back, not
                             // just this mailbox; what the cache says of it is stale.
                             if let Some(c) = self.cache.as_deref_mut() {
@@ -522,14 +521,14 @@ impl<'a> Round<'a> {
                             self.retry_all(&user);
                             continue;
                         }
-                        "CONFLICT" if created => {
+                        Some(Code::Conflict(_)) if created => {
                             // The replica deleted this mailbox during a split brain and
                             // will not bring it back under the UIDVALIDITY it had.
                             tracing::warn!(%user, mailbox = %name, "the replica deleted this mailbox while cut off: it gets a new UIDVALIDITY");
                             let floor = self.floors.get(&user).copied().unwrap_or(0);
                             self.marks.renew.insert(uniqueid.clone(), floor);
                         }
-                        "DIGEST" | "CONFLICT" => {
+                        Some(Code::Digest(_) | Code::Conflict(_)) => {
                             tracing::warn!(%user, mailbox = %uniqueid, reply = %reply.describe(), "replica diverged; reconciling");
                             self.marks.merge.insert(uniqueid.clone());
                         }
@@ -549,9 +548,16 @@ impl<'a> Round<'a> {
         Ok(())
     }
 
-    fn queue_line(&mut self, user: &str, line: String) {
-        self.queued
-            .push((Sent::Other(user.to_owned()), Queued::Line(line)));
+    fn queue_other(&mut self, user: &str, request: Request) {
+        self.queued.push((Sent::Other(user.to_owned()), request));
+    }
+
+    fn queue_delete(&mut self, user: &str, id: &UniqueId) {
+        let request = Request::Delete {
+            user: user.to_owned(),
+            uniqueid: id.clone(),
+        };
+        self.queue_other(user, request);
     }
 
     fn retry_all(&mut self, user: &str) {
@@ -582,32 +588,6 @@ fn covers(selection: &Selection, m: &tern_store::Mailbox) -> bool {
     }
 }
 
-/// `MAILBOXES` for one user's selection.
-fn mailboxes_command(w: &Work) -> String {
-    match &w.selection {
-        Selection::All => format!("MAILBOXES {} ALL", quote(&w.user)),
-        Selection::Some { ids, names } => {
-            let mut enc = Encoder::new();
-            enc.raw("MAILBOXES ").string(&w.user).raw(" (");
-            for (k, id) in ids.iter().enumerate() {
-                if k > 0 {
-                    enc.sp();
-                }
-                enc.atom(id.as_str());
-            }
-            enc.raw(") (");
-            for (k, n) in names.iter().enumerate() {
-                if k > 0 {
-                    enc.sp();
-                }
-                enc.string(n);
-            }
-            enc.raw(")");
-            String::from_utf8_lossy(enc.bytes()).into_owned()
-        }
-    }
-}
-
 /// Sorts the result of one mailbox's step: the master's store failing is that
 /// mailbox's failure (returned, for the batch to go on); a session failure is the
 /// batch's (the error).
@@ -621,11 +601,4 @@ fn mailbox_failure<T>(
         Err(e @ ClientError::Store(_)) => Ok(Some(SyncFailure::mailbox(user, mailbox, e))),
         Err(e) => Err(e),
     }
-}
-
-/// A user name as a protocol string.
-fn quote(s: &str) -> String {
-    let mut enc = Encoder::new();
-    enc.string(s);
-    String::from_utf8_lossy(enc.bytes()).into_owned()
 }

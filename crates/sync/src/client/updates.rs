@@ -12,7 +12,7 @@ use tern_store::{
 use super::conn::Connection;
 use super::round::{Plan, Sent};
 use super::{blocking, ClientError, SyncSummary};
-use crate::protocol::{encode_update, ReplicaMailbox};
+use crate::protocol::{ReplicaMailbox, Request};
 use crate::wire::Encoder;
 
 /// Most records in one UPDATE.
@@ -40,19 +40,13 @@ pub(super) async fn queue_mailbox(
     sent: &mut Vec<Sent>,
 ) -> Result<(), ClientError> {
     if plan.send.rename {
-        let tag = conn.tag();
-        let mut enc = Encoder::new();
-        enc.atom(&tag)
-            .raw(" RENAME ")
-            .string(&plan.user)
-            .sp()
-            .atom(plan.uniqueid.as_str())
-            .sp();
-        enc.string(&c.mailbox.name)
-            .sp()
-            .string(&c.mailbox.partition)
-            .crlf();
-        conn.queue_encoded(tag, enc).await?;
+        conn.queue(&Request::Rename {
+            user: plan.user.clone(),
+            uniqueid: plan.uniqueid.clone(),
+            name: c.mailbox.name.clone(),
+            partition: c.mailbox.partition.clone(),
+        })
+        .await?;
         sent.push(Sent::Other(plan.user.clone()));
     }
     let state = MailboxState {
@@ -133,10 +127,11 @@ pub(super) async fn queue_mailbox(
             update.state.last_uid = replica_last_uid;
         }
         expect = Some(update.state.highest_modseq);
+        // Encoded here, not through `queue`, so the messages are dropped before the
+        // next batch reads its own: one batch's literals in memory at a time.
         let tag = conn.tag();
         let mut enc = Encoder::new();
-        encode_update(&mut enc, &tag, &update);
-        drop(update);
+        Request::Update(Box::new(update)).encode(&mut enc, &tag);
         conn.queue_encoded(tag, enc).await?;
         carried.extend(fresh);
         summary.message_bytes += fresh_bytes;

@@ -10,8 +10,7 @@ use tern_store::Store;
 
 use super::conn::Connection;
 use super::{blocking, ClientConfig, ClientError};
-use crate::protocol::{ReplicaMailbox, ReplicaRecord};
-use crate::wire::{Encoder, Token};
+use crate::protocol::{ReplicaMailbox, ReplicaRecord, ReplicaUser, Request, Selection};
 
 /// One way the replica differs from the master.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,15 +60,23 @@ pub async fn verify(
                 what,
             })
         };
-        let mut enc = Encoder::new();
-        enc.raw("MAILBOXES ").string(&user).raw(" ALL");
-        conn.queue_line(&String::from_utf8_lossy(enc.bytes()));
+        conn.queue(&Request::Mailboxes {
+            user: user.clone(),
+            selection: Selection::All,
+        })
+        .await?;
         let reply = conn.reply().await?;
         let mut digest = None;
         let mut theirs: HashMap<String, ReplicaMailbox> = HashMap::new();
         for (k, args) in &reply.untagged {
             match k.as_str() {
-                "USER" => digest = args.get(1).and_then(Token::as_str).map(str::to_owned),
+                "USER" => {
+                    digest = Some(
+                        ReplicaUser::parse(args)
+                            .map_err(ClientError::Protocol)?
+                            .digest,
+                    )
+                }
                 "MAILBOX" => {
                     let m = ReplicaMailbox::parse(args).map_err(ClientError::Protocol)?;
                     theirs.insert(m.uniqueid.to_string(), m);
@@ -139,12 +146,6 @@ pub async fn verify(
                     format!("records digest: master {}, replica {}", m.digest, rm.digest),
                 );
             }
-            let mut enc = Encoder::new();
-            enc.raw("RECORDS ")
-                .string(&user)
-                .sp()
-                .atom(m.uniqueid.as_str());
-            conn.queue_line(&String::from_utf8_lossy(enc.bytes()));
             asked.push(m.clone());
         }
         for rm in theirs.values() {
@@ -154,17 +155,15 @@ pub async fn verify(
             );
         }
         for m in asked {
-            let reply = conn.reply().await?;
-            if !reply.ok() {
-                d(&m.name, format!("RECORDS: {}", reply.describe()));
-                continue;
-            }
-            let theirs: Vec<ReplicaRecord> = reply
-                .untagged
-                .iter()
-                .filter(|(k, _)| k == "RECORD")
-                .map(|(_, a)| ReplicaRecord::parse(a).map_err(ClientError::Protocol))
-                .collect::<Result<_, _>>()?;
+            let theirs: Vec<ReplicaRecord> =
+                match super::records::replica_records(&mut conn, &user, &m.uniqueid).await {
+                    Ok(r) => r,
+                    Err(ClientError::Protocol(text)) => {
+                        d(&m.name, text);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
             let (mailbox, mine) = blocking(|| store.all_records(&m.uniqueid))?;
             let theirs: HashMap<u32, ReplicaRecord> =
                 theirs.into_iter().map(|r| (r.uid, r)).collect();

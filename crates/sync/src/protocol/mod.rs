@@ -6,7 +6,9 @@
 //! untagged `* MAILBOX` and `* RECORD` responses, `tokens.rs` the decoding of single
 //! tokens (numbers, unique ids, GUIDs, flags, plists).
 
+mod codes;
 mod replies;
+mod requests;
 mod tokens;
 mod update;
 
@@ -14,6 +16,7 @@ use tern_store::{Guid, MailboxUpdate, Quota, UniqueId, UserState};
 
 use crate::wire::{Command, Encoder, Token};
 
+pub use codes::{Code, MessageData, ReplicaUser, Reserved};
 pub use replies::{ReplicaMailbox, ReplicaRecord};
 use tokens::{atom_or_string, list, number, plist_string};
 pub use tokens::{flags, guid, plist_get, uniqueid, Malformed};
@@ -25,6 +28,9 @@ pub const VERSION: u32 = 1;
 
 /// Most GUIDs in one RESERVE.
 pub const MAX_RESERVE: usize = 1000;
+
+/// Most `* RECORD` lines in one answer to RECORDS; more follow with `[MORE uid]`.
+pub const RECORDS_PER_ANSWER: usize = 10_000;
 
 /// Which of a user's mailboxes MAILBOXES asks about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +58,8 @@ pub enum Request {
     },
     /// `RESERVE (ids) guid...`
     Reserve {
+        /// The mailboxes the blobs are for (informational: the replica looks in all).
+        mailboxes: Vec<UniqueId>,
         /// The blobs asked about.
         guids: Vec<Guid>,
     },
@@ -79,12 +87,14 @@ pub enum Request {
         /// Mailbox.
         uniqueid: UniqueId,
     },
-    /// `RECORDS user uniqueid`
+    /// `RECORDS user uniqueid [from-uid]`
     Records {
         /// Owner.
         user: String,
         /// Mailbox.
         uniqueid: UniqueId,
+        /// The first UID wanted (1: from the start).
+        from: tern_store::Uid,
     },
     /// `USERS`: every user of the replica, as `* USER` lines.
     Users,
@@ -130,7 +140,10 @@ impl Request {
                 }
             }
             "RESERVE" => {
-                list(a.first(), "mailboxes")?;
+                let mailboxes = list(a.first(), "mailboxes")?
+                    .iter()
+                    .map(|t| uniqueid(Some(t)))
+                    .collect::<Result<_, _>>()?;
                 let guids = a[1..]
                     .iter()
                     .map(|t| guid(Some(t)))
@@ -138,7 +151,7 @@ impl Request {
                 if guids.len() > MAX_RESERVE {
                     return Err(format!("at most {MAX_RESERVE} GUIDs per RESERVE"));
                 }
-                Request::Reserve { guids }
+                Request::Reserve { mailboxes, guids }
             }
             "USER" => Request::User(parse_user_state(user()?, list(a.get(1), "user state")?)?),
             "UNUSER" => Request::Unuser(user()?),
@@ -155,6 +168,10 @@ impl Request {
             "RECORDS" => Request::Records {
                 user: user()?,
                 uniqueid: uniqueid(a.get(1))?,
+                from: match a.get(2) {
+                    None => 1,
+                    t => u32::try_from(number(t, "from")?).map_err(|_| "from: out of range")?,
+                },
             },
             "USERS" => Request::Users,
             "MESSAGE" => Request::Message {
@@ -236,3 +253,5 @@ fn opt_number(enc: &mut Encoder, v: Option<u64>) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_typed;
