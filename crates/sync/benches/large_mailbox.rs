@@ -95,6 +95,24 @@ struct Figures {
     noop: Duration,
     verify: Duration,
     verify_deep: Duration,
+    rolling: Duration,
+}
+
+/// Waits until the replica's mailbox holds `uid`, polling its store (the bench's own
+/// thread; the listener and the rolling client run on the runtime's workers).
+fn wait_for(replica: &Store, uid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let last = replica
+            .mailbox(USER, "INBOX")
+            .expect("replica mailbox")
+            .map_or(0, |m| m.last_uid);
+        if last >= uid {
+            return;
+        }
+        assert!(Instant::now() < deadline, "rolling never brought uid {uid}");
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }
 
 async fn measure(n: u32) -> Figures {
@@ -161,6 +179,34 @@ async fn measure(n: u32) -> Figures {
         .await
         .expect("deep verify");
     assert!(diffs.is_empty(), "{diffs:?}");
+    let verify_deep = t.elapsed();
+
+    // The rolling client itself: from the append on the master to the replica holding
+    // the message (its 2 ms idle poll of the change log included).
+    let (stop_rolling, stop_rx) = tokio::sync::watch::channel(false);
+    let rolling_task = {
+        let (master, config) = (master.clone(), config.clone());
+        tokio::spawn(async move {
+            client::rolling(&master, &config, client::RollingOptions::default(), stop_rx).await
+        })
+    };
+    let mut rolling = Vec::new();
+    // The first round catches up on the change log of the load and the syncs above.
+    for i in 0..=REPEATS as u32 {
+        let t = Instant::now();
+        let appended = master
+            .append_as_owner(USER, "INBOX", &Flags::new(), 0, &message(2_000 + i))
+            .expect("append");
+        wait_for(&replica, appended.uid);
+        if i > 0 {
+            rolling.push(t.elapsed());
+        }
+    }
+    let _ = stop_rolling.send(true);
+    rolling_task
+        .await
+        .expect("rolling task")
+        .expect("rolling client");
     Figures {
         n,
         load,
@@ -168,7 +214,8 @@ async fn measure(n: u32) -> Figures {
         one_new: median(one_new),
         noop: median(noop),
         verify: median(verify),
-        verify_deep: t.elapsed(),
+        verify_deep,
+        rolling: median(rolling),
     }
 }
 
@@ -198,7 +245,7 @@ fn main() {
             .join(" | ")
     );
     println!("|---|{}", "---:|".repeat(figures.len()));
-    let rows: [(&str, fn(&Figures) -> Duration); 6] = [
+    let rows: [(&str, fn(&Figures) -> Duration); 7] = [
         ("building the master (bulk load, not replication)", |f| {
             f.load
         }),
@@ -206,6 +253,10 @@ fn main() {
         (
             "one new message + one-shot sync of the mailbox (median)",
             |f| f.one_new,
+        ),
+        (
+            "one new message, rolling client: append to replica holding it (median)",
+            |f| f.rolling,
         ),
         ("no-op sync of the mailbox (median)", |f| f.noop),
         ("`--verify` of the user (median)", |f| f.verify),
@@ -226,6 +277,11 @@ fn main() {
             let ratio = large.one_new.as_secs_f64() / small.one_new.as_secs_f64();
             println!(
                 "\none new message: N = {} costs {ratio:.2}x N = {}",
+                large.n, small.n
+            );
+            let ratio = large.rolling.as_secs_f64() / small.rolling.as_secs_f64();
+            println!(
+                "one new message, rolling: N = {} costs {ratio:.2}x N = {}",
                 large.n, small.n
             );
         }
