@@ -12,6 +12,11 @@ impl Request {
     /// The command's verb, as sent.
     pub fn verb(&self) -> &'static str {
         match self {
+            Request::Capability => "CAPABILITY",
+            Request::Noop => "NOOP",
+            Request::Logout => "LOGOUT",
+            Request::StartTls => "STARTTLS",
+            Request::Authenticate { .. } => "AUTHENTICATE",
             Request::Mailboxes { .. } => "MAILBOXES",
             Request::Reserve { .. } => "RESERVE",
             Request::User(_) => "USER",
@@ -34,6 +39,12 @@ impl Request {
         }
         enc.atom(tag).sp().raw(self.verb());
         match self {
+            Request::Authenticate { mechanism, initial } => {
+                enc.sp().string(mechanism);
+                if let Some(i) = initial {
+                    enc.sp().string(i);
+                }
+            }
             Request::Mailboxes { user, selection } => {
                 enc.sp().string(user).sp();
                 match selection {
@@ -88,7 +99,13 @@ impl Request {
             Request::Message { guid, size } => {
                 enc.sp().atom(&guid.to_hex()).sp().number(*size);
             }
-            Request::Users | Request::Update(_) | Request::User(_) => {}
+            Request::Capability
+            | Request::Noop
+            | Request::Logout
+            | Request::StartTls
+            | Request::Users
+            | Request::Update(_)
+            | Request::User(_) => {}
         }
         enc.crlf();
     }
