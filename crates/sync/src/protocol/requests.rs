@@ -80,18 +80,18 @@ impl Request {
                 name,
                 partition,
             } => {
-                enc.sp().string(user).sp().atom(uniqueid.as_str()).sp();
+                enc.sp().string(user).sp().string(uniqueid.as_str()).sp();
                 enc.string(name).sp().string(partition);
             }
             Request::Delete { user, uniqueid } => {
-                enc.sp().string(user).sp().atom(uniqueid.as_str());
+                enc.sp().string(user).sp().string(uniqueid.as_str());
             }
             Request::Records {
                 user,
                 uniqueid,
                 from,
             } => {
-                enc.sp().string(user).sp().atom(uniqueid.as_str());
+                enc.sp().string(user).sp().string(uniqueid.as_str());
                 if *from > 1 {
                     enc.sp().number(u64::from(*from));
                 }
@@ -117,7 +117,7 @@ fn ids_list(enc: &mut Encoder, ids: &[UniqueId]) {
         if i > 0 {
             enc.sp();
         }
-        enc.atom(id.as_str());
+        enc.string(id.as_str());
     }
     enc.close();
 }

@@ -215,3 +215,63 @@ fn accepted_commands_re_encode_stably() {
         );
     }
 }
+
+#[test]
+fn unique_ids_that_look_like_numbers_or_nil_survive_the_wire() {
+    // Found by the sync_line fuzz target: a unique id of digits only (which a random
+    // hex id can be) was written as a bare atom and read back as a number, so the
+    // replica refused the command. Unique ids now travel as strings.
+    for text in [
+        "12",
+        "0000000000000000000000000000000007",
+        "NIL",
+        "nil",
+        "a-b_c",
+    ] {
+        let id = UniqueId::parse(text).unwrap();
+        for r in [
+            Request::Delete {
+                user: "alice".into(),
+                uniqueid: id.clone(),
+            },
+            Request::Records {
+                user: "alice".into(),
+                uniqueid: id.clone(),
+                from: 3,
+            },
+            Request::Rename {
+                user: "alice".into(),
+                uniqueid: id.clone(),
+                name: "x".into(),
+                partition: "default".into(),
+            },
+            Request::Reserve {
+                mailboxes: vec![id.clone()],
+                guids: vec![],
+            },
+            Request::Mailboxes {
+                user: "alice".into(),
+                selection: Selection::Some {
+                    ids: vec![id.clone()],
+                    names: vec![],
+                },
+            },
+            Request::Update(Box::new(tern_store::MailboxUpdate {
+                user: "alice".into(),
+                uniqueid: Some(id.clone()),
+                state: tern_store::MailboxState {
+                    name: "INBOX".into(),
+                    partition: "default".into(),
+                    uidvalidity: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })),
+        ] {
+            let bytes = encoded(&r);
+            let back = Request::parse(parse_command(&one_line(&bytes)).unwrap())
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
+            assert_eq!(format!("{back:?}"), format!("{r:?}"));
+        }
+    }
+}
