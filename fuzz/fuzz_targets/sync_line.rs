@@ -3,13 +3,39 @@
 //! the first input byte) until the end of the stream or a fatal error, and every line
 //! read through both `parse_command` and `parse_response`, borrowed and owned, and every
 //! command through the protocol's typed decoding (`Request::parse`). Checks
-//! that the reader makes progress and that what it holds stays within its limits;
-//! any panic is a bug.
+//! that the reader makes progress and that what it holds stays within its limits, and
+//! that a command the protocol accepts re-encodes (`Request::encode`) to a line that
+//! parses back to the same encoding; any panic is a bug.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tern_sync::wire::{parse_command, parse_response, Limits, LineReader, WireError};
+use tern_sync::protocol::Request;
+use tern_sync::wire::{parse_command, parse_response, Encoder, Limits, LineReader, WireError};
+
+/// `request` encoded under tag `t`.
+fn encoded(request: &Request) -> Vec<u8> {
+    let mut enc = Encoder::new();
+    request.encode(&mut enc, "t");
+    enc.into_bytes()
+}
+
+/// Reads one command line from `bytes` (default limits) and decodes it.
+async fn reparse(bytes: &[u8]) -> Request {
+    let mut reader = LineReader::new(bytes, Limits::default());
+    let line = match reader.read_line(&mut |_| true).await {
+        Ok(l) => l,
+        Err(e) => panic!("re-encoded command unreadable: {e}"),
+    };
+    let cmd = match line.into_command() {
+        Ok(c) => c,
+        Err(e) => panic!("re-encoded command unparsable: {e}"),
+    };
+    match Request::parse(cmd) {
+        Ok(r) => r,
+        Err(e) => panic!("re-encoded command refused: {e}"),
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, stream)) = data.split_first() else {
@@ -40,7 +66,13 @@ fuzz_target!(|data: &[u8]| {
                     let _ = parse_response(&line);
                     // Authenticated-state decoding (UPDATE items, uid sets, plists) too.
                     if let Ok(cmd) = line.clone().into_command() {
-                        let _ = tern_sync::protocol::Request::parse(cmd);
+                        if let Ok(request) = Request::parse(cmd) {
+                            // What was accepted, once normalised by a round trip,
+                            // encodes the same again.
+                            let once = encoded(&request);
+                            let twice = encoded(&reparse(&once).await);
+                            assert_eq!(once, twice, "encoding is not stable");
+                        }
                     }
                     let _ = line.into_response();
                 }

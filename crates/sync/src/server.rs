@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::protocol::{
-    Code, MessageData, ReplicaMailbox, ReplicaRecord, ReplicaUser, Request, Reserved, Selection,
-    RECORDS_PER_ANSWER, VERSION,
+    encode_bye, Capabilities, Code, Completion, MessageData, ReplicaMailbox, ReplicaRecord,
+    ReplicaUser, Request, Reserved, Selection, RECORDS_PER_ANSWER, VERSION,
 };
 use crate::wire::{parse_command, Command, Encoder, Limits, LineReader, WireError};
 use crate::Io;
@@ -123,9 +123,11 @@ async fn session(
     } = conn;
     let (r, mut w) = tokio::io::split(Box::new(transport) as Box<dyn Io>);
     let reader = LineReader::new(r, Limits::unauthenticated());
-    let caps = capabilities(&config, peer, false);
-    w.write_all(format!("* OK [CAPABILITY {caps}] tern replica ready\r\n").as_bytes())
-        .await?;
+    let greeting = Completion::ok(
+        Some(Code::Capability(capabilities(&config, peer, false).0)),
+        "tern replica ready",
+    );
+    w.write_all(&done("*", &greeting)).await?;
     let mut stopping = shutdown.clone();
     let login = tokio::select! {
         login = tokio::time::timeout(
@@ -172,17 +174,11 @@ async fn unauthenticated(
             Ok(l) => l,
             Err(WireError::Eof) => return Ok(None),
             Err(e) if !e.is_fatal() => {
-                let code = if matches!(e, WireError::TooBig { .. }) {
-                    "[TOOBIG] "
-                } else {
-                    ""
-                };
-                w.write_all(format!("{} BAD {code}{e}\r\n", e.tag().unwrap_or("*")).as_bytes())
-                    .await?;
+                w.write_all(&wire_bad(&e)).await?;
                 continue;
             }
             Err(e @ (WireError::LineTooLong | WireError::LiteralRefused { .. })) => {
-                w.write_all(format!("* BYE {e}: no literals before authentication\r\n").as_bytes())
+                w.write_all(&bye(&format!("{e}: no literals before authentication")))
                     .await?;
                 return Err(e);
             }
@@ -191,40 +187,40 @@ async fn unauthenticated(
         let cmd = match parse_command(&line) {
             Ok(c) => c,
             Err(e) => {
-                w.write_all(format!("{} BAD {e}\r\n", e.tag().unwrap_or("*")).as_bytes())
-                    .await?;
+                w.write_all(&wire_bad(&e)).await?;
                 continue;
             }
         };
         let tag = cmd.tag.clone();
         match cmd.verb.as_str() {
             "CAPABILITY" => {
-                let caps = capabilities(config, peer, tls_on);
-                w.write_all(format!("* CAPABILITY {caps}\r\n{tag} OK CAPABILITY\r\n").as_bytes())
-                    .await?;
+                let mut enc = Encoder::new();
+                capabilities(config, peer, tls_on).encode(&mut enc);
+                Completion::ok(None, "CAPABILITY").encode(&mut enc, &tag);
+                w.write_all(enc.bytes()).await?;
             }
-            "NOOP" => w.write_all(format!("{tag} OK NOOP\r\n").as_bytes()).await?,
+            "NOOP" => {
+                w.write_all(&done(&tag, &Completion::ok(None, "NOOP")))
+                    .await?
+            }
             "LOGOUT" => {
-                w.write_all(
-                    format!("* BYE tern replica closing\r\n{tag} OK LOGOUT\r\n").as_bytes(),
-                )
-                .await?;
+                w.write_all(&logout(&tag)).await?;
                 return Ok(None);
             }
             "STARTTLS" => {
                 let Some(tls) = config.tls.clone().filter(|_| !tls_on) else {
-                    w.write_all(format!("{tag} BAD STARTTLS not available\r\n").as_bytes())
-                        .await?;
+                    let bad = Completion::bad(None, "STARTTLS not available");
+                    w.write_all(&done(&tag, &bad)).await?;
                     continue;
                 };
                 if reader.buffered() > 0 {
                     // Bytes sent after STARTTLS before the handshake would be taken as
                     // if they came over TLS: refuse the session.
-                    w.write_all(format!("{tag} BAD data after STARTTLS\r\n").as_bytes())
-                        .await?;
+                    let bad = Completion::bad(None, "data after STARTTLS");
+                    w.write_all(&done(&tag, &bad)).await?;
                     return Ok(None);
                 }
-                w.write_all(format!("{tag} OK begin TLS\r\n").as_bytes())
+                w.write_all(&done(&tag, &Completion::ok(None, "begin TLS")))
                     .await?;
                 let plain = reader.into_inner().unsplit(w);
                 let Some(secure) =
@@ -238,29 +234,26 @@ async fn unauthenticated(
                 tls_on = true;
             }
             "AUTHENTICATE" if !plaintext_allowed(config, peer, tls_on) => {
-                w.write_all(
-                    format!("{tag} NO [PRIVACYREQUIRED] use STARTTLS before authenticating\r\n")
-                        .as_bytes(),
-                )
-                .await?;
+                let no = Completion::no(
+                    Some(Code::PrivacyRequired),
+                    "use STARTTLS before authenticating",
+                );
+                w.write_all(&done(&tag, &no)).await?;
             }
             "AUTHENTICATE" => match authenticate(store, &cmd, &config.throttle, peer).await {
                 Ok(user) => {
-                    w.write_all(format!("{tag} OK authenticated as {user}\r\n").as_bytes())
-                        .await?;
+                    let ok = Completion::ok(None, format!("authenticated as {user}"));
+                    w.write_all(&done(&tag, &ok)).await?;
                     return Ok(Some((reader, w, user, tls_on)));
                 }
-                Err(text) => {
+                Err(no) => {
                     tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                    w.write_all(format!("{tag} NO {text}\r\n").as_bytes())
-                        .await?;
+                    w.write_all(&done(&tag, &no)).await?;
                 }
             },
             _ => {
-                w.write_all(
-                    format!("{tag} NO [AUTHENTICATIONREQUIRED] authenticate first\r\n").as_bytes(),
-                )
-                .await?
+                let no = Completion::no(Some(Code::AuthenticationRequired), "authenticate first");
+                w.write_all(&done(&tag, &no)).await?
             }
         }
     }
@@ -272,44 +265,84 @@ fn plaintext_allowed(config: &SyncServerConfig, peer: Peer, tls_on: bool) -> boo
     tls_on || (peer.is_local() && !config.require_tls)
 }
 
-fn capabilities(config: &SyncServerConfig, peer: Peer, tls_on: bool) -> String {
-    let mut caps = format!("TERNSYNC={VERSION} LITERAL+");
+fn capabilities(config: &SyncServerConfig, peer: Peer, tls_on: bool) -> Capabilities {
+    let mut caps = vec![format!("TERNSYNC={VERSION}"), "LITERAL+".to_owned()];
     if plaintext_allowed(config, peer, tls_on) {
-        caps.push_str(" AUTH=PLAIN");
+        caps.push("AUTH=PLAIN".into());
     } else {
-        caps.push_str(" LOGINDISABLED");
+        caps.push("LOGINDISABLED".into());
     }
     if config.tls.is_some() && !tls_on {
-        caps.push_str(" STARTTLS");
+        caps.push("STARTTLS".into());
     }
-    caps
+    Capabilities(caps)
+}
+
+/// One tagged (or, with tag `*`, untagged) status line.
+fn done(tag: &str, c: &Completion) -> Vec<u8> {
+    let mut enc = Encoder::new();
+    c.encode(&mut enc, tag);
+    enc.into_bytes()
+}
+
+/// `* BYE text`.
+fn bye(text: &str) -> Vec<u8> {
+    let mut enc = Encoder::new();
+    encode_bye(&mut enc, text);
+    enc.into_bytes()
+}
+
+/// The answer to LOGOUT.
+fn logout(tag: &str) -> Vec<u8> {
+    let mut enc = Encoder::new();
+    encode_bye(&mut enc, "tern replica closing");
+    Completion::ok(None, "LOGOUT").encode(&mut enc, tag);
+    enc.into_bytes()
+}
+
+/// `tag BAD [TOOBIG] text` for a recoverable wire error (`*` when it had no tag).
+fn wire_bad(e: &WireError) -> Vec<u8> {
+    bad_line(
+        e.tag(),
+        e.to_string(),
+        matches!(e, WireError::TooBig { .. }),
+    )
+}
+
+fn bad_line(tag: Option<&str>, text: String, too_big: bool) -> Vec<u8> {
+    let code = too_big.then_some(Code::TooBig);
+    done(tag.unwrap_or("*"), &Completion::bad(code, text))
 }
 
 /// Checks `AUTHENTICATE PLAIN <base64>`: the identity must be an administrator. The
-/// error is the text of the `NO` answer.
+/// error is the `NO` answer.
 async fn authenticate(
     store: &Store,
     cmd: &Command,
     throttle: &AuthThrottle,
     peer: Peer,
-) -> Result<String, &'static str> {
-    const FAILED: &str = "[AUTHENTICATIONFAILED] authentication failed";
+) -> Result<String, Completion> {
+    let failed = || Completion::no(Some(Code::AuthenticationFailed), "authentication failed");
+    let unavailable = || Completion::no(Some(Code::Unavailable), "try again later");
     let mechanism = cmd.args.first().and_then(|t| t.as_str()).unwrap_or("");
     let initial = cmd.args.get(1).and_then(|t| t.as_str());
     if !mechanism.eq_ignore_ascii_case("PLAIN") {
-        return Err("[CANNOT] only PLAIN is offered");
+        return Err(Completion::no(Some(Code::Cannot), "only PLAIN is offered"));
     }
     let Some(initial) = initial else {
-        return Err("[CANNOT] PLAIN needs an initial response here");
+        return Err(Completion::no(
+            Some(Code::Cannot),
+            "PLAIN needs an initial response here",
+        ));
     };
     let credentials = match Exchange::start(mechanism, Some(initial.as_bytes())) {
         Ok((_, Step::Done(c))) if !c.wants_proxy() => c,
-        _ => return Err(FAILED),
+        _ => return Err(failed()),
     };
     let attempt = throttle.begin(peer.ip(), &credentials.authcid);
     tokio::time::sleep(attempt.delay).await;
     let Some(slot) = throttle.slot().await else {
-        return Err("[UNAVAILABLE] try again later");
+        return Err(unavailable());
     };
     let store = store.clone();
     let verified = tokio::task::spawn_blocking(move || {
@@ -325,9 +358,9 @@ async fn authenticate(
         }
         Ok(Ok(_)) => {
             attempt.failed();
-            Err(FAILED)
+            Err(failed())
         }
-        _ => Err("[UNAVAILABLE] try again later"),
+        _ => Err(unavailable()),
     }
 }
 
@@ -356,7 +389,7 @@ async fn authenticated(
     mut reader: Reader,
     mut w: Writer,
     store: Store,
-    caps: String,
+    caps: Capabilities,
     idle: Duration,
 ) -> Result<(), WireError> {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -404,55 +437,53 @@ async fn authenticated(
         let cmd = match item {
             Incoming::Command(c) => c,
             Incoming::TooLong => {
-                let _ = out_tx.send(b"* BYE line too long\r\n".to_vec());
+                let _ = out_tx.send(bye("line too long"));
                 break;
             }
             Incoming::Idle => {
-                let _ = out_tx.send(b"* BYE idle too long\r\n".to_vec());
+                let _ = out_tx.send(bye("idle too long"));
                 break;
             }
             Incoming::Bad(tag, text, too_big) => {
-                let code = if too_big { "[TOOBIG] " } else { "" };
-                let _ = out_tx.send(
-                    format!("{} BAD {code}{text}\r\n", tag.as_deref().unwrap_or("*")).into_bytes(),
-                );
+                let _ = out_tx.send(bad_line(tag.as_deref(), text, too_big));
                 continue;
             }
         };
         let tag = cmd.tag.clone();
-        match cmd.verb.as_str() {
-            "LOGOUT" => {
-                let _ = out_tx.send(
-                    format!("* BYE tern replica closing\r\n{tag} OK LOGOUT\r\n").into_bytes(),
-                );
+        let request = match Request::parse(cmd) {
+            Ok(r) => r,
+            Err(text) => {
+                let _ = out_tx.send(bad_line(Some(&tag), text, false));
+                continue;
+            }
+        };
+        match request {
+            Request::Logout => {
+                let _ = out_tx.send(logout(&tag));
                 break;
             }
-            "NOOP" => {
-                let _ = out_tx.send(format!("{tag} OK NOOP\r\n").into_bytes());
+            Request::Noop => {
+                let _ = out_tx.send(done(&tag, &Completion::ok(None, "NOOP")));
                 continue;
             }
-            "CAPABILITY" => {
-                let _ = out_tx
-                    .send(format!("* CAPABILITY {caps}\r\n{tag} OK CAPABILITY\r\n").into_bytes());
+            Request::Capability => {
+                let mut enc = Encoder::new();
+                caps.encode(&mut enc);
+                Completion::ok(None, "CAPABILITY").encode(&mut enc, &tag);
+                let _ = out_tx.send(enc.into_bytes());
                 continue;
             }
-            "STARTTLS" | "AUTHENTICATE" => {
-                let _ = out_tx.send(format!("{tag} BAD already authenticated\r\n").into_bytes());
+            Request::StartTls | Request::Authenticate { .. } => {
+                let bad = Completion::bad(None, "already authenticated");
+                let _ = out_tx.send(done(&tag, &bad));
                 continue;
             }
             _ => {}
         }
-        let request = match Request::parse(cmd) {
-            Ok(r) => r,
-            Err(text) => {
-                let _ = out_tx.send(format!("{tag} BAD {text}\r\n").into_bytes());
-                continue;
-            }
-        };
         let store = store.clone();
         let reply = tokio::task::spawn_blocking(move || execute(&store, &tag, request))
             .await
-            .unwrap_or_else(|_| b"* BYE internal error\r\n".to_vec());
+            .unwrap_or_else(|_| bye("internal error"));
         if out_tx.send(reply).is_err() {
             break;
         }
@@ -548,25 +579,20 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
             MessageData::encode(&guid, &bytes, &mut enc);
             Ok(None)
         }
+        // Answered by the session loop; never handed here.
+        Request::Capability
+        | Request::Noop
+        | Request::Logout
+        | Request::StartTls
+        | Request::Authenticate { .. } => Ok(None),
     })();
     match result {
-        Ok(code) => {
-            enc.atom(tag).raw(" OK ");
-            if let Some(code) = code {
-                code.encode(&mut enc);
-                enc.sp();
-            }
-            enc.raw(verb).crlf();
-        }
+        Ok(code) => Completion::ok(code, verb).encode(&mut enc, tag),
         Err(e) => {
             tracing::warn!(verb, error = %e, "sync command refused");
             // Untagged data already rendered belongs to a command that failed: drop it.
             enc.clear();
-            enc.atom(tag).raw(" NO ");
-            refusal(&e).encode(&mut enc);
-            enc.sp()
-                .raw(&e.to_string().replace(['\r', '\n'], " "))
-                .crlf();
+            Completion::no(Some(refusal(&e)), e.to_string()).encode(&mut enc, tag);
         }
     }
     enc.into_bytes()
@@ -676,7 +702,7 @@ mod tests {
         assert!(!plaintext_allowed(&config, remote, false));
         assert!(plaintext_allowed(&config, remote, true));
         assert!(plaintext_allowed(&config, local, false));
-        assert!(capabilities(&config, remote, false).contains("LOGINDISABLED"));
+        assert!(capabilities(&config, remote, false).has("LOGINDISABLED"));
         config.require_tls = true;
         assert!(!plaintext_allowed(&config, local, false));
         assert!(plaintext_allowed(&config, local, true));

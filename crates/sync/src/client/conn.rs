@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::{ClientConfig, ClientError, ClientTls};
-use crate::protocol::{Code, Request};
+use crate::protocol::{Capabilities, Code, Request};
 use crate::wire::{parse_response, Encoder, Limits, LineReader, Response, Status, Token};
 use crate::Io;
 
@@ -99,7 +99,10 @@ impl Connection {
         let greeting = conn.read_response().await?;
         let caps = match greeting {
             Response::UntaggedStatus { keyword, code, .. } if keyword == "OK" => {
-                code.map(|(_, args)| args).unwrap_or_default()
+                match code.map(|(name, args)| Code::parse(&name, &args)) {
+                    Some(Code::Capability(caps)) => Capabilities(caps),
+                    _ => Capabilities::default(),
+                }
             }
             other => {
                 return Err(ClientError::Protocol(format!(
@@ -107,17 +110,14 @@ impl Connection {
                 )))
             }
         };
-        let has = |c: &str| {
-            caps.iter()
-                .any(|t| t.as_str().is_some_and(|s| s.eq_ignore_ascii_case(c)))
-        };
-        if !has("TERNSYNC=1") {
-            return Err(ClientError::Protocol(
-                "the replica does not speak TERNSYNC=1".into(),
-            ));
+        let version = format!("TERNSYNC={}", crate::protocol::VERSION);
+        if !caps.has(&version) {
+            return Err(ClientError::Protocol(format!(
+                "the replica does not speak {version}"
+            )));
         }
-        if let Some(tls) = use_tls(has("STARTTLS"), config, loopback)? {
-            let tag = conn.queue_line("STARTTLS");
+        if let Some(tls) = use_tls(caps.has("STARTTLS"), config, loopback)? {
+            let tag = conn.queue(&Request::StartTls).await?;
             let reply = conn.reply_for(&tag).await?;
             if !reply.ok() {
                 return Err(ClientError::Protocol(format!(
@@ -156,7 +156,11 @@ impl Connection {
         }
         let credentials = format!("\0{}\0{}", config.user, config.password);
         let b64 = base64::engine::general_purpose::STANDARD.encode(credentials);
-        let tag = conn.queue_line(&format!("AUTHENTICATE PLAIN {b64}"));
+        let auth = Request::Authenticate {
+            mechanism: "PLAIN".into(),
+            initial: Some(b64),
+        };
+        let tag = conn.queue(&auth).await?;
         conn.pending.pop_back();
         conn.auth_tag = Some(tag);
         Ok(conn)
@@ -199,17 +203,6 @@ impl Connection {
         let t = format!("s{}", self.next_tag);
         self.next_tag += 1;
         t
-    }
-
-    /// Queues `tag command-text CRLF`; returns the tag.
-    pub fn queue_line(&mut self, text: &str) -> String {
-        let tag = self.tag();
-        self.out.extend_from_slice(tag.as_bytes());
-        self.out.push(b' ');
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
-        self.pending.push_back(tag.clone());
-        tag
     }
 
     /// Queues a command (written out once enough is queued, or when a reply is

@@ -154,16 +154,17 @@ pub async fn verify(
                 format!("exists only on the replica (unique id {})", rm.uniqueid),
             );
         }
-        for m in asked {
-            let theirs: Vec<ReplicaRecord> =
-                match super::records::replica_records(&mut conn, &user, &m.uniqueid).await {
-                    Ok(r) => r,
-                    Err(ClientError::Protocol(text)) => {
-                        d(&m.name, text);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
+        // Every mailbox's records in pipelined rounds, not one round trip each.
+        let ids: Vec<_> = asked.iter().map(|m| m.uniqueid.clone()).collect();
+        let answers = super::records::replica_records_many(&mut conn, &user, &ids).await?;
+        for (m, answer) in asked.into_iter().zip(answers) {
+            let theirs: Vec<ReplicaRecord> = match answer {
+                Ok(r) => r.records,
+                Err(refused) => {
+                    d(&m.name, format!("RECORDS: {refused}"));
+                    continue;
+                }
+            };
             let (mailbox, mine) = blocking(|| store.all_records(&m.uniqueid))?;
             let theirs: HashMap<u32, ReplicaRecord> =
                 theirs.into_iter().map(|r| (r.uid, r)).collect();

@@ -136,6 +136,14 @@ pub enum Code {
     AuthenticationFailed,
     /// Authenticate first.
     AuthenticationRequired,
+    /// AUTHENTICATE refused without TLS (the password may not travel in clear).
+    PrivacyRequired,
+    /// A mechanism or form the server does not offer.
+    Cannot,
+    /// Cannot be done now; try again later.
+    Unavailable,
+    /// The greeting's capability list.
+    Capability(Vec<String>),
     /// Any other code, as received (name upper-cased).
     Other(String),
 }
@@ -171,6 +179,14 @@ impl Code {
             "REFUSED" => Some(Code::Refused),
             "AUTHENTICATIONFAILED" => Some(Code::AuthenticationFailed),
             "AUTHENTICATIONREQUIRED" => Some(Code::AuthenticationRequired),
+            "PRIVACYREQUIRED" => Some(Code::PrivacyRequired),
+            "CANNOT" => Some(Code::Cannot),
+            "UNAVAILABLE" => Some(Code::Unavailable),
+            "CAPABILITY" => args
+                .iter()
+                .map(|t| t.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .map(Code::Capability),
             _ => None,
         };
         parsed.unwrap_or(Code::Other(name))
@@ -222,6 +238,21 @@ impl Code {
             }
             Code::AuthenticationRequired => {
                 enc.raw("AUTHENTICATIONREQUIRED");
+            }
+            Code::PrivacyRequired => {
+                enc.raw("PRIVACYREQUIRED");
+            }
+            Code::Cannot => {
+                enc.raw("CANNOT");
+            }
+            Code::Unavailable => {
+                enc.raw("UNAVAILABLE");
+            }
+            Code::Capability(caps) => {
+                enc.raw("CAPABILITY");
+                for c in caps {
+                    enc.sp().string(c);
+                }
             }
             Code::Other(name) => {
                 enc.atom(name);

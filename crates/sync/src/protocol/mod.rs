@@ -9,6 +9,7 @@
 mod codes;
 mod replies;
 mod requests;
+mod status;
 mod tokens;
 mod update;
 
@@ -18,6 +19,7 @@ use crate::wire::{Command, Encoder, Token};
 
 pub use codes::{Code, MessageData, ReplicaUser, Reserved};
 pub use replies::{ReplicaMailbox, ReplicaRecord};
+pub use status::{encode_bye, Capabilities, Completion};
 use tokens::{atom_or_string, list, number, plist_string};
 pub use tokens::{flags, guid, plist_get, uniqueid, Malformed};
 use update::parse_update;
@@ -46,9 +48,24 @@ pub enum Selection {
     },
 }
 
-/// A command, as the server receives it after authentication.
+/// A command of either state, as the client sends it and the server reads it.
 #[derive(Debug)]
 pub enum Request {
+    /// `CAPABILITY`
+    Capability,
+    /// `NOOP`
+    Noop,
+    /// `LOGOUT`
+    Logout,
+    /// `STARTTLS`
+    StartTls,
+    /// `AUTHENTICATE mechanism [initial-response]` (the response in base64, as sent).
+    Authenticate {
+        /// The SASL mechanism (`PLAIN`).
+        mechanism: String,
+        /// The initial response, base64.
+        initial: Option<String>,
+    },
     /// `MAILBOXES user ALL | (ids) (names)`
     Mailboxes {
         /// The user.
@@ -108,7 +125,7 @@ pub enum Request {
 }
 
 impl Request {
-    /// Decodes an authenticated-state command.
+    /// Decodes a command.
     pub fn parse(cmd: Command) -> Result<Request, Malformed> {
         if cmd.verb == "UPDATE" {
             // Taken apart by value: its literals (the messages) move, not copy.
@@ -117,6 +134,17 @@ impl Request {
         let a = &cmd.args;
         let user = || -> Result<String, Malformed> { atom_or_string(a.first(), "user") };
         Ok(match cmd.verb.as_str() {
+            "CAPABILITY" => Request::Capability,
+            "NOOP" => Request::Noop,
+            "LOGOUT" => Request::Logout,
+            "STARTTLS" => Request::StartTls,
+            "AUTHENTICATE" => Request::Authenticate {
+                mechanism: atom_or_string(a.first(), "mechanism")?,
+                initial: a
+                    .get(1)
+                    .map(|t| atom_or_string(Some(t), "initial response"))
+                    .transpose()?,
+            },
             "MAILBOXES" => {
                 let selection = match a.get(1) {
                     Some(t) if t.as_atom().is_some_and(|s| s.eq_ignore_ascii_case("ALL")) => {
@@ -255,3 +283,6 @@ fn opt_number(enc: &mut Encoder, v: Option<u64>) {
 mod tests;
 #[cfg(test)]
 mod tests_typed;
+
+#[cfg(test)]
+mod tests_status;

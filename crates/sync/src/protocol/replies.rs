@@ -92,7 +92,7 @@ impl ReplicaMailbox {
     /// many mailboxes stays small.
     pub fn encode(enc: &mut Encoder, m: &tern_store::Mailbox) {
         enc.raw("* MAILBOX ")
-            .atom(m.uniqueid.as_str())
+            .string(m.uniqueid.as_str())
             .sp()
             .string(&m.name)
             .sp();

@@ -12,6 +12,11 @@ impl Request {
     /// The command's verb, as sent.
     pub fn verb(&self) -> &'static str {
         match self {
+            Request::Capability => "CAPABILITY",
+            Request::Noop => "NOOP",
+            Request::Logout => "LOGOUT",
+            Request::StartTls => "STARTTLS",
+            Request::Authenticate { .. } => "AUTHENTICATE",
             Request::Mailboxes { .. } => "MAILBOXES",
             Request::Reserve { .. } => "RESERVE",
             Request::User(_) => "USER",
@@ -34,6 +39,12 @@ impl Request {
         }
         enc.atom(tag).sp().raw(self.verb());
         match self {
+            Request::Authenticate { mechanism, initial } => {
+                enc.sp().string(mechanism);
+                if let Some(i) = initial {
+                    enc.sp().string(i);
+                }
+            }
             Request::Mailboxes { user, selection } => {
                 enc.sp().string(user).sp();
                 match selection {
@@ -69,18 +80,18 @@ impl Request {
                 name,
                 partition,
             } => {
-                enc.sp().string(user).sp().atom(uniqueid.as_str()).sp();
+                enc.sp().string(user).sp().string(uniqueid.as_str()).sp();
                 enc.string(name).sp().string(partition);
             }
             Request::Delete { user, uniqueid } => {
-                enc.sp().string(user).sp().atom(uniqueid.as_str());
+                enc.sp().string(user).sp().string(uniqueid.as_str());
             }
             Request::Records {
                 user,
                 uniqueid,
                 from,
             } => {
-                enc.sp().string(user).sp().atom(uniqueid.as_str());
+                enc.sp().string(user).sp().string(uniqueid.as_str());
                 if *from > 1 {
                     enc.sp().number(u64::from(*from));
                 }
@@ -88,7 +99,13 @@ impl Request {
             Request::Message { guid, size } => {
                 enc.sp().atom(&guid.to_hex()).sp().number(*size);
             }
-            Request::Users | Request::Update(_) | Request::User(_) => {}
+            Request::Capability
+            | Request::Noop
+            | Request::Logout
+            | Request::StartTls
+            | Request::Users
+            | Request::Update(_)
+            | Request::User(_) => {}
         }
         enc.crlf();
     }
@@ -100,7 +117,7 @@ fn ids_list(enc: &mut Encoder, ids: &[UniqueId]) {
         if i > 0 {
             enc.sp();
         }
-        enc.atom(id.as_str());
+        enc.string(id.as_str());
     }
     enc.close();
 }

@@ -149,7 +149,7 @@ pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
         .raw(" UPDATE ")
         .string(&u.user)
         .sp()
-        .atom(id)
+        .string(id)
         .sp();
     match u.expect {
         Some(m) => enc.number(m),
