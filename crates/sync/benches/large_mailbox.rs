@@ -245,7 +245,8 @@ fn main() {
             .join(" | ")
     );
     println!("|---|{}", "---:|".repeat(figures.len()));
-    let rows: [(&str, fn(&Figures) -> Duration); 7] = [
+    type Row = (&'static str, fn(&Figures) -> Duration);
+    let rows: [Row; 7] = [
         ("building the master (bulk load, not replication)", |f| {
             f.load
         }),

@@ -157,11 +157,13 @@ impl Code {
                 Ok::<_, Malformed>(Code::Mismatch {
                     highest_modseq: number(args.first(), "highestmodseq")?,
                     last_uid: uid32(args.get(1), "lastuid")?,
+                    // A digest that does not parse is not taken for the empty one:
+                    // the whole code is then unknown (`Other`).
                     digest: args
                         .get(2)
                         .and_then(Token::as_str)
                         .and_then(|d| d.parse().ok())
-                        .unwrap_or_default(),
+                        .ok_or("MISMATCH: digest expected")?,
                 })
             })()
             .ok(),
