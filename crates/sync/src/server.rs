@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::protocol::{
-    encode_bye, Capabilities, Code, Completion, MessageData, ReplicaMailbox, ReplicaRecord,
-    ReplicaUser, Request, Reserved, Selection, RECORDS_PER_ANSWER, VERSION,
+    encode_bye, mailboxes_digest, Capabilities, Code, Completion, MessageData, ReplicaMailbox,
+    ReplicaRecord, ReplicaUser, Request, Reserved, Selection, RECORDS_PER_ANSWER, VERSION,
 };
 use crate::wire::{parse_command, Command, Encoder, Limits, LineReader, WireError};
 use crate::Io;
@@ -499,7 +499,11 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
     let mut enc = Encoder::new();
     let verb = request.verb();
     let result: Result<Option<Code>, StoreError> = (|| match request {
-        Request::Mailboxes { user, selection } => {
+        Request::Mailboxes {
+            user,
+            selection,
+            same,
+        } => {
             let Some(state) = store.user_state(&user)? else {
                 return Ok(None);
             };
@@ -510,7 +514,14 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
                 admin: None,
             }
             .encode(&mut enc);
-            for m in store.mailboxes(&user, false)? {
+            let live = store.mailboxes(&user, false)?;
+            if let (Selection::All, Some(same)) = (&selection, &same) {
+                let ours: Vec<ReplicaMailbox> = live.iter().map(ReplicaMailbox::of).collect();
+                if mailboxes_digest(&ours) == *same {
+                    return Ok(Some(Code::Same));
+                }
+            }
+            for m in live {
                 let wanted = match &selection {
                     Selection::All => true,
                     Selection::Some { ids, names } => {
@@ -625,6 +636,52 @@ fn refusal(e: &StoreError) -> Code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// MAILBOXES ALL with the digest of what the client expects: one line when the
+    /// replica holds exactly that, the full list when anything differs.
+    #[test]
+    fn mailboxes_answers_same_when_the_digest_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(tern_store::StoreConfig::new(dir.path())).unwrap();
+        store.create_user("alice", None, false).unwrap();
+        let live: Vec<ReplicaMailbox> = store
+            .mailboxes("alice", false)
+            .unwrap()
+            .iter()
+            .map(ReplicaMailbox::of)
+            .collect();
+        let ask = |same: Option<String>| {
+            let request = Request::Mailboxes {
+                user: "alice".into(),
+                selection: Selection::All,
+                same,
+            };
+            String::from_utf8(execute(&store, "m1", request)).unwrap()
+        };
+        let text = ask(Some(mailboxes_digest(&live)));
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("* MAILBOX ")).count(),
+            0
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with("* USER alice ")),
+            "{text}"
+        );
+        assert!(text.ends_with("m1 OK [SAME] MAILBOXES\r\n"), "{text}");
+        // One mailbox the client does not know of (say, created on the replica).
+        let mut fewer = live.clone();
+        fewer.pop();
+        let text = ask(Some(mailboxes_digest(&fewer)));
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("* MAILBOX ")).count(),
+            live.len()
+        );
+        assert!(text.ends_with("m1 OK MAILBOXES\r\n"), "{text}");
+        // A changed counter changes the digest too.
+        let mut bumped = live.clone();
+        bumped[0].highest_modseq += 1;
+        assert_ne!(mailboxes_digest(&bumped), mailboxes_digest(&live));
+    }
 
     #[test]
     fn passwords_need_tls_off_this_machine() {

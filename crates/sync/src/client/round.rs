@@ -13,7 +13,7 @@ use super::conn::Connection;
 use super::plan::{plan_user, MailboxStep, Marks, MasterUser, ReplicaStep, Send, View};
 use super::{blocking, reconcile, updates, ClientError, SyncFailure, SyncSummary};
 use crate::protocol::{
-    Code, ReplicaMailbox, ReplicaUser, Request, Reserved, Selection, MAX_RESERVE,
+    mailboxes_digest, Code, ReplicaMailbox, ReplicaUser, Request, Reserved, Selection, MAX_RESERVE,
 };
 
 /// Below this many bytes of new messages, RESERVE costs more than sending them.
@@ -173,10 +173,22 @@ impl<'a> Round<'a> {
                 c.view(&w.user, &master.mailboxes)
             });
             if cached.is_none() {
+                // Asking about all of them: say what we expect, so that a replica in
+                // step answers with one line instead of listing every mailbox.
+                let same = matches!(w.selection, Selection::All).then(|| {
+                    let expected: Vec<ReplicaMailbox> = master
+                        .mailboxes
+                        .iter()
+                        .filter(|m| m.is_live())
+                        .map(ReplicaMailbox::of)
+                        .collect();
+                    mailboxes_digest(&expected)
+                });
                 self.conn
                     .queue(&Request::Mailboxes {
                         user: w.user.clone(),
                         selection: w.selection.clone(),
+                        same,
                     })
                     .await?;
                 asked.push(i);
@@ -207,6 +219,15 @@ impl<'a> Round<'a> {
                         .push(ReplicaMailbox::parse(args).map_err(ClientError::Protocol)?),
                     _ => {}
                 }
+            }
+            if let (Some(Code::Same), Some(master)) = (reply.code(), &masters[i]) {
+                // Exactly the master's live mailboxes, proven by the digest.
+                view.mailboxes = master
+                    .mailboxes
+                    .iter()
+                    .filter(|m| m.is_live())
+                    .map(ReplicaMailbox::of)
+                    .collect();
             }
             if let (Some(c), Some(master)) = (self.cache.as_deref_mut(), &masters[i]) {
                 c.learn(&work[i].user, &master.mailboxes, &view);

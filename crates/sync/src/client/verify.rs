@@ -63,6 +63,7 @@ pub async fn verify(
         conn.queue(&Request::Mailboxes {
             user: user.clone(),
             selection: Selection::All,
+            same: None,
         })
         .await?;
         let reply = conn.reply().await?;

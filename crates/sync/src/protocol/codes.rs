@@ -128,6 +128,9 @@ pub enum Code {
     NonExistent,
     /// RECORDS: more records follow from this UID.
     More(Uid),
+    /// MAILBOXES: the replica's live mailboxes are exactly the ones the client
+    /// described (`same`), so none is listed.
+    Same,
     /// A command over a bound.
     TooBig,
     /// Refused for another reason.
@@ -177,6 +180,7 @@ impl Code {
             "NOUSER" => Some(Code::NoUser),
             "NONEXISTENT" => Some(Code::NonExistent),
             "MORE" => uid32(args.first(), "uid").ok().map(Code::More),
+            "SAME" => Some(Code::Same),
             "TOOBIG" => Some(Code::TooBig),
             "REFUSED" => Some(Code::Refused),
             "AUTHENTICATIONFAILED" => Some(Code::AuthenticationFailed),
@@ -219,6 +223,9 @@ impl Code {
             }
             Code::More(uid) => {
                 enc.raw("MORE ").number(u64::from(*uid));
+            }
+            Code::Same => {
+                enc.raw("SAME");
             }
             Code::IoError => {
                 enc.raw("IOERROR");

@@ -34,6 +34,36 @@ pub const MAX_RESERVE: usize = 1000;
 /// Most `* RECORD` lines in one answer to RECORDS; more follow with `[MORE uid]`.
 pub const RECORDS_PER_ANSWER: usize = 10_000;
 
+/// The digest of a set of live mailboxes as MAILBOXES reports them: the SHA-1 (hex) of
+/// one line per mailbox, sorted, of every field `* MAILBOX` carries (unique id, name
+/// and partition in hex, UIDVALIDITY, last UID, HIGHESTMODSEQ, DELETEDMODSEQ, records
+/// digest). Equal digests mean the replica would have listed exactly these.
+pub fn mailboxes_digest(mailboxes: &[ReplicaMailbox]) -> String {
+    use sha1::{Digest, Sha1};
+    let mut lines: Vec<String> = mailboxes
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} {} {} {} {} {} {}\n",
+                m.uniqueid,
+                hex::encode(&m.name),
+                hex::encode(&m.partition),
+                m.uidvalidity,
+                m.last_uid,
+                m.highest_modseq,
+                m.deleted_modseq,
+                m.digest
+            )
+        })
+        .collect();
+    lines.sort();
+    let mut hash = Sha1::new();
+    for l in &lines {
+        hash.update(l.as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
 /// Which of a user's mailboxes MAILBOXES asks about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -66,12 +96,16 @@ pub enum Request {
         /// The initial response, base64.
         initial: Option<String>,
     },
-    /// `MAILBOXES user ALL | (ids) (names)`
+    /// `MAILBOXES user ALL [same] | (ids) (names)`
     Mailboxes {
         /// The user.
         user: String,
         /// Which mailboxes.
         selection: Selection,
+        /// With `ALL`: the [`mailboxes_digest`] of the live mailboxes the client expects
+        /// the replica to hold. When the replica's is the same, it answers `[SAME]` and
+        /// lists none of them: a sync with nothing to do moves one line per user.
+        same: Option<String>,
     },
     /// `RESERVE (ids) guid...`
     Reserve {
@@ -146,8 +180,13 @@ impl Request {
                     .transpose()?,
             },
             "MAILBOXES" => {
+                let mut same = None;
                 let selection = match a.get(1) {
                     Some(t) if t.as_atom().is_some_and(|s| s.eq_ignore_ascii_case("ALL")) => {
+                        same = match a.get(2) {
+                            None => None,
+                            t => Some(atom_or_string(t, "same")?),
+                        };
                         Selection::All
                     }
                     _ => {
@@ -165,6 +204,7 @@ impl Request {
                 Request::Mailboxes {
                     user: user()?,
                     selection,
+                    same,
                 }
             }
             "RESERVE" => {

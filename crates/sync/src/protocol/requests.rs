@@ -45,11 +45,18 @@ impl Request {
                     enc.sp().string(i);
                 }
             }
-            Request::Mailboxes { user, selection } => {
+            Request::Mailboxes {
+                user,
+                selection,
+                same,
+            } => {
                 enc.sp().string(user).sp();
                 match selection {
                     Selection::All => {
                         enc.raw("ALL");
+                        if let Some(same) = same {
+                            enc.sp().string(same);
+                        }
                     }
                     Selection::Some { ids, names } => {
                         ids_list(enc, ids);

@@ -255,6 +255,7 @@ fn unique_ids_that_look_like_numbers_or_nil_survive_the_wire() {
                     ids: vec![id.clone()],
                     names: vec![],
                 },
+                same: None,
             },
             Request::Update(Box::new(tern_store::MailboxUpdate {
                 user: "alice".into(),

@@ -55,6 +55,7 @@ fn every_request_survives_the_wire() {
         Request::Mailboxes {
             user: "alice".into(),
             selection: Selection::All,
+            same: None,
         },
         Request::Mailboxes {
             user: "bob smith".into(),
@@ -62,6 +63,7 @@ fn every_request_survives_the_wire() {
                 ids: vec![id.clone(), UniqueId::random()],
                 names: awkward_names(),
             },
+            same: None,
         },
         Request::Mailboxes {
             user: "carol".into(),
@@ -69,6 +71,12 @@ fn every_request_survives_the_wire() {
                 ids: vec![],
                 names: vec![],
             },
+            same: None,
+        },
+        Request::Mailboxes {
+            user: "frank".into(),
+            selection: Selection::All,
+            same: Some("0123456789012345678901234567890123456789".into()),
         },
         Request::Reserve {
             mailboxes: vec![id.clone()],
@@ -134,7 +142,7 @@ fn every_request_survives_the_wire() {
         round_trip(r);
     }
     // Fields that re-encoding alone would not show.
-    let Request::Records { from, .. } = round_trip(&requests[11]) else {
+    let Request::Records { from, .. } = round_trip(&requests[12]) else {
         unreachable!()
     };
     assert_eq!(from, 10_001);
@@ -146,6 +154,13 @@ fn every_request_survives_the_wire() {
         unreachable!()
     };
     assert_eq!(names, awkward_names());
+    let Request::Mailboxes { same, .. } = round_trip(&requests[3]) else {
+        unreachable!()
+    };
+    assert_eq!(
+        same.as_deref(),
+        Some("0123456789012345678901234567890123456789")
+    );
 }
 
 /// Encodes an untagged reply, reads it as the client does: (keyword, args).
@@ -248,6 +263,7 @@ fn every_response_code_survives_the_wire() {
         Code::NoUser,
         Code::NonExistent,
         Code::More(10_001),
+        Code::Same,
         Code::TooBig,
         Code::Refused,
         Code::AuthenticationFailed,
