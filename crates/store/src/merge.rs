@@ -254,6 +254,8 @@ fn expunge_at(
     add_usage(conn, mailbox.user_id, -(size as i64), -1)
 }
 
+/// Like an append's insert (`messages.rs`), but outside the keyword cap: what the replica
+/// already accepted is taken back whatever its keywords (the caller adds them, uncapped).
 fn insert_at_next_uid(
     conn: &Connection,
     mailbox: &Mailbox,
