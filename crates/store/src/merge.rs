@@ -265,27 +265,9 @@ fn insert_at_next_uid(
     guid: &Guid,
     modseq: Modseq,
 ) -> Result<Uid> {
-    let uid: i64 = conn.query_row(
-        "UPDATE mailboxes SET last_uid = last_uid + 1, messages = messages + 1, bytes = bytes + ?2 \
-         WHERE id = ?1 RETURNING last_uid",
-        params![mailbox.id, size as i64],
-        |r| r.get(0),
-    )?;
-    conn.execute(
-        "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            mailbox.id,
-            uid,
-            modseq as i64,
-            flags.to_string(),
-            internaldate,
-            size as i64,
-            &guid.as_bytes()[..]
-        ],
-    )?;
-    add_usage(conn, mailbox.user_id, size as i64, 1)?;
-    Ok(uid as Uid)
+    let appended =
+        crate::messages::insert_row(conn, mailbox, flags, internaldate, size, guid, modseq)?;
+    Ok(appended.uid)
 }
 
 impl Store {

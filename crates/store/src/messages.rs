@@ -493,8 +493,25 @@ fn insert_record(
 }
 
 /// Adds a record under the next UID at `modseq`; the caller checks quota and touches
-/// the mailbox once for the whole operation.
+/// the mailbox once for the whole operation. New keywords enter the mailbox's table
+/// within its cap.
 fn insert_record_unchecked(
+    conn: &Connection,
+    mailbox: &Mailbox,
+    flags: &Flags,
+    internaldate: i64,
+    size: u64,
+    guid: &Guid,
+    modseq: Modseq,
+) -> Result<Appended> {
+    let appended = insert_row(conn, mailbox, flags, internaldate, size, guid, modseq)?;
+    crate::keywords::add_capped(conn, mailbox, flags)?;
+    Ok(appended)
+}
+
+/// Adds the record row under the next UID at `modseq` and counts it in the mailbox and
+/// the user's usage; the caller sees to quota, keywords and the mailbox's modseq.
+pub(crate) fn insert_row(
     conn: &Connection,
     mailbox: &Mailbox,
     flags: &Flags,
@@ -523,7 +540,6 @@ fn insert_record_unchecked(
         &guid.as_bytes()[..]
     ])?;
     add_usage(conn, mailbox.user_id, size as i64, 1)?;
-    crate::keywords::add_capped(conn, mailbox, flags)?;
     Ok(Appended {
         mailbox: mailbox.uniqueid.clone(),
         uidvalidity: mailbox.uidvalidity,
