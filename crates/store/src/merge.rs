@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::Mailbox;
+use crate::messages::insert_row;
 use crate::records::{live, records_in, Record};
 use crate::replicated::ReplicaAppend;
 use crate::store::Store;
@@ -154,7 +155,9 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
                     continue; // expunged ones stay expunged where they are
                 };
                 expunge_at(conn, mailbox, uid, record.size, modseq)?;
-                let new = insert_at_next_uid(
+                // The row insert of an append, without its keyword cap: what the
+                // replica already accepted is taken back whatever its keywords.
+                let new = insert_row(
                     conn,
                     mailbox,
                     &record.flags,
@@ -162,11 +165,12 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
                     record.size,
                     &record.guid,
                     modseq,
-                )?;
+                )?
+                .uid;
                 out.renumbered.push((uid, new));
             }
             Move::Theirs(a) => {
-                let new = insert_at_next_uid(
+                let new = insert_row(
                     conn,
                     mailbox,
                     &a.flags,
@@ -174,7 +178,8 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
                     a.size,
                     &a.guid,
                     modseq,
-                )?;
+                )?
+                .uid;
                 if let Some(replica_uid) = a.replica_uid {
                     out.adopted.push((replica_uid, new));
                 }
@@ -252,22 +257,6 @@ fn expunge_at(
         params![mailbox.id, size as i64],
     )?;
     add_usage(conn, mailbox.user_id, -(size as i64), -1)
-}
-
-/// Like an append's insert (`messages.rs`), but outside the keyword cap: what the replica
-/// already accepted is taken back whatever its keywords (the caller adds them, uncapped).
-fn insert_at_next_uid(
-    conn: &Connection,
-    mailbox: &Mailbox,
-    flags: &Flags,
-    internaldate: i64,
-    size: u64,
-    guid: &Guid,
-    modseq: Modseq,
-) -> Result<Uid> {
-    let appended =
-        crate::messages::insert_row(conn, mailbox, flags, internaldate, size, guid, modseq)?;
-    Ok(appended.uid)
 }
 
 impl Store {
