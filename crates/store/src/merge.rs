@@ -98,7 +98,8 @@ impl Store {
             .map(|a| self.shared.pins.pin(a.guid))
             .collect();
         self.store_append_blobs(&target.partition, &appends)?;
-        let summaries = self.summaries_for(&target.partition, &appends)?;
+        let summaries =
+            self.summaries_for(&target.partition, &appends.iter().collect::<Vec<_>>())?;
         let id = mailbox.clone();
         let merged = self.write(move |conn| {
             let target = live(conn, &id)?;

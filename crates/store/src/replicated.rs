@@ -4,14 +4,15 @@
 //! A replicated write is silent: it keeps the master's UIDs, modseqs and dates exactly,
 //! never allocates a modseq, and is not entered in the replica's change log (unless the
 //! store chains: `changelog::log_replicated`, called last in each write). Each call
-//! is one transaction; an UPDATE's blobs are made durable together before it commits.
+//! is one transaction; an UPDATE's blobs are made durable together before it commits
+//! (`incoming.rs`).
 
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::changelog::log_replicated;
-use crate::content::{has_index, insert_index};
+use crate::content::insert_index;
 use crate::digest::{user_row, RecordsDigest};
 use crate::error::{Result, StoreError};
 use crate::flags::Flags;
@@ -136,61 +137,7 @@ pub struct MailboxUpdate {
     pub digest: Option<RecordsDigest>,
 }
 
-/// Up to this many new blobs in one UPDATE are made durable one by one; more, together.
-const FSYNC_EACH_UP_TO: usize = 4;
-
 impl Store {
-    /// Applies one UPDATE as one transaction, after making any new blobs durable.
-    /// Refuses, applying nothing, with `SyncMismatch` (the expected HIGHESTMODSEQ does
-    /// not hold), `SyncConflict`, `DigestMismatch`, `BlobNotHeld` or `NoSuchUser`.
-    pub fn apply_update(&self, update: MailboxUpdate) -> Result<()> {
-        let user = normalize_user(&update.user)?;
-        let name = normalize_mailbox(&update.state.name)?;
-        let uniqueid = update.uniqueid.clone().ok_or(StoreError::SyncConflict {
-            uid: 0,
-            reason: "no unique id",
-        })?;
-        let partition = update.state.partition.clone();
-        if !self.blobs().has_partition(&partition) {
-            return Err(StoreError::UnknownPartition(partition));
-        }
-        if update.appends.len() > 100 {
-            // A bulk load: the text index can wait until it is over.
-            self.pause_text_indexing(std::time::Duration::from_secs(2));
-        }
-        let before = self.mailbox_by_uniqueid(&uniqueid)?;
-        if let Some(m) = before.as_ref().filter(|m| m.is_live()) {
-            if m.partition != partition {
-                self.copy_blobs(m, &partition)?;
-            }
-        }
-        self.store_append_blobs(&partition, &update.appends)?;
-        let summaries = self.summaries_for(&partition, &update.appends)?;
-        let mut update = update;
-        for a in &mut update.appends {
-            a.data = None;
-        }
-        let hms = update.state.highest_modseq;
-        let blobs = self.shared.blobs.clone();
-        let chain = self.chain();
-        self.write(move |conn| {
-            // A blob collected since it was found present (see `orphans.rs`): the
-            // master sends it again after `NO [NOBLOB]`.
-            for a in &update.appends {
-                match crate::orphans::require_blob(&blobs, &partition, &a.guid, a.size) {
-                    Err(StoreError::BlobVanished { guid, .. }) => {
-                        return Err(StoreError::BlobNotHeld(guid))
-                    }
-                    other => other?,
-                }
-            }
-            apply_in(conn, &user, &name, &uniqueid, &update, &summaries)?;
-            log_replicated(conn, chain, &user, Some(&uniqueid))?;
-            Ok(uniqueid)
-        })
-        .map(|id| self.notify(&id, hms))
-    }
-
     /// Sets a user's user-level state exactly (creating the user, without mailboxes,
     /// if missing) and checks the result against the state's digest.
     pub fn apply_user_state(&self, state: &UserState) -> Result<()> {
@@ -300,123 +247,10 @@ impl Store {
             log_replicated(conn, chain, &user, Some(&id))
         })
     }
-
-    /// Writes the blobs an UPDATE carries (checked against their GUID and size) with
-    /// one grouped sync, and makes sure the ones it names without data are held in the
-    /// target partition (copying them from another partition if needed).
-    pub(crate) fn store_append_blobs(
-        &self,
-        partition: &str,
-        appends: &[ReplicaAppend],
-    ) -> Result<()> {
-        let check = |batch: &[ReplicaAppend]| -> Result<()> {
-            for a in batch {
-                if let Some(data) = &a.data {
-                    if data.len() as u64 != a.size || Guid::of(data) != a.guid {
-                        return Err(StoreError::SyncConflict {
-                            uid: a.uid,
-                            reason: "message does not match its GUID and size",
-                        });
-                    }
-                }
-            }
-            Ok(())
-        };
-        // Hashing every message is the replica's biggest CPU cost in a full sync: on
-        // two threads when there is enough of it.
-        let bytes: usize = appends
-            .iter()
-            .filter_map(|a| a.data.as_ref())
-            .map(Vec::len)
-            .sum();
-        if bytes >= 4 << 20 {
-            let (left, right) = appends.split_at(appends.len() / 2);
-            std::thread::scope(|s| {
-                let other = s.spawn(|| check(right));
-                let mine = check(left);
-                let theirs = other.join().unwrap_or(Err(StoreError::CommitFailed(
-                    "hashing thread panicked".into(),
-                )));
-                mine.and(theirs)
-            })?;
-        } else {
-            check(appends)?;
-        }
-        let carried: Vec<(Guid, &[u8])> = appends
-            .iter()
-            .filter_map(|a| a.data.as_deref().map(|d| (a.guid, d)))
-            .collect();
-        if carried.len() <= FSYNC_EACH_UP_TO {
-            // A few blobs (rolling replication): an fsync each is cheaper than a sync of
-            // the whole filesystem, which also flushes everyone else's dirty pages.
-            for (guid, data) in &carried {
-                self.blobs().put_with_guid(partition, guid, data)?;
-            }
-        } else {
-            self.blobs().put_many(partition, &carried)?;
-        }
-        for a in appends.iter().filter(|a| a.data.is_none()) {
-            if self.blobs().contains(partition, &a.guid, a.size)? {
-                continue;
-            }
-            let bytes = self.read_blob(&a.guid, a.size)?;
-            self.blobs().put_with_guid(partition, &a.guid, &bytes)?;
-        }
-        Ok(())
-    }
-
-    /// Summaries (for the protocols' indexer) of the appended messages this store has
-    /// none for yet, computed outside the writer, on both cores when there are many.
-    pub(crate) fn summaries_for(
-        &self,
-        partition: &str,
-        appends: &[ReplicaAppend],
-    ) -> Result<HashMap<Guid, Vec<u8>>> {
-        let Some(indexer) = self.shared.indexer.get().cloned() else {
-            return Ok(HashMap::new());
-        };
-        let unknown: Vec<&ReplicaAppend> = self.read(|conn| {
-            let mut out = Vec::new();
-            for a in appends {
-                if !has_index(conn, &a.guid)?
-                    && !out.iter().any(|o: &&ReplicaAppend| o.guid == a.guid)
-                {
-                    out.push(a);
-                }
-            }
-            Ok(out)
-        })?;
-        let summarize = |a: &ReplicaAppend| -> Result<(Guid, Vec<u8>)> {
-            let summary = match &a.data {
-                Some(d) => indexer.summarize(d),
-                None => indexer.summarize(&self.blobs().read(partition, &a.guid, a.size)?),
-            };
-            Ok((a.guid, summary))
-        };
-        if unknown.len() < 32 {
-            return unknown.into_iter().map(summarize).collect();
-        }
-        let (left, right) = unknown.split_at(unknown.len() / 2);
-        std::thread::scope(|s| {
-            let other = s.spawn(|| {
-                right
-                    .iter()
-                    .map(|a| summarize(a))
-                    .collect::<Result<Vec<_>>>()
-            });
-            let mut out: HashMap<Guid, Vec<u8>> =
-                left.iter().map(|a| summarize(a)).collect::<Result<_>>()?;
-            let rest = other
-                .join()
-                .map_err(|_| StoreError::CommitFailed("summary thread panicked".into()))??;
-            out.extend(rest);
-            Ok(out)
-        })
-    }
 }
 
 /// The body of [`Store::apply_update`], inside the writer's transaction.
-fn apply_in(
+pub(crate) fn apply_in(
     conn: &Connection,
     user: &str,
     name: &str,
