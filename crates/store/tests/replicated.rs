@@ -386,3 +386,68 @@ fn an_expected_digest_that_does_not_hold_applies_nothing() {
     );
     assert_eq!(replica.mailbox("u", "INBOX").unwrap().unwrap(), before);
 }
+
+/// A replica session prepares the next UPDATEs while an earlier one commits. A later
+/// UPDATE may name, without data, a message an earlier one of the same stream carries:
+/// prepared before that one is applied, it still applies, in order.
+#[test]
+fn an_update_prepared_early_may_name_a_message_an_earlier_one_carries() {
+    let (_a, master, _b, replica) = pair();
+    let owner = Actor {
+        name: "u".into(),
+        is_admin: false,
+    };
+    let inbox = master.mailbox("u", "INBOX").unwrap().unwrap();
+    let copy = master.create_mailbox("u", "Copy", None).unwrap();
+    master
+        .copy(&owner, &inbox.uniqueid, &[1, 2, 3, 4, 5], &copy.uniqueid)
+        .unwrap();
+    let first = full_update(&master, "u", "INBOX", None);
+    let mut second = full_update(&master, "u", "Copy", None);
+    for a in &mut second.appends {
+        a.data = None;
+    }
+    let first = replica.prepare_update(first).unwrap();
+    let second = replica.prepare_update(second).unwrap();
+    replica.apply_prepared(first).unwrap();
+    replica.apply_prepared(second).unwrap();
+    for name in ["INBOX", "Copy"] {
+        let m = master.mailbox("u", name).unwrap().unwrap();
+        let r = replica.mailbox("u", name).unwrap().unwrap();
+        assert_eq!((r.messages, r.digest), (m.messages, m.digest), "{name}");
+        assert_eq!(digest_is_true(&replica, name), r.digest);
+    }
+    assert_eq!(replica.blobs().list(DEFAULT_PARTITION).unwrap().len(), 5);
+}
+
+/// A prepared UPDATE that is never applied (its session ended) leaves no file behind,
+/// neither temporary nor under a blob's name.
+#[test]
+fn a_prepared_update_dropped_unapplied_leaves_no_file() {
+    let (_a, master, b, replica) = pair();
+    let prepared = replica
+        .prepare_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
+    drop(prepared);
+    assert!(replica.blobs().list(DEFAULT_PARTITION).unwrap().is_empty());
+    let stray: Vec<_> = walk(b.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    assert!(replica.mailbox("u", "INBOX").unwrap().is_none());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
