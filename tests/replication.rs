@@ -1230,6 +1230,71 @@ fn sync_over_starttls() {
     assert!(show(&out).contains("TLS"), "{}", show(&out));
 }
 
+/// DIRECTTLS: a client that read the capability may open TLS as its first bytes,
+/// without the STARTTLS round trip; STARTTLS still works, and a first byte that opens
+/// no real handshake only closes that connection. Python's ssl module is the client.
+#[test]
+fn direct_tls_and_starttls_both_reach_the_sync_protocol() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sync_port = free_port();
+    let replica = start_replica(tmp.path(), sync_port, "");
+    let script = r#"
+import base64, socket, ssl, sys
+port, password = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+def lines_until(f, tag):
+    out = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed while waiting for " + tag
+        out.append(line)
+        if line.startswith(tag.encode() + b" "):
+            return b"".join(out).decode()
+
+def session(direct):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    greeting = raw.makefile("rb").readline().decode()
+    assert "DIRECTTLS" in greeting and "STARTTLS" in greeting, greeting
+    if not direct:
+        raw.sendall(b"s1 STARTTLS\r\n")
+        reply = raw.recv(200)
+        assert reply.startswith(b"s1 OK"), reply
+    tls = ctx.wrap_socket(raw)
+    f = tls.makefile("rb")
+    tls.sendall(b"a1 CAPABILITY\r\n")
+    caps = lines_until(f, "a1")
+    assert "a1 OK" in caps and "TLS" not in caps and "AUTH=PLAIN" in caps, caps
+    plain = base64.b64encode(b"\0repl\0" + password.encode()).decode()
+    tls.sendall(("a2 AUTHENTICATE PLAIN " + plain + "\r\na3 USERS\r\n").encode())
+    assert lines_until(f, "a2").startswith("a2 OK"), "authentication"
+    assert "a3 OK" in lines_until(f, "a3")
+    tls.close()
+
+session(direct=True)
+session(direct=False)
+# A TLS record type byte, then no handshake: that connection ends, nothing else.
+raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+raw.makefile("rb").readline()
+raw.sendall(b"\x16 not a handshake\r\n" * 4)
+raw.settimeout(30)
+try:
+    while raw.recv(4096):
+        pass
+except OSError:
+    pass
+raw.close()
+session(direct=True)
+print("ok")
+"#;
+    let out = python(&["-c", script, &sync_port.to_string(), REPL_PASSWORD], None);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    drop(replica);
+}
+
 /// The fingerprint a server logged at start ("... SHA-256 fingerprint AB:CD:...").
 fn logged_fingerprint(server: &TernServer) -> String {
     let line = server

@@ -64,6 +64,19 @@ impl Stream {
         }
     }
 
+    /// The first byte the peer has sent, left unread, once one has arrived. `None` at
+    /// end of input, and on a Unix socket, where nothing is peeked.
+    pub async fn peek_first(&self) -> io::Result<Option<u8>> {
+        match &self.socket {
+            Socket::Tcp(s) => {
+                let mut first = [0u8; 1];
+                let n = s.peek(&mut first).await?;
+                Ok((n == 1).then_some(first[0]))
+            }
+            Socket::Unix(_) => Ok(None),
+        }
+    }
+
     /// Runs one write-side poll under the stall timer.
     fn timed<T>(
         &mut self,
@@ -181,6 +194,17 @@ where
     pub fn split(self) -> (Input<S>, Output<S>) {
         let (r, w) = tokio::io::split(self);
         (Input::Plain(r), Output::Plain(w))
+    }
+}
+
+impl Transport<Stream> {
+    /// The first byte the peer has sent, left unread ([`Stream::peek_first`]); `None`
+    /// on a TLS transport.
+    pub async fn peek_first(&self) -> io::Result<Option<u8>> {
+        match self {
+            Transport::Plain(s) => s.peek_first().await,
+            Transport::Tls(_) => Ok(None),
+        }
     }
 }
 

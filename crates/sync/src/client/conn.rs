@@ -86,7 +86,8 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects, upgrades to TLS whenever the replica offers it (see [`use_tls`]), and
+    /// Connects, upgrades to TLS whenever the replica offers it (see [`use_tls`]; at
+    /// once with DIRECTTLS, after STARTTLS otherwise), and
     /// authenticates (the AUTHENTICATE is queued, so it travels with the first command).
     pub async fn open(config: &ClientConfig) -> Result<Connection, ClientError> {
         let tcp = TcpStream::connect(&config.replica)
@@ -117,13 +118,17 @@ impl Connection {
             )));
         }
         if let Some(tls) = use_tls(caps.has("STARTTLS"), config, loopback)? {
-            let tag = conn.queue(&Request::StartTls).await?;
-            let reply = conn.reply_for(&tag).await?;
-            if !reply.ok() {
-                return Err(ClientError::Protocol(format!(
-                    "STARTTLS refused: {}",
-                    reply.describe()
-                )));
+            // With DIRECTTLS the handshake itself asks for TLS, saving STARTTLS's
+            // round trip.
+            if !caps.has("DIRECTTLS") {
+                let tag = conn.queue(&Request::StartTls).await?;
+                let reply = conn.reply_for(&tag).await?;
+                if !reply.ok() {
+                    return Err(ClientError::Protocol(format!(
+                        "STARTTLS refused: {}",
+                        reply.describe()
+                    )));
+                }
             }
             let (read, write) = (conn.reader.into_inner().inner, conn.writer);
             let plain = read.unsplit(write);

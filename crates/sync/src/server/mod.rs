@@ -115,23 +115,26 @@ async fn session(
     config: Arc<SyncServerConfig>,
 ) -> Result<(), WireError> {
     let Connection {
-        transport,
+        mut transport,
         peer,
         shutdown,
     } = conn;
-    let (r, mut w) = tokio::io::split(Box::new(transport) as Box<dyn Io>);
-    let reader = LineReader::new(r, Limits::unauthenticated());
     let greeting = Completion::ok(
         Some(Code::Capability(capabilities(&config, peer, false).0)),
         "tern replica ready",
     );
-    w.write_all(&done("*", &greeting)).await?;
+    transport.write_all(&done("*", &greeting)).await?;
+    transport.flush().await?;
     let mut stopping = shutdown.clone();
     let login = tokio::select! {
-        login = tokio::time::timeout(
-            config.timeouts.preauth,
-            unauthenticated(reader, w, &store, &config, peer),
-        ) => login,
+        login = tokio::time::timeout(config.timeouts.preauth, async {
+            let Some((io, tls_on)) = begin(transport, &config).await? else {
+                return Ok(None);
+            };
+            let (r, w) = tokio::io::split(io);
+            let reader = LineReader::new(r, Limits::unauthenticated());
+            unauthenticated(reader, w, &store, &config, peer, tls_on).await
+        }) => login,
         // A throttled AUTHENTICATE may wait 15 s: shutting down does not.
         _ = stopping.changed() => return Ok(()),
     };
@@ -157,6 +160,27 @@ async fn session(
     .await
 }
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What follows the greeting: TLS at once when the client's first byte opens a TLS
+/// handshake (`DIRECTTLS`: a client that read the capability may start TLS without
+/// the STARTTLS round trip; PostgreSQL 17's direct SSL works the same way), clear text
+/// otherwise. The stream and whether it is TLS; `None` when the handshake failed.
+async fn begin(
+    transport: tern_net::Transport,
+    config: &SyncServerConfig,
+) -> Result<Option<(Box<dyn Io>, bool)>, WireError> {
+    if let Some(tls) = config.tls.clone() {
+        if transport.peek_first().await? == Some(TLS_HANDSHAKE) {
+            let secure =
+                tern_net::stream::accept_tls(transport, tls, config.timeouts.handshake).await;
+            return Ok(secure.map(|s| (Box::new(s) as Box<dyn Io>, true)));
+        }
+    }
+    Ok(Some((Box::new(transport), false)))
+}
+
 /// The state before authentication: one command at a time, so STARTTLS can swap the
 /// stream, and no literals at all. `None` when the client left.
 async fn unauthenticated(
@@ -165,8 +189,8 @@ async fn unauthenticated(
     store: &Store,
     config: &SyncServerConfig,
     peer: Peer,
+    mut tls_on: bool,
 ) -> Result<Option<(Reader, Writer, String, bool)>, WireError> {
-    let mut tls_on = false;
     loop {
         let line = match reader.read_line(&mut |_| false).await {
             Ok(l) => l,
@@ -272,6 +296,7 @@ fn capabilities(config: &SyncServerConfig, peer: Peer, tls_on: bool) -> Capabili
     }
     if config.tls.is_some() && !tls_on {
         caps.push("STARTTLS".into());
+        caps.push("DIRECTTLS".into());
     }
     Capabilities(caps)
 }
