@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -269,6 +269,54 @@ pub(crate) fn persist_wal(conn: &Connection, schema: &str) {
     }
 }
 
+/// Version 6: the times expire needs (`tern expire`), kept by triggers so that every
+/// code path records them: when this store expunged each record (`expunged_at`, Unix
+/// seconds) and when each mailbox became a tombstone (`tombstone_at`), and when each
+/// change-log consumer last acknowledged (`changelog_acks.at`). Existing expunged
+/// records and tombstones count from the migration. The digest trigger on updates now
+/// fires only for the columns the digest covers.
+const SCHEMA_V6: &str = r#"
+ALTER TABLE records ADD COLUMN expunged_at INTEGER;
+UPDATE records SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER)
+    WHERE expunged_modseq IS NOT NULL;
+CREATE INDEX records_by_expunged_at ON records(expunged_at) WHERE expunged_at IS NOT NULL;
+CREATE TRIGGER records_expunged_at_insert AFTER INSERT ON records
+    WHEN NEW.expunged_modseq IS NOT NULL AND NEW.expunged_at IS NULL BEGIN
+    UPDATE records SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER)
+    WHERE mailbox_id = NEW.mailbox_id AND uid = NEW.uid;
+END;
+CREATE TRIGGER records_expunged_at_update AFTER UPDATE OF expunged_modseq ON records
+    WHEN NEW.expunged_modseq IS NOT NULL AND OLD.expunged_modseq IS NULL
+         AND NEW.expunged_at IS NULL BEGIN
+    UPDATE records SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER)
+    WHERE mailbox_id = NEW.mailbox_id AND uid = NEW.uid;
+END;
+ALTER TABLE mailboxes ADD COLUMN tombstone_at INTEGER;
+UPDATE mailboxes SET tombstone_at = CAST(strftime('%s', 'now') AS INTEGER)
+    WHERE tombstone_modseq IS NOT NULL;
+CREATE TRIGGER mailboxes_tombstone_at AFTER UPDATE OF tombstone_modseq ON mailboxes
+    WHEN (NEW.tombstone_modseq IS NULL) != (OLD.tombstone_modseq IS NULL) BEGIN
+    UPDATE mailboxes SET tombstone_at = CASE WHEN NEW.tombstone_modseq IS NULL THEN NULL
+        ELSE CAST(strftime('%s', 'now') AS INTEGER) END
+    WHERE id = NEW.id;
+END;
+ALTER TABLE changelog_acks ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+UPDATE changelog_acks SET at = CAST(strftime('%s', 'now') AS INTEGER);
+DROP TRIGGER records_digest_update;
+CREATE TRIGGER records_digest_update
+    AFTER UPDATE OF uid, modseq, internaldate, size, guid, expunged_modseq, flags, mailbox_id
+    ON records BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
+                         OLD.expunged_modseq, OLD.flags))
+    WHERE id = OLD.mailbox_id;
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(NEW.uid, NEW.modseq, NEW.internaldate, NEW.size, NEW.guid,
+                         NEW.expunged_modseq, NEW.flags))
+    WHERE id = NEW.mailbox_id;
+END;
+"#;
+
 /// Puts the database in WAL mode and creates or upgrades the schema.
 ///
 /// An index already at [`SCHEMA_VERSION`] is only read, so that opening needs no free
@@ -322,7 +370,103 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 5 {
         tx.execute_batch(SCHEMA_V5)?;
     }
+    if version < 6 {
+        tx.execute_batch(SCHEMA_V6)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Takes a version 6 index back to version 5, for migration tests.
+#[cfg(test)]
+pub(crate) fn downgrade_to_v5(conn: &Connection) {
+    let undo = "DROP TRIGGER records_expunged_at_insert;
+        DROP TRIGGER records_expunged_at_update;
+        DROP INDEX records_by_expunged_at;
+        ALTER TABLE records DROP COLUMN expunged_at;
+        DROP TRIGGER mailboxes_tombstone_at;
+        ALTER TABLE mailboxes DROP COLUMN tombstone_at;
+        ALTER TABLE changelog_acks DROP COLUMN at;
+        PRAGMA user_version = 5;";
+    if let Err(e) = conn.execute_batch(undo) {
+        panic!("downgrade to version 5: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use crate::{Actor, Flags, Store, StoreConfig};
+
+    fn times(dir: &std::path::Path) -> (Vec<(u32, Option<i64>)>, Option<i64>) {
+        let conn = Connection::open(dir.join("index.sqlite3")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT uid, expunged_at FROM records ORDER BY uid")
+            .unwrap();
+        let records = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        let tombstone = conn
+            .query_row(
+                "SELECT max(tombstone_at) FROM mailboxes WHERE name = 'Old'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (records, tombstone)
+    }
+
+    /// Version 6 records when each record was expunged and each mailbox deleted,
+    /// whatever wrote it; the migration dates what was there from itself.
+    #[test]
+    fn expunge_and_tombstone_times_are_kept_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        };
+        let owner = Actor {
+            name: "u".into(),
+            is_admin: false,
+        };
+        let body = |n: u32| format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes();
+        let before = now();
+        let digest = {
+            let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+            store.create_user("u", Some("pw"), false).unwrap();
+            for n in 1..=3 {
+                store
+                    .append_as_owner("u", "INBOX", &Flags::new(), 0, &body(n))
+                    .unwrap();
+            }
+            let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+            store.expunge(&owner, &inbox.uniqueid, &[2]).unwrap();
+            store.create_mailbox("u", "Old", None).unwrap();
+            store.delete_mailbox("u", "Old").unwrap();
+            let (records, tombstone) = times(dir.path());
+            assert_eq!(records[0], (1, None));
+            assert_eq!(records[2], (3, None));
+            assert!(records[1].1.is_some_and(|t| t >= before && t <= now()));
+            assert!(tombstone.is_some_and(|t| t >= before && t <= now()));
+            let digest = store.mailbox("u", "INBOX").unwrap().unwrap().digest;
+            assert_eq!(store.recompute_digest(&inbox.uniqueid).unwrap().1, digest);
+            super::downgrade_to_v5(&Connection::open(dir.path().join("index.sqlite3")).unwrap());
+            digest
+        };
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let (records, tombstone) = times(dir.path());
+        assert_eq!(records[0], (1, None));
+        assert!(records[1].1.is_some_and(|t| t >= before));
+        assert!(tombstone.is_some());
+        // Setting the time changed no digest.
+        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        assert_eq!(inbox.digest, digest);
+        assert_eq!(store.recompute_digest(&inbox.uniqueid).unwrap().1, digest);
+    }
 }

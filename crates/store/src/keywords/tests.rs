@@ -241,6 +241,7 @@ fn migration_to_v5_fills_the_table_from_the_records() {
             .unwrap();
         // Back to a version 4 index: no table.
         let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+        crate::schema::downgrade_to_v5(&conn);
         conn.execute_batch("DROP TABLE mailbox_keywords; PRAGMA user_version = 4;")
             .unwrap();
     }
