@@ -48,6 +48,7 @@ mod flags;
 mod ids;
 mod incoming;
 mod keywords;
+mod maintenance;
 mod mailboxes;
 mod merge;
 mod messages;

@@ -1,0 +1,4 @@
+//! The store's life cycle and its self-checks: what `tern expire` removes (expired
+//! messages, expunged records and tombstones past their age, blobs no record refers to,
+//! the duplicate-delivery table, the text index and the change log past their use) and
+//! what `tern check` verifies and repairs. Only this module removes blobs.
