@@ -11,7 +11,7 @@ mod common;
 mod pair;
 
 use common::*;
-use pair::{imap_run, sync_ok, Pair};
+use pair::{assert_verify_clean, imap_run, sync_ok, Pair};
 use std::path::Path;
 use std::process::Command;
 
@@ -103,4 +103,42 @@ fn a_replica_lists_the_masters_keywords() {
         "replica's FLAGS after the sync: {listed}"
     );
     assert_eq!(listed, flags_listed(&p.master, "INBOX"));
+}
+
+/// A split brain: while cut off, a client of the replica gives a message a keyword and
+/// takes it away again. The keyword is in the replica's FLAGS; after healing, the master
+/// lists it too (the merge takes the replica's table, not only its messages' flags),
+/// and both sides list the same.
+#[test]
+fn a_keyword_only_the_replica_defined_comes_back_to_the_master() {
+    let p = Pair::new();
+    imap_run(
+        &p.master,
+        "alice",
+        r#"[
+            ["append", "INBOX", "()", "From: a@b\nSubject: k\nMessage-ID: <s-1@example.org>\n\nhi\n"]
+        ]"#,
+    );
+    sync_ok(p.mconf(), &["--user", "alice"]);
+    // The replica takes writes of its own while the master does not reach it.
+    imap_run(
+        &p.replica,
+        "alice",
+        r#"[
+            ["select", "INBOX"],
+            ["store", "1", "+FLAGS", "($Project)"],
+            ["store", "1", "-FLAGS", "($Project)"]
+        ]"#,
+    );
+    assert!(flags_listed(&p.replica, "INBOX").contains("$Project"));
+    assert!(!flags_listed(&p.master, "INBOX").contains("$Project"));
+    sync_ok(p.mconf(), &["--user", "alice"]);
+    sync_ok(p.mconf(), &["--user", "alice"]);
+    let listed = flags_listed(&p.master, "INBOX");
+    assert!(
+        listed.contains("$Project"),
+        "master's FLAGS after healing: {listed}"
+    );
+    assert_eq!(listed, flags_listed(&p.replica, "INBOX"));
+    assert_verify_clean(p.mconf());
 }

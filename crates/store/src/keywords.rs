@@ -119,11 +119,7 @@ pub(crate) fn absorb_update(
     mailbox_id: i64,
     update: &MailboxUpdate,
 ) -> Result<()> {
-    for k in &update.state.keywords {
-        if let Ok(Flag::Keyword(k)) = Flag::parse(k) {
-            insert(conn, mailbox_id, &k)?;
-        }
-    }
+    absorb_names(conn, mailbox_id, &update.state.keywords)?;
     absorb_flags(
         conn,
         mailbox_id,
@@ -148,6 +144,17 @@ pub(crate) fn absorb_flags<'a>(
             if let Flag::Keyword(k) = flag {
                 insert(conn, mailbox_id, k)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Adds each valid keyword of `names` to the table of mailbox row `mailbox_id`,
+/// uncapped (what a peer's clients saw is never refused); anything else is skipped.
+pub(crate) fn absorb_names(conn: &Connection, mailbox_id: i64, names: &[String]) -> Result<()> {
+    for k in names {
+        if let Ok(Flag::Keyword(k)) = Flag::parse(k) {
+            insert(conn, mailbox_id, &k)?;
         }
     }
     Ok(())

@@ -58,6 +58,9 @@ pub struct Merge {
     pub flags: Vec<(Uid, Flags)>,
     /// Messages the replica expunged more recently than the master changed them.
     pub expunge: Vec<Uid>,
+    /// The replica mailbox's keyword table: each keyword joins the master's table
+    /// (uncapped), including those no message has any more.
+    pub keywords: Vec<String>,
 }
 
 /// What a merge did.
@@ -234,6 +237,7 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
             .map(|a| &a.flags)
             .chain(merge.flags.iter().map(|f| &f.1)),
     )?;
+    crate::keywords::absorb_names(conn, mailbox.id, &merge.keywords)?;
     txn::touch_mailbox(conn, mailbox, modseq)?;
     Ok(out)
 }

@@ -337,6 +337,7 @@ fn the_records_digest_follows_every_kind_of_write() {
                 }],
                 flags: vec![(1, Flags::parse_list("\\Answered").unwrap())],
                 expunge: vec![2],
+                keywords: vec![],
             },
         )
         .unwrap();

@@ -317,6 +317,9 @@ impl RecordPlan {
                 .collect(),
             flags: self.flags,
             expunge: self.expunge,
+            // The records alone do not say which keywords the replica defined: the
+            // caller adds its table.
+            keywords: Vec::new(),
         }
     }
 }

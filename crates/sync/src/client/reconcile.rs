@@ -26,13 +26,14 @@ pub(crate) enum Orphan {
     Merged(Box<Mailbox>),
 }
 
-/// The replica's records of a mailbox.
+/// The replica's records of a mailbox, and its keyword table.
 async fn replica_records(
     conn: &mut Connection,
     user: &str,
     rm: &ReplicaMailbox,
-) -> Result<Vec<ReplicaRecord>, ClientError> {
-    super::records::replica_records(conn, user, &rm.uniqueid).await
+) -> Result<(Vec<ReplicaRecord>, Vec<String>), ClientError> {
+    let got = super::records::replica_records(conn, user, &rm.uniqueid).await?;
+    Ok((got.records, got.keywords))
 }
 
 /// Fetches blobs from the replica, pipelined (one round trip).
@@ -72,14 +73,15 @@ async fn fetch(
 
 /// Adds `records` of another mailbox of the replica (fetched in one round trip) to
 /// the master's mailbox `target` under new UIDs, keeping their flags and INTERNALDATE,
-/// in one transaction.
+/// and that mailbox's `keywords` to the target's table, in one transaction.
 async fn copy_back_into(
     conn: &mut Connection,
     store: &Store,
     target: &tern_store::UniqueId,
     records: &[&ReplicaRecord],
+    keywords: Vec<String>,
 ) -> Result<(), ClientError> {
-    if records.is_empty() {
+    if records.is_empty() && keywords.is_empty() {
         return Ok(());
     }
     let wanted: Vec<(Guid, u64)> = records.iter().map(|r| (r.guid, r.size)).collect();
@@ -96,6 +98,7 @@ async fn copy_back_into(
                 data: blobs.get(&r.guid).cloned().unwrap_or_default(),
             })
             .collect(),
+        keywords,
         ..Default::default()
     };
     blobs.clear();
@@ -115,7 +118,7 @@ pub(crate) async fn merge_back(
     m: &Mailbox,
     rm: &ReplicaMailbox,
 ) -> Result<(), ClientError> {
-    let theirs = replica_records(conn, user, rm).await?;
+    let (theirs, keywords) = replica_records(conn, user, rm).await?;
     let (m, ours) = blocking(|| store.all_records(&m.uniqueid))?;
     let plan = plan_records(&ReplicaMailbox::of(&m), &ours, rm, &theirs);
     tracing::warn!(
@@ -141,7 +144,12 @@ pub(crate) async fn merge_back(
         .map(|(g, _)| blobs.get(g).cloned().unwrap_or_default())
         .collect();
     let same_uid_space = rm.uidvalidity == m.uidvalidity;
-    let merge = plan.into_merge(rm, &theirs, same_uid_space, adopted);
+    let merge = Merge {
+        // Including the keywords no message has any more: the replica's clients saw
+        // them in FLAGS.
+        keywords,
+        ..plan.into_merge(rm, &theirs, same_uid_space, adopted)
+    };
     let merged = blocking(|| store.merge_replica(&m.uniqueid, merge))?;
     for (old, new) in &merged.renumbered {
         tracing::warn!(user, mailbox = %m.name, old, new, "UID conflict: the master's message moved to a new UID");
@@ -162,7 +170,7 @@ pub(crate) async fn deleted(
     rm: &ReplicaMailbox,
     tombstone: &Mailbox,
 ) -> Result<(), ClientError> {
-    let theirs = replica_records(conn, user, rm).await?;
+    let (theirs, keywords) = replica_records(conn, user, rm).await?;
     let new: Vec<&ReplicaRecord> = theirs
         .iter()
         .filter(|r| r.uid > tombstone.last_uid && r.expunged.is_none())
@@ -194,7 +202,7 @@ pub(crate) async fn deleted(
         Some(m) => m,
         None => blocking(|| store.create_mailbox(user, &rm.name, None))?,
     };
-    copy_back_into(conn, store, &target.uniqueid, &new).await
+    copy_back_into(conn, store, &target.uniqueid, &new, keywords).await
 }
 
 /// Takes back a mailbox only the replica has: adopted whole when the master has no
@@ -206,7 +214,7 @@ pub(crate) async fn orphan(
     rm: &ReplicaMailbox,
     master_boxes: &[Mailbox],
 ) -> Result<Orphan, ClientError> {
-    let theirs = replica_records(conn, user, rm).await?;
+    let (theirs, keywords) = replica_records(conn, user, rm).await?;
     let live: Vec<&ReplicaRecord> = theirs.iter().filter(|r| r.expunged.is_none()).collect();
     let same_name = master_boxes
         .iter()
@@ -230,7 +238,7 @@ pub(crate) async fn orphan(
             .copied()
             .filter(|r| !known.contains(&r.guid))
             .collect();
-        copy_back_into(conn, store, &m.uniqueid, &missing).await?;
+        copy_back_into(conn, store, &m.uniqueid, &missing, keywords).await?;
         return Ok(Orphan::Merged(Box::new(m)));
     }
     // Adopted whole, expunged records included, so that the two sides then hold the
@@ -254,6 +262,7 @@ pub(crate) async fn orphan(
             uidvalidity: rm.uidvalidity,
             last_uid: rm.last_uid,
             highest_modseq: rm.highest_modseq,
+            keywords,
             ..Default::default()
         },
         appends: theirs

@@ -8,16 +8,17 @@ use tern_store::{RecordsDigest, Uid, UniqueId};
 
 use super::conn::Connection;
 use super::ClientError;
-use crate::protocol::{Code, ReplicaRecord, Request};
+use crate::protocol::{Code, ReplicaKeywords, ReplicaRecord, Request};
 
-/// Every record of the replica's live mailbox `uniqueid` of `user`, in UID order.
-/// An error when the replica refuses (no such mailbox) or answers out of order.
+/// Every record of the replica's live mailbox `uniqueid` of `user`, in UID order, and
+/// its keyword table. An error when the replica refuses (no such mailbox) or answers
+/// out of order.
 pub(crate) async fn replica_records(
     conn: &mut Connection,
     user: &str,
     uniqueid: &UniqueId,
-) -> Result<Vec<ReplicaRecord>, ClientError> {
-    let mut out: Vec<ReplicaRecord> = Vec::new();
+) -> Result<ReplicaRecords, ClientError> {
+    let mut out = ReplicaRecords::default();
     let mut from = 1;
     loop {
         conn.queue(&Request::Records {
@@ -34,19 +35,33 @@ pub(crate) async fn replica_records(
             )));
         }
         for (keyword, args) in &reply.untagged {
-            if keyword == "RECORD" {
-                out.push(ReplicaRecord::parse(args).map_err(ClientError::Protocol)?);
+            match keyword.as_str() {
+                "RECORD" => out
+                    .records
+                    .push(ReplicaRecord::parse(args).map_err(ClientError::Protocol)?),
+                "KEYWORDS" => {
+                    out.keywords = ReplicaKeywords::parse(args)
+                        .map_err(ClientError::Protocol)?
+                        .0
+                }
+                _ => {}
             }
         }
         match reply.code() {
             // A next piece that does not move forward would loop for ever.
-            Some(Code::More(next)) if next > from && out.last().is_some_and(|r| r.uid < next) => {
+            Some(Code::More(next))
+                if next > from && out.records.last().is_some_and(|r| r.uid < next) =>
+            {
                 from = next
             }
             Some(Code::More(next)) => {
                 return Err(ClientError::Protocol(format!(
                     "RECORDS: [MORE {next}] does not move past UID {from}"
                 )))
+            }
+            Some(Code::Digest(hex)) => {
+                out.digest = hex.parse().ok();
+                return Ok(out);
             }
             _ => return Ok(out),
         }
@@ -62,6 +77,9 @@ pub(crate) struct ReplicaRecords {
     /// that sent none). Each piece is read in its own snapshot: only when the mailbox
     /// did not change meanwhile does it describe exactly `records`.
     pub digest: Option<RecordsDigest>,
+    /// The mailbox's keyword table (`* KEYWORDS`, with the first piece); empty from a
+    /// replica that sent none.
+    pub keywords: Vec<String>,
 }
 
 /// The records of each of `ids` (mailboxes of `user`), in the same order, read in
@@ -102,6 +120,11 @@ pub(crate) async fn replica_records_many(
             }
             let Ok(have) = &mut out[i] else { continue };
             for (keyword, args) in &reply.untagged {
+                if keyword == "KEYWORDS" {
+                    have.keywords = ReplicaKeywords::parse(args)
+                        .map_err(ClientError::Protocol)?
+                        .0;
+                }
                 if keyword == "RECORD" {
                     let r = ReplicaRecord::parse(args).map_err(ClientError::Protocol)?;
                     // Each piece starts at `from` and goes up: anything else would
@@ -251,7 +274,9 @@ mod tests {
         }
         assert_eq!(got_expunged(&all[1]), vec![3]);
         let one = replica_records(&mut conn, "alice", &id).await.unwrap();
-        assert_eq!(one.len(), n as usize);
+        assert_eq!(one.records.len(), n as usize);
+        assert!(one.digest.is_some());
+        assert_eq!(one.digest, all[1].as_ref().ok().and_then(|r| r.digest));
         conn.logout().await;
     }
 

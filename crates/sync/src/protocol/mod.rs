@@ -18,7 +18,7 @@ use tern_store::{Guid, MailboxUpdate, Quota, UniqueId, UserState};
 use crate::wire::{Command, Encoder, Token};
 
 pub use codes::{Code, MessageData, ReplicaUser, Reserved};
-pub use replies::{ReplicaMailbox, ReplicaRecord};
+pub use replies::{ReplicaKeywords, ReplicaMailbox, ReplicaRecord};
 pub use status::{encode_bye, Capabilities, Completion};
 use tokens::{atom_or_string, list, number, plist_string};
 pub use tokens::{flags, guid, plist_get, uniqueid, Malformed};

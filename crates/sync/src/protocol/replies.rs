@@ -4,7 +4,7 @@ use tern_store::{Flags, Guid, Modseq, RecordsDigest, Uid, UniqueId};
 
 use super::encode_flags;
 use super::tokens::{
-    atom_or_string, flags, guid, number, plist_digest, plist_get, signed, uid32, uniqueid,
+    atom_or_string, flags, guid, list, number, plist_digest, plist_get, signed, uid32, uniqueid,
     Malformed,
 };
 use crate::wire::{Encoder, Token};
@@ -153,5 +153,34 @@ impl ReplicaRecord {
             None => enc.nil(),
         };
         enc.raw(if held { " HAVE" } else { " MISSING" }).crlf();
+    }
+}
+
+/// `* KEYWORDS (kw ...)`: a mailbox's keyword table (every keyword its messages were
+/// ever given), sent with the first piece of a RECORDS answer, so that a master taking
+/// back what a diverged replica holds also takes the keywords no message has any more.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicaKeywords(pub Vec<String>);
+
+impl ReplicaKeywords {
+    /// Decodes the arguments of `* KEYWORDS`.
+    pub fn parse(args: &[Token]) -> Result<ReplicaKeywords, Malformed> {
+        list(args.first(), "KEYWORDS")?
+            .iter()
+            .map(|k| atom_or_string(Some(k), "keyword"))
+            .collect::<Result<_, Malformed>>()
+            .map(ReplicaKeywords)
+    }
+
+    /// Encodes `* KEYWORDS (...)`.
+    pub fn encode(&self, enc: &mut Encoder) {
+        enc.raw("* KEYWORDS (");
+        for (i, k) in self.0.iter().enumerate() {
+            if i > 0 {
+                enc.sp();
+            }
+            enc.string(k);
+        }
+        enc.raw(")").crlf();
     }
 }

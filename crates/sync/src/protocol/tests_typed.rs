@@ -240,6 +240,19 @@ fn every_reply_survives_the_wire() {
         ),
         (9, 50, -5, record.flags.clone(), Some(51), true)
     );
+    for table in [
+        vec![],
+        vec!["$Label1".to_owned(), "foo".into(), "with space".into()],
+    ] {
+        let mut enc = Encoder::new();
+        ReplicaKeywords(table.clone()).encode(&mut enc);
+        let (keyword, args) = untagged(enc);
+        assert_eq!(keyword, "KEYWORDS");
+        assert_eq!(
+            ReplicaKeywords::parse(&args).unwrap(),
+            ReplicaKeywords(table)
+        );
+    }
 }
 
 #[test]

@@ -18,8 +18,8 @@ use tokio::sync::oneshot;
 
 use super::{bad_line, bye, done, logout, Reader, Writer, READ_AHEAD};
 use crate::protocol::{
-    mailboxes_digest, Capabilities, Code, Completion, MessageData, ReplicaMailbox, ReplicaRecord,
-    ReplicaUser, Request, Reserved, Selection, RECORDS_PER_ANSWER,
+    mailboxes_digest, Capabilities, Code, Completion, MessageData, ReplicaKeywords, ReplicaMailbox,
+    ReplicaRecord, ReplicaUser, Request, Reserved, Selection, RECORDS_PER_ANSWER,
 };
 use crate::wire::{Command, Encoder, WireError};
 
@@ -316,6 +316,9 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
             let more =
                 (records.len() > RECORDS_PER_ANSWER).then(|| records[RECORDS_PER_ANSWER].uid);
             records.truncate(RECORDS_PER_ANSWER);
+            if from <= 1 {
+                ReplicaKeywords(store.mailbox_keywords(&uniqueid)?).encode(&mut enc);
+            }
             for r in &records {
                 let held = store
                     .blobs()
