@@ -102,7 +102,8 @@ impl BlobStore {
     /// A blob written here and never referenced by a committed record is an orphan:
     /// the caller whose transaction fails discards it (`Store::discard_blob`), and the
     /// orphan scan removes what a crash left.
-    pub fn put(&self, partition: &str, message: &[u8]) -> Result<Guid> {
+    #[cfg(test)]
+    pub(crate) fn put(&self, partition: &str, message: &[u8]) -> Result<Guid> {
         let guid = Guid::of(message);
         self.put_with_guid(partition, &guid, message)?;
         Ok(guid)
@@ -273,8 +274,9 @@ impl BlobStore {
     }
 
     /// Removes a blob. Only the store's collection of unreferenced blobs calls this, on
-    /// the writer thread after proving no record refers to it (see `orphans.rs`).
-    pub fn remove(&self, partition: &str, guid: &Guid) -> Result<()> {
+    /// the writer thread after proving no record refers to it (see `orphans.rs`); no
+    /// other crate can.
+    pub(crate) fn remove(&self, partition: &str, guid: &Guid) -> Result<()> {
         let path = self.path(partition, guid)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),

@@ -189,6 +189,13 @@ impl Store {
             .read(&mailbox.partition, &record.guid, record.size)
     }
 
+    /// True when this store holds the message of `record` complete in the mailbox's
+    /// partition.
+    pub fn holds_message(&self, mailbox: &Mailbox, record: &Record) -> Result<bool> {
+        self.blobs()
+            .contains(&mailbox.partition, &record.guid, record.size)
+    }
+
     /// The message of `record`, opened to be read by ranges (see [`MessageFile`]).
     pub fn open_message(&self, mailbox: &Mailbox, record: &Record) -> Result<MessageFile> {
         self.blobs()

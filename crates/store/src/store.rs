@@ -159,7 +159,8 @@ impl Store {
         &self.shared.config
     }
 
-    /// The message blobs.
+    /// The message blobs, for reading: writing and removing them is the store's own
+    /// (other crates read messages through [`Store::message`] and its kin).
     pub fn blobs(&self) -> &BlobStore {
         &self.shared.blobs
     }

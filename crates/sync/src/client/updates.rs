@@ -87,8 +87,7 @@ pub(super) async fn queue_mailbox(
                 {
                     None
                 } else {
-                    let bytes =
-                        blocking(|| store.blobs().read(&c.mailbox.partition, &r.guid, r.size))?;
+                    let bytes = blocking(|| store.message(&c.mailbox, r))?;
                     fresh.insert(r.guid);
                     fresh_bytes += r.size;
                     Some(bytes)

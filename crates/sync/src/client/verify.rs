@@ -194,7 +194,7 @@ pub async fn verify(
                             format!("uid {}: blob {} missing on the replica", r.uid, r.guid),
                         );
                     }
-                    if !blocking(|| store.blobs().contains(&mailbox.partition, &r.guid, r.size))? {
+                    if !blocking(|| store.holds_message(&mailbox, r))? {
                         d(
                             &m.name,
                             format!("uid {}: blob {} missing on the master", r.uid, r.guid),

@@ -320,9 +320,7 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
                 ReplicaKeywords(store.mailbox_keywords(&uniqueid)?).encode(&mut enc);
             }
             for r in &records {
-                let held = store
-                    .blobs()
-                    .contains(&mailbox.partition, &r.guid, r.size)?;
+                let held = store.holds_message(&mailbox, r)?;
                 ReplicaRecord::encode(&mut enc, r, held);
             }
             Ok(Some(match more {
