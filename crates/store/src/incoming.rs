@@ -2,8 +2,8 @@
 //! and size, written, made durable and summarised, outside the writer.
 //!
 //! An UPDATE is applied in two halves so that a replica session can overlap them:
-//! [`Store::prepare_update`] hashes the carried messages, writes them to temporary files
-//! and summarises them; [`Store::apply_prepared`] makes those files durable under their
+//! [`Replica::prepare_update`] hashes the carried messages, writes them to temporary files
+//! and summarises them; [`Replica::apply_prepared`] makes those files durable under their
 //! names, then applies the records in one transaction. While one UPDATE's second half
 //! runs, the next one's first half can: the hashing and file writing of one overlap
 //! the filesystem sync and the commit of the other.
@@ -16,11 +16,11 @@ use crate::content::has_index;
 use crate::error::{Result, StoreError};
 use crate::ids::{Guid, UniqueId};
 use crate::names::{normalize_mailbox, normalize_user};
-use crate::replicated::{apply_in, MailboxUpdate, ReplicaAppend};
+use crate::replicated::{apply_in, MailboxUpdate, Replica, ReplicaAppend};
 use crate::store::Store;
 
 /// An UPDATE whose carried messages are checked, written to temporary files and
-/// summarised, not yet durable nor applied ([`Store::prepare_update`]). It holds no
+/// summarised, not yet durable nor applied ([`Replica::prepare_update`]). It holds no
 /// message bodies. Dropped without being applied, it removes its temporary files.
 #[derive(Debug)]
 pub struct PreparedUpdate {
@@ -39,9 +39,9 @@ pub struct PreparedUpdate {
 /// Up to this many new blobs in one UPDATE are made durable one by one; more, together.
 const FSYNC_EACH_UP_TO: usize = 4;
 
-impl Store {
+impl Replica<'_> {
     /// Applies one UPDATE as one transaction, after making any new blobs durable:
-    /// [`Store::prepare_update`] then [`Store::apply_prepared`].
+    /// [`Replica::prepare_update`] then [`Replica::apply_prepared`].
     pub fn apply_update(&self, update: MailboxUpdate) -> Result<()> {
         self.apply_prepared(self.prepare_update(update)?)
     }
@@ -134,7 +134,9 @@ impl Store {
         })
         .map(|id| self.notify(&id, hms))
     }
+}
 
+impl Store {
     /// Writes the blobs `appends` carry (checked against their GUID and size) and makes
     /// sure the ones they name without data are held in `partition`, all durable.
     pub(crate) fn store_append_blobs(

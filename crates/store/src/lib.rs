@@ -79,7 +79,7 @@ pub use mailboxes::Mailbox;
 pub use merge::{Adoption, Merge, Merged};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
 pub use records::{MailboxCounts, Record};
-pub use replicated::{MailboxState, MailboxUpdate, ReplicaAppend};
+pub use replicated::{MailboxState, MailboxUpdate, Replica, ReplicaAppend};
 pub use replication::{MailboxChanges, UserState};
 pub use store::{Store, StoreConfig, DEFAULT_PARTITION};
 pub use text_index::{BODY_TEXT_CAP, DEFAULT_TEXT_USER_CAP, HEAD_TEXT_CAP};

@@ -137,7 +137,30 @@ pub struct MailboxUpdate {
     pub digest: Option<RecordsDigest>,
 }
 
+/// The writes only a replica makes, applying what its master sends: silent (they keep
+/// the master's UIDs and modseqs and allocate none) and reachable only through
+/// [`Store::replica`], so that a protocol crate does not call one by accident. It reads
+/// as the store it wraps.
+pub struct Replica<'a> {
+    store: &'a Store,
+}
+
+impl std::ops::Deref for Replica<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        self.store
+    }
+}
+
 impl Store {
+    /// The replica's writes on this store.
+    pub fn replica(&self) -> Replica<'_> {
+        Replica { store: self }
+    }
+}
+
+impl Replica<'_> {
     /// Sets a user's user-level state exactly (creating the user, without mailboxes,
     /// if missing) and checks the result against the state's digest.
     pub fn apply_user_state(&self, state: &UserState) -> Result<()> {

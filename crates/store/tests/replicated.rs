@@ -55,7 +55,7 @@ fn pair() -> (tempfile::TempDir, Store, tempfile::TempDir, Store) {
             .unwrap();
     }
     let state = master.user_state("u").unwrap().unwrap();
-    replica.apply_user_state(&state).unwrap();
+    replica.replica().apply_user_state(&state).unwrap();
     (d1, master, d2, replica)
 }
 
@@ -63,6 +63,7 @@ fn pair() -> (tempfile::TempDir, Store, tempfile::TempDir, Store) {
 fn a_replica_keeps_the_masters_numbers_and_digest() {
     let (_a, master, _b, replica) = pair();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     let m = master.mailbox("u", "INBOX").unwrap().unwrap();
@@ -103,6 +104,7 @@ fn a_replica_keeps_the_masters_numbers_and_digest() {
 fn a_stale_expectation_applies_nothing() {
     let (_a, master, _b, replica) = pair();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     let before = replica.mailbox("u", "INBOX").unwrap().unwrap();
@@ -110,6 +112,7 @@ fn a_stale_expectation_applies_nothing() {
         .append_as_owner("u", "INBOX", &Flags::new(), 0, &msg(9))
         .unwrap();
     let err = replica
+        .replica()
         .apply_update(full_update(
             &master,
             "u",
@@ -130,7 +133,7 @@ fn a_digest_mismatch_rolls_everything_back() {
     let mut update = full_update(&master, "u", "INBOX", None);
     update.digest = Some(tern_store::RecordsDigest([7; 16]));
     assert!(matches!(
-        replica.apply_update(update).unwrap_err(),
+        replica.replica().apply_update(update).unwrap_err(),
         StoreError::DigestMismatch { .. }
     ));
     assert!(replica.mailbox("u", "INBOX").unwrap().is_none());
@@ -140,6 +143,7 @@ fn a_digest_mismatch_rolls_everything_back() {
 fn a_uid_holding_another_message_is_a_conflict() {
     let (_a, master, _b, replica) = pair();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     let r = replica.mailbox("u", "INBOX").unwrap().unwrap();
@@ -149,7 +153,7 @@ fn a_uid_holding_another_message_is_a_conflict() {
     update.appends[0].guid = Guid::of(&other);
     update.appends[0].size = other.len() as u64;
     update.appends[0].data = Some(other);
-    let err = replica.apply_update(update).unwrap_err();
+    let err = replica.replica().apply_update(update).unwrap_err();
     assert!(
         matches!(err, StoreError::SyncConflict { uid: 1, .. }),
         "{err}"
@@ -164,7 +168,7 @@ fn a_literal_that_does_not_hash_to_its_guid_is_refused() {
         d[0] ^= 1;
     }
     assert!(matches!(
-        replica.apply_update(update).unwrap_err(),
+        replica.replica().apply_update(update).unwrap_err(),
         StoreError::SyncConflict { uid: 3, .. }
     ));
     assert!(replica.mailbox("u", "INBOX").unwrap().is_none());
@@ -176,7 +180,7 @@ fn nil_data_needs_a_held_blob() {
     let mut update = full_update(&master, "u", "INBOX", None);
     update.appends[0].data = None;
     assert!(matches!(
-        replica.apply_update(update).unwrap_err(),
+        replica.replica().apply_update(update).unwrap_err(),
         StoreError::BlobNotHeld(_)
     ));
 }
@@ -185,6 +189,7 @@ fn nil_data_needs_a_held_blob() {
 fn reset_replaces_the_records_and_parking_frees_a_name() {
     let (_a, master, _b, replica) = pair();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     // A mailbox of another unique id holds "Work" on the replica.
@@ -192,12 +197,13 @@ fn reset_replaces_the_records_and_parking_frees_a_name() {
     stray.uniqueid = Some(UniqueId::random());
     stray.state.name = "Work".into();
     stray.digest = None;
-    replica.apply_update(stray).unwrap();
+    replica.replica().apply_update(stray).unwrap();
     master.create_mailbox("u", "Work", None).unwrap();
     master
         .append_as_owner("u", "Work", &Flags::new(), 0, &msg(40))
         .unwrap();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "Work", None))
         .unwrap();
     let names: Vec<String> = replica
@@ -229,7 +235,7 @@ fn reset_replaces_the_records_and_parking_frees_a_name() {
     for a in &mut update.appends {
         a.data = None;
     }
-    replica.apply_update(update).unwrap();
+    replica.replica().apply_update(update).unwrap();
     assert_eq!(replica.mailbox("u", "INBOX").unwrap().unwrap().messages, 3);
 }
 
@@ -237,27 +243,32 @@ fn reset_replaces_the_records_and_parking_frees_a_name() {
 fn delete_and_rename_by_unique_id() {
     let (_a, master, _b, replica) = pair();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     master.create_mailbox("u", "A", None).unwrap();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "A", None))
         .unwrap();
     let id = replica.mailbox("u", "A").unwrap().unwrap().uniqueid;
     replica
+        .replica()
         .replica_rename("u", &id, "B", DEFAULT_PARTITION)
         .unwrap();
     assert!(replica.mailbox("u", "A").unwrap().is_none());
     assert_eq!(replica.mailbox("u", "B").unwrap().unwrap().uniqueid, id);
     // Another user's mailbox is never touched by a command naming this user.
     assert!(replica
+        .replica()
         .replica_rename("v", &id, "C", DEFAULT_PARTITION)
         .is_err());
-    replica.replica_delete("u", &id).unwrap();
+    replica.replica().replica_delete("u", &id).unwrap();
     assert!(replica.mailbox("u", "B").unwrap().is_none());
     // Deleted here while the master kept it (a split brain): it cannot come back under
     // the UIDVALIDITY this replica's clients saw it deleted with…
     let err = replica
+        .replica()
         .apply_update(full_update(&master, "u", "A", None))
         .unwrap_err();
     assert!(
@@ -270,6 +281,7 @@ fn delete_and_rename_by_unique_id() {
     let renewed = master.renew_uidvalidity(&id, old.uidvalidity).unwrap();
     assert!(renewed > old.uidvalidity);
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "A", None))
         .unwrap();
     let back = replica.mailbox("u", "A").unwrap().unwrap();
@@ -349,6 +361,7 @@ fn the_records_digest_follows_every_kind_of_write() {
     digest_is_true(&master, "INBOX");
     // The replica, sent everything, holds the same digest; so does a reset.
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     assert_eq!(
@@ -359,7 +372,7 @@ fn the_records_digest_follows_every_kind_of_write() {
     let mut again = full_update(&master, "u", "INBOX", Some(r.highest_modseq));
     again.reset = true;
     again.expect_digest = Some(r.digest);
-    replica.apply_update(again).unwrap();
+    replica.replica().apply_update(again).unwrap();
     assert_eq!(
         digest_is_true(&replica, "INBOX"),
         digest_is_true(&master, "INBOX")
@@ -370,6 +383,7 @@ fn the_records_digest_follows_every_kind_of_write() {
 fn an_expected_digest_that_does_not_hold_applies_nothing() {
     let (_a, master, _b, replica) = pair();
     replica
+        .replica()
         .apply_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     let before = replica.mailbox("u", "INBOX").unwrap().unwrap();
@@ -380,7 +394,7 @@ fn an_expected_digest_that_does_not_hold_applies_nothing() {
     update.reset = true;
     // Right counters, wrong records: what a split brain at equal counters looks like.
     update.expect_digest = Some(RecordsDigest([9; 16]));
-    let err = replica.apply_update(update).unwrap_err();
+    let err = replica.replica().apply_update(update).unwrap_err();
     assert!(
         matches!(err, StoreError::SyncMismatch { digest, .. } if digest == before.digest),
         "{err}"
@@ -408,10 +422,10 @@ fn an_update_prepared_early_may_name_a_message_an_earlier_one_carries() {
     for a in &mut second.appends {
         a.data = None;
     }
-    let first = replica.prepare_update(first).unwrap();
-    let second = replica.prepare_update(second).unwrap();
-    replica.apply_prepared(first).unwrap();
-    replica.apply_prepared(second).unwrap();
+    let first = replica.replica().prepare_update(first).unwrap();
+    let second = replica.replica().prepare_update(second).unwrap();
+    replica.replica().apply_prepared(first).unwrap();
+    replica.replica().apply_prepared(second).unwrap();
     for name in ["INBOX", "Copy"] {
         let m = master.mailbox("u", name).unwrap().unwrap();
         let r = replica.mailbox("u", name).unwrap().unwrap();
@@ -427,6 +441,7 @@ fn an_update_prepared_early_may_name_a_message_an_earlier_one_carries() {
 fn a_prepared_update_dropped_unapplied_leaves_no_file() {
     let (_a, master, b, replica) = pair();
     let prepared = replica
+        .replica()
         .prepare_update(full_update(&master, "u", "INBOX", None))
         .unwrap();
     drop(prepared);

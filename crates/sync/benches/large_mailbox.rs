@@ -61,6 +61,7 @@ fn build_master(dir: &std::path::Path, n: u32) -> (Store, UniqueId) {
             })
             .collect();
         store
+            .replica()
             .apply_update(MailboxUpdate {
                 user: USER.into(),
                 uniqueid: Some(id.clone()),

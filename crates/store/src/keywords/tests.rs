@@ -188,6 +188,7 @@ fn a_replicated_update_adds_to_the_table_and_ignores_the_cap() {
         vec!["onrecord"]
     );
     replica
+        .replica()
         .apply_update(update_from(&master, "INBOX", None, &["mine", "not valid"]))
         .unwrap();
     // The table and the records' keywords, the invalid string left out.
@@ -200,6 +201,7 @@ fn a_replicated_update_adds_to_the_table_and_ignores_the_cap() {
     let many: Vec<String> = (0..MAX_KEYWORDS + 10).map(|i| format!("t{i:03}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     replica
+        .replica()
         .apply_update(update_from(&master, "INBOX", Some(hms), &many))
         .unwrap();
     let table = keywords(&replica, "INBOX");
@@ -216,7 +218,7 @@ fn a_replicated_update_adds_to_the_table_and_ignores_the_cap() {
         .append_as_owner("u", "INBOX", &flags("mine t000"), 0, &msg(2))
         .unwrap();
     // A replicated delete takes the table with it.
-    replica.replica_delete("u", &m.uniqueid).unwrap();
+    replica.replica().replica_delete("u", &m.uniqueid).unwrap();
     assert!(replica.mailbox_keywords(&m.uniqueid).is_err());
 }
 

@@ -283,7 +283,9 @@ pub(crate) async fn orphan(
             .collect(),
         ..Default::default()
     };
-    blocking(|| store.apply_update(update))?;
+    // A replicated write on the master, on purpose: adopting the mailbox whole keeps
+    // its unique id, UIDs and modseqs, exactly what applying an UPDATE does.
+    blocking(|| store.replica().apply_update(update))?;
     // Raise the master's counter above the adopted modseqs and log the mailbox, so it
     // replicates back like any change.
     blocking(|| store.raise_for_merge(&rm.uniqueid, rm.highest_modseq, rm.last_uid))?;

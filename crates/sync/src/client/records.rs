@@ -198,7 +198,7 @@ mod tests {
             expunges: vec![(vec![3], u64::from(n) + 1)],
             ..Default::default()
         };
-        store.apply_update(update).unwrap();
+        store.replica().apply_update(update).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

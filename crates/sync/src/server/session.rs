@@ -122,7 +122,8 @@ pub(super) async fn authenticated(
         if let Ok(Request::Update(update)) = request {
             let preparing = store.clone();
             let prepared =
-                tokio::task::spawn_blocking(move || preparing.prepare_update(*update)).await;
+                tokio::task::spawn_blocking(move || preparing.replica().prepare_update(*update))
+                    .await;
             match prepared {
                 Ok(Ok(prepared)) => {
                     if lane
@@ -214,7 +215,7 @@ async fn commit_lane(
             Commit::Update(tag, prepared) => {
                 let store = store.clone();
                 let reply = tokio::task::spawn_blocking(move || {
-                    let result = store.apply_prepared(*prepared).map(|()| None);
+                    let result = store.replica().apply_prepared(*prepared).map(|()| None);
                     answer(Encoder::new(), &tag, "UPDATE", result)
                 })
                 .await
@@ -294,21 +295,25 @@ fn execute(store: &Store, tag: &str, request: Request) -> Vec<u8> {
             Reserved(store.held_blobs(&guids)).encode(&mut enc);
             Ok(None)
         }
-        Request::User(state) => store.apply_user_state(&state).map(|()| None),
+        Request::User(state) => store.replica().apply_user_state(&state).map(|()| None),
         Request::Unuser(user) => match store.delete_user(&user) {
             Ok(()) | Err(StoreError::NoSuchUser(_)) => Ok(None),
             Err(e) => Err(e),
         },
-        Request::Update(update) => store.apply_update(*update).map(|()| None),
+        Request::Update(update) => store.replica().apply_update(*update).map(|()| None),
         Request::Rename {
             user,
             uniqueid,
             name,
             partition,
         } => store
+            .replica()
             .replica_rename(&user, &uniqueid, &name, &partition)
             .map(|()| None),
-        Request::Delete { user, uniqueid } => store.replica_delete(&user, &uniqueid).map(|()| None),
+        Request::Delete { user, uniqueid } => store
+            .replica()
+            .replica_delete(&user, &uniqueid)
+            .map(|()| None),
         Request::Records { uniqueid, from, .. } => {
             // One more than an answer holds, to know whether more follow.
             let (mailbox, mut records) =
