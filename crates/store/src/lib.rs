@@ -48,8 +48,8 @@ mod flags;
 mod ids;
 mod incoming;
 mod keywords;
-mod maintenance;
 mod mailboxes;
+mod maintenance;
 mod merge;
 mod messages;
 pub mod names;
@@ -76,6 +76,9 @@ pub use ids::{BadGuid, Guid, Modseq, Uid, UniqueId};
 pub use incoming::PreparedUpdate;
 pub use keywords::MAX_KEYWORDS;
 pub use mailboxes::Mailbox;
+pub use maintenance::policy::{
+    ExpirePolicy, ExpireSetting, PolicyReport, UserPolicyReport, EXPIRE_ANNOTATION,
+};
 pub use merge::{Adoption, Merge, Merged};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
 pub use records::{MailboxCounts, Record};
