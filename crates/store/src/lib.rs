@@ -52,6 +52,7 @@ mod mailboxes;
 mod maintenance;
 mod merge;
 mod messages;
+mod metadata;
 pub mod names;
 mod orphans;
 mod records;
@@ -81,6 +82,10 @@ pub use maintenance::policy::{
 };
 pub use merge::{Adoption, Merge, Merged};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
+pub use metadata::{
+    valid_metadata_entry, MetadataTarget, MAX_METADATA_ENTRIES, MAX_METADATA_ENTRY,
+    MAX_METADATA_VALUE,
+};
 pub use records::{MailboxCounts, Record};
 pub use replicated::{MailboxState, MailboxUpdate, ReplicaAppend};
 pub use replication::{MailboxChanges, UserState};
