@@ -167,6 +167,17 @@ fn server_entries_and_rights() {
     );
     alice.ok("SETACL INBOX bob lrw");
     bob.ok("SETMETADATA \"Other Users/alice/INBOX\" (/shared/comment \"shared by bob\")");
+    // The expire policy expunges messages: it needs the admin right too.
+    let r = bob.cmd(
+        "SETMETADATA \"Other Users/alice/INBOX\" (/shared/vendor/cmu/cyrus-imapd/expire \"1\")",
+    );
+    assert!(r.last().unwrap().contains("NO [NOPERM]"), "{r:?}");
+    // With only p (post), the mailbox's entries are still readable (RFC 5464 3.3).
+    alice.ok("SETACL INBOX bob lp");
+    bob.ok("GETMETADATA \"Other Users/alice/INBOX\" /shared/comment");
+    alice.ok("SETACL INBOX bob l");
+    let r = bob.cmd("GETMETADATA \"Other Users/alice/INBOX\" /shared/comment");
+    assert!(r.last().unwrap().contains(" NO "), "{r:?}");
     assert_eq!(
         server.store.annotations("alice", "INBOX").unwrap(),
         vec![("/comment".to_owned(), "shared by bob".to_owned())]

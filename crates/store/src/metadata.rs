@@ -6,10 +6,12 @@
 //! on a mailbox or the server) and the server's `/shared` entries live in the
 //! `metadata` table, local to this server.
 //!
-//! Access (RFC 5464 section 3.3, as Cyrus reads it): reading a mailbox's entries needs
-//! the `l` and `r` rights; writing a private entry needs `l`; writing a shared entry
-//! needs `l`, `r` and `w`. On the server, anyone reads and writes their private
-//! entries and reads the shared ones; only administrators write shared ones.
+//! Access (RFC 5464 section 3.3 with RFC 4314): reading a mailbox's entries and
+//! writing one's private entries need `l` and any one of `r`, `s`, `w`, `i`, `p`.
+//! Writing a shared entry needs `l`, `r` and `w` (as in Cyrus: shared entries speak for
+//! everyone who sees the mailbox), and the expire policy entry also `a`, because
+//! setting it expunges messages. On the server, anyone reads the entries and writes
+//! their private ones; only administrators write shared ones.
 
 use rusqlite::{params, Connection};
 
@@ -17,7 +19,8 @@ use crate::acl::{Actor, Rights};
 use crate::error::{Result, StoreError};
 use crate::ids::UniqueId;
 use crate::mailboxes::Mailbox;
-use crate::records::live_for;
+use crate::maintenance::policy::EXPIRE_ANNOTATION;
+use crate::records::live;
 use crate::store::Store;
 use crate::txn;
 
@@ -62,6 +65,21 @@ pub fn valid_metadata_entry(entry: &str) -> bool {
     }
 }
 
+/// The live mailbox `id` if `actor` may read its entries or write their own private
+/// ones: `l` and any one of `r`, `s`, `w`, `i`, `p` (RFC 5464 section 3.3), plus `more`.
+fn accessible(conn: &Connection, actor: &Actor, id: &UniqueId, more: Rights) -> Result<Mailbox> {
+    let mailbox = live(conn, id)?;
+    let rights = actor.require(&mailbox, Rights::LOOKUP | more)?;
+    let any = Rights::READ | Rights::SEEN | Rights::WRITE | Rights::INSERT | Rights::POST;
+    if any.without(rights) == any {
+        return Err(StoreError::PermissionDenied {
+            name: mailbox.name.clone(),
+            needed: "r".to_owned(),
+        });
+    }
+    Ok(mailbox)
+}
+
 fn bad_entry(entry: &str) -> StoreError {
     StoreError::NotPermitted {
         name: entry.to_owned(),
@@ -83,7 +101,7 @@ impl Store {
             let mailbox_id = match target {
                 MetadataTarget::Server => 0,
                 MetadataTarget::Mailbox(id) => {
-                    let m = live_for(conn, actor, id, Rights::LOOKUP | Rights::READ)?;
+                    let m = accessible(conn, actor, id, Rights::NONE)?;
                     let rows = crate::replication::annotations_of(conn, m.id)?;
                     out.extend(rows.into_iter().map(|(k, v)| (format!("/shared{k}"), v)));
                     m.id
@@ -135,12 +153,17 @@ impl Store {
             let mailbox = match &mailbox {
                 Some(id) => {
                     let shared = changes.iter().any(|(e, _)| e.starts_with("/shared/"));
-                    let needed = if shared {
-                        Rights::LOOKUP | Rights::READ | Rights::WRITE
-                    } else {
-                        Rights::LOOKUP
-                    };
-                    Some(live_for(conn, &actor, id, needed)?)
+                    let policy = changes
+                        .iter()
+                        .any(|(e, _)| e.strip_prefix("/shared") == Some(EXPIRE_ANNOTATION));
+                    let mut needed = Rights::NONE;
+                    if shared {
+                        needed = needed | Rights::READ | Rights::WRITE;
+                    }
+                    if policy {
+                        needed = needed | Rights::ADMIN;
+                    }
+                    Some(accessible(conn, &actor, id, needed)?)
                 }
                 None => {
                     if !actor.is_admin && changes.iter().any(|(e, _)| e.starts_with("/shared/")) {

@@ -18,49 +18,65 @@ impl<'a> P<'a> {
         Ok(String::from_utf8_lossy(&raw).to_ascii_lowercase())
     }
 
-    pub(super) fn getmetadata(&mut self) -> R<CommandBody> {
+    /// GETMETADATA's options after their `(`, through the `)`.
+    fn metadata_options(&mut self) -> R<(Option<u64>, MetadataDepth)> {
         let mut maxsize = None;
         let mut depth = MetadataDepth::Zero;
+        loop {
+            let option = self.keyword()?;
+            self.sp()?;
+            match option.as_str() {
+                "MAXSIZE" => maxsize = Some(self.number64()?),
+                "DEPTH" => {
+                    depth = match upper(self.atom()?).as_str() {
+                        "0" => MetadataDepth::Zero,
+                        "1" => MetadataDepth::One,
+                        "INFINITY" => MetadataDepth::Infinity,
+                        _ => return fail("DEPTH is 0, 1 or infinity"),
+                    }
+                }
+                _ => return fail("unknown GETMETADATA option"),
+            }
+            if self.eat(b')') {
+                return Ok((maxsize, depth));
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `GETMETADATA [SP options] SP mailbox SP entries` (RFC 5464 section 5). The
+    /// RFC's own examples put the options after the mailbox and list several entries
+    /// without parentheses; clients copied them, so both are accepted too. Options
+    /// start with a letter and entries with `/` (or a quote), so there is no ambiguity.
+    pub(super) fn getmetadata(&mut self) -> R<CommandBody> {
+        let mut options = (None, MetadataDepth::Zero);
         if self.peek_at(0) == Some(b' ') && self.peek_at(1) == Some(b'(') {
             self.pos += 2;
-            loop {
-                let option = self.keyword()?;
-                self.sp()?;
-                match option.as_str() {
-                    "MAXSIZE" => maxsize = Some(self.number64()?),
-                    "DEPTH" => {
-                        depth = match upper(self.atom()?).as_str() {
-                            "0" => MetadataDepth::Zero,
-                            "1" => MetadataDepth::One,
-                            "INFINITY" => MetadataDepth::Infinity,
-                            _ => return fail("DEPTH is 0, 1 or infinity"),
-                        }
-                    }
-                    _ => return fail("unknown GETMETADATA option"),
-                }
-                if self.eat(b')') {
-                    break;
-                }
-                self.sp()?;
-            }
+            options = self.metadata_options()?;
         }
         let mailbox = self.sp_mailbox()?;
         self.sp()?;
-        let mut entries = Vec::new();
-        if self.eat(b'(') {
-            loop {
-                entries.push(self.entry()?);
-                if entries.len() > MAX_ENTRIES {
-                    return fail("too many entries");
-                }
-                if self.eat(b')') {
-                    break;
-                }
-                self.sp()?;
-            }
-        } else {
-            entries.push(self.entry()?);
+        if self.peek() == Some(b'(') && self.peek_at(1).is_some_and(|c| c.is_ascii_alphabetic()) {
+            self.pos += 1;
+            options = self.metadata_options()?;
+            self.sp()?;
         }
+        let mut entries = Vec::new();
+        let list = self.eat(b'(');
+        loop {
+            entries.push(self.entry()?);
+            if entries.len() > MAX_ENTRIES {
+                return fail("too many entries");
+            }
+            if list && self.eat(b')') {
+                break;
+            }
+            if !list && self.peek() != Some(b' ') {
+                break;
+            }
+            self.sp()?;
+        }
+        let (maxsize, depth) = options;
         Ok(CommandBody::GetMetadata {
             mailbox,
             entries,
@@ -118,6 +134,28 @@ mod tests {
                 entries: vec!["/private".into(), "/shared/x".into()],
                 maxsize: Some(1024),
                 depth: MetadataDepth::Infinity,
+            }
+        );
+    }
+
+    #[test]
+    fn getmetadata_as_in_the_rfc_examples() {
+        assert_eq!(
+            ok("a GETMETADATA \"INBOX\" (MAXSIZE 1024) (/shared/comment /private/comment)"),
+            CommandBody::GetMetadata {
+                mailbox: "INBOX".into(),
+                entries: vec!["/shared/comment".into(), "/private/comment".into()],
+                maxsize: Some(1024),
+                depth: MetadataDepth::Zero,
+            }
+        );
+        assert_eq!(
+            ok("a GETMETADATA \"INBOX\" /private/comment /shared/comment"),
+            CommandBody::GetMetadata {
+                mailbox: "INBOX".into(),
+                entries: vec!["/private/comment".into(), "/shared/comment".into()],
+                maxsize: None,
+                depth: MetadataDepth::Zero,
             }
         );
     }
