@@ -136,6 +136,16 @@ fn expired_messages_are_ordinary_expunges_with_a_new_modseq() {
         after.deleted_modseq, before.deleted_modseq,
         "expunged, not purged"
     );
+    // What a QRESYNC client (or a replica) asks after its last HIGHESTMODSEQ: the
+    // expunge is there, so it learns of it as VANISHED.
+    let (_, changes) = store
+        .changed_since(&owner(), &before.uniqueid, before.highest_modseq)
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].uid, changes[0].expunged_modseq),
+        (old, Some(expunged))
+    );
     // Quota usage follows, as for any expunge.
     let user = store.user(USER).unwrap().unwrap();
     assert_eq!(user.used_messages, 1);
