@@ -85,6 +85,16 @@ fn the_expire_policy_is_settable_over_metadata() {
         metadata_line(&r),
         Some("* METADATA \"Lists\" (\"/shared/vendor/cmu/cyrus-imapd/expire\" \"30\")")
     );
+    let r = c.cmd("SETMETADATA Lists (/shared/vendor/cmu/cyrus-imapd/expire \"soon\")");
+    assert!(r.last().unwrap().contains("NO [CANNOT]"), "{r:?}");
+    assert_eq!(
+        server
+            .store
+            .expire_policy("alice", "Lists")
+            .unwrap()
+            .effective,
+        Some(30)
+    );
     c.ok("SETMETADATA Lists (/shared/vendor/cmu/cyrus-imapd/expire NIL)");
     assert_eq!(
         server

@@ -137,6 +137,17 @@ impl Store {
             if !valid_metadata_entry(entry) || entry.bytes().any(|b| b.is_ascii_uppercase()) {
                 return Err(bad_entry(entry));
             }
+            let policy = entry.strip_prefix("/shared") == Some(EXPIRE_ANNOTATION);
+            if let Some(v) = value.as_deref().filter(|_| policy) {
+                // Cyrus keeps this entry as a number; a mistyped value is refused here
+                // rather than read later as "never".
+                if !v.eq_ignore_ascii_case("none") && v.trim().parse::<u32>().is_err() {
+                    return Err(StoreError::NotPermitted {
+                        name: entry.clone(),
+                        reason: "the expire policy is a number of days or \"none\"",
+                    });
+                }
+            }
             if value.as_ref().is_some_and(|v| v.len() > MAX_METADATA_VALUE) {
                 return Err(StoreError::MetadataTooLarge {
                     max: MAX_METADATA_VALUE,
