@@ -25,11 +25,14 @@ use crate::store::Store;
 use crate::txn;
 
 /// The largest value stored, in bytes (larger ones: [`StoreError::MetadataTooLarge`]).
-pub const MAX_METADATA_VALUE: usize = 64 * 1024;
+/// RFC 5464 asks for at least 1024. With [`MAX_METADATA_ENTRIES`] it bounds what one
+/// GETMETADATA can make a session hold: 2 x 100 x 16 KiB (shared and private), 3.2 MiB.
+pub const MAX_METADATA_VALUE: usize = 16 * 1024;
 
 /// The most entries one owner keeps on one mailbox or on the server (shared entries
-/// count for the mailbox as a whole); more: [`StoreError::MetadataTooMany`].
-pub const MAX_METADATA_ENTRIES: usize = 128;
+/// count for the mailbox as a whole); more: [`StoreError::MetadataTooMany`]. RFC 5464
+/// asks for at least 10.
+pub const MAX_METADATA_ENTRIES: usize = 100;
 
 /// The longest entry name accepted, in bytes.
 pub const MAX_METADATA_ENTRY: usize = 256;
