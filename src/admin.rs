@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use tern_store::{Quota, Store};
+use tern_store::{ExpirePolicy, ExpireSetting, Quota, Store};
 
 use crate::config::Config;
 
@@ -77,6 +77,20 @@ pub enum MailboxCommand {
         /// Include tombstones of deleted mailboxes.
         #[arg(long)]
         deleted: bool,
+        /// Add an EXPIRE column: the expire policy in force (days, or "-" for never),
+        /// with the mailbox it is inherited from in brackets.
+        #[arg(long)]
+        expire: bool,
+    },
+    /// Set a mailbox's expire policy: messages older than DAYS (counted from their
+    /// arrival time) are expunged by `tern expire`; child mailboxes without a policy of
+    /// their own inherit it. "none" never expires (and stops inheritance from a parent);
+    /// "inherit" removes the mailbox's own policy.
+    SetExpire {
+        user: String,
+        mailbox: String,
+        /// A positive number of days, "none" or "inherit".
+        days: String,
     },
 }
 
@@ -182,30 +196,103 @@ fn mailbox(store: &Store, command: MailboxCommand) -> anyhow::Result<()> {
             let m = store.delete_mailbox(&user, &name)?;
             println!("deleted {}/{} (uniqueid {})", m.user, m.name, m.uniqueid);
         }
-        MailboxCommand::List { user, deleted } => {
+        MailboxCommand::List {
+            user,
+            deleted,
+            expire,
+        } => {
+            let policies = if expire {
+                store.expire_policies(&user)?
+            } else {
+                Vec::new()
+            };
             println!(
-                "{:<32} {:>8} {:>11} {:>8} {:>14} {:<32} PARTITION",
-                "MAILBOX", "MESSAGES", "UIDVALIDITY", "LASTUID", "HIGHESTMODSEQ", "UNIQUEID"
+                "{:<32} {:>8} {:>11} {:>8} {:>14} {:<32} PARTITION{}",
+                "MAILBOX",
+                "MESSAGES",
+                "UIDVALIDITY",
+                "LASTUID",
+                "HIGHESTMODSEQ",
+                "UNIQUEID",
+                if expire { " EXPIRE" } else { "" }
             );
             for m in store.mailboxes(&user, deleted)? {
+                let policy = policies
+                    .iter()
+                    .find(|(name, _)| expire && m.tombstone_modseq.is_none() && *name == m.name)
+                    .map(|(_, p)| format!(" {}", show_policy(&m.name, p)))
+                    .unwrap_or_default();
                 let name = match m.tombstone_modseq {
                     Some(at) => format!("{} (deleted at {at})", m.name),
                     None => m.name.clone(),
                 };
                 println!(
-                    "{:<32} {:>8} {:>11} {:>8} {:>14} {:<32} {}",
+                    "{:<32} {:>8} {:>11} {:>8} {:>14} {:<32} {}{}",
                     name,
                     m.messages,
                     m.uidvalidity,
                     m.last_uid,
                     m.highest_modseq,
                     m.uniqueid,
-                    m.partition
+                    m.partition,
+                    policy
                 );
             }
         }
+        MailboxCommand::SetExpire {
+            user,
+            mailbox,
+            days,
+        } => {
+            let setting = parse_expire(&days)?;
+            store.set_expire_policy(&user, &mailbox, setting)?;
+            let policy = store.expire_policy(&user, &mailbox)?;
+            println!(
+                "expire policy of {user}/{mailbox}: {}",
+                describe_policy(&mailbox, &policy)
+            );
+        }
     }
     Ok(())
+}
+
+/// Parses `set-expire`'s argument: `Some` setting, or `None` for "inherit".
+fn parse_expire(s: &str) -> anyhow::Result<Option<ExpireSetting>> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Some(ExpireSetting::Never));
+    }
+    if s.eq_ignore_ascii_case("inherit") {
+        return Ok(None);
+    }
+    match s.parse::<u32>() {
+        // Cyrus reads 0 as "never"; refusing it here avoids anyone reading it as "now".
+        Ok(0) => bail!("0 days: use \"none\" for a mailbox that never expires"),
+        Ok(days) => Ok(Some(ExpireSetting::Days(days))),
+        Err(_) => bail!("{s:?} is not a number of days, \"none\" or \"inherit\""),
+    }
+}
+
+/// The EXPIRE column: `30d`, `30d(Parent)` when inherited, `-` when never.
+fn show_policy(name: &str, p: &ExpirePolicy) -> String {
+    let days = p
+        .effective
+        .map_or_else(|| "-".to_owned(), |d| format!("{d}d"));
+    match &p.from {
+        Some(from) if from != name => format!("{days}({from})"),
+        _ => days,
+    }
+}
+
+/// A sentence for `set-expire`'s answer.
+fn describe_policy(name: &str, p: &ExpirePolicy) -> String {
+    let what = p
+        .effective
+        .map_or_else(|| "never expires".to_owned(), |d| format!("{d} days"));
+    match &p.from {
+        Some(from) if from == name => format!("{what} (its own)"),
+        Some(from) => format!("{what} (inherited from {from})"),
+        None => format!("{what} (no policy here or above)"),
+    }
 }
 
 fn quota(store: &Store, command: QuotaCommand) -> anyhow::Result<()> {
@@ -285,7 +372,18 @@ fn read_password() -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_limit;
+    use super::{parse_expire, parse_limit};
+    use tern_store::ExpireSetting;
+
+    #[test]
+    fn expire_arguments() {
+        assert_eq!(parse_expire("30").unwrap(), Some(ExpireSetting::Days(30)));
+        assert_eq!(parse_expire("none").unwrap(), Some(ExpireSetting::Never));
+        assert_eq!(parse_expire("inherit").unwrap(), None);
+        assert!(parse_expire("0").is_err());
+        assert!(parse_expire("-1").is_err());
+        assert!(parse_expire("7d").is_err());
+    }
 
     #[test]
     fn limits() {

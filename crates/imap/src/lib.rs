@@ -23,6 +23,7 @@ mod fetch;
 mod indexer;
 mod mailbox_cmds;
 mod message_cmds;
+mod metadata;
 pub mod mime;
 pub mod mutf7;
 pub mod parser;

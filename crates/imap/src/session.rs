@@ -212,7 +212,7 @@ impl<W> Session<W> {
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -637,6 +637,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 message,
                 ..
             } => self.append(&mailbox, &flags, date, &message),
+            CommandBody::GetMetadata {
+                mailbox,
+                entries,
+                maxsize,
+                depth,
+            } => self.getmetadata(&mailbox, &entries, maxsize, depth),
+            CommandBody::SetMetadata { mailbox, entries } => self.setmetadata(&mailbox, &entries),
             CommandBody::GetQuota(root) => self.getquota(&root),
             CommandBody::GetQuotaRoot(m) => self.getquotaroot(&m),
             CommandBody::SetQuota { root, limits } => self.setquota(&root, &limits),

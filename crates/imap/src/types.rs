@@ -205,6 +205,26 @@ pub enum CommandBody {
     },
     /// IDLE (RFC 2177); the session then waits for DONE.
     Idle,
+    /// GETMETADATA [(MAXSIZE n DEPTH d)] mailbox entries (RFC 5464); mailbox "" is the
+    /// server. Entry names are lower-cased.
+    GetMetadata {
+        /// Mailbox, or "" for the server.
+        mailbox: String,
+        /// Entries asked for (at least one).
+        entries: Vec<String>,
+        /// MAXSIZE: values longer than this are left out (and counted in LONGENTRIES).
+        maxsize: Option<u64>,
+        /// DEPTH.
+        depth: MetadataDepth,
+    },
+    /// SETMETADATA mailbox (entry value ...) (RFC 5464); a `None` value (NIL) removes
+    /// the entry. Entry names are lower-cased.
+    SetMetadata {
+        /// Mailbox, or "" for the server.
+        mailbox: String,
+        /// (entry, value) pairs in the order given.
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    },
     /// GETQUOTA root (RFC 9208)
     GetQuota(String),
     /// GETQUOTAROOT mailbox
@@ -510,4 +530,16 @@ pub enum ThreadAlgorithm {
     OrderedSubject,
     /// REFERENCES
     References,
+}
+
+/// GETMETADATA's DEPTH option (RFC 5464 4.2.2): which entries below a requested one
+/// are returned too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataDepth {
+    /// Only the entry itself (the default).
+    Zero,
+    /// The entry and its immediate children.
+    One,
+    /// The entry and everything below it.
+    Infinity,
 }

@@ -187,6 +187,16 @@ pub enum StoreError {
     /// stored. Transient: the next write after space is freed succeeds (no restart).
     #[error("no space left on the disk: {0}")]
     DiskFull(String),
+    /// A METADATA value is larger than the server accepts (RFC 5464 `MAXSIZE`).
+    #[error("metadata value larger than {max} bytes")]
+    MetadataTooLarge {
+        /// The largest value accepted, in bytes.
+        max: usize,
+    },
+    /// Setting the METADATA entries would exceed the number the server keeps per
+    /// mailbox (or for the server) for one owner (RFC 5464 `TOOMANY`).
+    #[error("too many metadata entries")]
+    MetadataTooMany,
     /// The store's writer thread has stopped (the process is shutting down).
     #[error("store writer has stopped")]
     WriterGone,

@@ -52,6 +52,7 @@ mod mailboxes;
 mod maintenance;
 mod merge;
 mod messages;
+mod metadata;
 pub mod names;
 mod orphans;
 mod records;
@@ -76,8 +77,15 @@ pub use ids::{BadGuid, Guid, Modseq, Uid, UniqueId};
 pub use incoming::PreparedUpdate;
 pub use keywords::MAX_KEYWORDS;
 pub use mailboxes::Mailbox;
+pub use maintenance::policy::{
+    ExpirePolicy, ExpireSetting, PolicyReport, UserPolicyReport, EXPIRE_ANNOTATION,
+};
 pub use merge::{Adoption, Merge, Merged};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
+pub use metadata::{
+    valid_metadata_entry, MetadataTarget, MAX_METADATA_ENTRIES, MAX_METADATA_ENTRY,
+    MAX_METADATA_VALUE,
+};
 pub use records::{MailboxCounts, Record};
 pub use replicated::{MailboxState, MailboxUpdate, Replica, ReplicaAppend};
 pub use replication::{MailboxChanges, UserState};

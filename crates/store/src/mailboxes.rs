@@ -302,6 +302,7 @@ impl Store {
             crate::users::add_usage(conn, mailbox.user_id, -(mailbox.bytes as i64), -(mailbox.messages as i64))?;
             conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [mailbox.id])?;
             conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [mailbox.id])?;
+            conn.execute("DELETE FROM metadata WHERE mailbox_id = ?1", [mailbox.id])?;
             crate::keywords::drop_table(conn, mailbox.id)?;
             conn.execute(
                 "UPDATE mailboxes SET tombstone_modseq = ?2, highest_modseq = ?2, messages = 0, bytes = 0 \

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -275,6 +275,21 @@ pub(crate) fn persist_wal(conn: &Connection, schema: &str) {
 /// change-log consumer last acknowledged (`changelog_acks.at`). Existing expunged
 /// records and tombstones count from the migration. The digest trigger on updates now
 /// fires only for the columns the digest covers.
+/// Version 7: IMAP METADATA (RFC 5464) entries that are not a mailbox's shared
+/// annotations: private entries (per user, on a mailbox or the server) and shared
+/// server entries. `user_id` 0 means shared, `mailbox_id` 0 means the server; rows of a
+/// deleted user or mailbox are removed with it. Local to this server (not replicated).
+const SCHEMA_V7: &str = r#"
+CREATE TABLE metadata (
+    user_id         INTEGER NOT NULL,
+    mailbox_id      INTEGER NOT NULL,
+    entry           TEXT NOT NULL,
+    value           TEXT NOT NULL,
+    PRIMARY KEY (user_id, mailbox_id, entry)
+) WITHOUT ROWID;
+CREATE INDEX metadata_by_mailbox ON metadata(mailbox_id);
+"#;
+
 const SCHEMA_V6: &str = r#"
 ALTER TABLE records ADD COLUMN expunged_at INTEGER;
 UPDATE records SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER)
@@ -373,15 +388,27 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 6 {
         tx.execute_batch(SCHEMA_V6)?;
     }
+    if version < 7 {
+        tx.execute_batch(SCHEMA_V7)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Takes a version 6 index back to version 5, for migration tests.
+/// Takes a version 7 index back to version 6, for migration tests.
+#[cfg(test)]
+pub(crate) fn downgrade_to_v6(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("DROP TABLE metadata; PRAGMA user_version = 6;") {
+        panic!("downgrade to version 6: {e}");
+    }
+}
+
+/// Takes a version 6 (or 7) index back to version 5, for migration tests.
 #[cfg(test)]
 pub(crate) fn downgrade_to_v5(conn: &Connection) {
-    let undo = "DROP TRIGGER records_expunged_at_insert;
+    let undo = "DROP TABLE IF EXISTS metadata;
+        DROP TRIGGER records_expunged_at_insert;
         DROP TRIGGER records_expunged_at_update;
         DROP INDEX records_by_expunged_at;
         ALTER TABLE records DROP COLUMN expunged_at;
@@ -468,5 +495,50 @@ mod tests {
         let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
         assert_eq!(inbox.digest, digest);
         assert_eq!(store.recompute_digest(&inbox.uniqueid).unwrap().1, digest);
+    }
+
+    /// Version 7 adds the metadata table; an index of version 6 gains it on opening
+    /// and keeps its annotations.
+    #[test]
+    fn version_7_migrates_from_6() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+            store.create_user("u", None, false).unwrap();
+            store
+                .set_annotation("u", "INBOX", "/comment", Some("kept"))
+                .unwrap();
+            super::downgrade_to_v6(&Connection::open(dir.path().join("index.sqlite3")).unwrap());
+        }
+        let conn = Connection::open(dir.path().join("index.sqlite3")).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 6);
+        drop(conn);
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let u = Actor {
+            name: "u".into(),
+            is_admin: false,
+        };
+        store
+            .set_metadata(
+                &u,
+                crate::MetadataTarget::Server,
+                &[("/private/x".into(), Some("y".into()))],
+            )
+            .unwrap();
+        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        assert_eq!(
+            store
+                .metadata(&u, crate::MetadataTarget::Mailbox(&inbox.uniqueid))
+                .unwrap(),
+            vec![("/shared/comment".to_owned(), "kept".to_owned())]
+        );
+        let conn = Connection::open(dir.path().join("index.sqlite3")).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 7);
     }
 }

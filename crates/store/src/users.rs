@@ -262,6 +262,11 @@ impl Store {
                 "DELETE FROM mailbox_keywords WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;
+            conn.execute(
+                "DELETE FROM metadata WHERE user_id = ?1 OR mailbox_id IN \
+                 (SELECT id FROM mailboxes WHERE user_id = ?1)",
+                [id],
+            )?;
             conn.execute("DELETE FROM mailboxes WHERE user_id = ?1", [id])?;
             conn.execute("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
             conn.execute("DELETE FROM users WHERE id = ?1", [id])?;

@@ -101,6 +101,8 @@ impl<'a> P<'a> {
                     _ => return fail_with("unknown UID command", sub.as_bytes()),
                 }
             }
+            "GETMETADATA" => self.getmetadata()?,
+            "SETMETADATA" => self.setmetadata()?,
             "GETQUOTA" => {
                 self.sp()?;
                 CommandBody::GetQuota(self.text()?)

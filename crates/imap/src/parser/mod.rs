@@ -32,6 +32,7 @@ mod fetch;
 mod lexer;
 mod mailbox;
 mod message;
+mod metadata;
 mod reader;
 mod search;
 #[cfg(test)]
