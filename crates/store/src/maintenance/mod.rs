@@ -2,3 +2,8 @@
 //! messages, expunged records and tombstones past their age, blobs no record refers to,
 //! the duplicate-delivery table, the text index and the change log past their use) and
 //! what `tern check` verifies and repairs. Only this module removes blobs.
+
+mod collect;
+mod expire;
+
+pub use expire::{ExpireOptions, ExpireReport, UserExpireReport};
