@@ -7,3 +7,6 @@ mod collect;
 mod expire;
 
 pub use expire::{ExpireOptions, ExpireReport, UserExpireReport};
+
+#[cfg(test)]
+mod expire_tests;
