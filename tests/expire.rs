@@ -195,3 +195,55 @@ fn purge_frees_the_blobs_and_qresync_sees_vanished_earlier() {
     assert_eq!(total(&again, "records_purged"), 0);
     assert_eq!(total(&again, "blobs_freed"), 0);
 }
+
+#[test]
+fn kill_9_in_the_middle_of_an_expire_run_loses_no_referenced_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TernServer::start(dir.path(), "");
+    admin(
+        &server.config,
+        &["user", "add", "kim", "--password-stdin"],
+        Some("pw\n"),
+    );
+    deliver_many(&server, "kim", 400);
+    let mut imap = Imap::login(server.imap, "kim", "pw");
+    imap.cmd("SELECT INBOX");
+    imap.cmd("UID STORE 1:350 +FLAGS.SILENT (\\Deleted)");
+    let done = imap.cmd("EXPUNGE");
+    assert!(done.last().unwrap().contains("OK"), "{done:?}");
+
+    // Killed at some moment of its run (before, during or after the purge or the
+    // unlinks: whichever it is, the invariants below must hold).
+    for pause_ms in [0, 20, 60] {
+        let mut child = Command::new(TERN)
+            .arg("--config")
+            .arg(&server.config)
+            .args(["expire", "--purge-expunged", "0", "--force"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Every live message is still readable in full.
+        let fetched = imap.cmd("UID FETCH 351:* (BODY.PEEK[])");
+        assert!(
+            fetched.last().unwrap().contains("OK"),
+            "{:?}",
+            fetched.last()
+        );
+        let bodies = fetched.iter().filter(|l| l.contains("BODY[] {")).count();
+        assert_eq!(bodies, 50);
+    }
+    let run = expire(&server.config, &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(total(&run, "failures"), 0);
+    // The later run finished the work: only the live messages' blobs are left.
+    assert_eq!(blob_files(&server.data_dir()).0, 50);
+    let fetched = imap.cmd("UID FETCH 1:* (BODY.PEEK[])");
+    assert_eq!(
+        fetched.iter().filter(|l| l.contains("BODY[] {")).count(),
+        50
+    );
+}
