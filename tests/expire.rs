@@ -2,6 +2,7 @@
 //! expunged over IMAP, then the real `tern expire` binary beside the server.
 
 mod common;
+mod pair;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
+use pair::{assert_same, assert_verify_clean, imap_run, sync_ok, Pair};
 
 /// A bare IMAP connection speaking the real protocol text.
 struct Imap {
@@ -246,4 +248,51 @@ fn kill_9_in_the_middle_of_an_expire_run_loses_no_referenced_blob() {
         fetched.iter().filter(|l| l.contains("BODY[] {")).count(),
         50
     );
+}
+
+/// Expunges `uids` (an IMAP set) of alice's INBOX on `server`.
+fn expunge_on(server: &TernServer, uids: &str) {
+    imap_run(
+        server,
+        "alice",
+        &format!(
+            r#"[["select", "INBOX"],
+                ["uid", "STORE", "{uids}", "+FLAGS", "(\\Deleted)"],
+                ["uid", "EXPUNGE", "{uids}"]]"#
+        ),
+    );
+}
+
+#[test]
+fn replicas_follow_a_purge_and_one_further_behind_is_reset() {
+    let p = Pair::new();
+    let m = &p.master;
+    pair::deliver(m, "alice", "", "base", 0..12);
+    sync_ok(p.mconf(), &[]);
+
+    // The replica is in step when the master purges: a sync brings it along.
+    expunge_on(m, "1:3");
+    sync_ok(p.mconf(), &[]);
+    let run = expire(p.mconf(), &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(total(&run, "records_purged"), 3);
+    sync_ok(p.mconf(), &[]);
+    assert_same(m, &p.replica, "alice", "after a purge the replica had seen");
+    assert_verify_clean(p.mconf());
+
+    // The replica is behind the purge (it never saw these expunges): it is reset.
+    expunge_on(m, "4:6");
+    pair::deliver(m, "alice", "", "later", 0..2);
+    let run = expire(p.mconf(), &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(total(&run, "records_purged"), 3);
+    sync_ok(p.mconf(), &[]);
+    let both = assert_same(
+        m,
+        &p.replica,
+        "alice",
+        "after a purge the replica had not seen",
+    );
+    assert_eq!(both.in_mailbox("INBOX").len(), 8);
+    assert_verify_clean(p.mconf());
 }
