@@ -286,7 +286,9 @@ fn replicas_follow_a_purge_and_one_further_behind_is_reset() {
     let run = expire(p.mconf(), &["--purge-expunged", "0", "--force"]);
     assert!(run.status.success(), "{run:?}");
     assert_eq!(total(&run, "records_purged"), 3);
-    sync_ok(p.mconf(), &[]);
+    let out = sync_ok(p.mconf(), &[]);
+    // A full resend (RESET) of the mailbox's 8 live records, not just the 2 new ones.
+    assert_eq!(pair::summary_number(&out, "records"), 8, "{out}");
     let both = assert_same(
         m,
         &p.replica,
