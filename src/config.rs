@@ -719,4 +719,21 @@ mod tests {
             assert!(e.contains(key), "{extra}: {e}");
         }
     }
+
+    #[test]
+    fn ages_parse_with_their_units_and_the_expire_defaults_are_a_week() {
+        assert_eq!(parse_age("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_age("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(43200));
+        assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(604800));
+        for bad in ["", "d", "7w", "-1d", "1.5h"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.expire.purge_expunged, Duration::from_secs(7 * 86400));
+        assert_eq!(
+            config.expire.consumer_max_idle,
+            Duration::from_secs(30 * 86400)
+        );
+    }
 }

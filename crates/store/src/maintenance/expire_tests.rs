@@ -196,3 +196,47 @@ fn the_change_log_is_pruned_to_the_slowest_consumer_and_idle_consumers_are_dropp
     assert_eq!(report.consumers_dropped, vec!["slow".to_owned()]);
     assert!(store.changes_after(0, 100).unwrap().is_empty());
 }
+
+/// Collection racing deliveries of the same messages (which find the blob present and
+/// skip writing it): every committed live record keeps its blob.
+#[test]
+fn collection_racing_deliveries_of_the_same_message_loses_no_blob() {
+    let (_dir, store) = open();
+    const ROUNDS: usize = 150;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let expiring = store.clone();
+        let stop = &stop;
+        s.spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = expiring.expire(&purge_all()).unwrap();
+                assert!(!r.failed(), "{r:?}");
+            }
+        });
+        let inbox = store.mailbox("b", "INBOX").unwrap().unwrap();
+        for i in 0..ROUNDS {
+            // The same content twice: the first copy is expunged (and purged and
+            // collected meanwhile), the second delivery finds or rewrites the blob.
+            let first = deliver(&store, "b", &format!("same {}", i / 2));
+            if i % 2 == 0 {
+                store
+                    .expunge(&owner("b"), &inbox.uniqueid, &[first])
+                    .unwrap();
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let inbox = store.mailbox("b", "INBOX").unwrap().unwrap();
+    let (_, records) = store.records(&owner("b"), &inbox.uniqueid, false).unwrap();
+    assert_eq!(records.len(), ROUNDS / 2);
+    for r in &records {
+        assert!(
+            store
+                .blobs()
+                .contains(DEFAULT_PARTITION, &r.guid, r.size)
+                .unwrap(),
+            "uid {} has no blob",
+            r.uid
+        );
+    }
+}
