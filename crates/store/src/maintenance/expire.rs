@@ -93,6 +93,9 @@ impl Store {
     /// step are in the report, and the rest goes on; only a failure to list the users
     /// is an error. Never removes a blob a committed record refers to.
     pub fn expire(&self, options: &ExpireOptions) -> Result<ExpireReport> {
+        // The scan started at open collects unreferenced blobs too: let it finish
+        // first, so what this run frees is counted in its report.
+        self.wait_for_orphan_scan();
         let now = now();
         let cutoff = |age: u64| now.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX));
         let mut report = ExpireReport::default();
