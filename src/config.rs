@@ -45,6 +45,17 @@ preauth_timeout = 180
 search_budget = 10000000
 command_timeout = 120
 idle_timeout = 1860
+
+# `tern expire` with no --purge-* option. AGE: a number with s, m, h or d (0 needs --force
+# on the command line). Expunged records are counted from their expunge, deleted
+# mailboxes' tombstones from their deletion. Blobs no record refers to are collected,
+# the duplicate-delivery table is kept for [lmtp] duplicate_window, and a change-log
+# consumer (rolling replication) that has not acknowledged for consumer_max_idle is
+# dropped and must do a full sync.
+[expire]
+purge_expunged = "7d"
+purge_deleted = "7d"
+consumer_max_idle = "30d"
 "#;
 
 /// The file as written: every key optional, unknown keys refused.
@@ -62,6 +73,7 @@ struct FileConfig {
     replication: Option<ReplicationFile>,
     sync: Option<SyncFile>,
     store: Option<StoreFile>,
+    expire: Option<ExpireFile>,
     /// Bytes all clients together may make the server hold (message bodies and
     /// literals in transit).
     client_memory: Option<u64>,
@@ -75,6 +87,26 @@ struct StoreFile {
     text_index_headroom: Option<u64>,
     /// Most bytes of text indexed for one user.
     text_index_user_cap: Option<u64>,
+}
+
+/// `[expire]`: ages for `tern expire` (see [`parse_age`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpireFile {
+    purge_expunged: Option<String>,
+    purge_deleted: Option<String>,
+    consumer_max_idle: Option<String>,
+}
+
+/// The `[expire]` section in force: what `tern expire` does with no `--purge-*` option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpireConfig {
+    /// Purge expunged records this long after their expunge.
+    pub purge_expunged: Duration,
+    /// Remove deleted mailboxes' tombstones this long after their deletion.
+    pub purge_deleted: Duration,
+    /// Drop a change-log consumer that has not acknowledged for this long.
+    pub consumer_max_idle: Duration,
 }
 
 /// `[sync]`: the replica's sync listener.
@@ -242,6 +274,8 @@ pub struct Config {
     pub replication: Option<Replication>,
     /// `[sync]`.
     pub sync: SyncListen,
+    /// `[expire]`.
+    pub expire: ExpireConfig,
     /// Bytes all clients together may make the server hold.
     pub client_memory: usize,
     /// `[store] text_index_headroom`; `None`: 5% of the filesystem or 1 GiB.
@@ -284,6 +318,11 @@ impl Config {
                 chain: false,
             },
             client_memory: 256 * 1024 * 1024,
+            expire: ExpireConfig {
+                purge_expunged: Duration::from_secs(7 * 86400),
+                purge_deleted: Duration::from_secs(7 * 86400),
+                consumer_max_idle: Duration::from_secs(30 * 86400),
+            },
             text_index_headroom: None,
             text_index_user_cap: None,
         };
@@ -349,6 +388,18 @@ impl Config {
             }
             if let Some(b) = v.chain {
                 self.sync.chain = b;
+            }
+        }
+        if let Some(v) = file.expire {
+            let age = |key: &str, v: &str| parse_age(v).with_context(|| format!("expire.{key}"));
+            if let Some(a) = v.purge_expunged {
+                self.expire.purge_expunged = age("purge_expunged", &a)?;
+            }
+            if let Some(a) = v.purge_deleted {
+                self.expire.purge_deleted = age("purge_deleted", &a)?;
+            }
+            if let Some(a) = v.consumer_max_idle {
+                self.expire.consumer_max_idle = age("consumer_max_idle", &a)?;
             }
         }
         if let Some(v) = file.store {
@@ -518,6 +569,29 @@ pub fn parse_addr(key: &str, value: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
+/// Parses an age: a whole number followed by `s`, `m`, `h` or `d` (`90m`, `12h`, `7d`);
+/// a bare number is seconds, and `0` is zero.
+pub fn parse_age(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| anyhow!("{text:?}: an age is a number and a unit (90m, 12h, 7d)"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => bail!("{text:?}: unknown unit {unit:?} (s, m, h or d)"),
+    };
+    n.checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| anyhow!("{text:?}: too long"))
+}
+
 fn positive(key: &str, v: u64) -> anyhow::Result<u64> {
     if v == 0 {
         bail!("{key}: must be greater than 0");
@@ -644,5 +718,22 @@ mod tests {
             let e = format!("{:#}", load_str(&format!("{base}{extra}")).unwrap_err());
             assert!(e.contains(key), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn ages_parse_with_their_units_and_the_expire_defaults_are_a_week() {
+        assert_eq!(parse_age("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_age("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(43200));
+        assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(604800));
+        for bad in ["", "d", "7w", "-1d", "1.5h"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.expire.purge_expunged, Duration::from_secs(7 * 86400));
+        assert_eq!(
+            config.expire.consumer_max_idle,
+            Duration::from_secs(30 * 86400)
+        );
     }
 }

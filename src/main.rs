@@ -5,6 +5,7 @@
 
 mod admin;
 mod config;
+mod expire;
 mod serve;
 mod sync;
 mod tls;
@@ -36,6 +37,9 @@ enum Command {
     /// Replicate to the replica named in [replication]: users, one mailbox, everything,
     /// or rolling from the change log; or verify that the replica matches.
     Sync(sync::SyncArgs),
+    /// Purge expunged records and deleted mailboxes past an age, collect blobs no record
+    /// refers to, prune the duplicate-delivery table and the change log.
+    Expire(expire::ExpireArgs),
     /// Print the configuration in force (defaults merged with --config).
     Config,
 }
@@ -49,6 +53,7 @@ fn main() -> std::process::ExitCode {
             admin::run(&config, command).map(|()| std::process::ExitCode::SUCCESS)
         }
         Command::Sync(args) => sync::run(config, args),
+        Command::Expire(args) => expire::run(&config, args),
         Command::Config => {
             println!("{config:#?}");
             Ok(std::process::ExitCode::SUCCESS)

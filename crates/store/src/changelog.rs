@@ -101,14 +101,15 @@ impl Store {
     }
 
     /// Records that `consumer` has handled every entry up to and including `seq`, and
-    /// drops entries every consumer has handled. Never moves a position backwards.
+    /// when (so `tern expire` can drop a consumer idle too long), and drops entries
+    /// every consumer has handled. Never moves a position backwards.
     pub fn ack_changes(&self, consumer: &str, seq: u64) -> Result<()> {
         let consumer = consumer.to_owned();
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO changelog_acks (consumer, seq) VALUES (?1, ?2) \
-                 ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq)",
-                params![consumer, seq as i64],
+                "INSERT INTO changelog_acks (consumer, seq, at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq), at = excluded.at",
+                params![consumer, seq as i64, crate::store::now()],
             )?;
             conn.execute(
                 "DELETE FROM changelog WHERE seq <= (SELECT min(seq) FROM changelog_acks)",

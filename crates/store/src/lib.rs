@@ -80,6 +80,7 @@ pub use mailboxes::Mailbox;
 pub use maintenance::policy::{
     ExpirePolicy, ExpireSetting, PolicyReport, UserPolicyReport, EXPIRE_ANNOTATION,
 };
+pub use maintenance::{ExpireOptions, ExpireReport, UserExpireReport};
 pub use merge::{Adoption, Merge, Merged};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
 pub use metadata::{

@@ -103,7 +103,7 @@ impl Pins {
         Pin { pins: self, guid }
     }
 
-    fn count(&self, guid: &Guid) -> usize {
+    pub(crate) fn count(&self, guid: &Guid) -> usize {
         self.lock().get(guid).copied().unwrap_or(0)
     }
 

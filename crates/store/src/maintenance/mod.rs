@@ -2,4 +2,12 @@
 //! messages, expunged records and tombstones past their age, blobs no record refers to,
 //! the duplicate-delivery table, the text index and the change log past their use) and
 //! what `tern check` verifies and repairs. Only this module removes blobs.
+
+mod collect;
+mod expire;
 pub(crate) mod policy;
+
+pub use expire::{ExpireOptions, ExpireReport, UserExpireReport};
+
+#[cfg(test)]
+mod expire_tests;

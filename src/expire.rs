@@ -1,0 +1,140 @@
+//! `tern expire`: removes what the store no longer needs (`docs` of the `[expire]`
+//! section in `config.rs`). The work is the store's (`Store::expire`); this only parses
+//! the command line and prints.
+//!
+//! Output: one `user NAME ...` line per user, a `FAILED ...` line per failure, and last
+//! one stable total line, `total records_purged=N mailboxes_removed=N blobs_freed=N
+//! bytes_freed=N deliveries_pruned=N changes_pruned=N consumers_dropped=N failures=N
+//! dry_run=0|1`. Exit status: 0 done, 1 some part failed (the rest was done), 2 nothing
+//! could be done (usage, configuration, the store cannot be opened).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tern_store::{ExpireOptions, Store};
+
+use crate::config::{parse_age, Config};
+
+/// What `tern expire` does.
+#[derive(Args)]
+pub struct ExpireArgs {
+    /// Only these users (repeat for several; all when none is named).
+    #[arg(long, value_name = "NAME")]
+    user: Vec<String>,
+    /// Count and print what would be removed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Allow an age of 0 (purge everything eligible now).
+    #[arg(long)]
+    force: bool,
+    /// Purge expunged records expunged at least AGE ago (0, 90m, 12h, 7d).
+    #[arg(long, value_name = "AGE")]
+    purge_expunged: Option<String>,
+    /// Remove deleted mailboxes' tombstones at least AGE old (0, 90m, 12h, 7d).
+    #[arg(long, value_name = "AGE")]
+    purge_deleted: Option<String>,
+}
+
+/// Runs `tern expire`; the exit status is as the module documentation says.
+pub fn run(config: &Config, args: ExpireArgs) -> anyhow::Result<ExitCode> {
+    let options = match options(config, &args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tern expire: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = match Store::open(config.store())
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tern expire: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let report = match store.expire(&options) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tern expire: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for user in &report.users {
+        println!(
+            "user {} records_purged={} mailboxes_removed={} failures={}",
+            user.user,
+            user.records_purged,
+            user.mailboxes_removed,
+            user.failures.len()
+        );
+        for f in &user.failures {
+            println!("FAILED {f}");
+        }
+    }
+    for f in &report.failures {
+        println!("FAILED {f}");
+    }
+    for consumer in &report.consumers_dropped {
+        println!("dropped consumer {consumer} (idle too long; it must do a full sync)");
+    }
+    let failures =
+        report.failures.len() + report.users.iter().map(|u| u.failures.len()).sum::<usize>();
+    println!(
+        "total records_purged={} mailboxes_removed={} blobs_freed={} bytes_freed={} \
+         deliveries_pruned={} changes_pruned={} consumers_dropped={} failures={} dry_run={}",
+        report.records_purged(),
+        report.mailboxes_removed(),
+        report.blobs_freed,
+        report.bytes_freed,
+        report.deliveries_pruned,
+        report.changes_pruned,
+        report.consumers_dropped.len(),
+        failures,
+        u8::from(options.dry_run)
+    );
+    Ok(if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The run's options: the command line's ages, or with neither `--purge-*` option,
+/// the `[expire]` section's.
+fn options(config: &Config, args: &ExpireArgs) -> anyhow::Result<ExpireOptions> {
+    let age = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<u64>> {
+        let Some(v) = v else { return Ok(None) };
+        let secs = parse_age(v).with_context(|| format!("--{flag}"))?.as_secs();
+        if secs == 0 && !args.force {
+            anyhow::bail!("--{flag} 0 purges everything eligible now: add --force");
+        }
+        Ok(Some(secs))
+    };
+    let (purge_expunged, purge_deleted) =
+        if args.purge_expunged.is_none() && args.purge_deleted.is_none() {
+            let e = &config.expire;
+            if (e.purge_expunged.is_zero() || e.purge_deleted.is_zero()) && !args.force {
+                anyhow::bail!("an [expire] age of 0 purges everything eligible now: add --force");
+            }
+            (
+                Some(e.purge_expunged.as_secs()),
+                Some(e.purge_deleted.as_secs()),
+            )
+        } else {
+            (
+                age("purge-expunged", &args.purge_expunged)?,
+                age("purge-deleted", &args.purge_deleted)?,
+            )
+        };
+    Ok(ExpireOptions {
+        users: args.user.clone(),
+        dry_run: args.dry_run,
+        purge_expunged,
+        purge_deleted,
+        collect_blobs: true,
+        delivery_window: Some(config.lmtp.duplicate_window.as_secs()),
+        consumer_max_idle: Some(config.expire.consumer_max_idle.as_secs()),
+    })
+}

@@ -1,0 +1,300 @@
+//! `tern expire` end to end: a running `tern serve`, messages delivered over LMTP and
+//! expunged over IMAP, then the real `tern expire` binary beside the server.
+
+mod common;
+mod pair;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use pair::{assert_same, assert_verify_clean, imap_run, sync_ok, Pair};
+
+/// A bare IMAP connection speaking the real protocol text.
+struct Imap {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    tag: u32,
+}
+
+impl Imap {
+    fn login(addr: SocketAddr, user: &str, password: &str) -> Imap {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut c = Imap {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            tag: 0,
+        };
+        let mut greeting = String::new();
+        c.reader.read_line(&mut greeting).unwrap();
+        let done = c.cmd(&format!("LOGIN {user} {password}"));
+        assert!(done.last().unwrap().contains("OK"), "{done:?}");
+        c
+    }
+
+    /// Sends one command; returns every line up to and including the tagged one.
+    fn cmd(&mut self, command: &str) -> Vec<String> {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        self.writer
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "{lines:?}");
+            let line = line.trim_end().to_owned();
+            let last = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if last {
+                return lines;
+            }
+        }
+    }
+}
+
+/// The number after `key` in `text` (`HIGHESTMODSEQ 12`, `UIDVALIDITY 3`).
+fn number_after(lines: &[String], key: &str) -> u64 {
+    lines
+        .iter()
+        .find_map(|l| {
+            let rest = l.split(key).nth(1)?;
+            let digits: String = rest
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {key} in {lines:?}"))
+}
+
+/// Blob files under the data directory: how many, and their bytes.
+fn blob_files(dir: &Path) -> (u64, u64) {
+    let (mut n, mut bytes) = (0, 0);
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains("/blobs/") {
+                n += 1;
+                bytes += meta.len();
+            }
+        }
+    }
+    (n, bytes)
+}
+
+fn expire(config: &Path, args: &[&str]) -> Output {
+    Command::new(TERN)
+        .arg("--config")
+        .arg(config)
+        .arg("expire")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The value of `key=` on the `total` line.
+fn total(out: &Output, key: &str) -> u64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("total "))
+        .unwrap_or_else(|| panic!("no total line in {stdout}"));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+fn deliver_many(server: &TernServer, user: &str, count: usize) {
+    let mut lmtp = Lmtp::connect(server.lmtp).unwrap();
+    for i in 0..count {
+        let m = format!(
+            "Message-ID: <expire-{i}@test>\r\nSubject: expire {i}\r\n\r\nbody {i} {}\r\n",
+            "x".repeat(1000 + i)
+        );
+        let r = lmtp
+            .deliver("a@test", &[&format!("{user}@localhost")], m.as_bytes())
+            .unwrap();
+        assert!(r[0].starts_with("250"), "{r:?}");
+    }
+}
+
+#[test]
+fn purge_frees_the_blobs_and_qresync_sees_vanished_earlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TernServer::start(dir.path(), "");
+    admin(
+        &server.config,
+        &["user", "add", "eve", "--password-stdin"],
+        Some("pw\n"),
+    );
+    deliver_many(&server, "eve", 30);
+
+    let mut imap = Imap::login(server.imap, "eve", "pw");
+    imap.cmd("ENABLE QRESYNC");
+    let selected = imap.cmd("SELECT INBOX");
+    let uidvalidity = number_after(&selected, "UIDVALIDITY");
+    let before = number_after(&selected, "HIGHESTMODSEQ");
+    let done = imap.cmd("UID STORE 1:20 +FLAGS.SILENT (\\Deleted)");
+    assert!(done.last().unwrap().contains("OK"), "{done:?}");
+    let done = imap.cmd("EXPUNGE");
+    assert!(done.last().unwrap().contains("OK"), "{done:?}");
+    imap.cmd("LOGOUT");
+
+    // An age of 0 needs --force.
+    let refused = expire(&server.config, &["--purge-expunged", "0"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+
+    let data = server.data_dir();
+    let (files_before, bytes_before) = blob_files(&data);
+    let dry = expire(
+        &server.config,
+        &["--purge-expunged", "0", "--force", "--dry-run"],
+    );
+    assert!(dry.status.success(), "{dry:?}");
+    assert_eq!(total(&dry, "records_purged"), 20);
+    assert_eq!(blob_files(&data), (files_before, bytes_before));
+
+    let run = expire(&server.config, &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("user eve records_purged=20"), "{stdout}");
+    assert_eq!(total(&run, "records_purged"), 20);
+    assert_eq!(total(&run, "blobs_freed"), 20);
+    assert_eq!(total(&run, "failures"), 0);
+    let (files_after, bytes_after) = blob_files(&data);
+    assert_eq!(files_after, files_before - 20);
+    assert_eq!(bytes_before - bytes_after, total(&run, "bytes_freed"));
+    assert_eq!(total(&dry, "bytes_freed"), total(&run, "bytes_freed"));
+
+    // A client that last saw the mailbox before the expunge: the records are gone, so
+    // the server names every UID it no longer has.
+    let mut imap = Imap::login(server.imap, "eve", "pw");
+    imap.cmd("ENABLE QRESYNC");
+    let selected = imap.cmd(&format!("SELECT INBOX (QRESYNC ({uidvalidity} {before}))"));
+    assert!(
+        selected.iter().any(|l| l == "* VANISHED (EARLIER) 1:20"),
+        "{selected:?}"
+    );
+    let fetched = imap.cmd("UID FETCH 1:* (UID)");
+    assert_eq!(fetched.len(), 11, "{fetched:?}");
+
+    // Nothing left to do.
+    let again = expire(&server.config, &["--purge-expunged", "0", "--force"]);
+    assert_eq!(total(&again, "records_purged"), 0);
+    assert_eq!(total(&again, "blobs_freed"), 0);
+}
+
+#[test]
+fn kill_9_in_the_middle_of_an_expire_run_loses_no_referenced_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TernServer::start(dir.path(), "");
+    admin(
+        &server.config,
+        &["user", "add", "kim", "--password-stdin"],
+        Some("pw\n"),
+    );
+    deliver_many(&server, "kim", 400);
+    let mut imap = Imap::login(server.imap, "kim", "pw");
+    imap.cmd("SELECT INBOX");
+    imap.cmd("UID STORE 1:350 +FLAGS.SILENT (\\Deleted)");
+    let done = imap.cmd("EXPUNGE");
+    assert!(done.last().unwrap().contains("OK"), "{done:?}");
+
+    // Killed at some moment of its run (before, during or after the purge or the
+    // unlinks: whichever it is, the invariants below must hold).
+    for pause_ms in [0, 20, 60] {
+        let mut child = Command::new(TERN)
+            .arg("--config")
+            .arg(&server.config)
+            .args(["expire", "--purge-expunged", "0", "--force"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Every live message is still readable in full.
+        let fetched = imap.cmd("UID FETCH 351:* (BODY.PEEK[])");
+        assert!(
+            fetched.last().unwrap().contains("OK"),
+            "{:?}",
+            fetched.last()
+        );
+        let bodies = fetched.iter().filter(|l| l.contains("BODY[] {")).count();
+        assert_eq!(bodies, 50);
+    }
+    let run = expire(&server.config, &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(total(&run, "failures"), 0);
+    // The later run finished the work: only the live messages' blobs are left.
+    assert_eq!(blob_files(&server.data_dir()).0, 50);
+    let fetched = imap.cmd("UID FETCH 1:* (BODY.PEEK[])");
+    assert_eq!(
+        fetched.iter().filter(|l| l.contains("BODY[] {")).count(),
+        50
+    );
+}
+
+/// Expunges `uids` (an IMAP set) of alice's INBOX on `server`.
+fn expunge_on(server: &TernServer, uids: &str) {
+    imap_run(
+        server,
+        "alice",
+        &format!(
+            r#"[["select", "INBOX"],
+                ["uid", "STORE", "{uids}", "+FLAGS", "(\\Deleted)"],
+                ["uid", "EXPUNGE", "{uids}"]]"#
+        ),
+    );
+}
+
+#[test]
+fn replicas_follow_a_purge_and_one_further_behind_is_reset() {
+    let p = Pair::new();
+    let m = &p.master;
+    pair::deliver(m, "alice", "", "base", 0..12);
+    sync_ok(p.mconf(), &[]);
+
+    // The replica is in step when the master purges: a sync brings it along.
+    expunge_on(m, "1:3");
+    sync_ok(p.mconf(), &[]);
+    let run = expire(p.mconf(), &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(total(&run, "records_purged"), 3);
+    sync_ok(p.mconf(), &[]);
+    assert_same(m, &p.replica, "alice", "after a purge the replica had seen");
+    assert_verify_clean(p.mconf());
+
+    // The replica is behind the purge (it never saw these expunges): it is reset.
+    expunge_on(m, "4:6");
+    pair::deliver(m, "alice", "", "later", 0..2);
+    let run = expire(p.mconf(), &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(total(&run, "records_purged"), 3);
+    let out = sync_ok(p.mconf(), &[]);
+    // A full resend (RESET) of the mailbox's 8 live records, not just the 2 new ones.
+    assert_eq!(pair::summary_number(&out, "records"), 8, "{out}");
+    let both = assert_same(
+        m,
+        &p.replica,
+        "alice",
+        "after a purge the replica had not seen",
+    );
+    assert_eq!(both.in_mailbox("INBOX").len(), 8);
+    assert_verify_clean(p.mconf());
+}
