@@ -2,10 +2,14 @@
 //! section in `config.rs`). The work is the store's (`Store::expire`); this only parses
 //! the command line and prints.
 //!
-//! Output: one `user NAME ...` line per user, a `FAILED ...` line per failure, and last
-//! one stable total line, `total records_purged=N mailboxes_removed=N blobs_freed=N
-//! bytes_freed=N deliveries_pruned=N changes_pruned=N consumers_dropped=N failures=N
-//! dry_run=0|1`. Exit status: 0 done, 1 some part failed (the rest was done), 2 nothing
+//! First the per-mailbox age policy expunges what has expired (not on a replica), then
+//! the purges and collections run.
+//!
+//! Output: one `policy user NAME ...` line per user the policy expunged from, one
+//! `user NAME ...` line per user, a `FAILED ...` line per failure, and last one stable
+//! total line, `total messages_expired=N bytes_expired=N records_purged=N
+//! mailboxes_removed=N blobs_freed=N bytes_freed=N deliveries_pruned=N changes_pruned=N
+//! consumers_dropped=N failures=N dry_run=0|1`. Exit status: 0 done, 1 some part failed (the rest was done), 2 nothing
 //! could be done (usage, configuration, the store cannot be opened).
 
 use std::process::ExitCode;
@@ -54,6 +58,23 @@ pub fn run(config: &Config, args: ExpireArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // First the per-mailbox age policy (`tern admin mailbox set-expire`, METADATA
+    // /shared/vendor/cmu/cyrus-imapd/expire): ordinary expunges with new modseqs, so
+    // replicas and QRESYNC clients see them. Not on a replica: its master expires and
+    // replicates, and an expunge of its own would be a divergence.
+    let replica = config.listen.sync.is_some();
+    let (expired, expired_bytes, policy_failures) = if replica {
+        println!("policy skipped: this server is a replica ([listen] sync); its master expires");
+        (0, 0, 0)
+    } else {
+        match expire_by_policy(&store, &options) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tern expire: the expire policy: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    };
     let report = match store.expire(&options) {
         Ok(r) => r,
         Err(e) => {
@@ -79,11 +100,15 @@ pub fn run(config: &Config, args: ExpireArgs) -> anyhow::Result<ExitCode> {
     for consumer in &report.consumers_dropped {
         println!("dropped consumer {consumer} (idle too long; it must do a full sync)");
     }
-    let failures =
-        report.failures.len() + report.users.iter().map(|u| u.failures.len()).sum::<usize>();
+    let failures = report.failures.len()
+        + report.users.iter().map(|u| u.failures.len()).sum::<usize>()
+        + policy_failures;
     println!(
-        "total records_purged={} mailboxes_removed={} blobs_freed={} bytes_freed={} \
-         deliveries_pruned={} changes_pruned={} consumers_dropped={} failures={} dry_run={}",
+        "total messages_expired={} bytes_expired={} records_purged={} mailboxes_removed={} \
+         blobs_freed={} bytes_freed={} deliveries_pruned={} changes_pruned={} \
+         consumers_dropped={} failures={} dry_run={}",
+        expired,
+        expired_bytes,
         report.records_purged(),
         report.mailboxes_removed(),
         report.blobs_freed,
@@ -94,7 +119,7 @@ pub fn run(config: &Config, args: ExpireArgs) -> anyhow::Result<ExitCode> {
         failures,
         u8::from(options.dry_run)
     );
-    Ok(if report.failed() {
+    Ok(if report.failed() || policy_failures > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -137,4 +162,42 @@ fn options(config: &Config, args: &ExpireArgs) -> anyhow::Result<ExpireOptions> 
         delivery_window: Some(config.lmtp.duplicate_window.as_secs()),
         consumer_max_idle: Some(config.expire.consumer_max_idle.as_secs()),
     })
+}
+
+/// Expunges what the per-mailbox age policy says has expired, for the run's users (all
+/// when none is named), printing one `policy` line per user that has an expired
+/// message or a failure. (messages, bytes, failures).
+fn expire_by_policy(store: &Store, options: &ExpireOptions) -> anyhow::Result<(u64, u64, usize)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut reports = Vec::new();
+    if options.users.is_empty() {
+        reports.push(store.expire_by_policy(None, options.dry_run, now)?);
+    } else {
+        for user in &options.users {
+            reports.push(store.expire_by_policy(Some(user), options.dry_run, now)?);
+        }
+    }
+    let (mut messages, mut bytes, mut failures) = (0, 0, 0);
+    for report in &reports {
+        for u in &report.users {
+            if u.messages > 0 || !u.failures.is_empty() {
+                println!(
+                    "policy user {} messages_expired={} bytes_expired={} failures={}",
+                    u.user,
+                    u.messages,
+                    u.bytes,
+                    u.failures.len()
+                );
+            }
+        }
+        for (user, mailbox, error) in report.failures() {
+            println!("FAILED policy {user}/{mailbox}: {error}");
+            failures += 1;
+        }
+        messages += report.messages();
+        bytes += report.bytes();
+    }
+    Ok((messages, bytes, failures))
 }

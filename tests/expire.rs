@@ -298,3 +298,98 @@ fn replicas_follow_a_purge_and_one_further_behind_is_reset() {
     assert_eq!(both.in_mailbox("INBOX").len(), 8);
     assert_verify_clean(p.mconf());
 }
+
+/// The per-mailbox age policy through `tern expire`: a folder set to 30 days loses the
+/// messages that arrived earlier (ordinary expunges: a client sees them go), its child
+/// inherits the limit, INBOX without one keeps everything, and a later purge frees them.
+#[test]
+fn tern_expire_applies_the_mailbox_age_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TernServer::start(dir.path(), "");
+    admin(
+        &server.config,
+        &["user", "add", "eve", "--password-stdin"],
+        Some("pw\n"),
+    );
+    let mut imap = Imap::login(server.imap, "eve", "pw");
+    for name in ["Lists", "Lists/Rust"] {
+        assert!(imap
+            .cmd(&format!("CREATE {name}"))
+            .last()
+            .unwrap()
+            .contains("OK"));
+    }
+    // Arrival dates as APPEND gives them: two old and one new message per folder.
+    for name in ["INBOX", "Lists", "Lists/Rust"] {
+        for (i, date) in [
+            "01-Jan-2020 10:00:00 +0000",
+            "02-Jan-2020 10:00:00 +0000",
+            "",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let body = format!("Subject: {name} {i}\r\n\r\nbody\r\n");
+            let date = if date.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{date}\"")
+            };
+            let done = imap.cmd(&format!(
+                "APPEND {name}{date} {{{}+}}\r\n{body}",
+                body.len()
+            ));
+            assert!(done.last().unwrap().contains("OK"), "{done:?}");
+        }
+    }
+    imap.cmd("LOGOUT");
+    let mut imap = Imap::login(server.imap, "eve", "pw");
+    for name in ["INBOX", "Lists", "Lists/Rust"] {
+        let status = imap.cmd(&format!("STATUS {name} (MESSAGES)"));
+        assert_eq!(number_after(&status, "MESSAGES"), 3, "{name}: {status:?}");
+    }
+    admin_ok(
+        &server.config,
+        &["mailbox", "set-expire", "eve", "Lists", "30"],
+    );
+
+    let dry = expire(&server.config, &["--dry-run"]);
+    assert!(dry.status.success(), "{dry:?}");
+    assert_eq!(total(&dry, "messages_expired"), 4);
+    let status = imap.cmd("STATUS Lists (MESSAGES)");
+    assert_eq!(
+        number_after(&status, "MESSAGES"),
+        3,
+        "a dry run changes nothing"
+    );
+
+    let run = expire(&server.config, &[]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(total(&run, "messages_expired"), 4);
+    for (name, left) in [("INBOX", 3), ("Lists", 1), ("Lists/Rust", 1)] {
+        let status = imap.cmd(&format!("STATUS {name} (MESSAGES)"));
+        assert_eq!(
+            number_after(&status, "MESSAGES"),
+            left,
+            "{name}: {status:?}"
+        );
+    }
+    // Expired messages are expunged records like any other: a purge frees them.
+    let purge = expire(&server.config, &["--purge-expunged", "0", "--force"]);
+    assert!(purge.status.success(), "{purge:?}");
+    assert_eq!(total(&purge, "messages_expired"), 0);
+    assert_eq!(total(&purge, "records_purged"), 4);
+}
+
+/// On a replica the policy is its master's to apply (an expunge of the replica's own
+/// would be a divergence): `tern expire` there says so and still purges.
+#[test]
+fn a_replica_leaves_the_policy_to_its_master() {
+    let p = Pair::new();
+    admin_ok(&p.master.config, &["mailbox", "set-expire", "alice", "INBOX", "1"]);
+    let run = expire(&p.replica.config, &["--purge-expunged", "0", "--force"]);
+    assert!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("policy skipped"), "{stdout}");
+    assert_eq!(total(&run, "messages_expired"), 0);
+}
