@@ -386,7 +386,10 @@ fn tern_expire_applies_the_mailbox_age_policy() {
 #[test]
 fn a_replica_leaves_the_policy_to_its_master() {
     let p = Pair::new();
-    admin_ok(&p.master.config, &["mailbox", "set-expire", "alice", "INBOX", "1"]);
+    admin_ok(
+        &p.master.config,
+        &["mailbox", "set-expire", "alice", "INBOX", "1"],
+    );
     let run = expire(&p.replica.config, &["--purge-expunged", "0", "--force"]);
     assert!(run.status.success(), "{run:?}");
     let stdout = String::from_utf8_lossy(&run.stdout);
