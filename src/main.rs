@@ -4,6 +4,7 @@
 //! together; every rule about mail lives in those crates.
 
 mod admin;
+mod check;
 mod config;
 mod expire;
 mod serve;
@@ -40,6 +41,9 @@ enum Command {
     /// Purge expunged records and deleted mailboxes past an age, collect blobs no record
     /// refers to, prune the duplicate-delivery table and the change log.
     Expire(expire::ExpireArgs),
+    /// Check the store for damage (index, blobs, counters, quota usage); with --repair,
+    /// repair it without reusing a UID or lowering a modseq.
+    Check(check::CheckArgs),
     /// Print the configuration in force (defaults merged with --config).
     Config,
 }
@@ -54,6 +58,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Sync(args) => sync::run(config, args),
         Command::Expire(args) => expire::run(&config, args),
+        Command::Check(args) => check::run(&config, args),
         Command::Config => {
             println!("{config:#?}");
             Ok(std::process::ExitCode::SUCCESS)

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod imap;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -40,6 +40,11 @@ impl BlobStore {
         Ok(BlobStore { partitions })
     }
 
+    /// The partitions as they are, creating nothing (for `tern check`, which only reads).
+    pub(crate) fn at(partitions: BTreeMap<String, PathBuf>) -> BlobStore {
+        BlobStore { partitions }
+    }
+
     /// The configured partition names.
     pub fn partition_names(&self) -> impl Iterator<Item = &str> {
         self.partitions.keys().map(String::as_str)

@@ -88,6 +88,11 @@ impl UniqueId {
         ok.then(|| UniqueId(s.to_owned()))
     }
 
+    /// The id as the index holds it, even if malformed (for reporting damage).
+    pub(crate) fn unchecked(s: &str) -> UniqueId {
+        UniqueId(s.to_owned())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -80,7 +80,11 @@ pub use mailboxes::Mailbox;
 pub use maintenance::policy::{
     ExpirePolicy, ExpireSetting, PolicyReport, UserPolicyReport, EXPIRE_ANNOTATION,
 };
-pub use maintenance::{ExpireOptions, ExpireReport, UserExpireReport};
+pub use maintenance::{
+    check, repair_index, CheckOptions, CheckReport, ExpireOptions, ExpireReport, Finding, Place,
+    Problem, RepairOptions, RepairOutcome, RepairReport, UserExpireReport, ORPHAN_GRACE_SECS,
+    RECOVERED_MAILBOX,
+};
 pub use merge::{Adoption, Merge, Merged};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
 pub use metadata::{

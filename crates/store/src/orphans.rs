@@ -165,7 +165,7 @@ pub(crate) struct ScanDone {
 }
 
 impl ScanDone {
-    fn set(&self) {
+    pub(crate) fn set(&self) {
         *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.cond.notify_all();
     }

@@ -42,6 +42,10 @@ pub struct StoreConfig {
     /// here passes it on to a further replica. `false` (the default): replicated writes
     /// are silent, and the change log holds only the writes this store's own clients made.
     pub log_replicated: bool,
+    /// When false, opening starts no background work (the orphan scan, the full-text
+    /// indexer): for `tern check --repair`, which must repair the store as it found it
+    /// (an orphan scan would remove blobs it is about to offer back). Default true.
+    pub background: bool,
 }
 
 impl StoreConfig {
@@ -54,6 +58,7 @@ impl StoreConfig {
             text_index_headroom: None,
             text_index_user_cap: crate::text_index::DEFAULT_TEXT_USER_CAP,
             log_replicated: false,
+            background: true,
         }
     }
 }
@@ -149,8 +154,12 @@ impl Store {
         if let Err(e) = store.prepare_text_index() {
             tracing::warn!(error = %e, "cannot prepare the full-text index; searches will read messages");
         }
-        store.start_text_indexing();
-        store.start_orphan_scan();
+        if store.shared.config.background {
+            store.start_text_indexing();
+            store.start_orphan_scan();
+        } else {
+            store.shared.orphan_scan.set();
+        }
         Ok(store)
     }
 

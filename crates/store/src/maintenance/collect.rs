@@ -70,7 +70,7 @@ impl Store {
 
     /// Inside a write transaction: removes each blob of `chunk` still unreferenced and
     /// unpinned (rule 1 of `orphans.rs`), and the per-GUID rows of those removed.
-    fn remove_batch(
+    pub(super) fn remove_batch(
         &self,
         conn: &Connection,
         partition: &str,

@@ -1,0 +1,85 @@
+//! The check and repair on stores damaged on purpose (the binary's tests, under
+//! `tests/check.rs`, do the same through `tern check`).
+
+use std::fs;
+
+use super::*;
+use crate::{Actor, Flags, Store, StoreConfig};
+
+fn store_with_mail() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    store.create_user("u", Some("pw"), false).unwrap();
+    for n in 1..=5 {
+        let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+        store
+            .append_as_owner("u", "INBOX", &Flags::new(), 0, body.as_bytes())
+            .unwrap();
+    }
+    (dir, store)
+}
+
+fn kinds(report: &CheckReport) -> Vec<&'static str> {
+    report.damage().map(|f| f.problem.kind()).collect()
+}
+
+fn run(dir: &std::path::Path, deep: bool) -> CheckReport {
+    let options = CheckOptions {
+        deep,
+        ..CheckOptions::default()
+    };
+    check(&StoreConfig::new(dir), &options).unwrap()
+}
+
+#[test]
+fn a_store_in_use_is_clean() {
+    let (dir, store) = store_with_mail();
+    let owner = Actor {
+        name: "u".into(),
+        is_admin: false,
+    };
+    let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+    store.expunge(&owner, &inbox.uniqueid, &[2]).unwrap();
+    store.create_mailbox("u", "Old", None).unwrap();
+    store
+        .append_as_owner("u", "Old", &Flags::new(), 0, b"Subject: old\r\n\r\nx\r\n")
+        .unwrap();
+    store.delete_mailbox("u", "Old").unwrap();
+    let report = run(dir.path(), true);
+    assert_eq!(kinds(&report), Vec::<&str>::new(), "{:?}", report.findings);
+    assert_eq!(report.users, 1);
+    assert_eq!(report.records, 5);
+    assert!(report.bytes_hashed > 0);
+}
+
+#[test]
+fn a_missing_blob_is_found_and_expunged_with_a_new_modseq() {
+    let (dir, store) = store_with_mail();
+    let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+    let owner = Actor {
+        name: "u".into(),
+        is_admin: false,
+    };
+    let record = store
+        .records_by_uid(&owner, &inbox.uniqueid, &[3])
+        .unwrap()
+        .remove(0);
+    fs::remove_file(store.blobs().path("default", &record.guid).unwrap()).unwrap();
+    let report = run(dir.path(), false);
+    assert_eq!(kinds(&report), vec!["blob-missing"]);
+    assert_eq!(report.findings[0].place.uid, Some(3));
+    let options = RepairOptions {
+        expunge_damaged: true,
+        recover_to: None,
+    };
+    let repaired = store
+        .repair(&report.findings, &options, &mut |_, _| {})
+        .unwrap();
+    assert_eq!(repaired.left_count(), 0, "{:?}", repaired.outcomes);
+    let after = store.mailbox("u", "INBOX").unwrap().unwrap();
+    assert!(after.highest_modseq > inbox.highest_modseq);
+    assert_eq!(after.messages, 4);
+    assert_eq!(after.last_uid, inbox.last_uid);
+    assert_eq!(after.uidvalidity, inbox.uidvalidity);
+    assert_eq!(kinds(&run(dir.path(), false)), Vec::<&str>::new());
+}
