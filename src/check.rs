@@ -13,9 +13,11 @@
 
 use std::process::ExitCode;
 
+use std::collections::{BTreeSet, HashMap};
+
 use clap::Args;
 use tern_store::{
-    check, repair_index, CheckOptions, CheckReport, RepairOptions, RepairOutcome, Store,
+    check, repair_index, CheckOptions, CheckReport, Guid, RepairOptions, RepairOutcome, Store,
 };
 
 use crate::config::Config;
@@ -110,20 +112,30 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         };
+        // Messages offered back are summarised like any delivery.
+        store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
         let recover_to = args
             .recover_to
             .clone()
             .or_else(|| (args.user.len() == 1).then(|| args.user[0].clone()));
-        let repair_options = RepairOptions {
-            // A replica's master expires and expunges; one of its own would diverge.
-            expunge_damaged: config.listen.sync.is_none(),
-            recover_to,
-        };
-        if damaged > 0 {
+        // A replica's master expunges; an expunge of the replica's own would diverge.
+        let mut keep_damaged = config.listen.sync.is_some().then(|| {
+            "on a replica: not expunged (its master would take that back as a deletion); \
+             the master holds the message"
+                .to_owned()
+        });
+        if damaged > 0 && keep_damaged.is_none() {
             if let Some(r) = &config.replication {
-                restore_from_replica(config, r, &store, &report);
+                if let Err(why) = restore_from_replica(config, r, &store, &report) {
+                    println!("note: {why}");
+                    keep_damaged = Some(format!("not expunged: {why}"));
+                }
             }
         }
+        let repair_options = RepairOptions {
+            keep_damaged,
+            recover_to,
+        };
         let mut print = |finding: &tern_store::Finding, result: &RepairOutcome| {
             match result {
                 RepairOutcome::Repaired(how) => {
@@ -188,12 +200,50 @@ fn print_findings(report: &CheckReport) {
     }
 }
 
-/// Fetches good copies of damaged messages from the replica before the repair would
-/// expunge them.
+/// Fetches good copies of damaged messages from the replica and puts them back, before
+/// the repair would expunge them. Fails (with the reason) when the replica could not
+/// be asked: the repair must then not expunge what the replica may still hold.
 fn restore_from_replica(
-    _config: &Config,
-    _replication: &crate::config::Replication,
-    _store: &Store,
-    _report: &CheckReport,
-) {
+    config: &Config,
+    replication: &crate::config::Replication,
+    store: &Store,
+    report: &CheckReport,
+) -> Result<(), String> {
+    let mut wanted: Vec<(Guid, u64)> = Vec::new();
+    let mut places: HashMap<Guid, BTreeSet<String>> = HashMap::new();
+    for f in &report.findings {
+        if let Some((guid, partition, size)) = f.problem.damaged_blob() {
+            if places.entry(guid).or_default().insert(partition.to_owned()) {
+                wanted.push((guid, size));
+            }
+        }
+    }
+    wanted.sort();
+    wanted.dedup_by_key(|(g, _)| *g);
+    let asked = format!("the replica at {}", replication.replica);
+    let client = crate::tls::trust::client_config(replication, &config.data_dir)
+        .map_err(|e| format!("{asked} cannot be asked for good copies ({e:#})"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    let fetched = runtime
+        .block_on(tern_sync::client::fetch_messages(&client, &wanted))
+        .map_err(|e| format!("{asked} cannot be asked for good copies ({e})"))?;
+    for (guid, data) in &fetched {
+        for partition in places.get(guid).into_iter().flatten() {
+            match store.restore_blob(partition, guid, data) {
+                Ok(true) => println!("restored guid={guid} partition={partition} from {asked}"),
+                Ok(false) => {}
+                Err(e) => println!("note: restoring guid={guid} from {asked}: {e}"),
+            }
+        }
+    }
+    println!(
+        "{asked} held {} of {} damaged message(s)",
+        fetched.len(),
+        wanted.len()
+    );
+    Ok(())
 }

@@ -33,6 +33,9 @@ pub struct PreparedUpdate {
     /// Appends that came without their message (the replica holds it, or an earlier
     /// UPDATE of the same stream carries it): looked for when applying.
     named: Vec<ReplicaAppend>,
+    /// UIDs of appends whose blob the replica need not hold (expunged in the same
+    /// update, without data).
+    unheld: std::collections::HashSet<u32>,
     summaries: HashMap<Guid, Vec<u8>>,
 }
 
@@ -72,8 +75,14 @@ impl Replica<'_> {
         let named: Vec<ReplicaAppend> = update
             .appends
             .iter()
-            .filter(|a| a.data.is_none())
+            .filter(|a| a.data.is_none() && update.needs_blob(a))
             .cloned()
+            .collect();
+        let unheld: std::collections::HashSet<u32> = update
+            .appends
+            .iter()
+            .filter(|a| !update.needs_blob(a))
+            .map(|a| a.uid)
             .collect();
         for a in &mut update.appends {
             a.data = None;
@@ -85,6 +94,7 @@ impl Replica<'_> {
             update,
             staged,
             named,
+            unheld,
             summaries,
         })
     }
@@ -102,6 +112,7 @@ impl Replica<'_> {
             update,
             staged,
             named,
+            unheld,
             mut summaries,
         } = prepared;
         let partition = update.state.partition.clone();
@@ -120,7 +131,7 @@ impl Replica<'_> {
         self.write(move |conn| {
             // A blob collected since it was found present (see `orphans.rs`): the
             // master sends it again after `NO [NOBLOB]`.
-            for a in &update.appends {
+            for a in update.appends.iter().filter(|a| !unheld.contains(&a.uid)) {
                 match crate::orphans::require_blob(&blobs, &partition, &a.guid, a.size) {
                     Err(StoreError::BlobVanished { guid, .. }) => {
                         return Err(StoreError::BlobNotHeld(guid))

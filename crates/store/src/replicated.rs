@@ -137,6 +137,20 @@ pub struct MailboxUpdate {
     pub digest: Option<RecordsDigest>,
 }
 
+impl MailboxUpdate {
+    /// True when the replica must hold the blob of `append` for this update: not for a
+    /// record the same update expunges and whose data it does not carry (the content
+    /// of an expunged message is never read again, so the master need not send it, and
+    /// need not even have it).
+    pub fn needs_blob(&self, append: &ReplicaAppend) -> bool {
+        append.data.is_some()
+            || !self
+                .expunges
+                .iter()
+                .any(|(uids, _)| uids.contains(&append.uid))
+    }
+}
+
 /// The writes only a replica makes, applying what its master sends: silent (they keep
 /// the master's UIDs and modseqs and allocate none) and reachable only through
 /// [`Store::replica`], so that a protocol crate does not call one by accident. It reads

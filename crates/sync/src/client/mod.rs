@@ -9,6 +9,7 @@ mod conn;
 mod plan;
 mod reconcile;
 mod records;
+mod restore;
 mod rolling;
 mod round;
 mod updates;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use tern_store::{Store, StoreError, UniqueId};
 
 pub use conn::Traffic;
+pub use restore::fetch_messages;
 pub use rolling::{rolling, RollingOptions};
 pub use verify::{verify, Difference};
 

@@ -81,7 +81,10 @@ pub(super) async fn queue_mailbox(
         let mut expunges: HashMap<Modseq, Vec<Uid>> = HashMap::new();
         for r in records.iter() {
             if r.uid > plan.send.replica_last_uid {
-                let data = if held.contains(&r.guid)
+                // An expunged message's content is never read again: its record
+                // goes without it (`MailboxUpdate::needs_blob`).
+                let data = if r.expunged_modseq.is_some()
+                    || held.contains(&r.guid)
                     || carried.contains(&r.guid)
                     || fresh.contains(&r.guid)
                 {

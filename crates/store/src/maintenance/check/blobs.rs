@@ -92,14 +92,22 @@ pub(super) fn of_mailbox(
         let partition = m.partition.clone();
         let problem = match found {
             BlobState::Whole => continue,
-            BlobState::Missing => Problem::BlobMissing { guid, partition },
+            BlobState::Missing => Problem::BlobMissing {
+                guid,
+                partition,
+                size,
+            },
             BlobState::WrongSize(found) => Problem::BlobWrongSize {
                 guid,
                 partition,
                 expected: size,
                 found,
             },
-            BlobState::WrongContent => Problem::BlobWrongContent { guid, partition },
+            BlobState::WrongContent => Problem::BlobWrongContent {
+                guid,
+                partition,
+                size,
+            },
         };
         report.findings.push(Finding {
             place: Place {

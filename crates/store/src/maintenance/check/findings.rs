@@ -52,6 +52,8 @@ pub enum Problem {
         guid: Guid,
         /// The partition looked in.
         partition: String,
+        /// The record's size.
+        size: u64,
     },
     /// A live record's blob has another size than the record says.
     BlobWrongSize {
@@ -70,6 +72,8 @@ pub enum Problem {
         guid: Guid,
         /// The partition.
         partition: String,
+        /// The record's size.
+        size: u64,
     },
     /// A blob no record refers to.
     OrphanBlob {
@@ -196,14 +200,32 @@ impl Problem {
         )
     }
 
+    /// The message (GUID, partition, size) whose content is gone or damaged here.
+    pub fn damaged_blob(&self) -> Option<(Guid, &str, u64)> {
+        match self {
+            Problem::BlobMissing {
+                guid,
+                partition,
+                size,
+            }
+            | Problem::BlobWrongContent {
+                guid,
+                partition,
+                size,
+            } => Some((*guid, partition, *size)),
+            Problem::BlobWrongSize {
+                guid,
+                partition,
+                expected,
+                ..
+            } => Some((*guid, partition, *expected)),
+            _ => None,
+        }
+    }
+
     /// True when the message's content is gone or damaged here.
     pub fn is_damaged_blob(&self) -> bool {
-        matches!(
-            self,
-            Problem::BlobMissing { .. }
-                | Problem::BlobWrongSize { .. }
-                | Problem::BlobWrongContent { .. }
-        )
+        self.damaged_blob().is_some()
     }
 }
 
@@ -252,9 +274,11 @@ impl fmt::Display for Finding {
                 rowid,
                 parent,
             } => write!(f, " table={table} rowid={rowid} parent={parent}"),
-            Problem::BlobMissing { guid, partition } => {
-                write!(f, " guid={guid} partition={}", Word(partition))
-            }
+            Problem::BlobMissing {
+                guid,
+                partition,
+                size,
+            } => write!(f, " guid={guid} partition={} size={size}", Word(partition)),
             Problem::BlobWrongSize {
                 guid,
                 partition,
@@ -265,9 +289,11 @@ impl fmt::Display for Finding {
                 " guid={guid} partition={} expected={expected} found={found}",
                 Word(partition)
             ),
-            Problem::BlobWrongContent { guid, partition } => {
-                write!(f, " guid={guid} partition={}", Word(partition))
-            }
+            Problem::BlobWrongContent {
+                guid,
+                partition,
+                size,
+            } => write!(f, " guid={guid} partition={} size={size}", Word(partition)),
             Problem::OrphanBlob {
                 guid,
                 partition,
@@ -325,12 +351,16 @@ mod tests {
             problem: Problem::BlobMissing {
                 guid: Guid::of(b"x"),
                 partition: "default".into(),
+                size: 1,
             },
         };
         let line = f.to_string();
         assert!(!line.contains('\n'));
         assert!(line.starts_with("blob-missing user=alice mailbox=\"Sent Items\" uniqueid="));
-        assert!(line.ends_with(&format!(" uid=7 guid={} partition=default", Guid::of(b"x"))));
+        assert!(line.ends_with(&format!(
+            " uid=7 guid={} partition=default size=1",
+            Guid::of(b"x")
+        )));
         let damaged = Finding {
             place: Place::default(),
             problem: Problem::IndexDamaged {

@@ -39,10 +39,11 @@ pub const RECOVERED_MAILBOX: &str = "Recovered";
 /// How to repair.
 #[derive(Debug, Clone, Default)]
 pub struct RepairOptions {
-    /// Expunge records whose blob is gone or damaged and has no good copy here. False
-    /// on a replica: an expunge of its own would be a divergence its master would take
-    /// back as a deletion; such records are left for the operator (see the report).
-    pub expunge_damaged: bool,
+    /// `None`: records whose blob is gone or damaged and has no good copy here are
+    /// expunged. `Some(why)`: they are left, with this reason (on a replica, whose own
+    /// expunge would be a divergence its master takes back as a deletion; on a master
+    /// whose replica could not be asked for good copies).
+    pub keep_damaged: Option<String>,
     /// The user whose `Recovered` mailbox receives orphan blobs no message of this
     /// store ever had (a blob's owner cannot be told from the blob).
     pub recover_to: Option<String>,
@@ -96,6 +97,29 @@ impl Outcomes<'_> {
 }
 
 impl Store {
+    /// Puts back the blob of a message from a good copy (a replica's): `data` must hash
+    /// to `guid`; a damaged file in its place is moved to `<partition>/damaged/` first.
+    /// Durable on return. False (nothing written) when `data` is not that message.
+    pub fn restore_blob(&self, partition: &str, guid: &Guid, data: &[u8]) -> Result<bool> {
+        if Guid::of(data) != *guid {
+            return Ok(false);
+        }
+        let blobs = self.blobs();
+        let size = data.len() as u64;
+        match state(blobs, partition, guid, size, true)?.0 {
+            BlobState::Whole => return Ok(true),
+            BlobState::Missing => {}
+            BlobState::WrongSize(_) | BlobState::WrongContent => {
+                quarantine(
+                    &blobs.path(partition, guid)?,
+                    &blobs.root(partition)?.join("damaged"),
+                )?;
+            }
+        }
+        blobs.put_with_guid(partition, guid, data)?;
+        Ok(true)
+    }
+
     /// Repairs `findings` (from [`check`](super::check) on this store), as the module
     /// documentation says. Fatal findings are not repaired here (see
     /// [`repair_index`](super::repair_index)). Fails only when the store cannot be written at all; a finding
@@ -223,7 +247,7 @@ impl Store {
         let deep = matches!(problem, Problem::BlobWrongContent { .. });
         let (store, mailbox_id) = (self.clone(), id.clone());
         let id = id.clone();
-        let expunge = options.expunge_damaged;
+        let keep = options.keep_damaged.clone();
         let (outcome, touched) = self.write(move |conn| {
             let Some(mailbox) = txn::mailbox_by_uniqueid(conn, &id)? else {
                 return Ok((RepairOutcome::Left("the mailbox is gone".into()), None));
@@ -256,12 +280,8 @@ impl Store {
                 blobs.put_with_guid(&mailbox.partition, &guid, &bytes)?;
                 return Ok((RepairOutcome::Repaired(format!("copied back from partition {from}")), None));
             }
-            if !expunge {
-                return Ok((RepairOutcome::Left(
-                    "on a replica: not expunged (its master would take that back as a deletion); \
-                     the master still holds the message"
-                        .into(),
-                ), None));
+            if let Some(why) = keep {
+                return Ok((RepairOutcome::Left(why), None));
             }
             raise_counter(conn, &mailbox.user)?;
             let uids: Vec<u32> = conn

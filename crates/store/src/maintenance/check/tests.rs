@@ -69,7 +69,7 @@ fn a_missing_blob_is_found_and_expunged_with_a_new_modseq() {
     assert_eq!(kinds(&report), vec!["blob-missing"]);
     assert_eq!(report.findings[0].place.uid, Some(3));
     let options = RepairOptions {
-        expunge_damaged: true,
+        keep_damaged: None,
         recover_to: None,
     };
     let repaired = store
