@@ -19,7 +19,7 @@ imaps = "127.0.0.1:1993"
 pop3 = "127.0.0.1:1110"
 lmtp = "127.0.0.1:2424"
 nntp = "127.0.0.1:1119"
-sync = "127.0.0.1:2005"
+# sync = "127.0.0.1:2005"  (only on a replica: a server that takes replication is one)
 
 [lmtp]
 max_message_size = 67108864
@@ -52,10 +52,14 @@ idle_timeout = 1860
 # the duplicate-delivery table is kept for [lmtp] duplicate_window, and a change-log
 # consumer (rolling replication) that has not acknowledged for consumer_max_idle is
 # dropped and must do a full sync.
+#
+# schedule: when `tern serve` runs the same itself: "HH:MM" every day (UTC), an
+# interval such as "6h", or "off" (then run `tern expire` from cron).
 [expire]
 purge_expunged = "7d"
 purge_deleted = "7d"
 consumer_max_idle = "30d"
+schedule = "04:00"
 "#;
 
 /// The file as written: every key optional, unknown keys refused.
@@ -96,6 +100,7 @@ struct ExpireFile {
     purge_expunged: Option<String>,
     purge_deleted: Option<String>,
     consumer_max_idle: Option<String>,
+    schedule: Option<String>,
 }
 
 /// The `[expire]` section in force: what `tern expire` does with no `--purge-*` option.
@@ -107,6 +112,52 @@ pub struct ExpireConfig {
     pub purge_deleted: Duration,
     /// Drop a change-log consumer that has not acknowledged for this long.
     pub consumer_max_idle: Duration,
+    /// When `tern serve` runs the expire itself; `None`: never (cron runs `tern expire`).
+    pub schedule: Option<Schedule>,
+}
+
+/// When `tern serve` runs `tern expire`'s work by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every day at this many seconds after midnight UTC (`"04:00"`).
+    Daily(u64),
+    /// Every so often, counted from the start (`"6h"`).
+    Every(Duration),
+}
+
+impl Schedule {
+    /// Parses `"HH:MM"`, an age such as `"6h"` (see [`parse_age`]), or `"off"` (`None`).
+    pub fn parse(text: &str) -> anyhow::Result<Option<Schedule>> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        if let Some((h, m)) = text.split_once(':') {
+            let shaped = (1..=2).contains(&h.len()) && m.len() == 2;
+            let (h, m) = match (h.parse::<u64>(), m.parse::<u64>()) {
+                (Ok(h), Ok(m)) if shaped && h < 24 && m < 60 => (h, m),
+                _ => bail!("{text:?}: a time of day is HH:MM (00:00 to 23:59, UTC)"),
+            };
+            return Ok(Some(Schedule::Daily(h * 3600 + m * 60)));
+        }
+        let every = parse_age(text)?;
+        if every.is_zero() {
+            bail!("{text:?}: an interval must be longer than 0 (or \"off\")");
+        }
+        Ok(Some(Schedule::Every(every)))
+    }
+
+    /// How long from `now` (Unix seconds) until the next run.
+    pub fn wait_from(&self, now: u64) -> Duration {
+        match *self {
+            Schedule::Every(d) => d,
+            Schedule::Daily(at) => {
+                let into_day = now % 86400;
+                let wait = (at + 86400 - into_day) % 86400;
+                Duration::from_secs(if wait == 0 { 86400 } else { wait })
+            }
+        }
+    }
 }
 
 /// `[sync]`: the replica's sync listener.
@@ -322,6 +373,7 @@ impl Config {
                 purge_expunged: Duration::from_secs(7 * 86400),
                 purge_deleted: Duration::from_secs(7 * 86400),
                 consumer_max_idle: Duration::from_secs(30 * 86400),
+                schedule: None,
             },
             text_index_headroom: None,
             text_index_user_cap: None,
@@ -400,6 +452,9 @@ impl Config {
             }
             if let Some(a) = v.consumer_max_idle {
                 self.expire.consumer_max_idle = age("consumer_max_idle", &a)?;
+            }
+            if let Some(a) = v.schedule {
+                self.expire.schedule = Schedule::parse(&a).context("expire.schedule")?;
             }
         }
         if let Some(v) = file.store {
@@ -602,6 +657,34 @@ fn positive(key: &str, v: u64) -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expire_schedules_parse_and_say_when_the_next_run_is() {
+        assert_eq!(Schedule::parse("off").unwrap(), None);
+        assert_eq!(
+            Schedule::parse("04:00").unwrap(),
+            Some(Schedule::Daily(4 * 3600))
+        );
+        assert_eq!(
+            Schedule::parse("6h").unwrap(),
+            Some(Schedule::Every(Duration::from_secs(6 * 3600)))
+        );
+        for bad in ["24:00", "4:60", "0", "x", "04:000"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad}");
+        }
+        let daily = Schedule::Daily(4 * 3600);
+        // 03:00 -> 1 h; 04:00 exactly -> a day; 05:00 -> 23 h.
+        assert_eq!(daily.wait_from(3 * 3600), Duration::from_secs(3600));
+        assert_eq!(
+            daily.wait_from(86400 + 4 * 3600),
+            Duration::from_secs(86400)
+        );
+        assert_eq!(daily.wait_from(5 * 3600), Duration::from_secs(23 * 3600));
+        assert_eq!(
+            Config::load(None).unwrap().expire.schedule,
+            Some(Schedule::Daily(4 * 3600))
+        );
+    }
 
     fn load_str(text: &str) -> anyhow::Result<Config> {
         let dir = tempfile::tempdir().unwrap();

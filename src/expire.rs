@@ -58,52 +58,75 @@ pub fn run(config: &Config, args: ExpireArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    match expire_once(&store, config, &options, &mut |line| println!("{line}")) {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::from(1)),
+        Err(e) => {
+            eprintln!("tern expire: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The options `tern serve` runs the expire with on its schedule: the `[expire]`
+/// section's ages (an age of 0 is refused: it needs `--force` on a command line).
+pub fn scheduled_options(config: &Config) -> anyhow::Result<ExpireOptions> {
+    let args = ExpireArgs {
+        user: Vec::new(),
+        dry_run: false,
+        force: false,
+        purge_expunged: None,
+        purge_deleted: None,
+    };
+    options(config, &args)
+}
+
+/// One whole expire run on an open store: the policy first (not on a replica), then
+/// the purges and collections. Every output line goes to `say`, the total line last.
+/// Ok(true): all done; Ok(false): some part failed (the rest was done); Err: nothing
+/// could be done.
+pub fn expire_once(
+    store: &Store,
+    config: &Config,
+    options: &ExpireOptions,
+    say: &mut dyn FnMut(&str),
+) -> anyhow::Result<bool> {
     // First the per-mailbox age policy (`tern admin mailbox set-expire`, METADATA
     // /shared/vendor/cmu/cyrus-imapd/expire): ordinary expunges with new modseqs, so
     // replicas and QRESYNC clients see them. Not on a replica: its master expires and
     // replicates, and an expunge of its own would be a divergence.
     let replica = config.listen.sync.is_some();
     let (expired, expired_bytes, policy_failures) = if replica {
-        println!("policy skipped: this server is a replica ([listen] sync); its master expires");
+        say("policy skipped: this server is a replica ([listen] sync); its master expires");
         (0, 0, 0)
     } else {
-        match expire_by_policy(&store, &options) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("tern expire: the expire policy: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        }
+        expire_by_policy(store, options, say).context("the expire policy")?
     };
-    let report = match store.expire(&options) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tern expire: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let report = store.expire(options)?;
     for user in &report.users {
-        println!(
+        say(&format!(
             "user {} records_purged={} mailboxes_removed={} failures={}",
             user.user,
             user.records_purged,
             user.mailboxes_removed,
             user.failures.len()
-        );
+        ));
         for f in &user.failures {
-            println!("FAILED {f}");
+            say(&format!("FAILED {f}"));
         }
     }
     for f in &report.failures {
-        println!("FAILED {f}");
+        say(&format!("FAILED {f}"));
     }
     for consumer in &report.consumers_dropped {
-        println!("dropped consumer {consumer} (idle too long; it must do a full sync)");
+        say(&format!(
+            "dropped consumer {consumer} (idle too long; it must do a full sync)"
+        ));
     }
     let failures = report.failures.len()
         + report.users.iter().map(|u| u.failures.len()).sum::<usize>()
         + policy_failures;
-    println!(
+    say(&format!(
         "total messages_expired={} bytes_expired={} records_purged={} mailboxes_removed={} \
          blobs_freed={} bytes_freed={} deliveries_pruned={} changes_pruned={} \
          consumers_dropped={} failures={} dry_run={}",
@@ -118,12 +141,8 @@ pub fn run(config: &Config, args: ExpireArgs) -> anyhow::Result<ExitCode> {
         report.consumers_dropped.len(),
         failures,
         u8::from(options.dry_run)
-    );
-    Ok(if report.failed() || policy_failures > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    ));
+    Ok(!report.failed() && policy_failures == 0)
 }
 
 /// The run's options: the command line's ages, or with neither `--purge-*` option,
@@ -167,7 +186,11 @@ fn options(config: &Config, args: &ExpireArgs) -> anyhow::Result<ExpireOptions> 
 /// Expunges what the per-mailbox age policy says has expired, for the run's users (all
 /// when none is named), printing one `policy` line per user that has an expired
 /// message or a failure. (messages, bytes, failures).
-fn expire_by_policy(store: &Store, options: &ExpireOptions) -> anyhow::Result<(u64, u64, usize)> {
+fn expire_by_policy(
+    store: &Store,
+    options: &ExpireOptions,
+    say: &mut dyn FnMut(&str),
+) -> anyhow::Result<(u64, u64, usize)> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -183,17 +206,17 @@ fn expire_by_policy(store: &Store, options: &ExpireOptions) -> anyhow::Result<(u
     for report in &reports {
         for u in &report.users {
             if u.messages > 0 || !u.failures.is_empty() {
-                println!(
+                say(&format!(
                     "policy user {} messages_expired={} bytes_expired={} failures={}",
                     u.user,
                     u.messages,
                     u.bytes,
                     u.failures.len()
-                );
+                ));
             }
         }
         for (user, mailbox, error) in report.failures() {
-            println!("FAILED policy {user}/{mailbox}: {error}");
+            say(&format!("FAILED policy {user}/{mailbox}: {error}"));
             failures += 1;
         }
         messages += report.messages();

@@ -115,6 +115,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("no listener configured: add at least one address under [listen]");
     }
     server_tls.reload_on_sighup()?;
+    if let Some(schedule) = config.expire.schedule {
+        let options = crate::expire::scheduled_options(&config).context("expire.schedule")?;
+        tasks.spawn(expire_on_schedule(
+            schedule,
+            options,
+            store.clone(),
+            config.clone(),
+            stopped.clone(),
+        ));
+    }
     tracing::info!(data_dir = %config.data_dir.display(), "tern ready");
 
     shutdown.wait().await;
@@ -125,6 +135,43 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Runs the expire (`tern expire` with no option) whenever `schedule` says, until the
+/// server stops. A run is ordinary store work beside the deliveries (each of its writes
+/// is a short transaction); one still running at shutdown is cut short, which the
+/// expire is built to survive (the next run finishes it).
+async fn expire_on_schedule(
+    schedule: crate::config::Schedule,
+    options: tern_store::ExpireOptions,
+    store: Store,
+    config: Config,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let config = std::sync::Arc::new(config);
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let wait = schedule.wait_from(now);
+        tracing::debug!(seconds = wait.as_secs(), "next scheduled expire");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => return,
+        }
+        let (store, config, options) = (store.clone(), config.clone(), options.clone());
+        let run = tokio::task::spawn_blocking(move || {
+            crate::expire::expire_once(&store, &config, &options, &mut |line| {
+                tracing::info!("expire: {line}")
+            })
+        });
+        match run.await {
+            Ok(Ok(true)) => tracing::info!("scheduled expire done"),
+            Ok(Ok(false)) => tracing::warn!("scheduled expire done, with failures (see above)"),
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "scheduled expire failed"),
+            Err(e) => tracing::error!(error = %e, "scheduled expire stopped"),
+        }
+    }
 }
 
 /// Raises the open-file limit as far as allowed and warns when the connection limits

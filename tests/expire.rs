@@ -333,3 +333,36 @@ fn a_replica_leaves_the_policy_to_its_master() {
     assert!(stdout.contains("policy skipped"), "{stdout}");
     assert_eq!(total(&run, "messages_expired"), 0);
 }
+
+#[test]
+fn tern_serve_runs_the_expire_on_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TernServer::start(
+        dir.path(),
+        "[expire]\nschedule = \"1s\"\npurge_expunged = \"1s\"\npurge_deleted = \"1s\"",
+    );
+    admin(
+        &server.config,
+        &["user", "add", "alice", "--password-stdin"],
+        Some("secret\n"),
+    );
+    deliver_many(&server, "alice", 4);
+    let (blobs_before, _) = blob_files(&server.data_dir());
+    assert_eq!(blobs_before, 4);
+    expunge_on(&server, "1:2");
+    // The server's own runs purge the two expunged records and collect their blobs.
+    let line = server
+        .wait_for_log(
+            "expire: total messages_expired=0 bytes_expired=0 records_purged=2 ",
+            Duration::from_secs(120),
+        )
+        .expect("no scheduled expire purged the two expunged records");
+    assert!(line.contains("expire: total "), "{line}");
+    assert!(line.contains("blobs_freed=2 "), "{line}");
+    assert_eq!(blob_files(&server.data_dir()).0, 2);
+    // Deliveries go on beside it.
+    deliver_many(&server, "alice", 1);
+    let mut imap = Imap::login(server.imap, "alice", "secret");
+    let selected = imap.cmd("SELECT INBOX");
+    assert!(selected.iter().any(|l| l == "* 2 EXISTS"), "{selected:?}");
+}
