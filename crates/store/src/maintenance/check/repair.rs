@@ -137,6 +137,8 @@ impl Store {
         };
         let mut recount: BTreeSet<UniqueId> = BTreeSet::new();
         let mut users: BTreeSet<String> = BTreeSet::new();
+        // Told once the recounts at the end are durable.
+        let mut recounted: Vec<&Finding> = Vec::new();
         // Counters first: the expunges below take modseqs above all that are in use.
         for f in findings {
             let mailbox = f.place.mailbox.as_ref().map(|(_, id)| id.clone());
@@ -170,9 +172,9 @@ impl Store {
                 }
                 (Problem::MailboxCounts { .. } | Problem::Digest { .. } | Problem::TombstoneNotEmpty { .. }, Some(id), _) => {
                     recount.insert(id);
-                    report.done(f, "recomputed from the records");
+                    recounted.push(f);
                 }
-                (Problem::QuotaUsage { .. }, _, _) => report.done(f, "recomputed from the records"),
+                (Problem::QuotaUsage { .. }, _, _) => recounted.push(f),
                 (Problem::ForeignKey { table, .. }, _, _) => match self.drop_dangling(table)? {
                     true => report.done(f, "removed the dangling rows"),
                     false => report.left(f, "a mailbox whose user is gone: restore the user from a replica or backup"),
@@ -210,6 +212,9 @@ impl Store {
         }
         for user in &users {
             self.recount_usage(user)?;
+        }
+        for f in recounted {
+            report.done(f, "recomputed from the records");
         }
         Ok(report.report)
     }

@@ -103,7 +103,9 @@ fn counters_and_rows_damaged_by_hand_are_found_and_set_right() {
     )
     .unwrap();
     let gone: i64 = conn
-        .query_row("SELECT id FROM mailboxes WHERE name = 'Gone'", [], |r| r.get(0))
+        .query_row("SELECT id FROM mailboxes WHERE name = 'Gone'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     conn.execute(
         "INSERT INTO records (mailbox_id, uid, modseq, internaldate, size, guid) \
