@@ -53,14 +53,19 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
         mailbox: args.mailbox.clone(),
         deep: args.deep,
     };
-    let mut report = match check(&store_config, &options) {
-        Ok(r) => r,
+    let run_check = || match check(&store_config, &options) {
+        Ok(r) => {
+            print_findings(&r);
+            Some(r)
+        }
         Err(e) => {
             eprintln!("tern check: {e}");
-            return Ok(ExitCode::from(2));
+            None
         }
     };
-    print_findings(&report);
+    let Some(mut report) = run_check() else {
+        return Ok(ExitCode::from(2));
+    };
     if report.stopped() {
         if !args.repair {
             eprintln!("tern check: the index is damaged; nothing else was checked (--repair tries to rebuild it)");
@@ -77,14 +82,10 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
-        report = match check(&store_config, &options) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("tern check: {e}");
-                return Ok(ExitCode::from(2));
-            }
+        let Some(again) = run_check() else {
+            return Ok(ExitCode::from(2));
         };
-        print_findings(&report);
+        report = again;
         if report.stopped() {
             return Ok(ExitCode::from(2));
         }
@@ -154,15 +155,11 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         drop(store);
-        report = match check(&store_config, &options) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("tern check: checking again after the repairs: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        };
         println!("after repair:");
-        print_findings(&report);
+        let Some(again) = run_check() else {
+            return Ok(ExitCode::from(2));
+        };
+        report = again;
     }
     let findings = report.damage().count();
     let pending = report.findings.len() - findings;

@@ -13,31 +13,11 @@ use common::imap::{number_after, Imap};
 use common::*;
 
 fn check(config: &Path, args: &[&str]) -> Output {
-    Command::new(TERN)
-        .arg("--config")
-        .arg(config)
-        .arg("check")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    tern_tool(config, "check", args)
 }
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The value of `key=` on the `total` line.
-fn total(out: &Output, key: &str) -> u64 {
-    let text = stdout(out);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("total "))
-        .unwrap_or_else(|| panic!("no total line in {text}"));
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line}"))
 }
 
 /// Runs `tern check ARGS` and asserts its exit status.

@@ -6,21 +6,14 @@ mod common;
 mod pair;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::imap::Imap;
 use common::*;
 use pair::{assert_verify_clean, deliver, message, sync_ok, Pair, PASSWORD};
 
 fn check(config: &Path, args: &[&str], status: i32) -> String {
-    let out: Output = Command::new(TERN)
-        .arg("--config")
-        .arg(config)
-        .arg("check")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out: Output = tern_tool(config, "check", args);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),

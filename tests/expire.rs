@@ -32,27 +32,7 @@ fn blob_files(dir: &Path) -> (u64, u64) {
 }
 
 fn expire(config: &Path, args: &[&str]) -> Output {
-    Command::new(TERN)
-        .arg("--config")
-        .arg(config)
-        .arg("expire")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// The value of `key=` on the `total` line.
-fn total(out: &Output, key: &str) -> u64 {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("total "))
-        .unwrap_or_else(|| panic!("no total line in {stdout}"));
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+    tern_tool(config, "expire", args)
 }
 
 fn deliver_many(server: &TernServer, user: &str, count: usize) {

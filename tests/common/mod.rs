@@ -203,6 +203,32 @@ pub fn admin(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs `tern --config CONFIG SUBCOMMAND ARGS` (`expire`, `check`, ...) to the end.
+pub fn tern_tool(config: &Path, subcommand: &str, args: &[&str]) -> Output {
+    Command::new(TERN)
+        .arg("--config")
+        .arg(config)
+        .arg(subcommand)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The number after `key=` on the `total ...` line a tool printed last.
+pub fn total(out: &Output, key: &str) -> u64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("total "))
+        .unwrap_or_else(|| panic!("no total line in {stdout}"));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
 /// `admin`, asserting success, returning stdout.
 pub fn admin_ok(config: &Path, args: &[&str]) -> String {
     let out = admin(config, args, None);

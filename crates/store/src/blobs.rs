@@ -18,6 +18,7 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use crate::error::{Result, StoreError};
 use crate::ids::Guid;
@@ -292,9 +293,23 @@ impl BlobStore {
 
     /// Lists every blob file in a partition as (GUID, size). Stray names are skipped.
     pub fn list(&self, partition: &str) -> Result<Vec<(Guid, u64)>> {
+        Ok(self
+            .list_dated(partition)?
+            .into_iter()
+            .map(|(guid, size, _)| (guid, size))
+            .collect())
+    }
+
+    /// Lists every blob file in a partition as (GUID, size, modification time). Stray
+    /// names are skipped; a partition without a `blobs/` directory holds none.
+    pub(crate) fn list_dated(&self, partition: &str) -> Result<Vec<(Guid, u64, SystemTime)>> {
         let blobs = self.root(partition)?.join("blobs");
         let mut out = Vec::new();
-        let fanout = fs::read_dir(&blobs).map_err(|e| StoreError::io("list", &blobs, e))?;
+        let fanout = match fs::read_dir(&blobs) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io("list", &blobs, e)),
+        };
         for entry in fanout {
             let dir = entry.map_err(|e| StoreError::io("list", &blobs, e))?.path();
             let Ok(files) = fs::read_dir(&dir) else {
@@ -306,7 +321,8 @@ impl BlobStore {
                     continue;
                 };
                 if let Ok(meta) = file.metadata() {
-                    out.push((guid, meta.len()));
+                    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    out.push((guid, meta.len(), modified));
                 }
             }
         }

@@ -138,8 +138,8 @@ pub(super) fn orphans(
         .checked_sub(Duration::from_secs(ORPHAN_GRACE_SECS))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut listed = Vec::new();
-    for (partition, root) in blobs.roots() {
-        for (guid, size, modified) in list(&root.join("blobs"))? {
+    for partition in blobs.partition_names() {
+        for (guid, size, modified) in blobs.list_dated(partition)? {
             if modified <= grace {
                 listed.push((partition.to_owned(), guid, size));
             }
@@ -163,33 +163,6 @@ pub(super) fn orphans(
     }
     tx.finish()?;
     Ok(())
-}
-
-/// Every blob file under a partition's `blobs/`: GUID, size, modification time.
-fn list(dir: &Path) -> Result<Vec<(Guid, u64, SystemTime)>> {
-    let mut out = Vec::new();
-    let fanout = match fs::read_dir(dir) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(StoreError::io("list", dir, e)),
-    };
-    for entry in fanout {
-        let sub = entry.map_err(|e| StoreError::io("list", dir, e))?.path();
-        let Ok(files) = fs::read_dir(&sub) else {
-            continue;
-        };
-        for file in files.flatten() {
-            let name = file.file_name();
-            let Some(guid) = name.to_str().and_then(|n| n.parse::<Guid>().ok()) else {
-                continue;
-            };
-            if let Ok(meta) = file.metadata() {
-                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                out.push((guid, meta.len(), modified));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Summaries and full-text queue entries of GUIDs that no record refers to and no
