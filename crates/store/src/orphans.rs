@@ -254,6 +254,10 @@ impl Store {
                 }
             }
         }
+        // Blobs a killed `tern expire` condemned but did not delete.
+        if let Err(e) = self.shared.blobs.empty_trash(partition) {
+            tracing::warn!(partition, error = %e, "cannot empty the trash");
+        }
         let blobs_dir = root.join("blobs");
         let mut candidates = Vec::new();
         let fanout = fs::read_dir(&blobs_dir).map_err(|e| StoreError::io("list", &blobs_dir, e))?;

@@ -6,6 +6,11 @@
 //! blob present and commits later stats it in its own transaction, sees it gone, writes
 //! it again and retries.
 //!
+//! A blob is removed by renaming it into the partition's trash inside that
+//! transaction (cheap, and from then on a delivery finds it gone), and deleted from the
+//! trash after the commit, outside the write lock: on a filesystem mounted with
+//! `discard` an unlink waits for the device, and deliveries must not wait with it.
+//!
 //! Crash-safe without any durable list of candidates: a run lists every blob file of
 //! every partition and checks each against the records, so whatever an earlier run
 //! purged but did not get to collect (killed between the purge's commit and the
@@ -58,18 +63,50 @@ impl Store {
                 bytes += candidates.iter().map(|(_, s)| s).sum::<u64>();
                 continue;
             }
-            for chunk in candidates.chunks(COLLECT_BATCH) {
-                let (store, part, chunk) = (self.clone(), partition.clone(), chunk.to_vec());
-                let (n, b) = self.write(move |conn| store.remove_batch(conn, &part, &chunk))?;
-                blobs += n;
-                bytes += b;
-            }
+            // Deleted outside the write lock, by a thread of its own, while the next
+            // batches are condemned: deliveries wait only for the renames. It starts
+            // with what a killed run condemned but did not delete.
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let (n, b) = std::thread::scope(|scope| -> Result<(u64, u64)> {
+                let deleter = scope.spawn(|| -> Result<()> {
+                    loop {
+                        let last = done.load(std::sync::atomic::Ordering::Acquire);
+                        if self.blobs().empty_trash(&partition)? == 0 {
+                            if last {
+                                return Ok(());
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                        }
+                    }
+                });
+                let condemned = (|| -> Result<(u64, u64)> {
+                    let (mut n, mut b) = (0, 0);
+                    for chunk in candidates.chunks(COLLECT_BATCH) {
+                        let (store, part, chunk) =
+                            (self.clone(), partition.clone(), chunk.to_vec());
+                        let (bn, bb) =
+                            self.write(move |conn| store.remove_batch(conn, &part, &chunk))?;
+                        n += bn;
+                        b += bb;
+                    }
+                    Ok((n, b))
+                })();
+                done.store(true, std::sync::atomic::Ordering::Release);
+                let deleted = deleter.join().unwrap_or(Ok(()));
+                let condemned = condemned?;
+                deleted?;
+                Ok(condemned)
+            })?;
+            blobs += n;
+            bytes += b;
         }
         Ok((blobs, bytes))
     }
 
-    /// Inside a write transaction: removes each blob of `chunk` still unreferenced and
-    /// unpinned (rule 1 of `orphans.rs`), and the per-GUID rows of those removed.
+    /// Inside a write transaction: condemns each blob of `chunk` still unreferenced and
+    /// unpinned (rule 1 of `orphans.rs`: it leaves its name under the write lock; the
+    /// caller deletes it from the trash after the commit), and removes the per-GUID
+    /// rows of those condemned.
     pub(super) fn remove_batch(
         &self,
         conn: &Connection,
@@ -81,10 +118,9 @@ impl Store {
             if self.shared.pins.count(guid) > 0 || referenced(conn, guid)? {
                 continue;
             }
-            if !self.blobs().contains_any(partition, guid)? {
+            if !self.blobs().condemn(partition, guid)? {
                 continue;
             }
-            self.blobs().remove(partition, guid)?;
             let key = &guid.as_bytes()[..];
             conn.prepare_cached("DELETE FROM summaries WHERE guid = ?1")?
                 .execute(params![key])?;
