@@ -26,6 +26,10 @@ const MAX_AUTH_FAILURES: u32 = 3;
 /// Bytes of a message read from its file at a time.
 const CHUNK: usize = 128 * 1024;
 
+/// The write buffer: small, so an idle connection holds little; a message chunk larger
+/// than it goes to the socket without a copy.
+const OUT_BUFFER: usize = 8 * 1024;
+
 /// How long a client has to complete the TLS handshake after STLS.
 const STLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -84,7 +88,7 @@ pub(crate) async fn run(
         locks,
         peer,
         tls,
-        out: BufWriter::with_capacity(64 * 1024, output),
+        out: BufWriter::with_capacity(OUT_BUFFER, output),
         user: None,
         txn: None,
         errors: 0,
@@ -181,7 +185,7 @@ async fn start_tls(s: &mut Session, reader: &mut BufReader<Input>) -> bool {
     };
     let (input, output) = stream.split();
     *reader = BufReader::with_capacity(4096, input);
-    s.out = BufWriter::with_capacity(64 * 1024, output);
+    s.out = BufWriter::with_capacity(OUT_BUFFER, output);
     s.tls = true;
     s.user = None;
     true
