@@ -146,3 +146,123 @@ fn curl_list_retr_and_commands() {
     run_curl(&["-X", "DELE", &format!("{base}/1"), "-I"]);
     assert_eq!(server.live_uids("alice"), [2]);
 }
+
+/// True when `tool` runs; else says the test is skipped.
+fn have(tool: &str, version_flag: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(version_flag)
+        .output()
+        .is_ok_and(|o| o.status.success() || !o.stdout.is_empty());
+    if !ok {
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    ok
+}
+
+/// Runs fetchmail once with `options` in its rc file; its exit code (0: mail
+/// retrieved, 1: no mail).
+fn fetchmail(server: &Server, dir: &std::path::Path, options: &str) -> i32 {
+    use std::os::unix::fs::PermissionsExt;
+    let rc = dir.join("fetchmailrc");
+    let mbox = dir.join("mbox");
+    std::fs::write(
+        &rc,
+        format!(
+            "poll 127.0.0.1 service {} protocol pop3 uidl user \"alice\" password \"pw\" \
+             {options} mda \"cat >> {}\"\n",
+            server.addr.port(),
+            mbox.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new("fetchmail")
+        .env("HOME", dir)
+        .arg("-f")
+        .arg(&rc)
+        .arg("--idfile")
+        .arg(dir.join("ids"))
+        .args(["--nosyslog", "--sslproto", ""])
+        .output()
+        .unwrap();
+    out.status.code().unwrap_or(-1)
+}
+
+fn subjects(mbox: &std::path::Path) -> usize {
+    std::fs::read_to_string(mbox)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("Subject: "))
+        .count()
+}
+
+#[test]
+fn fetchmail_keep_then_delete() {
+    if !have("fetchmail", "--version") {
+        return;
+    }
+    let server = start();
+    server.deliver("alice", &message("one", 2));
+    server.deliver("alice", &message("two", 2));
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(fetchmail(&server, dir.path(), "keep"), 0);
+    assert_eq!(subjects(&dir.path().join("mbox")), 2);
+    // Keep mode remembers the UIDLs: nothing new the second time.
+    assert_eq!(fetchmail(&server, dir.path(), "keep"), 1);
+    assert_eq!(subjects(&dir.path().join("mbox")), 2);
+    assert_eq!(server.live_uids("alice"), [1, 2]);
+    server.deliver("alice", &message("three", 1));
+    assert_eq!(fetchmail(&server, dir.path(), "keep"), 0);
+    assert_eq!(subjects(&dir.path().join("mbox")), 3);
+    // Delete mode, everything fetched again and flushed at QUIT.
+    assert_eq!(fetchmail(&server, dir.path(), "fetchall nokeep"), 0);
+    assert_eq!(subjects(&dir.path().join("mbox")), 6);
+    assert!(server.live_uids("alice").is_empty());
+}
+
+#[test]
+fn mpop_keep_then_delete() {
+    if !have("mpop", "--version") {
+        return;
+    }
+    let server = start();
+    server.deliver("alice", &message("one", 2));
+    server.deliver("alice", &message("two", 2));
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("mbox");
+    let mpop = |keep: &str| {
+        let out = Command::new("mpop")
+            .env("HOME", dir.path())
+            .args(["-C", "/dev/null", "--host=127.0.0.1", "--user=alice"])
+            .arg(format!("--port={}", server.addr.port()))
+            .args(["--passwordeval=echo pw", "--tls=off", "--auth=user"])
+            .arg(format!("--delivery=mbox,{}", mbox.display()))
+            .arg(format!(
+                "--uidls-file={}",
+                dir.path().join("uidls").display()
+            ))
+            .arg(format!("--keep={keep}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    mpop("on");
+    assert_eq!(subjects(&mbox), 2);
+    let uidls = std::fs::read_to_string(dir.path().join("uidls")).unwrap();
+    let v = server.uidvalidity("alice");
+    assert!(uidls.contains(&format!("{v}.1\n{v}.2")), "{uidls}");
+    mpop("on");
+    assert_eq!(subjects(&mbox), 2, "known UIDLs are not fetched again");
+    assert_eq!(server.live_uids("alice"), [1, 2]);
+    server.deliver("alice", &message("three", 1));
+    mpop("off");
+    assert_eq!(subjects(&mbox), 3, "only the new message");
+    assert!(
+        server.live_uids("alice").is_empty(),
+        "mpop deletes all it has"
+    );
+}
