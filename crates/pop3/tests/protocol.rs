@@ -89,17 +89,7 @@ fn a_dropped_connection_deletes_nothing_and_rset_undoes_dele() {
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     drop(c);
     // The session notices the close; its lock goes with it.
-    let mut c = loop {
-        let mut c = server.connect();
-        c.send("USER alice");
-        c.line();
-        let r = c.cmd("PASS pw");
-        if r.starts_with("+OK") {
-            break c;
-        }
-        assert!(r.starts_with("-ERR [IN-USE]"), "{r}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut c = login_when_free(&server);
     assert_eq!(server.live_uids("alice"), [1, 2]);
     assert!(c.cmd("DELE 1").starts_with("+OK"));
     assert!(c.cmd("RSET").starts_with("+OK Maildrop has 2 messages"));
@@ -315,4 +305,46 @@ fn no_passwords_in_clear_text_when_not_allowed() {
     let refused = "-ERR [AUTH] Passwords only over TLS: use STLS first";
     assert_eq!(c.cmd("USER alice"), refused);
     assert_eq!(c.cmd("AUTH PLAIN AGFsaWNlAHB3"), refused);
+}
+
+/// Logs in as alice, waiting for a previous session's lock to go.
+fn login_when_free(server: &Server) -> Client<std::net::TcpStream> {
+    loop {
+        let mut c = server.connect();
+        c.send("USER alice");
+        c.line();
+        let r = c.cmd("PASS pw");
+        if r.starts_with("+OK") {
+            return c;
+        }
+        assert!(r.starts_with("-ERR [IN-USE]"), "{r}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn vanishing_mid_retr_or_idling_out_deletes_nothing() {
+    let server = start_with(Pop3Config {
+        idle_timeout: Duration::from_secs(1),
+        preauth_timeout: Duration::from_secs(1),
+        auth_failure_delay: Duration::from_millis(10),
+        ..Pop3Config::default()
+    });
+    server.deliver("alice", &message("a", 1));
+    server.deliver("alice", &message("big", 200_000));
+    let mut c = login_when_free(&server);
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    assert!(c.cmd("RETR 2").starts_with("+OK"));
+    drop(c); // mid-RETR: megabytes unread
+    let mut c = login_when_free(&server);
+    assert_eq!(server.live_uids("alice"), [1, 2]);
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    assert_eq!(c.line(), "-ERR Autologout: idle too long, nothing deleted");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut c.reader, &mut rest).unwrap();
+    assert_eq!(rest, "", "the server closed the connection");
+    assert_eq!(server.live_uids("alice"), [1, 2]);
+    // Not logging in in time ends the connection the same way.
+    let mut c = server.connect();
+    assert!(c.line().starts_with("-ERR Autologout"));
 }
