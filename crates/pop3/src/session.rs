@@ -495,6 +495,8 @@ impl Session {
                 format!("+OK {n} {uidl}")
             }
             Command::List(None) | Command::Uidl(None) => {
+                // Written as it is made, a piece at a time: a maildrop of 100,000
+                // messages does not become one string.
                 let uidl = matches!(command, Command::Uidl(None));
                 let mut text = String::from("+OK\r\n");
                 for (i, m) in drop.messages.iter().enumerate() {
@@ -507,6 +509,10 @@ impl Session {
                         m.record.size.to_string()
                     };
                     text.push_str(&format!("{} {value}\r\n", i + 1));
+                    if text.len() >= OUT_BUFFER {
+                        self.out.write_all(text.as_bytes()).await?;
+                        text.clear();
+                    }
                 }
                 text.push('.');
                 text

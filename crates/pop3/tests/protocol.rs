@@ -348,3 +348,32 @@ fn vanishing_mid_retr_or_idling_out_deletes_nothing() {
     let mut c = server.connect();
     assert!(c.line().starts_with("-ERR Autologout"));
 }
+
+#[test]
+fn long_listings_arrive_whole() {
+    let server = start();
+    let n = 900; // the listings span several write buffers
+    for i in 0..n {
+        server.deliver("alice", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let v = server.uidvalidity("alice");
+    let mut c = server.connect();
+    c.login("alice");
+    c.send("UIDL");
+    assert_eq!(c.line(), "+OK");
+    let uidls = c.multi();
+    assert_eq!(uidls.len(), n);
+    for (i, l) in uidls.iter().enumerate() {
+        assert_eq!(*l, format!("{} {v}.{}", i + 1, i + 1));
+    }
+    assert!(c.cmd("DELE 5").starts_with("+OK"));
+    c.send("LIST");
+    assert_eq!(c.line(), "+OK");
+    let list = c.multi();
+    assert_eq!(list.len(), n - 1);
+    assert_eq!(list[4], "6 17");
+    assert_eq!(
+        list[n - 2],
+        format!("{n} {}", format!("Subject: {}\r\n\r\nx\r\n", n - 1).len())
+    );
+}
