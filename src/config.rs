@@ -17,6 +17,7 @@ hostname = "localhost"
 imap = "127.0.0.1:1143"
 imaps = "127.0.0.1:1993"
 pop3 = "127.0.0.1:1110"
+pop3s = "127.0.0.1:1995"
 lmtp = "127.0.0.1:2424"
 nntp = "127.0.0.1:1119"
 # sync = "127.0.0.1:2005"  (only on a replica: a server that takes replication is one)
@@ -36,6 +37,12 @@ max_connections = 64
 max_connections_per_ip = 16
 require_tls = false
 chain = false
+
+[pop3]
+max_connections = 256
+max_connections_per_ip = 32
+preauth_timeout = 180
+idle_timeout = 600
 
 [imap]
 max_literal = 67108864
@@ -73,6 +80,7 @@ struct FileConfig {
     listen: Option<Listen>,
     lmtp: Option<LmtpFile>,
     imap: Option<ImapFile>,
+    pop3: Option<Pop3File>,
     tls: Option<TlsFile>,
     replication: Option<ReplicationFile>,
     sync: Option<SyncFile>,
@@ -285,11 +293,27 @@ pub struct Listen {
     /// IMAP over implicit TLS (`[tls]`, or the generated certificate).
     pub imaps: Option<String>,
     pub pop3: Option<String>,
+    /// POP3 over implicit TLS (`[tls]`, or the generated certificate).
+    pub pop3s: Option<String>,
     pub lmtp: Option<String>,
     /// LMTP on a Unix domain socket (a path).
     pub lmtp_socket: Option<PathBuf>,
     pub nntp: Option<String>,
     pub sync: Option<String>,
+}
+
+/// `[pop3]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pop3File {
+    max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
+    /// Seconds to log in.
+    preauth_timeout: Option<u64>,
+    /// Seconds; RFC 1939 asks for at least 10 minutes.
+    idle_timeout: Option<u64>,
+    /// Allow USER/PASS and AUTH in clear text from loopback.
+    plaintext_auth: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -318,6 +342,8 @@ pub struct Config {
     pub listen: Listen,
     pub lmtp: tern_lmtp::LmtpConfig,
     pub imap: tern_imap::ImapConfig,
+    /// `[pop3]` (its TLS configuration is set by `tern serve`).
+    pub pop3: tern_pop3::Pop3Config,
     /// `[tls]`, when given; without it `tern serve` uses a self-signed certificate
     /// it generates in the data directory (`src/tls.rs`).
     pub tls: Option<TlsFiles>,
@@ -360,6 +386,7 @@ impl Config {
             listen: Listen::default(),
             lmtp: tern_lmtp::LmtpConfig::default(),
             imap: tern_imap::ImapConfig::default(),
+            pop3: tern_pop3::Pop3Config::default(),
             tls: None,
             replication: None,
             sync: SyncListen {
@@ -389,6 +416,7 @@ impl Config {
         if let Some(v) = file.hostname {
             self.hostname = v.clone();
             self.lmtp.hostname = v.clone();
+            self.pop3.hostname = v.clone();
             self.imap.hostname = v;
         }
         if let Some(v) = file.default_partition {
@@ -498,6 +526,27 @@ impl Config {
                 imap.plaintext_auth = v;
             }
         }
+        if let Some(p) = file.pop3 {
+            let pop3 = &mut self.pop3;
+            if let Some(v) = p.max_connections {
+                pop3.max_connections = positive("pop3.max_connections", v)? as usize;
+            }
+            if let Some(v) = p.max_connections_per_ip {
+                pop3.max_connections_per_ip = v as usize;
+            }
+            if let Some(v) = p.preauth_timeout {
+                pop3.preauth_timeout = Duration::from_secs(positive("pop3.preauth_timeout", v)?);
+            }
+            if let Some(v) = p.idle_timeout {
+                if v < 600 {
+                    bail!("pop3.idle_timeout: {v} is under the 600 seconds RFC 1939 requires");
+                }
+                pop3.idle_timeout = Duration::from_secs(v);
+            }
+            if let Some(v) = p.plaintext_auth {
+                pop3.plaintext_auth = v;
+            }
+        }
         if let Some(r) = file.replication {
             let replica = r.replica.ok_or_else(|| {
                 anyhow!("replication.replica: missing (host:port of the replica's sync listener)")
@@ -594,6 +643,7 @@ impl Config {
             ("listen.imap", &l.imap),
             ("listen.imaps", &l.imaps),
             ("listen.pop3", &l.pop3),
+            ("listen.pop3s", &l.pop3s),
             ("listen.lmtp", &l.lmtp),
             ("listen.nntp", &l.nntp),
             ("listen.sync", &l.sync),
@@ -743,6 +793,11 @@ mod tests {
         let c = Config::load(None).unwrap();
         assert!(c.tls.is_none() && c.imap.plaintext_auth);
         assert_eq!(c.listen.imaps.as_deref(), Some("127.0.0.1:1993"));
+        assert_eq!(c.listen.pop3s.as_deref(), Some("127.0.0.1:1995"));
+        let c = load_str("[pop3]\nplaintext_auth = false\nmax_connections = 3\n").unwrap();
+        assert!(!c.pop3.plaintext_auth && c.pop3.max_connections == 3);
+        let e = format!("{:#}", load_str("[pop3]\nidle_timeout = 60\n").unwrap_err());
+        assert!(e.contains("pop3.idle_timeout"), "{e}");
         let c = load_str("[listen]\nimaps = \"127.0.0.1:0\"\n[imap]\nplaintext_auth = false\n")
             .unwrap();
         assert!(c.listeners().contains(&("listen.imaps", "127.0.0.1:0")));

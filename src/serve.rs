@@ -58,6 +58,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .with_throttle(throttle.clone())
     .with_budget(budget.clone());
+    // One POP3 service for both POP3 listeners: one connection limit, one set of
+    // maildrop locks ([IN-USE] holds across pop3 and pop3s).
+    let pop3 = tern_pop3::Pop3Server::new(
+        store.clone(),
+        tern_pop3::Pop3Config {
+            tls: tls.clone(),
+            ..config.pop3.clone()
+        },
+    )
+    .with_throttle(throttle.clone());
 
     for (key, value) in config.listeners() {
         let addr = parse_addr(key, value)?;
@@ -79,6 +89,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("imaps listening on {}", listener.local_addr()?);
                 tasks.spawn(imap.clone().serve_tls(listener, stopped.clone()));
+            }
+            "listen.pop3" => {
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
+                tracing::info!("pop3 listening on {}", listener.local_addr()?);
+                tasks.spawn(pop3.clone().serve_tcp(listener, stopped.clone()));
+            }
+            "listen.pop3s" => {
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
+                tracing::info!("pop3s listening on {}", listener.local_addr()?);
+                tasks.spawn(pop3.clone().serve_tls(listener, stopped.clone()));
             }
             "listen.sync" => {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
@@ -180,6 +200,7 @@ async fn expire_on_schedule(
 fn check_open_files(config: &Config) {
     let wanted = config.imap.max_connections
         + config.lmtp.max_connections
+        + config.pop3.max_connections
         + config.sync.max_connections
         + 512;
     match tern_net::rlimit::raise_open_files() {
