@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
@@ -66,17 +66,6 @@ fn deliver_one(server: &TernServer, i: usize) {
     assert!(r[0].starts_with("250"), "{r:?}");
 }
 
-/// The blob file of INBOX's record `uid`.
-fn blob_of(data: &Path, uid: u32) -> PathBuf {
-    let store = open_store(data);
-    let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
-    let record = store
-        .records_by_uid(&owner("alice"), &inbox.uniqueid, &[uid])
-        .unwrap()
-        .remove(0);
-    store.blobs().path("default", &record.guid).unwrap()
-}
-
 /// The UIDs a fresh IMAP session lists in INBOX.
 fn uids(server: &TernServer) -> Vec<u32> {
     let mut imap = Imap::login(server.imap, "alice", "pw");
@@ -105,7 +94,7 @@ fn a_deleted_blob_becomes_an_expunge_that_qresync_clients_see() {
     let before = number_after(&selected, "HIGHESTMODSEQ");
     imap.cmd("LOGOUT");
 
-    std::fs::remove_file(blob_of(&server.data_dir(), 3)).unwrap();
+    std::fs::remove_file(inbox_blob(&server.data_dir(), 3)).unwrap();
     let found = check_status(&server.config, &[], 1);
     let text = stdout(&found);
     assert!(
@@ -145,10 +134,10 @@ fn a_truncated_blob_is_found_by_size_and_a_flipped_byte_only_by_deep() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with_mail(dir.path(), 4);
     let data = server.data_dir();
-    let truncated = blob_of(&data, 1);
+    let truncated = inbox_blob(&data, 1);
     let bytes = std::fs::read(&truncated).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let flipped = blob_of(&data, 2);
+    let flipped = inbox_blob(&data, 2);
     let mut bytes = std::fs::read(&flipped).unwrap();
     let at = bytes.len() - 10;
     bytes[at] ^= 0x20;
@@ -355,7 +344,7 @@ fn kill_9_in_the_middle_of_a_repair_and_the_next_one_finishes() {
     let data = server.data_dir();
     let damaged: Vec<u32> = (1..=120).filter(|u| u % 2 == 0).collect();
     for &uid in &damaged {
-        std::fs::remove_file(blob_of(&data, uid)).unwrap();
+        std::fs::remove_file(inbox_blob(&data, uid)).unwrap();
     }
     let found = check_status(&server.config, &[], 1);
     assert_eq!(total(&found, "findings"), damaged.len() as u64);

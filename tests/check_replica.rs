@@ -5,7 +5,7 @@
 mod common;
 mod pair;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use common::imap::Imap;
@@ -24,16 +24,6 @@ fn check(config: &Path, args: &[&str], status: i32) -> String {
     text
 }
 
-fn blob_of(server: &TernServer, uid: u32) -> PathBuf {
-    let store = open_store(&server.data_dir());
-    let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
-    let record = store
-        .records_by_uid(&owner("alice"), &inbox.uniqueid, &[uid])
-        .unwrap()
-        .remove(0);
-    store.blobs().path("default", &record.guid).unwrap()
-}
-
 fn body(server: &TernServer, uid: u32) -> Option<String> {
     let mut imap = Imap::login(server.imap, "alice", PASSWORD);
     imap.cmd("SELECT INBOX");
@@ -50,14 +40,14 @@ fn damaged_messages_come_back_from_the_replica_and_only_what_it_lacks_is_expunge
     deliver(&p.master, "alice", "", "heal", 1..5);
     sync_ok(p.mconf(), &[]);
     let original = body(&p.master, 2).unwrap();
-    std::fs::remove_file(blob_of(&p.master, 2)).unwrap();
-    let flipped = blob_of(&p.master, 3);
+    std::fs::remove_file(inbox_blob(&p.master.data_dir(), 2)).unwrap();
+    let flipped = inbox_blob(&p.master.data_dir(), 3);
     let mut bytes = std::fs::read(&flipped).unwrap();
     bytes[5] ^= 0x01;
     std::fs::write(&flipped, bytes).unwrap();
     // Delivered after the sync: only the master had it.
     deliver(&p.master, "alice", "", "heal", 5..6);
-    std::fs::remove_file(blob_of(&p.master, 5)).unwrap();
+    std::fs::remove_file(inbox_blob(&p.master.data_dir(), 5)).unwrap();
 
     let found = check(p.mconf(), &["--deep"], 1);
     assert!(found.contains("may hold good copies"), "{found}");
@@ -82,7 +72,7 @@ fn damaged_messages_come_back_from_the_replica_and_only_what_it_lacks_is_expunge
     assert_verify_clean(p.mconf());
 
     // A replica that cannot be asked: nothing is expunged, and the check says why.
-    std::fs::remove_file(blob_of(&p.master, 4)).unwrap();
+    std::fs::remove_file(inbox_blob(&p.master.data_dir(), 4)).unwrap();
     p.replica.kill9();
     let left = check(p.mconf(), &["--repair"], 1);
     assert!(left.contains("cannot be asked for good copies"), "{left}");
@@ -98,7 +88,7 @@ fn a_replica_does_not_expunge_its_damaged_messages() {
     let p = Pair::new();
     deliver(&p.master, "alice", "", "rep", 1..4);
     sync_ok(p.mconf(), &[]);
-    std::fs::remove_file(blob_of(&p.replica, 2)).unwrap();
+    std::fs::remove_file(inbox_blob(&p.replica.data_dir(), 2)).unwrap();
     check(&p.replica.config, &[], 1);
     let left = check(&p.replica.config, &["--repair"], 1);
     assert!(

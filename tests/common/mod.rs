@@ -319,6 +319,18 @@ pub fn open_store(data_dir: &Path) -> tern_store::Store {
     tern_store::Store::open(tern_store::StoreConfig::new(data_dir)).unwrap()
 }
 
+/// The blob file of alice's INBOX record `uid` in the data directory `data` (tests
+/// damage it on purpose).
+pub fn inbox_blob(data: &Path, uid: u32) -> PathBuf {
+    let store = open_store(data);
+    let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
+    let record = store
+        .records_by_uid(&owner("alice"), &inbox.uniqueid, &[uid])
+        .unwrap()
+        .remove(0);
+    store.blobs().path("default", &record.guid).unwrap()
+}
+
 /// The owner of a user's mailboxes, as an actor for store calls.
 pub fn owner(user: &str) -> tern_store::Actor {
     tern_store::Actor {
