@@ -11,6 +11,8 @@ use tern_store::{ExpirePolicy, ExpireSetting, Quota, Store};
 
 use crate::config::Config;
 
+pub mod shared;
+
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Users and passwords.
@@ -27,6 +29,11 @@ pub enum AdminCommand {
     Quota {
         #[command(subcommand)]
         command: QuotaCommand,
+    },
+    /// Shared mailboxes (IMAP `Shared Folders/`), governed by their ACL.
+    Shared {
+        #[command(subcommand)]
+        command: shared::SharedCommand,
     },
 }
 
@@ -113,6 +120,7 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::User { command } => user(&store, command),
         AdminCommand::Mailbox { command } => mailbox(&store, command),
         AdminCommand::Quota { command } => quota(&store, command),
+        AdminCommand::Shared { command } => shared::run(&store, command),
     }
 }
 
@@ -152,6 +160,9 @@ fn user(store: &Store, command: UserCommand) -> anyhow::Result<()> {
                 "USER", "ADMIN", "BYTES", "BYTE-LIMIT", "MESSAGES", "MSG-LIMIT"
             );
             for u in store.users()? {
+                if tern_store::is_reserved_user(&u.name) {
+                    continue;
+                }
                 println!(
                     "{:<24} {:<5} {:>12} {:>12} {:>9} {:>9}",
                     u.name,

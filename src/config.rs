@@ -31,6 +31,9 @@ duplicate_window = 259200
 over_quota_permanent = false
 idle_timeout = 300
 data_timeout = 600
+# <postuser>+<mailbox>@ (or +<mailbox>@) delivers into a shared mailbox whose ACL
+# grants p to anyone
+postuser = "bb"
 
 [sync]
 max_connections = 64
@@ -330,6 +333,8 @@ struct LmtpFile {
     idle_timeout: Option<u64>,
     /// Seconds for a whole DATA body.
     data_timeout: Option<u64>,
+    /// The local part addressing shared mailboxes (`bb+news/list@`).
+    postuser: Option<String>,
 }
 
 /// The configuration in force, validated.
@@ -454,6 +459,12 @@ impl Config {
             }
             if let Some(v) = l.data_timeout {
                 lmtp.data_timeout = Duration::from_secs(positive("lmtp.data_timeout", v)?);
+            }
+            if let Some(v) = l.postuser {
+                if v.is_empty() || v.contains(['+', '@']) || v.len() > 64 {
+                    bail!("lmtp.postuser: {v:?} must be 1 to 64 characters without + or @");
+                }
+                lmtp.postuser = v;
             }
         }
         if let Some(v) = file.sync {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use tern_store::{Mailbox, Rights, StoreError, OTHER_USERS};
+use tern_store::{strip_shared_folders, Mailbox, Rights, StoreError, OTHER_USERS, SHARED_FOLDERS};
 
 use crate::response::push_mailbox;
 use crate::selected::{compress_uids, flag_fetch, Reporting, Selected};
@@ -47,21 +47,17 @@ impl<W> Session<W> {
                     .without(Rights::SEEN)
                     .without(Rights::ALL.without(changes))
                     .is_empty();
-        let (mut view, mailbox) =
+        let (mut view, mailbox, first_unseen) =
             match Selected::open(&self.store, &actor, &target.uniqueid, read_only) {
                 Ok(v) => v,
                 Err(e) => return Outcome::store_error(&e),
             };
-        let counts = match self.store.mailbox_counts(&actor, &mailbox.uniqueid) {
-            Ok((_, c)) => c,
-            Err(e) => return Outcome::store_error(&e),
-        };
         for line in view.flags_lines() {
             self.untagged(&line);
         }
         self.untagged(&format!("{} EXISTS", view.exists()));
         self.untagged(&format!("{} RECENT", view.recent.len()));
-        if let Some(seq) = counts.first_unseen.and_then(|u| view.seq_of(u)) {
+        if let Some(seq) = first_unseen.and_then(|u| view.seq_of(u)) {
             self.untagged(&format!("OK [UNSEEN {seq}] First unseen"));
         }
         self.untagged(&format!(
@@ -151,6 +147,9 @@ impl<W> Session<W> {
         if in_other_users(name) {
             return Outcome::no("[NOPERM] Mailboxes can only be created in your own namespace");
         }
+        if in_shared_folders(name) {
+            return self.create_shared(name);
+        }
         // The whole name is checked before any parent is made: `CREATE a/b/..` must not
         // leave `a` and `a/b` behind when `a/b/..` is refused.
         if let Err(e) = tern_store::names::normalize_mailbox(name) {
@@ -209,7 +208,14 @@ impl<W> Session<W> {
             return Outcome::no("[NOPERM] Only the owner may delete a mailbox");
         }
         let user = self.user_name().to_owned();
-        match self.store.delete_mailbox(&user, name) {
+        let deleted = match strip_shared_folders(name) {
+            Some(shared) => self.store.delete_shared_mailbox(&self.actor(), shared),
+            None if in_shared_folders(name) => {
+                return Outcome::no("[NOPERM] The shared namespace itself cannot be deleted")
+            }
+            None => self.store.delete_mailbox(&user, name),
+        };
+        match deleted {
             Ok(deleted) => {
                 if self
                     .selected
@@ -229,6 +235,11 @@ impl<W> Session<W> {
         if in_other_users(from) || in_other_users(to) {
             return Outcome::no(
                 "[NOPERM] Only the owner may rename a mailbox, within their namespace",
+            );
+        }
+        if in_shared_folders(from) || in_shared_folders(to) {
+            return Outcome::no(
+                "[NOPERM] Shared mailboxes are renamed by an administrator with tern admin",
             );
         }
         let user = self.user_name().to_owned();
@@ -494,6 +505,33 @@ pub(crate) fn pattern_matches(pattern: &str, name: &str) -> bool {
 
 /// Whether `name` is the shared namespace's root or inside it (where no user may
 /// create or rename a mailbox of their own), trailing separators ignored.
+impl<W> Session<W> {
+    /// CREATE in `Shared Folders/`: administrators only, the mailbox alone (no parents:
+    /// a shared name is a path, not a tree of mailboxes the administrator must create).
+    fn create_shared(&mut self, name: &str) -> Outcome {
+        let Some(shared) = strip_shared_folders(name) else {
+            return Outcome::no("[NOPERM] The shared namespace itself cannot be created");
+        };
+        let actor = self.actor();
+        if !actor.is_admin {
+            return Outcome::no("[NOPERM] Only administrators create shared mailboxes");
+        }
+        match self.store.create_shared_mailbox(&actor, shared, &[]) {
+            Ok(_) => Outcome::ok("CREATE completed"),
+            Err(StoreError::MailboxExists { .. }) => {
+                Outcome::no("[ALREADYEXISTS] Mailbox already exists")
+            }
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+}
+
+/// True for `Shared Folders` and any name below it (case-insensitive, as clients type it).
+fn in_shared_folders(name: &str) -> bool {
+    let name = name.trim_end_matches('/');
+    name.eq_ignore_ascii_case(SHARED_FOLDERS) || strip_shared_folders(name).is_some()
+}
+
 fn in_other_users(name: &str) -> bool {
     let name = name.trim_end_matches('/');
     name == OTHER_USERS

@@ -67,17 +67,20 @@ pub(crate) struct Reporting {
 }
 
 impl Selected {
-    /// Opens a view on the live records of `id`.
+    /// Opens a view on the live records of `id`, from one store snapshot
+    /// ([`Store::mailbox_view`]); also gives the mailbox row and the first unseen UID
+    /// of that snapshot.
     pub(crate) fn open(
         store: &Store,
         actor: &Actor,
         id: &UniqueId,
         read_only: bool,
-    ) -> Result<(Selected, tern_store::Mailbox), StoreError> {
+    ) -> Result<(Selected, tern_store::Mailbox, Option<Uid>), StoreError> {
         let watch = store.watch(id);
-        let (mailbox, uids) = store.live_uids(actor, id)?;
-        // Read after the records: it holds at least their keywords (the table only grows).
-        let keywords = store.keywords_for(actor, id)?.into_iter().collect();
+        let snapshot = store.mailbox_view(actor, id)?;
+        let uids = snapshot.uids();
+        let (mailbox, first_unseen) = (snapshot.mailbox, snapshot.first_unseen);
+        let keywords = snapshot.keywords.into_iter().collect();
         let recent_above = if read_only {
             mailbox.last_uid
         } else {
@@ -100,6 +103,7 @@ impl Selected {
                 keywords,
             },
             mailbox,
+            first_unseen,
         ))
     }
 

@@ -597,7 +597,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 Outcome::ok("ENABLE completed")
             }
             CommandBody::Namespace => {
-                self.untagged("NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL");
+                self.untagged("NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) ((\"Shared Folders/\" \"/\"))");
                 Outcome::ok("NAMESPACE completed")
             }
             CommandBody::Select {

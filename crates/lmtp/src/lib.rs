@@ -51,6 +51,11 @@ pub struct LmtpConfig {
     /// The whole DATA body must arrive within this long; a client that stalls is
     /// told `421` and nothing is stored.
     pub data_timeout: Duration,
+    /// The local part that addresses the shared namespace (Cyrus's `postuser`):
+    /// `<postuser>+<mailbox>@` (and `+<mailbox>@`) delivers into the shared mailbox
+    /// `<mailbox>` when its ACL grants `p` to anyone. A user of this name receives
+    /// plain `<postuser>@` mail as usual, but not `+folder` mail.
+    pub postuser: String,
 }
 
 impl Default for LmtpConfig {
@@ -65,6 +70,7 @@ impl Default for LmtpConfig {
             over_quota_permanent: false,
             idle_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            postuser: "bb".to_owned(),
         }
     }
 }

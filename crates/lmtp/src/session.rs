@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use tern_net::lines::{read_body, read_line, Body, Line};
 use tern_net::{Connection, MemoryBudget};
-use tern_store::{Delivered, DeliveryOptions, DeliveryTarget, Store, StoreError};
+use tern_store::{
+    is_reserved_user, Acl, Delivered, DeliveryOptions, DeliveryTarget, Store, StoreError,
+    SHARED_OWNER,
+};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
 use crate::address::{parse_mail_from, parse_rcpt_to, MailFrom, Recipient};
@@ -230,6 +233,13 @@ impl<W: AsyncWrite + Unpin> Session<W> {
         if self.recipients.len() >= self.config.max_recipients {
             return self.reply("452 4.5.3 Too many recipients").await;
         }
+        if is_reserved_user(&rcpt.user) {
+            let reply = unknown(&rcpt);
+            return self.reply(&reply).await;
+        }
+        if let Some(folder) = self.shared_folder(&rcpt) {
+            return self.rcpt_shared(rcpt, folder).await;
+        }
         let store = self.store.clone();
         let name = rcpt.user.clone();
         let user = tokio::task::spawn_blocking(move || store.user(&name)).await;
@@ -250,12 +260,41 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                     "250 2.1.5 Ok".to_owned()
                 }
             }
-            Ok(Ok(None)) => format!(
-                "550 5.1.1 <{}>: Recipient address rejected: User unknown",
-                rcpt.address
-            ),
+            Ok(Ok(None)) => unknown(&rcpt),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "lmtp recipient lookup failed");
+                "451 4.3.0 Temporary failure looking up recipient".to_owned()
+            }
+            Err(_) => "451 4.3.0 Temporary failure looking up recipient".to_owned(),
+        };
+        self.reply(&reply).await
+    }
+
+    /// The shared mailbox a recipient names: `+<mailbox>@` or `<postuser>+<mailbox>@`.
+    fn shared_folder(&self, rcpt: &Recipient) -> Option<String> {
+        let folder = rcpt.folder.as_ref()?;
+        (rcpt.user.is_empty() || rcpt.user.eq_ignore_ascii_case(&self.config.postuser))
+            .then(|| folder.clone())
+    }
+
+    /// RCPT into the shared namespace: accepted only when the mailbox exists and its ACL
+    /// lets anyone post (`p`); otherwise the address is unknown, so a probe learns
+    /// nothing about shared mailboxes that are not open to mail.
+    async fn rcpt_shared(&mut self, rcpt: Recipient, folder: String) -> std::io::Result<()> {
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.shared_mailbox(&folder)).await;
+        let reply = match found {
+            Ok(Ok(Some(m))) if Acl::parse(&m.acl).anyone_may_post() => {
+                self.recipients.push(Recipient {
+                    user: SHARED_OWNER.to_owned(),
+                    folder: Some(m.name),
+                    ..rcpt
+                });
+                "250 2.1.5 Ok".to_owned()
+            }
+            Ok(Ok(_)) => unknown(&rcpt),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "lmtp shared mailbox lookup failed");
                 "451 4.3.0 Temporary failure looking up recipient".to_owned()
             }
             Err(_) => "451 4.3.0 Temporary failure looking up recipient".to_owned(),
@@ -396,4 +435,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 fn message_id(message: &[u8]) -> Option<String> {
     let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
     parsed.message_id().map(|id| id.chars().take(998).collect())
+}
+
+/// The reply for an address that names no one who may receive mail here.
+fn unknown(rcpt: &Recipient) -> String {
+    format!(
+        "550 5.1.1 <{}>: Recipient address rejected: User unknown",
+        rcpt.address
+    )
 }

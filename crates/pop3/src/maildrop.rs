@@ -1,12 +1,12 @@
 //! The maildrop: INBOX as a snapshot of its live records at login, and messages put
 //! on the wire (dot-stuffed, whole or as TOP's header and first lines).
 
-use tern_store::{Mailbox, Record, Uid};
+use tern_store::{Mailbox, MailboxView, Uid, ViewMessage};
 
 /// One message of the snapshot.
 #[derive(Debug, Clone)]
 pub(crate) struct Message {
-    pub(crate) record: Record,
+    pub(crate) record: ViewMessage,
     /// Marked by DELE in this session (undone by RSET).
     pub(crate) deleted: bool,
     /// Sent by RETR: marked `\Seen` at QUIT.
@@ -20,8 +20,12 @@ pub(crate) struct Maildrop {
 }
 
 impl Maildrop {
-    pub(crate) fn new(mailbox: Mailbox, records: Vec<Record>) -> Maildrop {
-        let messages = records
+    /// The maildrop of one [`Store::mailbox_view`](tern_store::Store::mailbox_view)
+    /// snapshot.
+    pub(crate) fn new(view: MailboxView) -> Maildrop {
+        let mailbox = view.mailbox;
+        let messages = view
+            .messages
             .into_iter()
             .map(|record| Message {
                 record,
@@ -68,9 +72,7 @@ impl Maildrop {
     pub(crate) fn retrieved_uids(&self) -> Vec<Uid> {
         self.messages
             .iter()
-            .filter(|m| {
-                m.retrieved && !m.deleted && !m.record.flags.contains(&tern_store::Flag::Seen)
-            })
+            .filter(|m| m.retrieved && !m.deleted && !m.record.seen)
             .map(|m| m.record.uid)
             .collect()
     }

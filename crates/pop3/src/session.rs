@@ -404,7 +404,7 @@ impl Session {
             self.error(&format!("-ERR No such message: {n}")).await;
             return Ok(());
         };
-        let record = message.record.clone();
+        let record = message.record;
         let size = record.size;
         let (store, actor, mailbox) = (
             self.store.clone(),
@@ -414,10 +414,10 @@ impl Session {
         // The record's current state and its first chunk in one blocking task.
         let opened = tokio::task::spawn_blocking(move || {
             let now = store.records_by_uid(&actor, &mailbox.uniqueid, &[record.uid])?;
-            if now.first().is_none_or(|r| r.expunged_modseq.is_some()) {
+            let Some(current) = now.into_iter().find(|r| r.expunged_modseq.is_none()) else {
                 return Ok(None);
-            }
-            let file = store.open_message(&mailbox, &record)?;
+            };
+            let file = store.open_message(&mailbox, &current)?;
             let first = read_chunk(&file, 0)?;
             Ok::<_, StoreError>(Some((file, first)))
         })

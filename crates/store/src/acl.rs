@@ -191,12 +191,30 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// A client that has not authenticated: its rights come only from the ACL entry
+    /// `anonymous` ([`crate::ANONYMOUS`]); `anyone` does not cover it.
+    pub fn anonymous() -> Actor {
+        Actor {
+            name: String::new(),
+            is_admin: false,
+        }
+    }
+
+    /// True for [`Actor::anonymous`].
+    pub fn is_anonymous(&self) -> bool {
+        self.name.is_empty()
+    }
+
     /// The rights this actor has on `mailbox`.
     pub fn rights(&self, mailbox: &Mailbox) -> Rights {
+        let acl = Acl::parse(&mailbox.acl);
+        if self.is_anonymous() {
+            let anon = crate::shared::ANONYMOUS;
+            return acl.get(anon).without(acl.get(&format!("-{anon}")));
+        }
         if mailbox.user == self.name {
             return Rights::ALL;
         }
-        let acl = Acl::parse(&mailbox.acl);
         let granted = acl.get(&self.name) | acl.get(ANYONE);
         let denied = acl.get(&format!("-{}", self.name)) | acl.get(&format!("-{ANYONE}"));
         let mut rights = granted.without(denied);
@@ -235,7 +253,10 @@ impl crate::Store {
     /// `Other Users/<owner>/<name>`. `None` when it does not exist or the actor may not
     /// see it (the two are indistinguishable to the actor).
     pub fn resolve(&self, actor: &Actor, name: &str) -> Result<Option<(Mailbox, Rights)>> {
-        let (owner, rest) = split_other(name).unwrap_or((actor.name.as_str(), name));
+        let (owner, rest) = match crate::shared::strip_shared_folders(name) {
+            Some(shared) => (crate::shared::SHARED_OWNER, shared),
+            None => split_other(name).unwrap_or((actor.name.as_str(), name)),
+        };
         let Some(mailbox) = self.mailbox(owner, rest)? else {
             return Ok(None);
         };
@@ -247,7 +268,8 @@ impl crate::Store {
     }
 
     /// Every live mailbox `actor` may see, with the name they see it under and their
-    /// rights: their own, then other users' that the ACL lets them look up.
+    /// rights: their own, then other users' (`Other Users/<owner>/<name>`) and shared
+    /// ones (`Shared Folders/<name>`) that the ACL lets them look up.
     pub fn visible_mailboxes(&self, actor: &Actor) -> Result<Vec<(String, Mailbox, Rights)>> {
         let mut out: Vec<(String, Mailbox, Rights)> = self
             .mailboxes(&actor.name, false)?
@@ -257,18 +279,30 @@ impl crate::Store {
         let shared: Vec<Mailbox> = self.read(|conn| {
             let sql = format!(
                 "SELECT {} FROM mailboxes m JOIN users u ON u.id = m.user_id \
-                 WHERE m.tombstone_modseq IS NULL AND m.acl != '' AND u.name != ?1 ORDER BY u.name, m.name",
+                 WHERE m.tombstone_modseq IS NULL AND u.name != ?1 \
+                 AND (m.acl != '' OR (?2 AND u.name = ?3)) ORDER BY u.name, m.name",
                 Mailbox::COLUMNS
             );
+            // Administrators see every shared mailbox (one without an ACL is theirs to
+            // open up), but other users' mailboxes only where an ACL shares them.
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map([&actor.name], Mailbox::from_row)?.collect::<rusqlite::Result<_>>()?;
+            let params = rusqlite::params![actor.name, actor.is_admin, crate::shared::SHARED_OWNER];
+            let rows = stmt
+                .query_map(params, Mailbox::from_row)?
+                .collect::<rusqlite::Result<_>>()?;
             Ok(rows)
         })?;
         for m in shared {
             let rights = actor.rights(&m);
-            if rights.contains(Rights::LOOKUP) {
-                out.push((format!("{OTHER_USERS}/{}/{}", m.user, m.name), m, rights));
+            if !rights.contains(Rights::LOOKUP) {
+                continue;
             }
+            let seen_as = if m.user == crate::shared::SHARED_OWNER {
+                format!("{}/{}", crate::shared::SHARED_FOLDERS, m.name)
+            } else {
+                format!("{OTHER_USERS}/{}/{}", m.user, m.name)
+            };
+            out.push((seen_as, m, rights));
         }
         Ok(out)
     }
@@ -283,12 +317,7 @@ impl crate::Store {
         rights: Option<Rights>,
     ) -> Result<Mailbox> {
         let (id, actor, identifier) = (mailbox.clone(), actor.clone(), identifier.to_owned());
-        if identifier.is_empty()
-            || identifier.len() > 128
-            || identifier.contains(['\t', '\r', '\n'])
-        {
-            return Err(StoreError::InvalidRights(identifier));
-        }
+        check_identifier(&identifier)?;
         self.write(move |conn| {
             let mailbox = crate::records::live_for(conn, &actor, &id, Rights::ADMIN)?;
             let mut acl = Acl::parse(&mailbox.acl);
@@ -302,6 +331,15 @@ impl crate::Store {
             Ok(crate::txn::mailbox_by_uniqueid(conn, &id)?.unwrap_or(mailbox))
         })
     }
+}
+
+/// Fails unless `identifier` can be stored in an ACL: 1 to 128 characters, no tab or
+/// line break.
+pub(crate) fn check_identifier(identifier: &str) -> Result<()> {
+    if identifier.is_empty() || identifier.len() > 128 || identifier.contains(['\t', '\r', '\n']) {
+        return Err(StoreError::InvalidRights(identifier.to_owned()));
+    }
+    Ok(())
 }
 
 /// `Other Users/bob/Folder` → (`bob`, `Folder`).

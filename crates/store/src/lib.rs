@@ -59,10 +59,12 @@ mod records;
 mod replicated;
 mod replication;
 mod schema;
+mod shared;
 mod store;
 mod text_index;
 mod txn;
 mod users;
+mod view;
 mod writer;
 
 pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
@@ -94,6 +96,8 @@ pub use metadata::{
 pub use records::{MailboxCounts, Record};
 pub use replicated::{MailboxState, MailboxUpdate, Replica, ReplicaAppend};
 pub use replication::{MailboxChanges, UserState};
+pub use shared::{is_reserved_user, strip_shared_folders, ANONYMOUS, SHARED_FOLDERS, SHARED_OWNER};
 pub use store::{Store, StoreConfig, DEFAULT_PARTITION};
 pub use text_index::{BODY_TEXT_CAP, DEFAULT_TEXT_USER_CAP, HEAD_TEXT_CAP};
 pub use users::{hash_password, Quota, User, DEFAULT_MAILBOXES};
+pub use view::{MailboxView, ViewMessage};

@@ -416,6 +416,23 @@ fn resolve_target(conn: &Connection, target: &DeliveryTarget, size: u64) -> Resu
         normalize_user(&target.user).map_err(|_| StoreError::NoSuchUser(target.user.clone()))?;
     let user_id = txn::user_id(conn, &user)?;
     check_quota(conn, user_id, size, 1)?;
+    if user == crate::shared::SHARED_OWNER {
+        // A shared mailbox has no INBOX to fall back to: it takes the message only
+        // while its ACL lets anyone post.
+        let shared = target
+            .folder
+            .as_deref()
+            .and_then(|f| normalize_mailbox(f).ok());
+        return match shared
+            .map(|f| txn::find_live_mailbox(conn, &user, &f))
+            .transpose()?
+        {
+            Some(Some(mailbox)) if Acl::parse(&mailbox.acl).anyone_may_post() => {
+                Ok(Resolved { mailbox })
+            }
+            _ => Err(StoreError::NoSuchUser(target.user.clone())),
+        };
+    }
     if let Some(folder) = target
         .folder
         .as_deref()

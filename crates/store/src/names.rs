@@ -68,6 +68,11 @@ pub fn normalize_user(name: &str) -> Result<String> {
         return bad("must be 1 to 64 characters");
     }
     let lower = name.to_ascii_lowercase();
+    if lower == crate::shared::SHARED_OWNER {
+        // The shared namespace's owner: addressable inside the store and on the
+        // replication wire, refused by every login and user command.
+        return Ok(lower);
+    }
     if !lower.bytes().all(|b| {
         b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@')
     }) {

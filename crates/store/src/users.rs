@@ -80,6 +80,19 @@ impl User {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$iOFHm1o0QXuHOgvSSid2tA$NUz/7XuIiVSzyTABHsDbgD/q7XIcNPloEg7byq5mmMA";
 
+/// A user name that may log in: [`normalize_user`], minus the shared namespace's
+/// reserved owner, which no user command can create, change or delete.
+fn login_name(name: &str) -> Result<String> {
+    let name = normalize_user(name)?;
+    if crate::shared::is_reserved_user(&name) {
+        return Err(StoreError::InvalidUserName {
+            name,
+            reason: "reserved for the owner of shared mailboxes",
+        });
+    }
+    Ok(name)
+}
+
 /// Hashes a password with Argon2id and a random salt (PHC string format).
 pub fn hash_password(password: &str) -> Result<String> {
     let salt_bytes: [u8; 16] = rand::random();
@@ -135,7 +148,7 @@ impl Store {
     /// Creates a user with INBOX and the special-use mailboxes of [`DEFAULT_MAILBOXES`],
     /// all in one transaction.
     pub fn create_user(&self, name: &str, password: Option<&str>, is_admin: bool) -> Result<User> {
-        let name = normalize_user(name)?;
+        let name = login_name(name)?;
         let hash = password.map(hash_password).transpose()?;
         let partition = self.config().default_partition.clone();
         self.write(move |conn| {
@@ -160,7 +173,7 @@ impl Store {
 
     /// Sets (or with `None` clears) a user's password.
     pub fn set_password(&self, name: &str, password: Option<&str>) -> Result<()> {
-        let name = normalize_user(name)?;
+        let name = login_name(name)?;
         let hash = password.map(hash_password).transpose()?;
         self.write(move |conn| {
             let n = conn.execute(
@@ -176,7 +189,7 @@ impl Store {
 
     /// Grants or revokes administrator rights.
     pub fn set_admin(&self, name: &str, is_admin: bool) -> Result<()> {
-        let name = normalize_user(name)?;
+        let name = login_name(name)?;
         self.write(move |conn| {
             let n = conn.execute(
                 "UPDATE users SET is_admin = ?2 WHERE name = ?1",
@@ -242,7 +255,7 @@ impl Store {
     /// Deletes a user and everything they own. Their blobs become garbage for
     /// `tern expire`; the change log records the user so a replica drops them too.
     pub fn delete_user(&self, name: &str) -> Result<()> {
-        let name = normalize_user(name)?;
+        let name = login_name(name)?;
         self.write(move |conn| {
             let id = txn::user_id(conn, &name)?;
             conn.execute(

@@ -135,10 +135,10 @@ impl Session {
             let Some(inbox) = store.mailbox(&who.name, "INBOX")? else {
                 return Ok(None);
             };
-            store.records(&who, &inbox.uniqueid, false).map(Some)
+            store.mailbox_view(&who, &inbox.uniqueid).map(Some)
         })
         .await;
-        let (mailbox, records) = match snapshot {
+        let view = match snapshot {
             Ok(Ok(Some(s))) => s,
             Ok(Ok(None)) => {
                 self.reply("-ERR [SYS/PERM] This account has no INBOX")
@@ -156,7 +156,7 @@ impl Session {
                 return Ok(Next::Continue);
             }
         };
-        let maildrop = Maildrop::new(mailbox, records);
+        let maildrop = Maildrop::new(view);
         let (n, size) = maildrop.stat();
         self.txn = Some(Transaction {
             actor,

@@ -1,0 +1,83 @@
+//! One mailbox's state as a session opens it: IMAP SELECT, a POP3 maildrop and NNTP
+//! GROUP all start from [`MailboxView`], read in one snapshot so that its counts, UIDs
+//! and keywords describe the same moment.
+
+use crate::acl::{Actor, Rights};
+use crate::error::Result;
+use crate::ids::{Uid, UniqueId};
+use crate::keywords::keywords_of;
+use crate::mailboxes::Mailbox;
+use crate::records::live_for;
+use crate::store::Store;
+
+/// A snapshot of a mailbox: everything in it comes from one read transaction.
+#[derive(Debug, Clone)]
+pub struct MailboxView {
+    /// The mailbox row (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, the \Recent watermark).
+    pub mailbox: Mailbox,
+    /// The live (not expunged) messages in UID order.
+    pub messages: Vec<ViewMessage>,
+    /// Live messages without `\Seen`.
+    pub unseen: u32,
+    /// The lowest UID without `\Seen`.
+    pub first_unseen: Option<Uid>,
+    /// The mailbox's keyword table, sorted; it holds at least every keyword on the
+    /// records above (the table only grows).
+    pub keywords: Vec<String>,
+}
+
+/// One live message of a [`MailboxView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewMessage {
+    /// Its UID.
+    pub uid: Uid,
+    /// Its size in octets (what a client downloading it receives).
+    pub size: u64,
+    /// It has `\Seen`.
+    pub seen: bool,
+}
+
+impl MailboxView {
+    /// The live UIDs, ascending.
+    pub fn uids(&self) -> Vec<Uid> {
+        self.messages.iter().map(|m| m.uid).collect()
+    }
+}
+
+impl Store {
+    /// The state of the live mailbox `id` in one snapshot; needs `r`.
+    pub fn mailbox_view(&self, actor: &Actor, id: &UniqueId) -> Result<MailboxView> {
+        self.read(|conn| {
+            let mailbox = live_for(conn, actor, id, Rights::READ)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT uid, size, instr(flags, '\\Seen') = 0 FROM records \
+                 WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
+            )?;
+            let mut messages = Vec::with_capacity(mailbox.messages as usize);
+            let (mut unseen, mut first_unseen) = (0u32, None);
+            let mut rows = stmt.query([mailbox.id])?;
+            while let Some(row) = rows.next()? {
+                let uid = row.get::<_, i64>(0)? as Uid;
+                let seen = !row.get::<_, bool>(2)?;
+                messages.push(ViewMessage {
+                    uid,
+                    size: row.get::<_, i64>(1)? as u64,
+                    seen,
+                });
+                if !seen {
+                    unseen += 1;
+                    first_unseen.get_or_insert(uid);
+                }
+            }
+            drop(rows);
+            let keywords = keywords_of(conn, mailbox.id)?;
+            Ok(MailboxView {
+                mailbox,
+                messages,
+                unseen,
+                first_unseen,
+                keywords,
+            })
+        })
+    }
+}
