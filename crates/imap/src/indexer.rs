@@ -5,7 +5,7 @@
 //! The summary is [`MessageSummary`] in a compact, versioned binary form; an entry
 //! that does not decode (written by another version) is simply recomputed.
 
-use tern_store::{ContentIndexer, MessageText};
+use tern_store::{ContentIndexer, ContentSummary, MessageText};
 
 use crate::mime::{self, MessageSummary};
 
@@ -14,8 +14,12 @@ use crate::mime::{self, MessageSummary};
 pub struct ImapIndexer;
 
 impl ContentIndexer for ImapIndexer {
-    fn summarize(&self, message: &[u8]) -> Vec<u8> {
-        encode(&mime::summarize(message))
+    fn summarize(&self, message: &[u8]) -> ContentSummary {
+        let summary = mime::summarize(message);
+        ContentSummary {
+            data: encode(&summary),
+            message_id: summary.message_id.clone(),
+        }
     }
 
     fn text(&self, message: &[u8]) -> MessageText {

@@ -23,10 +23,22 @@ use crate::store::Store;
 /// the same bytes always give the same index.
 pub trait ContentIndexer: Send + Sync {
     /// The summary kept with the message (opaque bytes the protocol reads back with
-    /// [`Store::summaries`]); computed when the message is stored.
-    fn summarize(&self, message: &[u8]) -> Vec<u8>;
+    /// [`Store::summaries`]) and its Message-ID (kept in the store's Message-ID index);
+    /// computed when the message is stored.
+    fn summarize(&self, message: &[u8]) -> ContentSummary;
     /// The searchable text; computed later, in the background, from the blob.
     fn text(&self, message: &[u8]) -> MessageText;
+}
+
+/// What a [`ContentIndexer`] keeps about a message when it is stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentSummary {
+    /// Opaque to the store; read back with [`Store::summaries`].
+    pub data: Vec<u8>,
+    /// The Message-ID header's value, if any (with or without its angle brackets); the
+    /// store keeps it only when it is a well-formed id (see
+    /// [`crate::normalize_message_id`]).
+    pub message_id: Option<String>,
 }
 
 /// The searchable text of one message.
@@ -70,7 +82,7 @@ impl Store {
 
     /// Indexes `message` if an indexer is installed and its GUID has no entry yet
     /// (`known`).
-    pub(crate) fn index_for(&self, message: &[u8], known: bool) -> Option<Vec<u8>> {
+    pub(crate) fn index_for(&self, message: &[u8], known: bool) -> Option<ContentSummary> {
         if known {
             return None;
         }
@@ -229,15 +241,21 @@ pub(crate) fn has_index(conn: &Connection, guid: &Guid) -> Result<bool> {
 pub(crate) fn insert_index(
     conn: &Connection,
     guid: &Guid,
-    summary: &[u8],
+    summary: &ContentSummary,
     partition: &str,
     size: u64,
 ) -> Result<()> {
     if has_index(conn, guid)? {
         return Ok(());
     }
-    conn.prepare_cached("INSERT INTO summaries (guid, summary) VALUES (?1, ?2)")?
-        .execute(params![&guid.as_bytes()[..], summary])?;
+    // '' marks "no usable Message-ID": NULL is kept for rows not examined yet.
+    let message_id = summary
+        .message_id
+        .as_deref()
+        .and_then(crate::message_ids::normalize_message_id)
+        .unwrap_or_default();
+    conn.prepare_cached("INSERT INTO summaries (guid, summary, message_id) VALUES (?1, ?2, ?3)")?
+        .execute(params![&guid.as_bytes()[..], summary.data, message_id])?;
     conn.prepare_cached(
         "INSERT OR IGNORE INTO pending_texts (guid, partition, size) VALUES (?1, ?2, ?3)",
     )?

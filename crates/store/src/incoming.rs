@@ -36,7 +36,7 @@ pub struct PreparedUpdate {
     /// UIDs of appends whose blob the replica need not hold (expunged in the same
     /// update, without data).
     unheld: std::collections::HashSet<u32>,
-    summaries: HashMap<Guid, Vec<u8>>,
+    summaries: HashMap<Guid, crate::content::ContentSummary>,
 }
 
 /// Up to this many new blobs in one UPDATE are made durable one by one; more, together.
@@ -225,7 +225,7 @@ impl Store {
         &self,
         partition: &str,
         appends: &[&ReplicaAppend],
-    ) -> Result<HashMap<Guid, Vec<u8>>> {
+    ) -> Result<HashMap<Guid, crate::content::ContentSummary>> {
         let Some(indexer) = self.shared.indexer.get().cloned() else {
             return Ok(HashMap::new());
         };
@@ -240,7 +240,7 @@ impl Store {
             }
             Ok(out)
         })?;
-        let summarize = |a: &ReplicaAppend| -> Result<(Guid, Vec<u8>)> {
+        let summarize = |a: &ReplicaAppend| -> Result<(Guid, crate::content::ContentSummary)> {
             let summary = match &a.data {
                 Some(d) => indexer.summarize(d),
                 None => indexer.summarize(&self.blobs().read(partition, &a.guid, a.size)?),
@@ -258,7 +258,7 @@ impl Store {
                     .map(|a| summarize(a))
                     .collect::<Result<Vec<_>>>()
             });
-            let mut out: HashMap<Guid, Vec<u8>> =
+            let mut out: HashMap<Guid, crate::content::ContentSummary> =
                 left.iter().map(|a| summarize(a)).collect::<Result<_>>()?;
             let rest = other
                 .join()

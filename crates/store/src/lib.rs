@@ -51,6 +51,7 @@ mod keywords;
 mod mailboxes;
 mod maintenance;
 mod merge;
+mod message_ids;
 mod messages;
 mod metadata;
 pub mod names;
@@ -70,7 +71,9 @@ mod writer;
 pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
 pub use blobs::{BlobStore, MessageFile};
 pub use changelog::Change;
-pub use content::{ContentIndexer, MessageText, TextField, TextMatches, MIN_INDEXED_NEEDLE};
+pub use content::{
+    ContentIndexer, ContentSummary, MessageText, TextField, TextMatches, MIN_INDEXED_NEEDLE,
+};
 pub use digest::{BadDigest, RecordsDigest};
 pub use error::{Result, StoreError};
 pub use flagging::{FlagChange, StoreOutcome};
@@ -88,6 +91,7 @@ pub use maintenance::{
     RECOVERED_MAILBOX,
 };
 pub use merge::{Adoption, Merge, Merged};
+pub use message_ids::{normalize_message_id, MAX_MESSAGE_ID};
 pub use messages::{Appended, Delivered, DeliveryOptions, DeliveryTarget};
 pub use metadata::{
     valid_metadata_entry, MetadataTarget, MAX_METADATA_ENTRIES, MAX_METADATA_ENTRY,

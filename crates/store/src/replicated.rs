@@ -293,7 +293,7 @@ pub(crate) fn apply_in(
     name: &str,
     uniqueid: &UniqueId,
     update: &MailboxUpdate,
-    summaries: &HashMap<Guid, Vec<u8>>,
+    summaries: &HashMap<Guid, crate::content::ContentSummary>,
 ) -> Result<()> {
     let user_id = txn::user_id(conn, user)?;
     let state = &update.state;
@@ -441,7 +441,7 @@ fn apply_items(
     conn: &Connection,
     mailbox_id: i64,
     update: &MailboxUpdate,
-    summaries: &HashMap<Guid, Vec<u8>>,
+    summaries: &HashMap<Guid, crate::content::ContentSummary>,
 ) -> Result<(i64, i64)> {
     let (mut messages, mut bytes) = (0i64, 0i64);
     let mut existing = conn.prepare_cached(

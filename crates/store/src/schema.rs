@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -279,6 +279,16 @@ pub(crate) fn persist_wal(conn: &Connection, schema: &str) {
 /// annotations: private entries (per user, on a mailbox or the server) and shared
 /// server entries. `user_id` 0 means shared, `mailbox_id` 0 means the server; rows of a
 /// deleted user or mailbox are removed with it. Local to this server (not replicated).
+/// Version 8: the durable Message-ID index (NNTP ARTICLE <id>, Xref, NEWNEWS, and
+/// duplicate checks of POST and IHAVE): each content summary keeps its message's
+/// Message-ID, written in the same transaction. NULL: not examined yet (rows from
+/// before version 8, filled in the background by `message_ids::fill`); '': none.
+const SCHEMA_V8: &str = r#"
+ALTER TABLE summaries ADD COLUMN message_id TEXT;
+CREATE INDEX summaries_by_message_id ON summaries(message_id) WHERE message_id != '';
+CREATE INDEX summaries_unexamined ON summaries(guid) WHERE message_id IS NULL;
+"#;
+
 const SCHEMA_V7: &str = r#"
 CREATE TABLE metadata (
     user_id         INTEGER NOT NULL,
@@ -391,14 +401,30 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 7 {
         tx.execute_batch(SCHEMA_V7)?;
     }
+    if version < 8 {
+        tx.execute_batch(SCHEMA_V8)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Takes a version 7 index back to version 6, for migration tests.
+/// Takes a version 8 index back to version 7, for migration tests.
+#[cfg(test)]
+pub(crate) fn downgrade_to_v7(conn: &Connection) {
+    let undo = "DROP INDEX IF EXISTS summaries_by_message_id;
+        DROP INDEX IF EXISTS summaries_unexamined;
+        ALTER TABLE summaries DROP COLUMN message_id;
+        PRAGMA user_version = 7;";
+    if let Err(e) = conn.execute_batch(undo) {
+        panic!("downgrade to version 7: {e}");
+    }
+}
+
+/// Takes a version 7 (or 8) index back to version 6, for migration tests.
 #[cfg(test)]
 pub(crate) fn downgrade_to_v6(conn: &Connection) {
+    downgrade_to_v7(conn);
     if let Err(e) = conn.execute_batch("DROP TABLE metadata; PRAGMA user_version = 6;") {
         panic!("downgrade to version 6: {e}");
     }
@@ -407,6 +433,7 @@ pub(crate) fn downgrade_to_v6(conn: &Connection) {
 /// Takes a version 6 (or 7) index back to version 5, for migration tests.
 #[cfg(test)]
 pub(crate) fn downgrade_to_v5(conn: &Connection) {
+    downgrade_to_v7(conn);
     let undo = "DROP TABLE IF EXISTS metadata;
         DROP TRIGGER records_expunged_at_insert;
         DROP TRIGGER records_expunged_at_update;
@@ -539,6 +566,6 @@ mod tests {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 7);
+        assert_eq!(v, super::SCHEMA_VERSION);
     }
 }

@@ -439,9 +439,15 @@ fn data_survives_reopen() {
 struct FirstLine;
 
 impl ContentIndexer for FirstLine {
-    fn summarize(&self, message: &[u8]) -> Vec<u8> {
+    fn summarize(&self, message: &[u8]) -> tern_store::ContentSummary {
         let text = String::from_utf8_lossy(message);
-        text.lines().next().unwrap_or("").as_bytes().to_vec()
+        tern_store::ContentSummary {
+            data: text.lines().next().unwrap_or("").as_bytes().to_vec(),
+            message_id: text
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID:"))
+                .map(str::to_owned),
+        }
     }
 
     fn text(&self, message: &[u8]) -> MessageText {
@@ -663,4 +669,79 @@ fn acl_rights_are_enforced_by_the_store() {
         store.records(&root, &inbox, false),
         Err(StoreError::PermissionDenied { .. })
     ));
+}
+
+#[test]
+fn message_id_index_finds_live_readable_records() {
+    let (_d, store) = open();
+    store.set_indexer(std::sync::Arc::new(FirstLine));
+    store.create_user("u", None, false).unwrap();
+    store.create_user("v", None, false).unwrap();
+    let msg = |id: &str, n: u32| format!("Subject: s{n}\r\nMessage-ID:{id}\r\n\r\nbody {n}\r\n");
+    let a = store
+        .append_as_owner(
+            "u",
+            "INBOX",
+            &Flags::new(),
+            0,
+            msg(" <one@example.org>", 1).as_bytes(),
+        )
+        .unwrap();
+    store
+        .append_as_owner(
+            "u",
+            "Archive",
+            &Flags::new(),
+            0,
+            msg("<one@example.org>", 1).as_bytes(),
+        )
+        .unwrap();
+    store
+        .append_as_owner(
+            "u",
+            "INBOX",
+            &Flags::new(),
+            0,
+            msg(" not an id", 2).as_bytes(),
+        )
+        .unwrap();
+    let found = store
+        .records_by_message_id(&u(), "<one@example.org>")
+        .unwrap();
+    let names: Vec<(&str, u32)> = found
+        .iter()
+        .map(|(m, uid)| (m.name.as_str(), *uid))
+        .collect();
+    assert_eq!(names, [("Archive", 1), ("INBOX", a.uid)]);
+    assert_eq!(
+        store
+            .records_by_message_id(&u(), "one@example.org")
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(store.message_id_known("<one@example.org>").unwrap());
+    assert!(!store.message_id_known("<two@example.org>").unwrap());
+    // Another user sees nothing of u's mail.
+    let v = Actor {
+        name: "v".into(),
+        is_admin: false,
+    };
+    assert!(store
+        .records_by_message_id(&v, "<one@example.org>")
+        .unwrap()
+        .is_empty());
+    // Expunged records are not found, but the id stays known.
+    let inbox = id(&store, "u", "INBOX");
+    store.expunge(&u(), &inbox, &[a.uid]).unwrap();
+    let found = store
+        .records_by_message_id(&u(), "<one@example.org>")
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let ids = store.message_ids_of(&u(), &inbox, 1..=10).unwrap();
+    assert!(
+        ids.is_empty(),
+        "the only id-bearing INBOX record is expunged: {ids:?}"
+    );
+    assert_eq!(store.message_ids_unexamined().unwrap(), 0);
 }

@@ -7,16 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_store::{
-    ContentIndexer, Delivered, DeliveryOptions, DeliveryTarget, Flags, MessageText, Store,
-    StoreConfig, TextField, BODY_TEXT_CAP,
+    ContentIndexer, ContentSummary, Delivered, DeliveryOptions, DeliveryTarget, Flags, MessageText,
+    Store, StoreConfig, TextField, BODY_TEXT_CAP,
 };
 
 /// Header = the first line, body = everything after the blank line.
 struct Plain;
 
 impl ContentIndexer for Plain {
-    fn summarize(&self, message: &[u8]) -> Vec<u8> {
-        message.iter().take(8).copied().collect()
+    fn summarize(&self, message: &[u8]) -> ContentSummary {
+        ContentSummary {
+            data: message.iter().take(8).copied().collect(),
+            message_id: None,
+        }
     }
     fn text(&self, message: &[u8]) -> MessageText {
         let s = String::from_utf8_lossy(message);

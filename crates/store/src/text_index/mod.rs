@@ -478,6 +478,14 @@ impl Store {
                 break;
             }
         }
+        if moved == 0 && !self.text_indexing_paused() {
+            // Idle: examine messages stored before the Message-ID index existed.
+            let examined = self.fill_message_ids()?;
+            if examined > 0 {
+                tracing::debug!(examined, "Message-IDs of older messages indexed");
+                return Ok(());
+            }
+        }
         if moved == 0 && Instant::now() >= sweep.next_at {
             sweep.next_at = Instant::now() + SWEEP_INTERVAL;
             let (next, removed) = self.sweep_texts(conn, sweep.from.take())?;
