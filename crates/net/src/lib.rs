@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod budget;
+pub mod dotstuff;
 pub mod lines;
 pub mod listener;
 pub mod rlimit;

@@ -10,8 +10,9 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::time::Instant;
 
 use crate::command::{parse, Command, ParseError};
-use crate::maildrop::{Maildrop, Stuffer};
+use crate::maildrop::Maildrop;
 use crate::{Lock, Locks, Pop3Config};
+use tern_net::dotstuff::{DotStuffer, Part};
 
 mod auth;
 
@@ -444,7 +445,7 @@ impl Session {
         };
         self.reply(&status).await?;
         let file = Arc::new(file);
-        let mut stuffer = Stuffer::new(lines);
+        let mut stuffer = DotStuffer::new(lines.map_or(Part::Whole, Part::Top));
         let mut out = Vec::with_capacity(first.len() + first.len() / 64 + 8);
         let mut pos = first.len() as u64;
         let mut chunk = first;

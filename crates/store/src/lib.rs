@@ -56,6 +56,7 @@ mod messages;
 mod metadata;
 pub mod names;
 mod orphans;
+mod posting;
 mod records;
 mod replicated;
 mod replication;

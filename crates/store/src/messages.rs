@@ -494,7 +494,7 @@ fn deliver_one(
 }
 
 /// Adds a record under the next UID after checking quota.
-fn insert_record(
+pub(crate) fn insert_record(
     conn: &Connection,
     mailbox: &Mailbox,
     flags: &Flags,
