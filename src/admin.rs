@@ -11,6 +11,7 @@ use tern_store::{ExpirePolicy, ExpireSetting, Quota, Store};
 
 use crate::config::Config;
 
+pub mod newsgroup;
 pub mod shared;
 
 #[derive(Subcommand)]
@@ -29,6 +30,11 @@ pub enum AdminCommand {
     Quota {
         #[command(subcommand)]
         command: QuotaCommand,
+    },
+    /// Newsgroups: shared mailboxes under `[nntp] prefix`, served over NNTP.
+    Newsgroup {
+        #[command(subcommand)]
+        command: newsgroup::NewsgroupCommand,
     },
     /// Shared mailboxes (IMAP `Shared Folders/`), governed by their ACL.
     Shared {
@@ -121,6 +127,7 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Mailbox { command } => mailbox(&store, command),
         AdminCommand::Quota { command } => quota(&store, command),
         AdminCommand::Shared { command } => shared::run(&store, command),
+        AdminCommand::Newsgroup { command } => newsgroup::run(config, &store, command),
     }
 }
 

@@ -20,6 +20,7 @@ pop3 = "127.0.0.1:1110"
 pop3s = "127.0.0.1:1995"
 lmtp = "127.0.0.1:2424"
 nntp = "127.0.0.1:1119"
+nntps = "127.0.0.1:1563"
 # sync = "127.0.0.1:2005"  (only on a replica: a server that takes replication is one)
 
 [lmtp]
@@ -40,6 +41,14 @@ max_connections = 64
 max_connections_per_ip = 16
 require_tls = false
 chain = false
+
+[nntp]
+# newsgroup comp.lang.rust = shared mailbox news/comp.lang.rust (tern admin newsgroup)
+prefix = "news"
+max_connections = 1024
+max_connections_per_ip = 64
+idle_timeout = 600
+max_article_size = 4194304
 
 [pop3]
 max_connections = 256
@@ -84,6 +93,7 @@ struct FileConfig {
     lmtp: Option<LmtpFile>,
     imap: Option<ImapFile>,
     pop3: Option<Pop3File>,
+    nntp: Option<NntpFile>,
     tls: Option<TlsFile>,
     replication: Option<ReplicationFile>,
     sync: Option<SyncFile>,
@@ -302,7 +312,27 @@ pub struct Listen {
     /// LMTP on a Unix domain socket (a path).
     pub lmtp_socket: Option<PathBuf>,
     pub nntp: Option<String>,
+    /// NNTP over implicit TLS (`[tls]`, or the generated certificate).
+    pub nntps: Option<String>,
     pub sync: Option<String>,
+}
+
+/// `[nntp]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NntpFile {
+    /// The shared mailbox newsgroups live under.
+    prefix: Option<String>,
+    max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
+    /// Seconds; RFC 3977 asks for at least 3 minutes.
+    idle_timeout: Option<u64>,
+    /// Seconds for a whole POSTed or offered article.
+    data_timeout: Option<u64>,
+    /// Octets.
+    max_article_size: Option<u64>,
+    /// Allow AUTHINFO in clear text from loopback.
+    plaintext_auth: Option<bool>,
 }
 
 /// `[pop3]`.
@@ -349,6 +379,8 @@ pub struct Config {
     pub imap: tern_imap::ImapConfig,
     /// `[pop3]` (its TLS configuration is set by `tern serve`).
     pub pop3: tern_pop3::Pop3Config,
+    /// `[nntp]` (its TLS configuration is set by `tern serve`).
+    pub nntp: tern_nntp::NntpConfig,
     /// `[tls]`, when given; without it `tern serve` uses a self-signed certificate
     /// it generates in the data directory (`src/tls.rs`).
     pub tls: Option<TlsFiles>,
@@ -392,6 +424,7 @@ impl Config {
             lmtp: tern_lmtp::LmtpConfig::default(),
             imap: tern_imap::ImapConfig::default(),
             pop3: tern_pop3::Pop3Config::default(),
+            nntp: tern_nntp::NntpConfig::default(),
             tls: None,
             replication: None,
             sync: SyncListen {
@@ -422,6 +455,7 @@ impl Config {
             self.hostname = v.clone();
             self.lmtp.hostname = v.clone();
             self.pop3.hostname = v.clone();
+            self.nntp.hostname = v.clone();
             self.imap.hostname = v;
         }
         if let Some(v) = file.default_partition {
@@ -558,6 +592,35 @@ impl Config {
                 pop3.plaintext_auth = v;
             }
         }
+        if let Some(n) = file.nntp {
+            let nntp = &mut self.nntp;
+            if let Some(v) = n.prefix {
+                tern_store::names::normalize_mailbox(&v)
+                    .map_err(|e| anyhow!("nntp.prefix: {e}"))?;
+                nntp.prefix = v;
+            }
+            if let Some(v) = n.max_connections {
+                nntp.max_connections = positive("nntp.max_connections", v)? as usize;
+            }
+            if let Some(v) = n.max_connections_per_ip {
+                nntp.max_connections_per_ip = v as usize;
+            }
+            if let Some(v) = n.idle_timeout {
+                if v < 180 {
+                    bail!("nntp.idle_timeout: {v} is under the 180 seconds RFC 3977 requires");
+                }
+                nntp.idle_timeout = Duration::from_secs(v);
+            }
+            if let Some(v) = n.data_timeout {
+                nntp.data_timeout = Duration::from_secs(positive("nntp.data_timeout", v)?);
+            }
+            if let Some(v) = n.max_article_size {
+                nntp.max_article_size = positive("nntp.max_article_size", v)? as usize;
+            }
+            if let Some(v) = n.plaintext_auth {
+                nntp.plaintext_auth = v;
+            }
+        }
         if let Some(r) = file.replication {
             let replica = r.replica.ok_or_else(|| {
                 anyhow!("replication.replica: missing (host:port of the replica's sync listener)")
@@ -657,6 +720,7 @@ impl Config {
             ("listen.pop3s", &l.pop3s),
             ("listen.lmtp", &l.lmtp),
             ("listen.nntp", &l.nntp),
+            ("listen.nntps", &l.nntps),
             ("listen.sync", &l.sync),
         ]
         .into_iter()

@@ -68,6 +68,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     )
     .with_throttle(throttle.clone());
+    // One NNTP service for both NNTP listeners: one connection limit.
+    let nntp = tern_nntp::NntpServer::new(
+        store.clone(),
+        tern_nntp::NntpConfig {
+            tls: tls.clone(),
+            ..config.nntp.clone()
+        },
+    )
+    .with_throttle(throttle.clone())
+    .with_budget(budget.clone());
 
     for (key, value) in config.listeners() {
         let addr = parse_addr(key, value)?;
@@ -99,6 +109,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
                 tracing::info!("pop3s listening on {}", listener.local_addr()?);
                 tasks.spawn(pop3.clone().serve_tls(listener, stopped.clone()));
+            }
+            "listen.nntp" => {
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
+                tracing::info!("nntp listening on {}", listener.local_addr()?);
+                tasks.spawn(nntp.clone().serve_tcp(listener, stopped.clone()));
+            }
+            "listen.nntps" => {
+                let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;
+                tracing::info!("nntps listening on {}", listener.local_addr()?);
+                tasks.spawn(nntp.clone().serve_tls(listener, stopped.clone()));
             }
             "listen.sync" => {
                 let listener = bind(addr).with_context(|| format!("{key}: binding {addr}"))?;

@@ -24,6 +24,8 @@ pub struct TernServer {
     pub sync: Option<SocketAddr>,
     /// The implicit-TLS IMAP listener, when `[listen] imaps` was configured.
     pub imaps: Option<SocketAddr>,
+    /// The NNTP listener, when `[listen] nntp` was configured.
+    pub nntp: Option<SocketAddr>,
     /// What the server logged up to "tern ready".
     pub startup_log: Vec<String>,
     /// What it logs after that, line by line.
@@ -83,6 +85,7 @@ impl TernServer {
         let mut imap = None;
         let mut sync = None;
         let mut imaps = None;
+        let mut nntp = None;
         let mut startup_log = Vec::new();
         loop {
             let line = rx
@@ -108,6 +111,11 @@ impl TernServer {
                     imaps = Some(a);
                 }
             }
+            if let Some(addr) = line.split("nntp listening on ").nth(1) {
+                if let Ok(a) = addr.trim().parse() {
+                    nntp = Some(a);
+                }
+            }
             let ready = line.contains("tern ready");
             startup_log.push(line);
             if ready {
@@ -122,6 +130,7 @@ impl TernServer {
             lmtp_socket: root.join("lmtp.sock"),
             sync,
             imaps,
+            nntp,
             startup_log,
             log: rx,
             child: Some(child),

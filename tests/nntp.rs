@@ -1,0 +1,290 @@
+//! NNTP through the real `tern serve`: Python's nntplib as a reader
+//! (`tests/python/nntp_nntplib.py`), a Thunderbird-style exchange and an IHAVE feed
+//! over a raw socket with the exact protocol text, and hostile clients (endless lines,
+//! oversized and abandoned POSTs, garbage) that must leave nothing half-written.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+const PYTHON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
+
+/// A server with NNTP on, alice (password "secret"), and the groups tern.test
+/// (anonymous read, description "Testing") and tern.staff (logged-in users only).
+fn news_server(root: &std::path::Path) -> TernServer {
+    let server = TernServer::start_with(
+        root,
+        "[nntp]\nmax_article_size = 65536\n",
+        "nntp = \"127.0.0.1:0\"",
+    );
+    let out = admin(
+        &server.config,
+        &["user", "add", "alice", "--password-stdin"],
+        Some("secret\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    admin_ok(
+        &server.config,
+        &[
+            "newsgroup",
+            "create",
+            "tern.test",
+            "--description",
+            "Testing",
+            "--anonymous-read",
+        ],
+    );
+    admin_ok(&server.config, &["newsgroup", "create", "tern.staff"]);
+    server
+}
+
+/// A raw NNTP client: lines in, replies out.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut raw = Raw {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        let greeting = raw.line();
+        assert!(greeting.starts_with("200 "), "{greeting}");
+        raw
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    }
+
+    fn send(&mut self, text: &str) {
+        self.writer.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn cmd(&mut self, command: &str) -> String {
+        self.send(&format!("{command}\r\n"));
+        self.line()
+    }
+
+    /// The lines of a multi-line answer, up to its `.`.
+    fn block(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line();
+            if l == "." {
+                return lines;
+            }
+            lines.push(l);
+        }
+    }
+}
+
+fn articles_in(server: &TernServer, group: &str) -> u32 {
+    open_store(&server.data_dir())
+        .shared_mailbox(&format!("news/{group}"))
+        .unwrap()
+        .unwrap()
+        .messages
+}
+
+#[test]
+fn nntplib_reads_posts_and_follows_the_acl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let nntp = server.nntp.expect("nntp listener");
+    let out = Command::new("python3")
+        .arg(format!("{PYTHON_DIR}/nntp_nntplib.py"))
+        .arg(nntp.ip().to_string())
+        .arg(nntp.port().to_string())
+        .arg(server.lmtp.port().to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = admin_ok(&server.config, &["newsgroup", "list"]);
+    assert!(
+        listed.contains("tern.test") && listed.contains("Testing"),
+        "{listed}"
+    );
+}
+
+/// What Thunderbird sends when it subscribes, reads and posts, with the replies it
+/// relies on.
+#[test]
+fn a_thunderbird_style_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let mut c = Raw::connect(server.nntp.unwrap());
+    assert!(c.cmd("MODE READER").starts_with("200 "));
+    assert_eq!(c.cmd("AUTHINFO USER alice"), "381 Password required");
+    assert_eq!(c.cmd("AUTHINFO PASS secret"), "281 Authentication accepted");
+    assert!(c.cmd("LIST").starts_with("215 "));
+    assert_eq!(c.block(), ["tern.staff 0 1 y", "tern.test 0 1 y"]);
+    assert!(c.cmd("NEWGROUPS 700101 000000 GMT").starts_with("231 "));
+    assert_eq!(c.block().len(), 2);
+    assert_eq!(c.cmd("GROUP tern.test"), "211 0 1 0 tern.test");
+    assert_eq!(c.cmd("XOVER 1-"), "423 No articles in that range");
+    assert!(c.cmd("POST").starts_with("340 "));
+    c.send("From: T <t@example.org>\r\nNewsgroups: tern.test\r\nSubject: Thunderbird\r\nMessage-ID: <tb-1@example.org>\r\n\r\n..leading dot\r\nbody\r\n.\r\n");
+    assert_eq!(c.line(), "240 Article received <tb-1@example.org>");
+    assert_eq!(c.cmd("GROUP tern.test"), "211 1 1 1 tern.test");
+    assert_eq!(c.cmd("XOVER 1-1"), "224 Overview information follows");
+    let over = c.block();
+    assert_eq!(over.len(), 1);
+    let fields: Vec<&str> = over[0].split('\t').collect();
+    assert_eq!(&fields[..2], ["1", "Thunderbird"]);
+    assert_eq!(fields[4], "<tb-1@example.org>");
+    assert_eq!(fields[7], "2", ":lines of the body");
+    assert_eq!(c.cmd("XHDR Subject 1-1"), "221 Header follows");
+    assert_eq!(c.block(), ["1 Thunderbird"]);
+    assert_eq!(c.cmd("HDR :bytes 1"), "225 Headers follow");
+    assert_eq!(c.block().len(), 1);
+    assert_eq!(c.cmd("ARTICLE 1"), "220 1 <tb-1@example.org>");
+    let article = c.block();
+    assert!(article[0].starts_with("Xref: "), "{article:?}");
+    let body_at = article.iter().position(|l| l.is_empty()).unwrap();
+    assert_eq!(
+        &article[body_at + 1..],
+        ["..leading dot", "body"],
+        "the dot stays stuffed on the wire"
+    );
+    assert_eq!(c.cmd("BODY <tb-1@example.org>"), "222 1 <tb-1@example.org>");
+    assert_eq!(c.block(), ["..leading dot", "body"]);
+    assert_eq!(c.cmd("FROB"), "500 Unknown command");
+    assert!(c.cmd("GROUP").starts_with("501 "));
+    assert_eq!(c.cmd("GROUP no.such.group"), "411 No such newsgroup");
+    assert_eq!(c.cmd("QUIT"), "205 Connection closing");
+}
+
+/// A peer offering articles with IHAVE: taken once, refused when known, rejected when
+/// malformed; the relayed article keeps its id and gets this host in its Path.
+#[test]
+fn an_ihave_feed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let mut c = Raw::connect(server.nntp.unwrap());
+    assert_eq!(
+        c.cmd("IHAVE <feed-1@far.example>"),
+        "480 Authentication required for posting"
+    );
+    c.cmd("AUTHINFO USER alice");
+    c.cmd("AUTHINFO PASS secret");
+    let art = "Path: far.example!poster\r\nFrom: p@far.example\r\nNewsgroups: tern.test,other.group\r\nSubject: fed\r\nMessage-ID: <feed-1@far.example>\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\n\r\nfrom afar\r\n.\r\n";
+    assert!(c.cmd("IHAVE <feed-1@far.example>").starts_with("335 "));
+    c.send(art);
+    assert_eq!(c.line(), "235 Article transferred OK");
+    assert_eq!(
+        c.cmd("IHAVE <feed-1@far.example>"),
+        "435 Article not wanted"
+    );
+    // An article whose Message-ID differs from the one offered.
+    assert!(c.cmd("IHAVE <feed-2@far.example>").starts_with("335 "));
+    c.send(art);
+    assert!(c.line().starts_with("437 "));
+    // Nowhere to file it.
+    assert!(c.cmd("IHAVE <feed-3@far.example>").starts_with("335 "));
+    c.send(
+        &art.replace("tern.test,other.group", "other.group")
+            .replace("feed-1", "feed-3"),
+    );
+    assert!(c.line().starts_with("437 "));
+    assert_eq!(
+        c.cmd("HEAD <feed-1@far.example>"),
+        "221 0 <feed-1@far.example>"
+    );
+    let head = c.block();
+    assert!(
+        head.contains(&"Path: localhost!far.example!poster".to_owned()),
+        "{head:?}"
+    );
+    assert!(
+        !head.iter().any(|l| l.starts_with("Injection-Date")),
+        "relayed, not injected: {head:?}"
+    );
+    assert_eq!(articles_in(&server, "tern.test"), 1);
+}
+
+#[test]
+fn hostile_clients_leave_nothing_half_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let addr = server.nntp.unwrap();
+
+    // An endless line: refused, and the session goes on.
+    let mut c = Raw::connect(addr);
+    c.send(&"X".repeat(200_000));
+    c.send("\r\n");
+    assert!(c.line().starts_with("501 "));
+    assert!(c.cmd("DATE").starts_with("111 "));
+
+    // An article over max_article_size (64 KiB here): read to its end, refused, not stored.
+    c.cmd("AUTHINFO USER alice");
+    c.cmd("AUTHINFO PASS secret");
+    assert!(c.cmd("POST").starts_with("340 "));
+    c.send("From: a@b\r\nNewsgroups: tern.test\r\nSubject: big\r\n\r\n");
+    let line = format!("{}\r\n", "y".repeat(998));
+    for _ in 0..100 {
+        c.send(&line);
+    }
+    c.send(".\r\n");
+    assert_eq!(c.line(), "441 Posting failed: article too large");
+    assert!(
+        c.cmd("DATE").starts_with("111 "),
+        "the session goes on after the refusal"
+    );
+
+    // A client that vanishes in the middle of its POST.
+    let mut gone = Raw::connect(addr);
+    gone.cmd("AUTHINFO USER alice");
+    gone.cmd("AUTHINFO PASS secret");
+    assert!(gone.cmd("POST").starts_with("340 "));
+    gone.send("From: a@b\r\nNewsgroups: tern.test\r\nSubject: half\r\n\r\nthe first half\r\n");
+    drop(gone);
+
+    // Garbage: 500s and 501s, then the connection is closed after too many errors.
+    let mut g = Raw::connect(addr);
+    for i in 0..30u8 {
+        g.writer
+            .write_all(&[0xff, i, b' ', 0x80, b'\r', b'\n'])
+            .unwrap();
+    }
+    let mut rest = String::new();
+    let _ = g.reader.read_to_string(&mut rest);
+    assert!(
+        rest.lines()
+            .all(|l| l.starts_with("50") || l.starts_with("400 ")),
+        "{rest}"
+    );
+    assert!(rest.contains("400 Too many errors"), "{rest}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        articles_in(&server, "tern.test"),
+        0,
+        "nothing of the refused or abandoned POSTs"
+    );
+    // The server still serves.
+    let mut c = Raw::connect(addr);
+    assert!(c.cmd("LIST").starts_with("215 "));
+    assert_eq!(c.block(), ["tern.test 0 1 n"]);
+}
