@@ -155,6 +155,10 @@ fn a_thunderbird_style_session() {
     assert_eq!(&fields[..2], ["1", "Thunderbird"]);
     assert_eq!(fields[4], "<tb-1@example.org>");
     assert_eq!(fields[7], "2", ":lines of the body");
+    assert_eq!(
+        fields[8], "Xref: localhost tern.test:1",
+        "OVERVIEW.FMT's Xref:full"
+    );
     assert_eq!(c.cmd("XHDR Subject 1-1"), "221 Header follows");
     assert_eq!(c.block(), ["1 Thunderbird"]);
     assert_eq!(c.cmd("HDR :bytes 1"), "225 Headers follow");
@@ -287,4 +291,142 @@ fn hostile_clients_leave_nothing_half_written() {
     let mut c = Raw::connect(addr);
     assert!(c.cmd("LIST").starts_with("215 "));
     assert_eq!(c.block(), ["tern.test 0 1 n"]);
+}
+
+/// Shows a tmux pane's text.
+fn screen(session: &str) -> String {
+    let out = Command::new("tmux")
+        .args(["capture-pane", "-p", "-t", session])
+        .output()
+        .expect("tmux must be installed (.ci/run installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until the pane shows `text`; panics with the screen after 30 s.
+fn wait_for(session: &str, text: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = screen(session);
+        if shown.contains(text) {
+            return shown;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waiting for {text:?}; screen:\n{shown}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn keys(session: &str, keys: &[&str]) {
+    let status = Command::new("tmux")
+        .args(["send-keys", "-t", session])
+        .args(keys)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Ends the tmux session when the test ends, however it ends.
+struct Tmux(String);
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+/// tin, a newsreader from Debian, driven through tmux as a person would: it lists the
+/// subscribed group with its description, shows the articles' subjects, and posts a
+/// new article that then reads back over NNTP.
+#[test]
+fn tin_reads_and_posts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let addr = server.nntp.unwrap();
+    let mut c = Raw::connect(addr);
+    c.cmd("AUTHINFO USER alice");
+    c.cmd("AUTHINFO PASS secret");
+    for (n, subject) in ["Welcome to the group", "Second thoughts"]
+        .iter()
+        .enumerate()
+    {
+        assert!(c.cmd("POST").starts_with("340"));
+        c.send(&format!(
+            "From: Bob <bob@example.org>\r\nNewsgroups: tern.test\r\nSubject: {subject}\r\nMessage-ID: <tin-{n}@example.org>\r\n\r\nbody {n}\r\n.\r\n"
+        ));
+        assert!(c.line().starts_with("240"));
+    }
+
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".tin")).unwrap();
+    std::fs::write(home.join(".newsrc"), "tern.test:\n").unwrap();
+    std::fs::write(
+        home.join(".tin/tinrc"),
+        "mail_address=Alice <alice@example.org>\n",
+    )
+    .unwrap();
+    let auth = home.join(".newsauth");
+    std::fs::write(&auth, format!("{} secret alice\n", addr.ip())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The "editor" tin opens for the new article adds its body.
+    let editor = home.join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nfor f; do :; done\nprintf 'Posted with tin through tern.\\n' >> \"$f\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let session = format!("tern-tin-{}", std::process::id());
+    let tin = format!(
+        "env HOME={} TERM=xterm EDITOR={} VISUAL={} tin -r -A -q -g {} -p {}; sleep 30",
+        home.display(),
+        editor.display(),
+        editor.display(),
+        addr.ip(),
+        addr.port()
+    );
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &tin,
+        ])
+        .status()
+        .expect("tmux must be installed (.ci/run installs it)");
+    assert!(status.success());
+    let _guard = Tmux(session.clone());
+    // With a tinrc, tin skips its first-start welcome page and lists the groups.
+    let groups = wait_for(&session, "Group Selection");
+    assert!(
+        groups.contains("tern.test") && groups.contains("Testing"),
+        "{groups}"
+    );
+    keys(&session, &["Enter"]);
+    let index = wait_for(&session, "Second thoughts");
+    assert!(index.contains("Welcome to the group"), "{index}");
+    keys(&session, &["w"]);
+    wait_for(&session, "Post subject");
+    keys(&session, &["Hello from tin", "Enter"]);
+    wait_for(&session, "p=post");
+    keys(&session, &["p"]);
+    wait_for(&session, "Article posted");
+
+    assert_eq!(c.cmd("GROUP tern.test"), "211 3 1 3 tern.test");
+    assert_eq!(c.cmd("XHDR Subject 3"), "221 Header follows");
+    assert_eq!(c.block(), ["3 Hello from tin"]);
+    assert!(c.cmd("BODY 3").starts_with("222 3 <"));
+    assert!(c
+        .block()
+        .contains(&"Posted with tin through tern.".to_owned()));
 }

@@ -119,13 +119,26 @@ pub(crate) fn xref(
     let Some(id) = &found.message_id else {
         return Ok(None);
     };
-    let mut line = format!("Xref: {hostname}");
+    let value = xref_value(store, actor, prefix, hostname, id)?;
+    Ok(value.map(|v| format!("Xref: {v}\r\n")))
+}
+
+/// The Xref value (`host group:n ...`) of the article with `message_id`: every group
+/// the client may read that holds it; `None` when none does.
+pub(crate) fn xref_value(
+    store: &Store,
+    actor: &Actor,
+    prefix: &str,
+    hostname: &str,
+    message_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut value = hostname.to_owned();
     let mut any = false;
-    for (group, _, uid) in placements(store, actor, prefix, id)? {
-        line.push_str(&format!(" {group}:{uid}"));
+    for (group, _, uid) in placements(store, actor, prefix, message_id)? {
+        value.push_str(&format!(" {group}:{uid}"));
         any = true;
     }
-    Ok(any.then(|| line + "\r\n"))
+    Ok(any.then_some(value))
 }
 
 /// The article's stored bytes, whole (for OVER and HDR).

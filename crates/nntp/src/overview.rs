@@ -86,20 +86,28 @@ pub(crate) fn body_lines(raw: &[u8]) -> usize {
     breaks + usize::from(body.last().is_some_and(|&b| b != b'\n'))
 }
 
-/// One OVER line for article `number`.
-pub(crate) fn over_line(number: u32, raw: &[u8]) -> String {
+/// One OVER line for article `number`, ending with its Xref (LIST OVERVIEW.FMT's
+/// `Xref:full`, which readers such as tin rely on).
+pub(crate) fn over_line(number: u32, raw: &[u8], xref: &str) -> String {
     let mut line = number.to_string();
     for name in OVERVIEW_FIELDS {
         line.push('\t');
         line.push_str(&field(raw, name).unwrap_or_default());
     }
-    line.push_str(&format!("\t{}\t{}", raw.len(), body_lines(raw)));
+    line.push_str(&format!(
+        "\t{}\t{}\tXref: {xref}",
+        raw.len(),
+        body_lines(raw)
+    ));
     line
 }
 
-/// The HDR value of `name` for an article: a header field, or the `:bytes` and
-/// `:lines` metadata items.
-pub(crate) fn hdr_value(raw: &[u8], name: &str) -> String {
+/// The HDR value of `name` for an article: a header field, the `:bytes` and
+/// `:lines` metadata items, or Xref (computed: the stored article has none).
+pub(crate) fn hdr_value(raw: &[u8], name: &str, xref: &str) -> String {
+    if name.trim_end_matches(':').eq_ignore_ascii_case("Xref") {
+        return xref.to_owned();
+    }
     if name.eq_ignore_ascii_case(":bytes") {
         return raw.len().to_string();
     }
@@ -122,16 +130,17 @@ mod tests {
         assert_eq!(field(A, "References").as_deref(), Some("<0@x> <00@x>"));
         assert_eq!(field(A, "Date"), None);
         assert_eq!(body_lines(A), 3);
-        let line = over_line(7, A);
+        let line = over_line(7, A, "h g:7");
         assert_eq!(
             line,
             format!(
-                "7\tlong folded subject\tA <a@x>\t\t<1@x>\t<0@x> <00@x>\t{}\t3",
+                "7\tlong folded subject\tA <a@x>\t\t<1@x>\t<0@x> <00@x>\t{}\t3\tXref: h g:7",
                 A.len()
             )
         );
-        assert_eq!(hdr_value(A, ":lines"), "3");
-        assert_eq!(hdr_value(A, "subject:"), "long folded subject");
+        assert_eq!(hdr_value(A, ":lines", ""), "3");
+        assert_eq!(hdr_value(A, "subject:", ""), "long folded subject");
+        assert_eq!(hdr_value(A, "XREF", "h g:7"), "h g:7");
     }
 
     #[test]

@@ -272,21 +272,29 @@ impl Session {
             (Some(_), true) => "221 Header follows",
             (Some(_), false) => "225 Headers follow",
         };
-        let render = move |number: Uid, raw: &[u8]| match &field {
-            None => overview::over_line(number, raw),
-            Some(f) => format!("{number} {}", overview::hdr_value(raw, f)),
+        let render = move |number: Uid, raw: &[u8], xref: &str| match &field {
+            None => overview::over_line(number, raw, xref),
+            Some(f) => format!("{number} {}", overview::hdr_value(raw, f, xref)),
         };
+        let (prefix, host) = (self.config.prefix.clone(), self.config.hostname.clone());
         // By Message-ID: one article, reported with number 0.
         if let Selection::MessageId(id) = selection {
             let Some(found) = self.locate(ArticleRef::MessageId(id)).await? else {
                 return Ok(());
             };
             let raw = self
-                .blocking(move |store, _| article::read_whole(store, &found.mailbox, &found.record))
+                .blocking(move |store, actor| {
+                    let xref = match &found.message_id {
+                        Some(id) => article::xref_value(store, actor, &prefix, &host, id)?,
+                        None => None,
+                    };
+                    let raw = article::read_whole(store, &found.mailbox, &found.record)?;
+                    Ok((raw, xref.unwrap_or_default()))
+                })
                 .await;
             return match raw {
-                Ok(raw) => {
-                    let line = render(0, &raw);
+                Ok((raw, xref)) => {
+                    let line = render(0, &raw, &xref);
                     self.reply(&format!("{head}\r\n{line}\r\n.")).await
                 }
                 Err(e) => self.store_failure(&e).await,
@@ -312,20 +320,10 @@ impl Session {
         let render = std::sync::Arc::new(render);
         for batch in numbers.chunks(BATCH) {
             let (batch, sel, render) = (batch.to_vec(), selected.clone(), render.clone());
+            let (prefix, host) = (prefix.clone(), host.clone());
             let lines = self
                 .blocking(move |store, actor| {
-                    let mailbox = &sel.group.mailbox;
-                    let records: Vec<Record> =
-                        store.records_by_uid(actor, &mailbox.uniqueid, &batch)?;
-                    let mut text = String::new();
-                    for r in records.iter().filter(|r| r.expunged_modseq.is_none()) {
-                        // An article whose file cannot be read is left out, not fatal.
-                        if let Ok(raw) = article::read_whole(store, mailbox, r) {
-                            text.push_str(&render(r.uid, &raw));
-                            text.push_str("\r\n");
-                        }
-                    }
-                    Ok(text)
+                    overview_batch(store, actor, &sel, &batch, &prefix, &host, &*render)
                 })
                 .await;
             match lines {
@@ -383,7 +381,7 @@ impl Session {
     async fn list(&mut self, kind: ListKind) -> std::io::Result<()> {
         let fixed = match &kind {
             ListKind::OverviewFmt => Some(
-                "215 Order of fields in overview database\r\nSubject:\r\nFrom:\r\nDate:\r\nMessage-ID:\r\nReferences:\r\n:bytes\r\n:lines\r\n.",
+                "215 Order of fields in overview database\r\nSubject:\r\nFrom:\r\nDate:\r\nMessage-ID:\r\nReferences:\r\n:bytes\r\n:lines\r\nXref:full\r\n.",
             ),
             ListKind::Headers => Some("215 Headers and metadata items supported\r\n:\r\n:bytes\r\n:lines\r\n."),
             ListKind::DistribPats => Some("215 Distribution patterns follow (none)\r\n."),
@@ -491,4 +489,41 @@ impl Session {
             Err(e) => self.store_failure(&e).await,
         }
     }
+}
+
+/// The OVER or HDR lines of one batch of articles of the selected group, each with its
+/// Xref: every readable group holding it when it has a Message-ID (a cross-post), else
+/// this group alone.
+fn overview_batch(
+    store: &tern_store::Store,
+    actor: &tern_store::Actor,
+    sel: &Selected,
+    batch: &[Uid],
+    prefix: &str,
+    host: &str,
+    render: &dyn Fn(Uid, &[u8], &str) -> String,
+) -> Result<String, tern_store::StoreError> {
+    let mailbox = &sel.group.mailbox;
+    let records: Vec<Record> = store.records_by_uid(actor, &mailbox.uniqueid, batch)?;
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(String::new());
+    };
+    let ids: std::collections::HashMap<Uid, String> = store
+        .message_ids_of(actor, &mailbox.uniqueid, *first..=*last)?
+        .into_iter()
+        .collect();
+    let mut text = String::new();
+    for r in records.iter().filter(|r| r.expunged_modseq.is_none()) {
+        let here = format!("{host} {}:{}", sel.group.name, r.uid);
+        let xref = match ids.get(&r.uid) {
+            Some(id) => article::xref_value(store, actor, prefix, host, id)?.unwrap_or(here),
+            None => here,
+        };
+        // An article whose file cannot be read is left out, not fatal.
+        if let Ok(raw) = article::read_whole(store, mailbox, r) {
+            text.push_str(&render(r.uid, &raw, &xref));
+            text.push_str("\r\n");
+        }
+    }
+    Ok(text)
 }
