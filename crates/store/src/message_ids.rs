@@ -53,11 +53,12 @@ impl Store {
         let Some(id) = normalize_message_id(message_id) else {
             return Ok(Vec::new());
         };
+        // `message_id != ''` lets SQLite use the partial index on message_id.
         let found: Vec<(Mailbox, Uid)> = self.read(|conn| {
             let sql = format!(
                 "SELECT {}, r.uid FROM summaries s JOIN records r ON r.guid = s.guid \
                  JOIN mailboxes m ON m.id = r.mailbox_id JOIN users u ON u.id = m.user_id \
-                 WHERE s.message_id = ?1 AND r.expunged_modseq IS NULL \
+                 WHERE s.message_id = ?1 AND s.message_id != '' AND r.expunged_modseq IS NULL \
                  AND m.tombstone_modseq IS NULL ORDER BY u.name, m.name, r.uid",
                 Mailbox::COLUMNS
             );
@@ -85,7 +86,7 @@ impl Store {
         };
         self.read(|conn| {
             Ok(conn
-                .prepare_cached("SELECT 1 FROM summaries WHERE message_id = ?1 LIMIT 1")?
+                .prepare_cached("SELECT 1 FROM summaries WHERE message_id = ?1 AND message_id != '' LIMIT 1")?
                 .exists([&id])?)
         })
     }
