@@ -226,8 +226,11 @@ def main():
 
     if "cyrus" not in skip:
         env = dict(os.environ, BASE=os.path.join(tempfile.gettempdir(), "anchor-cyrus"))
-        subprocess.run(["bash", str(bench / "cyrus_up.sh")], check=True, env=env, capture_output=True)
+        subprocess.run(["bash", str(bench / "cyrus_down.sh")], env=env, capture_output=True)
         try:
+            up = subprocess.run(["bash", str(bench / "cyrus_up.sh")], env=env, capture_output=True, text=True)
+            if up.returncode != 0:
+                raise RuntimeError(f"cyrus_up.sh: {up.stdout[-500:]} {up.stderr[-500:]}")
             c = ANCHORS["cyrus"]
             deliver(c["lmtp"], c["inbox_rcpt"], inbox, a.corpus)
             deliver(c["lmtp"], c["group_rcpt"], articles, a.corpus)
@@ -237,26 +240,34 @@ def main():
             except (nntplib.NNTPError, OSError) as e:
                 news = [{"error": repr(e)}]
             out["servers"]["cyrus"] = {"pop3": pop, "nntp": news}
+        except (RuntimeError, OSError, smtplib.SMTPException, poplib.error_proto) as e:
+            out["servers"]["cyrus"] = {"error": repr(e)}
         finally:
             subprocess.run(["bash", str(bench / "cyrus_down.sh")], env=env, capture_output=True)
 
     if "dovecot" not in skip:
         env = dict(os.environ, DOVECOT_RESET="1")
-        subprocess.run(["sh", str(bench / "dovecot_up.sh"), "master"], check=True, env=env,
-                       capture_output=True)
         try:
+            up = subprocess.run(["sh", str(bench / "dovecot_up.sh"), "master"], env=env,
+                                capture_output=True, text=True)
+            if up.returncode != 0:
+                raise RuntimeError(f"dovecot_up.sh: {up.stdout[-500:]} {up.stderr[-500:]}")
             d = ANCHORS["dovecot"]
             deliver(d["lmtp"], d["inbox_rcpt"], inbox, a.corpus)
             pop = [pop3_round(d["pop3"]) for _ in range(a.iterations)]
             out["servers"]["dovecot"] = {"pop3": pop}
+        except (RuntimeError, OSError, smtplib.SMTPException, poplib.error_proto) as e:
+            out["servers"]["dovecot"] = {"error": repr(e)}
         finally:
             subprocess.run(["sh", str(bench / "dovecot_down.sh"), "master"], capture_output=True)
 
     summary = {}
     for name, s in out["servers"].items():
+        if "pop3" not in s:
+            continue
         summary[name] = {k: median(s["pop3"], k) for k in
                          ["login_s", "stat_s", "uidl_s", "retr200_s", "retr200_pipelined_s"]}
-        if s.get("nntp"):
+        if s.get("nntp") and "error" not in s["nntp"][0]:
             summary[name].update({k: median(s["nntp"], k) for k in
                                   ["group_s", "over_all_s", "over_lines", "article_by_id_s",
                                    "article_by_id_found"]})

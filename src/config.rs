@@ -347,6 +347,8 @@ struct Pop3File {
     idle_timeout: Option<u64>,
     /// Allow USER/PASS and AUTH in clear text from loopback.
     plaintext_auth: Option<bool>,
+    /// Seconds between two logins of one user (RFC 2449 LOGIN-DELAY); 0 = off.
+    login_delay: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -590,6 +592,9 @@ impl Config {
             }
             if let Some(v) = p.plaintext_auth {
                 pop3.plaintext_auth = v;
+            }
+            if let Some(v) = p.login_delay {
+                pop3.login_delay = (v > 0).then(|| Duration::from_secs(v));
             }
         }
         if let Some(n) = file.nntp {

@@ -430,3 +430,79 @@ fn tin_reads_and_posts() {
         .block()
         .contains(&"Posted with tin through tern.".to_owned()));
 }
+
+/// STARTTLS (RFC 4642) with Python's nntplib, then AUTHINFO over the encrypted
+/// connection; CAPABILITIES stops offering STARTTLS once it is on.
+#[test]
+fn starttls_then_authinfo_with_nntplib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let nntp = server.nntp.unwrap();
+    let script = r#"
+import ssl, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+import nntplib
+n = nntplib.NNTP(sys.argv[1], int(sys.argv[2]))
+assert "STARTTLS" in n.getcapabilities(), n.getcapabilities()
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+n.starttls(ctx)
+assert "STARTTLS" not in n.getcapabilities(), n.getcapabilities()
+n.login("alice", "secret", usenetrc=False)
+resp, count, first, last, name = n.group("tern.staff")
+print(resp, n.sock.version())
+n.quit()
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &nntp.ip().to_string(),
+            &nntp.port().to_string(),
+        ])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("211 0 1 0 tern.staff TLSv1."),
+        "{stdout}"
+    );
+}
+
+/// A group whose UIDs reached RFC 3977's article-number limit takes no more articles
+/// (and says so), rather than handing out numbers readers cannot hold.
+#[test]
+fn article_numbers_stop_at_the_rfc_3977_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    {
+        let index = server.data_dir().join("index.sqlite3");
+        let db = rusqlite::Connection::open(index).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let n = db
+            .execute(
+                "UPDATE mailboxes SET last_uid = 2147483647 WHERE name = 'news/tern.staff'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let mut c = Raw::connect(server.nntp.unwrap());
+    c.cmd("AUTHINFO USER alice");
+    c.cmd("AUTHINFO PASS secret");
+    assert!(c.cmd("LIST ACTIVE tern.staff").starts_with("215"));
+    assert_eq!(c.block(), ["tern.staff 2147483647 2147483648 n"]);
+    assert!(c.cmd("POST").starts_with("340"));
+    c.send("From: a@b\r\nNewsgroups: tern.staff\r\nSubject: one too many\r\n\r\nx\r\n.\r\n");
+    assert!(c.line().starts_with("441 "), "no number left for it");
+    assert_eq!(
+        c.cmd("GROUP tern.staff"),
+        "211 0 2147483648 2147483647 tern.staff"
+    );
+}

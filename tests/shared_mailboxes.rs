@@ -159,4 +159,11 @@ fn shared_mailboxes_replicate() {
     };
     let view = replica.mailbox_view(&actor, &copy.uniqueid).unwrap();
     assert_eq!(view.messages.len(), 3);
+    // The replica's Message-ID index holds the articles too: NNTP's ARTICLE <id> and
+    // Xref keep working after a failover.
+    let found = replica
+        .records_by_message_id(&actor, "<p2@example.org>")
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].0.name.as_str(), found[0].1), ("news/tern.dev", 2));
 }

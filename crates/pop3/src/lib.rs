@@ -33,9 +33,9 @@ mod session;
 
 pub use command::{parse, Command, ParseError};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tern_net::{AuthThrottle, Bound, Gate, Limits, ListenerConfig};
 use tern_store::Store;
@@ -65,6 +65,9 @@ pub struct Pop3Config {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Allow passwords in clear text from loopback (never from another host).
     pub plaintext_auth: bool,
+    /// RFC 2449 LOGIN-DELAY: a user may log in again only this long after their last
+    /// login (`-ERR [LOGIN-DELAY]` before); advertised in CAPA only when set.
+    pub login_delay: Option<Duration>,
 }
 
 impl Default for Pop3Config {
@@ -78,6 +81,7 @@ impl Default for Pop3Config {
             auth_failure_delay: Duration::from_secs(2),
             tls: None,
             plaintext_auth: true,
+            login_delay: None,
         }
     }
 }
@@ -89,9 +93,13 @@ const BUSY: &[u8] = b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The maildrops (user names) a session holds, shared by every listener of one
-/// service: the `[IN-USE]` lock.
+/// service: the `[IN-USE]` lock; and when each user last logged in, for LOGIN-DELAY
+/// (kept in memory: a restart forgets it).
 #[derive(Default)]
-pub(crate) struct Locks(Mutex<HashSet<String>>);
+pub(crate) struct Locks {
+    held: Mutex<HashSet<String>>,
+    logins: Mutex<HashMap<String, Instant>>,
+}
 
 /// A held maildrop, released when dropped (whatever way the session ends).
 pub(crate) struct Lock {
@@ -104,7 +112,7 @@ impl Locks {
     pub(crate) fn take(self: &Arc<Self>, user: &str) -> Option<Lock> {
         // A poisoned set only means a session panicked while inserting: the set is
         // still a set.
-        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         held.insert(user.to_owned()).then(|| Lock {
             locks: self.clone(),
             user: user.to_owned(),
@@ -112,9 +120,30 @@ impl Locks {
     }
 }
 
+impl Locks {
+    /// Records a login of `user` now unless their previous one is less than `delay`
+    /// ago; `false` (nothing recorded) when it is too soon.
+    pub(crate) fn login_allowed(&self, user: &str, delay: Duration) -> bool {
+        let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if logins
+            .get(user)
+            .is_some_and(|last| now.duration_since(*last) < delay)
+        {
+            return false;
+        }
+        // Bounded by the users who logged in within the delay.
+        if logins.len() > 10_000 {
+            logins.retain(|_, last| now.duration_since(*last) < delay);
+        }
+        logins.insert(user.to_owned(), now);
+        true
+    }
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
-        let mut held = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
         held.remove(&self.user);
     }
 }

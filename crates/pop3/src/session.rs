@@ -235,6 +235,9 @@ impl Session {
             caps.push_str(c);
             caps.push_str("\r\n");
         }
+        if let Some(delay) = self.config.login_delay {
+            caps.push_str(&format!("LOGIN-DELAY {}\r\n", delay.as_secs()));
+        }
         if self.txn.is_none() {
             if !self.tls && self.config.tls.is_some() {
                 caps.push_str("STLS\r\n");

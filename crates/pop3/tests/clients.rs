@@ -266,3 +266,64 @@ fn mpop_keep_then_delete() {
         "mpop deletes all it has"
     );
 }
+
+/// Runs getmail (getmail6) once against the server: `delete` removes what it fetched,
+/// else it fetches only messages whose UIDL it has not seen (its `oldmail` file).
+fn getmail(server: &Server, dir: &std::path::Path, delete: bool) -> String {
+    let mbox = dir.join("mbox");
+    if !mbox.exists() {
+        std::fs::write(&mbox, "").unwrap();
+    }
+    let rc = dir.join("getmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            // An external delivery command: getmail refuses its own mbox delivery when
+            // run as root (as CI is), but allows a command it is told to allow.
+            "[retriever]\ntype = SimplePOP3Retriever\nserver = 127.0.0.1\nport = {}\n\
+             username = alice\npassword = pw\n\n[destination]\ntype = MDA_external\n\
+             path = /bin/sh\narguments = (\"-c\", \"cat >> {}\")\nallow_root_commands = true\n\n\
+             [options]\nread_all = {}\ndelete = {}\nverbose = 1\n",
+            server.addr.port(),
+            mbox.display(),
+            if delete { "true" } else { "false" },
+            if delete { "true" } else { "false" },
+        ),
+    )
+    .unwrap();
+    let out = Command::new("getmail")
+        .arg("--getmaildir")
+        .arg(dir)
+        .arg("--rcfile")
+        .arg(&rc)
+        .output()
+        .expect("getmail (Debian package getmail6) must be installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn getmail6_keep_then_delete() {
+    let server = start();
+    server.deliver("alice", &message("one", 2));
+    server.deliver("alice", &message("two", 2));
+    let dir = tempfile::tempdir().unwrap();
+    getmail(&server, dir.path(), false);
+    assert_eq!(subjects(&dir.path().join("mbox")), 2);
+    // It remembers the UIDLs: nothing is fetched twice, nothing is deleted.
+    getmail(&server, dir.path(), false);
+    assert_eq!(subjects(&dir.path().join("mbox")), 2);
+    assert_eq!(server.live_uids("alice"), [1, 2]);
+    server.deliver("alice", &message("three", 1));
+    getmail(&server, dir.path(), false);
+    assert_eq!(subjects(&dir.path().join("mbox")), 3);
+    // Delete mode: everything again, then gone from the server.
+    getmail(&server, dir.path(), true);
+    assert_eq!(subjects(&dir.path().join("mbox")), 6);
+    assert!(server.live_uids("alice").is_empty());
+}

@@ -377,3 +377,37 @@ fn long_listings_arrive_whole() {
         format!("{n} {}", format!("Subject: {}\r\n\r\nx\r\n", n - 1).len())
     );
 }
+
+/// RFC 2449 LOGIN-DELAY, when configured: advertised, and a second login of the same
+/// user within the delay refused with the response code (another user is not held up).
+#[test]
+fn login_delay_is_advertised_and_enforced() {
+    let server = start_with(tern_pop3::Pop3Config {
+        login_delay: Some(std::time::Duration::from_secs(300)),
+        ..Default::default()
+    });
+    let mut first = server.connect();
+    let caps = {
+        first.send("CAPA");
+        assert!(first.line().starts_with("+OK"));
+        first.multi()
+    };
+    assert!(caps.contains(&"LOGIN-DELAY 300".to_owned()), "{caps:?}");
+    first.login("alice");
+    assert!(first.cmd("QUIT").starts_with("+OK"));
+    let mut again = server.connect();
+    again.send("USER alice");
+    again.line();
+    assert_eq!(
+        again.cmd("PASS pw"),
+        "-ERR [LOGIN-DELAY] Log in at most once every 300 seconds"
+    );
+    let mut bob = server.connect();
+    bob.login("bob");
+    // Without the setting, nothing is advertised.
+    let plain = start();
+    let mut c = plain.connect();
+    c.send("CAPA");
+    c.line();
+    assert!(!c.multi().iter().any(|l| l.starts_with("LOGIN-DELAY")));
+}

@@ -76,6 +76,47 @@ impl Store {
             .collect())
     }
 
+    /// The live records holding any of `guids`, in mailboxes `actor` may read (`l` and
+    /// `r`), as (GUID, mailbox, UID): where else the same message is filed (an NNTP
+    /// article cross-posted to several groups is one message in several mailboxes).
+    /// One query for the whole batch.
+    pub fn records_by_guids(
+        &self,
+        actor: &Actor,
+        guids: &[Guid],
+    ) -> Result<Vec<(Guid, Mailbox, Uid)>> {
+        if guids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<(Vec<u8>, Mailbox, Uid)> = self.read(|conn| {
+            let marks = vec!["?"; guids.len()].join(",");
+            let sql = format!(
+                "SELECT {}, r.uid, r.guid FROM records r JOIN mailboxes m ON m.id = r.mailbox_id \
+                 JOIN users u ON u.id = m.user_id WHERE r.guid IN ({marks}) \
+                 AND r.expunged_modseq IS NULL AND m.tombstone_modseq IS NULL \
+                 ORDER BY u.name, m.name, r.uid",
+                Mailbox::COLUMNS
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let keys: Vec<&[u8]> = guids.iter().map(|g| &g.as_bytes()[..]).collect();
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(keys), |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(20)?,
+                        Mailbox::from_row(r)?,
+                        r.get::<_, i64>(19)? as Uid,
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })?;
+        Ok(found
+            .into_iter()
+            .filter(|(_, m, _)| actor.rights(m).contains(Rights::LOOKUP | Rights::READ))
+            .filter_map(|(g, m, uid)| Some((Guid::from_bytes(g.try_into().ok()?), m, uid)))
+            .collect())
+    }
+
     /// True when some stored message with this Message-ID exists anywhere in the
     /// store, whoever may read it (a news server's "have I seen this article" for
     /// IHAVE and POST: an expunged copy still counts, so a cancelled article is not
@@ -86,7 +127,9 @@ impl Store {
         };
         self.read(|conn| {
             Ok(conn
-                .prepare_cached("SELECT 1 FROM summaries WHERE message_id = ?1 AND message_id != '' LIMIT 1")?
+                .prepare_cached(
+                    "SELECT 1 FROM summaries WHERE message_id = ?1 AND message_id != '' LIMIT 1",
+                )?
                 .exists([&id])?)
         })
     }

@@ -492,8 +492,8 @@ impl Session {
 }
 
 /// The OVER or HDR lines of one batch of articles of the selected group, each with its
-/// Xref: every readable group holding it when it has a Message-ID (a cross-post), else
-/// this group alone.
+/// Xref: every readable group holding the same message (a cross-post is one message in
+/// several mailboxes), found for the whole batch in one store read.
 fn overview_batch(
     store: &tern_store::Store,
     actor: &tern_store::Actor,
@@ -501,28 +501,58 @@ fn overview_batch(
     batch: &[Uid],
     prefix: &str,
     host: &str,
-    render: &dyn Fn(Uid, &[u8], &str) -> String,
+    render: &(dyn Fn(Uid, &[u8], &str) -> String + Sync),
 ) -> Result<String, tern_store::StoreError> {
     let mailbox = &sel.group.mailbox;
-    let records: Vec<Record> = store.records_by_uid(actor, &mailbox.uniqueid, batch)?;
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-        return Ok(String::new());
-    };
-    let ids: std::collections::HashMap<Uid, String> = store
-        .message_ids_of(actor, &mailbox.uniqueid, *first..=*last)?
+    let records: Vec<Record> = store
+        .records_by_uid(actor, &mailbox.uniqueid, batch)?
         .into_iter()
+        .filter(|r| r.expunged_modseq.is_none())
         .collect();
-    let mut text = String::new();
-    for r in records.iter().filter(|r| r.expunged_modseq.is_none()) {
-        let here = format!("{host} {}:{}", sel.group.name, r.uid);
-        let xref = match ids.get(&r.uid) {
-            Some(id) => article::xref_value(store, actor, prefix, host, id)?.unwrap_or(here),
-            None => here,
-        };
-        // An article whose file cannot be read is left out, not fatal.
-        if let Ok(raw) = article::read_whole(store, mailbox, r) {
-            text.push_str(&render(r.uid, &raw, &xref));
-            text.push_str("\r\n");
+    let guids: Vec<tern_store::Guid> = records.iter().map(|r| r.guid).collect();
+    let below = format!("{prefix}/");
+    let mut filed: std::collections::HashMap<tern_store::Guid, Vec<(String, Uid)>> =
+        std::collections::HashMap::new();
+    for (guid, m, uid) in store.records_by_guids(actor, &guids)? {
+        let group = m.name.strip_prefix(&below).filter(|g| !g.contains('/'));
+        if let (Some(group), true) = (group, m.user == SHARED_OWNER && uid <= MAX_ARTICLE) {
+            filed.entry(guid).or_default().push((group.to_owned(), uid));
+        }
+    }
+    let lines = |part: &[Record]| {
+        let mut text = String::new();
+        for r in part {
+            let mut xref = host.to_owned();
+            match filed.get(&r.guid) {
+                Some(places) => {
+                    for (group, uid) in places {
+                        xref.push_str(&format!(" {group}:{uid}"));
+                    }
+                }
+                None => xref.push_str(&format!(" {}:{}", sel.group.name, r.uid)),
+            }
+            // An article whose file cannot be read is left out, not fatal.
+            if let Ok(raw) = article::read_whole(store, mailbox, r) {
+                text.push_str(&render(r.uid, &raw, &xref));
+                text.push_str("\r\n");
+            }
+        }
+        text
+    };
+    // Reading the files is most of the work (`:lines` counts each body): two threads,
+    // each half the batch, joined in order.
+    let (first, second) = records.split_at(records.len() / 2);
+    let (mut text, rest) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| lines(second));
+        let mine = lines(first);
+        (mine, other.join())
+    });
+    match rest {
+        Ok(more) => text.push_str(&more),
+        Err(_) => {
+            return Err(tern_store::StoreError::CommitFailed(
+                "overview thread panicked".into(),
+            ))
         }
     }
     Ok(text)

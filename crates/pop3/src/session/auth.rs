@@ -120,6 +120,16 @@ impl Session {
                 return Ok(Next::Continue);
             }
         };
+        if let Some(delay) = self.config.login_delay {
+            if !self.locks.login_allowed(&user.name, delay) {
+                let text = format!(
+                    "-ERR [LOGIN-DELAY] Log in at most once every {} seconds",
+                    delay.as_secs()
+                );
+                self.reply(&text).await?;
+                return Ok(Next::Continue);
+            }
+        }
         let Some(lock) = self.locks.take(&user.name) else {
             self.reply("-ERR [IN-USE] Maildrop already in use by another POP3 session")
                 .await?;
