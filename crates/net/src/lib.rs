@@ -71,3 +71,17 @@ impl Default for Timeouts {
         }
     }
 }
+
+/// Runs a blocking step a session waits for (an index read, a message file opened and
+/// read, usually from the page cache): in place on a multi-threaded runtime (`tern
+/// serve`'s), which spares the hand-off to the blocking pool and its thread wake-up
+/// on every command; on the blocking pool on a current-thread runtime, where running
+/// in place is not allowed. `None` if it panicked there.
+pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        Some(tokio::task::block_in_place(f))
+    } else {
+        tokio::task::spawn_blocking(f).await.ok()
+    }
+}

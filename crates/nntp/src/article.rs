@@ -186,7 +186,7 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
     let mut pos = 0u64;
     while pos < file.size() && !stuffer.done() {
         let f = file.clone();
-        let chunk = tokio::task::spawn_blocking(move || {
+        let chunk = tern_net::run_blocking(move || {
             let want = (f.size() - pos).min(CHUNK as u64) as usize;
             let mut buf = vec![0; want];
             let got = f.read_at(pos, &mut buf)?;
@@ -194,7 +194,7 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
             Ok::<_, std::io::Error>(buf)
         })
         .await
-        .map_err(std::io::Error::other)??;
+        .ok_or_else(|| std::io::Error::other("read task failed"))??;
         if chunk.is_empty() {
             // The file is shorter than its record says: end the answer cleanly
             // rather than wait for bytes that will not come.

@@ -209,9 +209,9 @@ impl Session {
         F: FnOnce(&Store, &Actor) -> Result<T, StoreError> + Send + 'static,
     {
         let (store, actor) = (self.store.clone(), self.actor.clone());
-        tokio::task::spawn_blocking(move || f(&store, &actor))
+        tern_net::run_blocking(move || f(&store, &actor))
             .await
-            .map_err(|_| StoreError::CommitFailed("store task failed".into()))?
+            .ok_or_else(|| StoreError::CommitFailed("store task failed".into()))?
     }
 
     /// A password may be sent: over TLS, or in clear text from this machine when the

@@ -46,6 +46,9 @@ enum Next {
 struct Transaction {
     actor: Actor,
     maildrop: Maildrop,
+    /// Changes to INBOX since the snapshot (this process's): while there are none, a
+    /// message is read without asking the store whether it was expunged meanwhile.
+    changes: tokio::sync::watch::Receiver<tern_store::Modseq>,
     /// Held until the session ends, however it ends.
     _lock: Lock,
 }
@@ -415,8 +418,15 @@ impl Session {
             txn.actor.clone(),
             txn.maildrop.mailbox.clone(),
         );
+        // Sticky: once INBOX changed, every message is checked.
+        let unchanged = !txn.changes.has_changed().unwrap_or(true);
         // The record's current state and its first chunk in one blocking task.
-        let opened = tokio::task::spawn_blocking(move || {
+        let opened = tern_net::run_blocking(move || {
+            if unchanged {
+                let file = store.open_view_message(&mailbox, &record)?;
+                let first = read_chunk(&file, 0)?;
+                return Ok(Some((file, first)));
+            }
             let now = store.records_by_uid(&actor, &mailbox.uniqueid, &[record.uid])?;
             let Some(current) = now.into_iter().find(|r| r.expunged_modseq.is_none()) else {
                 return Ok(None);
@@ -425,7 +435,8 @@ impl Session {
             let first = read_chunk(&file, 0)?;
             Ok::<_, StoreError>(Some((file, first)))
         })
-        .await;
+        .await
+        .ok_or(());
         let (file, first) = match opened {
             Ok(Ok(Some(opened))) => opened,
             Ok(Ok(None)) => {
@@ -460,8 +471,8 @@ impl Session {
             self.out.write_all(&out).await?;
             out.clear();
             let f = file.clone();
-            chunk = match tokio::task::spawn_blocking(move || read_chunk(&f, pos)).await {
-                Ok(Ok(c)) if !c.is_empty() => c,
+            chunk = match tern_net::run_blocking(move || read_chunk(&f, pos)).await {
+                Some(Ok(c)) if !c.is_empty() => c,
                 // The answer has begun: the only honest way out is to close.
                 _ => {
                     return Err(std::io::Error::other("message file ended early"));

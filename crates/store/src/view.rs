@@ -3,8 +3,9 @@
 //! and keywords describe the same moment.
 
 use crate::acl::{Actor, Rights};
+use crate::blobs::MessageFile;
 use crate::error::Result;
-use crate::ids::{Uid, UniqueId};
+use crate::ids::{Guid, Uid, UniqueId};
 use crate::keywords::keywords_of;
 use crate::mailboxes::Mailbox;
 use crate::records::live_for;
@@ -35,6 +36,8 @@ pub struct ViewMessage {
     pub size: u64,
     /// It has `\Seen`.
     pub seen: bool,
+    /// Its content's GUID.
+    pub guid: Guid,
 }
 
 impl MailboxView {
@@ -45,12 +48,24 @@ impl MailboxView {
 }
 
 impl Store {
+    /// The file of a message of a view of `mailbox`, without another look at its
+    /// record: it stays readable while any record holds it (expunged ones included,
+    /// until `tern expire` purges them and collects the file).
+    pub fn open_view_message(
+        &self,
+        mailbox: &Mailbox,
+        message: &ViewMessage,
+    ) -> Result<MessageFile> {
+        self.blobs()
+            .open_blob(&mailbox.partition, &message.guid, message.size)
+    }
+
     /// The state of the live mailbox `id` in one snapshot; needs `r`.
     pub fn mailbox_view(&self, actor: &Actor, id: &UniqueId) -> Result<MailboxView> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, id, Rights::READ)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT uid, size, instr(flags, '\\Seen') = 0 FROM records \
+                "SELECT uid, size, instr(flags, '\\Seen') = 0, guid FROM records \
                  WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
             )?;
             let mut messages = Vec::with_capacity(mailbox.messages as usize);
@@ -59,10 +74,16 @@ impl Store {
             while let Some(row) = rows.next()? {
                 let uid = row.get::<_, i64>(0)? as Uid;
                 let seen = !row.get::<_, bool>(2)?;
+                let guid = row
+                    .get_ref(3)?
+                    .as_blob()
+                    .ok()
+                    .and_then(|b| b.try_into().ok());
                 messages.push(ViewMessage {
                     uid,
                     size: row.get::<_, i64>(1)? as u64,
                     seen,
+                    guid: Guid::from_bytes(guid.unwrap_or([0; 20])),
                 });
                 if !seen {
                     unseen += 1;

@@ -145,10 +145,13 @@ impl Session {
             let Some(inbox) = store.mailbox(&who.name, "INBOX")? else {
                 return Ok(None);
             };
-            store.mailbox_view(&who, &inbox.uniqueid).map(Some)
+            // Watching before the snapshot: no change after it goes unnoticed.
+            let changes = store.watch(&inbox.uniqueid);
+            let view = store.mailbox_view(&who, &inbox.uniqueid)?;
+            Ok(Some((view, changes)))
         })
         .await;
-        let view = match snapshot {
+        let (view, changes) = match snapshot {
             Ok(Ok(Some(s))) => s,
             Ok(Ok(None)) => {
                 self.reply("-ERR [SYS/PERM] This account has no INBOX")
@@ -171,6 +174,7 @@ impl Session {
         self.txn = Some(Transaction {
             actor,
             maildrop,
+            changes,
             _lock: lock,
         });
         self.reply(&format!("+OK Logged in, {n} messages ({size} octets)"))
