@@ -12,7 +12,8 @@ folder `news/rust`, the group `news.rust`, made by `cyrus_up.sh`). Then, per
 iteration and server:
 
 - POP3: login, STAT, UIDL, RETR of 200 messages one command at a time, the same 200
-  pipelined (RFC 2449), times in seconds;
+  pipelined (RFC 2449), with poplib; and the 200 one at a time over a bare socket
+  (`retr200_raw_s`: the server's share, without poplib's parsing); times in seconds;
 - NNTP (tern and Cyrus; Dovecot has no NNTP): GROUP, OVER of every article, ARTICLE by
   Message-ID of 200 articles, authenticated as bench (Cyrus's anonymous LIST crashes,
   see results-cyrus.md).
@@ -94,7 +95,42 @@ def pop3_round(port):
     res["retr200_pipelined_s"] = time.perf_counter() - t
     res["retr200_bytes"] = got
     p.quit()
+    res["retr200_raw_s"] = raw_retr(port, n)
     return res
+
+
+def raw_retr(port, n):
+    """RETR 1..n one at a time over a bare socket, each answer found by its final
+    `.` line without parsing it: the server's share of a sequential download, without
+    poplib's line-by-line parsing (which costs about as much as the server's work)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=120)
+    buf = b""
+
+    def answer(end):
+        nonlocal buf
+        while True:
+            i = buf.find(end)
+            if i >= 0:
+                buf = buf[i + len(end):]
+                return
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                raise OSError("connection closed")
+            buf += chunk
+
+    answer(b"\r\n")
+    s.sendall(b"USER bench\r\n")
+    answer(b"\r\n")
+    s.sendall(b"PASS secret\r\n")
+    answer(b"\r\n")
+    t = time.perf_counter()
+    for i in range(1, n + 1):
+        s.sendall(b"RETR %d\r\n" % i)
+        answer(b"\r\n.\r\n")
+    el = time.perf_counter() - t
+    s.sendall(b"QUIT\r\n")
+    s.close()
+    return el
 
 
 def nntp_round(port, group, ids):
@@ -266,13 +302,15 @@ def main():
         if "pop3" not in s:
             continue
         summary[name] = {k: median(s["pop3"], k) for k in
-                         ["login_s", "stat_s", "uidl_s", "retr200_s", "retr200_pipelined_s"]}
+                         ["login_s", "stat_s", "uidl_s", "retr200_s", "retr200_pipelined_s",
+                          "retr200_raw_s"]}
         if s.get("nntp") and "error" not in s["nntp"][0]:
             summary[name].update({k: median(s["nntp"], k) for k in
                                   ["group_s", "over_all_s", "over_lines", "article_by_id_s",
                                    "article_by_id_found"]})
     ratios = {}
-    for key in ["retr200_s", "retr200_pipelined_s", "over_all_s", "article_by_id_s", "uidl_s"]:
+    for key in ["retr200_s", "retr200_pipelined_s", "retr200_raw_s", "over_all_s", "article_by_id_s",
+                "uidl_s"]:
         tv = summary.get("tern", {}).get(key)
         for anchor in ("cyrus", "dovecot"):
             av = summary.get(anchor, {}).get(key)
