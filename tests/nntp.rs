@@ -1,7 +1,8 @@
 //! NNTP through the real `tern serve`: Python's nntplib as a reader
 //! (`tests/python/nntp_nntplib.py`), a Thunderbird-style exchange and an IHAVE feed
-//! over a raw socket with the exact protocol text, and hostile clients (endless lines,
-//! oversized and abandoned POSTs, garbage) that must leave nothing half-written.
+//! over a raw socket with the exact protocol text, the newsreaders tin and slrn driven
+//! through tmux, and hostile clients (endless lines, oversized and abandoned POSTs,
+//! garbage) that must leave nothing half-written.
 
 mod common;
 
@@ -505,4 +506,137 @@ fn article_numbers_stop_at_the_rfc_3977_limit() {
         c.cmd("GROUP tern.staff"),
         "211 0 2147483648 2147483647 tern.staff"
     );
+}
+
+/// slrn, the other newsreader in Debian, driven through tmux: it logs in with the
+/// `nnrpaccess` of its slrnrc, lists the subscribed group with its article count,
+/// shows the articles' subjects (from XOVER) and an article's body, posts a new
+/// article that reads back over NNTP as the server injected it, and records what it
+/// read in its newsrc when it quits.
+#[test]
+fn slrn_reads_and_posts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let addr = server.nntp.unwrap();
+    let mut c = Raw::connect(addr);
+    c.cmd("AUTHINFO USER alice");
+    c.cmd("AUTHINFO PASS secret");
+    for (n, subject) in ["Welcome to slrn", "Another article"].iter().enumerate() {
+        assert!(c.cmd("POST").starts_with("340"));
+        c.send(&format!(
+            "From: Bob <bob@example.org>\r\nNewsgroups: tern.test\r\nSubject: {subject}\r\nMessage-ID: <slrn-{n}@example.org>\r\n\r\nThe body of article {n}.\r\n.\r\n"
+        ));
+        assert!(c.line().starts_with("240"));
+    }
+
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".jnewsrc"), "tern.test:\n").unwrap();
+    let editor = home.join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf 'Posted with slrn through tern.\\n' >> \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let slrnrc = home.join(".slrnrc");
+    std::fs::write(
+        &slrnrc,
+        format!(
+            "set username \"alice\"\nset hostname \"example.org\"\nset realname \"Alice\"\n\
+             set editor_command \"{} '%s'\"\nset confirm_actions 0\n\
+             nnrpaccess \"{}\" \"alice\" \"secret\"\n",
+            editor.display(),
+            addr.ip()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slrnrc, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let session = format!("tern-slrn-{}", std::process::id());
+    let slrn = format!(
+        "env HOME={} TERM=xterm slrn --nntp -h {} -p {} -f {} -i {} -C-; sleep 30",
+        home.display(),
+        addr.ip(),
+        addr.port(),
+        home.join(".jnewsrc").display(),
+        slrnrc.display()
+    );
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &slrn,
+        ])
+        .status()
+        .expect("tmux must be installed (.ci/run installs it)");
+    assert!(status.success());
+    let _guard = Tmux(session.clone());
+    // The group list: the subscribed group with its two unread articles.
+    let groups = wait_for(&session, "News Groups:");
+    assert!(
+        groups
+            .lines()
+            .any(|l| l.contains("tern.test") && l.contains(" 2 ")),
+        "{groups}"
+    );
+    keys(&session, &["Space"]);
+    // The article list comes from XOVER: both subjects with their authors.
+    let index = wait_for(&session, "Another article");
+    assert!(
+        index.contains("Welcome to slrn") && index.contains("[Bob"),
+        "{index}"
+    );
+    keys(&session, &["Space"]);
+    wait_for(&session, "The body of article 1.");
+    keys(&session, &["P"]);
+    wait_for(&session, "Newsgroup: tern.test");
+    keys(&session, &["Enter"]);
+    wait_for(&session, "Subject:");
+    keys(&session, &["Hello from slrn", "Enter"]);
+    wait_for(&session, "Post the message?");
+    keys(&session, &["y"]);
+    wait_for(&session, "Posting...done.");
+    // Quitting writes slrn's newsrc: article 2, the one it showed, is read.
+    keys(&session, &["q"]);
+    wait_for(&session, "News Groups:");
+    keys(&session, &["q"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let newsrc = loop {
+        let text = std::fs::read_to_string(home.join(".jnewsrc")).unwrap_or_default();
+        if text.contains("tern.test: ") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(newsrc.trim_end(), "tern.test: 2");
+
+    // The article, injected: the server's Message-ID, Path and Injection-Date; slrn's
+    // From and Subject; the body the editor wrote.
+    assert_eq!(c.cmd("GROUP tern.test"), "211 3 1 3 tern.test");
+    assert!(c.cmd("HEAD 3").starts_with("221 3 <"));
+    let head = c.block();
+    for wanted in [
+        "From: Alice <alice@example.org>",
+        "Subject: Hello from slrn",
+        "Newsgroups: tern.test",
+        "Xref: localhost tern.test:3",
+    ] {
+        assert!(head.iter().any(|l| l == wanted), "{wanted}: {head:?}");
+    }
+    for added in ["Message-ID: <", "Path: ", "Injection-Date: ", "Date: "] {
+        assert!(
+            head.iter().any(|l| l.starts_with(added)),
+            "{added}: {head:?}"
+        );
+    }
+    assert!(c.cmd("BODY 3").starts_with("222 3 <"));
+    assert_eq!(c.block(), ["Posted with slrn through tern."]);
 }
