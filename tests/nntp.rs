@@ -269,9 +269,14 @@ fn hostile_clients_leave_nothing_half_written() {
     // Garbage: 500s and 501s, then the connection is closed after too many errors.
     let mut g = Raw::connect(addr);
     for i in 0..30u8 {
-        g.writer
+        // The server may close after the 21st line while the client still writes: a
+        // broken pipe here is that close, not a failure (the replies are read below).
+        if g.writer
             .write_all(&[0xff, i, b' ', 0x80, b'\r', b'\n'])
-            .unwrap();
+            .is_err()
+        {
+            break;
+        }
     }
     let mut rest = String::new();
     let _ = g.reader.read_to_string(&mut rest);
