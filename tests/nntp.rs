@@ -645,3 +645,61 @@ fn slrn_reads_and_posts() {
     assert!(c.cmd("BODY 3").starts_with("222 3 <"));
     assert_eq!(c.block(), ["Posted with slrn through tern."]);
 }
+
+/// A group larger than one store read (OVER, HDR and LISTGROUP go out 256 articles at a
+/// time): every article appears once, in order, with its own fields, across the batch
+/// boundaries, and a range that straddles one is cut exactly.
+#[test]
+fn over_hdr_and_listgroup_across_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = news_server(tmp.path());
+    let mut c = Raw::connect(server.nntp.unwrap());
+    c.cmd("AUTHINFO USER alice");
+    c.cmd("AUTHINFO PASS secret");
+    const N: u32 = 600;
+    for n in 1..=N {
+        assert!(c.cmd("POST").starts_with("340"));
+        c.send(&format!(
+            "From: Bulk <bulk@example.org>\r\nNewsgroups: tern.test\r\nSubject: bulk {n}\r\nMessage-ID: <bulk-{n}@example.org>\r\n\r\n{}.\r\n",
+            "a line\r\n".repeat(n as usize % 5 + 1)
+        ));
+        assert!(c.line().starts_with("240"));
+    }
+    assert_eq!(c.cmd("GROUP tern.test"), format!("211 {N} 1 {N} tern.test"));
+
+    assert!(c.cmd("XOVER 1-").starts_with("224 "));
+    let over = c.block();
+    assert_eq!(over.len(), N as usize);
+    for (i, line) in over.iter().enumerate() {
+        let n = i + 1;
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f[0], n.to_string(), "{line}");
+        assert_eq!(f[1], format!("bulk {n}"), "{line}");
+        assert_eq!(f[4], format!("<bulk-{n}@example.org>"), "{line}");
+        assert_eq!(f[7], (n % 5 + 1).to_string(), ":lines of {line}");
+        assert_eq!(f[8], format!("Xref: localhost tern.test:{n}"), "{line}");
+    }
+
+    assert!(c.cmd("OVER 250-260").starts_with("224 "));
+    let numbers: Vec<String> = c
+        .block()
+        .iter()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        numbers,
+        (250..=260).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
+
+    assert_eq!(c.cmd("XHDR Subject 255-"), "221 Header follows");
+    let subjects = c.block();
+    assert_eq!(subjects.len(), (N - 254) as usize);
+    assert_eq!(subjects[0], "255 bulk 255");
+    assert_eq!(subjects.last().unwrap(), &format!("{N} bulk {N}"));
+
+    assert!(c.cmd("LISTGROUP tern.test").starts_with("211 "));
+    assert_eq!(
+        c.block(),
+        (1..=N).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
+}
