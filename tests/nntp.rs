@@ -258,6 +258,14 @@ fn hostile_clients_leave_nothing_half_written() {
         "the session goes on after the refusal"
     );
 
+    // A NUL octet, which no article may hold and no answer could carry: refused.
+    assert!(c.cmd("POST").starts_with("340 "));
+    c.send("From: a@b\r\nNewsgroups: tern.test\r\nSubject: n\0ul\r\n\r\nbody\r\n.\r\n");
+    assert_eq!(
+        c.line(),
+        "441 Posting failed: an article may not contain a NUL octet"
+    );
+
     // A client that vanishes in the middle of its POST.
     let mut gone = Raw::connect(addr);
     gone.cmd("AUTHINFO USER alice");
