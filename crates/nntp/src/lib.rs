@@ -20,7 +20,7 @@
 //!   (when absent), Date (when absent), Path and Injection-Date are added; the article
 //!   goes into every named group the poster may post to, in one store transaction, or
 //!   nowhere. Control messages (a `Control:` header) are refused: this version does not
-//!   carry them out.
+//!   carry them out. An article with a NUL octet is refused (no answer could carry it).
 //! - **Long answers are streamed** (OVER, HDR, LISTGROUP, ARTICLE): a batch of
 //!   articles is read and written at a time, never the whole answer.
 //! - Passwords only over TLS, or in clear text from loopback when

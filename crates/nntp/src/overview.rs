@@ -56,7 +56,8 @@ pub(crate) fn field(raw: &[u8], name: &str) -> Option<String> {
 }
 
 /// A header value as one line: CR, LF and TAB become spaces (then a folded line's
-/// break is one space), trimmed; invalid UTF-8 replaced.
+/// break is one space), trimmed; invalid UTF-8 replaced. A NUL (mail delivered by LMTP
+/// may hold one; POST refuses it) becomes a space too: no NNTP answer may carry it.
 fn clean(value: &[u8]) -> String {
     let text = String::from_utf8_lossy(value);
     let mut out = String::with_capacity(text.len());
@@ -65,8 +66,8 @@ fn clean(value: &[u8]) -> String {
         match c {
             '\r' => {}
             '\n' => after_break = true,
-            '\t' | ' ' if after_break => {}
-            '\t' => out.push(' '),
+            '\t' | '\0' | ' ' if after_break => {}
+            '\t' | '\0' => out.push(' '),
             _ => {
                 if after_break {
                     out.push(' ');
@@ -120,6 +121,11 @@ pub(crate) fn hdr_value(raw: &[u8], name: &str, xref: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_fields_hold_no_tab_nul_or_line_break() {
+        assert_eq!(clean(b" a\tb\0c\r\n\td "), "a b c d");
+    }
 
     const A: &[u8] = b"From: A <a@x>\r\nSubject: long\r\n\tfolded\tsubject\r\nmessage-id: <1@x>\r\nReferences: <0@x>\r\n <00@x>\r\n\r\none\r\ntwo\r\nthree";
 

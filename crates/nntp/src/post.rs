@@ -32,6 +32,11 @@ pub(crate) fn prepare(
     hostname: &str,
     now: i64,
 ) -> Result<Prepared, String> {
+    // RFC 5536 articles are RFC 5322 text, which has no NUL, and RFC 3977 answers
+    // cannot carry one: a NUL stored would reach every reader's OVER, HDR and ARTICLE.
+    if raw.contains(&0) {
+        return Err("an article may not contain a NUL octet".into());
+    }
     let split = body_start(raw);
     if split >= raw.len() {
         return Err("an article needs a header, an empty line and a body".into());
@@ -175,6 +180,8 @@ mod tests {
         assert!(no(b"From: a\r\nSubject: s\r\n\r\nb\r\n").contains("Newsgroups"));
         assert!(no(b"Newsgroups: a\r\nSubject: s\r\n\r\nb\r\n").contains("From"));
         assert!(no(b"Newsgroups: a\r\nFrom: f\r\nSubject: s\r\n").contains("body"));
+        assert!(no(b"Newsgroups: a\r\nFrom: f\r\nSubject: s\0\r\n\r\nb\r\n").contains("NUL"));
+        assert!(no(b"Newsgroups: a\r\nFrom: f\r\nSubject: s\r\n\r\nb\0\r\n").contains("NUL"));
         assert!(no(
             b"Newsgroups: a\r\nFrom: f\r\nSubject: s\r\nControl: cancel <x@y>\r\n\r\nb\r\n"
         )
