@@ -341,8 +341,30 @@ fn keys(session: &str, keys: &[&str]) {
     assert!(status.success());
 }
 
-/// Ends the tmux session when the test ends, however it ends.
+/// A tmux session (120x40) running one command, ended when the test ends, however it
+/// ends.
 struct Tmux(String);
+
+impl Tmux {
+    fn start(session: &str, command: &str) -> Tmux {
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                command,
+            ])
+            .status()
+            .expect("tmux must be installed (.ci/run installs it)");
+        assert!(status.success());
+        Tmux(session.to_owned())
+    }
+}
 
 impl Drop for Tmux {
     fn drop(&mut self) {
@@ -404,22 +426,7 @@ fn tin_reads_and_posts() {
         addr.ip(),
         addr.port()
     );
-    let status = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &tin,
-        ])
-        .status()
-        .expect("tmux must be installed (.ci/run installs it)");
-    assert!(status.success());
-    let _guard = Tmux(session.clone());
+    let _guard = Tmux::start(&session, &tin);
     // With a tinrc, tin skips its first-start welcome page and lists the groups.
     let groups = wait_for(&session, "Group Selection");
     assert!(
@@ -576,22 +583,7 @@ fn slrn_reads_and_posts() {
         home.join(".jnewsrc").display(),
         slrnrc.display()
     );
-    let status = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &slrn,
-        ])
-        .status()
-        .expect("tmux must be installed (.ci/run installs it)");
-    assert!(status.success());
-    let _guard = Tmux(session.clone());
+    let _guard = Tmux::start(&session, &slrn);
     // The group list: the subscribed group with its two unread articles.
     let groups = wait_for(&session, "News Groups:");
     assert!(
