@@ -112,9 +112,6 @@ impl Default for ImapConfig {
     }
 }
 
-/// How long a client has to complete a TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// What a client over the connection limits is told.
 const BUSY: &[u8] = b"* BYE Too many connections, try again later\r\n";
 
@@ -185,18 +182,8 @@ impl ImapServer {
         implicit_tls: bool,
         shutdown: watch::Receiver<bool>,
     ) {
-        let config = ListenerConfig {
-            name: if implicit_tls { "imaps" } else { "imap" },
-            busy: BUSY,
-            implicit_tls: if implicit_tls {
-                self.config.tls.clone()
-            } else {
-                None
-            },
-            handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
-            drain_grace: Duration::from_secs(10),
-            write_timeout: tern_net::WRITE_TIMEOUT,
-        };
+        let config = ListenerConfig::new(if implicit_tls { "imaps" } else { "imap" }, BUSY)
+            .with_implicit_tls(self.config.tls.clone().filter(|_| implicit_tls));
         let gate = self.gate.clone();
         tern_net::serve(Bound::Tcp(listener), gate, config, shutdown, move |conn| {
             let this = self.clone();

@@ -107,14 +107,7 @@ impl LmtpServer {
     /// Accepts connections on `bound` until `shutdown` becomes true; each session is
     /// told `421` if still idle at shutdown, and a delivery in progress finishes.
     pub async fn serve(self, bound: Bound, shutdown: watch::Receiver<bool>) {
-        let listener = ListenerConfig {
-            name: "lmtp",
-            busy: BUSY,
-            implicit_tls: None,
-            handshake_timeout: Duration::from_secs(30),
-            drain_grace: Duration::from_secs(10),
-            write_timeout: tern_net::WRITE_TIMEOUT,
-        };
+        let listener = ListenerConfig::new("lmtp", BUSY);
         let gate = self.gate.clone();
         tern_net::serve(bound, gate, listener, shutdown, move |conn| {
             let this = self.clone();

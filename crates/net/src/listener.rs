@@ -213,6 +213,28 @@ pub struct ListenerConfig {
     pub write_timeout: Duration,
 }
 
+impl ListenerConfig {
+    /// A listener named `name` answering `busy` past its gate, in clear text, with the
+    /// timeouts every protocol uses: 30 s for a TLS handshake, 10 s for sessions to
+    /// finish at shutdown, [`WRITE_TIMEOUT`] for a stalled reader.
+    pub fn new(name: &'static str, busy: &'static [u8]) -> ListenerConfig {
+        ListenerConfig {
+            name,
+            busy,
+            implicit_tls: None,
+            handshake_timeout: Duration::from_secs(30),
+            drain_grace: Duration::from_secs(10),
+            write_timeout: WRITE_TIMEOUT,
+        }
+    }
+
+    /// The same listener with TLS from the first byte when `tls` is given.
+    pub fn with_implicit_tls(mut self, tls: Option<Arc<rustls::ServerConfig>>) -> ListenerConfig {
+        self.implicit_tls = tls;
+        self
+    }
+}
+
 /// The write timeout protocols use: a client that has read nothing for two minutes
 /// while the server had something to send is gone.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(120);

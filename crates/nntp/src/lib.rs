@@ -96,9 +96,6 @@ impl Default for NntpConfig {
 /// What a client over the connection limits is told.
 const BUSY: &[u8] = b"400 Too many connections, try again later\r\n";
 
-/// How long a client has to complete a TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The NNTP service of one configuration: its listeners (clear text with STARTTLS,
 /// implicit TLS) share one connection limit.
 #[derive(Clone)]
@@ -157,18 +154,8 @@ impl NntpServer {
     }
 
     async fn serve(self, listener: TcpListener, implicit: bool, shutdown: watch::Receiver<bool>) {
-        let config = ListenerConfig {
-            name: if implicit { "nntps" } else { "nntp" },
-            busy: BUSY,
-            implicit_tls: if implicit {
-                self.config.tls.clone()
-            } else {
-                None
-            },
-            handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
-            drain_grace: Duration::from_secs(10),
-            write_timeout: tern_net::WRITE_TIMEOUT,
-        };
+        let config = ListenerConfig::new(if implicit { "nntps" } else { "nntp" }, BUSY)
+            .with_implicit_tls(self.config.tls.clone().filter(|_| implicit));
         let gate = self.gate.clone();
         tern_net::serve(Bound::Tcp(listener), gate, config, shutdown, move |conn| {
             let this = self.clone();

@@ -89,9 +89,6 @@ impl Default for Pop3Config {
 /// What a client over the connection limits is told.
 const BUSY: &[u8] = b"-ERR [SYS/TEMP] Too many connections, try again later\r\n";
 
-/// How long a client has to complete a TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The maildrops (user names) a session holds, shared by every listener of one
 /// service: the `[IN-USE]` lock; and when each user last logged in, for LOGIN-DELAY
 /// (kept in memory: a restart forgets it).
@@ -198,18 +195,8 @@ impl Pop3Server {
     }
 
     async fn serve(self, listener: TcpListener, implicit: bool, shutdown: watch::Receiver<bool>) {
-        let config = ListenerConfig {
-            name: if implicit { "pop3s" } else { "pop3" },
-            busy: BUSY,
-            implicit_tls: if implicit {
-                self.config.tls.clone()
-            } else {
-                None
-            },
-            handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
-            drain_grace: Duration::from_secs(10),
-            write_timeout: tern_net::WRITE_TIMEOUT,
-        };
+        let config = ListenerConfig::new(if implicit { "pop3s" } else { "pop3" }, BUSY)
+            .with_implicit_tls(self.config.tls.clone().filter(|_| implicit));
         let gate = self.gate.clone();
         tern_net::serve(Bound::Tcp(listener), gate, config, shutdown, move |conn| {
             let this = self.clone();

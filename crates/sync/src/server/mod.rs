@@ -79,12 +79,8 @@ pub async fn serve_tcp(
         max_per_ip: config.max_connections_per_ip,
     });
     let listener_config = ListenerConfig {
-        name: "sync",
-        busy: BUSY,
-        implicit_tls: None,
         handshake_timeout: config.timeouts.handshake,
-        drain_grace: Duration::from_secs(10),
-        write_timeout: tern_net::WRITE_TIMEOUT,
+        ..ListenerConfig::new("sync", BUSY)
     };
     let config = Arc::new(config);
     tern_net::serve(
