@@ -56,9 +56,13 @@ impl Maildrop {
             .fold((0, 0), |(n, s), m| (n + 1, s + m.record.size))
     }
 
-    /// The UIDL of a message: `<uidvalidity>.<uid>`.
+    /// The UIDL of a message: its stored override (an imported message's old UIDL),
+    /// else `<uidvalidity>.<uid>`.
     pub(crate) fn uidl(&self, m: &Message) -> String {
-        format!("{}.{}", self.mailbox.uidvalidity, m.record.uid)
+        match &m.record.pop3_uidl {
+            Some(u) => u.clone(),
+            None => format!("{}.{}", self.mailbox.uidvalidity, m.record.uid),
+        }
     }
 
     pub(crate) fn deleted_uids(&self) -> Vec<Uid> {

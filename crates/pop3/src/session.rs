@@ -411,7 +411,7 @@ impl Session {
             self.error(&format!("-ERR No such message: {n}")).await;
             return Ok(());
         };
-        let record = message.record;
+        let record = message.record.clone();
         let size = record.size;
         let (store, actor, mailbox) = (
             self.store.clone(),

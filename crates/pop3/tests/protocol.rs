@@ -411,3 +411,39 @@ fn login_delay_is_advertised_and_enforced() {
     c.line();
     assert!(!c.multi().iter().any(|l| l.starts_with("LOGIN-DELAY")));
 }
+
+/// A message imported with its old server's UIDL shows that UIDL; the others keep
+/// `uidvalidity.uid`.
+#[test]
+fn a_stored_uidl_override_is_what_uidl_shows() {
+    let server = start();
+    let inbox = server.store.mailbox("alice", "INBOX").unwrap().unwrap();
+    let alice = tern_store::Actor {
+        name: "alice".into(),
+        is_admin: false,
+    };
+    let m = message("old", 1);
+    server
+        .store
+        .append_with_pop3_uidl(
+            &alice,
+            &inbox.uniqueid,
+            &tern_store::Flags::new(),
+            1_600_000_000,
+            m.as_bytes(),
+            Some("UID4711-1136543321"),
+        )
+        .unwrap();
+    server.deliver("alice", &message("new", 1));
+    let v = server.uidvalidity("alice");
+    let mut c = server.connect();
+    c.login("alice");
+    c.send("UIDL");
+    assert_eq!(c.line(), "+OK");
+    assert_eq!(
+        c.multi(),
+        ["1 UID4711-1136543321".to_owned(), format!("2 {v}.2")]
+    );
+    assert_eq!(c.cmd("UIDL 1"), "+OK 1 UID4711-1136543321");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+}

@@ -72,7 +72,9 @@ impl std::str::FromStr for RecordsDigest {
 
 /// One record's hash: the first 16 bytes of the SHA-1 of its line
 /// `uid SP modseq SP internaldate SP size SP guid-hex SP expunged SP flags`, where
-/// `expunged` is the expunge modseq or 0 and `flags` the stored canonical text
+/// `expunged` is the expunge modseq or 0 and `flags` the stored canonical text, followed
+/// by `LF uidl` when the record has a stored POP3 UIDL (flags never hold a line feed, so
+/// the two cannot be confused; a record without one hashes as before version 9)
 /// (`docs/replication.md`, section 4).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_hash(
@@ -83,6 +85,7 @@ pub(crate) fn record_hash(
     guid: &[u8],
     expunged: i64,
     flags: &str,
+    pop3_uidl: Option<&str>,
 ) -> [u8; 16] {
     let mut hash = Sha1::new();
     hash.update(format!(
@@ -90,6 +93,10 @@ pub(crate) fn record_hash(
         hex::encode(guid)
     ));
     hash.update(flags.as_bytes());
+    if let Some(uidl) = pop3_uidl {
+        hash.update(b"\n");
+        hash.update(uidl.as_bytes());
+    }
     let full: [u8; 20] = hash.finalize().into();
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
@@ -102,20 +109,26 @@ pub(crate) fn record_hash(
 pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    conn.create_scalar_function("tern_record_hash", 7, flags, |ctx| {
-        let guid = ctx.get_raw(4).as_blob().unwrap_or(&[]).to_vec();
-        let flags: String = ctx.get::<Option<String>>(6)?.unwrap_or_default();
-        Ok(record_hash(
-            ctx.get(0)?,
-            ctx.get(1)?,
-            ctx.get(2)?,
-            ctx.get(3)?,
-            &guid,
-            ctx.get::<Option<i64>>(5)?.unwrap_or(0),
-            &flags,
-        )
-        .to_vec())
-    })?;
+    // Seven arguments: the triggers of versions 4 to 8, which a migration from an
+    // older index runs before version 9 replaces them; eight: with the stored UIDL.
+    for arity in [7, 8] {
+        conn.create_scalar_function("tern_record_hash", arity, flags, |ctx| {
+            let guid = ctx.get_raw(4).as_blob().unwrap_or(&[]).to_vec();
+            let flags: String = ctx.get::<Option<String>>(6)?.unwrap_or_default();
+            let uidl: Option<String> = if ctx.len() > 7 { ctx.get(7)? } else { None };
+            Ok(record_hash(
+                ctx.get(0)?,
+                ctx.get(1)?,
+                ctx.get(2)?,
+                ctx.get(3)?,
+                &guid,
+                ctx.get::<Option<i64>>(5)?.unwrap_or(0),
+                &flags,
+                uidl.as_deref(),
+            )
+            .to_vec())
+        })?;
+    }
     conn.create_scalar_function("tern_xor", 2, flags, |ctx| {
         let a = RecordsDigest::from_column(ctx.get_raw(0).as_blob().unwrap_or(&[]));
         let b = RecordsDigest::from_column(ctx.get_raw(1).as_blob().unwrap_or(&[]));
@@ -130,10 +143,30 @@ pub(crate) fn recompute_records_digest(
     conn: &Connection,
     mailbox_id: i64,
 ) -> Result<RecordsDigest> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT uid, modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags \
-         FROM records WHERE mailbox_id = ?1",
-    )?;
+    recompute(
+        conn,
+        mailbox_id,
+        "SELECT uid, modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
+         pop3_uidl FROM records WHERE mailbox_id = ?1",
+    )
+}
+
+/// [`recompute_records_digest`] for the version 4 migration, when the records have no
+/// `pop3_uidl` column yet.
+pub(crate) fn recompute_records_digest_before_v9(
+    conn: &Connection,
+    mailbox_id: i64,
+) -> Result<RecordsDigest> {
+    recompute(
+        conn,
+        mailbox_id,
+        "SELECT uid, modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
+         NULL FROM records WHERE mailbox_id = ?1",
+    )
+}
+
+fn recompute(conn: &Connection, mailbox_id: i64, sql: &str) -> Result<RecordsDigest> {
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([mailbox_id])?;
     let mut digest = RecordsDigest::EMPTY;
     while let Some(r) = rows.next()? {
@@ -145,6 +178,7 @@ pub(crate) fn recompute_records_digest(
             r.get_ref(4)?.as_blob().unwrap_or(&[]),
             r.get(5)?,
             r.get_ref(6)?.as_str().unwrap_or(""),
+            r.get_ref(7)?.as_str_or_null().ok().flatten(),
         );
         digest = digest.fold(&h);
     }

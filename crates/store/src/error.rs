@@ -51,6 +51,13 @@ pub enum StoreError {
         /// Mailbox name as given.
         name: String,
     },
+    /// A POP3 UIDL override is not 1-70 characters 0x21-0x7E (RFC 1939 7), or has
+    /// the form this mailbox's own UIDLs take (`uidvalidity.uid`).
+    #[error("invalid POP3 UIDL {0:?}")]
+    InvalidPop3Uidl(String),
+    /// Another live message of the mailbox has that POP3 UIDL.
+    #[error("POP3 UIDL {0:?} is already used in this mailbox")]
+    Pop3UidlTaken(String),
     /// The mailbox name is not acceptable.
     #[error("invalid mailbox name {name:?}: {reason}")]
     InvalidMailboxName {

@@ -56,6 +56,7 @@ mod messages;
 mod metadata;
 pub mod names;
 mod orphans;
+mod pop3_uidl;
 mod posting;
 mod records;
 mod replicated;
@@ -98,6 +99,7 @@ pub use metadata::{
     valid_metadata_entry, MetadataTarget, MAX_METADATA_ENTRIES, MAX_METADATA_ENTRY,
     MAX_METADATA_VALUE,
 };
+pub use pop3_uidl::{valid_pop3_uidl, MAX_POP3_UIDL};
 pub use records::{MailboxCounts, Record};
 pub use replicated::{MailboxState, MailboxUpdate, Replica, ReplicaAppend};
 pub use replication::{MailboxChanges, UserState};

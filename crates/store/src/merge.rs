@@ -94,6 +94,9 @@ impl Store {
                 guid: a.guid,
                 flags: a.flags.clone(),
                 data: Some(a.data.clone()),
+                // Adopted under a new UID as a new message: POP3 clients of the master
+                // never saw it, so it takes the master's own UIDL form.
+                pop3_uidl: None,
             })
             .collect();
         let _pins: Vec<_> = appends

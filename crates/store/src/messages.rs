@@ -97,6 +97,20 @@ impl Store {
         internaldate: i64,
         message: &[u8],
     ) -> Result<Appended> {
+        self.append_inner(actor, mailbox, flags, internaldate, message, None)
+    }
+
+    /// [`Store::append`], the record created with `pop3_uidl` when given (checked in
+    /// the same transaction).
+    pub(crate) fn append_inner(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+        flags: &Flags,
+        internaldate: i64,
+        message: &[u8],
+        pop3_uidl: Option<String>,
+    ) -> Result<Appended> {
         let guid = Guid::of(message);
         let size = message.len() as u64;
         let known =
@@ -126,13 +140,18 @@ impl Store {
             }
             let (flags, actor, id) = (flags.clone(), actor.clone(), mailbox.clone());
             let (index, blobs) = (index.clone(), self.shared.blobs.clone());
+            let uidl = pop3_uidl.clone();
             let outcome = self.write(move |conn| {
                 let mailbox = live_for(conn, &actor, &id, Rights::INSERT)?;
                 require_blob(&blobs, &mailbox.partition, &guid, size)?;
                 if let Some(summary) = index.as_ref() {
                     insert_index(conn, &guid, summary, &mailbox.partition, size)?;
                 }
-                insert_record(conn, &mailbox, &flags, internaldate, size, &guid)
+                let appended = insert_record(conn, &mailbox, &flags, internaldate, size, &guid)?;
+                if let Some(u) = &uidl {
+                    crate::pop3_uidl::set_new(conn, &mailbox, appended.uid, u)?;
+                }
+                Ok(appended)
             });
             match outcome {
                 // Collected between our write (or our finding it) and the job: write

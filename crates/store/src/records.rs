@@ -30,11 +30,16 @@ pub struct Record {
     pub guid: Guid,
     /// Set once expunged: the modseq of the expunge. The record stays until purged.
     pub expunged_modseq: Option<Modseq>,
+    /// The POP3 UIDL this message had on the server it was imported from (valid per
+    /// [`crate::valid_pop3_uidl`], unique among the mailbox's live records when set
+    /// locally), set at creation and never changed; POP3 shows it instead of
+    /// `uidvalidity.uid`.
+    pub pop3_uidl: Option<String>,
 }
 
 impl Record {
     pub(crate) const COLUMNS: &'static str =
-        "uid, modseq, flags, internaldate, size, guid, expunged_modseq";
+        "uid, modseq, flags, internaldate, size, guid, expunged_modseq, pop3_uidl";
 
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Record> {
         let flags: String = r.get(2)?;
@@ -49,6 +54,7 @@ impl Record {
             size: r.get::<_, i64>(4)? as u64,
             guid: Guid::from_slice(&guid).unwrap_or(Guid::from_bytes([0; 20])),
             expunged_modseq: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+            pop3_uidl: r.get(7)?,
         })
     }
 }

@@ -93,6 +93,8 @@ pub struct ReplicaAppend {
     pub flags: Flags,
     /// The message, or `None` when the replica holds the blob already.
     pub data: Option<Vec<u8>>,
+    /// The record's stored POP3 UIDL, which travels with it (in the records digest).
+    pub pop3_uidl: Option<String>,
 }
 
 impl ReplicaAppend {
@@ -107,6 +109,7 @@ impl ReplicaAppend {
             guid: record.guid,
             flags: record.flags.clone(),
             data,
+            pop3_uidl: record.pop3_uidl.clone(),
         }
     }
 }
@@ -449,14 +452,22 @@ fn apply_items(
          WHERE mailbox_id = ?1 AND uid = ?2",
     )?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid, \
+         pop3_uidl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
+    // The master's record wins whole, its stored UIDL included.
     let mut refresh = conn.prepare_cached(
-        "UPDATE records SET modseq = ?3, flags = ?4, internaldate = ?5, expunged_modseq = NULL \
-         WHERE mailbox_id = ?1 AND uid = ?2",
+        "UPDATE records SET modseq = ?3, flags = ?4, internaldate = ?5, expunged_modseq = NULL, \
+         pop3_uidl = ?6 WHERE mailbox_id = ?1 AND uid = ?2",
     )?;
     for a in &update.appends {
+        if let Some(u) = a
+            .pop3_uidl
+            .as_deref()
+            .filter(|u| !crate::valid_pop3_uidl(u))
+        {
+            return Err(StoreError::InvalidPop3Uidl(u.to_owned()));
+        }
         let held: Option<(Vec<u8>, bool, i64)> = existing
             .query_row(params![mailbox_id, a.uid], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -473,7 +484,8 @@ fn apply_items(
                     a.uid,
                     a.modseq as i64,
                     a.flags.to_string(),
-                    a.internaldate
+                    a.internaldate,
+                    a.pop3_uidl
                 ])?;
             }
             Some(_) => {
@@ -492,7 +504,8 @@ fn apply_items(
                     a.flags.to_string(),
                     a.internaldate,
                     a.size as i64,
-                    &a.guid.as_bytes()[..]
+                    &a.guid.as_bytes()[..],
+                    a.pop3_uidl
                 ])?;
             }
         }

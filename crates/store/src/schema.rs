@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -300,6 +300,49 @@ CREATE TABLE metadata (
 CREATE INDEX metadata_by_mailbox ON metadata(mailbox_id);
 "#;
 
+/// Version 9: a record's stored POP3 UIDL
+/// override (`records.pop3_uidl`, RFC 1939: 1-70 characters 0x21-0x7E), set when the
+/// record is created (`tern admin import`, or a replicated APPEND carrying it) and never
+/// changed afterwards. It is part of the record's hash in the records digest, so a
+/// replica missing it (or holding another) fails the digest check; a record without
+/// one hashes exactly as before, so existing digests stay valid. Uniqueness among a
+/// mailbox's live records is checked by the store on local appends, not by an index
+/// (a replica applies a batch's APPENDs before its EXPUNGEs, which an index would
+/// refuse in between); the index makes that check one lookup.
+const SCHEMA_V9: &str = r#"
+ALTER TABLE records ADD COLUMN pop3_uidl TEXT;
+CREATE INDEX records_by_pop3_uidl ON records(mailbox_id, pop3_uidl)
+    WHERE pop3_uidl IS NOT NULL;
+DROP TRIGGER records_digest_insert;
+DROP TRIGGER records_digest_delete;
+DROP TRIGGER records_digest_update;
+CREATE TRIGGER records_digest_insert AFTER INSERT ON records BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(NEW.uid, NEW.modseq, NEW.internaldate, NEW.size, NEW.guid,
+                         NEW.expunged_modseq, NEW.flags, NEW.pop3_uidl))
+    WHERE id = NEW.mailbox_id;
+END;
+CREATE TRIGGER records_digest_delete AFTER DELETE ON records BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
+                         OLD.expunged_modseq, OLD.flags, OLD.pop3_uidl))
+    WHERE id = OLD.mailbox_id;
+END;
+CREATE TRIGGER records_digest_update
+    AFTER UPDATE OF uid, modseq, internaldate, size, guid, expunged_modseq, flags, mailbox_id,
+                    pop3_uidl
+    ON records BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
+                         OLD.expunged_modseq, OLD.flags, OLD.pop3_uidl))
+    WHERE id = OLD.mailbox_id;
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(NEW.uid, NEW.modseq, NEW.internaldate, NEW.size, NEW.guid,
+                         NEW.expunged_modseq, NEW.flags, NEW.pop3_uidl))
+    WHERE id = NEW.mailbox_id;
+END;
+"#;
+
 const SCHEMA_V6: &str = r#"
 ALTER TABLE records ADD COLUMN expunged_at INTEGER;
 UPDATE records SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER)
@@ -385,7 +428,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             ids
         };
         for id in ids {
-            let digest = crate::digest::recompute_records_digest(&tx, id)?;
+            let digest = crate::digest::recompute_records_digest_before_v9(&tx, id)?;
             tx.execute(
                 "UPDATE mailboxes SET records_digest = ?2 WHERE id = ?1",
                 rusqlite::params![id, &digest.0[..]],
@@ -404,14 +447,44 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 8 {
         tx.execute_batch(SCHEMA_V8)?;
     }
+    if version < 9 {
+        tx.execute_batch(SCHEMA_V9)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Takes a version 8 index back to version 7, for migration tests.
+/// Undoes version 9: the triggers of versions 4 and 6 again, without the column.
+#[cfg(test)]
+fn downgrade_from_v9(conn: &Connection) {
+    let v6_update = SCHEMA_V6
+        .split("CREATE TRIGGER records_digest_update")
+        .nth(1)
+        .and_then(|t| t.split("END;").next())
+        .map(|t| format!("CREATE TRIGGER records_digest_update{t}END;"));
+    let v4_insert_delete = SCHEMA_V4
+        .split("CREATE TRIGGER records_digest_update")
+        .next()
+        .and_then(|t| t.split_once("CREATE TRIGGER"))
+        .map(|(_, t)| format!("CREATE TRIGGER{t}"));
+    let (Some(update), Some(insert_delete)) = (v6_update, v4_insert_delete) else {
+        panic!("downgrade from version 9: triggers not found");
+    };
+    let undo = format!(
+        "DROP TRIGGER records_digest_insert; DROP TRIGGER records_digest_delete;
+         DROP TRIGGER records_digest_update; DROP INDEX records_by_pop3_uidl;
+         ALTER TABLE records DROP COLUMN pop3_uidl; {insert_delete} {update}"
+    );
+    if let Err(e) = conn.execute_batch(&undo) {
+        panic!("downgrade from version 9: {e}");
+    }
+}
+
+/// Takes a version 8 or 9 index back to version 7, for migration tests.
 #[cfg(test)]
 pub(crate) fn downgrade_to_v7(conn: &Connection) {
+    downgrade_from_v9(conn);
     let undo = "DROP INDEX IF EXISTS summaries_by_message_id;
         DROP INDEX IF EXISTS summaries_unexamined;
         ALTER TABLE summaries DROP COLUMN message_id;
@@ -421,7 +494,7 @@ pub(crate) fn downgrade_to_v7(conn: &Connection) {
     }
 }
 
-/// Takes a version 7 (or 8) index back to version 6, for migration tests.
+/// Takes a version 7 (or later) index back to version 6, for migration tests.
 #[cfg(test)]
 pub(crate) fn downgrade_to_v6(conn: &Connection) {
     downgrade_to_v7(conn);
@@ -430,7 +503,7 @@ pub(crate) fn downgrade_to_v6(conn: &Connection) {
     }
 }
 
-/// Takes a version 6 (or 7) index back to version 5, for migration tests.
+/// Takes a version 6 (or later) index back to version 5, for migration tests.
 #[cfg(test)]
 pub(crate) fn downgrade_to_v5(conn: &Connection) {
     downgrade_to_v7(conn);

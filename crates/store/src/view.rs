@@ -28,7 +28,7 @@ pub struct MailboxView {
 }
 
 /// One live message of a [`MailboxView`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewMessage {
     /// Its UID.
     pub uid: Uid,
@@ -38,6 +38,9 @@ pub struct ViewMessage {
     pub seen: bool,
     /// Its content's GUID.
     pub guid: Guid,
+    /// Its stored POP3 UIDL override (the UIDL an imported message had on its old
+    /// server), if any; fixed when the record was created.
+    pub pop3_uidl: Option<String>,
 }
 
 impl MailboxView {
@@ -65,7 +68,7 @@ impl Store {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, id, Rights::READ)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT uid, size, instr(flags, '\\Seen') = 0, guid FROM records \
+                "SELECT uid, size, instr(flags, '\\Seen') = 0, guid, pop3_uidl FROM records \
                  WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
             )?;
             let mut messages = Vec::with_capacity(mailbox.messages as usize);
@@ -84,6 +87,7 @@ impl Store {
                     size: row.get::<_, i64>(1)? as u64,
                     seen,
                     guid: Guid::from_bytes(guid.unwrap_or([0; 20])),
+                    pop3_uidl: row.get(4)?,
                 });
                 if !seen {
                     unseen += 1;

@@ -57,6 +57,7 @@ fn build_master(dir: &std::path::Path, n: u32) -> (Store, UniqueId) {
                     },
                     // Each body travels once; later records name it held.
                     data: (u <= 100).then(|| body.clone()),
+                    pop3_uidl: None,
                 }
             })
             .collect();

@@ -180,6 +180,7 @@ mod tests {
                 flags: Flags::parse_list(if uid % 2 == 0 { "\\Seen" } else { "" }).unwrap(),
                 // The first item carries the blob; the others name it.
                 data: (uid == 1).then(|| data.clone()),
+                pop3_uidl: None,
             })
             .collect();
         let update = MailboxUpdate {

@@ -191,6 +191,7 @@ mod tests {
             size: 10,
             guid: Guid::of(&uid.to_be_bytes()),
             expunged_modseq: None,
+            pop3_uidl: None,
         }
     }
 

@@ -40,6 +40,7 @@ fn sample() -> MailboxUpdate {
             guid: Guid::of(b"hello"),
             flags: Flags::parse_list("\\Seen $Label").unwrap(),
             data: Some(b"hello".to_vec()),
+            pop3_uidl: None,
         }],
         stores: vec![(
             vec![1, 2, 3, 7],

@@ -224,6 +224,7 @@ fn every_reply_survives_the_wire() {
         size: 5,
         guid: Guid::of(b"hello"),
         expunged_modseq: Some(51),
+        pop3_uidl: None,
     };
     let mut enc = Encoder::new();
     ReplicaRecord::encode(&mut enc, &record, true);

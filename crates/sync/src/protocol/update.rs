@@ -103,6 +103,7 @@ pub(crate) fn parse_update(mut a: Vec<Token>) -> Result<MailboxUpdate, Malformed
                 guid: guid(at(5))?,
                 flags: flags(at(6))?,
                 data,
+                pop3_uidl: None,
             });
             i += 8;
             continue;

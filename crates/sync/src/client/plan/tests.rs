@@ -155,6 +155,7 @@ fn ours(uid: Uid, modseq: Modseq, msg: &str, flags: &str, expunged: Option<Modse
         size: msg.len() as u64,
         guid: Guid::of(msg.as_bytes()),
         expunged_modseq: expunged,
+        pop3_uidl: None,
     }
 }
 
