@@ -120,7 +120,7 @@ pub enum QuotaCommand {
 }
 
 pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let store = Store::open(config.store())
+    let store = crate::config::open_store(config.store())
         .with_context(|| format!("opening {}", config.data_dir.display()))?;
     match command {
         AdminCommand::User { command } => user(&store, command),

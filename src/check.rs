@@ -106,7 +106,7 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let (mut repaired, mut left) = (0usize, 0usize);
     if args.repair && !report.findings.is_empty() {
-        let store = match Store::open(store_config.clone()) {
+        let store = match crate::config::open_store(store_config.clone()) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("tern check: opening the store to repair it: {e}");
@@ -114,7 +114,6 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         };
         // Messages offered back are summarised like any delivery.
-        store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
         let recover_to = args
             .recover_to
             .clone()

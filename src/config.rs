@@ -784,6 +784,15 @@ fn positive(key: &str, v: u64) -> anyhow::Result<u64> {
     Ok(v)
 }
 
+/// Opens a store with tern's content indexer (`tern-message`'s): every command that
+/// opens a store opens it here, so none can store a message without its summary and
+/// Message-ID.
+pub fn open_store(
+    config: tern_store::StoreConfig,
+) -> Result<tern_store::Store, tern_store::StoreError> {
+    tern_store::Store::open(config, std::sync::Arc::new(tern_message::MessageIndexer))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,7 +49,7 @@ pub fn run(config: &Config, args: ExpireArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let store = match Store::open(config.store())
+    let store = match crate::config::open_store(config.store())
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))
     {
         Ok(s) => s,

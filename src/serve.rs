@@ -34,12 +34,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let tls = Some(server_tls.server_config());
     let store = {
         let store_config = config.store();
-        tokio::task::spawn_blocking(move || Store::open(store_config))
+        tokio::task::spawn_blocking(move || crate::config::open_store(store_config))
             .await?
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?
     };
     // Every message stored from now on is summarised and text-indexed for IMAP.
-    store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
     check_open_files(&config);
     // One allowance for what clients make the server hold, and one record of failed
     // logins, shared by every listener.

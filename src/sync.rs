@@ -6,11 +6,8 @@
 //! differences (`DIFF` lines); 2 nothing could be done or the run stopped as a whole
 //! (configuration, replica unreachable, login or TLS refused, session lost).
 
-use std::sync::Arc;
-
 use anyhow::{bail, Context};
 use clap::Args;
-use tern_store::Store;
 use tern_sync::client::{self, ClientError, RollingOptions, Target};
 
 use crate::config::Config;
@@ -67,10 +64,9 @@ fn run_inner(config: Config, args: SyncArgs) -> anyhow::Result<std::process::Exi
         bail!("no [replication] section in the configuration: tern sync needs replica, user and password");
     };
     let client_config = crate::tls::trust::client_config(&repl, &config.data_dir)?;
-    let store = Store::open(config.store())
+    let store = crate::config::open_store(config.store())
         .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
     // Messages taken back from a replica are summarised like any other.
-    store.set_indexer(Arc::new(tern_imap::ImapIndexer));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -325,7 +325,11 @@ impl Lmtp {
 
 /// Opens the store of a (possibly running) instance, as `tern admin` would.
 pub fn open_store(data_dir: &Path) -> tern_store::Store {
-    tern_store::Store::open(tern_store::StoreConfig::new(data_dir)).unwrap()
+    tern_store::Store::open(
+        tern_store::StoreConfig::new(data_dir),
+        std::sync::Arc::new(tern_message::MessageIndexer),
+    )
+    .unwrap()
 }
 
 /// The blob file of alice's INBOX record `uid` in the data directory `data` (tests

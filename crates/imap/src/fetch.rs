@@ -299,7 +299,7 @@ fn prepare(
                     continue;
                 };
                 if !part.is_empty() && !checked.contains(&part.as_slice()) {
-                    mime::binary(m, part).map_err(|_| FetchError::UnknownCte)?;
+                    tern_message::decoded_part(m, part).map_err(|_| FetchError::UnknownCte)?;
                     checked.push(part);
                 }
             }
@@ -415,7 +415,7 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
             if part.is_empty() {
                 Some(literal_of(out, None, raw, whole, *partial, true))
             } else {
-                match mime::binary(raw, part) {
+                match tern_message::decoded_part(raw, part) {
                     Ok(Some(d)) => Some(literal_of(out, Some(d), raw, whole, *partial, true)),
                     // No such part; an unknown encoding was refused by `prepare`.
                     Ok(None) | Err(_) => {
@@ -429,7 +429,10 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
             let size = if part.is_empty() {
                 Some(raw.len())
             } else {
-                mime::binary(raw, part).ok().flatten().map(|d| d.len())
+                tern_message::decoded_part(raw, part)
+                    .ok()
+                    .flatten()
+                    .map(|d| d.len())
             };
             out.extend_from_slice(
                 format!("BINARY.SIZE[{}] {}", part_name(part), size.unwrap_or(0)).as_bytes(),
@@ -534,7 +537,7 @@ pub(crate) fn prefetch_summaries<'r>(
         ctx.store.summaries(&missing)?
     };
     for (guid, bytes) in found {
-        if let Some(summary) = crate::indexer::decode(&bytes) {
+        if let Some(summary) = MessageSummary::from_stored(&bytes) {
             ctx.cache.insert(*guid.as_bytes(), Arc::new(summary));
         }
     }

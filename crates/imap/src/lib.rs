@@ -6,8 +6,8 @@
 //! without ever making message sequence numbers wrong (see `selected.rs`).
 //!
 //! The server never touches the filesystem: messages and their state come from
-//! `tern-store`; MIME structure (ENVELOPE, BODYSTRUCTURE, sections) comes from
-//! `mail-parser` via [`mime`], cached per message GUID.
+//! `tern-store`; MIME structure comes from `tern-message`, rendered as ENVELOPE,
+//! BODYSTRUCTURE and sections by [`mime`] and cached per message GUID.
 //!
 //! Accepting connections, their limits, TLS (STARTTLS and the implicit-TLS port),
 //! COMPRESS=DEFLATE (RFC 4978), SASL decoding and login throttling come from the shared
@@ -20,7 +20,6 @@
 mod acl_cmds;
 mod auth_cmds;
 mod fetch;
-mod indexer;
 mod mailbox_cmds;
 mod message_cmds;
 mod metadata;
@@ -36,7 +35,6 @@ mod session;
 mod sort_cmds;
 pub mod types;
 
-pub use indexer::ImapIndexer;
 /// The rustls in use, to build [`ImapConfig::tls`] with.
 pub use tokio_rustls::rustls;
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tern_store::{Flag, Record, TextField, Uid};
 
 use crate::fetch::{message_of, summary_of, FetchContext, FetchError};
-use crate::mime::{self, MessageSummary};
+use crate::mime::MessageSummary;
 use crate::response::date_of;
 use crate::selected::Selected;
 use crate::types::{Date, SearchKey, SeqNum, SequenceSet};
@@ -186,7 +186,7 @@ fn matches(
             // An empty string matches every message that has the field at all.
             let raw = message_of(ctx, c.record, &mut c.raw)?;
             budget.charge_text(raw.len())?;
-            let values = mime::header_values(raw, field);
+            let values = tern_message::header_values(raw, field);
             !values.is_empty() && (s.is_empty() || values.iter().any(|v| contains_ci(v, s)))
         }
         SearchKey::Body(s) => match index.answer(false, s, c.record.uid) {
@@ -223,7 +223,7 @@ fn body_of<'c>(
     if c.body.is_none() {
         let raw = message_of(ctx, c.record, &mut c.raw)?;
         budget.charge_text(raw.len())?;
-        c.body = Some(mime::body_text(raw));
+        c.body = Some(tern_message::body_text(raw));
     }
     let body = c.body.as_deref().unwrap_or_default();
     budget.charge_text(body.len())?;
@@ -238,7 +238,7 @@ fn head_of<'c>(
 ) -> Result<&'c str, FetchError> {
     if c.head.is_none() {
         let raw = message_of(ctx, c.record, &mut c.raw)?;
-        c.head = Some(crate::indexer::head_text(raw));
+        c.head = Some(tern_message::header_text(raw));
     }
     let head = c.head.as_deref().unwrap_or_default();
     budget.charge_text(head.len())?;
@@ -254,7 +254,7 @@ fn header_contains(
 ) -> Result<bool, FetchError> {
     let raw = message_of(ctx, c.record, &mut c.raw)?;
     budget.charge_text(raw.len())?;
-    Ok(mime::header_values(raw, field)
+    Ok(tern_message::header_values(raw, field)
         .iter()
         .any(|v| contains_ci(v, needle)))
 }

@@ -433,8 +433,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
 
 /// The message's Message-ID, for duplicate suppression; `None` when it has none.
 fn message_id(message: &[u8]) -> Option<String> {
-    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
-    parsed.message_id().map(|id| id.chars().take(998).collect())
+    tern_message::message_id(message).map(|id| id.chars().take(998).collect())
 }
 
 /// The reply for an address that names no one who may receive mail here.

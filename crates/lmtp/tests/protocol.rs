@@ -18,7 +18,11 @@ struct Server {
 
 fn start(config: LmtpConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(
+        StoreConfig::new(dir.path()),
+        std::sync::Arc::new(tern_message::MessageIndexer),
+    )
+    .unwrap();
     store.create_user("alice", None, false).unwrap();
     store.create_user("bob", None, false).unwrap();
     let lists = store.create_mailbox("alice", "Lists/rust", None).unwrap();

@@ -141,7 +141,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut config = StoreConfig::new(dir.path());
             config.log_replicated = chain;
-            let store = Store::open(config).unwrap();
+            let store = Store::open(config, crate::content::test_indexer()).unwrap();
             store.replica().apply_user_state(&state("carol")).unwrap();
             let logged: Vec<String> = store
                 .changes_after(0, 100)

@@ -2,15 +2,15 @@
 //! to the store) and a full-text index of its header and body text (built by
 //! [`crate::text_index`] in the background, asked here).
 //!
-//! The store does not parse MIME; a protocol crate supplies a [`ContentIndexer`] and
-//! the binary installs it with [`Store::set_indexer`]. From then on every message
+//! The store does not parse MIME: it is opened with a [`ContentIndexer`]
+//! (`tern-message`'s, in a server), and cannot be opened without one. Every message
 //! stored (delivered, appended, copied in) is indexed once per GUID in the same
 //! transaction as its record, so a message is never visible without its index entry.
-//! Messages stored before an indexer was installed are reported as unindexed, and
-//! their readers fall back to the blob.
+//! Messages without one (stored by a version that predates the index, or whose entry
+//! a reader cannot decode) are reported as unindexed, and their readers fall back to
+//! the blob.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -75,18 +75,9 @@ pub struct TextMatches {
 pub const MIN_INDEXED_NEEDLE: usize = 3;
 
 impl Store {
-    /// Installs the content indexer. Only the first call takes effect.
-    pub fn set_indexer(&self, indexer: Arc<dyn ContentIndexer>) {
-        let _ = self.shared.indexer.set(indexer);
-    }
-
-    /// Indexes `message` if an indexer is installed and its GUID has no entry yet
-    /// (`known`).
+    /// Indexes `message` unless its GUID has an entry already (`known`).
     pub(crate) fn index_for(&self, message: &[u8], known: bool) -> Option<ContentSummary> {
-        if known {
-            return None;
-        }
-        Some(self.shared.indexer.get()?.summarize(message))
+        (!known).then(|| self.shared.indexer.summarize(message))
     }
 
     /// The stored summaries of these GUIDs (those that have one).
@@ -261,6 +252,35 @@ pub(crate) fn insert_index(
     )?
     .execute(params![&guid.as_bytes()[..], partition, size as i64])?;
     Ok(())
+}
+
+/// The indexer the store's unit tests open stores with: the summary is the first
+/// line, the Message-ID a `Message-ID:` line's value, the body text what follows the
+/// blank line.
+#[cfg(test)]
+pub(crate) fn test_indexer() -> std::sync::Arc<dyn ContentIndexer> {
+    struct FirstLine;
+    impl ContentIndexer for FirstLine {
+        fn summarize(&self, message: &[u8]) -> ContentSummary {
+            let text = String::from_utf8_lossy(message);
+            ContentSummary {
+                data: text.lines().next().unwrap_or("").as_bytes().to_vec(),
+                message_id: text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Message-ID:"))
+                    .map(str::to_owned),
+            }
+        }
+        fn text(&self, message: &[u8]) -> MessageText {
+            let text = String::from_utf8_lossy(message);
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            MessageText {
+                head: head.to_owned(),
+                body: body.to_owned(),
+            }
+        }
+    }
+    std::sync::Arc::new(FirstLine)
 }
 
 #[cfg(test)]

@@ -226,9 +226,7 @@ impl Store {
         partition: &str,
         appends: &[&ReplicaAppend],
     ) -> Result<HashMap<Guid, crate::content::ContentSummary>> {
-        let Some(indexer) = self.shared.indexer.get().cloned() else {
-            return Ok(HashMap::new());
-        };
+        let indexer = self.shared.indexer.clone();
         let unknown: Vec<&ReplicaAppend> = self.read(|conn| {
             let mut out = Vec::new();
             for &a in appends {

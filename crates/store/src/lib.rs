@@ -22,9 +22,18 @@
 //! - **Change log**: every committed change names the user and mailbox it touched.
 //!
 //! ```
-//! use tern_store::{Store, StoreConfig, Flags};
+//! use std::sync::Arc;
+//! use tern_store::{ContentIndexer, ContentSummary, Flags, MessageText, Store, StoreConfig};
+//!
+//! /// A server passes `tern-message`'s indexer; this one keeps nothing.
+//! struct Nothing;
+//! impl ContentIndexer for Nothing {
+//!     fn summarize(&self, _: &[u8]) -> ContentSummary { ContentSummary::default() }
+//!     fn text(&self, _: &[u8]) -> MessageText { MessageText::default() }
+//! }
+//!
 //! let dir = tempfile::tempdir().unwrap();
-//! let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+//! let store = Store::open(StoreConfig::new(dir.path()), Arc::new(Nothing)).unwrap();
 //! store.create_user("alice", Some("secret"), false).unwrap();
 //! let appended = store
 //!     .append_as_owner("alice", "INBOX", &Flags::new(), 0, b"Subject: hi\r\n\r\nhello\r\n")

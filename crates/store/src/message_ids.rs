@@ -173,12 +173,10 @@ impl Store {
 
     /// Examines up to one batch of unexamined summaries: reads each message from its
     /// blob, asks the indexer for its Message-ID and records it. Returns how many were
-    /// examined; zero when none is left or no indexer is installed. A message whose
+    /// examined; zero when none is left. A message whose
     /// blob cannot be read is recorded as having none, so the fill always ends.
     pub(crate) fn fill_message_ids(&self) -> Result<usize> {
-        let Some(indexer) = self.shared.indexer.get().cloned() else {
-            return Ok(0);
-        };
+        let indexer = self.shared.indexer.clone();
         let todo: Vec<(Guid, Option<Place>)> = self.read(unexamined)?;
         if todo.is_empty() {
             return Ok(0);
@@ -241,33 +239,14 @@ fn unexamined(conn: &Connection) -> Result<Vec<(Guid, Option<Place>)>> {
 #[cfg(test)]
 mod tests {
     use super::normalize_message_id as n;
-    use crate::{Actor, ContentIndexer, ContentSummary, Flags, MessageText, Store, StoreConfig};
-
-    /// Takes the Message-ID from a `Message-ID:` line.
-    struct Ids;
-
-    impl ContentIndexer for Ids {
-        fn summarize(&self, message: &[u8]) -> ContentSummary {
-            let text = String::from_utf8_lossy(message);
-            ContentSummary {
-                data: Vec::new(),
-                message_id: text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Message-ID: "))
-                    .map(str::to_owned),
-            }
-        }
-        fn text(&self, _: &[u8]) -> MessageText {
-            MessageText::default()
-        }
-    }
+    use crate::{Actor, Flags, Store, StoreConfig};
 
     #[test]
     fn summaries_from_before_the_index_are_filled_in() {
         let dir = tempfile::tempdir().unwrap();
         let open = || {
-            let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-            store.set_indexer(std::sync::Arc::new(Ids));
+            let store =
+                Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
             store
         };
         let store = open();

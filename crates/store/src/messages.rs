@@ -113,8 +113,7 @@ impl Store {
     ) -> Result<Appended> {
         let guid = Guid::of(message);
         let size = message.len() as u64;
-        let known =
-            self.shared.indexer.get().is_none() || self.read(|conn| has_index(conn, &guid))?;
+        let known = self.read(|conn| has_index(conn, &guid))?;
         let index = Arc::new(self.index_for(message, known));
         let _pin = self.shared.pins.pin(guid);
         let mut wrote: Vec<String> = Vec::new();
@@ -214,13 +213,12 @@ impl Store {
         let guid = Guid::of(message);
         let size = message.len() as u64;
         let internaldate = options.internaldate.unwrap_or_else(now);
-        let indexing = self.shared.indexer.get().is_some();
         let (resolved, known): (Vec<Result<Resolved>>, bool) = match self.read(|conn| {
             let resolved = targets
                 .iter()
                 .map(|t| resolve_target(conn, t, size))
                 .collect::<Vec<_>>();
-            Ok((resolved, !indexing || has_index(conn, &guid)?))
+            Ok((resolved, has_index(conn, &guid)?))
         }) {
             Ok(r) => r,
             Err(e) => {

@@ -311,7 +311,8 @@ mod tests {
     #[test]
     fn shared_entries_are_annotations_private_ones_are_per_user() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
         store.create_user("ann", None, false).unwrap();
         store.create_user("bob", None, false).unwrap();
         let inbox = store.mailbox("ann", "INBOX").unwrap().unwrap();

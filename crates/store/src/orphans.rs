@@ -373,7 +373,8 @@ mod tests {
     #[test]
     fn discarding_races_deliveries_of_the_same_message_safely() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
         store.create_user("b", None, false).unwrap();
         let message = |i: u32| format!("Subject: race {i}\r\n\r\nbody\r\n").into_bytes();
         const ROUNDS: u32 = 300;

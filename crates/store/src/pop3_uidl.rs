@@ -92,7 +92,8 @@ mod tests {
     #[test]
     fn set_at_creation_unique_among_live_records_and_in_the_digest() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
         store.create_user("alice", Some("pw"), false).unwrap();
         let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
         let alice = Actor {

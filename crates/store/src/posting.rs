@@ -34,8 +34,7 @@ impl Store {
         }
         let guid = Guid::of(message);
         let size = message.len() as u64;
-        let known =
-            self.shared.indexer.get().is_none() || self.read(|conn| has_index(conn, &guid))?;
+        let known = self.read(|conn| has_index(conn, &guid))?;
         let index = Arc::new(self.index_for(message, known));
         let _pin = self.shared.pins.pin(guid);
         let partitions: Vec<String> = self.read(|conn| {

@@ -565,7 +565,8 @@ mod tests {
         let body = |n: u32| format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes();
         let before = now();
         let digest = {
-            let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+            let store =
+                Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
             store.create_user("u", Some("pw"), false).unwrap();
             for n in 1..=3 {
                 store
@@ -586,7 +587,8 @@ mod tests {
             super::downgrade_to_v5(&Connection::open(dir.path().join("index.sqlite3")).unwrap());
             digest
         };
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
         let (records, tombstone) = times(dir.path());
         assert_eq!(records[0], (1, None));
         assert!(records[1].1.is_some_and(|t| t >= before));
@@ -603,7 +605,8 @@ mod tests {
     fn version_7_migrates_from_6() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+            let store =
+                Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
             store.create_user("u", None, false).unwrap();
             store
                 .set_annotation("u", "INBOX", "/comment", Some("kept"))
@@ -616,7 +619,8 @@ mod tests {
             .unwrap();
         assert_eq!(v, 6);
         drop(conn);
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
         let u = Actor {
             name: "u".into(),
             is_admin: false,

@@ -181,7 +181,8 @@ mod tests {
     #[test]
     fn rights_come_from_the_acl_and_anonymous_is_not_anyone() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(tmp.path())).unwrap();
+        let store =
+            Store::open(StoreConfig::new(tmp.path()), crate::content::test_indexer()).unwrap();
         let lr = Rights::parse("lr").unwrap();
         let open = [("anyone".to_owned(), lr), (ANONYMOUS.to_owned(), lr)];
         store

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
@@ -89,7 +89,7 @@ pub(crate) struct Shared {
     index_path: PathBuf,
     pub(crate) text_path: PathBuf,
     watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
-    pub(crate) indexer: OnceLock<Arc<dyn ContentIndexer>>,
+    pub(crate) indexer: Arc<dyn ContentIndexer>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
     /// Bounds concurrent Argon2 verifications (memory and CPU under a LOGIN flood).
     pub(crate) hash_gate: crate::auth_cache::HashGate,
@@ -109,7 +109,7 @@ impl Store {
     /// Then, on a thread of its own, removes what writes that never committed left
     /// behind (temporary files, unreferenced new blobs; see
     /// [`Store::wait_for_orphan_scan`]).
-    pub fn open(config: StoreConfig) -> Result<Store> {
+    pub fn open(config: StoreConfig, indexer: Arc<dyn ContentIndexer>) -> Result<Store> {
         let mut config = config;
         fs::create_dir_all(&config.data_dir)
             .map_err(|e| StoreError::io("create", &config.data_dir, e))?;
@@ -140,7 +140,7 @@ impl Store {
                 index_path,
                 text_path,
                 watchers: Mutex::new(HashMap::new()),
-                indexer: OnceLock::new(),
+                indexer,
                 auth_cache: crate::auth_cache::AuthCache::new(),
                 hash_gate: crate::auth_cache::HashGate::per_core(),
                 orphan_scan: Default::default(),

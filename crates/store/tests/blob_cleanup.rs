@@ -1,13 +1,15 @@
 //! No blob outlives the write that made it: refused appends and deliveries leave the
 //! blob store as it was, and what a crash left is removed after the next start.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use tern_store::*;
 
 fn open(dir: &Path) -> Store {
-    let store = Store::open(StoreConfig::new(dir)).unwrap();
+    let store = Store::open(StoreConfig::new(dir), common::indexer()).unwrap();
     store.wait_for_orphan_scan();
     store
 }

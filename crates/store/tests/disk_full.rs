@@ -5,6 +5,8 @@
 //! Runs on a real small filesystem: a 30 MiB tmpfs mounted for the test (as root; CI
 //! runs as root). Where mounting is not permitted the test says so and returns.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,7 +77,7 @@ fn opens_and_reads_on_a_full_disk_and_writes_resume_when_space_returns() {
     let data = mount.0.join("data");
     let message = b"Subject: before\r\n\r\nwritten while there was room\r\n";
     {
-        let store = Store::open(StoreConfig::new(&data)).unwrap();
+        let store = Store::open(StoreConfig::new(&data), common::indexer()).unwrap();
         store.create_user("alice", Some("pw"), false).unwrap();
         let r = store.deliver(message, &to("alice"), &DeliveryOptions::default());
         assert!(r[0].is_ok(), "{r:?}");
@@ -96,7 +98,8 @@ fn opens_and_reads_on_a_full_disk_and_writes_resume_when_space_returns() {
     let filler = fill(&mount.0);
 
     // Open on the full disk, as `tern serve` does at start.
-    let store = Store::open(StoreConfig::new(&data)).expect("open on a full disk");
+    let store =
+        Store::open(StoreConfig::new(&data), common::indexer()).expect("open on a full disk");
     // Reads work.
     assert!(store.verify_password("alice", "pw").unwrap().is_some());
     let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();

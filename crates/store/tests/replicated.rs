@@ -1,11 +1,13 @@
 //! Replicated writes: a replica store applying what a master store reads, through the
 //! public API only, with the guarantees `docs/replication.md` gives.
 
+mod common;
+
 use tern_store::*;
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), common::indexer()).unwrap();
     (dir, store)
 }
 

@@ -1,10 +1,12 @@
 //! The store's behaviour through its public API, on a fresh data directory per test.
 
+mod common;
+
 use tern_store::*;
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), common::indexer()).unwrap();
     (dir, store)
 }
 
@@ -421,59 +423,43 @@ fn concurrent_writers_get_distinct_uids_and_all_commit() {
 fn data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store = Store::open(StoreConfig::new(dir.path()), common::indexer()).unwrap();
         store.create_user("u", None, false).unwrap();
         store
             .append_as_owner("u", "INBOX", &flags("\\Seen"), 7, b"persist me")
             .unwrap();
     }
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), common::indexer()).unwrap();
     let inbox = store.mailbox("u", "INBOX").unwrap().unwrap();
     let (_, recs) = store.records(&u(), &inbox.uniqueid, false).unwrap();
     assert_eq!(recs[0].flags, flags("\\Seen"));
     assert_eq!(store.message(&inbox, &recs[0]).unwrap(), b"persist me");
 }
 
-/// A stand-in for a protocol's indexer: the summary is the first line, the body
-/// text everything after the blank line.
-struct FirstLine;
-
-impl ContentIndexer for FirstLine {
-    fn summarize(&self, message: &[u8]) -> tern_store::ContentSummary {
-        let text = String::from_utf8_lossy(message);
-        tern_store::ContentSummary {
-            data: text.lines().next().unwrap_or("").as_bytes().to_vec(),
-            message_id: text
-                .lines()
-                .find_map(|l| l.strip_prefix("Message-ID:"))
-                .map(str::to_owned),
-        }
-    }
-
-    fn text(&self, message: &[u8]) -> MessageText {
-        let text = String::from_utf8_lossy(message);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        MessageText {
-            head: head.to_owned(),
-            body: body.to_owned(),
-        }
-    }
-}
-
 #[test]
 fn content_index_answers_text_search_and_keeps_summaries() {
-    let (_d, store) = open();
-    store.create_user("u", None, false).unwrap();
-    let before = store
-        .append_as_owner(
-            "u",
-            "INBOX",
-            &Flags::new(),
-            0,
-            b"Subject: old\r\n\r\nquokka before\r\n",
-        )
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let mut config = StoreConfig::new(dir.path());
+        config.background = false;
+        let store = Store::open(config, common::indexer()).unwrap();
+        store.create_user("u", None, false).unwrap();
+        store
+            .append_as_owner(
+                "u",
+                "INBOX",
+                &Flags::new(),
+                0,
+                b"Subject: old\r\n\r\nquokka before\r\n",
+            )
+            .unwrap()
+    };
+    // As if stored by a version before the content index: no summary, no text queued.
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute_batch("DELETE FROM summaries; DELETE FROM pending_texts;")
         .unwrap();
-    store.set_indexer(std::sync::Arc::new(FirstLine));
+    drop(conn);
+    let store = Store::open(StoreConfig::new(dir.path()), common::indexer()).unwrap();
     let a = store
         .append_as_owner(
             "u",
@@ -513,7 +499,7 @@ fn content_index_answers_text_search_and_keeps_summaries() {
     assert_eq!(
         body.unindexed,
         vec![before.uid],
-        "stored before the indexer: the caller must scan it"
+        "stored before the index: the caller must scan it"
     );
     let all = store
         .search_text(&inbox, TextField::All, "quokka")
@@ -674,7 +660,6 @@ fn acl_rights_are_enforced_by_the_store() {
 #[test]
 fn message_id_index_finds_live_readable_records() {
     let (_d, store) = open();
-    store.set_indexer(std::sync::Arc::new(FirstLine));
     store.create_user("u", None, false).unwrap();
     store.create_user("v", None, false).unwrap();
     let msg = |id: &str, n: u32| format!("Subject: s{n}\r\nMessage-ID:{id}\r\n\r\nbody {n}\r\n");

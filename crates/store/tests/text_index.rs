@@ -34,9 +34,7 @@ impl ContentIndexer for Plain {
 fn open_with(dir: &Path, f: impl FnOnce(&mut StoreConfig)) -> Store {
     let mut config = StoreConfig::new(dir);
     f(&mut config);
-    let store = Store::open(config).unwrap();
-    store.set_indexer(Arc::new(Plain));
-    store
+    Store::open(config, Arc::new(Plain)).unwrap()
 }
 
 fn append(store: &Store, body: &str) -> u32 {

@@ -34,7 +34,11 @@ fn message(i: u32) -> Vec<u8> {
 
 /// A master store with one mailbox of `n` records.
 fn build_master(dir: &std::path::Path, n: u32) -> (Store, UniqueId) {
-    let store = Store::open(StoreConfig::new(dir)).expect("master store");
+    let store = Store::open(
+        StoreConfig::new(dir),
+        std::sync::Arc::new(tern_message::MessageIndexer),
+    )
+    .expect("master store");
     store.create_user(USER, None, false).expect("user");
     let bodies: Vec<Vec<u8>> = (0..100).map(message).collect();
     let id = UniqueId::random();
@@ -123,7 +127,11 @@ async fn measure(n: u32) -> Figures {
     let (master, _) = build_master(&root.path().join("master"), n);
     let load = started.elapsed();
 
-    let replica = Store::open(StoreConfig::new(root.path().join("replica"))).expect("replica");
+    let replica = Store::open(
+        StoreConfig::new(root.path().join("replica")),
+        std::sync::Arc::new(tern_message::MessageIndexer),
+    )
+    .expect("replica");
     replica
         .create_user("repl", Some("bench-secret"), true)
         .expect("admin");

@@ -3,10 +3,9 @@
 //! messages, with the extension data (disposition, language, location) for
 //! BODYSTRUCTURE.
 
+use tern_message::{BodyPart, Content};
+
 use super::envelope::write_envelope;
-use super::header::{first_field, trim, unfold, Field};
-use super::params::{is_token, parse_structured, split_params};
-use super::tree::{count_lines, Kind, Part};
 use super::wire::{write_nstring, write_string};
 
 fn write_upper(out: &mut Vec<u8>, s: &[u8]) {
@@ -31,32 +30,22 @@ fn write_params(out: &mut Vec<u8>, params: &[(Vec<u8>, Vec<u8>)]) {
 }
 
 /// `body-fld-dsp SP body-fld-lang SP body-fld-loc`
-fn write_ext_common(out: &mut Vec<u8>, raw: &[u8], fields: &[Field]) {
-    match first_field(raw, fields, "content-disposition").map(parse_structured) {
-        Some((ty, params)) if is_token(&ty) => {
+fn write_ext_common(out: &mut Vec<u8>, part: &BodyPart) {
+    match &part.disposition {
+        Some(d) => {
             out.push(b'(');
-            write_upper(out, &ty);
+            write_upper(out, &d.kind);
             out.push(b' ');
-            write_params(out, &params);
+            write_params(out, &d.params);
             out.push(b')');
         }
-        _ => out.extend_from_slice(b"NIL"),
+        None => out.extend_from_slice(b"NIL"),
     }
     out.push(b' ');
-    let langs: Vec<Vec<u8>> = first_field(raw, fields, "content-language")
-        .map(|v| {
-            let no_comments: Vec<u8> = split_params(v).join(&b';');
-            no_comments
-                .split(|&c| c == b',')
-                .map(|l| trim(l).to_vec())
-                .filter(|l| !l.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    match langs.len() {
-        0 => out.extend_from_slice(b"NIL"),
-        1 => write_string(out, &langs[0]),
-        _ => {
+    match part.language.as_slice() {
+        [] => out.extend_from_slice(b"NIL"),
+        [one] => write_string(out, one),
+        langs => {
             out.push(b'(');
             for (i, l) in langs.iter().enumerate() {
                 if i > 0 {
@@ -68,73 +57,62 @@ fn write_ext_common(out: &mut Vec<u8>, raw: &[u8], fields: &[Field]) {
         }
     }
     out.push(b' ');
-    let loc = first_field(raw, fields, "content-location")
-        .map(unfold)
-        .filter(|l| !l.is_empty());
-    write_nstring(out, loc.as_deref());
+    write_nstring(out, part.location.as_deref());
 }
 
-pub(super) fn cte_of(raw: &[u8], fields: &[Field]) -> Option<Vec<u8>> {
-    first_field(raw, fields, "content-transfer-encoding")
-        .map(|v| trim(&split_params(v)[0]).to_ascii_lowercase())
-        .filter(|v| !v.is_empty())
-}
-
-pub(super) fn write_body(out: &mut Vec<u8>, raw: &[u8], part: &Part, ext: bool) {
+/// BODYSTRUCTURE (`ext`) or BODY of `part`.
+pub(super) fn write_body(out: &mut Vec<u8>, part: &BodyPart, ext: bool) {
     out.push(b'(');
-    if let Kind::Multipart(children) = &part.kind {
+    if let Content::Multipart(children) = &part.content {
         if children.is_empty() {
             out.extend_from_slice(
                 b"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0)",
             );
         }
         for c in children {
-            write_body(out, raw, c, ext);
+            write_body(out, c, ext);
         }
         out.push(b' ');
-        write_upper(out, &part.ct.sub);
+        write_upper(out, &part.subtype);
         if ext {
             out.push(b' ');
-            write_params(out, &part.ct.params);
+            write_params(out, &part.params);
             out.push(b' ');
-            write_ext_common(out, raw, &part.fields);
+            write_ext_common(out, part);
         }
         out.push(b')');
         return;
     }
-    write_upper(out, &part.ct.ty);
+    write_upper(out, &part.media_type);
     out.push(b' ');
-    write_upper(out, &part.ct.sub);
+    write_upper(out, &part.subtype);
     out.push(b' ');
-    write_params(out, &part.ct.params);
+    write_params(out, &part.params);
     out.push(b' ');
-    let id = first_field(raw, &part.fields, "content-id").map(unfold);
-    write_nstring(out, id.as_deref());
+    write_nstring(out, part.id.as_deref());
     out.push(b' ');
-    let desc = first_field(raw, &part.fields, "content-description").map(unfold);
-    write_nstring(out, desc.as_deref());
+    write_nstring(out, part.description.as_deref());
     out.push(b' ');
-    match cte_of(raw, &part.fields) {
-        Some(cte) => write_upper(out, &cte),
+    match &part.encoding {
+        Some(cte) => write_upper(out, cte),
         None => out.extend_from_slice(b"\"7BIT\""),
     }
     out.push(b' ');
-    let body = &raw[part.body_start..part.end];
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    if let Kind::Message(inner) = &part.kind {
+    out.extend_from_slice(part.size.to_string().as_bytes());
+    if let Content::Message { envelope, body } = &part.content {
         out.push(b' ');
-        write_envelope(out, raw, &inner.fields);
+        write_envelope(out, envelope);
         out.push(b' ');
-        write_body(out, raw, inner, ext);
+        write_body(out, body, ext);
         out.push(b' ');
-        out.extend_from_slice(count_lines(body).to_string().as_bytes());
-    } else if part.ct.ty == b"text" {
+        out.extend_from_slice(part.lines.to_string().as_bytes());
+    } else if part.media_type == b"text" {
         out.push(b' ');
-        out.extend_from_slice(count_lines(body).to_string().as_bytes());
+        out.extend_from_slice(part.lines.to_string().as_bytes());
     }
     if ext {
         out.extend_from_slice(b" NIL ");
-        write_ext_common(out, raw, &part.fields);
+        write_ext_common(out, part);
     }
     out.push(b')');
 }

@@ -190,7 +190,7 @@ impl SummaryCache {
 mod tests {
     use super::*;
     use crate::mime::summarize;
-    use crate::mime::test_util::*;
+    use tern_message::fixtures::*;
 
     #[test]
     fn cache_lru() {

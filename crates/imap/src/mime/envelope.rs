@@ -1,38 +1,65 @@
 //! ENVELOPE (RFC 3501 7.4.2): the raw, unfolded header values and address lists of a
 //! message, with From standing in for an absent or empty Sender and Reply-To.
 
-use super::address::{parse_addresses, write_addresses};
-use super::header::{first_field, unfold, Field};
-use super::wire::write_nstring;
+use tern_message::{Address, Envelope};
 
-pub(super) fn write_envelope(out: &mut Vec<u8>, raw: &[u8], fields: &[Field]) {
-    let text = |name: &str| first_field(raw, fields, name).map(unfold);
-    let addrs = |name: &str| {
-        first_field(raw, fields, name)
-            .map(parse_addresses)
-            .unwrap_or_default()
-    };
+use super::wire::{write_nstring, write_string};
+
+pub(super) fn write_envelope(out: &mut Vec<u8>, e: &Envelope) {
     out.push(b'(');
-    write_nstring(out, text("date").as_deref());
+    write_nstring(out, e.date.as_deref());
     out.push(b' ');
-    write_nstring(out, text("subject").as_deref());
-    let from = addrs("from");
+    write_nstring(out, e.subject.as_deref());
     out.push(b' ');
-    write_addresses(out, &from);
-    for name in ["sender", "reply-to", "to", "cc", "bcc"] {
+    write_addresses(out, &e.from);
+    // RFC 3501: absent or empty Sender / Reply-To take the From value.
+    for list in [&e.sender, &e.reply_to] {
         out.push(b' ');
-        let list = addrs(name);
-        // RFC 3501: absent or empty Sender / Reply-To take the From value.
-        if list.is_empty() && (name == "sender" || name == "reply-to") {
-            write_addresses(out, &from);
-        } else {
-            write_addresses(out, &list);
-        }
+        write_addresses(out, if list.is_empty() { &e.from } else { list });
+    }
+    for list in [&e.to, &e.cc, &e.bcc] {
+        out.push(b' ');
+        write_addresses(out, list);
     }
     out.push(b' ');
-    write_nstring(out, text("in-reply-to").as_deref());
+    write_nstring(out, e.in_reply_to.as_deref());
     out.push(b' ');
-    write_nstring(out, text("message-id").as_deref());
+    write_nstring(out, e.message_id.as_deref());
+    out.push(b')');
+}
+
+pub(super) fn write_addresses(out: &mut Vec<u8>, items: &[Address]) {
+    if items.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for it in items {
+        match it {
+            Address::Mailbox {
+                name,
+                adl,
+                mailbox,
+                host,
+            } => {
+                out.push(b'(');
+                write_nstring(out, name.as_deref());
+                out.push(b' ');
+                write_nstring(out, adl.as_deref());
+                out.push(b' ');
+                write_string(out, mailbox);
+                out.push(b' ');
+                write_string(out, host);
+                out.push(b')');
+            }
+            Address::GroupStart(name) => {
+                out.extend_from_slice(b"(NIL NIL ");
+                write_string(out, name);
+                out.extend_from_slice(b" NIL)");
+            }
+            Address::GroupEnd => out.extend_from_slice(b"(NIL NIL NIL NIL)"),
+        }
+    }
     out.push(b')');
 }
 

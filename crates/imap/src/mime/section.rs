@@ -1,8 +1,8 @@
 //! Body sections: the exact bytes of `BODY[section]` (RFC 3501 6.4.5), HEADER,
 //! HEADER.FIELDS(.NOT), TEXT and MIME of any part, cut from the raw message.
 
-use super::tree::{parse_tree, resolve, Kind, Part};
 use crate::types::{Section, SectionText};
+use tern_message::tree::{parse_tree, resolve, Kind, Part};
 
 fn header_fields(raw: &[u8], m: &Part, names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
@@ -66,8 +66,10 @@ pub fn section(raw: &[u8], section: &Section) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mime::summarize;
     use crate::mime::test_util::*;
-    use crate::mime::{binary, summarize};
+    use tern_message::decoded_part as binary;
+    use tern_message::fixtures::*;
 
     #[test]
     fn bare_lf() {

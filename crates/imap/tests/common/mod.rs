@@ -33,10 +33,13 @@ pub fn start_with_store(config: ImapConfig, f: impl FnOnce(&mut StoreConfig)) ->
     let dir = tempfile::tempdir().unwrap();
     let mut store_config = StoreConfig::new(dir.path());
     f(&mut store_config);
-    let store = Store::open(store_config).unwrap();
+    let store = Store::open(
+        store_config,
+        std::sync::Arc::new(tern_message::MessageIndexer),
+    )
+    .unwrap();
     store.create_user("alice", Some("pw"), false).unwrap();
     store.create_user("bob", Some("pw"), false).unwrap();
-    store.set_indexer(std::sync::Arc::new(tern_imap::ImapIndexer));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

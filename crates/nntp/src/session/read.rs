@@ -1,6 +1,9 @@
 //! The reading commands: GROUP, LISTGROUP, NEXT, LAST, ARTICLE/HEAD/BODY/STAT, OVER,
 //! HDR, LIST, NEWGROUPS and NEWNEWS. Long answers go out a batch at a time.
 
+use std::collections::HashMap;
+
+use tern_message::Summary;
 use tern_net::dotstuff::Part;
 use tern_store::{Record, Uid, SHARED_OWNER};
 use tokio::io::AsyncWriteExt;
@@ -9,7 +12,7 @@ use super::Session;
 use crate::article::{self, Found};
 use crate::command::{ArticleRef, Command, ListKind, Range, Retrieve, Selection, MAX_ARTICLE};
 use crate::groups::{self, Group, Lookup, Selected};
-use crate::overview;
+use crate::overview::{self, Source};
 use crate::wildmat;
 
 /// Articles read per batch of OVER, HDR and LISTGROUP output.
@@ -272,9 +275,10 @@ impl Session {
             (Some(_), true) => "221 Header follows",
             (Some(_), false) => "225 Headers follow",
         };
-        let render = move |number: Uid, raw: &[u8], xref: &str| match &field {
-            None => overview::over_line(number, raw, xref),
-            Some(f) => format!("{number} {}", overview::hdr_value(raw, f, xref)),
+        let from_summary = overview::answers_from_summary(field.as_deref());
+        let render = move |number: Uid, article: &Source<'_>, xref: &str| match &field {
+            None => overview::over_line(number, article, xref),
+            Some(f) => format!("{number} {}", overview::hdr_value(article, f, xref)),
         };
         let (prefix, host) = (self.config.prefix.clone(), self.config.hostname.clone());
         // By Message-ID: one article, reported with number 0.
@@ -294,7 +298,7 @@ impl Session {
                 .await;
             return match raw {
                 Ok((raw, xref)) => {
-                    let line = render(0, &raw, &xref);
+                    let line = render(0, &Source::Raw(&raw), &xref);
                     self.reply(&format!("{head}\r\n{line}\r\n.")).await
                 }
                 Err(e) => self.store_failure(&e).await,
@@ -323,7 +327,14 @@ impl Session {
             let (prefix, host) = (prefix.clone(), host.clone());
             let lines = self
                 .blocking(move |store, actor| {
-                    overview_batch(store, actor, &sel, &batch, &prefix, &host, &*render)
+                    let batch = OverviewBatch {
+                        selected: &sel,
+                        uids: &batch,
+                        prefix: &prefix,
+                        host: &host,
+                        from_summary,
+                    };
+                    batch.lines(store, actor, &*render)
                 })
                 .await;
             match lines {
@@ -491,69 +502,75 @@ impl Session {
     }
 }
 
-/// The OVER or HDR lines of one batch of articles of the selected group, each with its
-/// Xref: every readable group holding the same message (a cross-post is one message in
-/// several mailboxes), found for the whole batch in one store read.
-fn overview_batch(
-    store: &tern_store::Store,
-    actor: &tern_store::Actor,
-    sel: &Selected,
-    batch: &[Uid],
-    prefix: &str,
-    host: &str,
-    render: &(dyn Fn(Uid, &[u8], &str) -> String + Sync),
-) -> Result<String, tern_store::StoreError> {
-    let mailbox = &sel.group.mailbox;
-    let records: Vec<Record> = store
-        .records_by_uid(actor, &mailbox.uniqueid, batch)?
-        .into_iter()
-        .filter(|r| r.expunged_modseq.is_none())
-        .collect();
-    let guids: Vec<tern_store::Guid> = records.iter().map(|r| r.guid).collect();
-    let below = format!("{prefix}/");
-    let mut filed: std::collections::HashMap<tern_store::Guid, Vec<(String, Uid)>> =
-        std::collections::HashMap::new();
-    for (guid, m, uid) in store.records_by_guids(actor, &guids)? {
-        let group = m.name.strip_prefix(&below).filter(|g| !g.contains('/'));
-        if let (Some(group), true) = (group, m.user == SHARED_OWNER && uid <= MAX_ARTICLE) {
-            filed.entry(guid).or_default().push((group.to_owned(), uid));
+/// One batch of articles of the selected group for OVER or HDR.
+struct OverviewBatch<'a> {
+    selected: &'a Selected,
+    uids: &'a [Uid],
+    prefix: &'a str,
+    host: &'a str,
+    /// The stored summaries hold what is asked: no file is read.
+    from_summary: bool,
+}
+
+type Render = dyn Fn(Uid, &Source<'_>, &str) -> String + Sync;
+
+impl OverviewBatch<'_> {
+    /// The OVER or HDR lines, each with its Xref: every readable group holding the
+    /// same message (a cross-post is one message in several mailboxes), found for the
+    /// whole batch in one store read. Values come from the stored summaries when they
+    /// hold them; an article without one (or a field they lack) is read from its file.
+    fn lines(
+        &self,
+        store: &tern_store::Store,
+        actor: &tern_store::Actor,
+        render: &Render,
+    ) -> Result<String, tern_store::StoreError> {
+        let mailbox = &self.selected.group.mailbox;
+        let records: Vec<Record> = store
+            .records_by_uid(actor, &mailbox.uniqueid, self.uids)?
+            .into_iter()
+            .filter(|r| r.expunged_modseq.is_none())
+            .collect();
+        let guids: Vec<tern_store::Guid> = records.iter().map(|r| r.guid).collect();
+        let below = format!("{}/", self.prefix);
+        let mut filed: HashMap<tern_store::Guid, Vec<(String, Uid)>> = HashMap::new();
+        for (guid, m, uid) in store.records_by_guids(actor, &guids)? {
+            let group = m.name.strip_prefix(&below).filter(|g| !g.contains('/'));
+            if let (Some(group), true) = (group, m.user == SHARED_OWNER && uid <= MAX_ARTICLE) {
+                filed.entry(guid).or_default().push((group.to_owned(), uid));
+            }
         }
-    }
-    let lines = |part: &[Record]| {
+        let summaries: HashMap<tern_store::Guid, Summary> = if self.from_summary {
+            store
+                .summaries(&guids)?
+                .into_iter()
+                .filter_map(|(g, bytes)| Some((g, Summary::from_bytes(&bytes)?)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut text = String::new();
-        for r in part {
-            let mut xref = host.to_owned();
+        for r in &records {
+            let mut xref = self.host.to_owned();
             match filed.get(&r.guid) {
                 Some(places) => {
                     for (group, uid) in places {
                         xref.push_str(&format!(" {group}:{uid}"));
                     }
                 }
-                None => xref.push_str(&format!(" {}:{}", sel.group.name, r.uid)),
+                None => xref.push_str(&format!(" {}:{}", self.selected.group.name, r.uid)),
             }
-            // An article whose file cannot be read is left out, not fatal.
-            if let Ok(raw) = article::read_whole(store, mailbox, r) {
-                text.push_str(&render(r.uid, &raw, &xref));
-                text.push_str("\r\n");
-            }
+            let line = match summaries.get(&r.guid) {
+                Some(summary) => render(r.uid, &Source::Summary(summary), &xref),
+                // An article whose file cannot be read is left out, not fatal.
+                None => match article::read_whole(store, mailbox, r) {
+                    Ok(raw) => render(r.uid, &Source::Raw(&raw), &xref),
+                    Err(_) => continue,
+                },
+            };
+            text.push_str(&line);
+            text.push_str("\r\n");
         }
-        text
-    };
-    // Reading the files is most of the work (`:lines` counts each body): two threads,
-    // each half the batch, joined in order.
-    let (first, second) = records.split_at(records.len() / 2);
-    let (mut text, rest) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| lines(second));
-        let mine = lines(first);
-        (mine, other.join())
-    });
-    match rest {
-        Ok(more) => text.push_str(&more),
-        Err(_) => {
-            return Err(tern_store::StoreError::CommitFailed(
-                "overview thread panicked".into(),
-            ))
-        }
+        Ok(text)
     }
-    Ok(text)
 }

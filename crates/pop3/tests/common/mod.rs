@@ -28,7 +28,11 @@ pub fn start() -> Server {
 
 pub fn start_with(config: Pop3Config) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(
+        StoreConfig::new(dir.path()),
+        std::sync::Arc::new(tern_message::MessageIndexer),
+    )
+    .unwrap();
     store.create_user("alice", Some("pw"), false).unwrap();
     store.create_user("bob", Some("pw"), false).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

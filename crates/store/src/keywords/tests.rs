@@ -7,7 +7,7 @@ use crate::{
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
     store.create_user("u", Some("pw"), false).unwrap();
     (dir, store)
 }
@@ -226,7 +226,8 @@ fn a_replicated_update_adds_to_the_table_and_ignores_the_cap() {
 fn migration_to_v5_fills_the_table_from_the_records() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
         store.create_user("u", Some("pw"), false).unwrap();
         store
             .append_as_owner("u", "INBOX", &flags("\\Seen $Label1 foo"), 0, &msg(1))
@@ -247,7 +248,7 @@ fn migration_to_v5_fills_the_table_from_the_records() {
         conn.execute_batch("DROP TABLE mailbox_keywords; PRAGMA user_version = 4;")
             .unwrap();
     }
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
     // Expunged records' keywords count: they were the mailbox's.
     assert_eq!(keywords(&store, "INBOX"), vec!["$Label1", "bar", "foo"]);
     assert!(keywords(&store, "Trash").is_empty());

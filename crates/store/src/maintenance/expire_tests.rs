@@ -35,7 +35,7 @@ fn purge_all() -> ExpireOptions {
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
     store.wait_for_orphan_scan();
     store.create_user("b", None, false).unwrap();
     (dir, store)

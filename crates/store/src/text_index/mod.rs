@@ -197,9 +197,7 @@ impl Store {
     /// transaction, then drop them from the main index. A crash in between leaves
     /// them pending; adding them again is skipped by GUID.
     fn move_pending(&self, text: &mut Connection) -> Result<usize> {
-        let Some(indexer) = self.shared.indexer.get() else {
-            return Ok(0);
-        };
+        let indexer = &self.shared.indexer;
         let rows: Vec<PendingText> = self.read(|conn| {
             let rows = conn
                 .prepare_cached(

@@ -164,7 +164,11 @@ mod tests {
     /// expunged), served on a loopback port; the client logs in as `repl`.
     async fn replica(n: u32) -> (tempfile::TempDir, Store, UniqueId, ClientConfig) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let store = Store::open(
+            StoreConfig::new(dir.path()),
+            std::sync::Arc::new(tern_message::MessageIndexer),
+        )
+        .unwrap();
         store.create_user("repl", Some("pw"), true).unwrap();
         store.create_user("alice", Some("pw"), false).unwrap();
         let data = b"Subject: shared\r\n\r\nbody\r\n".to_vec();

@@ -401,7 +401,11 @@ mod tests {
     #[test]
     fn mailboxes_answers_same_when_the_digest_matches() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(tern_store::StoreConfig::new(dir.path())).unwrap();
+        let store = Store::open(
+            tern_store::StoreConfig::new(dir.path()),
+            std::sync::Arc::new(tern_message::MessageIndexer),
+        )
+        .unwrap();
         store.create_user("alice", None, false).unwrap();
         let live: Vec<ReplicaMailbox> = store
             .mailboxes("alice", false)

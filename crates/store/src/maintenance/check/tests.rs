@@ -8,7 +8,7 @@ use crate::{Actor, Flags, Store, StoreConfig};
 
 fn store_with_mail() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
     store.create_user("u", Some("pw"), false).unwrap();
     for n in 1..=5 {
         let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");

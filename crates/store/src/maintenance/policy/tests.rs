@@ -6,7 +6,7 @@ const USER: &str = "alice";
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
     store.create_user(USER, None, false).unwrap();
     (dir, store)
 }

@@ -345,7 +345,11 @@ fn other_uidvalidity_adopts_by_guid() {
 /// A master with alice's INBOX, Kept, Moved (renamed from Old) and a deleted Gone.
 fn master() -> (tempfile::TempDir, tern_store::Store, MasterUser) {
     let dir = tempfile::tempdir().unwrap();
-    let store = tern_store::Store::open(tern_store::StoreConfig::new(dir.path())).unwrap();
+    let store = tern_store::Store::open(
+        tern_store::StoreConfig::new(dir.path()),
+        std::sync::Arc::new(tern_message::MessageIndexer),
+    )
+    .unwrap();
     store.create_user("alice", Some("pw"), false).unwrap();
     for name in ["Kept", "Gone"] {
         store.create_mailbox("alice", name, None).unwrap();

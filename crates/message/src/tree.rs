@@ -3,13 +3,16 @@
 //! or wrong boundaries), encapsulated messages, and section part numbers resolved to a
 //! part. Nesting stops at [`MAX_DEPTH`].
 
-use super::header::{first_field, parse_header, Field};
-use super::params::{param, ContentType};
-use super::MAX_DEPTH;
+use crate::header::{first_field, parse_header, Field};
+use crate::params::{param, ContentType};
+use crate::MAX_DEPTH;
 
 #[derive(Debug)]
-pub(super) enum Kind {
+/// What a [`Part`] holds.
+pub enum Kind {
+    /// A single body (not multipart, not an encapsulated message).
     Leaf,
+    /// The body parts of a multipart, in order.
     Multipart(Vec<Part>),
     /// message/rfc822 (or message/global): the encapsulated message.
     Message(Box<Part>),
@@ -18,13 +21,19 @@ pub(super) enum Kind {
 /// One entity: its MIME header `start..body_start` (including the blank line) and
 /// body `body_start..end`, as absolute offsets into the raw message.
 #[derive(Debug)]
-pub(super) struct Part {
-    pub(super) start: usize,
-    pub(super) body_start: usize,
-    pub(super) end: usize,
-    pub(super) fields: Vec<Field>,
-    pub(super) ct: ContentType,
-    pub(super) kind: Kind,
+pub struct Part {
+    /// First byte of the part's MIME header.
+    pub start: usize,
+    /// First byte of the body (after the blank line).
+    pub body_start: usize,
+    /// One past the body's last byte.
+    pub end: usize,
+    /// The header fields.
+    pub fields: Vec<Field>,
+    /// The effective content type (defaults applied).
+    pub ct: ContentType,
+    /// What the body holds.
+    pub kind: Kind,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -33,7 +42,9 @@ enum DefaultType {
     Message,
 }
 
-pub(super) fn parse_tree(raw: &[u8]) -> Part {
+/// The MIME tree of a whole message. Never panics; nesting stops at
+/// [`MAX_DEPTH`](crate::MAX_DEPTH).
+pub fn parse_tree(raw: &[u8]) -> Part {
     parse_part(raw, 0, raw.len(), DefaultType::Text, 0)
 }
 
@@ -148,7 +159,7 @@ fn split_multipart(raw: &[u8], start: usize, end: usize, boundary: &[u8]) -> Vec
 
 /// The part a section's part numbers designate, and whether it is a message
 /// (the top level) rather than a body part.
-pub(super) fn resolve<'a>(root: &'a Part, path: &[u32]) -> Option<(&'a Part, bool)> {
+pub fn resolve<'a>(root: &'a Part, path: &[u32]) -> Option<(&'a Part, bool)> {
     let mut cur = root;
     let mut is_msg = true;
     for &n in path {
@@ -176,108 +187,12 @@ pub(super) fn resolve<'a>(root: &'a Part, path: &[u32]) -> Option<(&'a Part, boo
     Some((cur, is_msg))
 }
 
-pub(super) fn count_lines(body: &[u8]) -> usize {
+/// Lines in `body`, a last line without a line ending included.
+pub fn count_lines(body: &[u8]) -> usize {
     let n = body.iter().filter(|&&c| c == b'\n').count();
     if !body.is_empty() && body.last() != Some(&b'\n') {
         n + 1
     } else {
         n
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::mime::test_util::*;
-    use crate::mime::{binary, body_text, section, summarize, UnknownEncoding};
-    use crate::types::SectionText;
-
-    #[test]
-    fn malformed_boundaries() {
-        // Declared boundary never appears: an empty multipart.
-        let raw = b"Content-Type: multipart/mixed; boundary=nope\r\n\r\nhello\r\n";
-        let sum = summarize(raw);
-        assert_eq!(
-            s(&sum.body_structure),
-            "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"MIXED\" (\"BOUNDARY\" \"nope\") NIL NIL NIL)"
-        );
-        assert_eq!(section(raw, &sec(&[1], None)), None);
-        assert_eq!(
-            section(raw, &sec(&[], Some(SectionText::Text))).unwrap(),
-            b"hello\r\n"
-        );
-
-        // No boundary parameter at all.
-        let raw = b"Content-Type: multipart/mixed\r\n\r\nhello\r\n";
-        assert_eq!(
-            s(&summarize(raw).body),
-            "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"MIXED\")"
-        );
-
-        // Missing close delimiter: the last part runs to the end.
-        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\nContent-Type: text/html\r\n\r\ntwo\r\n";
-        assert_eq!(section(raw, &sec(&[1], None)).unwrap(), b"one");
-        assert_eq!(section(raw, &sec(&[2], None)).unwrap(), b"two\r\n");
-        assert_eq!(
-            s(&summarize(raw).body),
-            "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3 1)\
-(\"TEXT\" \"HTML\" NIL NIL NIL \"7BIT\" 5 1) \"MIXED\")"
-        );
-
-        // Boundary-like lines that are not delimiters; an empty part; a part
-        // without a header; whitespace after the delimiter.
-        let raw = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b \r\n--bc\r\n\r\nx\r\n--b\r\n--b\r\nno header\r\n--b--";
-        assert_eq!(section(raw, &sec(&[1], None)).unwrap(), b"x");
-        assert_eq!(
-            section(raw, &sec(&[1], Some(SectionText::Mime))).unwrap(),
-            b"--bc\r\n\r\n"
-        );
-        assert_eq!(section(raw, &sec(&[2], None)).unwrap(), b"");
-        assert_eq!(section(raw, &sec(&[3], None)).unwrap(), b"");
-        assert_eq!(
-            section(raw, &sec(&[3], Some(SectionText::Mime))).unwrap(),
-            b"no header"
-        );
-        assert_eq!(section(raw, &sec(&[4], None)), None);
-
-        // Nested multipart whose inner close delimiter is missing.
-        let raw = b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n\
---i\r\n\r\nin1\r\n--i\r\n\r\nin2\r\n--o\r\n\r\nlast\r\n--o--\r\n";
-        assert_eq!(section(raw, &sec(&[1, 1], None)).unwrap(), b"in1");
-        assert_eq!(section(raw, &sec(&[1, 2], None)).unwrap(), b"in2");
-        assert_eq!(section(raw, &sec(&[2], None)).unwrap(), b"last");
-        assert_eq!(section(raw, &sec(&[1, 3], None)), None);
-
-        // Invalid Content-Type falls back to text/plain; unknown CTE is an error.
-        let raw = b"Content-Type: garbage\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbody";
-        assert_eq!(
-            s(&summarize(raw).body),
-            "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"X-UUENCODE\" 4 1)"
-        );
-        assert_eq!(binary(raw, &[1]), Err(UnknownEncoding("x-uuencode".into())));
-        assert_eq!(body_text(raw), "body");
-    }
-
-    #[test]
-    fn deep_nesting_is_bounded() {
-        let mut raw = Vec::new();
-        for i in 0..200 {
-            raw.extend_from_slice(
-                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
-                    .as_bytes(),
-            );
-        }
-        raw.extend_from_slice(b"\r\nleaf\r\n");
-        let sum = summarize(&raw);
-        assert!(well_formed(&sum.body_structure));
-        assert!(s(&sum.body).contains("\"APPLICATION\" \"OCTET-STREAM\""));
-        let mut raw = Vec::new();
-        for _ in 0..200 {
-            raw.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
-        }
-        let sum = summarize(&raw);
-        assert!(well_formed(&sum.body_structure) && well_formed(&sum.body));
-        let path = vec![1u32; 40];
-        let _ = section(&raw, &sec(&path, Some(SectionText::Header)));
-        let _ = binary(&raw, &path);
     }
 }

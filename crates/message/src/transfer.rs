@@ -1,11 +1,21 @@
-//! BINARY (RFC 3516): a part's content with its Content-Transfer-Encoding removed
-//! (lenient base64 and quoted-printable), and [`UnknownEncoding`] for the others.
+//! Content-Transfer-Encoding: a part's content with its encoding removed (lenient
+//! base64 and quoted-printable), and [`UnknownEncoding`] for the others. IMAP's
+//! BINARY (RFC 3516) and the full-text indexer read parts through this.
 
 use std::fmt;
 
-use super::bodystructure::cte_of;
-use super::subject::skip_wsp;
-use super::tree::{parse_tree, resolve, Kind, Part};
+use crate::header::{first_field, trim, Field};
+use crate::params::split_params;
+use crate::subject::skip_wsp;
+use crate::tree::{parse_tree, resolve, Kind, Part};
+
+/// The Content-Transfer-Encoding of a part, lower-cased, without comments; `None`
+/// when absent or empty (7bit).
+pub fn encoding_of(raw: &[u8], fields: &[Field]) -> Option<Vec<u8>> {
+    first_field(raw, fields, "content-transfer-encoding")
+        .map(|v| trim(&split_params(v)[0]).to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}
 
 /// A Content-Transfer-Encoding tern cannot decode (answer `NO [UNKNOWN-CTE]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +114,10 @@ fn decode_qp(input: &[u8]) -> Vec<u8> {
     out
 }
 
-pub(super) fn transfer_decode(raw: &[u8], part: &Part) -> Result<Vec<u8>, UnknownEncoding> {
+/// The content of the leaf `part` with its transfer encoding removed.
+pub fn transfer_decode(raw: &[u8], part: &Part) -> Result<Vec<u8>, UnknownEncoding> {
     let body = &raw[part.body_start..part.end];
-    match cte_of(raw, &part.fields).as_deref() {
+    match encoding_of(raw, &part.fields).as_deref() {
         None | Some(b"7bit") | Some(b"8bit") | Some(b"binary") => Ok(body.to_vec()),
         Some(b"base64") => Ok(decode_base64(body)),
         Some(b"quoted-printable") => Ok(decode_qp(body)),
@@ -114,10 +125,11 @@ pub(super) fn transfer_decode(raw: &[u8], part: &Part) -> Result<Vec<u8>, Unknow
     }
 }
 
-/// `BINARY[part]` (RFC 3516): the part's content with its Content-Transfer-Encoding
-/// removed. `Ok(None)` when the part does not exist; an empty `part` is the whole
-/// message as is. Multipart and message parts are returned as stored.
-pub fn binary(raw: &[u8], part: &[u32]) -> Result<Option<Vec<u8>>, UnknownEncoding> {
+/// The content of the part at MIME part numbers `part` (IMAP's section numbering)
+/// with its Content-Transfer-Encoding removed: what `BINARY[part]` (RFC 3516) sends.
+/// `Ok(None)` when the part does not exist; an empty `part` is the whole message as
+/// is. Multipart and message parts are returned as stored.
+pub fn decoded_part(raw: &[u8], part: &[u32]) -> Result<Option<Vec<u8>>, UnknownEncoding> {
     if part.is_empty() {
         return Ok(Some(raw.to_vec()));
     }

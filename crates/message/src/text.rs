@@ -1,12 +1,12 @@
-//! The decoded text SEARCH matches against: header values RFC 2047 decoded, and the
+//! The decoded text searches match against: header values RFC 2047 decoded, and the
 //! text of every text/* part transfer-decoded and converted to UTF-8.
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 
-use super::binary::transfer_decode;
-use super::header::{decode_header_value, first_field, parse_header};
-use super::params::{param, parse_structured};
-use super::tree::{parse_tree, Kind, Part};
+use crate::header::{decode_header_value, first_field, parse_header};
+use crate::params::{param, parse_structured};
+use crate::transfer::transfer_decode;
+use crate::tree::{parse_tree, Kind, Part};
 
 /// The values of every top-level header field named `field` (case-insensitive),
 /// unfolded and RFC 2047 decoded to UTF-8, in order.

@@ -6,37 +6,39 @@ use mail_parser::HeaderValue;
 
 /// One header field (with its continuation lines), as absolute byte offsets.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Field {
+pub struct Field {
     /// First byte of the field line.
-    pub(super) start: usize,
+    pub start: usize,
     /// Field name `start..name_end` (empty for a line that is not a valid field).
     name_end: usize,
     /// First byte after the colon.
     value: usize,
     /// One past the field's last line ending (or the header end).
-    pub(super) end: usize,
+    pub end: usize,
     /// A well-formed `name:` line.
-    pub(super) valid: bool,
+    pub valid: bool,
 }
 
 impl Field {
-    pub(super) fn name<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+    /// The field name as written (empty for a malformed line).
+    pub fn name<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
         &raw[self.start..self.name_end]
     }
 
-    pub(super) fn is(&self, raw: &[u8], name: &[u8]) -> bool {
+    /// A well-formed field called `name` (case-insensitive).
+    pub fn is(&self, raw: &[u8], name: &[u8]) -> bool {
         self.valid && self.name(raw).eq_ignore_ascii_case(name)
     }
 
     /// The value bytes as stored (folded, with the final line ending).
-    pub(super) fn raw_value<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
+    pub fn raw_value<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
         &raw[self.value..self.end]
     }
 }
 
 /// Splits the header starting at `start` (bounded by `end`): returns its fields and
 /// where the body starts (after the blank line; `end` if there is none).
-pub(super) fn parse_header(raw: &[u8], start: usize, end: usize) -> (Vec<Field>, usize) {
+pub fn parse_header(raw: &[u8], start: usize, end: usize) -> (Vec<Field>, usize) {
     let mut fields: Vec<Field> = Vec::new();
     let mut pos = start;
     while pos < end {
@@ -88,7 +90,8 @@ pub(super) fn parse_header(raw: &[u8], start: usize, end: usize) -> (Vec<Field>,
     (fields, end)
 }
 
-pub(super) fn first_field<'a>(raw: &'a [u8], fields: &[Field], name: &str) -> Option<&'a [u8]> {
+/// The raw value of the first well-formed field called `name`.
+pub fn first_field<'a>(raw: &'a [u8], fields: &[Field], name: &str) -> Option<&'a [u8]> {
     fields
         .iter()
         .find(|f| f.is(raw, name.as_bytes()))
@@ -96,7 +99,7 @@ pub(super) fn first_field<'a>(raw: &'a [u8], fields: &[Field], name: &str) -> Op
 }
 
 /// Unfolds a header value: drops CR and LF, trims surrounding blanks.
-pub(super) fn unfold(v: &[u8]) -> Vec<u8> {
+pub fn unfold(v: &[u8]) -> Vec<u8> {
     let v: Vec<u8> = v
         .iter()
         .copied()
@@ -105,7 +108,8 @@ pub(super) fn unfold(v: &[u8]) -> Vec<u8> {
     trim(&v).to_vec()
 }
 
-pub(super) fn trim(v: &[u8]) -> &[u8] {
+/// `v` without leading and trailing blanks and line breaks.
+pub fn trim(v: &[u8]) -> &[u8] {
     let is_ws = |c: &u8| *c == b' ' || *c == b'\t' || *c == b'\r' || *c == b'\n';
     let s = v.iter().position(|c| !is_ws(c)).unwrap_or(v.len());
     let e = v.iter().rposition(|c| !is_ws(c)).map_or(s, |e| e + 1);

@@ -5,7 +5,7 @@ fn starts_with_ci(s: &[u8], p: &[u8]) -> bool {
     s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p)
 }
 
-pub(super) fn skip_wsp(s: &[u8], mut p: usize) -> usize {
+pub(crate) fn skip_wsp(s: &[u8], mut p: usize) -> usize {
     while p < s.len() && (s[p] == b' ' || s[p] == b'\t') {
         p += 1;
     }

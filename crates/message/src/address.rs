@@ -1,10 +1,9 @@
 //! Address headers (RFC 5322 with the usual breakage: groups, routes, comments,
-//! unterminated angles) parsed into [`AddrItem`]s and written as ENVELOPE address
-//! lists; the first mailbox and display name that SORT uses; message-id lists for
-//! THREAD.
+//! unterminated angles) parsed into [`Address`] items, as IMAP's ENVELOPE lists them;
+//! the first mailbox and its display name (what SORT and summaries use); message-id
+//! lists (Message-ID, In-Reply-To, References).
 
-use super::header::{decode_header_value, trim, unfold};
-use super::wire::{write_nstring, write_string};
+use crate::header::{decode_header_value, trim, unfold};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -103,16 +102,25 @@ fn tokenize(v: &[u8]) -> Vec<Tok> {
     toks
 }
 
-/// One element of an address list as the envelope shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum AddrItem {
+/// One element of an address list, as RFC 3501's ENVELOPE shows it: a mailbox, or
+/// the start or end of a group (RFC 5322 3.4). Byte strings are as written in the
+/// header (encoded-words are not decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `name <adl:mailbox@host>`.
     Mailbox {
+        /// The display name, if any.
         name: Option<Vec<u8>>,
+        /// The obsolete source route (`@a,@b`), if any.
         adl: Option<Vec<u8>>,
+        /// The local part.
         mailbox: Vec<u8>,
+        /// The domain; empty when the address has none.
         host: Vec<u8>,
     },
+    /// `name:` opening a group.
     GroupStart(Vec<u8>),
+    /// `;` closing a group.
     GroupEnd,
 }
 
@@ -160,7 +168,7 @@ fn addr_spec(toks: &[Tok]) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
-fn mailbox_item(item: &[Tok]) -> Option<AddrItem> {
+fn mailbox_item(item: &[Tok]) -> Option<Address> {
     if item.is_empty() {
         return None;
     }
@@ -198,7 +206,7 @@ fn mailbox_item(item: &[Tok]) -> Option<AddrItem> {
     if name.is_empty() && mailbox.is_empty() && host.is_empty() {
         return None;
     }
-    Some(AddrItem::Mailbox {
+    Some(Address::Mailbox {
         name: if name.is_empty() { None } else { Some(name) },
         adl,
         mailbox,
@@ -208,7 +216,7 @@ fn mailbox_item(item: &[Tok]) -> Option<AddrItem> {
 
 /// Parses an address-list header value (raw) into envelope items, keeping
 /// encoded-words in display names as they are.
-pub(super) fn parse_addresses(v: &[u8]) -> Vec<AddrItem> {
+pub fn parse_addresses(v: &[u8]) -> Vec<Address> {
     let toks = tokenize(v);
     let mut out = Vec::new();
     let mut item: Vec<Tok> = Vec::new();
@@ -229,7 +237,7 @@ pub(super) fn parse_addresses(v: &[u8]) -> Vec<AddrItem> {
                 item.clear();
             }
             Tok::Special(b':') if !in_angle && !in_group && !item.contains(&Tok::Special(b'@')) => {
-                out.push(AddrItem::GroupStart(phrase(&item)));
+                out.push(Address::GroupStart(phrase(&item)));
                 item.clear();
                 in_group = true;
             }
@@ -237,7 +245,7 @@ pub(super) fn parse_addresses(v: &[u8]) -> Vec<AddrItem> {
                 out.extend(mailbox_item(&item));
                 item.clear();
                 if in_group {
-                    out.push(AddrItem::GroupEnd);
+                    out.push(Address::GroupEnd);
                     in_group = false;
                 }
             }
@@ -246,50 +254,15 @@ pub(super) fn parse_addresses(v: &[u8]) -> Vec<AddrItem> {
     }
     out.extend(mailbox_item(&item));
     if in_group {
-        out.push(AddrItem::GroupEnd);
+        out.push(Address::GroupEnd);
     }
     out
 }
 
-pub(super) fn write_addresses(out: &mut Vec<u8>, items: &[AddrItem]) {
-    if items.is_empty() {
-        out.extend_from_slice(b"NIL");
-        return;
-    }
-    out.push(b'(');
-    for it in items {
-        match it {
-            AddrItem::Mailbox {
-                name,
-                adl,
-                mailbox,
-                host,
-            } => {
-                out.push(b'(');
-                write_nstring(out, name.as_deref());
-                out.push(b' ');
-                write_nstring(out, adl.as_deref());
-                out.push(b' ');
-                write_string(out, mailbox);
-                out.push(b' ');
-                write_string(out, host);
-                out.push(b')');
-            }
-            AddrItem::GroupStart(name) => {
-                out.extend_from_slice(b"(NIL NIL ");
-                write_string(out, name);
-                out.extend_from_slice(b" NIL)");
-            }
-            AddrItem::GroupEnd => out.extend_from_slice(b"(NIL NIL NIL NIL)"),
-        }
-    }
-    out.push(b')');
-}
-
 #[allow(clippy::type_complexity)]
-pub(super) fn first_mailbox(items: &[AddrItem]) -> Option<(&Option<Vec<u8>>, &Vec<u8>, &Vec<u8>)> {
+pub(crate) fn first_mailbox(items: &[Address]) -> Option<(&Option<Vec<u8>>, &Vec<u8>, &Vec<u8>)> {
     items.iter().find_map(|it| match it {
-        AddrItem::Mailbox {
+        Address::Mailbox {
             name,
             mailbox,
             host,
@@ -300,7 +273,7 @@ pub(super) fn first_mailbox(items: &[AddrItem]) -> Option<(&Option<Vec<u8>>, &Ve
 }
 
 /// RFC 5957 display value: the decoded display name, else `mailbox@host`.
-pub(super) fn display_of(items: &[AddrItem]) -> Option<String> {
+pub(crate) fn display_of(items: &[Address]) -> Option<String> {
     let (name, mailbox, host) = first_mailbox(items)?;
     if let Some(n) = name {
         let d = decode_header_value(n);
@@ -318,7 +291,7 @@ pub(super) fn display_of(items: &[AddrItem]) -> Option<String> {
 
 /// Message ids (without angle brackets) in a Message-ID / In-Reply-To /
 /// References value.
-pub(super) fn parse_ids(v: &[u8]) -> Vec<String> {
+pub fn parse_ids(v: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
     let mut i = 0;
     while i < v.len() {
@@ -348,55 +321,4 @@ pub(super) fn parse_ids(v: &[u8]) -> Vec<String> {
         }
     }
     ids
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mime::summarize;
-    use crate::mime::test_util::*;
-
-    #[test]
-    fn groups() {
-        let sum = summarize(GROUPS);
-        assert_eq!(
-            s(&sum.envelope),
-            "(NIL \"groups\" ((\"Alice\" NIL \"alice\" \"example.com\")) ((\"Alice\" NIL \"alice\" \"example.com\")) \
-((\"Alice\" NIL \"alice\" \"example.com\")) \
-((NIL NIL \"A Group\" NIL)(\"Ed Jones\" NIL \"c\" \"a.test\")(NIL NIL \"joe\" \"where.test\")\
-(\"John\" NIL \"jdoe\" \"one.test\")(NIL NIL NIL NIL)) \
-((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
-        );
-        assert_eq!(sum.to_mailbox.as_deref(), Some("c"));
-        assert_eq!(sum.display_to.as_deref(), Some("Ed Jones"));
-        assert_eq!(sum.cc_mailbox, None);
-    }
-
-    #[test]
-    fn address_forms() {
-        let mut out = Vec::new();
-        let list = parse_addresses(
-            b"\"Doe, John\" <john@x.test>, mary@y.test (Mary Smith), <@r1.test,@r2.test:route@z.test>, \
-              \"quoted local\"@q.test, nodomain, <>",
-        );
-        write_addresses(&mut out, &list);
-        assert_eq!(
-            s(&out),
-            "((\"Doe, John\" NIL \"john\" \"x.test\")(\"Mary Smith\" NIL \"mary\" \"y.test\")\
-(NIL \"@r1.test,@r2.test\" \"route\" \"z.test\")(NIL NIL \"quoted local\" \"q.test\")\
-(NIL NIL \"nodomain\" \"\"))"
-        );
-        assert!(parse_addresses(b"").is_empty());
-        assert!(parse_addresses(b" , ,").is_empty());
-        // Unterminated group and angle.
-        let list = parse_addresses(b"G: a@b.test, <c@d.test");
-        out.clear();
-        write_addresses(&mut out, &list);
-        assert_eq!(s(&out), "((NIL NIL \"G\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL \"c\" \"d.test\")(NIL NIL NIL NIL))");
-        // Name with 8-bit bytes is sent as a literal.
-        let list = parse_addresses("J\u{f6}rg <j@x.test>".as_bytes());
-        out.clear();
-        write_addresses(&mut out, &list);
-        assert_eq!(out, b"(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"x.test\"))");
-    }
 }

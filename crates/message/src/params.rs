@@ -2,10 +2,10 @@
 //! Content-Type (into a [`ContentType`]), Content-Disposition, and the parameters
 //! BODYSTRUCTURE reports.
 
-use super::header::trim;
+use crate::header::trim;
 
 /// Removes comments, splits at `;` outside quoted strings.
-pub(super) fn split_params(v: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn split_params(v: &[u8]) -> Vec<Vec<u8>> {
     let mut segs = vec![Vec::new()];
     let mut i = 0;
     let mut quoted = false;
@@ -68,7 +68,7 @@ fn unquote(v: &[u8]) -> Vec<u8> {
 
 /// `value *(; attr=value)`: the leading value (trimmed) and the parameters
 /// (names as written, values unquoted).
-pub(super) fn parse_structured(v: &[u8]) -> (Vec<u8>, Params) {
+pub(crate) fn parse_structured(v: &[u8]) -> (Vec<u8>, Params) {
     let segs = split_params(v);
     let head = trim(&segs[0]).to_vec();
     let mut params = Vec::new();
@@ -86,14 +86,14 @@ pub(super) fn parse_structured(v: &[u8]) -> (Vec<u8>, Params) {
     (head, params)
 }
 
-pub(super) fn param<'a>(params: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+pub(crate) fn param<'a>(params: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
     params
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
         .map(|(_, v)| v.as_slice())
 }
 
-pub(super) fn is_token(v: &[u8]) -> bool {
+pub(crate) fn is_token(v: &[u8]) -> bool {
     !v.is_empty()
         && v.iter()
             .all(|&c| c > 0x20 && c < 0x7f && !b"()<>@,;:\\\"/[]?=".contains(&c))
@@ -104,14 +104,17 @@ type Params = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// An effective content type: lower-case type and subtype, parameters as written.
 #[derive(Debug, Clone)]
-pub(super) struct ContentType {
-    pub(super) ty: Vec<u8>,
-    pub(super) sub: Vec<u8>,
-    pub(super) params: Vec<(Vec<u8>, Vec<u8>)>,
+pub struct ContentType {
+    /// The type, lower-case (`text`).
+    pub ty: Vec<u8>,
+    /// The subtype, lower-case (`plain`).
+    pub sub: Vec<u8>,
+    /// The parameters: name as written, value unquoted.
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl ContentType {
-    pub(super) fn text_plain() -> Self {
+    pub(crate) fn text_plain() -> Self {
         ContentType {
             ty: b"text".to_vec(),
             sub: b"plain".to_vec(),
@@ -119,7 +122,7 @@ impl ContentType {
         }
     }
 
-    pub(super) fn message_rfc822() -> Self {
+    pub(crate) fn message_rfc822() -> Self {
         ContentType {
             ty: b"message".to_vec(),
             sub: b"rfc822".to_vec(),
@@ -127,7 +130,7 @@ impl ContentType {
         }
     }
 
-    pub(super) fn octet_stream() -> Self {
+    pub(crate) fn octet_stream() -> Self {
         ContentType {
             ty: b"application".to_vec(),
             sub: b"octet-stream".to_vec(),
@@ -135,11 +138,12 @@ impl ContentType {
         }
     }
 
-    pub(super) fn is_message(&self) -> bool {
+    /// message/rfc822 or message/global: an encapsulated message.
+    pub fn is_message(&self) -> bool {
         self.ty == b"message" && (self.sub == b"rfc822" || self.sub == b"global")
     }
 
-    pub(super) fn parse(v: &[u8]) -> Option<Self> {
+    pub(crate) fn parse(v: &[u8]) -> Option<Self> {
         let (head, params) = parse_structured(v);
         let slash = head.iter().position(|&c| c == b'/')?;
         let ty = trim(&head[..slash]).to_ascii_lowercase();
