@@ -211,7 +211,7 @@ fn keyword(flags: &tern_store::Flags, k: &str) -> bool {
 
 fn sent_date(ctx: &FetchContext<'_>, c: &mut Candidate<'_>) -> Result<Option<Date>, FetchError> {
     let s = summary_of(ctx, c.record, &mut c.raw, &mut c.summary)?;
-    Ok(s.date.map(date_of))
+    Ok(s.keys.date.map(date_of))
 }
 
 /// The decoded body text of the candidate, computed once; each look at it is charged.

@@ -26,7 +26,7 @@ struct Item {
 impl Item {
     /// The sent date, or INTERNALDATE when the Date header is missing or broken.
     fn date(&self) -> i64 {
-        self.summary.date.unwrap_or(self.record.internaldate)
+        self.summary.keys.date.unwrap_or(self.record.internaldate)
     }
 }
 
@@ -133,14 +133,15 @@ fn compare(a: &Item, b: &Item, key: SortKey) -> std::cmp::Ordering {
         SortKey::Size => a.record.size.cmp(&b.record.size),
         SortKey::Subject => a
             .summary
+            .keys
             .base_subject
             .to_ascii_lowercase()
-            .cmp(&b.summary.base_subject.to_ascii_lowercase()),
-        SortKey::From => ci(&a.summary.from_mailbox, &b.summary.from_mailbox),
-        SortKey::To => ci(&a.summary.to_mailbox, &b.summary.to_mailbox),
-        SortKey::Cc => ci(&a.summary.cc_mailbox, &b.summary.cc_mailbox),
-        SortKey::DisplayFrom => ci(&a.summary.display_from, &b.summary.display_from),
-        SortKey::DisplayTo => ci(&a.summary.display_to, &b.summary.display_to),
+            .cmp(&b.summary.keys.base_subject.to_ascii_lowercase()),
+        SortKey::From => ci(&a.summary.keys.from_mailbox, &b.summary.keys.from_mailbox),
+        SortKey::To => ci(&a.summary.keys.to_mailbox, &b.summary.keys.to_mailbox),
+        SortKey::Cc => ci(&a.summary.keys.cc_mailbox, &b.summary.keys.cc_mailbox),
+        SortKey::DisplayFrom => ci(&a.summary.keys.display_from, &b.summary.keys.display_from),
+        SortKey::DisplayTo => ci(&a.summary.keys.display_to, &b.summary.keys.display_to),
     }
 }
 
@@ -181,7 +182,7 @@ fn ordered_subject(items: &[Item]) -> Vec<Node> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| (items[i].date(), items[i].seq));
     for i in order {
-        let subject = items[i].summary.base_subject.to_ascii_lowercase();
+        let subject = items[i].summary.keys.base_subject.to_ascii_lowercase();
         let g = *index.entry(subject.clone()).or_insert_with(|| {
             groups.push((subject, Vec::new()));
             groups.len() - 1
@@ -244,7 +245,7 @@ fn references(items: &[Item]) -> Vec<Node> {
     }
     for (i, item) in items.iter().enumerate() {
         let mut c = container(
-            item.summary.message_id.as_deref(),
+            item.summary.keys.message_id.as_deref(),
             &mut ids,
             &mut item_of,
             &mut parent,
@@ -253,9 +254,15 @@ fn references(items: &[Item]) -> Vec<Node> {
             c = container(None, &mut ids, &mut item_of, &mut parent);
         }
         item_of[c] = Some(i);
-        let mut refs: Vec<&str> = item.summary.references.iter().map(String::as_str).collect();
+        let mut refs: Vec<&str> = item
+            .summary
+            .keys
+            .references
+            .iter()
+            .map(String::as_str)
+            .collect();
         if refs.is_empty() {
-            refs.extend(item.summary.in_reply_to.as_deref());
+            refs.extend(item.summary.keys.in_reply_to.as_deref());
         }
         let mut prev: Option<usize> = None;
         for r in &refs {
@@ -323,11 +330,11 @@ fn references(items: &[Item]) -> Vec<Node> {
     let mut merged: Vec<Node> = Vec::new();
     for t in threads.drain(..) {
         let subject = first_item(&t)
-            .map(|i| items[i].summary.base_subject.to_ascii_lowercase())
+            .map(|i| items[i].summary.keys.base_subject.to_ascii_lowercase())
             .unwrap_or_default();
         let is_reply = first_item(&t).is_some_and(|i| {
-            let s = items[i].summary.subject.as_deref().unwrap_or("");
-            s.trim_start().len() != items[i].summary.base_subject.len() && !subject.is_empty()
+            let s = items[i].summary.keys.subject.as_deref().unwrap_or("");
+            s.trim_start().len() != items[i].summary.keys.base_subject.len() && !subject.is_empty()
         });
         match by_subject.get(&subject) {
             Some(&at) if !subject.is_empty() && is_reply => merged[at].children.push(t),

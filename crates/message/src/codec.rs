@@ -5,7 +5,7 @@
 //! panics.
 
 use crate::address::Address;
-use crate::summary::{BodyPart, Content, Disposition, Envelope, Summary};
+use crate::summary::{BodyPart, Content, Disposition, Envelope, SortKeys, Summary};
 
 /// Version 1 held IMAP's rendered ENVELOPE and BODYSTRUCTURE; version 2 the
 /// protocol-neutral structure.
@@ -26,28 +26,28 @@ impl Summary {
         w.part(&self.structure);
         w.opt(self.from_field.as_deref());
         w.opt(self.references_field.as_deref());
-        match self.date {
+        match self.keys.date {
             Some(d) => {
                 w.0.push(1);
                 w.0.extend_from_slice(&d.to_le_bytes());
             }
             None => w.0.push(0),
         }
-        w.opt(self.subject.as_deref().map(str::as_bytes));
-        w.opt(Some(self.base_subject.as_bytes()));
+        w.opt(self.keys.subject.as_deref().map(str::as_bytes));
+        w.opt(Some(self.keys.base_subject.as_bytes()));
         for s in [
-            &self.from_mailbox,
-            &self.to_mailbox,
-            &self.cc_mailbox,
-            &self.display_from,
-            &self.display_to,
-            &self.message_id,
-            &self.in_reply_to,
+            &self.keys.from_mailbox,
+            &self.keys.to_mailbox,
+            &self.keys.cc_mailbox,
+            &self.keys.display_from,
+            &self.keys.display_to,
+            &self.keys.message_id,
+            &self.keys.in_reply_to,
         ] {
             w.opt(s.as_deref().map(str::as_bytes));
         }
-        w.u32(self.references.len() as u32);
-        for r in &self.references {
+        w.u32(self.keys.references.len() as u32);
+        for r in &self.keys.references {
             w.opt(Some(r.as_bytes()));
         }
         w.0
@@ -92,17 +92,19 @@ impl Summary {
             structure,
             from_field,
             references_field,
-            date,
-            subject,
-            base_subject,
-            from_mailbox,
-            to_mailbox,
-            cc_mailbox,
-            display_from,
-            display_to,
-            message_id,
-            in_reply_to,
-            references,
+            keys: SortKeys {
+                date,
+                subject,
+                base_subject,
+                from_mailbox,
+                to_mailbox,
+                cc_mailbox,
+                display_from,
+                display_to,
+                message_id,
+                in_reply_to,
+                references,
+            },
         })
     }
 }

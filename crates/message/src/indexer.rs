@@ -19,7 +19,7 @@ impl ContentIndexer for MessageIndexer {
         let summary = summarize(message);
         ContentSummary {
             data: summary.to_bytes(),
-            message_id: summary.message_id,
+            message_id: summary.keys.message_id,
         }
     }
 
@@ -44,7 +44,7 @@ Message-ID: <a@x>\r\nReferences: <p@x> <q@x>\r\n\r\nhello\r\n";
         assert_eq!(stored.message_id.as_deref(), Some("a@x"));
         let back = Summary::from_bytes(&stored.data).unwrap();
         assert_eq!(back, summarize(raw));
-        assert_eq!(back.subject.as_deref(), Some("Re: Grüße"));
+        assert_eq!(back.keys.subject.as_deref(), Some("Re: Grüße"));
     }
 
     #[test]

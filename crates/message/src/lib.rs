@@ -43,7 +43,9 @@ pub use header::decode_header_value;
 pub use indexer::MessageIndexer;
 pub use params::ContentType;
 pub use subject::base_subject;
-pub use summary::{message_id, summarize, BodyPart, Content, Disposition, Envelope, Summary};
+pub use summary::{
+    message_id, summarize, BodyPart, Content, Disposition, Envelope, SortKeys, Summary,
+};
 pub use text::{body_text, header_text, header_values};
 pub use transfer::{decoded_part, UnknownEncoding};
 

@@ -162,21 +162,11 @@ impl BodyPart {
     }
 }
 
-/// What FETCH, SEARCH, SORT, THREAD, OVER and HDR need of one message, computed once
-/// from its raw bytes by [`summarize`] and kept by the store (see
-/// [`crate::MessageIndexer`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    /// Size of the raw message in octets.
-    pub size: u64,
-    /// The top-level header's envelope fields.
-    pub envelope: Envelope,
-    /// The MIME structure; its `lines` are the message body's lines (NNTP `:lines`).
-    pub structure: BodyPart,
-    /// The From field's value as written, unfolded (NNTP's overview shows it).
-    pub from_field: Option<Vec<u8>>,
-    /// The References field's value as written, unfolded.
-    pub references_field: Option<Vec<u8>>,
+/// What SORT and THREAD (RFC 5256, RFC 5957) compare, the decoded Subject SEARCH
+/// and THREAD read, and the message ids THREAD links (the first of them is also what
+/// the store's Message-ID index keeps).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortKeys {
     /// The Date header as seconds since the Unix epoch; `None` when missing or
     /// unparsable (SORT then uses the INTERNALDATE).
     pub date: Option<i64>,
@@ -184,7 +174,7 @@ pub struct Summary {
     pub subject: Option<String>,
     /// RFC 5256 base subject (compare with i;ascii-casemap); empty without Subject.
     pub base_subject: String,
-    /// addr-mailbox (local part) of the first From address.
+    /// addr-mailbox (local part) of the first From address (SORT FROM).
     pub from_mailbox: Option<String>,
     /// addr-mailbox of the first To address.
     pub to_mailbox: Option<String>,
@@ -201,6 +191,25 @@ pub struct Summary {
     pub in_reply_to: Option<String>,
     /// Message ids of References, in order, without angle brackets.
     pub references: Vec<String>,
+}
+
+/// What FETCH, SEARCH, SORT, THREAD, OVER and HDR need of one message, computed once
+/// from its raw bytes by [`summarize`] and kept by the store (see
+/// [`crate::MessageIndexer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Size of the raw message in octets.
+    pub size: u64,
+    /// The top-level header's envelope fields.
+    pub envelope: Envelope,
+    /// The MIME structure; its `lines` are the message body's lines (NNTP `:lines`).
+    pub structure: BodyPart,
+    /// The From field's value as written, unfolded (NNTP's overview shows it).
+    pub from_field: Option<Vec<u8>>,
+    /// The References field's value as written, unfolded.
+    pub references_field: Option<Vec<u8>>,
+    /// What sorting and threading compare.
+    pub keys: SortKeys,
 }
 
 /// A message's Message-ID without angle brackets, from its top-level header alone:
@@ -226,11 +235,7 @@ pub fn summarize(raw: &[u8]) -> Summary {
             .map(|d| d.to_timestamp())
     });
     let subject = get("subject").map(decode_header_value);
-    Summary {
-        size: raw.len() as u64,
-        structure: BodyPart::of(raw, &root),
-        from_field: get("from").map(unfold),
-        references_field: get("references").map(unfold),
+    let keys = SortKeys {
         date,
         base_subject: subject.as_deref().map(base_subject).unwrap_or_default(),
         subject,
@@ -242,6 +247,13 @@ pub fn summarize(raw: &[u8]) -> Summary {
         message_id: get("message-id").and_then(|v| parse_ids(v).into_iter().next()),
         in_reply_to: get("in-reply-to").and_then(|v| parse_ids(v).into_iter().next()),
         references: get("references").map(parse_ids).unwrap_or_default(),
+    };
+    Summary {
+        size: raw.len() as u64,
+        structure: BodyPart::of(raw, &root),
+        from_field: get("from").map(unfold),
+        references_field: get("references").map(unfold),
+        keys,
         envelope,
     }
 }
@@ -255,15 +267,15 @@ mod tests {
     fn simple_message() {
         let sum = summarize(SIMPLE);
         assert_eq!(sum.size, SIMPLE.len() as u64);
-        assert_eq!(sum.date, Some(760686745));
-        assert_eq!(sum.subject.as_deref(), Some("Hello world"));
-        assert_eq!(sum.base_subject, "Hello world");
-        assert_eq!(sum.from_mailbox.as_deref(), Some("john"));
-        assert_eq!(sum.to_mailbox.as_deref(), Some("jane"));
-        assert_eq!(sum.cc_mailbox, None);
-        assert_eq!(sum.display_from.as_deref(), Some("John Doe"));
+        assert_eq!(sum.keys.date, Some(760686745));
+        assert_eq!(sum.keys.subject.as_deref(), Some("Hello world"));
+        assert_eq!(sum.keys.base_subject, "Hello world");
+        assert_eq!(sum.keys.from_mailbox.as_deref(), Some("john"));
+        assert_eq!(sum.keys.to_mailbox.as_deref(), Some("jane"));
+        assert_eq!(sum.keys.cc_mailbox, None);
+        assert_eq!(sum.keys.display_from.as_deref(), Some("John Doe"));
         assert_eq!(
-            sum.message_id.as_deref(),
+            sum.keys.message_id.as_deref(),
             Some("B27397-0100000@example.com")
         );
         assert_eq!(
@@ -271,7 +283,7 @@ mod tests {
             Some(&b"John Doe <john@example.com>"[..])
         );
         assert_eq!(sum.structure.lines, 2);
-        assert_eq!(message_id(SIMPLE), sum.message_id);
+        assert_eq!(message_id(SIMPLE), sum.keys.message_id);
         assert_eq!(
             message_id(b"Subject: none\r\n\r\nMessage-ID: <body@x>\r\n"),
             None
@@ -289,7 +301,7 @@ mod tests {
             sum.references_field.as_deref(),
             Some(&b"<m1@example.de> <m2@example.de>"[..])
         );
-        assert_eq!(sum.references, ["m1@example.de", "m2@example.de"]);
+        assert_eq!(sum.keys.references, ["m1@example.de", "m2@example.de"]);
         let Content::Multipart(parts) = &sum.structure.content else {
             panic!("not multipart: {:?}", sum.structure);
         };

@@ -268,7 +268,7 @@ mod tests {
                             parsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             summarize(MIXED)
                         });
-                        assert_eq!(sum.from_mailbox.as_deref(), Some("joerg"));
+                        assert_eq!(sum.keys.from_mailbox.as_deref(), Some("joerg"));
                     }
                 });
             }

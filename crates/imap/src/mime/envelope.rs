@@ -81,9 +81,9 @@ mod tests {
             s(&sum.body_structure),
             "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1 1 NIL NIL NIL NIL)"
         );
-        assert_eq!(sum.date, None);
-        assert_eq!(sum.from_mailbox, None);
-        assert_eq!(sum.display_from, None);
+        assert_eq!(sum.keys.date, None);
+        assert_eq!(sum.keys.from_mailbox, None);
+        assert_eq!(sum.keys.display_from, None);
 
         let raw = b"From: a@b.test\r\nSender: \r\nReply-To: r@b.test\r\nDate: garbage\r\nSubject:\r\n\r\n";
         let sum = summarize(raw);
@@ -92,8 +92,8 @@ mod tests {
             "(\"garbage\" \"\" ((NIL NIL \"a\" \"b.test\")) ((NIL NIL \"a\" \"b.test\")) \
 ((NIL NIL \"r\" \"b.test\")) NIL NIL NIL NIL NIL)"
         );
-        assert_eq!(sum.date, None);
-        assert_eq!(sum.base_subject, "");
+        assert_eq!(sum.keys.date, None);
+        assert_eq!(sum.keys.base_subject, "");
 
         let sum = summarize(b"");
         assert_eq!(
@@ -118,7 +118,7 @@ mod tests {
         assert!(s(&sum.envelope).starts_with(
             "(NIL \"a long\tfolded subject\" (({5}\r\nRen\u{e9} NIL \"r\" \"x.test\"))"
         ));
-        assert_eq!(sum.display_from.as_deref(), Some("Ren\u{e9}"));
+        assert_eq!(sum.keys.display_from.as_deref(), Some("Ren\u{e9}"));
         assert_eq!(
             section(
                 raw,

@@ -47,30 +47,8 @@ pub struct MessageSummary {
     pub body_structure: Vec<u8>,
     /// BODY (no extension data), as wire bytes.
     pub body: Vec<u8>,
-    /// The Date header as seconds since the Unix epoch; `None` when missing or
-    /// unparsable (SORT then uses the INTERNALDATE).
-    pub date: Option<i64>,
-    /// The Subject, RFC 2047 decoded; `None` when absent.
-    pub subject: Option<String>,
-    /// RFC 5256 base subject (compare with i;ascii-casemap); empty without Subject.
-    pub base_subject: String,
-    /// addr-mailbox (local part) of the first From address (SORT FROM).
-    pub from_mailbox: Option<String>,
-    /// addr-mailbox of the first To address (SORT TO).
-    pub to_mailbox: Option<String>,
-    /// addr-mailbox of the first Cc address (SORT CC).
-    pub cc_mailbox: Option<String>,
-    /// RFC 5957 display value of the first From address (decoded display name,
-    /// else `mailbox@host`).
-    pub display_from: Option<String>,
-    /// RFC 5957 display value of the first To address.
-    pub display_to: Option<String>,
-    /// Message-ID, without angle brackets.
-    pub message_id: Option<String>,
-    /// First message id of In-Reply-To, without angle brackets.
-    pub in_reply_to: Option<String>,
-    /// Message ids of References, in order, without angle brackets.
-    pub references: Vec<String>,
+    /// What SORT and THREAD compare.
+    pub keys: tern_message::SortKeys,
 }
 
 impl From<tern_message::Summary> for MessageSummary {
@@ -89,17 +67,7 @@ impl From<tern_message::Summary> for MessageSummary {
             envelope,
             body_structure,
             body,
-            date: s.date,
-            subject: s.subject,
-            base_subject: s.base_subject,
-            from_mailbox: s.from_mailbox,
-            to_mailbox: s.to_mailbox,
-            cc_mailbox: s.cc_mailbox,
-            display_from: s.display_from,
-            display_to: s.display_to,
-            message_id: s.message_id,
-            in_reply_to: s.in_reply_to,
-            references: s.references,
+            keys: s.keys,
         }
     }
 }
@@ -108,21 +76,21 @@ impl MessageSummary {
     /// Approximate heap footprint in bytes (what [`SummaryCache`] budgets).
     pub fn weight(&self) -> usize {
         let s = |o: &Option<String>| o.as_ref().map_or(0, |s| s.capacity());
+        let k = &self.keys;
         std::mem::size_of::<Self>()
             + self.envelope.capacity()
             + self.body_structure.capacity()
             + self.body.capacity()
-            + s(&self.subject)
-            + self.base_subject.capacity()
-            + s(&self.from_mailbox)
-            + s(&self.to_mailbox)
-            + s(&self.cc_mailbox)
-            + s(&self.display_from)
-            + s(&self.display_to)
-            + s(&self.message_id)
-            + s(&self.in_reply_to)
-            + self
-                .references
+            + s(&k.subject)
+            + k.base_subject.capacity()
+            + s(&k.from_mailbox)
+            + s(&k.to_mailbox)
+            + s(&k.cc_mailbox)
+            + s(&k.display_from)
+            + s(&k.display_to)
+            + s(&k.message_id)
+            + s(&k.in_reply_to)
+            + k.references
                 .iter()
                 .map(|r| r.capacity() + 24)
                 .sum::<usize>()

@@ -30,21 +30,21 @@ fn simple_message() {
         s(&sum.body),
         "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 27 2)"
     );
-    assert_eq!(sum.date, Some(760686745));
+    assert_eq!(sum.keys.date, Some(760686745));
     assert_eq!(sum.size, SIMPLE.len() as u64);
-    assert_eq!(sum.subject.as_deref(), Some("Hello world"));
-    assert_eq!(sum.base_subject, "Hello world");
-    assert_eq!(sum.from_mailbox.as_deref(), Some("john"));
-    assert_eq!(sum.to_mailbox.as_deref(), Some("jane"));
-    assert_eq!(sum.cc_mailbox, None);
-    assert_eq!(sum.display_from.as_deref(), Some("John Doe"));
-    assert_eq!(sum.display_to.as_deref(), Some("Jane Roe"));
+    assert_eq!(sum.keys.subject.as_deref(), Some("Hello world"));
+    assert_eq!(sum.keys.base_subject, "Hello world");
+    assert_eq!(sum.keys.from_mailbox.as_deref(), Some("john"));
+    assert_eq!(sum.keys.to_mailbox.as_deref(), Some("jane"));
+    assert_eq!(sum.keys.cc_mailbox, None);
+    assert_eq!(sum.keys.display_from.as_deref(), Some("John Doe"));
+    assert_eq!(sum.keys.display_to.as_deref(), Some("Jane Roe"));
     assert_eq!(
-        sum.message_id.as_deref(),
+        sum.keys.message_id.as_deref(),
         Some("B27397-0100000@example.com")
     );
-    assert_eq!(sum.in_reply_to, None);
-    assert!(sum.references.is_empty());
+    assert_eq!(sum.keys.in_reply_to, None);
+    assert!(sum.keys.references.is_empty());
 
     let header_len = SIMPLE.len() - 27;
     assert_eq!(section(SIMPLE, &sec(&[], None)).unwrap(), SIMPLE);
@@ -134,9 +134,9 @@ fn multipart_alternative() {
 ((NIL NIL \"a\" \"example.com\")) ((NIL NIL \"a\" \"example.com\")) \
 ((NIL NIL \"b\" \"example.com\")) NIL NIL NIL NIL)"
     );
-    assert_eq!(sum.base_subject, "Meeting");
-    assert_eq!(sum.date, None);
-    assert_eq!(sum.display_from.as_deref(), Some("a@example.com"));
+    assert_eq!(sum.keys.base_subject, "Meeting");
+    assert_eq!(sum.keys.date, None);
+    assert_eq!(sum.keys.display_from.as_deref(), Some("a@example.com"));
 
     assert_eq!(
         section(ALTERNATIVE, &sec(&[1], None)).unwrap(),
@@ -198,17 +198,20 @@ NIL (\"ATTACHMENT\" (\"FILENAME\" \"data.bin\")) NIL NIL)\
     );
     assert_eq!(s(&sum.body), expected_body);
 
-    assert_eq!(sum.date, Some(1057049557));
-    assert_eq!(sum.subject.as_deref(), Some("Gr\u{fc}\u{df}e again"));
-    assert_eq!(sum.base_subject, "Gr\u{fc}\u{df}e again");
-    assert_eq!(sum.from_mailbox.as_deref(), Some("joerg"));
-    assert_eq!(sum.cc_mailbox.as_deref(), Some("francois"));
-    assert_eq!(sum.display_from.as_deref(), Some("J\u{f6}rg M\u{fc}ller"));
-    assert_eq!(sum.display_to.as_deref(), Some("Andr\u{e9}"));
-    assert_eq!(sum.message_id.as_deref(), Some("m3@example.de"));
-    assert_eq!(sum.in_reply_to.as_deref(), Some("m2@example.de"));
+    assert_eq!(sum.keys.date, Some(1057049557));
+    assert_eq!(sum.keys.subject.as_deref(), Some("Gr\u{fc}\u{df}e again"));
+    assert_eq!(sum.keys.base_subject, "Gr\u{fc}\u{df}e again");
+    assert_eq!(sum.keys.from_mailbox.as_deref(), Some("joerg"));
+    assert_eq!(sum.keys.cc_mailbox.as_deref(), Some("francois"));
     assert_eq!(
-        sum.references,
+        sum.keys.display_from.as_deref(),
+        Some("J\u{f6}rg M\u{fc}ller")
+    );
+    assert_eq!(sum.keys.display_to.as_deref(), Some("Andr\u{e9}"));
+    assert_eq!(sum.keys.message_id.as_deref(), Some("m3@example.de"));
+    assert_eq!(sum.keys.in_reply_to.as_deref(), Some("m2@example.de"));
+    assert_eq!(
+        sum.keys.references,
         vec!["m1@example.de".to_string(), "m2@example.de".to_string()]
     );
 
@@ -405,9 +408,9 @@ fn groups() {
 (\"John\" NIL \"jdoe\" \"one.test\")(NIL NIL NIL NIL)) \
 ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
     );
-    assert_eq!(sum.to_mailbox.as_deref(), Some("c"));
-    assert_eq!(sum.display_to.as_deref(), Some("Ed Jones"));
-    assert_eq!(sum.cc_mailbox, None);
+    assert_eq!(sum.keys.to_mailbox.as_deref(), Some("c"));
+    assert_eq!(sum.keys.display_to.as_deref(), Some("Ed Jones"));
+    assert_eq!(sum.keys.cc_mailbox, None);
 }
 
 #[test]
