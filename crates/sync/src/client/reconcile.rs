@@ -275,7 +275,7 @@ pub(crate) async fn orphan(
                 guid: r.guid,
                 flags: r.flags.clone(),
                 data: blobs.get(&r.guid).cloned(),
-                pop3_uidl: None,
+                pop3_uidl: r.pop3_uidl.clone(),
             })
             .collect(),
         expunges: theirs

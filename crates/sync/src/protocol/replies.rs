@@ -4,8 +4,8 @@ use tern_store::{Flags, Guid, Modseq, RecordsDigest, Uid, UniqueId};
 
 use super::encode_flags;
 use super::tokens::{
-    atom_or_string, flags, guid, list, number, plist_digest, plist_get, signed, uid32, uniqueid,
-    Malformed,
+    atom_or_string, flags, guid, list, number, plist_digest, plist_get, pop3_uidl, signed, uid32,
+    uniqueid, Malformed,
 };
 use crate::wire::{Encoder, Token};
 
@@ -49,6 +49,8 @@ pub struct ReplicaRecord {
     pub expunged: Option<Modseq>,
     /// Whether the replica holds the blob in the mailbox's partition.
     pub blob_held: bool,
+    /// The record's stored POP3 UIDL, if it has one.
+    pub pop3_uidl: Option<String>,
 }
 
 impl ReplicaMailbox {
@@ -130,6 +132,11 @@ impl ReplicaRecord {
                 .get(7)
                 .and_then(Token::as_atom)
                 .is_some_and(|a| a.eq_ignore_ascii_case("HAVE")),
+            pop3_uidl: match args.get(8).and_then(Token::as_atom) {
+                Some(a) if a.eq_ignore_ascii_case("UIDL") => Some(pop3_uidl(args.get(9))?),
+                Some(_) => return Err("RECORD: UIDL or end expected".into()),
+                None => None,
+            },
         })
     }
 
@@ -152,7 +159,11 @@ impl ReplicaRecord {
             Some(m) => enc.number(m),
             None => enc.nil(),
         };
-        enc.raw(if held { " HAVE" } else { " MISSING" }).crlf();
+        enc.raw(if held { " HAVE" } else { " MISSING" });
+        if let Some(uidl) = &r.pop3_uidl {
+            enc.raw(" UIDL ").string(uidl);
+        }
+        enc.crlf();
     }
 }
 

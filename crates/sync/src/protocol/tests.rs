@@ -71,6 +71,37 @@ fn update_survives_encoding() {
     assert_eq!(back.expunges, u.expunges);
 }
 
+/// A stored POP3 UIDL travels as `UIDL string` after its APPEND's data; an APPEND
+/// without one is byte for byte what it was before UIDLs existed; a UIDL RFC 1939
+/// forbids (or a dangling keyword) is refused, not stored.
+#[test]
+fn appends_carry_their_pop3_uidl() {
+    let mut u = sample();
+    let mut second = u.appends[0].clone();
+    second.uid = 10;
+    second.data = None;
+    second.pop3_uidl = Some("UID4711-1136543321".into());
+    u.appends.push(second);
+    let mut enc = Encoder::new();
+    encode_update(&mut enc, "t1", &u);
+    let text = String::from_utf8_lossy(enc.bytes()).into_owned();
+    assert_eq!(text.matches(" UIDL ").count(), 1, "{text}");
+    let Request::Update(back) = Request::parse(command(enc.bytes())).unwrap() else {
+        panic!("not an UPDATE");
+    };
+    assert_eq!(back.appends, u.appends);
+    assert!(text.contains("NIL UIDL UID4711-1136543321 STORE"), "{text}");
+    let bad = |tail: &str| text.replace("NIL UIDL UID4711-1136543321", &format!("NIL {tail}"));
+    for tail in [
+        "UIDL \"with space\"",
+        "UIDL",
+        &format!("UIDL \"{}\"", "x".repeat(71)),
+    ] {
+        let t = bad(tail);
+        assert!(Request::parse(command(t.as_bytes())).is_err(), "{t}");
+    }
+}
+
 #[test]
 fn unknown_state_keys_are_ignored() {
     // A newer master may add keys; this version must skip them.

@@ -241,6 +241,32 @@ fn every_reply_survives_the_wire() {
         ),
         (9, 50, -5, record.flags.clone(), Some(51), true)
     );
+    assert_eq!(back.pop3_uidl, None);
+    // A stored POP3 UIDL travels with the record; one RFC 1939 forbids is refused.
+    let with_uidl = tern_store::Record {
+        pop3_uidl: Some("UID4711-1136543321".into()),
+        ..record.clone()
+    };
+    let mut enc = Encoder::new();
+    ReplicaRecord::encode(&mut enc, &with_uidl, false);
+    let (_, args) = untagged(enc);
+    let back = ReplicaRecord::parse(&args).unwrap();
+    assert_eq!(back.pop3_uidl.as_deref(), Some("UID4711-1136543321"));
+    assert!(!back.blob_held);
+    for bad in [
+        "9 50 -5 5 {g} () 51 HAVE UIDL \"has space\"",
+        "9 50 -5 5 {g} () 51 HAVE UIDL",
+        "9 50 -5 5 {g} () 51 HAVE FROB \"x\"",
+    ] {
+        let line = format!(
+            "* RECORD {}\r\n",
+            bad.replace("{g}", &Guid::of(b"hello").to_hex())
+        );
+        let mut enc = Encoder::new();
+        enc.raw(&line);
+        let (_, args) = untagged(enc);
+        assert!(ReplicaRecord::parse(&args).is_err(), "{bad}");
+    }
     for table in [
         vec![],
         vec!["$Label1".to_owned(), "foo".into(), "with space".into()],

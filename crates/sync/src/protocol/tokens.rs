@@ -52,6 +52,16 @@ pub fn guid(t: Option<&Token>) -> Result<Guid, Malformed> {
         .ok_or_else(|| "GUID expected".to_owned())
 }
 
+/// Parses a stored POP3 UIDL: a string RFC 1939 allows (1 to 70 characters in
+/// 0x21-0x7E, `tern_store::valid_pop3_uidl`).
+pub fn pop3_uidl(t: Option<&Token>) -> Result<String, Malformed> {
+    match t.and_then(Token::as_str) {
+        Some(u) if tern_store::valid_pop3_uidl(u) => Ok(u.to_owned()),
+        Some(_) => Err("UIDL: not a valid POP3 unique-id".to_owned()),
+        None => Err("UIDL: string expected".to_owned()),
+    }
+}
+
 /// Parses a flag list.
 pub fn flags(t: Option<&Token>) -> Result<Flags, Malformed> {
     let items = list(t, "flags")?;

@@ -3,8 +3,8 @@
 use tern_store::{Flags, MailboxState, MailboxUpdate, ReplicaAppend, UniqueId};
 
 use super::tokens::{
-    atom_or_string, flags, guid, list, number, plist_digest, plist_get, signed, uid32, uid_set,
-    uniqueid, Malformed,
+    atom_or_string, flags, guid, list, number, plist_digest, plist_get, pop3_uidl, signed, uid32,
+    uid_set, uniqueid, Malformed,
 };
 use crate::wire::{encode_uid_set, Encoder, Token};
 
@@ -106,6 +106,18 @@ pub(crate) fn parse_update(mut a: Vec<Token>) -> Result<MailboxUpdate, Malformed
                 pop3_uidl: None,
             });
             i += 8;
+            // Optional: the record's stored POP3 UIDL (`UIDL string`).
+            if items
+                .get(i)
+                .and_then(Token::as_atom)
+                .is_some_and(|a| a.eq_ignore_ascii_case("UIDL"))
+            {
+                let uidl = pop3_uidl(items.get(i + 1))?;
+                if let Some(last) = update.appends.last_mut() {
+                    last.pop3_uidl = Some(uidl);
+                }
+                i += 2;
+            }
             continue;
         }
         let at = |k: usize| items.get(i + k);
@@ -235,6 +247,9 @@ pub fn encode_update(enc: &mut Encoder, tag: &str, u: &MailboxUpdate) {
             Some(d) => enc.literal(d),
             None => enc.nil(),
         };
+        if let Some(uidl) = &a.pop3_uidl {
+            enc.raw(" UIDL ").string(uidl);
+        }
     }
     for (uids, modseq, f) in &u.stores {
         sep(enc);

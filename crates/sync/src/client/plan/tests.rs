@@ -175,6 +175,7 @@ fn theirs(
         flags: Flags::parse_list(flags).unwrap(),
         expunged,
         blob_held: true,
+        pop3_uidl: None,
     }
 }
 
