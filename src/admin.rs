@@ -1,4 +1,5 @@
-//! `tern admin`: users, passwords, mailboxes and quotas, on the data directory directly.
+//! `tern admin`: users, passwords, mailboxes, quotas, shared mailboxes, newsgroups and
+//! imports, on the data directory directly.
 //!
 //! It opens the same index as a running server; the index serialises the writes of
 //! both processes, so administration never needs the server stopped.
@@ -11,6 +12,7 @@ use tern_store::{ExpirePolicy, ExpireSetting, Quota, Store};
 
 use crate::config::Config;
 
+pub mod import;
 pub mod newsgroup;
 pub mod shared;
 
@@ -41,6 +43,9 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: shared::SharedCommand,
     },
+    /// Import a maildir or an mbox into a user's mailbox, keeping each message's POP3
+    /// UIDL from the old server (from --uidls or X-UIDL headers).
+    Import(import::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -128,6 +133,7 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Quota { command } => quota(&store, command),
         AdminCommand::Shared { command } => shared::run(&store, command),
         AdminCommand::Newsgroup { command } => newsgroup::run(config, &store, command),
+        AdminCommand::Import(args) => import::run(&store, args),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod admin;
 mod check;
+mod civil;
 mod config;
 mod expire;
 mod serve;

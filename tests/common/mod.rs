@@ -26,6 +26,8 @@ pub struct TernServer {
     pub imaps: Option<SocketAddr>,
     /// The NNTP listener, when `[listen] nntp` was configured.
     pub nntp: Option<SocketAddr>,
+    /// The POP3 listener, when `[listen] pop3` was configured.
+    pub pop3: Option<SocketAddr>,
     /// What the server logged up to "tern ready".
     pub startup_log: Vec<String>,
     /// What it logs after that, line by line.
@@ -86,6 +88,7 @@ impl TernServer {
         let mut sync = None;
         let mut imaps = None;
         let mut nntp = None;
+        let mut pop3 = None;
         let mut startup_log = Vec::new();
         loop {
             let line = rx
@@ -116,6 +119,11 @@ impl TernServer {
                     nntp = Some(a);
                 }
             }
+            if let Some(addr) = line.split("pop3 listening on ").nth(1) {
+                if let Ok(a) = addr.trim().parse() {
+                    pop3 = Some(a);
+                }
+            }
             let ready = line.contains("tern ready");
             startup_log.push(line);
             if ready {
@@ -131,6 +139,7 @@ impl TernServer {
             sync,
             imaps,
             nntp,
+            pop3,
             startup_log,
             log: rx,
             child: Some(child),
