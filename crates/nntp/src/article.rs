@@ -169,16 +169,21 @@ fn io(e: std::io::Error) -> StoreError {
     }
 }
 
-/// Sends `part` of an open article to `out`, dot-stuffed and ended with `.`: the Xref
-/// line (if any) first, then the file, read a chunk at a time on a blocking thread.
+/// Sends the status line `status`, then `part` of an open article, dot-stuffed and
+/// ended with `.`: the Xref line (if any) first, then the file, read a chunk at a time
+/// on a blocking thread. The status line goes in the same write as the first chunk and
+/// the `.` line in the same write as the last: an article of up to a chunk is one write.
 pub(crate) async fn send<W: AsyncWrite + Unpin>(
     out: &mut W,
+    status: &str,
     file: MessageFile,
     xref: Option<String>,
     part: Part,
 ) -> std::io::Result<()> {
     let mut stuffer = DotStuffer::new(part);
-    let mut wire = Vec::with_capacity(CHUNK + 1024);
+    let mut wire = Vec::with_capacity(file.size().min(CHUNK as u64) as usize + 1024);
+    wire.extend_from_slice(status.as_bytes());
+    wire.extend_from_slice(b"\r\n");
     if let Some(x) = xref {
         stuffer.feed(x.as_bytes(), &mut wire);
     }
@@ -202,8 +207,10 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
         }
         pos += chunk.len() as u64;
         stuffer.feed(&chunk, &mut wire);
-        out.write_all(&wire).await?;
-        wire.clear();
+        if pos < file.size() && !stuffer.done() {
+            out.write_all(&wire).await?;
+            wire.clear();
+        }
     }
     stuffer.finish(&mut wire);
     out.write_all(&wire).await

@@ -402,7 +402,7 @@ impl Session {
     }
 
     /// RETR (`lines` = `None`) or TOP: the message streamed from its file in chunks;
-    /// the last chunk and the terminating `.` line are written together.
+    /// the status line goes with the first chunk, the terminating `.` line with the last.
     async fn send_message(&mut self, n: u32, lines: Option<u32>) -> std::io::Result<()> {
         let Some(txn) = self.txn.as_ref() else {
             return Ok(());
@@ -453,14 +453,15 @@ impl Session {
                     .await
             }
         };
-        let status = match lines {
-            None => format!("+OK {size} octets"),
-            Some(_) => "+OK".to_owned(),
-        };
-        self.reply(&status).await?;
         let file = Arc::new(file);
         let mut stuffer = DotStuffer::new(lines.map_or(Part::Whole, Part::Top));
-        let mut out = Vec::with_capacity(first.len() + first.len() / 64 + 8);
+        let mut out = Vec::with_capacity(first.len() + first.len() / 64 + 32);
+        // The status line goes out in the same write as the message's first bytes: one
+        // segment, one wake-up of the client, for a message of up to CHUNK octets.
+        match lines {
+            None => out.extend_from_slice(format!("+OK {size} octets\r\n").as_bytes()),
+            Some(_) => out.extend_from_slice(b"+OK\r\n"),
+        }
         let mut pos = first.len() as u64;
         let mut chunk = first;
         loop {

@@ -256,8 +256,8 @@ impl Session {
             .await;
         match opened {
             Ok((file, xref, number)) => {
-                self.reply(&format!("{code} {number} {id}")).await?;
-                article::send(&mut self.out, file, xref, part).await
+                let status = format!("{code} {number} {id}");
+                article::send(&mut self.out, &status, file, xref, part).await
             }
             Err(e) => self.store_failure(&e).await,
         }
