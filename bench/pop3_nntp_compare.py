@@ -12,8 +12,11 @@ folder `news/rust`, the group `news.rust`, made by `cyrus_up.sh`). Then, per
 iteration and server:
 
 - POP3: login, STAT, UIDL, RETR of 200 messages one command at a time, the same 200
-  pipelined (RFC 2449), with poplib; and the 200 one at a time over a bare socket
-  (`retr200_raw_s`: the server's share, without poplib's parsing); times in seconds;
+  pipelined (RFC 2449), with poplib; the 200 one at a time over a bare socket
+  (`retr200_raw_s`); and both again with `pop3_retr_client.rs`, compiled here with
+  `rustc -O` (`retr200_client_s`, `retr200_client_pipelined_s`: the median of 5 rounds,
+  the server's share, since Python's own parsing costs about as much as the servers'
+  work); times in seconds;
 - NNTP (tern and Cyrus; Dovecot has no NNTP): GROUP, OVER of every article, ARTICLE by
   Message-ID of 200 articles, authenticated as bench (Cyrus's anonymous LIST crashes,
   see results-cyrus.md).
@@ -96,7 +99,28 @@ def pop3_round(port):
     res["retr200_bytes"] = got
     p.quit()
     res["retr200_raw_s"] = raw_retr(port, n)
+    if CLIENT:
+        rounds = json.loads(subprocess.run(
+            [CLIENT, f"127.0.0.1:{port}", "bench", "secret", str(n), "5"],
+            check=True, capture_output=True, text=True).stdout)
+        res["retr200_client_s"] = statistics.median(r["seq"] for r in rounds)
+        res["retr200_client_pipelined_s"] = statistics.median(r["pipe"] for r in rounds)
     return res
+
+
+# The compiled RETR client (`pop3_retr_client.rs`), when rustc is at hand.
+CLIENT = None
+
+
+def build_client():
+    """Compiles bench/pop3_retr_client.rs with `rustc -O`; None without rustc."""
+    out = os.path.join(tempfile.mkdtemp(prefix="pop3-client-"), "pop3_retr_client")
+    try:
+        subprocess.run(["rustc", "-O", "--edition", "2021", "-o", out,
+                        str(HERE / "pop3_retr_client.rs")], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out
 
 
 def raw_retr(port, n):
@@ -229,6 +253,8 @@ def main():
     ap.add_argument("--corpus", default=os.path.join(tempfile.gettempdir(), "bench-corpus"))
     ap.add_argument("--skip", default="")
     a = ap.parse_args()
+    global CLIENT
+    CLIENT = build_client()
     bench = Path(a.shared) / "bench"
     skip = set(filter(None, a.skip.split(",")))
     if not os.path.exists(os.path.join(a.corpus, "manifest.tsv")):
@@ -303,14 +329,14 @@ def main():
             continue
         summary[name] = {k: median(s["pop3"], k) for k in
                          ["login_s", "stat_s", "uidl_s", "retr200_s", "retr200_pipelined_s",
-                          "retr200_raw_s"]}
+                          "retr200_raw_s", "retr200_client_s", "retr200_client_pipelined_s"]}
         if s.get("nntp") and "error" not in s["nntp"][0]:
             summary[name].update({k: median(s["nntp"], k) for k in
                                   ["group_s", "over_all_s", "over_lines", "article_by_id_s",
                                    "article_by_id_found"]})
     ratios = {}
-    for key in ["retr200_s", "retr200_pipelined_s", "retr200_raw_s", "over_all_s", "article_by_id_s",
-                "uidl_s"]:
+    for key in ["retr200_s", "retr200_pipelined_s", "retr200_raw_s", "retr200_client_s",
+                "retr200_client_pipelined_s", "over_all_s", "article_by_id_s", "uidl_s"]:
         tv = summary.get("tern", {}).get(key)
         for anchor in ("cyrus", "dovecot"):
             av = summary.get(anchor, {}).get(key)

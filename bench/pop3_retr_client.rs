@@ -19,11 +19,8 @@ struct Conn {
 }
 
 impl Conn {
+    /// Reads more; positions into the buffer stay valid.
     fn fill(&mut self) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
         let len = self.buf.len();
         self.buf.resize(len + 256 * 1024, 0);
         let n = self.stream.read(&mut self.buf[len..]).expect("read");
@@ -33,6 +30,11 @@ impl Conn {
 
     /// One status line; panics on -ERR.
     fn line(&mut self) -> String {
+        // Between answers everything read may be dropped.
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
         loop {
             if let Some(i) = find(&self.buf[self.start..], b"\r\n") {
                 let line = String::from_utf8_lossy(&self.buf[self.start..self.start + i]).into_owned();
@@ -45,18 +47,20 @@ impl Conn {
     }
 
     /// A multi-line answer after its status line: the octets up to and including the
-    /// terminating `.` line.
+    /// terminating `.` line. Each byte is looked at once.
     fn multi(&mut self) -> usize {
         self.line();
+        let begin = self.start;
+        let mut at = self.start;
         loop {
-            let rest = &self.buf[self.start..];
-            if rest.starts_with(b".\r\n") {
-                self.start += 3;
-                return 3;
-            }
-            if let Some(i) = find(rest, b"\r\n.\r\n") {
-                self.start += i + 5;
-                return i + 5;
+            // `at`: the start of a line not yet examined.
+            while let Some(i) = self.buf[at..].iter().position(|&b| b == b'\n') {
+                let end = at + i + 1;
+                if &self.buf[at..end] == b".\r\n" {
+                    self.start = end;
+                    return end - begin;
+                }
+                at = end;
             }
             self.fill();
         }

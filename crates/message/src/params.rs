@@ -4,7 +4,7 @@
 
 use crate::header::trim;
 
-/// Removes comments, splits at `;` outside quoted strings.
+/// Removes comments and line breaks (unfolding), splits at `;` outside quoted strings.
 pub(crate) fn split_params(v: &[u8]) -> Vec<Vec<u8>> {
     let mut segs = vec![Vec::new()];
     let mut i = 0;
@@ -21,6 +21,12 @@ pub(crate) fn split_params(v: &[u8]) -> Vec<Vec<u8>> {
             }
         } else if quoted {
             let seg = segs.last_mut().expect("non-empty");
+            // Unfolding (RFC 5322 2.2.3) removes the line break of a folded quoted
+            // string too: `boundary="foo<CRLF> bar"` is `foo bar`.
+            if c == b'\r' || c == b'\n' {
+                i += 1;
+                continue;
+            }
             seg.push(c);
             if c == b'\\' && i + 1 < v.len() {
                 seg.push(v[i + 1]);
@@ -152,5 +158,19 @@ impl ContentType {
             return None;
         }
         Some(ContentType { ty, sub, params })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_quoted_parameters_are_unfolded() {
+        let (head, params) =
+            parse_structured(b" multipart/mixed;\r\n boundary=\"foo\r\n bar\"; x=\"a\\\"b\"\r\n");
+        assert_eq!(head, b"multipart/mixed");
+        assert_eq!(param(&params, "BOUNDARY"), Some(&b"foo bar"[..]));
+        assert_eq!(param(&params, "x"), Some(&b"a\"b"[..]));
     }
 }

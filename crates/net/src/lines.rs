@@ -34,7 +34,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         if buf.is_empty() {
             return Ok(Line::Eof);
         }
-        let (chunk, done) = match memchr(b'\n', buf) {
+        let (chunk, done) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..=i], true),
             None => (buf, false),
         };
@@ -99,7 +99,7 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
         if buf.is_empty() {
             return Ok(Body::Eof);
         }
-        let (chunk, ends_line) = match memchr(b'\n', buf) {
+        let (chunk, ends_line) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..=i], true),
             None => (buf, false),
         };
@@ -159,10 +159,6 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
         body.extend_from_slice(b"\r\n");
         line.clear();
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]
