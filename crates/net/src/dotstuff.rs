@@ -240,9 +240,7 @@ mod tests {
         };
         for _ in 0..2000 {
             let len = (rng() % 200) as usize;
-            let message: Vec<u8> = (0..len)
-                .map(|_| b".\r\nab"[(rng() % 5) as usize])
-                .collect();
+            let message: Vec<u8> = (0..len).map(|_| b".\r\nab"[(rng() % 5) as usize]).collect();
             let chunk = 1 + (rng() % 40) as usize;
             assert_eq!(
                 wire(&message, Part::Whole, chunk),

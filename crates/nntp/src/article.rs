@@ -170,8 +170,8 @@ fn io(e: std::io::Error) -> StoreError {
 }
 
 /// Sends the status line `status`, then `part` of an open article, dot-stuffed and
-/// ended with `.`: the Xref line (if any) first, then the file, read a chunk at a time
-/// on a blocking thread. The status line goes in the same write as the first chunk and
+/// ended with `.`: the Xref line (if any) first, then the file, a chunk at a time (from
+/// the page cache in place, else on a thread that may block). The status line goes in the same write as the first chunk and
 /// the `.` line in the same write as the last: an article of up to a chunk is one write.
 pub(crate) async fn send<W: AsyncWrite + Unpin>(
     out: &mut W,
@@ -190,16 +190,26 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
     let file = std::sync::Arc::new(file);
     let mut pos = 0u64;
     while pos < file.size() && !stuffer.done() {
-        let f = file.clone();
-        let chunk = tern_net::run_blocking(move || {
-            let want = (f.size() - pos).min(CHUNK as u64) as usize;
-            let mut buf = vec![0; want];
-            let got = f.read_at(pos, &mut buf)?;
-            buf.truncate(got);
-            Ok::<_, std::io::Error>(buf)
-        })
-        .await
-        .ok_or_else(|| std::io::Error::other("read task failed"))??;
+        let want = (file.size() - pos).min(CHUNK as u64) as usize;
+        let mut buf = vec![0; want];
+        // From the page cache without waiting when it is there; else on a thread that
+        // may block.
+        let chunk = match file.read_cached_at(pos, &mut buf) {
+            Some(got) => {
+                buf.truncate(got);
+                buf
+            }
+            None => {
+                let f = file.clone();
+                tern_net::run_blocking(move || {
+                    let got = f.read_at(pos, &mut buf)?;
+                    buf.truncate(got);
+                    Ok::<_, std::io::Error>(buf)
+                })
+                .await
+                .ok_or_else(|| std::io::Error::other("read task failed"))??
+            }
+        };
         if chunk.is_empty() {
             // The file is shorter than its record says: end the answer cleanly
             // rather than wait for bytes that will not come.

@@ -420,23 +420,38 @@ impl Session {
         );
         // Sticky: once INBOX changed, every message is checked.
         let unchanged = !txn.changes.has_changed().unwrap_or(true);
-        // The record's current state and its first chunk in one blocking task.
-        let opened = tern_net::run_blocking(move || {
-            if unchanged {
-                let file = store.open_view_message(&mailbox, &record)?;
+        // The common case, a maildrop nobody changed and a message in the page cache:
+        // opened and read right here. The open needs the file's inode, which comes from
+        // the disk only when cold; the read never waits for the disk
+        // (`MessageFile::read_cached_at`). Anything else goes to a thread that may block.
+        let cached = if unchanged {
+            store
+                .open_view_message(&mailbox, &record)
+                .ok()
+                .and_then(|file| read_cached(&file, 0).map(|first| (file, first)))
+        } else {
+            None
+        };
+        // Else the record's current state and its first chunk in one blocking task.
+        let opened = match cached {
+            Some(opened) => Ok(Ok(Some(opened))),
+            None => tern_net::run_blocking(move || {
+                if unchanged {
+                    let file = store.open_view_message(&mailbox, &record)?;
+                    let first = read_chunk(&file, 0)?;
+                    return Ok(Some((file, first)));
+                }
+                let now = store.records_by_uid(&actor, &mailbox.uniqueid, &[record.uid])?;
+                let Some(current) = now.into_iter().find(|r| r.expunged_modseq.is_none()) else {
+                    return Ok(None);
+                };
+                let file = store.open_message(&mailbox, &current)?;
                 let first = read_chunk(&file, 0)?;
-                return Ok(Some((file, first)));
-            }
-            let now = store.records_by_uid(&actor, &mailbox.uniqueid, &[record.uid])?;
-            let Some(current) = now.into_iter().find(|r| r.expunged_modseq.is_none()) else {
-                return Ok(None);
-            };
-            let file = store.open_message(&mailbox, &current)?;
-            let first = read_chunk(&file, 0)?;
-            Ok::<_, StoreError>(Some((file, first)))
-        })
-        .await
-        .ok_or(());
+                Ok::<_, StoreError>(Some((file, first)))
+            })
+            .await
+            .ok_or(()),
+        };
         let (file, first) = match opened {
             Ok(Ok(Some(opened))) => opened,
             Ok(Ok(None)) => {
@@ -472,7 +487,11 @@ impl Session {
             self.out.write_all(&out).await?;
             out.clear();
             let f = file.clone();
-            chunk = match tern_net::run_blocking(move || read_chunk(&f, pos)).await {
+            let next = match read_cached(&file, pos) {
+                Some(c) => Some(Ok(c)),
+                None => tern_net::run_blocking(move || read_chunk(&f, pos)).await,
+            };
+            chunk = match next {
                 Some(Ok(c)) if !c.is_empty() => c,
                 // The answer has begun: the only honest way out is to close.
                 _ => {
@@ -539,6 +558,15 @@ impl Session {
 }
 
 /// Up to [`CHUNK`] bytes of `file` from `pos`.
+/// The chunk at `pos` if it is all in the page cache (see `read_chunk`).
+fn read_cached(file: &MessageFile, pos: u64) -> Option<Vec<u8>> {
+    let want = (file.size().saturating_sub(pos)).min(CHUNK as u64) as usize;
+    let mut buf = vec![0; want];
+    let got = file.read_cached_at(pos, &mut buf)?;
+    buf.truncate(got);
+    Some(buf)
+}
+
 fn read_chunk(file: &MessageFile, pos: u64) -> Result<Vec<u8>, StoreError> {
     let want = (file.size().saturating_sub(pos)).min(CHUNK as u64) as usize;
     let mut buf = vec![0; want];

@@ -532,6 +532,29 @@ mod tests {
             .is_none());
     }
 
+    /// A read that must not wait for the disk gives the same bytes as a blocking one,
+    /// or nothing; never part of them, never past the end.
+    #[test]
+    fn cached_reads_are_whole_or_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = store(tmp.path());
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let guid = blobs.put("default", &data).unwrap();
+        let file = blobs
+            .open_blob("default", &guid, data.len() as u64)
+            .unwrap();
+        for (pos, len) in [(0, 1000), (1000, 200_000), (299_990, 100), (0, 300_000)] {
+            let mut buf = vec![0; len];
+            if let Some(n) = file.read_cached_at(pos as u64, &mut buf) {
+                let end = (pos + len).min(data.len());
+                assert_eq!(n, end - pos);
+                assert_eq!(&buf[..n], &data[pos..end]);
+            }
+        }
+        let mut buf = vec![0; 10];
+        assert_eq!(file.read_cached_at(300_000, &mut buf), Some(0));
+    }
+
     /// A condemned blob is gone from its name at once and from the disk when the trash
     /// is emptied, by this process or, after a kill, the next one.
     #[test]
@@ -600,5 +623,39 @@ impl MessageFile {
             }
         }
         Ok(done)
+    }
+
+    /// Fills `buf` from offset `pos` only if that needs no disk I/O: `Some(n)` when the
+    /// bytes were all in the page cache (fewer only at the end of the message), `None`
+    /// when reading would wait for the disk (then nothing is consumed; read with
+    /// [`MessageFile::read_at`] on a thread that may block). On Linux this is one
+    /// `preadv2(RWF_NOWAIT)`; elsewhere always `None`. Lets an async server send a
+    /// cached message without handing its thread over.
+    pub fn read_cached_at(&self, pos: u64, buf: &mut [u8]) -> Option<usize> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let want = buf.len().min((self.size.saturating_sub(pos)) as usize);
+            if want == 0 {
+                return Some(0);
+            }
+            let iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: want,
+            };
+            let offset = libc::off_t::try_from(pos).ok()?;
+            // SAFETY: `iov` points into `buf`, valid for `want` writable bytes for the
+            // whole call; the descriptor is this file's, open for reading.
+            let n =
+                unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+            // Short reads (part cached) and errors (EAGAIN: not cached; EOPNOTSUPP:
+            // a filesystem without the flag) all mean: read it the blocking way.
+            (usize::try_from(n).ok() == Some(want)).then_some(want)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (pos, buf);
+            None
+        }
     }
 }
