@@ -5,7 +5,6 @@
 
 mod admin;
 mod check;
-mod civil;
 mod config;
 mod expire;
 mod serve;

@@ -212,7 +212,7 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
 }
 
 fn log_loaded(source: &Source, loaded: &Loaded, what: &str) {
-    let expires = crate::civil::format_utc(loaded.validity.not_after);
+    let expires = tern_message::date::format_utc(loaded.validity.not_after);
     tracing::info!(
         "TLS certificate {what}: {} (SHA-256 fingerprint {}), valid until {expires}",
         source.cert.display(),
@@ -247,7 +247,7 @@ fn load(source: &Source, now: i64) -> anyhow::Result<Loaded> {
     if validity.not_after < now {
         bail!(
             "{cert_name}: {cert_path}: the certificate expired on {}{}",
-            crate::civil::format_utc(validity.not_after),
+            tern_message::date::format_utc(validity.not_after),
             if source.generated {
                 " (remove cert.pem and key.pem there to have a new one generated)"
             } else {
@@ -334,10 +334,10 @@ fn generate(source: &Source, hostname: &str, now: i64) -> anyhow::Result<()> {
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let today = now.div_euclid(86_400);
-    let (y, m, d) = crate::civil::civil_from_days(today - 1);
+    let (y, m, d) = tern_message::date::civil_from_days(today - 1);
     params.not_before = rcgen::date_time_ymd(y as i32, m as u8, d as u8);
     // The same day SELF_SIGNED_YEARS on (the 28th for a 29 February).
-    let (y, m, d) = crate::civil::civil_from_days(today);
+    let (y, m, d) = tern_message::date::civil_from_days(today);
     params.not_after =
         rcgen::date_time_ymd((y + SELF_SIGNED_YEARS) as i32, m as u8, d.min(28) as u8);
     let key = KeyPair::generate().with_context(context)?;
@@ -417,7 +417,7 @@ mod tests {
 
         let good = load(&configured(dir, "good.crt", "good.key"), now()).unwrap();
         assert_eq!(
-            crate::civil::format_utc(good.validity.not_after),
+            tern_message::date::format_utc(good.validity.not_after),
             "2090-01-01 00:00:00 UTC"
         );
 

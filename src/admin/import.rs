@@ -377,7 +377,7 @@ fn asctime_of_from_line(line: &[u8]) -> Option<i64> {
     if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 || !(1970..=9999).contains(&year) {
         return None;
     }
-    Some(crate::civil::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
+    Some(tern_message::date::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
 }
 
 fn now() -> i64 {
@@ -429,7 +429,7 @@ mod tests {
         );
         assert_eq!(
             asctime_of_from_line(b"From MAILER-DAEMON Sat Dec  5 16:00:00 2026 +0000\n"),
-            Some(crate::civil::days_from_civil(2026, 12, 5) * 86_400 + 16 * 3600)
+            Some(tern_message::date::days_from_civil(2026, 12, 5) * 86_400 + 16 * 3600)
         );
         assert_eq!(asctime_of_from_line(b"From nobody\n"), None);
         assert_eq!(

@@ -1,5 +1,5 @@
 //! Just enough DER to read a certificate's validity period (the calendar arithmetic
-//! is `crate::civil`'s).
+//! is `tern_message::date`'s).
 //!
 //! Nothing in the dependency tree exposes `notAfter`: rustls and webpki check validity
 //! only while verifying a chain (and an end-entity certificate does not verify against
@@ -16,7 +16,7 @@
 //! Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }
 //! ```
 
-use crate::civil::days_from_civil;
+use tern_message::date::days_from_civil;
 
 /// A certificate's validity period, in seconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ fn time(tag: u8, text: &[u8]) -> Result<i64, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::civil::format_utc;
+    use tern_message::date::format_utc;
 
     #[test]
     fn reads_the_validity_rcgen_wrote() {

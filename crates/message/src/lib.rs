@@ -21,12 +21,14 @@
 //! - `tree.rs`: the MIME tree and MIME part numbers; `transfer.rs`: transfer decoding.
 //! - `summary.rs`: [`Summary`] and [`summarize`]; `codec.rs`: its stored form.
 //! - `text.rs`: the text searches match; `subject.rs`: RFC 5256 base subjects.
-//! - `indexer.rs`: [`MessageIndexer`].
+//! - `indexer.rs`: [`MessageIndexer`]; `date.rs`: calendar arithmetic and RFC 5322
+//!   date-times.
 
 #![deny(missing_docs)]
 
 pub mod address;
 mod codec;
+pub mod date;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod header;

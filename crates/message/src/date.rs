@@ -1,5 +1,7 @@
-//! Calendar arithmetic on the proleptic Gregorian calendar in UTC: what certificate
-//! validity, `tern admin import`'s mbox dates and log lines need, without a date crate.
+//! Calendar arithmetic on the proleptic Gregorian calendar in UTC, and RFC 5322
+//! date-times: what a server writes into the messages it makes (NNTP's injected Date
+//! and Injection-Date) and reads from mbox `From ` lines and certificates, without a
+//! date crate.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
@@ -39,6 +41,23 @@ pub fn format_utc(unix: i64) -> String {
     )
 }
 
+/// An RFC 5322 date-time in UTC, e.g. `Sat, 05 Dec 2026 12:09:28 +0000`.
+pub fn rfc5322(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let (y, mo, d) = civil_from_days(days);
+    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let wd = (days + 4).rem_euclid(7) as usize;
+    format!(
+        "{}, {d:02} {} {y:04} {h:02}:{mi:02}:{s:02} +0000",
+        DAYS[wd],
+        MONTHS[(mo - 1) as usize]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +73,11 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    #[test]
+    fn rfc5322_dates() {
+        assert_eq!(rfc5322(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322(1_796_472_111), "Sat, 05 Dec 2026 12:01:51 +0000");
     }
 }
