@@ -102,7 +102,7 @@ def pop3_round(port):
     if CLIENT:
         rounds = json.loads(subprocess.run(
             [CLIENT, f"127.0.0.1:{port}", "bench", "secret", str(n), "5"],
-            check=True, capture_output=True, text=True).stdout)
+            check=True, capture_output=True, text=True, preexec_fn=pin_client).stdout)
         res["retr200_client_s"] = statistics.median(r["seq"] for r in rounds)
         res["retr200_client_pipelined_s"] = statistics.median(r["pipe"] for r in rounds)
     return res
@@ -110,6 +110,20 @@ def pop3_round(port):
 
 # The compiled RETR client (`pop3_retr_client.rs`), when rustc is at hand.
 CLIENT = None
+
+# CPUs for the servers (and every process they start) and for the compiled client,
+# from --pin; None: wherever the scheduler puts them.
+PIN = {"server": None, "client": None}
+
+
+def pin_server():
+    if PIN["server"] is not None:
+        os.sched_setaffinity(0, PIN["server"])
+
+
+def pin_client():
+    if PIN["client"] is not None:
+        os.sched_setaffinity(0, PIN["client"])
 
 
 def build_client():
@@ -249,7 +263,8 @@ def start_tern(binary, root):
     subprocess.run([binary, "--config", cfg, "admin", "newsgroup", "create", "bench.test",
                     "--post-by", "authenticated"], check=True, capture_output=True)
     log = os.path.join(root, "tern.log")
-    proc = subprocess.Popen([binary, "--config", cfg, "serve"], stderr=open(log, "w"))
+    proc = subprocess.Popen([binary, "--config", cfg, "serve"], stderr=open(log, "w"),
+                            preexec_fn=pin_server)
     deadline = time.time() + 60
     while "tern ready" not in open(log).read():
         if time.time() > deadline or proc.poll() is not None:
@@ -273,7 +288,15 @@ def main():
     ap.add_argument("--shared", default=str(HERE.parent.parent / "shared"))
     ap.add_argument("--corpus", default=os.path.join(tempfile.gettempdir(), "bench-corpus"))
     ap.add_argument("--skip", default="")
+    ap.add_argument("--pin", choices=["none", "same", "split"], default="none",
+                    help="same: servers and the compiled client on CPU 0; split: servers on "
+                         "CPU 1, client on CPU 0 (on a VM, a wake-up across vCPUs costs tens "
+                         "of microseconds, so an unpinned one-at-a-time run is bimodal)")
     a = ap.parse_args()
+    if a.pin == "same":
+        PIN.update(server={0}, client={0})
+    elif a.pin == "split":
+        PIN.update(server={1}, client={0})
     global CLIENT
     CLIENT = build_client()
     bench = Path(a.shared) / "bench"
@@ -287,7 +310,7 @@ def main():
     ids = [r["message_id"] for r in rows[: a.articles : max(1, a.articles // 200)]][:200]
     ids = [i if i.startswith("<") else f"<{i}>" for i in ids]
 
-    out = {"uptime_before": open("/proc/loadavg").read().split()[:3], "servers": {}}
+    out = {"uptime_before": open("/proc/loadavg").read().split()[:3], "pin": a.pin, "servers": {}}
     root = tempfile.mkdtemp(prefix="tern-pop3-nntp-")
     tern = start_tern(a.tern_bin, root)
     try:
@@ -312,7 +335,8 @@ def main():
         env = dict(os.environ, BASE=os.path.join(tempfile.gettempdir(), "anchor-cyrus"))
         subprocess.run(["bash", str(bench / "cyrus_down.sh")], env=env, capture_output=True)
         try:
-            up = subprocess.run(["bash", str(bench / "cyrus_up.sh")], env=env, capture_output=True, text=True)
+            up = subprocess.run(["bash", str(bench / "cyrus_up.sh")], env=env, capture_output=True,
+                                text=True, preexec_fn=pin_server)
             if up.returncode != 0:
                 raise RuntimeError(f"cyrus_up.sh: {up.stdout[-500:]} {up.stderr[-500:]}")
             c = ANCHORS["cyrus"]
@@ -333,6 +357,7 @@ def main():
         env = dict(os.environ, DOVECOT_RESET="1")
         try:
             up = subprocess.run(["sh", str(bench / "dovecot_up.sh"), "master"], env=env,
+                                preexec_fn=pin_server,
                                 capture_output=True, text=True)
             if up.returncode != 0:
                 raise RuntimeError(f"dovecot_up.sh: {up.stdout[-500:]} {up.stderr[-500:]}")
