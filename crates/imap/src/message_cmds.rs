@@ -26,7 +26,7 @@ impl<W> Session<W> {
         }
         let mut items = items.to_vec();
         if changed_since.is_some() || items.contains(&FetchAttr::Modseq) {
-            self.enabled.condstore = true;
+            self.enable_condstore();
         }
         if uid && !items.contains(&FetchAttr::Uid) {
             items.insert(0, FetchAttr::Uid);
@@ -68,13 +68,23 @@ impl<W> Session<W> {
                 self.store.records_by_uid(&actor, &id, &uids)?
             };
             if vanished {
-                let gone: Vec<Uid> = records
+                // Every UID of the set expunged since the client's modseq (RFC 7162
+                // 3.2.6), also those this session has already seen go.
+                let ranges = self
+                    .selected
+                    .as_ref()
+                    .map(|v| v.uid_ranges(set))
+                    .unwrap_or_default();
+                let (_, changed) =
+                    self.store
+                        .changed_since(&actor, &id, changed_since.unwrap_or(0))?;
+                let mut gone: Vec<Uid> = changed
                     .iter()
-                    .filter(|r| {
-                        r.expunged_modseq.is_some() && r.modseq > changed_since.unwrap_or(0)
-                    })
+                    .filter(|r| r.expunged_modseq.is_some())
                     .map(|r| r.uid)
+                    .filter(|u| ranges.iter().any(|(lo, hi)| (lo..=hi).contains(&u)))
                     .collect();
+                gone.sort_unstable();
                 if !gone.is_empty() {
                     self.untagged(&format!("VANISHED (EARLIER) {}", compress_uids(&gone)));
                 }
@@ -178,7 +188,7 @@ impl<W> Session<W> {
             Err(bad) => return Outcome::bad(&format!("Invalid flag {bad}")),
         };
         if unchanged_since.is_some() {
-            self.enabled.condstore = true;
+            self.enable_condstore();
         }
         let Some(view) = self.selected.as_ref() else {
             return Outcome::bad("No mailbox selected");
@@ -206,6 +216,9 @@ impl<W> Session<W> {
             Err(e) => return Outcome::store_error(&e),
         };
         let condstore = self.enabled.condstore;
+        // RFC 7162 3.1 and 3.2.4: once CONDSTORE or QRESYNC is on, every untagged FETCH
+        // carries UID (and MODSEQ), so a client can apply it without a sequence map.
+        let with_uid = uid || condstore || self.enabled.qresync;
         if !silent || condstore {
             // Report the flags of every message in the set, changed or not (silent
             // CONDSTORE stores still report the new MODSEQ of what changed).
@@ -242,7 +255,7 @@ impl<W> Session<W> {
                 {
                     if let Some(seq) = view.seq_of(r.uid) {
                         let mut line = format!("{seq} FETCH (");
-                        if uid {
+                        if with_uid {
                             line.push_str(&format!("UID {} ", r.uid));
                         }
                         line.push_str(&format!(
@@ -295,12 +308,15 @@ impl<W> Session<W> {
         return_opts: Option<&[SearchReturn]>,
         tag: &str,
     ) -> Outcome {
+        if self.selected.is_none() {
+            return Outcome::bad("No mailbox selected");
+        }
+        if contains_modseq(criteria) {
+            self.enable_condstore();
+        }
         let Some(view) = self.selected.as_ref() else {
             return Outcome::bad("No mailbox selected");
         };
-        if let SearchKey::Modseq(_) = criteria {
-            self.enabled.condstore = true;
-        }
         let budget = self.config.search_budget;
         let result =
             search_selected(&self.store, &self.cache, view, criteria, budget).map(|(_, hits)| {
@@ -364,7 +380,30 @@ impl<W> Session<W> {
                             _ => {}
                         }
                     }
-                    if let (true, Some(m)) = (wants_modseq, max_modseq) {
+                    // RFC 7162 3.1.5: with ALL or COUNT, the highest modseq of every
+                    // match; with only MIN and/or MAX, of the messages returned.
+                    let whole = opts
+                        .iter()
+                        .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
+                    let modseq = if whole {
+                        max_modseq
+                    } else {
+                        let number = |h: &(u32, Uid, u64)| if uid { h.1 } else { h.0 };
+                        let returned = |n: Option<&u32>| {
+                            n.and_then(|n| hits.iter().find(|h| number(h) == *n))
+                                .map(|h| h.2)
+                        };
+                        let min = opts
+                            .contains(&SearchReturn::Min)
+                            .then(|| returned(sorted.first()))
+                            .flatten();
+                        let max = opts
+                            .contains(&SearchReturn::Max)
+                            .then(|| returned(sorted.last()))
+                            .flatten();
+                        min.max(max)
+                    };
+                    if let (true, Some(m)) = (wants_modseq, modseq) {
                         line.push_str(&format!(" MODSEQ {m}"));
                     }
                     self.untagged(&line);

@@ -81,8 +81,10 @@ impl Selected {
         let uids = snapshot.uids();
         let (mailbox, first_unseen) = (snapshot.mailbox, snapshot.first_unseen);
         let keywords = snapshot.keywords.into_iter().collect();
+        // EXAMINE shows what is \Recent without taking it (RFC 3501 6.3.2: the same
+        // answer as SELECT, read-only).
         let recent_above = if read_only {
-            mailbox.last_uid
+            mailbox.recent_uid
         } else {
             store.take_recent(actor, id)?
         };
@@ -204,11 +206,13 @@ impl Selected {
         self.reported.clear();
         let arrived = !new_uids.is_empty();
         if arrived {
-            if !self.read_only {
-                let recent_above = store.take_recent(&self.actor, &self.id)?;
-                self.recent
-                    .extend(new_uids.iter().copied().filter(|&u| u > recent_above));
-            }
+            let recent_above = if self.read_only {
+                mailbox.recent_uid
+            } else {
+                store.take_recent(&self.actor, &self.id)?
+            };
+            self.recent
+                .extend(new_uids.iter().copied().filter(|&u| u > recent_above));
             self.uids.extend(new_uids);
         }
         self.seen_modseq = mailbox.highest_modseq.max(self.seen_modseq);
@@ -262,6 +266,23 @@ impl Selected {
     /// Resolves a sequence set to (sequence number, UID) pairs, ascending, without
     /// duplicates. With `uid`, the set names UIDs; UIDs not in the view are skipped.
     /// Without, a sequence number beyond the view is an error (the caller answers BAD).
+    /// The UID ranges of a UID set as written, `*` being the highest UID the mailbox
+    /// ever gave: what VANISHED (EARLIER) reports on, which includes UIDs this session
+    /// no longer holds.
+    pub(crate) fn uid_ranges(&self, set: &SequenceSet) -> Vec<(Uid, Uid)> {
+        let star = self.uidnext.saturating_sub(1);
+        match set {
+            SequenceSet::Saved => self.saved.iter().map(|&u| (u, u)).collect(),
+            SequenceSet::Ranges(r) => r
+                .iter()
+                .map(|r| {
+                    let (a, b) = (num(r.start, star), num(r.end, star));
+                    (a.min(b), a.max(b))
+                })
+                .collect(),
+        }
+    }
+
     pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, String> {
         let ranges = match set {
             SequenceSet::Saved => {

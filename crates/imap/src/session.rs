@@ -161,6 +161,19 @@ pub(crate) struct Session<W> {
 
 impl<W> Session<W> {
     /// Queues `* line\r\n`.
+    /// Turns CONDSTORE on from a command that implies it (FETCH MODSEQ or CHANGEDSINCE,
+    /// STORE UNCHANGEDSINCE, SEARCH MODSEQ): with a mailbox selected, the client is
+    /// first told its HIGHESTMODSEQ (RFC 7162 3.1), as SELECT (CONDSTORE) would have.
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.enabled.condstore {
+            return;
+        }
+        self.enabled.condstore = true;
+        if let Some(modseq) = self.selected.as_ref().map(|v| v.seen_modseq) {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {modseq}] CONDSTORE enabled"));
+        }
+    }
+
     pub(crate) fn untagged(&mut self, line: &str) {
         self.untagged_bytes(line.as_bytes());
     }
@@ -331,6 +344,9 @@ pub(crate) async fn run(
                     crate::parser::ParseErrorKind::TooComplex => {
                         format!("NO [LIMIT] {}", e.message)
                     }
+                    crate::parser::ParseErrorKind::BadName => {
+                        format!("NO [CANNOT] {}", e.message)
+                    }
                     crate::parser::ParseErrorKind::BadCharset => {
                         format!(
                             "NO [BADCHARSET ({})] {}",
@@ -462,6 +478,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                         | CommandBody::Copy { uid: false, .. }
                         | CommandBody::Move { uid: false, .. }
                 );
+                let logout = matches!(body, CommandBody::Logout);
                 let outcome = tokio::task::block_in_place(|| self.execute(&tag, body));
                 // A FETCH answer goes out before changes are reported: its sequence
                 // numbers were taken before any EXPUNGE the report may announce.
@@ -473,6 +490,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     None => outcome,
                 };
                 tokio::task::block_in_place(|| self.report_changes(expunges_ok));
+                // Pending EXPUNGE and FETCH responses go before the BYE: nothing may
+                // follow it but the tagged OK (RFC 3501 7.1.5).
+                if logout {
+                    self.untagged("BYE tern logging out");
+                }
                 outcome
             }
         };
@@ -561,14 +583,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 Outcome::ok("CAPABILITY completed")
             }
             CommandBody::Noop | CommandBody::Check => Outcome::ok("Done"),
-            CommandBody::Logout => {
-                self.untagged("BYE tern logging out");
-                Outcome {
-                    status: "OK",
-                    text: "LOGOUT completed".into(),
-                    close: true,
-                }
-            }
+            // The BYE follows the changes still to report (see `command`).
+            CommandBody::Logout => Outcome {
+                status: "OK",
+                text: "LOGOUT completed".into(),
+                close: true,
+            },
             CommandBody::Id(_) => {
                 self.untagged(&format!(
                     "ID (\"name\" \"tern\" \"version\" \"{}\")",

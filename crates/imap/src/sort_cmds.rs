@@ -122,21 +122,17 @@ impl<W> Session<W> {
 }
 
 fn compare(a: &Item, b: &Item, key: SortKey) -> std::cmp::Ordering {
+    // i;ascii-casemap (RFC 4790 9.2) maps a-z to upper case before comparing, which
+    // orders `_` after the letters (lower-casing would put it before them).
+    let casemap = |x: &str, y: &str| x.to_ascii_uppercase().cmp(&y.to_ascii_uppercase());
     let ci = |x: &Option<String>, y: &Option<String>| {
-        let x = x.as_deref().unwrap_or("").to_ascii_lowercase();
-        let y = y.as_deref().unwrap_or("").to_ascii_lowercase();
-        x.cmp(&y)
+        casemap(x.as_deref().unwrap_or(""), y.as_deref().unwrap_or(""))
     };
     match key {
         SortKey::Arrival => a.record.internaldate.cmp(&b.record.internaldate),
         SortKey::Date => a.date().cmp(&b.date()),
         SortKey::Size => a.record.size.cmp(&b.record.size),
-        SortKey::Subject => a
-            .summary
-            .keys
-            .base_subject
-            .to_ascii_lowercase()
-            .cmp(&b.summary.keys.base_subject.to_ascii_lowercase()),
+        SortKey::Subject => casemap(&a.summary.keys.base_subject, &b.summary.keys.base_subject),
         SortKey::From => ci(&a.summary.keys.from_mailbox, &b.summary.keys.from_mailbox),
         SortKey::To => ci(&a.summary.keys.to_mailbox, &b.summary.keys.to_mailbox),
         SortKey::Cc => ci(&a.summary.keys.cc_mailbox, &b.summary.keys.cc_mailbox),

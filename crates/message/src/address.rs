@@ -169,7 +169,8 @@ fn addr_spec(toks: &[Tok]) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn mailbox_item(item: &[Tok]) -> Option<Address> {
-    if item.is_empty() {
+    // Nothing but comments (`group: (foo) ;`) is no address.
+    if item.iter().all(|t| matches!(t, Tok::Comment(_))) {
         return None;
     }
     let (name, adl, mailbox, host) = match item.iter().position(|t| *t == Tok::Special(b'<')) {
@@ -321,4 +322,28 @@ pub fn parse_ids(v: &[u8]) -> Vec<String> {
         }
     }
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comment_alone_is_no_address() {
+        assert_eq!(
+            parse_addresses(b"group2: (foo) ;"),
+            vec![Address::GroupStart(b"group2".to_vec()), Address::GroupEnd]
+        );
+        assert!(parse_addresses(b"(just a comment)").is_empty());
+        // A comment beside an address still names it.
+        assert_eq!(
+            parse_addresses(b"a@b.test (Ann)"),
+            vec![Address::Mailbox {
+                name: Some(b"Ann".to_vec()),
+                adl: None,
+                mailbox: b"a".to_vec(),
+                host: b"b.test".to_vec(),
+            }]
+        );
+    }
 }

@@ -114,26 +114,26 @@ impl Store {
 
     /// Advances the mailbox's \Recent watermark to its last UID and returns the old
     /// one: the messages above it are \Recent for the session that called this (the
-    /// first session to see them), and for no other.
+    /// first session to see them), and for no other. The read and the advance are one
+    /// write transaction, so two sessions selecting at the same instant never both get
+    /// the same message as \Recent (RFC 3501 2.3.2); when nothing arrived since the last
+    /// session took them, nothing is written.
     pub fn take_recent(&self, actor: &Actor, mailbox: &UniqueId) -> Result<Uid> {
         let current = self.read(|conn| live_for(conn, actor, mailbox, Rights::READ))?;
         if current.recent_uid >= current.last_uid {
-            // Nothing new since the last session took them: nothing to write.
             return Ok(current.recent_uid);
         }
-        // The watermark is advisory (\Recent only tells a client what is new to it), so
-        // the caller does not wait for it to be durable; two sessions selecting in the
-        // same instant may both see the same messages as \Recent.
-        let (id, actor, last_uid) = (mailbox.clone(), actor.clone(), current.last_uid);
-        drop(self.submit(move |conn| {
+        let (id, actor) = (mailbox.clone(), actor.clone());
+        self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
-            conn.execute(
-                "UPDATE mailboxes SET recent_uid = max(recent_uid, ?3), recent_time = ?2 WHERE id = ?1",
-                params![mailbox.id, crate::store::now(), last_uid],
-            )?;
-            Ok(())
-        }));
-        Ok(current.recent_uid)
+            if mailbox.recent_uid < mailbox.last_uid {
+                conn.execute(
+                    "UPDATE mailboxes SET recent_uid = ?3, recent_time = ?2 WHERE id = ?1",
+                    params![mailbox.id, crate::store::now(), mailbox.last_uid],
+                )?;
+            }
+            Ok(mailbox.recent_uid)
+        })
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::borrow::Cow;
 
-use super::lexer::{fail, fail_with, is_list_char, P, R};
+use super::lexer::{fail, fail_with, is_list_char, Fail, P, R};
+use super::ParseErrorKind;
 use crate::mutf7;
 use crate::types::{CommandBody, Qresync, SequenceSet, StatusItem};
 
@@ -16,23 +17,30 @@ fn valid_name_chars(s: &str) -> bool {
 
 impl<'a> P<'a> {
     /// Decodes a mailbox name or pattern (mUTF-7 unless UTF8=ACCEPT), normalising INBOX.
+    /// A name that cannot be decoded is a `BadName` failure (answered NO, not BAD).
     fn name(&self, raw: &[u8]) -> R<String> {
+        let bad = |msg: &'static str| {
+            Err(Fail {
+                msg: msg.into(),
+                kind: ParseErrorKind::BadName,
+            })
+        };
         let s = if self.utf8_names {
             match std::str::from_utf8(raw) {
                 Ok(s) => s.to_owned(),
-                Err(_) => return fail("mailbox name is not UTF-8"),
+                Err(_) => return bad("mailbox name is not UTF-8"),
             }
         } else {
             let Ok(s) = std::str::from_utf8(raw) else {
-                return fail("mailbox name is not modified UTF-7");
+                return bad("mailbox name is not modified UTF-7");
             };
             match mutf7::decode(s) {
                 Ok(s) => s,
-                Err(_) => return fail("mailbox name is not modified UTF-7"),
+                Err(_) => return bad("mailbox name is not modified UTF-7"),
             }
         };
         if !valid_name_chars(&s) {
-            return fail("control character in mailbox name");
+            return bad("control character in mailbox name");
         }
         if s.eq_ignore_ascii_case("INBOX") {
             return Ok("INBOX".to_owned());

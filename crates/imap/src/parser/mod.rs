@@ -56,6 +56,10 @@ pub enum ParseErrorKind {
     /// SEARCH/SORT/THREAD with more than [`MAX_SEARCH_KEYS`] keys: answer
     /// `NO [LIMIT]` (RFC 5530).
     TooComplex,
+    /// A well-formed astring that is no valid mailbox name (not modified UTF-7, or a
+    /// control character): answer `NO [CANNOT]`, since BAD is for protocol errors
+    /// (RFC 3501 7.1.3).
+    BadName,
 }
 
 /// A command that could not be parsed.
