@@ -331,7 +331,17 @@ impl<W> Session<W> {
                 .is_some_and(|n| n.starts_with(&prefix))
         };
 
-        let mut listed: Vec<(String, Vec<&str>)> = Vec::new();
+        let return_children = has(return_opts, "CHILDREN");
+        let recursive = has(select, "RECURSIVEMATCH");
+        let children_attr = |name: &str| {
+            if has_children(name) {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }
+        };
+        // (name, attributes, CHILDINFO ("SUBSCRIBED")).
+        let mut listed: Vec<(String, Vec<&str>, bool)> = Vec::new();
         if lsub || select_subscribed {
             for name in &subscriptions {
                 if !matches(name) {
@@ -340,12 +350,41 @@ impl<W> Session<W> {
                 let mut attrs = Vec::new();
                 if !names.contains(name.as_str()) {
                     attrs.push(if lsub { "\\Noselect" } else { "\\NonExistent" });
+                } else if return_children {
+                    attrs.push(children_attr(name));
                 }
                 if select_subscribed || return_subscribed {
                     attrs.push("\\Subscribed");
                 }
-                listed.push((name.clone(), attrs));
+                listed.push((name.clone(), attrs, false));
             }
+            // Parents of subscribed mailboxes that are not subscribed themselves: LSUB
+            // `%` shows one whose child the pattern hides, as \Noselect (RFC 3501
+            // 6.3.9); LIST (SUBSCRIBED RECURSIVEMATCH) shows every matching one with
+            // CHILDINFO (RFC 5258 3.5).
+            let mut parents = BTreeSet::new();
+            for name in &subscriptions {
+                let mut parent = name.as_str();
+                while let Some((p, _)) = parent.rsplit_once('/') {
+                    parent = p;
+                    let shown = if lsub { !matches(name) } else { recursive };
+                    if shown && !subscriptions.contains(p) && matches(p) {
+                        parents.insert(p.to_owned());
+                    }
+                }
+            }
+            for p in parents {
+                let mut attrs = Vec::new();
+                if lsub {
+                    attrs.push("\\Noselect");
+                } else if !names.contains(p.as_str()) {
+                    attrs.push("\\NonExistent");
+                } else if return_children {
+                    attrs.push(children_attr(&p));
+                }
+                listed.push((p, attrs, !lsub));
+            }
+            listed.sort_by(|a, b| a.0.cmp(&b.0));
         } else {
             let mut seen = BTreeSet::new();
             for (name, m, _) in &mailboxes {
@@ -365,7 +404,7 @@ impl<W> Session<W> {
                         attrs.push("\\Subscribed");
                     }
                     seen.insert(name.clone());
-                    listed.push((name.clone(), attrs));
+                    listed.push((name.clone(), attrs, false));
                 }
                 // A parent that does not exist itself but matches `%` is listed \Noselect.
                 let mut parent = name.as_str();
@@ -373,15 +412,18 @@ impl<W> Session<W> {
                     parent = p;
                     if !names.contains(p) && !seen.contains(p) && matches(p) && !select_special {
                         seen.insert(p.to_owned());
-                        listed.push((p.to_owned(), vec!["\\Noselect", "\\HasChildren"]));
+                        listed.push((p.to_owned(), vec!["\\Noselect", "\\HasChildren"], false));
                     }
                 }
             }
             listed.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        for (name, attrs) in listed {
+        for (name, attrs, childinfo) in listed {
             let mut line = format!("{verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             push_mailbox(&mut line, &name, self.enabled.utf8);
+            if childinfo {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             self.untagged_bytes(&line);
             if let (Some(items), false) = (
                 status,

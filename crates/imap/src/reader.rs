@@ -39,8 +39,11 @@ pub(crate) const PREAUTH_MAX_LITERAL: usize = 8 * 1024;
 /// LITERAL- (RFC 7888 section 5), which is what the greeting advertises.
 pub(crate) const PREAUTH_MAX_NONSYNC_LITERAL: usize = 4096;
 
-/// Longest command text (outside literals) accepted before authentication.
-pub(crate) const PREAUTH_MAX_LINE: usize = 8 * 1024;
+/// Longest command text (outside literals) accepted before authentication: room for
+/// the largest ID command RFC 2971 allows (30 field-value pairs, values up to 1024
+/// octets), which clients send before logging in. The buffer grows to it only for a
+/// line that long.
+pub(crate) const PREAUTH_MAX_LINE: usize = 40 * 1024;
 
 /// The reader's limits from the listener's configuration, for a connection that is
 /// (`authenticated`) or is not yet logged in.

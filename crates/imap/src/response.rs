@@ -94,7 +94,7 @@ const MONTHS: [&str; 12] = [
 pub(crate) fn internal_date(timestamp: i64) -> String {
     let days = timestamp.div_euclid(86_400);
     let secs = timestamp.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = tern_message::date::civil_from_days(days);
     format!(
         "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
         d,
@@ -117,26 +117,12 @@ pub(crate) fn unix_now() -> i64 {
 
 /// The calendar date (UTC) of a Unix timestamp, for SEARCH BEFORE/ON/SINCE.
 pub(crate) fn date_of(timestamp: i64) -> crate::types::Date {
-    let (y, m, d) = civil_from_days(timestamp.div_euclid(86_400));
+    let (y, m, d) = tern_message::date::civil_from_days(timestamp.div_euclid(86_400));
     crate::types::Date {
         year: y as i32,
         month: m as u8,
         day: d as u8,
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

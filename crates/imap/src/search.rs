@@ -211,7 +211,7 @@ fn keyword(flags: &tern_store::Flags, k: &str) -> bool {
 
 fn sent_date(ctx: &FetchContext<'_>, c: &mut Candidate<'_>) -> Result<Option<Date>, FetchError> {
     let s = summary_of(ctx, c.record, &mut c.raw, &mut c.summary)?;
-    Ok(s.keys.date.map(date_of))
+    Ok(s.keys.sent_day.map(|day| date_of(day * 86_400)))
 }
 
 /// The decoded body text of the candidate, computed once; each look at it is charged.
@@ -254,9 +254,17 @@ fn header_contains(
 ) -> Result<bool, FetchError> {
     let raw = message_of(ctx, c.record, &mut c.raw)?;
     budget.charge_text(raw.len())?;
-    Ok(tern_message::header_values(raw, field)
+    if tern_message::header_values(raw, field)
         .iter()
-        .any(|v| contains_ci(v, needle)))
+        .any(|v| contains_ci(v, needle))
+    {
+        return Ok(true);
+    }
+    // Address fields also match their parsed addresses (comments and routes gone).
+    Ok(field != "Subject"
+        && tern_message::address_values(raw, field)
+            .iter()
+            .any(|v| contains_ci(v, needle)))
 }
 
 /// What the store's full-text index says for the BODY and TEXT keys of one SEARCH.

@@ -269,3 +269,106 @@ fn envelope_groups_ignore_comments() {
         "{r:?}"
     );
 }
+
+/// RFC 3501 6.4.4: SENTON and its kin compare the Date header's own calendar day,
+/// whatever its time and zone.
+#[test]
+fn sent_dates_disregard_time_and_zone() {
+    let server = start();
+    // 23:30 at -0800 is already the 25th in UTC; the header's day is the 24th.
+    server.deliver(
+        "alice",
+        "INBOX",
+        "Date: Sat, 24 Mar 2007 23:30:00 -0800\r\nSubject: late\r\n\r\nx\r\n",
+    );
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    assert_eq!(c.ok("SEARCH SENTON 24-Mar-2007")[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH SENTON 25-Mar-2007")[0], "* SEARCH");
+    assert_eq!(c.ok("SEARCH SENTBEFORE 25-Mar-2007")[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH SENTSINCE 25-Mar-2007")[0], "* SEARCH");
+}
+
+/// RFC 3501 6.4.4: FROM matches the address as parsed, comments and all.
+#[test]
+fn search_from_matches_parsed_addresses() {
+    let server = start();
+    server.deliver(
+        "alice",
+        "INBOX",
+        "From: <user-from (comment)@ (comment) domain.org>\r\nSubject: s\r\n\r\nx\r\n",
+    );
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    assert_eq!(c.ok("SEARCH FROM user-from@domain.org")[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH FROM nobody@domain.org")[0], "* SEARCH");
+}
+
+/// SORT (CC) and (DISPLAYTO) read a group as an address named by the group, as Dovecot
+/// does.
+#[test]
+fn sort_reads_groups_by_their_name() {
+    let server = start();
+    for cc in ["b@x.test", "a-group: z@x.test;", "c@x.test"] {
+        server.deliver(
+            "alice",
+            "INBOX",
+            &format!("Cc: {cc}\r\nTo: {cc}\r\n\r\nx\r\n"),
+        );
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    assert_eq!(c.ok("SORT (CC) UTF-8 ALL")[0], "* SORT 2 1 3");
+    assert_eq!(c.ok("SORT (DISPLAYTO) UTF-8 ALL")[0], "* SORT 2 1 3");
+}
+
+/// RFC 3501 6.3.9: LSUB `%` shows a parent whose subscribed child it hides, as
+/// \Noselect; RFC 5258 3.5: LIST (SUBSCRIBED RECURSIVEMATCH) marks such a parent with
+/// CHILDINFO.
+#[test]
+fn subscribed_children_show_their_parents() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("CREATE top/child");
+    c.ok("SUBSCRIBE top/child");
+    let r = c.ok("LSUB \"\" %");
+    assert!(
+        r.iter().any(|l| l == "* LSUB (\\Noselect) \"/\" \"top\""),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.contains("top/child")), "{r:?}");
+    let r = c.ok("LSUB \"\" *");
+    assert!(
+        r.iter().any(|l| l.ends_with("\"/\" \"top/child\"")),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.ends_with("\"/\" \"top\"")), "{r:?}");
+    let r = c.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (CHILDREN)");
+    assert!(
+        r.iter()
+            .any(|l| l == "* LIST (\\HasChildren) \"/\" \"top\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{r:?}"
+    );
+}
+
+/// A LIST pattern that is not modified UTF-7 matches nothing; it is no error.
+#[test]
+fn list_patterns_need_not_be_modified_utf7() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    let r = c.ok("LIST \"\" \"!#$&'+,-.0123456789:;<=>?@^_`|[}%*\"");
+    assert_eq!(r.len(), 1, "{r:?}");
+}
+
+/// RFC 2971: ID takes 30 field-value pairs of up to 1024 octets, also before login.
+#[test]
+fn id_takes_the_largest_list_rfc_2971_allows() {
+    let server = start();
+    let mut c = Client::connect(server.addr);
+    let pairs: Vec<String> = (0..30)
+        .map(|i| format!("\"field{i:02}\" \"{}\"", "v".repeat(1024)))
+        .collect();
+    let r = c.ok(&format!("ID ({})", pairs.join(" ")));
+    assert!(r[0].starts_with("* ID ("), "{r:?}");
+    c.ok("LOGIN alice pw");
+}

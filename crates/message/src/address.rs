@@ -260,16 +260,19 @@ pub fn parse_addresses(v: &[u8]) -> Vec<Address> {
     out
 }
 
-#[allow(clippy::type_complexity)]
-pub(crate) fn first_mailbox(items: &[Address]) -> Option<(&Option<Vec<u8>>, &Vec<u8>, &Vec<u8>)> {
+/// The first address of a list as SORT and the display values read it: (display
+/// name, mailbox, host). A group counts as an address whose mailbox is the group's
+/// name (RFC 5256 leaves groups open; Dovecot reads them so, and imaptest checks it).
+pub(crate) fn first_mailbox(items: &[Address]) -> Option<(Option<&[u8]>, &[u8], &[u8])> {
     items.iter().find_map(|it| match it {
         Address::Mailbox {
             name,
             mailbox,
             host,
             ..
-        } => Some((name, mailbox, host)),
-        _ => None,
+        } => Some((name.as_deref(), mailbox.as_slice(), host.as_slice())),
+        Address::GroupStart(name) => Some((None, name.as_slice(), &b""[..])),
+        Address::GroupEnd => None,
     })
 }
 

@@ -8,8 +8,8 @@ use crate::address::Address;
 use crate::summary::{BodyPart, Content, Disposition, Envelope, SortKeys, Summary};
 
 /// Version 1 held IMAP's rendered ENVELOPE and BODYSTRUCTURE; version 2 the
-/// protocol-neutral structure.
-const VERSION: u8 = 2;
+/// protocol-neutral structure; version 3 adds the Date header's own calendar day.
+const VERSION: u8 = 3;
 
 /// Deepest structure decoded: the parser stops nesting at [`crate::MAX_DEPTH`].
 const MAX_NESTING: usize = 2 * crate::MAX_DEPTH + 4;
@@ -26,12 +26,14 @@ impl Summary {
         w.part(&self.structure);
         w.opt(self.from_field.as_deref());
         w.opt(self.references_field.as_deref());
-        match self.keys.date {
-            Some(d) => {
-                w.0.push(1);
-                w.0.extend_from_slice(&d.to_le_bytes());
+        for value in [self.keys.date, self.keys.sent_day] {
+            match value {
+                Some(d) => {
+                    w.0.push(1);
+                    w.0.extend_from_slice(&d.to_le_bytes());
+                }
+                None => w.0.push(0),
             }
-            None => w.0.push(0),
         }
         w.opt(self.keys.subject.as_deref().map(str::as_bytes));
         w.opt(Some(self.keys.base_subject.as_bytes()));
@@ -65,10 +67,8 @@ impl Summary {
         let structure = r.part(0)?;
         let from_field = r.opt()?;
         let references_field = r.opt()?;
-        let date = match r.take(1)?[0] {
-            0 => None,
-            _ => Some(i64::from_le_bytes(r.take(8)?.try_into().ok()?)),
-        };
+        let date = r.optional_i64()?;
+        let sent_day = r.optional_i64()?;
         let subject = r.string()?;
         let base_subject = r.string()?.unwrap_or_default();
         let from_mailbox = r.string()?;
@@ -94,6 +94,7 @@ impl Summary {
             references_field,
             keys: SortKeys {
                 date,
+                sent_day,
                 subject,
                 base_subject,
                 from_mailbox,
@@ -240,6 +241,13 @@ impl<'a> Reader<'a> {
 
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn optional_i64(&mut self) -> Option<Option<i64>> {
+        match self.byte()? {
+            0 => Some(None),
+            _ => Some(Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))),
+        }
     }
 
     /// An element count, refused when it could not fit in what is left (each element

@@ -170,6 +170,10 @@ pub struct SortKeys {
     /// The Date header as seconds since the Unix epoch; `None` when missing or
     /// unparsable (SORT then uses the INTERNALDATE).
     pub date: Option<i64>,
+    /// The Date header's calendar day as written, in its own time zone, as days since
+    /// 1970-01-01: what SEARCH SENTON and its kin compare (RFC 3501 6.4.4 disregards
+    /// the time and the zone); `None` when missing or unparsable.
+    pub sent_day: Option<i64>,
     /// The Subject, RFC 2047 decoded; `None` when absent.
     pub subject: Option<String>,
     /// RFC 5256 base subject (compare with i;ascii-casemap); empty without Subject.
@@ -228,15 +232,18 @@ pub fn summarize(raw: &[u8]) -> Summary {
     let mailbox_of = |items: &[Address]| {
         first_mailbox(items).map(|(_, m, _)| String::from_utf8_lossy(m).into_owned())
     };
-    let date = get("date").and_then(|v| {
+    let parsed = get("date").and_then(|v| {
         let v = String::from_utf8_lossy(&unfold(v)).into_owned();
-        mail_parser::DateTime::parse_rfc822(&v)
-            .filter(|d| d.is_valid())
-            .map(|d| d.to_timestamp())
+        mail_parser::DateTime::parse_rfc822(&v).filter(|d| d.is_valid())
+    });
+    let date = parsed.as_ref().map(|d| d.to_timestamp());
+    let sent_day = parsed.as_ref().map(|d| {
+        crate::date::days_from_civil(i64::from(d.year), i64::from(d.month), i64::from(d.day))
     });
     let subject = get("subject").map(decode_header_value);
     let keys = SortKeys {
         date,
+        sent_day,
         base_subject: subject.as_deref().map(base_subject).unwrap_or_default(),
         subject,
         from_mailbox: mailbox_of(&envelope.from),

@@ -8,6 +8,42 @@ use crate::params::{param, parse_structured};
 use crate::transfer::transfer_decode;
 use crate::tree::{parse_tree, Kind, Part};
 
+/// The addresses of every top-level header field named `field`, each as
+/// `name <mailbox@host>` (the name RFC 2047 decoded, left out when absent): what SEARCH
+/// FROM/TO/CC/BCC match besides the field's text, so an address written with comments
+/// or routes (`<user (c)@ (c) host>`) is still found by `user@host` (RFC 3501 6.4.4
+/// speaks of the envelope's address fields).
+pub fn address_values(raw: &[u8], field: &str) -> Vec<String> {
+    let (fields, _) = parse_header(raw, 0, raw.len());
+    let mut out = Vec::new();
+    for f in fields.iter().filter(|f| f.is(raw, field.as_bytes())) {
+        for a in crate::address::parse_addresses(f.raw_value(raw)) {
+            if let crate::Address::Mailbox {
+                name,
+                mailbox,
+                host,
+                ..
+            } = a
+            {
+                let mut v = String::new();
+                if let Some(n) = name {
+                    v.push_str(&decode_header_value(&n));
+                    v.push(' ');
+                }
+                v.push('<');
+                v.push_str(&String::from_utf8_lossy(&mailbox));
+                if !host.is_empty() {
+                    v.push('@');
+                    v.push_str(&String::from_utf8_lossy(&host));
+                }
+                v.push('>');
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
 /// The values of every top-level header field named `field` (case-insensitive),
 /// unfolded and RFC 2047 decoded to UTF-8, in order.
 pub fn header_values(raw: &[u8], field: &str) -> Vec<String> {

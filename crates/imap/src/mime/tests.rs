@@ -408,9 +408,13 @@ fn groups() {
 (\"John\" NIL \"jdoe\" \"one.test\")(NIL NIL NIL NIL)) \
 ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)"
     );
-    assert_eq!(sum.keys.to_mailbox.as_deref(), Some("c"));
-    assert_eq!(sum.keys.display_to.as_deref(), Some("Ed Jones"));
-    assert_eq!(sum.keys.cc_mailbox, None);
+    // A group is read as an address named by the group (as Dovecot does).
+    assert_eq!(sum.keys.to_mailbox.as_deref(), Some("A Group"));
+    assert_eq!(sum.keys.display_to.as_deref(), Some("A Group"));
+    assert_eq!(
+        sum.keys.cc_mailbox.as_deref(),
+        Some("undisclosed-recipients")
+    );
 }
 
 #[test]

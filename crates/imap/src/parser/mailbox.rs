@@ -64,7 +64,14 @@ impl<'a> P<'a> {
                 Cow::Borrowed(a)
             }
         };
-        self.name(&raw)
+        // A pattern that is not modified UTF-7 is not an error: it matches what it
+        // matches (nothing, usually), as LIST of any other unknown name would.
+        match self.name(&raw) {
+            Err(f) if f.kind == ParseErrorKind::BadName => {
+                Ok(String::from_utf8_lossy(&raw).into_owned())
+            }
+            other => other,
+        }
     }
 
     pub(super) fn sp_mailbox(&mut self) -> R<String> {
