@@ -260,10 +260,13 @@ pub fn parse_addresses(v: &[u8]) -> Vec<Address> {
     out
 }
 
+/// (display name, mailbox, host) of one address.
+pub(crate) type AddressParts<'a> = (Option<&'a [u8]>, &'a [u8], &'a [u8]);
+
 /// The first address of a list as SORT and the display values read it: (display
 /// name, mailbox, host). A group counts as an address whose mailbox is the group's
 /// name (RFC 5256 leaves groups open; Dovecot reads them so, and imaptest checks it).
-pub(crate) fn first_mailbox(items: &[Address]) -> Option<(Option<&[u8]>, &[u8], &[u8])> {
+pub(crate) fn first_mailbox(items: &[Address]) -> Option<AddressParts<'_>> {
     items.iter().find_map(|it| match it {
         Address::Mailbox {
             name,
