@@ -8,8 +8,11 @@
 //! the failures plus the other attempts in flight on the same address or account, up
 //! to `max` (15 s, as Dovecot's `auth_penalty`). So opening more connections buys no
 //! more guesses: the hundredth parallel attempt waits as long as the hundredth serial
-//! one. Failures are forgotten `forget_after` the last one; a success forgets
-//! nothing, so an attacker who owns one account cannot wash an address clean.
+//! one. An account that logged in from the address within `trust_for` is not guessing:
+//! its own attempts there wait only for the address's failures, so a client's parallel
+//! connections (or an office behind one NAT address) log in at once. Failures are
+//! forgotten `forget_after` the last one; a success forgets nothing, so an attacker who
+//! owns one account cannot wash an address clean.
 //!
 //! An account's penalty would let anyone lock its owner out by failing on purpose, so
 //! it does not apply from an address where that account logged in successfully in the
@@ -149,22 +152,32 @@ impl AuthThrottle {
             last: now,
         };
         let mut pressure = 0;
+        // (failures, attempts in flight) before this one joins them.
         let enter = |f: &mut Failures| {
             if now.duration_since(f.last) >= forget && f.in_flight == 0 {
                 f.count = 0;
             }
-            let n = f.count.saturating_add(f.in_flight);
+            let n = (f.count, f.in_flight);
             f.in_flight = f.in_flight.saturating_add(1);
             n
         };
         if let Some(ip) = address {
             make_room(&mut t.by_address, max, |f| f.last);
-            pressure = enter(t.by_address.entry(ip).or_insert(fresh));
+            let (failed, flying) = enter(t.by_address.entry(ip).or_insert(fresh));
+            // An account that logged in from this address lately is no guess: its
+            // parallel logins (a client's several connections, an office behind one NAT
+            // address, a webmail) wait only for the address's failures, not for each
+            // other. Guesses at other accounts still count every attempt in flight.
+            pressure = if trusted {
+                failed
+            } else {
+                failed.saturating_add(flying)
+            };
         }
         make_room(&mut t.by_account, max, |f| f.last);
-        let on_account = enter(t.by_account.entry(account.clone()).or_insert(fresh));
+        let (failed, flying) = enter(t.by_account.entry(account.clone()).or_insert(fresh));
         if !trusted {
-            pressure = pressure.max(on_account);
+            pressure = pressure.max(failed.saturating_add(flying));
         }
         drop(t);
         Attempt {
@@ -321,6 +334,23 @@ mod tests {
         drop(attempts);
         // Abandoned attempts leave no failure behind.
         assert_eq!(delay(&t, A, "x", now), Duration::ZERO);
+    }
+
+    /// An account that logged in from an address may log in from it in parallel
+    /// without waiting for itself; guesses at other accounts from there still wait for
+    /// every attempt in flight, the trusted ones included.
+    #[test]
+    fn a_trusted_account_logs_in_in_parallel() {
+        let t = throttle();
+        let now = Instant::now();
+        t.finish(&t.begin_at(A, "alice", now), false, now);
+        let attempts: Vec<_> = (0..8).map(|_| t.begin_at(A, "alice", now)).collect();
+        assert!(attempts.iter().all(|a| a.delay == Duration::ZERO));
+        assert_eq!(delay(&t, A, "mallory", now), Duration::from_secs(15));
+        drop(attempts);
+        // A failure from the address still slows everyone there down, alice too.
+        fail(&t, A, "mallory", now);
+        assert_eq!(delay(&t, A, "alice", now), Duration::from_millis(250));
     }
 
     #[test]
