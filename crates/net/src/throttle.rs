@@ -5,10 +5,12 @@
 //! limits count it) and against the account it named (known or not: guessing user
 //! names is guessing too) from the moment it starts, and stays counted if it fails.
 //! An attempt waits `base × 2^(n-1)` before its password is even checked, `n` being
-//! the failures plus the other attempts in flight on the same address or account, up
-//! to `max` (15 s, as Dovecot's `auth_penalty`). So opening more connections buys no
-//! more guesses: the hundredth parallel attempt waits as long as the hundredth serial
-//! one. An account that logged in from the address within `trust_for` is not guessing:
+//! the failures plus, once there is a failure, the other attempts in flight on the same
+//! address or account, up to `max` (15 s, as Dovecot's `auth_penalty`). So after one
+//! wrong password, opening more connections buys no more guesses: the hundredth
+//! parallel attempt waits as long as the hundredth serial one. Before any failure,
+//! parallel logins are not held back: a guesser gets at most one burst, bounded by the
+//! per-address connection limit. An account that logged in from the address within `trust_for` is not guessing:
 //! its own attempts there wait only for the address's failures, so a client's parallel
 //! connections (or an office behind one NAT address) log in at once. Failures are
 //! forgotten `forget_after` the last one; a success forgets nothing, so an attacker who
@@ -152,12 +154,17 @@ impl AuthThrottle {
             last: now,
         };
         let mut pressure = 0;
-        // (failures, attempts in flight) before this one joins them.
+        // (failures, attempts in flight) before this one joins them. Attempts in flight
+        // count only once there was a failure: parallel logins on a clean slate (a
+        // client opening its connections, a morning at an office behind one NAT
+        // address) go through at once, while after a failure a burst of parallel
+        // guesses waits as long as serial ones.
         let enter = |f: &mut Failures| {
             if now.duration_since(f.last) >= forget && f.in_flight == 0 {
                 f.count = 0;
             }
-            let n = (f.count, f.in_flight);
+            let flying = if f.count > 0 { f.in_flight } else { 0 };
+            let n = (f.count, flying);
             f.in_flight = f.in_flight.saturating_add(1);
             n
         };
@@ -323,17 +330,24 @@ mod tests {
     }
 
     #[test]
-    fn parallel_attempts_wait_as_long_as_serial_ones() {
+    fn after_a_failure_parallel_attempts_wait_as_long_as_serial_ones() {
         let t = throttle();
         let now = Instant::now();
-        let attempts: Vec<_> = (0..8)
+        // On a clean slate, parallel logins go through at once.
+        let clean: Vec<_> = (0..8)
+            .map(|i| t.begin_at(A, &format!("u{i}"), now))
+            .collect();
+        assert!(clean.iter().all(|a| a.delay == Duration::ZERO));
+        drop(clean);
+        fail(&t, A, "u0", now);
+        let attempts: Vec<_> = (0..7)
             .map(|i| t.begin_at(A, &format!("u{i}"), now))
             .collect();
         let waits: Vec<u128> = attempts.iter().map(|a| a.delay.as_millis()).collect();
-        assert_eq!(waits, [0, 250, 500, 1000, 2000, 4000, 8000, 15000]);
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 8000, 15000]);
         drop(attempts);
         // Abandoned attempts leave no failure behind.
-        assert_eq!(delay(&t, A, "x", now), Duration::ZERO);
+        assert_eq!(delay(&t, A, "x", now), Duration::from_millis(250));
     }
 
     /// An account that logged in from an address may log in from it in parallel
@@ -344,13 +358,15 @@ mod tests {
         let t = throttle();
         let now = Instant::now();
         t.finish(&t.begin_at(A, "alice", now), false, now);
-        let attempts: Vec<_> = (0..8).map(|_| t.begin_at(A, "alice", now)).collect();
-        assert!(attempts.iter().all(|a| a.delay == Duration::ZERO));
-        assert_eq!(delay(&t, A, "mallory", now), Duration::from_secs(15));
-        drop(attempts);
-        // A failure from the address still slows everyone there down, alice too.
         fail(&t, A, "mallory", now);
-        assert_eq!(delay(&t, A, "alice", now), Duration::from_millis(250));
+        // After a failure at the address, alice's parallel logins wait for that failure
+        // only, not for each other...
+        let attempts: Vec<_> = (0..8).map(|_| t.begin_at(A, "alice", now)).collect();
+        assert!(attempts
+            .iter()
+            .all(|a| a.delay == Duration::from_millis(250)));
+        // ...while a guess at another account waits for them all.
+        assert_eq!(delay(&t, A, "mallory", now), Duration::from_secs(15));
     }
 
     #[test]
