@@ -343,6 +343,22 @@ impl<W> Session<W> {
         // (name, attributes, CHILDINFO ("SUBSCRIBED")).
         let mut listed: Vec<(String, Vec<&str>, bool)> = Vec::new();
         if lsub || select_subscribed {
+            // Matching ancestors of subscribed mailboxes the patterns do not match
+            // themselves: LSUB `%` shows such a parent (not subscribed) as \Noselect
+            // (RFC 3501 6.3.9); LIST (SUBSCRIBED RECURSIVEMATCH) gives it CHILDINFO
+            // (RFC 5258 3.5), subscribed or not. A child the answer shows itself
+            // earns its parent nothing.
+            let mut parents = BTreeSet::new();
+            for name in subscriptions.iter().filter(|n| !matches(n)) {
+                let mut parent = name.as_str();
+                while let Some((p, _)) = parent.rsplit_once('/') {
+                    parent = p;
+                    if matches(p) {
+                        parents.insert(p.to_owned());
+                    }
+                }
+            }
+            let childinfo = |name: &str| recursive && parents.contains(name);
             for name in &subscriptions {
                 if !matches(name) {
                     continue;
@@ -356,33 +372,21 @@ impl<W> Session<W> {
                 if select_subscribed || return_subscribed {
                     attrs.push("\\Subscribed");
                 }
-                listed.push((name.clone(), attrs, false));
+                listed.push((name.clone(), attrs, childinfo(name)));
             }
-            // Parents of subscribed mailboxes that are not subscribed themselves: LSUB
-            // `%` shows one whose child the pattern hides, as \Noselect (RFC 3501
-            // 6.3.9); LIST (SUBSCRIBED RECURSIVEMATCH) shows every matching one with
-            // CHILDINFO (RFC 5258 3.5).
-            let mut parents = BTreeSet::new();
-            for name in &subscriptions {
-                let mut parent = name.as_str();
-                while let Some((p, _)) = parent.rsplit_once('/') {
-                    parent = p;
-                    let shown = if lsub { !matches(name) } else { recursive };
-                    if shown && !subscriptions.contains(p) && matches(p) {
-                        parents.insert(p.to_owned());
-                    }
+            for p in parents.iter().filter(|p| !subscriptions.contains(*p)) {
+                if !lsub && !recursive {
+                    break;
                 }
-            }
-            for p in parents {
                 let mut attrs = Vec::new();
                 if lsub {
                     attrs.push("\\Noselect");
                 } else if !names.contains(p.as_str()) {
                     attrs.push("\\NonExistent");
                 } else if return_children {
-                    attrs.push(children_attr(&p));
+                    attrs.push(children_attr(p));
                 }
-                listed.push((p, attrs, !lsub));
+                listed.push((p.clone(), attrs, childinfo(p)));
             }
             listed.sort_by(|a, b| a.0.cmp(&b.0));
         } else {

@@ -349,6 +349,13 @@ fn subscribed_children_show_their_parents() {
             .any(|l| l == "* LIST (\\HasChildren) \"/\" \"top\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
         "{r:?}"
     );
+    // A child the answer shows itself earns its parent nothing.
+    let r = c.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (top top/child)");
+    assert!(!r.iter().any(|l| l.ends_with("\"/\" \"top\"")), "{r:?}");
+    assert!(
+        r.iter().any(|l| l.ends_with("\"/\" \"top/child\"")),
+        "{r:?}"
+    );
 }
 
 /// A LIST pattern that is not modified UTF-7 matches nothing; it is no error.
