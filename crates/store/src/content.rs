@@ -254,33 +254,14 @@ pub(crate) fn insert_index(
     Ok(())
 }
 
-/// The indexer the store's unit tests open stores with: the summary is the first
-/// line, the Message-ID a `Message-ID:` line's value, the body text what follows the
-/// blank line.
+#[cfg(test)]
+#[path = "first_line_indexer.rs"]
+mod first_line_indexer;
+
+/// The indexer the store's unit tests open stores with (`first_line_indexer.rs`).
 #[cfg(test)]
 pub(crate) fn test_indexer() -> std::sync::Arc<dyn ContentIndexer> {
-    struct FirstLine;
-    impl ContentIndexer for FirstLine {
-        fn summarize(&self, message: &[u8]) -> ContentSummary {
-            let text = String::from_utf8_lossy(message);
-            ContentSummary {
-                data: text.lines().next().unwrap_or("").as_bytes().to_vec(),
-                message_id: text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Message-ID:"))
-                    .map(str::to_owned),
-            }
-        }
-        fn text(&self, message: &[u8]) -> MessageText {
-            let text = String::from_utf8_lossy(message);
-            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-            MessageText {
-                head: head.to_owned(),
-                body: body.to_owned(),
-            }
-        }
-    }
-    std::sync::Arc::new(FirstLine)
+    std::sync::Arc::new(first_line_indexer::FirstLine)
 }
 
 #[cfg(test)]
