@@ -19,6 +19,7 @@
 
 mod acl_cmds;
 mod auth_cmds;
+mod esearch;
 mod fetch;
 mod mailbox_cmds;
 mod message_cmds;

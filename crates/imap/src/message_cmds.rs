@@ -3,6 +3,7 @@
 
 use tern_store::{Flag, FlagOp, Flags, Record, StoreError, Uid};
 
+use crate::esearch::{esearch_line, Hit};
 use crate::fetch::{
     body_items, sets_seen, FetchContext, FetchError, FetchStream, Target, MAX_BODY_ITEMS,
 };
@@ -10,7 +11,9 @@ use crate::response::parse_flags;
 use crate::search::search_selected;
 use crate::selected::compress_uids;
 use crate::session::{Outcome, Session};
-use crate::types::{DateTime, FetchAttr, SearchKey, SearchReturn, SequenceSet, StoreOp};
+use crate::types::{
+    DateTime, FetchAttr, PartialRange, SearchKey, SearchReturn, SequenceSet, StoreOp,
+};
 
 impl<W> Session<W> {
     pub(crate) fn fetch(
@@ -20,6 +23,7 @@ impl<W> Session<W> {
         items: &[FetchAttr],
         changed_since: Option<u64>,
         vanished: bool,
+        partial: Option<PartialRange>,
     ) -> Outcome {
         if vanished && !(uid && changed_since.is_some() && self.enabled.qresync) {
             return Outcome::bad("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled");
@@ -48,10 +52,14 @@ impl<W> Session<W> {
         let Some(view) = self.selected.as_ref() else {
             return Outcome::bad("No mailbox selected");
         };
-        let targets = match view.resolve(set, uid) {
+        let mut targets = match view.resolve(set, uid) {
             Ok(t) => t,
             Err(e) => return Outcome::bad(&e),
         };
+        if let Some(window) = partial {
+            // RFC 9394 3.2: the window is over the set's messages in mailbox order.
+            targets = window.select(&targets).to_vec();
+        }
         let id = view.id.clone();
         let actor = view.actor.clone();
         let read_only = view.read_only;
@@ -343,11 +351,6 @@ impl<W> Session<W> {
                 self.untagged(&line);
             }
             Some(opts) => {
-                let opts: Vec<SearchReturn> = if opts.is_empty() {
-                    vec![SearchReturn::All]
-                } else {
-                    opts.to_vec()
-                };
                 if opts.contains(&SearchReturn::Save) {
                     if let Some(v) = self.selected.as_mut() {
                         let mut saved: Vec<Uid> = hits.iter().map(|h| h.1).collect();
@@ -355,57 +358,15 @@ impl<W> Session<W> {
                         v.saved = saved;
                     }
                 }
-                let only_save = opts.iter().all(|o| *o == SearchReturn::Save);
-                if !only_save {
-                    let mut line = format!("ESEARCH (TAG \"{}\")", tag.replace(['"', '\\'], ""));
-                    if uid {
-                        line.push_str(" UID");
-                    }
-                    let mut sorted = numbers.clone();
-                    sorted.sort_unstable();
-                    for o in &opts {
-                        match o {
-                            SearchReturn::Min if !sorted.is_empty() => {
-                                line.push_str(&format!(" MIN {}", sorted[0]))
-                            }
-                            SearchReturn::Max if !sorted.is_empty() => {
-                                line.push_str(&format!(" MAX {}", sorted[sorted.len() - 1]))
-                            }
-                            SearchReturn::Count => {
-                                line.push_str(&format!(" COUNT {}", sorted.len()))
-                            }
-                            SearchReturn::All if !sorted.is_empty() => {
-                                line.push_str(&format!(" ALL {}", compress_uids(&sorted)))
-                            }
-                            _ => {}
-                        }
-                    }
-                    // RFC 7162 3.1.5: with ALL or COUNT, the highest modseq of every
-                    // match; with only MIN and/or MAX, of the messages returned.
-                    let whole = opts
-                        .iter()
-                        .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
-                    let modseq = if whole {
-                        max_modseq
-                    } else {
-                        let number = |h: &(u32, Uid, u64)| if uid { h.1 } else { h.0 };
-                        let returned = |n: Option<&u32>| {
-                            n.and_then(|n| hits.iter().find(|h| number(h) == *n))
-                                .map(|h| h.2)
-                        };
-                        let min = opts
-                            .contains(&SearchReturn::Min)
-                            .then(|| returned(sorted.first()))
-                            .flatten();
-                        let max = opts
-                            .contains(&SearchReturn::Max)
-                            .then(|| returned(sorted.last()))
-                            .flatten();
-                        min.max(max)
-                    };
-                    if let (true, Some(m)) = (wants_modseq, modseq) {
-                        line.push_str(&format!(" MODSEQ {m}"));
-                    }
+                let answer: Vec<Hit> = hits
+                    .iter()
+                    .zip(&numbers)
+                    .map(|(h, &number)| Hit {
+                        number,
+                        modseq: h.2,
+                    })
+                    .collect();
+                if let Some(line) = esearch_line(tag, uid, opts, &answer, wants_modseq) {
                     self.untagged(&line);
                 }
             }
@@ -601,7 +562,7 @@ impl<W> Session<W> {
     }
 }
 
-fn contains_modseq(key: &SearchKey) -> bool {
+pub(crate) fn contains_modseq(key: &SearchKey) -> bool {
     match key {
         SearchKey::Modseq(_) => true,
         SearchKey::Not(k) => contains_modseq(k),

@@ -224,8 +224,8 @@ impl<W> Session<W> {
         }
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
-             SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONDSTORE QRESYNC UTF8=ACCEPT \
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -701,7 +701,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 items,
                 changed_since,
                 vanished,
-            } => self.fetch(uid, &set, &items, changed_since, vanished),
+                partial,
+            } => self.fetch(uid, &set, &items, changed_since, vanished, partial),
             CommandBody::Store {
                 uid,
                 set,
@@ -714,8 +715,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 uid,
                 criteria,
                 search,
+                return_opts,
                 ..
-            } => self.sort_cmd(uid, &criteria, &search),
+            } => self.sort_cmd(uid, &criteria, &search, return_opts.as_deref(), tag),
             CommandBody::Thread {
                 uid,
                 algorithm,

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use tern_store::{Record, Uid};
 
+use crate::esearch::{esearch_line, Hit};
 use crate::fetch::{summary_of, FetchContext, FetchError};
 use crate::mime::MessageSummary;
 use crate::search::search_selected;
 use crate::session::{Outcome, Session};
-use crate::types::{SearchKey, SortCriterion, SortKey, ThreadAlgorithm};
+use crate::types::{SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm};
 
 /// One message taking part in a SORT or THREAD.
 struct Item {
@@ -72,6 +73,8 @@ impl<W> Session<W> {
         uid: bool,
         criteria: &[SortCriterion],
         search_key: &SearchKey,
+        return_opts: Option<&[SearchReturn]>,
+        tag: &str,
     ) -> Outcome {
         let mut items = match self.matching(search_key) {
             Ok(i) => i,
@@ -87,11 +90,34 @@ impl<W> Session<W> {
             }
             a.seq.cmp(&b.seq)
         });
-        let mut line = String::from("SORT");
-        for i in &items {
-            line.push_str(&format!(" {}", if uid { i.uid } else { i.seq }));
+        let number = |i: &Item| if uid { i.uid } else { i.seq };
+        let Some(opts) = return_opts else {
+            let mut line = String::from("SORT");
+            for i in &items {
+                line.push_str(&format!(" {}", number(i)));
+            }
+            self.untagged(&line);
+            return Outcome::ok("SORT completed");
+        };
+        // RFC 5267 3.2 (ESORT): the same ESEARCH answer as SEARCH, read in sort order.
+        if opts.contains(&SearchReturn::Save) {
+            if let Some(v) = self.selected.as_mut() {
+                let mut saved: Vec<Uid> = items.iter().map(|i| i.uid).collect();
+                saved.sort_unstable();
+                v.saved = saved;
+            }
         }
-        self.untagged(&line);
+        let hits: Vec<Hit> = items
+            .iter()
+            .map(|i| Hit {
+                number: number(i),
+                modseq: i.record.modseq,
+            })
+            .collect();
+        let modseq = crate::message_cmds::contains_modseq(search_key);
+        if let Some(line) = esearch_line(tag, uid, opts, &hits, modseq) {
+            self.untagged(&line);
+        }
         Outcome::ok("SORT completed")
     }
 

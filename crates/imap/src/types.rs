@@ -145,6 +145,8 @@ pub enum CommandBody {
         changed_since: Option<u64>,
         /// `(VANISHED)` (only valid with UID FETCH and CHANGEDSINCE).
         vanished: bool,
+        /// `(PARTIAL range)` (RFC 9394): only this window of the set's messages.
+        partial: Option<PartialRange>,
     },
     /// STORE / UID STORE.
     Store {
@@ -403,7 +405,7 @@ pub enum SearchKey {
     Older(u64),
 }
 
-/// An ESEARCH return option (RFC 4731, RFC 5182 SAVE).
+/// An ESEARCH return option (RFC 4731, RFC 5182 SAVE, RFC 9394 PARTIAL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum SearchReturn {
@@ -412,6 +414,47 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    Partial(PartialRange),
+}
+
+/// A window of positions in a result list (RFC 9394 `partial-range`): `3:5` is the
+/// third to fifth result, `-1:-10` the last ten. Always held with `low <= high`, as
+/// the range is echoed in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialRange {
+    /// Counted from the end of the results (`-low:-high`).
+    pub from_end: bool,
+    /// The nearer end of the window, 1-based.
+    pub low: u32,
+    /// The farther end of the window, 1-based, at least `low`.
+    pub high: u32,
+}
+
+impl PartialRange {
+    /// The part of `results` the window covers, in the order of `results` (empty when
+    /// the window lies wholly beyond them).
+    pub fn select<'r, T>(&self, results: &'r [T]) -> &'r [T] {
+        let n = results.len();
+        let (low, high) = (self.low as usize, self.high as usize);
+        if low > n {
+            return &[];
+        }
+        if self.from_end {
+            &results[n.saturating_sub(high)..=n - low]
+        } else {
+            &results[low - 1..high.min(n)]
+        }
+    }
+}
+
+impl std::fmt::Display for PartialRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.from_end {
+            write!(f, "-{}:-{}", self.low, self.high)
+        } else {
+            write!(f, "{}:{}", self.low, self.high)
+        }
+    }
 }
 
 /// FETCH items (RFC 3501 6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ).

@@ -48,6 +48,7 @@ impl<'a> P<'a> {
         }
         let mut changed_since = None;
         let mut vanished = false;
+        let mut partial = None;
         if self.eat(b' ') {
             self.open()?;
             loop {
@@ -58,6 +59,10 @@ impl<'a> P<'a> {
                         changed_since = Some(self.modseq()?);
                     }
                     "VANISHED" if !vanished => vanished = true,
+                    "PARTIAL" if partial.is_none() => {
+                        self.sp()?;
+                        partial = Some(self.partial_range()?);
+                    }
                     _ => return fail_with("bad FETCH modifier", k.as_bytes()),
                 }
                 if self.eat(b')') {
@@ -75,6 +80,7 @@ impl<'a> P<'a> {
             items,
             changed_since,
             vanished,
+            partial,
         })
     }
 
@@ -266,6 +272,7 @@ mod tests {
                 ],
                 changed_since: None,
                 vanished: false,
+                partial: None,
             }
         );
         assert_eq!(
@@ -417,6 +424,17 @@ mod tests {
         bad("a UID FETCH 1 FLAGS (VANISHED)");
         bad("a UID FETCH 1 FLAGS (CHANGEDSINCE)");
         bad("a UID FETCH 1 FLAGS (FOO 1)");
+        // RFC 9394 3.2.
+        let CommandBody::Fetch { partial, .. } = ok("a UID FETCH 1:* (FLAGS) (PARTIAL -1:-30)") else {
+            panic!()
+        };
+        assert_eq!(
+            partial,
+            Some(crate::types::PartialRange { from_end: true, low: 1, high: 30 })
+        );
+        bad("a UID FETCH 1:* (FLAGS) (PARTIAL 1:-30)");
+        bad("a UID FETCH 1:* (FLAGS) (PARTIAL 5)");
+        bad("a UID FETCH 1:* (FLAGS) (PARTIAL 1:2 PARTIAL 3:4)");
         bad("a UID FETCH 1 FLAGS ()");
         bad("a UID FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)");
     }

@@ -3,7 +3,9 @@
 
 use super::lexer::{fail, fail_with, upper, Fail, P, R};
 use super::{ParseErrorKind, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
-use crate::types::{CommandBody, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm};
+use crate::types::{
+    CommandBody, PartialRange, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm,
+};
 
 impl<'a> P<'a> {
     /// `[SP "RETURN" SP "(" [opt *(SP opt)] ")"]`
@@ -29,6 +31,10 @@ impl<'a> P<'a> {
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
                     "SAVE" => SearchReturn::Save,
+                    "PARTIAL" => {
+                        self.sp()?;
+                        SearchReturn::Partial(self.partial_range()?)
+                    }
                     _ => return fail_with("unknown RETURN option", k.as_bytes()),
                 });
                 if self.eat(b')') {
@@ -37,7 +43,33 @@ impl<'a> P<'a> {
                 self.sp()?;
             }
         }
+        // RFC 9394 3.1: at most one of PARTIAL and ALL.
+        let windows = opts
+            .iter()
+            .filter(|o| matches!(o, SearchReturn::All | SearchReturn::Partial(_)))
+            .count();
+        if windows > 1 {
+            return fail("at most one of ALL and PARTIAL");
+        }
         Ok(Some(opts))
+    }
+
+    /// `partial-range` (RFC 9394): `nz-number ":" nz-number`, or both negative.
+    pub(super) fn partial_range(&mut self) -> R<PartialRange> {
+        let from_end = self.eat(b'-');
+        let a = self.nz_number()?;
+        if !self.eat(b':') {
+            return fail("a PARTIAL range needs two ends");
+        }
+        if self.eat(b'-') != from_end {
+            return fail("both ends of a PARTIAL range have the same sign");
+        }
+        let b = self.nz_number()?;
+        Ok(PartialRange {
+            from_end,
+            low: a.min(b),
+            high: a.max(b),
+        })
     }
 
     fn charset(&mut self) -> R<String> {
@@ -428,6 +460,35 @@ mod tests {
         bad("a SEARCH MODSEQ \"/foo/x\" all 1");
         bad("a SEARCH MODSEQ \"/flags/x\" other 1");
         bad("a SEARCH MODSEQ 9223372036854775808");
+        // RFC 9394: a window from either end, echoed low end first.
+        let window = |q: &str| match ok(q) {
+            CommandBody::Search { return_opts, .. } | CommandBody::Sort { return_opts, .. } => {
+                return_opts
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            window("a SEARCH RETURN (PARTIAL 4:2) ALL"),
+            Some(vec![SearchReturn::Partial(PartialRange { from_end: false, low: 2, high: 4 })])
+        );
+        assert_eq!(
+            window("a UID SORT RETURN (COUNT PARTIAL -1:-100) (DATE) UTF-8 ALL"),
+            Some(vec![
+                SearchReturn::Count,
+                SearchReturn::Partial(PartialRange { from_end: true, low: 1, high: 100 })
+            ])
+        );
+        for q in [
+            "a SEARCH RETURN (PARTIAL 1) ALL",
+            "a SEARCH RETURN (PARTIAL 1:*) ALL",
+            "a SEARCH RETURN (PARTIAL *:1) ALL",
+            "a SEARCH RETURN (PARTIAL 0:3) ALL",
+            "a SEARCH RETURN (PARTIAL -1:3) ALL",
+            "a SEARCH RETURN (ALL PARTIAL 1:3) ALL",
+            "a SORT RETURN (PARTIAL 1) (ARRIVAL) US-ASCII ALL",
+        ] {
+            bad(q);
+        }
         // RFC 4731 / 5182.
         assert_eq!(
             ok("A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\""),
@@ -466,7 +527,6 @@ mod tests {
                 SearchReturn::All
             ])
         );
-        bad("a SEARCH RETURN (PARTIAL 1:10) ALL");
         bad("a SEARCH RETURN ALL");
         bad("a SEARCH CHARSET UTF-8 RETURN (MIN) ALL");
     }

@@ -1,0 +1,159 @@
+//! The ESEARCH answer shared by SEARCH and SORT (RFC 4731 ESEARCH, RFC 5267 ESORT,
+//! RFC 9394 PARTIAL, RFC 7162 3.1.5 MODSEQ).
+//!
+//! One renderer for both commands, so that a return option means the same thing
+//! whichever command carries it: the results arrive in the order the command
+//! answers in (mailbox order for SEARCH, sort order for SORT), and MIN, MAX, ALL
+//! and PARTIAL are read off that order.
+
+use crate::selected::compress_uids;
+use crate::types::SearchReturn;
+
+/// One result: the number the client sees (a UID or a sequence number) and the
+/// message's modseq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub number: u32,
+    pub modseq: u64,
+}
+
+/// The `ESEARCH ...` line (without `* `) answering `opts` over `hits`, or `None` when
+/// the options ask for nothing to be sent (`RETURN (SAVE)` alone).
+///
+/// MIN and MAX are the first and last result in answer order, which for SEARCH are
+/// the lowest and highest number (RFC 4731) and for SORT the first and last in sort
+/// order (RFC 5267 3.2). `modseq` adds RFC 7162's MODSEQ item: the highest modseq of
+/// every match when ALL or COUNT is asked for, otherwise of the messages returned.
+pub(crate) fn esearch_line(
+    tag: &str,
+    uid: bool,
+    opts: &[SearchReturn],
+    hits: &[Hit],
+    modseq: bool,
+) -> Option<String> {
+    let defaulted = [SearchReturn::All];
+    let opts = if opts.is_empty() { &defaulted[..] } else { opts };
+    if opts.iter().all(|o| *o == SearchReturn::Save) {
+        return None;
+    }
+    let mut line = format!("ESEARCH (TAG \"{}\")", tag.replace(['"', '\\'], ""));
+    if uid {
+        line.push_str(" UID");
+    }
+    let numbers = |hits: &[Hit]| hits.iter().map(|h| h.number).collect::<Vec<_>>();
+    let mut returned_modseq = None::<u64>;
+    let mut note = |h: &Hit| returned_modseq = returned_modseq.max(Some(h.modseq));
+    for o in opts {
+        match o {
+            SearchReturn::Min => {
+                if let Some(h) = hits.first() {
+                    line.push_str(&format!(" MIN {}", h.number));
+                    note(h);
+                }
+            }
+            SearchReturn::Max => {
+                if let Some(h) = hits.last() {
+                    line.push_str(&format!(" MAX {}", h.number));
+                    note(h);
+                }
+            }
+            SearchReturn::Count => line.push_str(&format!(" COUNT {}", hits.len())),
+            SearchReturn::All if !hits.is_empty() => {
+                line.push_str(&format!(" ALL {}", compress_uids(&numbers(hits))));
+            }
+            SearchReturn::Partial(range) => {
+                let window = range.select(hits);
+                window.iter().for_each(&mut note);
+                if window.is_empty() {
+                    line.push_str(&format!(" PARTIAL ({range} NIL)"));
+                } else {
+                    line.push_str(&format!(
+                        " PARTIAL ({range} {})",
+                        compress_uids(&numbers(window))
+                    ));
+                }
+            }
+            SearchReturn::All | SearchReturn::Save => {}
+        }
+    }
+    let whole = opts
+        .iter()
+        .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
+    let highest = if whole {
+        hits.iter().map(|h| h.modseq).max()
+    } else {
+        returned_modseq
+    };
+    if let (true, Some(m)) = (modseq, highest) {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::PartialRange;
+
+    fn hits(numbers: &[u32]) -> Vec<Hit> {
+        numbers
+            .iter()
+            .map(|&n| Hit {
+                number: n,
+                modseq: 100 + u64::from(n),
+            })
+            .collect()
+    }
+
+    fn partial(from_end: bool, low: u32, high: u32) -> SearchReturn {
+        SearchReturn::Partial(PartialRange {
+            from_end,
+            low,
+            high,
+        })
+    }
+
+    #[test]
+    fn partial_windows_count_from_either_end() {
+        let h = hits(&[1, 2, 4, 5]);
+        let line = |o| esearch_line("A", false, &[o], &h, false).unwrap();
+        assert_eq!(line(partial(false, 1, 3)), "ESEARCH (TAG \"A\") PARTIAL (1:3 1:2,4)");
+        assert_eq!(line(partial(false, 2, 10)), "ESEARCH (TAG \"A\") PARTIAL (2:10 2,4:5)");
+        assert_eq!(line(partial(false, 5, 6)), "ESEARCH (TAG \"A\") PARTIAL (5:6 NIL)");
+        assert_eq!(line(partial(true, 1, 2)), "ESEARCH (TAG \"A\") PARTIAL (-1:-2 4:5)");
+        assert_eq!(line(partial(true, 3, 9)), "ESEARCH (TAG \"A\") PARTIAL (-3:-9 1:2)");
+        assert_eq!(line(partial(true, 5, 9)), "ESEARCH (TAG \"A\") PARTIAL (-5:-9 NIL)");
+    }
+
+    #[test]
+    fn sort_order_is_kept_and_min_max_follow_it() {
+        let h = hits(&[5, 3, 4, 2, 1]);
+        let opts = [SearchReturn::Min, SearchReturn::Max, SearchReturn::All];
+        assert_eq!(
+            esearch_line("t", true, &opts, &h, false).unwrap(),
+            "ESEARCH (TAG \"t\") UID MIN 5 MAX 1 ALL 5,3:4,2,1"
+        );
+    }
+
+    #[test]
+    fn modseq_covers_what_was_returned() {
+        let h = hits(&[1, 7, 3]);
+        let min = esearch_line("t", false, &[SearchReturn::Min], &h, true).unwrap();
+        assert!(min.ends_with("MIN 1 MODSEQ 101"), "{min}");
+        let count = esearch_line("t", false, &[SearchReturn::Count], &h, true).unwrap();
+        assert!(count.ends_with("COUNT 3 MODSEQ 107"), "{count}");
+        let window = esearch_line("t", false, &[partial(true, 1, 1)], &h, true).unwrap();
+        assert!(window.ends_with("PARTIAL (-1:-1 3) MODSEQ 103"), "{window}");
+        let none = esearch_line("t", false, &[SearchReturn::Min], &[], true).unwrap();
+        assert_eq!(none, "ESEARCH (TAG \"t\")");
+    }
+
+    #[test]
+    fn save_alone_sends_nothing_and_empty_means_all() {
+        assert_eq!(esearch_line("t", false, &[SearchReturn::Save], &hits(&[1]), false), None);
+        assert_eq!(
+            esearch_line("t", false, &[], &hits(&[1, 2]), false).unwrap(),
+            "ESEARCH (TAG \"t\") ALL 1:2"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The extensions beyond IMAP4rev1's core that clients page, sort and file with, each
+//! driven over a real socket with the RFC's own protocol text.
+
+mod common;
+
+use common::*;
+
+fn tagged_status(lines: &[String]) -> &str {
+    lines.last().unwrap().split(' ').nth(1).unwrap()
+}
+
+/// The one `* ESEARCH` line of an answer, without its tag correlator.
+fn esearch(lines: &[String]) -> String {
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with("* ESEARCH"))
+        .unwrap_or_else(|| panic!("no ESEARCH in {lines:?}"));
+    let rest = l.split_once(") ").map(|x| x.1).unwrap_or("");
+    rest.to_owned()
+}
+
+/// Five messages whose sizes sort them 3, 1, 5, 2, 4 (the body lengths differ).
+fn five_messages(server: &Server) {
+    for (i, pad) in [(1, 20), (2, 40), (3, 0), (4, 50), (5, 30)] {
+        server.deliver(
+            "alice",
+            "INBOX",
+            &format!("Subject: m{i}\r\n\r\n{}\r\n", "x".repeat(pad)),
+        );
+    }
+}
+
+/// RFC 5267 3.2 (ESORT): SORT answers in ESEARCH form, read in sort order.
+#[test]
+fn esort_reads_the_sorted_order() {
+    let server = start();
+    five_messages(&server);
+    let mut c = Client::login(server.addr, "alice");
+    let caps = c.ok("CAPABILITY");
+    assert!(caps[0].contains(" ESORT") && caps[0].contains(" PARTIAL"), "{caps:?}");
+    c.ok("SELECT INBOX");
+    assert_eq!(c.ok("SORT (SIZE) US-ASCII ALL")[0], "* SORT 3 1 5 2 4");
+    let r = c.ok("SORT RETURN (MIN MAX COUNT ALL) (SIZE) US-ASCII ALL");
+    assert_eq!(esearch(&r), "MIN 3 MAX 4 COUNT 5 ALL 3,1,5,2,4");
+    let r = c.ok("UID SORT RETURN (ALL) (REVERSE SIZE) US-ASCII 2:5");
+    assert_eq!(esearch(&r), "UID ALL 4,2,5,3");
+    // An empty result still answers COUNT, and nothing else.
+    let r = c.ok("SORT RETURN (MIN COUNT) (SIZE) US-ASCII DELETED");
+    assert_eq!(esearch(&r), "COUNT 0");
+    // The tag correlator names the command.
+    c.send(b"x7 SORT RETURN (COUNT) (ARRIVAL) UTF-8 ALL\r\n");
+    let r = c.until_tagged("x7");
+    assert_eq!(r[0], "* ESEARCH (TAG \"x7\") COUNT 5");
+}
+
+/// RFC 9394 3.1: PARTIAL pages through results from either end; a window beyond
+/// them answers NIL; half-negative or single-number ranges are BAD.
+#[test]
+fn partial_pages_search_and_sort_results() {
+    let server = start();
+    five_messages(&server);
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.ok("STORE 3 +FLAGS (\\Deleted)");
+    let cases = [
+        ("SEARCH RETURN (PARTIAL 1:2) UNDELETED", "PARTIAL (1:2 1:2)"),
+        ("SEARCH RETURN (PARTIAL 4:2) UNDELETED", "PARTIAL (2:4 2,4:5)"),
+        ("SEARCH RETURN (PARTIAL -1:-2) UNDELETED", "PARTIAL (-1:-2 4:5)"),
+        ("SEARCH RETURN (PARTIAL 5:9) UNDELETED", "PARTIAL (5:9 NIL)"),
+        ("SEARCH RETURN (COUNT PARTIAL -3:-3) UNDELETED", "COUNT 4 PARTIAL (-3:-3 2)"),
+        ("UID SEARCH RETURN (PARTIAL 3:3) ALL", "UID PARTIAL (3:3 3)"),
+        ("SORT RETURN (PARTIAL 1:3) (SIZE) US-ASCII ALL", "PARTIAL (1:3 3,1,5)"),
+        ("SORT RETURN (PARTIAL -1:-2) (SIZE) US-ASCII ALL", "PARTIAL (-1:-2 2,4)"),
+    ];
+    for (command, want) in cases {
+        assert_eq!(esearch(&c.ok(command)), want, "{command}");
+    }
+    for command in [
+        "SEARCH RETURN (PARTIAL 1) ALL",
+        "SEARCH RETURN (PARTIAL 1:*) ALL",
+        "SEARCH RETURN (PARTIAL -1:2) ALL",
+        "SEARCH RETURN (ALL PARTIAL 1:2) ALL",
+        "SORT RETURN (PARTIAL 0:2) (SIZE) US-ASCII ALL",
+    ] {
+        assert_eq!(tagged_status(&c.cmd(command)), "BAD", "{command}");
+    }
+}
+
+/// RFC 9394 3.2: a FETCH with a PARTIAL modifier answers for that window of the set.
+#[test]
+fn partial_fetch_answers_a_window_of_the_set() {
+    let server = start();
+    five_messages(&server);
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let r = c.ok("UID FETCH 1:* (FLAGS) (PARTIAL -1:-2)");
+    let uids: Vec<&str> = r
+        .iter()
+        .filter(|l| l.contains(" FETCH ("))
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(uids, ["4", "5"], "{r:?}");
+    let r = c.ok("FETCH 2:5 (UID) (PARTIAL 2:3)");
+    assert_eq!(
+        r[..2],
+        ["* 3 FETCH (UID 3)".to_owned(), "* 4 FETCH (UID 4)".to_owned()]
+    );
+    assert_eq!(c.ok("FETCH 1:* (UID) (PARTIAL 6:9)").len(), 1);
+}
