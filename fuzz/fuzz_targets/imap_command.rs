@@ -1,17 +1,22 @@
 //! Fuzzes both layers of the IMAP command parser: the bytes go through
 //! `CommandReader` (small limits, chunked by the first input byte, synchronizing
 //! literals sometimes refused) and every assembled command through `parse_command`,
-//! in both name modes; the raw input is also parsed directly as one command.
+//! in both name modes; the raw input is also parsed directly as one command, and as
+//! a CATENATE URL.
 //! Any panic is a bug.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tern_imap::imap_url::MessageUrl;
 use tern_imap::parser::{parse_command, CommandReader, Event, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_command(data, false);
     let _ = parse_command(data, true);
+    if let Ok(url) = MessageUrl::parse(&String::from_utf8_lossy(data)) {
+        let _ = url.cut(data);
+    }
 
     let Some((&control, stream)) = data.split_first() else {
         return;

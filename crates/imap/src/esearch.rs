@@ -32,7 +32,11 @@ pub(crate) fn esearch_line(
     modseq: bool,
 ) -> Option<String> {
     let defaulted = [SearchReturn::All];
-    let opts = if opts.is_empty() { &defaulted[..] } else { opts };
+    let opts = if opts.is_empty() {
+        &defaulted[..]
+    } else {
+        opts
+    };
     if opts.iter().all(|o| *o == SearchReturn::Save) {
         return None;
     }
@@ -117,12 +121,30 @@ mod tests {
     fn partial_windows_count_from_either_end() {
         let h = hits(&[1, 2, 4, 5]);
         let line = |o| esearch_line("A", false, &[o], &h, false).unwrap();
-        assert_eq!(line(partial(false, 1, 3)), "ESEARCH (TAG \"A\") PARTIAL (1:3 1:2,4)");
-        assert_eq!(line(partial(false, 2, 10)), "ESEARCH (TAG \"A\") PARTIAL (2:10 2,4:5)");
-        assert_eq!(line(partial(false, 5, 6)), "ESEARCH (TAG \"A\") PARTIAL (5:6 NIL)");
-        assert_eq!(line(partial(true, 1, 2)), "ESEARCH (TAG \"A\") PARTIAL (-1:-2 4:5)");
-        assert_eq!(line(partial(true, 3, 9)), "ESEARCH (TAG \"A\") PARTIAL (-3:-9 1:2)");
-        assert_eq!(line(partial(true, 5, 9)), "ESEARCH (TAG \"A\") PARTIAL (-5:-9 NIL)");
+        assert_eq!(
+            line(partial(false, 1, 3)),
+            "ESEARCH (TAG \"A\") PARTIAL (1:3 1:2,4)"
+        );
+        assert_eq!(
+            line(partial(false, 2, 10)),
+            "ESEARCH (TAG \"A\") PARTIAL (2:10 2,4:5)"
+        );
+        assert_eq!(
+            line(partial(false, 5, 6)),
+            "ESEARCH (TAG \"A\") PARTIAL (5:6 NIL)"
+        );
+        assert_eq!(
+            line(partial(true, 1, 2)),
+            "ESEARCH (TAG \"A\") PARTIAL (-1:-2 4:5)"
+        );
+        assert_eq!(
+            line(partial(true, 3, 9)),
+            "ESEARCH (TAG \"A\") PARTIAL (-3:-9 1:2)"
+        );
+        assert_eq!(
+            line(partial(true, 5, 9)),
+            "ESEARCH (TAG \"A\") PARTIAL (-5:-9 NIL)"
+        );
     }
 
     #[test]
@@ -150,7 +172,10 @@ mod tests {
 
     #[test]
     fn save_alone_sends_nothing_and_empty_means_all() {
-        assert_eq!(esearch_line("t", false, &[SearchReturn::Save], &hits(&[1]), false), None);
+        assert_eq!(
+            esearch_line("t", false, &[SearchReturn::Save], &hits(&[1]), false),
+            None
+        );
         assert_eq!(
             esearch_line("t", false, &[], &hits(&[1, 2]), false).unwrap(),
             "ESEARCH (TAG \"t\") ALL 1:2"

@@ -18,9 +18,11 @@
 #![deny(missing_docs)]
 
 mod acl_cmds;
+mod append_cmds;
 mod auth_cmds;
 mod esearch;
 mod fetch;
+pub mod imap_url;
 mod mailbox_cmds;
 mod message_cmds;
 mod metadata;

@@ -11,9 +11,7 @@ use crate::response::parse_flags;
 use crate::search::search_selected;
 use crate::selected::compress_uids;
 use crate::session::{Outcome, Session};
-use crate::types::{
-    DateTime, FetchAttr, PartialRange, SearchKey, SearchReturn, SequenceSet, StoreOp,
-};
+use crate::types::{FetchAttr, PartialRange, SearchKey, SearchReturn, SequenceSet, StoreOp};
 
 impl<W> Session<W> {
     pub(crate) fn fetch(
@@ -502,41 +500,6 @@ impl<W> Session<W> {
             .filter(|r| r.flags.contains(&Flag::Deleted))
             .map(|r| r.uid)
             .collect())
-    }
-
-    pub(crate) fn append(
-        &mut self,
-        mailbox: &str,
-        flags: &[String],
-        date: Option<DateTime>,
-        message: &[u8],
-    ) -> Outcome {
-        let flags = match parse_flags(flags) {
-            Ok(f) => f,
-            Err(bad) => return Outcome::bad(&format!("Invalid flag {bad}")),
-        };
-        if message.is_empty() {
-            return Outcome::no("Empty message");
-        }
-        let actor = self.actor();
-        let target = match self.store.resolve(&actor, mailbox) {
-            Ok(Some((m, _))) => m,
-            Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
-            Err(e) => return Outcome::store_error(&e),
-        };
-        let internaldate = date.map_or_else(crate::response::unix_now, |d| d.timestamp);
-        match self
-            .store
-            .append(&actor, &target.uniqueid, &flags, internaldate, message)
-        {
-            Ok(a) => Outcome::ok_code(
-                &format!("[APPENDUID {} {}]", a.uidvalidity, a.uid),
-                "APPEND completed",
-            ),
-            Err(StoreError::NoSuchMailbox { .. }) => Outcome::no("[TRYCREATE] No such mailbox"),
-            Err(StoreError::OverQuota { .. }) => Outcome::no("[OVERQUOTA] Over quota"),
-            Err(e) => Outcome::store_error(&e),
-        }
     }
 }
 

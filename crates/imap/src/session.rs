@@ -225,7 +225,7 @@ impl<W> Session<W> {
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -650,13 +650,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 status.as_deref(),
             ),
             CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-                ..
-            } => self.append(&mailbox, &flags, date, &message),
+            CommandBody::Append { mailbox, messages } => self.append(&mailbox, &messages),
             CommandBody::GetMetadata {
                 mailbox,
                 entries,

@@ -98,18 +98,13 @@ pub enum CommandBody {
         /// Items wanted.
         items: Vec<StatusItem>,
     },
-    /// APPEND mailbox [(flags)] [date-time] literal
+    /// APPEND mailbox, one message or several (RFC 3502 MULTIAPPEND), each a literal
+    /// or assembled from parts (RFC 4469 CATENATE).
     Append {
         /// Target mailbox.
         mailbox: String,
-        /// Flags to set, as written (`\Seen`, `$Label`).
-        flags: Vec<String>,
-        /// INTERNALDATE requested.
-        date: Option<DateTime>,
-        /// The message bytes.
-        message: Vec<u8>,
-        /// Sent as `~{n}` (RFC 3516 BINARY literal).
-        binary: bool,
+        /// The messages, in the order given (at least one).
+        messages: Vec<AppendMessage>,
     },
     /// CHECK
     Check,
@@ -403,6 +398,40 @@ pub enum SearchKey {
     Younger(u64),
     /// OLDER seconds (RFC 5032)
     Older(u64),
+}
+
+/// One message of an APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Flags to set, as written (`\Seen`, `$Label`).
+    pub flags: Vec<String>,
+    /// INTERNALDATE requested.
+    pub date: Option<DateTime>,
+    /// Its content.
+    pub content: AppendContent,
+}
+
+/// Where an appended message's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendContent {
+    /// A literal; `binary` when sent as `~{n}` (RFC 3516 literal8).
+    Literal {
+        /// The message bytes.
+        bytes: Vec<u8>,
+        /// Sent as literal8.
+        binary: bool,
+    },
+    /// `CATENATE (...)` (RFC 4469): the parts joined in order.
+    Catenate(Vec<CatPart>),
+}
+
+/// One part of a CATENATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// `TEXT literal`: bytes as given.
+    Text(Vec<u8>),
+    /// `URL "..."`: an IMAP URL (RFC 5092) naming a message or part on this server.
+    Url(String),
 }
 
 /// An ESEARCH return option (RFC 4731, RFC 5182 SAVE, RFC 9394 PARTIAL).

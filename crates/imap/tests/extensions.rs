@@ -37,7 +37,10 @@ fn esort_reads_the_sorted_order() {
     five_messages(&server);
     let mut c = Client::login(server.addr, "alice");
     let caps = c.ok("CAPABILITY");
-    assert!(caps[0].contains(" ESORT") && caps[0].contains(" PARTIAL"), "{caps:?}");
+    assert!(
+        caps[0].contains(" ESORT") && caps[0].contains(" PARTIAL"),
+        "{caps:?}"
+    );
     c.ok("SELECT INBOX");
     assert_eq!(c.ok("SORT (SIZE) US-ASCII ALL")[0], "* SORT 3 1 5 2 4");
     let r = c.ok("SORT RETURN (MIN MAX COUNT ALL) (SIZE) US-ASCII ALL");
@@ -64,13 +67,28 @@ fn partial_pages_search_and_sort_results() {
     c.ok("STORE 3 +FLAGS (\\Deleted)");
     let cases = [
         ("SEARCH RETURN (PARTIAL 1:2) UNDELETED", "PARTIAL (1:2 1:2)"),
-        ("SEARCH RETURN (PARTIAL 4:2) UNDELETED", "PARTIAL (2:4 2,4:5)"),
-        ("SEARCH RETURN (PARTIAL -1:-2) UNDELETED", "PARTIAL (-1:-2 4:5)"),
+        (
+            "SEARCH RETURN (PARTIAL 4:2) UNDELETED",
+            "PARTIAL (2:4 2,4:5)",
+        ),
+        (
+            "SEARCH RETURN (PARTIAL -1:-2) UNDELETED",
+            "PARTIAL (-1:-2 4:5)",
+        ),
         ("SEARCH RETURN (PARTIAL 5:9) UNDELETED", "PARTIAL (5:9 NIL)"),
-        ("SEARCH RETURN (COUNT PARTIAL -3:-3) UNDELETED", "COUNT 4 PARTIAL (-3:-3 2)"),
+        (
+            "SEARCH RETURN (COUNT PARTIAL -3:-3) UNDELETED",
+            "COUNT 4 PARTIAL (-3:-3 2)",
+        ),
         ("UID SEARCH RETURN (PARTIAL 3:3) ALL", "UID PARTIAL (3:3 3)"),
-        ("SORT RETURN (PARTIAL 1:3) (SIZE) US-ASCII ALL", "PARTIAL (1:3 3,1,5)"),
-        ("SORT RETURN (PARTIAL -1:-2) (SIZE) US-ASCII ALL", "PARTIAL (-1:-2 2,4)"),
+        (
+            "SORT RETURN (PARTIAL 1:3) (SIZE) US-ASCII ALL",
+            "PARTIAL (1:3 3,1,5)",
+        ),
+        (
+            "SORT RETURN (PARTIAL -1:-2) (SIZE) US-ASCII ALL",
+            "PARTIAL (-1:-2 2,4)",
+        ),
     ];
     for (command, want) in cases {
         assert_eq!(esearch(&c.ok(command)), want, "{command}");
@@ -103,7 +121,157 @@ fn partial_fetch_answers_a_window_of_the_set() {
     let r = c.ok("FETCH 2:5 (UID) (PARTIAL 2:3)");
     assert_eq!(
         r[..2],
-        ["* 3 FETCH (UID 3)".to_owned(), "* 4 FETCH (UID 4)".to_owned()]
+        [
+            "* 3 FETCH (UID 3)".to_owned(),
+            "* 4 FETCH (UID 4)".to_owned()
+        ]
     );
     assert_eq!(c.ok("FETCH 1:* (UID) (PARTIAL 6:9)").len(), 1);
+}
+
+/// A literal the way LITERAL+ clients send it.
+fn lit(text: &str) -> String {
+    format!("{{{}+}}\r\n{text}", text.len())
+}
+
+fn bodies(c: &mut Client, mailbox: &str) -> Vec<String> {
+    c.ok(&format!("SELECT {mailbox}"));
+    let r = c.ok("FETCH 1:* (BODY.PEEK[])");
+    r.iter()
+        .filter(|l| l.contains(" FETCH ("))
+        .map(|l| {
+            let start = l.find("}\r\n").unwrap() + 3;
+            l[start..l.len() - 1].to_owned()
+        })
+        .collect()
+}
+
+/// RFC 3502: several messages in one APPEND, each with its own flags and date, under
+/// consecutive UIDs reported by one APPENDUID; if one cannot be stored, none is.
+#[test]
+fn multiappend_stores_all_or_nothing() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    let caps = c.ok("CAPABILITY");
+    assert!(
+        caps[0].contains(" MULTIAPPEND") && caps[0].contains(" CATENATE"),
+        "{caps:?}"
+    );
+    let (a, b) = ("Subject: one\r\n\r\n1\r\n", "Subject: two\r\n\r\n2\r\n");
+    let r = c.ok(&format!(
+        "APPEND INBOX (\\Seen) {} \"01-Jan-2020 10:00:00 +0000\" {}",
+        lit(a),
+        lit(b)
+    ));
+    let code = r.last().unwrap();
+    assert!(
+        code.contains("[APPENDUID ") && code.contains(" 1:2]"),
+        "{code}"
+    );
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1:2 (FLAGS INTERNALDATE)");
+    assert!(r[0].contains("\\Seen") && !r[1].contains("\\Seen"), "{r:?}");
+    assert!(r[1].contains("01-Jan-2020 10:00:00 +0000"), "{r:?}");
+    // Quota for three more messages in all, asked for four: none is stored.
+    server
+        .store
+        .set_quota(
+            "alice",
+            tern_store::Quota {
+                storage: None,
+                messages: Some(5),
+            },
+        )
+        .unwrap();
+    let r = c.cmd(&format!(
+        "APPEND INBOX {} {} {} {}",
+        lit(a),
+        lit(b),
+        lit(a),
+        lit(b)
+    ));
+    assert!(r.last().unwrap().contains("NO [OVERQUOTA]"), "{r:?}");
+    // An empty second message refuses the batch too.
+    let r = c.cmd(&format!("APPEND INBOX {} {{0+}}\r\n", lit(a)));
+    assert_eq!(tagged_status(&r), "NO", "{r:?}");
+    let r = c.ok("STATUS INBOX (MESSAGES UIDNEXT)");
+    assert!(r[0].contains("MESSAGES 2 UIDNEXT 3"), "{r:?}");
+    // And a batch that fits goes in whole.
+    let r = c.ok(&format!("APPEND INBOX {} {} {}", lit(a), lit(b), lit(a)));
+    assert!(r.last().unwrap().contains(" 3:5]"), "{r:?}");
+}
+
+/// RFC 4469: CATENATE joins text with parts of stored messages named by IMAP URLs;
+/// a URL that names nothing readable is `NO [BADURL]` and stores nothing.
+#[test]
+fn catenate_joins_text_and_stored_parts() {
+    let server = start();
+    let original = "From: a@example.com\r\nSubject: orig\r\n\r\nHello world body\r\n";
+    let uid = server.deliver("alice", "INBOX", original);
+    let uidvalidity = server
+        .store
+        .mailbox("alice", "INBOX")
+        .unwrap()
+        .unwrap()
+        .uidvalidity;
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("CREATE Replies");
+    let url = |rest: &str| format!("/INBOX;UIDVALIDITY={uidvalidity}/;UID={uid}{rest}");
+    c.ok(&format!(
+        "APPEND Replies (\\Draft) CATENATE (URL \"{}\" TEXT {})",
+        url("/;SECTION=HEADER"),
+        lit("reply\r\n")
+    ));
+    c.ok(&format!(
+        "APPEND Replies CATENATE (TEXT {} URL \"{}\" TEXT {})",
+        lit("From: new@example.com\r\n\r\n"),
+        url("/;SECTION=TEXT/;PARTIAL=6.5"),
+        lit("\r\n")
+    ));
+    // A relative URL without UIDVALIDITY, and an absolute one naming this server.
+    c.ok(&format!(
+        "APPEND Replies CATENATE (URL \"/INBOX/;UID={uid}\") CATENATE (URL \"imap://alice@localhost/INBOX/;UID={uid}/;SECTION=1\")"
+    ));
+    let got = bodies(&mut c, "Replies");
+    assert_eq!(
+        got,
+        [
+            "From: a@example.com\r\nSubject: orig\r\n\r\nreply\r\n".to_owned(),
+            "From: new@example.com\r\n\r\nworld\r\n".to_owned(),
+            original.to_owned(),
+            "Hello world body\r\n".to_owned(),
+        ]
+    );
+    // Stale UIDVALIDITY, a missing UID, a missing part, another server, another user,
+    // a mailbox the user cannot see: BADURL, and nothing stored.
+    for bad in [
+        format!("/INBOX;UIDVALIDITY={}/;UID={uid}", uidvalidity + 1),
+        format!("/INBOX/;UID={}", uid + 5),
+        format!("/INBOX/;UID={uid}/;SECTION=3"),
+        format!("imap://alice@elsewhere.example/INBOX/;UID={uid}"),
+        format!("imap://bob@localhost/INBOX/;UID={uid}"),
+        format!("/Other Users/bob/INBOX/;UID={uid}"),
+        "/INBOX?SUBJECT%20x".to_owned(),
+    ] {
+        let r = c.cmd(&format!(
+            "APPEND Replies CATENATE (TEXT {} URL \"{bad}\")",
+            lit("x: y\r\n\r\n")
+        ));
+        assert!(r.last().unwrap().contains("NO [BADURL "), "{bad}: {r:?}");
+    }
+    let r = c.ok("STATUS Replies (MESSAGES)");
+    assert!(r[0].contains("MESSAGES 4"), "{r:?}");
+    // A missing target mailbox is TRYCREATE, whatever its URLs.
+    let r = c.cmd(&format!(
+        "APPEND Nowhere CATENATE (URL \"/INBOX/;UID={uid}\")"
+    ));
+    assert!(r.last().unwrap().contains("NO [TRYCREATE]"), "{r:?}");
+    // MULTIAPPEND with one bad URL stores none of the batch.
+    let r = c.cmd(&format!(
+        "APPEND Replies {} CATENATE (URL \"/INBOX/;UID=999\")",
+        lit("Subject: ok\r\n\r\nx\r\n")
+    ));
+    assert!(r.last().unwrap().contains("NO [BADURL "), "{r:?}");
+    let r = c.ok("STATUS Replies (MESSAGES)");
+    assert!(r[0].contains("MESSAGES 4"), "{r:?}");
 }

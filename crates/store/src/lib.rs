@@ -46,6 +46,7 @@
 #![deny(missing_docs)]
 
 mod acl;
+mod append_batch;
 mod auth_cache;
 mod blobs;
 mod changelog;
@@ -80,6 +81,7 @@ mod view;
 mod writer;
 
 pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
+pub use append_batch::NewMessage;
 pub use blobs::{BlobStore, MessageFile};
 pub use changelog::Change;
 pub use content::{

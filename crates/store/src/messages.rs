@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Arc;
 
 use crate::acl::{Acl, Actor, Rights};
+use crate::append_batch::NewMessage;
 use crate::blobs::BlobStore;
 use crate::content::{has_index, insert_index};
 use crate::error::{Result, StoreError};
@@ -111,66 +112,13 @@ impl Store {
         message: &[u8],
         pop3_uidl: Option<String>,
     ) -> Result<Appended> {
-        let guid = Guid::of(message);
-        let size = message.len() as u64;
-        let known = self.read(|conn| has_index(conn, &guid))?;
-        let index = Arc::new(self.index_for(message, known));
-        let _pin = self.shared.pins.pin(guid);
-        let mut wrote: Vec<String> = Vec::new();
-        let mut retried = false;
-        let result = loop {
-            let target = match self.read(|conn| {
-                let target = live_for(conn, actor, mailbox, Rights::INSERT)?;
-                check_quota(conn, target.user_id, size, 1)?;
-                Ok(target)
-            }) {
-                Ok(t) => t,
-                Err(e) => break Err(e),
-            };
-            match self
-                .blobs()
-                .put_with_guid(&target.partition, &guid, message)
-            {
-                Ok(true) if !wrote.contains(&target.partition) => {
-                    wrote.push(target.partition.clone())
-                }
-                Ok(_) => {}
-                Err(e) => break Err(e),
-            }
-            let (flags, actor, id) = (flags.clone(), actor.clone(), mailbox.clone());
-            let (index, blobs) = (index.clone(), self.shared.blobs.clone());
-            let uidl = pop3_uidl.clone();
-            let outcome = self.write(move |conn| {
-                let mailbox = live_for(conn, &actor, &id, Rights::INSERT)?;
-                require_blob(&blobs, &mailbox.partition, &guid, size)?;
-                if let Some(summary) = index.as_ref() {
-                    insert_index(conn, &guid, summary, &mailbox.partition, size)?;
-                }
-                let appended = insert_record(conn, &mailbox, &flags, internaldate, size, &guid)?;
-                if let Some(u) = &uidl {
-                    crate::pop3_uidl::set_new(conn, &mailbox, appended.uid, u)?;
-                }
-                Ok(appended)
-            });
-            match outcome {
-                // Collected between our write (or our finding it) and the job: write
-                // it again, once.
-                Err(StoreError::BlobVanished { .. }) if !retried => retried = true,
-                other => break other,
-            }
+        let one = NewMessage {
+            flags: flags.clone(),
+            internaldate,
+            bytes: message,
         };
-        match result {
-            Ok(appended) => {
-                self.notify(&appended.mailbox, appended.modseq);
-                Ok(appended)
-            }
-            Err(e) => {
-                for partition in wrote {
-                    self.discard_blob(&partition, guid);
-                }
-                Err(e)
-            }
-        }
+        let mut appended = self.append_batch(actor, mailbox, &[(&one, pop3_uidl)])?;
+        appended.pop().ok_or(StoreError::WriterGone)
     }
 
     /// Appends as the mailbox's owner, naming it by user and name: for tools and

@@ -138,17 +138,24 @@ mod tests {
 
     #[test]
     fn append_date_time() {
-        let CommandBody::Append {
-            date,
-            flags,
-            message,
-            ..
-        } = ok("a APPEND INBOX () \"17-Jul-1996 02:44:25 -0700\" {2+}\r\nhi")
+        let CommandBody::Append { messages, .. } =
+            ok("a APPEND INBOX () \"17-Jul-1996 02:44:25 -0700\" {2+}\r\nhi")
         else {
             panic!()
         };
+        let crate::types::AppendMessage {
+            date,
+            flags,
+            content,
+        } = messages[0].clone();
         assert_eq!(flags, Vec::<String>::new());
-        assert_eq!(message, b"hi");
+        assert_eq!(
+            content,
+            crate::types::AppendContent::Literal {
+                bytes: b"hi".to_vec(),
+                binary: false
+            }
+        );
         // 1996-07-17T09:44:25Z
         assert_eq!(
             date,
@@ -158,11 +165,12 @@ mod tests {
             })
         );
         // Space-padded day, lower-case month, positive zone.
-        let CommandBody::Append { date, .. } =
+        let CommandBody::Append { messages, .. } =
             ok("a APPEND INBOX \" 1-jan-2000 00:30:00 +0100\" {1}\r\nx")
         else {
             panic!()
         };
+        let date = messages[0].date;
         assert_eq!(
             date,
             Some(DateTime {
@@ -171,11 +179,12 @@ mod tests {
             })
         );
         // Leap day; what imaplib.Time2Internaldate writes.
-        let CommandBody::Append { date, .. } =
+        let CommandBody::Append { messages, .. } =
             ok("a APPEND INBOX (\\Seen \\Flagged $Label1) \"29-Feb-2024 23:59:59 +0000\" {1}\r\nx")
         else {
             panic!()
         };
+        let date = messages[0].date;
         assert_eq!(date.map(|d| d.timestamp), Some(1_709_251_199));
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(1969, 12, 31), -1);

@@ -124,7 +124,7 @@ impl<'a> P<'a> {
         })
     }
 
-    fn section(&mut self) -> R<Section> {
+    pub(super) fn section(&mut self) -> R<Section> {
         self.expect(b'[', "expected '['")?;
         let mut section = Section::default();
         if self.eat(b']') {
@@ -425,12 +425,17 @@ mod tests {
         bad("a UID FETCH 1 FLAGS (CHANGEDSINCE)");
         bad("a UID FETCH 1 FLAGS (FOO 1)");
         // RFC 9394 3.2.
-        let CommandBody::Fetch { partial, .. } = ok("a UID FETCH 1:* (FLAGS) (PARTIAL -1:-30)") else {
+        let CommandBody::Fetch { partial, .. } = ok("a UID FETCH 1:* (FLAGS) (PARTIAL -1:-30)")
+        else {
             panic!()
         };
         assert_eq!(
             partial,
-            Some(crate::types::PartialRange { from_end: true, low: 1, high: 30 })
+            Some(crate::types::PartialRange {
+                from_end: true,
+                low: 1,
+                high: 30
+            })
         );
         bad("a UID FETCH 1:* (FLAGS) (PARTIAL 1:-30)");
         bad("a UID FETCH 1:* (FLAGS) (PARTIAL 5)");

@@ -2,12 +2,34 @@
 //! literal or literal8), STORE (with UNCHANGEDSINCE), COPY and MOVE.
 
 use super::lexer::{fail, fail_with, P, R};
-use crate::types::{CommandBody, StoreOp};
+use crate::types::{AppendContent, AppendMessage, CatPart, CommandBody, StoreOp};
+
+/// Most messages one MULTIAPPEND may carry (each is a store write; the command's size
+/// limit bounds their bytes).
+pub const MAX_APPEND_MESSAGES: usize = 1000;
+
+/// Most parts one CATENATE may join.
+pub const MAX_CATENATE_PARTS: usize = 100;
 
 impl<'a> P<'a> {
     pub(super) fn append(&mut self) -> R<CommandBody> {
         let mailbox = self.sp_mailbox()?;
-        self.sp()?;
+        let mut messages = Vec::new();
+        // RFC 3502: `1*(SP append-message)`, each with its own options.
+        while self.eat(b' ') {
+            if messages.len() == MAX_APPEND_MESSAGES {
+                return fail("too many messages in one APPEND");
+            }
+            messages.push(self.append_message()?);
+        }
+        if messages.is_empty() {
+            return fail("APPEND needs a message");
+        }
+        Ok(CommandBody::Append { mailbox, messages })
+    }
+
+    /// `[flag-list SP] [date-time SP] (literal / literal8 / "CATENATE" SP cat-parts)`
+    fn append_message(&mut self) -> R<AppendMessage> {
         let mut flags = Vec::new();
         if self.peek() == Some(b'(') {
             flags = self.flag_list()?;
@@ -18,17 +40,47 @@ impl<'a> P<'a> {
             date = Some(self.date_time()?);
             self.sp()?;
         }
-        if !matches!(self.peek(), Some(b'{' | b'~')) {
-            return fail("APPEND needs a literal");
-        }
-        let (message, binary) = self.literal(true)?;
-        Ok(CommandBody::Append {
-            mailbox,
+        let content = if matches!(self.peek(), Some(b'{' | b'~')) {
+            let (bytes, binary) = self.literal(true)?;
+            AppendContent::Literal {
+                bytes: bytes.to_vec(),
+                binary,
+            }
+        } else if self.next_is("CATENATE") {
+            self.pos += "CATENATE".len();
+            self.sp()?;
+            AppendContent::Catenate(self.cat_parts()?)
+        } else {
+            return fail("APPEND needs a literal or CATENATE");
+        };
+        Ok(AppendMessage {
             flags,
             date,
-            message: message.to_vec(),
-            binary,
+            content,
         })
+    }
+
+    /// `"(" cat-part *(SP cat-part) ")"` where `cat-part = "TEXT" SP literal / "URL"
+    /// SP astring` (RFC 4469 5).
+    fn cat_parts(&mut self) -> R<Vec<CatPart>> {
+        self.open()?;
+        let mut parts = Vec::new();
+        loop {
+            if parts.len() == MAX_CATENATE_PARTS {
+                return fail("too many CATENATE parts");
+            }
+            let k = self.keyword()?;
+            self.sp()?;
+            parts.push(match k.as_str() {
+                "TEXT" => CatPart::Text(self.literal(false)?.0.to_vec()),
+                "URL" => CatPart::Url(String::from_utf8_lossy(&self.astring()?).into_owned()),
+                _ => return fail_with("unknown CATENATE part", k.as_bytes()),
+            });
+            if self.eat(b')') {
+                return Ok(parts);
+            }
+            self.sp()?;
+        }
     }
 
     pub(super) fn copy_move(&mut self, uid: bool, is_move: bool) -> R<CommandBody> {
@@ -101,6 +153,7 @@ mod tests {
     use super::*;
     use crate::parser::test_util::*;
     use crate::parser::{CommandReader, Event, Limits};
+    use crate::types::{AppendContent, AppendMessage, CatPart};
     use crate::types::{SeqNum, SequenceSet};
 
     const RFC3501_MESSAGE: &str = "Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\n\
@@ -133,10 +186,14 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             okb(c),
             CommandBody::Append {
                 mailbox: s("saved-messages"),
-                flags: vec![s("\\Seen")],
-                date: None,
-                message: RFC3501_MESSAGE.as_bytes().to_vec(),
-                binary: false,
+                messages: vec![AppendMessage {
+                    flags: vec![s("\\Seen")],
+                    date: None,
+                    content: AppendContent::Literal {
+                        bytes: RFC3501_MESSAGE.as_bytes().to_vec(),
+                        binary: false,
+                    },
+                }],
             }
         );
     }
@@ -147,10 +204,14 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             okb(b"a APPEND Drafts (\\Draft) ~{3}\r\na\0b"),
             CommandBody::Append {
                 mailbox: s("Drafts"),
-                flags: vec![s("\\Draft")],
-                date: None,
-                message: b"a\0b".to_vec(),
-                binary: true
+                messages: vec![AppendMessage {
+                    flags: vec![s("\\Draft")],
+                    date: None,
+                    content: AppendContent::Literal {
+                        bytes: b"a\0b".to_vec(),
+                        binary: true
+                    },
+                }],
             }
         );
         ok("a APPEND Drafts ~{3+}\r\nabc");
@@ -160,6 +221,50 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         bad("a APPEND INBOX {3}\r\nabc extra");
         bad("a APPEND INBOX (\\*) {1}\r\nx");
         bad("a APPEND INBOX");
+        bad("a APPEND INBOX {1}\r\nx ");
+        bad("a APPEND INBOX {1}\r\nx {1}");
+    }
+
+    #[test]
+    fn multiappend_and_catenate() {
+        // RFC 3502 example shape: each message with its own options.
+        let CommandBody::Append { mailbox, messages } =
+            ok("A003 APPEND saved-messages (\\Seen) {3}\r\none \"1-Jan-2000 00:00:00 +0000\" {3}\r\ntwo {5}\r\nthree")
+        else {
+            panic!()
+        };
+        assert_eq!(mailbox, "saved-messages");
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[0].flags, vec![s("\\Seen")]);
+        assert!(messages[1].flags.is_empty() && messages[1].date.is_some());
+        assert_eq!(
+            messages[2].content,
+            AppendContent::Literal {
+                bytes: b"three".to_vec(),
+                binary: false
+            }
+        );
+        // RFC 4469 5 example.
+        let CommandBody::Append { messages, .. } = ok(
+            "A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER\" TEXT {4}\r\n\r\nhi URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME\") {2}\r\nok",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            messages[0].content,
+            AppendContent::Catenate(vec![
+                CatPart::Url(s("/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER")),
+                CatPart::Text(b"\r\nhi".to_vec()),
+                CatPart::Url(s("/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME")),
+            ])
+        );
+        assert_eq!(messages.len(), 2);
+        bad("a APPEND INBOX CATENATE ()");
+        bad("a APPEND INBOX CATENATE (TEXT ~{1}\r\nx)");
+        bad("a APPEND INBOX CATENATE (FOO \"x\")");
+        bad("a APPEND INBOX CATENATE (URL \"x\"");
+        let many = format!("a APPEND INBOX CATENATE ({})", vec!["URL x"; 101].join(" "));
+        bad(&many);
     }
 
     #[test]

@@ -87,6 +87,21 @@ pub const MAX_SEARCH_DEPTH: usize = 64;
 /// work is done.
 pub const MAX_SEARCH_KEYS: usize = 1000;
 
+/// Parses a section spec as written inside `BODY[...]` (`1.2.MIME`, `HEADER.FIELDS
+/// (FROM TO)`, or empty for the whole message), as IMAP URLs carry it (RFC 5092
+/// `;SECTION=`). `None` when it is not exactly one valid section.
+pub fn parse_section(text: &str) -> Option<crate::types::Section> {
+    let framed = format!("[{text}]");
+    let mut p = P {
+        s: framed.as_bytes(),
+        pos: 0,
+        utf8_names: true,
+        charset: Charset::Utf8,
+    };
+    let section = p.section().ok()?;
+    (p.pos == framed.len()).then_some(section)
+}
+
 /// Parses one complete command, as assembled by [`CommandReader`]: `tag SP command`,
 /// literals embedded (`{n}` CRLF n bytes), with or without a final CRLF (or LF).
 ///

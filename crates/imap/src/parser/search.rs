@@ -469,13 +469,21 @@ mod tests {
         };
         assert_eq!(
             window("a SEARCH RETURN (PARTIAL 4:2) ALL"),
-            Some(vec![SearchReturn::Partial(PartialRange { from_end: false, low: 2, high: 4 })])
+            Some(vec![SearchReturn::Partial(PartialRange {
+                from_end: false,
+                low: 2,
+                high: 4
+            })])
         );
         assert_eq!(
             window("a UID SORT RETURN (COUNT PARTIAL -1:-100) (DATE) UTF-8 ALL"),
             Some(vec![
                 SearchReturn::Count,
-                SearchReturn::Partial(PartialRange { from_end: true, low: 1, high: 100 })
+                SearchReturn::Partial(PartialRange {
+                    from_end: true,
+                    low: 1,
+                    high: 100
+                })
             ])
         );
         for q in [

@@ -96,5 +96,10 @@ pub(super) fn corpus() -> Vec<&'static [u8]> {
         b"a STATUS INBOX (MESSAGES SIZE DELETED APPENDLIMIT)",
         b"a COMPRESS DEFLATE",
         b"a SEARCH YOUNGER 3600 OLDER 60 SENTON \"31-Dec-1999\" LARGER 100 UID 1,2:*",
+        b"a UID SEARCH RETURN (COUNT PARTIAL -1:-100) UNDELETED",
+        b"a SORT RETURN (MIN PARTIAL 2:4) (REVERSE ARRIVAL) US-ASCII ALL",
+        b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 PARTIAL -1:-30)",
+        b"a APPEND INBOX (\\Seen) {3+}\r\none \"1-Jan-2000 00:00:00 +0000\" ~{3+}\r\nt\0o",
+        b"a APPEND Drafts CATENATE (URL \"/INBOX;UIDVALIDITY=7/;UID=2/;SECTION=1.MIME\" TEXT {2+}\r\nhi) CATENATE (URL \"imap://u@h/%41/;UID=1/;PARTIAL=0.9\")",
     ]
 }

@@ -1,0 +1,136 @@
+//! APPEND: one message, several at once (RFC 3502 MULTIAPPEND, all or none), and
+//! messages assembled from text and parts of stored messages (RFC 4469 CATENATE).
+
+use std::borrow::Cow;
+
+use tern_store::{NewMessage, StoreError};
+
+use crate::imap_url::MessageUrl;
+use crate::response::parse_flags;
+use crate::selected::compress_uids;
+use crate::session::{Outcome, Session};
+use crate::types::{AppendContent, AppendMessage, CatPart};
+
+impl<W> Session<W> {
+    /// Stores every message or none, under consecutive UIDs, and answers
+    /// `[APPENDUID uidvalidity uids]` (RFC 4315 with RFC 3502).
+    pub(crate) fn append(&mut self, mailbox: &str, messages: &[AppendMessage]) -> Outcome {
+        let actor = self.actor();
+        let target = match self.store.resolve(&actor, mailbox) {
+            Ok(Some((m, _))) => m,
+            Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
+            Err(e) => return Outcome::store_error(&e),
+        };
+        // Bytes pulled in by CATENATE URLs, over the whole command: what a client may
+        // make the server assemble is bounded like what it may send.
+        let mut fetched = 0usize;
+        let mut batch = Vec::with_capacity(messages.len());
+        for m in messages {
+            let flags = match parse_flags(&m.flags) {
+                Ok(f) => f,
+                Err(bad) => return Outcome::bad(&format!("Invalid flag {bad}")),
+            };
+            let bytes = match &m.content {
+                AppendContent::Literal { bytes, .. } => Cow::Borrowed(&bytes[..]),
+                AppendContent::Catenate(parts) => match self.catenate(parts, &mut fetched) {
+                    Ok(b) => Cow::Owned(b),
+                    Err(refusal) => return refusal,
+                },
+            };
+            if bytes.is_empty() {
+                return Outcome::no("Empty message");
+            }
+            if bytes.len() > self.config.max_literal {
+                return Outcome::no("[TOOBIG] Message larger than APPENDLIMIT");
+            }
+            let internaldate = m
+                .date
+                .map_or_else(crate::response::unix_now, |d| d.timestamp);
+            batch.push((flags, internaldate, bytes));
+        }
+        let new: Vec<NewMessage<'_>> = batch
+            .iter()
+            .map(|(flags, internaldate, bytes)| NewMessage {
+                flags: flags.clone(),
+                internaldate: *internaldate,
+                bytes,
+            })
+            .collect();
+        match self.store.append_all(&actor, &target.uniqueid, &new) {
+            Ok(appended) => {
+                let uids: Vec<u32> = appended.iter().map(|a| a.uid).collect();
+                let uidvalidity = appended
+                    .first()
+                    .map_or(target.uidvalidity, |a| a.uidvalidity);
+                Outcome::ok_code(
+                    &format!("[APPENDUID {uidvalidity} {}]", compress_uids(&uids)),
+                    "APPEND completed",
+                )
+            }
+            Err(StoreError::NoSuchMailbox { .. }) => Outcome::no("[TRYCREATE] No such mailbox"),
+            Err(StoreError::OverQuota { .. }) => Outcome::no("[OVERQUOTA] Over quota"),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    /// The message a CATENATE describes: its parts joined in order (RFC 4469 3). A URL
+    /// that cannot be read answers `NO [BADURL url]`.
+    fn catenate(&self, parts: &[CatPart], fetched: &mut usize) -> Result<Vec<u8>, Outcome> {
+        let mut out = Vec::new();
+        for part in parts {
+            match part {
+                CatPart::Text(text) => out.extend_from_slice(text),
+                CatPart::Url(url) => {
+                    let bytes = self.url_bytes(url).map_err(|why| {
+                        let shown: String = url.chars().filter(|c| !c.is_control()).collect();
+                        Outcome::no(&format!("[BADURL {shown}] {why}"))
+                    })?;
+                    *fetched += bytes.len();
+                    if *fetched > self.config.max_literal {
+                        return Err(Outcome::no("[TOOBIG] CATENATE assembles too much"));
+                    }
+                    out.extend_from_slice(&bytes);
+                }
+            }
+            if out.len() > self.config.max_literal {
+                return Err(Outcome::no("[TOOBIG] Message larger than APPENDLIMIT"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// What `url` names on this server, read with the user's own rights.
+    fn url_bytes(&self, url: &str) -> Result<Vec<u8>, String> {
+        let url = MessageUrl::parse(url).map_err(|e| e.to_string())?;
+        let actor = self.actor();
+        if let Some(host) = &url.host {
+            if !host.eq_ignore_ascii_case(&self.config.hostname) {
+                return Err("URL names another server".into());
+            }
+        }
+        if url.user.as_ref().is_some_and(|u| *u != actor.name) {
+            return Err("URL names another user".into());
+        }
+        let mailbox = match self.store.resolve(&actor, &url.mailbox) {
+            Ok(Some((m, _))) => m,
+            Ok(None) => return Err("No such mailbox".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if url.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
+            return Err("UIDVALIDITY has changed".into());
+        }
+        let records = self
+            .store
+            .records_by_uid(&actor, &mailbox.uniqueid, &[url.uid])
+            .map_err(|e| e.to_string())?;
+        let record = records
+            .into_iter()
+            .find(|r| r.uid == url.uid && r.expunged_modseq.is_none())
+            .ok_or("No such message")?;
+        let raw = self
+            .store
+            .message(&mailbox, &record)
+            .map_err(|e| e.to_string())?;
+        url.cut(&raw).ok_or_else(|| "No such section".into())
+    }
+}
