@@ -77,7 +77,7 @@ pub(crate) fn esearch_line(
                     ));
                 }
             }
-            SearchReturn::All | SearchReturn::Save => {}
+            SearchReturn::All | SearchReturn::Save | SearchReturn::Update => {}
         }
     }
     let whole = opts

@@ -33,6 +33,7 @@ mod quota_cmds;
 mod reader;
 mod response;
 mod search;
+mod search_context;
 mod selected;
 mod session;
 mod sort_cmds;

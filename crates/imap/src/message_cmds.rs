@@ -367,6 +367,18 @@ impl<W> Session<W> {
                 if let Some(line) = esearch_line(tag, uid, opts, &answer, wants_modseq) {
                     self.untagged(&line);
                 }
+                if opts.contains(&SearchReturn::Update) {
+                    self.keep_context(crate::search_context::SearchContext {
+                        tag: tag.to_owned(),
+                        uid,
+                        criteria: criteria.clone(),
+                        sort: None,
+                        partial: crate::sort_cmds::partial_of(opts),
+                        results: hits.iter().map(|h| h.1).collect(),
+                        modseq: self.selected.as_ref().map_or(0, |v| v.seen_modseq),
+                        exists: self.selected.as_ref().map_or(0, |v| v.uids.len()),
+                    });
+                }
             }
         }
         Outcome::ok("SEARCH completed")

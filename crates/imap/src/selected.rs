@@ -46,6 +46,8 @@ pub(crate) struct Selected {
     /// when last read. No FETCH response may show a keyword outside it (RFC 3501
     /// 7.2.6; imaptest checks), so [`Selected::announce_for`] runs before each.
     keywords: BTreeSet<String>,
+    /// RFC 5267 searches kept up to date ([`crate::search_context`]).
+    pub(crate) contexts: Vec<crate::search_context::SearchContext>,
 }
 
 /// What a refresh produced for the client.
@@ -103,6 +105,7 @@ impl Selected {
                 watch,
                 saved: Vec::new(),
                 keywords,
+                contexts: Vec::new(),
             },
             mailbox,
             first_unseen,

@@ -224,7 +224,7 @@ impl<W> Session<W> {
         }
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
-             SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONDSTORE QRESYNC UTF8=ACCEPT \
+             SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONTEXT=SEARCH CONTEXT=SORT CONDSTORE QRESYNC UTF8=ACCEPT \
              STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
@@ -557,10 +557,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         let Some(view) = self.selected.as_mut() else {
             return;
         };
+        // Kept searches report removals in the numbers the client knew.
+        let before = view.has_contexts().then(|| view.uids.clone());
         match view.refresh(&self.store, how) {
             Ok(updates) => {
-                for line in updates.lines {
-                    self.untagged(&line);
+                let (leaving, entering) = match &before {
+                    Some(before) => self.update_contexts(before),
+                    None => Default::default(),
+                };
+                for line in leaving.iter().chain(&updates.lines).chain(&entering) {
+                    self.untagged(line);
                 }
             }
             Err(StoreError::NoSuchMailbox { .. }) => {
@@ -678,6 +684,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             CommandBody::MyRights(m) => self.myrights(&m),
             _ if !selected => Outcome::bad("No mailbox selected"),
             CommandBody::Close => self.close(),
+            CommandBody::CancelUpdate(tags) => self.cancel_update(&tags),
             CommandBody::Unselect => {
                 self.selected = None;
                 Outcome::ok("UNSELECT completed")

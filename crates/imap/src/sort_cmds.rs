@@ -76,21 +76,11 @@ impl<W> Session<W> {
         return_opts: Option<&[SearchReturn]>,
         tag: &str,
     ) -> Outcome {
-        let mut items = match self.matching(search_key) {
+        let items = match self.sorted(criteria, search_key) {
             Ok(i) => i,
             Err(e) => return e.outcome(),
         };
-        items.sort_by(|a, b| {
-            for c in criteria {
-                let ord = compare(a, b, c.key);
-                let ord = if c.reverse { ord.reverse() } else { ord };
-                if ord.is_ne() {
-                    return ord;
-                }
-            }
-            a.seq.cmp(&b.seq)
-        });
-        let number = |i: &Item| if uid { i.uid } else { i.seq };
+        let number = |i: &(u32, Uid, u64)| if uid { i.1 } else { i.0 };
         let Some(opts) = return_opts else {
             let mut line = String::from("SORT");
             for i in &items {
@@ -102,7 +92,7 @@ impl<W> Session<W> {
         // RFC 5267 3.2 (ESORT): the same ESEARCH answer as SEARCH, read in sort order.
         if opts.contains(&SearchReturn::Save) {
             if let Some(v) = self.selected.as_mut() {
-                let mut saved: Vec<Uid> = items.iter().map(|i| i.uid).collect();
+                let mut saved: Vec<Uid> = items.iter().map(|i| i.1).collect();
                 saved.sort_unstable();
                 v.saved = saved;
             }
@@ -111,14 +101,50 @@ impl<W> Session<W> {
             .iter()
             .map(|i| Hit {
                 number: number(i),
-                modseq: i.record.modseq,
+                modseq: i.2,
             })
             .collect();
         let modseq = crate::message_cmds::contains_modseq(search_key);
         if let Some(line) = esearch_line(tag, uid, opts, &hits, modseq) {
             self.untagged(&line);
         }
+        if opts.contains(&SearchReturn::Update) {
+            self.keep_context(crate::search_context::SearchContext {
+                tag: tag.to_owned(),
+                uid,
+                criteria: search_key.clone(),
+                sort: Some(criteria.to_vec()),
+                partial: partial_of(opts),
+                results: items.iter().map(|i| i.1).collect(),
+                modseq: self.selected.as_ref().map_or(0, |v| v.seen_modseq),
+                exists: self.selected.as_ref().map_or(0, |v| v.uids.len()),
+            });
+        }
         Outcome::ok("SORT completed")
+    }
+
+    /// The messages matching `search_key` in the order of `criteria` (ties in mailbox
+    /// order): (sequence number, UID, modseq) each.
+    pub(crate) fn sorted(
+        &self,
+        criteria: &[SortCriterion],
+        search_key: &SearchKey,
+    ) -> Result<Vec<(u32, Uid, u64)>, FetchError> {
+        let mut items = self.matching(search_key)?;
+        items.sort_by(|a, b| {
+            for c in criteria {
+                let ord = compare(a, b, c.key);
+                let ord = if c.reverse { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            a.seq.cmp(&b.seq)
+        });
+        Ok(items
+            .into_iter()
+            .map(|i| (i.seq, i.uid, i.record.modseq))
+            .collect())
     }
 
     pub(crate) fn thread_cmd(
@@ -145,6 +171,14 @@ impl<W> Session<W> {
         self.untagged(line.trim_end());
         Outcome::ok("THREAD completed")
     }
+}
+
+/// The PARTIAL window among return options, if any.
+pub(crate) fn partial_of(opts: &[SearchReturn]) -> Option<crate::types::PartialRange> {
+    opts.iter().find_map(|o| match o {
+        SearchReturn::Partial(w) => Some(*w),
+        _ => None,
+    })
 }
 
 fn compare(a: &Item, b: &Item, key: SortKey) -> std::cmp::Ordering {

@@ -112,6 +112,8 @@ pub enum CommandBody {
     Close,
     /// UNSELECT (RFC 3691)
     Unselect,
+    /// CANCELUPDATE tag... (RFC 5267 4.3): stop updating these searches' results.
+    CancelUpdate(Vec<String>),
     /// EXPUNGE, or UID EXPUNGE set (RFC 4315).
     Expunge {
         /// Only these UIDs (UID EXPUNGE).
@@ -444,6 +446,8 @@ pub enum SearchReturn {
     Count,
     Save,
     Partial(PartialRange),
+    /// RFC 5267 CONTEXT: keep the result and report how it changes.
+    Update,
 }
 
 /// A window of positions in a result list (RFC 9394 `partial-range`): `3:5` is the

@@ -275,3 +275,76 @@ fn catenate_joins_text_and_stored_parts() {
     let r = c.ok("STATUS Replies (MESSAGES)");
     assert!(r[0].contains("MESSAGES 4"), "{r:?}");
 }
+
+/// RFC 5267 4: a search kept up to date reports messages entering and leaving its
+/// result, from this session's changes and from others', until CANCELUPDATE.
+#[test]
+fn search_context_reports_additions_and_removals() {
+    let server = start();
+    for i in 1..=5 {
+        server.deliver("alice", "INBOX", &format!("Subject: s{i}\r\n\r\nbody\r\n"));
+    }
+    let mut c = Client::login(server.addr, "alice");
+    let caps = c.ok("CAPABILITY");
+    assert!(caps[0].contains(" CONTEXT=SEARCH") && caps[0].contains(" CONTEXT=SORT"));
+    c.ok("SELECT INBOX");
+    c.ok("STORE 1,2 +FLAGS.SILENT (\\Seen)");
+    c.send(b"S1 SEARCH RETURN (UPDATE ALL) SEEN\r\n");
+    assert_eq!(c.until_tagged("S1")[0], "* ESEARCH (TAG \"S1\") ALL 1:2");
+    let r = c.ok("STORE 4:5 +FLAGS.SILENT (\\Seen)");
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"S1\") ADDTO (3 4:5)".to_owned()),
+        "{r:?}"
+    );
+    let r = c.ok("STORE 1,4 -FLAGS.SILENT (\\Seen)");
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"S1\") REMOVEFROM (1 1,4)".to_owned()),
+        "{r:?}"
+    );
+    // Another session expunges message 2: the removal names it by the number this
+    // session knew, before the EXPUNGE that renumbers.
+    let mut other = Client::login(server.addr, "alice");
+    other.ok("SELECT INBOX");
+    other.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    other.ok("EXPUNGE");
+    // And delivers a seen message.
+    let r = other.ok(&format!(
+        "APPEND INBOX (\\Seen) {}",
+        lit("Subject: new\r\n\r\nx\r\n")
+    ));
+    assert!(r.last().unwrap().contains("APPENDUID"), "{r:?}");
+    let r = c.ok("NOOP");
+    let removal = r
+        .iter()
+        .position(|l| l == "* ESEARCH (TAG \"S1\") REMOVEFROM (1 2)");
+    let expunge = r.iter().position(|l| l == "* 2 EXPUNGE");
+    let exists = r.iter().position(|l| l == "* 5 EXISTS");
+    let addition = r
+        .iter()
+        .position(|l| l == "* ESEARCH (TAG \"S1\") ADDTO (2 5)");
+    assert!(
+        removal < expunge && expunge < exists && exists < addition && removal.is_some(),
+        "{r:?}"
+    );
+    // A UID SORT context reports positions in its sort order.
+    c.send(b"S2 UID SORT RETURN (UPDATE) (REVERSE ARRIVAL) US-ASCII UNSEEN\r\n");
+    assert_eq!(c.until_tagged("S2")[0], "* ESEARCH (TAG \"S2\") UID");
+    let r = c.ok("STORE 1 +FLAGS.SILENT (\\Seen)");
+    // Equal arrival times keep mailbox order, so UID 1 is first.
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"S2\") UID REMOVEFROM (1 1)".to_owned()),
+        "{r:?}"
+    );
+    // Cancelled: no more updates for S1; an unknown tag is BAD.
+    c.ok("CANCELUPDATE \"S1\"");
+    let r = c.ok("STORE 3 +FLAGS.SILENT (\\Seen)");
+    assert!(!r.iter().any(|l| l.contains("\"S1\"")), "{r:?}");
+    assert!(
+        r.iter().any(|l| l.contains("\"S2\") UID REMOVEFROM")),
+        "{r:?}"
+    );
+    assert_eq!(tagged_status(&c.cmd("CANCELUPDATE \"S1\"")), "BAD");
+    // Contexts end with the selection.
+    c.ok("SELECT INBOX");
+    assert_eq!(tagged_status(&c.cmd("CANCELUPDATE \"S2\"")), "BAD");
+}

@@ -22,6 +22,20 @@ impl<'a> P<'a> {
             "CHECK" => CommandBody::Check,
             "CLOSE" => CommandBody::Close,
             "UNSELECT" => CommandBody::Unselect,
+            "CANCELUPDATE" => {
+                // RFC 5267 4.3: `"CANCELUPDATE" 1*(SP quoted)`.
+                let mut tags = Vec::new();
+                while self.eat(b' ') {
+                    if tags.len() == 100 {
+                        return fail("too many tags");
+                    }
+                    tags.push(String::from_utf8_lossy(&self.string()?).into_owned());
+                }
+                if tags.is_empty() {
+                    return fail("CANCELUPDATE needs a tag");
+                }
+                CommandBody::CancelUpdate(tags)
+            }
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "AUTHENTICATE" => self.authenticate()?,
             "LOGIN" => {

@@ -31,6 +31,7 @@ impl<'a> P<'a> {
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
                     "SAVE" => SearchReturn::Save,
+                    "UPDATE" => SearchReturn::Update,
                     "PARTIAL" => {
                         self.sp()?;
                         SearchReturn::Partial(self.partial_range()?)
