@@ -102,6 +102,12 @@ impl<W> Session<W> {
     /// What `url` names on this server, read with the user's own rights.
     fn url_bytes(&self, url: &str) -> Result<Vec<u8>, String> {
         let url = MessageUrl::parse(url).map_err(|e| e.to_string())?;
+        if url.auth.is_some() {
+            // RFC 4469 5: a URLAUTH URL is fetched as URLFETCH would.
+            return self
+                .authorized_bytes(&url)
+                .ok_or_else(|| "URLAUTH does not admit this".into());
+        }
         let actor = self.actor();
         if let Some(host) = &url.host {
             if !host.eq_ignore_ascii_case(&self.config.hostname) {

@@ -24,6 +24,34 @@ pub struct MessageUrl {
     pub section: Option<Section>,
     /// `;PARTIAL=offset[.length]`.
     pub partial: Option<(u64, Option<u64>)>,
+    /// `;EXPIRE=` (RFC 4467), Unix seconds: the URL authorises nothing after it.
+    pub expire: Option<i64>,
+    /// `;URLAUTH=...` (RFC 4467), when the URL carries one.
+    pub auth: Option<UrlAuth>,
+}
+
+/// The authorisation part of a URLAUTH URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlAuth {
+    /// Who may fetch it.
+    pub access: Access,
+    /// The URL up to and including `;URLAUTH=access`: what the token signs.
+    pub rump: String,
+    /// `:mechanism:token`, absent from a rump given to GENURLAUTH.
+    pub verifier: Option<(String, String)>,
+}
+
+/// RFC 4467 3: who a URLAUTH URL lets fetch it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// `anonymous`: anyone.
+    Anonymous,
+    /// `authuser`: any authenticated user of this server.
+    AuthUser,
+    /// `user+name`: that user.
+    User(String),
+    /// `submit+name`: a submission server acting for that user.
+    Submit(String),
 }
 
 /// Why a URL was refused. The text is for the client's `NO [BADURL ...]`.
@@ -41,6 +69,41 @@ impl MessageUrl {
         if url.len() > MAX_URL {
             return Err(BadUrl("URL too long"));
         }
+        // `[;EXPIRE=date-time];URLAUTH=access[:mech:token]` closes the last segment.
+        let (url, auth) = match find_ci(url, ";URLAUTH=") {
+            Some(at) => {
+                let tail = &url[at + ";URLAUTH=".len()..];
+                let (access, verifier) = match tail.split_once(':') {
+                    Some((access, rest)) => {
+                        let (mech, token) =
+                            rest.split_once(':').ok_or(BadUrl("bad URLAUTH verifier"))?;
+                        let token_ok =
+                            token.len() >= 32 && token.bytes().all(|b| b.is_ascii_hexdigit());
+                        if mech.is_empty() || !token_ok {
+                            return Err(BadUrl("bad URLAUTH verifier"));
+                        }
+                        (access, Some((mech.to_ascii_uppercase(), token.to_owned())))
+                    }
+                    None => (tail, None),
+                };
+                let rump = url[..url.len() - tail.len() + access.len()].to_owned();
+                let auth = UrlAuth {
+                    access: Access::parse(access)?,
+                    rump,
+                    verifier,
+                };
+                (&url[..at], Some(auth))
+            }
+            None => (url, None),
+        };
+        let (url, expire) = match find_ci(url, ";EXPIRE=") {
+            Some(at) if auth.is_some() => {
+                let when = rfc3339(&url[at + ";EXPIRE=".len()..])?;
+                (&url[..at], Some(when))
+            }
+            Some(_) => return Err(BadUrl("EXPIRE without URLAUTH")),
+            None => (url, None),
+        };
         let (user, host, path) = if let Some(rest) = strip_prefix_ci(url, "imap://") {
             let (authority, path) = rest.split_once('/').ok_or(BadUrl("URL has no path"))?;
             let (user, host) = match authority.rsplit_once('@') {
@@ -94,7 +157,6 @@ impl MessageUrl {
                     };
                     partial = Some((offset, length));
                 }
-                ("", Some(("URLAUTH", _))) => return Err(BadUrl("URLAUTH is not supported")),
                 _ => return Err(BadUrl("not a message URL")),
             }
         }
@@ -106,6 +168,8 @@ impl MessageUrl {
             uid: uid.ok_or(BadUrl("URL names no UID"))?,
             section,
             partial,
+            expire,
+            auth,
         })
     }
 
@@ -131,6 +195,90 @@ impl MessageUrl {
             }
         })
     }
+}
+
+impl Access {
+    fn parse(s: &str) -> Result<Access, BadUrl> {
+        let lower = s.to_ascii_lowercase();
+        let name = |prefix: &str| -> Result<String, BadUrl> {
+            let n = decode(&s[prefix.len()..])?;
+            if n.is_empty() {
+                return Err(BadUrl("URLAUTH access names no user"));
+            }
+            Ok(n)
+        };
+        Ok(match lower.as_str() {
+            "anonymous" => Access::Anonymous,
+            "authuser" => Access::AuthUser,
+            _ if lower.starts_with("user+") => Access::User(name("user+")?),
+            _ if lower.starts_with("submit+") => Access::Submit(name("submit+")?),
+            _ => return Err(BadUrl("unknown URLAUTH access")),
+        })
+    }
+}
+
+/// Where `needle` (ASCII) starts in `s`, ignoring case.
+fn find_ci(s: &str, needle: &str) -> Option<usize> {
+    s.as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// An RFC 3339 date-time (`2026-12-05T10:00:00Z`, `...T10:00:00.5+01:00`) in Unix
+/// seconds.
+fn rfc3339(s: &str) -> Result<i64, BadUrl> {
+    let bad = || BadUrl("bad EXPIRE date-time");
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Result<i64, BadUrl> {
+        let part = s.get(r).ok_or_else(bad)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse().map_err(|_| bad())
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return Err(bad());
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return Err(bad());
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(bad());
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return Err(bad());
+            }
+            let d = |i: usize| i64::from(digits[i] - b'0');
+            let minutes = (d(0) * 10 + d(1)) * 60 + d(2) * 10 + d(3);
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return Err(bad()),
+    };
+    let days = tern_message::date::days_from_civil(year, month, day);
+    Ok(days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60)
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -232,7 +380,11 @@ mod tests {
             "/INBOX/;SECTION=1/;UID=1",
             "/INBOX/;UID=1/;SECTION=BOGUS",
             "/INBOX/;UID=1/;PARTIAL=1.0",
-            "/INBOX/;UID=1/;URLAUTH=anonymous:internal:0123",
+            "/INBOX/;UID=1;URLAUTH=anonymous:internal:0123",
+            "/INBOX/;UID=1;URLAUTH=nobody",
+            "/INBOX/;UID=1;URLAUTH=user+",
+            "/INBOX/;UID=1;EXPIRE=2020-01-01;URLAUTH=anonymous",
+            "/INBOX/;UID=1;EXPIRE=2020-01-01T00:00:00Z",
             "/INBOX?SUBJECT%20x",
             "/%ZZ/;UID=1",
             "/%FF/;UID=1",
@@ -242,6 +394,30 @@ mod tests {
             assert!(MessageUrl::parse(bad).is_err(), "{bad}");
         }
         assert!(MessageUrl::parse(&format!("/{}/;UID=1", "a".repeat(MAX_URL))).is_err());
+    }
+
+    #[test]
+    fn urlauth_rumps_and_verifiers() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let u = MessageUrl::parse(&format!(
+            "imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred:internal:{token}"
+        ))
+        .unwrap();
+        let auth = u.auth.unwrap();
+        assert_eq!(auth.access, Access::Submit("fred".into()));
+        assert_eq!(
+            auth.rump,
+            "imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred"
+        );
+        assert_eq!(auth.verifier, Some(("INTERNAL".into(), token.into())));
+        assert_eq!(u.section.unwrap().part, vec![1, 2]);
+        let u = MessageUrl::parse(
+            "imap://joe@h/INBOX/;UID=3;EXPIRE=2026-12-05T10:00:00+01:00;URLAUTH=authuser",
+        )
+        .unwrap();
+        assert_eq!(u.uid, 3);
+        assert_eq!(u.expire, Some(1_796_461_200));
+        assert_eq!(u.auth.unwrap().verifier, None);
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod selected;
 mod session;
 mod sort_cmds;
 pub mod types;
+mod urlauth_cmds;
 
 /// The rustls in use, to build [`ImapConfig::tls`] with.
 pub use tokio_rustls::rustls;

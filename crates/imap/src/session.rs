@@ -225,7 +225,7 @@ impl<W> Session<W> {
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONTEXT=SEARCH CONTEXT=SORT CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -657,6 +657,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             ),
             CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
             CommandBody::Append { mailbox, messages } => self.append(&mailbox, &messages),
+            CommandBody::GenUrlAuth(pairs) => self.genurlauth(&pairs),
+            CommandBody::ResetKey {
+                mailbox,
+                mechanisms,
+            } => self.resetkey(mailbox.as_deref(), &mechanisms),
+            CommandBody::UrlFetch(urls) => self.urlfetch(&urls),
             CommandBody::GetMetadata {
                 mailbox,
                 entries,

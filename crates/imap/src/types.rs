@@ -112,6 +112,17 @@ pub enum CommandBody {
     Close,
     /// UNSELECT (RFC 3691)
     Unselect,
+    /// GENURLAUTH (rump, mechanism)... (RFC 4467)
+    GenUrlAuth(Vec<(String, String)>),
+    /// RESETKEY [mailbox [mechanism...]] (RFC 4467)
+    ResetKey {
+        /// The mailbox whose key to reset; every mailbox's when absent.
+        mailbox: Option<String>,
+        /// Mechanisms named (upper-cased).
+        mechanisms: Vec<String>,
+    },
+    /// URLFETCH url... (RFC 4467)
+    UrlFetch(Vec<String>),
     /// CANCELUPDATE tag... (RFC 5267 4.3): stop updating these searches' results.
     CancelUpdate(Vec<String>),
     /// EXPUNGE, or UID EXPUNGE set (RFC 4315).

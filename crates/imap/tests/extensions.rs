@@ -348,3 +348,69 @@ fn search_context_reports_additions_and_removals() {
     c.ok("SELECT INBOX");
     assert_eq!(tagged_status(&c.cmd("CANCELUPDATE \"S2\"")), "BAD");
 }
+
+/// The URL in a `* GENURLAUTH "..."` answer.
+fn signed(lines: &[String]) -> String {
+    let l = lines.iter().find(|l| l.starts_with("* GENURLAUTH ")).unwrap();
+    l["* GENURLAUTH ".len()..].trim_matches('"').to_owned()
+}
+
+/// RFC 4467: GENURLAUTH signs a URL to the user's message; URLFETCH gives its content
+/// to those its access names (to others, and once RESETKEY ran, NIL); CATENATE takes
+/// signed URLs too.
+#[test]
+fn urlauth_grants_fetching_until_the_key_is_reset() {
+    let server = start();
+    let message = "Subject: shared\r\n\r\nthe body\r\n";
+    let uid = server.deliver("alice", "INBOX", message);
+    let mut alice = Client::login(server.addr, "alice");
+    let caps = alice.ok("CAPABILITY");
+    assert!(caps[0].contains(" URLAUTH"), "{caps:?}");
+    let rump = |access: &str| format!("imap://alice@localhost/INBOX/;UID={uid};URLAUTH={access}");
+    let for_bob = signed(&alice.ok(&format!("GENURLAUTH \"{}\" INTERNAL", rump("user+bob"))));
+    assert!(for_bob.starts_with(&rump("user+bob")) && for_bob.contains(":INTERNAL:"));
+    let for_all = signed(&alice.ok(&format!(
+        "GENURLAUTH \"{}\" INTERNAL",
+        format!("imap://alice@localhost/INBOX/;UID={uid}/;SECTION=TEXT;URLAUTH=authuser")
+    )));
+    let mut bob = Client::login(server.addr, "bob");
+    let r = bob.ok(&format!("URLFETCH \"{for_bob}\" \"{for_all}\""));
+    assert_eq!(
+        r[0],
+        format!(
+            // (The client's line reader drops the final CRLF, here the literal's.)
+            "* URLFETCH \"{for_bob}\" {{{}}}\r\n{message} \"{for_all}\" {{10}}\r\nthe body",
+            message.len()
+        )
+    );
+    // Bob's URL is not Alice's to fetch; a changed URL or token fetches nothing.
+    let r = alice.ok(&format!("URLFETCH \"{for_bob}\""));
+    assert!(r[0].ends_with(" NIL"), "{r:?}");
+    let forged = for_bob.replace(&format!("UID={uid}"), &format!("UID={}", uid + 1));
+    let mut tampered = for_bob.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    for url in [forged, tampered] {
+        let r = bob.ok(&format!("URLFETCH \"{url}\""));
+        assert!(r[0].ends_with(" NIL"), "{r:?}");
+    }
+    // A signed URL in CATENATE.
+    alice.ok("CREATE Copies");
+    let r = bob.cmd(&format!("APPEND INBOX CATENATE (URL \"{for_bob}\")"));
+    assert!(r.last().unwrap().contains("OK [APPENDUID"), "{r:?}");
+    // Someone else's URL cannot be signed; nor can a URL without access.
+    let r = bob.cmd(&format!("GENURLAUTH \"{}\" INTERNAL", rump("anonymous")));
+    assert_eq!(tagged_status(&r), "BAD", "{r:?}");
+    let r = alice.cmd(&format!("GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid}\" INTERNAL"));
+    assert_eq!(tagged_status(&r), "BAD", "{r:?}");
+    // RESETKEY: every URL signed before fetches nothing, in a session already open too.
+    alice.ok("RESETKEY INBOX");
+    let r = bob.ok(&format!("URLFETCH \"{for_bob}\" \"{for_all}\""));
+    assert_eq!(r[0], format!("* URLFETCH \"{for_bob}\" NIL \"{for_all}\" NIL"));
+    // An expired URL fetches nothing.
+    let old = signed(&alice.ok(&format!(
+        "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid};EXPIRE=2020-01-01T00:00:00Z;URLAUTH=anonymous\" INTERNAL"
+    )));
+    let r = bob.ok(&format!("URLFETCH \"{old}\""));
+    assert!(r[0].ends_with(" NIL"), "{r:?}");
+}

@@ -76,6 +76,7 @@ mod shared;
 mod store;
 mod text_index;
 mod txn;
+mod urlauth;
 mod users;
 mod view;
 mod writer;

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -300,6 +300,16 @@ CREATE TABLE metadata (
 CREATE INDEX metadata_by_mailbox ON metadata(mailbox_id);
 "#;
 
+/// Version 10: URLAUTH keys (RFC 4467), one per mailbox (by unique id), created when
+/// the first URL is signed and deleted by RESETKEY. Local to this server: not part of
+/// any digest, not replicated.
+const SCHEMA_V10: &str = r#"
+CREATE TABLE urlauth_keys (
+    mailbox TEXT PRIMARY KEY,
+    key     BLOB NOT NULL
+) WITHOUT ROWID;
+"#;
+
 /// Version 9: a record's stored POP3 UIDL
 /// override (`records.pop3_uidl`, RFC 1939: 1-70 characters 0x21-0x7E), set when the
 /// record is created (`tern admin import`, or a replicated APPEND carrying it) and never
@@ -450,6 +460,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 9 {
         tx.execute_batch(SCHEMA_V9)?;
     }
+    if version < 10 {
+        tx.execute_batch(SCHEMA_V10)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -472,7 +485,8 @@ fn downgrade_from_v9(conn: &Connection) {
         panic!("downgrade from version 9: triggers not found");
     };
     let undo = format!(
-        "DROP TRIGGER records_digest_insert; DROP TRIGGER records_digest_delete;
+        "DROP TABLE IF EXISTS urlauth_keys;
+         DROP TRIGGER records_digest_insert; DROP TRIGGER records_digest_delete;
          DROP TRIGGER records_digest_update; DROP INDEX records_by_pop3_uidl;
          ALTER TABLE records DROP COLUMN pop3_uidl; {insert_delete} {update}"
     );

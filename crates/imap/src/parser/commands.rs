@@ -88,6 +88,9 @@ impl<'a> P<'a> {
                 CommandBody::Status { mailbox, items }
             }
             "APPEND" => self.append()?,
+            "GENURLAUTH" => self.genurlauth()?,
+            "RESETKEY" => self.resetkey()?,
+            "URLFETCH" => self.urlfetch()?,
             "SEARCH" => self.search(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,

@@ -37,6 +37,7 @@ mod reader;
 mod search;
 #[cfg(test)]
 mod test_util;
+mod urlauth;
 
 pub use reader::{CommandReader, Event, Limits, Rejection};
 

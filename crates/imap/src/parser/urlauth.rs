@@ -1,0 +1,114 @@
+//! The grammar of URLAUTH (RFC 4467, with RFC 5524's URLFETCH parameters):
+//! GENURLAUTH, RESETKEY and URLFETCH.
+
+use super::lexer::{fail, P, R};
+use crate::types::CommandBody;
+
+/// Most URLs one GENURLAUTH or URLFETCH may carry.
+pub const MAX_URLS: usize = 100;
+
+impl<'a> P<'a> {
+    fn url(&mut self) -> R<String> {
+        Ok(String::from_utf8_lossy(&self.astring()?).into_owned())
+    }
+
+    /// `GENURLAUTH 1*(SP url-rump SP mechanism)`
+    pub(super) fn genurlauth(&mut self) -> R<CommandBody> {
+        let mut pairs = Vec::new();
+        while self.eat(b' ') {
+            if pairs.len() == MAX_URLS {
+                return fail("too many URLs");
+            }
+            let rump = self.url()?;
+            self.sp()?;
+            pairs.push((rump, self.keyword()?));
+        }
+        if pairs.is_empty() {
+            return fail("GENURLAUTH needs a URL");
+        }
+        Ok(CommandBody::GenUrlAuth(pairs))
+    }
+
+    /// `RESETKEY [SP mailbox *(SP mechanism)]`
+    pub(super) fn resetkey(&mut self) -> R<CommandBody> {
+        if self.peek() != Some(b' ') {
+            return Ok(CommandBody::ResetKey {
+                mailbox: None,
+                mechanisms: Vec::new(),
+            });
+        }
+        let mailbox = self.sp_mailbox()?;
+        let mut mechanisms = Vec::new();
+        while self.eat(b' ') {
+            if mechanisms.len() == 10 {
+                return fail("too many mechanisms");
+            }
+            mechanisms.push(self.keyword()?);
+        }
+        Ok(CommandBody::ResetKey {
+            mailbox: Some(mailbox),
+            mechanisms,
+        })
+    }
+
+    /// `URLFETCH 1*(SP url)`. (RFC 5524's parenthesised parameters, URLAUTH=BINARY,
+    /// are not offered.)
+    pub(super) fn urlfetch(&mut self) -> R<CommandBody> {
+        let mut urls = Vec::new();
+        while self.eat(b' ') {
+            if urls.len() == MAX_URLS {
+                return fail("too many URLs");
+            }
+            if self.peek() == Some(b'(') {
+                return fail("URLFETCH parameters (URLAUTH=BINARY) are not supported");
+            }
+            urls.push(self.url()?);
+        }
+        if urls.is_empty() {
+            return fail("URLFETCH needs a URL");
+        }
+        Ok(CommandBody::UrlFetch(urls))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parser::test_util::*;
+    use crate::types::CommandBody;
+
+    #[test]
+    fn rfc_4467_examples() {
+        assert_eq!(
+            ok("a GENURLAUTH \"imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred\" INTERNAL"),
+            CommandBody::GenUrlAuth(vec![(
+                s("imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred"),
+                s("INTERNAL")
+            )])
+        );
+        assert_eq!(
+            ok("a RESETKEY"),
+            CommandBody::ResetKey {
+                mailbox: None,
+                mechanisms: vec![]
+            }
+        );
+        assert_eq!(
+            ok("a RESETKEY INBOX INTERNAL"),
+            CommandBody::ResetKey {
+                mailbox: Some(s("INBOX")),
+                mechanisms: vec![s("INTERNAL")]
+            }
+        );
+        assert_eq!(
+            ok("a URLFETCH \"imap://a@h/I/;UID=1;URLAUTH=anonymous:INTERNAL:00\" imap://x"),
+            CommandBody::UrlFetch(vec![
+                s("imap://a@h/I/;UID=1;URLAUTH=anonymous:INTERNAL:00"),
+                s("imap://x")
+            ])
+        );
+        bad("a GENURLAUTH");
+        bad("a GENURLAUTH \"x\"");
+        bad("a URLFETCH");
+        bad("a URLFETCH (\"x\" BINARY)");
+    }
+}

@@ -1,0 +1,144 @@
+//! URLAUTH (RFC 4467): GENURLAUTH signs a URL to one of the user's messages with the
+//! mailbox's key, URLFETCH gives what a signed URL names to whoever its access
+//! identifier admits, and RESETKEY invalidates every URL signed so far.
+//!
+//! A signed URL is fetched with its owner's rights, not the fetcher's: that is the
+//! point of it. Every failure of URLFETCH (a bad signature, an expired URL, a reset
+//! key, a fetcher the URL does not admit, a message gone) answers NIL for that URL,
+//! without saying which, so that a URL cannot be probed.
+
+use tern_store::{Actor, ANONYMOUS};
+
+use crate::imap_url::{Access, MessageUrl};
+use crate::mime::write_nstring;
+use crate::session::{Outcome, Session};
+
+impl<W> Session<W> {
+    /// GENURLAUTH: for each rump (an absolute URL to a message of the logged-in
+    /// user, ending in `;URLAUTH=access`), the full URL with its INTERNAL token.
+    pub(crate) fn genurlauth(&mut self, pairs: &[(String, String)]) -> Outcome {
+        let actor = self.actor();
+        let mut full = Vec::with_capacity(pairs.len());
+        for (rump, mechanism) in pairs {
+            if mechanism != "INTERNAL" {
+                return Outcome::no(&format!("Unknown URLAUTH mechanism {mechanism}"));
+            }
+            let url = match MessageUrl::parse(rump) {
+                Ok(u) => u,
+                Err(e) => return Outcome::bad(&format!("Bad URL: {e}")),
+            };
+            let Some(auth) = url.auth.as_ref().filter(|a| a.verifier.is_none()) else {
+                return Outcome::bad("The URL must end in ;URLAUTH=access, without a token");
+            };
+            if url.host.is_none() || url.user.as_deref() != Some(actor.name.as_str()) {
+                return Outcome::bad("The URL must be absolute and name the logged-in user");
+            }
+            let mailbox = match self.store.resolve(&actor, &url.mailbox) {
+                Ok(Some((m, _))) => m,
+                Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
+                Err(e) => return Outcome::store_error(&e),
+            };
+            if url.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
+                return Outcome::no("UIDVALIDITY has changed");
+            }
+            match self
+                .store
+                .urlauth_sign(&actor, &mailbox.uniqueid, &auth.rump)
+            {
+                Ok(token) => full.push(format!("{}:INTERNAL:{token}", auth.rump)),
+                Err(e) => return Outcome::store_error(&e),
+            }
+        }
+        let mut line = b"GENURLAUTH".to_vec();
+        for u in &full {
+            line.push(b' ');
+            crate::mime::write_string(&mut line, u.as_bytes());
+        }
+        self.untagged(&String::from_utf8_lossy(&line));
+        Outcome::ok("GENURLAUTH completed")
+    }
+
+    /// RESETKEY: new keys for one mailbox, or for every mailbox of the user.
+    pub(crate) fn resetkey(&mut self, mailbox: Option<&str>, mechanisms: &[String]) -> Outcome {
+        if let Some(m) = mechanisms.iter().find(|m| *m != "INTERNAL") {
+            return Outcome::no(&format!("Unknown URLAUTH mechanism {m}"));
+        }
+        let actor = self.actor();
+        let target = match mailbox {
+            None => None,
+            Some(name) => match self.store.resolve(&actor, name) {
+                Ok(Some((m, _))) => Some(m.uniqueid),
+                Ok(None) => return Outcome::no("[TRYCREATE] No such mailbox"),
+                Err(e) => return Outcome::store_error(&e),
+            },
+        };
+        match self.store.urlauth_reset(&actor, target.as_ref()) {
+            Ok(()) => Outcome::ok("RESETKEY completed"),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    /// URLFETCH: `* URLFETCH url data ...`, data NIL for a URL that admits nothing.
+    pub(crate) fn urlfetch(&mut self, urls: &[String]) -> Outcome {
+        let mut out = b"URLFETCH".to_vec();
+        for url in urls {
+            let data = MessageUrl::parse(url)
+                .ok()
+                .and_then(|u| self.authorized_bytes(&u));
+            out.push(b' ');
+            crate::mime::write_string(&mut out, url.as_bytes());
+            out.push(b' ');
+            write_nstring(&mut out, data.as_deref());
+        }
+        self.untagged_bytes(&out);
+        Outcome::ok("URLFETCH completed")
+    }
+
+    /// What a URLAUTH URL names, if it admits the logged-in user and its signature
+    /// holds under the mailbox's current key; read with the URL owner's rights.
+    pub(crate) fn authorized_bytes(&self, url: &MessageUrl) -> Option<Vec<u8>> {
+        let auth = url.auth.as_ref()?;
+        let (mechanism, token) = auth.verifier.as_ref()?;
+        if mechanism != "INTERNAL" {
+            return None;
+        }
+        if url.expire.is_some_and(|t| t <= crate::response::unix_now()) {
+            return None;
+        }
+        let fetcher = self.actor();
+        let admitted = match &auth.access {
+            Access::Anonymous => true,
+            Access::AuthUser => !fetcher.name.is_empty() && fetcher.name != ANONYMOUS,
+            Access::User(name) => *name == fetcher.name,
+            // Only a submission server may fetch these, and tern has no way to know
+            // one: refused rather than given to anyone who logs in as the user.
+            Access::Submit(_) => false,
+        };
+        if !admitted {
+            return None;
+        }
+        let owner = Actor {
+            name: url.user.clone()?,
+            is_admin: false,
+        };
+        let (mailbox, _) = self.store.resolve(&owner, &url.mailbox).ok()??;
+        if !self
+            .store
+            .urlauth_verify(&mailbox.uniqueid, &auth.rump, token)
+            .ok()?
+        {
+            return None;
+        }
+        if url.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
+            return None;
+        }
+        let record = self
+            .store
+            .records_by_uid(&owner, &mailbox.uniqueid, &[url.uid])
+            .ok()?
+            .into_iter()
+            .find(|r| r.uid == url.uid && r.expunged_modseq.is_none())?;
+        let raw = self.store.message(&mailbox, &record).ok()?;
+        url.cut(&raw)
+    }
+}
