@@ -370,8 +370,7 @@ fn urlauth_grants_fetching_until_the_key_is_reset() {
     let for_bob = signed(&alice.ok(&format!("GENURLAUTH \"{}\" INTERNAL", rump("user+bob"))));
     assert!(for_bob.starts_with(&rump("user+bob")) && for_bob.contains(":INTERNAL:"));
     let for_all = signed(&alice.ok(&format!(
-        "GENURLAUTH \"{}\" INTERNAL",
-        format!("imap://alice@localhost/INBOX/;UID={uid}/;SECTION=TEXT;URLAUTH=authuser")
+        "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid}/;SECTION=TEXT;URLAUTH=authuser\" INTERNAL"
     )));
     let mut bob = Client::login(server.addr, "bob");
     let r = bob.ok(&format!("URLFETCH \"{for_bob}\" \"{for_all}\""));
