@@ -28,6 +28,7 @@ mod message_cmds;
 mod metadata;
 pub mod mime;
 pub mod mutf7;
+mod notify;
 pub mod parser;
 mod quota_cmds;
 mod reader;

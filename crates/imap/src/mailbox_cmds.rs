@@ -457,7 +457,7 @@ impl<W> Session<W> {
     }
 
     /// `* STATUS name (...)`, `name` being what the client called the mailbox.
-    fn status_line(
+    pub(crate) fn status_line(
         &mut self,
         name: &str,
         mailbox: &Mailbox,

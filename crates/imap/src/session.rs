@@ -134,7 +134,7 @@ pub(crate) struct Session<W> {
     /// Untagged responses of the command being executed. A FETCH answer does not
     /// collect here whole: it is produced into this buffer [`OUT_LIMIT`] bytes at a
     /// time and written out in between (see `fetch::FetchStream`).
-    out: Vec<u8>,
+    pub(crate) out: Vec<u8>,
     /// The FETCH answer still to produce, set by `fetch` and written by `handle`.
     pub(crate) fetching: Option<crate::fetch::FetchStream>,
     pub(crate) writer: BufWriter<W>,
@@ -157,6 +157,8 @@ pub(crate) struct Session<W> {
     /// When a connection that has not logged in by then is closed
     /// ([`ImapConfig::preauth_timeout`] after it was accepted).
     pub(crate) preauth_deadline: tokio::time::Instant,
+    /// NOTIFY (RFC 5465): what the client asked to be told of as it happens.
+    pub(crate) notifying: Option<crate::notify::Notifying>,
 }
 
 impl<W> Session<W> {
@@ -225,7 +227,7 @@ impl<W> Session<W> {
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONTEXT=SEARCH CONTEXT=SORT CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH NOTIFY SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -269,6 +271,7 @@ pub(crate) async fn run(
         compressed: false,
         upgrade: None,
         preauth_deadline: tokio::time::Instant::now() + config_preauth,
+        notifying: None,
     };
     tracing::debug!(%peer, tls, "imap connection");
     let mut commands =
@@ -303,6 +306,13 @@ pub(crate) async fn run(
                 let _ = session.writer.write_all(b"* BYE Server shutting down\r\n").await;
                 let _ = session.writer.flush().await;
                 return;
+            }
+            _ = crate::notify::woken(&mut session.notifying) => {
+                // NOTIFY: tell the client now; the command being read waits in `commands`.
+                if !session.deliver_notifications().await {
+                    return;
+                }
+                continue;
             }
         };
         let bytes = match incoming {
@@ -489,7 +499,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     },
                     None => outcome,
                 };
-                tokio::task::block_in_place(|| self.report_changes(expunges_ok));
+                tokio::task::block_in_place(|| {
+                    self.report_changes(expunges_ok);
+                    self.notify_changes();
+                });
                 // Pending EXPUNGE and FETCH responses go before the BYE: nothing may
                 // follow it but the tagged OK (RFC 3501 7.1.5).
                 if logout {
@@ -513,7 +526,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
     /// reads, MIME) runs under `block_in_place`; the writing is async, so a client that
     /// reads slowly holds no thread. Returns the tagged outcome (`done`, or the refusal
     /// of the message that could not be read), or `None` when the connection failed.
-    async fn stream_fetch(
+    pub(crate) async fn stream_fetch(
         &mut self,
         mut stream: crate::fetch::FetchStream,
         done: Outcome,
@@ -552,7 +565,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
     }
 
     /// Tells the client what other sessions changed in the selected mailbox.
-    fn report_changes(&mut self, expunges: bool) {
+    pub(crate) fn report_changes(&mut self, expunges: bool) {
         let how = self.reporting(expunges);
         let Some(view) = self.selected.as_mut() else {
             return;
@@ -658,6 +671,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
             CommandBody::Append { mailbox, messages } => self.append(&mailbox, &messages),
             CommandBody::GenUrlAuth(pairs) => self.genurlauth(&pairs),
+            CommandBody::Notify(set) => self.notify_cmd(set),
             CommandBody::ResetKey {
                 mailbox,
                 mechanisms,
@@ -814,6 +828,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     // delivery waiting to send its 250) is not queued behind them all.
                     tokio::time::sleep(Duration::from_micros(rand_jitter_micros())).await;
                     tokio::task::block_in_place(|| self.report_changes(true));
+                }
+                _ = crate::notify::woken(&mut self.notifying) => {
+                    if !self.deliver_notifications().await {
+                        return None;
+                    }
                 }
                 _ = tokio::time::sleep(Duration::from_secs(120)) => {
                     // Catch changes made by other processes, and keep NATs awake.

@@ -351,7 +351,10 @@ fn search_context_reports_additions_and_removals() {
 
 /// The URL in a `* GENURLAUTH "..."` answer.
 fn signed(lines: &[String]) -> String {
-    let l = lines.iter().find(|l| l.starts_with("* GENURLAUTH ")).unwrap();
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with("* GENURLAUTH "))
+        .unwrap();
     l["* GENURLAUTH ".len()..].trim_matches('"').to_owned()
 }
 
@@ -400,16 +403,98 @@ fn urlauth_grants_fetching_until_the_key_is_reset() {
     // Someone else's URL cannot be signed; nor can a URL without access.
     let r = bob.cmd(&format!("GENURLAUTH \"{}\" INTERNAL", rump("anonymous")));
     assert_eq!(tagged_status(&r), "BAD", "{r:?}");
-    let r = alice.cmd(&format!("GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid}\" INTERNAL"));
+    let r = alice.cmd(&format!(
+        "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid}\" INTERNAL"
+    ));
     assert_eq!(tagged_status(&r), "BAD", "{r:?}");
     // RESETKEY: every URL signed before fetches nothing, in a session already open too.
     alice.ok("RESETKEY INBOX");
     let r = bob.ok(&format!("URLFETCH \"{for_bob}\" \"{for_all}\""));
-    assert_eq!(r[0], format!("* URLFETCH \"{for_bob}\" NIL \"{for_all}\" NIL"));
+    assert_eq!(
+        r[0],
+        format!("* URLFETCH \"{for_bob}\" NIL \"{for_all}\" NIL")
+    );
     // An expired URL fetches nothing.
     let old = signed(&alice.ok(&format!(
         "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid};EXPIRE=2020-01-01T00:00:00Z;URLAUTH=anonymous\" INTERNAL"
     )));
     let r = bob.ok(&format!("URLFETCH \"{old}\""));
     assert!(r[0].ends_with(" NIL"), "{r:?}");
+}
+
+/// Reads unsolicited lines until one satisfies `done` (the client sends nothing).
+fn unsolicited_until(c: &mut Client, done: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let l = c.line();
+        let stop = done(&l);
+        lines.push(l);
+        if stop {
+            return lines;
+        }
+    }
+}
+
+/// RFC 5465: after NOTIFY SET, changes made by other sessions reach the client as they
+/// happen, with no command of its own: STATUS for other mailboxes, LIST for names and
+/// subscriptions, EXISTS and the asked-for FETCH items for the selected mailbox.
+#[test]
+fn notify_pushes_events_as_they_happen() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("CREATE Lists");
+    c.ok("APPEND Lists {11+}\r\nSubject: x\r\n");
+    c.ok("SELECT INBOX");
+    let uidvalidity = server
+        .store
+        .mailbox("alice", "Lists")
+        .unwrap()
+        .unwrap()
+        .uidvalidity;
+    // Unsupported events are named.
+    let r = c.cmd("NOTIFY SET (PERSONAL (AnnotationChange))");
+    assert!(r.last().unwrap().contains("NO [BADEVENT ("), "{r:?}");
+    let r = c.ok(
+        "NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge)) \
+         (MAILBOXES Lists (MessageNew MessageExpunge)) (PERSONAL (MailboxName SubscriptionChange))",
+    );
+    assert_eq!(
+        r[0],
+        format!("* STATUS \"Lists\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {uidvalidity})")
+    );
+    let mut other = Client::login(server.addr, "alice");
+    other.ok("APPEND Lists {11+}\r\nSubject: y\r\n");
+    let got = unsolicited_until(&mut c, |l| l.starts_with("* STATUS"));
+    assert_eq!(
+        got.last().unwrap(),
+        &format!("* STATUS \"Lists\" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY {uidvalidity})")
+    );
+    other.ok("CREATE Projects");
+    let got = unsolicited_until(&mut c, |l| l.starts_with("* LIST"));
+    assert_eq!(got.last().unwrap(), "* LIST () \"/\" \"Projects\"");
+    other.ok("RENAME Projects Work");
+    let got = unsolicited_until(&mut c, |l| l.starts_with("* LIST"));
+    assert_eq!(
+        got.last().unwrap(),
+        "* LIST () \"/\" \"Work\" (\"OLDNAME\" (\"Projects\"))"
+    );
+    other.ok("SUBSCRIBE Work");
+    let got = unsolicited_until(&mut c, |l| l.starts_with("* LIST"));
+    assert_eq!(got.last().unwrap(), "* LIST (\\Subscribed) \"/\" \"Work\"");
+    other.ok("DELETE Work");
+    let got = unsolicited_until(&mut c, |l| l.contains("\\NonExistent"));
+    assert_eq!(got.last().unwrap(), "* LIST (\\NonExistent) \"/\" \"Work\"");
+    // The selected mailbox: the new message announced with the FETCH items asked for.
+    other.ok("APPEND INBOX (\\Flagged) {11+}\r\nSubject: z\r\n");
+    let got = unsolicited_until(&mut c, |l| l.contains(" FETCH ("));
+    assert!(got.contains(&"* 1 EXISTS".to_owned()), "{got:?}");
+    assert_eq!(
+        got.last().unwrap(),
+        "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))"
+    );
+    // NOTIFY NONE: nothing more.
+    c.ok("NOTIFY NONE");
+    other.ok("APPEND Lists {11+}\r\nSubject: w\r\n");
+    let r = c.ok("NOOP");
+    assert!(!r.iter().any(|l| l.starts_with("* STATUS")), "{r:?}");
 }

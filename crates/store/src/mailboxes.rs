@@ -150,7 +150,8 @@ impl Store {
         if !self.blobs().has_partition(&partition) {
             return Err(StoreError::UnknownPartition(partition));
         }
-        self.write(move |conn| {
+        let who = user.clone();
+        self.write_for_user(&who, move |conn| {
             let user_id = txn::user_id(conn, &user)?;
             create_mailbox_in(conn, user_id, &user, &name, &partition, None, None)
         })
@@ -225,7 +226,8 @@ impl Store {
         if target_partition != source.partition {
             self.copy_blobs(&source, &target_partition)?;
         }
-        self.write(move |conn| {
+        let who = user.clone();
+        self.write_for_user(&who, move |conn| {
             let mailbox = txn::live_mailbox(conn, &user, &old)?;
             if mailbox.uniqueid != source.uniqueid {
                 return Err(StoreError::NoSuchMailbox { user, name: old });
@@ -296,7 +298,8 @@ impl Store {
                 reason: "INBOX cannot be deleted",
             });
         }
-        self.write(move |conn| {
+        let who = user.clone();
+        self.write_for_user(&who, move |conn| {
             let mailbox = txn::live_mailbox(conn, &user, &name)?;
             let modseq = txn::next_modseq(conn, mailbox.user_id)?;
             crate::users::add_usage(conn, mailbox.user_id, -(mailbox.bytes as i64), -(mailbox.messages as i64))?;
@@ -362,7 +365,8 @@ impl Store {
     pub fn subscribe(&self, user: &str, name: &str, subscribed: bool) -> Result<()> {
         let user = normalize_user(user)?;
         let name = normalize_mailbox(name)?;
-        self.write(move |conn| {
+        let who = user.clone();
+        self.write_for_user(&who, move |conn| {
             let user_id = txn::user_id(conn, &user)?;
             if subscribed {
                 conn.execute(

@@ -89,6 +89,9 @@ pub(crate) struct Shared {
     index_path: PathBuf,
     pub(crate) text_path: PathBuf,
     watchers: Mutex<HashMap<UniqueId, watch::Sender<Modseq>>>,
+    /// Per user: bumped when a mailbox is created, renamed or deleted, or a
+    /// subscription changes (IMAP NOTIFY's MailboxName and SubscriptionChange).
+    user_watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
     pub(crate) indexer: Arc<dyn ContentIndexer>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
     /// Bounds concurrent Argon2 verifications (memory and CPU under a LOGIN flood).
@@ -140,6 +143,7 @@ impl Store {
                 index_path,
                 text_path,
                 watchers: Mutex::new(HashMap::new()),
+                user_watchers: Mutex::new(HashMap::new()),
                 indexer,
                 auth_cache: crate::auth_cache::AuthCache::new(),
                 hash_gate: crate::auth_cache::HashGate::per_core(),
@@ -248,6 +252,41 @@ impl Store {
             .entry(mailbox.clone())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
+    }
+
+    /// Watches a user's mailbox list: the receiver is marked changed after each
+    /// mailbox creation, rename or deletion, and each subscription change, committed
+    /// through this process's `Store` (the value itself means nothing).
+    pub fn watch_user(&self, user: &str) -> watch::Receiver<u64> {
+        let mut watchers = self
+            .shared
+            .user_watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        watchers.retain(|_, tx| tx.receiver_count() > 0);
+        watchers
+            .entry(user.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// [`Store::write`] of a change to `user`'s mailbox list, telling the user's
+    /// watchers once it is committed.
+    pub(crate) fn write_for_user<T, F>(&self, user: &str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let result = self.write(f)?;
+        let watchers = self
+            .shared
+            .user_watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = watchers.get(user) {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(result)
     }
 
     /// Tells the watchers of `mailbox` that it changed at `modseq`.

@@ -89,6 +89,7 @@ impl<'a> P<'a> {
             }
             "APPEND" => self.append()?,
             "GENURLAUTH" => self.genurlauth()?,
+            "NOTIFY" => self.notify()?,
             "RESETKEY" => self.resetkey()?,
             "URLFETCH" => self.urlfetch()?,
             "SEARCH" => self.search(false)?,

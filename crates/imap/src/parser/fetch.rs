@@ -84,7 +84,7 @@ impl<'a> P<'a> {
         })
     }
 
-    fn fetch_att(&mut self) -> R<FetchAttr> {
+    pub(super) fn fetch_att(&mut self) -> R<FetchAttr> {
         let name = self.take_while(|c| c.is_ascii_alphanumeric() || c == b'.');
         let k = upper(name);
         Ok(match k.as_str() {

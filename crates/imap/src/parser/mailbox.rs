@@ -48,7 +48,7 @@ impl<'a> P<'a> {
         Ok(s)
     }
 
-    fn mailbox(&mut self) -> R<String> {
+    pub(super) fn mailbox(&mut self) -> R<String> {
         let raw = self.astring()?;
         self.name(&raw)
     }

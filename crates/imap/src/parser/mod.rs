@@ -33,6 +33,7 @@ mod lexer;
 mod mailbox;
 mod message;
 mod metadata;
+mod notify;
 mod reader;
 mod search;
 #[cfg(test)]
