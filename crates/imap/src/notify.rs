@@ -331,48 +331,6 @@ impl<W> Session<W> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_matching_group_decides() {
-        let groups = vec![
-            NotifyGroup {
-                filter: NotifyFilter::Mailboxes(vec!["Lists/rust".into()]),
-                events: vec![],
-            },
-            NotifyGroup {
-                filter: NotifyFilter::Subtree(vec!["Lists".into()]),
-                events: vec![NotifyEvent::MessageExpunge],
-            },
-        ];
-        let none = BTreeSet::new();
-        assert_eq!(events_for(&groups, "Lists/rust", &none), Some(&[][..]));
-        assert_eq!(
-            events_for(&groups, "Lists/go", &none),
-            Some(&[NotifyEvent::MessageExpunge][..])
-        );
-        assert_eq!(events_for(&groups, "Lists", &none).map(<[_]>::len), Some(1));
-        assert_eq!(events_for(&groups, "Listserv", &none), None);
-    }
-
-    #[test]
-    fn status_items_follow_the_events() {
-        use StatusItem as S;
-        assert_eq!(status_items(&[NotifyEvent::MessageExpunge]), [S::Messages]);
-        assert_eq!(
-            status_items(&[NotifyEvent::MessageNew(vec![])]),
-            [S::Messages, S::UidNext, S::UidValidity]
-        );
-        assert_eq!(
-            status_items(&[NotifyEvent::FlagChange]),
-            [S::UidValidity, S::HighestModseq]
-        );
-        assert!(status_items(&[NotifyEvent::MailboxName]).is_empty());
-    }
-}
-
 /// Resolves when a NOTIFY session has something to look at; never without NOTIFY.
 pub(crate) async fn woken(notifying: &mut Option<Notifying>) {
     match notifying {
@@ -438,5 +396,47 @@ impl<W: tokio::io::AsyncWrite + Unpin + Send> Session<W> {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_matching_group_decides() {
+        let groups = vec![
+            NotifyGroup {
+                filter: NotifyFilter::Mailboxes(vec!["Lists/rust".into()]),
+                events: vec![],
+            },
+            NotifyGroup {
+                filter: NotifyFilter::Subtree(vec!["Lists".into()]),
+                events: vec![NotifyEvent::MessageExpunge],
+            },
+        ];
+        let none = BTreeSet::new();
+        assert_eq!(events_for(&groups, "Lists/rust", &none), Some(&[][..]));
+        assert_eq!(
+            events_for(&groups, "Lists/go", &none),
+            Some(&[NotifyEvent::MessageExpunge][..])
+        );
+        assert_eq!(events_for(&groups, "Lists", &none).map(<[_]>::len), Some(1));
+        assert_eq!(events_for(&groups, "Listserv", &none), None);
+    }
+
+    #[test]
+    fn status_items_follow_the_events() {
+        use StatusItem as S;
+        assert_eq!(status_items(&[NotifyEvent::MessageExpunge]), [S::Messages]);
+        assert_eq!(
+            status_items(&[NotifyEvent::MessageNew(vec![])]),
+            [S::Messages, S::UidNext, S::UidValidity]
+        );
+        assert_eq!(
+            status_items(&[NotifyEvent::FlagChange]),
+            [S::UidValidity, S::HighestModseq]
+        );
+        assert!(status_items(&[NotifyEvent::MailboxName]).is_empty());
     }
 }
