@@ -9,7 +9,7 @@ use crate::imap_url::MessageUrl;
 use crate::response::parse_flags;
 use crate::selected::compress_uids;
 use crate::session::{Outcome, Session};
-use crate::types::{AppendContent, AppendMessage, CatPart};
+use crate::types::{AppendContent, AppendMessage, CatPart, SeqNum, SeqRange, SequenceSet};
 
 impl<W> Session<W> {
     /// Stores every message or none, under consecutive UIDs, and answers
@@ -69,6 +69,55 @@ impl<W> Session<W> {
             }
             Err(StoreError::NoSuchMailbox { .. }) => Outcome::no("[TRYCREATE] No such mailbox"),
             Err(StoreError::OverQuota { .. }) => Outcome::no("[OVERQUOTA] Over quota"),
+            Err(e) => Outcome::store_error(&e),
+        }
+    }
+
+    /// REPLACE (RFC 8508): the new version is appended first (all of APPEND's
+    /// checks), and only once it is stored is the old one expunged, so a failed
+    /// replacement leaves the original in place.
+    pub(crate) fn replace(
+        &mut self,
+        uid: bool,
+        number: u32,
+        mailbox: &str,
+        message: &AppendMessage,
+    ) -> Outcome {
+        let Some(view) = self.selected.as_ref() else {
+            return Outcome::bad("No mailbox selected");
+        };
+        if view.read_only {
+            return Outcome::no("[READ-ONLY] Mailbox is read-only");
+        }
+        let one = SequenceSet::Ranges(vec![SeqRange {
+            start: SeqNum::Value(number),
+            end: SeqNum::Value(number),
+        }]);
+        let old = match view.resolve(&one, uid) {
+            Ok(t) => match t.first() {
+                Some(&(_, u)) => u,
+                None => return Outcome::no("[NONEXISTENT] No such message"),
+            },
+            Err(e) => return Outcome::bad(&e),
+        };
+        let (id, actor) = (view.id.clone(), view.actor.clone());
+        let appended = self.append(mailbox, std::slice::from_ref(message));
+        if appended.status != "OK" {
+            return appended;
+        }
+        self.untagged(&format!(
+            "OK {}",
+            appended
+                .text
+                .replace("APPEND completed", "Replacement stored")
+        ));
+        match self.store.expunge(&actor, &id, &[old]) {
+            Ok(gone) => {
+                if let Some(v) = self.selected.as_mut() {
+                    v.expunged_here(&gone);
+                }
+                Outcome::ok("REPLACE completed")
+            }
             Err(e) => Outcome::store_error(&e),
         }
     }

@@ -79,8 +79,17 @@ pub(crate) fn needs_message(items: &[FetchAttr]) -> bool {
                 | FetchAttr::Rfc822Size
                 | FetchAttr::Uid
                 | FetchAttr::Modseq
+                | FetchAttr::EmailId
+                | FetchAttr::ThreadId
         )
     })
+}
+
+/// A message's EMAILID (RFC 8474): `M` and the first 24 hex digits of its GUID, so
+/// every copy of the same content has the same id, in any mailbox, on the replica too.
+pub(crate) fn email_id(guid: &tern_store::Guid) -> String {
+    let hex = guid.to_hex();
+    format!("M{}", &hex[..24.min(hex.len())])
 }
 
 /// Most body sections (BODY[...], BINARY[...], BINARY.SIZE[...], RFC822, RFC822.HEADER,
@@ -304,6 +313,13 @@ fn prepare(
                 }
             }
         }
+        if items.contains(&FetchAttr::Preview) && raw.is_none() {
+            let size = usize::try_from(target.record.size).unwrap_or(usize::MAX);
+            if !cover(size) {
+                return Err(FetchError::OverBudget);
+            }
+            message_of(ctx, &target.record, &mut raw)?;
+        }
     }
     Ok(Current {
         raw,
@@ -359,6 +375,20 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
         }
         FetchAttr::Rfc822Size => {
             out.extend_from_slice(format!("RFC822.SIZE {}", record.size).as_bytes());
+            None
+        }
+        FetchAttr::EmailId => {
+            out.extend_from_slice(format!("EMAILID ({})", email_id(&record.guid)).as_bytes());
+            None
+        }
+        FetchAttr::ThreadId => {
+            out.extend_from_slice(b"THREADID NIL");
+            None
+        }
+        FetchAttr::Preview => {
+            out.extend_from_slice(b"PREVIEW ");
+            let text = tern_message::preview(raw);
+            crate::mime::write_string(out, text.as_bytes());
             None
         }
         FetchAttr::Modseq => {

@@ -72,6 +72,8 @@ impl<W> Session<W> {
             "OK [HIGHESTMODSEQ {}] Highest",
             mailbox.highest_modseq
         ));
+        // RFC 8474: the mailbox's unique id, which survives renames.
+        self.untagged(&format!("OK [MAILBOXID ({})] Ok", mailbox.uniqueid));
         if let Some(q) = qresync {
             if let Err(e) = self.qresync_report(&mut view, &mailbox, &q) {
                 return Outcome::store_error(&e);
@@ -180,7 +182,12 @@ impl<W> Session<W> {
             self.remove_created(&user, made);
             return refusal;
         }
-        Outcome::ok("CREATE completed")
+        match made.last() {
+            Some(m) => {
+                Outcome::ok_code(&format!("[MAILBOXID ({})]", m.uniqueid), "CREATE completed")
+            }
+            None => Outcome::ok("CREATE completed"),
+        }
     }
 
     /// Undoes the parents a refused CREATE made, deepest first, each only while it is
@@ -332,6 +339,7 @@ impl<W> Session<W> {
         };
 
         let return_children = has(return_opts, "CHILDREN");
+        let return_myrights = has(return_opts, "MYRIGHTS");
         let recursive = has(select, "RECURSIVEMATCH");
         let children_attr = |name: &str| {
             if has_children(name) {
@@ -429,13 +437,19 @@ impl<W> Session<W> {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
             self.untagged_bytes(&line);
-            if let (Some(items), false) = (
-                status,
-                attrs.contains(&"\\Noselect") || attrs.contains(&"\\NonExistent"),
-            ) {
+            let selectable = !(attrs.contains(&"\\Noselect") || attrs.contains(&"\\NonExistent"));
+            if selectable && (status.is_some() || return_myrights) {
                 if let Ok(Some((m, rights))) = self.store.resolve(&actor, &name) {
-                    if rights.contains(Rights::READ) {
+                    if let (Some(items), true) = (status, rights.contains(Rights::READ)) {
                         let _ = self.status_line(&name, &m, items);
+                    }
+                    if return_myrights {
+                        // RFC 8440: the rights MYRIGHTS would give, after the LIST.
+                        let mut line = b"MYRIGHTS ".to_vec();
+                        push_mailbox(&mut line, &name, self.enabled.utf8);
+                        line.push(b' ');
+                        crate::mime::write_astring(&mut line, rights.to_string().as_bytes());
+                        self.untagged_bytes(&line);
                     }
                 }
             }
@@ -487,6 +501,7 @@ impl<W> Session<W> {
                 StatusItem::Size => format!("SIZE {}", mailbox.bytes),
                 StatusItem::Deleted => format!("DELETED {}", counts.deleted),
                 StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.config.max_literal),
+                StatusItem::MailboxId => format!("MAILBOXID ({})", mailbox.uniqueid),
             });
         }
         let mut line = b"STATUS ".to_vec();

@@ -152,6 +152,8 @@ fn matches(
         SearchKey::Keyword(k) => keyword(flags, k),
         SearchKey::Unkeyword(k) => !keyword(flags, k),
         SearchKey::Larger(n) => c.record.size > *n,
+        SearchKey::EmailId(id) => crate::fetch::email_id(&c.record.guid) == *id,
+        SearchKey::ThreadId(_) => false,
         SearchKey::Smaller(n) => c.record.size < *n,
         SearchKey::Before(d) => date_of(c.record.internaldate) < *d,
         SearchKey::On(d) => date_of(c.record.internaldate) == *d,

@@ -61,8 +61,8 @@ pub(crate) struct Enabled {
 
 /// The tagged completion of a command.
 pub(crate) struct Outcome {
-    status: &'static str,
-    text: String,
+    pub(crate) status: &'static str,
+    pub(crate) text: String,
     pub(crate) close: bool,
 }
 
@@ -227,7 +227,7 @@ impl<W> Session<W> {
         format!(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONTEXT=SEARCH CONTEXT=SORT CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH NOTIFY SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH NOTIFY REPLACE UNAUTHENTICATE LIST-MYRIGHTS OBJECTID PREVIEW SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -671,6 +671,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             CommandBody::Status { mailbox, items } => self.status(&mailbox, &items),
             CommandBody::Append { mailbox, messages } => self.append(&mailbox, &messages),
             CommandBody::GenUrlAuth(pairs) => self.genurlauth(&pairs),
+            CommandBody::Unauthenticate => self.unauthenticate(),
             CommandBody::Notify(set) => self.notify_cmd(set),
             CommandBody::ResetKey {
                 mailbox,
@@ -705,6 +706,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             _ if !selected => Outcome::bad("No mailbox selected"),
             CommandBody::Close => self.close(),
             CommandBody::CancelUpdate(tags) => self.cancel_update(&tags),
+            CommandBody::Replace {
+                uid,
+                number,
+                mailbox,
+                message,
+            } => self.replace(uid, number, &mailbox, &message),
             CommandBody::Unselect => {
                 self.selected = None;
                 Outcome::ok("UNSELECT completed")
@@ -753,6 +760,18 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 Outcome::bad("Unexpected")
             }
         }
+    }
+
+    /// UNAUTHENTICATE (RFC 8437): back to the not-authenticated state, as if the
+    /// connection had just been accepted (TLS and COMPRESS stay).
+    fn unauthenticate(&mut self) -> Outcome {
+        self.selected = None;
+        self.notifying = None;
+        self.actor = None;
+        self.enabled = Enabled::default();
+        self.auth_failures = 0;
+        self.preauth_deadline = tokio::time::Instant::now() + self.config.preauth_timeout;
+        Outcome::ok("UNAUTHENTICATE completed")
     }
 
     /// STARTTLS (RFC 9051 6.2.1): the handshake follows the tagged OK, in `run`.

@@ -125,6 +125,19 @@ pub enum CommandBody {
     UrlFetch(Vec<String>),
     /// NOTIFY SET [STATUS] groups / NOTIFY NONE (RFC 5465); `None` is NONE.
     Notify(Option<NotifySet>),
+    /// UNAUTHENTICATE (RFC 8437)
+    Unauthenticate,
+    /// REPLACE / UID REPLACE (RFC 8508): append a new version, expunge the old one.
+    Replace {
+        /// UID REPLACE.
+        uid: bool,
+        /// The message replaced: a sequence number, or a UID.
+        number: u32,
+        /// Where the new version goes.
+        mailbox: String,
+        /// The new version.
+        message: AppendMessage,
+    },
     /// CANCELUPDATE tag... (RFC 5267 4.3): stop updating these searches' results.
     CancelUpdate(Vec<String>),
     /// EXPUNGE, or UID EXPUNGE set (RFC 4315).
@@ -341,6 +354,8 @@ pub enum StatusItem {
     Deleted,
     /// APPENDLIMIT (RFC 7889)
     AppendLimit,
+    /// MAILBOXID (RFC 8474)
+    MailboxId,
 }
 
 /// An INTERNALDATE as written in APPEND: a moment and the zone it was written in.
@@ -381,6 +396,10 @@ pub enum SearchKey {
     Header(String, String),
     Keyword(String),
     Larger(u64),
+    /// EMAILID objectid (RFC 8474)
+    EmailId(String),
+    /// THREADID objectid (RFC 8474): matches nothing, tern keeps no thread ids.
+    ThreadId(String),
     New,
     Not(Box<SearchKey>),
     Old,
@@ -570,6 +589,12 @@ pub enum FetchAttr {
     InternalDate,
     /// RFC822.SIZE
     Rfc822Size,
+    /// EMAILID (RFC 8474): an id of the message's content, the same in every mailbox.
+    EmailId,
+    /// THREADID (RFC 8474): always NIL, tern keeps no thread ids.
+    ThreadId,
+    /// PREVIEW (RFC 8970), with or without the LAZY modifier.
+    Preview,
     /// ENVELOPE
     Envelope,
     /// BODYSTRUCTURE

@@ -498,3 +498,130 @@ fn notify_pushes_events_as_they_happen() {
     let r = c.ok("NOOP");
     assert!(!r.iter().any(|l| l.starts_with("* STATUS")), "{r:?}");
 }
+
+/// RFC 8474: MAILBOXID survives a rename and comes with SELECT, STATUS and CREATE;
+/// EMAILID is the same for every copy of a message and finds it with SEARCH.
+#[test]
+fn object_ids_name_mailboxes_and_messages() {
+    let server = start();
+    server.deliver("alice", "INBOX", "Subject: one\r\n\r\nbody\r\n");
+    let mut c = Client::login(server.addr, "alice");
+    let r = c.ok("CREATE Projects");
+    let code = r.last().unwrap();
+    let id = code
+        .split("[MAILBOXID (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_owned();
+    c.ok("RENAME Projects Work");
+    let r = c.ok("STATUS Work (MAILBOXID MESSAGES)");
+    assert_eq!(
+        r[0],
+        format!("* STATUS \"Work\" (MAILBOXID ({id}) MESSAGES 0)")
+    );
+    let r = c.ok("SELECT Work");
+    assert!(r.contains(&format!("* OK [MAILBOXID ({id})] Ok")), "{r:?}");
+    c.ok("SELECT INBOX");
+    c.ok("COPY 1 Work");
+    let r = c.ok("FETCH 1 (EMAILID THREADID)");
+    let emailid = r[0]
+        .split("EMAILID (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(r[0].ends_with("THREADID NIL)"), "{r:?}");
+    c.ok("SELECT Work");
+    let r = c.ok("FETCH 1 (EMAILID)");
+    assert!(r[0].contains(&format!("EMAILID ({emailid})")), "{r:?}");
+    assert_eq!(c.ok(&format!("SEARCH EMAILID {emailid}"))[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH EMAILID Mnothing")[0], "* SEARCH");
+    assert_eq!(tagged_status(&c.cmd("SEARCH EMAILID a.b")), "BAD");
+}
+
+/// RFC 8970: PREVIEW gives the start of the readable text.
+#[test]
+fn preview_shows_the_start_of_the_text() {
+    let server = start();
+    server.deliver(
+        "alice",
+        "INBOX",
+        "Subject: p\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee you   at\r\nnoon.\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n",
+    );
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1 (PREVIEW)");
+    assert_eq!(r[0], "* 1 FETCH (PREVIEW \"See you at noon.\")");
+    let r = c.ok("FETCH 1 (PREVIEW (LAZY))");
+    assert_eq!(r[0], "* 1 FETCH (PREVIEW \"See you at noon.\")");
+    assert_eq!(tagged_status(&c.cmd("FETCH 1 (PREVIEW (EAGER))")), "BAD");
+}
+
+/// RFC 8440: LIST RETURN (MYRIGHTS) gives each listed mailbox's rights.
+#[test]
+fn list_returns_my_rights() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    let r = c.ok("LIST \"\" INBOX RETURN (MYRIGHTS)");
+    assert_eq!(r[0], "* LIST (\\HasNoChildren) \"/\" \"INBOX\"");
+    assert!(
+        r[1].starts_with("* MYRIGHTS \"INBOX\" ") && r[1].contains('a'),
+        "{r:?}"
+    );
+}
+
+/// RFC 8437: UNAUTHENTICATE ends the login but not the connection.
+#[test]
+fn unauthenticate_returns_to_the_greeting_state() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.ok("UNAUTHENTICATE");
+    assert!(c.cmd("SELECT INBOX").last().unwrap().contains("NO"));
+    let caps = c.ok("CAPABILITY");
+    assert!(
+        !caps[0].contains("UNAUTHENTICATE") && caps[0].contains("AUTH=PLAIN"),
+        "{caps:?}"
+    );
+    c.ok("LOGIN bob pw");
+    let r = c.ok("SELECT INBOX");
+    assert!(r.iter().any(|l| l == "* 0 EXISTS"), "{r:?}");
+}
+
+/// RFC 8508: REPLACE stores the new version, then expunges the old one; a refused
+/// new version leaves the old one alone.
+#[test]
+fn replace_swaps_a_draft() {
+    let server = start();
+    server.deliver("alice", "Drafts", "Subject: v1\r\n\r\ndraft\r\n");
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT Drafts");
+    let v2 = "Subject: v2\r\n\r\nbetter draft\r\n";
+    let r = c.ok(&format!("REPLACE 1 Drafts (\\Draft) {}", lit(v2)));
+    assert!(r.iter().any(|l| l.starts_with("* OK [APPENDUID ")), "{r:?}");
+    assert!(r.contains(&"* 1 EXPUNGE".to_owned()), "{r:?}");
+    assert!(
+        r.contains(&"* 1 EXISTS".to_owned()) || r.contains(&"* 2 EXISTS".to_owned()),
+        "{r:?}"
+    );
+    let r = c.ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r[0].contains("UID 2 ") && r[0].contains("Subject: v2"),
+        "{r:?}"
+    );
+    // To a mailbox that does not exist: the original stays.
+    let r = c.cmd(&format!("UID REPLACE 2 Nowhere {}", lit(v2)));
+    assert!(r.last().unwrap().contains("NO [TRYCREATE]"), "{r:?}");
+    assert_eq!(c.ok("UID SEARCH ALL")[0], "* SEARCH 2");
+    assert!(c
+        .cmd(&format!("UID REPLACE 9 Drafts {}", lit(v2)))
+        .last()
+        .unwrap()
+        .contains("NO"));
+}

@@ -34,6 +34,7 @@ pub mod fixtures;
 pub mod header;
 mod indexer;
 mod params;
+mod preview;
 mod subject;
 mod summary;
 mod text;
@@ -44,6 +45,7 @@ pub use address::Address;
 pub use header::decode_header_value;
 pub use indexer::MessageIndexer;
 pub use params::ContentType;
+pub use preview::{preview, PREVIEW_CHARS};
 pub use subject::base_subject;
 pub use summary::{
     message_id, summarize, BodyPart, Content, Disposition, Envelope, SortKeys, Summary,

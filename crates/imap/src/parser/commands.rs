@@ -89,6 +89,8 @@ impl<'a> P<'a> {
             }
             "APPEND" => self.append()?,
             "GENURLAUTH" => self.genurlauth()?,
+            "UNAUTHENTICATE" => CommandBody::Unauthenticate,
+            "REPLACE" => self.replace(false)?,
             "NOTIFY" => self.notify()?,
             "RESETKEY" => self.resetkey()?,
             "URLFETCH" => self.urlfetch()?,
@@ -104,6 +106,7 @@ impl<'a> P<'a> {
                 let sub = self.keyword()?;
                 match sub.as_str() {
                     "COPY" => self.copy_move(true, false)?,
+                    "REPLACE" => self.replace(true)?,
                     "MOVE" => self.copy_move(true, true)?,
                     "FETCH" => self.fetch(true)?,
                     "SEARCH" => self.search(true)?,

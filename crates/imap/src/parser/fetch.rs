@@ -94,6 +94,20 @@ impl<'a> P<'a> {
             "RFC822" => FetchAttr::Rfc822,
             "RFC822.HEADER" => FetchAttr::Rfc822Header,
             "RFC822.SIZE" => FetchAttr::Rfc822Size,
+            "EMAILID" => FetchAttr::EmailId,
+            "THREADID" => FetchAttr::ThreadId,
+            "PREVIEW" => {
+                // RFC 8970 3.2: `PREVIEW [SP "(" "LAZY" ")"]`; computing it is cheap
+                // enough that LAZY changes nothing.
+                if self.peek_at(0) == Some(b' ') && self.peek_at(1) == Some(b'(') {
+                    self.pos += 2;
+                    if self.keyword()? != "LAZY" {
+                        return fail("unknown PREVIEW modifier");
+                    }
+                    self.expect(b')', "expected ')'")?;
+                }
+                FetchAttr::Preview
+            }
             "RFC822.TEXT" => FetchAttr::Rfc822Text,
             "BODYSTRUCTURE" => FetchAttr::BodyStructure,
             "UID" => FetchAttr::Uid,

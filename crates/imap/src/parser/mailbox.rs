@@ -234,7 +234,9 @@ impl<'a> P<'a> {
                 loop {
                     let k = self.keyword()?;
                     match k.as_str() {
-                        "SUBSCRIBED" | "CHILDREN" | "SPECIAL-USE" => return_opts.push(k),
+                        "SUBSCRIBED" | "CHILDREN" | "SPECIAL-USE" | "MYRIGHTS" => {
+                            return_opts.push(k)
+                        }
                         "STATUS" if status.is_none() => {
                             self.sp()?;
                             status = Some(self.status_list()?);
@@ -270,6 +272,7 @@ impl<'a> P<'a> {
             "SIZE" => StatusItem::Size,
             "DELETED" => StatusItem::Deleted,
             "APPENDLIMIT" => StatusItem::AppendLimit,
+            "MAILBOXID" => StatusItem::MailboxId,
             _ => return fail_with("unknown STATUS item", k.as_bytes()),
         })
     }

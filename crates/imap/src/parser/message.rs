@@ -83,6 +83,22 @@ impl<'a> P<'a> {
         }
     }
 
+    /// `REPLACE SP seq-number SP mailbox SP append-message` (RFC 8508 6), with
+    /// `UID REPLACE` naming a UID.
+    pub(super) fn replace(&mut self, uid: bool) -> R<CommandBody> {
+        self.sp()?;
+        let number = self.nz_number()?;
+        let mailbox = self.sp_mailbox()?;
+        self.sp()?;
+        let message = self.append_message()?;
+        Ok(CommandBody::Replace {
+            uid,
+            number,
+            mailbox,
+            message,
+        })
+    }
+
     pub(super) fn copy_move(&mut self, uid: bool, is_move: bool) -> R<CommandBody> {
         self.sp()?;
         let set = self.sequence_set()?;
@@ -223,6 +239,30 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         bad("a APPEND INBOX");
         bad("a APPEND INBOX {1}\r\nx ");
         bad("a APPEND INBOX {1}\r\nx {1}");
+    }
+
+    #[test]
+    fn replace_takes_one_append_message() {
+        let CommandBody::Replace {
+            uid,
+            number,
+            mailbox,
+            message,
+        } = ok("A003 REPLACE 4 Drafts (\\Seen \\Draft) {3}\r\nnew")
+        else {
+            panic!()
+        };
+        assert_eq!((uid, number, mailbox.as_str()), (false, 4, "Drafts"));
+        assert_eq!(message.flags.len(), 2);
+        let CommandBody::Replace { uid, .. } =
+            ok("a UID REPLACE 20 Drafts CATENATE (TEXT {1}\r\nx)")
+        else {
+            panic!()
+        };
+        assert!(uid);
+        bad("a REPLACE 0 Drafts {1}\r\nx");
+        bad("a REPLACE 1 Drafts {1}\r\nx {1}\r\ny");
+        bad("a REPLACE * Drafts {1}\r\nx");
     }
 
     #[test]

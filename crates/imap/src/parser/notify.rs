@@ -125,10 +125,9 @@ mod tests {
     #[test]
     fn rfc_5465_examples() {
         assert_eq!(ok("a NOTIFY NONE"), CommandBody::Notify(None));
-        assert_eq!(
-            ok("a notify set status (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists MessageNew)"),
-            ok("a notify set status (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists MessageNew)")
-        );
+        // Events always in parentheses (RFC 5465 8, `events`).
+        ok("a notify set status (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists (MessageNew))");
+        bad("a notify set (subtree Lists MessageNew)");
         let CommandBody::Notify(Some(NotifySet { status, groups })) = ok(
             "a NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (MAILBOXES (INBOX Lists) (MessageNew MessageExpunge)) (PERSONAL NONE)",
         ) else {

@@ -200,6 +200,14 @@ impl<'a> P<'a> {
                 self.sp()?;
                 SearchKey::Larger(self.number64()?)
             }
+            "EMAILID" => {
+                self.sp()?;
+                SearchKey::EmailId(self.objectid()?)
+            }
+            "THREADID" => {
+                self.sp()?;
+                SearchKey::ThreadId(self.objectid()?)
+            }
             "SMALLER" => {
                 self.sp()?;
                 SearchKey::Smaller(self.number64()?)
@@ -245,6 +253,19 @@ impl<'a> P<'a> {
             }
             _ => return fail_with("unknown search key", k.as_bytes()),
         })
+    }
+
+    /// `objectid = 1*255(ALPHA / DIGIT / "_" / "-")` (RFC 8474 7), possibly quoted.
+    fn objectid(&mut self) -> R<String> {
+        let raw = self.astring()?;
+        let ok = (1..=255).contains(&raw.len())
+            && raw
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+        if !ok {
+            return fail("bad objectid");
+        }
+        Ok(String::from_utf8_lossy(&raw).into_owned())
     }
 
     pub(super) fn sort(&mut self, uid: bool) -> R<CommandBody> {
