@@ -63,16 +63,7 @@ impl<W> Session<W> {
         let read_only = view.read_only;
         let result = (|| -> Result<FetchStream, FetchError> {
             let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-            let mut records = if uids.len() > 256 {
-                // Most of the mailbox: one scan beats one lookup per UID.
-                let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
-                let (_, all) = self.store.records(&actor, &id, true)?;
-                all.into_iter()
-                    .filter(|r| wanted.contains(&r.uid))
-                    .collect()
-            } else {
-                self.store.records_by_uid(&actor, &id, &uids)?
-            };
+            let (_, mut records) = self.store.records_of(&actor, &id, &uids)?;
             if vanished {
                 // Every UID of the set expunged since the client's modseq (RFC 7162
                 // 3.2.6), also those this session has already seen go.
@@ -523,17 +514,7 @@ impl<W> Session<W> {
         id: &tern_store::UniqueId,
         uids: &[Uid],
     ) -> Result<Vec<Record>, StoreError> {
-        if uids.len() > 256 {
-            // Most of the mailbox: one scan beats one lookup per UID.
-            let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
-            let (_, all) = self.store.records(actor, id, true)?;
-            Ok(all
-                .into_iter()
-                .filter(|r| wanted.contains(&r.uid))
-                .collect())
-        } else {
-            self.store.records_by_uid(actor, id, uids)
-        }
+        Ok(self.store.records_of(actor, id, uids)?.1)
     }
 }
 

@@ -29,7 +29,9 @@ pub(crate) fn search_selected(
     key: &SearchKey,
     budget: u64,
 ) -> Result<(tern_store::Mailbox, Vec<(u32, Record)>), FetchError> {
-    let (mailbox, records) = store.records(&view.actor, &view.id, true)?;
+    // The view's messages, those expunged by others since included: the cost follows
+    // the view, not the expunged records awaiting `tern expire`.
+    let (mailbox, records) = store.records_of(&view.actor, &view.id, &view.uids)?;
     let in_view: Vec<(u32, Record)> = records
         .into_iter()
         .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))

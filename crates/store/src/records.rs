@@ -82,16 +82,19 @@ impl Store {
     ) -> Result<(Mailbox, MailboxCounts)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
-            let (unseen, deleted, recent, first): (i64, i64, i64, Option<i64>) = conn.query_row(
+            let sql = format!(
                 "SELECT \
                    coalesce(sum(instr(flags, '\\Seen') = 0), 0), \
                    coalesce(sum(instr(flags, '\\Deleted') > 0), 0), \
                    coalesce(sum(uid > ?2), 0), \
                    min(CASE WHEN instr(flags, '\\Seen') = 0 THEN uid END) \
-                 FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL",
-                params![mailbox.id, mailbox.recent_uid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+                 FROM records {} WHERE mailbox_id = ?1 AND expunged_modseq IS NULL",
+                live_scan(&mailbox)
+            );
+            let (unseen, deleted, recent, first): (i64, i64, i64, Option<i64>) =
+                conn.query_row(&sql, params![mailbox.id, mailbox.recent_uid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
             let counts = MailboxCounts {
                 unseen: unseen as u32,
                 deleted: deleted as u32,
@@ -112,15 +115,58 @@ impl Store {
     ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
-            let sql = format!(
-                "SELECT {} FROM records WHERE mailbox_id = ?1 AND (?2 OR expunged_modseq IS NULL) ORDER BY uid",
-                Record::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt
-                .query_map(params![mailbox.id, include_expunged], Record::from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+            let rows = if include_expunged {
+                all_records(conn, mailbox.id)?
+            } else {
+                live_records(conn, &mailbox)?
+            };
             Ok((mailbox, rows))
+        })
+    }
+
+    /// A live mailbox and the records of `uids` (ascending), expunged ones included,
+    /// from one snapshot: what a session's view holds (it keeps messages expunged by
+    /// others until the client is told). Its cost follows the number of live records
+    /// and of `uids`, never the expunged records piling up until `tern expire`.
+    pub fn records_of(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+        uids: &[Uid],
+    ) -> Result<(Mailbox, Vec<Record>)> {
+        self.read(|conn| {
+            let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
+            if uids.len() <= 256 {
+                return Ok((mailbox.clone(), records_in(conn, mailbox.id, uids, true)?));
+            }
+            // Most of the mailbox: one scan of the live records, then lookups of the
+            // few the view holds that were expunged since.
+            let mut sorted;
+            let uids = if uids.is_sorted() {
+                uids
+            } else {
+                sorted = uids.to_vec();
+                sorted.sort_unstable();
+                &sorted[..]
+            };
+            let live = live_records(conn, &mailbox)?;
+            let mut out = Vec::with_capacity(uids.len());
+            let mut missing = Vec::new();
+            let mut i = 0;
+            for &u in uids {
+                while i < live.len() && live[i].uid < u {
+                    i += 1;
+                }
+                match live.get(i) {
+                    Some(r) if r.uid == u => out.push(r.clone()),
+                    _ => missing.push(u),
+                }
+            }
+            if !missing.is_empty() {
+                out.extend(records_in(conn, mailbox.id, &missing, true)?);
+                out.sort_by_key(|r| r.uid);
+            }
+            Ok((mailbox, out))
         })
     }
 
@@ -129,9 +175,11 @@ impl Store {
     pub fn live_uids(&self, actor: &Actor, mailbox: &UniqueId) -> Result<(Mailbox, Vec<Uid>)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT uid FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
-            )?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT uid FROM records {} WHERE mailbox_id = ?1 AND expunged_modseq IS NULL \
+                 ORDER BY uid",
+                live_scan(&mailbox)
+            ))?;
             let uids = stmt
                 .query_map([mailbox.id], |r| r.get::<_, i64>(0).map(|u| u as Uid))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -229,6 +277,49 @@ pub(crate) fn live(conn: &Connection, id: &UniqueId) -> Result<Mailbox> {
     })
 }
 
+/// How to read a mailbox's live records: through `records_live`, the partial index of
+/// live records (schema 10), when UIDs gone outnumber the live ones, so expunged
+/// records awaiting `tern expire` cost nothing; otherwise by the primary key, which
+/// reads the rows in place and is faster when nearly every record is live (measured:
+/// 100,000 live records 126 ms by key, 163 ms by the index; 22 live among 14,000
+/// expunged 1.6 ms by key, 0.03 ms by the index).
+pub(crate) fn live_scan(mailbox: &Mailbox) -> &'static str {
+    let gone = u64::from(mailbox.last_uid).saturating_sub(u64::from(mailbox.messages));
+    if gone > u64::from(mailbox.messages) + 64 {
+        "INDEXED BY records_live"
+    } else {
+        ""
+    }
+}
+
+/// Every live record of a mailbox in UID order (see [`live_scan`]).
+fn live_records(conn: &Connection, mailbox: &Mailbox) -> Result<Vec<Record>> {
+    let sql = format!(
+        "SELECT {} FROM records {} WHERE mailbox_id = ?1 \
+         AND expunged_modseq IS NULL ORDER BY uid",
+        Record::COLUMNS,
+        live_scan(mailbox)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params![mailbox.id], Record::from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Every record of a mailbox, expunged ones included, in UID order.
+fn all_records(conn: &Connection, mailbox_id: i64) -> Result<Vec<Record>> {
+    let sql = format!(
+        "SELECT {} FROM records WHERE mailbox_id = ?1 ORDER BY uid",
+        Record::COLUMNS
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params![mailbox_id], Record::from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 /// Records of a mailbox by UID inside a transaction; missing UIDs are skipped.
 pub(crate) fn records_in(
     conn: &Connection,
@@ -281,5 +372,70 @@ impl ChangeSets {
             entries.clear();
         }
         entries.insert(key, rows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Actor, Flags, NewMessage, Store, StoreConfig};
+
+    /// A view's records, expunged ones included, read the same whichever way the live
+    /// records are scanned; and the scan turns to the live index once expunged
+    /// records outnumber live ones.
+    #[test]
+    fn records_of_a_view_with_expunged_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
+        store.create_user("u", None, false).unwrap();
+        let actor = Actor {
+            name: "u".into(),
+            is_admin: false,
+        };
+        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+        let bodies: Vec<String> = (0..600)
+            .map(|i| format!("Subject: {i}\r\n\r\nx\r\n"))
+            .collect();
+        let batch: Vec<NewMessage<'_>> = bodies
+            .iter()
+            .map(|b| NewMessage {
+                flags: Flags::new(),
+                internaldate: 0,
+                bytes: b.as_bytes(),
+            })
+            .collect();
+        store.append_all(&actor, &inbox, &batch).unwrap();
+        let view: Vec<u32> = (1..=600).collect();
+        let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        assert_eq!(super::live_scan(&mailbox), "");
+        // Expunge all but every tenth message: the view (not yet told) still has them.
+        let doomed: Vec<u32> = (1..=600).filter(|u| u % 10 != 0).collect();
+        store.expunge(&actor, &inbox, &doomed).unwrap();
+        let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        assert_eq!(super::live_scan(&mailbox), "INDEXED BY records_live");
+        let (_, records) = store.records_of(&actor, &inbox, &view).unwrap();
+        assert_eq!(records.len(), 600);
+        assert!(records.windows(2).all(|w| w[0].uid < w[1].uid));
+        assert_eq!(
+            records
+                .iter()
+                .filter(|r| r.expunged_modseq.is_some())
+                .count(),
+            doomed.len()
+        );
+        let (_, live) = store.records(&actor, &inbox, false).unwrap();
+        assert_eq!(
+            live.iter().map(|r| r.uid).collect::<Vec<_>>(),
+            (1..=60).map(|i| i * 10).collect::<Vec<_>>()
+        );
+        let (_, some) = store.records_of(&actor, &inbox, &[10, 11, 20]).unwrap();
+        assert_eq!(some.iter().map(|r| r.uid).collect::<Vec<_>>(), [10, 11, 20]);
+        let (_, counts) = store.mailbox_counts(&actor, &inbox).unwrap();
+        assert_eq!(counts.unseen, 60);
+        assert_eq!(store.live_uids(&actor, &inbox).unwrap().1.len(), 60);
+        assert_eq!(
+            store.mailbox_view(&actor, &inbox).unwrap().messages.len(),
+            60
+        );
     }
 }

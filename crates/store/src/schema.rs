@@ -300,14 +300,19 @@ CREATE TABLE metadata (
 CREATE INDEX metadata_by_mailbox ON metadata(mailbox_id);
 "#;
 
-/// Version 10: URLAUTH keys (RFC 4467), one per mailbox (by unique id), created when
-/// the first URL is signed and deleted by RESETKEY. Local to this server: not part of
-/// any digest, not replicated.
+/// Version 10:
+/// - URLAUTH keys (RFC 4467), one per mailbox (by unique id), created when the first
+///   URL is signed and deleted by RESETKEY. Local to this server: not part of any
+///   digest, not replicated.
+/// - `records_live`, a partial index of the live records, so that reading a mailbox's
+///   live records (SELECT, SEARCH, STATUS counts, EXPUNGE) costs what the live records
+///   cost, not the expunged ones that pile up until `tern expire`.
 const SCHEMA_V10: &str = r#"
 CREATE TABLE urlauth_keys (
     mailbox TEXT PRIMARY KEY,
     key     BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX records_live ON records(mailbox_id, uid) WHERE expunged_modseq IS NULL;
 "#;
 
 /// Version 9: a record's stored POP3 UIDL
@@ -485,7 +490,7 @@ fn downgrade_from_v9(conn: &Connection) {
         panic!("downgrade from version 9: triggers not found");
     };
     let undo = format!(
-        "DROP TABLE IF EXISTS urlauth_keys;
+        "DROP TABLE IF EXISTS urlauth_keys; DROP INDEX IF EXISTS records_live;
          DROP TRIGGER records_digest_insert; DROP TRIGGER records_digest_delete;
          DROP TRIGGER records_digest_update; DROP INDEX records_by_pop3_uidl;
          ALTER TABLE records DROP COLUMN pop3_uidl; {insert_delete} {update}"

@@ -67,10 +67,11 @@ impl Store {
     pub fn mailbox_view(&self, actor: &Actor, id: &UniqueId) -> Result<MailboxView> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, id, Rights::READ)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT uid, size, instr(flags, '\\Seen') = 0, guid, pop3_uidl FROM records \
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT uid, size, instr(flags, '\\Seen') = 0, guid, pop3_uidl FROM records {} \
                  WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
-            )?;
+                crate::records::live_scan(&mailbox)
+            ))?;
             let mut messages = Vec::with_capacity(mailbox.messages as usize);
             let (mut unseen, mut first_unseen) = (0u32, None);
             let mut rows = stmt.query([mailbox.id])?;
