@@ -10,6 +10,7 @@ use std::fmt;
 
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
+use crate::sql::Cached;
 
 /// A set of RFC 4314 rights.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -285,7 +286,7 @@ impl crate::Store {
             );
             // Administrators see every shared mailbox (one without an ACL is theirs to
             // open up), but other users' mailboxes only where an ACL shares them.
-            let mut stmt = conn.prepare(&sql)?;
+            let mut stmt = conn.prepare_cached(&sql)?;
             let params = rusqlite::params![actor.name, actor.is_admin, crate::shared::SHARED_OWNER];
             let rows = stmt
                 .query_map(params, Mailbox::from_row)?
@@ -322,7 +323,7 @@ impl crate::Store {
             let mailbox = crate::records::live_for(conn, &actor, &id, Rights::ADMIN)?;
             let mut acl = Acl::parse(&mailbox.acl);
             acl.set(&identifier, rights);
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET acl = ?2 WHERE id = ?1",
                 rusqlite::params![mailbox.id, acl.to_string()],
             )?;

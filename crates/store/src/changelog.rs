@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::Result;
 use crate::ids::UniqueId;
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 
@@ -106,12 +107,12 @@ impl Store {
     pub fn ack_changes(&self, consumer: &str, seq: u64) -> Result<()> {
         let consumer = consumer.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO changelog_acks (consumer, seq, at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq), at = excluded.at",
                 params![consumer, seq as i64, crate::store::now()],
             )?;
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM changelog WHERE seq <= (SELECT min(seq) FROM changelog_acks)",
                 [],
             )?;

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::Result;
 use crate::ids::{Guid, Uid, UniqueId};
 use crate::records::live;
+use crate::sql::Cached;
 use crate::store::Store;
 
 /// Computes what to keep about a message's content. Implementations must be pure:
@@ -181,7 +182,7 @@ impl Store {
 /// current layout (it may be missing, or not yet rebuilt from an earlier layout
 /// because the disk was full: the store then serves without it).
 pub(crate) fn text_ready(conn: &Connection) -> bool {
-    conn.query_row("PRAGMA text.user_version", [], |r| r.get::<_, i64>(0))
+    conn.query_row_cached("PRAGMA text.user_version", [], |r| r.get::<_, i64>(0))
         .is_ok_and(|v| v == crate::schema::TEXT_VERSION)
 }
 

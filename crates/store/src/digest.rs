@@ -8,6 +8,7 @@ use rusqlite::{params, Connection};
 use sha1::{Digest, Sha1};
 
 use crate::error::Result;
+use crate::sql::Cached;
 
 /// The digest of a mailbox's records: the XOR of one 128-bit hash per record
 /// (expunged records included), in the spirit of Cyrus's SYNC_CRC.
@@ -218,7 +219,8 @@ pub(crate) type UserRow = (Option<String>, bool, Option<u64>, Option<u64>, Vec<S
 
 /// Reads the user-level state that [`user_digest`] covers.
 pub(crate) fn user_row(conn: &Connection, user_id: i64) -> Result<UserRow> {
-    let (hash, admin, qs, qm): (Option<String>, bool, Option<i64>, Option<i64>) = conn.query_row(
+    let (hash, admin, qs, qm): (Option<String>, bool, Option<i64>, Option<i64>) = conn
+        .query_row_cached(
         "SELECT password_hash, is_admin, quota_storage, quota_messages FROM users WHERE id = ?1",
         params![user_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),

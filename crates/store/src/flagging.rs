@@ -10,6 +10,7 @@ use crate::flags::Flag;
 use crate::flags::{FlagOp, Flags};
 use crate::ids::{Modseq, Uid, UniqueId};
 use crate::records::live_for;
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 use crate::users::add_usage;
@@ -127,7 +128,7 @@ impl Store {
         self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
             if mailbox.recent_uid < mailbox.last_uid {
-                conn.execute(
+                conn.execute_cached(
                     "UPDATE mailboxes SET recent_uid = ?3, recent_time = ?2 WHERE id = ?1",
                     params![mailbox.id, crate::store::now(), mailbox.last_uid],
                 )?;
@@ -165,7 +166,7 @@ pub(crate) fn expunge_in(
         return Ok((done, modseq));
     }
     let n = done.len() as i64;
-    conn.execute(
+    conn.execute_cached(
         "UPDATE mailboxes SET messages = messages - ?2, bytes = bytes - ?3 WHERE id = ?1",
         params![mailbox.id, n, freed],
     )?;

@@ -26,6 +26,7 @@ use crate::ids::UniqueId;
 use crate::mailboxes::Mailbox;
 use crate::records::{live, live_for};
 use crate::replicated::MailboxUpdate;
+use crate::sql::Cached;
 use crate::store::Store;
 
 /// Most keywords one mailbox's table holds.
@@ -95,7 +96,7 @@ pub(crate) fn add_capped(conn: &Connection, mailbox: &Mailbox, flags: &Flags) ->
     let Some(keyword) = first_new else {
         return Ok(());
     };
-    let count: i64 = conn.query_row(
+    let count: i64 = conn.query_row_cached(
         "SELECT count(*) FROM mailbox_keywords WHERE mailbox_id = ?1",
         [mailbox.id],
         |r| r.get(0),
@@ -162,7 +163,7 @@ pub(crate) fn absorb_names(conn: &Connection, mailbox_id: i64, names: &[String])
 
 /// Forgets the table of mailbox row `mailbox_id` (the mailbox is being deleted).
 pub(crate) fn drop_table(conn: &Connection, mailbox_id: i64) -> Result<()> {
-    conn.execute(
+    conn.execute_cached(
         "DELETE FROM mailbox_keywords WHERE mailbox_id = ?1",
         [mailbox_id],
     )?;

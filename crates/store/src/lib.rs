@@ -73,6 +73,7 @@ mod replicated;
 mod replication;
 mod schema;
 mod shared;
+mod sql;
 mod store;
 mod text_index;
 mod txn;

@@ -7,6 +7,7 @@ use crate::digest::RecordsDigest;
 use crate::error::{Result, StoreError};
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::names::{is_descendant, normalize_mailbox, normalize_user};
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 
@@ -109,14 +110,14 @@ pub(crate) fn create_mailbox_in(
     let modseq = txn::next_modseq(conn, user_id)?;
     // UIDVALIDITY: the creation time, but strictly greater than any this user had, so a
     // mailbox deleted and re-created in the same second still gets a new one.
-    let uidvalidity: i64 = conn.query_row(
+    let uidvalidity: i64 = conn.query_row_cached(
         "UPDATE users SET last_uidvalidity = max(last_uidvalidity + 1, ?2) WHERE id = ?1 \
          RETURNING last_uidvalidity",
         params![user_id, crate::store::now().clamp(1, u32::MAX as i64)],
         |r| r.get(0),
     )?;
     let uniqueid = uniqueid.unwrap_or_else(UniqueId::random);
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO mailboxes (uniqueid, user_id, name, partition, uidvalidity, highest_modseq, \
          special_use, created_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
         params![
@@ -180,7 +181,7 @@ impl Store {
                  AND (?2 OR m.tombstone_modseq IS NULL) ORDER BY m.name, m.id",
                 Mailbox::COLUMNS
             );
-            let mut stmt = conn.prepare(&sql)?;
+            let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(params![user, include_tombstones], Mailbox::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
@@ -236,7 +237,7 @@ impl Store {
                 return Err(StoreError::MailboxExists { user, name: new });
             }
             let modseq = txn::next_modseq(conn, mailbox.user_id)?;
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {} FROM mailboxes m JOIN users u ON u.id = m.user_id \
                  WHERE m.user_id = ?1 AND m.tombstone_modseq IS NULL",
                 Mailbox::COLUMNS
@@ -264,7 +265,7 @@ impl Store {
             // Two passes through a temporary name keep the unique name index satisfied
             // when a child's new name equals another moving mailbox's old name.
             for m in &moving {
-                conn.execute(
+                conn.execute_cached(
                     "UPDATE mailboxes SET name = ?2 WHERE id = ?1",
                     params![m.id, format!("\u{1}rename\u{1}{}", m.id)],
                 )?;
@@ -276,7 +277,7 @@ impl Store {
                 } else {
                     &m.partition
                 };
-                conn.execute(
+                conn.execute_cached(
                     "UPDATE mailboxes SET name = ?2, partition = ?3 WHERE id = ?1",
                     params![m.id, renamed, part],
                 )?;
@@ -303,11 +304,11 @@ impl Store {
             let mailbox = txn::live_mailbox(conn, &user, &name)?;
             let modseq = txn::next_modseq(conn, mailbox.user_id)?;
             crate::users::add_usage(conn, mailbox.user_id, -(mailbox.bytes as i64), -(mailbox.messages as i64))?;
-            conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [mailbox.id])?;
-            conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [mailbox.id])?;
-            conn.execute("DELETE FROM metadata WHERE mailbox_id = ?1", [mailbox.id])?;
+            conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [mailbox.id])?;
+            conn.execute_cached("DELETE FROM annotations WHERE mailbox_id = ?1", [mailbox.id])?;
+            conn.execute_cached("DELETE FROM metadata WHERE mailbox_id = ?1", [mailbox.id])?;
             crate::keywords::drop_table(conn, mailbox.id)?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET tombstone_modseq = ?2, highest_modseq = ?2, messages = 0, bytes = 0 \
                  WHERE id = ?1",
                 params![mailbox.id, modseq as i64],
@@ -331,12 +332,12 @@ impl Store {
         self.write(move |conn| {
             let mailbox = txn::live_mailbox(conn, &user, &name)?;
             match value {
-                Some(v) => conn.execute(
+                Some(v) => conn.execute_cached(
                     "INSERT INTO annotations (mailbox_id, key, value) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (mailbox_id, key) DO UPDATE SET value = excluded.value",
                     params![mailbox.id, key, v],
                 )?,
-                None => conn.execute(
+                None => conn.execute_cached(
                     "DELETE FROM annotations WHERE mailbox_id = ?1 AND key = ?2",
                     params![mailbox.id, key],
                 )?,
@@ -369,12 +370,12 @@ impl Store {
         self.write_for_user(&who, move |conn| {
             let user_id = txn::user_id(conn, &user)?;
             if subscribed {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?1, ?2)",
                     params![user_id, name],
                 )?;
             } else {
-                conn.execute(
+                conn.execute_cached(
                     "DELETE FROM subscriptions WHERE user_id = ?1 AND name = ?2",
                     params![user_id, name],
                 )?;
@@ -388,8 +389,9 @@ impl Store {
         let user = normalize_user(user)?;
         self.read(|conn| {
             let user_id = txn::user_id(conn, &user)?;
-            let mut stmt =
-                conn.prepare("SELECT name FROM subscriptions WHERE user_id = ?1 ORDER BY name")?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT name FROM subscriptions WHERE user_id = ?1 ORDER BY name",
+            )?;
             let rows = stmt
                 .query_map([user_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -403,8 +405,8 @@ impl Store {
             return Err(StoreError::UnknownPartition(partition.to_owned()));
         }
         let blobs: Vec<(Guid, u64)> = self.read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT DISTINCT guid, size FROM records WHERE mailbox_id = ?1")?;
+            let mut stmt = conn
+                .prepare_cached("SELECT DISTINCT guid, size FROM records WHERE mailbox_id = ?1")?;
             let rows = stmt
                 .query_map([mailbox.id], |r| {
                     Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))

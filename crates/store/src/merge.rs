@@ -18,6 +18,7 @@ use crate::mailboxes::Mailbox;
 use crate::messages::insert_row;
 use crate::records::{live, records_in, Record};
 use crate::replicated::ReplicaAppend;
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 use crate::users::add_usage;
@@ -126,11 +127,11 @@ impl Store {
 /// The body of [`Store::merge_replica`], inside the writer's transaction.
 fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merged> {
     // Above everything the replica handed out: modseqs first, then UIDs.
-    conn.execute(
+    conn.execute_cached(
         "UPDATE users SET modseq = max(modseq, ?2) WHERE id = ?1",
         params![mailbox.user_id, merge.replica_highest_modseq as i64],
     )?;
-    conn.execute(
+    conn.execute_cached(
         "UPDATE mailboxes SET last_uid = max(last_uid, ?2) WHERE id = ?1",
         params![mailbox.id, merge.replica_last_uid as i64],
     )?;
@@ -201,7 +202,7 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
                     )
                     .optional()?;
                 if taken.is_none() {
-                    conn.execute(
+                    conn.execute_cached(
                         "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, \
                          guid, expunged_modseq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?3)",
                         params![
@@ -256,11 +257,11 @@ fn expunge_at(
     size: u64,
     modseq: Modseq,
 ) -> Result<()> {
-    conn.execute(
+    conn.execute_cached(
         "UPDATE records SET expunged_modseq = ?3, modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
         params![mailbox.id, uid, modseq as i64],
     )?;
-    conn.execute(
+    conn.execute_cached(
         "UPDATE mailboxes SET messages = messages - 1, bytes = bytes - ?2 WHERE id = ?1",
         params![mailbox.id, size as i64],
     )?;
@@ -283,13 +284,13 @@ impl Store {
                 .clamp(1, u32::MAX as i64)
                 .max(i64::from(above) + 1)
                 .min(u32::MAX as i64);
-            let uidvalidity: i64 = conn.query_row(
+            let uidvalidity: i64 = conn.query_row_cached(
                 "UPDATE users SET last_uidvalidity = min(max(last_uidvalidity + 1, ?2), ?3) \
                  WHERE id = ?1 RETURNING last_uidvalidity",
                 params![target.user_id, floor, u32::MAX as i64],
                 |r| r.get(0),
             )?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET uidvalidity = ?2 WHERE id = ?1",
                 params![target.id, uidvalidity],
             )?;

@@ -14,6 +14,7 @@ use crate::acl::{Actor, Rights};
 use crate::error::Result;
 use crate::ids::{Guid, Uid};
 use crate::mailboxes::Mailbox;
+use crate::sql::Cached;
 use crate::store::Store;
 
 /// Longest Message-ID kept, angle brackets included (RFC 3977 3.6 caps message-ids at
@@ -97,7 +98,7 @@ impl Store {
                  ORDER BY u.name, m.name, r.uid",
                 Mailbox::COLUMNS
             );
-            let mut stmt = conn.prepare(&sql)?;
+            let mut stmt = conn.prepare_cached(&sql)?;
             let keys: Vec<&[u8]> = guids.iter().map(|g| &g.as_bytes()[..]).collect();
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(keys), |r| {
@@ -163,7 +164,7 @@ impl Store {
     /// before schema version 8); zero once the background fill is done.
     pub fn message_ids_unexamined(&self) -> Result<u64> {
         self.read(|conn| {
-            Ok(conn.query_row(
+            Ok(conn.query_row_cached(
                 "SELECT count(*) FROM summaries WHERE message_id IS NULL",
                 [],
                 |r| r.get::<_, i64>(0),

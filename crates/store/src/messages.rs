@@ -17,6 +17,7 @@ use crate::mailboxes::{live_by_uniqueid, Mailbox};
 use crate::names::{normalize_mailbox, normalize_user};
 use crate::orphans::require_blob;
 use crate::records::{live_for, records_in};
+use crate::sql::Cached;
 use crate::store::{now, Store};
 use crate::txn;
 use crate::users::{add_usage, check_quota};
@@ -444,7 +445,7 @@ fn deliver_one(
                 mailbox: mailbox.name,
             });
         }
-        conn.execute(
+        conn.execute_cached(
             "INSERT INTO deliveries (message_id, mailbox_uniqueid, delivered_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (message_id, mailbox_uniqueid) DO UPDATE SET delivered_at = excluded.delivered_at",
             params![id, mailbox.uniqueid.as_str(), now],
@@ -502,7 +503,7 @@ pub(crate) fn insert_row(
     guid: &Guid,
     modseq: Modseq,
 ) -> Result<Appended> {
-    let uid: i64 = conn.query_row(
+    let uid: i64 = conn.query_row_cached(
         "UPDATE mailboxes SET last_uid = last_uid + 1, messages = messages + 1, bytes = bytes + ?2 \
          WHERE id = ?1 RETURNING last_uid",
         params![mailbox.id, size as i64],

@@ -21,6 +21,7 @@ use crate::ids::UniqueId;
 use crate::mailboxes::Mailbox;
 use crate::maintenance::policy::EXPIRE_ANNOTATION;
 use crate::records::live;
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 
@@ -216,12 +217,12 @@ fn apply(
         if owner == 0 && mailbox.is_some() {
             shared_annotations = true;
             match value {
-                Some(v) => conn.execute(
+                Some(v) => conn.execute_cached(
                     "INSERT INTO annotations (mailbox_id, key, value) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (mailbox_id, key) DO UPDATE SET value = excluded.value",
                     params![mailbox_id, name, v],
                 )?,
-                None => conn.execute(
+                None => conn.execute_cached(
                     "DELETE FROM annotations WHERE mailbox_id = ?1 AND key = ?2",
                     params![mailbox_id, name],
                 )?,
@@ -229,12 +230,12 @@ fn apply(
             continue;
         }
         match value {
-            Some(v) => conn.execute(
+            Some(v) => conn.execute_cached(
                 "INSERT INTO metadata (user_id, mailbox_id, entry, value) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (user_id, mailbox_id, entry) DO UPDATE SET value = excluded.value",
                 params![owner, mailbox_id, name, v],
             )?,
-            None => conn.execute(
+            None => conn.execute_cached(
                 "DELETE FROM metadata WHERE user_id = ?1 AND mailbox_id = ?2 AND entry = ?3",
                 params![owner, mailbox_id, name],
             )?,
@@ -242,18 +243,18 @@ fn apply(
     }
     // The count is checked after the changes, so a request that removes some entries
     // and adds others is judged by its result; an error rolls the whole request back.
-    let private: i64 = conn.query_row(
+    let private: i64 = conn.query_row_cached(
         "SELECT count(*) FROM metadata WHERE user_id = ?1 AND mailbox_id = ?2",
         params![user_id, mailbox_id],
         |r| r.get(0),
     )?;
     let shared: i64 = match mailbox {
-        Some(_) => conn.query_row(
+        Some(_) => conn.query_row_cached(
             "SELECT count(*) FROM annotations WHERE mailbox_id = ?1",
             [mailbox_id],
             |r| r.get(0),
         )?,
-        None => conn.query_row(
+        None => conn.query_row_cached(
             "SELECT count(*) FROM metadata WHERE user_id = 0 AND mailbox_id = 0",
             [],
             |r| r.get(0),

@@ -11,6 +11,7 @@ use crate::error::{Result, StoreError};
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::{live_by_uniqueid, Mailbox};
+use crate::sql::Cached;
 use crate::store::Store;
 
 /// One message in one mailbox.
@@ -91,8 +92,8 @@ impl Store {
                  FROM records {} WHERE mailbox_id = ?1 AND expunged_modseq IS NULL",
                 live_scan(&mailbox)
             );
-            let (unseen, deleted, recent, first): (i64, i64, i64, Option<i64>) =
-                conn.query_row(&sql, params![mailbox.id, mailbox.recent_uid], |r| {
+            let (unseen, deleted, recent, first): (i64, i64, i64, Option<i64>) = conn
+                .query_row_cached(&sql, params![mailbox.id, mailbox.recent_uid], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?;
             let counts = MailboxCounts {

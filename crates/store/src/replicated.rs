@@ -20,6 +20,7 @@ use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::Mailbox;
 use crate::names::{normalize_mailbox, normalize_user};
 use crate::replication::UserState;
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 use crate::users::add_usage;
@@ -193,14 +194,14 @@ impl Replica<'_> {
             let id = match id {
                 Some(id) => id,
                 None => {
-                    conn.execute(
+                    conn.execute_cached(
                         "INSERT INTO users (name, created) VALUES (?1, ?2)",
                         params![name, crate::store::now()],
                     )?;
                     conn.last_insert_rowid()
                 }
             };
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE users SET password_hash = ?2, is_admin = ?3, quota_storage = ?4, \
                  quota_messages = ?5 WHERE id = ?1",
                 params![
@@ -211,9 +212,9 @@ impl Replica<'_> {
                     state.quota.messages.map(|v| v as i64)
                 ],
             )?;
-            conn.execute("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
+            conn.execute_cached("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
             for s in &state.subscriptions {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?1, ?2)",
                     params![id, s],
                 )?;
@@ -258,7 +259,7 @@ impl Replica<'_> {
         self.write(move |conn| {
             let user_id = txn::user_id(conn, &user)?;
             place(conn, user_id, &user, &id, &name)?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET name = ?2, partition = ?3 WHERE uniqueid = ?1",
                 params![id.as_str(), name, partition],
             )?;
@@ -277,10 +278,10 @@ impl Replica<'_> {
                 return Ok(());
             };
             add_usage(conn, m.user_id, -(m.bytes as i64), -(m.messages as i64))?;
-            conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
-            conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [m.id])?;
+            conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+            conn.execute_cached("DELETE FROM annotations WHERE mailbox_id = ?1", [m.id])?;
             crate::keywords::drop_table(conn, m.id)?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET tombstone_modseq = highest_modseq, messages = 0, bytes = 0 WHERE id = ?1",
                 [m.id],
             )?;
@@ -328,7 +329,7 @@ pub(crate) fn apply_in(
     let (old_messages, old_bytes) = live.map_or((0, 0), |m| (m.messages as i64, m.bytes as i64));
     match &current {
         None => {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO mailboxes (uniqueid, user_id, name, partition, uidvalidity, created_modseq) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -353,16 +354,16 @@ pub(crate) fn apply_in(
                 });
             }
             if !m.is_live() || update.reset || m.uidvalidity != state.uidvalidity {
-                conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+                conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
             }
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET tombstone_modseq = NULL, name = ?2, partition = ?3, uidvalidity = ?4 \
                  WHERE id = ?1",
                 params![m.id, name, state.partition, state.uidvalidity],
             )?;
         }
     }
-    let mailbox_id: i64 = conn.query_row(
+    let mailbox_id: i64 = conn.query_row_cached(
         "SELECT id FROM mailboxes WHERE uniqueid = ?1",
         [uniqueid.as_str()],
         |r| r.get(0),
@@ -379,7 +380,7 @@ pub(crate) fn apply_in(
     let (more_messages, more_bytes) = apply_items(conn, mailbox_id, update, summaries)?;
     // A union: a keyword this replica's clients saw in FLAGS is never dropped.
     crate::keywords::absorb_update(conn, mailbox_id, update)?;
-    conn.execute(
+    conn.execute_cached(
         "UPDATE mailboxes SET last_uid = ?2, highest_modseq = ?3, deleted_modseq = ?4, \
          created_modseq = ?5, recent_uid = ?6, recent_time = ?7, special_use = ?8, acl = ?9, \
          messages = ?10, bytes = ?11 WHERE id = ?1",
@@ -397,17 +398,17 @@ pub(crate) fn apply_in(
             base_bytes + more_bytes
         ],
     )?;
-    conn.execute(
+    conn.execute_cached(
         "DELETE FROM annotations WHERE mailbox_id = ?1",
         [mailbox_id],
     )?;
     for (k, v) in &state.annotations {
-        conn.execute(
+        conn.execute_cached(
             "INSERT OR REPLACE INTO annotations (mailbox_id, key, value) VALUES (?1, ?2, ?3)",
             params![mailbox_id, k, v],
         )?;
     }
-    let (messages, bytes): (i64, i64) = conn.query_row(
+    let (messages, bytes): (i64, i64) = conn.query_row_cached(
         "SELECT messages, bytes FROM mailboxes WHERE id = ?1",
         [mailbox_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -415,13 +416,13 @@ pub(crate) fn apply_in(
     add_usage(conn, user_id, bytes - old_bytes, messages - old_messages)?;
     // After a failover this replica allocates modseqs and UIDVALIDITYs itself: above
     // everything it was given.
-    conn.execute(
+    conn.execute_cached(
         "UPDATE users SET modseq = max(modseq, ?2), last_uidvalidity = max(last_uidvalidity, ?3) \
          WHERE id = ?1",
         params![user_id, state.highest_modseq as i64, state.uidvalidity],
     )?;
     if let Some(master) = update.digest {
-        let replica: Vec<u8> = conn.query_row(
+        let replica: Vec<u8> = conn.query_row_cached(
             "SELECT records_digest FROM mailboxes WHERE id = ?1",
             [mailbox_id],
             |r| r.get(0),
@@ -580,7 +581,7 @@ fn place(
         format!("{name}~{}", other.uniqueid.as_str())
     };
     tracing::warn!(user, name, parked, uniqueid = %other.uniqueid, "replication parks a mailbox whose name the master gave to another");
-    conn.execute(
+    conn.execute_cached(
         "UPDATE mailboxes SET name = ?2 WHERE id = ?1 AND user_id = ?3",
         params![other.id, parked, user_id],
     )?;

@@ -13,6 +13,7 @@ use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::Mailbox;
 use crate::names::normalize_user;
 use crate::records::{live, Record};
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 use crate::users::Quota;
@@ -157,11 +158,11 @@ impl Store {
         let id = mailbox.clone();
         self.write(move |conn| {
             let mailbox = live(conn, &id)?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE users SET modseq = max(modseq, ?2) WHERE id = ?1",
                 params![mailbox.user_id, modseq as i64],
             )?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET last_uid = max(last_uid, ?2) WHERE id = ?1",
                 params![mailbox.id, last_uid as i64],
             )?;
@@ -213,7 +214,7 @@ impl Store {
         let (consumer, user) = (consumer.to_owned(), user.to_owned());
         let mailbox = mailbox.map(|m| m.as_str().to_owned()).unwrap_or_default();
         self.write(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT OR IGNORE INTO sync_deferred (consumer, user_name, mailbox_uniqueid, since) \
                  VALUES (?1, ?2, ?3, ?4)",
                 params![consumer, user, mailbox, crate::store::now()],
@@ -226,7 +227,7 @@ impl Store {
     /// user).
     pub fn deferred_syncs(&self, consumer: &str) -> Result<Vec<(String, Option<UniqueId>)>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT user_name, mailbox_uniqueid FROM sync_deferred WHERE consumer = ?1 \
                  ORDER BY user_name, mailbox_uniqueid",
             )?;
@@ -244,7 +245,7 @@ impl Store {
     pub fn clear_deferred(&self, consumer: &str, user: &str) -> Result<()> {
         let (consumer, user) = (consumer.to_owned(), user.to_owned());
         self.write(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM sync_deferred WHERE consumer = ?1 AND user_name = ?2",
                 params![consumer, user],
             )?;

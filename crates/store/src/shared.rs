@@ -20,6 +20,7 @@ use crate::acl::{Acl, Actor, Rights};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::{create_mailbox_in, Mailbox};
 use crate::names::normalize_mailbox;
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 
@@ -82,7 +83,7 @@ impl Store {
             let user_id = shared_owner_id(conn)?;
             let mailbox =
                 create_mailbox_in(conn, user_id, SHARED_OWNER, &name, &partition, None, None)?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET acl = ?2 WHERE id = ?1",
                 params![mailbox.id, stored.to_string()],
             )?;
@@ -157,7 +158,7 @@ fn shared_owner_id(conn: &rusqlite::Connection) -> Result<i64> {
     if let Some(id) = id {
         return Ok(id);
     }
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?1, NULL, 0, ?2)",
         params![SHARED_OWNER, crate::store::now()],
     )?;

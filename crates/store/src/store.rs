@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::error::{Result, StoreError};
 use crate::ids::{Modseq, UniqueId};
+use crate::sql::Cached;
 use crate::writer::{Pending, Writer};
 
 /// Where and how a store keeps its data.
@@ -113,6 +114,7 @@ impl Store {
     /// behind (temporary files, unreferenced new blobs; see
     /// [`Store::wait_for_orphan_scan`]).
     pub fn open(config: StoreConfig, indexer: Arc<dyn ContentIndexer>) -> Result<Store> {
+        crate::schema::quiet_allocation_stats();
         let mut config = config;
         fs::create_dir_all(&config.data_dir)
             .map_err(|e| StoreError::io("create", &config.data_dir, e))?;
@@ -204,7 +206,7 @@ impl Store {
         crate::schema::configure(&conn)?;
         // Without the full-text database (unreadable, or not creatable on a full disk)
         // searches read messages; every other read goes on.
-        match conn.execute(
+        match conn.execute_cached(
             "ATTACH DATABASE ?1 AS text",
             [self.shared.text_path.to_string_lossy()],
         ) {

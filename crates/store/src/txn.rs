@@ -6,18 +6,19 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{Result, StoreError};
 use crate::ids::{Modseq, UniqueId};
 use crate::mailboxes::Mailbox;
+use crate::sql::Cached;
 use crate::store::now;
 
 /// The id of a user's row, or `NoSuchUser`.
 pub(crate) fn user_id(conn: &Connection, user: &str) -> Result<i64> {
-    conn.query_row("SELECT id FROM users WHERE name = ?1", [user], |r| r.get(0))
+    conn.query_row_cached("SELECT id FROM users WHERE name = ?1", [user], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NoSuchUser(user.to_owned()))
 }
 
 /// Takes the user's next modseq. The only place a modseq is allocated.
 pub(crate) fn next_modseq(conn: &Connection, user_id: i64) -> Result<Modseq> {
-    let m: i64 = conn.query_row(
+    let m: i64 = conn.query_row_cached(
         "UPDATE users SET modseq = modseq + 1 WHERE id = ?1 RETURNING modseq",
         [user_id],
         |r| r.get(0),
@@ -28,7 +29,7 @@ pub(crate) fn next_modseq(conn: &Connection, user_id: i64) -> Result<Modseq> {
 /// Appends an entry to the change log, in the same transaction as the change, so a
 /// committed change is never missing from the log.
 pub(crate) fn log_change(conn: &Connection, user: &str, mailbox: Option<&UniqueId>) -> Result<()> {
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO changelog (user_name, mailbox_uniqueid, at) VALUES (?1, ?2, ?3)",
         params![user, mailbox.map(UniqueId::as_str), now()],
     )?;
@@ -72,7 +73,7 @@ pub(crate) fn mailbox_by_uniqueid(conn: &Connection, id: &UniqueId) -> Result<Op
 
 /// Records that `mailbox` changed at `modseq`: raises HIGHESTMODSEQ and logs it.
 pub(crate) fn touch_mailbox(conn: &Connection, mailbox: &Mailbox, modseq: Modseq) -> Result<()> {
-    conn.execute(
+    conn.execute_cached(
         "UPDATE mailboxes SET highest_modseq = max(highest_modseq, ?2) WHERE id = ?1",
         params![mailbox.id, modseq as i64],
     )?;

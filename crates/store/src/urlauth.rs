@@ -15,6 +15,7 @@ use crate::acl::{Actor, Rights};
 use crate::error::Result;
 use crate::ids::UniqueId;
 use crate::records::live_for;
+use crate::sql::Cached;
 use crate::store::Store;
 
 /// Bytes of a key (HMAC-SHA256's block-size-independent recommended length).
@@ -39,7 +40,7 @@ impl Store {
                 return Ok(k);
             }
             let k: [u8; KEY_LEN] = rand::random();
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO urlauth_keys (mailbox, key) VALUES (?1, ?2)",
                 params![id.as_str(), &k[..]],
             )?;
@@ -75,13 +76,13 @@ impl Store {
             match id {
                 Some(id) => {
                     live_for(conn, &actor, &id, Rights::READ)?;
-                    conn.execute(
+                    conn.execute_cached(
                         "DELETE FROM urlauth_keys WHERE mailbox = ?1",
                         params![id.as_str()],
                     )?;
                 }
                 None => {
-                    conn.execute(
+                    conn.execute_cached(
                         "DELETE FROM urlauth_keys WHERE mailbox IN (SELECT m.uniqueid \
                          FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE u.name = ?1)",
                         params![actor.name],

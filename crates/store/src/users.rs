@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::create_mailbox_in;
 use crate::names::normalize_user;
+use crate::sql::Cached;
 use crate::store::{now, Store};
 use crate::txn;
 
@@ -158,7 +159,7 @@ impl Store {
             if exists.is_some() {
                 return Err(StoreError::UserExists(name));
             }
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?1, ?2, ?3, ?4)",
                 params![name, hash, is_admin, now()],
             )?;
@@ -176,7 +177,7 @@ impl Store {
         let name = login_name(name)?;
         let hash = password.map(hash_password).transpose()?;
         self.write(move |conn| {
-            let n = conn.execute(
+            let n = conn.execute_cached(
                 "UPDATE users SET password_hash = ?2 WHERE name = ?1",
                 params![name, hash],
             )?;
@@ -191,7 +192,7 @@ impl Store {
     pub fn set_admin(&self, name: &str, is_admin: bool) -> Result<()> {
         let name = login_name(name)?;
         self.write(move |conn| {
-            let n = conn.execute(
+            let n = conn.execute_cached(
                 "UPDATE users SET is_admin = ?2 WHERE name = ?1",
                 params![name, is_admin],
             )?;
@@ -258,31 +259,31 @@ impl Store {
         let name = login_name(name)?;
         self.write(move |conn| {
             let id = txn::user_id(conn, &name)?;
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM deliveries WHERE mailbox_uniqueid IN \
                  (SELECT uniqueid FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM records WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM annotations WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM mailbox_keywords WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM metadata WHERE user_id = ?1 OR mailbox_id IN \
                  (SELECT id FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;
-            conn.execute("DELETE FROM mailboxes WHERE user_id = ?1", [id])?;
-            conn.execute("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
-            conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            conn.execute_cached("DELETE FROM mailboxes WHERE user_id = ?1", [id])?;
+            conn.execute_cached("DELETE FROM subscriptions WHERE user_id = ?1", [id])?;
+            conn.execute_cached("DELETE FROM users WHERE id = ?1", [id])?;
             txn::log_change(conn, &name, None)
         })
     }
@@ -306,7 +307,7 @@ impl Store {
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {} FROM users ORDER BY name",
                 User::COLUMNS
             ))?;
@@ -321,7 +322,7 @@ impl Store {
     pub fn set_quota(&self, name: &str, quota: Quota) -> Result<()> {
         let name = normalize_user(name)?;
         self.write(move |conn| {
-            let n = conn.execute(
+            let n = conn.execute_cached(
                 "UPDATE users SET quota_storage = ?2, quota_messages = ?3 WHERE name = ?1",
                 params![
                     name,
@@ -338,7 +339,7 @@ impl Store {
 }
 
 fn user_in(conn: &Connection, name: &str) -> Result<User> {
-    Ok(conn.query_row(
+    Ok(conn.query_row_cached(
         &format!("SELECT {} FROM users WHERE name = ?1", User::COLUMNS),
         [name],
         User::from_row,
@@ -352,7 +353,7 @@ pub(crate) fn check_quota(
     bytes: u64,
     messages: u64,
 ) -> Result<()> {
-    let (qs, qm, us, um): (Option<i64>, Option<i64>, i64, i64) = conn.query_row(
+    let (qs, qm, us, um): (Option<i64>, Option<i64>, i64, i64) = conn.query_row_cached(
         "SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = ?1",
         [user_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -382,7 +383,7 @@ pub(crate) fn check_quota(
 
 /// Adjusts a user's usage counters by signed amounts.
 pub(crate) fn add_usage(conn: &Connection, user_id: i64, bytes: i64, messages: i64) -> Result<()> {
-    conn.execute(
+    conn.execute_cached(
         "UPDATE users SET used_storage = max(0, used_storage + ?2), \
          used_messages = max(0, used_messages + ?3) WHERE id = ?1",
         params![user_id, bytes, messages],

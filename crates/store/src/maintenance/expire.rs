@@ -14,6 +14,7 @@
 use rusqlite::{params, Connection};
 
 use crate::error::Result;
+use crate::sql::Cached;
 use crate::store::{now, Store};
 use crate::txn;
 
@@ -100,7 +101,7 @@ impl Store {
         let cutoff = |age: u64| now.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX));
         let mut report = ExpireReport::default();
         let users: Vec<(i64, String)> = self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT id, name FROM users ORDER BY name")?;
+            let mut stmt = conn.prepare_cached("SELECT id, name FROM users ORDER BY name")?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<(i64, String)>>>()?;
@@ -172,7 +173,7 @@ impl Store {
         report: &mut UserExpireReport,
     ) {
         let mailboxes = self.read(|conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT DISTINCT m.id, m.name FROM mailboxes m JOIN records r ON r.mailbox_id = m.id \
                  WHERE m.user_id = ?1 AND r.expunged_at IS NOT NULL AND r.expunged_at <= ?2",
             )?;
@@ -221,7 +222,7 @@ impl Store {
         report: &mut UserExpireReport,
     ) {
         let tombstones = self.read(|conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT id, name, uniqueid FROM mailboxes WHERE user_id = ?1 \
                  AND tombstone_modseq IS NOT NULL AND tombstone_at IS NOT NULL AND tombstone_at <= ?2",
             )?;
@@ -256,7 +257,7 @@ impl Store {
     fn prune_deliveries(&self, cutoff: i64, dry_run: bool) -> Result<u64> {
         if dry_run {
             return self.read(move |conn| {
-                Ok(conn.query_row(
+                Ok(conn.query_row_cached(
                     "SELECT count(*) FROM deliveries WHERE delivered_at < ?1",
                     [cutoff],
                     |r| r.get::<_, i64>(0),
@@ -266,7 +267,7 @@ impl Store {
         let mut total = 0;
         loop {
             let n = self.write(move |conn| {
-                Ok(conn.execute(
+                Ok(conn.execute_cached(
                     "DELETE FROM deliveries WHERE rowid IN \
                      (SELECT rowid FROM deliveries WHERE delivered_at < ?1 LIMIT ?2)",
                     params![cutoff, BATCH as i64],
@@ -289,7 +290,7 @@ impl Store {
         let idle: Vec<String> = match idle_cutoff {
             None => Vec::new(),
             Some(cutoff) => self.read(move |conn| {
-                let mut stmt = conn.prepare(
+                let mut stmt = conn.prepare_cached(
                     "SELECT consumer FROM changelog_acks WHERE at < ?1 ORDER BY consumer",
                 )?;
                 let rows = stmt
@@ -302,7 +303,7 @@ impl Store {
             let dropped = idle.clone();
             let n = self.read(move |conn| {
                 let floor = acked_floor(conn, &dropped)?;
-                Ok(conn.query_row(
+                Ok(conn.query_row_cached(
                     "SELECT count(*) FROM changelog WHERE seq <= ?1",
                     [floor],
                     |r| r.get::<_, i64>(0),
@@ -315,7 +316,7 @@ impl Store {
             for consumer in idle {
                 let c = consumer.clone();
                 let gone = self.write(move |conn| {
-                    Ok(conn.execute(
+                    Ok(conn.execute_cached(
                         "DELETE FROM changelog_acks WHERE consumer = ?1 AND at < ?2",
                         params![c, cutoff],
                     )? > 0)
@@ -333,7 +334,7 @@ impl Store {
         loop {
             let n = self.write(|conn| {
                 let floor = acked_floor(conn, &[])?;
-                Ok(conn.execute(
+                Ok(conn.execute_cached(
                     "DELETE FROM changelog WHERE seq IN \
                      (SELECT seq FROM changelog WHERE seq <= ?1 ORDER BY seq LIMIT ?2)",
                     params![floor, BATCH as i64],
@@ -363,17 +364,17 @@ fn acked_floor(conn: &Connection, except: &[String]) -> Result<i64> {
     match remaining.iter().min() {
         Some(&min) => Ok(min),
         // No consumer: nobody reads the log, and a new one starts with a full sync.
-        None => Ok(
-            conn.query_row("SELECT coalesce(max(seq), 0) FROM changelog", [], |r| {
-                r.get(0)
-            })?,
-        ),
+        None => Ok(conn.query_row_cached(
+            "SELECT coalesce(max(seq), 0) FROM changelog",
+            [],
+            |r| r.get(0),
+        )?),
     }
 }
 
 /// Records of `mailbox_id` expunged at or before `cutoff`.
 fn count_expired(conn: &Connection, mailbox_id: i64, cutoff: i64) -> Result<u64> {
-    Ok(conn.query_row(
+    Ok(conn.query_row_cached(
         "SELECT count(*) FROM records WHERE mailbox_id = ?1 \
          AND expunged_at IS NOT NULL AND expunged_at <= ?2",
         params![mailbox_id, cutoff],
@@ -408,11 +409,11 @@ fn purge_batch(conn: &Connection, user: &str, mailbox_id: i64, cutoff: i64) -> R
         delete.execute(params![mailbox_id, uid])?;
         highest = highest.max(*modseq);
     }
-    conn.execute(
+    conn.execute_cached(
         "UPDATE mailboxes SET deleted_modseq = max(deleted_modseq, ?2) WHERE id = ?1",
         params![mailbox_id, highest],
     )?;
-    let uniqueid: String = conn.query_row(
+    let uniqueid: String = conn.query_row_cached(
         "SELECT uniqueid FROM mailboxes WHERE id = ?1",
         [mailbox_id],
         |r| r.get(0),
@@ -433,17 +434,17 @@ fn remove_tombstone(conn: &Connection, id: i64, uniqueid: &str, cutoff: i64) -> 
     if !still {
         return Ok(false);
     }
-    conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [id])?;
-    conn.execute("DELETE FROM annotations WHERE mailbox_id = ?1", [id])?;
-    conn.execute("DELETE FROM mailbox_keywords WHERE mailbox_id = ?1", [id])?;
-    conn.execute(
+    conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [id])?;
+    conn.execute_cached("DELETE FROM annotations WHERE mailbox_id = ?1", [id])?;
+    conn.execute_cached("DELETE FROM mailbox_keywords WHERE mailbox_id = ?1", [id])?;
+    conn.execute_cached(
         "DELETE FROM deliveries WHERE mailbox_uniqueid = ?1",
         [uniqueid],
     )?;
-    conn.execute(
+    conn.execute_cached(
         "DELETE FROM sync_deferred WHERE mailbox_uniqueid = ?1",
         [uniqueid],
     )?;
-    conn.execute("DELETE FROM mailboxes WHERE id = ?1", [id])?;
+    conn.execute_cached("DELETE FROM mailboxes WHERE id = ?1", [id])?;
     Ok(true)
 }

@@ -25,6 +25,7 @@ use crate::error::{Result, StoreError};
 use crate::flagging::expunge_in;
 use crate::ids::{Uid, UniqueId};
 use crate::names::{normalize_mailbox, normalize_user};
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 
@@ -132,7 +133,7 @@ struct Candidate {
 
 /// The live mailboxes of `user` with their own settings.
 fn candidates(conn: &Connection, user: &str) -> Result<Vec<Candidate>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT m.name, m.uniqueid, a.value FROM mailboxes m JOIN users u ON u.id = m.user_id \
          LEFT JOIN annotations a ON a.mailbox_id = m.id AND a.key = ?2 \
          WHERE u.name = ?1 AND m.tombstone_modseq IS NULL ORDER BY m.name",
@@ -339,7 +340,7 @@ fn count_expired(conn: &Connection, id: &UniqueId, cutoff: i64) -> Result<(u64, 
     let Some(mailbox) = crate::mailboxes::live_by_uniqueid(conn, id)? else {
         return Ok((0, 0));
     };
-    let (n, bytes): (i64, i64) = conn.query_row(
+    let (n, bytes): (i64, i64) = conn.query_row_cached(
         "SELECT count(*), coalesce(sum(size), 0) FROM records \
          WHERE mailbox_id = ?1 AND expunged_modseq IS NULL AND internaldate < ?2",
         params![mailbox.id, cutoff],

@@ -31,6 +31,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::Result;
 use crate::ids::Guid;
 use crate::schema::{TEXT_DROP, TEXT_SCHEMA, TEXT_VERSION};
+use crate::sql::Cached;
 use crate::store::Store;
 
 mod limits;
@@ -67,10 +68,11 @@ const SWEEP_BATCH: i64 = 5000;
 pub(crate) fn open_text_db(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     crate::schema::configure(&conn)?;
-    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    let _: i64 = conn.query_row(&format!("PRAGMA journal_size_limit={WAL_LIMIT}"), [], |r| {
-        r.get(0)
-    })?;
+    let _: String = conn.query_row_cached("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    let _: i64 =
+        conn.query_row_cached(&format!("PRAGMA journal_size_limit={WAL_LIMIT}"), [], |r| {
+            r.get(0)
+        })?;
     conn.execute_batch(TEXT_SCHEMA)?;
     Ok(conn)
 }
@@ -81,9 +83,9 @@ pub(crate) fn open_text_db(path: &Path) -> Result<Connection> {
 fn open_or_empty(path: &Path) -> Result<(Connection, bool)> {
     let mut conn = Connection::open(path)?;
     crate::schema::configure(&conn)?;
-    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    let _: String = conn.query_row_cached("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version: i64 = tx.query_row_cached("PRAGMA user_version", [], |r| r.get(0))?;
     if version == TEXT_VERSION {
         tx.execute_batch(TEXT_SCHEMA)?;
         tx.commit()?;
@@ -138,7 +140,7 @@ impl Store {
             return Ok(());
         }
         let queued = self.write(|conn| {
-            Ok(conn.execute(
+            Ok(conn.execute_cached(
                 "INSERT OR IGNORE INTO pending_texts (guid, partition, size) \
                  SELECT r.guid, m.partition, r.size FROM records r \
                  JOIN mailboxes m ON m.id = r.mailbox_id \
@@ -160,7 +162,7 @@ impl Store {
     pub fn text_index_backlog(&self) -> Result<u64> {
         self.read(|conn| {
             Ok(
-                conn.query_row("SELECT count(*) FROM pending_texts", [], |r| {
+                conn.query_row_cached("SELECT count(*) FROM pending_texts", [], |r| {
                     r.get::<_, i64>(0)
                 })? as u64,
             )
@@ -513,7 +515,7 @@ struct Sweep {
 /// Copies the WAL into the database and truncates it, so that it does not keep the
 /// size of the largest catch-up. Best effort: a reader in the way just delays it.
 fn checkpoint(conn: &Connection) {
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+    if let Err(e) = conn.query_row_cached("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::debug!(error = %e, "full-text index checkpoint deferred");
     }
 }

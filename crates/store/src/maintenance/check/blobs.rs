@@ -14,6 +14,7 @@ use super::{CheckReport, Finding, Place, Problem, ORPHAN_GRACE_SECS};
 use crate::blobs::BlobStore;
 use crate::error::{Result, StoreError};
 use crate::ids::Guid;
+use crate::sql::Cached;
 
 /// What the check found of one blob file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +173,7 @@ pub(super) fn stale_summaries(
     blobs: &BlobStore,
     report: &mut CheckReport,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT guid FROM (SELECT guid FROM summaries UNION SELECT guid FROM pending_texts) g \
          WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.guid = g.guid)",
     )?;
@@ -208,16 +209,19 @@ pub(super) fn stale_texts(
         return Ok(());
     }
     let uri = format!("file:{}?mode=ro", uri_path(&text));
-    if conn.execute("ATTACH DATABASE ?1 AS text", [uri]).is_err() {
+    if conn
+        .execute_cached("ATTACH DATABASE ?1 AS text", [uri])
+        .is_err()
+    {
         return Ok(());
     }
-    let count = conn.query_row(
+    let count = conn.query_row_cached(
         "SELECT count(*) FROM text.text_guids g \
          WHERE NOT EXISTS (SELECT 1 FROM main.records r WHERE r.guid = g.guid)",
         params![],
         |r| r.get::<_, i64>(0),
     );
-    let _ = conn.execute("DETACH DATABASE text", []);
+    let _ = conn.execute_cached("DETACH DATABASE text", []);
     if let Ok(count) = count {
         if count > 0 {
             report.findings.push(Finding {

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{Finding, Place, Problem};
 use crate::error::{Result, StoreError};
+use crate::sql::Cached;
 
 /// Lines of `integrity_check` kept in a finding.
 const INTEGRITY_LINES: usize = 20;
@@ -68,7 +69,7 @@ pub(super) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     // Reading the schema is the first thing that touches the file's pages.
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+    conn.query_row_cached("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     })?;
     Ok(conn)
@@ -76,7 +77,7 @@ pub(super) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 
 /// SQLite's `integrity_check`: the problems it lists (none when whole).
 pub(super) fn integrity(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(&format!("PRAGMA integrity_check({INTEGRITY_LINES})"))?;
+    let mut stmt = conn.prepare_cached(&format!("PRAGMA integrity_check({INTEGRITY_LINES})"))?;
     let lines = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
@@ -89,7 +90,7 @@ pub(super) fn integrity(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 
 /// SQLite's `foreign_key_check`: (table, rowid, parent table) of each dangling row.
 fn foreign_keys(conn: &Connection) -> Result<Vec<(String, i64, String)>> {
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut stmt = conn.prepare_cached("PRAGMA foreign_key_check")?;
     let rows = stmt
         .query_map([], |r| {
             Ok((

@@ -30,6 +30,7 @@ use super::blobs::{state, BlobState};
 use super::{Finding, Problem};
 use crate::error::{Result, StoreError};
 use crate::ids::{Guid, UniqueId};
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::txn;
 
@@ -222,7 +223,7 @@ impl Store {
     fn raise_mailbox_counters(&self, id: &UniqueId) -> Result<()> {
         let id = id.clone();
         self.write(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET \
                  last_uid = max(last_uid, coalesce((SELECT max(uid) FROM records r WHERE r.mailbox_id = mailboxes.id), 0)), \
                  highest_modseq = max(highest_modseq, deleted_modseq, \
@@ -311,7 +312,7 @@ impl Store {
 /// Raises `user`'s modseq counter to every modseq their mailboxes and records use.
 fn raise_counter(conn: &Connection, user: &str) -> Result<()> {
     let user_id = txn::user_id(conn, user)?;
-    conn.execute(
+    conn.execute_cached(
         "UPDATE users SET modseq = max(modseq, \
            coalesce((SELECT max(max(highest_modseq, deleted_modseq, created_modseq, coalesce(tombstone_modseq, 0))) \
                      FROM mailboxes WHERE user_id = ?1), 0), \

@@ -12,6 +12,7 @@ use crate::digest::recompute_records_digest;
 use crate::error::{Result, StoreError};
 use crate::flags::Flags;
 use crate::ids::{Guid, UniqueId};
+use crate::sql::Cached;
 use crate::store::{Store, StoreConfig};
 use crate::txn;
 
@@ -24,15 +25,15 @@ impl Store {
             let Some(m) = txn::mailbox_by_uniqueid(conn, &id)? else {
                 return Ok(None);
             };
-            let tombstone: bool = conn.query_row(
+            let tombstone: bool = conn.query_row_cached(
                 "SELECT tombstone_modseq IS NOT NULL FROM mailboxes WHERE id = ?1",
                 [m.id],
                 |r| r.get(0),
             )?;
             if tombstone {
-                conn.execute("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+                conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
             }
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET \
                  messages = (SELECT count(*) FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL), \
                  bytes = coalesce((SELECT sum(size) FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NULL), 0) \
@@ -40,7 +41,7 @@ impl Store {
                 [m.id],
             )?;
             let digest = recompute_records_digest(conn, m.id)?;
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE mailboxes SET records_digest = ?2 WHERE id = ?1",
                 params![m.id, &digest.0[..]],
             )?;
@@ -58,7 +59,7 @@ impl Store {
             else {
                 return Ok(());
             };
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE users SET \
                  used_messages = (SELECT count(*) FROM records r JOIN mailboxes m ON m.id = r.mailbox_id \
                    WHERE m.user_id = ?1 AND m.tombstone_modseq IS NULL AND r.expunged_modseq IS NULL), \
@@ -88,7 +89,7 @@ impl Store {
             _ => return Ok(false),
         };
         self.write(move |conn| {
-            conn.execute(sql, [])?;
+            conn.execute_cached(sql, [])?;
             Ok(())
         })?;
         Ok(true)
@@ -104,8 +105,8 @@ impl Store {
                 return Ok(());
             }
             let key = &guid.as_bytes()[..];
-            conn.execute("DELETE FROM summaries WHERE guid = ?1", [key])?;
-            conn.execute("DELETE FROM pending_texts WHERE guid = ?1", [key])?;
+            conn.execute_cached("DELETE FROM summaries WHERE guid = ?1", [key])?;
+            conn.execute_cached("DELETE FROM pending_texts WHERE guid = ?1", [key])?;
             Ok(())
         })
     }
@@ -114,7 +115,7 @@ impl Store {
     pub(super) fn clamp_consumer(&self, consumer: &str) -> Result<()> {
         let consumer = consumer.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE changelog_acks SET seq = \
                  coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changelog'), 0) \
                  WHERE consumer = ?1",

@@ -11,6 +11,7 @@ use crate::blobs::BlobStore;
 use crate::digest::{recompute_records_digest, RecordsDigest};
 use crate::error::{Result, StoreError};
 use crate::ids::{Modseq, UniqueId};
+use crate::sql::Cached;
 
 /// Most findings of one kind reported for one mailbox (UIDs above the last, modseqs
 /// above the highest): past it, the first ones say enough.
@@ -89,7 +90,7 @@ pub(super) fn user(
 ) -> Result<()> {
     let tx = conn.unchecked_transaction()?;
     report.users += 1;
-    let mut stmt = tx.prepare(
+    let mut stmt = tx.prepare_cached(
         "SELECT id, uniqueid, name, partition, last_uid, highest_modseq, deleted_modseq, \
          messages, bytes, created_modseq, tombstone_modseq, records_digest \
          FROM mailboxes WHERE user_id = ?1 ORDER BY name, id",
@@ -181,7 +182,7 @@ fn mailbox(
 ) -> Result<(Modseq, (u64, u64))> {
     report.mailboxes += 1;
     let place = m.place(user);
-    let (records, max_modseq, live, live_bytes): (i64, i64, i64, i64) = conn.query_row(
+    let (records, max_modseq, live, live_bytes): (i64, i64, i64, i64) = conn.query_row_cached(
         "SELECT count(*), coalesce(max(modseq), 0), \
          coalesce(sum(expunged_modseq IS NULL), 0), \
          coalesce(sum(CASE WHEN expunged_modseq IS NULL THEN size ELSE 0 END), 0) \
@@ -296,7 +297,7 @@ pub(super) fn store_wide(
     report: &mut CheckReport,
 ) -> Result<()> {
     let tx = conn.unchecked_transaction()?;
-    let mut stmt = tx.prepare(
+    let mut stmt = tx.prepare_cached(
         "SELECT uniqueid, count(*) FROM mailboxes GROUP BY uniqueid HAVING count(*) > 1",
     )?;
     let dups = stmt
@@ -322,7 +323,7 @@ pub(super) fn store_wide(
             |r| r.get(0),
         )
         .unwrap_or(0);
-    let mut stmt = tx.prepare("SELECT consumer, seq FROM changelog_acks WHERE seq > ?1")?;
+    let mut stmt = tx.prepare_cached("SELECT consumer, seq FROM changelog_acks WHERE seq > ?1")?;
     let ahead = stmt
         .query_map([last], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))

@@ -4,6 +4,7 @@
 use std::fs;
 
 use super::*;
+use crate::sql::Cached;
 use crate::{Actor, Flags, Store, StoreConfig};
 
 fn store_with_mail() -> (tempfile::TempDir, Store) {
@@ -107,7 +108,7 @@ fn counters_and_rows_damaged_by_hand_are_found_and_set_right() {
             r.get(0)
         })
         .unwrap();
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO records (mailbox_id, uid, modseq, internaldate, size, guid) \
          VALUES (?1, 1, 1, 0, 3, x'00112233445566778899aabbccddeeff00112299')",
         [gone],
