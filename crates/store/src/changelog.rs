@@ -91,7 +91,7 @@ impl Store {
     pub fn changes_acked(&self, consumer: &str) -> Result<u64> {
         self.read(|conn| {
             let seq: Option<i64> = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT seq FROM changelog_acks WHERE consumer = ?1",
                     [consumer],
                     |r| r.get(0),

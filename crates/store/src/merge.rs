@@ -195,7 +195,7 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
                     continue;
                 };
                 let taken: Option<i64> = conn
-                    .query_row(
+                    .query_row_cached(
                         "SELECT 1 FROM records WHERE mailbox_id = ?1 AND uid = ?2",
                         params![mailbox.id, replica_uid],
                         |r| r.get(0),

@@ -434,7 +434,7 @@ fn deliver_one(
     let now = now();
     if let (Some(id), true) = (&message_id, window > 0) {
         let seen: Option<i64> = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT delivered_at FROM deliveries WHERE message_id = ?1 AND mailbox_uniqueid = ?2",
                 params![id, mailbox.uniqueid.as_str()],
                 |r| r.get(0),

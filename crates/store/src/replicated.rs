@@ -187,7 +187,7 @@ impl Replica<'_> {
         let chain = self.chain();
         self.write(move |conn| {
             let id: Option<i64> = conn
-                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| {
+                .query_row_cached("SELECT id FROM users WHERE name = ?1", [&name], |r| {
                     r.get(0)
                 })
                 .optional()?;

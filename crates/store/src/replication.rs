@@ -69,7 +69,7 @@ impl Store {
         };
         self.read(|conn| {
             let id: Option<(i64, i64)> = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT id, modseq FROM users WHERE name = ?1",
                     [&name],
                     |r| Ok((r.get(0)?, r.get(1)?)),

@@ -226,6 +226,9 @@ DROP TABLE IF EXISTS text_usage;
 
 /// Applies connection settings shared by the writer and readers.
 pub(crate) fn configure(conn: &Connection) -> Result<()> {
+    // Room for every statement the store uses (about 200 distinct ones): rusqlite's
+    // default of 16 made a busy server parse the same statements over and over.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -233,6 +236,9 @@ pub(crate) fn configure(conn: &Connection) -> Result<()> {
     crate::digest::register_functions(conn)?;
     Ok(())
 }
+
+/// Statements each connection keeps prepared (see `configure`).
+const STATEMENT_CACHE: usize = 512;
 
 /// The size a WAL is cut back to after a checkpoint restarts it (`journal_size_limit`);
 /// and at a clean close the kept WAL is truncated to nothing.

@@ -149,7 +149,7 @@ impl Store {
 /// inside the caller's write transaction when it does not exist yet.
 fn shared_owner_id(conn: &rusqlite::Connection) -> Result<i64> {
     let id: Option<i64> = conn
-        .query_row(
+        .query_row_cached(
             "SELECT id FROM users WHERE name = ?1",
             [SHARED_OWNER],
             |r| r.get(0),

@@ -184,12 +184,20 @@ impl Store {
     /// or is blocked by the writer.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.take_reader()?;
+        // BEGIN and COMMIT from the statement cache too: a read is often a single
+        // small query, and parsing its transaction statements cost as much.
         let result = (|| {
-            let tx = conn.unchecked_transaction()?;
-            let value = f(&tx)?;
-            tx.finish()?;
-            Ok(value)
+            conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+            let value = f(&conn);
+            let end = if value.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            conn.prepare_cached(end)?.execute([])?;
+            value
         })();
+        if !conn.is_autocommit() {
+            // A statement failed between BEGIN and COMMIT: never pool a connection
+            // still inside a transaction.
+            return result;
+        }
         if let Ok(mut pool) = self.shared.readers.lock() {
             if pool.len() < MAX_IDLE_READERS {
                 pool.push(conn);

@@ -56,7 +56,7 @@ pub(crate) fn find_live_mailbox(
         Mailbox::COLUMNS
     );
     Ok(conn
-        .query_row(&sql, [user, name], Mailbox::from_row)
+        .query_row_cached(&sql, [user, name], Mailbox::from_row)
         .optional()?)
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn mailbox_by_uniqueid(conn: &Connection, id: &UniqueId) -> Result<Op
         Mailbox::COLUMNS
     );
     Ok(conn
-        .query_row(&sql, [id.as_str()], Mailbox::from_row)
+        .query_row_cached(&sql, [id.as_str()], Mailbox::from_row)
         .optional()?)
 }
 

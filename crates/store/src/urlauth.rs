@@ -30,7 +30,7 @@ impl Store {
         let key = self.write(move |conn| {
             live_for(conn, &actor, &id, Rights::READ)?;
             let existing: Option<Vec<u8>> = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT key FROM urlauth_keys WHERE mailbox = ?1",
                     params![id.as_str()],
                     |r| r.get(0),
@@ -54,7 +54,7 @@ impl Store {
     pub fn urlauth_verify(&self, mailbox: &UniqueId, rump: &str, token: &str) -> Result<bool> {
         let key: Option<Vec<u8>> = self.read(|conn| {
             Ok(conn
-                .query_row(
+                .query_row_cached(
                     "SELECT key FROM urlauth_keys WHERE mailbox = ?1",
                     params![mailbox.as_str()],
                     |r| r.get(0),

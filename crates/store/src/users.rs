@@ -154,7 +154,7 @@ impl Store {
         let partition = self.config().default_partition.clone();
         self.write(move |conn| {
             let exists: Option<i64> = conn
-                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row_cached("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
                 .optional()?;
             if exists.is_some() {
                 return Err(StoreError::UserExists(name));
@@ -216,7 +216,7 @@ impl Store {
         let name = normalize_user(name).unwrap_or_default();
         let row = self.read(|conn| {
             Ok(conn
-                .query_row(
+                .query_row_cached(
                     &format!(
                         "SELECT password_hash, {} FROM users WHERE name = ?1",
                         User::COLUMNS
@@ -295,7 +295,7 @@ impl Store {
         };
         self.read(|conn| {
             Ok(conn
-                .query_row(
+                .query_row_cached(
                     &format!("SELECT {} FROM users WHERE name = ?1", User::COLUMNS),
                     [&name],
                     User::from_row,

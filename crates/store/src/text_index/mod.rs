@@ -251,7 +251,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut next_id: i64 = tx
-                .query_row("SELECT max(rowid) FROM texts_docsize", [], |r| {
+                .query_row_cached("SELECT max(rowid) FROM texts_docsize", [], |r| {
                     r.get::<_, Option<i64>>(0)
                 })?
                 .map_or(1, |max| max / 2 + 1);

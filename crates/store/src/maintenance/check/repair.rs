@@ -259,7 +259,7 @@ impl Store {
                 return Ok((RepairOutcome::Left("the mailbox is gone".into()), None));
             };
             let record: Option<(Vec<u8>, i64)> = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT guid, size FROM records WHERE mailbox_id = ?1 AND uid = ?2 \
                      AND expunged_modseq IS NULL",
                     params![mailbox.id, uid],

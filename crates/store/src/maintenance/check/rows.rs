@@ -54,7 +54,7 @@ impl Store {
         let user = user.to_owned();
         self.write(move |conn| {
             let Some(id) = conn
-                .query_row("SELECT id FROM users WHERE name = ?1", [&user], |r| r.get::<_, i64>(0))
+                .query_row_cached("SELECT id FROM users WHERE name = ?1", [&user], |r| r.get::<_, i64>(0))
                 .optional()?
             else {
                 return Ok(());

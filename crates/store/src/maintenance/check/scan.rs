@@ -317,7 +317,7 @@ pub(super) fn store_wide(
     drop(stmt);
     blobs::stale_summaries(&tx, blobs, report)?;
     let last: i64 = tx
-        .query_row(
+        .query_row_cached(
             "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changelog'), 0)",
             [],
             |r| r.get(0),

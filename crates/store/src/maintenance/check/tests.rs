@@ -104,7 +104,7 @@ fn counters_and_rows_damaged_by_hand_are_found_and_set_right() {
     )
     .unwrap();
     let gone: i64 = conn
-        .query_row("SELECT id FROM mailboxes WHERE name = 'Gone'", [], |r| {
+        .query_row_cached("SELECT id FROM mailboxes WHERE name = 'Gone'", [], |r| {
             r.get(0)
         })
         .unwrap();
