@@ -18,7 +18,8 @@ impl<W> Session<W> {
         condstore: bool,
         qresync: Option<Qresync>,
     ) -> Outcome {
-        if self.selected.take().is_some() && self.enabled.qresync {
+        let requested = mailbox;
+        if self.selected.take().is_some() && (self.enabled.qresync || self.enabled.rev2) {
             self.untagged("OK [CLOSED] Previous mailbox closed");
         }
         if condstore {
@@ -56,9 +57,18 @@ impl<W> Session<W> {
             self.untagged(&line);
         }
         self.untagged(&format!("{} EXISTS", view.exists()));
-        self.untagged(&format!("{} RECENT", view.recent.len()));
-        if let Some(seq) = first_unseen.and_then(|u| view.seq_of(u)) {
-            self.untagged(&format!("OK [UNSEEN {seq}] First unseen"));
+        if self.enabled.rev2 {
+            // RFC 9051 6.3.2: no RECENT and no UNSEEN, but the mailbox's LIST.
+            view.rev2 = true;
+            view.recent.clear();
+            let mut line = b"LIST () \"/\" ".to_vec();
+            crate::response::push_mailbox(&mut line, requested, true);
+            self.untagged_bytes(&line);
+        } else {
+            self.untagged(&format!("{} RECENT", view.recent.len()));
+            if let Some(seq) = first_unseen.and_then(|u| view.seq_of(u)) {
+                self.untagged(&format!("OK [UNSEEN {seq}] First unseen"));
+            }
         }
         self.untagged(&format!(
             "OK [UIDVALIDITY {}] UIDs valid",

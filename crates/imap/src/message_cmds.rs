@@ -328,6 +328,12 @@ impl<W> Session<W> {
         let numbers: Vec<u32> = hits.iter().map(|h| if uid { h.1 } else { h.0 }).collect();
         let max_modseq = hits.iter().map(|h| h.2).max();
         let wants_modseq = contains_modseq(criteria);
+        // IMAP4rev2 has no SEARCH response: ESEARCH, ALL when nothing else is asked
+        // (RFC 9051 6.4.4).
+        let return_opts = match return_opts {
+            None if self.enabled.rev2 => Some(&[][..]),
+            other => other,
+        };
         match return_opts {
             None => {
                 let mut line = String::from("SEARCH");

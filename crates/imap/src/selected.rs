@@ -48,6 +48,8 @@ pub(crate) struct Selected {
     keywords: BTreeSet<String>,
     /// RFC 5267 searches kept up to date ([`crate::search_context`]).
     pub(crate) contexts: Vec<crate::search_context::SearchContext>,
+    /// Selected under IMAP4rev2: \Recent is neither given nor reported (RFC 9051).
+    pub(crate) rev2: bool,
 }
 
 /// What a refresh produced for the client.
@@ -106,6 +108,7 @@ impl Selected {
                 saved: Vec::new(),
                 keywords,
                 contexts: Vec::new(),
+                rev2: false,
             },
             mailbox,
             first_unseen,
@@ -214,8 +217,10 @@ impl Selected {
             } else {
                 store.take_recent(&self.actor, &self.id)?
             };
-            self.recent
-                .extend(new_uids.iter().copied().filter(|&u| u > recent_above));
+            if !self.rev2 {
+                self.recent
+                    .extend(new_uids.iter().copied().filter(|&u| u > recent_above));
+            }
             self.uids.extend(new_uids);
         }
         self.seen_modseq = mailbox.highest_modseq.max(self.seen_modseq);
@@ -225,7 +230,9 @@ impl Selected {
         }
         if arrived {
             updates.lines.push(format!("{} EXISTS", self.uids.len()));
-            updates.lines.push(format!("{} RECENT", self.recent.len()));
+            if !self.rev2 {
+                updates.lines.push(format!("{} RECENT", self.recent.len()));
+            }
         }
         Ok(updates)
     }

@@ -24,7 +24,7 @@ pub(crate) const IO_BUFFER: usize = 4 * 1024;
 /// Capabilities before login, less those that depend on TLS. LITERAL- rather than
 /// LITERAL+ (RFC 7888): before login only small literals are read (see
 /// `reader::limits`); LITERAL+ comes with the capabilities after login.
-const CAPS_PREAUTH: &str = "IMAP4rev1 LITERAL- SASL-IR ID ENABLE IDLE";
+const CAPS_PREAUTH: &str = "IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID ENABLE IDLE";
 
 /// Most bytes of a streamed answer (FETCH) produced before they are written to the
 /// connection; with one literal chunk on top, the bound on a session's output buffer.
@@ -57,6 +57,8 @@ pub(crate) struct Enabled {
     pub(crate) condstore: bool,
     pub(crate) qresync: bool,
     pub(crate) utf8: bool,
+    /// IMAP4rev2 (RFC 9051): UTF-8 names, ESEARCH answers, no \Recent.
+    pub(crate) rev2: bool,
 }
 
 /// The tagged completion of a command.
@@ -225,7 +227,7 @@ impl<W> Session<W> {
             return caps;
         }
         format!(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
+            "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONTEXT=SEARCH CONTEXT=SORT CONDSTORE QRESYNC UTF8=ACCEPT \
              STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH NOTIFY REPLACE UNAUTHENTICATE LIST-MYRIGHTS OBJECTID PREVIEW SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
@@ -628,9 +630,18 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                             self.enabled.condstore = true;
                         }
                         "UTF8=ACCEPT" => self.enabled.utf8 = true,
+                        "IMAP4REV2" => {
+                            // RFC 9051 5.1: mailbox names are UTF-8 from now on.
+                            self.enabled.rev2 = true;
+                            self.enabled.utf8 = true;
+                        }
                         _ => continue,
                     }
-                    on.push(c.to_ascii_uppercase());
+                    on.push(if c.eq_ignore_ascii_case("IMAP4rev2") {
+                        "IMAP4rev2".to_owned()
+                    } else {
+                        c.to_ascii_uppercase()
+                    });
                 }
                 self.untagged(format!("ENABLED {}", on.join(" ")).trim_end());
                 Outcome::ok("ENABLE completed")

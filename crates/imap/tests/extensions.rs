@@ -625,3 +625,40 @@ fn replace_swaps_a_draft() {
         .unwrap()
         .contains("NO"));
 }
+
+/// RFC 9051: after ENABLE IMAP4rev2, names are UTF-8, SEARCH answers in ESEARCH form,
+/// \Recent is gone, SELECT gives the mailbox's LIST and says when it closed the last.
+#[test]
+fn imap4rev2_once_enabled() {
+    let server = start();
+    server.deliver("alice", "INBOX", "Subject: r\r\n\r\nbody\r\n");
+    let mut c = Client::login(server.addr, "alice");
+    let caps = c.ok("CAPABILITY");
+    assert!(caps[0].contains(" IMAP4rev2 "), "{caps:?}");
+    assert_eq!(c.ok("ENABLE IMAP4rev2")[0], "* ENABLED IMAP4rev2");
+    let r = c.ok("SELECT INBOX");
+    assert!(r.contains(&"* LIST () \"/\" \"INBOX\"".to_owned()), "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("RECENT") || l.contains("UNSEEN")),
+        "{r:?}"
+    );
+    let r = c.ok("FETCH 1 (FLAGS)");
+    assert_eq!(r[0], "* 1 FETCH (FLAGS ())");
+    c.send(b"s1 SEARCH ALL\r\n");
+    assert_eq!(c.until_tagged("s1")[0], "* ESEARCH (TAG \"s1\") ALL 1");
+    c.send(b"s2 UID SEARCH DELETED\r\n");
+    assert_eq!(c.until_tagged("s2")[0], "* ESEARCH (TAG \"s2\") UID");
+    c.ok("CREATE \"Entw\u{fc}rfe\"");
+    let r = c.ok("LIST \"\" \"Entw*\"");
+    assert_eq!(r[0], "* LIST (\\HasNoChildren) \"/\" \"Entw\u{fc}rfe\"");
+    let r = c.ok("SELECT \"Entw\u{fc}rfe\"");
+    assert_eq!(r[0], "* OK [CLOSED] Previous mailbox closed");
+    // A message arriving now is announced without RECENT.
+    server.deliver("alice", "Entw\u{fc}rfe", "Subject: s\r\n\r\nx\r\n");
+    let r = c.ok("NOOP");
+    assert!(
+        r.contains(&"* 1 EXISTS".to_owned()) && !r.iter().any(|l| l.contains("RECENT")),
+        "{r:?}"
+    );
+}
