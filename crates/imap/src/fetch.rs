@@ -81,6 +81,7 @@ pub(crate) fn needs_message(items: &[FetchAttr]) -> bool {
                 | FetchAttr::Modseq
                 | FetchAttr::EmailId
                 | FetchAttr::ThreadId
+                | FetchAttr::SaveDate
         )
     })
 }
@@ -383,6 +384,13 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
         }
         FetchAttr::ThreadId => {
             out.extend_from_slice(b"THREADID NIL");
+            None
+        }
+        FetchAttr::SaveDate => {
+            // RFC 8514 3: a record whose save time tern does not know (stored before
+            // schema 10, or replicated) answers with its INTERNALDATE.
+            let saved = record.saved_at.unwrap_or(record.internaldate);
+            out.extend_from_slice(format!("SAVEDATE {}", internal_date(saved)).as_bytes());
             None
         }
         FetchAttr::Preview => {

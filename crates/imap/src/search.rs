@@ -156,6 +156,10 @@ fn matches(
         SearchKey::Larger(n) => c.record.size > *n,
         SearchKey::EmailId(id) => crate::fetch::email_id(&c.record.guid) == *id,
         SearchKey::ThreadId(_) => false,
+        SearchKey::SavedBefore(d) => date_of(saved(c.record)) < *d,
+        SearchKey::SavedOn(d) => date_of(saved(c.record)) == *d,
+        SearchKey::SavedSince(d) => date_of(saved(c.record)) >= *d,
+        SearchKey::SaveDateSupported => true,
         SearchKey::Smaller(n) => c.record.size < *n,
         SearchKey::Before(d) => date_of(c.record.internaldate) < *d,
         SearchKey::On(d) => date_of(c.record.internaldate) == *d,
@@ -382,6 +386,12 @@ fn in_set(view: &Selected, set: &SequenceSet, n: u32, uid: bool) -> bool {
             })
         }
     }
+}
+
+/// When a message was saved in its mailbox (RFC 8514), its INTERNALDATE when tern
+/// does not know (see `FetchAttr::SaveDate`).
+fn saved(record: &Record) -> i64 {
+    record.saved_at.unwrap_or(record.internaldate)
 }
 
 #[cfg(test)]

@@ -400,6 +400,14 @@ pub enum SearchKey {
     EmailId(String),
     /// THREADID objectid (RFC 8474): matches nothing, tern keeps no thread ids.
     ThreadId(String),
+    /// SAVEDBEFORE date (RFC 8514)
+    SavedBefore(Date),
+    /// SAVEDON date (RFC 8514)
+    SavedOn(Date),
+    /// SAVEDSINCE date (RFC 8514)
+    SavedSince(Date),
+    /// SAVEDATESUPPORTED (RFC 8514): every message, as every mailbox keeps save dates.
+    SaveDateSupported,
     New,
     Not(Box<SearchKey>),
     Old,
@@ -595,6 +603,8 @@ pub enum FetchAttr {
     ThreadId,
     /// PREVIEW (RFC 8970), with or without the LAZY modifier.
     Preview,
+    /// SAVEDATE (RFC 8514)
+    SaveDate,
     /// ENVELOPE
     Envelope,
     /// BODYSTRUCTURE

@@ -662,3 +662,29 @@ fn imap4rev2_once_enabled() {
         "{r:?}"
     );
 }
+
+/// RFC 8514: SAVEDATE is when the message entered this mailbox, not its INTERNALDATE;
+/// COPY gives the copy its own; SEARCH SAVED* and SAVEDATESUPPORTED use it.
+#[test]
+fn savedate_is_when_the_message_was_stored() {
+    let server = start();
+    // Delivered with an INTERNALDATE of 2023-11-14.
+    server.deliver("alice", "INBOX", "Subject: s\r\n\r\nx\r\n");
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1 (INTERNALDATE SAVEDATE)");
+    assert!(r[0].contains("INTERNALDATE \"14-Nov-2023"), "{r:?}");
+    let saved = r[0].split("SAVEDATE \"").nth(1).unwrap();
+    assert!(!saved.starts_with("14-Nov-2023"), "{r:?}");
+    assert_eq!(c.ok("SEARCH SAVEDBEFORE 1-Jan-2024")[0], "* SEARCH");
+    assert_eq!(c.ok("SEARCH SAVEDSINCE 1-Jan-2024")[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH BEFORE 1-Jan-2024")[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH SAVEDATESUPPORTED")[0], "* SEARCH 1");
+    c.ok("COPY 1 Drafts");
+    c.ok("SELECT Drafts");
+    let r = c.ok("FETCH 1 (SAVEDATE)");
+    assert!(
+        r[0].contains("SAVEDATE \"") && !r[0].contains("2023"),
+        "{r:?}"
+    );
+}

@@ -510,8 +510,8 @@ pub(crate) fn insert_row(
         |r| r.get(0),
     )?;
     conn.prepare_cached(
-        "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid, saved_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         mailbox.id,
@@ -520,7 +520,8 @@ pub(crate) fn insert_row(
         flags.to_string(),
         internaldate,
         size as i64,
-        &guid.as_bytes()[..]
+        &guid.as_bytes()[..],
+        now()
     ])?;
     add_usage(conn, mailbox.user_id, size as i64, 1)?;
     Ok(Appended {

@@ -36,11 +36,15 @@ pub struct Record {
     /// locally), set at creation and never changed; POP3 shows it instead of
     /// `uidvalidity.uid`.
     pub pop3_uidl: Option<String>,
+    /// When the message was stored in this mailbox (RFC 8514 SAVEDATE), Unix seconds;
+    /// `None` for records from before schema 10 and for replicated ones, whose save
+    /// time on the master is not carried.
+    pub saved_at: Option<i64>,
 }
 
 impl Record {
     pub(crate) const COLUMNS: &'static str =
-        "uid, modseq, flags, internaldate, size, guid, expunged_modseq, pop3_uidl";
+        "uid, modseq, flags, internaldate, size, guid, expunged_modseq, pop3_uidl, saved_at";
 
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Record> {
         let flags: String = r.get(2)?;
@@ -56,6 +60,7 @@ impl Record {
             guid: Guid::from_slice(&guid).unwrap_or(Guid::from_bytes([0; 20])),
             expunged_modseq: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
             pop3_uidl: r.get(7)?,
+            saved_at: r.get(8)?,
         })
     }
 }

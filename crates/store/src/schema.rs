@@ -332,6 +332,9 @@ CREATE INDEX metadata_by_mailbox ON metadata(mailbox_id);
 /// - URLAUTH keys (RFC 4467), one per mailbox (by unique id), created when the first
 ///   URL is signed and deleted by RESETKEY. Local to this server: not part of any
 ///   digest, not replicated.
+/// - `records.saved_at`: when a record was stored in its mailbox (IMAP SAVEDATE, RFC
+///   8514), set by every local append, copy and move; NULL for older records and for
+///   replicated ones. Not in the records digest (each server keeps its own).
 /// - `records_live`, a partial index of the live records, so that reading a mailbox's
 ///   live records (SELECT, SEARCH, STATUS counts, EXPUNGE) costs what the live records
 ///   cost, not the expunged ones that pile up until `tern expire`.
@@ -341,6 +344,7 @@ CREATE TABLE urlauth_keys (
     key     BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX records_live ON records(mailbox_id, uid) WHERE expunged_modseq IS NULL;
+ALTER TABLE records ADD COLUMN saved_at INTEGER;
 "#;
 
 /// Version 9: a record's stored POP3 UIDL
@@ -519,6 +523,7 @@ fn downgrade_from_v9(conn: &Connection) {
     };
     let undo = format!(
         "DROP TABLE IF EXISTS urlauth_keys; DROP INDEX IF EXISTS records_live;
+         ALTER TABLE records DROP COLUMN saved_at;
          DROP TRIGGER records_digest_insert; DROP TRIGGER records_digest_delete;
          DROP TRIGGER records_digest_update; DROP INDEX records_by_pop3_uidl;
          ALTER TABLE records DROP COLUMN pop3_uidl; {insert_delete} {update}"

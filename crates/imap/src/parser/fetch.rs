@@ -95,6 +95,7 @@ impl<'a> P<'a> {
             "RFC822.HEADER" => FetchAttr::Rfc822Header,
             "RFC822.SIZE" => FetchAttr::Rfc822Size,
             "EMAILID" => FetchAttr::EmailId,
+            "SAVEDATE" => FetchAttr::SaveDate,
             "THREADID" => FetchAttr::ThreadId,
             "PREVIEW" => {
                 // RFC 8970 3.2: `PREVIEW [SP "(" "LAZY" ")"]`; computing it is cheap

@@ -169,7 +169,9 @@ impl<'a> P<'a> {
                     _ => SearchKey::To(s),
                 }
             }
-            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+            "SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" | "SAVEDBEFORE"
+            | "SAVEDON" | "SAVEDSINCE" => {
                 self.sp()?;
                 let d = self.date()?;
                 match k.as_str() {
@@ -178,6 +180,9 @@ impl<'a> P<'a> {
                     "SINCE" => SearchKey::Since(d),
                     "SENTBEFORE" => SearchKey::SentBefore(d),
                     "SENTON" => SearchKey::SentOn(d),
+                    "SAVEDBEFORE" => SearchKey::SavedBefore(d),
+                    "SAVEDON" => SearchKey::SavedOn(d),
+                    "SAVEDSINCE" => SearchKey::SavedSince(d),
                     _ => SearchKey::SentSince(d),
                 }
             }

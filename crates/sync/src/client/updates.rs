@@ -192,6 +192,7 @@ mod tests {
             guid: Guid::of(&uid.to_be_bytes()),
             expunged_modseq: None,
             pop3_uidl: None,
+            saved_at: None,
         }
     }
 

@@ -225,6 +225,7 @@ fn every_reply_survives_the_wire() {
         guid: Guid::of(b"hello"),
         expunged_modseq: Some(51),
         pop3_uidl: None,
+        saved_at: None,
     };
     let mut enc = Encoder::new();
     ReplicaRecord::encode(&mut enc, &record, true);

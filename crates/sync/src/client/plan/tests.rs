@@ -156,6 +156,7 @@ fn ours(uid: Uid, modseq: Modseq, msg: &str, flags: &str, expunged: Option<Modse
         guid: Guid::of(msg.as_bytes()),
         expunged_modseq: expunged,
         pop3_uidl: None,
+        saved_at: None,
     }
 }
 
