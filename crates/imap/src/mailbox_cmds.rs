@@ -118,9 +118,13 @@ impl<W> Session<W> {
             _ => true,
         };
         let (_, changed) = self.store.changed_since(&view.actor, &view.id, q.modseq)?;
+        // A UID this SELECT counts in EXISTS has not vanished yet, even when it was
+        // expunged between the view's snapshot and this read: the view reports it
+        // (VANISHED, not EARLIER) at the next chance, and reporting it here as well
+        // would count it out twice (imaptest's qresync mode caught that).
         let mut vanished: Vec<u32> = changed
             .iter()
-            .filter(|r| r.expunged_modseq.is_some() && known(r.uid))
+            .filter(|r| r.expunged_modseq.is_some() && known(r.uid) && view.seq_of(r.uid).is_none())
             .map(|r| r.uid)
             .collect();
         if q.modseq < mailbox.deleted_modseq {

@@ -67,11 +67,11 @@ impl<W> Session<W> {
             if vanished {
                 // Every UID of the set expunged since the client's modseq (RFC 7162
                 // 3.2.6), also those this session has already seen go.
-                let ranges = self
-                    .selected
-                    .as_ref()
-                    .map(|v| v.uid_ranges(set))
-                    .unwrap_or_default();
+                // A UID this session still counts (its expunge not yet reported) is
+                // left to the VANISHED that will report it: announced here too, the
+                // client would take it out of its map without the count dropping.
+                let view = self.selected.as_ref();
+                let ranges = view.map(|v| v.uid_ranges(set)).unwrap_or_default();
                 let (_, changed) =
                     self.store
                         .changed_since(&actor, &id, changed_since.unwrap_or(0))?;
@@ -80,6 +80,7 @@ impl<W> Session<W> {
                     .filter(|r| r.expunged_modseq.is_some())
                     .map(|r| r.uid)
                     .filter(|u| ranges.iter().any(|(lo, hi)| (lo..=hi).contains(&u)))
+                    .filter(|u| view.is_none_or(|v| v.seq_of(*u).is_none()))
                     .collect();
                 gone.sort_unstable();
                 if !gone.is_empty() {
