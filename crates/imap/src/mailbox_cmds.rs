@@ -117,7 +117,12 @@ impl<W> Session<W> {
             }),
             _ => true,
         };
-        let (_, changed) = self.store.changed_since(&view.actor, &view.id, q.modseq)?;
+        // Only what the view's own snapshot holds (up to the HIGHESTMODSEQ just sent):
+        // later changes are the next refresh's to report, as FETCH, VANISHED and
+        // EXISTS against the view, so none is told twice and no MODSEQ exceeds the
+        // HIGHESTMODSEQ of this answer.
+        let (_, mut changed) = self.store.changed_since(&view.actor, &view.id, q.modseq)?;
+        changed.retain(|r| r.modseq <= mailbox.highest_modseq);
         // A UID this SELECT counts in EXISTS has not vanished yet, even when it was
         // expunged between the view's snapshot and this read: the view reports it
         // (VANISHED, not EARLIER) at the next chance, and reporting it here as well
