@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use tern_store::{NewMessage, StoreError};
+use tern_store::{Actor, Mailbox, NewMessage, StoreError};
 
 use crate::imap_url::MessageUrl;
 use crate::response::parse_flags;
@@ -166,17 +166,29 @@ impl<W> Session<W> {
         if url.user.as_ref().is_some_and(|u| *u != actor.name) {
             return Err("URL names another user".into());
         }
-        let mailbox = match self.store.resolve(&actor, &url.mailbox) {
+        self.read_url(&actor, &url, |_| Ok(()))
+    }
+
+    /// What `url` names, read with `reader`'s rights: its mailbox (once `check`
+    /// accepts it), the UIDVALIDITY, the live message, then the section and partial.
+    pub(crate) fn read_url(
+        &self,
+        reader: &Actor,
+        url: &MessageUrl,
+        check: impl FnOnce(&Mailbox) -> Result<(), String>,
+    ) -> Result<Vec<u8>, String> {
+        let mailbox = match self.store.resolve(reader, &url.mailbox) {
             Ok(Some((m, _))) => m,
             Ok(None) => return Err("No such mailbox".into()),
             Err(e) => return Err(e.to_string()),
         };
+        check(&mailbox)?;
         if url.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
             return Err("UIDVALIDITY has changed".into());
         }
         let records = self
             .store
-            .records_by_uid(&actor, &mailbox.uniqueid, &[url.uid])
+            .records_by_uid(reader, &mailbox.uniqueid, &[url.uid])
             .map_err(|e| e.to_string())?;
         let record = records
             .into_iter()

@@ -6,8 +6,12 @@
 //! answers in (mailbox order for SEARCH, sort order for SORT), and MIN, MAX, ALL
 //! and PARTIAL are read off that order.
 
+use tern_store::Uid;
+
+use crate::search_context::SearchContext;
 use crate::selected::compress_uids;
-use crate::types::SearchReturn;
+use crate::session::Session;
+use crate::types::{SearchKey, SearchReturn, SortCriterion};
 
 /// One result: the number the client sees (a UID or a sequence number) and the
 /// message's modseq.
@@ -92,6 +96,61 @@ pub(crate) fn esearch_line(
         line.push_str(&format!(" MODSEQ {m}"));
     }
     Some(line)
+}
+
+impl<W> Session<W> {
+    /// Answers a SEARCH or SORT that has RETURN options: `results` are (sequence
+    /// number, UID, modseq) in answer order. SAVE keeps them as `$`, the ESEARCH line
+    /// goes out, and UPDATE keeps the search (with `sort`, a SORT's order) up to date.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn answer_esearch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        opts: &[SearchReturn],
+        results: &[(u32, Uid, u64)],
+        criteria: &SearchKey,
+        sort: Option<&[SortCriterion]>,
+        modseq: bool,
+    ) {
+        let uids = || results.iter().map(|r| r.1);
+        if opts.contains(&SearchReturn::Save) {
+            if let Some(v) = self.selected.as_mut() {
+                let mut saved: Vec<Uid> = uids().collect();
+                saved.sort_unstable();
+                v.saved = saved;
+            }
+        }
+        let hits: Vec<Hit> = results
+            .iter()
+            .map(|&(seq, u, m)| Hit {
+                number: if uid { u } else { seq },
+                modseq: m,
+            })
+            .collect();
+        if let Some(line) = esearch_line(tag, uid, opts, &hits, modseq) {
+            self.untagged(&line);
+        }
+        if opts.contains(&SearchReturn::Update) {
+            let (seen_modseq, exists) = self
+                .selected
+                .as_ref()
+                .map_or((0, 0), |v| (v.seen_modseq, v.uids.len()));
+            self.keep_context(SearchContext {
+                tag: tag.to_owned(),
+                uid,
+                criteria: criteria.clone(),
+                sort: sort.map(<[_]>::to_vec),
+                partial: opts.iter().find_map(|o| match o {
+                    SearchReturn::Partial(w) => Some(*w),
+                    _ => None,
+                }),
+                results: uids().collect(),
+                modseq: seen_modseq,
+                exists,
+            });
+        }
+    }
 }
 
 #[cfg(test)]

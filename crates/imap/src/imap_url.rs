@@ -310,10 +310,7 @@ fn split_param(segment: &str) -> (&str, Option<(&'static str, &str)>) {
 }
 
 fn nz_u32(v: &str) -> Result<u32, BadUrl> {
-    match v.parse::<u32>() {
-        Ok(n) if n > 0 && !v.starts_with('0') => Ok(n),
-        _ => Err(BadUrl("bad number in URL")),
-    }
+    u32::try_from(nz_u64(v)?).map_err(|_| BadUrl("bad number in URL"))
 }
 
 fn nz_u64(v: &str) -> Result<u64, BadUrl> {

@@ -3,7 +3,6 @@
 
 use tern_store::{Flag, FlagOp, Flags, Record, StoreError, Uid};
 
-use crate::esearch::{esearch_line, Hit};
 use crate::fetch::{
     body_items, sets_seen, FetchContext, FetchError, FetchStream, Target, MAX_BODY_ITEMS,
 };
@@ -346,38 +345,7 @@ impl<W> Session<W> {
                 }
                 self.untagged(&line);
             }
-            Some(opts) => {
-                if opts.contains(&SearchReturn::Save) {
-                    if let Some(v) = self.selected.as_mut() {
-                        let mut saved: Vec<Uid> = hits.iter().map(|h| h.1).collect();
-                        saved.sort_unstable();
-                        v.saved = saved;
-                    }
-                }
-                let answer: Vec<Hit> = hits
-                    .iter()
-                    .zip(&numbers)
-                    .map(|(h, &number)| Hit {
-                        number,
-                        modseq: h.2,
-                    })
-                    .collect();
-                if let Some(line) = esearch_line(tag, uid, opts, &answer, wants_modseq) {
-                    self.untagged(&line);
-                }
-                if opts.contains(&SearchReturn::Update) {
-                    self.keep_context(crate::search_context::SearchContext {
-                        tag: tag.to_owned(),
-                        uid,
-                        criteria: criteria.clone(),
-                        sort: None,
-                        partial: crate::sort_cmds::partial_of(opts),
-                        results: hits.iter().map(|h| h.1).collect(),
-                        modseq: self.selected.as_ref().map_or(0, |v| v.seen_modseq),
-                        exists: self.selected.as_ref().map_or(0, |v| v.uids.len()),
-                    });
-                }
-            }
+            Some(opts) => self.answer_esearch(tag, uid, opts, &hits, criteria, None, wants_modseq),
         }
         Outcome::ok("SEARCH completed")
     }

@@ -189,6 +189,7 @@ impl<W> Session<W> {
             return (leaving, entering);
         };
         let (modseq, exists) = (view.seen_modseq, view.uids.len());
+        let current = view.uids.clone();
         let mut contexts = std::mem::take(&mut view.contexts);
         for ctx in contexts.iter_mut() {
             if ctx.modseq == modseq && ctx.exists == exists {
@@ -222,11 +223,6 @@ impl<W> Session<W> {
                 came = merged(came);
             }
             let seq_in = |uids: &[Uid], u: Uid| uids.binary_search(&u).ok().map(|i| i as u32 + 1);
-            let current = self
-                .selected
-                .as_ref()
-                .map(|v| v.uids.clone())
-                .unwrap_or_default();
             let number_before = |u: Uid| if ctx.uid { Some(u) } else { seq_in(before, u) };
             let number_now = |u: Uid| {
                 if ctx.uid {

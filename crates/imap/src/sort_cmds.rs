@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use tern_store::{Record, Uid};
 
-use crate::esearch::{esearch_line, Hit};
 use crate::fetch::{summary_of, FetchContext, FetchError};
 use crate::mime::MessageSummary;
 use crate::search::search_selected;
@@ -90,36 +89,8 @@ impl<W> Session<W> {
             return Outcome::ok("SORT completed");
         };
         // RFC 5267 3.2 (ESORT): the same ESEARCH answer as SEARCH, read in sort order.
-        if opts.contains(&SearchReturn::Save) {
-            if let Some(v) = self.selected.as_mut() {
-                let mut saved: Vec<Uid> = items.iter().map(|i| i.1).collect();
-                saved.sort_unstable();
-                v.saved = saved;
-            }
-        }
-        let hits: Vec<Hit> = items
-            .iter()
-            .map(|i| Hit {
-                number: number(i),
-                modseq: i.2,
-            })
-            .collect();
         let modseq = crate::message_cmds::contains_modseq(search_key);
-        if let Some(line) = esearch_line(tag, uid, opts, &hits, modseq) {
-            self.untagged(&line);
-        }
-        if opts.contains(&SearchReturn::Update) {
-            self.keep_context(crate::search_context::SearchContext {
-                tag: tag.to_owned(),
-                uid,
-                criteria: search_key.clone(),
-                sort: Some(criteria.to_vec()),
-                partial: partial_of(opts),
-                results: items.iter().map(|i| i.1).collect(),
-                modseq: self.selected.as_ref().map_or(0, |v| v.seen_modseq),
-                exists: self.selected.as_ref().map_or(0, |v| v.uids.len()),
-            });
-        }
+        self.answer_esearch(tag, uid, opts, &items, search_key, Some(criteria), modseq);
         Outcome::ok("SORT completed")
     }
 
@@ -171,14 +142,6 @@ impl<W> Session<W> {
         self.untagged(line.trim_end());
         Outcome::ok("THREAD completed")
     }
-}
-
-/// The PARTIAL window among return options, if any.
-pub(crate) fn partial_of(opts: &[SearchReturn]) -> Option<crate::types::PartialRange> {
-    opts.iter().find_map(|o| match o {
-        SearchReturn::Partial(w) => Some(*w),
-        _ => None,
-    })
 }
 
 fn compare(a: &Item, b: &Item, key: SortKey) -> std::cmp::Ordering {

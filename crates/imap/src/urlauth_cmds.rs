@@ -121,24 +121,15 @@ impl<W> Session<W> {
             name: url.user.clone()?,
             is_admin: false,
         };
-        let (mailbox, _) = self.store.resolve(&owner, &url.mailbox).ok()??;
-        if !self
-            .store
-            .urlauth_verify(&mailbox.uniqueid, &auth.rump, token)
-            .ok()?
-        {
-            return None;
-        }
-        if url.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
-            return None;
-        }
-        let record = self
-            .store
-            .records_by_uid(&owner, &mailbox.uniqueid, &[url.uid])
-            .ok()?
-            .into_iter()
-            .find(|r| r.uid == url.uid && r.expunged_modseq.is_none())?;
-        let raw = self.store.message(&mailbox, &record).ok()?;
-        url.cut(&raw)
+        self.read_url(&owner, url, |mailbox| {
+            match self
+                .store
+                .urlauth_verify(&mailbox.uniqueid, &auth.rump, token)
+            {
+                Ok(true) => Ok(()),
+                _ => Err("not signed with the mailbox's key".into()),
+            }
+        })
+        .ok()
     }
 }

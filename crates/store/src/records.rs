@@ -143,7 +143,8 @@ impl Store {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             if uids.len() <= 256 {
-                return Ok((mailbox.clone(), records_in(conn, mailbox.id, uids, true)?));
+                let records = records_in(conn, mailbox.id, uids, true)?;
+                return Ok((mailbox, records));
             }
             // Most of the mailbox: one scan of the live records, then lookups of the
             // few the view holds that were expunged since.
