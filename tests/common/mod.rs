@@ -91,9 +91,13 @@ impl TernServer {
         let mut pop3 = None;
         let mut startup_log = Vec::new();
         loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("tern serve did not become ready");
+            let line = match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => line,
+                Err(e) => panic!(
+                    "tern serve did not become ready ({e}); it said:\n{}",
+                    startup_log.join("\n")
+                ),
+            };
             if let Some(addr) = line.split("lmtp listening on ").nth(1) {
                 if let Ok(a) = addr.trim().parse() {
                     lmtp = Some(a);

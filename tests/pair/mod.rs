@@ -23,14 +23,29 @@ pub const REPL_PASSWORD: &str = "repl-secret";
 // ------------------------------------------------------------------------------------
 // Processes
 
-/// A free loopback port (bound and released), for a listener that must keep its port
-/// across restarts.
+/// A free loopback port for a listener that must keep its number across restarts.
+///
+/// Taken below the kernel's ephemeral range, where every `:0` listener and every
+/// client socket of the parallel tests lands: a port from that range, released here,
+/// could be taken by one of them before the server binds it (seen in CI as a replica
+/// that exited before "tern ready"). Below it, ports are handed out by a counter, so
+/// no two tests of this process get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32768)
+        .clamp(12_000, 65_535);
+    let span = ephemeral_low - 10_000;
+    let start = std::process::id() as usize * 131 % span;
+    for _ in 0..span {
+        let port = (10_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {ephemeral_low}")
 }
 
 pub fn show(out: &Output) -> String {

@@ -101,5 +101,13 @@ pub(super) fn corpus() -> Vec<&'static [u8]> {
         b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 PARTIAL -1:-30)",
         b"a APPEND INBOX (\\Seen) {3+}\r\none \"1-Jan-2000 00:00:00 +0000\" ~{3+}\r\nt\0o",
         b"a APPEND Drafts CATENATE (URL \"/INBOX;UIDVALIDITY=7/;UID=2/;SECTION=1.MIME\" TEXT {2+}\r\nhi) CATENATE (URL \"imap://u@h/%41/;UID=1/;PARTIAL=0.9\")",
+        b"a NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (subtree (INBOX \"a b\") (MailboxName SubscriptionChange))",
+        b"a NOTIFY SET (personal (MessageNew MessageExpunge)) (mailboxes {5+}\r\nTrash NONE)",
+        b"a NOTIFY NONE",
+        b"a GENURLAUTH \"imap://u@h/INBOX/;UID=1;urlauth=submit+u\" INTERNAL \"imap://u@h/x/;uid=2;expire=2030-01-01T00:00:00Z;urlauth=anonymous\" INTERNAL",
+        b"a URLFETCH \"imap://u@h/INBOX/;UID=1;urlauth=submit+u:internal:0123abcd\" (\"imap://u@h/a/;UID=2/;SECTION=1\" BODYPARTSTRUCTURE BINARY)",
+        b"a RESETKEY INBOX INTERNAL",
+        b"a UID REPLACE 4 INBOX (\\Seen) {3+}\r\nabc",
+        b"a REPLACE 1 Drafts CATENATE (TEXT {2+}\r\nhi)",
     ]
 }
