@@ -154,7 +154,8 @@ impl<W> Session<W> {
         if url.auth.is_some() {
             // RFC 4469 5: a URLAUTH URL is fetched as URLFETCH would.
             return self
-                .authorized_bytes(&url)
+                .authorized_message(&url)
+                .and_then(|raw| url.cut(&raw))
                 .ok_or_else(|| "URLAUTH does not admit this".into());
         }
         let actor = self.actor();
@@ -166,12 +167,14 @@ impl<W> Session<W> {
         if url.user.as_ref().is_some_and(|u| *u != actor.name) {
             return Err("URL names another user".into());
         }
-        self.read_url(&actor, &url, |_| Ok(()))
+        let raw = self.read_url_message(&actor, &url, |_| Ok(()))?;
+        url.cut(&raw).ok_or_else(|| "No such section".into())
     }
 
-    /// What `url` names, read with `reader`'s rights: its mailbox (once `check`
-    /// accepts it), the UIDVALIDITY, the live message, then the section and partial.
-    pub(crate) fn read_url(
+    /// The whole message `url` names, read with `reader`'s rights: its mailbox (once
+    /// `check` accepts it), the UIDVALIDITY, the live message. The caller cuts the
+    /// section and partial ([`MessageUrl::cut`]).
+    pub(crate) fn read_url_message(
         &self,
         reader: &Actor,
         url: &MessageUrl,
@@ -194,10 +197,8 @@ impl<W> Session<W> {
             .into_iter()
             .find(|r| r.uid == url.uid && r.expunged_modseq.is_none())
             .ok_or("No such message")?;
-        let raw = self
-            .store
+        self.store
             .message(&mailbox, &record)
-            .map_err(|e| e.to_string())?;
-        url.cut(&raw).ok_or_else(|| "No such section".into())
+            .map_err(|e| e.to_string())
     }
 }

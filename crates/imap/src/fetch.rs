@@ -7,6 +7,7 @@ use tern_store::{Mailbox, MessageFile, Record, Store, StoreError};
 use crate::mime::{self, MessageSummary, SummaryCache};
 use crate::response::{flag_list, internal_date};
 use crate::types::{FetchAttr, Section, SectionText};
+use crate::uidonly;
 
 /// What rendering one message needs besides the record.
 pub(crate) struct FetchContext<'a> {
@@ -157,6 +158,8 @@ pub(crate) struct FetchStream {
     items: Vec<FetchAttr>,
     targets: std::vec::IntoIter<Target>,
     current: Option<Current>,
+    /// UIDONLY: `* uid UIDFETCH (` heads each response ([`crate::uidonly`]).
+    uidonly: bool,
 }
 
 /// The message being written.
@@ -182,12 +185,14 @@ struct Literal {
 }
 
 impl FetchStream {
-    /// A stream of `items` for `targets` (in the order given).
+    /// A stream of `items` for `targets` (in the order given); `uidonly` answers in
+    /// UIDFETCH responses.
     pub(crate) fn new(
         mailbox: Mailbox,
         actor: tern_store::Actor,
         items: Vec<FetchAttr>,
         targets: Vec<Target>,
+        uidonly: bool,
     ) -> FetchStream {
         FetchStream {
             mailbox,
@@ -195,6 +200,7 @@ impl FetchStream {
             items,
             targets: targets.into_iter(),
             current: None,
+            uidonly,
         }
     }
 
@@ -221,7 +227,9 @@ impl FetchStream {
                     return Ok(true);
                 };
                 let cur = prepare(&ctx, target, &self.items, cover)?;
-                out.extend_from_slice(format!("* {} FETCH (", cur.target.seq).as_bytes());
+                out.extend_from_slice(b"* ");
+                let head = uidonly::fetch_head(cur.target.seq, cur.target.record.uid, self.uidonly);
+                out.extend_from_slice(head.as_bytes());
                 self.current = Some(cur);
                 continue;
             };

@@ -180,7 +180,22 @@ impl MessageUrl {
             Some(s) => crate::mime::section(raw, s)?,
             None => raw.to_vec(),
         };
-        Some(match self.partial {
+        Some(self.window(bytes))
+    }
+
+    /// The MIME part numbers the URL names (empty: the whole message), or `None` when
+    /// its section is a HEADER, TEXT or MIME one, not a part.
+    pub fn part(&self) -> Option<&[u32]> {
+        match &self.section {
+            None => Some(&[]),
+            Some(s) if s.text.is_none() => Some(&s.part),
+            Some(_) => None,
+        }
+    }
+
+    /// `bytes` cut to the URL's `;PARTIAL=` (all of them without one).
+    pub fn window(&self, bytes: Vec<u8>) -> Vec<u8> {
+        match self.partial {
             None => bytes,
             Some((offset, length)) => {
                 let start = usize::try_from(offset)
@@ -193,7 +208,7 @@ impl MessageUrl {
                 .min(bytes.len());
                 bytes[start..end].to_vec()
             }
-        })
+        }
     }
 }
 

@@ -39,6 +39,7 @@ mod selected;
 mod session;
 mod sort_cmds;
 pub mod types;
+mod uidonly;
 mod urlauth_cmds;
 
 /// The rustls in use, to build [`ImapConfig::tls`] with.

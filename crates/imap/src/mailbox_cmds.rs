@@ -66,7 +66,9 @@ impl<W> Session<W> {
             self.untagged_bytes(&line);
         } else {
             self.untagged(&format!("{} RECENT", view.recent.len()));
-            if let Some(seq) = first_unseen.and_then(|u| view.seq_of(u)) {
+            // UNSEEN is a sequence number, which UIDONLY never sends (RFC 9586).
+            let unseen = first_unseen.filter(|_| !self.enabled.uidonly);
+            if let Some(seq) = unseen.and_then(|u| view.seq_of(u)) {
                 self.untagged(&format!("OK [UNSEEN {seq}] First unseen"));
             }
         }
@@ -153,7 +155,13 @@ impl<W> Session<W> {
         }
         for r in live() {
             if let Some(seq) = view.seq_of(r.uid) {
-                let line = flag_fetch(seq, r, view.recent.contains(&r.uid), true);
+                let line = flag_fetch(
+                    seq,
+                    r,
+                    view.recent.contains(&r.uid),
+                    true,
+                    self.enabled.uidonly,
+                );
                 self.untagged(&line);
             }
         }
@@ -534,8 +542,9 @@ impl<W> Session<W> {
     pub(crate) fn reporting(&self, expunges: bool) -> Reporting {
         Reporting {
             expunges,
-            qresync: self.enabled.qresync,
+            vanished: self.enabled.qresync || self.enabled.uidonly,
             condstore: self.enabled.condstore,
+            uidonly: self.enabled.uidonly,
         }
     }
 }

@@ -29,7 +29,8 @@ impl<W> Session<W> {
         if changed_since.is_some() || items.contains(&FetchAttr::Modseq) {
             self.enable_condstore();
         }
-        if uid && !items.contains(&FetchAttr::Uid) {
+        // Under UIDONLY the UID heads the UIDFETCH response instead (RFC 9586 3.3).
+        if uid && !self.enabled.uidonly && !items.contains(&FetchAttr::Uid) {
             items.insert(0, FetchAttr::Uid);
         }
         if changed_since.is_some() && !items.contains(&FetchAttr::Modseq) {
@@ -158,7 +159,13 @@ impl<W> Session<W> {
                     })
                 })
                 .collect();
-            Ok(FetchStream::new(mailbox, actor.clone(), items, targets))
+            Ok(FetchStream::new(
+                mailbox,
+                actor.clone(),
+                items,
+                targets,
+                self.enabled.uidonly,
+            ))
         })();
         match result {
             Ok(stream) => {
@@ -216,6 +223,7 @@ impl<W> Session<W> {
         // RFC 7162 3.1 and 3.2.4: once CONDSTORE or QRESYNC is on, every untagged FETCH
         // carries UID (and MODSEQ), so a client can apply it without a sequence map.
         let with_uid = uid || condstore || self.enabled.qresync;
+        let uidonly = self.enabled.uidonly;
         if !silent || condstore {
             // Report the flags of every message in the set, changed or not (silent
             // CONDSTORE stores still report the new MODSEQ of what changed).
@@ -242,7 +250,12 @@ impl<W> Session<W> {
             if silent {
                 for c in &outcome.changed {
                     if let Some(seq) = view.seq_of(c.uid) {
-                        lines.push(format!("{seq} FETCH (UID {} MODSEQ ({}))", c.uid, c.modseq));
+                        let mut line = crate::uidonly::fetch_head(seq, c.uid, uidonly);
+                        if !uidonly {
+                            line.push_str(&format!("UID {} ", c.uid));
+                        }
+                        line.push_str(&format!("MODSEQ ({}))", c.modseq));
+                        lines.push(line);
                     }
                 }
             } else {
@@ -251,8 +264,8 @@ impl<W> Session<W> {
                     .filter(|r| !outcome.modified.contains(&r.uid))
                 {
                     if let Some(seq) = view.seq_of(r.uid) {
-                        let mut line = format!("{seq} FETCH (");
-                        if with_uid {
+                        let mut line = crate::uidonly::fetch_head(seq, r.uid, uidonly);
+                        if with_uid && !uidonly {
                             line.push_str(&format!("UID {} ", r.uid));
                         }
                         line.push_str(&format!(
@@ -402,10 +415,10 @@ impl<W> Session<W> {
                 self.untagged(&format!("OK {code} Moved"));
             }
             let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
-            let qresync = self.enabled.qresync;
+            let vanished = self.enabled.qresync || self.enabled.uidonly;
             if let Some(v) = self.selected.as_mut() {
                 v.expunged_here(&moved);
-                let lines = v.apply_expunges(qresync);
+                let lines = v.apply_expunges(vanished);
                 for l in lines {
                     self.untagged(&l);
                 }

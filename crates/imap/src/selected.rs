@@ -64,10 +64,12 @@ pub(crate) struct Updates {
 pub(crate) struct Reporting {
     /// May EXPUNGE/VANISHED be sent now?
     pub(crate) expunges: bool,
-    /// QRESYNC enabled: VANISHED instead of EXPUNGE.
-    pub(crate) qresync: bool,
+    /// QRESYNC or UIDONLY enabled: VANISHED instead of EXPUNGE.
+    pub(crate) vanished: bool,
     /// CONDSTORE enabled: MODSEQ in unsolicited FETCH.
     pub(crate) condstore: bool,
+    /// UIDONLY enabled: UIDFETCH instead of FETCH.
+    pub(crate) uidonly: bool,
 }
 
 impl Selected {
@@ -207,6 +209,7 @@ impl Selected {
                 r,
                 self.recent.contains(&r.uid),
                 how.condstore,
+                how.uidonly,
             ));
         }
         self.reported.clear();
@@ -226,7 +229,7 @@ impl Selected {
         self.seen_modseq = mailbox.highest_modseq.max(self.seen_modseq);
         self.uidnext = mailbox.uidnext();
         if how.expunges && !self.pending_expunges.is_empty() {
-            updates.lines.extend(self.apply_expunges(how.qresync));
+            updates.lines.extend(self.apply_expunges(how.vanished));
         }
         if arrived {
             updates.lines.push(format!("{} EXISTS", self.uids.len()));
@@ -237,13 +240,14 @@ impl Selected {
         Ok(updates)
     }
 
-    /// Removes expunged UIDs from the view and returns the responses that say so.
-    pub(crate) fn apply_expunges(&mut self, qresync: bool) -> Vec<String> {
+    /// Removes expunged UIDs from the view and returns the responses that say so:
+    /// one VANISHED with `vanished` (QRESYNC or UIDONLY), else an EXPUNGE each.
+    pub(crate) fn apply_expunges(&mut self, vanished: bool) -> Vec<String> {
         let gone: Vec<Uid> = std::mem::take(&mut self.pending_expunges)
             .into_iter()
             .collect();
         let mut lines = Vec::new();
-        if qresync {
+        if vanished {
             self.uids.retain(|u| gone.binary_search(u).is_err());
             if !gone.is_empty() {
                 lines.push(format!("VANISHED {}", compress_uids(&gone)));
@@ -344,13 +348,20 @@ fn num(n: SeqNum, star: u32) -> u32 {
     }
 }
 
-/// `* 5 FETCH (UID 9 FLAGS (\Seen) MODSEQ (12))` for a flag change.
-pub(crate) fn flag_fetch(seq: u32, r: &Record, recent: bool, condstore: bool) -> String {
-    let mut line = format!(
-        "{seq} FETCH (UID {} FLAGS {}",
-        r.uid,
-        flag_list(&r.flags, recent)
-    );
+/// `* 5 FETCH (UID 9 FLAGS (\Seen) MODSEQ (12))` for a flag change; under UIDONLY
+/// `* 9 UIDFETCH (FLAGS (\Seen) MODSEQ (12))`.
+pub(crate) fn flag_fetch(
+    seq: u32,
+    r: &Record,
+    recent: bool,
+    condstore: bool,
+    uidonly: bool,
+) -> String {
+    let mut line = crate::uidonly::fetch_head(seq, r.uid, uidonly);
+    if !uidonly {
+        line.push_str(&format!("UID {} ", r.uid));
+    }
+    line.push_str(&format!("FLAGS {}", flag_list(&r.flags, recent)));
     if condstore {
         line.push_str(&format!(" MODSEQ ({})", r.modseq));
     }

@@ -59,6 +59,8 @@ pub(crate) struct Enabled {
     pub(crate) utf8: bool,
     /// IMAP4rev2 (RFC 9051): UTF-8 names, ESEARCH answers, no \Recent.
     pub(crate) rev2: bool,
+    /// UIDONLY (RFC 9586): no message sequence numbers, either way ([`crate::uidonly`]).
+    pub(crate) uidonly: bool,
 }
 
 /// The tagged completion of a command.
@@ -229,7 +231,7 @@ impl<W> Session<W> {
         format!(
             "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE COMPRESS=DEFLATE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN \
              SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES PARTIAL CONTEXT=SEARCH CONTEXT=SORT CONDSTORE QRESYNC UTF8=ACCEPT \
-             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH NOTIFY REPLACE UNAUTHENTICATE LIST-MYRIGHTS OBJECTID PREVIEW SAVEDATE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
+             STATUS=SIZE BINARY WITHIN ACL RIGHTS=kxte QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA METADATA-SERVER MULTIAPPEND CATENATE URLAUTH URLAUTH=BINARY NOTIFY REPLACE UNAUTHENTICATE LIST-MYRIGHTS OBJECTID PREVIEW SAVEDATE UIDONLY SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT={}",
             self.config.max_literal
         )
     }
@@ -597,6 +599,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
     fn execute(&mut self, tag: &str, body: CommandBody) -> Outcome {
         let authenticated = self.actor.is_some();
         let selected = self.selected.is_some();
+        if self.enabled.uidonly {
+            if let Some(refused) = crate::uidonly::refusal(&body) {
+                return refused;
+            }
+        }
         match body {
             CommandBody::Capability => {
                 let caps = self.capabilities();
@@ -630,6 +637,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                             self.enabled.condstore = true;
                         }
                         "UTF8=ACCEPT" => self.enabled.utf8 = true,
+                        "UIDONLY" => self.enabled.uidonly = true,
                         "IMAP4REV2" => {
                             // RFC 9051 5.1: mailbox names are UTF-8 from now on.
                             self.enabled.rev2 = true;

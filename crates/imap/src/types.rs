@@ -121,8 +121,8 @@ pub enum CommandBody {
         /// Mechanisms named (upper-cased).
         mechanisms: Vec<String>,
     },
-    /// URLFETCH url... (RFC 4467)
-    UrlFetch(Vec<String>),
+    /// URLFETCH url... (RFC 4467), each perhaps with RFC 5524's parameters.
+    UrlFetch(Vec<UrlFetchParam>),
     /// NOTIFY SET [STATUS] groups / NOTIFY NONE (RFC 5465); `None` is NONE.
     Notify(Option<NotifySet>),
     /// UNAUTHENTICATE (RFC 8437)
@@ -724,4 +724,26 @@ pub enum MetadataDepth {
     One,
     /// The entry and everything below it.
     Infinity,
+}
+
+/// One URL of URLFETCH: bare (RFC 4467), or in parentheses with what to return of
+/// it (RFC 5524, URLAUTH=BINARY).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlFetchParam {
+    /// The URL as sent.
+    pub url: String,
+    /// `None` for a bare URL: the data as a plain nstring.
+    pub extended: Option<UrlFetchWants>,
+}
+
+/// What an extended URLFETCH asks for (each at most once; BINARY and BODY exclude
+/// each other).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UrlFetchWants {
+    /// BODYPARTSTRUCTURE: the part's BODYSTRUCTURE.
+    pub body_part_structure: bool,
+    /// BINARY: the part with its Content-Transfer-Encoding removed.
+    pub binary: bool,
+    /// BODY: the part as stored.
+    pub body: bool,
 }

@@ -10,8 +10,9 @@
 use tern_store::{Actor, ANONYMOUS};
 
 use crate::imap_url::{Access, MessageUrl};
-use crate::mime::write_nstring;
+use crate::mime::{part_structure, write_nstring, write_string};
 use crate::session::{Outcome, Session};
+use crate::types::{UrlFetchParam, UrlFetchWants};
 
 impl<W> Session<W> {
     /// GENURLAUTH: for each rump (an absolute URL to a message of the logged-in
@@ -79,24 +80,36 @@ impl<W> Session<W> {
     }
 
     /// URLFETCH: `* URLFETCH url data ...`, data NIL for a URL that admits nothing.
-    pub(crate) fn urlfetch(&mut self, urls: &[String]) -> Outcome {
+    /// A URL in parentheses (RFC 5524) is answered with the items it asks for:
+    /// BODYPARTSTRUCTURE, then BINARY (decoded, `~{n}` when it holds NUL) or BODY.
+    pub(crate) fn urlfetch(&mut self, params: &[UrlFetchParam]) -> Outcome {
         let mut out = b"URLFETCH".to_vec();
-        for url in urls {
-            let data = MessageUrl::parse(url)
-                .ok()
-                .and_then(|u| self.authorized_bytes(&u));
+        for p in params {
+            let found = MessageUrl::parse(&p.url).ok().and_then(|url| {
+                let raw = self.authorized_message(&url)?;
+                // A section the message lacks makes the whole URL NIL.
+                let named = url.cut(&raw)?;
+                Some((url, raw, named))
+            });
             out.push(b' ');
-            crate::mime::write_string(&mut out, url.as_bytes());
+            write_string(&mut out, p.url.as_bytes());
             out.push(b' ');
-            write_nstring(&mut out, data.as_deref());
+            match (p.extended, found) {
+                (_, None) => out.extend_from_slice(b"NIL"),
+                (None, Some((_, _, named))) => write_nstring(&mut out, Some(&named)),
+                (Some(wants), Some((url, raw, named))) => {
+                    write_wanted(&mut out, wants, &url, &raw, named)
+                }
+            }
         }
         self.untagged_bytes(&out);
         Outcome::ok("URLFETCH completed")
     }
 
-    /// What a URLAUTH URL names, if it admits the logged-in user and its signature
-    /// holds under the mailbox's current key; read with the URL owner's rights.
-    pub(crate) fn authorized_bytes(&self, url: &MessageUrl) -> Option<Vec<u8>> {
+    /// The whole message a URLAUTH URL names, if the URL admits the logged-in user
+    /// and its signature holds under the mailbox's current key; read with the URL
+    /// owner's rights. The caller cuts what the URL names ([`MessageUrl::cut`]).
+    pub(crate) fn authorized_message(&self, url: &MessageUrl) -> Option<Vec<u8>> {
         let auth = url.auth.as_ref()?;
         let (mechanism, token) = auth.verifier.as_ref()?;
         if mechanism != "INTERNAL" {
@@ -121,7 +134,7 @@ impl<W> Session<W> {
             name: url.user.clone()?,
             is_admin: false,
         };
-        self.read_url(&owner, url, |mailbox| {
+        self.read_url_message(&owner, url, |mailbox| {
             match self
                 .store
                 .urlauth_verify(&mailbox.uniqueid, &auth.rump, token)
@@ -132,4 +145,50 @@ impl<W> Session<W> {
         })
         .ok()
     }
+}
+
+/// `(BODYPARTSTRUCTURE body BINARY data)`: what an extended URLFETCH asked for of the
+/// part `url` names in the message `raw` (`named`: the bytes it names, as stored).
+/// BODYPARTSTRUCTURE and BINARY are NIL for a HEADER, TEXT or MIME section (not a
+/// part), and BINARY for an encoding tern cannot undo.
+fn write_wanted(
+    out: &mut Vec<u8>,
+    wants: UrlFetchWants,
+    url: &MessageUrl,
+    raw: &[u8],
+    named: Vec<u8>,
+) {
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    if wants.body_part_structure {
+        let mut item = b"BODYPARTSTRUCTURE ".to_vec();
+        match url.part().and_then(|part| part_structure(raw, part)) {
+            Some(structure) => item.extend_from_slice(&structure),
+            None => item.extend_from_slice(b"NIL"),
+        }
+        items.push(item);
+    }
+    if wants.binary {
+        let mut item = b"BINARY ".to_vec();
+        let decoded = url
+            .part()
+            .and_then(|part| tern_message::decoded_part(raw, part).ok().flatten())
+            .map(|d| url.window(d));
+        match decoded {
+            Some(d) if d.contains(&0) => {
+                item.extend_from_slice(format!("~{{{}}}\r\n", d.len()).as_bytes());
+                item.extend_from_slice(&d);
+            }
+            Some(d) => write_nstring(&mut item, Some(&d)),
+            None => item.extend_from_slice(b"NIL"),
+        }
+        items.push(item);
+    }
+    if wants.body {
+        let mut item = b"BODY ".to_vec();
+        write_nstring(&mut item, Some(&named));
+        items.push(item);
+    }
+    out.push(b'(');
+    out.extend_from_slice(&items.join(&b' '));
+    out.push(b')');
 }

@@ -103,6 +103,32 @@ impl MessageSummary {
     }
 }
 
+/// The BODYSTRUCTURE (with extension data) of the part at MIME part numbers `part`
+/// of the message `raw` (IMAP section numbering; empty: the whole message), as RFC
+/// 5524's BODYPARTSTRUCTURE reports it; `None` when there is no such part.
+pub fn part_structure(raw: &[u8], part: &[u32]) -> Option<Vec<u8>> {
+    use tern_message::Content;
+    let summary = tern_message::summarize(raw);
+    let mut node = &summary.structure;
+    for (depth, &n) in part.iter().enumerate() {
+        // Below the top, the parts of an encapsulated message are its body's.
+        let container = match &node.content {
+            Content::Message { body, .. } if depth > 0 => body.as_ref(),
+            _ => node,
+        };
+        node = match &container.content {
+            Content::Multipart(children) => {
+                children.get(usize::try_from(n).ok()?.checked_sub(1)?)?
+            }
+            _ if n == 1 => container,
+            _ => return None,
+        };
+    }
+    let mut out = Vec::with_capacity(256);
+    write_body(&mut out, node, true);
+    Some(out)
+}
+
 /// Computes a message's [`MessageSummary`] from its raw bytes. Never panics.
 pub fn summarize(raw: &[u8]) -> MessageSummary {
     MessageSummary::from(tern_message::summarize(raw))

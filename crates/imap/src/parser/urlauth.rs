@@ -2,7 +2,7 @@
 //! GENURLAUTH, RESETKEY and URLFETCH.
 
 use super::lexer::{fail, P, R};
-use crate::types::CommandBody;
+use crate::types::{CommandBody, UrlFetchParam, UrlFetchWants};
 
 /// Most URLs one GENURLAUTH or URLFETCH may carry.
 pub const MAX_URLS: usize = 100;
@@ -51,18 +51,46 @@ impl<'a> P<'a> {
         })
     }
 
-    /// `URLFETCH 1*(SP url)`. (RFC 5524's parenthesised parameters, URLAUTH=BINARY,
-    /// are not offered.)
+    /// `URLFETCH 1*(SP (url / "(" url *(SP fetch-arg) ")"))`, the parenthesised form
+    /// being RFC 5524's (fetch-arg: BODYPARTSTRUCTURE, BINARY or BODY, each once,
+    /// BINARY and BODY not both).
     pub(super) fn urlfetch(&mut self) -> R<CommandBody> {
         let mut urls = Vec::new();
         while self.eat(b' ') {
             if urls.len() == MAX_URLS {
                 return fail("too many URLs");
             }
-            if self.peek() == Some(b'(') {
-                return fail("URLFETCH parameters (URLAUTH=BINARY) are not supported");
+            if !self.eat(b'(') {
+                urls.push(UrlFetchParam {
+                    url: self.url()?,
+                    extended: None,
+                });
+                continue;
             }
-            urls.push(self.url()?);
+            let url = self.url()?;
+            let mut wants = UrlFetchWants::default();
+            while self.eat(b' ') {
+                let arg = self.keyword()?;
+                let slot = match arg.as_str() {
+                    "BODYPARTSTRUCTURE" => &mut wants.body_part_structure,
+                    "BINARY" => &mut wants.binary,
+                    "BODY" => &mut wants.body,
+                    _ => return fail("unknown URLFETCH parameter"),
+                };
+                if std::mem::replace(slot, true) {
+                    return fail("URLFETCH parameter given twice");
+                }
+            }
+            if wants.binary && wants.body {
+                return fail("URLFETCH may ask for BINARY or BODY, not both");
+            }
+            if !self.eat(b')') {
+                return fail("expected ) after the URLFETCH parameters");
+            }
+            urls.push(UrlFetchParam {
+                url,
+                extended: Some(wants),
+            });
         }
         if urls.is_empty() {
             return fail("URLFETCH needs a URL");
@@ -74,7 +102,7 @@ impl<'a> P<'a> {
 #[cfg(test)]
 mod tests {
     use crate::parser::test_util::*;
-    use crate::types::CommandBody;
+    use crate::types::{CommandBody, UrlFetchParam, UrlFetchWants};
 
     #[test]
     fn rfc_4467_examples() {
@@ -102,13 +130,48 @@ mod tests {
         assert_eq!(
             ok("a URLFETCH \"imap://a@h/I/;UID=1;URLAUTH=anonymous:INTERNAL:00\" imap://x"),
             CommandBody::UrlFetch(vec![
-                s("imap://a@h/I/;UID=1;URLAUTH=anonymous:INTERNAL:00"),
-                s("imap://x")
+                UrlFetchParam {
+                    url: s("imap://a@h/I/;UID=1;URLAUTH=anonymous:INTERNAL:00"),
+                    extended: None
+                },
+                UrlFetchParam {
+                    url: s("imap://x"),
+                    extended: None
+                },
             ])
         );
         bad("a GENURLAUTH");
         bad("a GENURLAUTH \"x\"");
         bad("a URLFETCH");
-        bad("a URLFETCH (\"x\" BINARY)");
+    }
+
+    #[test]
+    fn rfc_5524_parameters() {
+        assert_eq!(
+            ok("a URLFETCH (\"imap://x\" BINARY bodypartstructure) (imap://y) imap://z"),
+            CommandBody::UrlFetch(vec![
+                UrlFetchParam {
+                    url: s("imap://x"),
+                    extended: Some(UrlFetchWants {
+                        body_part_structure: true,
+                        binary: true,
+                        body: false
+                    })
+                },
+                UrlFetchParam {
+                    url: s("imap://y"),
+                    extended: Some(UrlFetchWants::default())
+                },
+                UrlFetchParam {
+                    url: s("imap://z"),
+                    extended: None
+                },
+            ])
+        );
+        bad("a URLFETCH (\"x\" BINARY BODY)");
+        bad("a URLFETCH (\"x\" BINARY BINARY)");
+        bad("a URLFETCH (\"x\" HEADER)");
+        bad("a URLFETCH (\"x\" BINARY");
+        bad("a URLFETCH (\"x\")(y)");
     }
 }

@@ -1,0 +1,89 @@
+//! URLAUTH=BINARY (RFC 5524) over a real socket: URLFETCH returns a part decoded,
+//! as stored, or its structure, as the parenthesised URL asks.
+
+mod common;
+
+use common::*;
+
+/// The URL in a `* GENURLAUTH "..."` answer.
+fn signed(lines: &[String]) -> String {
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with("* GENURLAUTH "))
+        .unwrap_or_else(|| panic!("no GENURLAUTH in {lines:?}"));
+    l["* GENURLAUTH ".len()..].trim_matches('"').to_owned()
+}
+
+const MESSAGE: &str = "From: a@example.org\r\n\
+Subject: parts\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+plain text\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+aGVsbG8Ad29ybGQ=\r\n\
+--b--\r\n";
+
+#[test]
+fn urlfetch_binary_body_and_structure() {
+    let server = start();
+    let uid = server.deliver("alice", "INBOX", MESSAGE);
+    let mut alice = Client::login(server.addr, "alice");
+    assert!(alice.ok("CAPABILITY")[0].contains(" URLAUTH=BINARY"));
+    let mut url = |section: &str| {
+        signed(&alice.ok(&format!(
+            "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid}/;SECTION={section};URLAUTH=user+bob\" INTERNAL"
+        )))
+    };
+    let (part2, part1, header) = (url("2"), url("1"), url("HEADER"));
+    let mut bob = Client::login(server.addr, "bob");
+
+    // BINARY undoes the base64: "hello\0world", which needs a literal8.
+    let r = bob.ok(&format!("URLFETCH (\"{part2}\" BINARY)"));
+    assert_eq!(
+        r[0].as_bytes(),
+        format!("* URLFETCH \"{part2}\" (BINARY ~{{11}}\r\nhello\0world)").as_bytes()
+    );
+    // BODY is the part as stored (the CRLF before the boundary is the boundary's);
+    // BODYPARTSTRUCTURE its structure, first.
+    let r = bob.ok(&format!("URLFETCH (\"{part2}\" BODY BODYPARTSTRUCTURE)"));
+    assert_eq!(
+        r[0],
+        format!(
+            "* URLFETCH \"{part2}\" (BODYPARTSTRUCTURE (\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"BASE64\" 16 NIL NIL NIL NIL) BODY \"aGVsbG8Ad29ybGQ=\")"
+        )
+    );
+    // A text part without NUL comes back as a plain string; a bare URL as before.
+    let r = bob.ok(&format!(
+        "URLFETCH (\"{part1}\" BINARY) \"{part1}\" (\"{part1}\")"
+    ));
+    assert_eq!(
+        r[0],
+        format!(
+            "* URLFETCH \"{part1}\" (BINARY \"plain text\") \"{part1}\" \"plain text\" \"{part1}\" ()"
+        )
+    );
+    // HEADER is not a part: no structure and nothing to decode, but BODY works.
+    let r = bob.ok(&format!("URLFETCH (\"{header}\" BODYPARTSTRUCTURE BINARY)"));
+    assert_eq!(
+        r[0],
+        format!("* URLFETCH \"{header}\" (BODYPARTSTRUCTURE NIL BINARY NIL)")
+    );
+    // A URL that does not admit the fetcher is NIL, parameters or not.
+    let r = alice.ok(&format!("URLFETCH (\"{part2}\" BINARY)"));
+    assert_eq!(r[0], format!("* URLFETCH \"{part2}\" NIL"));
+    // The parameters are checked.
+    for bad in [
+        format!("URLFETCH (\"{part2}\" BINARY BODY)"),
+        format!("URLFETCH (\"{part2}\" SIZE)"),
+    ] {
+        let r = bob.cmd(&bad);
+        assert!(r.last().unwrap().contains(" BAD "), "{bad}: {r:?}");
+    }
+}
