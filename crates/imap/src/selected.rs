@@ -74,7 +74,7 @@ pub(crate) struct Reporting {
 
 impl Selected {
     /// Opens a view on the live records of `id`, from one store snapshot
-    /// ([`Store::mailbox_view`]); also gives the mailbox row and the first unseen UID
+    /// ([`Store::selection`]); also gives the mailbox row and the first unseen UID
     /// of that snapshot.
     pub(crate) fn open(
         store: &Store,
@@ -83,8 +83,8 @@ impl Selected {
         read_only: bool,
     ) -> Result<(Selected, tern_store::Mailbox, Option<Uid>), StoreError> {
         let watch = store.watch(id);
-        let snapshot = store.mailbox_view(actor, id)?;
-        let uids = snapshot.uids();
+        let snapshot = store.selection(actor, id)?;
+        let uids = snapshot.uids;
         let (mailbox, first_unseen) = (snapshot.mailbox, snapshot.first_unseen);
         let keywords = snapshot.keywords.into_iter().collect();
         // EXAMINE shows what is \Recent without taking it (RFC 3501 6.3.2: the same

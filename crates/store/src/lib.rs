@@ -120,4 +120,4 @@ pub use shared::{is_reserved_user, strip_shared_folders, ANONYMOUS, SHARED_FOLDE
 pub use store::{Store, StoreConfig, DEFAULT_PARTITION};
 pub use text_index::{BODY_TEXT_CAP, DEFAULT_TEXT_USER_CAP, HEAD_TEXT_CAP};
 pub use users::{hash_password, Quota, User, DEFAULT_MAILBOXES};
-pub use view::{MailboxView, ViewMessage};
+pub use view::{MailboxView, Selection, ViewMessage};

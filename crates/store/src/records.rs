@@ -440,9 +440,13 @@ mod tests {
         let (_, counts) = store.mailbox_counts(&actor, &inbox).unwrap();
         assert_eq!(counts.unseen, 60);
         assert_eq!(store.live_uids(&actor, &inbox).unwrap().1.len(), 60);
-        assert_eq!(
-            store.mailbox_view(&actor, &inbox).unwrap().messages.len(),
-            60
-        );
+        let view = store.mailbox_view(&actor, &inbox).unwrap();
+        assert_eq!(view.messages.len(), 60);
+        // SELECT's lean snapshot agrees with the full one.
+        let selection = store.selection(&actor, &inbox).unwrap();
+        assert_eq!(selection.uids, view.uids());
+        assert_eq!(selection.first_unseen, view.first_unseen);
+        assert_eq!(selection.first_unseen, Some(10));
+        assert_eq!(selection.keywords, view.keywords);
     }
 }

@@ -43,6 +43,21 @@ pub struct ViewMessage {
     pub pop3_uidl: Option<String>,
 }
 
+/// What IMAP SELECT needs of a mailbox, in one snapshot: a [`MailboxView`] without the
+/// per-message sizes, GUIDs and UIDLs, which SELECT never reads (it is the most
+/// frequent open, and the scan is most of its cost).
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The mailbox row (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, the \Recent watermark).
+    pub mailbox: Mailbox,
+    /// The live UIDs, ascending.
+    pub uids: Vec<Uid>,
+    /// The lowest UID without `\Seen`.
+    pub first_unseen: Option<Uid>,
+    /// The mailbox's keyword table, sorted.
+    pub keywords: Vec<String>,
+}
+
 impl MailboxView {
     /// The live UIDs, ascending.
     pub fn uids(&self) -> Vec<Uid> {
@@ -61,6 +76,36 @@ impl Store {
     ) -> Result<MessageFile> {
         self.blobs()
             .open_blob(&mailbox.partition, &message.guid, message.size)
+    }
+
+    /// The live mailbox `id` as SELECT opens it, in one snapshot; needs `r`.
+    pub fn selection(&self, actor: &Actor, id: &UniqueId) -> Result<Selection> {
+        self.read(|conn| {
+            let mailbox = live_for(conn, actor, id, Rights::READ)?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT uid, instr(flags, '\\Seen') = 0 FROM records {} \
+                 WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
+                crate::records::live_scan(&mailbox)
+            ))?;
+            let mut uids = Vec::with_capacity(mailbox.messages as usize);
+            let mut first_unseen = None;
+            let mut rows = stmt.query([mailbox.id])?;
+            while let Some(row) = rows.next()? {
+                let uid = row.get::<_, i64>(0)? as Uid;
+                if first_unseen.is_none() && row.get::<_, bool>(1)? {
+                    first_unseen = Some(uid);
+                }
+                uids.push(uid);
+            }
+            drop(rows);
+            let keywords = keywords_of(conn, mailbox.id)?;
+            Ok(Selection {
+                mailbox,
+                uids,
+                first_unseen,
+                keywords,
+            })
+        })
     }
 
     /// The state of the live mailbox `id` in one snapshot; needs `r`.
