@@ -50,6 +50,11 @@ impl Store {
         flags: &Flags,
         unchanged_since: Option<Modseq>,
     ) -> Result<StoreOutcome> {
+        if uids.is_empty() {
+            // Nothing to write: checked on a snapshot, without a turn at the writer.
+            self.read(|conn| live_for(conn, actor, mailbox, Rights::READ))?;
+            return Ok(StoreOutcome::default());
+        }
         let (id, uids, flags, actor) =
             (mailbox.clone(), uids.to_vec(), flags.clone(), actor.clone());
         let outcome = self.write(move |conn| {
@@ -102,6 +107,12 @@ impl Store {
     /// Expunges the given UIDs: each record stays, marked with the modseq of the
     /// expunge, until `tern expire` purges it. Returns the UIDs actually expunged.
     pub fn expunge(&self, actor: &Actor, mailbox: &UniqueId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        if uids.is_empty() {
+            // Nothing to write (an EXPUNGE with nothing \Deleted, the common case):
+            // the rights are checked on a snapshot, without a turn at the writer.
+            self.read(|conn| live_for(conn, actor, mailbox, Rights::EXPUNGE))?;
+            return Ok(Vec::new());
+        }
         let (id, uids, actor) = (mailbox.clone(), uids.to_vec(), actor.clone());
         let (done, modseq) = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
@@ -199,5 +210,52 @@ fn needs_rights(mailbox: &crate::Mailbox, rights: Rights, old: &Flags, new: &Fla
             name: mailbox.name.clone(),
             needed: needed.without(rights).to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::acl::{Actor, Rights};
+    use crate::flags::{FlagOp, Flags};
+    use crate::{Store, StoreConfig};
+
+    /// A change of nothing skips the writer, but not the rights check: a reader who
+    /// may not expunge is still refused an empty EXPUNGE, one who may not read an
+    /// empty STORE.
+    #[test]
+    fn empty_changes_still_check_rights() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(StoreConfig::new(tmp.path()), crate::content::test_indexer()).unwrap();
+        let root = Actor {
+            name: "root".into(),
+            is_admin: true,
+        };
+        let bob = Actor {
+            name: "bob".into(),
+            is_admin: false,
+        };
+        let alice = Actor {
+            name: "alice".into(),
+            is_admin: false,
+        };
+        let lr = Rights::parse("lr").unwrap();
+        let lre = Rights::parse("lre").unwrap();
+        let acl = [("anyone".to_owned(), lr), ("alice".to_owned(), lre)];
+        let open = store.create_shared_mailbox(&root, "news", &acl).unwrap();
+        let closed = store.create_shared_mailbox(&root, "staff", &[]).unwrap();
+        assert!(store
+            .expunge(&alice, &open.uniqueid, &[])
+            .unwrap()
+            .is_empty());
+        assert!(store.expunge(&bob, &open.uniqueid, &[]).is_err());
+        let none = Flags::default();
+        let outcome = store
+            .store_flags(&bob, &open.uniqueid, &[], FlagOp::Add, &none, None)
+            .unwrap();
+        assert!(outcome.changed.is_empty());
+        assert!(store
+            .store_flags(&bob, &closed.uniqueid, &[], FlagOp::Add, &none, None)
+            .is_err());
     }
 }
