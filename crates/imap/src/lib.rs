@@ -20,8 +20,10 @@
 mod acl_cmds;
 mod append_cmds;
 mod auth_cmds;
+mod connection;
 mod esearch;
 mod fetch;
+mod idle;
 pub mod imap_url;
 mod mailbox_cmds;
 mod message_cmds;
@@ -193,7 +195,7 @@ impl ImapServer {
         tern_net::serve(Bound::Tcp(listener), gate, config, shutdown, move |conn| {
             let this = self.clone();
             async move {
-                session::run(
+                connection::run(
                     conn,
                     this.store,
                     this.config,

@@ -1,17 +1,15 @@
-//! One IMAP connection: reading commands, the state machine, and writing responses.
+//! One IMAP session's state and its command dispatch: what `connection.rs` runs for
+//! each command, and what the command modules share (`Outcome`, the untagged
+//! response buffer, the enabled extensions).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_net::stream::{Input, Output};
-use tern_net::{AuthThrottle, Connection, MemoryBudget, Peer, Reservation};
+use tern_net::{AuthThrottle, MemoryBudget, Peer, Reservation};
 use tern_store::{Actor, Store, StoreError};
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
-};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
 use crate::mime::SummaryCache;
-use crate::parser::parse_command;
 use crate::selected::Selected;
 use crate::types::{Command, CommandBody};
 use crate::ImapConfig;
@@ -39,12 +37,12 @@ const SMALL_READ: usize = 2 * 1024 * 1024;
 const OUT_MIN: usize = 16 * 1024;
 
 /// How long a client has to complete the TLS handshake after STARTTLS.
-const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const STARTTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A change of the byte stream, made after the tagged OK of the command that asked
 /// for it has been flushed.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Upgrade {
+pub(crate) enum Upgrade {
     /// STARTTLS: a TLS handshake, then a fresh session state.
     Tls,
     /// COMPRESS DEFLATE: both directions compressed from the next byte.
@@ -150,14 +148,14 @@ pub(crate) struct Session<W> {
     /// Turns true when the server shuts down (a throttled login stops waiting).
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
     /// The process's allowance for bytes in transit, and this command's share of it.
-    budget: MemoryBudget,
-    hold: Reservation,
+    pub(crate) budget: MemoryBudget,
+    pub(crate) hold: Reservation,
     /// The connection is TLS (implicit or after STARTTLS).
-    tls: bool,
+    pub(crate) tls: bool,
     /// COMPRESS DEFLATE is active.
-    compressed: bool,
+    pub(crate) compressed: bool,
     /// Set by STARTTLS or COMPRESS; carried out by `run` after the tagged OK.
-    upgrade: Option<Upgrade>,
+    pub(crate) upgrade: Option<Upgrade>,
     /// When a connection that has not logged in by then is closed
     /// ([`ImapConfig::preauth_timeout`] after it was accepted).
     pub(crate) preauth_deadline: tokio::time::Instant,
@@ -237,233 +235,9 @@ impl<W> Session<W> {
     }
 }
 
-/// Runs one connection to its end.
-pub(crate) async fn run(
-    conn: Connection,
-    store: Store,
-    config: Arc<ImapConfig>,
-    cache: Arc<SummaryCache>,
-    throttle: Arc<AuthThrottle>,
-    budget: MemoryBudget,
-) {
-    let Connection {
-        transport: stream,
-        peer,
-        mut shutdown,
-    } = conn;
-    let tls = stream.is_tls();
-    let config_preauth = config.preauth_timeout;
-    let (read, write) = stream.split();
-    let mut reader = BufReader::with_capacity(IO_BUFFER, read);
-    let mut session = Session {
-        store,
-        config,
-        cache,
-        actor: None,
-        selected: None,
-        enabled: Enabled::default(),
-        out: Vec::new(),
-        fetching: None,
-        writer: BufWriter::with_capacity(IO_BUFFER, write),
-        auth_failures: 0,
-        peer,
-        throttle,
-        stopping: shutdown.clone(),
-        hold: budget.reservation(),
-        budget,
-        tls,
-        compressed: false,
-        upgrade: None,
-        preauth_deadline: tokio::time::Instant::now() + config_preauth,
-        notifying: None,
-    };
-    tracing::debug!(%peer, tls, "imap connection");
-    let mut commands =
-        crate::parser::CommandReader::new(crate::reader::limits(&session.config, false));
-    let greeting = format!(
-        "* OK [CAPABILITY {}] {} tern IMAP ready\r\n",
-        session.capabilities(),
-        session.config.hostname
-    );
-    if session.writer.write_all(greeting.as_bytes()).await.is_err() {
-        return;
-    }
-    loop {
-        if reader.buffer().is_empty() && session.writer.flush().await.is_err() {
-            return;
-        }
-        if !commands.in_command() {
-            // The last command's literals are gone: give their share of the budget back.
-            session.hold = session.budget.reservation();
-        }
-        // Before login the connection's whole life is bounded, not just each wait.
-        let logged_in = session.actor.is_some();
-        let idle_end = tokio::time::Instant::now() + session.config.idle_timeout;
-        let deadline = if logged_in {
-            idle_end
-        } else {
-            idle_end.min(session.preauth_deadline)
-        };
-        let incoming = tokio::select! {
-            r = tokio::time::timeout_at(deadline, crate::reader::read_command(&mut reader, &mut session.writer, &mut commands, logged_in.then_some(&mut session.hold), session.config.command_timeout)) => r,
-            _ = shutdown.changed() => {
-                let _ = session.writer.write_all(b"* BYE Server shutting down\r\n").await;
-                let _ = session.writer.flush().await;
-                return;
-            }
-            _ = crate::notify::woken(&mut session.notifying) => {
-                // NOTIFY: tell the client now; the command being read waits in `commands`.
-                if !session.deliver_notifications().await {
-                    return;
-                }
-                continue;
-            }
-        };
-        let bytes = match incoming {
-            Err(_) => {
-                let bye: &[u8] = if logged_in {
-                    b"* BYE Autologout: idle too long\r\n"
-                } else {
-                    b"* BYE Autologout: not logged in in time\r\n"
-                };
-                let _ = session.writer.write_all(bye).await;
-                let _ = session.writer.flush().await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "imap read failed");
-                return;
-            }
-            Ok(Ok(
-                crate::reader::Incoming::Eof
-                | crate::reader::Incoming::OverBudget
-                | crate::reader::Incoming::Stalled,
-            )) => return,
-            Ok(Ok(crate::reader::Incoming::Refused { tag, response })) => {
-                let line = match tag {
-                    Some(t) => format!("{t} {response}\r\n"),
-                    None => format!("* {response}\r\n"),
-                };
-                if session.writer.write_all(line.as_bytes()).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            Ok(Ok(crate::reader::Incoming::Command(bytes))) => bytes,
-        };
-        let command = match parse_command(&bytes, session.enabled.utf8) {
-            Ok(c) => c,
-            Err(e) => {
-                let response = match e.kind {
-                    crate::parser::ParseErrorKind::TooComplex => {
-                        format!("NO [LIMIT] {}", e.message)
-                    }
-                    crate::parser::ParseErrorKind::BadName => {
-                        format!("NO [CANNOT] {}", e.message)
-                    }
-                    crate::parser::ParseErrorKind::BadCharset => {
-                        format!(
-                            "NO [BADCHARSET ({})] {}",
-                            crate::parser::SEARCH_CHARSETS.join(" "),
-                            e.message
-                        )
-                    }
-                    _ => format!("BAD {}", e.message),
-                };
-                let line = match &e.tag {
-                    Some(t) => format!("{t} {response}\r\n"),
-                    None => format!("* {response}\r\n"),
-                };
-                if session.writer.write_all(line.as_bytes()).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
-        drop(bytes);
-        let close = session.handle(command, &mut reader).await;
-        // Login (or STARTTLS, which logs out) changes the literals allowed; the reader
-        // stopped at the end of this command, so the next one is read under the new limits.
-        commands.set_limits(crate::reader::limits(
-            &session.config,
-            session.actor.is_some(),
-        ));
-        if close || session.writer.flush().await.is_err() {
-            let _ = session.writer.flush().await;
-            return;
-        }
-        if let Some(upgrade) = session.upgrade.take() {
-            if !switch_stream(upgrade, &mut session, &mut reader, &mut commands).await {
-                tracing::debug!(%peer, "imap stream upgrade failed");
-                return;
-            }
-        }
-    }
-}
-
-/// Carries out STARTTLS or COMPRESS once its tagged OK is flushed; false when the
-/// connection must close.
-async fn switch_stream(
-    upgrade: Upgrade,
-    session: &mut Session<Output>,
-    reader: &mut BufReader<Input>,
-    commands: &mut crate::parser::CommandReader,
-) -> bool {
-    let old_reader = std::mem::replace(reader, BufReader::with_capacity(1, Input::Closed));
-    let old_writer = std::mem::replace(
-        &mut session.writer,
-        BufWriter::with_capacity(1, Output::Closed),
-    );
-    let (input, output) = match upgrade {
-        Upgrade::Tls => {
-            let Some(tls) = session.config.tls.clone() else {
-                return false;
-            };
-            // Whatever the client sent after STARTTLS and before the handshake was read
-            // in clear text and could have been injected: it is dropped with the
-            // buffer, never executed (RFC 9051 6.2.1, RFC 3501 11.1).
-            let Some(plain) =
-                tern_net::stream::reunite_plain(old_reader.into_inner(), old_writer.into_inner())
-            else {
-                return false;
-            };
-            let Some(stream) =
-                tern_net::stream::accept_tls(plain, tls, STARTTLS_HANDSHAKE_TIMEOUT).await
-            else {
-                return false;
-            };
-            commands.reset();
-            commands.set_limits(crate::reader::limits(&session.config, false));
-            // Nothing learned before TLS is kept (the client asks for capabilities again).
-            session.tls = true;
-            session.actor = None;
-            session.selected = None;
-            session.enabled = Enabled::default();
-            stream.split()
-        }
-        Upgrade::Deflate => {
-            // Bytes already read past the COMPRESS command are compressed data.
-            let pending = old_reader.buffer().to_vec();
-            let Some(halves) = tern_net::stream::deflate(
-                old_reader.into_inner(),
-                pending,
-                old_writer.into_inner(),
-                IO_BUFFER,
-            ) else {
-                return false;
-            };
-            session.compressed = true;
-            halves
-        }
-    };
-    *reader = BufReader::with_capacity(IO_BUFFER, input);
-    session.writer = BufWriter::with_capacity(IO_BUFFER, output);
-    true
-}
-
 impl<W: AsyncWrite + Unpin + Send> Session<W> {
     /// Executes one command and writes its responses; returns true to close.
-    async fn handle<R: AsyncRead + Unpin>(
+    pub(crate) async fn handle<R: AsyncRead + Unpin>(
         &mut self,
         command: Command,
         reader: &mut BufReader<R>,
@@ -780,149 +554,4 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             }
         }
     }
-
-    /// UNAUTHENTICATE (RFC 8437): back to the not-authenticated state, as if the
-    /// connection had just been accepted (TLS and COMPRESS stay).
-    fn unauthenticate(&mut self) -> Outcome {
-        self.selected = None;
-        self.notifying = None;
-        self.actor = None;
-        self.enabled = Enabled::default();
-        self.auth_failures = 0;
-        self.preauth_deadline = tokio::time::Instant::now() + self.config.preauth_timeout;
-        Outcome::ok("UNAUTHENTICATE completed")
-    }
-
-    /// STARTTLS (RFC 9051 6.2.1): the handshake follows the tagged OK, in `run`.
-    fn starttls(&mut self) -> Outcome {
-        if self.tls {
-            return Outcome::bad("TLS is already active");
-        }
-        if self.config.tls.is_none() {
-            return Outcome::no("TLS is not configured on this listener");
-        }
-        if self.actor.is_some() {
-            return Outcome::bad("STARTTLS is only allowed before login");
-        }
-        self.upgrade = Some(Upgrade::Tls);
-        Outcome::ok("Begin TLS negotiation now")
-    }
-
-    /// COMPRESS (RFC 4978): DEFLATE in both directions from the byte after the tagged
-    /// OK, switched on in `run`.
-    fn compress(&mut self, mechanism: &str) -> Outcome {
-        if self.actor.is_none() {
-            return Outcome::no("Log in first");
-        }
-        if !mechanism.eq_ignore_ascii_case("DEFLATE") {
-            return Outcome::bad("Unknown compression mechanism");
-        }
-        if self.compressed {
-            return Outcome::no("[COMPRESSIONACTIVE] DEFLATE is already active");
-        }
-        self.upgrade = Some(Upgrade::Deflate);
-        Outcome::ok("DEFLATE active")
-    }
-
-    /// IDLE (RFC 2177): report changes as they happen until the client says DONE.
-    /// Returns `None` when the connection must close.
-    async fn idle<R: AsyncRead + Unpin>(
-        &mut self,
-        _tag: &str,
-        reader: &mut BufReader<R>,
-    ) -> Option<Outcome> {
-        if self.actor.is_none() {
-            return Some(Outcome::no("Log in first"));
-        }
-        self.writer.write_all(b"+ idling\r\n").await.ok()?;
-        self.writer.flush().await.ok()?;
-        let mut watch = self.selected.as_ref().map(|s| s.watch.clone());
-        // Kept across iterations: a partly read DONE line survives a wake-up.
-        let mut line = Vec::new();
-        loop {
-            let changed = async {
-                match watch.as_mut() {
-                    Some(w) => w.changed().await.is_ok(),
-                    None => std::future::pending().await,
-                }
-            };
-            let mut watch_closed = false;
-            tokio::select! {
-                read = read_short_line(reader, &mut line) => {
-                    match read {
-                        Ok(true) => {}
-                        _ => return None,
-                    }
-                    return Some(if line.eq_ignore_ascii_case(b"DONE") {
-                        Outcome::ok("IDLE terminated")
-                    } else {
-                        Outcome::bad("Expected DONE")
-                    });
-                }
-                alive = changed => {
-                    watch_closed = !alive;
-                    // Thousands of sessions may watch one mailbox: spread their queries
-                    // over a few milliseconds so the one that made the change (a
-                    // delivery waiting to send its 250) is not queued behind them all.
-                    tokio::time::sleep(Duration::from_micros(rand_jitter_micros())).await;
-                    tokio::task::block_in_place(|| self.report_changes(true));
-                }
-                _ = crate::notify::woken(&mut self.notifying) => {
-                    if !self.deliver_notifications().await {
-                        return None;
-                    }
-                }
-                _ = tokio::time::sleep(Duration::from_secs(120)) => {
-                    // Catch changes made by other processes, and keep NATs awake.
-                    tokio::task::block_in_place(|| self.report_changes(true));
-                    if self.out.is_empty() {
-                        self.untagged("OK Still here");
-                    }
-                }
-            }
-            if watch_closed {
-                watch = None;
-            }
-            let out = std::mem::take(&mut self.out);
-            if !out.is_empty() {
-                self.writer.write_all(&out).await.ok()?;
-                self.writer.flush().await.ok()?;
-            }
-        }
-    }
-}
-
-/// Reads one line of at most 1 KiB (the DONE of IDLE) into `line`, which may already
-/// hold the start of it; false at end of input.
-async fn read_short_line<R: AsyncRead + Unpin>(
-    reader: &mut BufReader<R>,
-    line: &mut Vec<u8>,
-) -> std::io::Result<bool> {
-    // The line may already hold part of it from before a wake-up: 1 KiB in all.
-    let room = 1024u64.saturating_sub(line.len() as u64);
-    if room == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "line too long in IDLE",
-        ));
-    }
-    let n = (&mut *reader).take(room).read_until(b'\n', line).await?;
-    if n == 0 {
-        return Ok(false);
-    }
-    while matches!(line.last(), Some(b'\n' | b'\r')) {
-        line.pop();
-    }
-    Ok(true)
-}
-
-/// A pseudo-random delay of up to 50 ms, different for each call.
-fn rand_jitter_micros() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
-    let mut x = NEXT.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x % 50_000
 }
