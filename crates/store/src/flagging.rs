@@ -62,16 +62,10 @@ impl Store {
             let rights = actor.rights(&mailbox);
             let mut outcome = StoreOutcome::default();
             let mut modseq = None;
-            let mut read = conn.prepare_cached(
-                "SELECT modseq, flags FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
+            let mut write = conn.prepare_cached(
+                "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
             )?;
-            let mut write =
-                conn.prepare_cached("UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2")?;
-            for uid in uids {
-                let row: Option<(i64, String)> = read
-                    .query_row(params![mailbox.id, uid], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                let Some((old_modseq, old_flags)) = row else { continue };
+            for (uid, old_modseq, old_flags) in live_flags(conn, mailbox.id, uids)? {
                 if unchanged_since.is_some_and(|m| old_modseq as u64 > m) {
                     outcome.modified.push(uid);
                     continue;
@@ -87,7 +81,11 @@ impl Store {
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
                 };
                 write.execute(params![mailbox.id, uid, new.to_string(), m as i64])?;
-                outcome.changed.push(FlagChange { uid, modseq: m, flags: new });
+                outcome.changed.push(FlagChange {
+                    uid,
+                    modseq: m,
+                    flags: new,
+                });
             }
             if let Some(m) = modseq {
                 // Every keyword of `flags` is now on a record (a Remove gives none).
@@ -147,6 +145,48 @@ impl Store {
             Ok(mailbox.recent_uid)
         })
     }
+}
+
+/// The live records among `uids` of the mailbox row `mailbox_id`, as (UID, modseq,
+/// flags), in UID order. A set that covers most of its span (`1:*`, a long range) is
+/// read in one range scan; a sparse one record by record.
+fn live_flags(
+    conn: &rusqlite::Connection,
+    mailbox_id: i64,
+    mut uids: Vec<Uid>,
+) -> Result<Vec<(Uid, i64, String)>> {
+    uids.sort_unstable();
+    uids.dedup();
+    let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(uids.len());
+    if uids.len() >= 16 && u64::from(hi - lo) < 4 * uids.len() as u64 {
+        let mut scan = conn.prepare_cached(
+            "SELECT uid, modseq, flags FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
+             AND expunged_modseq IS NULL ORDER BY uid",
+        )?;
+        let mut rows = scan.query(params![mailbox_id, lo, hi])?;
+        while let Some(row) = rows.next()? {
+            let uid = row.get::<_, i64>(0)? as Uid;
+            if uids.binary_search(&uid).is_ok() {
+                out.push((uid, row.get(1)?, row.get(2)?));
+            }
+        }
+        return Ok(out);
+    }
+    let mut read = conn.prepare_cached(
+        "SELECT modseq, flags FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
+    )?;
+    for uid in uids {
+        let row: Option<(i64, String)> = read
+            .query_row(params![mailbox_id, uid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((modseq, flags)) = row {
+            out.push((uid, modseq, flags));
+        }
+    }
+    Ok(out)
 }
 
 /// Expunges `uids` of `mailbox` inside a caller's transaction; returns the UIDs
@@ -257,5 +297,58 @@ mod tests {
         assert!(store
             .store_flags(&bob, &closed.uniqueid, &[], FlagOp::Add, &none, None)
             .is_err());
+    }
+
+    /// A dense set (read in one range scan) and a sparse one (record by record) change
+    /// the same records: the live ones named, not the expunged ones or UIDs never
+    /// given; and the digest stays what the records say.
+    #[test]
+    fn dense_and_sparse_sets_change_the_live_records_named() {
+        use crate::append_batch::NewMessage;
+        let tmp = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(StoreConfig::new(tmp.path()), crate::content::test_indexer()).unwrap();
+        store.create_user("u", None, false).unwrap();
+        let actor = Actor {
+            name: "u".into(),
+            is_admin: false,
+        };
+        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+        let bodies: Vec<String> = (0..60)
+            .map(|i| format!("Subject: {i}\r\n\r\nx\r\n"))
+            .collect();
+        let batch: Vec<NewMessage<'_>> = bodies
+            .iter()
+            .map(|b| NewMessage {
+                flags: Flags::new(),
+                internaldate: 0,
+                bytes: b.as_bytes(),
+            })
+            .collect();
+        store.append_all(&actor, &inbox, &batch).unwrap();
+        store.expunge(&actor, &inbox, &[3, 4, 50]).unwrap();
+        let seen: Flags = [crate::flags::Flag::Seen].into_iter().collect();
+        // Dense, unsorted, with a duplicate and UIDs past the end.
+        let mut dense: Vec<u32> = (1..=40).rev().collect();
+        dense.extend([7, 61, 62]);
+        let outcome = store
+            .store_flags(&actor, &inbox, &dense, FlagOp::Add, &seen, None)
+            .unwrap();
+        let changed: Vec<u32> = outcome.changed.iter().map(|c| c.uid).collect();
+        let want: Vec<u32> = (1..=40).filter(|u| ![3, 4].contains(u)).collect();
+        assert_eq!(changed, want);
+        // Sparse: one live, one expunged, one never given.
+        let outcome = store
+            .store_flags(&actor, &inbox, &[50, 55, 5000], FlagOp::Add, &seen, None)
+            .unwrap();
+        assert_eq!(
+            outcome.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
+            [55]
+        );
+        let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        let recomputed = store
+            .read(|c| crate::digest::recompute_records_digest(c, mailbox.id))
+            .unwrap();
+        assert_eq!(mailbox.digest, recomputed);
     }
 }
