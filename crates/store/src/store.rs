@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// GUIDs being stored by writes in progress, which removals leave alone.
     pub(crate) pins: Arc<crate::orphans::Pins>,
     pub(crate) change_sets: crate::records::ChangeSets,
+    /// SELECT's recent scans ([`Store::selection`]).
+    pub(crate) selections: crate::view::SelectionCache,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
     /// (a replica taking a full sync) goes first, the text index catches up after.
     pub(crate) text_pause_until: std::sync::atomic::AtomicU64,
@@ -156,6 +158,7 @@ impl Store {
                 orphan_scan: Default::default(),
                 pins: Default::default(),
                 change_sets: Default::default(),
+                selections: Default::default(),
                 text_pause_until: Default::default(),
             }),
         };

@@ -10,6 +10,8 @@ use crate::keywords::keywords_of;
 use crate::mailboxes::Mailbox;
 use crate::records::live_for;
 use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// A snapshot of a mailbox: everything in it comes from one read transaction.
 #[derive(Debug, Clone)]
@@ -82,27 +84,20 @@ impl Store {
     pub fn selection(&self, actor: &Actor, id: &UniqueId) -> Result<Selection> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, id, Rights::READ)?;
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT uid, instr(flags, '\\Seen') = 0 FROM records {} \
-                 WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
-                crate::records::live_scan(&mailbox)
-            ))?;
-            let mut uids = Vec::with_capacity(mailbox.messages as usize);
-            let mut first_unseen = None;
-            let mut rows = stmt.query([mailbox.id])?;
-            while let Some(row) = rows.next()? {
-                let uid = row.get::<_, i64>(0)? as Uid;
-                if first_unseen.is_none() && row.get::<_, bool>(1)? {
-                    first_unseen = Some(uid);
+            let key = SelectionKey::of(&mailbox);
+            let scanned = match self.shared.selections.get(&key) {
+                Some(hit) => hit,
+                None => {
+                    let fresh = Arc::new(scan_selection(conn, &mailbox)?);
+                    self.shared.selections.put(key, Arc::clone(&fresh));
+                    fresh
                 }
-                uids.push(uid);
-            }
-            drop(rows);
+            };
             let keywords = keywords_of(conn, mailbox.id)?;
             Ok(Selection {
                 mailbox,
-                uids,
-                first_unseen,
+                uids: scanned.uids.to_vec(),
+                first_unseen: scanned.first_unseen,
                 keywords,
             })
         })
@@ -150,5 +145,152 @@ impl Store {
                 keywords,
             })
         })
+    }
+}
+
+/// What a SELECT scan found: the live UIDs and the first without `\Seen`.
+pub(crate) struct ScannedSelection {
+    uids: Box<[Uid]>,
+    first_unseen: Option<Uid>,
+}
+
+/// The mailbox row's fields that change with any change to its records: its row, its
+/// UIDVALIDITY, its HIGHESTMODSEQ and the digest of its records (kept in the same
+/// transaction as every record change, `digest.rs`). Equal keys name equal scans.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SelectionKey {
+    mailbox: i64,
+    uidvalidity: u32,
+    highest_modseq: crate::ids::Modseq,
+    digest: crate::digest::RecordsDigest,
+}
+
+impl SelectionKey {
+    fn of(mailbox: &Mailbox) -> SelectionKey {
+        SelectionKey {
+            mailbox: mailbox.id,
+            uidvalidity: mailbox.uidvalidity,
+            highest_modseq: mailbox.highest_modseq,
+            digest: mailbox.digest,
+        }
+    }
+}
+
+/// SELECT's scans of recently opened mailboxes, reused while the mailbox row shows no
+/// change: a client that opens a large mailbox again and again (a phone polling, a
+/// shared folder many open) reads its UIDs once. One entry per mailbox; bounded in
+/// entries and in UIDs held, and emptied when full.
+#[derive(Default)]
+pub(crate) struct SelectionCache {
+    entries: Mutex<HashMap<i64, (SelectionKey, Arc<ScannedSelection>)>>,
+}
+
+/// Most mailboxes whose scans are kept.
+const MAX_SELECTIONS: usize = 1024;
+/// Most UIDs kept in all (16 MiB).
+const MAX_SELECTION_UIDS: usize = 4 << 20;
+/// Smaller mailboxes are scanned every time: the scan costs less than keeping it.
+const MIN_CACHED_MESSAGES: usize = 256;
+
+impl SelectionCache {
+    fn get(&self, key: &SelectionKey) -> Option<Arc<ScannedSelection>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&key.mailbox) {
+            Some((k, scan)) if k == key => Some(Arc::clone(scan)),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: SelectionKey, scan: Arc<ScannedSelection>) {
+        if scan.uids.len() < MIN_CACHED_MESSAGES || scan.uids.len() > MAX_SELECTION_UIDS / 4 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(&key.mailbox);
+        let held: usize = entries.values().map(|(_, s)| s.uids.len()).sum();
+        if entries.len() >= MAX_SELECTIONS || held + scan.uids.len() > MAX_SELECTION_UIDS {
+            entries.clear();
+        }
+        entries.insert(key.mailbox, (key, scan));
+    }
+}
+
+/// Reads the live UIDs of `mailbox` and its first unseen one.
+fn scan_selection(conn: &rusqlite::Connection, mailbox: &Mailbox) -> Result<ScannedSelection> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT uid, instr(flags, '\\Seen') = 0 FROM records {} \
+         WHERE mailbox_id = ?1 AND expunged_modseq IS NULL ORDER BY uid",
+        crate::records::live_scan(mailbox)
+    ))?;
+    let mut uids = Vec::with_capacity(mailbox.messages as usize);
+    let mut first_unseen = None;
+    let mut rows = stmt.query([mailbox.id])?;
+    while let Some(row) = rows.next()? {
+        let uid = row.get::<_, i64>(0)? as Uid;
+        if first_unseen.is_none() && row.get::<_, bool>(1)? {
+            first_unseen = Some(uid);
+        }
+        uids.push(uid);
+    }
+    Ok(ScannedSelection {
+        uids: uids.into_boxed_slice(),
+        first_unseen,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::flags::{Flag, FlagOp, Flags};
+    use crate::{Actor, NewMessage, Store, StoreConfig};
+
+    /// SELECT's snapshot, cached or not, always agrees with a full read of the mailbox:
+    /// after a flag change, an expunge, an append, and with nothing changed between.
+    #[test]
+    fn selection_follows_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
+        store.create_user("u", None, false).unwrap();
+        let actor = Actor {
+            name: "u".into(),
+            is_admin: false,
+        };
+        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+        let bodies: Vec<String> = (0..300)
+            .map(|i| format!("Subject: {i}\r\n\r\nx\r\n"))
+            .collect();
+        let batch: Vec<NewMessage<'_>> = bodies
+            .iter()
+            .map(|b| NewMessage {
+                flags: Flags::new(),
+                internaldate: 0,
+                bytes: b.as_bytes(),
+            })
+            .collect();
+        store.append_all(&actor, &inbox, &batch).unwrap();
+        let agrees = |what: &str| {
+            let s = store.selection(&actor, &inbox).unwrap();
+            let v = store.mailbox_view(&actor, &inbox).unwrap();
+            assert_eq!(s.uids, v.uids(), "{what}");
+            assert_eq!(s.first_unseen, v.first_unseen, "{what}");
+            assert_eq!(s.mailbox.highest_modseq, v.mailbox.highest_modseq, "{what}");
+            s
+        };
+        assert_eq!(agrees("fresh").first_unseen, Some(1));
+        agrees("again, unchanged");
+        let seen: Flags = [Flag::Seen].into_iter().collect();
+        store
+            .store_flags(&actor, &inbox, &[1, 2], FlagOp::Add, &seen, None)
+            .unwrap();
+        assert_eq!(agrees("after \\Seen").first_unseen, Some(3));
+        store.expunge(&actor, &inbox, &[3, 300]).unwrap();
+        let s = agrees("after an expunge");
+        assert_eq!((s.uids.len(), s.first_unseen), (298, Some(4)));
+        store
+            .store_flags(&actor, &inbox, &[1], FlagOp::Remove, &seen, None)
+            .unwrap();
+        assert_eq!(agrees("after -\\Seen").first_unseen, Some(1));
+        store.append_all(&actor, &inbox, &batch[..1]).unwrap();
+        assert_eq!(agrees("after an append").uids.last(), Some(&301));
     }
 }
