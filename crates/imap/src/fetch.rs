@@ -254,10 +254,13 @@ impl FetchStream {
                     (None, None, None) => {}
                 }
                 if lit.mask_nul {
-                    for b in out.iter_mut().skip(from) {
-                        if *b == 0 {
-                            *b = 0x80;
-                        }
+                    // NUL is rare: find each with memchr's vector search rather than
+                    // looking at every byte of every message.
+                    let chunk = &mut out[from..];
+                    let mut at = 0;
+                    while let Some(i) = memchr::memchr(0, &chunk[at..]) {
+                        chunk[at + i] = 0x80;
+                        at += i + 1;
                     }
                 }
                 lit.pos += take;
