@@ -199,13 +199,16 @@ pub(crate) fn expunge_in(
     let mut done = Vec::new();
     let mut freed = 0i64;
     let modseq = txn::next_modseq(conn, mailbox.user_id)?;
+    // `expunged_at` is set here, so the schema-6 trigger that would set it with a
+    // second update of the same row finds it set and does nothing.
     let mut stmt = conn.prepare_cached(
-        "UPDATE records SET expunged_modseq = ?3, modseq = ?3 \
+        "UPDATE records SET expunged_modseq = ?3, modseq = ?3, expunged_at = ?4 \
          WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL RETURNING size",
     )?;
+    let now = crate::store::now();
     for &uid in uids {
         let size: Option<i64> = stmt
-            .query_row(params![mailbox.id, uid, modseq as i64], |r| r.get(0))
+            .query_row(params![mailbox.id, uid, modseq as i64, now], |r| r.get(0))
             .optional()?;
         if let Some(size) = size {
             freed += size;
@@ -327,6 +330,23 @@ mod tests {
             .collect();
         store.append_all(&actor, &inbox, &batch).unwrap();
         store.expunge(&actor, &inbox, &[3, 4, 50]).unwrap();
+        // `tern expire` ages expunged records by when they were expunged.
+        let at: Vec<Option<i64>> = store
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT expunged_at FROM records ORDER BY uid")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .unwrap();
+        let now = crate::store::now();
+        for (i, at) in at.iter().enumerate() {
+            let uid = i as u32 + 1;
+            if [3, 4, 50].contains(&uid) {
+                assert!(at.is_some_and(|t| (now - t).abs() < 60), "{uid}: {at:?}");
+            } else {
+                assert_eq!(*at, None, "{uid}");
+            }
+        }
         let seen: Flags = [crate::flags::Flag::Seen].into_iter().collect();
         // Dense, unsorted, with a duplicate and UIDs past the end.
         let mut dense: Vec<u32> = (1..=40).rev().collect();
