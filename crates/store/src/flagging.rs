@@ -4,6 +4,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use crate::acl::{Actor, Rights};
+use crate::digest::{record_hash, RecordsDigest};
 use crate::error::Result;
 use crate::error::StoreError;
 use crate::flags::Flag;
@@ -65,12 +66,17 @@ impl Store {
             let mut write = conn.prepare_cached(
                 "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
             )?;
-            for (uid, old_modseq, old_flags) in live_flags(conn, mailbox.id, uids)? {
+            // The records digest moves by one delta for the whole store, applied once
+            // below, instead of by the update trigger for every record.
+            let by_caller = crate::digest::DigestByCaller::start();
+            let mut delta = RecordsDigest::default();
+            for rec in live_flags(conn, mailbox.id, uids)? {
+                let (uid, old_modseq, old_flags) = (rec.uid, rec.modseq, &rec.flags);
                 if unchanged_since.is_some_and(|m| old_modseq as u64 > m) {
                     outcome.modified.push(uid);
                     continue;
                 }
-                let old = Flags::parse_list(&old_flags).unwrap_or_default();
+                let old = Flags::parse_list(old_flags).unwrap_or_default();
                 let new = old.apply(op, &flags);
                 if new == old {
                     continue;
@@ -80,12 +86,35 @@ impl Store {
                     Some(m) => m,
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
                 };
-                write.execute(params![mailbox.id, uid, new.to_string(), m as i64])?;
+                let new_text = new.to_string();
+                write.execute(params![mailbox.id, uid, &new_text, m as i64])?;
+                let hash = |modseq: i64, flags: &str| {
+                    record_hash(
+                        uid as i64,
+                        modseq,
+                        rec.internaldate,
+                        rec.size,
+                        &rec.guid,
+                        0,
+                        flags,
+                        rec.pop3_uidl.as_deref(),
+                    )
+                };
+                delta = delta
+                    .fold(&hash(old_modseq, old_flags))
+                    .fold(&hash(m as i64, &new_text));
                 outcome.changed.push(FlagChange {
                     uid,
                     modseq: m,
                     flags: new,
                 });
+            }
+            drop(by_caller);
+            if delta != RecordsDigest::default() {
+                conn.execute_cached(
+                    "UPDATE mailboxes SET records_digest = tern_xor(records_digest, ?2) WHERE id = ?1",
+                    params![mailbox.id, &delta.0[..]],
+                )?;
             }
             if let Some(m) = modseq {
                 // Every keyword of `flags` is now on a record (a Remove gives none).
@@ -147,14 +176,42 @@ impl Store {
     }
 }
 
-/// The live records among `uids` of the mailbox row `mailbox_id`, as (UID, modseq,
-/// flags), in UID order. A set that covers most of its span (`1:*`, a long range) is
-/// read in one range scan; a sparse one record by record.
+/// What a flag store reads of a live record: its flags and modseq, and the rest of
+/// what its digest hash covers.
+struct LiveRecord {
+    uid: Uid,
+    modseq: i64,
+    flags: String,
+    internaldate: i64,
+    size: i64,
+    guid: Vec<u8>,
+    pop3_uidl: Option<String>,
+}
+
+impl LiveRecord {
+    const COLUMNS: &'static str = "uid, modseq, flags, internaldate, size, guid, pop3_uidl";
+
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRecord> {
+        Ok(LiveRecord {
+            uid: row.get::<_, i64>(0)? as Uid,
+            modseq: row.get(1)?,
+            flags: row.get(2)?,
+            internaldate: row.get(3)?,
+            size: row.get(4)?,
+            guid: row.get(5)?,
+            pop3_uidl: row.get(6)?,
+        })
+    }
+}
+
+/// The live records among `uids` of the mailbox row `mailbox_id`, in UID order. A set
+/// that covers most of its span (`1:*`, a long range) is read in one range scan; a
+/// sparse one record by record.
 fn live_flags(
     conn: &rusqlite::Connection,
     mailbox_id: i64,
     mut uids: Vec<Uid>,
-) -> Result<Vec<(Uid, i64, String)>> {
+) -> Result<Vec<LiveRecord>> {
     uids.sort_unstable();
     uids.dedup();
     let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
@@ -162,28 +219,30 @@ fn live_flags(
     };
     let mut out = Vec::with_capacity(uids.len());
     if uids.len() >= 16 && u64::from(hi - lo) < 4 * uids.len() as u64 {
-        let mut scan = conn.prepare_cached(
-            "SELECT uid, modseq, flags FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
+        let mut scan = conn.prepare_cached(&format!(
+            "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
              AND expunged_modseq IS NULL ORDER BY uid",
-        )?;
+            LiveRecord::COLUMNS
+        ))?;
         let mut rows = scan.query(params![mailbox_id, lo, hi])?;
         while let Some(row) = rows.next()? {
             let uid = row.get::<_, i64>(0)? as Uid;
             if uids.binary_search(&uid).is_ok() {
-                out.push((uid, row.get(1)?, row.get(2)?));
+                out.push(LiveRecord::from_row(row)?);
             }
         }
         return Ok(out);
     }
-    let mut read = conn.prepare_cached(
-        "SELECT modseq, flags FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
-    )?;
+    let mut read = conn.prepare_cached(&format!(
+        "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
+        LiveRecord::COLUMNS
+    ))?;
     for uid in uids {
-        let row: Option<(i64, String)> = read
-            .query_row(params![mailbox_id, uid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((modseq, flags)) = row {
-            out.push((uid, modseq, flags));
+        if let Some(rec) = read
+            .query_row(params![mailbox_id, uid], LiveRecord::from_row)
+            .optional()?
+        {
+            out.push(rec);
         }
     }
     Ok(out)
@@ -365,10 +424,26 @@ mod tests {
             outcome.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
             [55]
         );
-        let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
-        let recomputed = store
-            .read(|c| crate::digest::recompute_records_digest(c, mailbox.id))
+        let digest_holds = |when: &str| {
+            let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+            let recomputed = store
+                .read(|c| crate::digest::recompute_records_digest(c, mailbox.id))
+                .unwrap();
+            assert_eq!(mailbox.digest, recomputed, "{when}");
+        };
+        // The store kept the digest itself (one delta), and it is what the records say.
+        digest_holds("after the flag stores");
+        // Removing flags, and a store that changes nothing, keep it right too.
+        store
+            .store_flags(&actor, &inbox, &[1, 2, 60], FlagOp::Remove, &seen, None)
             .unwrap();
-        assert_eq!(mailbox.digest, recomputed);
+        store
+            .store_flags(&actor, &inbox, &[1, 2], FlagOp::Remove, &seen, None)
+            .unwrap();
+        digest_holds("after removing flags");
+        // The trigger keeps it again once the store is over: an expunge and an append.
+        store.expunge(&actor, &inbox, &[10, 11]).unwrap();
+        store.append_all(&actor, &inbox, &batch[..1]).unwrap();
+        digest_holds("after an expunge and an append");
     }
 }

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -347,6 +347,27 @@ CREATE INDEX records_live ON records(mailbox_id, uid) WHERE expunged_modseq IS N
 ALTER TABLE records ADD COLUMN saved_at INTEGER;
 "#;
 
+/// Version 11: the update trigger of the records digest stands aside while a writer
+/// job keeps the digest itself (`digest::DigestByCaller`, a flag store): the job
+/// folds every changed record's old and new hash into one delta and applies it to the
+/// mailbox row once. The digest is the same either way.
+const SCHEMA_V11: &str = r#"
+DROP TRIGGER records_digest_update;
+CREATE TRIGGER records_digest_update
+    AFTER UPDATE OF uid, modseq, internaldate, size, guid, expunged_modseq, flags, mailbox_id,
+                    pop3_uidl
+    ON records WHEN NOT tern_digest_by_caller() BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
+                         OLD.expunged_modseq, OLD.flags, OLD.pop3_uidl))
+    WHERE id = OLD.mailbox_id;
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(NEW.uid, NEW.modseq, NEW.internaldate, NEW.size, NEW.guid,
+                         NEW.expunged_modseq, NEW.flags, NEW.pop3_uidl))
+    WHERE id = NEW.mailbox_id;
+END;
+"#;
+
 /// Version 9: a record's stored POP3 UIDL
 /// override (`records.pop3_uidl`, RFC 1939: 1-70 characters 0x21-0x7E), set when the
 /// record is created (`tern admin import`, or a replicated APPEND carrying it) and never
@@ -499,6 +520,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if version < 10 {
         tx.execute_batch(SCHEMA_V10)?;
+    }
+    if version < 11 {
+        tx.execute_batch(SCHEMA_V11)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
