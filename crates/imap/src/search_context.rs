@@ -165,6 +165,24 @@ impl<W> Session<W> {
         view.contexts.push(ctx);
     }
 
+    /// UIDONLY was enabled with a mailbox selected: a kept search answered in sequence
+    /// numbers can no longer be updated, so it ends, and the client is told so.
+    pub(crate) fn stop_numbered_contexts(&mut self) {
+        let Some(view) = self.selected.as_mut() else {
+            return;
+        };
+        let (numbered, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut view.contexts)
+            .into_iter()
+            .partition(|c| !c.uid);
+        view.contexts = kept;
+        for ctx in numbered {
+            let tag = ctx.tag.replace(['"', '\\'], "");
+            self.untagged(&format!(
+                "OK [NOUPDATE \"{tag}\"] Searches by message number end with UIDONLY"
+            ));
+        }
+    }
+
     /// CANCELUPDATE (RFC 5267 4.3): every tag must name a kept search.
     pub(crate) fn cancel_update(&mut self, tags: &[String]) -> Outcome {
         let Some(view) = self.selected.as_mut() else {

@@ -411,7 +411,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                             self.enabled.condstore = true;
                         }
                         "UTF8=ACCEPT" => self.enabled.utf8 = true,
-                        "UIDONLY" => self.enabled.uidonly = true,
+                        "UIDONLY" => {
+                            self.enabled.uidonly = true;
+                            self.stop_numbered_contexts();
+                        }
                         "IMAP4REV2" => {
                             // RFC 9051 5.1: mailbox names are UTF-8 from now on.
                             self.enabled.rev2 = true;

@@ -94,6 +94,12 @@ impl<W> Session<W> {
             out.push(b' ');
             write_string(&mut out, p.url.as_bytes());
             out.push(b' ');
+            if out.len() > self.config.max_literal {
+                // Up to 100 whole messages would otherwise be held at once.
+                return Outcome::no(
+                    "[LIMIT] URLFETCH answer larger than APPENDLIMIT; fetch fewer URLs at a time",
+                );
+            }
             match (p.extended, found) {
                 (_, None) => out.extend_from_slice(b"NIL"),
                 (None, Some((_, _, named))) => write_nstring(&mut out, Some(&named)),
@@ -149,8 +155,8 @@ impl<W> Session<W> {
 
 /// `(BODYPARTSTRUCTURE body BINARY data)`: what an extended URLFETCH asked for of the
 /// part `url` names in the message `raw` (`named`: the bytes it names, as stored).
-/// BODYPARTSTRUCTURE and BINARY are NIL for a HEADER, TEXT or MIME section (not a
-/// part), and BINARY for an encoding tern cannot undo.
+/// For a HEADER, TEXT or MIME section (not a part) BODYPARTSTRUCTURE is left out and
+/// BINARY is NIL, as it is for an encoding tern cannot undo.
 fn write_wanted(
     out: &mut Vec<u8>,
     wants: UrlFetchWants,
@@ -159,13 +165,24 @@ fn write_wanted(
     named: Vec<u8>,
 ) {
     let mut items: Vec<Vec<u8>> = Vec::new();
-    if wants.body_part_structure {
-        let mut item = b"BODYPARTSTRUCTURE ".to_vec();
-        match url.part().and_then(|part| part_structure(raw, part)) {
-            Some(structure) => item.extend_from_slice(&structure),
-            None => item.extend_from_slice(b"NIL"),
+    // `(url)` alone asks for the data as stored, as a bare URL does (Dovecot reads it
+    // so too).
+    let wants = if wants == UrlFetchWants::default() {
+        UrlFetchWants {
+            body: true,
+            ..wants
         }
-        items.push(item);
+    } else {
+        wants
+    };
+    if wants.body_part_structure {
+        // The grammar has no NIL for a structure: a HEADER, TEXT or MIME section,
+        // which has none, leaves the item out.
+        if let Some(structure) = url.part().and_then(|part| part_structure(raw, part)) {
+            let mut item = b"BODYPARTSTRUCTURE ".to_vec();
+            item.extend_from_slice(&structure);
+            items.push(item);
+        }
     }
     if wants.binary {
         let mut item = b"BINARY ".to_vec();

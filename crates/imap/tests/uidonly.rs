@@ -140,3 +140,35 @@ fn numbers_work_until_uidonly_is_enabled() {
     let r = c.ok("UID FETCH 1 (FLAGS)");
     assert_eq!(r[0], "* 1 FETCH (UID 1 FLAGS ())");
 }
+
+/// A search kept up to date in sequence numbers (RFC 5267) cannot go on once UIDONLY
+/// is enabled: it ends with the notice `OK [NOUPDATE "tag"]`, and later changes
+/// report no number. A UID search goes on.
+#[test]
+fn enabling_uidonly_ends_searches_kept_in_numbers() {
+    let server = start();
+    for i in 1..=3 {
+        server.deliver("alice", "INBOX", &format!("Subject: m{i}\r\n\r\nx\r\n"));
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.send(b"byseq SEARCH RETURN (UPDATE) ALL\r\n");
+    c.until_tagged("byseq");
+    c.send(b"byuid UID SEARCH RETURN (UPDATE) ALL\r\n");
+    c.until_tagged("byuid");
+    let r = c.ok("ENABLE UIDONLY");
+    assert!(
+        r.iter().any(|l| l.starts_with("* OK [NOUPDATE \"byseq\"]")),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.contains("\"byuid\"")), "{r:?}");
+    server.deliver("alice", "INBOX", "Subject: m4\r\n\r\nx\r\n");
+    let r = c.ok("NOOP");
+    no_numbers(&r);
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* ESEARCH (TAG \"byuid\") UID ADDTO")),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.contains("\"byseq\"")), "{r:?}");
+}

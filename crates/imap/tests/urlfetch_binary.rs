@@ -59,22 +59,21 @@ fn urlfetch_binary_body_and_structure() {
             "* URLFETCH \"{part2}\" (BODYPARTSTRUCTURE (\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"BASE64\" 16 NIL NIL NIL NIL) BODY \"aGVsbG8Ad29ybGQ=\")"
         )
     );
-    // A text part without NUL comes back as a plain string; a bare URL as before.
+    // A text part without NUL comes back as a plain string; a bare URL as before, and
+    // a parenthesised URL without parameters gives the part as stored.
     let r = bob.ok(&format!(
         "URLFETCH (\"{part1}\" BINARY) \"{part1}\" (\"{part1}\")"
     ));
     assert_eq!(
         r[0],
         format!(
-            "* URLFETCH \"{part1}\" (BINARY \"plain text\") \"{part1}\" \"plain text\" \"{part1}\" ()"
+            "* URLFETCH \"{part1}\" (BINARY \"plain text\") \"{part1}\" \"plain text\" \"{part1}\" (BODY \"plain text\")"
         )
     );
-    // HEADER is not a part: no structure and nothing to decode, but BODY works.
+    // HEADER is not a part: no structure (the item is left out, the grammar has no
+    // NIL for it) and nothing to decode.
     let r = bob.ok(&format!("URLFETCH (\"{header}\" BODYPARTSTRUCTURE BINARY)"));
-    assert_eq!(
-        r[0],
-        format!("* URLFETCH \"{header}\" (BODYPARTSTRUCTURE NIL BINARY NIL)")
-    );
+    assert_eq!(r[0], format!("* URLFETCH \"{header}\" (BINARY NIL)"));
     // A URL that does not admit the fetcher is NIL, parameters or not.
     let r = alice.ok(&format!("URLFETCH (\"{part2}\" BINARY)"));
     assert_eq!(r[0], format!("* URLFETCH \"{part2}\" NIL"));
@@ -86,4 +85,26 @@ fn urlfetch_binary_body_and_structure() {
         let r = bob.cmd(&bad);
         assert!(r.last().unwrap().contains(" BAD "), "{bad}: {r:?}");
     }
+}
+
+/// One URLFETCH cannot make the server hold more than APPENDLIMIT of answer: many URLs
+/// of one large message get `NO [LIMIT]`, and a smaller request still works.
+#[test]
+fn urlfetch_answer_is_bounded() {
+    let server = start_with(tern_imap::ImapConfig {
+        max_literal: 4096,
+        ..tern_imap::ImapConfig::default()
+    });
+    let body = format!("Subject: big\r\n\r\n{}\r\n", "y".repeat(1500));
+    let uid = server.deliver("alice", "INBOX", &body);
+    let mut alice = Client::login(server.addr, "alice");
+    let url = signed(&alice.ok(&format!(
+        "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid};URLAUTH=user+alice\" INTERNAL"
+    )));
+    let many = vec![format!("\"{url}\""); 5].join(" ");
+    let r = alice.cmd(&format!("URLFETCH {many}"));
+    assert!(r.last().unwrap().contains(" NO [LIMIT]"), "{r:?}");
+    assert!(!r.iter().any(|l| l.starts_with("* URLFETCH")), "{r:?}");
+    let r = alice.ok(&format!("URLFETCH \"{url}\" \"{url}\""));
+    assert!(r[0].starts_with("* URLFETCH"), "{r:?}");
 }

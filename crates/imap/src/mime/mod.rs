@@ -116,11 +116,14 @@ pub fn part_structure(raw: &[u8], part: &[u32]) -> Option<Vec<u8>> {
             Content::Message { body, .. } if depth > 0 => body.as_ref(),
             _ => node,
         };
+        // A single part numbers its body 1, but only at the top (a message that is
+        // not multipart) or inside an encapsulated message: a leaf has no parts.
+        let numbered_body = depth == 0 || matches!(node.content, Content::Message { .. });
         node = match &container.content {
             Content::Multipart(children) => {
                 children.get(usize::try_from(n).ok()?.checked_sub(1)?)?
             }
-            _ if n == 1 => container,
+            _ if n == 1 && numbered_body => container,
             _ => return None,
         };
     }

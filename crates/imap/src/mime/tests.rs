@@ -533,3 +533,25 @@ fn deep_nesting_is_bounded() {
     let _ = section(&raw, &sec(&path, Some(SectionText::Header)));
     let _ = binary(&raw, &path);
 }
+
+/// BODYPARTSTRUCTURE numbers parts as BODY[n] does: the body of a single-part message
+/// is 1, an encapsulated message's parts are below its own number, and a leaf has no
+/// parts (1.1 of a leaf is nothing).
+#[test]
+fn part_structure_numbers_parts_as_sections_do() {
+    use super::part_structure;
+    let single = b"Subject: a\r\n\r\nbody\r\n";
+    assert!(s(&part_structure(single, &[1]).unwrap()).starts_with("(\"TEXT\" \"PLAIN\""));
+    assert_eq!(part_structure(single, &[2]), None);
+    assert_eq!(part_structure(single, &[1, 1]), None);
+    let nested = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+Content-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/html\r\n\r\n\
+<p>x</p>\r\n--c--\r\n--b--\r\n";
+    assert!(s(&part_structure(nested, &[2]).unwrap()).starts_with("(\"MESSAGE\" \"RFC822\""));
+    assert!(s(&part_structure(nested, &[2, 1]).unwrap()).starts_with("(\"TEXT\" \"HTML\""));
+    assert_eq!(part_structure(nested, &[1, 1]), None);
+    assert_eq!(part_structure(nested, &[2, 1, 1]), None);
+    assert_eq!(part_structure(nested, &[3]), None);
+    assert_eq!(part_structure(nested, &[0]), None);
+}
