@@ -265,6 +265,41 @@ pub(crate) fn test_indexer() -> std::sync::Arc<dyn ContentIndexer> {
     std::sync::Arc::new(first_line_indexer::FirstLine)
 }
 
+/// For unit tests: a store in a fresh directory with the user `u`, whose INBOX holds
+/// `n` messages `Subject: 0` .. `Subject: n-1` (UIDs 1..=n). Returns the directory
+/// (keep it alive), the store, the user and the INBOX's unique id.
+#[cfg(test)]
+pub(crate) fn store_with_inbox(
+    n: usize,
+) -> (
+    tempfile::TempDir,
+    crate::Store,
+    crate::Actor,
+    crate::ids::UniqueId,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::Store::open(crate::StoreConfig::new(dir.path()), test_indexer()).unwrap();
+    store.create_user("u", None, false).unwrap();
+    let actor = crate::Actor {
+        name: "u".into(),
+        is_admin: false,
+    };
+    let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+    let bodies: Vec<String> = (0..n)
+        .map(|i| format!("Subject: {i}\r\n\r\nx\r\n"))
+        .collect();
+    let batch: Vec<crate::NewMessage<'_>> = bodies
+        .iter()
+        .map(|b| crate::NewMessage {
+            flags: crate::Flags::new(),
+            internaldate: 0,
+            bytes: b.as_bytes(),
+        })
+        .collect();
+    store.append_all(&actor, &inbox, &batch).unwrap();
+    (dir, store, actor, inbox)
+}
+
 #[cfg(test)]
 mod tests {
     use super::trigram_query;

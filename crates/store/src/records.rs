@@ -384,34 +384,13 @@ impl ChangeSets {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Actor, Flags, NewMessage, Store, StoreConfig};
 
     /// A view's records, expunged ones included, read the same whichever way the live
     /// records are scanned; and the scan turns to the live index once expunged
     /// records outnumber live ones.
     #[test]
     fn records_of_a_view_with_expunged_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
-        store.create_user("u", None, false).unwrap();
-        let actor = Actor {
-            name: "u".into(),
-            is_admin: false,
-        };
-        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
-        let bodies: Vec<String> = (0..600)
-            .map(|i| format!("Subject: {i}\r\n\r\nx\r\n"))
-            .collect();
-        let batch: Vec<NewMessage<'_>> = bodies
-            .iter()
-            .map(|b| NewMessage {
-                flags: Flags::new(),
-                internaldate: 0,
-                bytes: b.as_bytes(),
-            })
-            .collect();
-        store.append_all(&actor, &inbox, &batch).unwrap();
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(600);
         let view: Vec<u32> = (1..=600).collect();
         let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
         assert_eq!(super::live_scan(&mailbox), "");

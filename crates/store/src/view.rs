@@ -241,33 +241,13 @@ fn scan_selection(conn: &rusqlite::Connection, mailbox: &Mailbox) -> Result<Scan
 #[cfg(test)]
 mod tests {
     use crate::flags::{Flag, FlagOp, Flags};
-    use crate::{Actor, NewMessage, Store, StoreConfig};
+    use crate::NewMessage;
 
     /// SELECT's snapshot, cached or not, always agrees with a full read of the mailbox:
     /// after a flag change, an expunge, an append, and with nothing changed between.
     #[test]
     fn selection_follows_every_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
-        store.create_user("u", None, false).unwrap();
-        let actor = Actor {
-            name: "u".into(),
-            is_admin: false,
-        };
-        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
-        let bodies: Vec<String> = (0..300)
-            .map(|i| format!("Subject: {i}\r\n\r\nx\r\n"))
-            .collect();
-        let batch: Vec<NewMessage<'_>> = bodies
-            .iter()
-            .map(|b| NewMessage {
-                flags: Flags::new(),
-                internaldate: 0,
-                bytes: b.as_bytes(),
-            })
-            .collect();
-        store.append_all(&actor, &inbox, &batch).unwrap();
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(300);
         let agrees = |what: &str| {
             let s = store.selection(&actor, &inbox).unwrap();
             let v = store.mailbox_view(&actor, &inbox).unwrap();
@@ -290,7 +270,12 @@ mod tests {
             .store_flags(&actor, &inbox, &[1], FlagOp::Remove, &seen, None)
             .unwrap();
         assert_eq!(agrees("after -\\Seen").first_unseen, Some(1));
-        store.append_all(&actor, &inbox, &batch[..1]).unwrap();
+        let one = NewMessage {
+            flags: Flags::new(),
+            internaldate: 0,
+            bytes: b"Subject: new\r\n\r\nx\r\n",
+        };
+        store.append_all(&actor, &inbox, &[one]).unwrap();
         assert_eq!(agrees("after an append").uids.last(), Some(&301));
     }
 }
