@@ -349,15 +349,6 @@ fn search_context_reports_additions_and_removals() {
     assert_eq!(tagged_status(&c.cmd("CANCELUPDATE \"S2\"")), "BAD");
 }
 
-/// The URL in a `* GENURLAUTH "..."` answer.
-fn signed(lines: &[String]) -> String {
-    let l = lines
-        .iter()
-        .find(|l| l.starts_with("* GENURLAUTH "))
-        .unwrap();
-    l["* GENURLAUTH ".len()..].trim_matches('"').to_owned()
-}
-
 /// RFC 4467: GENURLAUTH signs a URL to the user's message; URLFETCH gives its content
 /// to those its access names (to others, and once RESETKEY ran, NIL); CATENATE takes
 /// signed URLs too.

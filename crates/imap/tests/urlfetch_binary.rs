@@ -5,15 +5,6 @@ mod common;
 
 use common::*;
 
-/// The URL in a `* GENURLAUTH "..."` answer.
-fn signed(lines: &[String]) -> String {
-    let l = lines
-        .iter()
-        .find(|l| l.starts_with("* GENURLAUTH "))
-        .unwrap_or_else(|| panic!("no GENURLAUTH in {lines:?}"));
-    l["* GENURLAUTH ".len()..].trim_matches('"').to_owned()
-}
-
 const MESSAGE: &str = "From: a@example.org\r\n\
 Subject: parts\r\n\
 MIME-Version: 1.0\r\n\

@@ -214,3 +214,12 @@ impl Client {
         }
     }
 }
+
+/// The URL in a `* GENURLAUTH "..."` answer (URLAUTH tests).
+pub fn signed(lines: &[String]) -> String {
+    let l = lines
+        .iter()
+        .find(|l| l.starts_with("* GENURLAUTH "))
+        .unwrap_or_else(|| panic!("no GENURLAUTH in {lines:?}"));
+    l["* GENURLAUTH ".len()..].trim_matches('"').to_owned()
+}
