@@ -102,7 +102,7 @@ impl<W> Session<W> {
             }
             match (p.extended, found) {
                 (_, None) => out.extend_from_slice(b"NIL"),
-                (None, Some((_, _, named))) => write_nstring(&mut out, Some(&named)),
+                (None, Some((_, _, named))) => write_nstring(&mut out, Some(&mask_nul(named))),
                 (Some(wants), Some((url, raw, named))) => {
                     write_wanted(&mut out, wants, &url, &raw, named)
                 }
@@ -202,10 +202,20 @@ fn write_wanted(
     }
     if wants.body {
         let mut item = b"BODY ".to_vec();
-        write_nstring(&mut item, Some(&named));
+        write_nstring(&mut item, Some(&mask_nul(named)));
         items.push(item);
     }
     out.push(b'(');
     out.extend_from_slice(&items.join(&b' '));
     out.push(b')');
+}
+
+/// NUL, which an IMAP string cannot carry, as 0x80: what FETCH sends for the same
+/// bytes, so the length stays right (dropping it would shorten the data silently).
+/// BINARY, which may carry NUL, is the way to the exact bytes.
+fn mask_nul(mut data: Vec<u8>) -> Vec<u8> {
+    for b in data.iter_mut().filter(|b| **b == 0) {
+        *b = 0x80;
+    }
+    data
 }

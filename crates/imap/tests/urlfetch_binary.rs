@@ -99,3 +99,21 @@ fn urlfetch_answer_is_bounded() {
     let r = alice.ok(&format!("URLFETCH \"{url}\" \"{url}\""));
     assert!(r[0].starts_with("* URLFETCH"), "{r:?}");
 }
+
+/// A message holding NUL: URLFETCH's plain data masks it as FETCH does (0x80, same
+/// length), where it used to drop it.
+#[test]
+fn urlfetch_data_with_nul_keeps_its_length() {
+    let server = start();
+    let uid = server.deliver("alice", "INBOX", "Subject: nul\r\n\r\na\0b\r\n");
+    let mut alice = Client::login(server.addr, "alice");
+    let url = signed(&alice.ok(&format!(
+        "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid}/;SECTION=TEXT;URLAUTH=user+alice\" INTERNAL"
+    )));
+    alice.send(format!("u URLFETCH \"{url}\"\r\n").as_bytes());
+    let line = alice.line_bytes();
+    let mut want = format!("* URLFETCH \"{url}\" {{5}}\r\n").into_bytes();
+    want.extend_from_slice(b"a\x80b\r\n\r\n");
+    assert_eq!(line, want, "{}", String::from_utf8_lossy(&line));
+    assert!(alice.line().starts_with("u OK"));
+}
