@@ -254,14 +254,7 @@ impl FetchStream {
                     (None, None, None) => {}
                 }
                 if lit.mask_nul {
-                    // NUL is rare: find each with memchr's vector search rather than
-                    // looking at every byte of every message.
-                    let chunk = &mut out[from..];
-                    let mut at = 0;
-                    while let Some(i) = memchr::memchr(0, &chunk[at..]) {
-                        chunk[at + i] = 0x80;
-                        at += i + 1;
-                    }
+                    mime::mask_nul(&mut out[from..]);
                 }
                 lit.pos += take;
                 if lit.pos >= lit.end {

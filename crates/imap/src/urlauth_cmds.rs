@@ -10,7 +10,7 @@
 use tern_store::{Actor, ANONYMOUS};
 
 use crate::imap_url::{Access, MessageUrl};
-use crate::mime::{part_structure, write_nstring, write_string};
+use crate::mime::{mask_nul, part_structure, write_nstring, write_string};
 use crate::session::{Outcome, Session};
 use crate::types::{UrlFetchParam, UrlFetchWants};
 
@@ -102,7 +102,11 @@ impl<W> Session<W> {
             }
             match (p.extended, found) {
                 (_, None) => out.extend_from_slice(b"NIL"),
-                (None, Some((_, _, named))) => write_nstring(&mut out, Some(&mask_nul(named))),
+                (None, Some((_, _, mut named))) => {
+                    // As FETCH sends NUL; BINARY is the way to the exact bytes.
+                    mask_nul(&mut named);
+                    write_nstring(&mut out, Some(&named));
+                }
                 (Some(wants), Some((url, raw, named))) => {
                     write_wanted(&mut out, wants, &url, &raw, named)
                 }
@@ -162,7 +166,7 @@ fn write_wanted(
     wants: UrlFetchWants,
     url: &MessageUrl,
     raw: &[u8],
-    named: Vec<u8>,
+    mut named: Vec<u8>,
 ) {
     let mut items: Vec<Vec<u8>> = Vec::new();
     // `(url)` alone asks for the data as stored, as a bare URL does (Dovecot reads it
@@ -202,20 +206,11 @@ fn write_wanted(
     }
     if wants.body {
         let mut item = b"BODY ".to_vec();
-        write_nstring(&mut item, Some(&mask_nul(named)));
+        mask_nul(&mut named);
+        write_nstring(&mut item, Some(&named));
         items.push(item);
     }
     out.push(b'(');
     out.extend_from_slice(&items.join(&b' '));
     out.push(b')');
-}
-
-/// NUL, which an IMAP string cannot carry, as 0x80: what FETCH sends for the same
-/// bytes, so the length stays right (dropping it would shorten the data silently).
-/// BINARY, which may carry NUL, is the way to the exact bytes.
-fn mask_nul(mut data: Vec<u8>) -> Vec<u8> {
-    for b in data.iter_mut().filter(|b| **b == 0) {
-        *b = 0x80;
-    }
-    data
 }

@@ -29,7 +29,7 @@ mod wire;
 
 pub use cache::SummaryCache;
 pub use section::section;
-pub use wire::{write_astring, write_nstring, write_string};
+pub use wire::{mask_nul, write_astring, write_nstring, write_string};
 
 use bodystructure::write_body;
 use envelope::write_envelope;

@@ -26,6 +26,17 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Turns every NUL of `bytes` into 0x80: IMAP strings and non-binary literals cannot
+/// carry NUL, and masking (as Dovecot does) keeps the announced length right where
+/// dropping would not. NUL is rare, so it is found with memchr's vector search.
+pub fn mask_nul(bytes: &mut [u8]) {
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(0, &bytes[at..]) {
+        bytes[at + i] = 0x80;
+        at += i + 1;
+    }
+}
+
 /// Appends an IMAP `nstring`: `NIL` for `None`, else [`write_string`].
 pub fn write_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
