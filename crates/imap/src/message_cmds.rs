@@ -1,7 +1,7 @@
 //! Commands on the messages of the selected mailbox: FETCH, STORE, SEARCH, COPY,
 //! MOVE, EXPUNGE, CLOSE, and APPEND (which may target any mailbox).
 
-use tern_store::{Flag, FlagOp, Flags, Record, StoreError, Uid};
+use tern_store::{Flag, FlagOp, Flags, StoreError, Uid};
 
 use crate::fetch::{
     body_items, sets_seen, FetchContext, FetchError, FetchStream, Target, MAX_BODY_ITEMS,
@@ -63,7 +63,7 @@ impl<W> Session<W> {
         let read_only = view.read_only;
         let result = (|| -> Result<FetchStream, FetchError> {
             let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-            let (_, mut records) = self.store.records_of(&actor, &id, &uids)?;
+            let (mailbox, mut records) = self.store.records_of(&actor, &id, &uids)?;
             if vanished {
                 // Every UID of the set expunged since the client's modseq (RFC 7162
                 // 3.2.6), also those this session has already seen go.
@@ -117,7 +117,6 @@ impl<W> Session<W> {
                     }
                 }
             }
-            let (mailbox, _) = self.store.mailbox_counts(&actor, &id)?;
             let ctx = FetchContext {
                 store: &self.store,
                 actor: &actor,
@@ -226,15 +225,13 @@ impl<W> Session<W> {
         let uidonly = self.enabled.uidonly;
         if !silent || condstore {
             // Report the flags of every message in the set, changed or not (silent
-            // CONDSTORE stores still report the new MODSEQ of what changed).
-            let records: Vec<Record> = if silent {
-                Vec::new()
-            } else {
-                match self.records_for(&actor, &id, &uids) {
-                    Ok(r) => r,
-                    Err(e) => return Outcome::store_error(&e),
-                }
-            };
+            // CONDSTORE stores still report the new MODSEQ of what changed), as the
+            // store left them.
+            let mut records: Vec<&tern_store::FlagChange> = Vec::new();
+            if !silent {
+                records.extend(outcome.changed.iter().chain(&outcome.unchanged));
+                records.sort_unstable_by_key(|r| r.uid);
+            }
             let Some(view) = self.selected.as_mut() else {
                 return Outcome::bad("No mailbox selected");
             };
@@ -259,10 +256,7 @@ impl<W> Session<W> {
                     }
                 }
             } else {
-                for r in records
-                    .iter()
-                    .filter(|r| !outcome.modified.contains(&r.uid))
-                {
+                for r in records {
                     if let Some(seq) = view.seq_of(r.uid) {
                         let mut line = crate::uidonly::fetch_head(seq, r.uid, uidonly);
                         if with_uid && !uidonly {
@@ -448,15 +442,7 @@ impl<W> Session<W> {
         };
         let id = view.id.clone();
         let actor = view.actor.clone();
-        let deleted = match self.deleted_uids(&id) {
-            Ok(d) => d,
-            Err(e) => return Outcome::store_error(&e),
-        };
-        let doomed: Vec<Uid> = deleted
-            .into_iter()
-            .filter(|u| allowed.as_ref().is_none_or(|a| a.binary_search(u).is_ok()))
-            .collect();
-        match self.store.expunge(&actor, &id, &doomed) {
+        match self.store.expunge_deleted(&actor, &id, allowed.as_deref()) {
             Ok(gone) => {
                 if let Some(v) = self.selected.as_mut() {
                     v.expunged_here(&gone);
@@ -473,36 +459,11 @@ impl<W> Session<W> {
             return Outcome::bad("No mailbox selected");
         };
         if !view.read_only {
-            let deleted = match self.deleted_uids(&view.id) {
-                Ok(d) => d,
-                Err(e) => return Outcome::store_error(&e),
-            };
-            if let Err(e) = self.store.expunge(&view.actor, &view.id, &deleted) {
+            if let Err(e) = self.store.expunge_deleted(&view.actor, &view.id, None) {
                 return Outcome::store_error(&e);
             }
         }
         Outcome::ok("CLOSE completed")
-    }
-
-    fn deleted_uids(&self, id: &tern_store::UniqueId) -> Result<Vec<Uid>, StoreError> {
-        let (_, records) = self.store.records(&self.actor(), id, false)?;
-        Ok(records
-            .into_iter()
-            .filter(|r| r.flags.contains(&Flag::Deleted))
-            .map(|r| r.uid)
-            .collect())
-    }
-}
-
-impl<W> Session<W> {
-    /// The records of these UIDs (expunged ones included), in UID order.
-    fn records_for(
-        &self,
-        actor: &tern_store::Actor,
-        id: &tern_store::UniqueId,
-        uids: &[Uid],
-    ) -> Result<Vec<Record>, StoreError> {
-        Ok(self.store.records_of(actor, id, uids)?.1)
     }
 }
 

@@ -34,6 +34,11 @@ pub struct StoreOutcome {
     pub changed: Vec<FlagChange>,
     /// Records left alone because they changed after the UNCHANGEDSINCE modseq.
     pub modified: Vec<Uid>,
+    /// Live records of the set whose flags were already so, with their flags and
+    /// modseq as of the same transaction: with `changed`, the state of every live
+    /// record of the set once the store committed, so a caller reports it without
+    /// reading the records again.
+    pub unchanged: Vec<FlagChange>,
 }
 
 impl Store {
@@ -79,6 +84,11 @@ impl Store {
                 let old = Flags::parse_list(old_flags).unwrap_or_default();
                 let new = old.apply(op, &flags);
                 if new == old {
+                    outcome.unchanged.push(FlagChange {
+                        uid,
+                        modseq: old_modseq as Modseq,
+                        flags: old,
+                    });
                     continue;
                 }
                 needs_rights(&mailbox, rights, &old, &new)?;
@@ -144,6 +154,35 @@ impl Store {
         let (done, modseq) = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
             expunge_in(conn, &mailbox, &uids)
+        })?;
+        if !done.is_empty() {
+            self.notify(mailbox, modseq);
+        }
+        Ok(done)
+    }
+
+    /// Expunges the messages of `mailbox` flagged \Deleted (IMAP EXPUNGE and CLOSE),
+    /// or with `within` only those among these UIDs (UID EXPUNGE), and returns the UIDs
+    /// expunged, in UID order, once durable. A message whose \Deleted flag another
+    /// session takes off before the expunge commits stays. Needs the `e` right; with
+    /// nothing flagged, the rights are checked on a snapshot and nothing is written.
+    pub fn expunge_deleted(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+        within: Option<&[Uid]>,
+    ) -> Result<Vec<Uid>> {
+        let doomed = self.read(|conn| {
+            let mailbox = live_for(conn, actor, mailbox, Rights::EXPUNGE)?;
+            deleted_in(conn, &mailbox, within)
+        })?;
+        if doomed.is_empty() {
+            return Ok(doomed);
+        }
+        let (id, actor) = (mailbox.clone(), actor.clone());
+        let (done, modseq) = self.write(move |conn| {
+            let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
+            expunge_where(conn, &mailbox, &doomed, true)
         })?;
         if !done.is_empty() {
             self.notify(mailbox, modseq);
@@ -255,6 +294,46 @@ pub(crate) fn expunge_in(
     mailbox: &crate::Mailbox,
     uids: &[Uid],
 ) -> Result<(Vec<Uid>, Modseq)> {
+    expunge_where(conn, mailbox, uids, false)
+}
+
+/// The live records of `mailbox` flagged \Deleted, in UID order; with `within`, only
+/// those among these UIDs.
+fn deleted_in(
+    conn: &rusqlite::Connection,
+    mailbox: &crate::Mailbox,
+    within: Option<&[Uid]>,
+) -> Result<Vec<Uid>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT uid FROM records {} WHERE mailbox_id = ?1 AND expunged_modseq IS NULL \
+         AND instr(flags, '\\Deleted') > 0 ORDER BY uid",
+        crate::records::live_scan(mailbox)
+    ))?;
+    let mut within = within.map(<[Uid]>::to_vec);
+    if let Some(w) = within.as_mut() {
+        w.sort_unstable();
+    }
+    let mut out = Vec::new();
+    let mut rows = stmt.query([mailbox.id])?;
+    while let Some(row) = rows.next()? {
+        let uid = row.get::<_, i64>(0)? as Uid;
+        if within
+            .as_ref()
+            .is_none_or(|w| w.binary_search(&uid).is_ok())
+        {
+            out.push(uid);
+        }
+    }
+    Ok(out)
+}
+
+/// [`expunge_in`], where `only_deleted` leaves alone a record no longer \Deleted.
+fn expunge_where(
+    conn: &rusqlite::Connection,
+    mailbox: &crate::Mailbox,
+    uids: &[Uid],
+    only_deleted: bool,
+) -> Result<(Vec<Uid>, Modseq)> {
     let mut done = Vec::new();
     let mut freed = 0i64;
     let modseq = txn::next_modseq(conn, mailbox.user_id)?;
@@ -262,12 +341,16 @@ pub(crate) fn expunge_in(
     // second update of the same row finds it set and does nothing.
     let mut stmt = conn.prepare_cached(
         "UPDATE records SET expunged_modseq = ?3, modseq = ?3, expunged_at = ?4 \
-         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL RETURNING size",
+         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL \
+         AND (?5 = 0 OR instr(flags, '\\Deleted') > 0) RETURNING size",
     )?;
     let now = crate::store::now();
     for &uid in uids {
         let size: Option<i64> = stmt
-            .query_row(params![mailbox.id, uid, modseq as i64, now], |r| r.get(0))
+            .query_row(
+                params![mailbox.id, uid, modseq as i64, now, only_deleted],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(size) = size {
             freed += size;
@@ -430,5 +513,49 @@ mod tests {
         };
         store.append_all(&actor, &inbox, &[one]).unwrap();
         digest_holds("after an expunge and an append");
+    }
+
+    /// EXPUNGE takes exactly the live \Deleted records (within the UIDs given, for
+    /// UID EXPUNGE); a record whose \Deleted was taken off after it was chosen stays.
+    #[test]
+    fn expunge_deleted_takes_only_what_is_still_deleted() {
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(10);
+        let deleted: Flags = [crate::flags::Flag::Deleted].into_iter().collect();
+        let outcome = store
+            .store_flags(&actor, &inbox, &[2, 4, 6, 8], FlagOp::Add, &deleted, None)
+            .unwrap();
+        assert_eq!(outcome.changed.len(), 4);
+        // A store reports the records it left alone too, as they are.
+        let again = store
+            .store_flags(&actor, &inbox, &[1, 2], FlagOp::Add, &deleted, None)
+            .unwrap();
+        assert_eq!(again.changed.iter().map(|c| c.uid).collect::<Vec<_>>(), [1]);
+        assert_eq!(again.unchanged.len(), 1);
+        assert_eq!(again.unchanged[0].uid, 2);
+        assert!(again.unchanged[0]
+            .flags
+            .contains(&crate::flags::Flag::Deleted));
+        assert_eq!(again.unchanged[0].modseq, outcome.changed[0].modseq);
+        // UID EXPUNGE: only the \Deleted among the UIDs named.
+        let gone = store
+            .expunge_deleted(&actor, &inbox, Some(&[9, 4, 3, 2]))
+            .unwrap();
+        assert_eq!(gone, [2, 4]);
+        // A record chosen while \Deleted, then undeleted, is left alone.
+        store
+            .store_flags(&actor, &inbox, &[6], FlagOp::Remove, &deleted, None)
+            .unwrap();
+        let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        let (done, _) = store
+            .write(move |c| super::expunge_where(c, &mailbox, &[6, 8], true))
+            .unwrap();
+        assert_eq!(done, [8]);
+        assert_eq!(store.expunge_deleted(&actor, &inbox, None).unwrap(), [1]);
+        assert!(store
+            .expunge_deleted(&actor, &inbox, None)
+            .unwrap()
+            .is_empty());
+        let live = store.mailbox("u", "INBOX").unwrap().unwrap().messages;
+        assert_eq!(live, 6);
     }
 }
