@@ -107,13 +107,18 @@ def compare(a):
             servers.wait_quiet(a.quiet_wait, a.quiet_load)
             pids = (lambda: [inst.pid()]) if name == "tern" else dovecot_imap_pids
             before = rss_kib(pids())
+            cpu_before = {p: servers.cpu_seconds(p) or 0 for p in pids()}
             sampler = RssSampler(pids)
             sampler.start()
             rows, totals, errors, text = run_imaptest(a, inst.ports["imap"], a.secs, a.clients)
             rss = (sampler.stop(), before)
+            # CPU spent by the server during the run (Dovecot: its imap processes,
+            # alive to the end under logout=0), per command imaptest counted: a figure
+            # that does not move with the share of the CPUs imaptest itself takes.
+            cpu = sum((servers.cpu_seconds(p) or 0) - cpu_before.get(p, 0) for p in pids())
             if totals is None:
                 sys.exit(f"{name}: no totals in imaptest's output:\n{text[-3000:]}")
-            results[name] = (totals, errors, rss)
+            results[name] = (totals, errors, rss, cpu)
             servers.log(f"{name}: {totals} errors {errors} peak/idle RSS {rss} KiB")
     hdr = ["per second"] + a.server_list + (["tern / dovecot"] if len(a.server_list) == 2 else [])
     table = []
@@ -124,6 +129,12 @@ def compare(a):
             row.append(servers.fmt(vals[0] / vals[1], 2))
         table.append(row)
     pad = [""] * (len(hdr) - 1 - len(a.server_list))
+    cmds = {s: sum(v for k, v in results[s][0].items() if k in KINDS) for s in a.server_list}
+    per = [results[s][3] * 1e6 / cmds[s] if cmds[s] else 0 for s in a.server_list]
+    row = ["server CPU per command, us"] + [servers.fmt(v, 0) for v in per]
+    if len(per) == 2 and per[0]:
+        row.append(servers.fmt(per[1] / per[0], 2))
+    table.append(row)
     table.append(["imaptest errors"] + [str(results[s][1]) for s in a.server_list] + pad)
     table.append(["peak RSS, MB (idle before)"]
                  + [f"{results[s][2][0] / 1024:.0f} ({results[s][2][1] / 1024:.0f})"

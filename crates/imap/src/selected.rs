@@ -92,7 +92,7 @@ impl Selected {
         let recent_above = if read_only {
             mailbox.recent_uid
         } else {
-            store.take_recent(actor, id)?
+            store.take_recent(actor, &mailbox)?
         };
         let recent = uids.iter().copied().filter(|&u| u > recent_above).collect();
         Ok((
@@ -218,7 +218,7 @@ impl Selected {
             let recent_above = if self.read_only {
                 mailbox.recent_uid
             } else {
-                store.take_recent(&self.actor, &self.id)?
+                store.take_recent(&self.actor, &mailbox)?
             };
             if !self.rev2 {
                 self.recent

@@ -267,20 +267,47 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                         | CommandBody::Move { uid: false, .. }
                 );
                 let logout = matches!(body, CommandBody::Logout);
-                let outcome = tokio::task::block_in_place(|| self.execute(&tag, body));
-                // A FETCH answer goes out before changes are reported: its sequence
-                // numbers were taken before any EXPUNGE the report may announce.
-                let outcome = match self.fetching.take() {
-                    Some(stream) => match self.stream_fetch(stream, outcome).await {
-                        Some(o) => o,
-                        None => return true,
-                    },
-                    None => outcome,
-                };
-                tokio::task::block_in_place(|| {
-                    self.report_changes(expunges_ok);
-                    self.notify_changes();
+                // One turn off the runtime for the command, the first part of a FETCH
+                // answer and the changes to report: each `block_in_place` hands the
+                // worker's scheduler to another thread and back, which under load
+                // cost as much as a small command's own work.
+                let step = tokio::task::block_in_place(|| {
+                    let outcome = self.execute(&tag, body);
+                    let step = match self.fetching.take() {
+                        Some(mut stream) => {
+                            let limit = self.fetch_buffer();
+                            match self.fetch_step(&mut stream, limit) {
+                                Ok(true) => FirstStep::Done(outcome),
+                                Ok(false) => FirstStep::More(stream, limit, outcome),
+                                Err(crate::fetch::FetchError::Broken) => FirstStep::Broken,
+                                Err(e) => FirstStep::Done(e.outcome()),
+                            }
+                        }
+                        None => FirstStep::Done(outcome),
+                    };
+                    // A FETCH answer goes out before changes are reported: its
+                    // sequence numbers were taken before any EXPUNGE the report may
+                    // announce. Only the whole answer in the buffer is reported after.
+                    if let FirstStep::Done(_) = step {
+                        self.report_changes(expunges_ok);
+                        self.notify_changes();
+                    }
+                    step
                 });
+                let outcome = match step {
+                    FirstStep::Done(outcome) => outcome,
+                    FirstStep::Broken => return true,
+                    FirstStep::More(stream, limit, outcome) => {
+                        let Some(outcome) = self.stream_rest(stream, limit, outcome).await else {
+                            return true;
+                        };
+                        tokio::task::block_in_place(|| {
+                            self.report_changes(expunges_ok);
+                            self.notify_changes();
+                        });
+                        outcome
+                    }
+                };
                 // Pending EXPUNGE and FETCH responses go before the BYE: nothing may
                 // follow it but the tagged OK (RFC 3501 7.1.5).
                 if logout {
@@ -309,6 +336,41 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         mut stream: crate::fetch::FetchStream,
         done: Outcome,
     ) -> Option<Outcome> {
+        let limit = self.fetch_buffer();
+        match tokio::task::block_in_place(|| self.fetch_step(&mut stream, limit)) {
+            Ok(true) => Some(done),
+            Ok(false) => self.stream_rest(stream, limit, done).await,
+            Err(crate::fetch::FetchError::Broken) => None,
+            Err(e) => Some(e.outcome()),
+        }
+    }
+
+    /// [`Session::stream_fetch`] after its first step: writes what the buffer holds,
+    /// then goes on producing and writing until the answer is complete.
+    async fn stream_rest(
+        &mut self,
+        mut stream: crate::fetch::FetchStream,
+        limit: usize,
+        done: Outcome,
+    ) -> Option<Outcome> {
+        loop {
+            if !self.out.is_empty() {
+                self.writer.write_all(&self.out).await.ok()?;
+                self.out.clear();
+            }
+            match tokio::task::block_in_place(|| self.fetch_step(&mut stream, limit)) {
+                Ok(true) => return Some(done),
+                Ok(false) => {}
+                // Part of a literal is out: the response cannot be completed.
+                Err(crate::fetch::FetchError::Broken) => return None,
+                Err(e) => return Some(e.outcome()),
+            }
+        }
+    }
+
+    /// The output buffer a FETCH answer is produced into, reserved once: how many
+    /// bytes one step may add.
+    fn fetch_buffer(&mut self) -> usize {
         // The buffer is a share of the process's memory budget while the FETCH runs.
         let limit = if self.hold.cover(2 * OUT_LIMIT) {
             OUT_LIMIT
@@ -318,28 +380,24 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         // Sized once: growing by doubling could take twice what the budget covers.
         self.out
             .reserve_exact((limit + 8 * 1024).saturating_sub(self.out.len()));
-        loop {
-            if !self.out.is_empty() {
-                self.writer.write_all(&self.out).await.ok()?;
-                self.out.clear();
-            }
-            let (store, cache, out, hold) =
-                (&self.store, &self.cache, &mut self.out, &mut self.hold);
-            // A large message read whole is held beside the output buffer, within the
-            // budget. Small ones (most mail) are read whatever the budget says, so
-            // clients of another protocol that spend it (stalled LMTP bodies) cannot
-            // stop a FETCH BODY[HEADER]: they cost at most 2 MiB a session.
-            let mut cover = |bytes: usize| bytes <= SMALL_READ || hold.cover(2 * OUT_LIMIT + bytes);
-            let step =
-                tokio::task::block_in_place(|| stream.fill(store, cache, out, limit, &mut cover));
-            match step {
-                Ok(true) => return Some(done),
-                Ok(false) => {}
-                // Part of a literal is out: the response cannot be completed.
-                Err(crate::fetch::FetchError::Broken) => return None,
-                Err(e) => return Some(e.outcome()),
-            }
-        }
+        limit
+    }
+
+    /// Adds up to `limit` bytes (and one literal chunk) of a FETCH answer to the output
+    /// buffer; true once the answer is complete. Blocks on the store: call it off the
+    /// runtime.
+    fn fetch_step(
+        &mut self,
+        stream: &mut crate::fetch::FetchStream,
+        limit: usize,
+    ) -> Result<bool, crate::fetch::FetchError> {
+        let (store, cache, out, hold) = (&self.store, &self.cache, &mut self.out, &mut self.hold);
+        // A large message read whole is held beside the output buffer, within the
+        // budget. Small ones (most mail) are read whatever the budget says, so
+        // clients of another protocol that spend it (stalled LMTP bodies) cannot
+        // stop a FETCH BODY[HEADER]: they cost at most 2 MiB a session.
+        let mut cover = |bytes: usize| bytes <= SMALL_READ || hold.cover(2 * OUT_LIMIT + bytes);
+        stream.fill(store, cache, out, limit, &mut cover)
     }
 
     /// Tells the client what other sessions changed in the selected mailbox.
@@ -557,4 +615,14 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             }
         }
     }
+}
+
+/// Where a command stands after its first turn off the runtime.
+enum FirstStep {
+    /// Its answer is in the output buffer, changes reported after it.
+    Done(Outcome),
+    /// A FETCH answer larger than one buffer: the rest is streamed.
+    More(crate::fetch::FetchStream, usize, Outcome),
+    /// The connection cannot go on (part of a literal is out).
+    Broken,
 }

@@ -190,24 +190,26 @@ impl Store {
         Ok(done)
     }
 
-    /// Advances the mailbox's \Recent watermark to its last UID and returns the old
-    /// one: the messages above it are \Recent for the session that called this (the
-    /// first session to see them), and for no other. The read and the advance are one
-    /// write transaction, so two sessions selecting at the same instant never both get
-    /// the same message as \Recent (RFC 3501 2.3.2); when nothing arrived since the last
-    /// session took them, nothing is written.
-    pub fn take_recent(&self, actor: &Actor, mailbox: &UniqueId) -> Result<Uid> {
-        let current = self.read(|conn| live_for(conn, actor, mailbox, Rights::READ))?;
-        if current.recent_uid >= current.last_uid {
-            return Ok(current.recent_uid);
+    /// Takes the messages of `seen` (a snapshot of the mailbox the caller is about to
+    /// show) above the mailbox's \Recent watermark: advances the watermark to the
+    /// snapshot's last UID and returns the old one, so the messages above it are
+    /// \Recent for the calling session (the first to see them) and for no other. The
+    /// read and the advance are one write transaction, so two sessions selecting at
+    /// the same instant never both get the same message as \Recent (RFC 3501 2.3.2).
+    /// Messages that arrived after the snapshot stay for whichever session sees them
+    /// first. When the snapshot shows nothing new, nothing is read or written.
+    pub fn take_recent(&self, actor: &Actor, seen: &crate::Mailbox) -> Result<Uid> {
+        if seen.recent_uid >= seen.last_uid {
+            return Ok(seen.recent_uid);
         }
-        let (id, actor) = (mailbox.clone(), actor.clone());
+        let (id, actor, upto) = (seen.uniqueid.clone(), actor.clone(), seen.last_uid);
         self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
-            if mailbox.recent_uid < mailbox.last_uid {
+            let upto = upto.min(mailbox.last_uid);
+            if mailbox.recent_uid < upto {
                 conn.execute_cached(
                     "UPDATE mailboxes SET recent_uid = ?3, recent_time = ?2 WHERE id = ?1",
-                    params![mailbox.id, crate::store::now(), mailbox.last_uid],
+                    params![mailbox.id, crate::store::now(), upto],
                 )?;
             }
             Ok(mailbox.recent_uid)
@@ -557,5 +559,31 @@ mod tests {
             .is_empty());
         let live = store.mailbox("u", "INBOX").unwrap().unwrap().messages;
         assert_eq!(live, 6);
+    }
+
+    /// \Recent is taken up to what the taker's snapshot showed: a message that
+    /// arrived after it stays for the next session to see it, and a snapshot with
+    /// nothing new takes nothing.
+    #[test]
+    fn recent_is_taken_up_to_the_snapshot() {
+        use crate::append_batch::NewMessage;
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(3);
+        let first = store.mailbox("u", "INBOX").unwrap().unwrap();
+        let one = NewMessage {
+            flags: Flags::new(),
+            internaldate: 0,
+            bytes: b"Subject: late\r\n\r\nx\r\n",
+        };
+        store.append_all(&actor, &inbox, &[one]).unwrap();
+        // The session saw UIDs 1-3: those are its \Recent, UID 4 is not taken.
+        assert_eq!(store.take_recent(&actor, &first).unwrap(), 0);
+        let second = store.mailbox("u", "INBOX").unwrap().unwrap();
+        assert_eq!((second.recent_uid, second.last_uid), (3, 4));
+        // A second session sees 4 and gets it; a third, nothing.
+        assert_eq!(store.take_recent(&actor, &second).unwrap(), 3);
+        let third = store.mailbox("u", "INBOX").unwrap().unwrap();
+        assert_eq!(store.take_recent(&actor, &third).unwrap(), 4);
+        // An old snapshot cannot take back what another session took.
+        assert_eq!(store.take_recent(&actor, &first).unwrap(), 4);
     }
 }
