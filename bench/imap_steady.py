@@ -78,15 +78,23 @@ def rss_kib(pids):
 
 
 class RssSampler(threading.Thread):
-    """The largest total RSS of `pids()` seen, sampled twice a second."""
+    """The largest total RSS of `pids()` seen, sampled twice a second; and the CPU
+    seconds each of them had used when last seen (Dovecot's imap processes end with
+    their connections, before the run's end could be measured)."""
 
     def __init__(self, pids):
         super().__init__(daemon=True)
         self.pids, self.peak, self.done = pids, 0, threading.Event()
+        self.cpu = {}
 
     def run(self):
         while not self.done.wait(0.5):
-            self.peak = max(self.peak, rss_kib(self.pids()))
+            pids = self.pids()
+            self.peak = max(self.peak, rss_kib(pids))
+            for p in pids:
+                c = servers.cpu_seconds(p)
+                if c is not None:
+                    self.cpu[p] = c
 
     def stop(self):
         self.done.set()
@@ -111,11 +119,15 @@ def compare(a):
             sampler = RssSampler(pids)
             sampler.start()
             rows, totals, errors, text = run_imaptest(a, inst.ports["imap"], a.secs, a.clients)
+            for p in pids():
+                c = servers.cpu_seconds(p)
+                if c is not None:
+                    sampler.cpu[p] = c
             rss = (sampler.stop(), before)
-            # CPU spent by the server during the run (Dovecot: its imap processes,
-            # alive to the end under logout=0), per command imaptest counted: a figure
-            # that does not move with the share of the CPUs imaptest itself takes.
-            cpu = sum((servers.cpu_seconds(p) or 0) - cpu_before.get(p, 0) for p in pids())
+            # CPU spent by the server during the run (Dovecot: its imap processes, as
+            # last sampled), per command imaptest counted: a figure that moves less
+            # with the share of the CPUs imaptest itself takes than the rates do.
+            cpu = sum(c - cpu_before.get(p, 0) for p, c in sampler.cpu.items())
             if totals is None:
                 sys.exit(f"{name}: no totals in imaptest's output:\n{text[-3000:]}")
             results[name] = (totals, errors, rss, cpu)

@@ -103,6 +103,9 @@ impl<W> Session<W> {
                     let outcome =
                         self.store
                             .store_flags(&actor, &id, &unseen, FlagOp::Add, &seen, None)?;
+                    if let (Some(v), Some(c)) = (self.selected.as_mut(), outcome.changed.first()) {
+                        v.own_change(outcome.before, c.modseq);
+                    }
                     for change in outcome.changed {
                         if let Some(r) = records.iter_mut().find(|r| r.uid == change.uid) {
                             r.flags = change.flags;
@@ -282,6 +285,9 @@ impl<W> Session<W> {
             for c in &outcome.changed {
                 view.mark_reported(c.uid, c.modseq);
             }
+            if let Some(c) = outcome.changed.first() {
+                view.own_change(outcome.before, c.modseq);
+            }
         }
         if !outcome.modified.is_empty() {
             let Some(view) = self.selected.as_ref() else {
@@ -445,7 +451,10 @@ impl<W> Session<W> {
         match self.store.expunge_deleted(&actor, &id, allowed.as_deref()) {
             Ok(gone) => {
                 if let Some(v) = self.selected.as_mut() {
-                    v.expunged_here(&gone);
+                    v.expunged_here(&gone.uids);
+                    if !gone.uids.is_empty() {
+                        v.own_change(gone.before, gone.modseq);
+                    }
                 }
                 Outcome::ok("EXPUNGE completed")
             }

@@ -133,6 +133,16 @@ impl Selected {
         self.reported.insert(uid, modseq);
     }
 
+    /// A change this session made itself at `modseq`, to a mailbox that stood at
+    /// `before`. If this view had seen every change up to `before`, the changes up to
+    /// `modseq` are that one alone, which the caller reports (or marks, as an expunge
+    /// is): the next refresh starts after it instead of reading it back.
+    pub(crate) fn own_change(&mut self, before: Modseq, modseq: Modseq) {
+        if before <= self.seen_modseq && modseq > self.seen_modseq {
+            self.seen_modseq = modseq;
+        }
+    }
+
     /// `FLAGS (...)` and `OK [PERMANENTFLAGS (...)]` for the keywords announced.
     pub(crate) fn flags_lines(&self) -> [String; 2] {
         flags_lines(&self.keywords, self.read_only)

@@ -198,3 +198,73 @@ fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
         }
     }
 }
+
+/// A session's own STORE and EXPUNGE let it skip reading its own changes back, but
+/// never a change another session made before them (equal-looking state: the
+/// mailbox moved on between this session's last look and its own change) or after.
+#[test]
+fn own_changes_never_hide_another_sessions() {
+    let server = start();
+    for i in 1..=4 {
+        server.deliver("alice", "INBOX", &format!("Subject: m{i}\r\n\r\nx\r\n"));
+    }
+    let mut a = Client::login(server.addr, "alice");
+    let mut b = Client::login(server.addr, "alice");
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    // B flags message 2 before A's own store: A must hear of it with its answer.
+    b.ok("STORE 2 +FLAGS.SILENT (\\Flagged)");
+    let r = a.ok("STORE 1 +FLAGS (\\Seen)");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH") && l.contains("\\Seen")),
+        "{r:?}"
+    );
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 2 FETCH") && l.contains("\\Flagged")),
+        "{r:?}"
+    );
+    // Up to date now: A's next store is its own alone, then B changes message 4 and
+    // marks message 3 for deletion; A's NOOP reports both.
+    let r = a.ok("STORE 1 +FLAGS (\\Answered)");
+    assert!(!r.iter().any(|l| l.starts_with("* 2 FETCH")), "{r:?}");
+    b.ok("STORE 4 +FLAGS.SILENT (\\Draft)");
+    b.ok("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    let r = a.ok("NOOP");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 4 FETCH") && l.contains("\\Draft")),
+        "{r:?}"
+    );
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 3 FETCH") && l.contains("\\Deleted")),
+        "{r:?}"
+    );
+    // A expunges; after it, B flags message 1 and a message arrives: A's own expunge
+    // is reported at once, B's change and the arrival at the next NOOP.
+    let r = a.ok("EXPUNGE");
+    assert!(r.iter().any(|l| l == "* 3 EXPUNGE"), "{r:?}");
+    b.ok("NOOP");
+    b.ok("STORE 1 +FLAGS.SILENT (\\Flagged)");
+    server.deliver("alice", "INBOX", "Subject: m5\r\n\r\nx\r\n");
+    let r = a.ok("NOOP");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH") && l.contains("\\Flagged")),
+        "{r:?}"
+    );
+    assert!(r.iter().any(|l| l == "* 4 EXISTS"), "{r:?}");
+    // B changes two messages just before A's next expunge: that expunge is A's own,
+    // but B's changes come first and are reported with it.
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    b.ok("STORE 1 -FLAGS.SILENT (\\Flagged)");
+    let r = a.ok("EXPUNGE");
+    assert!(r.iter().any(|l| l == "* 2 EXPUNGE"), "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH") && !l.contains("\\Flagged")),
+        "{r:?}"
+    );
+}

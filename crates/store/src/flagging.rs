@@ -39,6 +39,22 @@ pub struct StoreOutcome {
     /// record of the set once the store committed, so a caller reports it without
     /// reading the records again.
     pub unchanged: Vec<FlagChange>,
+    /// The mailbox's HIGHESTMODSEQ just before this store, in its transaction. A
+    /// caller that had seen every change up to it knows that the changes up to the
+    /// store's own modseq are this store's alone.
+    pub before: Modseq,
+}
+
+/// What [`Store::expunge_deleted`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expunged {
+    /// The UIDs expunged, in UID order.
+    pub uids: Vec<Uid>,
+    /// The modseq of the expunge (meaningless when `uids` is empty).
+    pub modseq: Modseq,
+    /// The mailbox's HIGHESTMODSEQ just before the expunge, in its transaction (see
+    /// [`StoreOutcome::before`]).
+    pub before: Modseq,
 }
 
 impl Store {
@@ -66,17 +82,23 @@ impl Store {
         let outcome = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
             let rights = actor.rights(&mailbox);
-            let mut outcome = StoreOutcome::default();
+            let mut outcome = StoreOutcome {
+                before: mailbox.highest_modseq,
+                ..StoreOutcome::default()
+            };
             let mut modseq = None;
-            let mut write = conn.prepare_cached(
-                "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
-            )?;
+            let mut runs = crate::flag_runs::FlagRuns::new(conn, mailbox.id);
+            // Whether the record before (the previous live one of the mailbox, for a
+            // dense set) was changed, so that the next may share its write.
+            let mut previous_changed = false;
             // The records digest moves by one delta for the whole store, applied once
             // below, instead of by the update trigger for every record.
             let by_caller = crate::digest::DigestByCaller::start();
             let mut delta = RecordsDigest::default();
             for rec in live_flags(conn, mailbox.id, uids)? {
                 let (uid, old_modseq, old_flags) = (rec.uid, rec.modseq, &rec.flags);
+                let follows = previous_changed && rec.follows;
+                previous_changed = false;
                 if unchanged_since.is_some_and(|m| old_modseq as u64 > m) {
                     outcome.modified.push(uid);
                     continue;
@@ -97,7 +119,8 @@ impl Store {
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
                 };
                 let new_text = new.to_string();
-                write.execute(params![mailbox.id, uid, &new_text, m as i64])?;
+                runs.push(uid, &new_text, m as i64, follows)?;
+                previous_changed = true;
                 let hash = |modseq: i64, flags: &str| {
                     record_hash(
                         uid as i64,
@@ -119,6 +142,7 @@ impl Store {
                     flags: new,
                 });
             }
+            runs.finish()?;
             drop(by_caller);
             if delta != RecordsDigest::default() {
                 conn.execute_cached(
@@ -171,23 +195,28 @@ impl Store {
         actor: &Actor,
         mailbox: &UniqueId,
         within: Option<&[Uid]>,
-    ) -> Result<Vec<Uid>> {
+    ) -> Result<Expunged> {
         let doomed = self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::EXPUNGE)?;
             deleted_in(conn, &mailbox, within)
         })?;
         if doomed.is_empty() {
-            return Ok(doomed);
+            return Ok(Expunged::default());
         }
         let (id, actor) = (mailbox.clone(), actor.clone());
-        let (done, modseq) = self.write(move |conn| {
+        let expunged = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
-            expunge_where(conn, &mailbox, &doomed, true)
+            let (uids, modseq) = expunge_where(conn, &mailbox, &doomed, true)?;
+            Ok(Expunged {
+                uids,
+                modseq,
+                before: mailbox.highest_modseq,
+            })
         })?;
-        if !done.is_empty() {
-            self.notify(mailbox, modseq);
+        if !expunged.uids.is_empty() {
+            self.notify(mailbox, expunged.modseq);
         }
-        Ok(done)
+        Ok(expunged)
     }
 
     /// Takes the messages of `seen` (a snapshot of the mailbox the caller is about to
@@ -227,6 +256,9 @@ struct LiveRecord {
     size: i64,
     guid: Vec<u8>,
     pop3_uidl: Option<String>,
+    /// Read in a range scan right after the record before it in the list, with no
+    /// live record of the mailbox between them.
+    follows: bool,
 }
 
 impl LiveRecord {
@@ -241,6 +273,7 @@ impl LiveRecord {
             size: row.get(4)?,
             guid: row.get(5)?,
             pop3_uidl: row.get(6)?,
+            follows: false,
         })
     }
 }
@@ -266,10 +299,17 @@ fn live_flags(
             LiveRecord::COLUMNS
         ))?;
         let mut rows = scan.query(params![mailbox_id, lo, hi])?;
+        let mut follows = false;
         while let Some(row) = rows.next()? {
             let uid = row.get::<_, i64>(0)? as Uid;
             if uids.binary_search(&uid).is_ok() {
-                out.push(LiveRecord::from_row(row)?);
+                out.push(LiveRecord {
+                    follows,
+                    ..LiveRecord::from_row(row)?
+                });
+                follows = true;
+            } else {
+                follows = false;
             }
         }
         return Ok(out);
@@ -538,11 +578,14 @@ mod tests {
             .flags
             .contains(&crate::flags::Flag::Deleted));
         assert_eq!(again.unchanged[0].modseq, outcome.changed[0].modseq);
+        assert_eq!(again.before, outcome.changed[0].modseq);
         // UID EXPUNGE: only the \Deleted among the UIDs named.
         let gone = store
             .expunge_deleted(&actor, &inbox, Some(&[9, 4, 3, 2]))
             .unwrap();
-        assert_eq!(gone, [2, 4]);
+        assert_eq!(gone.uids, [2, 4]);
+        assert_eq!(gone.before, again.changed[0].modseq);
+        assert!(gone.modseq > gone.before);
         // A record chosen while \Deleted, then undeleted, is left alone.
         store
             .store_flags(&actor, &inbox, &[6], FlagOp::Remove, &deleted, None)
@@ -552,11 +595,12 @@ mod tests {
             .write(move |c| super::expunge_where(c, &mailbox, &[6, 8], true))
             .unwrap();
         assert_eq!(done, [8]);
-        assert_eq!(store.expunge_deleted(&actor, &inbox, None).unwrap(), [1]);
-        assert!(store
-            .expunge_deleted(&actor, &inbox, None)
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            store.expunge_deleted(&actor, &inbox, None).unwrap().uids,
+            [1]
+        );
+        let none = store.expunge_deleted(&actor, &inbox, None).unwrap();
+        assert!(none.uids.is_empty());
         let live = store.mailbox("u", "INBOX").unwrap().unwrap().messages;
         assert_eq!(live, 6);
     }

@@ -53,6 +53,7 @@ mod changelog;
 mod content;
 mod digest;
 mod error;
+mod flag_runs;
 mod flagging;
 mod flags;
 mod ids;
@@ -91,7 +92,7 @@ pub use content::{
 };
 pub use digest::{BadDigest, RecordsDigest};
 pub use error::{Result, StoreError};
-pub use flagging::{FlagChange, StoreOutcome};
+pub use flagging::{Expunged, FlagChange, StoreOutcome};
 pub use flags::{Flag, FlagOp, Flags, MAX_KEYWORD_LEN};
 pub use ids::{BadGuid, Guid, Modseq, Uid, UniqueId};
 pub use incoming::PreparedUpdate;

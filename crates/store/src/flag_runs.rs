@@ -1,0 +1,174 @@
+//! Writing a flag store's changed records in runs.
+//!
+//! `STORE 1:* +FLAGS (\Seen)` gives most records of a mailbox the same new flags.
+//! Written one UPDATE per record, each pays a statement's setup, a statement journal
+//! and a primary-key search; consecutive records that get the same flags are instead
+//! written by one UPDATE over their UID range, which walks the rows in order.
+
+use rusqlite::{params, Connection};
+
+use crate::error::{Result, StoreError};
+use crate::ids::Uid;
+use crate::sql::Cached;
+
+/// The changed records of one flag store not yet written, gathered into runs: live
+/// records of the mailbox with no other live record between them, all getting the
+/// same flags text and modseq. Everything pushed is written by [`FlagRuns::finish`]
+/// at the latest, inside the caller's transaction.
+pub(crate) struct FlagRuns<'c> {
+    conn: &'c Connection,
+    mailbox_id: i64,
+    run: Option<Run>,
+}
+
+struct Run {
+    lo: Uid,
+    hi: Uid,
+    records: usize,
+    flags: String,
+    modseq: i64,
+}
+
+impl<'c> FlagRuns<'c> {
+    pub(crate) fn new(conn: &'c Connection, mailbox_id: i64) -> FlagRuns<'c> {
+        FlagRuns {
+            conn,
+            mailbox_id,
+            run: None,
+        }
+    }
+
+    /// Record `uid` gets `flags` at `modseq`. `follows` says it is the next live
+    /// record of the mailbox after the one pushed before (no live record between,
+    /// none left unchanged), so the two may share a write.
+    pub(crate) fn push(&mut self, uid: Uid, flags: &str, modseq: i64, follows: bool) -> Result<()> {
+        if let Some(run) = self.run.as_mut() {
+            if follows && run.hi < uid && run.modseq == modseq && run.flags == flags {
+                run.hi = uid;
+                run.records += 1;
+                return Ok(());
+            }
+        }
+        self.flush()?;
+        self.run = Some(Run {
+            lo: uid,
+            hi: uid,
+            records: 1,
+            flags: flags.to_owned(),
+            modseq,
+        });
+        Ok(())
+    }
+
+    /// Writes what is left.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let Some(run) = self.run.take() else {
+            return Ok(());
+        };
+        let written = if run.records == 1 {
+            self.conn.execute_cached(
+                "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
+                params![self.mailbox_id, run.lo, &run.flags, run.modseq],
+            )?
+        } else {
+            self.conn.execute_cached(
+                "UPDATE records SET flags = ?4, modseq = ?5 WHERE mailbox_id = ?1 \
+                 AND uid BETWEEN ?2 AND ?3 AND expunged_modseq IS NULL",
+                params![self.mailbox_id, run.lo, run.hi, &run.flags, run.modseq],
+            )?
+        };
+        // The runs were read in this transaction, which no one else can write: any
+        // other count means the reading was wrong, and the store must not commit.
+        if written != run.records {
+            return Err(StoreError::CommitFailed(format!(
+                "flag store: {written} records written for a run of {} (uids {}:{})",
+                run.records, run.lo, run.hi
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE records (mailbox_id INTEGER, uid INTEGER, modseq INTEGER, \
+             flags TEXT, expunged_modseq INTEGER, PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        for uid in 1..=10 {
+            let gone = (uid == 5).then_some(1);
+            conn.execute(
+                "INSERT INTO records VALUES (1, ?1, 1, '', ?2), (2, ?1, 1, '', NULL)",
+                params![uid, gone],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn flags_of(conn: &Connection, mailbox: i64) -> Vec<(i64, String, i64)> {
+        let mut stmt = conn
+            .prepare("SELECT uid, flags, modseq FROM records WHERE mailbox_id = ?1 ORDER BY uid")
+            .unwrap();
+        let rows = stmt
+            .query_map([mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    /// Runs write exactly the records pushed: not the expunged record inside a
+    /// range, not a record skipped between two runs, not another mailbox's.
+    #[test]
+    fn runs_write_exactly_what_was_pushed() {
+        let conn = table();
+        let mut runs = FlagRuns::new(&conn, 1);
+        for (uid, follows) in [(1, false), (2, true), (3, true), (4, true), (6, true)] {
+            runs.push(uid, "\\Seen", 7, follows).unwrap();
+        }
+        // 7 is left as it was: 8 does not follow 6.
+        runs.push(8, "\\Seen", 7, false).unwrap();
+        runs.push(9, "\\Seen \\Flagged", 7, true).unwrap();
+        runs.push(10, "\\Seen \\Flagged", 7, true).unwrap();
+        runs.finish().unwrap();
+        let got = flags_of(&conn, 1);
+        let want: Vec<(i64, String, i64)> = [
+            (1, "\\Seen", 7),
+            (2, "\\Seen", 7),
+            (3, "\\Seen", 7),
+            (4, "\\Seen", 7),
+            (5, "", 1),
+            (6, "\\Seen", 7),
+            (7, "", 1),
+            (8, "\\Seen", 7),
+            (9, "\\Seen \\Flagged", 7),
+            (10, "\\Seen \\Flagged", 7),
+        ]
+        .into_iter()
+        .map(|(u, f, m)| (u, f.to_owned(), m))
+        .collect();
+        assert_eq!(got, want);
+        assert!(flags_of(&conn, 2)
+            .iter()
+            .all(|(_, f, m)| f.is_empty() && *m == 1));
+    }
+
+    /// A run whose range holds a live record it was not told of fails instead of
+    /// changing that record silently.
+    #[test]
+    fn a_run_over_an_unnamed_live_record_fails() {
+        let conn = table();
+        let mut runs = FlagRuns::new(&conn, 2);
+        runs.push(1, "\\Seen", 7, false).unwrap();
+        runs.push(3, "\\Seen", 7, true).unwrap();
+        assert!(matches!(runs.finish(), Err(StoreError::CommitFailed(_))));
+    }
+}
