@@ -278,7 +278,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                             let limit = self.fetch_buffer();
                             match self.fetch_step(&mut stream, limit) {
                                 Ok(true) => FirstStep::Done(outcome),
-                                Ok(false) => FirstStep::More(stream, limit, outcome),
+                                Ok(false) => FirstStep::More(Box::new(stream), limit, outcome),
                                 Err(crate::fetch::FetchError::Broken) => FirstStep::Broken,
                                 Err(e) => FirstStep::Done(e.outcome()),
                             }
@@ -298,7 +298,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     FirstStep::Done(outcome) => outcome,
                     FirstStep::Broken => return true,
                     FirstStep::More(stream, limit, outcome) => {
-                        let Some(outcome) = self.stream_rest(stream, limit, outcome).await else {
+                        let Some(outcome) = self.stream_rest(*stream, limit, outcome).await else {
                             return true;
                         };
                         tokio::task::block_in_place(|| {
@@ -622,7 +622,7 @@ enum FirstStep {
     /// Its answer is in the output buffer, changes reported after it.
     Done(Outcome),
     /// A FETCH answer larger than one buffer: the rest is streamed.
-    More(crate::fetch::FetchStream, usize, Outcome),
+    More(Box<crate::fetch::FetchStream>, usize, Outcome),
     /// The connection cannot go on (part of a literal is out).
     Broken,
 }
