@@ -1,24 +1,51 @@
-//! Writing a flag store's changed records in runs.
+//! Writing a flag store's changed records in few statements.
 //!
 //! `STORE 1:* +FLAGS (\Seen)` gives most records of a mailbox the same new flags.
 //! Written one UPDATE per record, each pays a statement's setup, a statement journal
-//! and a primary-key search; consecutive records that get the same flags are instead
-//! written by one UPDATE over their UID range, which walks the rows in order.
+//! and a primary-key search. Instead, consecutive records that get the same flags
+//! are written by one UPDATE over their UID range, which walks the rows in order, and
+//! the scattered rest (`STORE 20,40,60... +FLAGS (\Deleted)`) by UPDATEs naming up
+//! to [`CHUNK`] UIDs each.
 
-use rusqlite::{params, Connection};
+use std::collections::HashMap;
+
+use rusqlite::{params, params_from_iter, Connection};
 
 use crate::error::{Result, StoreError};
 use crate::ids::Uid;
 use crate::sql::Cached;
 
-/// The changed records of one flag store not yet written, gathered into runs: live
-/// records of the mailbox with no other live record between them, all getting the
-/// same flags text and modseq. Everything pushed is written by [`FlagRuns::finish`]
-/// at the latest, inside the caller's transaction.
+/// The most UIDs one statement names (`uid IN (...)`); a shorter list repeats its
+/// last UID, so that one prepared statement serves every list.
+pub(crate) const CHUNK: usize = 32;
+
+/// `?first, ?first+1, ...`: [`CHUNK`] numbered parameters.
+pub(crate) fn uid_params(first: usize) -> String {
+    (first..first + CHUNK)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `uids` (at most [`CHUNK`], at least one) padded to [`CHUNK`] with its last UID.
+pub(crate) fn padded(uids: &[Uid]) -> impl Iterator<Item = Uid> + '_ {
+    let last = uids.last().copied().unwrap_or(0);
+    uids.iter()
+        .copied()
+        .chain(std::iter::repeat(last))
+        .take(CHUNK)
+}
+
+/// The changed records of one flag store not yet written: runs of live records of
+/// the mailbox with no other live record between them, all getting the same flags
+/// text and modseq, and single records grouped by the flags they get. Everything
+/// pushed is written by [`FlagRuns::finish`], inside the caller's transaction.
 pub(crate) struct FlagRuns<'c> {
     conn: &'c Connection,
     mailbox_id: i64,
     run: Option<Run>,
+    /// Records alone in their run, by the flags text and modseq they get.
+    singles: HashMap<(String, i64), Vec<Uid>>,
 }
 
 struct Run {
@@ -35,12 +62,14 @@ impl<'c> FlagRuns<'c> {
             conn,
             mailbox_id,
             run: None,
+            singles: HashMap::new(),
         }
     }
 
     /// Record `uid` gets `flags` at `modseq`. `follows` says it is the next live
     /// record of the mailbox after the one pushed before (no live record between,
-    /// none left unchanged), so the two may share a write.
+    /// none left unchanged), so the two may share a range. UIDs are pushed at most
+    /// once each.
     pub(crate) fn push(&mut self, uid: Uid, flags: &str, modseq: i64, follows: bool) -> Result<()> {
         if let Some(run) = self.run.as_mut() {
             if follows && run.hi < uid && run.modseq == modseq && run.flags == flags {
@@ -49,7 +78,7 @@ impl<'c> FlagRuns<'c> {
                 return Ok(());
             }
         }
-        self.flush()?;
+        self.end_run()?;
         self.run = Some(Run {
             lo: uid,
             hi: uid,
@@ -60,37 +89,61 @@ impl<'c> FlagRuns<'c> {
         Ok(())
     }
 
-    /// Writes what is left.
+    /// Writes everything pushed.
     pub(crate) fn finish(mut self) -> Result<()> {
-        self.flush()
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        let Some(run) = self.run.take() else {
-            return Ok(());
-        };
-        let written = if run.records == 1 {
-            self.conn.execute_cached(
-                "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
-                params![self.mailbox_id, run.lo, &run.flags, run.modseq],
-            )?
-        } else {
-            self.conn.execute_cached(
-                "UPDATE records SET flags = ?4, modseq = ?5 WHERE mailbox_id = ?1 \
-                 AND uid BETWEEN ?2 AND ?3 AND expunged_modseq IS NULL",
-                params![self.mailbox_id, run.lo, run.hi, &run.flags, run.modseq],
-            )?
-        };
-        // The runs were read in this transaction, which no one else can write: any
-        // other count means the reading was wrong, and the store must not commit.
-        if written != run.records {
-            return Err(StoreError::CommitFailed(format!(
-                "flag store: {written} records written for a run of {} (uids {}:{})",
-                run.records, run.lo, run.hi
-            )));
+        self.end_run()?;
+        let sql = format!(
+            "UPDATE records SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 \
+             AND uid IN ({}) AND expunged_modseq IS NULL",
+            uid_params(4)
+        );
+        for ((flags, modseq), uids) in std::mem::take(&mut self.singles) {
+            for chunk in uids.chunks(CHUNK) {
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let head = [
+                    rusqlite::types::Value::Text(flags.clone()),
+                    rusqlite::types::Value::Integer(modseq),
+                    rusqlite::types::Value::Integer(self.mailbox_id),
+                ];
+                let uids = padded(chunk).map(|u| rusqlite::types::Value::Integer(i64::from(u)));
+                let written = stmt.execute(params_from_iter(head.into_iter().chain(uids)))?;
+                check(written, chunk.len(), chunk[0], chunk[chunk.len() - 1])?;
+            }
         }
         Ok(())
     }
+
+    /// Writes the run in progress if it spans several records; a single record
+    /// joins the others that get the same flags.
+    fn end_run(&mut self) -> Result<()> {
+        let Some(run) = self.run.take() else {
+            return Ok(());
+        };
+        if run.records == 1 {
+            self.singles
+                .entry((run.flags, run.modseq))
+                .or_default()
+                .push(run.lo);
+            return Ok(());
+        }
+        let written = self.conn.execute_cached(
+            "UPDATE records SET flags = ?4, modseq = ?5 WHERE mailbox_id = ?1 \
+             AND uid BETWEEN ?2 AND ?3 AND expunged_modseq IS NULL",
+            params![self.mailbox_id, run.lo, run.hi, &run.flags, run.modseq],
+        )?;
+        check(written, run.records, run.lo, run.hi)
+    }
+}
+
+/// The records were read in this transaction, which no one else can write: any other
+/// count than expected means the reading was wrong, and the store must not commit.
+fn check(written: usize, expected: usize, lo: Uid, hi: Uid) -> Result<()> {
+    if written != expected {
+        return Err(StoreError::CommitFailed(format!(
+            "flag store: {written} records written of {expected} (uids {lo}..{hi})"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -159,6 +212,37 @@ mod tests {
         assert!(flags_of(&conn, 2)
             .iter()
             .all(|(_, f, m)| f.is_empty() && *m == 1));
+    }
+
+    /// Scattered records, more than one statement's worth, are all written, and
+    /// nothing between them.
+    #[test]
+    fn scattered_records_are_written_in_chunks() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE records (mailbox_id INTEGER, uid INTEGER, modseq INTEGER, \
+             flags TEXT, expunged_modseq INTEGER, PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        for uid in 1..=200 {
+            conn.execute("INSERT INTO records VALUES (1, ?1, 1, '', NULL)", [uid])
+                .unwrap();
+        }
+        let mut runs = FlagRuns::new(&conn, 1);
+        let odd: Vec<u32> = (1..=200).filter(|u| u % 2 == 1).collect();
+        for &u in &odd {
+            let flags = if u % 3 == 0 { "\\Deleted" } else { "\\Seen" };
+            runs.push(u, flags, 9, false).unwrap();
+        }
+        runs.finish().unwrap();
+        for (uid, flags, modseq) in flags_of(&conn, 1) {
+            let want = match uid {
+                u if u % 2 == 0 => ("", 1),
+                u if u % 3 == 0 => ("\\Deleted", 9),
+                _ => ("\\Seen", 9),
+            };
+            assert_eq!((flags.as_str(), modseq), want, "uid {uid}");
+        }
     }
 
     /// A run whose range holds a live record it was not told of fails instead of
