@@ -267,6 +267,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                         | CommandBody::Move { uid: false, .. }
                 );
                 let logout = matches!(body, CommandBody::Logout);
+                // A SELECT's view is from a snapshot taken this instant: reading the
+                // changes since would read nothing (what comes later, the next command
+                // reports).
+                let fresh_view = matches!(body, CommandBody::Select { .. });
                 // One turn off the runtime for the command, the first part of a FETCH
                 // answer and the changes to report: each `block_in_place` hands the
                 // worker's scheduler to another thread and back, which under load
@@ -289,7 +293,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     // sequence numbers were taken before any EXPUNGE the report may
                     // announce. Only the whole answer in the buffer is reported after.
                     if let FirstStep::Done(_) = step {
-                        self.report_changes(expunges_ok);
+                        if !fresh_view {
+                            self.report_changes(expunges_ok);
+                        }
                         self.notify_changes();
                     }
                     step

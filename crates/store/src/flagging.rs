@@ -1,7 +1,7 @@
 //! Changing records in place: flags (with RFC 7162 UNCHANGEDSINCE), delayed expunge,
 //! and the \Recent watermark.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use crate::acl::{Actor, Rights};
 use crate::digest::{record_hash, RecordsDigest};
@@ -333,7 +333,7 @@ fn live_flags(
 }
 
 /// Expunges `uids` of `mailbox` inside a caller's transaction; returns the UIDs
-/// expunged and the modseq used.
+/// expunged, in UID order, and the modseq used.
 pub(crate) fn expunge_in(
     conn: &rusqlite::Connection,
     mailbox: &crate::Mailbox,
@@ -383,25 +383,30 @@ fn expunge_where(
     let mut freed = 0i64;
     let modseq = txn::next_modseq(conn, mailbox.user_id)?;
     // `expunged_at` is set here, so the schema-6 trigger that would set it with a
-    // second update of the same row finds it set and does nothing.
-    let mut stmt = conn.prepare_cached(
-        "UPDATE records SET expunged_modseq = ?3, modseq = ?3, expunged_at = ?4 \
-         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL \
-         AND (?5 = 0 OR instr(flags, '\\Deleted') > 0) RETURNING size",
-    )?;
+    // second update of the same row finds it set and does nothing. UIDs go in chunks
+    // (see `flag_runs`), one statement for up to 32 records.
+    let mut stmt = conn.prepare_cached(&format!(
+        "UPDATE records SET expunged_modseq = ?1, modseq = ?1, expunged_at = ?2 \
+         WHERE mailbox_id = ?3 AND uid IN ({}) AND expunged_modseq IS NULL \
+         AND (?4 = 0 OR instr(flags, '\\Deleted') > 0) RETURNING uid, size",
+        crate::flag_runs::uid_params(5)
+    ))?;
     let now = crate::store::now();
-    for &uid in uids {
-        let size: Option<i64> = stmt
-            .query_row(
-                params![mailbox.id, uid, modseq as i64, now, only_deleted],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(size) = size {
-            freed += size;
-            done.push(uid);
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for chunk in sorted.chunks(crate::flag_runs::CHUNK) {
+        let head = [modseq as i64, now, mailbox.id, i64::from(only_deleted)];
+        let values = head
+            .into_iter()
+            .chain(crate::flag_runs::padded(chunk).map(i64::from));
+        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        while let Some(row) = rows.next()? {
+            done.push(row.get::<_, i64>(0)? as Uid);
+            freed += row.get::<_, i64>(1)?;
         }
     }
+    done.sort_unstable();
     if done.is_empty() {
         // Nothing changed: the modseq taken is simply never used, a harmless gap.
         return Ok((done, modseq));
