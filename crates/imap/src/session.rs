@@ -322,11 +322,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 outcome
             }
         };
-        let tagged = format!("{tag} {} {}\r\n", outcome.status, outcome.text);
-        let out = std::mem::take(&mut self.out);
-        if self.writer.write_all(&out).await.is_err()
-            || self.writer.write_all(tagged.as_bytes()).await.is_err()
-        {
+        // The untagged responses and the tagged one leave in one write: one system
+        // call, and one segment for a short answer instead of two.
+        let mut out = std::mem::take(&mut self.out);
+        out.extend_from_slice(format!("{tag} {} {}\r\n", outcome.status, outcome.text).as_bytes());
+        if self.writer.write_all(&out).await.is_err() {
             return true;
         }
         outcome.close
