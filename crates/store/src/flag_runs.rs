@@ -150,13 +150,20 @@ fn check(written: usize, expected: usize, lo: Uid, hi: Uid) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn table() -> Connection {
+    /// The columns of `records` that a flag store writes, and none of its rows.
+    fn empty_table() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE records (mailbox_id INTEGER, uid INTEGER, modseq INTEGER, \
              flags TEXT, expunged_modseq INTEGER, PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;",
         )
         .unwrap();
+        conn
+    }
+
+    /// Mailboxes 1 and 2 with UIDs 1-10 each; mailbox 1's UID 5 is expunged.
+    fn table() -> Connection {
+        let conn = empty_table();
         for uid in 1..=10 {
             let gone = (uid == 5).then_some(1);
             conn.execute(
@@ -218,12 +225,7 @@ mod tests {
     /// nothing between them.
     #[test]
     fn scattered_records_are_written_in_chunks() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE records (mailbox_id INTEGER, uid INTEGER, modseq INTEGER, \
-             flags TEXT, expunged_modseq INTEGER, PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;",
-        )
-        .unwrap();
+        let conn = empty_table();
         for uid in 1..=200 {
             conn.execute("INSERT INTO records VALUES (1, ?1, 1, '', NULL)", [uid])
                 .unwrap();
