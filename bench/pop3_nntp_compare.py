@@ -16,7 +16,8 @@ iteration and server:
   (`retr200_raw_s`); and both again with `pop3_retr_client.rs`, compiled here with
   `rustc -O` (`retr200_client_s`, `retr200_client_pipelined_s`: the median of 5 rounds,
   the server's share, since Python's own parsing costs about as much as the servers'
-  work); times in seconds;
+  work), beside 200 NOOPs one at a time (`noop200_client_s`: the round trip that no
+  server can go below); times in seconds;
 - NNTP (tern and Cyrus; Dovecot has no NNTP): GROUP, OVER of every article, ARTICLE by
   Message-ID of 200 articles, authenticated as bench (Cyrus's anonymous LIST crashes,
   see results-cyrus.md).
@@ -103,6 +104,7 @@ def pop3_round(port):
         rounds = json.loads(subprocess.run(
             [CLIENT, f"127.0.0.1:{port}", "bench", "secret", str(n), "5"],
             check=True, capture_output=True, text=True, preexec_fn=pin_client).stdout)
+        res["noop200_client_s"] = statistics.median(r["noop"] for r in rounds)
         res["retr200_client_s"] = statistics.median(r["seq"] for r in rounds)
         res["retr200_client_pipelined_s"] = statistics.median(r["pipe"] for r in rounds)
     return res
@@ -376,13 +378,15 @@ def main():
             continue
         summary[name] = {k: median(s["pop3"], k) for k in
                          ["login_s", "stat_s", "uidl_s", "retr200_s", "retr200_pipelined_s",
-                          "retr200_raw_s", "retr200_client_s", "retr200_client_pipelined_s"]}
+                          "retr200_raw_s", "noop200_client_s", "retr200_client_s",
+                          "retr200_client_pipelined_s"]}
         if s.get("nntp") and "error" not in s["nntp"][0]:
             summary[name].update({k: median(s["nntp"], k) for k in
                                   ["group_s", "over_all_s", "over_lines", "article_by_id_s",
                                    "article_by_id_found"]})
     ratios = {}
-    for key in ["retr200_s", "retr200_pipelined_s", "retr200_raw_s", "retr200_client_s",
+    for key in ["retr200_s", "retr200_pipelined_s", "retr200_raw_s", "noop200_client_s",
+                "retr200_client_s",
                 "retr200_client_pipelined_s", "over_all_s", "article_by_id_s", "uidl_s"]:
         tv = summary.get("tern", {}).get(key)
         for anchor in ("cyrus", "dovecot"):

@@ -5,8 +5,10 @@
 //!
 //!     pop3_retr_client HOST:PORT USER PASSWORD N ITERATIONS
 //!
-//! Prints one line of JSON: for each iteration the seconds of N RETRs one at a time
-//! (`seq`) and of the same N pipelined (`pipe`), and the octets received per round.
+//! Prints one line of JSON: for each iteration the seconds of N NOOPs one at a time
+//! (`noop`: the round trip itself, which no server can go below), of N RETRs one at
+//! a time (`seq`) and of the same N pipelined (`pipe`), and the octets received per
+//! round.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -98,6 +100,12 @@ fn main() {
         c.send(&format!("PASS {password}\r\n"));
         c.line();
         let t = Instant::now();
+        for _ in 1..=n {
+            c.send("NOOP\r\n");
+            c.line();
+        }
+        let noop = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let mut octets = 0;
         for i in 1..=n {
             c.send(&format!("RETR {i}\r\n"));
@@ -115,7 +123,7 @@ fn main() {
         c.send("QUIT\r\n");
         c.line();
         rounds.push(format!(
-            "{{\"seq\": {seq:.6}, \"pipe\": {pipe:.6}, \"octets\": {octets}}}"
+            "{{\"noop\": {noop:.6}, \"seq\": {seq:.6}, \"pipe\": {pipe:.6}, \"octets\": {octets}}}"
         ));
     }
     println!("[{}]", rounds.join(", "));
