@@ -61,9 +61,15 @@ impl<W> Session<W> {
         let id = view.id.clone();
         let actor = view.actor.clone();
         let read_only = view.read_only;
+        let since = view.seen_modseq;
         let result = (|| -> Result<FetchStream, FetchError> {
             let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-            let (mailbox, mut records) = self.store.records_of(&actor, &id, &uids)?;
+            // The change report after this FETCH comes from the same read.
+            let (mailbox, mut records, changed) =
+                self.store.records_and_changes(&actor, &id, &uids, since)?;
+            if let Some(v) = self.selected.as_mut() {
+                v.prefetch(since, mailbox.clone(), changed);
+            }
             if vanished {
                 // Every UID of the set expunged since the client's modseq (RFC 7162
                 // 3.2.6), also those this session has already seen go.
@@ -103,6 +109,10 @@ impl<W> Session<W> {
                     let outcome =
                         self.store
                             .store_flags(&actor, &id, &unseen, FlagOp::Add, &seen, None)?;
+                    // The change set read above predates this write.
+                    if let Some(v) = self.selected.as_mut() {
+                        v.drop_prefetched();
+                    }
                     if let (Some(v), Some(c)) = (self.selected.as_mut(), outcome.changed.first()) {
                         v.own_change(outcome.before, c.modseq);
                     }

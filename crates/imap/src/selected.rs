@@ -50,6 +50,18 @@ pub(crate) struct Selected {
     pub(crate) contexts: Vec<crate::search_context::SearchContext>,
     /// Selected under IMAP4rev2: \Recent is neither given nor reported (RFC 9051).
     pub(crate) rev2: bool,
+    /// What changed since `seen_modseq`, read with the records of the command being
+    /// answered ([`Selected::prefetch`]): the next refresh takes it instead of reading.
+    prefetched: Option<Prefetched>,
+}
+
+/// A change set read ahead of the refresh that reports it, from the snapshot of the
+/// command's own read.
+struct Prefetched {
+    /// The `seen_modseq` it was read for: it is used only if the view is still there.
+    since: Modseq,
+    mailbox: tern_store::Mailbox,
+    changed: Vec<Record>,
 }
 
 /// What a refresh produced for the client.
@@ -111,6 +123,7 @@ impl Selected {
                 keywords,
                 contexts: Vec::new(),
                 rev2: false,
+                prefetched: None,
             },
             mailbox,
             first_unseen,
@@ -180,10 +193,35 @@ impl Selected {
         self.flags_lines().to_vec()
     }
 
+    /// Keeps `changed` (everything above `since` in `mailbox`, read in one snapshot
+    /// with the records a command is answering from) for the refresh that follows the
+    /// command. It is dropped, and the refresh reads afresh, if the view has moved on
+    /// from `since` in between.
+    pub(crate) fn prefetch(
+        &mut self,
+        since: Modseq,
+        mailbox: tern_store::Mailbox,
+        changed: Vec<Record>,
+    ) {
+        self.prefetched = Some(Prefetched {
+            since,
+            mailbox,
+            changed,
+        });
+    }
+
+    /// Forgets a change set read ahead: the session itself changed the mailbox since.
+    pub(crate) fn drop_prefetched(&mut self) {
+        self.prefetched = None;
+    }
+
     /// Pulls the changes since the last refresh and turns them into untagged responses.
     pub(crate) fn refresh(&mut self, store: &Store, how: Reporting) -> Result<Updates, StoreError> {
         let mut updates = Updates::default();
-        let (mailbox, changed) = store.changed_since(&self.actor, &self.id, self.seen_modseq)?;
+        let (mailbox, changed) = match self.prefetched.take() {
+            Some(p) if p.since == self.seen_modseq => (p.mailbox, p.changed),
+            _ => store.changed_since(&self.actor, &self.id, self.seen_modseq)?,
+        };
         // New keywords first: the FETCH lines below, and the client's FETCH of the new
         // messages later, may show them.
         updates.lines = self.announce_for(

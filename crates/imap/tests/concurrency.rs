@@ -268,3 +268,55 @@ fn own_changes_never_hide_another_sessions() {
         "{r:?}"
     );
 }
+
+/// A FETCH reads the change report with its records: what another session changed
+/// before it is reported with its answer, a FETCH that sets \Seen reports its own
+/// change once, and a change made between two FETCHes is not lost to the first one's
+/// read.
+#[test]
+fn a_fetch_reports_what_changed_before_it_and_nothing_twice() {
+    let server = start();
+    for i in 1..=3 {
+        server.deliver("alice", "INBOX", &format!("Subject: m{i}\r\n\r\nx\r\n"));
+    }
+    let mut a = Client::login(server.addr, "alice");
+    let mut b = Client::login(server.addr, "alice");
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    b.ok("STORE 3 +FLAGS.SILENT (\\Flagged)");
+    server.deliver("alice", "INBOX", "Subject: m4\r\n\r\nx\r\n");
+    let r = a.ok("FETCH 1 (FLAGS)");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 3 FETCH") && l.contains("\\Flagged")),
+        "{r:?}"
+    );
+    assert!(r.iter().any(|l| l == "* 4 EXISTS"), "{r:?}");
+    // Nothing new: the next FETCH repeats none of it.
+    let r = a.ok("FETCH 2 (FLAGS)");
+    assert_eq!(r.len(), 2, "{r:?}");
+    // B flags message 2 while A's BODY[] fetch of message 1 sets \Seen: A hears of
+    // both, its own \Seen once.
+    b.ok("STORE 2 +FLAGS.SILENT (\\Answered)");
+    let r = a.ok("FETCH 1 (FLAGS BODY[])");
+    let seen: Vec<&String> = r
+        .iter()
+        .filter(|l| l.starts_with("* 1 FETCH") && l.contains("\\Seen"))
+        .collect();
+    assert_eq!(seen.len(), 1, "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 2 FETCH") && l.contains("\\Answered")),
+        "{r:?}"
+    );
+    let r = a.ok("NOOP");
+    assert!(!r.iter().any(|l| l.contains("FETCH")), "{r:?}");
+    // B's change between A's FETCH and A's next command is reported by that command.
+    b.ok("STORE 4 +FLAGS.SILENT (\\Draft)");
+    let r = a.ok("FETCH 1 (UID)");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 4 FETCH") && l.contains("\\Draft")),
+        "{r:?}"
+    );
+}

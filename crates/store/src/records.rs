@@ -142,38 +142,27 @@ impl Store {
     ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
-            if uids.len() <= 256 {
-                let records = records_in(conn, mailbox.id, uids, true)?;
-                return Ok((mailbox, records));
-            }
-            // Most of the mailbox: one scan of the live records, then lookups of the
-            // few the view holds that were expunged since.
-            let mut sorted;
-            let uids = if uids.is_sorted() {
-                uids
-            } else {
-                sorted = uids.to_vec();
-                sorted.sort_unstable();
-                &sorted[..]
-            };
-            let live = live_records(conn, &mailbox)?;
-            let mut out = Vec::with_capacity(uids.len());
-            let mut missing = Vec::new();
-            let mut i = 0;
-            for &u in uids {
-                while i < live.len() && live[i].uid < u {
-                    i += 1;
-                }
-                match live.get(i) {
-                    Some(r) if r.uid == u => out.push(r.clone()),
-                    _ => missing.push(u),
-                }
-            }
-            if !missing.is_empty() {
-                out.extend(records_in(conn, mailbox.id, &missing, true)?);
-                out.sort_by_key(|r| r.uid);
-            }
-            Ok((mailbox, out))
+            let records = records_of_in(conn, &mailbox, uids)?;
+            Ok((mailbox, records))
+        })
+    }
+
+    /// [`Store::records_of`] and [`Store::changed_since`] from one snapshot: a FETCH
+    /// and the report of what changed since the session last looked, for the price of
+    /// one read. The changes are those of the same instant as the records, so a
+    /// client is never told of a state older than the one it was just shown.
+    pub fn records_and_changes(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+        uids: &[Uid],
+        since: Modseq,
+    ) -> Result<(Mailbox, Vec<Record>, Vec<Record>)> {
+        self.read(|conn| {
+            let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
+            let records = records_of_in(conn, &mailbox, uids)?;
+            let changed = self.changes_in(conn, &mailbox, since)?;
+            Ok((mailbox, records, changed))
         })
     }
 
@@ -205,28 +194,40 @@ impl Store {
     ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
-            if mailbox.highest_modseq <= since {
-                return Ok((mailbox, Vec::new()));
-            }
-            // Many sessions watching one mailbox ask the same question after each
-            // change; answer it once per (mailbox, since, state).
-            let key = (mailbox.id, since, mailbox.highest_modseq);
-            if let Some(rows) = self.shared.change_sets.get(&key) {
-                return Ok((mailbox, rows.as_ref().clone()));
-            }
-            let sql = format!(
-                "SELECT {} FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-                Record::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows: Vec<Record> = stmt
-                .query_map(params![mailbox.id, since as i64], Record::from_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            self.shared
-                .change_sets
-                .put(key, std::sync::Arc::new(rows.clone()));
-            Ok((mailbox, rows))
+            let changed = self.changes_in(conn, &mailbox, since)?;
+            Ok((mailbox, changed))
         })
+    }
+
+    /// The records of `mailbox` (as read in this transaction) whose modseq is above
+    /// `since`, in UID order.
+    fn changes_in(
+        &self,
+        conn: &Connection,
+        mailbox: &Mailbox,
+        since: Modseq,
+    ) -> Result<Vec<Record>> {
+        if mailbox.highest_modseq <= since {
+            return Ok(Vec::new());
+        }
+        // Many sessions watching one mailbox ask the same question after each
+        // change; answer it once per (mailbox, since, state).
+        let key = (mailbox.id, since, mailbox.highest_modseq);
+        if let Some(rows) = self.shared.change_sets.get(&key) {
+            return Ok(rows.as_ref().clone());
+        }
+        let sql = format!(
+            "SELECT {} FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+            Record::COLUMNS
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows: Vec<Record> = stmt
+            .query_map(params![mailbox.id, since as i64], Record::from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        self.shared
+            .change_sets
+            .put(key, std::sync::Arc::new(rows.clone()));
+        Ok(rows)
     }
 
     /// The records with these UIDs (expunged ones included, for a client that has not
@@ -325,6 +326,43 @@ fn all_records(conn: &Connection, mailbox_id: i64) -> Result<Vec<Record>> {
         .query_map(params![mailbox_id], Record::from_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
+}
+
+/// The records of `uids` in `mailbox`, expunged ones included, ascending. Its cost
+/// follows the number of live records and of `uids`, never the expunged records piling
+/// up until `tern expire`.
+fn records_of_in(conn: &Connection, mailbox: &Mailbox, uids: &[Uid]) -> Result<Vec<Record>> {
+    if uids.len() <= 256 {
+        return records_in(conn, mailbox.id, uids, true);
+    }
+    // Most of the mailbox: one scan of the live records, then lookups of the few the
+    // view holds that were expunged since.
+    let mut sorted;
+    let uids = if uids.is_sorted() {
+        uids
+    } else {
+        sorted = uids.to_vec();
+        sorted.sort_unstable();
+        &sorted[..]
+    };
+    let live = live_records(conn, mailbox)?;
+    let mut out = Vec::with_capacity(uids.len());
+    let mut missing = Vec::new();
+    let mut i = 0;
+    for &u in uids {
+        while i < live.len() && live[i].uid < u {
+            i += 1;
+        }
+        match live.get(i) {
+            Some(r) if r.uid == u => out.push(r.clone()),
+            _ => missing.push(u),
+        }
+    }
+    if !missing.is_empty() {
+        out.extend(records_in(conn, mailbox.id, &missing, true)?);
+        out.sort_by_key(|r| r.uid);
+    }
+    Ok(out)
 }
 
 /// Records of a mailbox by UID inside a transaction; missing UIDs are skipped.
