@@ -182,7 +182,16 @@ fn write_wanted(
     if wants.body_part_structure {
         // The grammar has no NIL for a structure: a HEADER, TEXT or MIME section,
         // which has none, leaves the item out.
-        if let Some(structure) = url.part().and_then(|part| part_structure(raw, part)) {
+        // With BINARY, the structure is that of the data BINARY sends: decoded sizes
+        // and line counts (RFC 5524 3.2; the encodings named stay the stored ones).
+        let decoded;
+        let of = if wants.binary {
+            decoded = tern_message::with_leaves_decoded(raw);
+            &decoded[..]
+        } else {
+            raw
+        };
+        if let Some(structure) = url.part().and_then(|part| part_structure(of, part)) {
             let mut item = b"BODYPARTSTRUCTURE ".to_vec();
             item.extend_from_slice(&structure);
             items.push(item);

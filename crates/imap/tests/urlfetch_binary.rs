@@ -117,3 +117,64 @@ fn urlfetch_data_with_nul_keeps_its_length() {
     assert_eq!(line, want, "{}", String::from_utf8_lossy(&line));
     assert!(alice.line().starts_with("u OK"));
 }
+
+/// BINARY of an encapsulated message sends it with each part inside decoded and
+/// labelled `binary` (the result is a MIME entity again), as FETCH BINARY[n] does; its
+/// BODYPARTSTRUCTURE, asked for beside BINARY, gives the decoded sizes and lines.
+#[test]
+fn urlfetch_binary_of_an_encapsulated_message() {
+    let server = start();
+    let message = "Subject: outer\r\n\
+Content-Type: multipart/mixed; boundary=o\r\n\
+\r\n\
+--o\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+Subject: inner\r\n\
+Content-Type: text/plain\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+aGVsbG8g\r\nd29ybGQ=\r\n\
+--o--\r\n";
+    let uid = server.deliver("alice", "INBOX", message);
+    let mut alice = Client::login(server.addr, "alice");
+    let url = signed(&alice.ok(&format!(
+        "GENURLAUTH \"imap://alice@localhost/INBOX/;UID={uid}/;SECTION=1;URLAUTH=user+alice\" INTERNAL"
+    )));
+    let decoded = "Subject: inner\r\nContent-Type: text/plain\r\n\
+Content-Transfer-Encoding: binary\r\n\r\nhello world";
+    let r = alice
+        .ok(&format!("URLFETCH (\"{url}\" BINARY BODYPARTSTRUCTURE)"))
+        .join("\r\n");
+    assert!(
+        r.starts_with(&format!(
+            "* URLFETCH \"{url}\" (BODYPARTSTRUCTURE (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" {} ",
+            decoded.len()
+        )),
+        "{r}"
+    );
+    // The inner part: 11 decoded octets and no line feed; the message: 4 lines.
+    assert!(
+        r.contains("\"BASE64\" 11 0 NIL NIL NIL NIL) 4 NIL NIL NIL NIL) BINARY {"),
+        "{r}"
+    );
+    assert!(r.contains(&format!("\r\n{decoded})")), "{r}");
+    // Without BINARY the structure is the stored one.
+    let r = alice
+        .ok(&format!("URLFETCH (\"{url}\" BODYPARTSTRUCTURE)"))
+        .join("\r\n");
+    assert!(r.contains("\"BASE64\" 18 1 NIL NIL NIL NIL) 5 NIL"), "{r}");
+    // FETCH BINARY[1] sends the same entity, BINARY.SIZE[1] its length.
+    alice.ok("SELECT INBOX");
+    let r = alice
+        .ok("FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
+        .join("\r\n");
+    assert!(
+        r.contains(&format!(
+            "BINARY.SIZE[1] {} BINARY[1] {{{}}}\r\n{decoded})",
+            decoded.len(),
+            decoded.len()
+        )),
+        "{r}"
+    );
+}

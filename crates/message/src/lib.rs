@@ -51,7 +51,7 @@ pub use summary::{
     message_id, summarize, BodyPart, Content, Disposition, Envelope, SortKeys, Summary,
 };
 pub use text::{address_values, body_text, header_text, header_values};
-pub use transfer::{decoded_part, UnknownEncoding};
+pub use transfer::{decoded_part, with_leaves_decoded, UnknownEncoding};
 
 /// How deep multiparts and encapsulated messages are followed; deeper parts are
 /// reported as `application/octet-stream` leaves.

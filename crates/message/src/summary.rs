@@ -321,7 +321,8 @@ mod tests {
         match &parts[2].content {
             Content::Message { envelope, body } => {
                 assert_eq!(envelope.subject.as_deref(), Some(&b"Inner"[..]));
-                assert_eq!(body.lines, 1);
+                // "Inner body" right before the boundary: no line feed of its own.
+                assert_eq!(body.lines, 0);
             }
             other => panic!("not a message: {other:?}"),
         }

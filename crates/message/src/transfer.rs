@@ -128,7 +128,9 @@ pub fn transfer_decode(raw: &[u8], part: &Part) -> Result<Vec<u8>, UnknownEncodi
 /// The content of the part at MIME part numbers `part` (IMAP's section numbering)
 /// with its Content-Transfer-Encoding removed: what `BINARY[part]` (RFC 3516) sends.
 /// `Ok(None)` when the part does not exist; an empty `part` is the whole message as
-/// is. Multipart and message parts are returned as stored.
+/// is. For a multipart or an encapsulated message, every leaf inside is decoded and
+/// its Content-Transfer-Encoding field made to say `binary` (as Dovecot's BINARY does;
+/// RFC 3516 leaves it open), everything else as stored.
 pub fn decoded_part(raw: &[u8], part: &[u32]) -> Result<Option<Vec<u8>>, UnknownEncoding> {
     if part.is_empty() {
         return Ok(Some(raw.to_vec()));
@@ -140,8 +142,85 @@ pub fn decoded_part(raw: &[u8], part: &[u32]) -> Result<Option<Vec<u8>>, Unknown
     };
     match target.kind {
         Kind::Leaf => transfer_decode(raw, target).map(Some),
-        _ => Ok(Some(raw[target.body_start..target.end].to_vec())),
+        _ => {
+            let mut out = Vec::with_capacity(target.end - target.body_start);
+            write_body(raw, target, Headers::SayBinary, &mut out);
+            Ok(Some(out))
+        }
     }
+}
+
+/// The whole message with the content of every leaf part decoded as in
+/// [`decoded_part`], each part's header left as stored: the entity whose structure RFC
+/// 5524's BODYPARTSTRUCTURE describes when BINARY is asked for too (decoded sizes and
+/// line counts; the encodings named are the stored ones, as Dovecot reports them).
+pub fn with_leaves_decoded(raw: &[u8]) -> Vec<u8> {
+    let root = parse_tree(raw);
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(&raw[root.start..root.body_start]);
+    write_body(raw, &root, Headers::AsStored, &mut out);
+    out
+}
+
+/// What happens to the header of a leaf part whose content is decoded.
+#[derive(Clone, Copy, PartialEq)]
+enum Headers {
+    /// Its Content-Transfer-Encoding field says `binary` (what BINARY of a multipart
+    /// or encapsulated message sends: the result is a valid MIME entity again).
+    SayBinary,
+    /// Left as stored.
+    AsStored,
+}
+
+/// Appends the body of `part` with every leaf inside decoded; boundaries, preambles
+/// and epilogues as stored. A leaf whose encoding tern cannot undo stays as stored,
+/// with its header, so that it still says what it holds.
+fn write_body(raw: &[u8], part: &Part, headers: Headers, out: &mut Vec<u8>) {
+    match &part.kind {
+        Kind::Leaf => match transfer_decode(raw, part) {
+            Ok(decoded) => out.extend_from_slice(&decoded),
+            Err(_) => out.extend_from_slice(&raw[part.body_start..part.end]),
+        },
+        Kind::Multipart(children) => {
+            let mut at = part.body_start;
+            for child in children {
+                out.extend_from_slice(&raw[at..child.start]);
+                write_entity(raw, child, headers, out);
+                at = child.end;
+            }
+            out.extend_from_slice(&raw[at..part.end]);
+        }
+        Kind::Message(inner) => {
+            out.extend_from_slice(&raw[part.body_start..inner.start]);
+            write_entity(raw, inner, headers, out);
+            out.extend_from_slice(&raw[inner.end..part.end]);
+        }
+    }
+}
+
+/// Appends `part`'s header (see [`Headers`]) and its body as [`write_body`] does.
+fn write_entity(raw: &[u8], part: &Part, headers: Headers, out: &mut Vec<u8>) {
+    let decodes = matches!(part.kind, Kind::Leaf)
+        && matches!(
+            encoding_of(raw, &part.fields).as_deref(),
+            Some(b"base64") | Some(b"quoted-printable")
+        );
+    if headers == Headers::SayBinary && decodes {
+        let mut at = part.start;
+        for field in part
+            .fields
+            .iter()
+            .filter(|f| f.is(raw, b"content-transfer-encoding"))
+        {
+            out.extend_from_slice(&raw[at..field.start]);
+            out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n");
+            at = field.end;
+        }
+        out.extend_from_slice(&raw[at..part.body_start]);
+    } else {
+        out.extend_from_slice(&raw[part.start..part.body_start]);
+    }
+    write_body(raw, part, headers, out);
 }
 
 #[cfg(test)]
@@ -158,5 +237,49 @@ mod tests {
             b"a=b c\r\nde =XY=4"
         );
         assert_eq!(decode_qp(b"tab\t\nx \t"), b"tab\nx");
+    }
+
+    const NESTED: &[u8] = b"Content-Type: multipart/mixed; boundary=o\r\n\r\npre\r\n--o\r\n\
+Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\
+Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\
+Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8=\r\n\
+--i\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n\
+--i\r\nContent-Transfer-Encoding: Quoted-Printable\r\nX-A: b\r\n\r\na=3Db\r\n\
+--i--\r\nepi\r\n--o--\r\n";
+
+    /// BINARY of an encapsulated message: each leaf decoded and saying so in its
+    /// header; one that cannot be decoded, and everything between parts, as stored.
+    #[test]
+    fn an_entity_is_sent_with_its_leaves_decoded() {
+        let inner = decoded_part(NESTED, &[1]).unwrap().unwrap();
+        assert_eq!(
+            String::from_utf8(inner).unwrap(),
+            "Subject: in\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\
+Content-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n\r\nhello\r\n\
+--i\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n\
+--i\r\nContent-Transfer-Encoding: binary\r\nX-A: b\r\n\r\na=b\r\n\
+--i--\r\nepi"
+        );
+        // A leaf is still its decoded content alone.
+        assert_eq!(decoded_part(NESTED, &[1, 1]).unwrap().unwrap(), b"hello");
+        assert_eq!(
+            decoded_part(NESTED, &[1, 2]),
+            Err(UnknownEncoding("x-uuencode".into()))
+        );
+    }
+
+    /// The entity BODYPARTSTRUCTURE describes under BINARY: contents decoded, every
+    /// header as stored.
+    #[test]
+    fn with_leaves_decoded_keeps_every_header() {
+        let all = String::from_utf8(with_leaves_decoded(NESTED)).unwrap();
+        assert!(all.contains("Content-Transfer-Encoding: base64\r\n\r\nhello\r\n--i"));
+        assert!(all
+            .contains("Content-Transfer-Encoding: Quoted-Printable\r\nX-A: b\r\n\r\na=b\r\n--i--"));
+        assert!(all.starts_with("Content-Type: multipart/mixed; boundary=o\r\n\r\npre\r\n--o\r\n"));
+        assert!(all.ends_with("--i--\r\nepi\r\n--o--\r\n"));
+        // Nothing to decode: the message as stored.
+        let plain = b"Subject: x\r\n\r\nbody\r\n";
+        assert_eq!(with_leaves_decoded(plain), plain);
     }
 }

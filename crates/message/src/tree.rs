@@ -187,12 +187,10 @@ pub fn resolve<'a>(root: &'a Part, path: &[u32]) -> Option<(&'a Part, bool)> {
     Some((cur, is_msg))
 }
 
-/// Lines in `body`, a last line without a line ending included.
+/// Lines in `body`: its line feeds. A last line without a line ending is not counted,
+/// as Dovecot counts (a part's body normally ends with one: the CRLF before a
+/// boundary belongs to the boundary, so that line is counted once the part's content
+/// is followed by it).
 pub fn count_lines(body: &[u8]) -> usize {
-    let n = body.iter().filter(|&&c| c == b'\n').count();
-    if !body.is_empty() && body.last() != Some(&b'\n') {
-        n + 1
-    } else {
-        n
-    }
+    body.iter().filter(|&&c| c == b'\n').count()
 }

@@ -92,7 +92,9 @@ fn clean(value: &[u8]) -> String {
     text.trim().to_owned()
 }
 
-/// Lines of the body (RFC 3977 8.4.2 `:lines`): a last line without its ending counts.
+/// Lines of the body (RFC 3977 8.4.2 `:lines`): its line feeds, as IMAP's BODYSTRUCTURE
+/// counts them (a last line without its ending is not counted; a posted article always
+/// has one).
 pub(crate) fn body_lines(raw: &[u8]) -> usize {
     count_lines(&raw[body_start(raw)..])
 }
@@ -147,16 +149,16 @@ mod tests {
         assert_eq!(field(A, "Message-ID").as_deref(), Some("<1@x>"));
         assert_eq!(field(A, "References").as_deref(), Some("<0@x> <00@x>"));
         assert_eq!(field(A, "Date"), None);
-        assert_eq!(body_lines(A), 3);
+        assert_eq!(body_lines(A), 2);
         let line = over_line(7, &Source::Raw(A), "h g:7");
         assert_eq!(
             line,
             format!(
-                "7\tlong folded subject\tA <a@x>\t\t<1@x>\t<0@x> <00@x>\t{}\t3\tXref: h g:7",
+                "7\tlong folded subject\tA <a@x>\t\t<1@x>\t<0@x> <00@x>\t{}\t2\tXref: h g:7",
                 A.len()
             )
         );
-        assert_eq!(hdr_value(&Source::Raw(A), ":lines", ""), "3");
+        assert_eq!(hdr_value(&Source::Raw(A), ":lines", ""), "2");
         assert_eq!(
             hdr_value(&Source::Raw(A), "subject:", ""),
             "long folded subject"

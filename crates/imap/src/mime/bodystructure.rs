@@ -134,7 +134,7 @@ Content-Disposition: inline\r\n\r\n\
             s(&sum.body_structure),
             "((\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 24 \
 (NIL \"in digest\" NIL NIL NIL NIL NIL NIL NIL NIL) \
-(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 2 1 NIL NIL NIL NIL) 3 NIL NIL NIL NIL) \
+(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 2 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL) \
 \"DIGEST\" (\"BOUNDARY\" \"d\") (\"INLINE\" NIL) (\"en\" \"de\") \"http://x.test/a\")"
         );
         assert_eq!(section(raw, &sec(&[1, 1], None)).unwrap(), b"hi");

@@ -79,7 +79,7 @@ mod tests {
         );
         assert_eq!(
             s(&sum.body_structure),
-            "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1 1 NIL NIL NIL NIL)"
+            "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1 0 NIL NIL NIL NIL)"
         );
         assert_eq!(sum.keys.date, None);
         assert_eq!(sum.keys.from_mailbox, None);

@@ -81,8 +81,8 @@ mod tests {
         let sum = summarize(&raw);
         assert_eq!(
             s(&sum.body),
-            "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 14 1)\
-(\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 18 1) \"ALTERNATIVE\")"
+            "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 14 0)\
+(\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 18 0) \"ALTERNATIVE\")"
         );
         assert_eq!(section(&raw, &sec(&[1], None)).unwrap(), b"Caf=C3=A9 time");
         assert_eq!(

@@ -119,14 +119,14 @@ fn multipart_alternative() {
     let sum = summarize(ALTERNATIVE);
     assert_eq!(
         s(&sum.body_structure),
-        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 14 1 NIL NIL NIL NIL)\
-(\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 18 1 NIL NIL NIL NIL) \
+        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 14 0 NIL NIL NIL NIL)\
+(\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 18 0 NIL NIL NIL NIL) \
 \"ALTERNATIVE\" (\"BOUNDARY\" \"XYZ\") NIL NIL NIL)"
     );
     assert_eq!(
         s(&sum.body),
-        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 14 1)\
-(\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 18 1) \"ALTERNATIVE\")"
+        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\" 14 0)\
+(\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 18 0) \"ALTERNATIVE\")"
     );
     assert_eq!(
         s(&sum.envelope),
@@ -180,21 +180,21 @@ fn mixed_with_attachment_and_message() {
     assert_eq!(s(&sum.envelope), expected_env);
     let inner_from = "((NIL NIL \"inner\" \"example.com\"))";
     let expected_bs = format!(
-        "((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 13 1 NIL NIL NIL NIL)\
+        "((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 13 0 NIL NIL NIL NIL)\
 (\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") \"<part2@example.de>\" \"Some data\" \"BASE64\" 16 \
 NIL (\"ATTACHMENT\" (\"FILENAME\" \"data.bin\")) NIL NIL)\
 (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 53 \
 (NIL \"Inner\" {inner_from} {inner_from} {inner_from} NIL NIL NIL NIL NIL) \
-(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 10 1 NIL NIL NIL NIL) 4 NIL NIL NIL NIL) \
+(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 10 0 NIL NIL NIL NIL) 3 NIL NIL NIL NIL) \
 \"MIXED\" (\"BOUNDARY\" \"outer\") NIL NIL NIL)"
     );
     assert_eq!(s(&sum.body_structure), expected_bs);
     let expected_body = format!(
-        "((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 13 1)\
+        "((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 13 0)\
 (\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") \"<part2@example.de>\" \"Some data\" \"BASE64\" 16)\
 (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 53 \
 (NIL \"Inner\" {inner_from} {inner_from} {inner_from} NIL NIL NIL NIL NIL) \
-(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 10 1) 4) \"MIXED\")"
+(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 10 0) 3) \"MIXED\")"
     );
     assert_eq!(s(&sum.body), expected_body);
 
@@ -381,6 +381,9 @@ fn fuzz_no_panic() {
             }
             let _ = binary(&m, path);
         }
+        // The entity BODYPARTSTRUCTURE describes under BINARY: only contents change.
+        let decoded = tern_message::with_leaves_decoded(&m);
+        assert!(well_formed(&summarize(&decoded).body), "{:?}", s(&m));
         let _ = header_values(&m, "from");
         let _ = body_text(&m);
     }
@@ -473,7 +476,7 @@ fn malformed_boundaries() {
     assert_eq!(section(raw, &sec(&[2], None)).unwrap(), b"two\r\n");
     assert_eq!(
         s(&summarize(raw).body),
-        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3 1)\
+        "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3 0)\
 (\"TEXT\" \"HTML\" NIL NIL NIL \"7BIT\" 5 1) \"MIXED\")"
     );
 
@@ -505,7 +508,7 @@ fn malformed_boundaries() {
     let raw = b"Content-Type: garbage\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbody";
     assert_eq!(
         s(&summarize(raw).body),
-        "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"X-UUENCODE\" 4 1)"
+        "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"X-UUENCODE\" 4 0)"
     );
     assert_eq!(binary(raw, &[1]), Err(UnknownEncoding("x-uuencode".into())));
     assert_eq!(body_text(raw), "body");
@@ -532,6 +535,8 @@ fn deep_nesting_is_bounded() {
     let path = vec![1u32; 40];
     let _ = section(&raw, &sec(&path, Some(SectionText::Header)));
     let _ = binary(&raw, &path);
+    let _ = binary(&raw, &path[..20]);
+    let _ = tern_message::with_leaves_decoded(&raw);
 }
 
 /// BODYPARTSTRUCTURE numbers parts as BODY[n] does: the body of a single-part message
