@@ -186,6 +186,22 @@ fn recent_is_taken_up_to_the_snapshot() {
     assert_eq!(store.take_recent(&actor, &third).unwrap(), 4);
     // An old snapshot cannot take back what another session took.
     assert_eq!(store.take_recent(&actor, &first).unwrap(), 4);
+    // A snapshot read before another session's take (the second's, stale now) gets
+    // nothing, answered from what this process took; a later arrival still goes to
+    // the first session that shows it.
+    let two = NewMessage {
+        flags: Flags::new(),
+        internaldate: 0,
+        bytes: b"Subject: later\r\n\r\ny\r\n",
+    };
+    store.append_all(&actor, &inbox, &[two]).unwrap();
+    let fourth = store.mailbox("u", "INBOX").unwrap().unwrap();
+    assert_eq!((fourth.recent_uid, fourth.last_uid), (4, 5));
+    assert_eq!(store.take_recent(&actor, &second).unwrap(), 4);
+    assert_eq!(store.take_recent(&actor, &fourth).unwrap(), 4);
+    assert_eq!(store.take_recent(&actor, &second).unwrap(), 5);
+    assert_eq!(store.take_recent(&actor, &fourth).unwrap(), 5);
+    assert_eq!(store.mailbox("u", "INBOX").unwrap().unwrap().recent_uid, 5);
 }
 
 /// A scattered set of more UIDs than one statement names is read and written in
