@@ -56,7 +56,26 @@ impl<W> Session<W> {
                 bytes,
             })
             .collect();
-        match self.store.append_all(&actor, &target.uniqueid, &new) {
+        // Into the selected mailbox: this session is the first to be told of the new
+        // messages (its next report), so they are its \Recent, taken in the append's
+        // own transaction rather than by one more write.
+        let selected_here = self
+            .selected
+            .as_ref()
+            .is_some_and(|v| v.id == target.uniqueid && !v.read_only);
+        let result = if selected_here {
+            self.store
+                .append_all_taking_recent(&actor, &target.uniqueid, &new)
+                .map(|(appended, above)| {
+                    if let (Some(v), Some(last)) = (self.selected.as_mut(), appended.last()) {
+                        v.claim_recent(above, last.uid);
+                    }
+                    appended
+                })
+        } else {
+            self.store.append_all(&actor, &target.uniqueid, &new)
+        };
+        match result {
             Ok(appended) => {
                 let uids: Vec<u32> = appended.iter().map(|a| a.uid).collect();
                 let uidvalidity = appended

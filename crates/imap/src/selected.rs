@@ -53,6 +53,9 @@ pub(crate) struct Selected {
     /// What changed since `seen_modseq`, read with the records of the command being
     /// answered ([`Selected::prefetch`]): the next refresh takes it instead of reading.
     prefetched: Option<Prefetched>,
+    /// UIDs this session's own APPEND took as \Recent (above, up to): \Recent here
+    /// when the view learns of them.
+    recent_claim: Option<(Uid, Uid)>,
 }
 
 /// A change set read ahead of the refresh that reports it, from the snapshot of the
@@ -124,6 +127,7 @@ impl Selected {
                 contexts: Vec::new(),
                 rev2: false,
                 prefetched: None,
+                recent_claim: None,
             },
             mailbox,
             first_unseen,
@@ -210,6 +214,12 @@ impl Selected {
         });
     }
 
+    /// Records that this session's APPEND took \Recent for the UIDs above `above` up
+    /// to `upto` ([`tern_store::Store::append_all_taking_recent`]).
+    pub(crate) fn claim_recent(&mut self, above: Uid, upto: Uid) {
+        self.recent_claim = Some((above, upto));
+    }
+
     /// Forgets a change set read ahead: the session itself changed the mailbox since.
     pub(crate) fn drop_prefetched(&mut self) {
         self.prefetched = None;
@@ -268,9 +278,15 @@ impl Selected {
             } else {
                 store.take_recent(&self.actor, &mailbox)?
             };
+            let claimed = self.recent_claim.take();
+            let ours = |u: Uid| claimed.is_some_and(|(above, upto)| u > above && u <= upto);
             if !self.rev2 {
-                self.recent
-                    .extend(new_uids.iter().copied().filter(|&u| u > recent_above));
+                self.recent.extend(
+                    new_uids
+                        .iter()
+                        .copied()
+                        .filter(|&u| u > recent_above || ours(u)),
+                );
             }
             self.uids.extend(new_uids);
         }

@@ -176,6 +176,39 @@ fn recent_goes_to_one_session_only() {
     }
 }
 
+/// A message APPENDed to the selected mailbox is \Recent for the appending session
+/// (the first told of it), taken in the append itself: never for another session,
+/// however quickly it looks, and messages that arrive later still go to whoever sees
+/// them first. An APPEND to another mailbox takes nothing there.
+#[test]
+fn append_to_the_selected_mailbox_is_recent_there_only() {
+    let server = start();
+    deliver_n(&server, 1);
+    let mut a = Client::login(server.addr, "alice");
+    let mut b = Client::login(server.addr, "alice");
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    let r = a.ok("APPEND INBOX {11+}\r\nSubject: a\r\n");
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
+    assert!(r.iter().any(|l| l == "* 2 RECENT"), "{r:?}");
+    let r = a.ok("FETCH 2 (FLAGS)");
+    assert!(r.iter().any(|l| l.contains("\\Recent")), "{r:?}");
+    let r = b.ok("NOOP");
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
+    assert!(r.iter().any(|l| l == "* 0 RECENT"), "{r:?}");
+    // A delivery after it: B, who looks first, gets it.
+    deliver_n(&server, 1);
+    let r = b.ok("NOOP");
+    assert!(r.iter().any(|l| l == "* 1 RECENT"), "{r:?}");
+    let r = a.ok("NOOP");
+    assert!(r.iter().any(|l| l == "* 2 RECENT"), "{r:?}");
+    // Appended elsewhere: \Recent for whoever selects that mailbox first.
+    a.ok("CREATE Other");
+    a.ok("APPEND Other {11+}\r\nSubject: o\r\n");
+    let r = b.ok("SELECT Other");
+    assert!(r.iter().any(|l| l == "* 1 RECENT"), "{r:?}");
+}
+
 /// RFC 3501 7.1.5: nothing but the tagged OK follows BYE; changes still to report go
 /// before it.
 #[test]

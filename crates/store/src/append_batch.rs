@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
+use rusqlite::params;
+
 use crate::acl::{Actor, Rights};
 use crate::content::{has_index, insert_index, ContentSummary};
 use crate::error::{Result, StoreError};
 use crate::flags::Flags;
-use crate::ids::{Guid, UniqueId};
+use crate::ids::{Guid, Uid, UniqueId};
 use crate::messages::{insert_record, Appended};
 use crate::orphans::require_blob;
 use crate::records::live_for;
+use crate::sql::Cached;
 use crate::store::Store;
 use crate::users::check_quota;
 
@@ -49,19 +52,38 @@ impl Store {
         messages: &[NewMessage<'_>],
     ) -> Result<Vec<Appended>> {
         let items = messages.iter().map(|m| (m, None)).collect::<Vec<_>>();
-        self.append_batch(actor, mailbox, &items)
+        self.append_batch(actor, mailbox, &items, false)
+            .map(|(appended, _)| appended)
+    }
+
+    /// [`Store::append_all`] for a session that has `mailbox` selected: in the same
+    /// transaction it takes \Recent (as [`Store::take_recent`] would) up to the last
+    /// message appended, and returns the watermark before, so the messages above it
+    /// are \Recent for that session and no other. Without it, every session that
+    /// shows the new message before one of them took it asks the writer to take it.
+    pub fn append_all_taking_recent(
+        &self,
+        actor: &Actor,
+        mailbox: &UniqueId,
+        messages: &[NewMessage<'_>],
+    ) -> Result<(Vec<Appended>, Uid)> {
+        let items = messages.iter().map(|m| (m, None)).collect::<Vec<_>>();
+        self.append_batch(actor, mailbox, &items, true)
     }
 
     /// The one path every IMAP append takes; `pop3_uidl` gives a message a stored POP3
-    /// UIDL, checked in the same transaction.
+    /// UIDL, checked in the same transaction. With `take_recent`, also returns the
+    /// \Recent watermark it moved past the appended messages (else the mailbox's, as
+    /// it was).
     pub(crate) fn append_batch(
         &self,
         actor: &Actor,
         mailbox: &UniqueId,
         messages: &[(&NewMessage<'_>, Option<String>)],
-    ) -> Result<Vec<Appended>> {
+        take_recent: bool,
+    ) -> Result<(Vec<Appended>, Uid)> {
         if messages.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let mut pending = Vec::with_capacity(messages.len());
         for (m, uidl) in messages {
@@ -134,7 +156,14 @@ impl Store {
                     }
                     appended.push(a);
                 }
-                Ok(appended)
+                let last = appended.last().map_or(mailbox.last_uid, |a| a.uid);
+                if take_recent && mailbox.recent_uid < last {
+                    conn.execute_cached(
+                        "UPDATE mailboxes SET recent_uid = ?3, recent_time = ?2 WHERE id = ?1",
+                        params![mailbox.id, crate::store::now(), last],
+                    )?;
+                }
+                Ok((appended, mailbox.recent_uid))
             });
             match outcome {
                 // Collected between our write (or our finding it) and the job: write
@@ -144,11 +173,11 @@ impl Store {
             }
         };
         match result {
-            Ok(appended) => {
+            Ok((appended, recent_above)) => {
                 if let Some(last) = appended.last() {
                     self.notify(&last.mailbox, last.modseq);
                 }
-                Ok(appended)
+                Ok((appended, recent_above))
             }
             Err(e) => {
                 for (partition, guid) in wrote {

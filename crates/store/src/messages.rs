@@ -118,7 +118,7 @@ impl Store {
             internaldate,
             bytes: message,
         };
-        let mut appended = self.append_batch(actor, mailbox, &[(&one, pop3_uidl)])?;
+        let (mut appended, _) = self.append_batch(actor, mailbox, &[(&one, pop3_uidl)], false)?;
         appended.pop().ok_or(StoreError::WriterGone)
     }
 
