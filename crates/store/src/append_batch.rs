@@ -3,17 +3,15 @@
 
 use std::sync::Arc;
 
-use rusqlite::params;
-
 use crate::acl::{Actor, Rights};
 use crate::content::{has_index, insert_index, ContentSummary};
 use crate::error::{Result, StoreError};
+use crate::flagging::take_recent_in;
 use crate::flags::Flags;
 use crate::ids::{Guid, Uid, UniqueId};
 use crate::messages::{insert_record, Appended};
 use crate::orphans::require_blob;
 use crate::records::live_for;
-use crate::sql::Cached;
 use crate::store::Store;
 use crate::users::check_quota;
 
@@ -156,14 +154,12 @@ impl Store {
                     }
                     appended.push(a);
                 }
-                let last = appended.last().map_or(mailbox.last_uid, |a| a.uid);
-                if take_recent && mailbox.recent_uid < last {
-                    conn.execute_cached(
-                        "UPDATE mailboxes SET recent_uid = ?3, recent_time = ?2 WHERE id = ?1",
-                        params![mailbox.id, crate::store::now(), last],
-                    )?;
-                }
-                Ok((appended, mailbox.recent_uid))
+                // `mailbox` was read before the inserts; its watermark is unchanged.
+                let recent_above = match appended.last() {
+                    Some(last) if take_recent => take_recent_in(conn, &mailbox, last.uid)?,
+                    _ => mailbox.recent_uid,
+                };
+                Ok((appended, recent_above))
             });
             match outcome {
                 // Collected between our write (or our finding it) and the job: write

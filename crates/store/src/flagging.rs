@@ -234,16 +234,27 @@ impl Store {
         let (id, actor, upto) = (seen.uniqueid.clone(), actor.clone(), seen.last_uid);
         self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
-            let upto = upto.min(mailbox.last_uid);
-            if mailbox.recent_uid < upto {
-                conn.execute_cached(
-                    "UPDATE mailboxes SET recent_uid = ?3, recent_time = ?2 WHERE id = ?1",
-                    params![mailbox.id, crate::store::now(), upto],
-                )?;
-            }
-            Ok(mailbox.recent_uid)
+            take_recent_in(conn, &mailbox, upto.min(mailbox.last_uid))
         })
     }
+}
+
+/// In a write transaction: advances the \Recent watermark of `mailbox` (as read in
+/// this transaction) to `upto`, which must not pass its last UID, and returns the
+/// watermark before: the messages above it, up to `upto`, are \Recent for the
+/// caller's session only.
+pub(crate) fn take_recent_in(
+    conn: &rusqlite::Connection,
+    mailbox: &crate::Mailbox,
+    upto: Uid,
+) -> Result<Uid> {
+    if mailbox.recent_uid < upto {
+        conn.execute_cached(
+            "UPDATE mailboxes SET recent_uid = ?3, recent_time = ?2 WHERE id = ?1",
+            params![mailbox.id, crate::store::now(), upto],
+        )?;
+    }
+    Ok(mailbox.recent_uid)
 }
 
 /// What a flag store reads of a live record: its flags and modseq, and the rest of
