@@ -13,9 +13,11 @@ use crate::sql::Cached;
 /// The digest of a mailbox's records: the XOR of one 128-bit hash per record
 /// (expunged records included), in the spirit of Cyrus's SYNC_CRC.
 ///
-/// Order-independent, so the store keeps it up to date incrementally: a trigger on the
-/// `records` table folds every inserted, changed or deleted record in or out in the same
-/// transaction as the change (see `SCHEMA_V4`), and reading it costs one row. Two
+/// Order-independent, so the store keeps it up to date incrementally: triggers on the
+/// `records` table fold every inserted, changed or deleted record in or out in the same
+/// transaction as the change (see `SCHEMA_V4`), except a change of flags and modseq
+/// alone, which its writer folds in itself (`SCHEMA_V12`, [`set_flags`]); reading it
+/// costs one row. Two
 /// mailboxes with the same records (same UIDs, modseqs, dates, sizes, GUIDs, expunge
 /// modseqs and flags) have the same digest whatever order they were written in; any
 /// difference in one record changes it (but for a 2^-128 chance).
@@ -182,36 +184,79 @@ impl Line {
     }
 }
 
-thread_local! {
-    /// Set while a writer job keeps the records digest itself ([`DigestByCaller`]).
-    static BY_CALLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Sets the flags and modseq of record `uid` of the mailbox row `mailbox_id` (a live
+/// one only, with `live_only`) and folds the record's old and new hash into `delta`,
+/// which the caller must apply with [`apply_delta`] in the same transaction. Since
+/// schema 12 no trigger does that for a change of flags and modseq alone, so every
+/// such statement outside a flag store goes through here. Returns whether a record
+/// was changed; nothing is written when none matched.
+pub(crate) fn set_flags(
+    conn: &Connection,
+    mailbox_id: i64,
+    uid: i64,
+    (flags, modseq): (&str, i64),
+    live_only: bool,
+    delta: &mut RecordsDigest,
+) -> Result<bool> {
+    use rusqlite::OptionalExtension;
+    let sql = if live_only {
+        "SELECT modseq, internaldate, size, guid, 0, flags, pop3_uidl FROM records \
+         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL"
+    } else {
+        "SELECT modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
+         pop3_uidl FROM records WHERE mailbox_id = ?1 AND uid = ?2"
+    };
+    type Old = (i64, i64, i64, Vec<u8>, i64, String, Option<String>);
+    let old: Option<Old> = conn
+        .prepare_cached(sql)?
+        .query_row(params![mailbox_id, uid], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .optional()?;
+    let Some((old_modseq, internaldate, size, guid, expunged, old_flags, uidl)) = old else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
+    )?
+    .execute(params![mailbox_id, uid, flags, modseq])?;
+    let hash = |modseq: i64, flags: &str| {
+        record_hash(
+            uid,
+            modseq,
+            internaldate,
+            size,
+            &guid,
+            expunged,
+            flags,
+            uidl.as_deref(),
+        )
+    };
+    *delta = delta
+        .fold(&hash(old_modseq, &old_flags))
+        .fold(&hash(modseq, flags));
+    Ok(true)
 }
 
-/// While alive, record updates made on this thread leave the records digest to the
-/// caller: the update trigger (schema 11) skips its two hashes and mailbox-row
-/// update, and the caller folds each record's old and new hash into one delta it
-/// applies to the mailbox row once, in the same transaction. For a flag store of
-/// thousands of records that is most of the work saved.
-///
-/// Only for code that changes records in place and knows their old and new values
-/// (`Store::store_flags`). The flag is reset when the guard drops, on every path out
-/// of the job, errors included; inserts and deletes are never deferred.
-pub(crate) struct DigestByCaller {
-    was: bool,
-}
-
-impl DigestByCaller {
-    pub(crate) fn start() -> DigestByCaller {
-        DigestByCaller {
-            was: BY_CALLER.with(|c| c.replace(true)),
-        }
+/// Folds `delta` (old and new hashes of records changed in place, see [`set_flags`])
+/// into the records digest of the mailbox row `mailbox_id`, in the caller's
+/// transaction.
+pub(crate) fn apply_delta(conn: &Connection, mailbox_id: i64, delta: &RecordsDigest) -> Result<()> {
+    if *delta != RecordsDigest::EMPTY {
+        conn.prepare_cached(
+            "UPDATE mailboxes SET records_digest = tern_xor(records_digest, ?2) WHERE id = ?1",
+        )?
+        .execute(params![mailbox_id, &delta.0[..]])?;
     }
-}
-
-impl Drop for DigestByCaller {
-    fn drop(&mut self) {
-        BY_CALLER.with(|c| c.set(self.was));
-    }
+    Ok(())
 }
 
 /// Registers the SQL functions the digest triggers call, on every connection of the
@@ -240,13 +285,9 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
             .to_vec())
         })?;
     }
-    // Not deterministic: its answer depends on the job running ([`DigestByCaller`]).
-    conn.create_scalar_function(
-        "tern_digest_by_caller",
-        0,
-        FunctionFlags::SQLITE_UTF8,
-        |_| Ok(BY_CALLER.with(|c| c.get())),
-    )?;
+    // The version 11 update trigger calls it; a migration from an older index creates
+    // that trigger before version 12 replaces it. Since version 12 no trigger defers.
+    conn.create_scalar_function("tern_digest_by_caller", 0, flags, |_| Ok(false))?;
     conn.create_scalar_function("tern_xor", 2, flags, |ctx| {
         let a = RecordsDigest::from_column(ctx.get_raw(0).as_blob().unwrap_or(&[]));
         let b = RecordsDigest::from_column(ctx.get_raw(1).as_blob().unwrap_or(&[]));
@@ -416,5 +457,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Since schema 12 no trigger folds a change of flags and modseq alone, so
+    /// `set_flags` must: on a live record, on an expunged one (whose expunge modseq is
+    /// in its hash), and not at all where no record matched. The digest stays what the
+    /// records say, and a record expunged and then re-flagged by the trigger path
+    /// (an expunge fires it) still agrees.
+    #[test]
+    fn set_flags_keeps_the_digest() {
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(5);
+        store.expunge(&actor, &inbox, &[2]).unwrap();
+        let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        let holds = |when: &str| {
+            let m = store.mailbox("u", "INBOX").unwrap().unwrap();
+            let recomputed = store.read(|c| recompute_records_digest(c, m.id)).unwrap();
+            assert_eq!(m.digest, recomputed, "{when}");
+            m.digest
+        };
+        let before = holds("before");
+        let id = mailbox.id;
+        let changed = store
+            .write(move |c| {
+                let mut delta = RecordsDigest::EMPTY;
+                let changed = (
+                    set_flags(c, id, 1, ("\\Seen", 90), true, &mut delta)?,
+                    set_flags(c, id, 2, ("\\Flagged", 91), false, &mut delta)?,
+                    // Expunged: not a live record.
+                    set_flags(c, id, 2, ("\\Seen", 92), true, &mut delta)?,
+                    // No such record.
+                    set_flags(c, id, 99, ("\\Seen", 93), false, &mut delta)?,
+                );
+                apply_delta(c, id, &delta)?;
+                Ok(changed)
+            })
+            .unwrap();
+        assert_eq!(changed, (true, true, false, false));
+        assert_ne!(holds("after set_flags"), before);
+        store.expunge(&actor, &inbox, &[1]).unwrap();
+        holds("after an expunge of a re-flagged record");
     }
 }

@@ -90,10 +90,16 @@ impl<'c> FlagRuns<'c> {
     }
 
     /// Writes everything pushed.
+    ///
+    /// The UPDATEs are `OR FAIL`: an error stops the statement without undoing the rows
+    /// it already wrote, which spares SQLite a statement journal of every page it
+    /// touches. That is safe because an error fails the whole writer job, whose
+    /// transaction (or savepoint) is then rolled back; and none is expected, as the
+    /// values are never NULL and no key column changes.
     pub(crate) fn finish(mut self) -> Result<()> {
         self.end_run()?;
         let sql = format!(
-            "UPDATE records SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 \
+            "UPDATE OR FAIL records SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 \
              AND uid IN ({}) AND expunged_modseq IS NULL",
             uid_params(4)
         );
@@ -127,7 +133,7 @@ impl<'c> FlagRuns<'c> {
             return Ok(());
         }
         let written = self.conn.execute_cached(
-            "UPDATE records SET flags = ?4, modseq = ?5 WHERE mailbox_id = ?1 \
+            "UPDATE OR FAIL records SET flags = ?4, modseq = ?5 WHERE mailbox_id = ?1 \
              AND uid BETWEEN ?2 AND ?3 AND expunged_modseq IS NULL",
             params![self.mailbox_id, run.lo, run.hi, &run.flags, run.modseq],
         )?;

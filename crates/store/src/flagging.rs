@@ -92,8 +92,7 @@ impl Store {
             // dense set) was changed, so that the next may share its write.
             let mut previous_changed = false;
             // The records digest moves by one delta for the whole store, applied once
-            // below, instead of by the update trigger for every record.
-            let by_caller = crate::digest::DigestByCaller::start();
+            // below: no trigger folds a change of flags and modseq (schema 12).
             let mut delta = RecordsDigest::default();
             for rec in live_flags(conn, mailbox.id, uids)? {
                 let (uid, old_modseq, old_flags) = (rec.uid, rec.modseq, &rec.flags);
@@ -143,13 +142,7 @@ impl Store {
                 });
             }
             runs.finish()?;
-            drop(by_caller);
-            if delta != RecordsDigest::default() {
-                conn.execute_cached(
-                    "UPDATE mailboxes SET records_digest = tern_xor(records_digest, ?2) WHERE id = ?1",
-                    params![mailbox.id, &delta.0[..]],
-                )?;
-            }
+            crate::digest::apply_delta(conn, mailbox.id, &delta)?;
             if let Some(m) = modseq {
                 // Every keyword of `flags` is now on a record (a Remove gives none).
                 if op != FlagOp::Remove {

@@ -11,6 +11,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::content::{has_index, insert_index};
+use crate::digest::{apply_delta, set_flags, RecordsDigest};
 use crate::error::Result;
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
@@ -219,13 +220,19 @@ fn merge_in(conn: &Connection, mailbox: &Mailbox, merge: &Merge) -> Result<Merge
             }
         }
     }
-    let mut set_flags = conn.prepare_cached(
-        "UPDATE records SET flags = ?3, modseq = ?4 \
-         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL",
-    )?;
+    let mut delta = RecordsDigest::EMPTY;
     for (uid, flags) in &merge.flags {
-        set_flags.execute(params![mailbox.id, uid, flags.to_string(), modseq as i64])?;
+        let (uid, text) = (i64::from(*uid), flags.to_string());
+        set_flags(
+            conn,
+            mailbox.id,
+            uid,
+            (&text, modseq as i64),
+            true,
+            &mut delta,
+        )?;
     }
+    apply_delta(conn, mailbox.id, &delta)?;
     for &uid in &merge.expunge {
         if let Some(record) = live_record(conn, mailbox.id, uid)? {
             expunge_at(conn, mailbox, uid, record.size, modseq)?;

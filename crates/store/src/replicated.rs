@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::changelog::log_replicated;
 use crate::content::insert_index;
-use crate::digest::{user_row, RecordsDigest};
+use crate::digest::{apply_delta, set_flags, user_row, RecordsDigest};
 use crate::error::{Result, StoreError};
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
@@ -514,13 +514,12 @@ fn apply_items(
             insert_index(conn, &a.guid, summary, &update.state.partition, a.size)?;
         }
     }
-    let mut store = conn.prepare_cached(
-        "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
-    )?;
+    let mut delta = RecordsDigest::EMPTY;
     for (uids, modseq, flags) in &update.stores {
         let text = flags.to_string();
         for uid in uids {
-            if store.execute(params![mailbox_id, uid, text, *modseq as i64])? == 0 {
+            let (row, change) = (i64::from(*uid), (text.as_str(), *modseq as i64));
+            if !set_flags(conn, mailbox_id, row, change, false, &mut delta)? {
                 return Err(StoreError::SyncConflict {
                     uid: *uid,
                     reason: "STORE of a record the replica does not have",
@@ -528,6 +527,7 @@ fn apply_items(
             }
         }
     }
+    apply_delta(conn, mailbox_id, &delta)?;
     let mut expunge = conn.prepare_cached(
         "UPDATE records SET expunged_modseq = ?3, modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
     )?;

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -347,16 +347,41 @@ CREATE INDEX records_live ON records(mailbox_id, uid) WHERE expunged_modseq IS N
 ALTER TABLE records ADD COLUMN saved_at INTEGER;
 "#;
 
-/// Version 11: the update trigger of the records digest stands aside while a writer
-/// job keeps the digest itself (`digest::DigestByCaller`, a flag store): the job
-/// folds every changed record's old and new hash into one delta and applies it to the
-/// mailbox row once. The digest is the same either way.
+/// Version 11: the update trigger of the records digest stood aside while a flag store
+/// kept the digest itself (a guard made `tern_digest_by_caller()` true), folding
+/// every changed record's old and new hash into one delta applied to the mailbox row
+/// once. Replaced by version 12, which codes no trigger into a flag store at all.
 const SCHEMA_V11: &str = r#"
 DROP TRIGGER records_digest_update;
 CREATE TRIGGER records_digest_update
     AFTER UPDATE OF uid, modseq, internaldate, size, guid, expunged_modseq, flags, mailbox_id,
                     pop3_uidl
     ON records WHEN NOT tern_digest_by_caller() BEGIN
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
+                         OLD.expunged_modseq, OLD.flags, OLD.pop3_uidl))
+    WHERE id = OLD.mailbox_id;
+    UPDATE mailboxes SET records_digest = tern_xor(records_digest,
+        tern_record_hash(NEW.uid, NEW.modseq, NEW.internaldate, NEW.size, NEW.guid,
+                         NEW.expunged_modseq, NEW.flags, NEW.pop3_uidl))
+    WHERE id = NEW.mailbox_id;
+END;
+"#;
+
+/// Version 12: the update trigger of the records digest no longer fires for a change
+/// of flags and modseq alone. A trigger on `records`, even one whose WHEN clause
+/// declines, costs every updated row a trigger frame and the statement a journal;
+/// for `STORE 1:* +FLAGS` that was a third of the work. Every statement that sets only
+/// `flags` and `modseq` therefore keeps the digest itself, in the same transaction:
+/// `Store::store_flags` with one delta per store, the replication paths through
+/// `digest::set_flags`. Any other column change still fires it, with OLD and NEW
+/// whole. Tests (`digest::tests::set_flags_keeps_the_digest`, the flag store tests) recompute the
+/// digest after each path.
+const SCHEMA_V12: &str = r#"
+DROP TRIGGER records_digest_update;
+CREATE TRIGGER records_digest_update
+    AFTER UPDATE OF uid, internaldate, size, guid, expunged_modseq, mailbox_id, pop3_uidl
+    ON records BEGIN
     UPDATE mailboxes SET records_digest = tern_xor(records_digest,
         tern_record_hash(OLD.uid, OLD.modseq, OLD.internaldate, OLD.size, OLD.guid,
                          OLD.expunged_modseq, OLD.flags, OLD.pop3_uidl))
@@ -523,6 +548,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if version < 11 {
         tx.execute_batch(SCHEMA_V11)?;
+    }
+    if version < 12 {
+        tx.execute_batch(SCHEMA_V12)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
