@@ -1,5 +1,7 @@
 //! FETCH: rendering the data items of one message.
 
+// Writing to a Vec<u8> cannot fail: the `let _ = write!` below discard an Ok.
+use std::io::Write as _;
 use std::sync::Arc;
 
 use tern_store::{Mailbox, MessageFile, Record, Store, StoreError};
@@ -363,27 +365,23 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
     let summary = cur.summary.as_deref();
     let literal = match item {
         FetchAttr::Uid => {
-            out.extend_from_slice(format!("UID {}", record.uid).as_bytes());
+            let _ = write!(out, "UID {}", record.uid);
             None
         }
         FetchAttr::Flags => {
-            out.extend_from_slice(
-                format!("FLAGS {}", flag_list(&record.flags, cur.target.recent)).as_bytes(),
-            );
+            let _ = write!(out, "FLAGS {}", flag_list(&record.flags, cur.target.recent));
             None
         }
         FetchAttr::InternalDate => {
-            out.extend_from_slice(
-                format!("INTERNALDATE {}", internal_date(record.internaldate)).as_bytes(),
-            );
+            let _ = write!(out, "INTERNALDATE {}", internal_date(record.internaldate));
             None
         }
         FetchAttr::Rfc822Size => {
-            out.extend_from_slice(format!("RFC822.SIZE {}", record.size).as_bytes());
+            let _ = write!(out, "RFC822.SIZE {}", record.size);
             None
         }
         FetchAttr::EmailId => {
-            out.extend_from_slice(format!("EMAILID ({})", email_id(&record.guid)).as_bytes());
+            let _ = write!(out, "EMAILID ({})", email_id(&record.guid));
             None
         }
         FetchAttr::ThreadId => {
@@ -394,7 +392,7 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
             // RFC 8514 3: a record whose save time tern does not know (stored before
             // schema 10, or replicated) answers with its INTERNALDATE.
             let saved = record.saved_at.unwrap_or(record.internaldate);
-            out.extend_from_slice(format!("SAVEDATE {}", internal_date(saved)).as_bytes());
+            let _ = write!(out, "SAVEDATE {}", internal_date(saved));
             None
         }
         FetchAttr::Preview => {
@@ -404,7 +402,7 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
             None
         }
         FetchAttr::Modseq => {
-            out.extend_from_slice(format!("MODSEQ ({})", record.modseq).as_bytes());
+            let _ = write!(out, "MODSEQ ({})", record.modseq);
             None
         }
         FetchAttr::Envelope => {

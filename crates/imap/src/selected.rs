@@ -11,6 +11,7 @@
 //! STORE, SEARCH (without UID), COPY or MOVE.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 
 use tern_store::{Actor, Flag, Flags, Modseq, Record, Store, StoreError, Uid, UniqueId};
 use tokio::sync::watch;
@@ -422,12 +423,13 @@ pub(crate) fn flag_fetch(
     uidonly: bool,
 ) -> String {
     let mut line = crate::uidonly::fetch_head(seq, r.uid, uidonly);
+    // Writing to a String cannot fail.
     if !uidonly {
-        line.push_str(&format!("UID {} ", r.uid));
+        let _ = write!(line, "UID {} ", r.uid);
     }
-    line.push_str(&format!("FLAGS {}", flag_list(&r.flags, recent)));
+    let _ = write!(line, "FLAGS {}", flag_list(&r.flags, recent));
     if condstore {
-        line.push_str(&format!(" MODSEQ ({})", r.modseq));
+        let _ = write!(line, " MODSEQ ({})", r.modseq);
     }
     line.push(')');
     line

@@ -8,6 +8,7 @@
 //! to [`CHUNK`] UIDs each.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use rusqlite::{params, params_from_iter, Connection};
 
@@ -25,6 +26,16 @@ pub(crate) fn uid_params(first: usize) -> String {
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `sql` built once per process: for statements whose text is computed (a list of
+/// [`uid_params`]) but the same on every call, so that finding the prepared
+/// statement does not first format its text.
+pub(crate) fn built_once(
+    cell: &'static OnceLock<String>,
+    sql: impl FnOnce() -> String,
+) -> &'static str {
+    cell.get_or_init(sql).as_str()
 }
 
 /// `uids` (at most [`CHUNK`], at least one) padded to [`CHUNK`] with its last UID.
@@ -98,14 +109,17 @@ impl<'c> FlagRuns<'c> {
     /// values are never NULL and no key column changes.
     pub(crate) fn finish(mut self) -> Result<()> {
         self.end_run()?;
-        let sql = format!(
-            "UPDATE OR FAIL records SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 \
-             AND uid IN ({}) AND expunged_modseq IS NULL",
-            uid_params(4)
-        );
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = built_once(&SQL, || {
+            format!(
+                "UPDATE OR FAIL records SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 \
+                 AND uid IN ({}) AND expunged_modseq IS NULL",
+                uid_params(4)
+            )
+        });
         for ((flags, modseq), uids) in std::mem::take(&mut self.singles) {
             for chunk in uids.chunks(CHUNK) {
-                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let mut stmt = self.conn.prepare_cached(sql)?;
                 let head = [
                     rusqlite::types::Value::Text(flags.clone()),
                     rusqlite::types::Value::Integer(modseq),

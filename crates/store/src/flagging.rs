@@ -319,12 +319,15 @@ fn live_flags(
         return Ok(out);
     }
     // Scattered: a statement per chunk of UIDs (see `flag_runs`), in UID order.
-    let mut read = conn.prepare_cached(&format!(
-        "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid IN ({}) \
-         AND expunged_modseq IS NULL ORDER BY uid",
-        LiveRecord::COLUMNS,
-        crate::flag_runs::uid_params(2)
-    ))?;
+    static READ: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut read = conn.prepare_cached(crate::flag_runs::built_once(&READ, || {
+        format!(
+            "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid IN ({}) \
+             AND expunged_modseq IS NULL ORDER BY uid",
+            LiveRecord::COLUMNS,
+            crate::flag_runs::uid_params(2)
+        )
+    }))?;
     for chunk in uids.chunks(crate::flag_runs::CHUNK) {
         let values =
             std::iter::once(mailbox_id).chain(crate::flag_runs::padded(chunk).map(i64::from));
@@ -389,12 +392,15 @@ fn expunge_where(
     // `expunged_at` is set here, so the schema-6 trigger that would set it with a
     // second update of the same row finds it set and does nothing. UIDs go in chunks
     // (see `flag_runs`), one statement for up to 32 records.
-    let mut stmt = conn.prepare_cached(&format!(
-        "UPDATE records SET expunged_modseq = ?1, modseq = ?1, expunged_at = ?2 \
-         WHERE mailbox_id = ?3 AND uid IN ({}) AND expunged_modseq IS NULL \
-         AND (?4 = 0 OR instr(flags, '\\Deleted') > 0) RETURNING uid, size",
-        crate::flag_runs::uid_params(5)
-    ))?;
+    static EXPUNGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut stmt = conn.prepare_cached(crate::flag_runs::built_once(&EXPUNGE, || {
+        format!(
+            "UPDATE records SET expunged_modseq = ?1, modseq = ?1, expunged_at = ?2 \
+             WHERE mailbox_id = ?3 AND uid IN ({}) AND expunged_modseq IS NULL \
+             AND (?4 = 0 OR instr(flags, '\\Deleted') > 0) RETURNING uid, size",
+            crate::flag_runs::uid_params(5)
+        )
+    }))?;
     let now = crate::store::now();
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();

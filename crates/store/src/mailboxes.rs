@@ -55,11 +55,21 @@ pub struct Mailbox {
     pub digest: RecordsDigest,
 }
 
-impl Mailbox {
-    pub(crate) const COLUMNS: &'static str = "m.id, m.user_id, u.name, m.uniqueid, m.name, \
+/// The columns [`Mailbox::from_row`] reads, from `mailboxes m JOIN users u`, as a
+/// literal: the lookups every command makes build their SQL with `concat!` at compile
+/// time, not with `format!` on each call.
+macro_rules! mailbox_columns {
+    () => {
+        "m.id, m.user_id, u.name, m.uniqueid, m.name, \
         m.partition, m.uidvalidity, m.last_uid, m.highest_modseq, m.deleted_modseq, m.recent_uid, \
         m.recent_time, m.messages, m.bytes, m.special_use, m.acl, m.created_modseq, m.tombstone_modseq, \
-        m.records_digest";
+        m.records_digest"
+    };
+}
+pub(crate) use mailbox_columns;
+
+impl Mailbox {
+    pub(crate) const COLUMNS: &'static str = mailbox_columns!();
 
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Mailbox> {
         Ok(Mailbox {

@@ -42,9 +42,16 @@ pub struct Record {
     pub saved_at: Option<i64>,
 }
 
+/// The columns [`Record::from_row`] reads, as a literal for `concat!` (see
+/// `mailboxes::mailbox_columns`).
+macro_rules! record_columns {
+    () => {
+        "uid, modseq, flags, internaldate, size, guid, expunged_modseq, pop3_uidl, saved_at"
+    };
+}
+
 impl Record {
-    pub(crate) const COLUMNS: &'static str =
-        "uid, modseq, flags, internaldate, size, guid, expunged_modseq, pop3_uidl, saved_at";
+    pub(crate) const COLUMNS: &'static str = record_columns!();
 
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Record> {
         let flags: String = r.get(2)?;
@@ -216,11 +223,12 @@ impl Store {
         if let Some(rows) = self.shared.change_sets.get(&key) {
             return Ok(rows.as_ref().clone());
         }
-        let sql = format!(
-            "SELECT {} FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-            Record::COLUMNS
+        const SQL: &str = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid"
         );
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut stmt = conn.prepare_cached(SQL)?;
         let rows: Vec<Record> = stmt
             .query_map(params![mailbox.id, since as i64], Record::from_row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -317,11 +325,12 @@ fn live_records(conn: &Connection, mailbox: &Mailbox) -> Result<Vec<Record>> {
 
 /// Every record of a mailbox, expunged ones included, in UID order.
 fn all_records(conn: &Connection, mailbox_id: i64) -> Result<Vec<Record>> {
-    let sql = format!(
-        "SELECT {} FROM records WHERE mailbox_id = ?1 ORDER BY uid",
-        Record::COLUMNS
+    const SQL: &str = concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM records WHERE mailbox_id = ?1 ORDER BY uid"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(SQL)?;
     let rows = stmt
         .query_map(params![mailbox_id], Record::from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -372,11 +381,12 @@ pub(crate) fn records_in(
     uids: &[Uid],
     include_expunged: bool,
 ) -> Result<Vec<Record>> {
-    let sql = format!(
-        "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND (?3 OR expunged_modseq IS NULL)",
-        Record::COLUMNS
+    const SQL: &str = concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM records WHERE mailbox_id = ?1 AND uid = ?2 AND (?3 OR expunged_modseq IS NULL)"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(SQL)?;
     let mut out = Vec::with_capacity(uids.len());
     for uid in uids {
         match stmt.query_row(params![mailbox_id, uid, include_expunged], Record::from_row) {

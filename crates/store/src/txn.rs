@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Result, StoreError};
 use crate::ids::{Modseq, UniqueId};
-use crate::mailboxes::Mailbox;
+use crate::mailboxes::{mailbox_columns, Mailbox};
 use crate::sql::Cached;
 use crate::store::now;
 
@@ -50,24 +50,26 @@ pub(crate) fn find_live_mailbox(
     user: &str,
     name: &str,
 ) -> Result<Option<Mailbox>> {
-    let sql = format!(
-        "SELECT {} FROM mailboxes m JOIN users u ON u.id = m.user_id
-         WHERE u.name = ?1 AND m.name = ?2 AND m.tombstone_modseq IS NULL",
-        Mailbox::COLUMNS
+    const SQL: &str = concat!(
+        "SELECT ",
+        mailbox_columns!(),
+        " FROM mailboxes m JOIN users u ON u.id = m.user_id \
+         WHERE u.name = ?1 AND m.name = ?2 AND m.tombstone_modseq IS NULL"
     );
     Ok(conn
-        .query_row_cached(&sql, [user, name], Mailbox::from_row)
+        .query_row_cached(SQL, [user, name], Mailbox::from_row)
         .optional()?)
 }
 
 /// The mailbox with this unique id (live or tombstone), if any.
 pub(crate) fn mailbox_by_uniqueid(conn: &Connection, id: &UniqueId) -> Result<Option<Mailbox>> {
-    let sql = format!(
-        "SELECT {} FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE m.uniqueid = ?1",
-        Mailbox::COLUMNS
+    const SQL: &str = concat!(
+        "SELECT ",
+        mailbox_columns!(),
+        " FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE m.uniqueid = ?1"
     );
     Ok(conn
-        .query_row_cached(&sql, [id.as_str()], Mailbox::from_row)
+        .query_row_cached(SQL, [id.as_str()], Mailbox::from_row)
         .optional()?)
 }
 
