@@ -279,8 +279,8 @@ impl BlobStore {
         }
     }
 
-    /// Removes a blob. Only the store's collection of unreferenced blobs calls this, on
-    /// the writer thread after proving no record refers to it (see `orphans.rs`); no
+    /// Removes a blob. Only the store's collection of unreferenced blobs calls this, in
+    /// a writer job after proving no record refers to it (see `orphans.rs`); no
     /// other crate can.
     pub(crate) fn remove(&self, partition: &str, guid: &Guid) -> Result<()> {
         let path = self.path(partition, guid)?;

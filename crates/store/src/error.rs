@@ -204,7 +204,8 @@ pub enum StoreError {
     /// mailbox (or for the server) for one owner (RFC 5464 `TOOMANY`).
     #[error("too many metadata entries")]
     MetadataTooMany,
-    /// The store's writer thread has stopped (the process is shutting down).
+    /// The write did not complete: the batch it was in was lost to a panic in another
+    /// job (rolled back, nothing of it committed).
     #[error("store writer has stopped")]
     WriterGone,
 }

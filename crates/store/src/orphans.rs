@@ -6,7 +6,7 @@
 //!
 //! A write that finds its blob already present skips writing it and then submits a job
 //! committing a record that points at it. A blob may therefore be removed only
-//! 1. inside a write transaction (on the writer thread, or in another process inside
+//! 1. inside a write transaction (a writer job, or in another process inside
 //!    its own write transaction: both hold the index's write lock), after checking in
 //!    that same transaction that no record refers to its GUID ([`referenced`]); and
 //! 2. every job that inserts a record checks, in its transaction, that the blob file is

@@ -84,8 +84,8 @@ fn opens_and_reads_on_a_full_disk_and_writes_resume_when_space_returns() {
         store.wait_for_orphan_scan();
     }
     // A clean close keeps the WAL's shared-memory file (opening without it would
-    // have to allocate it) and cuts the WAL itself to nothing. The writer thread
-    // closes its connection just after the last handle is dropped: wait for that.
+    // have to allocate it) and cuts the WAL itself to nothing. The write connection
+    // closes just after the last handle is dropped: wait for that.
     // The text indexer holds a handle while it works, at low priority: on a busy
     // machine that can take seconds (seen once at 10 s), so allow a minute.
     let wal = data.join("index.sqlite3-wal");
