@@ -12,7 +12,9 @@ mostly the servers'. The same client is used for every server.
 
 Per server and iteration, on a fresh instance (servers.py): workload.py prepare,w1
 creates the corpus folders and delivers the corpus over LMTP; --settle seconds of
-nothing; then on INBOX, the largest folder:
+nothing (and with --wait-quiet, until the server is quiet; tern's count of messages
+not yet in its full-text index is recorded either way); then on INBOX, the largest
+folder:
   LOGIN; SELECT INBOX, FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE),
   FETCH 1:500 BODY.PEEK[] and UID SEARCH BODY quokka, each --repeat times (they change
   nothing; the first SELECT of a session may take \\Recent, so SELECT's figure is the
@@ -143,17 +145,42 @@ def run_one(a, rdir, server, k):
         label = f"{server} iter {k}"
         S.run_workload(a, label, "prepare,w1", inst.ports, os.path.join(rdir, f"iter{k}-{server}-w1.json"))
         time.sleep(a.settle)
+        before = {}
+        if server == "tern":
+            before["pending_texts"] = inst.pending_texts()
+        if a.wait_quiet:
+            before["quiet_after_s"] = wait_quiet(inst.pid(), a.wait_quiet)
         res, counts = lean_w2(inst.ports["imap"], a.repeat, a.search_word)
     bad = checks(counts)
     S.log(f"{label}: " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in res.items())
-          + f"; {counts}" + (f"; CHECKS: {bad}" if bad else ""))
-    return {"ms": {k: v * 1000 for k, v in res.items()}, "counts": counts, "checks": bad}
+          + f"; {counts}; {before}" + (f"; CHECKS: {bad}" if bad else ""))
+    return {"ms": {k: v * 1000 for k, v in res.items()}, "counts": counts, "checks": bad,
+            "before_steps": before}
+
+
+def wait_quiet(pid, limit):
+    """Waits, at most `limit` seconds, until the process `pid` uses under 5% of a CPU
+    for a second, and returns the seconds waited. For tern that is the whole server,
+    which moves what W1 delivered into its full-text index in the background: without
+    the wait its steps run beside that work, while the anchors did theirs at delivery.
+    For Dovecot and Cyrus it is their master process, idle after delivery."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        before = S.cpu_seconds(pid)
+        time.sleep(1)
+        after = S.cpu_seconds(pid)
+        if before is None or after is None or after - before < 0.05:
+            break
+    return round(time.monotonic() - t0, 1)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     S.add_common_args(ap)
     ap.add_argument("--settle", type=float, default=5, help="seconds between W1's end and the lean W2")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECS",
+                    help="after --settle, wait up to SECS for the server to go quiet (under 5%% "
+                         "of a CPU for a second), the same rule for every server; 0: do not wait")
     ap.add_argument("--repeat", type=int, default=5, help="times each read-only step runs (median)")
     ap.add_argument("--search-word", default="quokka")
     a, corpus, rdir = S.setup(ap, "w2-lean")
