@@ -162,6 +162,10 @@ impl<T> Pending<T> {
     /// Blocks until the job's batch has committed (or failed), leading the commit
     /// itself when the connection is free.
     pub(crate) fn wait(mut self) -> Result<T> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<T> {
         self.done = true;
         loop {
             self.writer.lead_if_free();
@@ -179,13 +183,7 @@ impl<T> Drop for Pending<T> {
     /// A job submitted is run even if no one waits for its result.
     fn drop(&mut self) {
         if !self.done {
-            let (_, rx) = mpsc::channel();
-            let pending = Pending {
-                rx: std::mem::replace(&mut self.rx, rx),
-                writer: self.writer.clone(),
-                done: false,
-            };
-            let _ = pending.wait();
+            let _ = self.finish();
         }
     }
 }
