@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -22,6 +22,10 @@ use std::time::SystemTime;
 
 use crate::error::{Result, StoreError};
 use crate::ids::Guid;
+
+/// The most [`BlobStore::read`] allocates before reading: the size it is given comes
+/// from the index, and a damaged row must not make it reserve gigabytes up front.
+const PREALLOCATE_AT_MOST: u64 = 64 << 20;
 
 /// The set of partitions and the files in them.
 #[derive(Debug, Clone)]
@@ -251,10 +255,21 @@ impl BlobStore {
             size,
             partition: partition.to_owned(),
         };
-        match fs::read(&path) {
-            Ok(bytes) if bytes.len() as u64 == size => Ok(bytes),
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(StoreError::io("open", path, e)),
+        };
+        // The index knows the size, so no stat: the buffer is sized from it (within
+        // reason, should the index be damaged), and one byte more than the blob
+        // should hold is read, so that a longer file is caught without reading it.
+        let mut bytes = Vec::with_capacity(size.min(PREALLOCATE_AT_MOST) as usize + 1);
+        match (&mut file)
+            .take(size.saturating_add(1))
+            .read_to_end(&mut bytes)
+        {
+            Ok(_) if bytes.len() as u64 == size => Ok(bytes),
             Ok(_) => Err(missing()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(missing()),
             Err(e) => Err(StoreError::io("read", path, e)),
         }
     }
@@ -522,10 +537,16 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(blobs.list("default").unwrap(), vec![(a, 5)]);
         assert_eq!(blobs.read("default", &a, 5).unwrap(), b"hello");
-        assert!(matches!(
-            blobs.read("default", &a, 6),
-            Err(StoreError::BlobMissing { .. })
-        ));
+        // A file longer or shorter than the index says is not the blob.
+        for wrong in [0, 4, 6, u64::MAX] {
+            assert!(
+                matches!(
+                    blobs.read("default", &a, wrong),
+                    Err(StoreError::BlobMissing { .. })
+                ),
+                "size {wrong}"
+            );
+        }
         assert!(fs::read_dir(tmp.path().join("p1/tmp"))
             .unwrap()
             .next()
