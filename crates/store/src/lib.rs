@@ -50,7 +50,6 @@ mod append_batch;
 mod auth_cache;
 mod blobs;
 mod changelog;
-mod checkpoint;
 mod content;
 mod digest;
 mod error;
