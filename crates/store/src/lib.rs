@@ -50,6 +50,7 @@ mod append_batch;
 mod auth_cache;
 mod blobs;
 mod changelog;
+mod checkpoint;
 mod content;
 mod digest;
 mod error;

@@ -168,6 +168,12 @@ impl Store {
             tracing::warn!(error = %e, "cannot prepare the full-text index; searches will read messages");
         }
         if store.shared.config.background {
+            let alive = Arc::downgrade(&store.shared);
+            let path = store.shared.index_path.clone();
+            store
+                .shared
+                .writer
+                .with_connection(|c| crate::checkpoint::start_thread(c, path, alive));
             store.start_text_indexing();
             store.start_orphan_scan();
         } else {

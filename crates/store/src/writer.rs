@@ -114,6 +114,12 @@ impl Writer {
         }
     }
 
+    /// Runs `f` on the write connection unless a batch holds it (none does at open,
+    /// before the first write); `None` if one does.
+    pub(crate) fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
+        self.lock().conn.as_ref().map(f)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Jobs run outside the lock, so a panic elsewhere cannot have left the queue
         // or the connection half-changed.
