@@ -1,4 +1,4 @@
-//! Checkpoints of the index's WAL on a thread of their own, not inside a commit.
+//! Checkpoints of the index's WAL: the copy on a thread of its own, only the short finish in a commit.
 //!
 //! SQLite copies the WAL back into the database file (a checkpoint) whenever a commit
 //! leaves more than 1,000 pages in the WAL, and it does so inside that commit: the
