@@ -172,6 +172,15 @@ mod tests {
         (path, writer)
     }
 
+    /// [`database`] with its checkpoint thread, which runs while the returned `Arc`
+    /// lives.
+    fn with_thread(dir: &std::path::Path) -> (PathBuf, Connection, Arc<()>) {
+        let (path, writer) = database(dir);
+        let alive = Arc::new(());
+        assert!(start_thread(&writer, path.clone(), Arc::downgrade(&alive)));
+        (path, writer, alive)
+    }
+
     /// About 1,200 pages, in commits of 40 pages each: past [`WAKE_AT`], below
     /// [`INLINE_AT`].
     fn fill(writer: &Connection) {
@@ -194,9 +203,7 @@ mod tests {
     #[test]
     fn commits_leave_the_checkpoint_to_the_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, writer) = database(dir.path());
-        let alive = Arc::new(());
-        assert!(start_thread(&writer, path.clone(), Arc::downgrade(&alive)));
+        let (path, writer, alive) = with_thread(dir.path());
         drop(alive);
         fill(&writer);
         std::thread::sleep(Duration::from_millis(200));
@@ -213,9 +220,7 @@ mod tests {
     #[test]
     fn the_wal_starts_over_under_steady_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, writer) = database(dir.path());
-        let alive = Arc::new(());
-        assert!(start_thread(&writer, path.clone(), Arc::downgrade(&alive)));
+        let (_path, writer, alive) = with_thread(dir.path());
         // Commit after commit, about 40 pages each and 8,000 in all, with no pause, as
         // on a busy server: the thread's copy never catches up with them on its own.
         for _ in 0..200 {
@@ -243,9 +248,7 @@ mod tests {
     #[test]
     fn the_thread_checkpoints_what_commits_leave() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, writer) = database(dir.path());
-        let alive = Arc::new(());
-        assert!(start_thread(&writer, path.clone(), Arc::downgrade(&alive)));
+        let (path, writer, alive) = with_thread(dir.path());
         fill(&writer);
         // The commit that crossed the wake-up size woke the thread, which copied the
         // WAL into the database file (the commits do not, see above) within moments.
