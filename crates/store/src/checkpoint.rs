@@ -1,4 +1,5 @@
-//! Checkpoints of the index's WAL: the copy on a thread of its own, only the short finish in a commit.
+//! Checkpoints of the index's WAL: the copy on a thread of its own, only the short
+//! finish in a commit.
 //!
 //! SQLite copies the WAL back into the database file (a checkpoint) whenever a commit
 //! leaves more than 1,000 pages in the WAL, and it does so inside that commit: the
@@ -42,8 +43,9 @@ struct Signal {
     copied: AtomicBool,
 }
 
-/// Moves checkpoints of the database behind `writer` to a new thread, which runs
-/// while `alive` can be upgraded. Durability is unchanged: a checkpoint only copies
+/// Splits the checkpoints of the database behind `writer`: the copy on a new thread,
+/// which runs while `alive` can be upgraded, the finish in the next commit (see the
+/// module). Durability is unchanged: a checkpoint only copies
 /// committed pages into the database file; a commit is durable once its WAL frames
 /// are synced, wherever the checkpoint runs. Returns false (and leaves SQLite's own
 /// automatic checkpoints in place) when the thread cannot be started.

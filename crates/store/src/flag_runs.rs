@@ -14,7 +14,7 @@ use rusqlite::{params, params_from_iter, Connection};
 
 use crate::error::{Result, StoreError};
 use crate::ids::Uid;
-use crate::sql::Cached;
+use crate::sql::{built_once, Cached};
 
 /// The most UIDs one statement names (`uid IN (...)`); a shorter list repeats its
 /// last UID, so that one prepared statement serves every list.
@@ -26,16 +26,6 @@ pub(crate) fn uid_params(first: usize) -> String {
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `sql` built once per process: for statements whose text is computed (a list of
-/// [`uid_params`]) but the same on every call, so that finding the prepared
-/// statement does not first format its text.
-pub(crate) fn built_once(
-    cell: &'static OnceLock<String>,
-    sql: impl FnOnce() -> String,
-) -> &'static str {
-    cell.get_or_init(sql).as_str()
 }
 
 /// `uids` (at most [`CHUNK`], at least one) padded to [`CHUNK`] with its last UID.

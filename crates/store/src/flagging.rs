@@ -297,11 +297,14 @@ fn live_flags(
     };
     let mut out = Vec::with_capacity(uids.len());
     if uids.len() >= 16 && u64::from(hi - lo) < 4 * uids.len() as u64 {
-        let mut scan = conn.prepare_cached(&format!(
-            "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
-             AND expunged_modseq IS NULL ORDER BY uid",
-            LiveRecord::COLUMNS
-        ))?;
+        static SCAN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let mut scan = conn.prepare_cached(crate::sql::built_once(&SCAN, || {
+            format!(
+                "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
+                 AND expunged_modseq IS NULL ORDER BY uid",
+                LiveRecord::COLUMNS
+            )
+        }))?;
         let mut rows = scan.query(params![mailbox_id, lo, hi])?;
         let mut follows = false;
         while let Some(row) = rows.next()? {
@@ -320,7 +323,7 @@ fn live_flags(
     }
     // Scattered: a statement per chunk of UIDs (see `flag_runs`), in UID order.
     static READ: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let mut read = conn.prepare_cached(crate::flag_runs::built_once(&READ, || {
+    let mut read = conn.prepare_cached(crate::sql::built_once(&READ, || {
         format!(
             "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid IN ({}) \
              AND expunged_modseq IS NULL ORDER BY uid",
@@ -393,7 +396,7 @@ fn expunge_where(
     // second update of the same row finds it set and does nothing. UIDs go in chunks
     // (see `flag_runs`), one statement for up to 32 records.
     static EXPUNGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let mut stmt = conn.prepare_cached(crate::flag_runs::built_once(&EXPUNGE, || {
+    let mut stmt = conn.prepare_cached(crate::sql::built_once(&EXPUNGE, || {
         format!(
             "UPDATE records SET expunged_modseq = ?1, modseq = ?1, expunged_at = ?2 \
              WHERE mailbox_id = ?3 AND uid IN ({}) AND expunged_modseq IS NULL \

@@ -5,6 +5,8 @@
 //! steady-state load), so the store's statements go through `prepare_cached` instead:
 //! each connection parses each statement once.
 
+use std::sync::OnceLock;
+
 use rusqlite::{Connection, Params, Row};
 
 /// `execute` and `query_row` with cached statements.
@@ -31,4 +33,14 @@ impl Cached for Connection {
     {
         self.prepare_cached(sql)?.query_row(params, f)
     }
+}
+
+/// `sql` built once per process: for statements whose text is computed (a list of
+/// `flag_runs::uid_params`, a columns constant) but the same on every call, so that
+/// finding the prepared statement does not first format its text.
+pub(crate) fn built_once(
+    cell: &'static OnceLock<String>,
+    sql: impl FnOnce() -> String,
+) -> &'static str {
+    cell.get_or_init(sql).as_str()
 }
