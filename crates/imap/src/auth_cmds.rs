@@ -48,7 +48,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             // The penalty first, then one of the process's password-check slots:
             // both awaited here, so waiting logins hold no thread.
             slot = async {
-                tokio::time::sleep(attempt.delay).await;
+                attempt.wait_delay().await;
                 throttle.slot().await
             } => slot,
             _ = stopping.changed() => None,

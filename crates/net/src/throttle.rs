@@ -233,6 +233,15 @@ impl AuthThrottle {
 }
 
 impl Attempt<'_> {
+    /// Waits out [`Attempt::delay`]. With no delay it returns at once: a zero-length
+    /// tokio timer would still wait for the timer wheel's next millisecond tick,
+    /// which was most of a clean LOGIN's time.
+    pub async fn wait_delay(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+
     /// The password was wrong (or the account unknown): counted, and logged with the
     /// address and account. Returns the failures now counted.
     pub fn failed(mut self) -> u32 {

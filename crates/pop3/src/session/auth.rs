@@ -84,7 +84,7 @@ impl Session {
     pub(super) async fn login(&mut self, user: &str, password: &str) -> std::io::Result<Next> {
         let throttle = self.throttle.clone();
         let attempt = throttle.begin(self.peer.ip(), user);
-        tokio::time::sleep(attempt.delay).await;
+        attempt.wait_delay().await;
         let Some(slot) = throttle.slot().await else {
             self.reply("-ERR [SYS/TEMP] Server shutting down").await?;
             return Ok(Next::Close);

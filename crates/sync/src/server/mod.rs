@@ -359,7 +359,7 @@ async fn authenticate(
         _ => return Err(failed()),
     };
     let attempt = throttle.begin(peer.ip(), &credentials.authcid);
-    tokio::time::sleep(attempt.delay).await;
+    attempt.wait_delay().await;
     let Some(slot) = throttle.slot().await else {
         return Err(unavailable());
     };
