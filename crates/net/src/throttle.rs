@@ -314,6 +314,28 @@ mod tests {
     const A: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
     const B: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2)));
 
+    /// A clean attempt goes on at its first poll: no timer, whose next tick would add
+    /// up to a millisecond to every login. A penalised one does wait.
+    #[tokio::test]
+    async fn only_a_penalty_waits() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let t = throttle();
+        let mut cx = Context::from_waker(Waker::noop());
+        let now = Instant::now();
+        let clean = t.begin_at(A, "alice", now);
+        assert_eq!(clean.delay, Duration::ZERO);
+        let mut wait = std::pin::pin!(clean.wait_delay());
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(()));
+        for _ in 0..3 {
+            fail(&t, B, "mallory", now);
+        }
+        let penalised = t.begin_at(B, "mallory", now);
+        assert!(penalised.delay > Duration::ZERO);
+        let mut wait = std::pin::pin!(penalised.wait_delay());
+        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Pending);
+    }
+
     fn fail(t: &AuthThrottle, ip: Option<IpAddr>, account: &str, now: Instant) {
         t.finish(&t.begin_at(ip, account, now), true, now);
     }
