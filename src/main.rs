@@ -4,6 +4,7 @@
 //! together; every rule about mail lives in those crates.
 
 mod admin;
+mod allocator;
 mod check;
 mod config;
 mod expire;
@@ -49,6 +50,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    allocator::fix_mmap_threshold();
     let cli = Cli::parse();
     init_logging();
     let result = config::Config::load(cli.config.as_deref()).and_then(|config| match cli.command {
