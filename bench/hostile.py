@@ -37,7 +37,7 @@ CONFIG_TEMPLATE = """data_dir = "{data_dir}"
 listen = {{ imap = "127.0.0.1:{imap}", lmtp = "127.0.0.1:{lmtp}", sync = "127.0.0.1:{sync}" }}
 """
 FLOODS = ("imap-literal", "imap-literal-plus", "sync-literal-256M", "sync-literal-4x64M",
-          "passwords", "idle", "slowloris", "huge-fetch")
+          "passwords", "idle", "slowloris", "data-churn", "huge-fetch")
 
 
 def log(msg):
@@ -264,6 +264,7 @@ def run_flood(a, server, name, acked):
          "passwords": lambda: hf.passwords(f, ATTACKED),
          "idle": lambda: hf.idle(f),
          "slowloris": lambda: hf.slowloris(f, f"{LEGIT}@localhost"),
+         "data-churn": lambda: hf.data_churn(f, f"{LEGIT}@localhost"),
          "huge-fetch": lambda: hf.huge_fetch(f, ATTACKED, ATTACKED_PW)}[name]()
     finally:
         mon.stop()

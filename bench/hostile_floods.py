@@ -327,6 +327,35 @@ def _data_stall(f, rcpt):
         stall(f, s)
 
 
+# 5b. DATA churn
+def data_churn(f, rcpt):
+    """`connections` LMTP sessions, each starting DATA, sending data_stall_mb MiB of body
+    and hanging up without the final dot, over and over. Every body the server was
+    holding is dropped; what it keeps afterwards is memory it did not give back (with
+    glibc's default allocator settings this climbed past the 512 MB aim)."""
+    def attempt(f):
+        with f.connect(f.ports["lmtp"]) as s:
+            if read_line(s) is None:
+                f.count("closed_by_server")
+                return
+            s.sendall(b"LHLO churn.example.org\r\nMAIL FROM:<churn@example.org>\r\n"
+                      b"RCPT TO:<%s>\r\nDATA\r\n" % rcpt.encode())
+            for _ in range(50):
+                line = read_line(s)
+                if line is None or line[:1] in (b"4", b"5"):
+                    f.count("data_refused")
+                    return
+                if line.startswith(b"354"):
+                    break
+            else:
+                return
+            f.count("data_started")
+            s.sendall(b"From: churn@example.org\r\nSubject: dropped\r\n\r\n")
+            send_bytes(f, s, f.a.data_stall_mb * MIB)
+            f.count("data_dropped")
+    run_workers(f, f.a.connections, attempt)
+
+
 # 6. huge FETCH
 def huge_fetch(f, user, password):
     """fetch_clients logged-in clients: half send FETCH 1 (BODY.PEEK[] x400), half

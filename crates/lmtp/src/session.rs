@@ -366,10 +366,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             }
             Body::Complete(body) => body,
         };
-        let mut message = Vec::with_capacity(header.len() + body.len());
-        message.extend_from_slice(header.as_bytes());
-        message.extend_from_slice(&body);
-        drop(body);
+        // The header goes in front of the body in its own buffer (which has room to
+        // spare nearly always): a copy would hold the message twice, outside the budget.
+        let mut message = body;
+        message.splice(0..0, header.bytes());
         let replies = self.deliver(message).await;
         drop(held);
         for reply in replies {

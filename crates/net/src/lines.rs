@@ -83,8 +83,10 @@ pub enum Body {
 ///
 /// Bare LF line endings become CRLF, so what is stored is a valid RFC 5322 message
 /// whatever the client's line endings; a leading dot is removed from lines that have
-/// one (RFC 5321 4.5.2). The bytes kept are covered by `reservation` as they grow
-/// (the caller keeps it as long as it keeps the body).
+/// one (RFC 5321 4.5.2). Everything allocated for the body is covered by
+/// `reservation` as it grows (the caller keeps it as long as it keeps the body),
+/// including a line that never ends: it moves into the body as it arrives rather
+/// than piling up beside it.
 pub async fn read_body<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
@@ -92,6 +94,9 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
 ) -> std::io::Result<Body> {
     let mut body = Vec::new();
     let mut line = Vec::with_capacity(1024);
+    // Part of the current line is already in `body`: it cannot be the final dot, and
+    // its leading dot (if any) has been dealt with.
+    let mut line_begun = false;
     let mut too_big = false;
     let mut over_budget = false;
     loop {
@@ -106,7 +111,7 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
         let used = chunk.len();
         line.extend_from_slice(chunk);
         reader.consume(used);
-        if ends_line && (line == b".\r\n" || line == b".\n") {
+        if ends_line && !line_begun && (line == b".\r\n" || line == b".\n") {
             return Ok(if too_big {
                 Body::TooBig
             } else if over_budget {
@@ -139,27 +144,43 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
             // could still be a lone dot.
             if ends_line {
                 line.clear();
+                line_begun = false;
             } else if line.len() > 2 {
-                line.truncate(2);
-                line.fill(b'x');
+                line.clear();
+                line_begun = true;
             }
             continue;
         }
         if !ends_line {
+            if line.len() > LINE_HELD_AT_MOST {
+                // All but the last byte, which may be the CR of a CRLF still to come.
+                let keep = line.len() - 1;
+                let mut part = &line[..keep];
+                if !line_begun {
+                    part = part.strip_prefix(b".").unwrap_or(part);
+                }
+                body.extend_from_slice(part);
+                line.drain(..keep);
+                line_begun = true;
+            }
             continue;
         }
         let mut content = &line[..line.len() - 1];
         if let Some(rest) = content.strip_suffix(b"\r") {
             content = rest;
         }
-        if let Some(rest) = content.strip_prefix(b".") {
-            content = rest;
+        if !line_begun {
+            content = content.strip_prefix(b".").unwrap_or(content);
         }
         body.extend_from_slice(content);
         body.extend_from_slice(b"\r\n");
         line.clear();
+        line_begun = false;
     }
 }
+
+/// The most of an unfinished body line [`read_body`] holds apart from the body.
+const LINE_HELD_AT_MOST: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -209,6 +230,148 @@ mod tests {
         let got = body(b"a\r\n..dot\nbare\r\n.\r\nNEXT", 1000).await;
         assert_eq!(got, Body::Complete(b"a\r\n.dot\r\nbare\r\n".to_vec()));
         assert_eq!(body(b".\n", 10).await, Body::Complete(Vec::new()));
+    }
+
+    /// Lines far longer than what is held apart from the body arrive whole, with
+    /// their leading dot removed once, a CR split from its LF by the reads, and a
+    /// dot inside a long line left alone; after them the final dot is still found.
+    #[tokio::test]
+    async fn long_lines_move_into_the_body_intact() {
+        let long = |c: u8| vec![c; 3 * LINE_HELD_AT_MOST + 5];
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        input.extend_from_slice(b"..");
+        input.extend_from_slice(&long(b'a'));
+        input.extend_from_slice(b"\r\n");
+        want.extend_from_slice(b".");
+        want.extend_from_slice(&long(b'a'));
+        want.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&long(b'b'));
+        input.extend_from_slice(b".\r\r\n");
+        want.extend_from_slice(&long(b'b'));
+        want.extend_from_slice(b".\r\r\n");
+        input.extend_from_slice(&long(b'c'));
+        input.extend_from_slice(b"\n.\r\nQUIT\r\n");
+        want.extend_from_slice(&long(b'c'));
+        want.extend_from_slice(b"\r\n");
+        for capacity in [7, 4096, 1 << 16] {
+            let mut r = tokio::io::BufReader::with_capacity(capacity, &input[..]);
+            let mut held = MemoryBudget::new(1 << 20).reservation();
+            let got = read_body(&mut r, 1 << 20, &mut held).await.unwrap();
+            assert!(
+                got == Body::Complete(want.clone()),
+                "reader capacity {capacity}"
+            );
+            assert_eq!(
+                read_line(&mut r, 100).await.unwrap(),
+                Line::Complete(b"QUIT".to_vec())
+            );
+        }
+    }
+
+    /// The reader against the rule written plainly, on bodies of random lines (long
+    /// and short, with dots, CRs and bare LFs where they matter) read in chunks of
+    /// random sizes.
+    #[tokio::test]
+    async fn bodies_match_the_plain_rule() {
+        fn plain(input: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for line in input.split_inclusive(|&b| b == b'\n') {
+                let mut content = line.strip_suffix(b"\n").unwrap_or(line);
+                content = content.strip_suffix(b"\r").unwrap_or(content);
+                if content == b"." {
+                    break;
+                }
+                out.extend_from_slice(content.strip_prefix(b".").unwrap_or(content));
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        }
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..200 {
+            let mut input = Vec::new();
+            for _ in 0..next(8) {
+                // A line is never a lone dot here (that would end the body early): a
+                // leading dot is followed by something, and dots and CRs come later.
+                let len = [
+                    1,
+                    5,
+                    6,
+                    LINE_HELD_AT_MOST - 1,
+                    LINE_HELD_AT_MOST,
+                    3 * LINE_HELD_AT_MOST,
+                ][next(6) as usize];
+                if next(3) == 0 {
+                    input.push(b'.');
+                }
+                for k in 0..len {
+                    input.push(
+                        [b'x', b'.', b'\r'][usize::from(k % 97 == 5) * (1 + next(2) as usize)],
+                    );
+                }
+                input.extend_from_slice(if next(2) == 0 { b"\r\n" } else { b"\n" });
+            }
+            input.extend_from_slice(b".\r\nAFTER\r\n");
+            let capacity = [1, 7, 100, 4096, 65536][next(5) as usize];
+            let mut r = tokio::io::BufReader::with_capacity(capacity, &input[..]);
+            let mut held = MemoryBudget::new(1 << 20).reservation();
+            let got = read_body(&mut r, 1 << 20, &mut held).await.unwrap();
+            let Body::Complete(got) = got else {
+                panic!("not complete")
+            };
+            let want = plain(&input);
+            if got != want {
+                let at = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(got.len().min(want.len()));
+                panic!("capacity {capacity}: got {} want {} bytes, first difference at {at}: got {:?} want {:?}; input {:?}",
+                    got.len(), want.len(), String::from_utf8_lossy(&got[at.saturating_sub(5)..(at+5).min(got.len())]),
+                    String::from_utf8_lossy(&want[at.saturating_sub(5)..(at+5).min(want.len())]),
+                    String::from_utf8_lossy(&input[..input.len().min(60)]));
+            }
+            assert_eq!(
+                read_line(&mut r, 100).await.unwrap(),
+                Line::Complete(b"AFTER".to_vec())
+            );
+        }
+    }
+
+    /// A dot that lands at the start of what is still held of a long line, wherever
+    /// the reads cut it, is kept: only a line's first dot is removed.
+    #[tokio::test]
+    async fn a_dot_where_a_long_line_was_cut_is_kept() {
+        for at in LINE_HELD_AT_MOST - 10..LINE_HELD_AT_MOST + 20 {
+            let mut line = vec![b'x'; LINE_HELD_AT_MOST + 30];
+            line[at] = b'.';
+            let mut input = line.clone();
+            input.extend_from_slice(b"\r\n.\r\n");
+            let mut want = line;
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(
+                body(&input, 1 << 20).await,
+                Body::Complete(want),
+                "dot at {at}"
+            );
+        }
+    }
+
+    /// A line that is only a dot ends the body only at the start of a line: the end
+    /// of a long line that happens to be ".\r\n" does not.
+    #[tokio::test]
+    async fn a_long_line_ending_in_a_dot_is_not_the_end() {
+        let mut input = vec![b'z'; 2 * LINE_HELD_AT_MOST];
+        input.extend_from_slice(b".\r\n.\r\n");
+        let mut want = vec![b'z'; 2 * LINE_HELD_AT_MOST];
+        want.extend_from_slice(b".\r\n");
+        assert_eq!(body(&input, 1 << 20).await, Body::Complete(want));
     }
 
     #[tokio::test]
