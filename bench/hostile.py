@@ -37,7 +37,7 @@ CONFIG_TEMPLATE = """data_dir = "{data_dir}"
 listen = {{ imap = "127.0.0.1:{imap}", lmtp = "127.0.0.1:{lmtp}", sync = "127.0.0.1:{sync}" }}
 """
 FLOODS = ("imap-literal", "imap-literal-plus", "sync-literal-256M", "sync-literal-4x64M",
-          "passwords", "idle", "slowloris", "data-churn", "huge-fetch")
+          "passwords", "idle", "slowloris", "data-churn", "append-churn", "huge-fetch")
 
 
 def log(msg):
@@ -265,6 +265,7 @@ def run_flood(a, server, name, acked):
          "idle": lambda: hf.idle(f),
          "slowloris": lambda: hf.slowloris(f, f"{LEGIT}@localhost"),
          "data-churn": lambda: hf.data_churn(f, f"{LEGIT}@localhost"),
+         "append-churn": lambda: hf.append_churn(f, ATTACKED, ATTACKED_PW),
          "huge-fetch": lambda: hf.huge_fetch(f, ATTACKED, ATTACKED_PW)}[name]()
     finally:
         mon.stop()

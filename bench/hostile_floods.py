@@ -356,6 +356,28 @@ def data_churn(f, rcpt):
     run_workers(f, f.a.connections, attempt)
 
 
+# 5c. APPEND churn
+def append_churn(f, user, password):
+    """`connections` logged-in clients, each announcing a data_stall_mb MiB APPEND
+    (non-synchronizing literal), sending all of it but the last line and hanging up,
+    over and over. As data-churn, through IMAP's literal reader."""
+    size = f.a.data_stall_mb * MIB
+    head = b"Subject: dropped\r\n\r\n"
+
+    def attempt(f):
+        with f.connect(f.ports["imap"]) as s:
+            read_line(s)
+            s.sendall(b'l LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
+            if (read_tagged(s, b"l") or b"").split(b" ")[1:2] != [b"OK"]:
+                f.count("login_failed")
+                return
+            s.sendall(b"a APPEND INBOX {%d+}\r\n" % size + head)
+            f.count("append_started")
+            send_bytes(f, s, size - len(head) - 100)
+            f.count("append_dropped")
+    run_workers(f, f.a.connections, attempt)
+
+
 # 6. huge FETCH
 def huge_fetch(f, user, password):
     """fetch_clients logged-in clients: half send FETCH 1 (BODY.PEEK[] x400), half
