@@ -512,3 +512,35 @@ fn bodies_beyond_the_memory_budget_are_refused_with_a_temporary_error() {
     assert!(c.reply().starts_with("250"));
     assert_eq!(inbox_bodies(&server.store, "alice", "INBOX").len(), 5);
 }
+
+/// A message whose body is one line of a megabyte (with a leading dot, and a dot
+/// where the server's reads may cut it) is stored byte for byte, Return-Path in
+/// front, and the session goes on: long lines move into the body as they arrive.
+#[test]
+fn a_megabyte_line_is_stored_whole() {
+    let server = start(LmtpConfig::default());
+    let mut c = Client::connect(server.addr);
+    c.cmd("LHLO x");
+    c.cmd("MAIL FROM:<a@b>");
+    c.cmd("RCPT TO:<alice@x>");
+    assert!(c.cmd("DATA").starts_with("354"));
+    let line: Vec<u8> = (0..1 << 20)
+        .map(|i| {
+            if i % 4099 == 0 {
+                b'.'
+            } else {
+                b'a' + (i % 26) as u8
+            }
+        })
+        .collect();
+    let mut wire = b"Subject: long\r\n\r\n.".to_vec();
+    wire.extend_from_slice(&line);
+    wire.extend_from_slice(b"\r\nend\r\n.\r\n");
+    c.send(&wire);
+    assert!(c.reply().starts_with("250"));
+    assert!(c.cmd("NOOP").starts_with("250"));
+    let mut want = b"Return-Path: <a@b>\r\nSubject: long\r\n\r\n".to_vec();
+    want.extend_from_slice(&line);
+    want.extend_from_slice(b"\r\nend\r\n");
+    assert!(inbox_bodies(&server.store, "alice", "INBOX") == vec![want]);
+}
