@@ -49,7 +49,14 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     // Thousands of sessions may watch one mailbox: spread their queries
                     // over a few milliseconds so the one that made the change (a
                     // delivery waiting to send its 250) is not queued behind them all.
-                    tokio::time::sleep(Duration::from_micros(rand_jitter_micros())).await;
+                    // A mailbox watched by a few (a user's own INBOX) is told at once.
+                    let crowded = self
+                        .selected
+                        .as_ref()
+                        .is_some_and(|s| self.store.watchers(&s.id) > SPREAD_ABOVE);
+                    if crowded {
+                        tokio::time::sleep(Duration::from_micros(rand_jitter_micros())).await;
+                    }
                     tokio::task::block_in_place(|| self.report_changes(true));
                 }
                 _ = crate::notify::woken(&mut self.notifying) => {
@@ -100,6 +107,9 @@ async fn read_short_line<R: AsyncRead + Unpin>(
     }
     Ok(true)
 }
+
+/// Watchers of one mailbox above which IDLE sessions spread their wake-ups.
+const SPREAD_ABOVE: usize = 64;
 
 /// A pseudo-random delay of up to 50 ms, different for each call.
 fn rand_jitter_micros() -> u64 {

@@ -277,6 +277,17 @@ impl Store {
             .subscribe()
     }
 
+    /// How many watchers of `mailbox` (from [`Store::watch`]) this process has now.
+    /// Only a hint: it may change as soon as it is read.
+    pub fn watchers(&self, mailbox: &UniqueId) -> usize {
+        let watchers = self
+            .shared
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        watchers.get(mailbox).map_or(0, |tx| tx.receiver_count())
+    }
+
     /// Watches a user's mailbox list: the receiver is marked changed after each
     /// mailbox creation, rename or deletion, and each subscription change, committed
     /// through this process's `Store` (the value itself means nothing).
@@ -382,6 +393,24 @@ pub(crate) fn now() -> i64 {
 #[cfg(test)]
 mod crowd_tests {
     use super::*;
+
+    /// The count of watchers follows receivers as they come and go.
+    #[test]
+    fn watchers_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
+        store.create_user("u", None, false).unwrap();
+        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+        assert_eq!(store.watchers(&inbox), 0);
+        let a = store.watch(&inbox);
+        let b = store.watch(&inbox);
+        assert_eq!(store.watchers(&inbox), 2);
+        drop(a);
+        assert_eq!(store.watchers(&inbox), 1);
+        drop(b);
+        assert_eq!(store.watchers(&inbox), 0);
+    }
 
     /// A few watchers hear of a change at once; a crowd hears of it a moment later,
     /// and every one of them does.
