@@ -14,8 +14,11 @@ use crate::config::{parse_addr, Config};
 ///
 /// Why: tokio's default (512) let 50 busy IMAP clients grow the server to 336 threads,
 /// each with its stack and a share of the allocator's arenas, about 3 MB a client,
-/// while two cores gain nothing from more than a few dozen.
-const MAX_BLOCKING_THREADS: usize = 64;
+/// while two cores gain nothing from more than a few dozen. At 50 clients
+/// (`bench/imap_steady.py --clients 50`): 64 threads, 2.0 MB a client; 32, 1.7-1.8 MB
+/// with the same throughput; 16, 3.9 MB (work queued for a thread holds its buffers
+/// meanwhile).
+const MAX_BLOCKING_THREADS: usize = 32;
 
 /// How long sessions get to finish after SIGTERM before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
