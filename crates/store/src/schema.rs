@@ -244,32 +244,51 @@ const STATEMENT_CACHE: usize = 512;
 /// and at a clean close the kept WAL is truncated to nothing.
 const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
-/// Keeps the database's `-wal` and `-shm` files when its last connection closes
-/// (`SQLITE_FCNTL_PERSIST_WAL`) instead of deleting them, the WAL truncated to zero
-/// bytes (so a large WAL does not stay on disk after it was checkpointed).
+/// Sets SQLite's process-wide configuration, once, before SQLite starts (the first
+/// connection opened in the process); later it changes nothing, which is harmless.
 ///
-/// Turns off SQLite's allocation statistics, process-wide, before SQLite starts.
-///
-/// Why: with them on (the default), every allocation SQLite makes takes one global
-/// mutex to count it. tern never reads the counts, and under imaptest's steady-state
-/// load the waits on that mutex were about a tenth of the server's CPU. Only possible
-/// before SQLite initialises (the first connection opened in the process); later it
-/// changes nothing, which is harmless.
-pub(crate) fn quiet_allocation_stats() {
+/// - Allocation statistics off. With them on (the default), every allocation SQLite
+///   makes takes one global mutex to count it. tern never reads the counts, and under
+///   imaptest's steady-state load the waits on that mutex were about a tenth of the
+///   server's CPU.
+/// - A statement's journal (the pages it changed, kept so that the statement alone can
+///   be undone) stays in memory up to [`STATEMENT_JOURNAL_IN_MEMORY`]. At SQLite's
+///   default of 64 KiB an EXPUNGE spilled it to a temporary file: opened, unlinked and
+///   written with about 250 KiB on every EXPUNGE of 148 messages, for a file nobody
+///   reads unless a statement fails.
+pub(crate) fn configure_process() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let off: std::ffi::c_int = 0;
-        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; sqlite3_config touches only
-        // SQLite's global configuration, and refuses (SQLITE_MISUSE) once SQLite is
-        // initialised instead of changing anything.
+        let spill = STATEMENT_JOURNAL_IN_MEMORY as std::ffi::c_int;
+        // SAFETY: both options take one int; sqlite3_config touches only SQLite's
+        // global configuration, and refuses (SQLITE_MISUSE) once SQLite is initialised
+        // instead of changing anything.
         let rc =
             unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, off) };
         if rc != rusqlite::ffi::SQLITE_OK {
             tracing::debug!(rc, "SQLite allocation statistics stay on");
         }
+        // SAFETY: as above.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_STMTJRNL_SPILL, spill)
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            tracing::debug!(rc, "SQLite statement journals spill at the default size");
+        }
     });
 }
 
+/// How much of one statement's journal SQLite keeps in memory before it moves it to a
+/// temporary file (see [`configure_process`]). The writer is one connection and its
+/// statements change at most a few hundred pages, except the rare large deletion,
+/// which still spills.
+const STATEMENT_JOURNAL_IN_MEMORY: usize = 4 << 20;
+
+/// Keeps the database's `-wal` and `-shm` files when its last connection closes
+/// (`SQLITE_FCNTL_PERSIST_WAL`) instead of deleting them, the WAL truncated to zero
+/// bytes (so a large WAL does not stay on disk after it was checkpointed).
+///
 /// Why: opening a WAL database whose `-shm` file is missing must allocate it (32 KiB),
 /// which fails on a full disk (`SQLITE_IOERR_SHMSIZE`), so a server stopped cleanly
 /// could not start again, not even to serve reads, until space was freed. Kept, the

@@ -119,7 +119,7 @@ impl Store {
     /// behind (temporary files, unreferenced new blobs; see
     /// [`Store::wait_for_orphan_scan`]).
     pub fn open(config: StoreConfig, indexer: Arc<dyn ContentIndexer>) -> Result<Store> {
-        crate::schema::quiet_allocation_stats();
+        crate::schema::configure_process();
         let mut config = config;
         fs::create_dir_all(&config.data_dir)
             .map_err(|e| StoreError::io("create", &config.data_dir, e))?;
