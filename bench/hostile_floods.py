@@ -305,26 +305,33 @@ def slowloris(f, rcpt):
     stalls.join(15)
 
 
+def _start_data(f, s, rcpt, name):
+    """Takes an LMTP connection to DATA's 354 and sends a header; False (counted) when
+    the server closed it or refused on the way."""
+    if read_line(s) is None:
+        f.count("closed_by_server")
+        return False
+    s.sendall(b"LHLO %s.example.org\r\nMAIL FROM:<%s@example.org>\r\n"
+              b"RCPT TO:<%s>\r\nDATA\r\n" % (name.encode(), name.encode(), rcpt.encode()))
+    for _ in range(50):
+        line = read_line(s)
+        if line is None or line[:1] in (b"4", b"5"):
+            f.count("data_refused")
+            return False
+        if line.startswith(b"354"):
+            break
+    else:
+        return False
+    f.count("data_started")
+    s.sendall(b"From: %s@example.org\r\nSubject: %s\r\n\r\n" % (name.encode(), name.encode()))
+    return True
+
+
 def _data_stall(f, rcpt):
     with f.connect(f.ports["lmtp"]) as s:
-        if read_line(s) is None:
-            f.count("closed_by_server")
-            return
-        s.sendall(b"LHLO stall.example.org\r\nMAIL FROM:<stall@example.org>\r\n"
-                  b"RCPT TO:<%s>\r\nDATA\r\n" % rcpt.encode())
-        for _ in range(50):
-            line = read_line(s)
-            if line is None or line[:1] in (b"4", b"5"):
-                f.count("data_refused")
-                return
-            if line.startswith(b"354"):
-                break
-        else:
-            return
-        f.count("data_started")
-        s.sendall(b"From: stall@example.org\r\nSubject: stalled\r\n\r\n")
-        send_bytes(f, s, f.a.data_stall_mb * MIB)
-        stall(f, s)
+        if _start_data(f, s, rcpt, "stall"):
+            send_bytes(f, s, f.a.data_stall_mb * MIB)
+            stall(f, s)
 
 
 # 5b. DATA churn
@@ -335,24 +342,9 @@ def data_churn(f, rcpt):
     glibc's default allocator settings this climbed past the 512 MB aim)."""
     def attempt(f):
         with f.connect(f.ports["lmtp"]) as s:
-            if read_line(s) is None:
-                f.count("closed_by_server")
-                return
-            s.sendall(b"LHLO churn.example.org\r\nMAIL FROM:<churn@example.org>\r\n"
-                      b"RCPT TO:<%s>\r\nDATA\r\n" % rcpt.encode())
-            for _ in range(50):
-                line = read_line(s)
-                if line is None or line[:1] in (b"4", b"5"):
-                    f.count("data_refused")
-                    return
-                if line.startswith(b"354"):
-                    break
-            else:
-                return
-            f.count("data_started")
-            s.sendall(b"From: churn@example.org\r\nSubject: dropped\r\n\r\n")
-            send_bytes(f, s, f.a.data_stall_mb * MIB)
-            f.count("data_dropped")
+            if _start_data(f, s, rcpt, "churn"):
+                send_bytes(f, s, f.a.data_stall_mb * MIB)
+                f.count("data_dropped")
     run_workers(f, f.a.connections, attempt)
 
 
