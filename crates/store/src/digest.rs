@@ -104,20 +104,22 @@ pub(crate) fn record_hash(
     line.push(b' ');
     line.decimal(size);
     line.push(b' ');
-    let mut guid_hex = [0u8; 40];
-    match hex::encode_to_slice(guid, &mut guid_hex) {
-        Ok(()) => line.extend(&guid_hex),
-        Err(_) => {
-            hash.update(line.as_bytes());
-            hash.update(hex::encode(guid));
-            line = Line::default();
-        }
+    if !line.hex(guid) {
+        hash.update(line.as_bytes());
+        hash.update(hex::encode(guid));
+        line = Line::default();
     }
     line.push(b' ');
     line.decimal(expunged);
     line.push(b' ');
+    // The flags join the line when they fit (nearly always): one update of the hash
+    // instead of two, the same bytes hashed.
+    if !line.try_extend(flags.as_bytes()) {
+        hash.update(line.as_bytes());
+        line = Line::default();
+        hash.update(flags.as_bytes());
+    }
     hash.update(line.as_bytes());
-    hash.update(flags.as_bytes());
     if let Some(uidl) = pop3_uidl {
         hash.update(b"\n");
         hash.update(uidl.as_bytes());
@@ -129,8 +131,9 @@ pub(crate) fn record_hash(
 }
 
 /// A short line assembled without allocation or formatting machinery, for
-/// [`record_hash`]. Its 160 bytes hold what the hash line puts in one piece; `push`
-/// past the end is a logic error caught in debug builds and dropped in release.
+/// [`record_hash`]. Its 160 bytes hold what the hash line puts in one piece (and the
+/// flags when they fit); `push` past the end is a logic error caught in debug builds
+/// and dropped in release.
 struct Line {
     bytes: [u8; 160],
     len: usize,
@@ -145,6 +148,14 @@ impl Default for Line {
     }
 }
 
+/// "00" to "99", two bytes each: [`Line::decimal`] writes two digits per division.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 impl Line {
     fn push(&mut self, b: u8) {
         debug_assert!(self.len < self.bytes.len());
@@ -154,10 +165,30 @@ impl Line {
         }
     }
 
-    fn extend(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.push(b);
+    /// Appends `bytes` if they fit, and says whether they did.
+    fn try_extend(&mut self, bytes: &[u8]) -> bool {
+        let end = self.len + bytes.len();
+        match self.bytes.get_mut(self.len..end) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len = end;
+                true
+            }
+            None => false,
         }
+    }
+
+    /// Appends `bytes` in lower-case hex if they fit, and says whether they did.
+    fn hex(&mut self, bytes: &[u8]) -> bool {
+        let end = self.len + 2 * bytes.len();
+        let Some(room) = self.bytes.get_mut(self.len..end) else {
+            return false;
+        };
+        if hex::encode_to_slice(bytes, room).is_err() {
+            return false;
+        }
+        self.len = end;
+        true
     }
 
     /// `v` in decimal, as `{}` would write it.
@@ -168,15 +199,18 @@ impl Line {
         let mut digits = [0u8; 20];
         let mut n = v.unsigned_abs();
         let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+        while n >= 10 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
         }
-        self.extend(&digits[at..]);
+        if n > 0 || at == digits.len() {
+            at -= 1;
+            digits[at] = b'0' + n as u8;
+        }
+        let fitted = self.try_extend(&digits[at..]);
+        debug_assert!(fitted);
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -435,10 +469,32 @@ mod tests {
     #[test]
     fn record_hash_is_the_defined_line() {
         let guid20: Vec<u8> = (0..20).collect();
-        let numbers = [0, 1, -1, 42, i64::MAX, i64::MIN, 1_700_000_000];
+        let numbers = [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            42,
+            99,
+            100,
+            101,
+            1009,
+            -100,
+            i64::MAX,
+            i64::MIN,
+            1_700_000_000,
+        ];
+        // Flags that fit the line beside the rest, and flags that cannot.
+        let long_flags = format!("\\Seen {}", "$k".repeat(100));
         for &n in &numbers {
             for guid in [&guid20[..], &[][..], &[0xff; 3][..], &[7; 64][..]] {
-                for uidl in [None, Some("UIDL-1")] {
+                for (uidl, flags) in [
+                    (None, "\\Seen $x"),
+                    (Some("UIDL-1"), "\\Seen $x"),
+                    (None, ""),
+                    (None, long_flags.as_str()),
+                ] {
                     let args = (
                         n,
                         n.wrapping_add(1),
@@ -446,7 +502,7 @@ mod tests {
                         n.wrapping_neg(),
                         guid,
                         n,
-                        "\\Seen $x",
+                        flags,
                         uidl,
                     );
                     assert_eq!(
@@ -456,6 +512,25 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The two-digits-at-a-time decimal writes what `{}` writes: every number up to
+    /// 10,000, each power of ten and its neighbours, and the extremes.
+    #[test]
+    fn decimal_is_display() {
+        let mut numbers: Vec<i64> = (-10_000..=10_000).collect();
+        for p in 0..19 {
+            let t = 10i64.pow(p);
+            // 99...9 of p + 1 digits, where it is an i64.
+            let nines = t.checked_mul(10).map_or(i64::MAX, |ten| ten - 1);
+            numbers.extend([t - 1, t, t + 1, -t, 5 * t, nines]);
+        }
+        numbers.extend([i64::MAX, i64::MIN, i64::MAX - 1, i64::MIN + 1]);
+        for n in numbers {
+            let mut line = Line::default();
+            line.decimal(n);
+            assert_eq!(line.as_bytes(), n.to_string().as_bytes(), "{n}");
         }
     }
 
