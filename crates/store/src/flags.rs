@@ -1,6 +1,5 @@
 //! Message flags: IMAP system flags and keywords.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::error::{Result, StoreError};
@@ -35,14 +34,16 @@ impl Flag {
     /// Rejects `\Recent`, unknown backslash flags, and keywords that are not IMAP atoms.
     pub fn parse(s: &str) -> Result<Flag> {
         if let Some(system) = s.strip_prefix('\\') {
-            return match system.to_ascii_lowercase().as_str() {
-                "seen" => Ok(Flag::Seen),
-                "answered" => Ok(Flag::Answered),
-                "flagged" => Ok(Flag::Flagged),
-                "deleted" => Ok(Flag::Deleted),
-                "draft" => Ok(Flag::Draft),
-                _ => Err(StoreError::InvalidFlag(s.to_owned())),
-            };
+            // Compared in place: parsing runs for every record a flag store or a
+            // FETCH FLAGS reads, and lower-casing into a new string cost an allocation.
+            return SYSTEM
+                .iter()
+                .find(|f| {
+                    f.system_name()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(system))
+                })
+                .cloned()
+                .ok_or_else(|| StoreError::InvalidFlag(s.to_owned()));
         }
         let atom_ok = !s.is_empty()
             && s.len() <= MAX_KEYWORD_LEN
@@ -59,6 +60,41 @@ impl Flag {
     }
 }
 
+impl Flag {
+    /// The name of a system flag without its backslash; `None` for a keyword.
+    fn system_name(&self) -> Option<&'static str> {
+        match self {
+            Flag::Seen => Some("Seen"),
+            Flag::Answered => Some("Answered"),
+            Flag::Flagged => Some("Flagged"),
+            Flag::Deleted => Some("Deleted"),
+            Flag::Draft => Some("Draft"),
+            Flag::Keyword(_) => None,
+        }
+    }
+
+    /// A system flag's bit in [`Flags`] (its place in [`SYSTEM`]); `None` for a keyword.
+    fn bit(&self) -> Option<u8> {
+        match self {
+            Flag::Seen => Some(1),
+            Flag::Answered => Some(1 << 1),
+            Flag::Flagged => Some(1 << 2),
+            Flag::Deleted => Some(1 << 3),
+            Flag::Draft => Some(1 << 4),
+            Flag::Keyword(_) => None,
+        }
+    }
+}
+
+/// The system flags in canonical order, which is `Flag`'s order.
+static SYSTEM: [Flag; 5] = [
+    Flag::Seen,
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Draft,
+];
+
 impl fmt::Display for Flag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -73,8 +109,17 @@ impl fmt::Display for Flag {
 }
 
 /// The set of flags on a record, in canonical order (system flags first).
+///
+/// System flags are bits and keywords a sorted list, so a set of system flags alone
+/// (most records) holds no allocation: flag sets are built for every record a flag
+/// store or a FETCH reads.
 #[derive(Clone, PartialEq, Eq, Default, Debug)]
-pub struct Flags(BTreeSet<Flag>);
+pub struct Flags {
+    /// One bit per system flag set ([`Flag::bit`]).
+    system: u8,
+    /// The keywords set: only `Flag::Keyword`, sorted, no two equal.
+    keywords: Vec<Flag>,
+}
 
 impl Flags {
     /// No flags.
@@ -89,54 +134,111 @@ impl Flags {
 
     /// True if `flag` is set.
     pub fn contains(&self, flag: &Flag) -> bool {
-        self.0.contains(flag)
+        match flag.bit() {
+            Some(bit) => self.system & bit != 0,
+            None => self.keywords.binary_search(flag).is_ok(),
+        }
     }
 
     /// Sets `flag`; returns true if it was not set before.
     pub fn insert(&mut self, flag: Flag) -> bool {
-        self.0.insert(flag)
+        if let Some(bit) = flag.bit() {
+            let new = self.system & bit == 0;
+            self.system |= bit;
+            return new;
+        }
+        match self.keywords.binary_search(&flag) {
+            Ok(_) => false,
+            Err(at) => {
+                self.keywords.insert(at, flag);
+                true
+            }
+        }
     }
 
     /// Clears `flag`; returns true if it was set.
     pub fn remove(&mut self, flag: &Flag) -> bool {
-        self.0.remove(flag)
+        if let Some(bit) = flag.bit() {
+            let was = self.system & bit != 0;
+            self.system &= !bit;
+            return was;
+        }
+        match self.keywords.binary_search(flag) {
+            Ok(at) => {
+                self.keywords.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Iterates in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = &Flag> {
-        self.0.iter()
+        let system = self.system;
+        SYSTEM
+            .iter()
+            .filter(move |f| f.bit().is_some_and(|bit| system & bit != 0))
+            .chain(self.keywords.iter())
     }
 
     /// Number of flags set.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.system.count_ones() as usize + self.keywords.len()
     }
 
     /// True when no flag is set.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.system == 0 && self.keywords.is_empty()
     }
 
     /// Applies a flag change and returns the result.
     pub fn apply(&self, op: FlagOp, flags: &Flags) -> Flags {
         match op {
             FlagOp::Replace => flags.clone(),
-            FlagOp::Add => Flags(self.0.union(&flags.0).cloned().collect()),
-            FlagOp::Remove => Flags(self.0.difference(&flags.0).cloned().collect()),
+            FlagOp::Add => {
+                let mut keywords = self.keywords.clone();
+                for k in &flags.keywords {
+                    if let Err(at) = keywords.binary_search(k) {
+                        keywords.insert(at, k.clone());
+                    }
+                }
+                Flags {
+                    system: self.system | flags.system,
+                    keywords,
+                }
+            }
+            FlagOp::Remove => Flags {
+                system: self.system & !flags.system,
+                keywords: self
+                    .keywords
+                    .iter()
+                    .filter(|k| flags.keywords.binary_search(k).is_err())
+                    .cloned()
+                    .collect(),
+            },
         }
     }
 }
 
 impl FromIterator<Flag> for Flags {
     fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Flags {
-        Flags(iter.into_iter().collect())
+        let mut flags = Flags::new();
+        for flag in iter {
+            match flag.bit() {
+                Some(bit) => flags.system |= bit,
+                None => flags.keywords.push(flag),
+            }
+        }
+        flags.keywords.sort_unstable();
+        flags.keywords.dedup();
+        flags
     }
 }
 
 impl fmt::Display for Flags {
     /// Space-separated, canonical order: the form stored in the index.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, flag) in self.0.iter().enumerate() {
+        for (i, flag) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
@@ -173,6 +275,85 @@ mod tests {
         assert!(Flag::parse("a(b").is_err());
         assert!(Flag::parse("").is_err());
         assert!(Flag::parse(&"k".repeat(MAX_KEYWORD_LEN + 1)).is_err());
+    }
+
+    /// Every operation agrees with an ordered set of flags (what `Flags` was before it
+    /// held bits), over random sequences of system flags and keywords, some differing
+    /// only in case: contents, order, length, equality and the text stored.
+    #[test]
+    fn behaves_as_an_ordered_set() {
+        use std::collections::BTreeSet;
+        let pool: Vec<Flag> = [
+            "\\Seen",
+            "\\Answered",
+            "\\Flagged",
+            "\\Deleted",
+            "\\Draft",
+            "$Junk",
+            "$junk",
+            "Work",
+            "a",
+            "zz",
+            "$MDNSent",
+        ]
+        .iter()
+        .map(|f| Flag::parse(f).unwrap())
+        .collect();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..300 {
+            let mut flags = Flags::new();
+            let mut model = BTreeSet::new();
+            for _ in 0..20 {
+                let flag = pool[next(pool.len())].clone();
+                if next(3) == 0 {
+                    assert_eq!(flags.remove(&flag), model.remove(&flag));
+                } else {
+                    assert_eq!(flags.insert(flag.clone()), model.insert(flag));
+                }
+                let probe = &pool[next(pool.len())];
+                assert_eq!(flags.contains(probe), model.contains(probe));
+                assert_eq!(flags.len(), model.len());
+                assert_eq!(flags.is_empty(), model.is_empty());
+                assert!(flags.iter().eq(model.iter()));
+            }
+            let other: Vec<Flag> = (0..next(6))
+                .map(|_| pool[next(pool.len())].clone())
+                .collect();
+            let other_set: BTreeSet<Flag> = other.iter().cloned().collect();
+            let other = Flags::from_iter(other.into_iter().rev());
+            assert!(other.iter().eq(other_set.iter()));
+            let added: BTreeSet<Flag> = model.union(&other_set).cloned().collect();
+            let removed: BTreeSet<Flag> = model.difference(&other_set).cloned().collect();
+            assert!(flags.apply(FlagOp::Add, &other).iter().eq(added.iter()));
+            assert!(flags
+                .apply(FlagOp::Remove, &other)
+                .iter()
+                .eq(removed.iter()));
+            assert_eq!(flags.apply(FlagOp::Replace, &other), other);
+            let text = model
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert_eq!(flags.to_string(), text);
+            assert_eq!(Flags::parse_list(&text).unwrap(), flags);
+            let shuffled: Flags = model
+                .iter()
+                .rev()
+                .cloned()
+                .chain(model.iter().cloned())
+                .collect();
+            assert_eq!(
+                shuffled, flags,
+                "equal whatever order and repetition built them"
+            );
+        }
     }
 
     #[test]
