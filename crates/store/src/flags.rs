@@ -58,9 +58,7 @@ impl Flag {
             Err(StoreError::InvalidFlag(s.to_owned()))
         }
     }
-}
 
-impl Flag {
     /// The name of a system flag without its backslash; `None` for a keyword.
     fn system_name(&self) -> Option<&'static str> {
         match self {
