@@ -93,8 +93,8 @@ pub(crate) fn record_hash(
     let mut hash = Sha1::new();
     // The line is built on the stack, digits by hand: this runs twice for every record
     // a write changes, and `write!` formatting cost as much as the hash itself. Five
-    // i64s in decimal (at most 20 bytes each), a GUID in hex and the separators fit in
-    // 160 bytes; a GUID longer than 20 bytes is hashed in a second piece.
+    // i64s in decimal (at most 20 bytes each), a 20-byte GUID in hex and the separators
+    // fit in 160 bytes; a GUID too long for what is left is hashed in a piece of its own.
     let mut line = Line::default();
     line.decimal(uid);
     line.push(b' ');
