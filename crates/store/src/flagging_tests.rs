@@ -246,3 +246,82 @@ fn scattered_sets_change_exactly_the_records_named() {
     let unchanged: Vec<u32> = again.unchanged.iter().map(|c| c.uid).collect();
     assert_eq!(unchanged, want);
 }
+
+/// A store meets each record's flags text: forty records, each with a keyword of its
+/// own (more texts than a store keeps worked out at once) and every third also
+/// \Flagged, all get \Seen and keep the rest; the outcome and the stored flags
+/// agree, and so does the digest. Then a user who may set \Seen but not \Deleted is
+/// refused as soon as one record would change, and nothing is written.
+#[test]
+fn every_flags_text_gets_its_own_change() {
+    use crate::flags::Flag;
+    let (_dir, store, actor, inbox) = crate::content::store_with_inbox(40);
+    for uid in 1..=40u32 {
+        let mut own: Flags = [Flag::parse(&format!("k{uid}")).unwrap()]
+            .into_iter()
+            .collect();
+        if uid.is_multiple_of(3) {
+            own.insert(Flag::Flagged);
+        }
+        store
+            .store_flags(&actor, &inbox, &[uid], FlagOp::Replace, &own, None)
+            .unwrap();
+    }
+    let seen: Flags = [Flag::Seen].into_iter().collect();
+    let all: Vec<u32> = (1..=40).collect();
+    let outcome = store
+        .store_flags(&actor, &inbox, &all, FlagOp::Add, &seen, None)
+        .unwrap();
+    assert_eq!(outcome.changed.len(), 40);
+    let want = |uid: u32| {
+        let flagged = if uid.is_multiple_of(3) {
+            "\\Flagged "
+        } else {
+            ""
+        };
+        format!("\\Seen {flagged}k{uid}")
+    };
+    for change in &outcome.changed {
+        assert_eq!(change.flags.to_string(), want(change.uid));
+    }
+    let stored: Vec<(u32, String)> = store
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT uid, flags FROM records ORDER BY uid")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .unwrap();
+    assert_eq!(stored.len(), 40);
+    for (uid, text) in &stored {
+        assert_eq!(*text, want(*uid));
+    }
+    let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+    let recomputed = store
+        .read(|c| crate::digest::recompute_records_digest(c, mailbox.id))
+        .unwrap();
+    assert_eq!(mailbox.digest, recomputed);
+
+    let reader = Actor {
+        name: "reader".into(),
+        is_admin: false,
+    };
+    store
+        .set_acl(
+            &actor,
+            &inbox,
+            "reader",
+            Some(Rights::parse("lrs").unwrap()),
+        )
+        .unwrap();
+    let before = store.mailbox("u", "INBOX").unwrap().unwrap();
+    let deleted: Flags = [Flag::Deleted].into_iter().collect();
+    assert!(store
+        .store_flags(&reader, &inbox, &all, FlagOp::Add, &deleted, None)
+        .is_err());
+    let unseen: Flags = [Flag::Seen].into_iter().collect();
+    assert!(store
+        .store_flags(&reader, &inbox, &[2, 3], FlagOp::Remove, &unseen, None)
+        .is_ok());
+    let after = store.mailbox("u", "INBOX").unwrap().unwrap();
+    assert_eq!(after.highest_modseq, before.highest_modseq + 1);
+}
