@@ -94,7 +94,6 @@ impl Store {
             // The records digest moves by one delta for the whole store, applied once
             // below: no trigger folds a change of flags and modseq (schema 12).
             let mut delta = RecordsDigest::default();
-            let mut changes = TextChanges::default();
             for rec in live_flags(conn, mailbox.id, uids)? {
                 let (uid, old_modseq, old_flags) = (rec.uid, rec.modseq, &rec.flags);
                 let follows = previous_changed && rec.follows;
@@ -103,21 +102,23 @@ impl Store {
                     outcome.modified.push(uid);
                     continue;
                 }
-                let change = changes.of(old_flags, op, &flags, &mailbox, rights)?;
-                if change.new == change.old {
+                let old = Flags::parse_list(old_flags).unwrap_or_default();
+                let new = old.apply(op, &flags);
+                if new == old {
                     outcome.unchanged.push(FlagChange {
                         uid,
                         modseq: old_modseq as Modseq,
-                        flags: change.old.clone(),
+                        flags: old,
                     });
                     continue;
                 }
+                needs_rights(&mailbox, rights, &old, &new)?;
                 let m = match modseq {
                     Some(m) => m,
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
                 };
-                let (new, new_text) = (change.new.clone(), change.new_text.as_str());
-                runs.push(uid, new_text, m as i64, follows)?;
+                let new_text = new.to_string();
+                runs.push(uid, &new_text, m as i64, follows)?;
                 previous_changed = true;
                 let hash = |modseq: i64, flags: &str| {
                     record_hash(
@@ -133,7 +134,7 @@ impl Store {
                 };
                 delta = delta
                     .fold(&hash(old_modseq, old_flags))
-                    .fold(&hash(m as i64, new_text));
+                    .fold(&hash(m as i64, &new_text));
                 outcome.changed.push(FlagChange {
                     uid,
                     modseq: m,
@@ -247,59 +248,6 @@ pub(crate) fn take_recent_in(
         )?;
     }
     Ok(mailbox.recent_uid)
-}
-
-/// What one flag store does to each stored flags text it meets. A `STORE 1:*` meets
-/// a handful of texts over thousands of records, so each is parsed, changed, checked
-/// against the rights and formatted once instead of once a record.
-#[derive(Default)]
-struct TextChanges {
-    /// The most recent texts met, at most [`TextChanges::KEPT`].
-    kept: Vec<TextChange>,
-}
-
-struct TextChange {
-    old_text: String,
-    old: Flags,
-    new: Flags,
-    /// `new` as stored.
-    new_text: String,
-}
-
-impl TextChanges {
-    /// Texts kept at once: records whose keywords all differ go through the last
-    /// place, without a list to search growing with them.
-    const KEPT: usize = 16;
-
-    /// The change `op` with `flags` makes to a record whose flags are stored as
-    /// `old_text`. Fails when it changes a flag that `rights` do not allow.
-    fn of(
-        &mut self,
-        old_text: &str,
-        op: FlagOp,
-        flags: &Flags,
-        mailbox: &crate::Mailbox,
-        rights: Rights,
-    ) -> Result<&TextChange> {
-        if let Some(at) = self.kept.iter().position(|c| c.old_text == old_text) {
-            return Ok(&self.kept[at]);
-        }
-        let old = Flags::parse_list(old_text).unwrap_or_default();
-        let new = old.apply(op, flags);
-        if new != old {
-            needs_rights(mailbox, rights, &old, &new)?;
-        }
-        if self.kept.len() == Self::KEPT {
-            self.kept.pop();
-        }
-        self.kept.push(TextChange {
-            old_text: old_text.to_owned(),
-            new_text: new.to_string(),
-            old,
-            new,
-        });
-        Ok(&self.kept[self.kept.len() - 1])
-    }
 }
 
 /// What a flag store reads of a live record: its flags and modseq, and the rest of

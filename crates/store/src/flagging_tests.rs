@@ -248,9 +248,8 @@ fn scattered_sets_change_exactly_the_records_named() {
 }
 
 /// A store meets each record's flags text: forty records, each with a keyword of its
-/// own (more texts than a store keeps worked out at once) and every third also
-/// \Flagged, all get \Seen and keep the rest; the outcome and the stored flags
-/// agree, and so does the digest. Then a user who may set \Seen but not \Deleted is
+/// own and every third also \Flagged, all get \Seen and keep the rest; the outcome
+/// and the stored flags agree, and so does the digest. Then a user who may set \Seen but not \Deleted is
 /// refused as soon as one record would change, and nothing is written.
 #[test]
 fn every_flags_text_gets_its_own_change() {
