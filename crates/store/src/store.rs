@@ -397,11 +397,7 @@ mod crowd_tests {
     /// The count of watchers follows receivers as they come and go.
     #[test]
     fn watchers_are_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
-        store.create_user("u", None, false).unwrap();
-        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+        let (_dir, store, _actor, inbox) = crate::content::store_with_inbox(0);
         assert_eq!(store.watchers(&inbox), 0);
         let a = store.watch(&inbox);
         let b = store.watch(&inbox);
@@ -416,11 +412,7 @@ mod crowd_tests {
     /// and every one of them does.
     #[test]
     fn crowds_are_told_a_moment_later() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(StoreConfig::new(dir.path()), crate::content::test_indexer()).unwrap();
-        store.create_user("u", None, false).unwrap();
-        let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+        let (_dir, store, _actor, inbox) = crate::content::store_with_inbox(0);
         let mut few = store.watch(&inbox);
         store.notify(&inbox, 7);
         assert!(few.has_changed().unwrap());
