@@ -21,6 +21,23 @@
 mod address;
 mod session;
 
+/// Doors into the parsers this crate keeps private, for the fuzz target
+/// (`fuzz/fuzz_targets/lmtp_command.rs`). Not an API: nothing here is stable.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The arguments of `MAIL` parsed: the reverse path and the SIZE parameter, or
+    /// why they are refused.
+    pub fn mail_from(args: &str) -> Result<(String, Option<u64>), &'static str> {
+        crate::address::parse_mail_from(args).map(|m| (m.reverse_path, m.size))
+    }
+
+    /// The arguments of `RCPT` parsed: the address, the user and the folder named by
+    /// the detail, or why they are refused.
+    pub fn rcpt_to(args: &str) -> Result<(String, String, Option<String>), &'static str> {
+        crate::address::parse_rcpt_to(args).map(|r| (r.address, r.user, r.folder))
+    }
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -39,6 +39,31 @@ mod wildmat;
 
 pub use command::{parse, ArticleRef, Command, ListKind, ParseError, Range, Retrieve, Selection};
 
+/// Doors into the parsers this crate keeps private, for the fuzz targets
+/// (`fuzz/fuzz_targets/nntp_input.rs`). Not an API: nothing here is stable.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Whether `name` matches the RFC 3977 wildmat `wildmat`.
+    pub fn wildmat_matches(wildmat: &str, name: &str) -> bool {
+        crate::wildmat::matches(wildmat, name)
+    }
+
+    /// `raw` checked and completed as a POSTed article (`offered` is `None`) or as
+    /// one an IHAVE offered under that Message-ID: the bytes that would be stored and
+    /// the groups named, or why the article is refused.
+    pub fn prepare_article(
+        raw: &[u8],
+        offered: Option<&str>,
+    ) -> Result<(Vec<u8>, Vec<String>), String> {
+        let arrival = match offered {
+            Some(id) => crate::post::Arrival::Ihave(id),
+            None => crate::post::Arrival::Post,
+        };
+        crate::post::prepare(raw, arrival, "fuzz.example", 1_700_000_000)
+            .map(|p| (p.message, p.groups))
+    }
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 
