@@ -1,8 +1,8 @@
 //! Fuzzes the arguments of LMTP's MAIL FROM and RCPT TO, the only LMTP command
 //! arguments tern parses (DATA bodies go through `net_input`). Any panic is a bug.
 //! Properties: an accepted path is at most 256 octets and holds no control
-//! character; a recipient's user is never empty and never holds the `+` that
-//! starts the folder.
+//! character; a recipient's user never holds the `+` that starts the folder (it may
+//! be empty: `+folder@` names a shared mailbox).
 
 #![no_main]
 
