@@ -262,6 +262,7 @@ pub(crate) fn set_flags(
         "UPDATE records SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
     )?
     .execute(params![mailbox_id, uid, flags, modseq])?;
+    crate::record_changes::note(conn, mailbox_id, modseq, uid, uid)?;
     let hash = |modseq: i64, flags: &str| {
         record_hash(
             uid,

@@ -5,7 +5,8 @@
 //! and a primary-key search. Instead, consecutive records that get the same flags
 //! are written by one UPDATE over their UID range, which walks the rows in order, and
 //! the scattered rest (`STORE 20,40,60... +FLAGS (\Deleted)`) by UPDATEs naming up
-//! to [`CHUNK`] UIDs each.
+//! to [`CHUNK`] UIDs each. Each run and each group of singles is noted in the log of
+//! changed ranges (`record_changes`) under its modseq.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -119,6 +120,7 @@ impl<'c> FlagRuns<'c> {
                 let written = stmt.execute(params_from_iter(head.into_iter().chain(uids)))?;
                 check(written, chunk.len(), chunk[0], chunk[chunk.len() - 1])?;
             }
+            crate::record_changes::note_uids(self.conn, self.mailbox_id, modseq, &uids)?;
         }
         Ok(())
     }
@@ -141,7 +143,8 @@ impl<'c> FlagRuns<'c> {
              AND uid BETWEEN ?2 AND ?3 AND expunged_modseq IS NULL",
             params![self.mailbox_id, run.lo, run.hi, &run.flags, run.modseq],
         )?;
-        check(written, run.records, run.lo, run.hi)
+        check(written, run.records, run.lo, run.hi)?;
+        crate::record_changes::note(self.conn, self.mailbox_id, run.modseq, run.lo, run.hi)
     }
 }
 
@@ -165,7 +168,9 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE records (mailbox_id INTEGER, uid INTEGER, modseq INTEGER, \
-             flags TEXT, expunged_modseq INTEGER, PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;",
+             flags TEXT, expunged_modseq INTEGER, PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID; \
+             CREATE TABLE record_changes (mailbox_id INTEGER, modseq INTEGER, uid_lo INTEGER, \
+             uid_hi INTEGER, PRIMARY KEY (mailbox_id, modseq, uid_lo)) WITHOUT ROWID;",
         )
         .unwrap();
         conn
@@ -193,6 +198,17 @@ mod tests {
             .query_map([mailbox], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap();
         rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    /// Whether the log of changed ranges covers `uid` under `modseq`.
+    fn logged(conn: &Connection, mailbox: i64, uid: i64, modseq: i64) -> bool {
+        conn.query_row(
+            "SELECT count(*) > 0 FROM record_changes WHERE mailbox_id = ?1 AND modseq = ?2 \
+             AND uid_lo <= ?3 AND uid_hi >= ?3",
+            params![mailbox, modseq, uid],
+            |r| r.get(0),
+        )
+        .unwrap()
     }
 
     /// Runs write exactly the records pushed: not the expunged record inside a
@@ -226,6 +242,12 @@ mod tests {
         .map(|(u, f, m)| (u, f.to_owned(), m))
         .collect();
         assert_eq!(got, want);
+        // Every written record is logged; a range may also cover a record it did not
+        // change (the expunged 5), but not one left between two runs (7).
+        for (uid, _, modseq) in &got {
+            assert!(*modseq != 7 || logged(&conn, 1, *uid, 7), "uid {uid}");
+        }
+        assert!(!logged(&conn, 1, 7, 7));
         assert!(flags_of(&conn, 2)
             .iter()
             .all(|(_, f, m)| f.is_empty() && *m == 1));
@@ -254,6 +276,7 @@ mod tests {
                 _ => ("\\Seen", 9),
             };
             assert_eq!((flags.as_str(), modseq), want, "uid {uid}");
+            assert_eq!(logged(&conn, 1, uid, 9), modseq == 9, "uid {uid}");
         }
     }
 

@@ -424,6 +424,7 @@ fn expunge_where(
         // Nothing changed: the modseq taken is simply never used, a harmless gap.
         return Ok((done, modseq));
     }
+    crate::record_changes::note_uids(conn, mailbox.id, modseq as i64, &done)?;
     let n = done.len() as i64;
     conn.execute_cached(
         "UPDATE mailboxes SET messages = messages - ?2, bytes = bytes - ?3 WHERE id = ?1",

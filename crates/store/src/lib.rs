@@ -70,6 +70,7 @@ pub mod names;
 mod orphans;
 mod pop3_uidl;
 mod posting;
+mod record_changes;
 mod records;
 mod replicated;
 mod replication;

@@ -315,6 +315,7 @@ impl Store {
             let modseq = txn::next_modseq(conn, mailbox.user_id)?;
             crate::users::add_usage(conn, mailbox.user_id, -(mailbox.bytes as i64), -(mailbox.messages as i64))?;
             conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [mailbox.id])?;
+            crate::record_changes::forget(conn, mailbox.id)?;
             conn.execute_cached("DELETE FROM annotations WHERE mailbox_id = ?1", [mailbox.id])?;
             conn.execute_cached("DELETE FROM metadata WHERE mailbox_id = ?1", [mailbox.id])?;
             crate::keywords::drop_table(conn, mailbox.id)?;

@@ -268,6 +268,7 @@ fn expunge_at(
         "UPDATE records SET expunged_modseq = ?3, modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
         params![mailbox.id, uid, modseq as i64],
     )?;
+    crate::record_changes::note(conn, mailbox.id, modseq as i64, uid, uid)?;
     conn.execute_cached(
         "UPDATE mailboxes SET messages = messages - 1, bytes = bytes - ?2 WHERE id = ?1",
         params![mailbox.id, size as i64],

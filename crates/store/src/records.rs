@@ -191,8 +191,9 @@ impl Store {
     }
 
     /// A live mailbox and every record (expunged ones included) whose modseq is above
-    /// `since`, in UID order, from one snapshot. Answered from an index on (mailbox,
-    /// modseq), so its cost follows the number of changes, not the mailbox size.
+    /// `since`, in UID order, from one snapshot. Answered from the mailbox's log of
+    /// changed UID ranges (`record_changes`), so its cost follows the number of changes,
+    /// not the mailbox size; a `since` older than the log reaches scans the mailbox.
     pub fn changed_since(
         &self,
         actor: &Actor,
@@ -223,15 +224,7 @@ impl Store {
         if let Some(rows) = self.shared.change_sets.get(&key) {
             return Ok(rows.as_ref().clone());
         }
-        const SQL: &str = concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid"
-        );
-        let mut stmt = conn.prepare_cached(SQL)?;
-        let rows: Vec<Record> = stmt
-            .query_map(params![mailbox.id, since as i64], Record::from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+        let rows = crate::record_changes::changed_records(conn, mailbox.id, since)?;
         self.shared
             .change_sets
             .put(key, std::sync::Arc::new(rows.clone()));

@@ -279,6 +279,7 @@ impl Replica<'_> {
             };
             add_usage(conn, m.user_id, -(m.bytes as i64), -(m.messages as i64))?;
             conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+            crate::record_changes::forget(conn, m.id)?;
             conn.execute_cached("DELETE FROM annotations WHERE mailbox_id = ?1", [m.id])?;
             crate::keywords::drop_table(conn, m.id)?;
             conn.execute_cached(
@@ -355,6 +356,7 @@ pub(crate) fn apply_in(
             }
             if !m.is_live() || update.reset || m.uidvalidity != state.uidvalidity {
                 conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+                crate::record_changes::forget(conn, m.id)?;
             }
             conn.execute_cached(
                 "UPDATE mailboxes SET tombstone_modseq = NULL, name = ?2, partition = ?3, uidvalidity = ?4 \
@@ -488,6 +490,7 @@ fn apply_items(
                     a.internaldate,
                     a.pop3_uidl
                 ])?;
+                crate::record_changes::note(conn, mailbox_id, a.modseq as i64, a.uid, a.uid)?;
             }
             Some(_) => {
                 return Err(StoreError::SyncConflict {
@@ -549,6 +552,7 @@ fn apply_items(
                 bytes -= size;
             }
             expunge.execute(params![mailbox_id, uid, *modseq as i64])?;
+            crate::record_changes::note(conn, mailbox_id, *modseq as i64, *uid, *uid)?;
         }
     }
     Ok((messages, bytes))

@@ -95,14 +95,8 @@ impl Store {
     pub fn changes_since(&self, mailbox: &UniqueId, since: Modseq) -> Result<MailboxChanges> {
         self.read(|conn| {
             let mailbox = live(conn, mailbox)?;
-            let sql = format!(
-                "SELECT {} FROM records WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq, uid",
-                Record::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let records = stmt
-                .query_map(params![mailbox.id, since as i64], Record::from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+            let mut records = crate::record_changes::changed_records(conn, mailbox.id, since)?;
+            records.sort_by_key(|r| (r.modseq, r.uid));
             let annotations = annotations_of(conn, mailbox.id)?;
             let keywords = crate::keywords::keywords_of(conn, mailbox.id)?;
             Ok(MailboxChanges {

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -392,6 +392,29 @@ CREATE TRIGGER records_digest_update
 END;
 "#;
 
+/// Version 13: the log of changed UID ranges (`record_changes.rs`) replaces the index
+/// `records_by_modseq`, which cost every flag change a delete and an insert per record.
+/// Inserted records are logged by a trigger; every update that sets a modseq logs its
+/// own ranges. `mailboxes.changes_from`: the log is complete for modseqs above it, so
+/// existing mailboxes start at their highest modseq and older questions scan.
+const SCHEMA_V13: &str = r#"
+CREATE TABLE record_changes (
+    mailbox_id  INTEGER NOT NULL,
+    modseq      INTEGER NOT NULL,
+    uid_lo      INTEGER NOT NULL,
+    uid_hi      INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, modseq, uid_lo)
+) WITHOUT ROWID;
+ALTER TABLE mailboxes ADD COLUMN changes_from INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET changes_from = max(highest_modseq,
+    coalesce((SELECT max(modseq) FROM records r WHERE r.mailbox_id = mailboxes.id), 0));
+DROP INDEX records_by_modseq;
+CREATE TRIGGER records_changes_insert AFTER INSERT ON records BEGIN
+    INSERT OR IGNORE INTO record_changes (mailbox_id, modseq, uid_lo, uid_hi)
+    VALUES (NEW.mailbox_id, NEW.modseq, NEW.uid, NEW.uid);
+END;
+"#;
+
 /// Version 12: the update trigger of the records digest no longer fires for a change
 /// of flags and modseq alone. A trigger on `records`, even one whose WHEN clause
 /// declines, costs every updated row a trigger frame and the statement a journal;
@@ -576,6 +599,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 12 {
         tx.execute_batch(SCHEMA_V12)?;
     }
+    if version < 13 {
+        tx.execute_batch(SCHEMA_V13)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -584,6 +610,13 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 /// Undoes version 9: the triggers of versions 4 and 6 again, without the column.
 #[cfg(test)]
 fn downgrade_from_v9(conn: &Connection) {
+    if let Err(e) = conn.execute_batch(
+        "DROP TRIGGER IF EXISTS records_changes_insert; DROP TABLE IF EXISTS record_changes;
+         ALTER TABLE mailboxes DROP COLUMN changes_from;
+         CREATE INDEX IF NOT EXISTS records_by_modseq ON records(mailbox_id, modseq);",
+    ) {
+        panic!("downgrade from version 13: {e}");
+    }
     let v6_update = SCHEMA_V6
         .split("CREATE TRIGGER records_digest_update")
         .nth(1)

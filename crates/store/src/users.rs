@@ -269,6 +269,11 @@ impl Store {
                 [id],
             )?;
             conn.execute_cached(
+                "DELETE FROM record_changes WHERE mailbox_id IN \
+                 (SELECT id FROM mailboxes WHERE user_id = ?1)",
+                [id],
+            )?;
+            conn.execute_cached(
                 "DELETE FROM annotations WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?1)",
                 [id],
             )?;

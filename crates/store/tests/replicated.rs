@@ -310,6 +310,22 @@ fn digest_is_true(store: &Store, name: &str) -> RecordsDigest {
     fresh
 }
 
+/// What changed since each modseq of `name` (as IMAP sessions and replication ask it)
+/// is exactly what a scan of its records says.
+fn changes_are_complete(store: &Store, name: &str) {
+    let owner = Actor {
+        name: "u".into(),
+        is_admin: false,
+    };
+    let m = store.mailbox("u", name).unwrap().unwrap();
+    let (_, all) = store.all_records(&m.uniqueid).unwrap();
+    for since in 0..=m.highest_modseq {
+        let want: Vec<_> = all.iter().filter(|r| r.modseq > since).cloned().collect();
+        let (_, got) = store.changed_since(&owner, &m.uniqueid, since).unwrap();
+        assert_eq!(got, want, "{name}: changed since {since}");
+    }
+}
+
 #[test]
 fn the_records_digest_follows_every_kind_of_write() {
     let (_a, master, _b, replica) = pair();
@@ -373,6 +389,8 @@ fn the_records_digest_follows_every_kind_of_write() {
         "{merged:?}"
     );
     digest_is_true(&master, "INBOX");
+    changes_are_complete(&master, "INBOX");
+    changes_are_complete(&master, "Other");
     // The replica, sent everything, holds the same digest; so does a reset.
     replica
         .replica()
@@ -382,6 +400,7 @@ fn the_records_digest_follows_every_kind_of_write() {
         digest_is_true(&replica, "INBOX"),
         digest_is_true(&master, "INBOX")
     );
+    changes_are_complete(&replica, "INBOX");
     let r = replica.mailbox("u", "INBOX").unwrap().unwrap();
     let mut again = full_update(&master, "u", "INBOX", Some(r.highest_modseq));
     again.reset = true;
@@ -391,6 +410,62 @@ fn the_records_digest_follows_every_kind_of_write() {
         digest_is_true(&replica, "INBOX"),
         digest_is_true(&master, "INBOX")
     );
+    changes_are_complete(&replica, "INBOX");
+    // Then only what changed since: a flag store and an expunge of records the
+    // replica already holds.
+    let since = replica
+        .mailbox("u", "INBOX")
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    master
+        .store_flags(
+            &owner,
+            &inbox,
+            &[1],
+            FlagOp::Add,
+            &Flags::parse_list("$y").unwrap(),
+            None,
+        )
+        .unwrap();
+    let (_, held) = master.all_records(&inbox).unwrap();
+    let last_live = held
+        .iter()
+        .rev()
+        .find(|r| r.expunged_modseq.is_none())
+        .unwrap()
+        .uid;
+    assert_eq!(
+        master.expunge(&owner, &inbox, &[last_live]).unwrap(),
+        vec![last_live]
+    );
+    let c = master.changes_since(&inbox, since).unwrap();
+    let mut update = MailboxUpdate {
+        user: "u".into(),
+        uniqueid: Some(inbox.clone()),
+        expect: Some(since),
+        state: MailboxState::of(&c.mailbox, c.annotations.clone()),
+        digest: Some(c.mailbox.digest),
+        ..Default::default()
+    };
+    for r in &c.records {
+        match r.expunged_modseq {
+            Some(x) => update.expunges.push((vec![r.uid], x)),
+            None => update.stores.push((vec![r.uid], r.modseq, r.flags.clone())),
+        }
+    }
+    assert_eq!(
+        (update.stores.len(), update.expunges.len()),
+        (1, 1),
+        "{:?}",
+        c.records
+    );
+    replica.replica().apply_update(update).unwrap();
+    assert_eq!(
+        digest_is_true(&replica, "INBOX"),
+        digest_is_true(&master, "INBOX")
+    );
+    changes_are_complete(&replica, "INBOX");
 }
 
 #[test]

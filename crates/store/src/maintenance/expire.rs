@@ -435,6 +435,7 @@ fn remove_tombstone(conn: &Connection, id: i64, uniqueid: &str, cutoff: i64) -> 
         return Ok(false);
     }
     conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [id])?;
+    crate::record_changes::forget(conn, id)?;
     conn.execute_cached("DELETE FROM annotations WHERE mailbox_id = ?1", [id])?;
     conn.execute_cached("DELETE FROM mailbox_keywords WHERE mailbox_id = ?1", [id])?;
     conn.execute_cached(

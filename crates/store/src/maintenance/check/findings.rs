@@ -101,6 +101,13 @@ pub enum Problem {
         /// The mailbox's HIGHESTMODSEQ.
         highest: Modseq,
     },
+    /// A record's last change is missing from its mailbox's log of changed ranges, so
+    /// sessions and replicas asking what changed since an earlier modseq would not be
+    /// told of it.
+    ChangeNotLogged {
+        /// The record's modseq.
+        modseq: Modseq,
+    },
     /// The user's modseq counter is below a modseq in use.
     ModseqCounterBehind {
         /// The counter.
@@ -173,6 +180,7 @@ impl Problem {
             Problem::OrphanBlob { .. } => "orphan-blob",
             Problem::UidAboveLast { .. } => "uid-above-last",
             Problem::ModseqAboveHighest { .. } => "modseq-above-highest",
+            Problem::ChangeNotLogged { .. } => "change-not-logged",
             Problem::ModseqCounterBehind { .. } => "modseq-counter-behind",
             Problem::MailboxCounts { .. } => "mailbox-counts",
             Problem::QuotaUsage { .. } => "quota-usage",
@@ -309,6 +317,7 @@ impl fmt::Display for Finding {
             Problem::ModseqAboveHighest { modseq, highest } => {
                 write!(f, " modseq={modseq} highestmodseq={highest}")
             }
+            Problem::ChangeNotLogged { modseq } => write!(f, " modseq={modseq}"),
             Problem::ModseqCounterBehind { counter, highest } => {
                 write!(f, " counter={counter} highest={highest}")
             }

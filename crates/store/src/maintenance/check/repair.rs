@@ -176,6 +176,10 @@ impl Store {
                     recounted.push(f);
                 }
                 (Problem::QuotaUsage { .. }, _, _) => recounted.push(f),
+                (Problem::ChangeNotLogged { .. }, Some(id), _) => {
+                    self.log_unlogged_changes(&id)?;
+                    report.done(f, "logged the record's change");
+                }
                 (Problem::ForeignKey { table, .. }, _, _) => match self.drop_dangling(table)? {
                     true => report.done(f, "removed the dangling rows"),
                     false => report.left(f, "a mailbox whose user is gone: restore the user from a replica or backup"),
@@ -229,6 +233,24 @@ impl Store {
                  highest_modseq = max(highest_modseq, deleted_modseq, \
                    coalesce((SELECT max(modseq) FROM records r WHERE r.mailbox_id = mailboxes.id), 0)) \
                  WHERE uniqueid = ?1",
+                [id.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Logs, one row each, the changes of the mailbox's records that its log of changed
+    /// ranges is missing. Idempotent: a second run finds them logged.
+    fn log_unlogged_changes(&self, id: &UniqueId) -> Result<()> {
+        let id = id.clone();
+        self.write(move |conn| {
+            conn.execute_cached(
+                "INSERT OR IGNORE INTO record_changes (mailbox_id, modseq, uid_lo, uid_hi) \
+                 SELECT r.mailbox_id, r.modseq, r.uid, r.uid FROM records r \
+                 JOIN mailboxes m ON m.id = r.mailbox_id \
+                 WHERE m.uniqueid = ?1 AND r.modseq > m.changes_from AND NOT EXISTS \
+                 (SELECT 1 FROM record_changes c WHERE c.mailbox_id = r.mailbox_id \
+                  AND c.modseq = r.modseq AND c.uid_lo <= r.uid AND c.uid_hi >= r.uid)",
                 [id.as_str()],
             )?;
             Ok(())

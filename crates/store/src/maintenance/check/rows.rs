@@ -32,6 +32,7 @@ impl Store {
             )?;
             if tombstone {
                 conn.execute_cached("DELETE FROM records WHERE mailbox_id = ?1", [m.id])?;
+                crate::record_changes::forget(conn, m.id)?;
             }
             conn.execute_cached(
                 "UPDATE mailboxes SET \

@@ -256,6 +256,20 @@ fn mailbox(
             },
         );
     }
+    let mut unlogged = conn.prepare_cached(
+        "SELECT r.uid, r.modseq FROM records r JOIN mailboxes m ON m.id = r.mailbox_id \
+         WHERE r.mailbox_id = ?1 AND r.modseq > m.changes_from AND NOT EXISTS \
+         (SELECT 1 FROM record_changes c WHERE c.mailbox_id = ?1 AND c.modseq = r.modseq \
+          AND c.uid_lo <= r.uid AND c.uid_hi >= r.uid) ORDER BY r.uid LIMIT ?2",
+    )?;
+    let missing = unlogged
+        .query_map(params![m.id, PER_MAILBOX_LIMIT], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as Modseq))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (uid, modseq) in missing {
+        push(Some(uid), Problem::ChangeNotLogged { modseq });
+    }
     if m.deleted_modseq > m.highest_modseq {
         push(
             None,
