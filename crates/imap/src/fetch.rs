@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tern_store::{Mailbox, MessageFile, Record, Store, StoreError};
 
 use crate::mime::{self, MessageSummary, SummaryCache};
-use crate::response::{flag_list, internal_date};
+use crate::response::{internal_date, FlagList};
 use crate::types::{FetchAttr, Section, SectionText};
 use crate::uidonly;
 
@@ -369,7 +369,7 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
             None
         }
         FetchAttr::Flags => {
-            let _ = write!(out, "FLAGS {}", flag_list(&record.flags, cur.target.recent));
+            let _ = write!(out, "FLAGS {}", FlagList(&record.flags, cur.target.recent));
             None
         }
         FetchAttr::InternalDate => {

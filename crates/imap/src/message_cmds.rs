@@ -1,12 +1,14 @@
 //! Commands on the messages of the selected mailbox: FETCH, STORE, SEARCH, COPY,
 //! MOVE, EXPUNGE, CLOSE, and APPEND (which may target any mailbox).
 
+use std::fmt::Write as _;
+
 use tern_store::{Flag, FlagOp, Flags, StoreError, Uid};
 
 use crate::fetch::{
     body_items, sets_seen, FetchContext, FetchError, FetchStream, Target, MAX_BODY_ITEMS,
 };
-use crate::response::parse_flags;
+use crate::response::{parse_flags, FlagList};
 use crate::search::search_selected;
 use crate::selected::compress_uids;
 use crate::session::{Outcome, Session};
@@ -249,7 +251,7 @@ impl<W> Session<W> {
                 return Outcome::bad("No mailbox selected");
             };
             // Keywords this STORE created are announced before any FETCH shows them.
-            let mut lines = view.announce_for(
+            let lines = view.announce_for(
                 &self.store,
                 outcome
                     .changed
@@ -257,39 +259,45 @@ impl<W> Session<W> {
                     .map(|c| &c.flags)
                     .chain(records.iter().map(|r| &r.flags)),
             );
+            // The FETCH lines go into one buffer, written in place (a STORE 1:* answers
+            // for every message of the mailbox). Writing to a String cannot fail.
+            let mut fetches = String::with_capacity(records.len().max(outcome.changed.len()) * 40);
+            let head = |out: &mut String, seq: u32, uid: u32| {
+                let _ = match uidonly {
+                    true => write!(out, "* {uid} UIDFETCH ("),
+                    false => write!(out, "* {seq} FETCH ("),
+                };
+            };
             if silent {
                 for c in &outcome.changed {
                     if let Some(seq) = view.seq_of(c.uid) {
-                        let mut line = crate::uidonly::fetch_head(seq, c.uid, uidonly);
+                        head(&mut fetches, seq, c.uid);
                         if !uidonly {
-                            line.push_str(&format!("UID {} ", c.uid));
+                            let _ = write!(fetches, "UID {} ", c.uid);
                         }
-                        line.push_str(&format!("MODSEQ ({}))", c.modseq));
-                        lines.push(line);
+                        let _ = write!(fetches, "MODSEQ ({}))\r\n", c.modseq);
                     }
                 }
             } else {
                 for r in records {
                     if let Some(seq) = view.seq_of(r.uid) {
-                        let mut line = crate::uidonly::fetch_head(seq, r.uid, uidonly);
+                        head(&mut fetches, seq, r.uid);
                         if with_uid && !uidonly {
-                            line.push_str(&format!("UID {} ", r.uid));
+                            let _ = write!(fetches, "UID {} ", r.uid);
                         }
-                        line.push_str(&format!(
-                            "FLAGS {}",
-                            crate::response::flag_list(&r.flags, view.recent.contains(&r.uid))
-                        ));
+                        let recent = view.recent.contains(&r.uid);
+                        let _ = write!(fetches, "FLAGS {}", FlagList(&r.flags, recent));
                         if condstore {
-                            line.push_str(&format!(" MODSEQ ({})", r.modseq));
+                            let _ = write!(fetches, " MODSEQ ({})", r.modseq);
                         }
-                        line.push(')');
-                        lines.push(line);
+                        fetches.push_str(")\r\n");
                     }
                 }
             }
             for l in &lines {
                 self.untagged(l);
             }
+            self.out.extend_from_slice(fetches.as_bytes());
         }
         if let Some(view) = self.selected.as_mut() {
             for c in &outcome.changed {

@@ -29,25 +29,33 @@ pub(crate) fn push_mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     }
 }
 
-/// `(\Seen \Recent $Label)`.
+/// A parenthesised flag list, `\Recent` last when `recent` (RFC 3501 7.4.2 FLAGS),
+/// written straight into the response: a STORE over 3,000 messages writes 3,000 of
+/// them, and building each as a string first was a fifth of that command.
+pub(crate) struct FlagList<'a>(pub(crate) &'a Flags, pub(crate) bool);
+
+impl std::fmt::Display for FlagList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(")?;
+        let mut first = true;
+        for flag in self.0.iter() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            std::fmt::Display::fmt(flag, f)?;
+        }
+        if self.1 {
+            f.write_str(if first { "\\Recent" } else { " \\Recent" })?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// [`FlagList`] as a string.
+#[cfg(test)]
 pub(crate) fn flag_list(flags: &Flags, recent: bool) -> String {
-    let mut out = String::from("(");
-    let mut first = true;
-    for f in flags.iter() {
-        if !first {
-            out.push(' ');
-        }
-        first = false;
-        out.push_str(&f.to_string());
-    }
-    if recent {
-        if !first {
-            out.push(' ');
-        }
-        out.push_str("\\Recent");
-    }
-    out.push(')');
-    out
+    FlagList(flags, recent).to_string()
 }
 
 /// The system flags every mailbox offers, in FLAGS and PERMANENTFLAGS order.

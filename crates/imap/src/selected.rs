@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use tern_store::{Actor, Flag, Flags, Modseq, Record, Store, StoreError, Uid, UniqueId};
 use tokio::sync::watch;
 
-use crate::response::{flag_list, flags_lines};
+use crate::response::{flags_lines, FlagList};
 use crate::types::{SeqNum, SequenceSet};
 
 /// One session's view of its selected mailbox.
@@ -427,7 +427,7 @@ pub(crate) fn flag_fetch(
     if !uidonly {
         let _ = write!(line, "UID {} ", r.uid);
     }
-    let _ = write!(line, "FLAGS {}", flag_list(&r.flags, recent));
+    let _ = write!(line, "FLAGS {}", FlagList(&r.flags, recent));
     if condstore {
         let _ = write!(line, " MODSEQ ({})", r.modseq);
     }

@@ -383,8 +383,8 @@ fn count_expired(conn: &Connection, mailbox_id: i64, cutoff: i64) -> Result<u64>
 }
 
 /// Purges up to [`BATCH`] records of one mailbox expunged at or before `cutoff`, raising
-/// DELETEDMODSEQ to the highest modseq among them (never lowering it), and logs the
-/// mailbox in the change log without a modseq.
+/// DELETEDMODSEQ to the highest modseq among them (never lowering it), logs the
+/// mailbox in the change log without a modseq, and prunes its log of changed ranges.
 fn purge_batch(conn: &Connection, user: &str, mailbox_id: i64, cutoff: i64) -> Result<usize> {
     let rows: Vec<(i64, i64)> = {
         let mut stmt = conn.prepare_cached(
@@ -419,6 +419,8 @@ fn purge_batch(conn: &Connection, user: &str, mailbox_id: i64, cutoff: i64) -> R
         |r| r.get(0),
     )?;
     txn::log_change(conn, user, Some(&crate::ids::UniqueId::from_db(uniqueid)))?;
+    // The log of changed ranges is bounded by the mailbox's size, which just fell.
+    crate::record_changes::prune(conn, mailbox_id)?;
     Ok(rows.len())
 }
 
