@@ -610,13 +610,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 /// Undoes version 9: the triggers of versions 4 and 6 again, without the column.
 #[cfg(test)]
 fn downgrade_from_v9(conn: &Connection) {
-    if let Err(e) = conn.execute_batch(
-        "DROP TRIGGER IF EXISTS records_changes_insert; DROP TABLE IF EXISTS record_changes;
-         ALTER TABLE mailboxes DROP COLUMN changes_from;
-         CREATE INDEX IF NOT EXISTS records_by_modseq ON records(mailbox_id, modseq);",
-    ) {
-        panic!("downgrade from version 13: {e}");
-    }
+    downgrade_to_v12(conn);
     let v6_update = SCHEMA_V6
         .split("CREATE TRIGGER records_digest_update")
         .nth(1)
@@ -639,6 +633,20 @@ fn downgrade_from_v9(conn: &Connection) {
     );
     if let Err(e) = conn.execute_batch(&undo) {
         panic!("downgrade from version 9: {e}");
+    }
+}
+
+/// Takes a version 13 index back to version 12, for migration tests: the modseq index
+/// again, no log of changed ranges.
+#[cfg(test)]
+pub(crate) fn downgrade_to_v12(conn: &Connection) {
+    if let Err(e) = conn.execute_batch(
+        "DROP TRIGGER IF EXISTS records_changes_insert; DROP TABLE IF EXISTS record_changes;
+         ALTER TABLE mailboxes DROP COLUMN changes_from;
+         CREATE INDEX IF NOT EXISTS records_by_modseq ON records(mailbox_id, modseq);
+         PRAGMA user_version = 12;",
+    ) {
+        panic!("downgrade from version 13: {e}");
     }
 }
 
