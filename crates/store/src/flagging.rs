@@ -359,11 +359,12 @@ fn deleted_in(
     mailbox: &crate::Mailbox,
     within: Option<&[Uid]>,
 ) -> Result<Vec<Uid>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT uid FROM records {} WHERE mailbox_id = ?1 AND expunged_modseq IS NULL \
-         AND instr(flags, '\\Deleted') > 0 ORDER BY uid",
-        crate::records::live_scan(mailbox)
-    ))?;
+    // The condition is the one `records_deleted` (schema 14) is built on, so this
+    // reads only the \Deleted records, however large the mailbox.
+    let mut stmt = conn.prepare_cached(
+        "SELECT uid FROM records INDEXED BY records_deleted WHERE mailbox_id = ?1 \
+         AND expunged_modseq IS NULL AND instr(flags, '\\Deleted') > 0 ORDER BY uid",
+    )?;
     let mut within = within.map(<[Uid]>::to_vec);
     if let Some(w) = within.as_mut() {
         w.sort_unstable();

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -392,6 +392,15 @@ CREATE TRIGGER records_digest_update
 END;
 "#;
 
+/// Version 14: a partial index of the live records flagged \Deleted, so that EXPUNGE
+/// finds them without reading every live record of the mailbox (0.4 ms of a 3,000
+/// message INBOX, 13 ms of 100,000). Its condition is spelled exactly as in
+/// `flagging::deleted_in`, which names it.
+const SCHEMA_V14: &str = r#"
+CREATE INDEX records_deleted ON records(mailbox_id, uid)
+    WHERE expunged_modseq IS NULL AND instr(flags, '\Deleted') > 0;
+"#;
+
 /// Version 13: the log of changed UID ranges (`record_changes.rs`) replaces the index
 /// `records_by_modseq`, which cost every flag change a delete and an insert per record.
 /// Inserted records are logged by a trigger; every update that sets a modseq logs its
@@ -602,6 +611,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 13 {
         tx.execute_batch(SCHEMA_V13)?;
     }
+    if version < 14 {
+        tx.execute_batch(SCHEMA_V14)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -641,7 +653,8 @@ fn downgrade_from_v9(conn: &Connection) {
 #[cfg(test)]
 pub(crate) fn downgrade_to_v12(conn: &Connection) {
     if let Err(e) = conn.execute_batch(
-        "DROP TRIGGER IF EXISTS records_changes_insert; DROP TABLE IF EXISTS record_changes;
+        "DROP INDEX IF EXISTS records_deleted;
+         DROP TRIGGER IF EXISTS records_changes_insert; DROP TABLE IF EXISTS record_changes;
          ALTER TABLE mailboxes DROP COLUMN changes_from;
          CREATE INDEX IF NOT EXISTS records_by_modseq ON records(mailbox_id, modseq);
          PRAGMA user_version = 12;",
