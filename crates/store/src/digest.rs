@@ -281,6 +281,63 @@ pub(crate) fn set_flags(
     Ok(true)
 }
 
+/// Marks record `uid` of the mailbox row `mailbox_id` expunged at `modseq` (live or
+/// already expunged: a replica may be told again), notes the change in the log of
+/// changed ranges, and folds the record's old and new hash into `delta`, which the
+/// caller applies with [`apply_delta`] in the same transaction: since schema 14 no
+/// trigger keeps the digest for an expunge. Returns whether the record exists.
+pub(crate) fn expunge_record(
+    conn: &Connection,
+    mailbox_id: i64,
+    uid: i64,
+    modseq: i64,
+    delta: &mut RecordsDigest,
+) -> Result<bool> {
+    use rusqlite::OptionalExtension;
+    type Old = (i64, i64, i64, Vec<u8>, i64, String, Option<String>);
+    let old: Option<Old> = conn
+        .prepare_cached(
+            "SELECT modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
+             pop3_uidl FROM records WHERE mailbox_id = ?1 AND uid = ?2",
+        )?
+        .query_row(params![mailbox_id, uid], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .optional()?;
+    let Some((old_modseq, internaldate, size, guid, expunged, flags, uidl)) = old else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "UPDATE records SET expunged_modseq = ?3, modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
+    )?
+    .execute(params![mailbox_id, uid, modseq])?;
+    crate::record_changes::note(conn, mailbox_id, modseq, uid, uid)?;
+    let hash = |modseq: i64, expunged: i64| {
+        record_hash(
+            uid,
+            modseq,
+            internaldate,
+            size,
+            &guid,
+            expunged,
+            &flags,
+            uidl.as_deref(),
+        )
+    };
+    *delta = delta
+        .fold(&hash(old_modseq, expunged))
+        .fold(&hash(modseq, modseq));
+    Ok(true)
+}
+
 /// Folds `delta` (old and new hashes of records changed in place, see [`set_flags`])
 /// into the records digest of the mailbox row `mailbox_id`, in the caller's
 /// transaction.

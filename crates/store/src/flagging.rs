@@ -395,13 +395,25 @@ fn expunge_where(
     let modseq = txn::next_modseq(conn, mailbox.user_id)?;
     // `expunged_at` is set here, so the schema-6 trigger that would set it with a
     // second update of the same row finds it set and does nothing. UIDs go in chunks
-    // (see `flag_runs`), one statement for up to 32 records.
+    // (see `flag_runs`), one statement for up to 32 records. Since schema 14 no
+    // trigger keeps the records digest for an expunge: each chunk's old modseqs are
+    // read first and the records' old and new hashes folded here, in one update of
+    // the mailbox row.
+    static OLD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut old = conn.prepare_cached(crate::sql::built_once(&OLD, || {
+        format!(
+            "SELECT uid, modseq FROM records WHERE mailbox_id = ?1 AND uid IN ({}) \
+             AND expunged_modseq IS NULL",
+            crate::flag_runs::uid_params(2)
+        )
+    }))?;
     static EXPUNGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let mut stmt = conn.prepare_cached(crate::sql::built_once(&EXPUNGE, || {
         format!(
             "UPDATE records SET expunged_modseq = ?1, modseq = ?1, expunged_at = ?2 \
              WHERE mailbox_id = ?3 AND uid IN ({}) AND expunged_modseq IS NULL \
-             AND (?4 = 0 OR instr(flags, '\\Deleted') > 0) RETURNING uid, size",
+             AND (?4 = 0 OR instr(flags, '\\Deleted') > 0) \
+             RETURNING uid, size, internaldate, guid, flags, pop3_uidl",
             crate::flag_runs::uid_params(5)
         )
     }))?;
@@ -409,15 +421,46 @@ fn expunge_where(
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
+    let mut delta = RecordsDigest::EMPTY;
+    let mut before: Vec<(i64, i64)> = Vec::with_capacity(crate::flag_runs::CHUNK);
     for chunk in sorted.chunks(crate::flag_runs::CHUNK) {
-        let head = [modseq as i64, now, mailbox.id, i64::from(only_deleted)];
-        let values = head
-            .into_iter()
-            .chain(crate::flag_runs::padded(chunk).map(i64::from));
-        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        let uid_values = || crate::flag_runs::padded(chunk).map(i64::from);
+        before.clear();
+        let mut rows = old.query(rusqlite::params_from_iter(
+            std::iter::once(mailbox.id).chain(uid_values()),
+        ))?;
         while let Some(row) = rows.next()? {
-            done.push(row.get::<_, i64>(0)? as Uid);
-            freed += row.get::<_, i64>(1)?;
+            before.push((row.get(0)?, row.get(1)?));
+        }
+        before.sort_unstable();
+        let head = [modseq as i64, now, mailbox.id, i64::from(only_deleted)];
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            head.into_iter().chain(uid_values()),
+        ))?;
+        while let Some(row) = rows.next()? {
+            let uid: i64 = row.get(0)?;
+            let size: i64 = row.get(1)?;
+            let internaldate: i64 = row.get(2)?;
+            let guid = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+            let flags = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
+            let uidl: Option<&str> = row
+                .get_ref(5)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?;
+            let Ok(at) = before.binary_search_by_key(&uid, |b| b.0) else {
+                return Err(StoreError::CommitFailed(format!(
+                    "expunge: uid {uid} was written but not read before"
+                )));
+            };
+            let was = before[at].1;
+            let hash = |modseq: i64, expunged: i64| {
+                record_hash(uid, modseq, internaldate, size, guid, expunged, flags, uidl)
+            };
+            delta = delta
+                .fold(&hash(was, 0))
+                .fold(&hash(modseq as i64, modseq as i64));
+            done.push(uid as Uid);
+            freed += size;
         }
     }
     done.sort_unstable();
@@ -425,6 +468,7 @@ fn expunge_where(
         // Nothing changed: the modseq taken is simply never used, a harmless gap.
         return Ok((done, modseq));
     }
+    crate::digest::apply_delta(conn, mailbox.id, &delta)?;
     crate::record_changes::note_uids(conn, mailbox.id, modseq as i64, &done)?;
     let n = done.len() as i64;
     conn.execute_cached(

@@ -264,11 +264,9 @@ fn expunge_at(
     size: u64,
     modseq: Modseq,
 ) -> Result<()> {
-    conn.execute_cached(
-        "UPDATE records SET expunged_modseq = ?3, modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
-        params![mailbox.id, uid, modseq as i64],
-    )?;
-    crate::record_changes::note(conn, mailbox.id, modseq as i64, uid, uid)?;
+    let mut delta = crate::digest::RecordsDigest::EMPTY;
+    crate::digest::expunge_record(conn, mailbox.id, i64::from(uid), modseq as i64, &mut delta)?;
+    crate::digest::apply_delta(conn, mailbox.id, &delta)?;
     conn.execute_cached(
         "UPDATE mailboxes SET messages = messages - 1, bytes = bytes - ?2 WHERE id = ?1",
         params![mailbox.id, size as i64],

@@ -531,9 +531,7 @@ fn apply_items(
         }
     }
     apply_delta(conn, mailbox_id, &delta)?;
-    let mut expunge = conn.prepare_cached(
-        "UPDATE records SET expunged_modseq = ?3, modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
-    )?;
+    let mut delta = RecordsDigest::EMPTY;
     for (uids, modseq) in &update.expunges {
         for uid in uids {
             let held: Option<(Vec<u8>, bool, i64)> = existing
@@ -551,10 +549,16 @@ fn apply_items(
                 messages -= 1;
                 bytes -= size;
             }
-            expunge.execute(params![mailbox_id, uid, *modseq as i64])?;
-            crate::record_changes::note(conn, mailbox_id, *modseq as i64, *uid, *uid)?;
+            crate::digest::expunge_record(
+                conn,
+                mailbox_id,
+                i64::from(*uid),
+                *modseq as i64,
+                &mut delta,
+            )?;
         }
     }
+    apply_delta(conn, mailbox_id, &delta)?;
     Ok((messages, bytes))
 }
 
