@@ -218,6 +218,42 @@ impl Line {
     }
 }
 
+/// A record's columns its hash covers, but its UID: modseq, internaldate, size, GUID,
+/// expunge modseq (0 when live), flags, stored UIDL.
+type HashedColumns = (i64, i64, i64, Vec<u8>, i64, String, Option<String>);
+
+/// The [`HashedColumns`] of record `uid` of the mailbox row `mailbox_id` (a live one
+/// only, with `live_only`), as read in the caller's transaction.
+fn hashed_columns(
+    conn: &Connection,
+    mailbox_id: i64,
+    uid: i64,
+    live_only: bool,
+) -> Result<Option<HashedColumns>> {
+    use rusqlite::OptionalExtension;
+    let sql = if live_only {
+        "SELECT modseq, internaldate, size, guid, 0, flags, pop3_uidl FROM records \
+         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL"
+    } else {
+        "SELECT modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
+         pop3_uidl FROM records WHERE mailbox_id = ?1 AND uid = ?2"
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![mailbox_id, uid], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .optional()?)
+}
+
 /// Sets the flags and modseq of record `uid` of the mailbox row `mailbox_id` (a live
 /// one only, with `live_only`) and folds the record's old and new hash into `delta`,
 /// which the caller must apply with [`apply_delta`] in the same transaction. Since
@@ -232,30 +268,9 @@ pub(crate) fn set_flags(
     live_only: bool,
     delta: &mut RecordsDigest,
 ) -> Result<bool> {
-    use rusqlite::OptionalExtension;
-    let sql = if live_only {
-        "SELECT modseq, internaldate, size, guid, 0, flags, pop3_uidl FROM records \
-         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL"
-    } else {
-        "SELECT modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
-         pop3_uidl FROM records WHERE mailbox_id = ?1 AND uid = ?2"
-    };
-    type Old = (i64, i64, i64, Vec<u8>, i64, String, Option<String>);
-    let old: Option<Old> = conn
-        .prepare_cached(sql)?
-        .query_row(params![mailbox_id, uid], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .optional()?;
-    let Some((old_modseq, internaldate, size, guid, expunged, old_flags, uidl)) = old else {
+    let Some((old_modseq, internaldate, size, guid, expunged, old_flags, uidl)) =
+        hashed_columns(conn, mailbox_id, uid, live_only)?
+    else {
         return Ok(false);
     };
     conn.prepare_cached(
@@ -293,26 +308,9 @@ pub(crate) fn expunge_record(
     modseq: i64,
     delta: &mut RecordsDigest,
 ) -> Result<bool> {
-    use rusqlite::OptionalExtension;
-    type Old = (i64, i64, i64, Vec<u8>, i64, String, Option<String>);
-    let old: Option<Old> = conn
-        .prepare_cached(
-            "SELECT modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
-             pop3_uidl FROM records WHERE mailbox_id = ?1 AND uid = ?2",
-        )?
-        .query_row(params![mailbox_id, uid], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .optional()?;
-    let Some((old_modseq, internaldate, size, guid, expunged, flags, uidl)) = old else {
+    let Some((old_modseq, internaldate, size, guid, expunged, flags, uidl)) =
+        hashed_columns(conn, mailbox_id, uid, false)?
+    else {
         return Ok(false);
     };
     conn.prepare_cached(
