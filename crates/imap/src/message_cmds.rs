@@ -263,10 +263,8 @@ impl<W> Session<W> {
             // for every message of the mailbox). Writing to a String cannot fail.
             let mut fetches = String::with_capacity(records.len().max(outcome.changed.len()) * 40);
             let head = |out: &mut String, seq: u32, uid: u32| {
-                let _ = match uidonly {
-                    true => write!(out, "* {uid} UIDFETCH ("),
-                    false => write!(out, "* {seq} FETCH ("),
-                };
+                out.push_str("* ");
+                crate::uidonly::write_fetch_head(out, seq, uid, uidonly);
             };
             if silent {
                 for c in &outcome.changed {

@@ -19,11 +19,19 @@ use crate::types::{CommandBody, SearchKey, SequenceSet};
 /// `5 FETCH (` or, under UIDONLY, `9 UIDFETCH (`: the head of a FETCH response for
 /// the message at `seq` with `uid`, without the `* `.
 pub(crate) fn fetch_head(seq: u32, uid: Uid, uidonly: bool) -> String {
-    if uidonly {
-        format!("{uid} UIDFETCH (")
-    } else {
-        format!("{seq} FETCH (")
-    }
+    let mut head = String::new();
+    write_fetch_head(&mut head, seq, uid, uidonly);
+    head
+}
+
+/// [`fetch_head`], appended to `out`.
+pub(crate) fn write_fetch_head(out: &mut String, seq: u32, uid: Uid, uidonly: bool) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match uidonly {
+        true => write!(out, "{uid} UIDFETCH ("),
+        false => write!(out, "{seq} FETCH ("),
+    };
 }
 
 /// `BAD [UIDREQUIRED]` for a command that names messages by sequence number; `None`
