@@ -218,9 +218,39 @@ impl Line {
     }
 }
 
-/// A record's columns its hash covers, but its UID: modseq, internaldate, size, GUID,
-/// expunge modseq (0 when live), flags, stored UIDL.
-type HashedColumns = (i64, i64, i64, Vec<u8>, i64, String, Option<String>);
+/// The columns of one record that its hash covers, but its UID, as stored.
+struct HashedColumns {
+    modseq: i64,
+    internaldate: i64,
+    size: i64,
+    guid: Vec<u8>,
+    /// The expunge modseq, 0 when live.
+    expunged: i64,
+    flags: String,
+    pop3_uidl: Option<String>,
+}
+
+impl HashedColumns {
+    /// The hash of record `uid` holding these columns, but with `modseq`, `expunged`
+    /// and `flags` as given (what a change leaves).
+    fn hash_as(&self, uid: i64, modseq: i64, expunged: i64, flags: &str) -> [u8; 16] {
+        record_hash(
+            uid,
+            modseq,
+            self.internaldate,
+            self.size,
+            &self.guid,
+            expunged,
+            flags,
+            self.pop3_uidl.as_deref(),
+        )
+    }
+
+    /// The hash of record `uid` as stored.
+    fn hash(&self, uid: i64) -> [u8; 16] {
+        self.hash_as(uid, self.modseq, self.expunged, &self.flags)
+    }
+}
 
 /// The [`HashedColumns`] of record `uid` of the mailbox row `mailbox_id` (a live one
 /// only, with `live_only`), as read in the caller's transaction.
@@ -241,15 +271,15 @@ fn hashed_columns(
     Ok(conn
         .prepare_cached(sql)?
         .query_row(params![mailbox_id, uid], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
+            Ok(HashedColumns {
+                modseq: r.get(0)?,
+                internaldate: r.get(1)?,
+                size: r.get(2)?,
+                guid: r.get(3)?,
+                expunged: r.get(4)?,
+                flags: r.get(5)?,
+                pop3_uidl: r.get(6)?,
+            })
         })
         .optional()?)
 }
@@ -268,9 +298,7 @@ pub(crate) fn set_flags(
     live_only: bool,
     delta: &mut RecordsDigest,
 ) -> Result<bool> {
-    let Some((old_modseq, internaldate, size, guid, expunged, old_flags, uidl)) =
-        hashed_columns(conn, mailbox_id, uid, live_only)?
-    else {
+    let Some(old) = hashed_columns(conn, mailbox_id, uid, live_only)? else {
         return Ok(false);
     };
     conn.prepare_cached(
@@ -278,21 +306,9 @@ pub(crate) fn set_flags(
     )?
     .execute(params![mailbox_id, uid, flags, modseq])?;
     crate::record_changes::note(conn, mailbox_id, modseq, uid, uid)?;
-    let hash = |modseq: i64, flags: &str| {
-        record_hash(
-            uid,
-            modseq,
-            internaldate,
-            size,
-            &guid,
-            expunged,
-            flags,
-            uidl.as_deref(),
-        )
-    };
     *delta = delta
-        .fold(&hash(old_modseq, &old_flags))
-        .fold(&hash(modseq, flags));
+        .fold(&old.hash(uid))
+        .fold(&old.hash_as(uid, modseq, old.expunged, flags));
     Ok(true)
 }
 
@@ -308,9 +324,7 @@ pub(crate) fn expunge_record(
     modseq: i64,
     delta: &mut RecordsDigest,
 ) -> Result<bool> {
-    let Some((old_modseq, internaldate, size, guid, expunged, flags, uidl)) =
-        hashed_columns(conn, mailbox_id, uid, false)?
-    else {
+    let Some(old) = hashed_columns(conn, mailbox_id, uid, false)? else {
         return Ok(false);
     };
     conn.prepare_cached(
@@ -318,21 +332,9 @@ pub(crate) fn expunge_record(
     )?
     .execute(params![mailbox_id, uid, modseq])?;
     crate::record_changes::note(conn, mailbox_id, modseq, uid, uid)?;
-    let hash = |modseq: i64, expunged: i64| {
-        record_hash(
-            uid,
-            modseq,
-            internaldate,
-            size,
-            &guid,
-            expunged,
-            &flags,
-            uidl.as_deref(),
-        )
-    };
     *delta = delta
-        .fold(&hash(old_modseq, expunged))
-        .fold(&hash(modseq, modseq));
+        .fold(&old.hash(uid))
+        .fold(&old.hash_as(uid, modseq, modseq, &old.flags));
     Ok(true)
 }
 
