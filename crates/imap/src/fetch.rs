@@ -246,8 +246,7 @@ impl FetchStream {
                         out.extend_from_slice(raw.get(lit.pos..lit.pos + take).unwrap_or_default())
                     }
                     (None, None, Some(file)) => {
-                        out.resize(from + take, 0);
-                        match file.read_at(lit.pos as u64, &mut out[from..]) {
+                        match file.append_at(lit.pos as u64, take, out) {
                             Ok(n) if n == take => {}
                             // Half a literal is out: nothing can be answered any more.
                             _ => return Err(FetchError::Broken),

@@ -191,19 +191,15 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
     let mut pos = 0u64;
     while pos < file.size() && !stuffer.done() {
         let want = (file.size() - pos).min(CHUNK as u64) as usize;
-        let mut buf = vec![0; want];
+        let mut buf = Vec::with_capacity(want);
         // From the page cache without waiting when it is there; else on a thread that
         // may block.
-        let chunk = match file.read_cached_at(pos, &mut buf) {
-            Some(got) => {
-                buf.truncate(got);
-                buf
-            }
+        let chunk = match file.append_cached_at(pos, want, &mut buf) {
+            Some(_) => buf,
             None => {
                 let f = file.clone();
                 tern_net::run_blocking(move || {
-                    let got = f.read_at(pos, &mut buf)?;
-                    buf.truncate(got);
+                    f.append_at(pos, want, &mut buf)?;
                     Ok::<_, std::io::Error>(buf)
                 })
                 .await

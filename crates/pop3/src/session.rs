@@ -561,20 +561,19 @@ impl Session {
 /// The chunk at `pos` if it is all in the page cache (see `read_chunk`).
 fn read_cached(file: &MessageFile, pos: u64) -> Option<Vec<u8>> {
     let want = (file.size().saturating_sub(pos)).min(CHUNK as u64) as usize;
-    let mut buf = vec![0; want];
-    let got = file.read_cached_at(pos, &mut buf)?;
-    buf.truncate(got);
+    let mut buf = Vec::with_capacity(want);
+    file.append_cached_at(pos, want, &mut buf)?;
     Some(buf)
 }
 
 fn read_chunk(file: &MessageFile, pos: u64) -> Result<Vec<u8>, StoreError> {
     let want = (file.size().saturating_sub(pos)).min(CHUNK as u64) as usize;
-    let mut buf = vec![0; want];
-    let got = file.read_at(pos, &mut buf).map_err(|e| StoreError::Io {
-        op: "reading message",
-        path: std::path::PathBuf::new(),
-        source: e,
-    })?;
-    buf.truncate(got);
+    let mut buf = Vec::with_capacity(want);
+    file.append_at(pos, want, &mut buf)
+        .map_err(|e| StoreError::Io {
+            op: "reading message",
+            path: std::path::PathBuf::new(),
+            source: e,
+        })?;
     Ok(buf)
 }

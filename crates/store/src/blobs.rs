@@ -17,11 +17,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use crate::error::{Result, StoreError};
 use crate::ids::Guid;
+use crate::message_file::BlobDir;
+pub use crate::message_file::MessageFile;
 
 /// The most [`BlobStore::read`] allocates before reading: the size it is given comes
 /// from the index, and a damaged row must not make it reserve gigabytes up front.
@@ -31,6 +33,8 @@ const PREALLOCATE_AT_MOST: u64 = 64 << 20;
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     partitions: BTreeMap<String, PathBuf>,
+    /// Each partition's `blobs` directory, held open to open blobs through.
+    dirs: Arc<BTreeMap<String, BlobDir>>,
 }
 
 impl BlobStore {
@@ -42,12 +46,25 @@ impl BlobStore {
                 fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
             }
         }
-        Ok(BlobStore { partitions })
+        let mut dirs = BTreeMap::new();
+        for (name, root) in &partitions {
+            let dir = root.join("blobs");
+            let held = BlobDir::new(&dir).map_err(|e| StoreError::io("open", &dir, e))?;
+            dirs.insert(name.clone(), held);
+        }
+        Ok(BlobStore {
+            partitions,
+            dirs: Arc::new(dirs),
+        })
     }
 
     /// The partitions as they are, creating nothing (for `tern check`, which only reads).
+    /// Blobs are opened by path, since a `blobs` directory may be missing.
     pub(crate) fn at(partitions: BTreeMap<String, PathBuf>) -> BlobStore {
-        BlobStore { partitions }
+        BlobStore {
+            partitions,
+            dirs: Arc::default(),
+        }
     }
 
     /// The configured partition names.
@@ -276,21 +293,29 @@ impl BlobStore {
 
     /// Opens a blob for reading by ranges, checking its size.
     pub fn open_blob(&self, partition: &str, guid: &Guid, size: u64) -> Result<MessageFile> {
-        let path = self.path(partition, guid)?;
         let missing = || StoreError::BlobMissing {
             guid: guid.to_hex(),
             size,
             partition: partition.to_owned(),
         };
-        let file = match fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
-            Err(e) => return Err(StoreError::io("open", path, e)),
+        let held = self.dirs.get(partition).map(|dir| dir.open(guid));
+        let file = match held {
+            Some(Ok(f)) => f,
+            // Not through the held directory (or any other failure there): by path,
+            // which also covers a `blobs` directory replaced under a running server.
+            _ => {
+                let path = self.path(partition, guid)?;
+                match fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+                    Err(e) => return Err(StoreError::io("open", path, e)),
+                }
+            }
         };
         match file.metadata() {
-            Ok(m) if m.len() == size => Ok(MessageFile { file, size }),
+            Ok(m) if m.len() == size => Ok(MessageFile::new(file, size)),
             Ok(_) => Err(missing()),
-            Err(e) => Err(StoreError::io("open", path, e)),
+            Err(e) => Err(StoreError::io("stat", self.path(partition, guid)?, e)),
         }
     }
 
@@ -528,6 +553,39 @@ mod tests {
     }
 
     #[test]
+    fn blobs_are_found_after_their_directory_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = store(tmp.path());
+        let old = blobs.put("default", b"before the restore").unwrap();
+        let root = tmp.path().join("p1");
+        // A restore from backup under the running server: the directory the store
+        // holds open moves away, and a new one, holding one more blob, takes its name.
+        fs::rename(root.join("blobs"), root.join("blobs.old")).unwrap();
+        let copy = store(&tmp.path().join("copy"));
+        let new = copy.put("default", b"restored only").unwrap();
+        copy.put("default", b"before the restore").unwrap();
+        fs::rename(tmp.path().join("copy/p1/blobs"), root.join("blobs")).unwrap();
+        for (guid, bytes) in [(old, &b"before the restore"[..]), (new, b"restored only")] {
+            let file = blobs
+                .open_blob("default", &guid, bytes.len() as u64)
+                .unwrap();
+            let mut got = Vec::new();
+            file.append_at(0, 100, &mut got).unwrap();
+            assert_eq!(got, bytes);
+        }
+        let absent = Guid::of(b"never stored");
+        assert!(matches!(
+            blobs.open_blob("default", &absent, 3),
+            Err(StoreError::BlobMissing { .. })
+        ));
+        // A blob whose file has another size than its record says is missing too.
+        assert!(matches!(
+            blobs.open_blob("default", &new, 3),
+            Err(StoreError::BlobMissing { .. })
+        ));
+    }
+
+    #[test]
     fn put_is_single_instance_and_readable() {
         let tmp = tempfile::tempdir().unwrap();
         let blobs = store(tmp.path());
@@ -612,71 +670,5 @@ mod tests {
         assert_eq!(temp_owner(&format!(".abcd.{tag}.tmp")), Some(me));
         assert_eq!(temp_owner("abcd.0123456789abcdef"), None, "old format");
         assert_eq!(temp_owner("abcd"), None);
-    }
-}
-
-/// A message opened for reading by ranges: a reader that needs only parts of a large
-/// message at a time (an IMAP FETCH streaming it to a slow client) holds a file
-/// descriptor, not the message. Blobs are immutable and an open file keeps its bytes
-/// even if the blob is collected meanwhile, so every read sees the same message.
-#[derive(Debug)]
-pub struct MessageFile {
-    file: fs::File,
-    size: u64,
-}
-
-impl MessageFile {
-    /// The message's size in bytes.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Fills `buf` from offset `pos`; fewer bytes only at the end of the message.
-    pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], pos + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    }
-
-    /// Fills `buf` from offset `pos` only if that needs no disk I/O: `Some(n)` when the
-    /// bytes were all in the page cache (fewer only at the end of the message), `None`
-    /// when reading would wait for the disk (then nothing is consumed; read with
-    /// [`MessageFile::read_at`] on a thread that may block). On Linux this is one
-    /// `preadv2(RWF_NOWAIT)`; elsewhere always `None`. Lets an async server send a
-    /// cached message without handing its thread over.
-    pub fn read_cached_at(&self, pos: u64, buf: &mut [u8]) -> Option<usize> {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let want = buf.len().min((self.size.saturating_sub(pos)) as usize);
-            if want == 0 {
-                return Some(0);
-            }
-            let iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: want,
-            };
-            let offset = libc::off_t::try_from(pos).ok()?;
-            // SAFETY: `iov` points into `buf`, valid for `want` writable bytes for the
-            // whole call; the descriptor is this file's, open for reading.
-            let n =
-                unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
-            // Short reads (part cached) and errors (EAGAIN: not cached; EOPNOTSUPP:
-            // a filesystem without the flag) all mean: read it the blocking way.
-            (usize::try_from(n).ok() == Some(want)).then_some(want)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = (pos, buf);
-            None
-        }
     }
 }

@@ -63,6 +63,7 @@ mod keywords;
 mod mailboxes;
 mod maintenance;
 mod merge;
+mod message_file;
 mod message_ids;
 mod messages;
 mod metadata;
