@@ -7,46 +7,10 @@
 
 mod common;
 
+use common::maildir::*;
 use common::*;
-use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const PYTHON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
-const PASSWORD: &str = "secret";
-
-/// A server with the user alice (password "secret", default mailboxes).
-fn server_with_alice(root: &Path) -> TernServer {
-    let server = TernServer::start(root, "");
-    let out = admin(
-        &server.config,
-        &["user", "add", "alice", "--password-stdin"],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "tern admin user add alice: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    server
-}
-
-fn python(args: &[&str]) -> Output {
-    Command::new("python3")
-        .args(args)
-        .output()
-        .expect("python3 must be installed (.ci/run installs it)")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use std::path::Path;
 
 /// Runs one imaplib scenario against a fresh server; panics with the script's report
 /// (every failed check and the IMAP exchange) if a check failed. Returns the server and
@@ -153,253 +117,58 @@ fn imaplib_non_ascii_mailbox_names_are_stored_as_utf8() {
 // ------------------------------------------------------------------------------------
 // mbsync
 
-/// alice's account, synchronised with a Maildir by mbsync.
-struct Sync {
-    server: TernServer,
-    config: PathBuf,
-    maildir: PathBuf,
-    /// Output of the last mbsync run (verbose, with the IMAP exchange).
-    log: String,
-}
-
-impl Sync {
-    fn new(root: &Path) -> Sync {
-        let server = server_with_alice(root);
-        let maildir = root.join("Mail");
-        std::fs::create_dir(&maildir).unwrap();
-        let config = root.join("mbsyncrc");
-        std::fs::write(
-            &config,
-            format!(
-                "IMAPAccount tern\n\
-                 Host 127.0.0.1\n\
-                 Port {port}\n\
-                 User alice\n\
-                 Pass {PASSWORD}\n\
-                 SSLType None\n\
-                 AuthMechs LOGIN\n\
-                 Timeout 30\n\
-                 \n\
-                 IMAPStore tern-remote\n\
-                 Account tern\n\
-                 \n\
-                 MaildirStore local\n\
-                 Path {maildir}/\n\
-                 Inbox {maildir}/INBOX\n\
-                 SubFolders Verbatim\n\
-                 \n\
-                 Channel tern\n\
-                 Far :tern-remote:\n\
-                 Near :local:\n\
-                 Patterns *\n\
-                 Sync All\n\
-                 Create Both\n\
-                 Expunge Both\n\
-                 SyncState *\n",
-                port = server.imap.port(),
-                maildir = maildir.display(),
-            ),
-        )
-        .unwrap();
-        Sync {
-            server,
-            config,
-            maildir,
-            log: String::new(),
-        }
-    }
-
-    /// Runs `mbsync -a`, requiring success.
-    fn run(&mut self) {
-        let out = Command::new("mbsync")
-            .arg("-c")
-            .arg(&self.config)
-            .args(["-V", "-Dmn", "-a"])
-            .output()
-            .expect("mbsync must be installed (Debian package isync; .ci/run installs it)");
-        self.log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success(),
-            "mbsync failed ({}):\n{}",
-            out.status,
-            self.log
-        );
-    }
-
-    fn deliver(&self, n: u32) -> Vec<u8> {
-        let msg = message(n);
-        let mut lmtp = Lmtp::connect(self.server.lmtp).unwrap();
-        let r = lmtp
-            .deliver("sender@example.org", &["alice@localhost"], &msg)
-            .unwrap();
-        assert!(r[0].starts_with("250"), "{r:?}");
-        [b"Return-Path: <sender@example.org>\r\n".as_slice(), &msg].concat()
-    }
-
-    /// The server's view of a mailbox, by Message-ID: (UID, flags, SHA-1 of the
-    /// message, SHA-1 of the message as mbsync's Maildir holds it: see `as_in_maildir`).
-    fn server_state(
-        &self,
-        mailbox: &str,
-    ) -> BTreeMap<String, (u32, BTreeSet<String>, String, String)> {
-        let out = self.imap_state(&["dump", mailbox]);
-        out.lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                let flags = f[1].split_whitespace().map(str::to_owned).collect();
-                (
-                    f[3].to_owned(),
-                    (
-                        f[0].parse().unwrap(),
-                        flags,
-                        f[2].to_owned(),
-                        f[4].to_owned(),
-                    ),
-                )
-            })
-            .collect()
-    }
-
-    fn imap_state(&self, args: &[&str]) -> String {
-        let script = format!("{PYTHON_DIR}/imap_state.py");
-        let (ip, port) = (
-            self.server.imap.ip().to_string(),
-            self.server.imap.port().to_string(),
-        );
-        let mut all = vec![script.as_str(), &ip, &port];
-        all.extend_from_slice(args);
-        let out = python(&all);
-        assert!(
-            out.status.success(),
-            "imap_state.py {args:?}\n{}",
-            show(&out)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// The last mbsync log, to append to a failure message.
-    fn context(&self) -> String {
-        format!("\n--- last mbsync run (-V -Dmn) ---\n{}", self.log)
-    }
-}
-
-fn message(n: u32) -> Vec<u8> {
-    format!(
-        "From: Sender <sender@example.org>\r\nTo: alice@example.org\r\nSubject: sync test {n}\r\n\
-         Date: Thu, 06 Jun 2024 10:0{n}:00 +0000\r\nMessage-ID: <mbsync-{n}@example.org>\r\n\r\n\
-         Body of message {n}.\r\nSecond line.\r\n"
+/// alice's account, synchronised with a Maildir by mbsync (verbose, with the IMAP
+/// exchange in its output).
+fn mbsync(root: &Path) -> MaildirSync {
+    let account = Account::new(root, "mbsync");
+    let maildir = root.join("Mail");
+    let config = root.join("mbsyncrc");
+    std::fs::write(
+        &config,
+        format!(
+            "IMAPAccount tern\n\
+             Host 127.0.0.1\n\
+             Port {port}\n\
+             User alice\n\
+             Pass {PASSWORD}\n\
+             SSLType None\n\
+             AuthMechs LOGIN\n\
+             Timeout 30\n\
+             \n\
+             IMAPStore tern-remote\n\
+             Account tern\n\
+             \n\
+             MaildirStore local\n\
+             Path {maildir}/\n\
+             Inbox {maildir}/INBOX\n\
+             SubFolders Verbatim\n\
+             \n\
+             Channel tern\n\
+             Far :tern-remote:\n\
+             Near :local:\n\
+             Patterns *\n\
+             Sync All\n\
+             Create Both\n\
+             Expunge Both\n\
+             SyncState *\n",
+            port = account.server.imap.port(),
+            maildir = maildir.display(),
+        ),
     )
-    .into_bytes()
-}
-
-/// A message as mbsync writes it into a Maildir: LF line ends (mbsync converts), and
-/// without the `X-TUID:` header mbsync inserts into every message it copies (to find it
-/// again after an interruption). Neither is the server's doing.
-fn as_in_maildir(message: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(message).replace("\r\n", "\n");
-    let (head, body) = text
-        .split_once("\n\n")
-        .map_or((text.as_str(), None), |(h, b)| (h, Some(b)));
-    let head: Vec<&str> = head
-        .split('\n')
-        .filter(|l| !l.to_ascii_lowercase().starts_with("x-tuid:"))
-        .collect();
-    let mut out = head.join("\n");
-    if let Some(b) = body {
-        out.push_str("\n\n");
-        out.push_str(b);
-    }
-    out.into_bytes()
-}
-
-fn sha1_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha1::digest(bytes))
-}
-
-struct MaildirMessage {
-    path: PathBuf,
-    /// The Maildir info flags (`:2,FS` → "FS"); empty for a file in `new/`.
-    flags: String,
-    content: Vec<u8>,
-}
-
-/// The messages of one Maildir folder, by Message-ID.
-fn maildir_messages(folder: &Path) -> BTreeMap<String, MaildirMessage> {
-    let mut out = BTreeMap::new();
-    for sub in ["new", "cur"] {
-        let dir = folder.join(sub);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        for e in entries {
-            let path = e.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let flags = name
-                .split_once(":2,")
-                .map(|(_, f)| f.to_owned())
-                .unwrap_or_default();
-            let content = std::fs::read(&path).unwrap();
-            let id = message_id(&content)
-                .unwrap_or_else(|| panic!("{} has no Message-ID", path.display()));
-            assert!(
-                out.insert(
-                    id.clone(),
-                    MaildirMessage {
-                        path,
-                        flags,
-                        content
-                    }
-                )
-                .is_none(),
-                "{id} twice in {}",
-                folder.display()
-            );
-        }
-    }
-    out
-}
-
-fn message_id(content: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(content);
-    text.lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            l.strip_prefix("Message-ID:")
-                .or_else(|| l.strip_prefix("Message-Id:"))
-        })
-        .map(|v| v.trim().to_owned())
-}
-
-/// Maildir info letters as IMAP flags.
-fn imap_flags(maildir_flags: &str) -> BTreeSet<String> {
-    maildir_flags
-        .chars()
-        .filter_map(|c| match c {
-            'D' => Some("\\Draft"),
-            'F' => Some("\\Flagged"),
-            'R' => Some("\\Answered"),
-            'S' => Some("\\Seen"),
-            'T' => Some("\\Deleted"),
-            _ => None,
-        })
-        .map(str::to_owned)
-        .collect()
-}
-
-fn set(flags: &[&str]) -> BTreeSet<String> {
-    flags.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn is_maildir(p: &Path) -> bool {
-    ["cur", "new", "tmp"].iter().all(|d| p.join(d).is_dir())
+    .unwrap();
+    let config = config.display().to_string();
+    MaildirSync::new(
+        account,
+        maildir,
+        &["mbsync", "-c", &config, "-V", "-Dmn", "-a"],
+        "isync",
+    )
 }
 
 #[test]
 fn mbsync_pulls_delivered_mail_into_a_maildir() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut sync = Sync::new(tmp.path());
+    let mut sync = mbsync(tmp.path());
     let delivered: Vec<Vec<u8>> = (1..=3).map(|n| sync.deliver(n)).collect();
     sync.run();
     let ctx = sync.context();
@@ -451,7 +220,7 @@ fn mbsync_pulls_delivered_mail_into_a_maildir() {
 #[test]
 fn mbsync_two_way_sync_of_flags_deletions_and_new_mail() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut sync = Sync::new(tmp.path());
+    let mut sync = mbsync(tmp.path());
     let mut delivered: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for n in 1..=3 {
         delivered.insert(format!("<mbsync-{n}@example.org>"), sync.deliver(n));
@@ -491,12 +260,9 @@ fn mbsync_two_way_sync_of_flags_deletions_and_new_mail() {
     .collect();
 
     let remote = sync.server_state("INBOX");
-    let remote_flags: BTreeMap<String, BTreeSet<String>> = remote
-        .iter()
-        .map(|(k, v)| (k.clone(), v.1.clone()))
-        .collect();
     assert_eq!(
-        remote_flags, want,
+        sync.remote_flags("INBOX"),
+        want,
         "server INBOX after the second sync (FETCH FLAGS){ctx}"
     );
     assert_eq!(
@@ -504,49 +270,23 @@ fn mbsync_two_way_sync_of_flags_deletions_and_new_mail() {
         "message 1 changed UID{ctx}"
     );
     let local = maildir_messages(&inbox);
-    let local_flags: BTreeMap<String, BTreeSet<String>> = local
-        .iter()
-        .map(|(k, v)| (k.clone(), imap_flags(&v.flags)))
-        .collect();
     assert_eq!(
-        local_flags, want,
+        sync.local_flags("INBOX"),
+        want,
         "Maildir INBOX after the second sync{ctx}"
     );
-    for (id, content) in &delivered {
-        assert!(
-            as_in_maildir(&local[id].content) == as_in_maildir(content),
-            "{id} differs in the Maildir{ctx}"
-        );
-        assert_eq!(
-            remote[id].2,
-            sha1_hex(content),
-            "{id} differs on the server{ctx}"
-        );
-    }
+    assert_same_messages(&delivered, &local, &remote, &ctx);
 
     // A third sync has nothing to do: both sides stay as they are.
-    let names_before: BTreeSet<PathBuf> = local.values().map(|m| m.path.clone()).collect();
+    let sides = Sides::take(&sync, &inbox);
     sync.run();
-    let ctx = sync.context();
-    let names_after: BTreeSet<PathBuf> = maildir_messages(&inbox)
-        .values()
-        .map(|m| m.path.clone())
-        .collect();
-    assert_eq!(
-        names_before, names_after,
-        "a sync without changes changed the Maildir{ctx}"
-    );
-    assert_eq!(
-        sync.server_state("INBOX"),
-        remote,
-        "a sync without changes changed the server{ctx}"
-    );
+    sides.assert_unchanged(&sync, &sync.context());
 }
 
 #[test]
 fn mbsync_uploads_messages_and_folders_created_in_the_maildir() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut sync = Sync::new(tmp.path());
+    let mut sync = mbsync(tmp.path());
     sync.deliver(1);
     sync.run();
 

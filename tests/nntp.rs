@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::tmux::*;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -305,73 +306,6 @@ fn hostile_clients_leave_nothing_half_written() {
     let mut c = Raw::connect(addr);
     assert!(c.cmd("LIST").starts_with("215 "));
     assert_eq!(c.block(), ["tern.test 0 1 n"]);
-}
-
-/// Shows a tmux pane's text.
-fn screen(session: &str) -> String {
-    let out = Command::new("tmux")
-        .args(["capture-pane", "-p", "-t", session])
-        .output()
-        .expect("tmux must be installed (.ci/run installs it)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until the pane shows `text`; panics with the screen after 30 s.
-fn wait_for(session: &str, text: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown = screen(session);
-        if shown.contains(text) {
-            return shown;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waiting for {text:?}; screen:\n{shown}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn keys(session: &str, keys: &[&str]) {
-    let status = Command::new("tmux")
-        .args(["send-keys", "-t", session])
-        .args(keys)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// A tmux session (120x40) running one command, ended when the test ends, however it
-/// ends.
-struct Tmux(String);
-
-impl Tmux {
-    fn start(session: &str, command: &str) -> Tmux {
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                session,
-                "-x",
-                "120",
-                "-y",
-                "40",
-                command,
-            ])
-            .status()
-            .expect("tmux must be installed (.ci/run installs it)");
-        assert!(status.success());
-        Tmux(session.to_owned())
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
 }
 
 /// tin, a newsreader from Debian, driven through tmux as a person would: it lists the

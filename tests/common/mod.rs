@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod imap;
+pub mod maildir;
+pub mod tmux;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

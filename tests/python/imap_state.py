@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A small imaplib tool for the mbsync tests: look at and change a mailbox on tern.
+"""A small imaplib tool for the Maildir synchronisation tests (mbsync, offlineimap):
+look at and change a mailbox on tern.
 
 Usage:
   imap_state.py HOST PORT dump MAILBOX
@@ -8,6 +9,7 @@ Usage:
       Maildir side holds it (LF line ends, without the X-TUID header mbsync adds while
       copying a message)
   imap_state.py HOST PORT store MAILBOX UIDSET ITEM FLAGS     e.g. store INBOX 2 +FLAGS '(\\Flagged)'
+  imap_state.py HOST PORT move MAILBOX UIDSET DEST           e.g. move INBOX 3 Archive
   imap_state.py HOST PORT list
       one mailbox name per line
 
@@ -46,6 +48,10 @@ def main():
         _, _, _, _, mailbox, uids, item, flags = sys.argv
         ok(m.select(mailbox), f"SELECT {mailbox}")
         ok(m.uid("STORE", uids, item, flags), f"UID STORE {uids} {item} {flags}")
+    elif cmd == "move":
+        _, _, _, _, mailbox, uids, dest = sys.argv
+        ok(m.select(mailbox), f"SELECT {mailbox}")
+        ok(m.uid("MOVE", uids, dest), f"UID MOVE {uids} {dest}")
     elif cmd == "list":
         for _, _, name in parse_list(ok(m.list('""', "*"), "LIST")):
             print(name)
