@@ -319,12 +319,12 @@ impl Selected {
             }
         } else {
             // Highest first, so every sequence number sent is still valid when sent.
-            for uid in gone.iter().rev() {
-                if let Some(seq) = self.seq_of(*uid) {
-                    self.uids.remove(seq as usize - 1);
-                    lines.push(format!("{seq} EXPUNGE"));
-                }
-            }
+            // Removing a message renumbers only those above it, so each one's number
+            // before any removal is the one to send: one pass over the view, not one
+            // shift of it per message.
+            let seqs: Vec<u32> = gone.iter().filter_map(|u| self.seq_of(*u)).collect();
+            self.uids.retain(|u| gone.binary_search(u).is_err());
+            lines.extend(seqs.iter().rev().map(|seq| format!("{seq} EXPUNGE")));
         }
         for uid in &gone {
             self.recent.remove(uid);

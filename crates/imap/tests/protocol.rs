@@ -282,6 +282,33 @@ fn copy_and_move_report_copyuid() {
     );
 }
 
+/// Scattered expunges are numbered highest first, each number valid when it is sent
+/// (RFC 3501 7.4.1), and the view left holds the survivors in order.
+#[test]
+fn scattered_expunges_are_numbered_from_the_top() {
+    let server = start();
+    for i in 1..=7 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    c.ok("STORE 2,4,5,7 +FLAGS.SILENT (\\Deleted)");
+    let r = c.ok("EXPUNGE");
+    assert_eq!(
+        &r[..4],
+        ["* 7 EXPUNGE", "* 5 EXPUNGE", "* 4 EXPUNGE", "* 2 EXPUNGE"],
+        "{r:?}"
+    );
+    assert_eq!(
+        c.ok("FETCH 1:* UID")[..3],
+        [
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 3)",
+            "* 3 FETCH (UID 6)"
+        ]
+    );
+}
+
 #[test]
 fn expunge_and_uid_expunge() {
     let server = start();
