@@ -219,21 +219,41 @@ impl Line {
 }
 
 /// The columns of one record that its hash covers, but its UID, as stored.
-struct HashedColumns {
-    modseq: i64,
-    internaldate: i64,
-    size: i64,
-    guid: Vec<u8>,
+pub(crate) struct HashedColumns {
+    pub(crate) modseq: i64,
+    pub(crate) internaldate: i64,
+    pub(crate) size: i64,
+    pub(crate) guid: Vec<u8>,
     /// The expunge modseq, 0 when live.
-    expunged: i64,
-    flags: String,
-    pop3_uidl: Option<String>,
+    pub(crate) expunged: i64,
+    pub(crate) flags: String,
+    pub(crate) pop3_uidl: Option<String>,
 }
 
 impl HashedColumns {
+    /// What a query selects for [`HashedColumns::from_row`], of a live record.
+    pub(crate) const LIVE: &'static str = "modseq, internaldate, size, guid, 0, flags, pop3_uidl";
+
+    /// Reads the columns a query selected as [`HashedColumns::LIVE`] lists them (or
+    /// with the expunge modseq in fifth place), from column `first` of `row` on.
+    pub(crate) fn from_row(
+        row: &rusqlite::Row<'_>,
+        first: usize,
+    ) -> rusqlite::Result<HashedColumns> {
+        Ok(HashedColumns {
+            modseq: row.get(first)?,
+            internaldate: row.get(first + 1)?,
+            size: row.get(first + 2)?,
+            guid: row.get(first + 3)?,
+            expunged: row.get(first + 4)?,
+            flags: row.get(first + 5)?,
+            pop3_uidl: row.get(first + 6)?,
+        })
+    }
+
     /// The hash of record `uid` holding these columns, but with `modseq`, `expunged`
     /// and `flags` as given (what a change leaves).
-    fn hash_as(&self, uid: i64, modseq: i64, expunged: i64, flags: &str) -> [u8; 16] {
+    pub(crate) fn hash_as(&self, uid: i64, modseq: i64, expunged: i64, flags: &str) -> [u8; 16] {
         record_hash(
             uid,
             modseq,
@@ -247,7 +267,7 @@ impl HashedColumns {
     }
 
     /// The hash of record `uid` as stored.
-    fn hash(&self, uid: i64) -> [u8; 16] {
+    pub(crate) fn hash(&self, uid: i64) -> [u8; 16] {
         self.hash_as(uid, self.modseq, self.expunged, &self.flags)
     }
 }
@@ -261,26 +281,22 @@ fn hashed_columns(
     live_only: bool,
 ) -> Result<Option<HashedColumns>> {
     use rusqlite::OptionalExtension;
+    static LIVE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = if live_only {
-        "SELECT modseq, internaldate, size, guid, 0, flags, pop3_uidl FROM records \
-         WHERE mailbox_id = ?1 AND uid = ?2 AND expunged_modseq IS NULL"
+        crate::sql::built_once(&LIVE, || {
+            format!(
+                "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid = ?2 \
+                 AND expunged_modseq IS NULL",
+                HashedColumns::LIVE
+            )
+        })
     } else {
         "SELECT modseq, internaldate, size, guid, coalesce(expunged_modseq, 0), flags, \
          pop3_uidl FROM records WHERE mailbox_id = ?1 AND uid = ?2"
     };
     Ok(conn
         .prepare_cached(sql)?
-        .query_row(params![mailbox_id, uid], |r| {
-            Ok(HashedColumns {
-                modseq: r.get(0)?,
-                internaldate: r.get(1)?,
-                size: r.get(2)?,
-                guid: r.get(3)?,
-                expunged: r.get(4)?,
-                flags: r.get(5)?,
-                pop3_uidl: r.get(6)?,
-            })
-        })
+        .query_row(params![mailbox_id, uid], |r| HashedColumns::from_row(r, 0))
         .optional()?)
 }
 

@@ -4,7 +4,7 @@
 use rusqlite::params;
 
 use crate::acl::{Actor, Rights};
-use crate::digest::{record_hash, RecordsDigest};
+use crate::digest::{record_hash, HashedColumns, RecordsDigest};
 use crate::error::Result;
 use crate::error::StoreError;
 use crate::flags::Flag;
@@ -95,7 +95,8 @@ impl Store {
             // below: no trigger folds a change of flags and modseq (schema 12).
             let mut delta = RecordsDigest::default();
             for rec in live_flags(conn, mailbox.id, uids)? {
-                let (uid, old_modseq, old_flags) = (rec.uid, rec.modseq, &rec.flags);
+                let (uid, old_modseq, old_flags) =
+                    (rec.uid, rec.columns.modseq, &rec.columns.flags);
                 let follows = previous_changed && rec.follows;
                 previous_changed = false;
                 if unchanged_since.is_some_and(|m| old_modseq as u64 > m) {
@@ -120,21 +121,9 @@ impl Store {
                 let new_text = new.to_string();
                 runs.push(uid, &new_text, m as i64, follows)?;
                 previous_changed = true;
-                let hash = |modseq: i64, flags: &str| {
-                    record_hash(
-                        uid as i64,
-                        modseq,
-                        rec.internaldate,
-                        rec.size,
-                        &rec.guid,
-                        0,
-                        flags,
-                        rec.pop3_uidl.as_deref(),
-                    )
-                };
                 delta = delta
-                    .fold(&hash(old_modseq, old_flags))
-                    .fold(&hash(m as i64, &new_text));
+                    .fold(&rec.columns.hash(uid as i64))
+                    .fold(&rec.columns.hash_as(uid as i64, m as i64, 0, &new_text));
                 outcome.changed.push(FlagChange {
                     uid,
                     modseq: m,
@@ -254,29 +243,18 @@ pub(crate) fn take_recent_in(
 /// what its digest hash covers.
 struct LiveRecord {
     uid: Uid,
-    modseq: i64,
-    flags: String,
-    internaldate: i64,
-    size: i64,
-    guid: Vec<u8>,
-    pop3_uidl: Option<String>,
+    columns: HashedColumns,
     /// Read in a range scan right after the record before it in the list, with no
     /// live record of the mailbox between them.
     follows: bool,
 }
 
 impl LiveRecord {
-    const COLUMNS: &'static str = "uid, modseq, flags, internaldate, size, guid, pop3_uidl";
-
+    /// Selected as `uid, ` then [`HashedColumns::LIVE`].
     fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRecord> {
         Ok(LiveRecord {
             uid: row.get::<_, i64>(0)? as Uid,
-            modseq: row.get(1)?,
-            flags: row.get(2)?,
-            internaldate: row.get(3)?,
-            size: row.get(4)?,
-            guid: row.get(5)?,
-            pop3_uidl: row.get(6)?,
+            columns: HashedColumns::from_row(row, 1)?,
             follows: false,
         })
     }
@@ -300,9 +278,9 @@ fn live_flags(
         static SCAN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let mut scan = conn.prepare_cached(crate::sql::built_once(&SCAN, || {
             format!(
-                "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
+                "SELECT uid, {} FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
                  AND expunged_modseq IS NULL ORDER BY uid",
-                LiveRecord::COLUMNS
+                HashedColumns::LIVE
             )
         }))?;
         let mut rows = scan.query(params![mailbox_id, lo, hi])?;
@@ -325,9 +303,9 @@ fn live_flags(
     static READ: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let mut read = conn.prepare_cached(crate::sql::built_once(&READ, || {
         format!(
-            "SELECT {} FROM records WHERE mailbox_id = ?1 AND uid IN ({}) \
+            "SELECT uid, {} FROM records WHERE mailbox_id = ?1 AND uid IN ({}) \
              AND expunged_modseq IS NULL ORDER BY uid",
-            LiveRecord::COLUMNS,
+            HashedColumns::LIVE,
             crate::flag_runs::uid_params(2)
         )
     }))?;
