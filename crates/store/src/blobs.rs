@@ -298,24 +298,24 @@ impl BlobStore {
             size,
             partition: partition.to_owned(),
         };
-        let held = self.dirs.get(partition).map(|dir| dir.open(guid));
-        let file = match held {
-            Some(Ok(f)) => f,
-            // Not through the held directory (or any other failure there): by path,
-            // which also covers a `blobs` directory replaced under a running server.
-            _ => {
-                let path = self.path(partition, guid)?;
-                match fs::File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
-                    Err(e) => return Err(StoreError::io("open", path, e)),
-                }
+        if let Some(Ok(file)) = self.dirs.get(partition).map(|dir| dir.open(guid)) {
+            if file.metadata().is_ok_and(|m| m.len() == size) {
+                return Ok(MessageFile::new(file, size));
             }
+        }
+        // Not through the held directory (absent there, another size, or any failure):
+        // by path, which also covers a `blobs` directory replaced under a running
+        // server, whatever the old one still holds.
+        let path = self.path(partition, guid)?;
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(StoreError::io("open", path, e)),
         };
         match file.metadata() {
             Ok(m) if m.len() == size => Ok(MessageFile::new(file, size)),
             Ok(_) => Err(missing()),
-            Err(e) => Err(StoreError::io("stat", self.path(partition, guid)?, e)),
+            Err(e) => Err(StoreError::io("stat", path, e)),
         }
     }
 
@@ -561,6 +561,9 @@ mod tests {
         // A restore from backup under the running server: the directory the store
         // holds open moves away, and a new one, holding one more blob, takes its name.
         fs::rename(root.join("blobs"), root.join("blobs.old")).unwrap();
+        // The old directory's copy is damaged (cut short); the restored one is whole.
+        let hex = old.to_hex();
+        fs::write(root.join("blobs.old").join(&hex[..2]).join(&hex), b"before").unwrap();
         let copy = store(&tmp.path().join("copy"));
         let new = copy.put("default", b"restored only").unwrap();
         copy.put("default", b"before the restore").unwrap();

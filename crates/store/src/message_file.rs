@@ -26,9 +26,10 @@ use crate::ids::Guid;
 /// Guarantee: [`BlobDir::open`] opens `<first two hex digits>/<guid hex>` in the
 /// directory that was at the path when it was opened. Should that directory be
 /// replaced under a running server (restored from a backup), the handle still names
-/// the old one: a blob not found there is looked up by path by the caller, and a blob
-/// found there is the same message, since a blob's name is the digest of its bytes
-/// and blobs are never rewritten. A stale handle can cost time, never hide a message.
+/// the old one: a blob not found there (or of another size than its record says) is
+/// looked up by path by the caller, and a blob found there whole is the same message,
+/// since a blob's name is the digest of its bytes and blobs are never rewritten. A
+/// stale handle can cost time, never hide a message.
 #[derive(Debug)]
 pub(crate) struct BlobDir {
     dir: File,
