@@ -8,6 +8,7 @@
 mod common;
 
 use common::maildir::*;
+use common::show;
 use std::process::Command;
 
 /// Runs curl with `args`, requiring success; its standard output.

@@ -151,7 +151,7 @@ fn imported_messages_keep_their_uidls_and_replicate() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("line 2"),
         "{}",
-        pair::show(&out)
+        common::show(&out)
     );
     assert_eq!(
         open_store(&master.data_dir())

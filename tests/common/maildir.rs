@@ -2,7 +2,7 @@
 //! offlineimap): alice's server, her mail, and both sides of the synchronisation as
 //! a user would compare them.
 
-use super::{admin, Lmtp, TernServer};
+use super::{admin, show, Lmtp, TernServer};
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -32,15 +32,6 @@ pub fn python(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("python3 must be installed (.ci/run installs it)")
-}
-
-pub fn show(out: &Output) -> String {
-    format!(
-        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// alice's account on a running server, as the synchronisation tests see it: mail

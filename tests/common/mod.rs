@@ -207,6 +207,16 @@ impl Drop for TernServer {
     }
 }
 
+/// A finished command's exit status and both outputs, for a failure message.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `tern --config CONFIG admin ARGS`, with `stdin` fed to it.
 pub fn admin(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(TERN)

@@ -48,15 +48,6 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port below {ephemeral_low}")
 }
 
-pub fn show(out: &Output) -> String {
-    format!(
-        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Runs a command with stdin `input`, killing it (and failing) after `limit`.
 pub fn run_limited(mut cmd: Command, input: Option<&[u8]>, limit: Duration, what: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
