@@ -134,10 +134,22 @@ impl<'a> P<'a> {
 
     pub(super) fn atom(&mut self) -> R<&'a [u8]> {
         let a = self.take_while(is_atom_char);
+        self.no_8bit_after_atom()?;
         if a.is_empty() {
             return fail("expected an atom");
         }
         Ok(a)
+    }
+
+    /// Fails when an atom stops at a byte above 0x7f. Atoms are ASCII (RFC 3501 9,
+    /// RFC 9051 9, also under UTF8=ACCEPT); a client that sends UTF-8 text bare (a
+    /// search string, a mailbox name) is told how to send it, rather than that text
+    /// follows the command.
+    fn no_8bit_after_atom(&self) -> R<()> {
+        if self.peek().is_some_and(|c| c >= 0x80) {
+            return fail("8-bit text in an atom: send it as a quoted string or a literal");
+        }
+        Ok(())
     }
 
     /// An atom, upper-cased (keywords, names of things).
@@ -284,6 +296,7 @@ impl<'a> P<'a> {
             Some(b'"' | b'{') => self.string(),
             _ => {
                 let a = self.take_while(is_astring_char);
+                self.no_8bit_after_atom()?;
                 if a.is_empty() {
                     return fail("expected an atom or string");
                 }

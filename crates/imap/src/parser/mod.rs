@@ -192,6 +192,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn bare_utf8_is_answered_with_how_to_send_it() {
+        // Seen from the `imap` crate: `SEARCH CHARSET UTF-8 SUBJECT Grüße` sent bare.
+        for cmd in [
+            "a1 SEARCH CHARSET UTF-8 SUBJECT Grüße",
+            "a2 SEARCH SUBJECT Grüße",
+            "a3 SELECT Ärger",
+        ] {
+            let e = bad(cmd);
+            assert_eq!(e.kind, ParseErrorKind::Syntax, "{cmd}");
+            assert!(
+                e.message.contains("quoted string or a literal"),
+                "{cmd}: {}",
+                e.message
+            );
+        }
+        // Quoted, the same text is a search string.
+        ok("a4 SEARCH CHARSET UTF-8 SUBJECT \"Grüße\"");
+    }
+
     fn xorshift(state: &mut u64) -> u64 {
         let mut x = *state;
         x ^= x << 13;
