@@ -384,6 +384,19 @@ fn imap_crate_idle_hears_a_delivery_and_qresync_tells_what_vanished() {
     assert!(heard.iter().any(|h| h == "Exists(3)"), "{heard:?}");
     let found: Vec<u32> = s.search("TEXT woken").unwrap().into_iter().collect();
     assert_eq!(found, vec![3]);
+
+    // EXPUNGE under QRESYNC names the UIDs and the mailbox's new modseq (RFC 7162
+    // 3.2.7), which the crate hands back.
+    s.uid_store("1", "+FLAGS.SILENT (\\Deleted)").unwrap();
+    let gone = s.expunge().unwrap();
+    assert_eq!(gone.uids().collect::<Vec<_>>(), vec![1]);
+    let after = other
+        .status("INBOX", "(HIGHESTMODSEQ)")
+        .unwrap()
+        .highest_mod_seq;
+    assert!(after.is_some_and(|m| m > modseq), "{after:?}");
+    assert_eq!(gone.mod_seq, after);
+    other.logout().unwrap();
     s.logout().unwrap();
 }
 

@@ -57,6 +57,7 @@ pub(crate) async fn run(
         upgrade: None,
         preauth_deadline: tokio::time::Instant::now() + config_preauth,
         notifying: None,
+        expunges_reported: false,
     };
     tracing::debug!(%peer, tls, "imap connection");
     let mut commands =

@@ -73,6 +73,8 @@ struct Prefetched {
 pub(crate) struct Updates {
     /// Untagged lines, each without the trailing CRLF.
     pub(crate) lines: Vec<String>,
+    /// Among them, EXPUNGE or VANISHED responses.
+    pub(crate) expunged: bool,
 }
 
 /// How a session reports changes.
@@ -149,6 +151,13 @@ impl Selected {
     /// refresh does not report them again.
     pub(crate) fn mark_reported(&mut self, uid: Uid, modseq: Modseq) {
         self.reported.insert(uid, modseq);
+    }
+
+    /// The modseq through which the client has been told every change of the mailbox,
+    /// expunges included: none when some expunge was pulled but not yet reported (a
+    /// client that took a later modseq would never hear of it, RFC 7162 3.2).
+    pub(crate) fn told_through(&self) -> Option<Modseq> {
+        self.pending_expunges.is_empty().then_some(self.seen_modseq)
     }
 
     /// A change this session made itself at `modseq`, to a mailbox that stood at
@@ -294,7 +303,9 @@ impl Selected {
         self.seen_modseq = mailbox.highest_modseq.max(self.seen_modseq);
         self.uidnext = mailbox.uidnext();
         if how.expunges && !self.pending_expunges.is_empty() {
-            updates.lines.extend(self.apply_expunges(how.vanished));
+            let gone = self.apply_expunges(how.vanished);
+            updates.expunged = !gone.is_empty();
+            updates.lines.extend(gone);
         }
         if arrived {
             updates.lines.push(format!("{} EXISTS", self.uids.len()));

@@ -161,6 +161,8 @@ pub(crate) struct Session<W> {
     pub(crate) preauth_deadline: tokio::time::Instant,
     /// NOTIFY (RFC 5465): what the client asked to be told of as it happens.
     pub(crate) notifying: Option<crate::notify::Notifying>,
+    /// The command being answered reported expunges (EXPUNGE or VANISHED responses).
+    pub(crate) expunges_reported: bool,
 }
 
 impl<W> Session<W> {
@@ -355,6 +357,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 outcome
             }
         };
+        let outcome = self.with_highestmodseq(outcome);
         // The untagged responses and the tagged one leave in one write: one system
         // call, and one segment for a short answer instead of two.
         let mut out = std::mem::take(&mut self.out);
@@ -363,6 +366,27 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
             return true;
         }
         outcome.close
+    }
+
+    /// Under QRESYNC, a command after which expunges were reported completes with
+    /// `OK [HIGHESTMODSEQ n]`: RFC 7162 3.2.7 and 3.2.9 ask it of EXPUNGE and UID
+    /// EXPUNGE, and after another session's expunges (a NOOP, a UID FETCH) it is the
+    /// only way the client can move its modseq past them, since VANISHED carries none.
+    /// `n` is the modseq through which the session has been told everything; with an
+    /// expunge still untold, or a code already in the OK, nothing is added.
+    fn with_highestmodseq(&mut self, mut outcome: Outcome) -> Outcome {
+        let reported = std::mem::take(&mut self.expunges_reported);
+        if !reported
+            || !self.enabled.qresync
+            || outcome.status != "OK"
+            || outcome.text.starts_with('[')
+        {
+            return outcome;
+        }
+        if let Some(modseq) = self.selected.as_ref().and_then(Selected::told_through) {
+            outcome.text = format!("[HIGHESTMODSEQ {modseq}] {}", outcome.text);
+        }
+        outcome
     }
 
     /// Produces a FETCH answer into `out` and writes it to the connection, at most
@@ -449,6 +473,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         let before = view.has_contexts().then(|| view.uids.clone());
         match view.refresh(&self.store, how) {
             Ok(updates) => {
+                self.expunges_reported |= updates.expunged;
                 let (leaving, entering) = match &before {
                     Some(before) => self.update_contexts(before),
                     None => Default::default(),

@@ -430,6 +430,76 @@ fn qresync_reconnect_learns_changes_and_vanished() {
     );
 }
 
+/// RFC 7162 3.2.7/3.2.9: under QRESYNC, EXPUNGE and UID EXPUNGE complete with the
+/// mailbox's new HIGHESTMODSEQ; so does any command after which another session's
+/// expunges were reported (VANISHED carries no modseq). Never past an expunge the
+/// client has not been told of, and never without QRESYNC.
+#[test]
+fn qresync_expunges_complete_with_the_new_highestmodseq() {
+    let server = start();
+    for i in 0..6 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let highest = || {
+        server
+            .store
+            .mailbox("alice", "INBOX")
+            .unwrap()
+            .unwrap()
+            .highest_modseq
+    };
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("ENABLE QRESYNC");
+    c.ok("SELECT INBOX");
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let r = c.ok("EXPUNGE");
+    assert_eq!(r[0], "* VANISHED 1");
+    assert!(
+        r.last().unwrap().ends_with(&format!(
+            " OK [HIGHESTMODSEQ {}] EXPUNGE completed",
+            highest()
+        )),
+        "{r:?}"
+    );
+    c.ok("UID STORE 2 +FLAGS.SILENT (\\Deleted)");
+    let r = c.ok("UID EXPUNGE 2");
+    assert!(
+        r.last()
+            .unwrap()
+            .contains(&format!("OK [HIGHESTMODSEQ {}]", highest())),
+        "{r:?}"
+    );
+    // Nothing expunged: nothing to move past, no code.
+    let r = c.ok("EXPUNGE");
+    assert!(!r.last().unwrap().contains("HIGHESTMODSEQ"), "{r:?}");
+
+    // Another session expunges: a FETCH by number may not report it, so its OK may
+    // not claim a modseq past it; the NOOP that reports it does.
+    let mut other = Client::login(server.addr, "alice");
+    other.ok("SELECT INBOX");
+    other.ok("UID STORE 4 +FLAGS.SILENT (\\Deleted)");
+    other.ok("EXPUNGE");
+    let r = c.ok("FETCH 1 UID");
+    assert!(r.iter().all(|l| !l.contains("VANISHED")), "{r:?}");
+    assert!(!r.last().unwrap().contains("HIGHESTMODSEQ"), "{r:?}");
+    let r = c.ok("NOOP");
+    assert_eq!(r[0], "* VANISHED 4");
+    assert!(
+        r.last()
+            .unwrap()
+            .contains(&format!("OK [HIGHESTMODSEQ {}]", highest())),
+        "{r:?}"
+    );
+
+    // Without QRESYNC, EXPUNGE answers as RFC 3501 has it.
+    let mut plain = Client::login(server.addr, "alice");
+    plain.ok("SELECT INBOX");
+    plain.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let r = plain.ok("EXPUNGE");
+    assert_eq!(r[0], "* 1 EXPUNGE");
+    assert!(!r.last().unwrap().contains('['), "{r:?}");
+}
+
 #[test]
 fn list_status_create_rename_delete() {
     let server = start();
