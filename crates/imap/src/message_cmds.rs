@@ -435,6 +435,7 @@ impl<W> Session<W> {
             if let Some(v) = self.selected.as_mut() {
                 v.expunged_here(&moved);
                 let lines = v.apply_expunges(vanished);
+                self.expunges_reported |= !lines.is_empty();
                 for l in lines {
                     self.untagged(&l);
                 }

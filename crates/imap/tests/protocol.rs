@@ -491,6 +491,17 @@ fn qresync_expunges_complete_with_the_new_highestmodseq() {
         "{r:?}"
     );
 
+    // MOVE takes messages out as an expunge does (RFC 6851 4.3).
+    c.ok("CREATE Elsewhere");
+    let r = c.ok("UID MOVE 3 Elsewhere");
+    assert!(r.contains(&"* VANISHED 3".to_owned()), "{r:?}");
+    assert!(
+        r.last()
+            .unwrap()
+            .contains(&format!("OK [HIGHESTMODSEQ {}]", highest())),
+        "{r:?}"
+    );
+
     // Without QRESYNC, EXPUNGE answers as RFC 3501 has it.
     let mut plain = Client::login(server.addr, "alice");
     plain.ok("SELECT INBOX");
