@@ -10,6 +10,7 @@ Usage:
       copying a message)
   imap_state.py HOST PORT store MAILBOX UIDSET ITEM FLAGS     e.g. store INBOX 2 +FLAGS '(\\Flagged)'
   imap_state.py HOST PORT move MAILBOX UIDSET DEST           e.g. move INBOX 3 Archive
+  imap_state.py HOST PORT create MAILBOX
   imap_state.py HOST PORT list
       one mailbox name per line
 
@@ -35,7 +36,8 @@ def main():
     m = connect(host, port)
     if cmd == "dump":
         ok(m.select(sys.argv[4], readonly=True), f"EXAMINE {sys.argv[4]}")
-        typ, data = m.fetch("1:*", "(UID FLAGS BODY.PEEK[])")
+        # UID FETCH: `1:*` by sequence number is BAD in an empty mailbox (as on Dovecot).
+        typ, data = m.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
         if typ == "OK" and data != [None]:
             for uid, items in sorted(fetch_by_uid(data).items()):
                 body = items.get("BODY[]") or b""
@@ -52,6 +54,8 @@ def main():
         _, _, _, _, mailbox, uids, dest = sys.argv
         ok(m.select(mailbox), f"SELECT {mailbox}")
         ok(m.uid("MOVE", uids, dest), f"UID MOVE {uids} {dest}")
+    elif cmd == "create":
+        ok(m.create(sys.argv[4]), f"CREATE {sys.argv[4]}")
     elif cmd == "list":
         for _, _, name in parse_list(ok(m.list('""', "*"), "LIST")):
             print(name)
