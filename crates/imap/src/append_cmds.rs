@@ -133,7 +133,7 @@ impl<W> Session<W> {
         match self.store.expunge(&actor, &id, &[old]) {
             Ok(gone) => {
                 if let Some(v) = self.selected.as_mut() {
-                    v.expunged_here(&gone);
+                    v.expunged_here(&gone, None);
                 }
                 Outcome::ok("REPLACE completed")
             }

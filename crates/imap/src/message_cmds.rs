@@ -433,7 +433,7 @@ impl<W> Session<W> {
             let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
             let vanished = self.enabled.qresync || self.enabled.uidonly;
             if let Some(v) = self.selected.as_mut() {
-                v.expunged_here(&moved);
+                v.expunged_here(&moved, None);
                 let lines = v.apply_expunges(vanished);
                 self.expunges_reported |= !lines.is_empty();
                 for l in lines {
@@ -468,7 +468,7 @@ impl<W> Session<W> {
         match self.store.expunge_deleted(&actor, &id, allowed.as_deref()) {
             Ok(gone) => {
                 if let Some(v) = self.selected.as_mut() {
-                    v.expunged_here(&gone.uids);
+                    v.expunged_here(&gone.uids, Some(gone.modseq));
                     if !gone.uids.is_empty() {
                         v.own_change(gone.before, gone.modseq);
                     }

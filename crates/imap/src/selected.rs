@@ -37,6 +37,9 @@ pub(crate) struct Selected {
     pub(crate) uidnext: Uid,
     /// Expunged in the store, not yet reported to the client.
     pending_expunges: BTreeSet<Uid>,
+    /// The lowest modseq among `pending_expunges` (or a lower bound of it): the client
+    /// may be told it has everything up to just below it, and no further.
+    pending_floor: Option<Modseq>,
     /// Flag changes this session made and already reported: (uid → modseq).
     reported: HashMap<Uid, Modseq>,
     /// Woken when the mailbox changes (for IDLE).
@@ -123,6 +126,7 @@ impl Selected {
                 seen_modseq: mailbox.highest_modseq,
                 uidnext: mailbox.uidnext(),
                 pending_expunges: BTreeSet::new(),
+                pending_floor: None,
                 reported: HashMap::new(),
                 watch,
                 saved: Vec::new(),
@@ -154,10 +158,25 @@ impl Selected {
     }
 
     /// The modseq through which the client has been told every change of the mailbox,
-    /// expunges included: none when some expunge was pulled but not yet reported (a
-    /// client that took a later modseq would never hear of it, RFC 7162 3.2).
+    /// expunges included. With an expunge pulled but not yet reported, it is below that
+    /// expunge's modseq, however high the MODSEQ of the flag changes already sent: a
+    /// client that kept a later one would never hear of the expunge (RFC 7162 3.2).
     pub(crate) fn told_through(&self) -> Option<Modseq> {
-        self.pending_expunges.is_empty().then_some(self.seen_modseq)
+        if self.pending_expunges.is_empty() {
+            return Some(self.seen_modseq);
+        }
+        let below = self.pending_floor.unwrap_or(0).saturating_sub(1);
+        Some(below.min(self.seen_modseq)).filter(|m| *m > 0)
+    }
+
+    /// Expunges are known to the view and not yet reported to the client.
+    pub(crate) fn holds_expunges(&self) -> bool {
+        !self.pending_expunges.is_empty()
+    }
+
+    /// Notes expunges at `modseq` among the pending ones.
+    fn pend_at(&mut self, modseq: Modseq) {
+        self.pending_floor = Some(self.pending_floor.map_or(modseq, |f| f.min(modseq)));
     }
 
     /// A change this session made itself at `modseq`, to a mailbox that stood at
@@ -257,6 +276,7 @@ impl Selected {
             if r.expunged_modseq.is_some() {
                 if self.seq_of(r.uid).is_some() {
                     self.pending_expunges.insert(r.uid);
+                    self.pend_at(r.expunged_modseq.unwrap_or(r.modseq));
                 }
                 continue;
             }
@@ -319,6 +339,7 @@ impl Selected {
     /// Removes expunged UIDs from the view and returns the responses that say so:
     /// one VANISHED with `vanished` (QRESYNC or UIDONLY), else an EXPUNGE each.
     pub(crate) fn apply_expunges(&mut self, vanished: bool) -> Vec<String> {
+        self.pending_floor = None;
         let gone: Vec<Uid> = std::mem::take(&mut self.pending_expunges)
             .into_iter()
             .collect();
@@ -343,13 +364,17 @@ impl Selected {
         lines
     }
 
-    /// Marks UIDs this session expunged itself, so the next report includes them.
-    pub(crate) fn expunged_here(&mut self, uids: &[Uid]) {
+    /// Marks UIDs this session expunged itself at `modseq`, so the next report includes
+    /// them. Without the modseq, they count as just above what the view has seen.
+    pub(crate) fn expunged_here(&mut self, uids: &[Uid], modseq: Option<Modseq>) {
         let known: Vec<Uid> = uids
             .iter()
             .copied()
             .filter(|u| self.seq_of(*u).is_some())
             .collect();
+        if !known.is_empty() {
+            self.pend_at(modseq.unwrap_or(self.seen_modseq + 1));
+        }
         self.pending_expunges.extend(known);
     }
 

@@ -368,22 +368,29 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         outcome.close
     }
 
-    /// Under QRESYNC, a command after which expunges were reported completes with
-    /// `OK [HIGHESTMODSEQ n]`: RFC 7162 3.2.7 and 3.2.9 ask it of EXPUNGE and UID
-    /// EXPUNGE, and after another session's expunges (a NOOP, a UID FETCH) it is the
-    /// only way the client can move its modseq past them, since VANISHED carries none.
-    /// `n` is the modseq through which the session has been told everything; with an
-    /// expunge still untold, or a code already in the OK, nothing is added.
+    /// Under QRESYNC, a command completes with `OK [HIGHESTMODSEQ n]`, `n` being the
+    /// modseq through which the session has told the client everything:
+    /// - after expunges were reported: RFC 7162 3.2.7 and 3.2.9 ask it of EXPUNGE and
+    ///   UID EXPUNGE, and after another session's expunges (a NOOP, a UID FETCH) it is
+    ///   the only way the client can move its modseq past them, since VANISHED carries
+    ///   none;
+    /// - while an expunge is held back (a FETCH, STORE or SEARCH by number may not
+    ///   report it): `n` is then below the expunge, whatever MODSEQ the FETCH responses
+    ///   showed, so a client that loses the connection asks for it again (RFC 7162 3.2).
+    ///
+    /// An OK that already carries a code is left as it is.
     fn with_highestmodseq(&mut self, mut outcome: Outcome) -> Outcome {
         let reported = std::mem::take(&mut self.expunges_reported);
-        if !reported
-            || !self.enabled.qresync
-            || outcome.status != "OK"
-            || outcome.text.starts_with('[')
-        {
+        if !self.enabled.qresync || outcome.status != "OK" || outcome.text.starts_with('[') {
             return outcome;
         }
-        if let Some(modseq) = self.selected.as_ref().and_then(Selected::told_through) {
+        let Some(view) = self.selected.as_ref() else {
+            return outcome;
+        };
+        if !reported && !view.holds_expunges() {
+            return outcome;
+        }
+        if let Some(modseq) = view.told_through() {
             outcome.text = format!("[HIGHESTMODSEQ {modseq}] {}", outcome.text);
         }
         outcome

@@ -473,15 +473,41 @@ fn qresync_expunges_complete_with_the_new_highestmodseq() {
     let r = c.ok("EXPUNGE");
     assert!(!r.last().unwrap().contains("HIGHESTMODSEQ"), "{r:?}");
 
-    // Another session expunges: a FETCH by number may not report it, so its OK may
-    // not claim a modseq past it; the NOOP that reports it does.
+    // Another session expunges, then flags a message: a FETCH by number may not
+    // report the expunge, but shows the later flag change with its MODSEQ. Its OK then
+    // says the client is current only up to below the expunge (RFC 7162 3.2), so a
+    // client that loses the connection now asks for the expunge again.
     let mut other = Client::login(server.addr, "alice");
     other.ok("SELECT INBOX");
     other.ok("UID STORE 4 +FLAGS.SILENT (\\Deleted)");
     other.ok("EXPUNGE");
+    let expunged_at = highest();
+    other.ok("UID STORE 5 +FLAGS.SILENT (\\Flagged)");
     let r = c.ok("FETCH 1 UID");
     assert!(r.iter().all(|l| !l.contains("VANISHED")), "{r:?}");
-    assert!(!r.last().unwrap().contains("HIGHESTMODSEQ"), "{r:?}");
+    let flagged = r
+        .iter()
+        .find(|l| l.contains("UID 5") && l.contains("\\Flagged"))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        flagged.contains(&format!("MODSEQ ({})", expunged_at + 1)),
+        "{r:?}"
+    );
+    let told = |line: &str| -> u64 {
+        let rest = line
+            .split("[HIGHESTMODSEQ ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        rest.split(']').next().unwrap().parse().unwrap()
+    };
+    let n = told(r.last().unwrap());
+    assert!(
+        n < expunged_at && n > 0,
+        "{n} against the expunge's {expunged_at}: {r:?}"
+    );
+    // Still held back over a STORE by number: the same claim, not the STORE's modseq.
+    let r = c.ok("STORE 1 +FLAGS (\\Seen)");
+    assert_eq!(told(r.last().unwrap()), n, "{r:?}");
     let r = c.ok("NOOP");
     assert_eq!(r[0], "* VANISHED 4");
     assert!(
