@@ -35,6 +35,27 @@ fn imaplib_scenario(root: &Path, scenario: &str) -> (TernServer, String) {
     (server, stdout)
 }
 
+/// IMAPClient (the PyPI package `imapclient`, which `.ci/run` installs): a library
+/// with its own response parser, used by UID as its applications use it. The script
+/// (`tests/python/imap_imapclient.py`) checks ENVELOPE, BODYSTRUCTURE and BODY[]
+/// byte for byte, SEARCH and SORT, flags, COPY, MOVE, APPEND with a date, MULTIAPPEND,
+/// ACLs and quota, EXPUNGE under QRESYNC and IDLE.
+#[test]
+fn imapclient_library_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server_with_alice(tmp.path());
+    add_user(&server, "bob");
+    let script = format!("{PYTHON_DIR}/imap_imapclient.py");
+    let out = python(&[
+        &script,
+        &server.imap.ip().to_string(),
+        &server.imap.port().to_string(),
+        &server.lmtp.port().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}
+
 #[test]
 fn imaplib_login_capability_list_and_logout() {
     let tmp = tempfile::tempdir().unwrap();

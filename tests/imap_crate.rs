@@ -26,15 +26,6 @@ fn login(addr: SocketAddr, user: &str) -> Session {
     client.login(user, PASSWORD).map_err(|e| e.0).unwrap()
 }
 
-fn add_user(server: &TernServer, name: &str) {
-    let out = admin(
-        &server.config,
-        &["user", "add", name, "--password-stdin"],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success(), "{}", show(&out));
-}
-
 /// A two-part message: a text part mentioning `word`, and a small attachment.
 fn multipart(n: u32, word: &str) -> Vec<u8> {
     format!(

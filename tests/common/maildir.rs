@@ -14,17 +14,22 @@ pub const PASSWORD: &str = "secret";
 /// A server with the user alice (password [`PASSWORD`], default mailboxes).
 pub fn server_with_alice(root: &Path) -> TernServer {
     let server = TernServer::start(root, "");
+    add_user(&server, "alice");
+    server
+}
+
+/// Adds a user with the password [`PASSWORD`] to a running server.
+pub fn add_user(server: &TernServer, name: &str) {
     let out = admin(
         &server.config,
-        &["user", "add", "alice", "--password-stdin"],
+        &["user", "add", name, "--password-stdin"],
         Some(&format!("{PASSWORD}\n")),
     );
     assert!(
         out.status.success(),
-        "tern admin user add alice: {}",
+        "tern admin user add {name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    server
 }
 
 pub fn python(args: &[&str]) -> Output {

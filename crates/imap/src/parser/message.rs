@@ -15,8 +15,11 @@ impl<'a> P<'a> {
     pub(super) fn append(&mut self) -> R<CommandBody> {
         let mailbox = self.sp_mailbox()?;
         let mut messages = Vec::new();
-        // RFC 3502: `1*(SP append-message)`, each with its own options.
+        // RFC 3502: `1*(SP append-message)`, each with its own options. A run of spaces
+        // counts as one: IMAPClient's MULTIAPPEND sends two after each literal, and
+        // Dovecot takes them.
         while self.eat(b' ') {
+            while self.eat(b' ') {}
             if messages.len() == MAX_APPEND_MESSAGES {
                 return fail("too many messages in one APPEND");
             }
@@ -299,6 +302,15 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
             ])
         );
         assert_eq!(messages.len(), 2);
+        // IMAPClient's MULTIAPPEND: two spaces after each literal.
+        let CommandBody::Append { messages, .. } =
+            ok("a APPEND \"INBOX\" {3+}\r\none  {3+}\r\ntwo  (\\Seen) {5+}\r\nthree")
+        else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[2].flags, vec![s("\\Seen")]);
+        bad("a APPEND INBOX {1}\r\nx  ");
         bad("a APPEND INBOX CATENATE ()");
         bad("a APPEND INBOX CATENATE (TEXT ~{1}\r\nx)");
         bad("a APPEND INBOX CATENATE (FOO \"x\")");
