@@ -51,6 +51,17 @@ fn deliver(server: &TernServer, message: &[u8]) -> Vec<u8> {
     [b"Return-Path: <sender@example.org>\r\n".as_slice(), message].concat()
 }
 
+/// A server where alice's INBOX holds [`multipart`] messages 1, 2, ... mentioning
+/// `words` in turn; with the messages as stored.
+fn server_with_mail(root: &std::path::Path, words: &[&str]) -> (TernServer, Vec<Vec<u8>>) {
+    let server = server_with_alice(root);
+    let stored = (1..)
+        .zip(words)
+        .map(|(n, word)| deliver(&server, &multipart(n, word)))
+        .collect();
+    (server, stored)
+}
+
 /// The flags of a FETCH response, without \Recent (which only says which session
 /// saw the message first).
 fn flags_of(fetch: &::imap::types::Fetch<'_>) -> BTreeSet<String> {
@@ -69,11 +80,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[test]
 fn imap_crate_reads_delivered_mail_whole_and_in_parts() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = server_with_alice(tmp.path());
-    let words = ["quokka", "wombat", "quokka"];
-    let stored: Vec<Vec<u8>> = (1..=3)
-        .map(|n| deliver(&server, &multipart(n, words[n as usize - 1])))
-        .collect();
+    let (server, stored) = server_with_mail(tmp.path(), &["quokka", "wombat", "quokka"]);
 
     let mut s = login(server.imap, "alice");
     let caps = s.capabilities().unwrap();
@@ -177,10 +184,7 @@ fn imap_crate_reads_delivered_mail_whole_and_in_parts() {
 #[test]
 fn imap_crate_flags_copies_moves_appends_and_expunges() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = server_with_alice(tmp.path());
-    for n in 1..=4 {
-        deliver(&server, &multipart(n, "flagged"));
-    }
+    let (server, _) = server_with_mail(tmp.path(), &["flagged"; 4]);
     let mut s = login(server.imap, "alice");
     s.create("Projects").unwrap();
     s.create("Archive/2025").unwrap();
@@ -302,10 +306,7 @@ fn imap_crate_flags_copies_moves_appends_and_expunges() {
 #[test]
 fn imap_crate_idle_hears_a_delivery_and_qresync_tells_what_vanished() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = server_with_alice(tmp.path());
-    for n in 1..=3 {
-        deliver(&server, &multipart(n, "idle"));
-    }
+    let (server, _) = server_with_mail(tmp.path(), &["idle"; 3]);
     let mut s = login(server.imap, "alice");
     s.run_command_and_check_ok("ENABLE QRESYNC").unwrap();
     let inbox = s.select("INBOX").unwrap();
@@ -497,8 +498,7 @@ fn imap_crate_shares_a_folder_and_reads_quota_and_metadata() {
 #[test]
 fn imap_crate_gets_clear_errors_and_keeps_its_session() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = server_with_alice(tmp.path());
-    deliver(&server, &multipart(1, "grüße"));
+    let (server, _) = server_with_mail(tmp.path(), &["grüße"]);
     let mut s = login(server.imap, "alice");
     s.select("INBOX").unwrap();
     // The crate sends search text bare; 8-bit text must be quoted or a literal.
