@@ -273,10 +273,10 @@ impl Selected {
         let max_known = self.uids.last().copied().unwrap_or(0);
         let mut new_uids = Vec::new();
         for r in &changed {
-            if r.expunged_modseq.is_some() {
+            if let Some(expunged_at) = r.expunged_modseq {
                 if self.seq_of(r.uid).is_some() {
                     self.pending_expunges.insert(r.uid);
-                    self.pend_at(r.expunged_modseq.unwrap_or(r.modseq));
+                    self.pend_at(expunged_at);
                 }
                 continue;
             }
