@@ -62,6 +62,12 @@ fn server_with_mail(root: &std::path::Path, words: &[&str]) -> (TernServer, Vec<
     (server, stored)
 }
 
+/// The names LIST "" "*" gives, in its order.
+fn listed(s: &mut Session) -> Vec<String> {
+    let names = s.list(None, Some("*")).unwrap();
+    names.iter().map(|n| n.name().to_owned()).collect()
+}
+
 /// The flags of a FETCH response, without \Recent (which only says which session
 /// saw the message first).
 fn flags_of(fetch: &::imap::types::Fetch<'_>) -> BTreeSet<String> {
@@ -189,12 +195,7 @@ fn imap_crate_flags_copies_moves_appends_and_expunges() {
     s.create("Projects").unwrap();
     s.create("Archive/2025").unwrap();
     s.subscribe("Projects").unwrap();
-    let names: BTreeSet<String> = s
-        .list(None, Some("*"))
-        .unwrap()
-        .iter()
-        .map(|n| n.name().to_owned())
-        .collect();
+    let names: BTreeSet<String> = listed(&mut s).into_iter().collect();
     for want in ["INBOX", "Projects", "Archive/2025"] {
         assert!(names.contains(want), "{want} not in {names:?}");
     }
@@ -427,16 +428,11 @@ fn imap_crate_shares_a_folder_and_reads_quota_and_metadata() {
 
     // bob finds the folder under alice's name, may read it and may not change it.
     let mut bob = login(server.imap, "bob");
-    let listed: Vec<String> = bob
-        .list(None, Some("*"))
-        .unwrap()
-        .iter()
-        .map(|n| n.name().to_owned())
-        .collect();
-    let team = listed
+    let names = listed(&mut bob);
+    let team = names
         .iter()
         .find(|n| n.ends_with("alice/Team"))
-        .unwrap_or_else(|| panic!("alice's Team not listed for bob: {listed:?}"))
+        .unwrap_or_else(|| panic!("alice's Team not listed for bob: {names:?}"))
         .clone();
     let rights = bob.my_rights(&team).unwrap();
     assert!(rights.parsed().rights().contains('r'));
@@ -484,13 +480,8 @@ fn imap_crate_shares_a_folder_and_reads_quota_and_metadata() {
 
     // Revoked, the folder is gone from bob's list.
     alice.delete_acl("Team", "bob").unwrap();
-    let listed: Vec<String> = bob
-        .list(None, Some("*"))
-        .unwrap()
-        .iter()
-        .map(|n| n.name().to_owned())
-        .collect();
-    assert!(!listed.contains(&team), "{listed:?}");
+    let names = listed(&mut bob);
+    assert!(!names.contains(&team), "{names:?}");
     alice.logout().unwrap();
     bob.logout().unwrap();
 }
