@@ -199,3 +199,55 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// swaks (Debian package swaks, which `.ci/run` installs), an SMTP/LMTP client tern did
+/// not write: one transaction to two users and an unknown one, with a body line that
+/// starts with a dot (swaks stuffs it). Each user gets its own 250 after DATA, the
+/// unknown one a 550 at RCPT, and both mailboxes hold the message with the dot
+/// restored.
+#[test]
+fn swaks_delivers_to_several_recipients_over_lmtp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TernServer::start(tmp.path(), "");
+    admin_ok(&server.config, &["user", "add", "alice"]);
+    admin_ok(&server.config, &["user", "add", "bob"]);
+    let body = "first line\n.leading dot\n..two dots\nlast line";
+    let out = Command::new("swaks")
+        .args(["--protocol", "LMTP", "--server"])
+        .arg(server.lmtp.to_string())
+        .args(["--from", "sender@example.org", "--to"])
+        .arg("alice@localhost,nobody@localhost,bob@localhost")
+        .args(["--header", "Subject: swaks test", "--body", body])
+        .args(["--timeout", "20"])
+        .output()
+        .expect("swaks must be installed (.ci/run installs it)");
+    let log = show(&out);
+    assert!(log.contains("<** 550"), "the unknown recipient: {log}");
+    assert_eq!(
+        log.matches("<-  250 ").count(),
+        // LHLO, MAIL, two RCPTs, and one reply per accepted recipient after DATA
+        1 + 1 + 2 + 2,
+        "{log}"
+    );
+    assert!(
+        log.contains("<alice@localhost>") && log.contains("<bob@localhost>"),
+        "{log}"
+    );
+
+    let store = open_store(&server.data_dir());
+    for user in ["alice", "bob"] {
+        let m = store.mailbox(user, "INBOX").unwrap().unwrap();
+        let (_, records) = store.records(&owner(user), &m.uniqueid, false).unwrap();
+        assert_eq!(records.len(), 1, "{user}");
+        let stored = String::from_utf8(store.message(&m, &records[0]).unwrap()).unwrap();
+        assert!(
+            stored.starts_with("Return-Path: <sender@example.org>\r\n"),
+            "{stored}"
+        );
+        assert!(stored.contains("Subject: swaks test\r\n"), "{stored}");
+        assert!(
+            stored.contains("\r\nfirst line\r\n.leading dot\r\n..two dots\r\nlast line\r\n"),
+            "{user}: {stored:?}"
+        );
+    }
+}
