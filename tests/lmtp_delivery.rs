@@ -21,6 +21,16 @@ fn expected_stored(sender: &str, sent: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Every live message of `user`'s `mailbox`, in UID order, as the store holds it.
+fn stored_messages(store: &tern_store::Store, user: &str, mailbox: &str) -> Vec<Vec<u8>> {
+    let m = store.mailbox(user, mailbox).unwrap().unwrap();
+    let (_, records) = store.records(&owner(user), &m.uniqueid, false).unwrap();
+    records
+        .iter()
+        .map(|r| store.message(&m, r).unwrap())
+        .collect()
+}
+
 #[test]
 fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
@@ -85,16 +95,7 @@ fn python_smtplib_mixed_batch_is_stored_byte_for_byte() {
     assert_eq!(delivered, 4, "{result}");
 
     let store = open_store(&server.data_dir());
-    let read_all = |user: &str, mailbox: &str| {
-        let m = store.mailbox(user, mailbox).unwrap().unwrap();
-        store
-            .records(&owner(user), &m.uniqueid, false)
-            .unwrap()
-            .1
-            .into_iter()
-            .map(|r| store.message(&m, &r).unwrap())
-            .collect::<Vec<_>>()
-    };
+    let read_all = |user: &str, mailbox: &str| stored_messages(&store, user, mailbox);
     let msg0 = std::fs::read(out.join("msg0.eml")).unwrap();
     let msg1 = std::fs::read(out.join("msg1.eml")).unwrap();
     let msg2 = std::fs::read(out.join("msg2.eml")).unwrap();
@@ -236,10 +237,9 @@ fn swaks_delivers_to_several_recipients_over_lmtp() {
 
     let store = open_store(&server.data_dir());
     for user in ["alice", "bob"] {
-        let m = store.mailbox(user, "INBOX").unwrap().unwrap();
-        let (_, records) = store.records(&owner(user), &m.uniqueid, false).unwrap();
-        assert_eq!(records.len(), 1, "{user}");
-        let stored = String::from_utf8(store.message(&m, &records[0]).unwrap()).unwrap();
+        let messages = stored_messages(&store, user, "INBOX");
+        assert_eq!(messages.len(), 1, "{user}");
+        let stored = String::from_utf8(messages[0].clone()).unwrap();
         assert!(
             stored.starts_with("Return-Path: <sender@example.org>\r\n"),
             "{stored}"
