@@ -32,6 +32,32 @@ pub fn add_user(server: &TernServer, name: &str) {
     );
 }
 
+/// Delivers to alice's INBOX the three messages the scripted client sessions
+/// (`tests/php`, `tests/perl`, `tests/ruby`) expect: message N has the subject
+/// "TAG N", the Message-ID `<TAG-N@example.org>`, comes from "Sender N"
+/// <sN@example.org> to alice and "Bob B", and is multipart/mixed: a text part
+/// "Hello N, WORD." (WORD is "wombat" for the second, "quokka" otherwise) and a
+/// base64 attachment of the bytes 0..5.
+pub fn deliver_three(server: &TernServer, tag: &str) {
+    let mut lmtp = Lmtp::connect(server.lmtp).unwrap();
+    for n in 1..=3 {
+        let word = if n == 2 { "wombat" } else { "quokka" };
+        let msg = format!(
+            "From: Sender {n} <s{n}@example.org>\r\nTo: alice@example.org, \"Bob B\" <bob@example.org>\r\n\
+             Subject: {tag} {n}\r\nDate: Mon, 0{n} Jun 2025 10:00:00 +0200\r\n\
+             Message-ID: <{tag}-{n}@example.org>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b{n}\"\r\n\r\n\
+             --b{n}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello {n}, {word}.\r\n\
+             --b{n}\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\nAAECAwQF\r\n--b{n}--\r\n"
+        );
+        let r = lmtp
+            .deliver("sender@example.org", &["alice@localhost"], msg.as_bytes())
+            .unwrap();
+        assert!(r[0].starts_with("250"), "{r:?}");
+    }
+}
+
 pub fn python(args: &[&str]) -> Output {
     Command::new("python3")
         .args(args)

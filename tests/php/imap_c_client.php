@@ -58,7 +58,7 @@ foreach (["INBOX", "Sent", "Trash", "Drafts"] as $want) {
 // Headers, overview, structure and parts.
 $h = imap_headerinfo($c, 2);
 expect($h->subject === "c-client 2", "headerinfo subject: " . var_export($h->subject ?? null, true));
-expect($h->message_id === "<cc-2@example.org>", "headerinfo message_id");
+expect($h->message_id === "<c-client-2@example.org>", "headerinfo message_id");
 expect($h->from[0]->mailbox === "s2" && $h->from[0]->host === "example.org", "headerinfo from");
 expect(count($h->to) === 2, "headerinfo to: " . var_export($h->to, true));
 $over = imap_fetch_overview($c, "1:3", 0);
