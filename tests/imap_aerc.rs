@@ -82,19 +82,3 @@ fn aerc_reads_flags_moves_deletes_and_hears_of_new_mail() {
     wait_for(&session, "sync test 4");
     keys(&session, &[":quit", "Enter"]);
 }
-
-/// Waits until the pane no longer shows `text`; panics with the screen after 30 s.
-fn wait_gone(session: &str, text: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let shown = screen(session);
-        if !shown.contains(text) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waiting for {text:?} to go; screen:\n{shown}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}

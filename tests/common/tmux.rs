@@ -29,6 +29,22 @@ pub fn wait_for(session: &str, text: &str) -> String {
     }
 }
 
+/// Waits until the pane no longer shows `text`; panics with the screen after 30 s.
+pub fn wait_gone(session: &str, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = screen(session);
+        if !shown.contains(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waiting for {text:?} to go; screen:\n{shown}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 pub fn keys(session: &str, keys: &[&str]) {
     let status = Command::new("tmux")
         .args(["send-keys", "-t", session])
