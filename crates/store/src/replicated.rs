@@ -458,10 +458,12 @@ fn apply_items(
         "INSERT INTO records (mailbox_id, uid, modseq, flags, internaldate, size, guid, \
          pop3_uidl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    // The master's record wins whole, its stored UIDL included.
+    // The master's record wins whole, its stored UIDL included. A record the replica
+    // had expunged is live again: its expunge time goes with its expunge, or `tern
+    // expire` would count it (and its blob) as due.
     let mut refresh = conn.prepare_cached(
         "UPDATE records SET modseq = ?3, flags = ?4, internaldate = ?5, expunged_modseq = NULL, \
-         pop3_uidl = ?6 WHERE mailbox_id = ?1 AND uid = ?2",
+         expunged_at = NULL, pop3_uidl = ?6 WHERE mailbox_id = ?1 AND uid = ?2",
     )?;
     for a in &update.appends {
         if let Some(u) = a

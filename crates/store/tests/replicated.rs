@@ -556,3 +556,49 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A record the replica expunged on its own (cut off from the master) and the master
+/// then sends back live is live again in every respect: `tern expire` neither counts
+/// it as expired in a dry run nor purges it, and its blob stays.
+#[test]
+fn a_record_the_master_sends_back_live_is_not_expired() {
+    let (_a, master, _b, replica) = pair();
+    replica
+        .replica()
+        .apply_update(full_update(&master, "u", "INBOX", None))
+        .unwrap();
+    let owner = Actor {
+        name: "u".into(),
+        is_admin: false,
+    };
+    let inbox = replica.mailbox("u", "INBOX").unwrap().unwrap();
+    assert_eq!(replica.expunge(&owner, &inbox.uniqueid, &[2]).unwrap(), [2]);
+    let now = replica.mailbox("u", "INBOX").unwrap().unwrap();
+    replica
+        .replica()
+        .apply_update(full_update(&master, "u", "INBOX", Some(now.highest_modseq)))
+        .unwrap();
+    let revived = replica.mailbox("u", "INBOX").unwrap().unwrap();
+    assert_eq!(revived.messages, 5, "{revived:?}");
+    assert_eq!(
+        digest_is_true(&replica, "INBOX"),
+        digest_is_true(&master, "INBOX")
+    );
+
+    let options = |dry_run| ExpireOptions {
+        dry_run,
+        purge_expunged: Some(0),
+        collect_blobs: true,
+        ..Default::default()
+    };
+    let dry = replica.expire(&options(true)).unwrap();
+    assert_eq!(dry.records_purged(), 0, "{dry:?}");
+    assert_eq!(dry.blobs_freed, 0, "{dry:?}");
+    let done = replica.expire(&options(false)).unwrap();
+    assert_eq!(done.records_purged(), 0, "{done:?}");
+    assert_eq!(done.blobs_freed, 0, "{done:?}");
+    let c = replica.changes_since(&revived.uniqueid, 0).unwrap();
+    let two = c.records.iter().find(|r| r.uid == 2).unwrap();
+    assert_eq!(two.expunged_modseq, None);
+    assert_eq!(replica.message(&c.mailbox, two).unwrap(), msg(2));
+}

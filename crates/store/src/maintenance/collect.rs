@@ -138,8 +138,8 @@ impl Store {
 fn referenced_after_purge(conn: &Connection, guid: &Guid, cutoff: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM records WHERE guid = ?1 \
-             AND NOT (expunged_at IS NOT NULL AND expunged_at <= ?2) LIMIT 1",
+            "SELECT 1 FROM records WHERE guid = ?1 AND NOT (expunged_modseq IS NOT NULL \
+             AND expunged_at IS NOT NULL AND expunged_at <= ?2) LIMIT 1",
         )?
         .exists(params![&guid.as_bytes()[..], cutoff])?)
 }

@@ -175,7 +175,8 @@ impl Store {
         let mailboxes = self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT DISTINCT m.id, m.name FROM mailboxes m JOIN records r ON r.mailbox_id = m.id \
-                 WHERE m.user_id = ?1 AND r.expunged_at IS NOT NULL AND r.expunged_at <= ?2",
+                 WHERE m.user_id = ?1 AND r.expunged_modseq IS NOT NULL \
+                 AND r.expunged_at IS NOT NULL AND r.expunged_at <= ?2",
             )?;
             let rows = stmt
                 .query_map(params![user_id, cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -372,10 +373,12 @@ fn acked_floor(conn: &Connection, except: &[String]) -> Result<i64> {
     }
 }
 
-/// Records of `mailbox_id` expunged at or before `cutoff`.
+/// Records of `mailbox_id` expunged at or before `cutoff`: what [`purge_batch`] would
+/// purge (a record with an expunge time but live again, from an index written before
+/// replication cleared it, is not).
 fn count_expired(conn: &Connection, mailbox_id: i64, cutoff: i64) -> Result<u64> {
     Ok(conn.query_row_cached(
-        "SELECT count(*) FROM records WHERE mailbox_id = ?1 \
+        "SELECT count(*) FROM records WHERE mailbox_id = ?1 AND expunged_modseq IS NOT NULL \
          AND expunged_at IS NOT NULL AND expunged_at <= ?2",
         params![mailbox_id, cutoff],
         |r| r.get::<_, i64>(0),
