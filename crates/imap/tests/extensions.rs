@@ -201,6 +201,46 @@ fn multiappend_stores_all_or_nothing() {
     assert!(r.last().unwrap().contains(" 3:5]"), "{r:?}");
 }
 
+/// RFC 6855 4 (RFC 9755): a server advertising UTF8=ACCEPT takes APPEND's
+/// `UTF8 (literal8)`, as Python's imaplib and Horde send every APPEND once they have
+/// enabled it, in CATENATE too; the message is stored as sent, UTF-8 header and all.
+#[test]
+fn append_takes_the_utf8_literal() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    let caps = c.ok("CAPABILITY");
+    assert!(caps[0].contains(" UTF8=ACCEPT"), "{caps:?}");
+    let utf8 = |text: &str| format!("UTF8 (~{{{}+}}\r\n{text})", text.len());
+    let first = "From: jos\u{e9}@example.com\r\nSubject: caf\u{e9}\r\n\r\nbody\r\n";
+    // Before ENABLE, as after: a client that sends it is not refused.
+    let r = c.ok(&format!("APPEND INBOX (\\Seen) {}", utf8(first)));
+    assert!(r.last().unwrap().contains("[APPENDUID "), "{r:?}");
+    c.ok("ENABLE UTF8=ACCEPT");
+    let second = "Subject: \u{e8}re\r\n\r\nsecond\r\n";
+    c.ok(&format!(
+        "APPEND INBOX \"1-Jan-2025 10:00:00 +0000\" {}",
+        utf8(second)
+    ));
+    c.ok(&format!(
+        "APPEND INBOX CATENATE ({} TEXT {})",
+        utf8("Subject: \u{fc}ber\r\n\r\n"),
+        lit("joined\r\n")
+    ));
+    let third = "Subject: \u{fc}ber\r\n\r\njoined\r\n";
+    assert_eq!(bodies(&mut c, "INBOX"), [first, second, third]);
+    let r = c.ok("FETCH 1 FLAGS");
+    assert!(r[0].contains("\\Seen"), "{r:?}");
+    // Malformed: no parentheses, or a quoted string where the literal goes.
+    for bad in [
+        "APPEND INBOX UTF8 ~{2+}\r\nhi",
+        "APPEND INBOX UTF8 (\"hi\")",
+    ] {
+        let r = c.cmd(bad);
+        assert_eq!(tagged_status(&r), "BAD", "{bad}: {r:?}");
+    }
+    c.ok("NOOP");
+}
+
 /// RFC 4469: CATENATE joins text with parts of stored messages named by IMAP URLs;
 /// a URL that names nothing readable is `NO [BADURL]` and stores nothing.
 #[test]

@@ -31,7 +31,8 @@ impl<'a> P<'a> {
         Ok(CommandBody::Append { mailbox, messages })
     }
 
-    /// `[flag-list SP] [date-time SP] (literal / literal8 / "CATENATE" SP cat-parts)`
+    /// `[flag-list SP] [date-time SP] (literal / literal8 / utf8-literal / "CATENATE"
+    /// SP cat-parts)`
     fn append_message(&mut self) -> R<AppendMessage> {
         let mut flags = Vec::new();
         if self.peek() == Some(b'(') {
@@ -49,6 +50,11 @@ impl<'a> P<'a> {
                 bytes: bytes.to_vec(),
                 binary,
             }
+        } else if self.next_is("UTF8") {
+            AppendContent::Literal {
+                bytes: self.utf8_literal()?.to_vec(),
+                binary: true,
+            }
         } else if self.next_is("CATENATE") {
             self.pos += "CATENATE".len();
             self.sp()?;
@@ -63,14 +69,36 @@ impl<'a> P<'a> {
         })
     }
 
+    /// `utf8-literal = "UTF8" SP "(" literal8 ")"`: a message whose header fields may
+    /// hold UTF-8 (RFC 6855 4, RFC 9755), stored as sent. Sent by clients after
+    /// `ENABLE UTF8=ACCEPT` (Python's imaplib, Horde); taken whether or not the
+    /// session enabled it, since tern advertises UTF8=ACCEPT, and with a plain
+    /// literal inside as well as a literal8.
+    fn utf8_literal(&mut self) -> R<&'a [u8]> {
+        self.pos += "UTF8".len();
+        self.sp()?;
+        self.open()?;
+        let (bytes, _) = self.literal(true)?;
+        self.expect(b')', "expected ')' after the UTF8 literal")?;
+        Ok(bytes)
+    }
+
     /// `"(" cat-part *(SP cat-part) ")"` where `cat-part = "TEXT" SP literal / "URL"
-    /// SP astring` (RFC 4469 5).
+    /// SP astring / utf8-literal` (RFC 4469 5, RFC 6855 4).
     fn cat_parts(&mut self) -> R<Vec<CatPart>> {
         self.open()?;
         let mut parts = Vec::new();
         loop {
             if parts.len() == MAX_CATENATE_PARTS {
                 return fail("too many CATENATE parts");
+            }
+            if self.next_is("UTF8") {
+                parts.push(CatPart::Text(self.utf8_literal()?.to_vec()));
+                if self.eat(b')') {
+                    return Ok(parts);
+                }
+                self.sp()?;
+                continue;
             }
             let k = self.keyword()?;
             self.sp()?;
@@ -242,6 +270,47 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         bad("a APPEND INBOX");
         bad("a APPEND INBOX {1}\r\nx ");
         bad("a APPEND INBOX {1}\r\nx {1}");
+    }
+
+    #[test]
+    fn append_utf8_literal() {
+        // RFC 6855 4: as Python's imaplib and Horde send it after ENABLE UTF8=ACCEPT.
+        let literal = |bytes: &[u8]| AppendContent::Literal {
+            bytes: bytes.to_vec(),
+            binary: true,
+        };
+        let CommandBody::Append { messages, .. } =
+            ok("a APPEND INBOX (\\Seen) UTF8 (~{12+}\r\nSubject: é\n)")
+        else {
+            panic!()
+        };
+        assert_eq!(messages[0].flags, vec![s("\\Seen")]);
+        assert_eq!(messages[0].content, literal("Subject: é\n".as_bytes()));
+        let CommandBody::Append { messages, .. } =
+            ok("a APPEND INBOX \"1-Jan-2000 00:00:00 +0000\" utf8 ({2}\r\nhi) UTF8 (~{2}\r\nyo)")
+        else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].content, literal(b"yo"));
+        let CommandBody::Append { messages, .. } =
+            ok("a APPEND INBOX CATENATE (URL \"/INBOX;UID=1\" UTF8 (~{2}\r\nhi) TEXT {1}\r\n!)")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            messages[0].content,
+            AppendContent::Catenate(vec![
+                CatPart::Url(s("/INBOX;UID=1")),
+                CatPart::Text(b"hi".to_vec()),
+                CatPart::Text(b"!".to_vec()),
+            ])
+        );
+        bad("a APPEND INBOX UTF8 ~{2}\r\nhi");
+        bad("a APPEND INBOX UTF8 (~{2}\r\nhi");
+        bad("a APPEND INBOX UTF8 (\"hi\")");
+        bad("a APPEND INBOX UTF8(~{2}\r\nhi)");
+        bad("a APPEND INBOX CATENATE (UTF8 (~{2}\r\nhi)");
     }
 
     #[test]
