@@ -98,6 +98,25 @@ pub(crate) fn esearch_line(
     Some(line)
 }
 
+/// The UIDs `RETURN (SAVE ...)` keeps as `$`, sorted: with MIN and/or MAX and no
+/// other option, the messages those name; otherwise every result (RFC 5182 2.1:
+/// `SEARCH RETURN (SAVE MIN)` saves the lowest match alone, and Dovecot does so).
+fn saved_uids(opts: &[SearchReturn], results: &[(u32, Uid, u64)]) -> Vec<Uid> {
+    let others = || opts.iter().filter(|o| **o != SearchReturn::Save);
+    let ends_only = others().next().is_some()
+        && others().all(|o| matches!(o, SearchReturn::Min | SearchReturn::Max));
+    let mut saved: Vec<Uid> = if ends_only {
+        let min = opts.contains(&SearchReturn::Min).then(|| results.first());
+        let max = opts.contains(&SearchReturn::Max).then(|| results.last());
+        min.into_iter().chain(max).flatten().map(|r| r.1).collect()
+    } else {
+        results.iter().map(|r| r.1).collect()
+    };
+    saved.sort_unstable();
+    saved.dedup();
+    saved
+}
+
 impl<W> Session<W> {
     /// Answers a SEARCH or SORT that has RETURN options: `results` are (sequence
     /// number, UID, modseq) in answer order. SAVE keeps them as `$`, the ESEARCH line
@@ -113,12 +132,9 @@ impl<W> Session<W> {
         sort: Option<&[SortCriterion]>,
         modseq: bool,
     ) {
-        let uids = || results.iter().map(|r| r.1);
         if opts.contains(&SearchReturn::Save) {
             if let Some(v) = self.selected.as_mut() {
-                let mut saved: Vec<Uid> = uids().collect();
-                saved.sort_unstable();
-                v.saved = saved;
+                v.saved = saved_uids(opts, results);
             }
         }
         let hits: Vec<Hit> = results
@@ -145,7 +161,7 @@ impl<W> Session<W> {
                     SearchReturn::Partial(w) => Some(*w),
                     _ => None,
                 }),
-                results: uids().collect(),
+                results: results.iter().map(|r| r.1).collect(),
                 modseq: seen_modseq,
                 exists,
             });
@@ -227,6 +243,21 @@ mod tests {
         assert!(window.ends_with("PARTIAL (-1:-1 3) MODSEQ 103"), "{window}");
         let none = esearch_line("t", false, &[SearchReturn::Min], &[], true).unwrap();
         assert_eq!(none, "ESEARCH (TAG \"t\")");
+    }
+
+    #[test]
+    fn save_with_min_or_max_alone_keeps_those() {
+        use SearchReturn::*;
+        // (sequence number, UID, modseq) in answer order: a SORT's order here.
+        let results = [(3, 30, 1), (1, 10, 1), (2, 20, 1)];
+        assert_eq!(saved_uids(&[Save, Min], &results), [30]);
+        assert_eq!(saved_uids(&[Max, Save], &results), [20]);
+        assert_eq!(saved_uids(&[Save, Min, Max], &results), [20, 30]);
+        assert_eq!(saved_uids(&[Save, Min, Count], &results), [10, 20, 30]);
+        assert_eq!(saved_uids(&[Save, All], &results), [10, 20, 30]);
+        assert_eq!(saved_uids(&[Save], &results), [10, 20, 30]);
+        assert_eq!(saved_uids(&[Save, Min], &results[..1]), [30]);
+        assert!(saved_uids(&[Save, Min, Max], &[]).is_empty());
     }
 
     #[test]

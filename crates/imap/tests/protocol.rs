@@ -191,6 +191,17 @@ fn search_keys_esearch_and_searchres() {
     c.ok("SEARCH RETURN (SAVE) FROM cy");
     let r = c.ok("FETCH $ (UID)");
     assert_eq!(r[0], "* 3 FETCH (UID 3)");
+    // RFC 5182 2.1: with MIN or MAX alone, `$` holds just those messages.
+    let fetched = |c: &mut Client| -> Vec<String> {
+        let r = c.ok("FETCH $ (UID)");
+        r[..r.len() - 1].to_vec()
+    };
+    c.ok("SEARCH RETURN (SAVE MIN) ALL");
+    assert_eq!(fetched(&mut c), ["* 1 FETCH (UID 1)"]);
+    c.ok("SEARCH RETURN (SAVE MIN MAX) ALL");
+    assert_eq!(fetched(&mut c), ["* 1 FETCH (UID 1)", "* 3 FETCH (UID 3)"]);
+    c.ok("SEARCH RETURN (SAVE MAX COUNT) ALL");
+    assert_eq!(fetched(&mut c).len(), 3);
 }
 
 #[test]
