@@ -510,12 +510,19 @@ impl<W> Session<W> {
                 StatusItem::Unseen | StatusItem::Deleted | StatusItem::Recent
             )
         });
-        let (mailbox, counts) = if needs_counts {
+        let (mailbox, mut counts) = if needs_counts {
             self.store
                 .mailbox_counts(&self.actor(), &mailbox.uniqueid)?
         } else {
             (mailbox.clone(), Default::default())
         };
+        // The store counts what no session has taken as \Recent yet. On the selected
+        // mailbox this session's own \Recent messages carry the flag too (RFC 3501
+        // 6.3.10: "messages with the \Recent flag set"), as Dovecot counts them.
+        if let Some(view) = self.selected.as_ref().filter(|v| v.id == mailbox.uniqueid) {
+            let own = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
+            counts.recent = counts.recent.saturating_add(own);
+        }
         let mut parts = Vec::new();
         for item in items {
             parts.push(match item {

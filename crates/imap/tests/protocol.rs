@@ -73,6 +73,22 @@ fn select_reports_mailbox_state() {
     assert!(r.join("\n").contains("* 0 RECENT"));
     assert!(r.last().unwrap().contains("[READ-ONLY]"));
     assert_eq!(tagged_status(&d.cmd("STORE 1 +FLAGS (\\Seen)")), "NO");
+    // STATUS RECENT counts the messages with \Recent set. A message delivered now is
+    // \Recent for no session yet: a session with nothing selected counts it alone;
+    // the first session counts its own two and that one, which it then takes.
+    server.deliver("alice", "INBOX", "Subject: three\r\n\r\nbody\r\n");
+    let mut e = Client::login(server.addr, "alice");
+    assert_eq!(
+        e.ok("STATUS INBOX (RECENT)")[0],
+        "* STATUS \"INBOX\" (RECENT 1)"
+    );
+    let r = c.ok("STATUS INBOX (RECENT)");
+    assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 3)", "{r:?}");
+    assert!(r.contains(&"* 3 RECENT".to_owned()), "{r:?}");
+    assert_eq!(
+        e.ok("STATUS INBOX (RECENT)")[0],
+        "* STATUS \"INBOX\" (RECENT 0)"
+    );
 }
 
 #[test]
