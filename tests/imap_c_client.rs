@@ -9,8 +9,6 @@
 mod common;
 
 use common::maildir::*;
-use common::*;
-use std::process::Command;
 
 #[test]
 fn c_client_session() {
@@ -18,14 +16,12 @@ fn c_client_session() {
     let server = server_with_alice(tmp.path());
     add_user(&server, "bob");
     deliver_three(&server, "c-client");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/php/imap_c_client.php");
-    let out = Command::new("php")
-        .arg(script)
-        .arg(server.imap.port().to_string())
-        .output()
-        .expect(
-            "php with the imap extension must be installed (.ci/run installs php-cli and php-imap)",
-        );
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let needs = ".ci/run installs php-cli and php-imap";
+    scripted_session(
+        "php",
+        "php/imap_c_client.php",
+        &[],
+        server.imap.port(),
+        needs,
+    );
 }

@@ -12,21 +12,12 @@
 mod common;
 
 use common::maildir::*;
-use common::*;
-use std::process::Command;
 
 #[test]
 fn horde_imap_client_session() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server_with_alice(tmp.path());
     deliver_three(&server, "horde");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/php/imap_horde.php");
-    let out = Command::new("php")
-        .arg(script)
-        .arg(server.imap.port().to_string())
-        .args(["alice", PASSWORD])
-        .output()
-        .expect("php must be installed (.ci/run installs php-cli)");
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let needs = ".ci/run installs php-cli and php-horde-imap-client";
+    scripted_session("php", "php/imap_horde.php", &[], server.imap.port(), needs);
 }

@@ -11,24 +11,18 @@
 mod common;
 
 use common::maildir::*;
-use common::*;
-use std::process::Command;
 
 #[test]
 fn mail_imapclient_session() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server_with_alice(tmp.path());
     deliver_three(&server, "perl");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/perl/imap_mail_imapclient.pl"
+    let needs = ".ci/run installs libmail-imapclient-perl";
+    scripted_session(
+        "perl",
+        "perl/imap_mail_imapclient.pl",
+        &[],
+        server.imap.port(),
+        needs,
     );
-    let out = Command::new("perl")
-        .arg(script)
-        .arg(server.imap.port().to_string())
-        .args(["alice", PASSWORD])
-        .output()
-        .expect("perl must be installed");
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
 }

@@ -15,8 +15,6 @@
 mod common;
 
 use common::maildir::*;
-use common::*;
-use std::process::Command;
 
 /// Where `.ci/run` unpacks roundcube-core's framework.
 fn roundcube_lib() -> std::path::PathBuf {
@@ -34,14 +32,12 @@ fn roundcube_webmail_session() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server_with_alice(tmp.path());
     deliver_three(&server, "roundcube");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/php/imap_roundcube.php");
-    let out = Command::new("php")
-        .arg(script)
-        .arg(&lib)
-        .arg(server.imap.port().to_string())
-        .args(["alice", PASSWORD])
-        .output()
-        .expect("php must be installed (.ci/run installs php-cli)");
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let needs = ".ci/run installs php-cli and php-mbstring";
+    scripted_session(
+        "php",
+        "php/imap_roundcube.php",
+        &[lib.as_os_str()],
+        server.imap.port(),
+        needs,
+    );
 }

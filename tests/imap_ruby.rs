@@ -12,21 +12,18 @@
 mod common;
 
 use common::maildir::*;
-use common::*;
-use std::process::Command;
 
 #[test]
 fn net_imap_session() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server_with_alice(tmp.path());
     deliver_three(&server, "ruby");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ruby/imap_net_imap.rb");
-    let out = Command::new("ruby")
-        .arg(script)
-        .arg(server.imap.port().to_string())
-        .args(["alice", PASSWORD])
-        .output()
-        .expect("ruby must be installed (.ci/run installs it)");
-    assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let needs = ".ci/run installs ruby";
+    scripted_session(
+        "ruby",
+        "ruby/imap_net_imap.rb",
+        &[],
+        server.imap.port(),
+        needs,
+    );
 }

@@ -15,39 +15,6 @@ use std::time::Duration;
 
 const PYTHON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
 
-/// A server with NNTP on, alice (password "secret"), and the groups tern.test
-/// (anonymous read, description "Testing") and tern.staff (logged-in users only).
-fn news_server(root: &std::path::Path) -> TernServer {
-    let server = TernServer::start_with(
-        root,
-        "[nntp]\nmax_article_size = 65536\n",
-        "nntp = \"127.0.0.1:0\"",
-    );
-    let out = admin(
-        &server.config,
-        &["user", "add", "alice", "--password-stdin"],
-        Some("secret\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    admin_ok(
-        &server.config,
-        &[
-            "newsgroup",
-            "create",
-            "tern.test",
-            "--description",
-            "Testing",
-            "--anonymous-read",
-        ],
-    );
-    admin_ok(&server.config, &["newsgroup", "create", "tern.staff"]);
-    server
-}
-
 /// A raw NNTP client: lines in, replies out.
 struct Raw {
     reader: BufReader<TcpStream>,

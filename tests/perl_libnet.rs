@@ -11,19 +11,9 @@ mod common;
 
 use common::maildir::*;
 use common::*;
-use std::process::Command;
 
-fn perl(script: &str, port: u16) {
-    let path = format!("{}/tests/perl/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("perl")
-        .arg(&path)
-        .arg(port.to_string())
-        .args(["alice", PASSWORD])
-        .output()
-        .expect("perl must be installed");
-    assert!(out.status.success(), "{script}: {}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{script}");
-}
+/// What `.ci/run` installs for these scripts.
+const NEEDS: &str = "Perl, with IO::Socket::SSL";
 
 #[test]
 fn net_pop3_reads_and_deletes_over_stls() {
@@ -31,30 +21,14 @@ fn net_pop3_reads_and_deletes_over_stls() {
     let server = TernServer::start_with(tmp.path(), "", "pop3 = \"127.0.0.1:0\"");
     add_user(&server, "alice");
     deliver_three(&server, "pop");
-    perl(
-        "pop3_net_pop3.pl",
-        server.pop3.expect("pop3 listener").port(),
-    );
+    let port = server.pop3.expect("pop3 listener").port();
+    scripted_session("perl", "perl/pop3_net_pop3.pl", &[], port, NEEDS);
 }
 
 #[test]
 fn net_nntp_posts_and_reads_over_starttls() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = TernServer::start_with(tmp.path(), "", "nntp = \"127.0.0.1:0\"");
-    add_user(&server, "alice");
-    admin_ok(
-        &server.config,
-        &[
-            "newsgroup",
-            "create",
-            "tern.test",
-            "--description",
-            "Testing",
-            "--anonymous-read",
-        ],
-    );
-    perl(
-        "nntp_net_nntp.pl",
-        server.nntp.expect("nntp listener").port(),
-    );
+    let server = news_server(tmp.path());
+    let port = server.nntp.expect("nntp listener").port();
+    scripted_session("perl", "perl/nntp_net_nntp.pl", &[], port, NEEDS);
 }

@@ -58,6 +58,28 @@ pub fn deliver_three(server: &TernServer, tag: &str) {
     }
 }
 
+/// Runs a scripted client session, `program script [before...] PORT alice PASSWORD`
+/// (`tests/php`, `tests/perl`, `tests/ruby`), against a server port; it must exit 0
+/// and print exactly "ok". `needs` says what `.ci/run` installs for it.
+pub fn scripted_session(
+    program: &str,
+    script: &str,
+    before: &[&std::ffi::OsStr],
+    port: u16,
+    needs: &str,
+) {
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(program)
+        .arg(&path)
+        .args(before)
+        .arg(port.to_string())
+        .args(["alice", PASSWORD])
+        .output()
+        .unwrap_or_else(|e| panic!("{program} must be installed ({needs}): {e}"));
+    assert!(out.status.success(), "{script}: {}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{script}");
+}
+
 pub fn python(args: &[&str]) -> Output {
     Command::new("python3")
         .args(args)

@@ -376,3 +376,27 @@ pub fn owner(user: &str) -> tern_store::Actor {
         is_admin: false,
     }
 }
+
+/// A server with NNTP on, alice (password [`maildir::PASSWORD`]), and the groups tern.test
+/// (anonymous read, description "Testing") and tern.staff (logged-in users only).
+pub fn news_server(root: &Path) -> TernServer {
+    let server = TernServer::start_with(
+        root,
+        "[nntp]\nmax_article_size = 65536\n",
+        "nntp = \"127.0.0.1:0\"",
+    );
+    maildir::add_user(&server, "alice");
+    admin_ok(
+        &server.config,
+        &[
+            "newsgroup",
+            "create",
+            "tern.test",
+            "--description",
+            "Testing",
+            "--anonymous-read",
+        ],
+    );
+    admin_ok(&server.config, &["newsgroup", "create", "tern.staff"]);
+    server
+}

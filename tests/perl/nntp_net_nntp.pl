@@ -2,7 +2,8 @@
 # Perl's Net::NNTP (libnet, in every Perl: what news scripts, gateways and
 # monitoring checks use) against a running tern, over STARTTLS with AUTHINFO: the
 # group list, posting, a follow-up, and reading back by number and by Message-ID,
-# the overview included. Run by tests/perl_libnet.rs with the empty group tern.test.
+# the overview included. Run by tests/perl_libnet.rs with the empty group tern.test
+# (`news_server` in tests/common).
 # Prints "ok" when every check passed; dies with the reason otherwise.
 #
 #     perl nntp_net_nntp.pl PORT USER PASSWORD
