@@ -16,7 +16,7 @@ use std::future::{poll_fn, Future};
 use std::task::Poll;
 use std::time::Duration;
 
-use tern_store::{Mailbox, Modseq, StoreError};
+use tern_store::{Mailbox, Modseq, StoreError, Uid};
 use tokio::sync::watch;
 
 use crate::response::push_mailbox;
@@ -340,6 +340,53 @@ pub(crate) async fn woken(notifying: &mut Option<Notifying>) {
 }
 
 impl<W: tokio::io::AsyncWrite + Unpin + Send> Session<W> {
+    /// With a mailbox selected and NOTIFY asking MessageNew for FETCH items there, the
+    /// view's last UID: the messages above it once changes are reported are the new
+    /// ones [`Session::fetch_new_messages`] answers for.
+    pub(crate) fn message_new_mark(&self) -> Option<Uid> {
+        self.message_new_atts()?;
+        let view = self.selected.as_ref()?;
+        Some(view.uids.last().copied().unwrap_or(0))
+    }
+
+    /// The FETCH items NOTIFY's MessageNew names for the selected mailbox, if any.
+    fn message_new_atts(&self) -> Option<Vec<crate::types::FetchAttr>> {
+        let (group, _) = self.notifying.as_ref()?.selected()?;
+        group.events.iter().find_map(|e| match e {
+            NotifyEvent::MessageNew(a) if !a.is_empty() => Some(a.clone()),
+            _ => None,
+        })
+    }
+
+    /// Adds to the output the FETCH responses MessageNew asks for, for the messages of
+    /// the view above `last_uid` (RFC 5465 5.2), whether the notifier announced them
+    /// between commands or a command's own report did. False when the connection
+    /// failed.
+    pub(crate) async fn fetch_new_messages(&mut self, last_uid: Uid) -> bool {
+        let Some(atts) = self.message_new_atts() else {
+            return true;
+        };
+        let Some((first, last)) = self.selected.as_ref().map(|v| {
+            let first = v.uids.partition_point(|&u| u <= last_uid) as u32 + 1;
+            (first, v.uids.len() as u32)
+        }) else {
+            return true;
+        };
+        if first > last {
+            return true;
+        }
+        let set = SequenceSet::Ranges(vec![SeqRange {
+            start: SeqNum::Value(first),
+            end: SeqNum::Value(last),
+        }]);
+        let outcome =
+            tokio::task::block_in_place(|| self.fetch(false, &set, &atts, None, false, None));
+        match self.fetching.take() {
+            Some(stream) => self.stream_fetch(stream, outcome).await.is_some(),
+            None => true,
+        }
+    }
+
     /// Sends what NOTIFY asks for now, between commands: the selected mailbox's
     /// changes (SELECTED; EXPUNGE held back under SELECTED-DELAYED), the FETCH items
     /// MessageNew names for its new messages, and the other mailboxes' events. False
@@ -362,31 +409,8 @@ impl<W: tokio::io::AsyncWrite + Unpin + Send> Session<W> {
             }
             self.notify_changes();
         });
-        let atts = selected.as_ref().and_then(|(events, _)| {
-            events.iter().find_map(|e| match e {
-                NotifyEvent::MessageNew(a) if !a.is_empty() => Some(a.clone()),
-                _ => None,
-            })
-        });
-        let new_seqs = self.selected.as_ref().map(|v| {
-            let first = v.uids.partition_point(|&u| u <= last_uid) as u32 + 1;
-            (first, v.uids.len() as u32)
-        });
-        if let (Some(atts), Some((first, last))) = (atts, new_seqs) {
-            if first <= last {
-                let set = SequenceSet::Ranges(vec![SeqRange {
-                    start: SeqNum::Value(first),
-                    end: SeqNum::Value(last),
-                }]);
-                let outcome = tokio::task::block_in_place(|| {
-                    self.fetch(false, &set, &atts, None, false, None)
-                });
-                if let Some(stream) = self.fetching.take() {
-                    if self.stream_fetch(stream, outcome).await.is_none() {
-                        return false;
-                    }
-                }
-            }
+        if !self.fetch_new_messages(last_uid).await {
+            return false;
         }
         let out = std::mem::take(&mut self.out);
         if !out.is_empty() {

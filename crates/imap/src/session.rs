@@ -304,6 +304,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 // changes since would read nothing (what comes later, the next command
                 // reports).
                 let fresh_view = matches!(body, CommandBody::Select { .. });
+                // Messages this command's report announces get NOTIFY's MessageNew
+                // FETCH items too, not only those the notifier announces between
+                // commands.
+                let new_after = (!fresh_view).then(|| self.message_new_mark()).flatten();
                 // One turn for the command, the first part of a FETCH answer and the
                 // changes to report, off the runtime unless the command is one of the
                 // few cheaper than the hand-off: each `block_in_place` hands the
@@ -349,6 +353,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                         outcome
                     }
                 };
+                if let Some(mark) = new_after {
+                    if !self.fetch_new_messages(mark).await {
+                        return true;
+                    }
+                }
                 // Pending EXPUNGE and FETCH responses go before the BYE: nothing may
                 // follow it but the tagged OK (RFC 3501 7.1.5).
                 if logout {

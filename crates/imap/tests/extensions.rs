@@ -530,6 +530,26 @@ fn notify_pushes_events_as_they_happen() {
     assert!(!r.iter().any(|l| l.starts_with("* STATUS")), "{r:?}");
 }
 
+/// RFC 5465 5.2: MessageNew's FETCH items come with every new message of the selected
+/// mailbox, also when a command's own answer announces it (here the session's own
+/// APPEND) rather than the notifier between commands.
+#[test]
+fn notify_message_new_fetch_follows_a_command_s_exists() {
+    let server = start();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("CREATE Watched");
+    c.ok("SELECT Watched");
+    c.ok("APPEND Watched {12+}\r\nSubject: a\r\n");
+    c.ok("NOTIFY SET (SELECTED (MessageNew (UID) MessageExpunge))");
+    let r = c.ok("APPEND Watched (\\Seen) {12+}\r\nSubject: b\r\n");
+    let exists = r.iter().position(|l| l == "* 2 EXISTS");
+    let fetch = r.iter().position(|l| l == "* 2 FETCH (UID 2)");
+    assert!(exists.is_some() && fetch > exists, "{r:?}");
+    // Said once: the next command repeats nothing.
+    let r = c.ok("NOOP");
+    assert_eq!(r.len(), 1, "{r:?}");
+}
+
 /// RFC 8474: MAILBOXID survives a rename and comes with SELECT, STATUS and CREATE;
 /// EMAILID is the same for every copy of a message and finds it with SEARCH.
 #[test]
