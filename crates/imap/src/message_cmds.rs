@@ -367,7 +367,8 @@ impl<W> Session<W> {
             None => {
                 let mut line = String::from("SEARCH");
                 for n in &numbers {
-                    line.push_str(&format!(" {n}"));
+                    // Written in place: a search of a whole mailbox answers thousands.
+                    let _ = write!(line, " {n}");
                 }
                 if let (true, Some(m)) = (wants_modseq, max_modseq) {
                     line.push_str(&format!(" (MODSEQ {m})"));

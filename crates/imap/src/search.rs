@@ -44,13 +44,14 @@ pub(crate) fn search_selected(
     };
     let now = crate::response::unix_now();
     let mut budget = Budget { left: budget };
-    let hits: HashSet<Uid> = search(&ctx, view, &in_view, key, now, &mut budget)?
+    // The hits come in the order of `in_view`, so one walk of both pairs them up.
+    let mut hits = search(&ctx, view, &in_view, key, now, &mut budget)?
         .into_iter()
         .map(|h| h.1)
-        .collect();
+        .peekable();
     let matched = in_view
         .into_iter()
-        .filter(|(_, r)| hits.contains(&r.uid))
+        .filter(|(_, r)| hits.next_if_eq(&r.uid).is_some())
         .collect();
     Ok((mailbox, matched))
 }

@@ -409,37 +409,66 @@ impl Selected {
             }
             SequenceSet::Ranges(r) => r,
         };
-        let mut out = BTreeSet::new();
-        if uid {
-            let star = self.uids.last().copied().unwrap_or(0);
-            for r in ranges {
-                let a = num(r.start, star);
-                let b = num(r.end, star);
-                let (lo, hi) = (a.min(b), a.max(b));
-                let start = self.uids.partition_point(|&u| u < lo);
-                for (i, &u) in self.uids[start..].iter().enumerate() {
-                    if u > hi {
-                        break;
-                    }
-                    out.insert((start as u32 + i as u32 + 1, u));
+        resolve_ranges(&self.uids, ranges, uid)
+    }
+}
+
+/// The (sequence number, UID) pairs of `uids` (a view, ascending) that `ranges` name,
+/// ascending and distinct; by UID when `uid`, else by sequence number, where a number
+/// past the view is an error.
+fn resolve_ranges(
+    uids: &[Uid],
+    ranges: &[crate::types::SeqRange],
+    uid: bool,
+) -> Result<Vec<(u32, Uid)>, String> {
+    // Each range ascends; a set of several is sorted and made distinct at the end
+    // (a tree of every pair cost as much as the FETCH FLAGS answer itself), and
+    // whenever the list outgrows twice the view, so that a set naming the same
+    // messages over and over (`1:*,1:*,...`) holds no more than that.
+    let mut out = Vec::new();
+    let bound = 2 * uids.len().max(1024);
+    let squeeze = |out: &mut Vec<(u32, Uid)>| {
+        out.sort_unstable();
+        out.dedup();
+    };
+    if uid {
+        let star = uids.last().copied().unwrap_or(0);
+        for r in ranges {
+            let a = num(r.start, star);
+            let b = num(r.end, star);
+            let (lo, hi) = (a.min(b), a.max(b));
+            let start = uids.partition_point(|&u| u < lo);
+            for (i, &u) in uids[start..].iter().enumerate() {
+                if u > hi {
+                    break;
                 }
+                out.push((start as u32 + i as u32 + 1, u));
             }
-        } else {
-            let star = self.exists();
-            for r in ranges {
-                let a = num(r.start, star);
-                let b = num(r.end, star);
-                let (lo, hi) = (a.min(b), a.max(b));
-                if hi > star || lo == 0 {
-                    return Err("Invalid message sequence number".into());
-                }
-                for seq in lo..=hi {
-                    out.insert((seq, self.uids[seq as usize - 1]));
-                }
+            if out.len() > bound {
+                squeeze(&mut out);
             }
         }
-        Ok(out.into_iter().collect())
+    } else {
+        let star = uids.len() as u32;
+        for r in ranges {
+            let a = num(r.start, star);
+            let b = num(r.end, star);
+            let (lo, hi) = (a.min(b), a.max(b));
+            if hi > star || lo == 0 {
+                return Err("Invalid message sequence number".into());
+            }
+            for seq in lo..=hi {
+                out.push((seq, uids[seq as usize - 1]));
+            }
+            if out.len() > bound {
+                squeeze(&mut out);
+            }
+        }
     }
+    if ranges.len() > 1 {
+        squeeze(&mut out);
+    }
+    Ok(out)
 }
 
 fn num(n: SeqNum, star: u32) -> u32 {
@@ -503,5 +532,48 @@ mod tests {
     fn compresses_uid_runs() {
         assert_eq!(compress_uids(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(compress_uids(&[]), "");
+    }
+
+    fn ranges(text: &[(u32, Option<u32>)]) -> Vec<crate::types::SeqRange> {
+        let n = |v: Option<u32>| v.map_or(SeqNum::Star, SeqNum::Value);
+        text.iter()
+            .map(|&(a, b)| crate::types::SeqRange {
+                start: SeqNum::Value(a),
+                end: n(b),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resolves_overlapping_ranges_once_each_in_order() {
+        let uids = [3, 5, 8, 13, 21];
+        // 4:2 is 2:4; 1:2 and 2:4 overlap; `*` is the last.
+        let set = ranges(&[(4, Some(2)), (1, Some(2)), (5, None)]);
+        assert_eq!(
+            resolve_ranges(&uids, &set, false),
+            Ok(vec![(1, 3), (2, 5), (3, 8), (4, 13), (5, 21)])
+        );
+        // By UID: 6:14 holds 8 and 13, 13 again, 100:* is the last UID.
+        let set = ranges(&[(13, Some(13)), (6, Some(14)), (100, None)]);
+        assert_eq!(
+            resolve_ranges(&uids, &set, true),
+            Ok(vec![(3, 8), (4, 13), (5, 21)])
+        );
+        assert!(resolve_ranges(&uids, &ranges(&[(6, Some(6))]), false).is_err());
+        assert_eq!(
+            resolve_ranges(&uids, &ranges(&[(22, Some(30))]), true),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn a_set_repeating_the_whole_view_holds_a_few_times_it_not_once_per_range() {
+        let uids: Vec<Uid> = (1..=3000).collect();
+        let set = ranges(&vec![(1, None); 500]);
+        let got = resolve_ranges(&uids, &set, false).unwrap();
+        assert_eq!(got.len(), 3000);
+        // Three times the view at most before a squeeze, rounded up to a power of two:
+        // without the bound, 1.5 million pairs.
+        assert!(got.capacity() <= 6 * 3000, "capacity {}", got.capacity());
     }
 }

@@ -54,17 +54,19 @@ impl Record {
     pub(crate) const COLUMNS: &'static str = record_columns!();
 
     pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Record> {
-        let flags: String = r.get(2)?;
-        let guid: Vec<u8> = r.get(5)?;
+        // Flags and GUID are read in place, not copied out first: this runs for every
+        // record a FETCH or SEARCH of a whole mailbox reads.
+        let flags = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+        let guid = r.get_ref(5)?.as_blob().map_err(rusqlite::Error::from)?;
         Ok(Record {
             uid: r.get::<_, i64>(0)? as u32,
             modseq: r.get::<_, i64>(1)? as u64,
             // Stored flags were validated on the way in; a damaged value degrades to
             // "no flags" rather than hiding the message.
-            flags: Flags::parse_list(&flags).unwrap_or_default(),
+            flags: Flags::parse_list(flags).unwrap_or_default(),
             internaldate: r.get(3)?,
             size: r.get::<_, i64>(4)? as u64,
-            guid: Guid::from_slice(&guid).unwrap_or(Guid::from_bytes([0; 20])),
+            guid: Guid::from_slice(guid).unwrap_or(Guid::from_bytes([0; 20])),
             expunged_modseq: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
             pop3_uidl: r.get(7)?,
             saved_at: r.get(8)?,
@@ -347,17 +349,15 @@ fn records_of_in(conn: &Connection, mailbox: &Mailbox, uids: &[Uid]) -> Result<V
         sorted.sort_unstable();
         &sorted[..]
     };
-    let live = live_records(conn, mailbox)?;
+    let mut live = live_records(conn, mailbox)?.into_iter().peekable();
     let mut out = Vec::with_capacity(uids.len());
     let mut missing = Vec::new();
-    let mut i = 0;
     for &u in uids {
-        while i < live.len() && live[i].uid < u {
-            i += 1;
-        }
-        match live.get(i) {
-            Some(r) if r.uid == u => out.push(r.clone()),
-            _ => missing.push(u),
+        // Records are moved out of the scan, not copied: both lists ascend.
+        while live.next_if(|r| r.uid < u).is_some() {}
+        match live.next_if(|r| r.uid == u) {
+            Some(r) => out.push(r),
+            None => missing.push(u),
         }
     }
     if !missing.is_empty() {
