@@ -71,6 +71,7 @@ pub mod names;
 mod orphans;
 mod pop3_uidl;
 mod posting;
+mod record_cache;
 mod record_changes;
 mod records;
 mod replicated;

@@ -3,6 +3,8 @@
 //! Every read runs in one snapshot, so the mailbox state returned with records is the
 //! state those records belong to.
 
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, Row};
 
 use crate::acl::{Actor, Rights};
@@ -11,6 +13,7 @@ use crate::error::{Result, StoreError};
 use crate::flags::Flags;
 use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::{live_by_uniqueid, Mailbox};
+use crate::record_cache::{LiveRecordsCache, StateKey};
 use crate::sql::Cached;
 use crate::store::Store;
 
@@ -133,7 +136,8 @@ impl Store {
             let rows = if include_expunged {
                 all_records(conn, mailbox.id)?
             } else {
-                live_records(conn, &mailbox)?
+                let live = live_records(conn, &mailbox, &self.shared.live_records)?;
+                Arc::try_unwrap(live).unwrap_or_else(|kept| kept.as_ref().clone())
             };
             Ok((mailbox, rows))
         })
@@ -151,7 +155,7 @@ impl Store {
     ) -> Result<(Mailbox, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
-            let records = records_of_in(conn, &mailbox, uids)?;
+            let records = records_of_in(conn, &mailbox, uids, &self.shared.live_records)?;
             Ok((mailbox, records))
         })
     }
@@ -169,7 +173,7 @@ impl Store {
     ) -> Result<(Mailbox, Vec<Record>, Vec<Record>)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
-            let records = records_of_in(conn, &mailbox, uids)?;
+            let records = records_of_in(conn, &mailbox, uids, &self.shared.live_records)?;
             let changed = self.changes_in(conn, &mailbox, since)?;
             Ok((mailbox, records, changed))
         })
@@ -303,8 +307,25 @@ pub(crate) fn live_scan(mailbox: &Mailbox) -> &'static str {
     }
 }
 
-/// Every live record of a mailbox in UID order (see [`live_scan`]).
-fn live_records(conn: &Connection, mailbox: &Mailbox) -> Result<Vec<Record>> {
+/// Every live record of a mailbox in UID order (see [`live_scan`]), as of the snapshot
+/// `mailbox` was read in: from `kept` when it holds a read under the same mailbox
+/// state ([`crate::record_cache`]), else read and offered to it.
+fn live_records(
+    conn: &Connection,
+    mailbox: &Mailbox,
+    kept: &LiveRecordsCache,
+) -> Result<Arc<Vec<Record>>> {
+    let key = StateKey::of(mailbox);
+    if let Some(records) = kept.get(&key) {
+        return Ok(records);
+    }
+    let records = Arc::new(read_live_records(conn, mailbox)?);
+    kept.put(key, Arc::clone(&records));
+    Ok(records)
+}
+
+/// [`live_records`] from the index.
+fn read_live_records(conn: &Connection, mailbox: &Mailbox) -> Result<Vec<Record>> {
     let sql = format!(
         "SELECT {} FROM records {} WHERE mailbox_id = ?1 \
          AND expunged_modseq IS NULL ORDER BY uid",
@@ -335,7 +356,12 @@ fn all_records(conn: &Connection, mailbox_id: i64) -> Result<Vec<Record>> {
 /// The records of `uids` in `mailbox`, expunged ones included, ascending. Its cost
 /// follows the number of live records and of `uids`, never the expunged records piling
 /// up until `tern expire`.
-fn records_of_in(conn: &Connection, mailbox: &Mailbox, uids: &[Uid]) -> Result<Vec<Record>> {
+fn records_of_in(
+    conn: &Connection,
+    mailbox: &Mailbox,
+    uids: &[Uid],
+    kept: &LiveRecordsCache,
+) -> Result<Vec<Record>> {
     if uids.len() <= 256 {
         return records_in(conn, mailbox.id, uids, true);
     }
@@ -349,14 +375,15 @@ fn records_of_in(conn: &Connection, mailbox: &Mailbox, uids: &[Uid]) -> Result<V
         sorted.sort_unstable();
         &sorted[..]
     };
-    let mut live = live_records(conn, mailbox)?.into_iter().peekable();
+    let live = live_records(conn, mailbox, kept)?;
+    let mut live = live.iter().peekable();
     let mut out = Vec::with_capacity(uids.len());
     let mut missing = Vec::new();
     for &u in uids {
-        // Records are moved out of the scan, not copied: both lists ascend.
+        // Both lists ascend: one walk pairs them.
         while live.next_if(|r| r.uid < u).is_some() {}
         match live.next_if(|r| r.uid == u) {
-            Some(r) => out.push(r),
+            Some(r) => out.push(r.clone()),
             None => missing.push(u),
         }
     }

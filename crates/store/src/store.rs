@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// GUIDs being stored by writes in progress, which removals leave alone.
     pub(crate) pins: Arc<crate::orphans::Pins>,
     pub(crate) change_sets: crate::records::ChangeSets,
+    /// Whole-mailbox reads of records ([`crate::record_cache`]).
+    pub(crate) live_records: crate::record_cache::LiveRecordsCache,
     /// SELECT's recent scans ([`Store::selection`]).
     pub(crate) selections: crate::view::SelectionCache,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
@@ -158,6 +160,7 @@ impl Store {
                 orphan_scan: Default::default(),
                 pins: Default::default(),
                 change_sets: Default::default(),
+                live_records: Default::default(),
                 selections: Default::default(),
                 text_pause_until: Default::default(),
             }),

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::ids::{Guid, Uid, UniqueId};
 use crate::keywords::keywords_of;
 use crate::mailboxes::Mailbox;
+use crate::record_cache::StateKey;
 use crate::records::live_for;
 use crate::store::Store;
 use std::collections::HashMap;
@@ -84,7 +85,7 @@ impl Store {
     pub fn selection(&self, actor: &Actor, id: &UniqueId) -> Result<Selection> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, id, Rights::READ)?;
-            let key = SelectionKey::of(&mailbox);
+            let key = StateKey::of(&mailbox);
             let scanned = match self.shared.selections.get(&key) {
                 Some(hit) => hit,
                 None => {
@@ -154,35 +155,13 @@ pub(crate) struct ScannedSelection {
     first_unseen: Option<Uid>,
 }
 
-/// The mailbox row's fields that change with any change to its records: its row, its
-/// UIDVALIDITY, its HIGHESTMODSEQ and the digest of its records (kept in the same
-/// transaction as every record change, `digest.rs`). Equal keys name equal scans.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct SelectionKey {
-    mailbox: i64,
-    uidvalidity: u32,
-    highest_modseq: crate::ids::Modseq,
-    digest: crate::digest::RecordsDigest,
-}
-
-impl SelectionKey {
-    fn of(mailbox: &Mailbox) -> SelectionKey {
-        SelectionKey {
-            mailbox: mailbox.id,
-            uidvalidity: mailbox.uidvalidity,
-            highest_modseq: mailbox.highest_modseq,
-            digest: mailbox.digest,
-        }
-    }
-}
-
 /// SELECT's scans of recently opened mailboxes, reused while the mailbox row shows no
 /// change: a client that opens a large mailbox again and again (a phone polling, a
 /// shared folder many open) reads its UIDs once. One entry per mailbox; bounded in
 /// entries and in UIDs held, and emptied when full.
 #[derive(Default)]
 pub(crate) struct SelectionCache {
-    entries: Mutex<HashMap<i64, (SelectionKey, Arc<ScannedSelection>)>>,
+    entries: Mutex<HashMap<i64, (StateKey, Arc<ScannedSelection>)>>,
 }
 
 /// Most mailboxes whose scans are kept.
@@ -193,25 +172,25 @@ const MAX_SELECTION_UIDS: usize = 4 << 20;
 const MIN_CACHED_MESSAGES: usize = 256;
 
 impl SelectionCache {
-    fn get(&self, key: &SelectionKey) -> Option<Arc<ScannedSelection>> {
+    fn get(&self, key: &StateKey) -> Option<Arc<ScannedSelection>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.get(&key.mailbox) {
+        match entries.get(&key.mailbox()) {
             Some((k, scan)) if k == key => Some(Arc::clone(scan)),
             _ => None,
         }
     }
 
-    fn put(&self, key: SelectionKey, scan: Arc<ScannedSelection>) {
+    fn put(&self, key: StateKey, scan: Arc<ScannedSelection>) {
         if scan.uids.len() < MIN_CACHED_MESSAGES || scan.uids.len() > MAX_SELECTION_UIDS / 4 {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.remove(&key.mailbox);
+        entries.remove(&key.mailbox());
         let held: usize = entries.values().map(|(_, s)| s.uids.len()).sum();
         if entries.len() >= MAX_SELECTIONS || held + scan.uids.len() > MAX_SELECTION_UIDS {
             entries.clear();
         }
-        entries.insert(key.mailbox, (key, scan));
+        entries.insert(key.mailbox(), (key, scan));
     }
 }
 

@@ -1,0 +1,190 @@
+//! Reads of large mailboxes kept while the mailbox row shows no change.
+//!
+//! A whole-mailbox read (FETCH 1:* FLAGS, a SEARCH, a SORT, SELECT's scan) costs a walk
+//! of every record row; clients repeat them on mailboxes that have not changed (a
+//! phone polling, a shared folder many sessions watch). The mailbox row carries
+//! fields that every change to its records moves, in the same transaction
+//! ([`StateKey`]), so a read taken under one key is the read of every later snapshot
+//! with the same key. Nothing here is ever updated in place: an entry is replaced by
+//! a new read or dropped, never patched, so it cannot drift from the index.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::digest::RecordsDigest;
+use crate::ids::Modseq;
+use crate::mailboxes::Mailbox;
+use crate::records::Record;
+
+/// The mailbox row's fields that change with any change to its records: its row, its
+/// UIDVALIDITY, its HIGHESTMODSEQ, its count and last UID, and the digest of its
+/// records (kept in the same transaction as every record change, `digest.rs`, and
+/// covering each record's UID, modseq, flags, dates, size, GUID and expunge). Equal
+/// keys read in two snapshots name equal records, but for a 2^-128 chance.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct StateKey {
+    mailbox: i64,
+    uidvalidity: u32,
+    highest_modseq: Modseq,
+    messages: u32,
+    last_uid: u32,
+    digest: RecordsDigest,
+}
+
+impl StateKey {
+    /// The key of `mailbox` as read in some snapshot.
+    pub(crate) fn of(mailbox: &Mailbox) -> StateKey {
+        StateKey {
+            mailbox: mailbox.id,
+            uidvalidity: mailbox.uidvalidity,
+            highest_modseq: mailbox.highest_modseq,
+            messages: mailbox.messages,
+            last_uid: mailbox.last_uid,
+            digest: mailbox.digest,
+        }
+    }
+
+    /// The mailbox row the key belongs to.
+    pub(crate) fn mailbox(&self) -> i64 {
+        self.mailbox
+    }
+}
+
+/// The live records of recently read large mailboxes, in UID order, one entry per
+/// mailbox. Bounded in mailboxes and in bytes (about 32 MiB in all); emptied of
+/// other mailboxes when a new entry would not fit.
+#[derive(Default)]
+pub(crate) struct LiveRecordsCache {
+    entries: Mutex<HashMap<i64, Entry>>,
+}
+
+struct Entry {
+    key: StateKey,
+    records: Arc<Vec<Record>>,
+    bytes: usize,
+}
+
+/// Most mailboxes whose records are kept.
+const MAX_MAILBOXES: usize = 256;
+/// Most bytes of records kept in all.
+const MAX_BYTES: usize = 32 << 20;
+/// Smaller mailboxes are read every time: the read costs less than keeping it.
+pub(crate) const MIN_CACHED_RECORDS: usize = 256;
+
+impl LiveRecordsCache {
+    /// The records read under `key`, when kept.
+    pub(crate) fn get(&self, key: &StateKey) -> Option<Arc<Vec<Record>>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&key.mailbox) {
+            Some(e) if e.key == *key => Some(Arc::clone(&e.records)),
+            _ => None,
+        }
+    }
+
+    /// Keeps `records`, the live records read in a snapshot whose mailbox row had
+    /// `key`, replacing what was kept for that mailbox.
+    pub(crate) fn put(&self, key: StateKey, records: Arc<Vec<Record>>) {
+        if records.len() < MIN_CACHED_RECORDS {
+            return;
+        }
+        let bytes = records.iter().map(held_bytes).sum::<usize>();
+        if bytes > MAX_BYTES / 4 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(&key.mailbox);
+        let held: usize = entries.values().map(|e| e.bytes).sum();
+        if entries.len() >= MAX_MAILBOXES || held + bytes > MAX_BYTES {
+            entries.clear();
+        }
+        entries.insert(
+            key.mailbox,
+            Entry {
+                key,
+                records,
+                bytes,
+            },
+        );
+    }
+}
+
+/// What one kept record costs, its keywords and POP3 UIDL included.
+fn held_bytes(r: &Record) -> usize {
+    std::mem::size_of::<Record>()
+        + r.flags
+            .iter()
+            .map(|f| match f {
+                crate::flags::Flag::Keyword(k) => {
+                    std::mem::size_of::<crate::flags::Flag>() + k.len()
+                }
+                _ => 0,
+            })
+            .sum::<usize>()
+        + r.pop3_uidl.as_ref().map_or(0, String::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::{Flag, FlagOp, Flags};
+
+    /// A read after any change sees the change: the key moves with a flag store, an
+    /// expunge and an append, and a store through another handle on the same index
+    /// (another process: `tern admin`, a replica's sync) is seen too.
+    #[test]
+    fn a_kept_read_never_outlives_a_change() {
+        let (dir, store, actor, inbox) = crate::content::store_with_inbox(300);
+        let read = |store: &crate::Store| store.records(&actor, &inbox, false).unwrap().1;
+        let first = read(&store);
+        assert_eq!(first.len(), 300);
+        assert_eq!(read(&store), first, "the same read twice");
+        let seen = Flags::from_iter([Flag::Seen]);
+        store
+            .store_flags(&actor, &inbox, &[7], FlagOp::Add, &seen, None)
+            .unwrap();
+        let after = read(&store);
+        assert!(after[6].flags.contains(&Flag::Seen), "flag store");
+        store.expunge(&actor, &inbox, &[8]).unwrap();
+        let after = read(&store);
+        assert_eq!(after.len(), 299, "expunge");
+        assert!(after.iter().all(|r| r.uid != 8));
+        // The same change made through a second handle on the same data.
+        let other = crate::Store::open(
+            crate::StoreConfig::new(dir.path()),
+            crate::content::test_indexer(),
+        )
+        .unwrap();
+        other
+            .store_flags(&actor, &inbox, &[9], FlagOp::Add, &seen, None)
+            .unwrap();
+        let after = read(&store);
+        assert!(
+            after[7].flags.contains(&Flag::Seen),
+            "another handle's store"
+        );
+        // A view's read of part of the mailbox agrees with the kept whole.
+        let (_, some) = store
+            .records_of(&actor, &inbox, &(1..=300).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(some.len(), 300);
+        assert!(some[8].flags.contains(&Flag::Seen));
+        assert!(some[7].expunged_modseq.is_some());
+    }
+
+    /// Entries stay within the bound: a mailbox too large is read but not kept.
+    #[test]
+    fn kept_bytes_are_bounded() {
+        let cache = LiveRecordsCache::default();
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(300);
+        let (mailbox, records) = store.records(&actor, &inbox, false).unwrap();
+        let key = StateKey::of(&mailbox);
+        cache.put(key, Arc::new(records.clone()));
+        assert!(cache.get(&key).is_some());
+        let per = held_bytes(&records[0]);
+        let too_many: Vec<Record> =
+            std::iter::repeat_n(records[0].clone(), MAX_BYTES / 4 / per + 1).collect();
+        cache.put(key, Arc::new(too_many));
+        // The old entry was for the same key and is still the one kept.
+        assert_eq!(cache.get(&key).map(|r| r.len()), Some(300));
+    }
+}
