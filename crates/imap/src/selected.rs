@@ -378,9 +378,6 @@ impl Selected {
         self.pending_expunges.extend(known);
     }
 
-    /// Resolves a sequence set to (sequence number, UID) pairs, ascending, without
-    /// duplicates. With `uid`, the set names UIDs; UIDs not in the view are skipped.
-    /// Without, a sequence number beyond the view is an error (the caller answers BAD).
     /// The UID ranges of a UID set as written, `*` being the highest UID the mailbox
     /// ever gave: what VANISHED (EARLIER) reports on, which includes UIDs this session
     /// no longer holds.
@@ -398,6 +395,9 @@ impl Selected {
         }
     }
 
+    /// Resolves a sequence set to (sequence number, UID) pairs, ascending, without
+    /// duplicates. With `uid`, the set names UIDs; UIDs not in the view are skipped.
+    /// Without, a sequence number beyond the view is an error (the caller answers BAD).
     pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, String> {
         let ranges = match set {
             SequenceSet::Saved => {
