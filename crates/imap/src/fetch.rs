@@ -230,8 +230,7 @@ impl FetchStream {
                 };
                 let cur = prepare(&ctx, target, &self.items, cover)?;
                 out.extend_from_slice(b"* ");
-                let head = uidonly::fetch_head(cur.target.seq, cur.target.record.uid, self.uidonly);
-                out.extend_from_slice(head.as_bytes());
+                uidonly::put_fetch_head(out, cur.target.seq, cur.target.record.uid, self.uidonly);
                 self.current = Some(cur);
                 continue;
             };

@@ -161,18 +161,25 @@ impl<W> Session<W> {
                 .selected
                 .as_ref()
                 .ok_or(FetchError::Store(StoreError::WriterGone))?;
-            let targets: Vec<Target> = records
-                .into_iter()
-                .filter_map(|record| {
-                    let seq = view.seq_of(record.uid)?;
-                    let recent = view.recent.contains(&record.uid);
-                    Some(Target {
-                        seq,
-                        record,
-                        recent,
-                    })
-                })
-                .collect();
+            // `targets` (the resolved set) and `records` both ascend by UID: one walk
+            // gives each record its sequence number. Pushed into a vector sized once:
+            // collected in place, the records' buffer was reallocated to the larger
+            // targets, a copy of the whole answer's records.
+            let mut numbered = targets.iter().peekable();
+            let mut answer = Vec::with_capacity(records.len());
+            for record in records {
+                while numbered.next_if(|t| t.1 < record.uid).is_some() {}
+                let Some(&(seq, _)) = numbered.next_if(|t| t.1 == record.uid) else {
+                    continue;
+                };
+                let recent = view.recent.contains(&record.uid);
+                answer.push(Target {
+                    seq,
+                    record,
+                    recent,
+                });
+            }
+            let targets = answer;
             Ok(FetchStream::new(
                 mailbox,
                 actor.clone(),

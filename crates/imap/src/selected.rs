@@ -401,11 +401,16 @@ impl Selected {
     pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, String> {
         let ranges = match set {
             SequenceSet::Saved => {
-                return Ok(self
+                // Saved in the order the search gave (a SORT's, say): put in order here
+                // like any other set.
+                let mut out: Vec<(u32, Uid)> = self
                     .saved
                     .iter()
                     .filter_map(|&u| self.seq_of(u).map(|s| (s, u)))
-                    .collect());
+                    .collect();
+                out.sort_unstable();
+                out.dedup();
+                return Ok(out);
             }
             SequenceSet::Ranges(r) => r,
         };

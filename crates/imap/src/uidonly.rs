@@ -24,6 +24,17 @@ pub(crate) fn fetch_head(seq: u32, uid: Uid, uidonly: bool) -> String {
     head
 }
 
+/// [`fetch_head`], appended to an answer being built in bytes (a FETCH's stream),
+/// without a string of its own per message.
+pub(crate) fn put_fetch_head(out: &mut Vec<u8>, seq: u32, uid: Uid, uidonly: bool) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = match uidonly {
+        true => write!(out, "{uid} UIDFETCH ("),
+        false => write!(out, "{seq} FETCH ("),
+    };
+}
+
 /// [`fetch_head`], appended to `out`.
 pub(crate) fn write_fetch_head(out: &mut String, seq: u32, uid: Uid, uidonly: bool) {
     use std::fmt::Write as _;

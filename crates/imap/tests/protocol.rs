@@ -218,6 +218,19 @@ fn search_keys_esearch_and_searchres() {
     assert_eq!(fetched(&mut c), ["* 1 FETCH (UID 1)", "* 3 FETCH (UID 3)"]);
     c.ok("SEARCH RETURN (SAVE MAX COUNT) ALL");
     assert_eq!(fetched(&mut c).len(), 3);
+    // A SORT saves its result in sort order; `$` still names every message of it,
+    // and a FETCH answers for each once.
+    c.ok("SORT RETURN (SAVE) (REVERSE ARRIVAL) UTF-8 ALL");
+    assert_eq!(
+        fetched(&mut c),
+        [
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 3)"
+        ]
+    );
+    let r = c.ok("UID FETCH $ (FLAGS)");
+    assert_eq!(r.len(), 4, "{r:?}");
 }
 
 #[test]
