@@ -32,10 +32,14 @@ pub(crate) fn search_selected(
     // The view's messages, those expunged by others since included: the cost follows
     // the view, not the expunged records awaiting `tern expire`.
     let (mailbox, records) = store.records_of(&view.actor, &view.id, &view.uids)?;
-    let in_view: Vec<(u32, Record)> = records
-        .into_iter()
-        .filter_map(|r| view.seq_of(r.uid).map(|s| (s, r)))
-        .collect();
+    // Pushed into a vector sized once: collected in place, the records' buffer was
+    // reallocated to the larger pairs, a copy of every record.
+    let mut in_view: Vec<(u32, Record)> = Vec::with_capacity(records.len());
+    for r in records {
+        if let Some(s) = view.seq_of(r.uid) {
+            in_view.push((s, r));
+        }
+    }
     let ctx = FetchContext {
         store,
         actor: &view.actor,
