@@ -12,6 +12,12 @@
 //! then once each STORE 1:* +FLAGS (\Seen), STORE +FLAGS.SILENT (\Deleted) on every
 //! 20th message, EXPUNGE. Prints one line of JSON: seconds per step (the median of the
 //! repeats for the read-only steps) and what the answers held, for the caller's checks.
+//!
+//!     imap_w2_client HOST:PORT USER PASSWORD REPEAT --examine COMMAND
+//!
+//! Logs in, EXAMINEs INBOX and runs one read-only COMMAND (`FETCH 1:* (FLAGS)`,
+//! `SEARCH UNSEEN`) REPEAT times after five unmeasured runs; prints the median,
+//! lowest and 90th percentile in milliseconds, as JSON.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -160,8 +166,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 6 {
-        eprintln!("usage: imap_w2_client HOST:PORT USER PASSWORD REPEAT WORD");
+    let one_command = args.len() == 7 && args[5] == "--examine";
+    if args.len() != 6 && !one_command {
+        eprintln!("usage: imap_w2_client HOST:PORT USER PASSWORD REPEAT (WORD | --examine COMMAND)");
         std::process::exit(2);
     }
     let repeat: usize = args[4].parse().expect("REPEAT");
@@ -179,6 +186,21 @@ fn main() {
     let mut out: Vec<(String, String)> = Vec::new();
     let secs = |name: &str, t: f64| (name.to_owned(), format!("{t:.6}"));
     let (t, _) = c.cmd(&format!("LOGIN {} {}", args[2], args[3]));
+    if one_command {
+        c.cmd("EXAMINE INBOX");
+        for _ in 0..5 {
+            c.cmd(&args[6]);
+        }
+        let mut ms: Vec<f64> = (0..repeat.max(1)).map(|_| c.cmd(&args[6]).0 * 1e3).collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{{\"median_ms\": {:.3}, \"min_ms\": {:.3}, \"p90_ms\": {:.3}}}",
+            ms[ms.len() / 2],
+            ms[0],
+            ms[ms.len() * 9 / 10]
+        );
+        return;
+    }
     out.push(secs("login", t));
     let mut times = Vec::new();
     let mut exists = 0;
