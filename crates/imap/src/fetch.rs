@@ -158,6 +158,9 @@ pub(crate) struct FetchStream {
     mailbox: Mailbox,
     actor: tern_store::Actor,
     items: Vec<FetchAttr>,
+    /// `BODY[...]` of each BODY section item (empty for the others), written once
+    /// here rather than for every message.
+    labels: Vec<String>,
     targets: std::vec::IntoIter<Target>,
     current: Option<Current>,
     /// UIDONLY: `* uid UIDFETCH (` heads each response ([`crate::uidonly`]).
@@ -196,9 +199,19 @@ impl FetchStream {
         targets: Vec<Target>,
         uidonly: bool,
     ) -> FetchStream {
+        let labels = items
+            .iter()
+            .map(|item| match item {
+                FetchAttr::BodySection { section, .. } => {
+                    format!("BODY[{}]", section_name(section))
+                }
+                _ => String::new(),
+            })
+            .collect();
         FetchStream {
             mailbox,
             actor,
+            labels,
             items,
             targets: targets.into_iter(),
             current: None,
@@ -270,8 +283,9 @@ impl FetchStream {
             if cur.next_item > 0 {
                 out.push(b' ');
             }
+            let label = self.labels.get(cur.next_item).map_or("", String::as_str);
             cur.next_item += 1;
-            render_item(cur, item, out);
+            render_item(cur, item, label, out);
         }
         Ok(self.current.is_none() && self.targets.len() == 0)
     }
@@ -298,6 +312,12 @@ fn prepare(
             )
         }) {
             summary_of(ctx, &target.record, &mut raw, &mut summary)?;
+        }
+        if body_items(items) > 0 && raw.is_none() && items.iter().all(header_or_no_body) {
+            // These items read the message's header alone: `raw` holds just that (or
+            // stays empty for the whole read below), and everything after takes it
+            // as the message.
+            raw = header_of(ctx, &target.record);
         }
         if body_items(items) > 0 && raw.is_none() && items.iter().all(whole_message_or_no_body) {
             file = Some(ctx.store.open_message(ctx.mailbox, &target.record)?);
@@ -336,6 +356,62 @@ fn prepare(
     })
 }
 
+/// True for items that read at most the message's own header (`BODY[HEADER]`,
+/// `BODY[HEADER.FIELDS (...)]` and `.NOT`, `RFC822.HEADER`, their partials), or no
+/// byte of the message at all.
+fn header_or_no_body(item: &FetchAttr) -> bool {
+    match item {
+        FetchAttr::Rfc822Header => true,
+        FetchAttr::BodySection { section, .. } => {
+            section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(
+                        SectionText::Header
+                            | SectionText::HeaderFields(_)
+                            | SectionText::HeaderFieldsNot(_)
+                    )
+                )
+        }
+        FetchAttr::Rfc822
+        | FetchAttr::Rfc822Text
+        | FetchAttr::Binary { .. }
+        | FetchAttr::BinarySize { .. }
+        | FetchAttr::Preview => false,
+        _ => true,
+    }
+}
+
+/// How much of a message is read for its header alone: first, then at most.
+const HEADER_READ: (usize, usize) = (8 * 1024, 64 * 1024);
+
+/// The message's header up to and with its blank line, read alone when it ends within
+/// the first [`HEADER_READ`] bytes (or the message is no longer): a client opening a
+/// folder asks for a few header fields of every message, and reading each message
+/// whole for them, attachments and all, cost more than the rest of the answer.
+/// `None` when the header is longer or the read failed: the caller reads the whole
+/// message as for any section, with its checks and its errors.
+fn header_of(ctx: &FetchContext<'_>, record: &Record) -> Option<Vec<u8>> {
+    let file = ctx.store.open_message(ctx.mailbox, record).ok()?;
+    let mut head = Vec::new();
+    let mut want = HEADER_READ.0;
+    loop {
+        let have = head.len();
+        file.append_at(have as u64, want - have, &mut head).ok()?;
+        if head.len() as u64 >= file.size() {
+            return Some(head);
+        }
+        if let Some(body_start) = tern_message::header::header_end(&head) {
+            head.truncate(body_start);
+            return Some(head);
+        }
+        if want >= HEADER_READ.1 {
+            return None;
+        }
+        want = HEADER_READ.1;
+    }
+}
+
 /// True for items that need no byte of the message but whole ranges of it
 /// (`BODY[]`, `RFC822`, their partials), or none at all.
 fn whole_message_or_no_body(item: &FetchAttr) -> bool {
@@ -351,8 +427,9 @@ fn whole_message_or_no_body(item: &FetchAttr) -> bool {
 }
 
 /// Writes one item (its text, and the announcement of its literal, which
-/// [`FetchStream::fill`] then copies out). Cannot fail: [`prepare`] did what can.
-fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
+/// [`FetchStream::fill`] then copies out); `label` is the item's `BODY[...]` when it
+/// is a BODY section. Cannot fail: [`prepare`] did what can.
+fn render_item(cur: &mut Current, item: &FetchAttr, label: &str, out: &mut Vec<u8>) {
     let record = &cur.target.record;
     let raw = cur.raw.as_deref().unwrap_or_default();
     // The whole message's length, whether it is in memory or read by ranges.
@@ -439,7 +516,7 @@ fn render_item(cur: &mut Current, item: &FetchAttr, out: &mut Vec<u8>) {
         FetchAttr::BodySection {
             section, partial, ..
         } => {
-            out.extend_from_slice(format!("BODY[{}]", section_name(section)).as_bytes());
+            out.extend_from_slice(label.as_bytes());
             if section.part.is_empty() && section.text.is_none() {
                 // The whole message: straight from the blob, no intermediate copy.
                 Some(literal_of(out, None, raw, whole, *partial, false))

@@ -91,6 +91,78 @@ fn select_reports_mailbox_state() {
     );
 }
 
+/// Header sections of the message itself are the same whether its header ends early
+/// (the usual case, read alone), ends exactly where that first read stops, or runs
+/// past it, and whatever the size of the body after it.
+#[test]
+fn header_sections_of_long_headers_and_large_bodies() {
+    let server = start();
+    let folded = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("X-Filler-{i}: {}\r\n  continued\r\n", "f".repeat(40)))
+            .collect()
+    };
+    let big_body = "0123456789abcdef\r\n".repeat(14_000);
+    let mut messages = vec![
+        "Subject: small\r\nTo: a@example.org\r\n\r\nbody\r\n".to_owned(),
+        format!("Subject: big body\r\nTo: a@example.org\r\n\r\n{big_body}"),
+        format!(
+            "{}Subject: after a long header\r\n\r\n{big_body}",
+            folded(1_200)
+        ),
+        format!("{}Subject: header only\r\n", folded(1_200)),
+    ];
+    // A header whose blank line ends exactly 64 KiB in.
+    let head = "Subject: on the edge\r\n";
+    let filler_len = 65_536 - head.len() - "X-Pad: \r\n\r\n".len();
+    messages.push(format!(
+        "{head}X-Pad: {}\r\n\r\n{big_body}",
+        "p".repeat(filler_len)
+    ));
+    for m in &messages {
+        server.deliver("alice", "INBOX", m);
+    }
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("SELECT INBOX");
+    for (i, m) in messages.iter().enumerate() {
+        let header = match m.find("\r\n\r\n") {
+            Some(at) => &m[..at + 4],
+            None => &m[..],
+        };
+        let subject = header
+            .split("\r\n")
+            .find(|l| l.starts_with("Subject:"))
+            .unwrap();
+        let fields = format!("{subject}\r\n\r\n");
+        let r = c.ok(&format!(
+            "FETCH {} (BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[HEADER] RFC822.HEADER)",
+            i + 1
+        ));
+        let want = format!(
+            "* {} FETCH (BODY[HEADER.FIELDS (SUBJECT)] {{{}}}\r\n{fields} BODY[HEADER] {{{}}}\r\n{header} RFC822.HEADER {{{}}}\r\n{header})",
+            i + 1,
+            fields.len(),
+            header.len(),
+            header.len()
+        );
+        assert!(
+            r[0] == want,
+            "message {}: {:?}",
+            i + 1,
+            &r[0][..r[0].len().min(300)]
+        );
+        let r = c.ok(&format!(
+            "FETCH {} (BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)]<0.30>)",
+            i + 1
+        ));
+        assert!(
+            r[0].contains("BODY[HEADER.FIELDS.NOT (SUBJECT)]<0> {"),
+            "{:?}",
+            r[0]
+        );
+    }
+}
+
 #[test]
 fn fetch_body_sets_seen_but_peek_does_not() {
     let server = start();

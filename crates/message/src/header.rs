@@ -36,13 +36,29 @@ impl Field {
     }
 }
 
+/// Where the body of the message in `raw` starts: just after the header's blank line
+/// (a line ended by LF that holds nothing or only CR), as [`parse_header`] finds it;
+/// `None` when `raw` holds no such line (the header runs to its end, or goes on past
+/// what `raw` holds of it).
+pub fn header_end(raw: &[u8]) -> Option<usize> {
+    let mut line = 0;
+    loop {
+        let rest = raw.get(line..)?;
+        match rest {
+            [b'\n', ..] => return Some(line + 1),
+            [b'\r', b'\n', ..] => return Some(line + 2),
+            _ => line += memchr::memchr(b'\n', rest)? + 1,
+        }
+    }
+}
+
 /// Splits the header starting at `start` (bounded by `end`): returns its fields and
 /// where the body starts (after the blank line; `end` if there is none).
 pub fn parse_header(raw: &[u8], start: usize, end: usize) -> (Vec<Field>, usize) {
     let mut fields: Vec<Field> = Vec::new();
     let mut pos = start;
     while pos < end {
-        let next = match raw[pos..end].iter().position(|&c| c == b'\n') {
+        let next = match memchr::memchr(b'\n', &raw[pos..end]) {
             Some(i) => pos + i + 1,
             None => end,
         };
@@ -123,5 +139,45 @@ pub fn decode_header_value(v: &[u8]) -> String {
     match MessageStream::new(&buf).parse_unstructured() {
         HeaderValue::Text(t) => t.into_owned(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `header_end` finds the body where `parse_header` does, and nothing where the
+    /// header has no blank line ended by LF.
+    #[test]
+    fn header_end_agrees_with_parse_header() {
+        let cases: &[&[u8]] = &[
+            b"Subject: a\r\n\r\nbody",
+            b"Subject: a\n\nbody",
+            b"Subject: a\r\n  folded\r\nTo: b\r\n\r\n\r\nbody",
+            b"\r\nbody only",
+            b"\nbody only",
+            b"Bad line\r\n\r\n",
+            b"A: 1\r\r\nB: 2\r\n\r\n",
+            b"A: 1\r\n\n",
+        ];
+        for raw in cases {
+            let (_, body) = parse_header(raw, 0, raw.len());
+            assert_eq!(
+                header_end(raw),
+                Some(body),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let open: &[&[u8]] = &[
+            b"",
+            b"Subject: a",
+            b"Subject: a\r\n",
+            b"A: 1\r\nB: 2\r",
+            b"A: 1\n \n",
+        ];
+        for raw in open {
+            assert_eq!(header_end(raw), None, "{:?}", String::from_utf8_lossy(raw));
+        }
     }
 }

@@ -2,11 +2,12 @@
 //! HEADER.FIELDS(.NOT), TEXT and MIME of any part, cut from the raw message.
 
 use crate::types::{Section, SectionText};
+use tern_message::header::{parse_header, Field};
 use tern_message::tree::{parse_tree, resolve, Kind, Part};
 
-fn header_fields(raw: &[u8], m: &Part, names: &[String], not: bool) -> Vec<u8> {
+fn header_fields(raw: &[u8], fields: &[Field], names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    for f in &m.fields {
+    for f in fields {
         let matches = f.valid
             && names
                 .iter()
@@ -30,6 +31,9 @@ fn header_fields(raw: &[u8], m: &Part, names: &[String], not: bool) -> Vec<u8> {
 /// stored (with continuation lines) and ends with a blank line; for a non-multipart
 /// message, part 1 is its body.
 pub fn section(raw: &[u8], section: &Section) -> Option<Vec<u8>> {
+    if section.part.is_empty() {
+        return top_level(raw, section.text.as_ref());
+    }
     let root = parse_tree(raw);
     let (target, is_msg) = resolve(&root, &section.part)?;
     let message = || -> Option<&Part> {
@@ -55,11 +59,28 @@ pub fn section(raw: &[u8], section: &Section) -> Option<Vec<u8>> {
             Some(raw[m.body_start..m.end].to_vec())
         }
         Some(SectionText::HeaderFields(names)) => {
-            Some(header_fields(raw, message()?, names, false))
+            Some(header_fields(raw, &message()?.fields, names, false))
         }
         Some(SectionText::HeaderFieldsNot(names)) => {
-            Some(header_fields(raw, message()?, names, true))
+            Some(header_fields(raw, &message()?.fields, names, true))
         }
+    }
+}
+
+/// [`section`] of the message itself (no part number): its header is all that is
+/// parsed. A client opening a folder asks `BODY.PEEK[HEADER.FIELDS (...)]` of every
+/// message, and parsing each one's MIME tree for it cost five times Dovecot's answer.
+fn top_level(raw: &[u8], text: Option<&SectionText>) -> Option<Vec<u8>> {
+    let Some(text) = text else {
+        return Some(raw.to_vec());
+    };
+    let (fields, body_start) = parse_header(raw, 0, raw.len());
+    match text {
+        SectionText::Mime => None,
+        SectionText::Header => Some(raw[..body_start].to_vec()),
+        SectionText::Text => Some(raw[body_start..].to_vec()),
+        SectionText::HeaderFields(names) => Some(header_fields(raw, &fields, names, false)),
+        SectionText::HeaderFieldsNot(names) => Some(header_fields(raw, &fields, names, true)),
     }
 }
 
@@ -70,6 +91,61 @@ mod tests {
     use crate::mime::test_util::*;
     use tern_message::decoded_part as binary;
     use tern_message::fixtures::*;
+
+    /// The message's own HEADER, TEXT and HEADER.FIELDS(.NOT), read from its header
+    /// alone, are the bytes the MIME tree's root gives: with CRLF and bare LF, a
+    /// folded field, a header without a body and one without its blank line.
+    #[test]
+    fn top_level_sections_match_the_tree() {
+        let folded = b"Subject: a\r\n  b\r\nTo: x@y\r\nX-Bad line\r\n\r\nbody\r\n".to_vec();
+        let no_body = b"Subject: only\r\nTo: x@y\r\n".to_vec();
+        let no_blank = b"Subject: s\r\nTo: x@y\r\nbody?".to_vec();
+        let mut raws: Vec<Vec<u8>> = vec![
+            SIMPLE.to_vec(),
+            ALTERNATIVE.to_vec(),
+            MIXED.to_vec(),
+            GROUPS.to_vec(),
+            folded,
+            no_body,
+            no_blank,
+            Vec::new(),
+        ];
+        let lf: Vec<Vec<u8>> = raws
+            .iter()
+            .map(|r| r.iter().copied().filter(|&c| c != b'\r').collect())
+            .collect();
+        raws.extend(lf);
+        let names = vec!["to".to_owned(), "SUBJECT".to_owned(), "x-bad".to_owned()];
+        for raw in &raws {
+            let root = parse_tree(raw);
+            let texts = [
+                (
+                    SectionText::Header,
+                    raw[root.start..root.body_start].to_vec(),
+                ),
+                (SectionText::Text, raw[root.body_start..root.end].to_vec()),
+                (
+                    SectionText::HeaderFields(names.clone()),
+                    header_fields(raw, &root.fields, &names, false),
+                ),
+                (
+                    SectionText::HeaderFieldsNot(names.clone()),
+                    header_fields(raw, &root.fields, &names, true),
+                ),
+            ];
+            for (text, want) in texts {
+                let got = section(raw, &sec(&[], Some(text.clone())));
+                assert_eq!(
+                    got,
+                    Some(want),
+                    "{text:?} of {:?}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+            assert_eq!(section(raw, &sec(&[], Some(SectionText::Mime))), None);
+            assert_eq!(section(raw, &sec(&[], None)).as_deref(), Some(&raw[..]));
+        }
+    }
 
     #[test]
     fn bare_lf() {
