@@ -108,6 +108,48 @@ impl LiveRecordsCache {
     }
 }
 
+/// The counts of recently asked mailboxes (STATUS UNSEEN, SELECT's counts), each kept
+/// with the state key and the \Recent watermark of the snapshot it was counted in
+/// (the watermark moves without the key: a SELECT takes \Recent). A client polling
+/// STATUS on every folder counts each one once per change. At most 4,096 entries,
+/// emptied when full.
+#[derive(Default)]
+pub(crate) struct CountsCache {
+    entries: Mutex<HashMap<i64, (StateKey, u32, crate::records::MailboxCounts)>>,
+}
+
+/// Most mailboxes whose counts are kept.
+const MAX_COUNTED: usize = 4096;
+
+impl CountsCache {
+    /// The counts taken under `key` and `recent_uid`, when kept.
+    pub(crate) fn get(
+        &self,
+        key: &StateKey,
+        recent_uid: u32,
+    ) -> Option<crate::records::MailboxCounts> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&key.mailbox) {
+            Some((k, r, counts)) if k == key && *r == recent_uid => Some(*counts),
+            _ => None,
+        }
+    }
+
+    /// Keeps `counts`, taken in a snapshot whose mailbox row had `key` and `recent_uid`.
+    pub(crate) fn put(
+        &self,
+        key: StateKey,
+        recent_uid: u32,
+        counts: crate::records::MailboxCounts,
+    ) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_COUNTED && !entries.contains_key(&key.mailbox) {
+            entries.clear();
+        }
+        entries.insert(key.mailbox, (key, recent_uid, counts));
+    }
+}
+
 /// What one kept record costs, its keywords and POP3 UIDL included.
 fn held_bytes(r: &Record) -> usize {
     std::mem::size_of::<Record>()
@@ -169,6 +211,36 @@ mod tests {
         assert_eq!(some.len(), 300);
         assert!(some[8].flags.contains(&Flag::Seen));
         assert!(some[7].expunged_modseq.is_some());
+    }
+
+    /// Counts asked twice are the same; they follow a flag change, an expunge and a
+    /// move of the \Recent watermark, which changes no record.
+    #[test]
+    fn kept_counts_follow_every_change() {
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(20);
+        let counts = |store: &crate::Store| store.mailbox_counts(&actor, &inbox).unwrap().1;
+        let first = counts(&store);
+        assert_eq!(
+            (first.unseen, first.recent, first.first_unseen),
+            (20, 20, Some(1))
+        );
+        assert_eq!(counts(&store), first);
+        let seen = Flags::from_iter([Flag::Seen]);
+        store
+            .store_flags(&actor, &inbox, &[1], FlagOp::Add, &seen, None)
+            .unwrap();
+        let after = counts(&store);
+        assert_eq!((after.unseen, after.first_unseen), (19, Some(2)));
+        let deleted = Flags::from_iter([Flag::Deleted]);
+        store
+            .store_flags(&actor, &inbox, &[2, 3], FlagOp::Add, &deleted, None)
+            .unwrap();
+        assert_eq!(counts(&store).deleted, 2);
+        store.expunge(&actor, &inbox, &[2]).unwrap();
+        assert_eq!((counts(&store).deleted, counts(&store).unseen), (1, 18));
+        let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
+        store.take_recent(&actor, &mailbox).unwrap();
+        assert_eq!(counts(&store).recent, 0, "after the watermark moved");
     }
 
     /// Entries stay within the bound: a mailbox too large is read but not kept.

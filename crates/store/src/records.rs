@@ -100,6 +100,10 @@ impl Store {
     ) -> Result<(Mailbox, MailboxCounts)> {
         self.read(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
+            let key = StateKey::of(&mailbox);
+            if let Some(counts) = self.shared.counts.get(&key, mailbox.recent_uid) {
+                return Ok((mailbox, counts));
+            }
             let sql = format!(
                 "SELECT \
                    coalesce(sum(instr(flags, '\\Seen') = 0), 0), \
@@ -119,6 +123,7 @@ impl Store {
                 recent: recent as u32,
                 first_unseen: first.map(|u| u as Uid),
             };
+            self.shared.counts.put(key, mailbox.recent_uid, counts);
             Ok((mailbox, counts))
         })
     }

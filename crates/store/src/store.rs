@@ -107,6 +107,8 @@ pub(crate) struct Shared {
     pub(crate) change_sets: crate::records::ChangeSets,
     /// Whole-mailbox reads of records ([`crate::record_cache`]).
     pub(crate) live_records: crate::record_cache::LiveRecordsCache,
+    /// Mailbox counts ([`crate::record_cache::CountsCache`]).
+    pub(crate) counts: crate::record_cache::CountsCache,
     /// SELECT's recent scans ([`Store::selection`]).
     pub(crate) selections: crate::view::SelectionCache,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
@@ -161,6 +163,7 @@ impl Store {
                 pins: Default::default(),
                 change_sets: Default::default(),
                 live_records: Default::default(),
+                counts: Default::default(),
                 selections: Default::default(),
                 text_pause_until: Default::default(),
             }),
