@@ -391,7 +391,7 @@ const HEADER_READ: (usize, usize) = (8 * 1024, 64 * 1024);
 /// whole for them, attachments and all, cost more than the rest of the answer.
 /// `None` when the header is longer or the read failed: the caller reads the whole
 /// message as for any section, with its checks and its errors.
-fn header_of(ctx: &FetchContext<'_>, record: &Record) -> Option<Vec<u8>> {
+pub(crate) fn header_of(ctx: &FetchContext<'_>, record: &Record) -> Option<Vec<u8>> {
     let file = ctx.store.open_message(ctx.mailbox, record).ok()?;
     let mut head = Vec::new();
     let mut want = HEADER_READ.0;

@@ -97,6 +97,8 @@ struct Candidate<'a> {
     body: Option<String>,
     /// The decoded header text, once a TEXT key needed it.
     head: Option<String>,
+    /// The raw header alone, read for header keys while the message is not read whole.
+    header: Option<Vec<u8>>,
 }
 
 /// Returns the (sequence number, UID) of every message in `records` (the view's
@@ -121,6 +123,7 @@ fn search(
             summary: None,
             body: None,
             head: None,
+            header: None,
         };
         if matches(ctx, view, &index, &mut c, key, now, budget)? {
             hits.push((*seq, record.uid));
@@ -197,7 +200,7 @@ fn matches(
         SearchKey::Subject(s) => header_contains(ctx, c, "Subject", s, budget)?,
         SearchKey::Header(field, s) => {
             // An empty string matches every message that has the field at all.
-            let raw = message_of(ctx, c.record, &mut c.raw)?;
+            let raw = header_bytes(ctx, c)?;
             budget.charge_text(raw.len())?;
             let values = tern_message::header_values(raw, field);
             !values.is_empty() && (s.is_empty() || values.iter().any(|v| contains_ci(v, s)))
@@ -250,12 +253,29 @@ fn head_of<'c>(
     budget: &mut Budget,
 ) -> Result<&'c str, FetchError> {
     if c.head.is_none() {
-        let raw = message_of(ctx, c.record, &mut c.raw)?;
-        c.head = Some(tern_message::header_text(raw));
+        let head = tern_message::header_text(header_bytes(ctx, c)?);
+        c.head = Some(head);
     }
     let head = c.head.as_deref().unwrap_or_default();
     budget.charge_text(head.len())?;
     Ok(head)
+}
+
+/// The candidate's header: cut from the message when it was read whole, else read
+/// alone ([`crate::fetch::header_of`]), else the whole message read after all (a
+/// header too long to read alone), which the header keys parse no further than its
+/// blank line.
+fn header_bytes<'c>(
+    ctx: &FetchContext<'_>,
+    c: &'c mut Candidate<'_>,
+) -> Result<&'c [u8], FetchError> {
+    if c.raw.is_none() && c.header.is_none() {
+        c.header = crate::fetch::header_of(ctx, c.record);
+    }
+    match c.header {
+        Some(ref header) => Ok(header),
+        None => message_of(ctx, c.record, &mut c.raw),
+    }
 }
 
 fn header_contains(
@@ -265,7 +285,7 @@ fn header_contains(
     needle: &str,
     budget: &mut Budget,
 ) -> Result<bool, FetchError> {
-    let raw = message_of(ctx, c.record, &mut c.raw)?;
+    let raw = header_bytes(ctx, c)?;
     budget.charge_text(raw.len())?;
     if tern_message::header_values(raw, field)
         .iter()

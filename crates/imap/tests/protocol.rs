@@ -161,6 +161,15 @@ fn header_sections_of_long_headers_and_large_bodies() {
             r[0]
         );
     }
+    // SEARCH's header keys read the same headers.
+    assert_eq!(c.ok("SEARCH SUBJECT \"long header\"")[0], "* SEARCH 3");
+    assert_eq!(c.ok("SEARCH SUBJECT \"header only\"")[0], "* SEARCH 4");
+    assert_eq!(c.ok("SEARCH HEADER X-Pad \"\"")[0], "* SEARCH 5");
+    assert_eq!(c.ok("SEARCH TO a@example.org")[0], "* SEARCH 1 2");
+    assert_eq!(
+        c.ok("SEARCH HEADER X-Filler-1199 continued")[0],
+        "* SEARCH 3 4"
+    );
 }
 
 #[test]
