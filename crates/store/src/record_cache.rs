@@ -108,7 +108,7 @@ impl LiveRecordsCache {
     }
 }
 
-/// The counts of recently asked mailboxes (STATUS UNSEEN, SELECT's counts), each kept
+/// The counts of recently asked mailboxes (STATUS UNSEEN, DELETED, RECENT), each kept
 /// with the state key and the \Recent watermark of the snapshot it was counted in
 /// (the watermark moves without the key: a SELECT takes \Recent). A client polling
 /// STATUS on every folder counts each one once per change. At most 4,096 entries,
