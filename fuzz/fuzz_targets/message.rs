@@ -6,7 +6,10 @@
 //! - a summary reads back from its stored form equal;
 //! - `BODY[]` is the message and `BODY[HEADER]` followed by `BODY[TEXT]` is too;
 //! - a part's MIME header and body are never longer than the message;
-//! - a PREVIEW holds at most `PREVIEW_CHARS` characters.
+//! - a PREVIEW holds at most `PREVIEW_CHARS` characters;
+//! - the header's end found alone (what a FETCH of header fields reads up to) is
+//!   where the full header parse ends it, and the header read that way gives the
+//!   same HEADER.FIELDS.
 
 #![no_main]
 
@@ -36,6 +39,11 @@ fuzz_target!(|raw: &[u8]| {
     let header = section(raw, &whole(Some(SectionText::Header))).unwrap_or_default();
     let text = section(raw, &whole(Some(SectionText::Text))).unwrap_or_default();
     assert_eq!([header, text].concat(), raw);
+    if let Some(end) = tern_message::header::header_end(raw) {
+        assert_eq!(tern_message::header::parse_header(raw, 0, raw.len()).1, end);
+        let fields = whole(Some(SectionText::HeaderFields(vec!["subject".into(), "to".into()])));
+        assert_eq!(section(&raw[..end], &fields), section(raw, &fields));
+    }
 
     for part in PARTS {
         let at = |text| Section {
