@@ -41,7 +41,10 @@ fuzz_target!(|raw: &[u8]| {
     assert_eq!([header, text].concat(), raw);
     if let Some(end) = tern_message::header::header_end(raw) {
         assert_eq!(tern_message::header::parse_header(raw, 0, raw.len()).1, end);
-        let fields = whole(Some(SectionText::HeaderFields(vec!["subject".into(), "to".into()])));
+        let fields = whole(Some(SectionText::HeaderFields(vec![
+            "subject".into(),
+            "to".into(),
+        ])));
         assert_eq!(section(&raw[..end], &fields), section(raw, &fields));
     }
 
