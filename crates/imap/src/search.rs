@@ -30,8 +30,12 @@ pub(crate) fn search_selected(
     budget: u64,
 ) -> Result<(tern_store::Mailbox, Vec<(u32, Record)>), FetchError> {
     // The view's messages, those expunged by others since included: the cost follows
-    // the view, not the expunged records awaiting `tern expire`.
-    let (mailbox, records) = store.records_of(&view.actor, &view.id, &view.uids)?;
+    // the view, not the expunged records awaiting `tern expire`. A key that names
+    // messages by number or UID (`UID SEARCH UID 2900:* UNSEEN`, how clients ask what
+    // is new) reads only those.
+    let named = named_by(view, key);
+    let uids = named.as_deref().unwrap_or(&view.uids);
+    let (mailbox, records) = store.records_of(&view.actor, &view.id, uids)?;
     // Pushed into a vector sized once: collected in place, the records' buffer was
     // reallocated to the larger pairs, a copy of every record.
     let mut in_view: Vec<(u32, Record)> = Vec::with_capacity(records.len());
@@ -380,6 +384,48 @@ pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
             .contains(&needle.to_ascii_lowercase());
     }
     haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// The UIDs of the view that `key` can match at all, when it is (or is an AND
+/// holding) a sequence or UID set; `None` when any message of the view might match.
+/// Every candidate is still tested against the whole key.
+fn named_by(view: &Selected, key: &SearchKey) -> Option<Vec<Uid>> {
+    let sets: Vec<&SearchKey> = match key {
+        SearchKey::Uid(_) | SearchKey::Sequence(_) => vec![key],
+        SearchKey::And(keys) => keys
+            .iter()
+            .filter(|k| matches!(k, SearchKey::Uid(_) | SearchKey::Sequence(_)))
+            .collect(),
+        _ => return None,
+    };
+    // A set of many ranges is left to the search itself: the pass here would test
+    // every message of the view against every range once more.
+    let ranges: usize = sets
+        .iter()
+        .map(|k| match k {
+            SearchKey::Uid(SequenceSet::Ranges(r))
+            | SearchKey::Sequence(SequenceSet::Ranges(r)) => r.len(),
+            _ => 1,
+        })
+        .sum();
+    if sets.is_empty() || ranges > 64 {
+        return None;
+    }
+    let within = |seq: u32, uid: Uid| {
+        sets.iter().all(|k| match k {
+            SearchKey::Uid(set) => in_set(view, set, uid, true),
+            SearchKey::Sequence(set) => in_set(view, set, seq, false),
+            _ => true,
+        })
+    };
+    Some(
+        view.uids
+            .iter()
+            .enumerate()
+            .filter(|&(i, &uid)| within(i as u32 + 1, uid))
+            .map(|(_, &uid)| uid)
+            .collect(),
+    )
 }
 
 fn in_set(view: &Selected, set: &SequenceSet, n: u32, uid: bool) -> bool {

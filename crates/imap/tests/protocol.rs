@@ -280,6 +280,12 @@ fn search_keys_esearch_and_searchres() {
     assert_eq!(c.ok("UID SEARCH UID 2:*")[0], "* SEARCH 2 3");
     assert_eq!(c.ok("SEARCH 2:3 HEADER Subject big")[0], "* SEARCH 3");
     assert_eq!(c.ok("SEARCH NOT ALL")[0], "* SEARCH");
+    // Keys naming messages by number or UID, alone or with others.
+    assert_eq!(c.ok("UID SEARCH UID 2:* UNSEEN")[0], "* SEARCH 3");
+    assert_eq!(c.ok("UID SEARCH UID 5:*")[0], "* SEARCH 3");
+    assert_eq!(c.ok("SEARCH 1,3 NOT 3")[0], "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH 2:3 UID 1:2")[0], "* SEARCH 2");
+    assert_eq!(c.ok("SEARCH OR 1 3")[0], "* SEARCH 1 3");
     let r = c.ok("UID SEARCH RETURN (MIN MAX COUNT ALL) UNSEEN");
     assert!(
         r[0].starts_with("* ESEARCH (TAG \"t") && r[0].ends_with("UID MIN 1 MAX 3 COUNT 2 ALL 1,3"),

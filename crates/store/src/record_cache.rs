@@ -204,6 +204,12 @@ mod tests {
             after[7].flags.contains(&Flag::Seen),
             "another handle's store"
         );
+        // A few records, taken from the kept read; one expunged since is looked up.
+        let _ = read(&store);
+        let (_, few) = store.records_of(&actor, &inbox, &[7, 8, 9]).unwrap();
+        assert_eq!(few.iter().map(|r| r.uid).collect::<Vec<_>>(), [7, 8, 9]);
+        assert!(few[0].flags.contains(&Flag::Seen) && few[2].flags.contains(&Flag::Seen));
+        assert!(few[1].expunged_modseq.is_some());
         // A view's read of part of the mailbox agrees with the kept whole.
         let (_, some) = store
             .records_of(&actor, &inbox, &(1..=300).collect::<Vec<_>>())

@@ -368,7 +368,24 @@ fn records_of_in(
     kept: &LiveRecordsCache,
 ) -> Result<Vec<Record>> {
     if uids.len() <= 256 {
-        return records_in(conn, mailbox.id, uids, true);
+        // A few records: from a kept read of the mailbox when there is one (UIDs it
+        // lacks were expunged since and are looked up), else one by one.
+        let Some(live) = kept.get(&StateKey::of(mailbox)) else {
+            return records_in(conn, mailbox.id, uids, true);
+        };
+        let mut out = Vec::with_capacity(uids.len());
+        let mut missing = Vec::new();
+        for &u in uids {
+            match live.binary_search_by_key(&u, |r| r.uid) {
+                Ok(i) => out.push(live[i].clone()),
+                Err(_) => missing.push(u),
+            }
+        }
+        if !missing.is_empty() {
+            out.extend(records_in(conn, mailbox.id, &missing, true)?);
+            out.sort_by_key(|r| r.uid);
+        }
+        return Ok(out);
     }
     // Most of the mailbox: one scan of the live records, then lookups of the few the
     // view holds that were expunged since.
