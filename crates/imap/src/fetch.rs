@@ -11,6 +11,11 @@ use crate::response::{internal_date, FlagList};
 use crate::types::{FetchAttr, Section, SectionText};
 use crate::uidonly;
 
+pub(crate) use crate::item_reads::{
+    body_items, header_of, needs_message, sets_seen, MAX_BODY_ITEMS,
+};
+use crate::item_reads::{header_or_no_body, whole_message_or_no_body};
+
 /// What rendering one message needs besides the record.
 pub(crate) struct FetchContext<'a> {
     pub(crate) store: &'a Store,
@@ -59,36 +64,6 @@ impl From<StoreError> for FetchError {
     }
 }
 
-/// True when any item sets \Seen (BODY[...] without PEEK, RFC822, RFC822.TEXT, BINARY).
-pub(crate) fn sets_seen(items: &[FetchAttr]) -> bool {
-    items.iter().any(|i| {
-        matches!(
-            i,
-            FetchAttr::Rfc822
-                | FetchAttr::Rfc822Text
-                | FetchAttr::BodySection { peek: false, .. }
-                | FetchAttr::Binary { peek: false, .. }
-        )
-    })
-}
-
-/// True when rendering needs the message bytes or its MIME summary.
-pub(crate) fn needs_message(items: &[FetchAttr]) -> bool {
-    items.iter().any(|i| {
-        !matches!(
-            i,
-            FetchAttr::Flags
-                | FetchAttr::InternalDate
-                | FetchAttr::Rfc822Size
-                | FetchAttr::Uid
-                | FetchAttr::Modseq
-                | FetchAttr::EmailId
-                | FetchAttr::ThreadId
-                | FetchAttr::SaveDate
-        )
-    })
-}
-
 /// A message's EMAILID (RFC 8474): `M` and the first 24 hex digits of its GUID, so
 /// every copy of the same content has the same id, in any mailbox, on the replica too.
 pub(crate) fn email_id(guid: &tern_store::Guid) -> String {
@@ -96,32 +71,8 @@ pub(crate) fn email_id(guid: &tern_store::Guid) -> String {
     format!("M{}", &hex[..24.min(hex.len())])
 }
 
-/// Most body sections (BODY[...], BINARY[...], BINARY.SIZE[...], RFC822, RFC822.HEADER,
-/// RFC822.TEXT) one FETCH may ask for. Each costs a pass over the message, so without
-/// a cap `FETCH 1 (BODY.PEEK[] x400)` of a 16 MB message is 6.4 GB of output for one
-/// line of input. 64 is far more than any client sends (they ask for a handful).
-pub(crate) const MAX_BODY_ITEMS: usize = 64;
-
 /// Most bytes of a literal copied into the output in one step.
 const CHUNK: usize = 64 * 1024;
-
-/// How many items of `items` read message content (see [`MAX_BODY_ITEMS`]).
-pub(crate) fn body_items(items: &[FetchAttr]) -> usize {
-    items
-        .iter()
-        .filter(|i| {
-            matches!(
-                i,
-                FetchAttr::Rfc822
-                    | FetchAttr::Rfc822Header
-                    | FetchAttr::Rfc822Text
-                    | FetchAttr::BodySection { .. }
-                    | FetchAttr::Binary { .. }
-                    | FetchAttr::BinarySize { .. }
-            )
-        })
-        .count()
-}
 
 /// One message a FETCH answers for.
 pub(crate) struct Target {
@@ -354,76 +305,6 @@ fn prepare(
         next_item: 0,
         literal: None,
     })
-}
-
-/// True for items that read at most the message's own header (`BODY[HEADER]`,
-/// `BODY[HEADER.FIELDS (...)]` and `.NOT`, `RFC822.HEADER`, their partials), or no
-/// byte of the message at all.
-fn header_or_no_body(item: &FetchAttr) -> bool {
-    match item {
-        FetchAttr::Rfc822Header => true,
-        FetchAttr::BodySection { section, .. } => {
-            section.part.is_empty()
-                && matches!(
-                    section.text,
-                    Some(
-                        SectionText::Header
-                            | SectionText::HeaderFields(_)
-                            | SectionText::HeaderFieldsNot(_)
-                    )
-                )
-        }
-        FetchAttr::Rfc822
-        | FetchAttr::Rfc822Text
-        | FetchAttr::Binary { .. }
-        | FetchAttr::BinarySize { .. }
-        | FetchAttr::Preview => false,
-        _ => true,
-    }
-}
-
-/// How much of a message is read for its header alone: first, then at most.
-const HEADER_READ: (usize, usize) = (8 * 1024, 64 * 1024);
-
-/// The message's header up to and with its blank line, read alone when it ends within
-/// the first [`HEADER_READ`] bytes (or the message is no longer): a client opening a
-/// folder asks for a few header fields of every message, and reading each message
-/// whole for them, attachments and all, cost more than the rest of the answer.
-/// `None` when the header is longer or the read failed: the caller reads the whole
-/// message as for any section, with its checks and its errors.
-pub(crate) fn header_of(ctx: &FetchContext<'_>, record: &Record) -> Option<Vec<u8>> {
-    let file = ctx.store.open_message(ctx.mailbox, record).ok()?;
-    let mut head = Vec::new();
-    let mut want = HEADER_READ.0;
-    loop {
-        let have = head.len();
-        file.append_at(have as u64, want - have, &mut head).ok()?;
-        if head.len() as u64 >= file.size() {
-            return Some(head);
-        }
-        if let Some(body_start) = tern_message::header::header_end(&head) {
-            head.truncate(body_start);
-            return Some(head);
-        }
-        if want >= HEADER_READ.1 {
-            return None;
-        }
-        want = HEADER_READ.1;
-    }
-}
-
-/// True for items that need no byte of the message but whole ranges of it
-/// (`BODY[]`, `RFC822`, their partials), or none at all.
-fn whole_message_or_no_body(item: &FetchAttr) -> bool {
-    match item {
-        FetchAttr::Rfc822 => true,
-        FetchAttr::BodySection { section, .. } => section.part.is_empty() && section.text.is_none(),
-        FetchAttr::Rfc822Header
-        | FetchAttr::Rfc822Text
-        | FetchAttr::Binary { .. }
-        | FetchAttr::BinarySize { .. } => false,
-        _ => true,
-    }
 }
 
 /// Writes one item (its text, and the announcement of its literal, which

@@ -25,6 +25,7 @@ mod esearch;
 mod fetch;
 mod idle;
 pub mod imap_url;
+mod item_reads;
 mod mailbox_cmds;
 mod message_cmds;
 mod metadata;
