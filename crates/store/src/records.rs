@@ -367,50 +367,28 @@ fn records_of_in(
     uids: &[Uid],
     kept: &LiveRecordsCache,
 ) -> Result<Vec<Record>> {
-    if uids.len() <= 256 {
-        // A few records: from a kept read of the mailbox when there is one (UIDs it
-        // lacks were expunged since and are looked up), else one by one.
-        let Some(live) = kept.get(&StateKey::of(mailbox)) else {
-            return records_in(conn, mailbox.id, uids, true);
-        };
-        let mut out = Vec::with_capacity(uids.len());
-        let mut missing = Vec::new();
-        for &u in uids {
-            match live.binary_search_by_key(&u, |r| r.uid) {
-                Ok(i) => out.push(live[i].clone()),
-                Err(_) => missing.push(u),
-            }
-        }
-        if !missing.is_empty() {
-            out.extend(records_in(conn, mailbox.id, &missing, true)?);
-            out.sort_by_key(|r| r.uid);
-        }
-        return Ok(out);
-    }
-    // Most of the mailbox: one scan of the live records, then lookups of the few the
-    // view holds that were expunged since.
-    let mut sorted;
-    let uids = if uids.is_sorted() {
-        uids
+    // Most of the mailbox: one scan of the live records (or a kept one). A few: a kept
+    // scan when there is one, else one lookup each.
+    let live = if uids.len() > 256 {
+        live_records(conn, mailbox, kept)?
+    } else if let Some(live) = kept.get(&StateKey::of(mailbox)) {
+        live
     } else {
-        sorted = uids.to_vec();
-        sorted.sort_unstable();
-        &sorted[..]
+        return records_in(conn, mailbox.id, uids, true);
     };
-    let live = live_records(conn, mailbox, kept)?;
-    let mut live = live.iter().peekable();
+    // UIDs the live records lack were expunged since: looked up one by one.
     let mut out = Vec::with_capacity(uids.len());
     let mut missing = Vec::new();
     for &u in uids {
-        // Both lists ascend: one walk pairs them.
-        while live.next_if(|r| r.uid < u).is_some() {}
-        match live.next_if(|r| r.uid == u) {
-            Some(r) => out.push(r.clone()),
-            None => missing.push(u),
+        match live.binary_search_by_key(&u, |r| r.uid) {
+            Ok(i) => out.push(live[i].clone()),
+            Err(_) => missing.push(u),
         }
     }
     if !missing.is_empty() {
         out.extend(records_in(conn, mailbox.id, &missing, true)?);
+    }
+    if !missing.is_empty() || !uids.is_sorted() {
         out.sort_by_key(|r| r.uid);
     }
     Ok(out)
