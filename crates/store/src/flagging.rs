@@ -1,15 +1,19 @@
 //! Changing records in place: flags (with RFC 7162 UNCHANGEDSINCE), delayed expunge,
 //! and the \Recent watermark.
 
+use std::sync::Arc;
+
 use rusqlite::params;
 
 use crate::acl::{Actor, Rights};
-use crate::digest::{record_hash, HashedColumns, RecordsDigest};
+use crate::digest::{record_hash, RecordsDigest};
 use crate::error::Result;
 use crate::error::StoreError;
+use crate::flag_targets::{self, for_each_target};
 use crate::flags::Flag;
 use crate::flags::{FlagOp, Flags};
 use crate::ids::{Modseq, Uid, UniqueId};
+use crate::record_cache::StateKey;
 use crate::records::live_for;
 use crate::sql::Cached;
 use crate::store::Store;
@@ -79,9 +83,12 @@ impl Store {
         }
         let (id, uids, flags, actor) =
             (mailbox.clone(), uids.to_vec(), flags.clone(), actor.clone());
-        let outcome = self.write(move |conn| {
+        let shared = Arc::clone(&self.shared);
+        let (outcome, kept_after) = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
             let rights = actor.rights(&mailbox);
+            let before_key = StateKey::of(&mailbox);
+            let kept = shared.live_records.take(&before_key);
             let mut outcome = StoreOutcome {
                 before: mailbox.highest_modseq,
                 ..StoreOutcome::default()
@@ -94,53 +101,64 @@ impl Store {
             // The records digest moves by one delta for the whole store, applied once
             // below: no trigger folds a change of flags and modseq (schema 12).
             let mut delta = RecordsDigest::default();
-            for rec in live_flags(conn, mailbox.id, uids)? {
-                let (uid, old_modseq, old_flags) =
-                    (rec.uid, rec.columns.modseq, &rec.columns.flags);
+            let live = kept.as_deref().map(Vec::as_slice);
+            for_each_target(conn, mailbox.id, live, uids, |rec| {
                 let follows = previous_changed && rec.follows;
                 previous_changed = false;
-                if unchanged_since.is_some_and(|m| old_modseq as u64 > m) {
-                    outcome.modified.push(uid);
-                    continue;
+                if unchanged_since.is_some_and(|m| rec.modseq as u64 > m) {
+                    outcome.modified.push(rec.uid);
+                    return Ok(());
                 }
-                let old = Flags::parse_list(old_flags).unwrap_or_default();
-                let new = old.apply(op, &flags);
-                if new == old {
+                let new = rec.flags.apply(op, &flags);
+                if new == rec.flags {
                     outcome.unchanged.push(FlagChange {
-                        uid,
-                        modseq: old_modseq as Modseq,
-                        flags: old,
+                        uid: rec.uid,
+                        modseq: rec.modseq as Modseq,
+                        flags: rec.flags,
                     });
-                    continue;
+                    return Ok(());
                 }
-                needs_rights(&mailbox, rights, &old, &new)?;
+                needs_rights(&mailbox, rights, &rec.flags, &new)?;
                 let m = match modseq {
                     Some(m) => m,
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
                 };
                 let new_text = new.to_string();
-                runs.push(uid, &new_text, m as i64, follows)?;
+                runs.push(rec.uid, &new_text, m as i64, follows)?;
                 previous_changed = true;
                 delta = delta
-                    .fold(&rec.columns.hash(uid as i64))
-                    .fold(&rec.columns.hash_as(uid as i64, m as i64, 0, &new_text));
+                    .fold(&rec.hash())
+                    .fold(&rec.hash_as(m as i64, &new_text));
                 outcome.changed.push(FlagChange {
-                    uid,
+                    uid: rec.uid,
                     modseq: m,
                     flags: new,
                 });
-            }
+                Ok(())
+            })?;
             runs.finish()?;
             crate::digest::apply_delta(conn, mailbox.id, &delta)?;
-            if let Some(m) = modseq {
-                // Every keyword of `flags` is now on a record (a Remove gives none).
-                if op != FlagOp::Remove {
-                    crate::keywords::add_capped(conn, &mailbox, &flags)?;
-                }
-                txn::touch_mailbox(conn, &mailbox, m)?;
+            let Some(m) = modseq else {
+                // Nothing changed: the kept read goes back as it was.
+                return Ok((outcome, kept.map(|live| (before_key, live))));
+            };
+            // Every keyword of `flags` is now on a record (a Remove gives none).
+            if op != FlagOp::Remove {
+                crate::keywords::add_capped(conn, &mailbox, &flags)?;
             }
-            Ok(outcome)
+            txn::touch_mailbox(conn, &mailbox, m)?;
+            // The kept read with this store's changes is the read of the state it
+            // leaves, under the key the mailbox row now has.
+            let key = StateKey::of(&crate::records::live(conn, &id)?);
+            let kept = kept.map(|mut live| {
+                flag_targets::apply_to_kept(&mut live, &outcome.changed);
+                (key, live)
+            });
+            Ok((outcome, kept))
         })?;
+        if let Some((key, records)) = kept_after {
+            self.shared.live_records.put(key, records);
+        }
         if let Some(c) = outcome.changed.first() {
             self.notify(mailbox, c.modseq);
         }
@@ -237,87 +255,6 @@ pub(crate) fn take_recent_in(
         )?;
     }
     Ok(mailbox.recent_uid)
-}
-
-/// What a flag store reads of a live record: its flags and modseq, and the rest of
-/// what its digest hash covers.
-struct LiveRecord {
-    uid: Uid,
-    columns: HashedColumns,
-    /// Read in a range scan right after the record before it in the list, with no
-    /// live record of the mailbox between them.
-    follows: bool,
-}
-
-impl LiveRecord {
-    /// Selected as `uid, ` then [`HashedColumns::LIVE`].
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LiveRecord> {
-        Ok(LiveRecord {
-            uid: row.get::<_, i64>(0)? as Uid,
-            columns: HashedColumns::from_row(row, 1)?,
-            follows: false,
-        })
-    }
-}
-
-/// The live records among `uids` of the mailbox row `mailbox_id`, in UID order. A set
-/// that covers most of its span (`1:*`, a long range) is read in one range scan; a
-/// sparse one record by record.
-fn live_flags(
-    conn: &rusqlite::Connection,
-    mailbox_id: i64,
-    mut uids: Vec<Uid>,
-) -> Result<Vec<LiveRecord>> {
-    uids.sort_unstable();
-    uids.dedup();
-    let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::with_capacity(uids.len());
-    if uids.len() >= 16 && u64::from(hi - lo) < 4 * uids.len() as u64 {
-        static SCAN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let mut scan = conn.prepare_cached(crate::sql::built_once(&SCAN, || {
-            format!(
-                "SELECT uid, {} FROM records WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
-                 AND expunged_modseq IS NULL ORDER BY uid",
-                HashedColumns::LIVE
-            )
-        }))?;
-        let mut rows = scan.query(params![mailbox_id, lo, hi])?;
-        let mut follows = false;
-        while let Some(row) = rows.next()? {
-            let uid = row.get::<_, i64>(0)? as Uid;
-            if uids.binary_search(&uid).is_ok() {
-                out.push(LiveRecord {
-                    follows,
-                    ..LiveRecord::from_row(row)?
-                });
-                follows = true;
-            } else {
-                follows = false;
-            }
-        }
-        return Ok(out);
-    }
-    // Scattered: a statement per chunk of UIDs (see `flag_runs`), in UID order.
-    static READ: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let mut read = conn.prepare_cached(crate::sql::built_once(&READ, || {
-        format!(
-            "SELECT uid, {} FROM records WHERE mailbox_id = ?1 AND uid IN ({}) \
-             AND expunged_modseq IS NULL ORDER BY uid",
-            HashedColumns::LIVE,
-            crate::flag_runs::uid_params(2)
-        )
-    }))?;
-    for chunk in uids.chunks(crate::flag_runs::CHUNK) {
-        let values =
-            std::iter::once(mailbox_id).chain(crate::flag_runs::padded(chunk).map(i64::from));
-        let mut rows = read.query(rusqlite::params_from_iter(values))?;
-        while let Some(row) = rows.next()? {
-            out.push(LiveRecord::from_row(row)?);
-        }
-    }
-    Ok(out)
 }
 
 /// Expunges `uids` of `mailbox` inside a caller's transaction; returns the UIDs

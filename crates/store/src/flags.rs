@@ -189,6 +189,29 @@ impl Flags {
         self.system == 0 && self.keywords.is_empty()
     }
 
+    /// True when `text` is exactly how these flags are stored ([`fmt::Display`]): the
+    /// canonical order, single spaces, system flags in their canonical spelling. A
+    /// kept read of records stands in for the stored text only when this holds.
+    pub(crate) fn written_as(&self, text: &str) -> bool {
+        if text.is_empty() {
+            return self.is_empty();
+        }
+        let mut tokens = text.split(' ');
+        for flag in self.iter() {
+            let same = match (flag, tokens.next()) {
+                (_, None) => false,
+                (Flag::Keyword(k), Some(token)) => k == token,
+                (system, Some(token)) => token
+                    .strip_prefix('\\')
+                    .is_some_and(|name| system.system_name() == Some(name)),
+            };
+            if !same {
+                return false;
+            }
+        }
+        tokens.next().is_none()
+    }
+
     /// Applies a flag change and returns the result.
     pub fn apply(&self, op: FlagOp, flags: &Flags) -> Flags {
         match op {
@@ -341,6 +364,7 @@ mod tests {
                 .join(" ");
             assert_eq!(flags.to_string(), text);
             assert_eq!(Flags::parse_list(&text).unwrap(), flags);
+            assert!(flags.written_as(&text), "{text:?}");
             let shuffled: Flags = model
                 .iter()
                 .rev()
@@ -361,5 +385,29 @@ mod tests {
         assert_eq!(base.apply(FlagOp::Add, &ch).to_string(), "\\Seen a b");
         assert_eq!(base.apply(FlagOp::Remove, &ch).to_string(), "\\Seen");
         assert_eq!(base.apply(FlagOp::Replace, &ch).to_string(), "a b");
+    }
+    /// Only the stored form itself counts as written: another spelling, order or
+    /// spacing of the same flags, or text that parses to other flags, does not.
+    #[test]
+    fn written_as_only_the_stored_text() {
+        let flags = Flags::parse_list("\\Seen \\Deleted $Work Junk").unwrap();
+        assert!(flags.written_as("\\Seen \\Deleted $Work Junk"));
+        for other in [
+            "\\seen \\Deleted $Work Junk",
+            "\\Deleted \\Seen $Work Junk",
+            "\\Seen  \\Deleted $Work Junk",
+            "\\Seen \\Deleted $Work Junk ",
+            " \\Seen \\Deleted $Work Junk",
+            "\\Seen \\Deleted Junk $Work",
+            "\\Seen \\Deleted $Work",
+            "\\Seen \\Deleted $Work Junk Junk",
+            "Seen \\Deleted $Work Junk",
+            "",
+        ] {
+            assert!(!flags.written_as(other), "{other:?}");
+        }
+        assert!(Flags::new().written_as(""));
+        assert!(!Flags::new().written_as(" "));
+        assert!(!Flags::new().written_as("\\Seen"));
     }
 }

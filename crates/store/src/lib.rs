@@ -55,6 +55,7 @@ mod content;
 mod digest;
 mod error;
 mod flag_runs;
+mod flag_targets;
 mod flagging;
 mod flags;
 mod ids;

@@ -5,8 +5,14 @@
 //! phone polling, a shared folder many sessions watch). The mailbox row carries
 //! fields that every change to its records moves, in the same transaction
 //! ([`StateKey`]), so a read taken under one key is the read of every later snapshot
-//! with the same key. Nothing here is ever updated in place: an entry is replaced by
-//! a new read or dropped, never patched, so it cannot drift from the index.
+//! with the same key. An entry is never patched under its key: it is replaced by a
+//! new read, dropped, or taken out by a flag store, which applies to it exactly what
+//! its transaction wrote and puts it back under the key that transaction left, so it
+//! cannot drift from the index.
+//!
+//! Every kept record's flags, written out, are the text stored in its row
+//! (`records::live_records` keeps no read where that fails): a flag store hashes
+//! that text into the records digest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,6 +83,18 @@ impl LiveRecordsCache {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(&key.mailbox) {
             Some(e) if e.key == *key => Some(Arc::clone(&e.records)),
+            _ => None,
+        }
+    }
+
+    /// Takes the records read under `key` out, when kept: the caller (a flag store in
+    /// its write transaction) changes them into the read of the state it leaves and
+    /// puts them back under the key that state has, without a copy when no reader
+    /// holds them.
+    pub(crate) fn take(&self, key: &StateKey) -> Option<Arc<Vec<Record>>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(&key.mailbox) {
+            Some(e) if e.key == *key => entries.remove(&key.mailbox).map(|e| e.records),
             _ => None,
         }
     }

@@ -324,13 +324,19 @@ fn live_records(
     if let Some(records) = kept.get(&key) {
         return Ok(records);
     }
-    let records = Arc::new(read_live_records(conn, mailbox)?);
-    kept.put(key, Arc::clone(&records));
+    let (records, as_stored) = read_live_records(conn, mailbox)?;
+    let records = Arc::new(records);
+    // A flag store takes a kept record's flags, written out, for the stored text
+    // its digest hash covers: a read where that does not hold is not kept.
+    if as_stored {
+        kept.put(key, Arc::clone(&records));
+    }
     Ok(records)
 }
 
-/// [`live_records`] from the index.
-fn read_live_records(conn: &Connection, mailbox: &Mailbox) -> Result<Vec<Record>> {
+/// [`live_records`] from the index, and whether every record's stored flags text is
+/// its flags written out ([`Flags::written_as`]).
+fn read_live_records(conn: &Connection, mailbox: &Mailbox) -> Result<(Vec<Record>, bool)> {
     let sql = format!(
         "SELECT {} FROM records {} WHERE mailbox_id = ?1 \
          AND expunged_modseq IS NULL ORDER BY uid",
@@ -338,10 +344,16 @@ fn read_live_records(conn: &Connection, mailbox: &Mailbox) -> Result<Vec<Record>
         live_scan(mailbox)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
+    let mut as_stored = true;
     let rows = stmt
-        .query_map(params![mailbox.id], Record::from_row)?
+        .query_map(params![mailbox.id], |row| {
+            let record = Record::from_row(row)?;
+            let text = row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+            as_stored &= record.flags.written_as(text);
+            Ok(record)
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+    Ok((rows, as_stored))
 }
 
 /// Every record of a mailbox, expunged ones included, in UID order.
