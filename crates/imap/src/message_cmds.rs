@@ -115,16 +115,16 @@ impl<W> Session<W> {
                     if let Some(v) = self.selected.as_mut() {
                         v.drop_prefetched();
                     }
-                    if let (Some(v), Some(c)) = (self.selected.as_mut(), outcome.changed.first()) {
-                        v.own_change(outcome.before, c.modseq);
+                    if let Some(v) = self.selected.as_mut() {
+                        v.own_flag_changes(outcome.before, &outcome.changed);
                     }
+                    // Both in UID order: one walk.
+                    let mut at = 0;
                     for change in outcome.changed {
-                        if let Some(r) = records.iter_mut().find(|r| r.uid == change.uid) {
+                        at += records[at..].partition_point(|r| r.uid < change.uid);
+                        if let Some(r) = records.get_mut(at).filter(|r| r.uid == change.uid) {
                             r.flags = change.flags;
                             r.modseq = change.modseq;
-                        }
-                        if let Some(v) = self.selected.as_mut() {
-                            v.mark_reported(change.uid, change.modseq);
                         }
                     }
                     if !items.contains(&FetchAttr::Flags) {
@@ -273,9 +273,12 @@ impl<W> Session<W> {
                 out.push_str("* ");
                 crate::uidonly::write_fetch_head(out, seq, uid, uidonly);
             };
+            // Records and targets are both in UID order: each sequence number is found
+            // from where the one before was.
+            let mut at = 0;
             if silent {
                 for c in &outcome.changed {
-                    if let Some(seq) = view.seq_of(c.uid) {
+                    if let Some(seq) = seq_in(&targets, &mut at, c.uid) {
                         head(&mut fetches, seq, c.uid);
                         if !uidonly {
                             let _ = write!(fetches, "UID {} ", c.uid);
@@ -285,7 +288,7 @@ impl<W> Session<W> {
                 }
             } else {
                 for r in records {
-                    if let Some(seq) = view.seq_of(r.uid) {
+                    if let Some(seq) = seq_in(&targets, &mut at, r.uid) {
                         head(&mut fetches, seq, r.uid);
                         if with_uid && !uidonly {
                             let _ = write!(fetches, "UID {} ", r.uid);
@@ -305,12 +308,7 @@ impl<W> Session<W> {
             self.out.extend_from_slice(fetches.as_bytes());
         }
         if let Some(view) = self.selected.as_mut() {
-            for c in &outcome.changed {
-                view.mark_reported(c.uid, c.modseq);
-            }
-            if let Some(c) = outcome.changed.first() {
-                view.own_change(outcome.before, c.modseq);
-            }
+            view.own_flag_changes(outcome.before, &outcome.changed);
         }
         if !outcome.modified.is_empty() {
             let Some(view) = self.selected.as_ref() else {
@@ -509,4 +507,18 @@ pub(crate) fn contains_modseq(key: &SearchKey) -> bool {
         SearchKey::And(keys) => keys.iter().any(contains_modseq),
         _ => false,
     }
+}
+
+/// The sequence number of `uid` among `targets` (a resolved set, in mailbox order),
+/// looked for at or after `*at`, where the search leaves `*at`: a walk over UIDs in
+/// ascending order finds each in the next place or by a binary search of the rest.
+fn seq_in(targets: &[(u32, Uid)], at: &mut usize, uid: Uid) -> Option<u32> {
+    if targets.get(*at).is_none_or(|t| t.1 != uid) {
+        *at += targets[*at..].partition_point(|t| t.1 < uid);
+    }
+    let found = targets.get(*at).filter(|t| t.1 == uid).map(|t| t.0);
+    if found.is_some() {
+        *at += 1;
+    }
+    found
 }

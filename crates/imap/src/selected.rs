@@ -189,6 +189,23 @@ impl Selected {
         }
     }
 
+    /// A flag store this session made and reported itself, `changed` all at one
+    /// modseq, to a mailbox that stood at `before`: the next refresh starts after it
+    /// ([`Selected::own_change`]) or, when this view is behind other changes, skips
+    /// these records at that modseq ([`Selected::mark_reported`]). Only the second needs
+    /// a note per record, which for `STORE 1:*` is one per message.
+    pub(crate) fn own_flag_changes(&mut self, before: Modseq, changed: &[tern_store::FlagChange]) {
+        let Some(first) = changed.first() else {
+            return;
+        };
+        self.own_change(before, first.modseq);
+        if self.seen_modseq < first.modseq {
+            for c in changed {
+                self.mark_reported(c.uid, c.modseq);
+            }
+        }
+    }
+
     /// `FLAGS (...)` and `OK [PERMANENTFLAGS (...)]` for the keywords announced.
     pub(crate) fn flags_lines(&self) -> [String; 2] {
         flags_lines(&self.keywords, self.read_only)

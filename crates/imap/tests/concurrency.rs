@@ -220,6 +220,12 @@ fn own_changes_never_hide_another_sessions() {
             .any(|l| l.starts_with("* 1 FETCH") && l.contains("\\Seen")),
         "{r:?}"
     );
+    // Its own change is reported once, though the refresh after it reads it back.
+    assert_eq!(
+        r.iter().filter(|l| l.starts_with("* 1 FETCH")).count(),
+        1,
+        "{r:?}"
+    );
     assert!(
         r.iter()
             .any(|l| l.starts_with("* 2 FETCH") && l.contains("\\Flagged")),

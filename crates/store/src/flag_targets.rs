@@ -106,7 +106,7 @@ fn from_kept(
     let mut from = 0;
     let mut previous: Option<usize> = None;
     for &uid in uids {
-        let at = from + live[from..].partition_point(|r| r.uid < uid);
+        let at = position(live, from, uid);
         from = at;
         let Some(r) = live.get(at).filter(|r| r.uid == uid) else {
             continue;
@@ -131,6 +131,16 @@ fn from_kept(
     Ok(())
 }
 
+/// Where `uid` is, or would go, in `live` (in UID order) at or after `from`: the
+/// next record first (a dense set names consecutive records), else a binary search.
+fn position(live: &[Record], from: usize, uid: Uid) -> usize {
+    match live.get(from) {
+        Some(r) if r.uid >= uid => from,
+        Some(_) if live.get(from + 1).is_some_and(|r| r.uid >= uid) => from + 1,
+        _ => from + live[from..].partition_point(|r| r.uid < uid),
+    }
+}
+
 /// Applies `changed` (in UID order, each a record of `live`) to the kept read `live`:
 /// the live records as the store that made those changes left them. Copies the
 /// records only when a reader still holds them.
@@ -138,7 +148,7 @@ pub(crate) fn apply_to_kept(live: &mut Arc<Vec<Record>>, changed: &[FlagChange])
     let after = Arc::make_mut(live);
     let mut from = 0;
     for change in changed {
-        let at = from + after[from..].partition_point(|r| r.uid < change.uid);
+        let at = position(after, from, change.uid);
         if let Some(r) = after.get_mut(at).filter(|r| r.uid == change.uid) {
             r.flags = change.flags.clone();
             r.modseq = change.modseq;
