@@ -67,6 +67,9 @@ impl Store {
     /// Every record that changes gets the same new modseq; records already so, expunged
     /// records and UIDs that do not exist are skipped.
     /// Changing \Seen needs the `s` right, \Deleted `t`, any other flag `w`.
+    /// The records are taken from the kept read of the mailbox when the mailbox row
+    /// shows no change since it was taken, and the store leaves the read of the state
+    /// it makes ([`crate::record_cache`]).
     pub fn store_flags(
         &self,
         actor: &Actor,
@@ -95,8 +98,8 @@ impl Store {
             };
             let mut modseq = None;
             let mut runs = crate::flag_runs::FlagRuns::new(conn, mailbox.id);
-            // Whether the record before (the previous live one of the mailbox, for a
-            // dense set) was changed, so that the next may share its write.
+            // Whether the record before (the previous live one of the mailbox, when
+            // `follows` says so) was changed, so that the next may share its write.
             let mut previous_changed = false;
             // The records digest moves by one delta for the whole store, applied once
             // below: no trigger folds a change of flags and modseq (schema 12).
