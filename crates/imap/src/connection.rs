@@ -13,7 +13,7 @@ use tern_net::{AuthThrottle, Connection, MemoryBudget};
 use tern_store::Store;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 
-use crate::mime::SummaryCache;
+use crate::mime::MessageCaches;
 use crate::parser::parse_command;
 use crate::session::{Enabled, Outcome, Session, Upgrade, IO_BUFFER, STARTTLS_HANDSHAKE_TIMEOUT};
 use crate::ImapConfig;
@@ -23,7 +23,7 @@ pub(crate) async fn run(
     conn: Connection,
     store: Store,
     config: Arc<ImapConfig>,
-    cache: Arc<SummaryCache>,
+    cache: Arc<MessageCaches>,
     throttle: Arc<AuthThrottle>,
     budget: MemoryBudget,
 ) {

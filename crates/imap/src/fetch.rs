@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tern_store::{Mailbox, MessageFile, Record, Store, StoreError};
 
-use crate::mime::{self, MessageSummary, SummaryCache};
+use crate::mime::{self, MessageCaches, MessageSummary};
 use crate::response::{internal_date, FlagList};
 use crate::types::{FetchAttr, Section, SectionText};
 use crate::uidonly;
@@ -21,7 +21,7 @@ pub(crate) struct FetchContext<'a> {
     pub(crate) store: &'a Store,
     pub(crate) actor: &'a tern_store::Actor,
     pub(crate) mailbox: &'a Mailbox,
-    pub(crate) cache: &'a SummaryCache,
+    pub(crate) cache: &'a MessageCaches,
 }
 
 /// Why a message could not be rendered.
@@ -176,7 +176,7 @@ impl FetchStream {
     pub(crate) fn fill(
         &mut self,
         store: &Store,
-        cache: &SummaryCache,
+        cache: &MessageCaches,
         out: &mut Vec<u8>,
         limit: usize,
         cover: &mut dyn FnMut(usize) -> bool,
@@ -500,11 +500,13 @@ pub(crate) fn summary_of(
         return Ok(s.clone());
     }
     let key = *record.guid.as_bytes();
-    let s = match ctx.cache.get(&key) {
+    let s = match ctx.cache.summaries.get(&key) {
         Some(s) => s,
         None => {
             let m = message_of(ctx, record, raw)?;
-            ctx.cache.get_or_insert_with(key, || mime::summarize(m))
+            ctx.cache
+                .summaries
+                .get_or_insert_with(key, || mime::summarize(m))
         }
     };
     *summary = Some(s.clone());
@@ -520,7 +522,7 @@ pub(crate) fn prefetch_summaries<'r>(
 ) -> Result<(), FetchError> {
     let missing: Vec<tern_store::Guid> = records
         .map(|r| r.guid)
-        .filter(|g| ctx.cache.get(g.as_bytes()).is_none())
+        .filter(|g| ctx.cache.summaries.get(g.as_bytes()).is_none())
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -534,7 +536,9 @@ pub(crate) fn prefetch_summaries<'r>(
     };
     for (guid, bytes) in found {
         if let Some(summary) = MessageSummary::from_stored(&bytes) {
-            ctx.cache.insert(*guid.as_bytes(), Arc::new(summary));
+            ctx.cache
+                .summaries
+                .insert(*guid.as_bytes(), Arc::new(summary));
         }
     }
     Ok(())

@@ -129,7 +129,7 @@ const BUSY: &[u8] = b"* BYE Too many connections, try again later\r\n";
 pub struct ImapServer {
     store: Store,
     config: Arc<ImapConfig>,
-    cache: Arc<mime::SummaryCache>,
+    cache: Arc<mime::MessageCaches>,
     gate: Arc<Gate>,
     throttle: Arc<AuthThrottle>,
     budget: MemoryBudget,
@@ -140,10 +140,10 @@ impl ImapServer {
     pub fn new(store: Store, config: ImapConfig) -> ImapServer {
         ImapServer {
             store,
-            cache: Arc::new(mime::SummaryCache::new(
-                config.summary_cache_entries,
-                512 * 1024 * 1024,
-            )),
+            cache: Arc::new(mime::MessageCaches {
+                summaries: mime::SummaryCache::new(config.summary_cache_entries, 512 * 1024 * 1024),
+                headers: mime::HeaderCache::default(),
+            }),
             gate: Gate::new(Limits {
                 max_connections: config.max_connections,
                 max_per_ip: config.max_connections_per_ip,

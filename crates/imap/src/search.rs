@@ -24,7 +24,7 @@ use crate::types::{Date, SearchKey, SeqNum, SequenceSet};
 /// their records and the mailbox state they were read with (one snapshot).
 pub(crate) fn search_selected(
     store: &tern_store::Store,
-    cache: &crate::mime::SummaryCache,
+    cache: &crate::mime::MessageCaches,
     view: &Selected,
     key: &SearchKey,
     budget: u64,
@@ -291,17 +291,11 @@ fn header_contains(
 ) -> Result<bool, FetchError> {
     let raw = header_bytes(ctx, c)?;
     budget.charge_text(raw.len())?;
-    if tern_message::header_values(raw, field)
-        .iter()
-        .any(|v| contains_ci(v, needle))
-    {
-        return Ok(true);
-    }
     // Address fields also match their parsed addresses (comments and routes gone).
-    Ok(field != "Subject"
-        && tern_message::address_values(raw, field)
-            .iter()
-            .any(|v| contains_ci(v, needle)))
+    let addresses = field != "Subject";
+    Ok(tern_message::any_field_value(raw, field, addresses, |v| {
+        contains_ci(v, needle)
+    }))
 }
 
 /// What the store's full-text index says for the BODY and TEXT keys of one SEARCH.

@@ -9,7 +9,7 @@ use tern_net::{AuthThrottle, MemoryBudget, Peer, Reservation};
 use tern_store::{Actor, Store, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
-use crate::mime::SummaryCache;
+use crate::mime::MessageCaches;
 use crate::selected::Selected;
 use crate::types::{Command, CommandBody};
 use crate::ImapConfig;
@@ -128,7 +128,7 @@ impl Outcome {
 pub(crate) struct Session<W> {
     pub(crate) store: Store,
     pub(crate) config: Arc<ImapConfig>,
-    pub(crate) cache: Arc<SummaryCache>,
+    pub(crate) cache: Arc<MessageCaches>,
     /// The logged-in user; `None` before authentication.
     pub(crate) actor: Option<Actor>,
     pub(crate) selected: Option<Selected>,

@@ -8,37 +8,51 @@ use crate::params::{param, parse_structured};
 use crate::transfer::transfer_decode;
 use crate::tree::{parse_tree, Kind, Part};
 
-/// The addresses of every top-level header field named `field`, each as
-/// `name <mailbox@host>` (the name RFC 2047 decoded, left out when absent): what SEARCH
-/// FROM/TO/CC/BCC match besides the field's text, so an address written with comments
-/// or routes (`<user (c)@ (c) host>`) is still found by `user@host` (RFC 3501 6.4.4
-/// speaks of the envelope's address fields).
-pub fn address_values(raw: &[u8], field: &str) -> Vec<String> {
+/// Whether some top-level header field named `field` passes `test` with its decoded
+/// value ([`header_values`]) or, with `addresses`, with one of the mailboxes it names,
+/// written `name <mailbox@host>` (the name RFC 2047 decoded, left out when absent): so
+/// SEARCH FROM/TO/CC/BCC find an address written with comments or routes
+/// (`<user (c)@ (c) host>`) by `user@host` (RFC 3501 6.4.4 speaks of the envelope's
+/// address fields). The header is parsed once, and values are decoded only until one
+/// passes: this is what SEARCH's header keys ask of every message.
+pub fn any_field_value(
+    raw: &[u8],
+    field: &str,
+    addresses: bool,
+    mut test: impl FnMut(&str) -> bool,
+) -> bool {
     let (fields, _) = parse_header(raw, 0, raw.len());
+    let named = || fields.iter().filter(|f| f.is(raw, field.as_bytes()));
+    if named().any(|f| test(&decode_header_value(f.raw_value(raw)))) {
+        return true;
+    }
+    addresses && named().any(|f| mailbox_texts(f.raw_value(raw)).iter().any(|v| test(v)))
+}
+
+/// The mailboxes of an address field's raw value, each as `name <mailbox@host>`.
+fn mailbox_texts(value: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    for f in fields.iter().filter(|f| f.is(raw, field.as_bytes())) {
-        for a in crate::address::parse_addresses(f.raw_value(raw)) {
-            if let crate::Address::Mailbox {
-                name,
-                mailbox,
-                host,
-                ..
-            } = a
-            {
-                let mut v = String::new();
-                if let Some(n) = name {
-                    v.push_str(&decode_header_value(&n));
-                    v.push(' ');
-                }
-                v.push('<');
-                v.push_str(&String::from_utf8_lossy(&mailbox));
-                if !host.is_empty() {
-                    v.push('@');
-                    v.push_str(&String::from_utf8_lossy(&host));
-                }
-                v.push('>');
-                out.push(v);
+    for a in crate::address::parse_addresses(value) {
+        if let crate::Address::Mailbox {
+            name,
+            mailbox,
+            host,
+            ..
+        } = a
+        {
+            let mut v = String::new();
+            if let Some(n) = name {
+                v.push_str(&decode_header_value(&n));
+                v.push(' ');
             }
+            v.push('<');
+            v.push_str(&String::from_utf8_lossy(&mailbox));
+            if !host.is_empty() {
+                v.push('@');
+                v.push_str(&String::from_utf8_lossy(&host));
+            }
+            v.push('>');
+            out.push(v);
         }
     }
     out
@@ -156,4 +170,50 @@ pub fn header_text(raw: &[u8]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::any_field_value;
+
+    const HEAD: &[u8] =
+        b"From: \"Alice \\\"A\\\" Liddell\" <alice (at home)@ (c) example.org>, bob@x\r\n\
+        To: =?utf-8?q?J=C3=B6rg?= <joerg@example.de>\r\n\
+        Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= from alice@example.org\r\n\
+        Subject: second\r\n\r\nFrom: not@a.header\r\n";
+
+    fn finds(field: &str, addresses: bool, needle: &str) -> bool {
+        any_field_value(HEAD, field, addresses, |v| v.contains(needle))
+    }
+
+    /// A value is found in the field's decoded text or, for addresses, in a mailbox
+    /// with its comments and quoting gone; never in another field or the body.
+    #[test]
+    fn values_and_mailboxes_of_the_named_field() {
+        assert!(finds("from", true, "alice@example.org"), "comments gone");
+        assert!(
+            !finds("from", false, "alice@example.org"),
+            "only with addresses"
+        );
+        assert!(
+            finds("FROM", true, "Alice \"A\" Liddell <alice"),
+            "the quoted name"
+        );
+        assert!(finds("from", false, "(at home)"), "the field's own text");
+        assert!(finds("from", true, "<bob@x>"));
+        assert!(finds("to", true, "Jörg <joerg@example.de>"), "decoded name");
+        assert!(finds("subject", false, "Grüße"), "decoded");
+        assert!(finds("subject", false, "second"), "every field of the name");
+        assert!(
+            !finds("from", true, "not@a.header"),
+            "the body is no header"
+        );
+        assert!(!finds("cc", true, "alice"), "no such field");
+        let mut asked = 0;
+        assert!(any_field_value(HEAD, "subject", true, |v| {
+            asked += 1;
+            v.contains("Grüße")
+        }));
+        assert_eq!(asked, 1, "values are decoded until one passes");
+    }
 }

@@ -1,5 +1,7 @@
-//! [`SummaryCache`]: a bounded, thread-safe LRU of [`MessageSummary`] keyed by message
-//! GUID, budgeted in entries and bytes.
+//! [`GuidCache`]: a bounded, thread-safe LRU keyed by message GUID, budgeted in
+//! entries and bytes, of what reading a message gives: [`SummaryCache`] (parsed
+//! summaries) and [`HeaderCache`] (header bytes). A GUID names the message's content,
+//! which never changes, so an entry can never be stale; it only ages out.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -7,15 +9,50 @@ use std::sync::{Arc, Mutex};
 
 use super::MessageSummary;
 
-struct CacheEntry {
-    summary: Arc<MessageSummary>,
+/// What an entry costs the cache's byte budget.
+pub trait Weigh {
+    /// Bytes held, about.
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for MessageSummary {
+    fn weight(&self) -> usize {
+        MessageSummary::weight(self)
+    }
+}
+
+impl Weigh for Vec<u8> {
+    fn weight(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// Parsed summaries, so that FETCH ENVELOPE / BODYSTRUCTURE, SORT and THREAD over
+/// many messages do not re-parse them.
+pub type SummaryCache = GuidCache<MessageSummary>;
+
+/// Messages' header bytes (up to the blank line), so that a header FETCH
+/// (`BODY[HEADER.FIELDS (...)]`, which clients send for every message of a folder they
+/// open) and SEARCH's header keys do not open and read each message file again.
+pub type HeaderCache = GuidCache<Vec<u8>>;
+
+/// The caches of what reading messages gives, shared by every session of a server.
+#[derive(Debug, Default)]
+pub struct MessageCaches {
+    /// Parsed summaries.
+    pub summaries: SummaryCache,
+    /// Header bytes.
+    pub headers: HeaderCache,
+}
+
+struct CacheEntry<T> {
+    value: Arc<T>,
     generation: u64,
     weight: usize,
 }
 
-#[derive(Default)]
-struct CacheInner {
-    map: HashMap<[u8; 20], CacheEntry>,
+struct CacheInner<T> {
+    map: HashMap<[u8; 20], CacheEntry<T>>,
     /// Access order, oldest first; entries whose generation is stale are skipped.
     order: VecDeque<([u8; 20], u64)>,
     generation: u64,
@@ -24,7 +61,20 @@ struct CacheInner {
     misses: u64,
 }
 
-impl CacheInner {
+impl<T> Default for CacheInner<T> {
+    fn default() -> Self {
+        CacheInner {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            generation: 0,
+            bytes: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+}
+
+impl<T> CacheInner<T> {
     fn touch(&mut self, guid: [u8; 20]) {
         self.generation += 1;
         let generation = self.generation;
@@ -54,11 +104,9 @@ impl CacheInner {
     }
 }
 
-/// A bounded, thread-safe LRU of [`MessageSummary`] keyed by message GUID, so that
-/// FETCH ENVELOPE / BODYSTRUCTURE, SORT and THREAD over many messages do not
-/// re-parse them.
-pub struct SummaryCache {
-    inner: Mutex<CacheInner>,
+/// A bounded, thread-safe LRU keyed by message GUID.
+pub struct GuidCache<T> {
+    inner: Mutex<CacheInner<T>>,
     max_entries: usize,
     max_bytes: usize,
 }
@@ -66,40 +114,48 @@ pub struct SummaryCache {
 impl Default for SummaryCache {
     /// 200,000 entries or 256 MiB, whichever is reached first.
     fn default() -> Self {
-        SummaryCache::new(200_000, 256 << 20)
+        GuidCache::new(200_000, 256 << 20)
     }
 }
 
-impl fmt::Debug for SummaryCache {
+impl Default for HeaderCache {
+    /// 100,000 headers or 32 MiB, whichever is reached first.
+    fn default() -> Self {
+        GuidCache::new(100_000, 32 << 20)
+    }
+}
+
+impl<T> fmt::Debug for GuidCache<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SummaryCache")
-            .field("len", &self.len())
-            .field("bytes", &self.bytes())
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("GuidCache")
+            .field("len", &inner.map.len())
+            .field("bytes", &inner.bytes)
             .field("max_entries", &self.max_entries)
             .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
 
-impl SummaryCache {
-    /// A cache holding at most `max_entries` summaries and about `max_bytes` bytes
-    /// of them (see [`MessageSummary::weight`]); least recently used go first.
+impl<T: Weigh> GuidCache<T> {
+    /// A cache holding at most `max_entries` values and about `max_bytes` bytes of
+    /// them (see [`Weigh`]); least recently used go first.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        SummaryCache {
+        GuidCache {
             inner: Mutex::new(CacheInner::default()),
             max_entries,
             max_bytes,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner<T>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached summary of `guid`, marking it recently used.
-    pub fn get(&self, guid: &[u8; 20]) -> Option<Arc<MessageSummary>> {
+    /// The cached value of `guid`, marking it recently used.
+    pub fn get(&self, guid: &[u8; 20]) -> Option<Arc<T>> {
         let mut inner = self.lock();
-        let found = inner.map.get(guid).map(|e| e.summary.clone());
+        let found = inner.map.get(guid).map(|e| e.value.clone());
         match found {
             Some(s) => {
                 inner.hits += 1;
@@ -113,14 +169,14 @@ impl SummaryCache {
         }
     }
 
-    /// Stores a summary (replacing any for the same GUID), evicting as needed.
-    pub fn insert(&self, guid: [u8; 20], summary: Arc<MessageSummary>) {
-        let weight = summary.weight() + 64;
+    /// Stores a value (replacing any for the same GUID), evicting as needed.
+    pub fn insert(&self, guid: [u8; 20], value: Arc<T>) {
+        let weight = value.weight() + 64;
         let mut inner = self.lock();
         if let Some(old) = inner.map.insert(
             guid,
             CacheEntry {
-                summary,
+                value,
                 generation: 0,
                 weight,
             },
@@ -132,13 +188,9 @@ impl SummaryCache {
         inner.evict(self.max_entries, self.max_bytes);
     }
 
-    /// The cached summary of `guid`, or `make()`'s, which is then cached. `make`
-    /// runs without the lock held (two threads may both compute the same summary).
-    pub fn get_or_insert_with<F: FnOnce() -> MessageSummary>(
-        &self,
-        guid: [u8; 20],
-        make: F,
-    ) -> Arc<MessageSummary> {
+    /// The cached value of `guid`, or `make()`'s, which is then cached. `make` runs
+    /// without the lock held (two threads may both compute the same value).
+    pub fn get_or_insert_with<F: FnOnce() -> T>(&self, guid: [u8; 20], make: F) -> Arc<T> {
         if let Some(s) = self.get(&guid) {
             return s;
         }
@@ -163,7 +215,7 @@ impl SummaryCache {
         inner.bytes = 0;
     }
 
-    /// Number of cached summaries.
+    /// Number of cached values.
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }

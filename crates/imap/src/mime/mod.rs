@@ -13,7 +13,8 @@
 //!   [`write_astring`]).
 //! - `envelope.rs`, `bodystructure.rs`: ENVELOPE and BODYSTRUCTURE / BODY.
 //! - `section.rs`: [`section()`], the exact bytes of `BODY[section]`.
-//! - `cache.rs`: [`SummaryCache`].
+//! - `cache.rs`: [`GuidCache`]: [`SummaryCache`] and [`HeaderCache`], together
+//!   [`MessageCaches`].
 //! - This file: [`MessageSummary`], a [`tern_message::Summary`] with its IMAP
 //!   renderings, which FETCH, SORT and THREAD read.
 
@@ -27,7 +28,7 @@ mod test_util;
 mod tests;
 mod wire;
 
-pub use cache::SummaryCache;
+pub use cache::{GuidCache, HeaderCache, MessageCaches, SummaryCache, Weigh};
 pub use section::section;
 pub use wire::{mask_nul, write_astring, write_nstring, write_string};
 
