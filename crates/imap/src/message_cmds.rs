@@ -440,7 +440,7 @@ impl<W> Session<W> {
             let vanished = self.enabled.qresync || self.enabled.uidonly;
             if let Some(v) = self.selected.as_mut() {
                 v.expunged_here(&moved, None);
-                let lines = v.apply_expunges(vanished);
+                let lines = v.apply_expunges(vanished, true);
                 self.expunges_reported |= !lines.is_empty();
                 for l in lines {
                     self.untagged(&l);

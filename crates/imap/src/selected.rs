@@ -340,7 +340,8 @@ impl Selected {
         self.seen_modseq = mailbox.highest_modseq.max(self.seen_modseq);
         self.uidnext = mailbox.uidnext();
         if how.expunges && !self.pending_expunges.is_empty() {
-            let gone = self.apply_expunges(how.vanished);
+            // New messages report RECENT below, after EXISTS.
+            let gone = self.apply_expunges(how.vanished, !arrived);
             updates.expunged = !gone.is_empty();
             updates.lines.extend(gone);
         }
@@ -354,8 +355,11 @@ impl Selected {
     }
 
     /// Removes expunged UIDs from the view and returns the responses that say so:
-    /// one VANISHED with `vanished` (QRESYNC or UIDONLY), else an EXPUNGE each.
-    pub(crate) fn apply_expunges(&mut self, vanished: bool) -> Vec<String> {
+    /// one VANISHED with `vanished` (QRESYNC or UIDONLY), else an EXPUNGE each; then,
+    /// with `recent` and when \Recent messages went, the new RECENT count (RFC 3501
+    /// 7.3.2: it is reported when the mailbox's size changes; a client that sums its
+    /// sessions' counts must not find more \Recent messages than the mailbox holds).
+    pub(crate) fn apply_expunges(&mut self, vanished: bool, recent: bool) -> Vec<String> {
         self.pending_floor = None;
         let gone: Vec<Uid> = std::mem::take(&mut self.pending_expunges)
             .into_iter()
@@ -375,8 +379,12 @@ impl Selected {
             self.uids.retain(|u| gone.binary_search(u).is_err());
             lines.extend(seqs.iter().rev().map(|seq| format!("{seq} EXPUNGE")));
         }
+        let recent_before = self.recent.len();
         for uid in &gone {
             self.recent.remove(uid);
+        }
+        if recent && !self.rev2 && self.recent.len() != recent_before {
+            lines.push(format!("{} RECENT", self.recent.len()));
         }
         lines
     }

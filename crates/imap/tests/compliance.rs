@@ -209,6 +209,46 @@ fn append_to_the_selected_mailbox_is_recent_there_only() {
     assert!(r.iter().any(|l| l == "* 1 RECENT"), "{r:?}");
 }
 
+/// RFC 3501 7.3.2: RECENT is reported when the mailbox's size changes, so an expunge
+/// of messages \Recent in a session tells that session the new count (with its own
+/// EXPUNGE, after another session's, with a MOVE); a session for which none of them
+/// was \Recent hears no RECENT. The counts the sessions were last told never add up
+/// to more \Recent messages than the mailbox holds.
+#[test]
+fn expunging_recent_messages_reports_the_new_recent_count() {
+    let server = start();
+    deliver_n(&server, 4);
+    let mut a = Client::login(server.addr, "alice");
+    let mut b = Client::login(server.addr, "alice");
+    let r = a.ok("SELECT INBOX");
+    assert!(r.iter().any(|l| l == "* 4 RECENT"), "{r:?}");
+    let r = b.ok("SELECT INBOX");
+    assert!(r.iter().any(|l| l == "* 0 RECENT"), "{r:?}");
+    // A's own expunge of a message \Recent for it.
+    a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let r = a.ok("EXPUNGE");
+    let at = |line: &str| r.iter().position(|l| l == line);
+    assert!(
+        at("* 1 EXPUNGE") < at("* 3 RECENT") && at("* 1 EXPUNGE").is_some(),
+        "{r:?}"
+    );
+    let r = b.ok("NOOP");
+    assert!(r.iter().any(|l| l == "* 1 EXPUNGE"), "{r:?}");
+    assert!(!r.iter().any(|l| l.ends_with(" RECENT")), "{r:?}");
+    // B's expunge of one of A's: A hears it at its next command.
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    b.ok("EXPUNGE");
+    let r = a.ok("NOOP");
+    assert!(r.iter().any(|l| l == "* 1 EXPUNGE"), "{r:?}");
+    assert!(r.iter().any(|l| l == "* 2 RECENT"), "{r:?}");
+    // A MOVE takes its messages out of the view like an expunge.
+    a.ok("CREATE Elsewhere");
+    let r = a.ok("MOVE 1 Elsewhere");
+    assert!(r.iter().any(|l| l == "* 1 RECENT"), "{r:?}");
+    let r = a.ok("STATUS INBOX (MESSAGES RECENT)");
+    assert!(r.iter().any(|l| l.contains("MESSAGES 1")), "{r:?}");
+}
+
 /// RFC 3501 7.1.5: nothing but the tagged OK follows BYE; changes still to report go
 /// before it.
 #[test]
