@@ -287,8 +287,9 @@ mod tests {
     /// kept read of its mailbox (a whole read first, then each store's own), the other
     /// from its index. They report the same outcome every time and end with the same
     /// rows and the same digest, which is what their records give; the kept read stays
-    /// the rows' own. Dense, scattered and repeated sets, UIDs expunged or past the
-    /// end, every kind of store, keywords and UNCHANGEDSINCE.
+    /// the rows' own, expunges between the stores included. Dense, scattered and
+    /// repeated sets, UIDs expunged or past the end, every kind of store, keywords and
+    /// UNCHANGEDSINCE.
     #[test]
     fn stores_from_a_kept_read_match_stores_from_the_index() {
         let (_a, kept_side, actor, inbox) = crate::content::store_with_inbox(400);
@@ -336,6 +337,20 @@ mod tests {
             let what = format!("round {round}: {op:?} {flags} on {} uids", uids.len());
             assert_eq!(from_kept, from_index, "{what}");
             assert!(kept(&kept_side), "{what}: the store left its read kept");
+            // Now and then an expunge, by UID or of what is \Deleted among a few UIDs
+            // (UID EXPUNGE; the mailbox stays large enough to be kept): it carries
+            // the kept read past it too, and the checks below read it back.
+            if round % 8 == 3 || round % 8 == 7 {
+                let gone: Vec<Uid> = (0..4).map(|_| 1 + dice.next(400) as Uid).collect();
+                for (s, m) in [(&kept_side, &inbox), (&index_side, &other_inbox)] {
+                    if round % 8 == 3 {
+                        s.expunge(&actor, m, &gone).unwrap();
+                    } else {
+                        s.expunge_deleted(&actor, m, Some(&gone)).unwrap();
+                    }
+                }
+                assert!(kept(&kept_side), "{what}: the expunge left its read kept");
+            }
             assert_eq!(rows(&kept_side), rows(&index_side), "{what}");
             let (held, given) = digests(&kept_side);
             assert_eq!(held, given, "{what}: digest");

@@ -178,11 +178,15 @@ impl Store {
             return Ok(Vec::new());
         }
         let (id, uids, actor) = (mailbox.clone(), uids.to_vec(), actor.clone());
-        let (done, modseq) = self.write(move |conn| {
+        let ((done, modseq), keys) = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
-            expunge_in(conn, &mailbox, &uids)
+            let done = expunge_in(conn, &mailbox, &uids)?;
+            Ok((done, state_keys(conn, &mailbox)?))
         })?;
         if !done.is_empty() {
+            self.shared
+                .live_records
+                .carry_past_expunge(&keys.0, keys.1, &done);
             self.notify(mailbox, modseq);
         }
         Ok(done)
@@ -207,16 +211,20 @@ impl Store {
             return Ok(Expunged::default());
         }
         let (id, actor) = (mailbox.clone(), actor.clone());
-        let expunged = self.write(move |conn| {
+        let (expunged, keys) = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
             let (uids, modseq) = expunge_where(conn, &mailbox, &doomed, true)?;
-            Ok(Expunged {
+            let expunged = Expunged {
                 uids,
                 modseq,
                 before: mailbox.highest_modseq,
-            })
+            };
+            Ok((expunged, state_keys(conn, &mailbox)?))
         })?;
         if !expunged.uids.is_empty() {
+            self.shared
+                .live_records
+                .carry_past_expunge(&keys.0, keys.1, &expunged.uids);
             self.notify(mailbox, expunged.modseq);
         }
         Ok(expunged)
@@ -258,6 +266,16 @@ pub(crate) fn take_recent_in(
         )?;
     }
     Ok(mailbox.recent_uid)
+}
+
+/// The state keys of `mailbox` as read at the start of a write transaction and as the
+/// transaction leaves it, for carrying a kept read past the transaction's change.
+fn state_keys(
+    conn: &rusqlite::Connection,
+    mailbox: &crate::Mailbox,
+) -> Result<(StateKey, StateKey)> {
+    let after = crate::records::live(conn, &mailbox.uniqueid)?;
+    Ok((StateKey::of(mailbox), StateKey::of(&after)))
 }
 
 /// Expunges `uids` of `mailbox` inside a caller's transaction; returns the UIDs

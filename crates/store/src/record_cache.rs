@@ -6,9 +6,9 @@
 //! fields that every change to its records moves, in the same transaction
 //! ([`StateKey`]), so a read taken under one key is the read of every later snapshot
 //! with the same key. An entry is never patched under its key: it is replaced by a
-//! new read, dropped, or taken out by a flag store, which applies to it exactly what
-//! its transaction wrote and puts it back under the key that transaction left, so it
-//! cannot drift from the index.
+//! new read, dropped, or taken out by a flag store or an expunge, which applies to it
+//! exactly what its transaction wrote and puts it back under the key that
+//! transaction left, so it cannot drift from the index.
 //!
 //! Every kept record's flags, written out, are the text stored in its row
 //! (`records::live_records` keeps no read where that fails): a flag store hashes
@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::digest::RecordsDigest;
-use crate::ids::Modseq;
+use crate::ids::{Modseq, Uid};
 use crate::mailboxes::Mailbox;
 use crate::records::Record;
 
@@ -97,6 +97,18 @@ impl LiveRecordsCache {
             Some(e) if e.key == *key => entries.remove(&key.mailbox).map(|e| e.records),
             _ => None,
         }
+    }
+
+    /// After an expunge committed: the read kept under `before` (the key the
+    /// expunge's transaction read first) without the expunged `gone` (sorted) is the
+    /// read of the state the transaction left, `after`. Nothing happens when no read
+    /// is kept under `before` (another read or change replaced it).
+    pub(crate) fn carry_past_expunge(&self, before: &StateKey, after: StateKey, gone: &[Uid]) {
+        let Some(mut live) = self.take(before) else {
+            return;
+        };
+        Arc::make_mut(&mut live).retain(|r| gone.binary_search(&r.uid).is_err());
+        self.put(after, live);
     }
 
     /// Keeps `records`, the live records read in a snapshot whose mailbox row had
