@@ -16,6 +16,7 @@ use crate::ids::{Guid, Modseq, Uid, UniqueId};
 use crate::mailboxes::{live_by_uniqueid, Mailbox};
 use crate::names::{normalize_mailbox, normalize_user};
 use crate::orphans::require_blob;
+use crate::record_cache::StateKey;
 use crate::records::{live_for, records_in};
 use crate::sql::Cached;
 use crate::store::{now, Store};
@@ -328,7 +329,7 @@ impl Store {
             }
         }
         let (from_id, to_id, actor) = (from.clone(), to.clone(), actor.clone());
-        let (pairs, modseqs) = self.write(move |conn| {
+        let (pairs, modseqs, carried) = self.write(move |conn| {
             let source = live_for(conn, &actor, &from_id, source_needs)?;
             let target = live_for(conn, &actor, &to_id, Rights::INSERT)?;
             // Only what is still there when the transaction runs is moved.
@@ -336,7 +337,7 @@ impl Store {
             let records = records_in(conn, source.id, &wanted, false)?;
             let mut pairs = Vec::with_capacity(records.len());
             if records.is_empty() {
-                return Ok((pairs, (0, 0)));
+                return Ok((pairs, (0, 0), None));
             }
             let total: u64 = records.iter().map(|r| r.size).sum();
             if !(expunge && source.user_id == target.user_id) {
@@ -357,12 +358,24 @@ impl Store {
             }
             txn::touch_mailbox(conn, &target, modseq)?;
             let mut source_modseq = 0;
+            let mut carried = None;
             if expunge {
-                let (_, m) = expunge_in(conn, &source, &wanted)?;
+                let (gone, m) = expunge_in(conn, &source, &wanted)?;
                 source_modseq = m;
+                // The source's kept read goes past the expunge, unless the records
+                // also went into it (a MOVE within one mailbox).
+                if source.id != target.id && !gone.is_empty() {
+                    let after = crate::records::live(conn, &source.uniqueid)?;
+                    carried = Some((StateKey::of(&source), StateKey::of(&after), gone));
+                }
             }
-            Ok((pairs, (modseq, source_modseq)))
+            Ok((pairs, (modseq, source_modseq), carried))
         })?;
+        if let Some((before, after, gone)) = carried {
+            self.shared
+                .live_records
+                .carry_past_expunge(&before, after, &gone);
+        }
         if !pairs.is_empty() {
             self.notify(to, modseqs.0);
             if expunge {
