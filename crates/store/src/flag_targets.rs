@@ -8,8 +8,6 @@
 //! inside the write transaction, which held the writer for a fifth of
 //! `STORE 1:* +FLAGS`.
 
-use std::sync::Arc;
-
 use rusqlite::{params, Connection};
 
 use crate::digest::{record_hash, HashedColumns};
@@ -142,10 +140,8 @@ fn position(live: &[Record], from: usize, uid: Uid) -> usize {
 }
 
 /// Applies `changed` (in UID order, each a record of `live`) to the kept read `live`:
-/// the live records as the store that made those changes left them. Copies the
-/// records only when a reader still holds them.
-pub(crate) fn apply_to_kept(live: &mut Arc<Vec<Record>>, changed: &[FlagChange]) {
-    let after = Arc::make_mut(live);
+/// the live records as the store that made those changes left them.
+pub(crate) fn apply_to_kept(after: &mut [Record], changed: &[FlagChange]) {
     let mut from = 0;
     for change in changed {
         let at = position(after, from, change.uid);

@@ -87,11 +87,13 @@ impl Store {
         let (id, uids, flags, actor) =
             (mailbox.clone(), uids.to_vec(), flags.clone(), actor.clone());
         let shared = Arc::clone(&self.shared);
-        let (outcome, kept_after) = self.write(move |conn| {
+        let (outcome, keys) = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
             let rights = actor.rights(&mailbox);
             let before_key = StateKey::of(&mailbox);
-            let kept = shared.live_records.take(&before_key);
+            // Held only for this transaction: the store's changes go into the kept
+            // read once it committed.
+            let kept = shared.live_records.get(&before_key);
             let mut outcome = StoreOutcome {
                 before: mailbox.highest_modseq,
                 ..StoreOutcome::default()
@@ -142,25 +144,24 @@ impl Store {
             runs.finish()?;
             crate::digest::apply_delta(conn, mailbox.id, &delta)?;
             let Some(m) = modseq else {
-                // Nothing changed: the kept read goes back as it was.
-                return Ok((outcome, kept.map(|live| (before_key, live))));
+                return Ok((outcome, None));
             };
             // Every keyword of `flags` is now on a record (a Remove gives none).
             if op != FlagOp::Remove {
                 crate::keywords::add_capped(conn, &mailbox, &flags)?;
             }
             txn::touch_mailbox(conn, &mailbox, m)?;
-            // The kept read with this store's changes is the read of the state it
-            // leaves, under the key the mailbox row now has.
-            let key = StateKey::of(&crate::records::live(conn, &id)?);
-            let kept = kept.map(|mut live| {
-                flag_targets::apply_to_kept(&mut live, &outcome.changed);
-                (key, live)
-            });
-            Ok((outcome, kept))
+            let keys = match kept {
+                Some(_) => Some((before_key, StateKey::now(conn, &mailbox)?)),
+                None => None,
+            };
+            Ok((outcome, keys))
         })?;
-        if let Some((key, records)) = kept_after {
-            self.shared.live_records.put(key, records);
+        // The kept read with this store's changes is the read of the state it left.
+        if let Some((before, after)) = keys {
+            self.shared.live_records.carry(&before, after, |live| {
+                flag_targets::apply_to_kept(live, &outcome.changed)
+            });
         }
         if let Some(c) = outcome.changed.first() {
             self.notify(mailbox, c.modseq);
@@ -181,7 +182,10 @@ impl Store {
         let ((done, modseq), keys) = self.write(move |conn| {
             let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
             let done = expunge_in(conn, &mailbox, &uids)?;
-            Ok((done, state_keys(conn, &mailbox)?))
+            Ok((
+                done,
+                (StateKey::of(&mailbox), StateKey::now(conn, &mailbox)?),
+            ))
         })?;
         if !done.is_empty() {
             self.shared
@@ -219,7 +223,10 @@ impl Store {
                 modseq,
                 before: mailbox.highest_modseq,
             };
-            Ok((expunged, state_keys(conn, &mailbox)?))
+            Ok((
+                expunged,
+                (StateKey::of(&mailbox), StateKey::now(conn, &mailbox)?),
+            ))
         })?;
         if !expunged.uids.is_empty() {
             self.shared
@@ -266,16 +273,6 @@ pub(crate) fn take_recent_in(
         )?;
     }
     Ok(mailbox.recent_uid)
-}
-
-/// The state keys of `mailbox` as read at the start of a write transaction and as the
-/// transaction leaves it, for carrying a kept read past the transaction's change.
-fn state_keys(
-    conn: &rusqlite::Connection,
-    mailbox: &crate::Mailbox,
-) -> Result<(StateKey, StateKey)> {
-    let after = crate::records::live(conn, &mailbox.uniqueid)?;
-    Ok((StateKey::of(mailbox), StateKey::of(&after)))
 }
 
 /// Expunges `uids` of `mailbox` inside a caller's transaction; returns the UIDs

@@ -365,8 +365,8 @@ impl Store {
                 // The source's kept read goes past the expunge, unless the records
                 // also went into it (a MOVE within one mailbox).
                 if source.id != target.id && !gone.is_empty() {
-                    let after = crate::records::live(conn, &source.uniqueid)?;
-                    carried = Some((StateKey::of(&source), StateKey::of(&after), gone));
+                    let after = StateKey::now(conn, &source)?;
+                    carried = Some((StateKey::of(&source), after, gone));
                 }
             }
             Ok((pairs, (modseq, source_modseq), carried))

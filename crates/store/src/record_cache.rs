@@ -50,6 +50,15 @@ impl StateKey {
         }
     }
 
+    /// The key of `mailbox`'s row as the caller's transaction reads it now, after its
+    /// own changes.
+    pub(crate) fn now(conn: &rusqlite::Connection, mailbox: &Mailbox) -> crate::Result<StateKey> {
+        Ok(StateKey::of(&crate::records::live(
+            conn,
+            &mailbox.uniqueid,
+        )?))
+    }
+
     /// The mailbox row the key belongs to.
     pub(crate) fn mailbox(&self) -> i64 {
         self.mailbox
@@ -87,11 +96,8 @@ impl LiveRecordsCache {
         }
     }
 
-    /// Takes the records read under `key` out, when kept: the caller (a flag store in
-    /// its write transaction) changes them into the read of the state it leaves and
-    /// puts them back under the key that state has, without a copy when no reader
-    /// holds them.
-    pub(crate) fn take(&self, key: &StateKey) -> Option<Arc<Vec<Record>>> {
+    /// Takes the records read under `key` out, when kept.
+    fn take(&self, key: &StateKey) -> Option<Arc<Vec<Record>>> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(&key.mailbox) {
             Some(e) if e.key == *key => entries.remove(&key.mailbox).map(|e| e.records),
@@ -99,16 +105,30 @@ impl LiveRecordsCache {
         }
     }
 
-    /// After an expunge committed: the read kept under `before` (the key the
-    /// expunge's transaction read first) without the expunged `gone` (sorted) is the
-    /// read of the state the transaction left, `after`. Nothing happens when no read
-    /// is kept under `before` (another read or change replaced it).
-    pub(crate) fn carry_past_expunge(&self, before: &StateKey, after: StateKey, gone: &[Uid]) {
+    /// After a change to a mailbox's records committed: the read kept under `before`
+    /// (the key the change's transaction read first), changed by `change` exactly as
+    /// the transaction changed the records, is the read of the state it left, `after`,
+    /// and is kept under that key (copied only when a reader still holds it). Nothing
+    /// happens when no read is kept under `before` (another read or change replaced
+    /// it).
+    pub(crate) fn carry(
+        &self,
+        before: &StateKey,
+        after: StateKey,
+        change: impl FnOnce(&mut Vec<Record>),
+    ) {
         let Some(mut live) = self.take(before) else {
             return;
         };
-        Arc::make_mut(&mut live).retain(|r| gone.binary_search(&r.uid).is_err());
+        change(Arc::make_mut(&mut live));
         self.put(after, live);
+    }
+
+    /// [`LiveRecordsCache::carry`] past an expunge of `gone` (sorted).
+    pub(crate) fn carry_past_expunge(&self, before: &StateKey, after: StateKey, gone: &[Uid]) {
+        self.carry(before, after, |live| {
+            live.retain(|r| gone.binary_search(&r.uid).is_err())
+        });
     }
 
     /// Keeps `records`, the live records read in a snapshot whose mailbox row had
