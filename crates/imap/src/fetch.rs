@@ -268,7 +268,7 @@ fn prepare(
             // These items read the message's header alone: `raw` holds just that (or
             // stays empty for the whole read below), and everything after takes it
             // as the message.
-            raw = header_of(ctx, &target.record);
+            raw = header_of(ctx, &target.record).map(Arc::unwrap_or_clone);
         }
         if body_items(items) > 0 && raw.is_none() && items.iter().all(whole_message_or_no_body) {
             file = Some(ctx.store.open_message(ctx.mailbox, &target.record)?);

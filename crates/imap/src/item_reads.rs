@@ -100,15 +100,15 @@ const HEADER_READ: (usize, usize) = (8 * 1024, 64 * 1024);
 /// `None` when the header is longer or the read failed: the caller reads the whole
 /// message as for any section, with its checks and its errors. Headers read are kept
 /// in the server's [`crate::mime::HeaderCache`].
-pub(crate) fn header_of(ctx: &FetchContext<'_>, record: &Record) -> Option<Vec<u8>> {
-    // Kept by GUID, whose content never changes: copied out of the cache, a header
-    // costs a few hundred nanoseconds against an open and a read of its file.
+pub(crate) fn header_of(ctx: &FetchContext<'_>, record: &Record) -> Option<Arc<Vec<u8>>> {
+    // Kept by GUID, whose content never changes: shared out of the cache, a header
+    // costs a lookup against an open and a read of its file.
     let guid = *record.guid.as_bytes();
     if let Some(head) = ctx.cache.headers.get(&guid) {
-        return Some(head.as_ref().clone());
+        return Some(head);
     }
-    let head = read_header(ctx, record)?;
-    ctx.cache.headers.insert(guid, Arc::new(head.clone()));
+    let head = Arc::new(read_header(ctx, record)?);
+    ctx.cache.headers.insert(guid, Arc::clone(&head));
     Some(head)
 }
 

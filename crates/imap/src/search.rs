@@ -101,8 +101,9 @@ struct Candidate<'a> {
     body: Option<String>,
     /// The decoded header text, once a TEXT key needed it.
     head: Option<String>,
-    /// The raw header alone, read for header keys while the message is not read whole.
-    header: Option<Vec<u8>>,
+    /// The raw header alone, read for header keys while the message is not read whole
+    /// (shared with the server's header cache).
+    header: Option<Arc<Vec<u8>>>,
 }
 
 /// Returns the (sequence number, UID) of every message in `records` (the view's
@@ -277,7 +278,7 @@ fn header_bytes<'c>(
         c.header = crate::fetch::header_of(ctx, c.record);
     }
     match c.header {
-        Some(ref header) => Ok(header),
+        Some(ref header) => Ok(header.as_slice()),
         None => message_of(ctx, c.record, &mut c.raw),
     }
 }
