@@ -110,6 +110,18 @@ impl<'c> FlagRuns<'c> {
         });
         for ((flags, modseq), uids) in std::mem::take(&mut self.singles) {
             for chunk in uids.chunks(CHUNK) {
+                if let [uid] = chunk {
+                    // One record (a STORE of one message, the most common): a list
+                    // padded to CHUNK would cost SQLite a temporary table of the
+                    // repeats.
+                    let written = self.conn.execute_cached(
+                        "UPDATE OR FAIL records SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 \
+                         AND uid = ?4 AND expunged_modseq IS NULL",
+                        params![&flags, modseq, self.mailbox_id, uid],
+                    )?;
+                    check(written, 1, *uid, *uid)?;
+                    continue;
+                }
                 let mut stmt = self.conn.prepare_cached(sql)?;
                 let head = [
                     rusqlite::types::Value::Text(flags.clone()),
@@ -278,6 +290,21 @@ mod tests {
             assert_eq!((flags.as_str(), modseq), want, "uid {uid}");
             assert_eq!(logged(&conn, 1, uid, 9), modseq == 9, "uid {uid}");
         }
+    }
+
+    /// A single record that is not live (here expunged) fails the store instead of
+    /// counting as written.
+    #[test]
+    fn a_single_record_not_live_fails() {
+        let conn = table();
+        let mut runs = FlagRuns::new(&conn, 1);
+        runs.push(5, "\\Seen", 7, false).unwrap();
+        assert!(matches!(runs.finish(), Err(StoreError::CommitFailed(_))));
+        let mut runs = FlagRuns::new(&conn, 1);
+        runs.push(6, "\\Seen", 7, false).unwrap();
+        runs.finish().unwrap();
+        assert!(logged(&conn, 1, 6, 7));
+        assert_eq!(flags_of(&conn, 1)[5], (6, "\\Seen".to_owned(), 7));
     }
 
     /// A run whose range holds a live record it was not told of fails instead of

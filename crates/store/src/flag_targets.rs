@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::flagging::FlagChange;
 use crate::flags::Flags;
 use crate::ids::Uid;
+use crate::record_cache::keyword_bytes;
 use crate::records::Record;
 
 /// One live record of the set, as the store found it: what it needs to decide the
@@ -140,17 +141,21 @@ fn position(live: &[Record], from: usize, uid: Uid) -> usize {
 }
 
 /// Applies `changed` (in UID order, each a record of `live`) to the kept read `live`:
-/// the live records as the store that made those changes left them.
-pub(crate) fn apply_to_kept(after: &mut [Record], changed: &[FlagChange]) {
+/// the live records as the store that made those changes left them. Returns by how
+/// many bytes the kept keywords grew (negative: shrank).
+pub(crate) fn apply_to_kept(after: &mut [Record], changed: &[FlagChange]) -> isize {
     let mut from = 0;
+    let mut grown = 0isize;
     for change in changed {
         let at = position(after, from, change.uid);
         if let Some(r) = after.get_mut(at).filter(|r| r.uid == change.uid) {
+            grown += keyword_bytes(&change.flags) as isize - keyword_bytes(&r.flags) as isize;
             r.flags = change.flags.clone();
             r.modseq = change.modseq;
         }
         from = at;
     }
+    grown
 }
 
 /// What a flag store reads of a live record from the index: its flags and modseq,

@@ -96,11 +96,11 @@ impl LiveRecordsCache {
         }
     }
 
-    /// Takes the records read under `key` out, when kept.
-    fn take(&self, key: &StateKey) -> Option<Arc<Vec<Record>>> {
+    /// Takes the records read under `key` out, when kept, with what they hold.
+    fn take(&self, key: &StateKey) -> Option<(Arc<Vec<Record>>, usize)> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(&key.mailbox) {
-            Some(e) if e.key == *key => entries.remove(&key.mailbox).map(|e| e.records),
+            Some(e) if e.key == *key => entries.remove(&key.mailbox).map(|e| (e.records, e.bytes)),
             _ => None,
         }
     }
@@ -108,26 +108,36 @@ impl LiveRecordsCache {
     /// After a change to a mailbox's records committed: the read kept under `before`
     /// (the key the change's transaction read first), changed by `change` exactly as
     /// the transaction changed the records, is the read of the state it left, `after`,
-    /// and is kept under that key (copied only when a reader still holds it). Nothing
-    /// happens when no read is kept under `before` (another read or change replaced
-    /// it).
+    /// and is kept under that key (copied only when a reader still holds it). `change`
+    /// returns by how many bytes ([`held_bytes`]) the records it changed grew or
+    /// shrank, so that a store of one flag does not count every record again.
+    /// Nothing happens when no read is kept under `before` (another read or change
+    /// replaced it).
     pub(crate) fn carry(
         &self,
         before: &StateKey,
         after: StateKey,
-        change: impl FnOnce(&mut Vec<Record>),
+        change: impl FnOnce(&mut Vec<Record>) -> isize,
     ) {
-        let Some(mut live) = self.take(before) else {
+        let Some((mut live, bytes)) = self.take(before) else {
             return;
         };
-        change(Arc::make_mut(&mut live));
-        self.put(after, live);
+        let grown = change(Arc::make_mut(&mut live));
+        self.keep(after, live, bytes.saturating_add_signed(grown));
     }
 
     /// [`LiveRecordsCache::carry`] past an expunge of `gone` (sorted).
     pub(crate) fn carry_past_expunge(&self, before: &StateKey, after: StateKey, gone: &[Uid]) {
         self.carry(before, after, |live| {
-            live.retain(|r| gone.binary_search(&r.uid).is_err())
+            let mut freed = 0;
+            live.retain(|r| {
+                let stays = gone.binary_search(&r.uid).is_err();
+                if !stays {
+                    freed += held_bytes(r);
+                }
+                stays
+            });
+            -(freed as isize)
         });
     }
 
@@ -138,7 +148,12 @@ impl LiveRecordsCache {
             return;
         }
         let bytes = records.iter().map(held_bytes).sum::<usize>();
-        if bytes > MAX_BYTES / 4 {
+        self.keep(key, records, bytes);
+    }
+
+    /// [`LiveRecordsCache::put`] of records known to hold `bytes`.
+    fn keep(&self, key: StateKey, records: Arc<Vec<Record>>, bytes: usize) {
+        if records.len() < MIN_CACHED_RECORDS || bytes > MAX_BYTES / 4 {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -203,16 +218,20 @@ impl CountsCache {
 /// What one kept record costs, its keywords and POP3 UIDL included.
 fn held_bytes(r: &Record) -> usize {
     std::mem::size_of::<Record>()
-        + r.flags
-            .iter()
-            .map(|f| match f {
-                crate::flags::Flag::Keyword(k) => {
-                    std::mem::size_of::<crate::flags::Flag>() + k.len()
-                }
-                _ => 0,
-            })
-            .sum::<usize>()
+        + keyword_bytes(&r.flags)
         + r.pop3_uidl.as_ref().map_or(0, String::len)
+}
+
+/// What the keywords among `flags` cost a kept record (system flags cost nothing
+/// beyond the record).
+pub(crate) fn keyword_bytes(flags: &crate::flags::Flags) -> usize {
+    flags
+        .iter()
+        .map(|f| match f {
+            crate::flags::Flag::Keyword(k) => std::mem::size_of::<crate::flags::Flag>() + k.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -297,6 +316,38 @@ mod tests {
         let mailbox = store.mailbox("u", "INBOX").unwrap().unwrap();
         store.take_recent(&actor, &mailbox).unwrap();
         assert_eq!(counts(&store).recent, 0, "after the watermark moved");
+    }
+
+    /// What a kept read is counted as holding stays what its records hold as flag
+    /// stores and expunges carry it (the count is carried, not taken again).
+    #[test]
+    fn carried_reads_keep_their_count() {
+        let (_dir, store, actor, inbox) = crate::content::store_with_inbox(300);
+        let counted = |store: &crate::Store| {
+            let entries = store.shared.live_records.entries.lock().unwrap();
+            let e = entries.values().next().expect("a kept read");
+            (e.bytes, e.records.iter().map(held_bytes).sum::<usize>())
+        };
+        let _ = store.records(&actor, &inbox, false).unwrap();
+        let label = |k: &str| Flags::from_iter([Flag::Keyword(k.to_owned())]);
+        let all: Vec<u32> = (1..=300).collect();
+        for (uids, op, flags) in [
+            (&all[..], FlagOp::Add, label("$Label1")),
+            (&all[..10], FlagOp::Add, label("$a-much-longer-keyword")),
+            (&all[5..], FlagOp::Replace, label("$x")),
+            (&all[..3], FlagOp::Remove, label("$x")),
+        ] {
+            store
+                .store_flags(&actor, &inbox, uids, op, &flags, None)
+                .unwrap();
+            let (kept, recounted) = counted(&store);
+            assert_eq!(kept, recounted, "after {op:?} {flags:?}");
+        }
+        store.expunge(&actor, &inbox, &[4, 7, 200]).unwrap();
+        let (kept, recounted) = counted(&store);
+        assert_eq!(kept, recounted, "after an expunge");
+        let entries = store.shared.live_records.entries.lock().unwrap();
+        assert_eq!(entries.values().next().map(|e| e.records.len()), Some(297));
     }
 
     /// Entries stay within the bound: a mailbox too large is read but not kept.

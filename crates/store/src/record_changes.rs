@@ -51,15 +51,23 @@ pub(crate) fn note(
     lo: impl Into<i64>,
     hi: impl Into<i64>,
 ) -> Result<()> {
-    let (lo, hi) = (lo.into(), hi.into());
+    insert_range(conn, mailbox_id, modseq, lo.into(), hi.into())?;
+    if modseq % PRUNE_EVERY == 0 {
+        prune(conn, mailbox_id)?;
+    }
+    Ok(())
+}
+
+/// Up to this many ranges are written one statement each by [`note_uids`].
+const FEW: usize = 4;
+
+/// Logs one range, widening a range logged before under the same modseq and start.
+fn insert_range(conn: &Connection, mailbox_id: i64, modseq: i64, lo: i64, hi: i64) -> Result<()> {
     conn.execute_cached(
         "INSERT INTO record_changes (mailbox_id, modseq, uid_lo, uid_hi) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT DO UPDATE SET uid_hi = max(uid_hi, excluded.uid_hi)",
         params![mailbox_id, modseq, lo, hi],
     )?;
-    if modseq % PRUNE_EVERY == 0 {
-        prune(conn, mailbox_id)?;
-    }
     Ok(())
 }
 
@@ -88,6 +96,13 @@ pub(crate) fn note_uids(
         )
     });
     for chunk in ranges.chunks(CHUNK) {
+        if chunk.len() <= FEW {
+            // Padded to CHUNK rows, a few ranges would cost an upsert per repeat.
+            for &(lo, hi) in chunk {
+                insert_range(conn, mailbox_id, modseq, i64::from(lo), i64::from(hi))?;
+            }
+            continue;
+        }
         let Some(&last) = chunk.last() else { continue };
         // A shorter chunk repeats its last range, which the upsert absorbs.
         let pairs = chunk
