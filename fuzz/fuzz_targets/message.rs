@@ -84,6 +84,19 @@ fuzz_target!(|raw: &[u8]| {
     for from in tern_message::header_values(raw, "from") {
         assert!(tern_message::any_field_value(raw, "from", false, |v| v == from));
     }
+    // What a server keeps for SEARCH's header keys is exactly what they test.
+    let kept = tern_message::search_field_texts(raw);
+    for (i, (field, addresses)) in tern_message::SEARCH_FIELDS.iter().enumerate() {
+        let mut offered = Vec::new();
+        tern_message::any_field_value(raw, field, *addresses, |v| {
+            offered.push(v.to_owned());
+            false
+        });
+        let mut texts = kept[i].clone();
+        offered.sort();
+        texts.sort();
+        assert_eq!(offered, texts);
+    }
     for subject in tern_message::header_values(raw, "subject") {
         let _ = tern_message::base_subject(&subject);
     }

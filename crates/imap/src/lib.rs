@@ -143,6 +143,7 @@ impl ImapServer {
             cache: Arc::new(mime::MessageCaches {
                 summaries: mime::SummaryCache::new(config.summary_cache_entries, 512 * 1024 * 1024),
                 headers: mime::HeaderCache::default(),
+                search_texts: mime::SearchTextCache::default(),
             }),
             gate: Gate::new(Limits {
                 max_connections: config.max_connections,

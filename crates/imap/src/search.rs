@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tern_store::{Flag, Record, TextField, Uid};
 
 use crate::fetch::{message_of, summary_of, FetchContext, FetchError};
-use crate::mime::MessageSummary;
+use crate::mime::{MessageSummary, SearchTexts};
 use crate::response::date_of;
 use crate::selected::Selected;
 use crate::types::{Date, SearchKey, SeqNum, SequenceSet};
@@ -283,7 +283,43 @@ fn header_bytes<'c>(
     }
 }
 
+/// Whether the candidate's `field` (one of [`tern_message::SEARCH_FIELDS`]) holds
+/// `needle`, case-insensitively, in its decoded text or (address fields) one of its
+/// mailboxes. What is tested is kept by GUID ([`crate::mime::SearchTextCache`]).
 fn header_contains(
+    ctx: &FetchContext<'_>,
+    c: &mut Candidate<'_>,
+    field: &str,
+    needle: &str,
+    budget: &mut Budget,
+) -> Result<bool, FetchError> {
+    let Some(at) = tern_message::SEARCH_FIELDS
+        .iter()
+        .position(|(name, _)| *name == field)
+    else {
+        return header_contains_uncached(ctx, c, field, needle, budget);
+    };
+    let guid = *c.record.guid.as_bytes();
+    let texts = match ctx.cache.search_texts.get(&guid) {
+        Some(texts) => texts,
+        None => {
+            let raw = header_bytes(ctx, c)?;
+            budget.charge_text(raw.len())?;
+            let texts = Arc::new(SearchTexts::of(raw));
+            ctx.cache.search_texts.insert(guid, Arc::clone(&texts));
+            texts
+        }
+    };
+    let texts = texts.0.get(at).map(Vec::as_slice).unwrap_or_default();
+    budget.charge_text(texts.iter().map(String::len).sum())?;
+    // The texts are folded as `contains_ci` folds both sides (`to_lowercase` is
+    // `to_ascii_lowercase` on ASCII).
+    let needle = needle.to_lowercase();
+    Ok(texts.iter().any(|t| t.contains(&needle)))
+}
+
+/// [`header_contains`] from the header itself.
+fn header_contains_uncached(
     ctx: &FetchContext<'_>,
     c: &mut Candidate<'_>,
     field: &str,

@@ -324,6 +324,46 @@ fn search_keys_esearch_and_searchres() {
     assert_eq!(r.len(), 4, "{r:?}");
 }
 
+/// SEARCH's FROM, TO, CC, BCC and SUBJECT keys answer the same when what they test
+/// is kept from an earlier search (the server keeps it by message content, for every
+/// session): decoded names, mailboxes without their comments, groups, repeated
+/// fields and case folding beyond ASCII.
+#[test]
+fn header_keys_answer_the_same_from_what_was_kept() {
+    let server = start();
+    for head in [
+        "From: =?utf-8?q?J=C3=B6rg?= <joerg@example.de>\r\nTo: ann@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n",
+        "From: \"Ann (work)\" <ann (c) @ example.org>\r\nCc: team: bob@x.org, cy@y.org;\r\nSubject: one\r\nSubject: two\r\n",
+        "From: nobody@example.net\r\nBcc: joerg@example.de\r\nTo: undisclosed-recipients:;\r\n",
+    ] {
+        server.deliver("alice", "INBOX", &format!("{head}\r\nbody\r\n"));
+    }
+    let keys = [
+        ("SEARCH FROM joerg@example.de", "* SEARCH 1"),
+        ("SEARCH CHARSET UTF-8 FROM {5+}\r\nJÖRG", "* SEARCH 1"),
+        ("SEARCH CHARSET UTF-8 SUBJECT {7+}\r\ngrüße", "* SEARCH 1"),
+        ("SEARCH FROM ann@example.org", "* SEARCH 2"),
+        ("SEARCH FROM \"(work)\"", "* SEARCH 2"),
+        ("SEARCH TO ann", "* SEARCH 1"),
+        ("SEARCH CC cy@y.org", "* SEARCH 2"),
+        ("SEARCH CC team", "* SEARCH 2"),
+        ("SEARCH BCC JOERG", "* SEARCH 3"),
+        ("SEARCH SUBJECT two", "* SEARCH 2"),
+        ("SEARCH SUBJECT \"\"", "* SEARCH 1 2"),
+        ("SEARCH TO \"\"", "* SEARCH 1 3"),
+        ("SEARCH OR FROM nobody TO undisclosed", "* SEARCH 3"),
+        ("SEARCH FROM body", "* SEARCH 3"),
+        ("SEARCH NOT FROM example", "* SEARCH"),
+    ];
+    for round in ["first", "again", "another session"] {
+        let mut c = Client::login(server.addr, "alice");
+        c.ok("SELECT INBOX");
+        for (key, want) in keys {
+            assert_eq!(c.ok(key)[0], want, "{key} ({round})");
+        }
+    }
+}
+
 #[test]
 fn append_with_literals_flags_and_date() {
     let server = start();

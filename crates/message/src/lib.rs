@@ -50,7 +50,9 @@ pub use subject::base_subject;
 pub use summary::{
     message_id, summarize, BodyPart, Content, Disposition, Envelope, SortKeys, Summary,
 };
-pub use text::{any_field_value, body_text, header_text, header_values};
+pub use text::{
+    any_field_value, body_text, header_text, header_values, search_field_texts, SEARCH_FIELDS,
+};
 pub use transfer::{decoded_part, with_leaves_decoded, UnknownEncoding};
 
 /// How deep multiparts and encapsulated messages are followed; deeper parts are

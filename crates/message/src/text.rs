@@ -29,6 +29,35 @@ pub fn any_field_value(
     addresses && named().any(|f| mailbox_texts(f.raw_value(raw)).iter().any(|v| test(v)))
 }
 
+/// The header fields SEARCH has keys of its own for (RFC 3501 6.4.4: FROM, TO, CC, BCC,
+/// SUBJECT), in the order [`search_field_texts`] returns them, each with whether its
+/// mailboxes are tested too.
+pub const SEARCH_FIELDS: [(&str, bool); 5] = [
+    ("From", true),
+    ("To", true),
+    ("Cc", true),
+    ("Bcc", true),
+    ("Subject", false),
+];
+
+/// For each of [`SEARCH_FIELDS`], every text [`any_field_value`] would test for it,
+/// from one parse of the header: `any_field_value(raw, field, addresses, test)` is
+/// `texts[i].iter().any(test)` for any `test` without side effects. A server that
+/// searches the same messages again keeps these instead of the header.
+pub fn search_field_texts(raw: &[u8]) -> [Vec<String>; 5] {
+    let (fields, _) = parse_header(raw, 0, raw.len());
+    SEARCH_FIELDS.map(|(name, addresses)| {
+        let mut texts = Vec::new();
+        for f in fields.iter().filter(|f| f.is(raw, name.as_bytes())) {
+            texts.push(decode_header_value(f.raw_value(raw)));
+            if addresses {
+                texts.extend(mailbox_texts(f.raw_value(raw)));
+            }
+        }
+        texts
+    })
+}
+
 /// The mailboxes of an address field's raw value, each as `name <mailbox@host>`.
 fn mailbox_texts(value: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
@@ -174,7 +203,7 @@ pub fn header_text(raw: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::any_field_value;
+    use super::{any_field_value, search_field_texts, SEARCH_FIELDS};
 
     const HEAD: &[u8] =
         b"From: \"Alice \\\"A\\\" Liddell\" <alice (at home)@ (c) example.org>, bob@x\r\n\
@@ -215,5 +244,74 @@ mod tests {
             v.contains("Grüße")
         }));
         assert_eq!(asked, 1, "values are decoded until one passes");
+    }
+
+    /// The texts kept for SEARCH are exactly those `any_field_value` tests, for every
+    /// field and every needle, on headers with comments, quoting, groups, routes,
+    /// encoded words, folding and repeated fields.
+    #[test]
+    fn kept_texts_are_what_any_field_value_tests() {
+        let heads: [&[u8]; 5] = [
+            HEAD,
+            b"From: undisclosed:;\r\nTo: group: a@b, (c) \"d e\" <@r1,@r2:f@g>;, h@i\r\n\
+              Cc: =?iso-8859-1?q?Fran=E7ois?= <fr@x>, john smith@y\r\n\
+              Bcc: <x@[1.2.3.4]>\r\nSubject: [tag] Re: hi\r\n\tthere\r\n\r\n",
+            b"from: a@b\r\nFROM: c@d\r\nsubject:\r\n\r\nTo: body@x\r\n",
+            b"",
+            b"To: =?utf-8?b?w4RwZmVs?= =?utf-8?b?IGJhdW0=?= <apfel@baum>\r\n\r\n",
+        ];
+        let needles = [
+            "",
+            "a",
+            "b",
+            "@",
+            "<",
+            ">",
+            " ",
+            "a@b",
+            "c@d",
+            "f@g",
+            "johnsmith@y",
+            "françois",
+            "Apfel baum",
+            "[tag]",
+            "hi there",
+            "(c)",
+            "\"d e\"",
+            "d e <f",
+            "undisclosed",
+            "group",
+            "x@[1.2.3.4]",
+            "body@x",
+            "@r1",
+        ];
+        for raw in heads {
+            let texts = search_field_texts(raw);
+            for (i, (field, addresses)) in SEARCH_FIELDS.iter().enumerate() {
+                let mut offered = Vec::new();
+                any_field_value(raw, field, *addresses, |v| {
+                    offered.push(v.to_owned());
+                    false
+                });
+                let mut kept = texts[i].clone();
+                offered.sort();
+                kept.sort();
+                assert_eq!(
+                    offered,
+                    kept,
+                    "{field} of {:?}",
+                    String::from_utf8_lossy(raw)
+                );
+                for needle in needles {
+                    let lower = needle.to_lowercase();
+                    let test = |v: &str| v.to_lowercase().contains(&lower);
+                    assert_eq!(
+                        any_field_value(raw, field, *addresses, test),
+                        texts[i].iter().any(|v| test(v)),
+                        "{field} {needle:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -36,6 +36,39 @@ pub type SummaryCache = GuidCache<MessageSummary>;
 /// open) and SEARCH's header keys do not open and read each message file again.
 pub type HeaderCache = GuidCache<Vec<u8>>;
 
+/// What SEARCH's FROM, TO, CC, BCC and SUBJECT keys test of one message
+/// ([`tern_message::search_field_texts`], in the order of
+/// [`tern_message::SEARCH_FIELDS`]), folded to lower case as the keys compare.
+#[derive(Debug)]
+pub struct SearchTexts(pub [Vec<String>; 5]);
+
+impl SearchTexts {
+    /// The texts of the header `raw`.
+    pub fn of(raw: &[u8]) -> SearchTexts {
+        SearchTexts(
+            tern_message::search_field_texts(raw)
+                .map(|texts| texts.iter().map(|t| t.to_lowercase()).collect()),
+        )
+    }
+}
+
+impl Weigh for SearchTexts {
+    fn weight(&self) -> usize {
+        self.0
+            .iter()
+            .map(|texts| {
+                texts.capacity() * std::mem::size_of::<String>()
+                    + texts.iter().map(String::capacity).sum::<usize>()
+            })
+            .sum()
+    }
+}
+
+/// Messages' [`SearchTexts`], so that a client searching the same folder again (a
+/// quick filter, typed a letter at a time, sends `SEARCH FROM` for each) compares a
+/// few short strings per message instead of parsing every header again.
+pub type SearchTextCache = GuidCache<SearchTexts>;
+
 /// The caches of what reading messages gives, shared by every session of a server.
 #[derive(Debug, Default)]
 pub struct MessageCaches {
@@ -43,6 +76,8 @@ pub struct MessageCaches {
     pub summaries: SummaryCache,
     /// Header bytes.
     pub headers: HeaderCache,
+    /// What SEARCH's header keys test.
+    pub search_texts: SearchTextCache,
 }
 
 struct CacheEntry<T> {
@@ -122,6 +157,13 @@ impl Default for HeaderCache {
     /// 100,000 headers or 32 MiB, whichever is reached first.
     fn default() -> Self {
         GuidCache::new(100_000, 32 << 20)
+    }
+}
+
+impl Default for SearchTextCache {
+    /// 200,000 messages or 32 MiB, whichever is reached first.
+    fn default() -> Self {
+        GuidCache::new(200_000, 32 << 20)
     }
 }
 

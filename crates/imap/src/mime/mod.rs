@@ -28,7 +28,9 @@ mod test_util;
 mod tests;
 mod wire;
 
-pub use cache::{GuidCache, HeaderCache, MessageCaches, SummaryCache, Weigh};
+pub use cache::{
+    GuidCache, HeaderCache, MessageCaches, SearchTextCache, SearchTexts, SummaryCache, Weigh,
+};
 pub use section::section;
 pub use wire::{mask_nul, write_astring, write_nstring, write_string};
 
