@@ -544,6 +544,37 @@ pub(crate) fn prefetch_summaries<'r>(
     Ok(())
 }
 
+/// The summaries of `records`, in their order, as [`prefetch_summaries`] leaves the
+/// cache: looked up under one hold of the cache's lock, the missing ones read from the
+/// store's content index in one read. `None` for a message stored before the index
+/// existed ([`summary_of`] parses it).
+pub(crate) fn summaries_of<'r>(
+    ctx: &FetchContext<'_>,
+    records: impl Iterator<Item = &'r Record> + Clone,
+) -> Result<Vec<Option<Arc<MessageSummary>>>, FetchError> {
+    let mut found = ctx
+        .cache
+        .summaries
+        .get_many(records.clone().map(|r| r.guid.as_bytes()));
+    if found.iter().all(Option::is_some) {
+        return Ok(found);
+    }
+    prefetch_summaries(
+        ctx,
+        records
+            .clone()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(r, _)| r),
+    )?;
+    for (record, slot) in records.zip(found.iter_mut()) {
+        if slot.is_none() {
+            *slot = ctx.cache.summaries.get(record.guid.as_bytes());
+        }
+    }
+    Ok(found)
+}
+
 /// `1.2.HEADER.FIELDS (FROM TO)` as it goes in a response.
 pub(crate) fn section_name(section: &Section) -> String {
     let mut name = part_name(&section.part);

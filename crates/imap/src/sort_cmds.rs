@@ -51,12 +51,12 @@ impl<W> Session<W> {
             mailbox: &mailbox,
             cache: &self.cache,
         };
-        crate::fetch::prefetch_summaries(&ctx, hits.iter().map(|(_, r)| r))?;
+        let kept = crate::fetch::summaries_of(&ctx, hits.iter().map(|(_, r)| r))?;
         let mut items = Vec::with_capacity(hits.len());
-        for (seq, record) in hits {
+        for ((seq, record), kept) in hits.into_iter().zip(kept) {
             let uid = record.uid;
             let mut raw = None;
-            let mut summary = None;
+            let mut summary = kept;
             let summary = summary_of(&ctx, &record, &mut raw, &mut summary)?;
             items.push(Item {
                 seq,
@@ -103,11 +103,23 @@ impl<W> Session<W> {
         search_key: &SearchKey,
     ) -> Result<Vec<(u32, Uid, u64)>, FetchError> {
         let items = self.matching(search_key)?;
-        // References are sorted, not the items themselves: each holds a record.
-        let mut items: Vec<&Item> = items.iter().collect();
-        items.sort_by(|a, b| {
-            for c in criteria {
-                let ord = compare(a, b, c.key);
+        // Each message's keys are taken (and case-mapped) once, not at each of the
+        // n log n comparisons, into one buffer for all; references are sorted, not the
+        // items, which hold records.
+        let mut texts = Vec::new();
+        let mut keyed: Vec<(Vec<SortValue>, &Item)> = items
+            .iter()
+            .map(|item| {
+                let values = criteria
+                    .iter()
+                    .map(|c| sort_value(item, c.key, &mut texts))
+                    .collect();
+                (values, item)
+            })
+            .collect();
+        keyed.sort_by(|(ka, a), (kb, b)| {
+            for (c, (x, y)) in criteria.iter().zip(ka.iter().zip(kb)) {
+                let ord = x.cmp(y, &texts);
                 let ord = if c.reverse { ord.reverse() } else { ord };
                 if ord.is_ne() {
                     return ord;
@@ -115,9 +127,9 @@ impl<W> Session<W> {
             }
             a.seq.cmp(&b.seq)
         });
-        Ok(items
+        Ok(keyed
             .into_iter()
-            .map(|i| (i.seq, i.uid, i.record.modseq))
+            .map(|(_, i)| (i.seq, i.uid, i.record.modseq))
             .collect())
     }
 
@@ -147,29 +159,49 @@ impl<W> Session<W> {
     }
 }
 
-fn compare(a: &Item, b: &Item, key: SortKey) -> std::cmp::Ordering {
-    // i;ascii-casemap (RFC 4790 9.2) maps a-z to upper case before comparing, which
-    // orders `_` after the letters (lower-casing would put it before them).
-    // Mapped octet by octet as they are compared: a SORT compares n log n times, and
-    // an upper-cased copy of both sides each time cost more than the rest of it.
-    let casemap = |x: &str, y: &str| {
-        x.bytes()
-            .map(|c| c.to_ascii_uppercase())
-            .cmp(y.bytes().map(|c| c.to_ascii_uppercase()))
+/// One message's value of one sort key, compared as RFC 5256 orders it.
+enum SortValue {
+    Number(i128),
+    /// The text mapped by i;ascii-casemap (RFC 4790 9.2): a-z to upper case, which
+    /// orders `_` after the letters (lower-casing would put it before them); a
+    /// missing value is the empty string. Where it is in the sort's text buffer.
+    Text(std::ops::Range<usize>),
+}
+
+impl SortValue {
+    /// Compares two values of the same key; `texts` is the buffer they were put in.
+    fn cmp(&self, other: &SortValue, texts: &[u8]) -> std::cmp::Ordering {
+        match (self, other) {
+            (SortValue::Number(a), SortValue::Number(b)) => a.cmp(b),
+            (SortValue::Text(a), SortValue::Text(b)) => texts
+                .get(a.clone())
+                .unwrap_or_default()
+                .cmp(texts.get(b.clone()).unwrap_or_default()),
+            // Values of one key are all of one kind.
+            (SortValue::Number(_), SortValue::Text(_)) => std::cmp::Ordering::Less,
+            (SortValue::Text(_), SortValue::Number(_)) => std::cmp::Ordering::Greater,
+        }
+    }
+}
+
+/// `item`'s value of `key`; a text goes into `texts`.
+fn sort_value(item: &Item, key: SortKey, texts: &mut Vec<u8>) -> SortValue {
+    let mut casemap = |x: Option<&str>| {
+        let start = texts.len();
+        texts.extend(x.unwrap_or("").bytes().map(|c| c.to_ascii_uppercase()));
+        SortValue::Text(start..texts.len())
     };
-    let ci = |x: &Option<String>, y: &Option<String>| {
-        casemap(x.as_deref().unwrap_or(""), y.as_deref().unwrap_or(""))
-    };
+    let keys = &item.summary.keys;
     match key {
-        SortKey::Arrival => a.record.internaldate.cmp(&b.record.internaldate),
-        SortKey::Date => a.date().cmp(&b.date()),
-        SortKey::Size => a.record.size.cmp(&b.record.size),
-        SortKey::Subject => casemap(&a.summary.keys.base_subject, &b.summary.keys.base_subject),
-        SortKey::From => ci(&a.summary.keys.from_mailbox, &b.summary.keys.from_mailbox),
-        SortKey::To => ci(&a.summary.keys.to_mailbox, &b.summary.keys.to_mailbox),
-        SortKey::Cc => ci(&a.summary.keys.cc_mailbox, &b.summary.keys.cc_mailbox),
-        SortKey::DisplayFrom => ci(&a.summary.keys.display_from, &b.summary.keys.display_from),
-        SortKey::DisplayTo => ci(&a.summary.keys.display_to, &b.summary.keys.display_to),
+        SortKey::Arrival => SortValue::Number(item.record.internaldate.into()),
+        SortKey::Date => SortValue::Number(item.date().into()),
+        SortKey::Size => SortValue::Number(item.record.size.into()),
+        SortKey::Subject => casemap(Some(&keys.base_subject)),
+        SortKey::From => casemap(keys.from_mailbox.as_deref()),
+        SortKey::To => casemap(keys.to_mailbox.as_deref()),
+        SortKey::Cc => casemap(keys.cc_mailbox.as_deref()),
+        SortKey::DisplayFrom => casemap(keys.display_from.as_deref()),
+        SortKey::DisplayTo => casemap(keys.display_to.as_deref()),
     }
 }
 

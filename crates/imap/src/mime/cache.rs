@@ -1,5 +1,5 @@
-//! [`GuidCache`]: a bounded, thread-safe LRU keyed by message GUID, budgeted in
-//! entries and bytes, of what reading a message gives: [`SummaryCache`] (parsed
+//! [`GuidCache`]: a bounded, thread-safe cache keyed by message GUID, budgeted in
+//! entries and bytes, evicting about the least recently used first (CLOCK), of what reading a message gives: [`SummaryCache`] (parsed
 //! summaries) and [`HeaderCache`] (header bytes). A GUID names the message's content,
 //! which never changes, so an entry can never be stale; it only ages out.
 
@@ -82,15 +82,20 @@ pub struct MessageCaches {
 
 struct CacheEntry<T> {
     value: Arc<T>,
-    generation: u64,
+    /// Used since the eviction hand last passed it (CLOCK's reference bit).
+    referenced: bool,
     weight: usize,
 }
 
+/// The entries and the ring the eviction hand goes round (CLOCK, a close and cheap
+/// stand-in for least recently used): a use only sets the entry's bit, so a
+/// whole-mailbox read over a cache it fits in (SORT, FETCH 1:* ENVELOPE) writes a bit
+/// per message instead of queueing each again; eviction takes the first entry of the
+/// ring whose bit is clear, clearing the bits it passes.
 struct CacheInner<T> {
     map: HashMap<[u8; 20], CacheEntry<T>>,
-    /// Access order, oldest first; entries whose generation is stale are skipped.
-    order: VecDeque<([u8; 20], u64)>,
-    generation: u64,
+    /// Every key of `map`, once each, in the order the hand meets them.
+    order: VecDeque<[u8; 20]>,
     bytes: usize,
     hits: u64,
     misses: u64,
@@ -101,7 +106,6 @@ impl<T> Default for CacheInner<T> {
         CacheInner {
             map: HashMap::new(),
             order: VecDeque::new(),
-            generation: 0,
             bytes: 0,
             hits: 0,
             misses: 0,
@@ -110,36 +114,36 @@ impl<T> Default for CacheInner<T> {
 }
 
 impl<T> CacheInner<T> {
-    fn touch(&mut self, guid: [u8; 20]) {
-        self.generation += 1;
-        let generation = self.generation;
-        if let Some(e) = self.map.get_mut(&guid) {
-            e.generation = generation;
-            self.order.push_back((guid, generation));
-        }
-        if self.order.len() > 2 * self.map.len() + 64 {
-            let map = &self.map;
-            self.order
-                .retain(|(k, g)| map.get(k).is_some_and(|e| e.generation == *g));
+    /// Marks `guid` used.
+    fn touch(&mut self, guid: &[u8; 20]) {
+        if let Some(e) = self.map.get_mut(guid) {
+            e.referenced = true;
         }
     }
 
     fn evict(&mut self, max_entries: usize, max_bytes: usize) {
         while self.map.len() > max_entries || (self.bytes > max_bytes && !self.map.is_empty()) {
-            let (k, g) = match self.order.pop_front() {
-                Some(x) => x,
-                None => break,
+            let Some(k) = self.order.pop_front() else {
+                break;
             };
-            if self.map.get(&k).is_some_and(|e| e.generation == g) {
-                if let Some(e) = self.map.remove(&k) {
-                    self.bytes -= e.weight;
+            match self.map.get_mut(&k) {
+                Some(e) if e.referenced => {
+                    e.referenced = false;
+                    self.order.push_back(k);
                 }
+                Some(_) => {
+                    if let Some(e) = self.map.remove(&k) {
+                        self.bytes -= e.weight;
+                    }
+                }
+                None => {}
             }
         }
     }
 }
 
-/// A bounded, thread-safe LRU keyed by message GUID.
+/// A bounded, thread-safe cache keyed by message GUID; about the least recently used
+/// go first (CLOCK, see `CacheInner`).
 pub struct GuidCache<T> {
     inner: Mutex<CacheInner<T>>,
     max_entries: usize,
@@ -201,7 +205,7 @@ impl<T: Weigh> GuidCache<T> {
         match found {
             Some(s) => {
                 inner.hits += 1;
-                inner.touch(*guid);
+                inner.touch(guid);
                 Some(s)
             }
             None => {
@@ -211,22 +215,40 @@ impl<T: Weigh> GuidCache<T> {
         }
     }
 
+    /// [`get`](Self::get) of each of `guids`, in order, under one hold of the lock.
+    pub fn get_many<'g>(&self, guids: impl Iterator<Item = &'g [u8; 20]>) -> Vec<Option<Arc<T>>> {
+        let mut inner = self.lock();
+        guids
+            .map(|guid| {
+                let found = inner.map.get(guid).map(|e| e.value.clone());
+                match found {
+                    Some(_) => {
+                        inner.hits += 1;
+                        inner.touch(guid);
+                    }
+                    None => inner.misses += 1,
+                }
+                found
+            })
+            .collect()
+    }
+
     /// Stores a value (replacing any for the same GUID), evicting as needed.
     pub fn insert(&self, guid: [u8; 20], value: Arc<T>) {
         let weight = value.weight() + 64;
         let mut inner = self.lock();
-        if let Some(old) = inner.map.insert(
+        match inner.map.insert(
             guid,
             CacheEntry {
                 value,
-                generation: 0,
+                referenced: false,
                 weight,
             },
         ) {
-            inner.bytes -= old.weight;
+            Some(old) => inner.bytes -= old.weight,
+            None => inner.order.push_back(guid),
         }
         inner.bytes += weight;
-        inner.touch(guid);
         inner.evict(self.max_entries, self.max_bytes);
     }
 
@@ -246,6 +268,9 @@ impl<T: Weigh> GuidCache<T> {
         let mut inner = self.lock();
         if let Some(e) = inner.map.remove(guid) {
             inner.bytes -= e.weight;
+            // Rare (nothing removes in normal serving): a walk of the ring keeps every
+            // key in it once.
+            inner.order.retain(|k| k != guid);
         }
     }
 
@@ -323,6 +348,30 @@ mod tests {
         assert_eq!(cache.len(), 3);
         assert_eq!(cache.bytes(), 3 * w);
         assert!(cache.get(&g(9)).is_some() && cache.get(&g(6)).is_none());
+    }
+
+    /// An entry used between every two inserts survives any number of entries used
+    /// once; passes over every entry queue nothing (the ring holds each key once).
+    #[test]
+    fn used_entries_stay_and_passes_queue_nothing() {
+        let cache: GuidCache<Vec<u8>> = GuidCache::new(8, usize::MAX);
+        let g = |n: u32| {
+            let mut k = [0u8; 20];
+            k[..4].copy_from_slice(&n.to_be_bytes());
+            k
+        };
+        cache.insert(g(0), Arc::new(vec![0]));
+        for n in 1..1000 {
+            assert!(cache.get(&g(0)).is_some(), "evicted before insert {n}");
+            cache.insert(g(n), Arc::new(vec![1]));
+            assert!(cache.len() <= 8);
+        }
+        for _ in 0..100 {
+            let keys: Vec<[u8; 20]> = cache.lock().map.keys().copied().collect();
+            assert!(cache.get_many(keys.iter()).iter().all(Option::is_some));
+        }
+        let inner = cache.lock();
+        assert_eq!(inner.order.len(), inner.map.len());
     }
 
     #[test]
