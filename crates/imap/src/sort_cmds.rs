@@ -104,32 +104,33 @@ impl<W> Session<W> {
     ) -> Result<Vec<(u32, Uid, u64)>, FetchError> {
         let items = self.matching(search_key)?;
         // Each message's keys are taken (and case-mapped) once, not at each of the
-        // n log n comparisons, into one buffer for all; references are sorted, not the
-        // items, which hold records.
+        // n log n comparisons: numbers and ranges of one text buffer, in one flat list
+        // (`keys` values per message). The sequence number breaks every tie, so the
+        // order is total and an unstable sort gives the one answer.
+        let keys = criteria.len();
         let mut texts = Vec::new();
-        let mut keyed: Vec<(Vec<SortValue>, &Item)> = items
-            .iter()
-            .map(|item| {
-                let values = criteria
-                    .iter()
-                    .map(|c| sort_value(item, c.key, &mut texts))
-                    .collect();
-                (values, item)
-            })
-            .collect();
-        keyed.sort_by(|(ka, a), (kb, b)| {
-            for (c, (x, y)) in criteria.iter().zip(ka.iter().zip(kb)) {
+        let mut values = Vec::with_capacity(items.len() * keys);
+        for item in &items {
+            values.extend(criteria.iter().map(|c| sort_value(item, c.key, &mut texts)));
+        }
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (va, vb) = (&values[a * keys..][..keys], &values[b * keys..][..keys]);
+            for (c, (x, y)) in criteria.iter().zip(va.iter().zip(vb)) {
                 let ord = x.cmp(y, &texts);
                 let ord = if c.reverse { ord.reverse() } else { ord };
                 if ord.is_ne() {
                     return ord;
                 }
             }
-            a.seq.cmp(&b.seq)
+            items[a].seq.cmp(&items[b].seq)
         });
-        Ok(keyed
+        Ok(order
             .into_iter()
-            .map(|(_, i)| (i.seq, i.uid, i.record.modseq))
+            .map(|i| {
+                let item = &items[i];
+                (item.seq, item.uid, item.record.modseq)
+            })
             .collect())
     }
 
