@@ -198,11 +198,11 @@ fn matches(
             }
             true
         }
-        SearchKey::From(s) => header_contains(ctx, c, "From", s, budget)?,
-        SearchKey::To(s) => header_contains(ctx, c, "To", s, budget)?,
-        SearchKey::Cc(s) => header_contains(ctx, c, "Cc", s, budget)?,
-        SearchKey::Bcc(s) => header_contains(ctx, c, "Bcc", s, budget)?,
-        SearchKey::Subject(s) => header_contains(ctx, c, "Subject", s, budget)?,
+        SearchKey::From(s) => header_contains(ctx, c, FROM, s, budget)?,
+        SearchKey::To(s) => header_contains(ctx, c, TO, s, budget)?,
+        SearchKey::Cc(s) => header_contains(ctx, c, CC, s, budget)?,
+        SearchKey::Bcc(s) => header_contains(ctx, c, BCC, s, budget)?,
+        SearchKey::Subject(s) => header_contains(ctx, c, SUBJECT, s, budget)?,
         SearchKey::Header(field, s) => {
             // An empty string matches every message that has the field at all.
             let raw = header_bytes(ctx, c)?;
@@ -283,22 +283,25 @@ fn header_bytes<'c>(
     }
 }
 
-/// Whether the candidate's `field` (one of [`tern_message::SEARCH_FIELDS`]) holds
-/// `needle`, case-insensitively, in its decoded text or (address fields) one of its
-/// mailboxes. What is tested is kept by GUID ([`crate::mime::SearchTextCache`]).
+/// SEARCH's header keys, as positions in [`tern_message::SEARCH_FIELDS`] (and in
+/// [`SearchTexts`]).
+const FROM: usize = 0;
+const TO: usize = 1;
+const CC: usize = 2;
+const BCC: usize = 3;
+const SUBJECT: usize = 4;
+
+/// Whether the candidate's header field `field` (a position in
+/// [`tern_message::SEARCH_FIELDS`]) holds `needle`, case-insensitively, in its decoded
+/// text or (address fields) one of its mailboxes. What is tested is kept by GUID
+/// ([`crate::mime::SearchTextCache`]).
 fn header_contains(
     ctx: &FetchContext<'_>,
     c: &mut Candidate<'_>,
-    field: &str,
+    field: usize,
     needle: &str,
     budget: &mut Budget,
 ) -> Result<bool, FetchError> {
-    let Some(at) = tern_message::SEARCH_FIELDS
-        .iter()
-        .position(|(name, _)| *name == field)
-    else {
-        return header_contains_uncached(ctx, c, field, needle, budget);
-    };
     let guid = *c.record.guid.as_bytes();
     let texts = match ctx.cache.search_texts.get(&guid) {
         Some(texts) => texts,
@@ -310,29 +313,12 @@ fn header_contains(
             texts
         }
     };
-    let texts = texts.0.get(at).map(Vec::as_slice).unwrap_or_default();
+    let texts = texts.0.get(field).map(Vec::as_slice).unwrap_or_default();
     budget.charge_text(texts.iter().map(String::len).sum())?;
     // The texts are folded as `contains_ci` folds both sides (`to_lowercase` is
     // `to_ascii_lowercase` on ASCII).
     let needle = needle.to_lowercase();
     Ok(texts.iter().any(|t| t.contains(&needle)))
-}
-
-/// [`header_contains`] from the header itself.
-fn header_contains_uncached(
-    ctx: &FetchContext<'_>,
-    c: &mut Candidate<'_>,
-    field: &str,
-    needle: &str,
-    budget: &mut Budget,
-) -> Result<bool, FetchError> {
-    let raw = header_bytes(ctx, c)?;
-    budget.charge_text(raw.len())?;
-    // Address fields also match their parsed addresses (comments and routes gone).
-    let addresses = field != "Subject";
-    Ok(tern_message::any_field_value(raw, field, addresses, |v| {
-        contains_ci(v, needle)
-    }))
 }
 
 /// What the store's full-text index says for the BODY and TEXT keys of one SEARCH.
@@ -498,7 +484,17 @@ fn saved(record: &Record) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::contains_ci;
+    use super::{contains_ci, BCC, CC, FROM, SUBJECT, TO};
+
+    /// The header keys' positions name the fields they search.
+    #[test]
+    fn header_keys_name_their_fields() {
+        let name = |at: usize| tern_message::SEARCH_FIELDS[at].0;
+        assert_eq!(
+            [name(FROM), name(TO), name(CC), name(BCC), name(SUBJECT)],
+            ["From", "To", "Cc", "Bcc", "Subject"]
+        );
+    }
 
     #[test]
     fn case_insensitive_substrings() {

@@ -14,7 +14,8 @@ use crate::tree::{parse_tree, Kind, Part};
 /// SEARCH FROM/TO/CC/BCC find an address written with comments or routes
 /// (`<user (c)@ (c) host>`) by `user@host` (RFC 3501 6.4.4 speaks of the envelope's
 /// address fields). The header is parsed once, and values are decoded only until one
-/// passes: this is what SEARCH's header keys ask of every message.
+/// passes: a one-off header test, and the definition [`search_field_texts`] (what a
+/// server keeps for SEARCH's header keys) is checked against.
 pub fn any_field_value(
     raw: &[u8],
     field: &str,

@@ -114,10 +114,18 @@ impl<T> Default for CacheInner<T> {
 }
 
 impl<T> CacheInner<T> {
-    /// Marks `guid` used.
-    fn touch(&mut self, guid: &[u8; 20]) {
-        if let Some(e) = self.map.get_mut(guid) {
-            e.referenced = true;
+    /// The value of `guid`, marked used, counted as a hit or a miss.
+    fn lookup(&mut self, guid: &[u8; 20]) -> Option<Arc<T>> {
+        match self.map.get_mut(guid) {
+            Some(e) => {
+                e.referenced = true;
+                self.hits += 1;
+                Some(e.value.clone())
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
         }
     }
 
@@ -200,37 +208,13 @@ impl<T: Weigh> GuidCache<T> {
 
     /// The cached value of `guid`, marking it recently used.
     pub fn get(&self, guid: &[u8; 20]) -> Option<Arc<T>> {
-        let mut inner = self.lock();
-        let found = inner.map.get(guid).map(|e| e.value.clone());
-        match found {
-            Some(s) => {
-                inner.hits += 1;
-                inner.touch(guid);
-                Some(s)
-            }
-            None => {
-                inner.misses += 1;
-                None
-            }
-        }
+        self.lock().lookup(guid)
     }
 
     /// [`get`](Self::get) of each of `guids`, in order, under one hold of the lock.
     pub fn get_many<'g>(&self, guids: impl Iterator<Item = &'g [u8; 20]>) -> Vec<Option<Arc<T>>> {
         let mut inner = self.lock();
-        guids
-            .map(|guid| {
-                let found = inner.map.get(guid).map(|e| e.value.clone());
-                match found {
-                    Some(_) => {
-                        inner.hits += 1;
-                        inner.touch(guid);
-                    }
-                    None => inner.misses += 1,
-                }
-                found
-            })
-            .collect()
+        guids.map(|guid| inner.lookup(guid)).collect()
     }
 
     /// Stores a value (replacing any for the same GUID), evicting as needed.
