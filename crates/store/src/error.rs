@@ -208,6 +208,10 @@ pub enum StoreError {
     /// job (rolled back, nothing of it committed).
     #[error("store writer has stopped")]
     WriterGone,
+    /// A read found changes to a mailbox's records not yet folded into their rows
+    /// (`pending.rs`) and kept finding them after folding, as others logged more.
+    #[error("the index is changing too fast to be read; try again")]
+    Unfolded,
 }
 
 /// Shorthand for results of store operations.
@@ -251,6 +255,7 @@ impl StoreError {
                 | StoreError::BlobVanished { .. }
                 | StoreError::DiskFull(_)
                 | StoreError::WriterGone
+                | StoreError::Unfolded
         )
     }
 }

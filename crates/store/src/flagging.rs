@@ -87,13 +87,10 @@ impl Store {
         let (id, uids, flags, actor) =
             (mailbox.clone(), uids.to_vec(), flags.clone(), actor.clone());
         let shared = Arc::clone(&self.shared);
-        let (outcome, keys) = self.write(move |conn| {
-            let mailbox = live_for(conn, &actor, &id, Rights::READ)?;
+        let (outcome, keys, logged) = self.write_unfolded(move |conn| {
+            let (mailbox, kept, logged) = kept_or_folded(conn, &shared, &actor, &id, Rights::READ)?;
             let rights = actor.rights(&mailbox);
             let before_key = StateKey::of(&mailbox);
-            // Held only for this transaction: the store's changes go into the kept
-            // read once it committed.
-            let kept = shared.live_records.get(&before_key);
             let mut outcome = StoreOutcome {
                 before: mailbox.highest_modseq,
                 ..StoreOutcome::default()
@@ -128,12 +125,14 @@ impl Store {
                     Some(m) => m,
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
                 };
-                let new_text = new.to_string();
-                runs.push(rec.uid, &new_text, m as i64, follows)?;
+                if !logged {
+                    let new_text = new.to_string();
+                    runs.push(rec.uid, &new_text, m as i64, follows)?;
+                    delta = delta
+                        .fold(&rec.hash())
+                        .fold(&rec.hash_as(m as i64, &new_text));
+                }
                 previous_changed = true;
-                delta = delta
-                    .fold(&rec.hash())
-                    .fold(&rec.hash_as(m as i64, &new_text));
                 outcome.changed.push(FlagChange {
                     uid: rec.uid,
                     modseq: m,
@@ -141,10 +140,17 @@ impl Store {
                 });
                 Ok(())
             })?;
-            runs.finish()?;
-            crate::digest::apply_delta(conn, mailbox.id, &delta)?;
+            if logged {
+                if let Some(m) = modseq {
+                    let uids: Vec<Uid> = outcome.changed.iter().map(|c| c.uid).collect();
+                    crate::pending::log_flags(conn, mailbox.id, m, op, &flags, &uids)?;
+                }
+            } else {
+                runs.finish()?;
+                crate::digest::apply_delta(conn, mailbox.id, &delta)?;
+            }
             let Some(m) = modseq else {
-                return Ok((outcome, None));
+                return Ok((outcome, None, false));
             };
             // Every keyword of `flags` is now on a record (a Remove gives none).
             if op != FlagOp::Remove {
@@ -155,13 +161,16 @@ impl Store {
                 Some(_) => Some((before_key, StateKey::now(conn, &mailbox)?)),
                 None => None,
             };
-            Ok((outcome, keys))
+            Ok((outcome, keys, logged))
         })?;
         // The kept read with this store's changes is the read of the state it left.
         if let Some((before, after)) = keys {
             self.shared.live_records.carry(&before, after, |live| {
                 flag_targets::apply_to_kept(live, &outcome.changed)
             });
+        }
+        if logged {
+            self.fold_soon();
         }
         if let Some(c) = outcome.changed.first() {
             self.notify(mailbox, c.modseq);
@@ -207,17 +216,55 @@ impl Store {
         mailbox: &UniqueId,
         within: Option<&[Uid]>,
     ) -> Result<Expunged> {
-        let doomed = self.read(|conn| {
+        let doomed = self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::EXPUNGE)?;
+            if let Some(kept) = self.shared.live_records.get(&StateKey::of(&mailbox)) {
+                return Ok(deleted_among(&kept, within));
+            }
+            crate::pending::require_folded(conn, mailbox.id)?;
             deleted_in(conn, &mailbox, within)
         })?;
         if doomed.is_empty() {
             return Ok(Expunged::default());
         }
         let (id, actor) = (mailbox.clone(), actor.clone());
-        let (expunged, keys) = self.write(move |conn| {
-            let mailbox = live_for(conn, &actor, &id, Rights::EXPUNGE)?;
-            let (uids, modseq) = expunge_where(conn, &mailbox, &doomed, true)?;
+        let shared = Arc::clone(&self.shared);
+        let (expunged, keys, logged) = self.write_unfolded(move |conn| {
+            let (mailbox, kept, logged) =
+                kept_or_folded(conn, &shared, &actor, &id, Rights::EXPUNGE)?;
+            let before_key = StateKey::of(&mailbox);
+            let (uids, modseq) = match kept.as_deref().filter(|_| logged) {
+                Some(live) => {
+                    // Those still live and \Deleted in the state this transaction
+                    // reads: another session may have taken the flag off since.
+                    let mut gone = Vec::with_capacity(doomed.len());
+                    let mut freed = 0i64;
+                    for uid in &doomed {
+                        if let Ok(at) = live.binary_search_by_key(uid, |r| r.uid) {
+                            if live[at].flags.contains(&Flag::Deleted) {
+                                gone.push(*uid);
+                                freed += live[at].size as i64;
+                            }
+                        }
+                    }
+                    if gone.is_empty() {
+                        (gone, 0)
+                    } else {
+                        let modseq = txn::next_modseq(conn, mailbox.user_id)?;
+                        crate::pending::log_expunge(
+                            conn,
+                            mailbox.id,
+                            modseq,
+                            crate::store::now(),
+                            &gone,
+                        )?;
+                        count_expunged(conn, &mailbox, gone.len(), freed)?;
+                        txn::touch_mailbox(conn, &mailbox, modseq)?;
+                        (gone, modseq)
+                    }
+                }
+                None => expunge_where(conn, &mailbox, &doomed, true)?,
+            };
             let expunged = Expunged {
                 uids,
                 modseq,
@@ -225,13 +272,17 @@ impl Store {
             };
             Ok((
                 expunged,
-                (StateKey::of(&mailbox), StateKey::now(conn, &mailbox)?),
+                (before_key, StateKey::now(conn, &mailbox)?),
+                logged,
             ))
         })?;
         if !expunged.uids.is_empty() {
             self.shared
                 .live_records
                 .carry_past_expunge(&keys.0, keys.1, &expunged.uids);
+            if logged {
+                self.fold_soon();
+            }
             self.notify(mailbox, expunged.modseq);
         }
         Ok(expunged)
@@ -255,6 +306,49 @@ impl Store {
             take_recent_in(conn, &mailbox, upto.min(mailbox.last_uid))
         })
     }
+}
+
+/// In a write transaction that changes records of the live mailbox `id`: the mailbox
+/// (checked for `needed`), the kept read of its records when there is one, and
+/// whether the change may be logged (`pending.rs`) instead of written into the
+/// rows: it may with a kept read to decide it from and room in the mailbox's log.
+/// Otherwise every pending change is folded first (the change then reads and
+/// writes the rows), and the mailbox and its kept read are as the fold left them.
+fn kept_or_folded(
+    conn: &rusqlite::Connection,
+    shared: &crate::store::Shared,
+    actor: &Actor,
+    id: &UniqueId,
+    needed: Rights,
+) -> Result<(crate::Mailbox, Option<Arc<Vec<crate::Record>>>, bool)> {
+    let mailbox = live_for(conn, actor, id, needed)?;
+    let kept = shared.live_records.get(&StateKey::of(&mailbox));
+    let room = || -> Result<bool> {
+        Ok(crate::pending::count(conn, mailbox.id)? < crate::pending::MAX_PER_MAILBOX)
+    };
+    if kept.is_some() && room()? {
+        return Ok((mailbox, kept, true));
+    }
+    if crate::pending::fold_all(conn, &shared.live_records)? == 0 {
+        return Ok((mailbox, kept, false));
+    }
+    let mailbox = live_for(conn, actor, id, needed)?;
+    let kept = shared.live_records.get(&StateKey::of(&mailbox));
+    Ok((mailbox, kept, false))
+}
+
+/// The records of `live` (a kept read, in UID order) flagged \Deleted; with
+/// `within`, only those among these UIDs.
+fn deleted_among(live: &[crate::Record], within: Option<&[Uid]>) -> Vec<Uid> {
+    let mut within = within.map(<[Uid]>::to_vec);
+    if let Some(w) = within.as_mut() {
+        w.sort_unstable();
+    }
+    live.iter()
+        .filter(|r| r.flags.contains(&Flag::Deleted))
+        .map(|r| r.uid)
+        .filter(|u| within.as_ref().is_none_or(|w| w.binary_search(u).is_ok()))
+        .collect()
 }
 
 /// In a write transaction: advances the \Recent watermark of `mailbox` (as read in
@@ -323,9 +417,52 @@ fn expunge_where(
     uids: &[Uid],
     only_deleted: bool,
 ) -> Result<(Vec<Uid>, Modseq)> {
+    let modseq = txn::next_modseq(conn, mailbox.user_id)?;
+    let now = crate::store::now();
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let (done, freed) = expunge_rows(conn, mailbox.id, &sorted, modseq, now, only_deleted)?;
+    if done.is_empty() {
+        // Nothing changed: the modseq taken is simply never used, a harmless gap.
+        return Ok((done, modseq));
+    }
+    count_expunged(conn, mailbox, done.len(), freed)?;
+    txn::touch_mailbox(conn, mailbox, modseq)?;
+    Ok((done, modseq))
+}
+
+/// Takes `n` expunged records of `freed` bytes off the counts of `mailbox` and of
+/// its owner's quota usage.
+fn count_expunged(
+    conn: &rusqlite::Connection,
+    mailbox: &crate::Mailbox,
+    n: usize,
+    freed: i64,
+) -> Result<()> {
+    let n = n as i64;
+    conn.execute_cached(
+        "UPDATE mailboxes SET messages = messages - ?2, bytes = bytes - ?3 WHERE id = ?1",
+        params![mailbox.id, n, freed],
+    )?;
+    add_usage(conn, mailbox.user_id, -freed, -n)
+}
+
+/// Marks the live records `sorted` (ascending, distinct) of the mailbox row
+/// `mailbox_id` expunged at `modseq` and `at`, with their share of the records digest
+/// and their `record_changes` note; with `only_deleted`, only those flagged \Deleted.
+/// Returns the UIDs marked, ascending, and their bytes. The mailbox row's counts and
+/// HIGHESTMODSEQ are the caller's.
+pub(crate) fn expunge_rows(
+    conn: &rusqlite::Connection,
+    mailbox_id: i64,
+    sorted: &[Uid],
+    modseq: Modseq,
+    at: i64,
+    only_deleted: bool,
+) -> Result<(Vec<Uid>, i64)> {
     let mut done = Vec::new();
     let mut freed = 0i64;
-    let modseq = txn::next_modseq(conn, mailbox.user_id)?;
     // `expunged_at` is set here, so the schema-6 trigger that would set it with a
     // second update of the same row finds it set and does nothing. UIDs go in chunks
     // (see `flag_runs`), one statement for up to 32 records. Since schema 14 no
@@ -350,23 +487,19 @@ fn expunge_where(
             crate::flag_runs::uid_params(5)
         )
     }))?;
-    let now = crate::store::now();
-    let mut sorted = uids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
     let mut delta = RecordsDigest::EMPTY;
     let mut before: Vec<(i64, i64)> = Vec::with_capacity(crate::flag_runs::CHUNK);
     for chunk in sorted.chunks(crate::flag_runs::CHUNK) {
         let uid_values = || crate::flag_runs::padded(chunk).map(i64::from);
         before.clear();
         let mut rows = old.query(rusqlite::params_from_iter(
-            std::iter::once(mailbox.id).chain(uid_values()),
+            std::iter::once(mailbox_id).chain(uid_values()),
         ))?;
         while let Some(row) = rows.next()? {
             before.push((row.get(0)?, row.get(1)?));
         }
         before.sort_unstable();
-        let head = [modseq as i64, now, mailbox.id, i64::from(only_deleted)];
+        let head = [modseq as i64, at, mailbox_id, i64::from(only_deleted)];
         let mut rows = stmt.query(rusqlite::params_from_iter(
             head.into_iter().chain(uid_values()),
         ))?;
@@ -398,19 +531,11 @@ fn expunge_where(
     }
     done.sort_unstable();
     if done.is_empty() {
-        // Nothing changed: the modseq taken is simply never used, a harmless gap.
-        return Ok((done, modseq));
+        return Ok((done, 0));
     }
-    crate::digest::apply_delta(conn, mailbox.id, &delta)?;
-    crate::record_changes::note_uids(conn, mailbox.id, modseq as i64, &done)?;
-    let n = done.len() as i64;
-    conn.execute_cached(
-        "UPDATE mailboxes SET messages = messages - ?2, bytes = bytes - ?3 WHERE id = ?1",
-        params![mailbox.id, n, freed],
-    )?;
-    add_usage(conn, mailbox.user_id, -freed, -n)?;
-    txn::touch_mailbox(conn, mailbox, modseq)?;
-    Ok((done, modseq))
+    crate::digest::apply_delta(conn, mailbox_id, &delta)?;
+    crate::record_changes::note_uids(conn, mailbox_id, modseq as i64, &done)?;
+    Ok((done, freed))
 }
 
 /// Checks that `rights` allow turning `old` flags into `new` (RFC 4314 2.1).

@@ -70,6 +70,7 @@ mod messages;
 mod metadata;
 pub mod names;
 mod orphans;
+mod pending;
 mod pop3_uidl;
 mod posting;
 mod record_cache;

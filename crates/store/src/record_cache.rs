@@ -26,7 +26,9 @@ use crate::records::Record;
 /// UIDVALIDITY, its HIGHESTMODSEQ, its count and last UID, and the digest of its
 /// records (kept in the same transaction as every record change, `digest.rs`, and
 /// covering each record's UID, modseq, flags, dates, size, GUID and expunge). Equal
-/// keys read in two snapshots name equal records, but for a 2^-128 chance.
+/// keys read in two snapshots name equal records, but for a 2^-128 chance. A change
+/// logged for a later fold (`pending.rs`) takes a modseq of its own and leaves the
+/// digest; its fold moves the digest alone, carrying any kept read along.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct StateKey {
     mailbox: i64,

@@ -98,12 +98,13 @@ impl Store {
         actor: &Actor,
         mailbox: &UniqueId,
     ) -> Result<(Mailbox, MailboxCounts)> {
-        self.read(|conn| {
+        self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             let key = StateKey::of(&mailbox);
             if let Some(counts) = self.shared.counts.get(&key, mailbox.recent_uid) {
                 return Ok((mailbox, counts));
             }
+            crate::pending::require_folded(conn, mailbox.id)?;
             let sql = format!(
                 "SELECT \
                    coalesce(sum(instr(flags, '\\Seen') = 0), 0), \
@@ -136,9 +137,10 @@ impl Store {
         mailbox: &UniqueId,
         include_expunged: bool,
     ) -> Result<(Mailbox, Vec<Record>)> {
-        self.read(|conn| {
+        self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             let rows = if include_expunged {
+                crate::pending::require_folded(conn, mailbox.id)?;
                 all_records(conn, mailbox.id)?
             } else {
                 let live = live_records(conn, &mailbox, &self.shared.live_records)?;
@@ -158,7 +160,7 @@ impl Store {
         mailbox: &UniqueId,
         uids: &[Uid],
     ) -> Result<(Mailbox, Vec<Record>)> {
-        self.read(|conn| {
+        self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             let records = records_of_in(conn, &mailbox, uids, &self.shared.live_records)?;
             Ok((mailbox, records))
@@ -176,7 +178,7 @@ impl Store {
         uids: &[Uid],
         since: Modseq,
     ) -> Result<(Mailbox, Vec<Record>, Vec<Record>)> {
-        self.read(|conn| {
+        self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             let records = records_of_in(conn, &mailbox, uids, &self.shared.live_records)?;
             let changed = self.changes_in(conn, &mailbox, since)?;
@@ -187,8 +189,9 @@ impl Store {
     /// A live mailbox and the UIDs of its live records, ascending: what a session
     /// needs to open a view, without reading flags and dates.
     pub fn live_uids(&self, actor: &Actor, mailbox: &UniqueId) -> Result<(Mailbox, Vec<Uid>)> {
-        self.read(|conn| {
+        self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
+            crate::pending::require_folded(conn, mailbox.id)?;
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT uid FROM records {} WHERE mailbox_id = ?1 AND expunged_modseq IS NULL \
                  ORDER BY uid",
@@ -211,7 +214,7 @@ impl Store {
         mailbox: &UniqueId,
         since: Modseq,
     ) -> Result<(Mailbox, Vec<Record>)> {
-        self.read(|conn| {
+        self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, mailbox, Rights::READ)?;
             let changed = self.changes_in(conn, &mailbox, since)?;
             Ok((mailbox, changed))
@@ -235,6 +238,7 @@ impl Store {
         if let Some(rows) = self.shared.change_sets.get(&key) {
             return Ok(rows.as_ref().clone());
         }
+        crate::pending::require_folded(conn, mailbox.id)?;
         let rows = crate::record_changes::changed_records(conn, mailbox.id, since)?;
         self.shared
             .change_sets
@@ -324,6 +328,7 @@ fn live_records(
     if let Some(records) = kept.get(&key) {
         return Ok(records);
     }
+    crate::pending::require_folded(conn, mailbox.id)?;
     let (records, as_stored) = read_live_records(conn, mailbox)?;
     let records = Arc::new(records);
     // A flag store takes a kept record's flags, written out, for the stored text
@@ -386,6 +391,7 @@ fn records_of_in(
     } else if let Some(live) = kept.get(&StateKey::of(mailbox)) {
         live
     } else {
+        crate::pending::require_folded(conn, mailbox.id)?;
         return records_in(conn, mailbox.id, uids, true);
     };
     // UIDs the live records lack were expunged since: looked up one by one.
@@ -398,6 +404,7 @@ fn records_of_in(
         }
     }
     if !missing.is_empty() {
+        crate::pending::require_folded(conn, mailbox.id)?;
         out.extend(records_in(conn, mailbox.id, &missing, true)?);
     }
     if !missing.is_empty() || !uids.is_sorted() {

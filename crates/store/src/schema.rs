@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this build writes. Bump it with a migration step below.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
@@ -553,6 +553,25 @@ CREATE TRIGGER records_digest_update
 END;
 "#;
 
+/// Version 15: changes to records logged before their rows are written
+/// (`pending.rs`). A flag store or an expunge decided from a kept read appends one row
+/// (`kind` 0 a flag change `op flags`, 1 an expunge at `at`; `uids` the records
+/// changed, as runs of little-endian 32-bit UIDs); the fold writes the records' rows
+/// in `id` order and deletes it.
+const SCHEMA_V15: &str = r#"
+CREATE TABLE pending_changes (
+    id INTEGER PRIMARY KEY,
+    mailbox_id INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    op INTEGER NOT NULL,
+    flags TEXT NOT NULL,
+    uids BLOB NOT NULL
+);
+CREATE INDEX pending_changes_mailbox ON pending_changes(mailbox_id, id);
+"#;
+
 /// Puts the database in WAL mode and creates or upgrades the schema.
 ///
 /// An index already at [`SCHEMA_VERSION`] is only read, so that opening needs no free
@@ -633,6 +652,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version < 14 {
         tx.execute_batch(SCHEMA_V14)?;
     }
+    if version < 15 {
+        tx.execute_batch(SCHEMA_V15)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -672,7 +694,7 @@ fn downgrade_from_v9(conn: &Connection) {
 #[cfg(test)]
 pub(crate) fn downgrade_to_v12(conn: &Connection) {
     if let Err(e) = conn.execute_batch(
-        "DROP INDEX IF EXISTS records_deleted;
+        "DROP TABLE IF EXISTS pending_changes; DROP INDEX IF EXISTS records_deleted;
          DROP TRIGGER IF EXISTS records_changes_insert; DROP TABLE IF EXISTS record_changes;
          ALTER TABLE mailboxes DROP COLUMN changes_from;
          CREATE INDEX IF NOT EXISTS records_by_modseq ON records(mailbox_id, modseq);

@@ -96,6 +96,9 @@ pub(crate) struct Shared {
     user_watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// The thread that tells crowds of watchers, started with the first crowd.
     crowd_notifier: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<CrowdNotice>>>,
+    /// The thread that folds logged changes once writes pause ([`Store::fold_soon`]),
+    /// started with the first logged change.
+    folder: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<()>>>,
     pub(crate) indexer: Arc<dyn ContentIndexer>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
     /// Bounds concurrent Argon2 verifications (memory and CPU under a LOGIN flood).
@@ -156,6 +159,7 @@ impl Store {
                 watchers: Mutex::new(HashMap::new()),
                 user_watchers: Mutex::new(HashMap::new()),
                 crowd_notifier: std::sync::OnceLock::new(),
+                folder: std::sync::OnceLock::new(),
                 indexer,
                 auth_cache: crate::auth_cache::AuthCache::new(),
                 hash_gate: crate::auth_cache::HashGate::per_core(),
@@ -200,8 +204,90 @@ impl Store {
     }
 
     /// Runs `f` in a read transaction: it sees one consistent snapshot and never blocks
-    /// or is blocked by the writer.
+    /// or is blocked by the writer. The snapshot has no change waiting to be folded
+    /// into the records' rows (`pending.rs`): any there are are folded first.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut f = Some(f);
+        for _ in 0..MAX_FOLDS_PER_READ {
+            let done = self.snapshot(|conn| {
+                if crate::pending::any(conn)? {
+                    return Ok(None);
+                }
+                match f.take() {
+                    Some(f) => f(conn).map(Some),
+                    None => Err(StoreError::Unfolded),
+                }
+            })?;
+            match done {
+                Some(value) => return Ok(value),
+                None => self.fold_pending()?,
+            }
+        }
+        Err(StoreError::Unfolded)
+    }
+
+    /// [`Store::read`] for reads answered from kept reads when they can be: `f` runs
+    /// on a snapshot that may hold changes not yet folded, and must call
+    /// [`crate::pending::require_folded`] before it reads a mailbox's records' rows.
+    /// When it says so, the changes are folded and `f` runs again on a new snapshot.
+    pub(crate) fn read_lazily<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        for _ in 0..MAX_FOLDS_PER_READ {
+            match self.snapshot(&f) {
+                Err(StoreError::Unfolded) => self.fold_pending()?,
+                done => return done,
+            }
+        }
+        Err(StoreError::Unfolded)
+    }
+
+    /// Folds every change waiting in `pending_changes` into the records' rows, in a
+    /// write transaction of its own.
+    pub(crate) fn fold_pending(&self) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        self.shared
+            .writer
+            .write(move |conn| crate::pending::fold_all(conn, &shared.live_records))
+            .map(|_| ())
+    }
+
+    /// Has the changes just logged folded once writes pause for [`FOLD_AFTER`], from
+    /// a thread of this store's: a read that must fold (a SELECT elsewhere, a
+    /// replication pass) then seldom has to, and a disk that fills up later finds
+    /// nothing left to fold.
+    pub(crate) fn fold_soon(&self) {
+        let folder = self.shared.folder.get_or_init(|| {
+            let (send, recv) = std::sync::mpsc::channel::<()>();
+            let shared = Arc::downgrade(&self.shared);
+            let spawned = std::thread::Builder::new()
+                .name("tern-fold".into())
+                .spawn(move || {
+                    // Wait for a change, then for FOLD_AFTER without another.
+                    while recv.recv().is_ok() {
+                        loop {
+                            match recv.recv_timeout(FOLD_AFTER) {
+                                Ok(()) => continue,
+                                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                            }
+                        }
+                        let Some(shared) = shared.upgrade() else {
+                            return;
+                        };
+                        if let Err(e) = (Store { shared }).fold_pending() {
+                            tracing::warn!(error = %e, "folding logged changes failed; reads will fold them");
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the fold thread; reads will fold");
+            }
+            Mutex::new(send)
+        });
+        let _ = folder.lock().unwrap_or_else(|p| p.into_inner()).send(());
+    }
+
+    /// Runs `f` in a read transaction, as it is.
+    pub(crate) fn snapshot<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.take_reader()?;
         // BEGIN and COMMIT from the statement cache too: a read is often a single
         // small query, and parsing its transaction statements cost as much.
@@ -246,8 +332,19 @@ impl Store {
         Ok(conn)
     }
 
-    /// Runs `f` in a write transaction and returns once it is durably committed.
+    /// Runs `f` in a write transaction and returns once it is durably committed. The
+    /// transaction folds every change waiting in `pending_changes` before `f` runs.
     pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit(f).wait()
+    }
+
+    /// [`Store::write`] without the fold: for the writes that log a change from a
+    /// kept read, and fold themselves when they cannot.
+    pub(crate) fn write_unfolded<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -256,12 +353,17 @@ impl Store {
     }
 
     /// Submits a write without waiting; writes submitted together share one commit.
+    /// Like [`Store::write`], it folds first.
     pub(crate) fn submit<T, F>(&self, f: F) -> Pending<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.shared.writer.submit(f)
+        let shared = Arc::clone(&self.shared);
+        self.shared.writer.submit(move |conn| {
+            crate::pending::fold_all(conn, &shared.live_records)?;
+            f(conn)
+        })
     }
 }
 
@@ -378,6 +480,14 @@ impl Store {
         }
     }
 }
+
+/// How many times a read folds and starts over before it gives up
+/// ([`StoreError::Unfolded`]): each time, a change was logged between the fold and
+/// the read's snapshot.
+const MAX_FOLDS_PER_READ: usize = 32;
+
+/// How long writes to the index pause before the changes logged are folded.
+const FOLD_AFTER: Duration = Duration::from_millis(100);
 
 /// Watchers of one mailbox beyond which a change is announced [`CROWD_DELAY`] later.
 const CROWD: usize = 256;

@@ -83,12 +83,13 @@ impl Store {
 
     /// The live mailbox `id` as SELECT opens it, in one snapshot; needs `r`.
     pub fn selection(&self, actor: &Actor, id: &UniqueId) -> Result<Selection> {
-        self.read(|conn| {
+        self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, id, Rights::READ)?;
             let key = StateKey::of(&mailbox);
             let scanned = match self.shared.selections.get(&key) {
                 Some(hit) => hit,
                 None => {
+                    crate::pending::require_folded(conn, mailbox.id)?;
                     let fresh = Arc::new(scan_selection(conn, &mailbox)?);
                     self.shared.selections.put(key, Arc::clone(&fresh));
                     fresh

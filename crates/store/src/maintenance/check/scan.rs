@@ -191,6 +191,27 @@ fn mailbox(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     report.records += records as u64;
+    // Expunges logged but not yet folded into the rows (`pending.rs`) are already
+    // off the mailbox's counts: the rows they name count as gone.
+    let (mut live, mut live_bytes) = (live, live_bytes);
+    for uid in crate::pending::expunged_uids(conn, m.id)? {
+        let size: Option<i64> = conn
+            .query_row_cached(
+                "SELECT size FROM records WHERE mailbox_id = ?1 AND uid = ?2 \
+                 AND expunged_modseq IS NULL",
+                params![m.id, uid],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        if let Some(size) = size {
+            live -= 1;
+            live_bytes -= size;
+        }
+    }
     let counted = (live as u64, live_bytes as u64);
     let highest = [
         m.highest_modseq,
