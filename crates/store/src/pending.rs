@@ -23,6 +23,8 @@
 //! [`Store::read`]: crate::Store
 //! [`Store::write`]: crate::Store
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, Connection};
 
 use crate::digest::RecordsDigest;
@@ -200,6 +202,17 @@ struct Logged {
     uids: Vec<u8>,
 }
 
+/// A logged change, decoded.
+enum Change {
+    Flags { op: FlagOp, flags: Flags },
+    Expunge { at: i64 },
+}
+
+/// Folds the changes logged for one mailbox, in one pass over the records they name:
+/// each record gets what all of them, applied in order, make of it, written once
+/// (its last flag change's flags and modseq; then, if a change expunged it, the
+/// expunge). The digest and `record_changes` follow what is written, as for a store
+/// that wrote its rows at once; a record's intermediate states are no one's to read.
 fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
     let logged: Vec<Logged> = {
         let mut stmt = conn.prepare_cached(
@@ -221,66 +234,80 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
             .collect::<rusqlite::Result<_>>()?;
         rows
     };
-    for change in &logged {
-        let uids = decode_uids(&change.uids)?;
-        match change.kind {
+    let mut changes = Vec::with_capacity(logged.len());
+    // For each record named, the changes naming it, oldest first.
+    let mut naming: BTreeMap<Uid, Vec<usize>> = BTreeMap::new();
+    for (i, row) in logged.iter().enumerate() {
+        let change = match row.kind {
             FLAGS => {
-                let op = match change.op {
+                let op = match row.op {
                     0 => FlagOp::Replace,
                     1 => FlagOp::Add,
                     2 => FlagOp::Remove,
-                    other => return Err(damaged(change.id, &format!("flag operation {other}"))),
+                    other => return Err(damaged(row.id, &format!("flag operation {other}"))),
                 };
-                let flags =
-                    Flags::parse_list(&change.flags).map_err(|_| damaged(change.id, "flags"))?;
-                fold_flags(conn, mailbox_id, change.modseq, op, &flags, uids)?;
+                let flags = Flags::parse_list(&row.flags).map_err(|_| damaged(row.id, "flags"))?;
+                Change::Flags { op, flags }
             }
-            EXPUNGE => {
-                crate::flagging::expunge_rows(
-                    conn,
-                    mailbox_id,
-                    &uids,
-                    change.modseq as Modseq,
-                    change.at,
-                    false,
-                )?;
-            }
-            other => return Err(damaged(change.id, &format!("kind {other}"))),
+            EXPUNGE => Change::Expunge { at: row.at },
+            other => return Err(damaged(row.id, &format!("kind {other}"))),
+        };
+        changes.push(change);
+        for uid in decode_uids(&row.uids)? {
+            naming.entry(uid).or_default().push(i);
         }
+    }
+    let mut runs = FlagRuns::new(conn, mailbox_id);
+    let mut delta = RecordsDigest::default();
+    let mut previous_written = false;
+    // The records each expunge takes, by change.
+    let mut expunged: BTreeMap<usize, Vec<Uid>> = BTreeMap::new();
+    let named: Vec<Uid> = naming.keys().copied().collect();
+    for_each_target(conn, mailbox_id, None, named, |rec| {
+        let follows = previous_written && rec.follows;
+        previous_written = false;
+        let mut flags = rec.flags.clone();
+        let mut modseq = None;
+        for &i in naming.get(&rec.uid).map(Vec::as_slice).unwrap_or_default() {
+            match &changes[i] {
+                Change::Flags { op, flags: given } => {
+                    flags = flags.apply(*op, given);
+                    modseq = Some(logged[i].modseq);
+                }
+                Change::Expunge { .. } => {
+                    expunged.entry(i).or_default().push(rec.uid);
+                    break;
+                }
+            }
+        }
+        if let Some(m) = modseq {
+            let text = flags.to_string();
+            runs.push(rec.uid, &text, m, follows)?;
+            previous_written = true;
+            delta = delta.fold(&rec.hash()).fold(&rec.hash_as(m, &text));
+        }
+        Ok(())
+    })?;
+    runs.finish()?;
+    crate::digest::apply_delta(conn, mailbox_id, &delta)?;
+    for (i, uids) in expunged {
+        let Change::Expunge { at } = changes[i] else {
+            continue;
+        };
+        crate::flagging::expunge_rows(
+            conn,
+            mailbox_id,
+            &uids,
+            logged[i].modseq as Modseq,
+            at,
+            false,
+        )?;
     }
     conn.execute_cached(
         "DELETE FROM pending_changes WHERE mailbox_id = ?1",
         [mailbox_id],
     )?;
     Ok(logged.len())
-}
-
-/// Writes one logged flag change: each live record of `uids` gets `op flags` and
-/// `modseq`, its `record_changes` note and its share of the records digest, exactly
-/// as a store that wrote the rows at once would have.
-fn fold_flags(
-    conn: &Connection,
-    mailbox_id: i64,
-    modseq: i64,
-    op: FlagOp,
-    flags: &Flags,
-    uids: Vec<Uid>,
-) -> Result<()> {
-    let mut runs = FlagRuns::new(conn, mailbox_id);
-    let mut delta = RecordsDigest::default();
-    let mut previous_written = false;
-    for_each_target(conn, mailbox_id, None, uids, |rec| {
-        let follows = previous_written && rec.follows;
-        let new_text = rec.flags.apply(op, flags).to_string();
-        runs.push(rec.uid, &new_text, modseq, follows)?;
-        previous_written = true;
-        delta = delta
-            .fold(&rec.hash())
-            .fold(&rec.hash_as(modseq, &new_text));
-        Ok(())
-    })?;
-    runs.finish()?;
-    crate::digest::apply_delta(conn, mailbox_id, &delta)
 }
 
 fn damaged(id: i64, what: &str) -> StoreError {

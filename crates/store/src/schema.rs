@@ -557,7 +557,9 @@ END;
 /// (`pending.rs`). A flag store or an expunge decided from a kept read appends one row
 /// (`kind` 0 a flag change `op flags`, 1 an expunge at `at`; `uids` the records
 /// changed, as runs of little-endian 32-bit UIDs); the fold writes the records' rows
-/// in `id` order and deletes it.
+/// in `id` order and deletes it. No index: the table holds a few rows at a time (the
+/// changes of the last 100 ms, at most 64 a mailbox), and an index would be one more
+/// page written by every logged change.
 const SCHEMA_V15: &str = r#"
 CREATE TABLE pending_changes (
     id INTEGER PRIMARY KEY,
@@ -569,7 +571,6 @@ CREATE TABLE pending_changes (
     flags TEXT NOT NULL,
     uids BLOB NOT NULL
 );
-CREATE INDEX pending_changes_mailbox ON pending_changes(mailbox_id, id);
 "#;
 
 /// Puts the database in WAL mode and creates or upgrades the schema.
