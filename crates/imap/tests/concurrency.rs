@@ -112,6 +112,18 @@ impl View {
 
 #[test]
 fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
+    random_concurrent_sessions(5, 1000);
+}
+
+/// The same on a mailbox large enough for its read to be kept, where flag stores and
+/// EXPUNGEs are logged and folded later: sessions see each other's logged changes,
+/// and the records' rows, once folded, are what the sessions were shown.
+#[test]
+fn random_concurrent_sessions_on_a_large_mailbox() {
+    random_concurrent_sessions(400, 1000);
+}
+
+fn random_concurrent_sessions(seeded: usize, steps: usize) {
     let server = start();
     let alice = Actor {
         name: "alice".into(),
@@ -123,7 +135,7 @@ fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
         .unwrap()
         .unwrap()
         .uniqueid;
-    for i in 0..5 {
+    for i in 0..seeded {
         server.deliver("alice", "INBOX", &format!("Subject: seed {i}\r\n\r\nx\r\n"));
     }
     let mut views: Vec<View> = (0..3)
@@ -149,11 +161,11 @@ fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
         seed ^= seed << 17;
         seed % n
     };
-    for step in 1..=1000 {
+    for step in 1..=steps {
         let who = next(3) as usize;
         let v = &mut views[who];
         let count = v.uids.len() as u64;
-        match next(7) {
+        match next(9) {
             0 => {
                 let msg = format!("Subject: step {step}\r\n\r\nbody\r\n");
                 v.run(&format!("APPEND INBOX {{{}+}}\r\n{msg}", msg.len()), step);
@@ -174,6 +186,26 @@ fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
             4 => {
                 v.run("EXPUNGE", step);
             }
+            // Sets of many messages: a range, and every n-th one.
+            7 if count > 0 => {
+                let lo = next(count) + 1;
+                let hi = (lo + next(count)).min(count);
+                let flag = ["\\Seen", "\\Flagged", "$Work"][next(3) as usize];
+                let op = ["+FLAGS", "-FLAGS", "FLAGS"][next(3) as usize];
+                v.run(&format!("STORE {lo}:{hi} {op} ({flag})"), step);
+            }
+            8 if count > 0 => {
+                // (\Deleted on a tenth at most: the large mailbox stays large.)
+                let every = 10 + next(20);
+                let set: Vec<String> = (1..=count)
+                    .filter(|s| s % every == 0)
+                    .map(|s| s.to_string())
+                    .collect();
+                if !set.is_empty() {
+                    let op = ["+FLAGS", "-FLAGS"][next(2) as usize];
+                    v.run(&format!("STORE {} {op} (\\Deleted)", set.join(",")), step);
+                }
+            }
             5 if count > 0 => {
                 let lines = v.run("FETCH 1:* (UID FLAGS)", step);
                 assert!(lines.iter().filter(|l| l.contains(" FETCH ")).count() as u64 >= count);
@@ -181,7 +213,15 @@ fn random_concurrent_sessions_never_see_wrong_sequence_numbers() {
             _ => {
                 v.run("NOOP", step);
                 // After NOOP nothing is pending: the view is exactly the store.
-                let (_, records) = server.store.records(&alice, &inbox, false).unwrap();
+                // (With expunged records: a read of the records' rows, so any change
+                // logged from a kept read is folded into them first.)
+                let (_, records) = server.store.records(&alice, &inbox, true).unwrap();
+                let records: Vec<_> = records
+                    .into_iter()
+                    .filter(|r| r.expunged_modseq.is_none())
+                    .collect();
+                let (_, kept) = server.store.records(&alice, &inbox, false).unwrap();
+                assert_eq!(kept, records, "step {step}: the kept read and the rows");
                 let live: Vec<u32> = records.iter().map(|r| r.uid).collect();
                 assert_eq!(v.uids, live, "step {step}: session {who} after NOOP");
                 for r in &records {
