@@ -2139,3 +2139,40 @@ fn both_sides_expunged_different_messages_converges() {
     let m = assert_same(&p.master, &p.replica, "alice", "after healing");
     assert_eq!(m.in_mailbox("INBOX").len(), 2, "only the two base messages");
 }
+
+// ====================================================================================
+// Changes logged on the master and folded later (tern-store's `pending.rs`).
+
+/// On a mailbox large enough for its read to be kept, a client's flag stores and
+/// EXPUNGE are logged and written into the records later. Whenever the sync reads
+/// them (folded by the master's pause, or by the sync's own read), the replica ends
+/// with every one: master and replica agree message by message and flag by flag.
+#[test]
+fn changes_logged_on_a_large_mailbox_replicate() {
+    let p = Pair::new();
+    let m = &p.master;
+    deliver(m, "alice", "", "large", 0..300);
+    sync_ok(p.mconf(), &["--user", "alice"]);
+    let doomed: Vec<String> = (1..=300)
+        .filter(|i| i % 9 == 0)
+        .map(|i| i.to_string())
+        .collect();
+    let ops = format!(
+        r#"[
+        ["select", "INBOX"],
+        ["fetch", "1:*", "(UID FLAGS)"],
+        ["store", "1:*", "+FLAGS", "(\\Seen)"],
+        ["store", "{}", "+FLAGS.SILENT", "(\\Deleted)"],
+        ["expunge"],
+        ["store", "1:20", "+FLAGS", "($Important)"],
+        ["store", "5", "-FLAGS", "(\\Seen)"]
+    ]"#,
+        doomed.join(",")
+    );
+    imap_run(m, "alice", &ops);
+    let second = sync_ok(p.mconf(), &["--user", "alice"]);
+    assert!(summary_number(&second, "mailboxes") >= 1, "{second}");
+    let both = assert_same(m, &p.replica, "alice", "after the logged changes");
+    assert_eq!(both.in_mailbox("INBOX").len(), 300 - doomed.len());
+    assert_verify_clean(p.mconf());
+}

@@ -308,6 +308,9 @@ impl Store {
     }
 }
 
+/// A kept read of a mailbox's live records ([`crate::record_cache`]).
+type KeptRead = Arc<Vec<crate::Record>>;
+
 /// In a write transaction that changes records of the live mailbox `id`: the mailbox
 /// (checked for `needed`), the kept read of its records when there is one, and
 /// whether the change may be logged (`pending.rs`) instead of written into the
@@ -320,7 +323,7 @@ fn kept_or_folded(
     actor: &Actor,
     id: &UniqueId,
     needed: Rights,
-) -> Result<(crate::Mailbox, Option<Arc<Vec<crate::Record>>>, bool)> {
+) -> Result<(crate::Mailbox, Option<KeptRead>, bool)> {
     let mailbox = live_for(conn, actor, id, needed)?;
     let kept = shared.live_records.get(&StateKey::of(&mailbox));
     let room = || -> Result<bool> {

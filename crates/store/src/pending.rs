@@ -336,7 +336,7 @@ fn encode_uids(uids: &[Uid]) -> Vec<u8> {
 /// The UIDs [`encode_uids`] wrote; a blob that is not a list of ascending runs is an
 /// error, never a guess.
 fn decode_uids(blob: &[u8]) -> Result<Vec<Uid>> {
-    if blob.len() % 8 != 0 {
+    if !blob.len().is_multiple_of(8) {
         return Err(StoreError::CommitFailed(
             "pending change: UID runs of a bad length".into(),
         ));
