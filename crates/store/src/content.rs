@@ -265,6 +265,22 @@ pub(crate) fn test_indexer() -> std::sync::Arc<dyn ContentIndexer> {
     std::sync::Arc::new(first_line_indexer::FirstLine)
 }
 
+/// For unit tests: a small deterministic generator (xorshift), so that a failure of
+/// a randomised test repeats.
+#[cfg(test)]
+pub(crate) struct Dice(pub(crate) u64);
+
+#[cfg(test)]
+impl Dice {
+    /// The next number below `n`.
+    pub(crate) fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// For unit tests: a store in a fresh directory with the user `u`, whose INBOX holds
 /// `n` messages `Subject: 0` .. `Subject: n-1` (UIDs 1..=n). Returns the directory
 /// (keep it alive), the store, the user and the INBOX's unique id.

@@ -235,6 +235,7 @@ fn live_flags(conn: &Connection, mailbox_id: i64, uids: &[Uid]) -> Result<Vec<Li
 
 #[cfg(test)]
 mod tests {
+    use crate::content::Dice;
     use crate::flags::{Flag, FlagOp, Flags};
     use crate::ids::Uid;
     use crate::record_cache::StateKey;
@@ -272,17 +273,6 @@ mod tests {
             .live_records
             .get(&StateKey::of(&mailbox))
             .is_some()
-    }
-
-    /// A small deterministic generator (xorshift), so a failure repeats.
-    struct Dice(u64);
-    impl Dice {
-        fn next(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
     }
 
     /// Two stores holding the same mailbox take the same flag stores, one from the

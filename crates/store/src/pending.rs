@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::digest::RecordsDigest;
 use crate::error::{Result, StoreError};
@@ -180,11 +180,7 @@ fn state_key(conn: &Connection, mailbox_id: i64) -> Result<Option<StateKey>> {
             [mailbox_id],
             |r| r.get(0),
         )
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
+        .optional()?;
     let Some(id) = uniqueid.map(UniqueId::from_db) else {
         return Ok(None);
     };

@@ -1,6 +1,7 @@
 //! Changes logged from a kept read read back, fold, survive a crash and pass a
 //! check exactly as if their rows had been written at once.
 
+use crate::content::Dice;
 use crate::flags::{Flag, FlagOp, Flags};
 use crate::ids::Uid;
 use crate::{Actor, Store, UniqueId};
@@ -40,17 +41,6 @@ fn everything(store: &Store, actor: &Actor, inbox: &UniqueId) -> String {
         user.used_messages,
         user.used_storage
     )
-}
-
-/// A small deterministic generator (xorshift), so a failure repeats.
-struct Dice(u64);
-impl Dice {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Two stores holding the same 400 messages take the same flag stores and expunges

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{blobs, CheckOptions, CheckReport, Finding, Place, Problem};
 use crate::blobs::BlobStore;
@@ -202,11 +202,7 @@ fn mailbox(
                 params![m.id, uid],
                 |r| r.get(0),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
+            .optional()?;
         if let Some(size) = size {
             live -= 1;
             live_bytes -= size;
