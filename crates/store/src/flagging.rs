@@ -104,7 +104,7 @@ impl Store {
             // below: no trigger folds a change of flags and modseq (schema 12).
             let mut delta = RecordsDigest::default();
             let live = kept.as_deref().map(Vec::as_slice);
-            for_each_target(conn, mailbox.id, live, uids, |rec| {
+            for_each_target(conn, mailbox.id, live, !logged, uids, |rec| {
                 let follows = previous_changed && rec.follows;
                 previous_changed = false;
                 if unchanged_since.is_some_and(|m| rec.modseq as u64 > m) {

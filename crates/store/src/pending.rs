@@ -259,7 +259,7 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
     // The records each expunge takes, by change.
     let mut expunged: BTreeMap<usize, Vec<Uid>> = BTreeMap::new();
     let named: Vec<Uid> = naming.keys().copied().collect();
-    for_each_target(conn, mailbox_id, None, named, |rec| {
+    for_each_target(conn, mailbox_id, None, true, named, |rec| {
         let follows = previous_written && rec.follows;
         previous_written = false;
         let mut flags = rec.flags.clone();
