@@ -200,8 +200,34 @@ struct Logged {
 
 /// A logged change, decoded.
 enum Change {
-    Flags { op: FlagOp, flags: Flags },
-    Expunge { at: i64 },
+    Flags {
+        op: FlagOp,
+        flags: Flags,
+    },
+    Expunge {
+        at: i64,
+    },
+    /// One that could not be decoded, names no record.
+    Damaged,
+}
+
+/// A logged change as stored, decoded: the change and the records it names.
+fn decode(row: &Logged) -> Result<(Change, Vec<Uid>)> {
+    let change = match row.kind {
+        FLAGS => {
+            let op = match row.op {
+                0 => FlagOp::Replace,
+                1 => FlagOp::Add,
+                2 => FlagOp::Remove,
+                other => return Err(damaged(row.id, &format!("flag operation {other}"))),
+            };
+            let flags = Flags::parse_list(&row.flags).map_err(|_| damaged(row.id, "flags"))?;
+            Change::Flags { op, flags }
+        }
+        EXPUNGE => Change::Expunge { at: row.at },
+        other => return Err(damaged(row.id, &format!("kind {other}"))),
+    };
+    Ok((change, decode_uids(&row.uids)?))
 }
 
 /// Folds the changes logged for one mailbox, in one pass over the records they name:
@@ -215,16 +241,23 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
             "SELECT id, modseq, at, kind, op, flags, uids FROM pending_changes \
              WHERE mailbox_id = ?1 ORDER BY id",
         )?;
+        // Read as found: a value of the wrong type is a damaged change (below), not
+        // an error that would stop every fold of the mailbox.
         let rows = stmt
             .query_map([mailbox_id], |r| {
+                let int = |i: usize| r.get_ref(i).map(|v| v.as_i64().unwrap_or(-1));
                 Ok(Logged {
-                    id: r.get(0)?,
-                    modseq: r.get(1)?,
-                    at: r.get(2)?,
-                    kind: r.get(3)?,
-                    op: r.get(4)?,
-                    flags: r.get(5)?,
-                    uids: r.get(6)?,
+                    id: int(0)?,
+                    modseq: int(1)?,
+                    at: int(2)?,
+                    kind: int(3)?,
+                    op: int(4)?,
+                    flags: r.get_ref(5)?.as_str().unwrap_or("\u{0}").to_owned(),
+                    uids: r
+                        .get_ref(6)?
+                        .as_blob()
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default(),
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -234,23 +267,24 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
     // For each record named, the changes naming it, oldest first.
     let mut naming: BTreeMap<Uid, Vec<usize>> = BTreeMap::new();
     for (i, row) in logged.iter().enumerate() {
-        let change = match row.kind {
-            FLAGS => {
-                let op = match row.op {
-                    0 => FlagOp::Replace,
-                    1 => FlagOp::Add,
-                    2 => FlagOp::Remove,
-                    other => return Err(damaged(row.id, &format!("flag operation {other}"))),
-                };
-                let flags = Flags::parse_list(&row.flags).map_err(|_| damaged(row.id, "flags"))?;
-                Change::Flags { op, flags }
+        match decode(row) {
+            Ok((change, uids)) => {
+                changes.push(change);
+                for uid in uids {
+                    naming.entry(uid).or_default().push(i);
+                }
             }
-            EXPUNGE => Change::Expunge { at: row.at },
-            other => return Err(damaged(row.id, &format!("kind {other}"))),
-        };
-        changes.push(change);
-        for uid in decode_uids(&row.uids)? {
-            naming.entry(uid).or_default().push(i);
+            Err(e) => {
+                // Only damage to the index can make one: dropping it loses that one
+                // change (whose counts already moved, which `tern check` repairs),
+                // where failing would stop every read of the mailbox.
+                tracing::error!(
+                    mailbox = mailbox_id,
+                    error = %e,
+                    "a logged change is damaged and is dropped; run `tern check`"
+                );
+                changes.push(Change::Damaged);
+            }
         }
     }
     let mut runs = FlagRuns::new(conn, mailbox_id);
@@ -274,6 +308,7 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
                     expunged.entry(i).or_default().push(rec.uid);
                     break;
                 }
+                Change::Damaged => {}
             }
         }
         if let Some(m) = modseq {

@@ -143,6 +143,60 @@ fn a_full_log_folds_before_it_grows() {
     assert_eq!(counts.first_unseen, Some(151));
 }
 
+/// A logged change damaged on disk (its UID runs cut short, its flags not text) is
+/// dropped by the fold, with an error in the log: the mailbox stays readable and
+/// the other changes are applied.
+#[test]
+fn a_damaged_logged_change_is_dropped_not_fatal() {
+    for _attempt in 0..5 {
+        let (_d, store, actor, inbox) = crate::content::store_with_inbox(300);
+        store.records(&actor, &inbox, false).unwrap();
+        let flag = |f: Flag| -> Flags { [f].into_iter().collect() };
+        for (uids, f) in [
+            (vec![1, 2, 3], Flag::Seen),
+            (vec![4, 5], Flag::Flagged),
+            (vec![6], Flag::Answered),
+        ] {
+            store
+                .store_flags(&actor, &inbox, &uids, FlagOp::Add, &flag(f), None)
+                .unwrap();
+        }
+        let damaged = store
+            .write_unfolded(|c| {
+                let ids: Vec<i64> = c
+                    .prepare("SELECT id FROM pending_changes ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if ids.len() != 3 {
+                    return Ok(false);
+                }
+                c.execute(
+                    "UPDATE pending_changes SET uids = x'010203' WHERE id = ?1",
+                    [ids[0]],
+                )?;
+                c.execute(
+                    "UPDATE pending_changes SET flags = x'00' WHERE id = ?1",
+                    [ids[2]],
+                )?;
+                Ok(true)
+            })
+            .unwrap();
+        if !damaged {
+            // The fold thread was quicker: nothing to damage this time.
+            continue;
+        }
+        let (_, records) = store.records(&actor, &inbox, true).unwrap();
+        assert_eq!(pending(&store), 0);
+        let flags_of = |uid: Uid| records[uid as usize - 1].flags.to_string();
+        assert_eq!(flags_of(1), "", "the damaged change is dropped");
+        assert_eq!(flags_of(4), "\\Flagged");
+        assert_eq!(flags_of(5), "\\Flagged");
+        assert_eq!(flags_of(6), "", "the damaged change is dropped");
+        return;
+    }
+    panic!("the changes were folded before they could be damaged, five times");
+}
+
 /// A copy of the index taken while changes are logged and unfolded is what a
 /// `kill -9` leaves: opened again, it shows every acknowledged change, folds them,
 /// and `tern check` finds nothing wrong with it before or after.
