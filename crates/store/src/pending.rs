@@ -6,7 +6,8 @@
 //! the change and its UIDs as ranges) in the transaction that takes its modseq, moves
 //! the mailbox's HIGHESTMODSEQ and counters, and names it in the change log. Writing
 //! the records' rows (and the records digest and `record_changes` that follow them)
-//! is left to the fold, which replays the logged changes in order. Why: rewriting the
+//! is left to the fold, which applies the logged changes in order and writes each
+//! record they name once. Why: rewriting the
 //! rows is what a store costs SQLite (every page holding one of the records, about
 //! 0.7 ms for 148 scattered records; a logged change is one row), and a client that
 //! stores flags again and again on the same messages gets its rows written once.
