@@ -139,14 +139,20 @@ fn from_kept(
     Ok(())
 }
 
-/// Where `uid` is, or would go, in `live` (in UID order) at or after `from`: the
-/// next record first (a dense set names consecutive records), else a binary search.
+/// Where `uid` is, or would go, in `live` (in UID order) at or after `from`: by
+/// galloping from `from` (1, 2, 4, ... records ahead), then a binary search within
+/// the last step. A dense set finds each record next to the one before; a scattered
+/// one (every 20th message) looks only near it, where a binary search of the whole
+/// rest of the read began half a mailbox away, in memory no earlier lookup touched.
 fn position(live: &[Record], from: usize, uid: Uid) -> usize {
-    match live.get(from) {
-        Some(r) if r.uid >= uid => from,
-        Some(_) if live.get(from + 1).is_some_and(|r| r.uid >= uid) => from + 1,
-        _ => from + live[from..].partition_point(|r| r.uid < uid),
+    let rest = &live[from.min(live.len())..];
+    let mut ahead = 1;
+    while ahead < rest.len() && rest[ahead - 1].uid < uid {
+        ahead *= 2;
     }
+    let lo = ahead / 2;
+    let hi = ahead.min(rest.len());
+    from + lo + rest[lo..hi].partition_point(|r| r.uid < uid)
 }
 
 /// Applies `changed` (in UID order, each a record of `live`) to the kept read `live`:
@@ -291,6 +297,35 @@ mod tests {
     /// the rows' own, expunges between the stores included. Dense, scattered and
     /// repeated sets, UIDs expunged or past the end, every kind of store, keywords and
     /// UNCHANGEDSINCE.
+    /// Every UID's place, present or not, from every starting point before it.
+    #[test]
+    fn positions_are_those_of_a_search() {
+        let live: Vec<crate::Record> = [2u32, 3, 5, 8, 13, 21, 34, 55, 89, 144]
+            .into_iter()
+            .map(|uid| crate::Record {
+                uid,
+                modseq: 1,
+                flags: Flags::new(),
+                internaldate: 0,
+                size: 0,
+                guid: crate::Guid::of(b""),
+                expunged_modseq: None,
+                pop3_uidl: None,
+                saved_at: None,
+            })
+            .collect();
+        for uid in 0..150 {
+            let want = live.partition_point(|r| r.uid < uid);
+            for from in 0..=want {
+                assert_eq!(
+                    super::position(&live, from, uid),
+                    want,
+                    "uid {uid} from {from}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn stores_from_a_kept_read_match_stores_from_the_index() {
         let (_a, kept_side, actor, inbox) = crate::content::store_with_inbox(400);
