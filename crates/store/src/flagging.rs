@@ -314,7 +314,8 @@ type KeptRead = Arc<Vec<crate::Record>>;
 /// In a write transaction that changes records of the live mailbox `id`: the mailbox
 /// (checked for `needed`), the kept read of its records when there is one, and
 /// whether the change may be logged (`pending.rs`) instead of written into the
-/// rows: it may with a kept read to decide it from and room in the mailbox's log.
+/// rows: it may with a kept read to decide it from, room in the mailbox's log and
+/// room on disk for the fold.
 /// Otherwise every pending change is folded first (the change then reads and
 /// writes the rows), and the mailbox and its kept read are as the fold left them.
 fn kept_or_folded(
@@ -329,7 +330,7 @@ fn kept_or_folded(
     let room = || -> Result<bool> {
         Ok(crate::pending::count(conn, mailbox.id)? < crate::pending::MAX_PER_MAILBOX)
     };
-    if kept.is_some() && room()? {
+    if kept.is_some() && room()? && crate::pending::room_to_fold(&shared.config) {
         return Ok((mailbox, kept, true));
     }
     if crate::pending::fold_all(conn, &shared.live_records)? == 0 {

@@ -21,6 +21,11 @@
 //! HIGHESTMODSEQ, counts and last UID) is always current; its records digest is the
 //! digest of the rows, so it moves at the fold.
 //!
+//! A fold needs room on disk (it rewrites the rows' pages), more than the change it
+//! folds; a read that must fold cannot answer without it. So nothing is logged when
+//! the data directory's filesystem is below its headroom ([`room_to_fold`]): near a
+//! full disk a change writes its rows at once, and succeeds or fails whole.
+//!
 //! [`Store::read`]: crate::Store
 //! [`Store::write`]: crate::Store
 
@@ -40,6 +45,15 @@ use crate::sql::Cached;
 /// Pending changes one mailbox may hold; a change beyond it folds them first, so
 /// that a read that has to fold never replays more than this.
 pub(crate) const MAX_PER_MAILBOX: i64 = 64;
+
+/// True when the filesystem of the data directory (the index's) is above the
+/// headroom the store keeps ([`crate::StoreConfig::text_index_headroom`]), so that a
+/// change logged now can be folded later; false below it, or when its free space
+/// cannot be read.
+pub(crate) fn room_to_fold(config: &crate::StoreConfig) -> bool {
+    crate::text_index::space_of(&config.data_dir)
+        .is_some_and(|space| !crate::text_index::below_headroom(space, config.text_index_headroom))
+}
 
 /// A logged change, as stored (`kind`, `op`).
 const FLAGS: i64 = 0;

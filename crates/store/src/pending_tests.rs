@@ -143,6 +143,42 @@ fn a_full_log_folds_before_it_grows() {
     assert_eq!(counts.first_unseen, Some(151));
 }
 
+/// A login and the full-text indexer, which run after every delivery and change,
+/// read nothing a fold writes: they leave the changes sessions logged to the fold
+/// (reading them with `Store::read` folded them at once, under the next command of
+/// the session that logged them).
+#[test]
+fn a_login_or_the_text_indexer_folds_nothing() {
+    let (_d, store, actor, inbox) = crate::content::store_with_inbox(300);
+    store.set_password("u", Some("pw")).unwrap();
+    store.records(&actor, &inbox, false).unwrap();
+    let seen: Flags = [Flag::Seen].into_iter().collect();
+    let uids: Vec<Uid> = (1..=300).collect();
+    // The store's own fold thread folds 100 ms after the last change: a round that
+    // took longer than that proves nothing and is tried again.
+    for round in 0..50 {
+        let op = if round % 2 == 0 {
+            FlagOp::Add
+        } else {
+            FlagOp::Remove
+        };
+        let start = std::time::Instant::now();
+        store
+            .store_flags(&actor, &inbox, &uids, op, &seen, None)
+            .unwrap();
+        assert!(store.verify_password("u", "pw").unwrap().is_some());
+        store.text_index_backlog().unwrap();
+        store.flush_text_index().unwrap();
+        store.user("u").unwrap();
+        let waiting = pending(&store);
+        if start.elapsed() < std::time::Duration::from_millis(80) {
+            assert!(waiting > 0, "round {round}: the change was folded");
+            return;
+        }
+    }
+    panic!("no round was quick enough to tell");
+}
+
 /// A logged change damaged on disk (its UID runs cut short, its flags not text) is
 /// dropped by the fold, with an error in the log: the mailbox stays readable and
 /// the other changes are applied.

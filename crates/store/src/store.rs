@@ -30,8 +30,9 @@ pub struct StoreConfig {
     pub default_partition: String,
     /// Free space, in bytes, the full-text indexer leaves on the data directory's
     /// filesystem: below it, nothing is indexed (deliveries go on; searches read the
-    /// messages the index lacks). `None`: 5% of the filesystem or 1 GiB, whichever is
-    /// smaller.
+    /// messages the index lacks), and no flag change or expunge is logged to be
+    /// folded later (each writes its records' rows at once, see `pending.rs`).
+    /// `None`: 5% of the filesystem or 1 GiB, whichever is smaller.
     pub text_index_headroom: Option<u64>,
     /// Most text bytes indexed for one user (header and body text after the
     /// per-message caps); the user's further messages are not indexed, and searches
@@ -226,6 +227,18 @@ impl Store {
         Err(StoreError::Unfolded)
     }
 
+    /// [`Store::read`] for reads of what a fold never writes (users, the full-text
+    /// queue): `f` runs on a snapshot that may hold logged changes, and none are
+    /// folded. A login or the text indexer, which run after every delivery and every
+    /// change, must not fold the changes sessions just logged (that is the write the
+    /// log put off) nor make the next command of those sessions wait for it.
+    pub(crate) fn read_beside_records<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.snapshot(f)
+    }
+
     /// [`Store::read`] for reads answered from kept reads when they can be: `f` runs
     /// on a snapshot that may hold changes not yet folded, and must call
     /// [`crate::pending::require_folded`] before it reads a mailbox's records' rows.
@@ -343,7 +356,9 @@ impl Store {
     }
 
     /// [`Store::write`] without the fold: for the writes that log a change from a
-    /// kept read, and fold themselves when they cannot.
+    /// kept read, and fold themselves when they cannot, and for writes of what a fold
+    /// never reads or writes (the full-text queue), which must not fold the changes
+    /// sessions just logged.
     pub(crate) fn write_unfolded<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

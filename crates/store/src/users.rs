@@ -214,7 +214,7 @@ impl Store {
     /// the memory hashing can take.
     pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
         let name = normalize_user(name).unwrap_or_default();
-        let row = self.read(|conn| {
+        let row = self.read_beside_records(|conn| {
             Ok(conn
                 .query_row_cached(
                     &format!(
@@ -298,7 +298,7 @@ impl Store {
         let Ok(name) = normalize_user(name) else {
             return Ok(None);
         };
-        self.read(|conn| {
+        self.read_beside_records(|conn| {
             Ok(conn
                 .query_row_cached(
                     &format!("SELECT {} FROM users WHERE name = ?1", User::COLUMNS),
@@ -311,7 +311,7 @@ impl Store {
 
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>> {
-        self.read(|conn| {
+        self.read_beside_records(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {} FROM users ORDER BY name",
                 User::COLUMNS

@@ -163,3 +163,109 @@ fn opens_and_reads_on_a_full_disk_and_writes_resume_when_space_returns() {
     assert_eq!(store.blobs().list(DEFAULT_PARTITION).unwrap().len(), 3);
     drop(store);
 }
+
+/// Waits until the store at `data` has closed: a clean close cuts the WAL to nothing
+/// or removes it.
+fn wait_closed(data: &Path) {
+    let wal = data.join("index.sqlite3-wal");
+    for _ in 0..1200 {
+        if std::fs::metadata(&wal).map_or(true, |m| m.len() == 0) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "the store did not close: WAL {:?}",
+        std::fs::metadata(&wal).map(|m| m.len())
+    );
+}
+
+/// Flag changes on a large mailbox whose read is kept are logged and folded into the
+/// records' rows later (`pending.rs`), and a fold needs more room than the change it
+/// folds. When the disk is (nearly) full, a change either fails as any write does or
+/// is made whole at once, so that nothing is left waiting for room: every read of
+/// the mailbox goes on working, and shows every change that succeeded. Tried with
+/// a few pages left free, from fewer than the change needs to more than its fold does.
+#[test]
+fn flag_changes_on_a_full_disk_leave_every_read_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mount) = Tmpfs::mount(&tmp.path().join("mnt"), "40m") else {
+        println!("skipped: cannot mount tmpfs");
+        return;
+    };
+    let data = mount.0.join("data");
+    let alice = owner("alice");
+    let uids: Vec<Uid> = (1..=400).collect();
+    let seen = Flags::from_iter([Flag::Seen]);
+    let mut expected_seen = false;
+    {
+        let store = Store::open(StoreConfig::new(&data), common::indexer()).unwrap();
+        store.create_user("alice", Some("pw"), false).unwrap();
+        for n in 0..400 {
+            let m = format!("Subject: message {n}\r\n\r\nbody of message {n}\r\n");
+            let r = store.deliver(m.as_bytes(), &to("alice"), &DeliveryOptions::default());
+            assert!(r[0].is_ok(), "{r:?}");
+        }
+        store.flush_text_index().unwrap();
+        store.wait_for_orphan_scan();
+    }
+    wait_closed(&data);
+    let mut outcomes = Vec::new();
+    for pages in [1u64, 2, 4, 6, 8, 12, 16, 24, 32, 64] {
+        let store = Store::open(StoreConfig::new(&data), common::indexer()).unwrap();
+        let inbox = store.mailbox("alice", "INBOX").unwrap().unwrap();
+        // A client's read keeps INBOX's records.
+        store.records(&alice, &inbox.uniqueid, false).unwrap();
+        let filler = fill(&mount.0);
+        let len = std::fs::metadata(&filler).unwrap().len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&filler)
+            .unwrap();
+        f.set_len(len.saturating_sub(pages * 4096)).unwrap();
+        drop(f);
+        let op = if expected_seen {
+            FlagOp::Remove
+        } else {
+            FlagOp::Add
+        };
+        match store.store_flags(&alice, &inbox.uniqueid, &uids, op, &seen, None) {
+            Ok(_) => {
+                expected_seen = op == FlagOp::Add;
+                outcomes.push(format!("{pages}: stored"));
+            }
+            Err(e) => {
+                assert!(e.is_transient() && e.is_disk_full(), "{pages} pages: {e:?}");
+                outcomes.push(format!("{pages}: disk full"));
+            }
+        }
+        // Every read answers, those the kept read serves and the others, before and
+        // after the store's fold thread has had its turn.
+        for when in ["at once", "later"] {
+            let what = format!("{pages} pages free, {when}");
+            let (_, records) = store
+                .records(&alice, &inbox.uniqueid, true)
+                .unwrap_or_else(|e| panic!("{what}: records: {e:?}"));
+            assert_eq!(records.len(), 400, "{what}");
+            assert!(
+                records
+                    .iter()
+                    .all(|r| r.flags.contains(&Flag::Seen) == expected_seen),
+                "{what}: a record's \\Seen is not what the last store left"
+            );
+            let m = store
+                .mailbox("alice", "INBOX")
+                .unwrap_or_else(|e| panic!("{what}: mailbox: {e:?}"))
+                .unwrap();
+            assert_eq!(m.messages, 400, "{what}");
+            store
+                .changed_since(&alice, &inbox.uniqueid, 0)
+                .unwrap_or_else(|e| panic!("{what}: changed since: {e:?}"));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        drop(store);
+        std::fs::remove_file(&filler).unwrap();
+        wait_closed(&data);
+    }
+    println!("{outcomes:?}");
+}

@@ -160,7 +160,7 @@ impl Store {
 
     /// How many messages wait for the full-text index.
     pub fn text_index_backlog(&self) -> Result<u64> {
-        self.read(|conn| {
+        self.read_beside_records(|conn| {
             Ok(
                 conn.query_row_cached("SELECT count(*) FROM pending_texts", [], |r| {
                     r.get::<_, i64>(0)
@@ -200,7 +200,7 @@ impl Store {
     /// them pending; adding them again is skipped by GUID.
     fn move_pending(&self, text: &mut Connection) -> Result<usize> {
         let indexer = &self.shared.indexer;
-        let rows: Vec<PendingText> = self.read(|conn| {
+        let rows: Vec<PendingText> = self.read_beside_records(|conn| {
             let rows = conn
                 .prepare_cached(
                     "SELECT p.guid, p.partition, p.size, \
@@ -294,7 +294,7 @@ impl Store {
         tx.commit()?;
         let guids: Vec<Vec<u8>> = rows.into_iter().map(|r| r.guid).collect();
         let n = guids.len();
-        self.write(move |conn| {
+        self.write_unfolded(move |conn| {
             let mut done = conn.prepare_cached("DELETE FROM pending_texts WHERE guid = ?1")?;
             for g in &guids {
                 done.execute([g])?;
@@ -316,7 +316,7 @@ impl Store {
     ) -> Result<(Option<Vec<u8>>, usize)> {
         type Orphan = (Vec<u8>, i64, i64, i64);
         let start = from.unwrap_or_default();
-        let (last, orphans): (Option<Vec<u8>>, Vec<Orphan>) = self.read(|conn| {
+        let (last, orphans): (Option<Vec<u8>>, Vec<Orphan>) = self.read_beside_records(|conn| {
             if !crate::content::text_ready(conn) {
                 return Ok((None, Vec::new()));
             }
