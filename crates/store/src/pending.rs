@@ -22,9 +22,11 @@
 //! digest of the rows, so it moves at the fold.
 //!
 //! A fold needs room on disk (it rewrites the rows' pages), more than the change it
-//! folds; a read that must fold cannot answer without it. So nothing is logged when
-//! the data directory's filesystem is below its headroom ([`room_to_fold`]): near a
-//! full disk a change writes its rows at once, and succeeds or fails whole.
+//! folds. So nothing is logged when the data directory's filesystem is below its
+//! headroom ([`room_to_fold`]): near a full disk a change writes its rows at once,
+//! and succeeds or fails whole. Should the disk fill between a change and its fold,
+//! a read that must fold does so in a transaction it rolls back, writing nothing
+//! (`Store::read_folded_in_memory`): reads never fail for want of a fold.
 //!
 //! [`Store::read`]: crate::Store
 //! [`Store::write`]: crate::Store

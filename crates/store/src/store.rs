@@ -221,7 +221,13 @@ impl Store {
             })?;
             match done {
                 Some(value) => return Ok(value),
-                None => self.fold_pending()?,
+                None => match self.fold_pending() {
+                    Err(e) if e.is_disk_full() => {
+                        let f = f.take().ok_or(StoreError::Unfolded)?;
+                        return self.read_folded_in_memory(f);
+                    }
+                    folded => folded?,
+                },
             }
         }
         Err(StoreError::Unfolded)
@@ -246,7 +252,10 @@ impl Store {
     pub(crate) fn read_lazily<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
         for _ in 0..MAX_FOLDS_PER_READ {
             match self.snapshot(&f) {
-                Err(StoreError::Unfolded) => self.fold_pending()?,
+                Err(StoreError::Unfolded) => match self.fold_pending() {
+                    Err(e) if e.is_disk_full() => return self.read_folded_in_memory(&f),
+                    folded => folded?,
+                },
                 done => return done,
             }
         }
@@ -297,6 +306,27 @@ impl Store {
             Mutex::new(send)
         });
         let _ = folder.lock().unwrap_or_else(|p| p.into_inner()).send(());
+    }
+
+    /// [`Store::read`] when the changes waiting cannot be folded for lack of disk
+    /// space (the disk filled before the fold): they are folded in a write
+    /// transaction of a connection of its own, `f` runs in it, and the transaction is
+    /// rolled back, so nothing is written and every read goes on answering on a full
+    /// disk. Holds the index's write lock meanwhile, which only a full disk, where
+    /// writes fail anyway, makes acceptable.
+    fn read_folded_in_memory<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        tracing::warn!("the disk is full: reading with logged changes folded in memory only");
+        // Not pooled afterwards: its page cache must not spill (below).
+        let conn = self.take_reader()?;
+        // What the fold changes stays in this connection's page cache: spilling it to
+        // the WAL would need the room there is not.
+        conn.pragma_update(None, "cache_spill", false)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let value =
+            crate::pending::fold_all(&conn, &crate::record_cache::LiveRecordsCache::default())
+                .and_then(|_| f(&conn));
+        conn.execute_batch("ROLLBACK")?;
+        value
     }
 
     /// Runs `f` in a read transaction, as it is.
