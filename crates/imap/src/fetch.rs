@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tern_store::{Mailbox, MessageFile, Record, Store, StoreError};
 
 use crate::mime::{self, MessageCaches, MessageSummary};
-use crate::response::{internal_date, FlagList};
+use crate::response::{internal_date, put_flag_list, put_internal_date, put_number};
 use crate::types::{FetchAttr, Section, SectionText};
 use crate::uidonly;
 
@@ -321,19 +321,23 @@ fn render_item(cur: &mut Current, item: &FetchAttr, label: &str, out: &mut Vec<u
     let summary = cur.summary.as_deref();
     let literal = match item {
         FetchAttr::Uid => {
-            let _ = write!(out, "UID {}", record.uid);
+            out.extend_from_slice(b"UID ");
+            put_number(out, record.uid.into());
             None
         }
         FetchAttr::Flags => {
-            let _ = write!(out, "FLAGS {}", FlagList(&record.flags, cur.target.recent));
+            out.extend_from_slice(b"FLAGS ");
+            put_flag_list(out, &record.flags, cur.target.recent);
             None
         }
         FetchAttr::InternalDate => {
-            let _ = write!(out, "INTERNALDATE {}", internal_date(record.internaldate));
+            out.extend_from_slice(b"INTERNALDATE ");
+            put_internal_date(out, record.internaldate);
             None
         }
         FetchAttr::Rfc822Size => {
-            let _ = write!(out, "RFC822.SIZE {}", record.size);
+            out.extend_from_slice(b"RFC822.SIZE ");
+            put_number(out, record.size);
             None
         }
         FetchAttr::EmailId => {
@@ -358,7 +362,9 @@ fn render_item(cur: &mut Current, item: &FetchAttr, label: &str, out: &mut Vec<u
             None
         }
         FetchAttr::Modseq => {
-            let _ = write!(out, "MODSEQ ({})", record.modseq);
+            out.extend_from_slice(b"MODSEQ (");
+            put_number(out, record.modseq);
+            out.push(b')');
             None
         }
         FetchAttr::Envelope => {

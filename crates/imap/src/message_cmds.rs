@@ -8,7 +8,7 @@ use tern_store::{Flag, FlagOp, Flags, StoreError, Uid};
 use crate::fetch::{
     body_items, sets_seen, FetchContext, FetchError, FetchStream, Target, MAX_BODY_ITEMS,
 };
-use crate::response::{parse_flags, FlagList};
+use crate::response::{parse_flags, put_flag_list, put_number};
 use crate::search::search_selected;
 use crate::selected::compress_uids;
 use crate::session::{Outcome, Session};
@@ -267,11 +267,12 @@ impl<W> Session<W> {
                     .chain(records.iter().map(|r| &r.flags)),
             );
             // The FETCH lines go into one buffer, written in place (a STORE 1:* answers
-            // for every message of the mailbox). Writing to a String cannot fail.
-            let mut fetches = String::with_capacity(records.len().max(outcome.changed.len()) * 40);
-            let head = |out: &mut String, seq: u32, uid: u32| {
-                out.push_str("* ");
-                crate::uidonly::write_fetch_head(out, seq, uid, uidonly);
+            // for every message of the mailbox), numbers and flags without the
+            // formatting machinery.
+            let mut fetches = Vec::with_capacity(records.len().max(outcome.changed.len()) * 40);
+            let head = |out: &mut Vec<u8>, seq: u32, uid: u32| {
+                out.extend_from_slice(b"* ");
+                crate::uidonly::put_fetch_head(out, seq, uid, uidonly);
             };
             // Records and targets are both in UID order: each sequence number is found
             // from where the one before was.
@@ -281,9 +282,13 @@ impl<W> Session<W> {
                     if let Some(seq) = seq_in(&targets, &mut at, c.uid) {
                         head(&mut fetches, seq, c.uid);
                         if !uidonly {
-                            let _ = write!(fetches, "UID {} ", c.uid);
+                            fetches.extend_from_slice(b"UID ");
+                            put_number(&mut fetches, c.uid.into());
+                            fetches.push(b' ');
                         }
-                        let _ = write!(fetches, "MODSEQ ({}))\r\n", c.modseq);
+                        fetches.extend_from_slice(b"MODSEQ (");
+                        put_number(&mut fetches, c.modseq);
+                        fetches.extend_from_slice(b"))\r\n");
                     }
                 }
             } else {
@@ -291,21 +296,26 @@ impl<W> Session<W> {
                     if let Some(seq) = seq_in(&targets, &mut at, r.uid) {
                         head(&mut fetches, seq, r.uid);
                         if with_uid && !uidonly {
-                            let _ = write!(fetches, "UID {} ", r.uid);
+                            fetches.extend_from_slice(b"UID ");
+                            put_number(&mut fetches, r.uid.into());
+                            fetches.push(b' ');
                         }
                         let recent = view.recent.contains(&r.uid);
-                        let _ = write!(fetches, "FLAGS {}", FlagList(&r.flags, recent));
+                        fetches.extend_from_slice(b"FLAGS ");
+                        put_flag_list(&mut fetches, &r.flags, recent);
                         if condstore {
-                            let _ = write!(fetches, " MODSEQ ({})", r.modseq);
+                            fetches.extend_from_slice(b" MODSEQ (");
+                            put_number(&mut fetches, r.modseq);
+                            fetches.push(b')');
                         }
-                        fetches.push_str(")\r\n");
+                        fetches.extend_from_slice(b")\r\n");
                     }
                 }
             }
             for l in &lines {
                 self.untagged(l);
             }
-            self.out.extend_from_slice(fetches.as_bytes());
+            self.out.extend_from_slice(&fetches);
         }
         if let Some(view) = self.selected.as_mut() {
             view.own_flag_changes(outcome.before, &outcome.changed);

@@ -52,6 +52,41 @@ impl std::fmt::Display for FlagList<'_> {
     }
 }
 
+/// Appends `n` in decimal, as `write!(out, "{n}")` would, without the formatting
+/// machinery: a `STORE 1:*` answer or a FETCH of the flags writes several numbers
+/// for each of thousands of messages.
+pub(crate) fn put_number(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends what [`FlagList`] displays, as [`put_number`] does for numbers.
+pub(crate) fn put_flag_list(out: &mut Vec<u8>, flags: &Flags, recent: bool) {
+    out.push(b'(');
+    let mut first = true;
+    for flag in flags.iter() {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+        out.extend_from_slice(flag.as_str().as_bytes());
+    }
+    if recent {
+        out.extend_from_slice(if first { b"\\Recent" } else { b" \\Recent" });
+    }
+    out.push(b')');
+}
+
 /// [`FlagList`] as a string.
 #[cfg(test)]
 pub(crate) fn flag_list(flags: &Flags, recent: bool) -> String {
@@ -100,18 +135,53 @@ const MONTHS: [&str; 12] = [
 
 /// `"17-Jul-1996 02:44:25 +0000"` for a Unix timestamp (INTERNALDATE is kept in UTC).
 pub(crate) fn internal_date(timestamp: i64) -> String {
+    let mut out = Vec::with_capacity(28);
+    put_internal_date(&mut out, timestamp);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`internal_date`], digits written directly (a FETCH of a mailbox's
+/// INTERNALDATEs writes thousands).
+pub(crate) fn put_internal_date(out: &mut Vec<u8>, timestamp: i64) {
     let days = timestamp.div_euclid(86_400);
     let secs = timestamp.rem_euclid(86_400);
     let (y, m, d) = tern_message::date::civil_from_days(days);
-    format!(
-        "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
+    let Ok(year) = u16::try_from(y).map(u64::from) else {
+        // Outside years 0-65535 (never for a real message): the general path.
+        let _ = std::io::Write::write_fmt(
+            out,
+            format_args!(
+                "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
+                d,
+                MONTHS[(m - 1) as usize],
+                y,
+                secs / 3600,
+                (secs / 60) % 60,
+                secs % 60
+            ),
+        );
+        return;
+    };
+    let two = |out: &mut Vec<u8>, n: u64| {
+        out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8])
+    };
+    out.push(b'"');
+    two(out, d as u64);
+    out.push(b'-');
+    out.extend_from_slice(MONTHS[(m - 1) as usize].as_bytes());
+    out.push(b'-');
+    if year < 1000 {
+        out.extend_from_slice(&b"000"[..3 - (year >= 10) as usize - (year >= 100) as usize]);
+    }
+    put_number(out, year);
+    out.push(b' ');
+    let secs = secs as u64;
+    two(out, secs / 3600);
+    out.push(b':');
+    two(out, secs / 60 % 60);
+    out.push(b':');
+    two(out, secs % 60);
+    out.extend_from_slice(b" +0000\"");
 }
 
 /// Now, in seconds since the Unix epoch (INTERNALDATE of an APPEND without a date,
@@ -136,6 +206,74 @@ pub(crate) fn date_of(timestamp: i64) -> crate::types::Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// INTERNALDATE written digit by digit is what the format string writes.
+    #[test]
+    fn internal_dates_are_formatted() {
+        let reference = |t: i64| {
+            let days = t.div_euclid(86_400);
+            let secs = t.rem_euclid(86_400);
+            let (y, m, d) = tern_message::date::civil_from_days(days);
+            format!(
+                "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
+                d,
+                MONTHS[(m - 1) as usize],
+                y,
+                secs / 3600,
+                (secs / 60) % 60,
+                secs % 60
+            )
+        };
+        assert_eq!(internal_date(837_571_465), "\"17-Jul-1996 02:44:25 +0000\"");
+        let mut t: i64 = -62_167_219_200 - 86_400 * 400;
+        while t < 253_402_300_800 + 86_400 * 800 {
+            assert_eq!(internal_date(t), reference(t), "{t}");
+            t += 86_400 * 37 + 3_671;
+        }
+        for t in [
+            0,
+            -1,
+            1,
+            86_399,
+            86_400,
+            -62_135_596_800,
+            -62_135_596_801,
+            4_102_444_800,
+        ] {
+            assert_eq!(internal_date(t), reference(t), "{t}");
+        }
+    }
+
+    /// The writers without the formatting machinery write what Display does.
+    #[test]
+    fn put_number_and_flag_list_are_display() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut numbers = vec![0, 1, 9, 10, 99, 100, u32::MAX as u64, u64::MAX];
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            numbers.push(x >> (x % 64));
+        }
+        for n in numbers {
+            let mut out = b"x".to_vec();
+            put_number(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+        for text in [
+            "",
+            "\\Seen",
+            "\\Deleted \\Draft $Work",
+            "\\Answered \\Flagged \\Seen Junk",
+        ] {
+            let flags = Flags::parse_list(text).unwrap();
+            for recent in [false, true] {
+                let mut out = Vec::new();
+                put_flag_list(&mut out, &flags, recent);
+                assert_eq!(out, FlagList(&flags, recent).to_string().into_bytes());
+            }
+        }
+    }
 
     #[test]
     fn mailbox_names() {

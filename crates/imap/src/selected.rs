@@ -222,7 +222,7 @@ impl Selected {
     ) -> Vec<String> {
         let mut unknown = Vec::new();
         for f in flags {
-            for flag in f.iter() {
+            for flag in f.keywords() {
                 if let Flag::Keyword(k) = flag {
                     if !self.keywords.contains(k) {
                         unknown.push(k.clone());

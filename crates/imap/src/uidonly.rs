@@ -27,12 +27,16 @@ pub(crate) fn fetch_head(seq: u32, uid: Uid, uidonly: bool) -> String {
 /// [`fetch_head`], appended to an answer being built in bytes (a FETCH's stream),
 /// without a string of its own per message.
 pub(crate) fn put_fetch_head(out: &mut Vec<u8>, seq: u32, uid: Uid, uidonly: bool) {
-    use std::io::Write as _;
-    // Writing to a Vec cannot fail.
-    let _ = match uidonly {
-        true => write!(out, "{uid} UIDFETCH ("),
-        false => write!(out, "{seq} FETCH ("),
-    };
+    match uidonly {
+        true => {
+            crate::response::put_number(out, uid.into());
+            out.extend_from_slice(b" UIDFETCH (");
+        }
+        false => {
+            crate::response::put_number(out, seq.into());
+            out.extend_from_slice(b" FETCH (");
+        }
+    }
 }
 
 /// [`fetch_head`], appended to `out`.

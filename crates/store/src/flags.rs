@@ -59,6 +59,19 @@ impl Flag {
         }
     }
 
+    /// The flag as IMAP writes it (`\Seen`, `$Label1`): what [`fmt::Display`] shows,
+    /// without the formatting machinery.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Flag::Seen => "\\Seen",
+            Flag::Answered => "\\Answered",
+            Flag::Flagged => "\\Flagged",
+            Flag::Deleted => "\\Deleted",
+            Flag::Draft => "\\Draft",
+            Flag::Keyword(k) => k,
+        }
+    }
+
     /// The name of a system flag without its backslash; `None` for a keyword.
     fn system_name(&self) -> Option<&'static str> {
         match self {
@@ -172,11 +185,19 @@ impl Flags {
 
     /// Iterates in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = &Flag> {
+        // A system flag's bit is its place in SYSTEM (see `Flag::bit`).
         let system = self.system;
         SYSTEM
             .iter()
-            .filter(move |f| f.bit().is_some_and(|bit| system & bit != 0))
+            .enumerate()
+            .filter(move |(i, _)| system >> i & 1 != 0)
+            .map(|(_, f)| f)
             .chain(self.keywords.iter())
+    }
+
+    /// The keywords set, in canonical order (each a [`Flag::Keyword`]).
+    pub fn keywords(&self) -> &[Flag] {
+        &self.keywords
     }
 
     /// Number of flags set.
@@ -283,6 +304,26 @@ pub enum FlagOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `iter` takes a system flag's bit to be its place in SYSTEM; `as_str` is what
+    /// Display shows.
+    #[test]
+    fn bits_are_places_and_names_are_display() {
+        for (i, f) in SYSTEM.iter().enumerate() {
+            assert_eq!(f.bit(), Some(1 << i));
+        }
+        let all: Flags = SYSTEM
+            .iter()
+            .cloned()
+            .chain([Flag::Keyword("$Work".into()), Flag::Keyword("Junk".into())])
+            .collect();
+        let listed: Vec<&Flag> = all.iter().collect();
+        assert_eq!(listed.len(), 7);
+        for f in listed {
+            assert_eq!(f.as_str(), f.to_string());
+        }
+        assert_eq!(all.keywords().len(), 2);
+    }
 
     #[test]
     fn system_flags_are_case_insensitive_and_canonical() {

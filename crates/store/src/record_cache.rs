@@ -228,6 +228,7 @@ fn held_bytes(r: &Record) -> usize {
 /// beyond the record).
 pub(crate) fn keyword_bytes(flags: &crate::flags::Flags) -> usize {
     flags
+        .keywords()
         .iter()
         .map(|f| match f {
             crate::flags::Flag::Keyword(k) => std::mem::size_of::<crate::flags::Flag>() + k.len(),
