@@ -178,7 +178,10 @@ impl Store {
     /// blob cannot be read is recorded as having none, so the fill always ends.
     pub(crate) fn fill_message_ids(&self) -> Result<usize> {
         let indexer = self.shared.indexer.clone();
-        let todo: Vec<(Guid, Option<Place>)> = self.read(unexamined)?;
+        // Run whenever the indexer idles (after every change): summaries and where a
+        // message lies are nothing a fold writes, so the changes sessions logged are
+        // left to the fold.
+        let todo: Vec<(Guid, Option<Place>)> = self.read_beside_records(unexamined)?;
         if todo.is_empty() {
             return Ok(0);
         }
@@ -195,7 +198,7 @@ impl Store {
             })
             .collect();
         let n = found.len();
-        self.write(move |conn| {
+        self.write_unfolded(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "UPDATE summaries SET message_id = ?2 WHERE guid = ?1 AND message_id IS NULL",
             )?;

@@ -281,15 +281,13 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
         rows
     };
     let mut changes = Vec::with_capacity(logged.len());
-    // For each record named, the changes naming it, oldest first.
-    let mut naming: BTreeMap<Uid, Vec<usize>> = BTreeMap::new();
-    for (i, row) in logged.iter().enumerate() {
+    // The records each change names (sorted, distinct; none for a damaged one).
+    let mut names: Vec<Vec<Uid>> = Vec::with_capacity(logged.len());
+    for row in &logged {
         match decode(row) {
             Ok((change, uids)) => {
                 changes.push(change);
-                for uid in uids {
-                    naming.entry(uid).or_default().push(i);
-                }
+                names.push(uids);
             }
             Err(e) => {
                 // Only damage to the index can make one: dropping it loses that one
@@ -301,6 +299,7 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
                     "a logged change is damaged and is dropped; run `tern check`"
                 );
                 changes.push(Change::Damaged);
+                names.push(Vec::new());
             }
         }
     }
@@ -309,13 +308,22 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
     let mut previous_written = false;
     // The records each expunge takes, by change.
     let mut expunged: BTreeMap<usize, Vec<Uid>> = BTreeMap::new();
-    let named: Vec<Uid> = naming.keys().copied().collect();
-    for_each_target(conn, mailbox_id, None, true, named, |rec| {
+    // Records come in UID order: each change's list is walked once, a cursor each
+    // (a map from record to changes cost a lookup per change and record, most of a
+    // fold of 64 changes of a whole mailbox).
+    let mut cursors = vec![0usize; names.len()];
+    for_each_target(conn, mailbox_id, None, true, union_of(&names), |rec| {
         let follows = previous_written && rec.follows;
         previous_written = false;
         let mut flags = rec.flags.clone();
         let mut modseq = None;
-        for &i in naming.get(&rec.uid).map(Vec::as_slice).unwrap_or_default() {
+        for (i, (named, at)) in names.iter().zip(cursors.iter_mut()).enumerate() {
+            while named.get(*at).is_some_and(|&u| u < rec.uid) {
+                *at += 1;
+            }
+            if named.get(*at) != Some(&rec.uid) {
+                continue;
+            }
             match &changes[i] {
                 Change::Flags { op, flags: given } => {
                     flags = flags.apply(*op, given);
@@ -356,6 +364,45 @@ fn fold_mailbox(conn: &Connection, mailbox_id: i64) -> Result<usize> {
         [mailbox_id],
     )?;
     Ok(logged.len())
+}
+
+/// Every UID of sorted, distinct lists, once, in order. A list equal to the union so
+/// far (a client storing flags on the same messages again and again) costs one
+/// comparison of the two.
+fn union_of(lists: &[Vec<Uid>]) -> Vec<Uid> {
+    let mut all: Vec<Uid> = Vec::new();
+    for list in lists {
+        if list.is_empty() || *list == all {
+            continue;
+        }
+        let mut merged = Vec::with_capacity(all.len().max(list.len()));
+        let (mut a, mut b) = (all.iter().peekable(), list.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) => {
+                    if x <= y {
+                        a.next();
+                    }
+                    if y <= x {
+                        b.next();
+                    }
+                    x.min(y)
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (None, None) => break,
+            };
+            merged.push(next);
+        }
+        all = merged;
+    }
+    all
 }
 
 fn damaged(id: i64, what: &str) -> StoreError {
@@ -408,6 +455,36 @@ fn decode_uids(blob: &[u8]) -> Result<Vec<Uid>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_union_holds_every_uid_once_in_order() {
+        let lists = vec![
+            vec![2, 4, 6, 8],
+            vec![],
+            vec![2, 4, 6, 8],
+            vec![1, 4, 9],
+            vec![10, 11],
+            vec![1, 2],
+        ];
+        assert_eq!(union_of(&lists), vec![1, 2, 4, 6, 8, 9, 10, 11]);
+        assert_eq!(union_of(&[]), Vec::<Uid>::new());
+        let mut dice = crate::content::Dice(7);
+        for _ in 0..50 {
+            let lists: Vec<Vec<Uid>> = (0..dice.next(6))
+                .map(|_| {
+                    let mut l: Vec<Uid> =
+                        (0..dice.next(30)).map(|_| dice.next(60) as Uid).collect();
+                    l.sort_unstable();
+                    l.dedup();
+                    l
+                })
+                .collect();
+            let mut expected: Vec<Uid> = lists.concat();
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(union_of(&lists), expected, "{lists:?}");
+        }
+    }
 
     #[test]
     fn uid_runs_round_trip() {

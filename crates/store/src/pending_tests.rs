@@ -143,8 +143,9 @@ fn a_full_log_folds_before_it_grows() {
     assert_eq!(counts.first_unseen, Some(151));
 }
 
-/// A login and the full-text indexer, which run after every delivery and change,
-/// read nothing a fold writes: they leave the changes sessions logged to the fold
+/// A login and the full-text indexer (its queue, its Message-ID fill), which run
+/// after every delivery and change, read nothing a fold writes: they leave the
+/// changes sessions logged to the fold
 /// (reading them with `Store::read` folded them at once, under the next command of
 /// the session that logged them).
 #[test]
@@ -169,6 +170,7 @@ fn a_login_or_the_text_indexer_folds_nothing() {
         assert!(store.verify_password("u", "pw").unwrap().is_some());
         store.text_index_backlog().unwrap();
         store.flush_text_index().unwrap();
+        store.fill_message_ids().unwrap();
         store.user("u").unwrap();
         let waiting = pending(&store);
         if start.elapsed() < std::time::Duration::from_millis(80) {
