@@ -26,7 +26,9 @@ pub(crate) struct Target<'a> {
     /// handed over just before), so the two may share one write.
     pub(crate) follows: bool,
     pub(crate) modseq: i64,
-    pub(crate) flags: Flags,
+    /// Borrowed from the kept read when there is one: a `STORE 1:*` hands over every
+    /// record of the mailbox, and copying each one's flags was a twentieth of it.
+    pub(crate) flags: &'a Flags,
     /// The flags as stored, the text the digest hash covers (empty from a kept read
     /// taken without hashes, see [`for_each_target`]).
     pub(crate) text: &'a str,
@@ -80,13 +82,14 @@ pub(crate) fn for_each_target(
         None => {
             for rec in live_flags(conn, mailbox_id, &uids)? {
                 let c = &rec.columns;
+                // Stored flags were validated on the way in; a damaged value counts
+                // as none, as a FETCH would show it.
+                let flags = Flags::parse_list(&c.flags).unwrap_or_default();
                 each(Target {
                     uid: rec.uid,
                     follows: rec.follows,
                     modseq: c.modseq,
-                    // Stored flags were validated on the way in; a damaged value
-                    // counts as none, as a FETCH would show it.
-                    flags: Flags::parse_list(&c.flags).unwrap_or_default(),
+                    flags: &flags,
                     text: &c.flags,
                     internaldate: c.internaldate,
                     size: c.size,
@@ -127,7 +130,7 @@ fn from_kept(
             uid,
             follows: at > 0 && previous == Some(at - 1),
             modseq: r.modseq as i64,
-            flags: r.flags.clone(),
+            flags: &r.flags,
             text: &text,
             internaldate: r.internaldate,
             size: r.size as i64,

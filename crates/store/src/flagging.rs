@@ -93,6 +93,8 @@ impl Store {
             let before_key = StateKey::of(&mailbox);
             let mut outcome = StoreOutcome {
                 before: mailbox.highest_modseq,
+                // Most stores change what they name (a STORE 1:* names thousands).
+                changed: Vec::with_capacity(uids.len()),
                 ..StoreOutcome::default()
             };
             let mut modseq = None;
@@ -112,15 +114,15 @@ impl Store {
                     return Ok(());
                 }
                 let new = rec.flags.apply(op, &flags);
-                if new == rec.flags {
+                if new == *rec.flags {
                     outcome.unchanged.push(FlagChange {
                         uid: rec.uid,
                         modseq: rec.modseq as Modseq,
-                        flags: rec.flags,
+                        flags: rec.flags.clone(),
                     });
                     return Ok(());
                 }
-                needs_rights(&mailbox, rights, &rec.flags, &new)?;
+                needs_rights(&mailbox, rights, rec.flags, &new)?;
                 let m = match modseq {
                     Some(m) => m,
                     None => *modseq.insert(txn::next_modseq(conn, mailbox.user_id)?),
