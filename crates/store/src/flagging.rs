@@ -160,6 +160,13 @@ impl Store {
             }
             txn::touch_mailbox(conn, &mailbox, m)?;
             let keys = match kept {
+                // A logged change moves the mailbox row's HIGHESTMODSEQ alone (the
+                // digest moves at the fold): its key needs no second read of the row.
+                Some(_) if logged => {
+                    let after = before_key.at_modseq(m.max(mailbox.highest_modseq));
+                    debug_assert_eq!(Some(after), StateKey::now(conn, &mailbox).ok());
+                    Some((before_key, after))
+                }
                 Some(_) => Some((before_key, StateKey::now(conn, &mailbox)?)),
                 None => None,
             };

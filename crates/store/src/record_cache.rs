@@ -61,6 +61,15 @@ impl StateKey {
         )?))
     }
 
+    /// This key once a change that moves the mailbox row's HIGHESTMODSEQ alone (a
+    /// change logged for a later fold) has made it `highest_modseq`.
+    pub(crate) fn at_modseq(self, highest_modseq: Modseq) -> StateKey {
+        StateKey {
+            highest_modseq,
+            ..self
+        }
+    }
+
     /// The mailbox row the key belongs to.
     pub(crate) fn mailbox(&self) -> i64 {
         self.mailbox
