@@ -315,7 +315,7 @@ impl Store {
     /// disk. Holds the index's write lock meanwhile, which only a full disk, where
     /// writes fail anyway, makes acceptable.
     fn read_folded_in_memory<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        tracing::warn!("the disk is full: reading with logged changes folded in memory only");
+        tracing::debug!("the disk is full: reading with logged changes folded in memory only");
         // Not pooled afterwards: its page cache must not spill (below).
         let conn = self.take_reader()?;
         // What the fold changes stays in this connection's page cache: spilling it to
