@@ -148,18 +148,7 @@ pub(crate) fn put_internal_date(out: &mut Vec<u8>, timestamp: i64) {
     let (y, m, d) = tern_message::date::civil_from_days(days);
     let Ok(year) = u16::try_from(y).map(u64::from) else {
         // Outside years 0-65535 (never for a real message): the general path.
-        let _ = std::io::Write::write_fmt(
-            out,
-            format_args!(
-                "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
-                d,
-                MONTHS[(m - 1) as usize],
-                y,
-                secs / 3600,
-                (secs / 60) % 60,
-                secs % 60
-            ),
-        );
+        out.extend_from_slice(formatted_internal_date(timestamp).as_bytes());
         return;
     };
     let two = |out: &mut Vec<u8>, n: u64| {
@@ -182,6 +171,23 @@ pub(crate) fn put_internal_date(out: &mut Vec<u8>, timestamp: i64) {
     out.push(b':');
     two(out, secs % 60);
     out.extend_from_slice(b" +0000\"");
+}
+
+/// [`internal_date`] through the formatting machinery: what [`put_internal_date`]
+/// falls back to for years it does not write itself.
+fn formatted_internal_date(timestamp: i64) -> String {
+    let days = timestamp.div_euclid(86_400);
+    let secs = timestamp.rem_euclid(86_400);
+    let (y, m, d) = tern_message::date::civil_from_days(days);
+    format!(
+        "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 /// Now, in seconds since the Unix epoch (INTERNALDATE of an APPEND without a date,
@@ -210,20 +216,7 @@ mod tests {
     /// INTERNALDATE written digit by digit is what the format string writes.
     #[test]
     fn internal_dates_are_formatted() {
-        let reference = |t: i64| {
-            let days = t.div_euclid(86_400);
-            let secs = t.rem_euclid(86_400);
-            let (y, m, d) = tern_message::date::civil_from_days(days);
-            format!(
-                "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
-                d,
-                MONTHS[(m - 1) as usize],
-                y,
-                secs / 3600,
-                (secs / 60) % 60,
-                secs % 60
-            )
-        };
+        let reference = formatted_internal_date;
         assert_eq!(internal_date(837_571_465), "\"17-Jul-1996 02:44:25 +0000\"");
         let mut t: i64 = -62_167_219_200 - 86_400 * 400;
         while t < 253_402_300_800 + 86_400 * 800 {

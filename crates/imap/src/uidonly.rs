@@ -19,9 +19,9 @@ use crate::types::{CommandBody, SearchKey, SequenceSet};
 /// `5 FETCH (` or, under UIDONLY, `9 UIDFETCH (`: the head of a FETCH response for
 /// the message at `seq` with `uid`, without the `* `.
 pub(crate) fn fetch_head(seq: u32, uid: Uid, uidonly: bool) -> String {
-    let mut head = String::new();
-    write_fetch_head(&mut head, seq, uid, uidonly);
-    head
+    let mut head = Vec::with_capacity(24);
+    put_fetch_head(&mut head, seq, uid, uidonly);
+    String::from_utf8(head).unwrap_or_default()
 }
 
 /// [`fetch_head`], appended to an answer being built in bytes (a FETCH's stream),
@@ -37,16 +37,6 @@ pub(crate) fn put_fetch_head(out: &mut Vec<u8>, seq: u32, uid: Uid, uidonly: boo
             out.extend_from_slice(b" FETCH (");
         }
     }
-}
-
-/// [`fetch_head`], appended to `out`.
-pub(crate) fn write_fetch_head(out: &mut String, seq: u32, uid: Uid, uidonly: bool) {
-    use std::fmt::Write as _;
-    // Writing to a String cannot fail.
-    let _ = match uidonly {
-        true => write!(out, "{uid} UIDFETCH ("),
-        false => write!(out, "{seq} FETCH ("),
-    };
 }
 
 /// `BAD [UIDREQUIRED]` for a command that names messages by sequence number; `None`
