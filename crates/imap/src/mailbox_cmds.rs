@@ -148,6 +148,14 @@ impl<W> Session<W> {
         if !vanished.is_empty() {
             self.untagged(&format!("VANISHED (EARLIER) {}", compress_uids(&vanished)));
         }
+        // The mailbox size once more, now that the client knows what vanished. A client
+        // that resynchronises from a cache replaces its view with the cache at
+        // `OK [UIDVALIDITY]`, after the first EXISTS; the FETCHes below may name
+        // messages appended since the cache was saved, whose sequence numbers lie past
+        // the cache. imaptest's QRESYNC mode is such a client: without this line it
+        // indexes past its own view and aborts. Repeating an unchanged EXISTS is
+        // allowed at any time (RFC 3501 7.3.1) and changes nothing for other clients.
+        self.untagged(&format!("{} EXISTS", view.exists()));
         let live = || changed.iter().filter(|r| r.expunged_modseq.is_none());
         // Records read after SELECT's FLAGS may carry a keyword added since.
         for line in view.announce_for(&self.store, live().map(|r| &r.flags)) {

@@ -601,6 +601,85 @@ fn qresync_reconnect_learns_changes_and_vanished() {
     );
 }
 
+/// A client that resynchronises from a cache (imaptest's QRESYNC mode is one) replaces
+/// its view with the cache at `OK [UIDVALIDITY]`, after the first EXISTS. Replayed
+/// here line by line as such a client would: the cache is the UIDs it saw, VANISHED
+/// (EARLIER) takes UIDs out of it, EXISTS grows it, and every FETCH must then name a
+/// sequence number inside it, with the UID the server holds there. Messages appended
+/// since the cache are what would fall past it.
+#[test]
+fn qresync_select_fits_a_view_restored_from_a_cache() {
+    let server = start();
+    for i in 0..5 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    let inbox = server.store.mailbox("alice", "INBOX").unwrap().unwrap();
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("ENABLE QRESYNC");
+    c.ok("SELECT INBOX");
+    let cache: Vec<u32> = (1..=5).collect();
+    let saved = server
+        .store
+        .mailbox("alice", "INBOX")
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    c.ok("LOGOUT");
+    let mut other = Client::login(server.addr, "alice");
+    other.ok("SELECT INBOX");
+    other.ok("STORE 2:3 +FLAGS (\\Deleted)");
+    other.ok("EXPUNGE");
+    for i in 5..8 {
+        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    other.ok("STORE 1 +FLAGS (\\Flagged)");
+    let mut c = Client::login(server.addr, "alice");
+    c.ok("ENABLE QRESYNC");
+    // No known-UIDs list, as imaptest sends it: VANISHED may name UIDs never seen.
+    let r = c.ok(&format!(
+        "SELECT INBOX (QRESYNC ({} {saved}))",
+        inbox.uidvalidity
+    ));
+    let mut view: Vec<Option<u32>> = Vec::new();
+    let mut fetched = Vec::new();
+    for line in &r {
+        let words: Vec<&str> = line.split(' ').collect();
+        if line.contains("[UIDVALIDITY ") {
+            view = cache.iter().map(|&u| Some(u)).collect();
+        } else if words.get(2) == Some(&"EXISTS") {
+            let n: usize = words[1].parse().unwrap();
+            assert!(
+                n >= view.len(),
+                "EXISTS {n} shrinks a view of {view:?}: {r:?}"
+            );
+            view.resize(n, None);
+        } else if line.starts_with("* VANISHED (EARLIER) ") {
+            for part in words[3].split(',') {
+                let (a, b) = part.split_once(':').unwrap_or((part, part));
+                let (a, b): (u32, u32) = (a.parse().unwrap(), b.parse().unwrap());
+                view.retain(|u| !matches!(u, Some(u) if (a..=b).contains(u)));
+            }
+        } else if words.get(2) == Some(&"FETCH") {
+            let seq: usize = words[1].parse().unwrap();
+            assert!(
+                (1..=view.len()).contains(&seq),
+                "FETCH {seq} past a view of {}: {r:?}",
+                view.len()
+            );
+            let uid: u32 = words[4].parse().unwrap();
+            view[seq - 1] = Some(uid);
+            fetched.push(uid);
+        }
+    }
+    assert_eq!(
+        view,
+        [1, 4, 5, 6, 7, 8].map(Some).to_vec(),
+        "the view after SELECT: {r:?}"
+    );
+    fetched.sort_unstable();
+    assert_eq!(fetched, vec![1, 6, 7, 8], "{r:?}");
+}
+
 /// RFC 7162 3.2.7/3.2.9: under QRESYNC, EXPUNGE and UID EXPUNGE complete with the
 /// mailbox's new HIGHESTMODSEQ; so does any command after which another session's
 /// expunges were reported (VANISHED carries no modseq). Never past an expunge the
