@@ -29,14 +29,13 @@ impl<W> Session<W> {
             return Outcome::bad("QRESYNC must be enabled first");
         }
         let actor = self.actor();
-        let (target, rights) = match self.store.resolve(&actor, mailbox) {
-            Ok(Some(m)) => m,
+        // The mailbox and what SELECT shows of it, in one read.
+        let (rights, selection) = match self.store.resolve_selection(&actor, mailbox) {
+            Ok(Some((rights, Some(selection)))) => (rights, selection),
+            Ok(Some((_, None))) => return Outcome::no("[NOPERM] You may not read this mailbox"),
             Ok(None) => return Outcome::no("[NONEXISTENT] No such mailbox"),
             Err(e) => return Outcome::store_error(&e),
         };
-        if !rights.contains(Rights::READ) {
-            return Outcome::no("[NOPERM] You may not read this mailbox");
-        }
         let changes = Rights::SEEN
             | Rights::WRITE
             | Rights::DELETE_MESSAGES
@@ -48,8 +47,13 @@ impl<W> Session<W> {
                     .without(Rights::SEEN)
                     .without(Rights::ALL.without(changes))
                     .is_empty();
+        let id = selection.mailbox.uniqueid.clone();
+        // Watched only once the mailbox is known, after the read: a change committed
+        // in between would go unsignalled, so IDLE is told to look once first.
+        let mut watch = self.store.watch(&id);
+        watch.mark_changed();
         let (mut view, mailbox, first_unseen) =
-            match Selected::open(&self.store, &actor, &target.uniqueid, read_only) {
+            match Selected::from_selection(&self.store, &actor, &id, watch, selection, read_only) {
                 Ok(v) => v,
                 Err(e) => return Outcome::store_error(&e),
             };

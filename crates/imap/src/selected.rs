@@ -94,17 +94,18 @@ pub(crate) struct Reporting {
 }
 
 impl Selected {
-    /// Opens a view on the live records of `id`, from one store snapshot
-    /// ([`Store::selection`]); also gives the mailbox row and the first unseen UID
-    /// of that snapshot.
-    pub(crate) fn open(
+    /// A view on the live records of `id` as `snapshot` (one store snapshot,
+    /// [`Store::resolve_selection`]) shows them; `watch` signals the changes after it.
+    /// Also gives the mailbox row and the first unseen UID of that snapshot. SELECT
+    /// (not EXAMINE) takes \Recent for this session in the store.
+    pub(crate) fn from_selection(
         store: &Store,
         actor: &Actor,
         id: &UniqueId,
+        watch: tokio::sync::watch::Receiver<Modseq>,
+        snapshot: tern_store::Selection,
         read_only: bool,
     ) -> Result<(Selected, tern_store::Mailbox, Option<Uid>), StoreError> {
-        let watch = store.watch(id);
-        let snapshot = store.selection(actor, id)?;
         let uids = snapshot.uids;
         let (mailbox, first_unseen) = (snapshot.mailbox, snapshot.first_unseen);
         let keywords = snapshot.keywords.into_iter().collect();
@@ -115,7 +116,12 @@ impl Selected {
         } else {
             store.take_recent(actor, &mailbox)?
         };
-        let recent = uids.iter().copied().filter(|&u| u > recent_above).collect();
+        // UIDs are ascending: the \Recent ones are a tail, found by bisection rather
+        // than by testing every UID of a large mailbox on each SELECT.
+        let recent = uids[uids.partition_point(|&u| u <= recent_above)..]
+            .iter()
+            .copied()
+            .collect();
         Ok((
             Selected {
                 id: id.clone(),

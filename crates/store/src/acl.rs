@@ -254,11 +254,11 @@ impl crate::Store {
     /// `Other Users/<owner>/<name>`. `None` when it does not exist or the actor may not
     /// see it (the two are indistinguishable to the actor).
     pub fn resolve(&self, actor: &Actor, name: &str) -> Result<Option<(Mailbox, Rights)>> {
-        let (owner, rest) = match crate::shared::strip_shared_folders(name) {
-            Some(shared) => (crate::shared::SHARED_OWNER, shared),
-            None => split_other(name).unwrap_or((actor.name.as_str(), name)),
+        let Some((owner, name)) = owner_and_name(actor, name) else {
+            return Ok(None);
         };
-        let Some(mailbox) = self.mailbox(owner, rest)? else {
+        let Some(mailbox) = self.read(|conn| crate::txn::find_live_mailbox(conn, &owner, &name))?
+        else {
             return Ok(None);
         };
         let rights = actor.rights(&mailbox);
@@ -344,6 +344,23 @@ pub(crate) fn check_identifier(identifier: &str) -> Result<()> {
 }
 
 /// `Other Users/bob/Folder` → (`bob`, `Folder`).
+/// The owner and the normalized mailbox name that `actor` means by `name` (their own,
+/// `Other Users/<owner>/<name>` or `Shared Folders/<name>`); `None` when either is not
+/// a valid name, so no such mailbox can exist.
+pub(crate) fn owner_and_name(actor: &Actor, name: &str) -> Option<(String, String)> {
+    let (owner, rest) = match crate::shared::strip_shared_folders(name) {
+        Some(shared) => (crate::shared::SHARED_OWNER, shared),
+        None => split_other(name).unwrap_or((actor.name.as_str(), name)),
+    };
+    match (
+        crate::names::normalize_user(owner),
+        crate::names::normalize_mailbox(rest),
+    ) {
+        (Ok(owner), Ok(name)) => Some((owner, name)),
+        _ => None,
+    }
+}
+
 fn split_other(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix(OTHER_USERS)?.strip_prefix('/')?;
     let (owner, mailbox) = rest.split_once('/')?;

@@ -85,23 +85,55 @@ impl Store {
     pub fn selection(&self, actor: &Actor, id: &UniqueId) -> Result<Selection> {
         self.read_lazily(|conn| {
             let mailbox = live_for(conn, actor, id, Rights::READ)?;
-            let key = StateKey::of(&mailbox);
-            let scanned = match self.shared.selections.get(&key) {
-                Some(hit) => hit,
-                None => {
-                    crate::pending::require_folded(conn, mailbox.id)?;
-                    let fresh = Arc::new(scan_selection(conn, &mailbox)?);
-                    self.shared.selections.put(key, Arc::clone(&fresh));
-                    fresh
-                }
+            self.selection_in(conn, mailbox)
+        })
+    }
+
+    /// [`Store::resolve`] and, when the actor may read the mailbox, its
+    /// [`Selection`], both from one snapshot: what SELECT needs, read once rather
+    /// than twice. `None` as for `resolve`; the selection is `None` without `r`.
+    pub fn resolve_selection(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<Option<(Rights, Option<Selection>)>> {
+        let Some((owner, name)) = crate::acl::owner_and_name(actor, name) else {
+            return Ok(None);
+        };
+        self.read_lazily(|conn| {
+            let Some(mailbox) = crate::txn::find_live_mailbox(conn, &owner, &name)? else {
+                return Ok(None);
             };
-            let keywords = keywords_of(conn, mailbox.id)?;
-            Ok(Selection {
-                mailbox,
-                uids: scanned.uids.to_vec(),
-                first_unseen: scanned.first_unseen,
-                keywords,
-            })
+            let rights = actor.rights(&mailbox);
+            if !rights.contains(Rights::LOOKUP) && !rights.contains(Rights::READ) {
+                return Ok(None);
+            }
+            if !rights.contains(Rights::READ) {
+                return Ok(Some((rights, None)));
+            }
+            Ok(Some((rights, Some(self.selection_in(conn, mailbox)?))))
+        })
+    }
+
+    /// The selection of `mailbox`, read on `conn`'s snapshot (from the kept scan of
+    /// its state when there is one).
+    fn selection_in(&self, conn: &rusqlite::Connection, mailbox: Mailbox) -> Result<Selection> {
+        let key = StateKey::of(&mailbox);
+        let scanned = match self.shared.selections.get(&key) {
+            Some(hit) => hit,
+            None => {
+                crate::pending::require_folded(conn, mailbox.id)?;
+                let fresh = Arc::new(scan_selection(conn, &mailbox)?);
+                self.shared.selections.put(key, Arc::clone(&fresh));
+                fresh
+            }
+        };
+        let keywords = keywords_of(conn, mailbox.id)?;
+        Ok(Selection {
+            mailbox,
+            uids: scanned.uids.to_vec(),
+            first_unseen: scanned.first_unseen,
+            keywords,
         })
     }
 
