@@ -100,6 +100,10 @@ pub(crate) struct Shared {
     /// The thread that folds logged changes once writes pause ([`Store::fold_soon`]),
     /// started with the first logged change.
     folder: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<()>>>,
+    /// Tests that must see changes logged and unfolded hold the fold thread off:
+    /// with it, whether they do depends on the machine's speed.
+    #[cfg(test)]
+    pub(crate) folds_held: std::sync::atomic::AtomicBool,
     pub(crate) indexer: Arc<dyn ContentIndexer>,
     pub(crate) auth_cache: crate::auth_cache::AuthCache,
     /// Bounds concurrent Argon2 verifications (memory and CPU under a LOGIN flood).
@@ -161,6 +165,8 @@ impl Store {
                 user_watchers: Mutex::new(HashMap::new()),
                 crowd_notifier: std::sync::OnceLock::new(),
                 folder: std::sync::OnceLock::new(),
+                #[cfg(test)]
+                folds_held: std::sync::atomic::AtomicBool::new(false),
                 indexer,
                 auth_cache: crate::auth_cache::AuthCache::new(),
                 hash_gate: crate::auth_cache::HashGate::per_core(),
@@ -295,6 +301,10 @@ impl Store {
                         let Some(shared) = shared.upgrade() else {
                             return;
                         };
+                        #[cfg(test)]
+                        if shared.folds_held.load(std::sync::atomic::Ordering::SeqCst) {
+                            continue;
+                        }
                         if let Err(e) = (Store { shared }).fold_pending() {
                             tracing::warn!(error = %e, "folding logged changes failed; reads will fold them");
                         }
