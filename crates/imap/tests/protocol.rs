@@ -1163,6 +1163,13 @@ fn acl_grants_shared_access_through_other_users() {
         .contains("[NOPERM]"));
     bob.ok("UNSELECT");
 
+    // Seen (l) but not readable (no r): SELECT says so rather than "no such mailbox".
+    alice.ok("SETACL INBOX bob l");
+    let r = bob.cmd("SELECT \"Other Users/alice/INBOX\"");
+    assert!(r.last().unwrap().contains("NO [NOPERM]"), "{r:?}");
+    let r = bob.cmd("FETCH 1 FLAGS");
+    assert!(r.last().unwrap().contains(" BAD "), "nothing is selected: {r:?}");
+
     alice.ok("DELETEACL INBOX bob");
     assert!(bob
         .cmd("SELECT \"Other Users/alice/INBOX\"")

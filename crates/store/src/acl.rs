@@ -261,11 +261,7 @@ impl crate::Store {
         else {
             return Ok(None);
         };
-        let rights = actor.rights(&mailbox);
-        if !rights.contains(Rights::LOOKUP) && !rights.contains(Rights::READ) {
-            return Ok(None);
-        }
-        Ok(Some((mailbox, rights)))
+        Ok(visible_rights(actor, &mailbox).map(|rights| (mailbox, rights)))
     }
 
     /// Every live mailbox `actor` may see, with the name they see it under and their
@@ -343,7 +339,13 @@ pub(crate) fn check_identifier(identifier: &str) -> Result<()> {
     Ok(())
 }
 
-/// `Other Users/bob/Folder` → (`bob`, `Folder`).
+/// `actor`'s rights on `mailbox` when they may see it at all (`l` or `r`): a
+/// mailbox they may not see is answered as one that does not exist.
+pub(crate) fn visible_rights(actor: &Actor, mailbox: &Mailbox) -> Option<Rights> {
+    let rights = actor.rights(mailbox);
+    (rights.contains(Rights::LOOKUP) || rights.contains(Rights::READ)).then_some(rights)
+}
+
 /// The owner and the normalized mailbox name that `actor` means by `name` (their own,
 /// `Other Users/<owner>/<name>` or `Shared Folders/<name>`); `None` when either is not
 /// a valid name, so no such mailbox can exist.
@@ -361,6 +363,7 @@ pub(crate) fn owner_and_name(actor: &Actor, name: &str) -> Option<(String, Strin
     }
 }
 
+/// `Other Users/bob/Folder` → (`bob`, `Folder`).
 fn split_other(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix(OTHER_USERS)?.strip_prefix('/')?;
     let (owner, mailbox) = rest.split_once('/')?;

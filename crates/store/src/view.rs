@@ -104,10 +104,9 @@ impl Store {
             let Some(mailbox) = crate::txn::find_live_mailbox(conn, &owner, &name)? else {
                 return Ok(None);
             };
-            let rights = actor.rights(&mailbox);
-            if !rights.contains(Rights::LOOKUP) && !rights.contains(Rights::READ) {
+            let Some(rights) = crate::acl::visible_rights(actor, &mailbox) else {
                 return Ok(None);
-            }
+            };
             if !rights.contains(Rights::READ) {
                 return Ok(Some((rights, None)));
             }
