@@ -61,6 +61,7 @@ fn everything(store: &Store, actor: &Actor, inbox: &UniqueId) -> String {
 fn logged_changes_read_back_as_if_written() {
     let (_a, logged, actor, inbox) = crate::content::store_with_inbox(400);
     let (_b, written, _, other) = crate::content::store_with_inbox(400);
+    hold_folds(&logged);
     logged.records(&actor, &inbox, false).unwrap();
     let pool = [
         Flag::Seen,
