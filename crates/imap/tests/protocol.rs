@@ -560,8 +560,9 @@ fn idle_reports_new_mail_at_once() {
     assert!(c.until_tagged("i").last().unwrap().starts_with("i OK"));
 }
 
-#[test]
-fn qresync_reconnect_learns_changes_and_vanished() {
+/// Five messages in alice's INBOX, and a QRESYNC client that selected it and logged
+/// out: the server, INBOX's UIDVALIDITY and the HIGHESTMODSEQ that client saw.
+fn qresync_client_that_left() -> (Server, u32, u64) {
     let server = start();
     for i in 0..5 {
         server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
@@ -570,13 +571,19 @@ fn qresync_reconnect_learns_changes_and_vanished() {
     let mut c = Client::login(server.addr, "alice");
     c.ok("ENABLE QRESYNC");
     c.ok("SELECT INBOX");
-    let before = server
+    let seen = server
         .store
         .mailbox("alice", "INBOX")
         .unwrap()
         .unwrap()
         .highest_modseq;
     c.ok("LOGOUT");
+    (server, inbox.uidvalidity, seen)
+}
+
+#[test]
+fn qresync_reconnect_learns_changes_and_vanished() {
+    let (server, uidvalidity, before) = qresync_client_that_left();
     let mut other = Client::login(server.addr, "alice");
     other.ok("SELECT INBOX");
     other.ok("STORE 2 +FLAGS (\\Flagged)");
@@ -585,8 +592,7 @@ fn qresync_reconnect_learns_changes_and_vanished() {
     let mut c = Client::login(server.addr, "alice");
     c.ok("ENABLE QRESYNC");
     let r = c.ok(&format!(
-        "SELECT INBOX (QRESYNC ({} {before} 1:5))",
-        inbox.uidvalidity
+        "SELECT INBOX (QRESYNC ({uidvalidity} {before} 1:5))"
     ));
     assert!(r.contains(&"* VANISHED (EARLIER) 4:5".to_owned()), "{r:?}");
     assert!(
@@ -609,22 +615,8 @@ fn qresync_reconnect_learns_changes_and_vanished() {
 /// since the cache are what would fall past it.
 #[test]
 fn qresync_select_fits_a_view_restored_from_a_cache() {
-    let server = start();
-    for i in 0..5 {
-        server.deliver("alice", "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
-    }
-    let inbox = server.store.mailbox("alice", "INBOX").unwrap().unwrap();
-    let mut c = Client::login(server.addr, "alice");
-    c.ok("ENABLE QRESYNC");
-    c.ok("SELECT INBOX");
+    let (server, uidvalidity, saved) = qresync_client_that_left();
     let cache: Vec<u32> = (1..=5).collect();
-    let saved = server
-        .store
-        .mailbox("alice", "INBOX")
-        .unwrap()
-        .unwrap()
-        .highest_modseq;
-    c.ok("LOGOUT");
     let mut other = Client::login(server.addr, "alice");
     other.ok("SELECT INBOX");
     other.ok("STORE 2:3 +FLAGS (\\Deleted)");
@@ -636,10 +628,7 @@ fn qresync_select_fits_a_view_restored_from_a_cache() {
     let mut c = Client::login(server.addr, "alice");
     c.ok("ENABLE QRESYNC");
     // No known-UIDs list, as imaptest sends it: VANISHED may name UIDs never seen.
-    let r = c.ok(&format!(
-        "SELECT INBOX (QRESYNC ({} {saved}))",
-        inbox.uidvalidity
-    ));
+    let r = c.ok(&format!("SELECT INBOX (QRESYNC ({uidvalidity} {saved}))"));
     let mut view: Vec<Option<u32>> = Vec::new();
     let mut fetched = Vec::new();
     for line in &r {
@@ -1168,7 +1157,10 @@ fn acl_grants_shared_access_through_other_users() {
     let r = bob.cmd("SELECT \"Other Users/alice/INBOX\"");
     assert!(r.last().unwrap().contains("NO [NOPERM]"), "{r:?}");
     let r = bob.cmd("FETCH 1 FLAGS");
-    assert!(r.last().unwrap().contains(" BAD "), "nothing is selected: {r:?}");
+    assert!(
+        r.last().unwrap().contains(" BAD "),
+        "nothing is selected: {r:?}"
+    );
 
     alice.ok("DELETEACL INBOX bob");
     assert!(bob
