@@ -257,8 +257,7 @@ impl crate::Store {
         let Some((owner, name)) = owner_and_name(actor, name) else {
             return Ok(None);
         };
-        let Some(mailbox) = self.read(|conn| crate::txn::find_live_mailbox(conn, &owner, &name))?
-        else {
+        let Some(mailbox) = self.mailbox(&owner, &name)? else {
             return Ok(None);
         };
         Ok(visible_rights(actor, &mailbox).map(|rights| (mailbox, rights)))

@@ -509,7 +509,12 @@ mod tests {
         let view = store.mailbox_view(&actor, &inbox).unwrap();
         assert_eq!(view.messages.len(), 60);
         // SELECT's lean snapshot agrees with the full one.
-        let selection = store.selection(&actor, &inbox).unwrap();
+        let selection = store
+            .resolve_selection(&actor, "INBOX")
+            .unwrap()
+            .unwrap()
+            .1
+            .unwrap();
         assert_eq!(selection.uids, view.uids());
         assert_eq!(selection.first_unseen, view.first_unseen);
         assert_eq!(selection.first_unseen, Some(10));

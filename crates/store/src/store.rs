@@ -117,7 +117,7 @@ pub(crate) struct Shared {
     pub(crate) live_records: crate::record_cache::LiveRecordsCache,
     /// Mailbox counts ([`crate::record_cache::CountsCache`]).
     pub(crate) counts: crate::record_cache::CountsCache,
-    /// SELECT's recent scans ([`Store::selection`]).
+    /// SELECT's recent scans ([`Store::resolve_selection`]).
     pub(crate) selections: crate::view::SelectionCache,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
     /// (a replica taking a full sync) goes first, the text index catches up after.

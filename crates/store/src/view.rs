@@ -81,14 +81,6 @@ impl Store {
             .open_blob(&mailbox.partition, &message.guid, message.size)
     }
 
-    /// The live mailbox `id` as SELECT opens it, in one snapshot; needs `r`.
-    pub fn selection(&self, actor: &Actor, id: &UniqueId) -> Result<Selection> {
-        self.read_lazily(|conn| {
-            let mailbox = live_for(conn, actor, id, Rights::READ)?;
-            self.selection_in(conn, mailbox)
-        })
-    }
-
     /// [`Store::resolve`] and, when the actor may read the mailbox, its
     /// [`Selection`], both from one snapshot: what SELECT needs, read once rather
     /// than twice. `None` as for `resolve`; the selection is `None` without `r`.
@@ -260,7 +252,12 @@ mod tests {
     fn selection_follows_every_change() {
         let (_dir, store, actor, inbox) = crate::content::store_with_inbox(300);
         let agrees = |what: &str| {
-            let s = store.selection(&actor, &inbox).unwrap();
+            let s = store
+                .resolve_selection(&actor, "INBOX")
+                .unwrap()
+                .unwrap()
+                .1
+                .unwrap();
             let v = store.mailbox_view(&actor, &inbox).unwrap();
             assert_eq!(s.uids, v.uids(), "{what}");
             assert_eq!(s.first_unseen, v.first_unseen, "{what}");
