@@ -252,15 +252,16 @@ const WAL_SIZE_LIMIT: i64 = 64 << 20;
 ///   imaptest's steady-state load the waits on that mutex were about a tenth of the
 ///   server's CPU.
 /// - A statement's journal (the pages it changed, kept so that the statement alone can
-///   be undone) stays in memory up to [`STATEMENT_JOURNAL_IN_MEMORY`]. At SQLite's
-///   default of 64 KiB an EXPUNGE spilled it to a temporary file: opened, unlinked and
-///   written with about 310 KiB on every EXPUNGE of 148 messages, for a file nobody
-///   reads unless a statement fails (and a full temporary directory failed it).
+///   be undone) stays in memory, whatever its size ([`STATEMENT_JOURNAL_IN_MEMORY`]).
+///   At SQLite's default of 64 KiB an EXPUNGE spilled it to a temporary file: opened,
+///   unlinked and written with about 310 KiB on every EXPUNGE of 148 messages, for a
+///   file nobody reads unless a statement fails (and a full temporary directory
+///   failed it).
 pub(crate) fn configure_process() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let off: std::ffi::c_int = 0;
-        let spill = STATEMENT_JOURNAL_IN_MEMORY as std::ffi::c_int;
+        let spill = STATEMENT_JOURNAL_IN_MEMORY;
         // SAFETY: both options take one int; sqlite3_config touches only SQLite's
         // global configuration, and refuses (SQLITE_MISUSE) once SQLite is initialised
         // instead of changing anything.
@@ -279,16 +280,22 @@ pub(crate) fn configure_process() {
     });
 }
 
-/// How much of one statement's journal SQLite keeps in memory before it moves it to a
-/// temporary file (see [`configure_process`]). An EXPUNGE of 148 messages journals
-/// about 310 KiB; a rare larger statement still spills.
+/// SQLite's threshold for moving a statement's journal to a temporary file (see
+/// [`configure_process`]): -1, never. The journal holds the original of each page one
+/// statement changes, once, and is freed when the statement ends; tern's largest
+/// statements (a flag change folded over a whole mailbox, an expunge of thousands)
+/// change a few megabytes of the index. It grows in 1 KiB pieces, allocated as needed.
 ///
-/// SQLite allocates the whole of it at once for every statement that journals (a
-/// flag store does, through its modseq update). So it stays below the size from
-/// which the allocator maps memory on its own (`src/allocator.rs`, 1 MiB): at 4 MiB,
-/// each `STORE` mapped, faulted in and unmapped 4 MiB, and a scattered
-/// `STORE \Deleted` took 1.08 ms instead of 0.83-0.95.
-const STATEMENT_JOURNAL_IN_MEMORY: usize = 512 << 10;
+/// Not a threshold in between: a journal that spills is written to its file in one
+/// piece as large as the threshold, and SQLite's Unix layer cuts every write to
+/// under 128 KiB and takes the shortfall for a full disk. At 512 KiB every statement
+/// that journalled more than that (one \Seen on each of 10,000 messages) failed with
+/// "database or disk is full", and since every read folds logged changes first, the
+/// mailbox could then not be read (`tests/large_statements.rs`). Nor SQLite's 64 KiB:
+/// see above. A threshold also allocates its whole size for every statement that
+/// journals (a flag store does, through its modseq update): at 4 MiB, each `STORE`
+/// mapped, faulted in and unmapped 4 MiB.
+const STATEMENT_JOURNAL_IN_MEMORY: std::ffi::c_int = -1;
 
 /// Keeps the database's `-wal` and `-shm` files when its last connection closes
 /// (`SQLITE_FCNTL_PERSIST_WAL`) instead of deleting them, the WAL truncated to zero
