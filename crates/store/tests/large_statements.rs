@@ -22,10 +22,11 @@ fn flags(s: &str) -> Flags {
     Flags::parse_list(s).unwrap()
 }
 
-/// A mailbox of `n` messages, appended in batches.
-fn big_inbox(store: &Store, n: u32) -> UniqueId {
+/// A mailbox "Big" of `n` messages, appended in batches.
+fn big_mailbox(store: &Store, n: u32) -> UniqueId {
     store.create_user("u", None, false).unwrap();
-    let inbox = store.mailbox("u", "INBOX").unwrap().unwrap().uniqueid;
+    store.create_mailbox("u", "Big", None).unwrap();
+    let inbox = store.mailbox("u", "Big").unwrap().unwrap().uniqueid;
     let bodies: Vec<Vec<u8>> = (0..n)
         .map(|i| {
             format!(
@@ -69,7 +70,7 @@ fn a_flag_change_on_every_message_of_a_large_mailbox_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(StoreConfig::new(dir.path()), common::indexer()).unwrap();
     let n = 2500;
-    let inbox = big_inbox(&store, n);
+    let inbox = big_mailbox(&store, n);
     let all: Vec<Uid> = (1..=n).collect();
 
     let out = store
@@ -111,4 +112,10 @@ fn a_flag_change_on_every_message_of_a_large_mailbox_is_kept() {
     let (_, left) = store.records(&owner(), &inbox, false).unwrap();
     assert_eq!(left.len(), (n / 2) as usize);
     assert!(left.iter().all(|r| !r.flags.contains(&Flag::Seen)));
+
+    // Renamed and deleted whole, as a user would at last.
+    store.rename_mailbox("u", "Big", "Old", None).unwrap();
+    store.delete_mailbox("u", "Old").unwrap();
+    assert!(store.mailbox("u", "Old").unwrap().is_none());
+    assert!(store.mailbox("u", "Big").unwrap().is_none());
 }
