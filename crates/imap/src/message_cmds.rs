@@ -433,13 +433,16 @@ impl<W> Session<W> {
         let code = if pairs.is_empty() {
             String::new()
         } else {
-            let from: Vec<String> = pairs.iter().map(|p| p.0.to_string()).collect();
-            let to: Vec<String> = pairs.iter().map(|p| p.1.to_string()).collect();
+            // Each list as runs, in pair order (a run only where UIDs ascend by one),
+            // so both expand to the pairs as they are: a COPY of 40,000 messages
+            // answers `1:40000`, not a line of 300 KB.
+            let from: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
+            let to: Vec<Uid> = pairs.iter().map(|p| p.1).collect();
             format!(
                 "[COPYUID {} {} {}]",
                 dest.uidvalidity,
-                from.join(","),
-                to.join(",")
+                compress_uids(&from),
+                compress_uids(&to)
             )
         };
         if moving {

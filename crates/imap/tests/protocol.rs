@@ -429,7 +429,7 @@ fn copy_and_move_report_copyuid() {
     assert!(r
         .last()
         .unwrap()
-        .contains(&format!("[COPYUID {} 1,2 1,2]", archive.uidvalidity)));
+        .contains(&format!("[COPYUID {} 1:2 1:2]", archive.uidvalidity)));
     let r = c.ok("UID MOVE 2 Archive");
     assert!(
         r[0].contains(&format!("[COPYUID {} 2 3]", archive.uidvalidity)),
@@ -450,6 +450,15 @@ fn copy_and_move_report_copyuid() {
             .unwrap()
             .messages,
         3
+    );
+    // Runs where the UIDs run, single UIDs where they do not: the two sets still
+    // pair up one by one.
+    let r = c.ok("UID COPY 1,3 Archive");
+    assert!(
+        r.last()
+            .unwrap()
+            .contains(&format!("[COPYUID {} 1,3 4:5]", archive.uidvalidity)),
+        "{r:?}"
     );
 }
 
