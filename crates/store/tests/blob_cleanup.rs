@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::owner;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -35,13 +37,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     walk(&partition(dir).join("tmp"), &mut out);
     out.sort();
     out
-}
-
-fn owner(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        is_admin: false,
-    }
 }
 
 fn message(tag: &str, size: usize) -> Vec<u8> {

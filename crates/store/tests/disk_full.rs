@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::owner;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,13 +53,6 @@ fn fill(dir: &Path) -> PathBuf {
         }
     }
     path
-}
-
-fn owner(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        is_admin: false,
-    }
 }
 
 fn to(user: &str) -> [DeliveryTarget; 1] {

@@ -9,17 +9,12 @@
 
 mod common;
 
+use common::flags;
+
 use tern_store::*;
 
 fn owner() -> Actor {
-    Actor {
-        name: "u".into(),
-        is_admin: false,
-    }
-}
-
-fn flags(s: &str) -> Flags {
-    Flags::parse_list(s).unwrap()
+    common::owner("u")
 }
 
 /// A mailbox "Big" of `n` messages, appended in batches.

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::flags;
+
 use tern_store::*;
 
 fn open() -> (tempfile::TempDir, Store) {
@@ -16,22 +18,12 @@ fn id(store: &Store, user: &str, name: &str) -> UniqueId {
 
 /// The owner of user "u"'s mailboxes.
 fn u() -> Actor {
-    Actor {
-        name: "u".into(),
-        is_admin: false,
-    }
+    common::owner("u")
 }
 
 /// The owner of user "a"'s mailboxes.
 fn owner_a() -> Actor {
-    Actor {
-        name: "a".into(),
-        is_admin: false,
-    }
-}
-
-fn flags(s: &str) -> Flags {
-    Flags::parse_list(s).unwrap()
+    common::owner("a")
 }
 
 #[test]
