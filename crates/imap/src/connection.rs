@@ -26,6 +26,7 @@ pub(crate) async fn run(
     cache: Arc<MessageCaches>,
     throttle: Arc<AuthThrottle>,
     budget: MemoryBudget,
+    running: crate::placement::Running,
 ) {
     let Connection {
         transport: stream,
@@ -52,6 +53,7 @@ pub(crate) async fn run(
         stopping: shutdown.clone(),
         hold: budget.reservation(),
         budget,
+        running,
         tls,
         compressed: false,
         upgrade: None,

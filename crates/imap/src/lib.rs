@@ -33,6 +33,7 @@ pub mod mime;
 pub mod mutf7;
 mod notify;
 pub mod parser;
+mod placement;
 mod quota_cmds;
 mod reader;
 mod response;
@@ -133,6 +134,7 @@ pub struct ImapServer {
     gate: Arc<Gate>,
     throttle: Arc<AuthThrottle>,
     budget: MemoryBudget,
+    running: placement::Running,
 }
 
 impl ImapServer {
@@ -152,6 +154,7 @@ impl ImapServer {
             budget: MemoryBudget::new(config.max_literal.saturating_mul(4)),
             config: Arc::new(config),
             throttle: Arc::new(AuthThrottle::new(Default::default())),
+            running: placement::Running::default(),
         }
     }
 
@@ -204,6 +207,7 @@ impl ImapServer {
                     this.cache,
                     this.throttle,
                     this.budget,
+                    this.running,
                 )
                 .await
             }

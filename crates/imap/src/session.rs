@@ -150,6 +150,8 @@ pub(crate) struct Session<W> {
     /// The process's allowance for bytes in transit, and this command's share of it.
     pub(crate) budget: MemoryBudget,
     pub(crate) hold: Reservation,
+    /// The commands running in the server's sessions, this one's included.
+    pub(crate) running: crate::placement::Running,
     /// The connection is TLS (implicit or after STARTTLS).
     pub(crate) tls: bool,
     /// COMPRESS DEFLATE is active.
@@ -237,37 +239,6 @@ impl<W> Session<W> {
     }
 }
 
-/// Whether a command runs on the runtime thread itself rather than under
-/// `block_in_place`.
-///
-/// `block_in_place` hands the thread's scheduler to another thread, which the VM
-/// must wake. For a command that reads a little and answers at once, that hand-off
-/// costs more than the command: W2's SELECT took 0.17-0.23 ms under it and 0.04 ms
-/// in place. These commands read the index (SELECT may also take `\Recent`, one
-/// small write) and never read message files. Everything else stays off the
-/// runtime: run in place, a command that waits for the group commit, or reads many
-/// message files, holds one of the runtime's threads and every session queued on
-/// it (under steady load, all commands in place cut throughput by a third).
-fn runs_in_place(body: &CommandBody) -> bool {
-    matches!(
-        body,
-        CommandBody::Noop
-            | CommandBody::Capability
-            | CommandBody::Namespace
-            | CommandBody::Check
-            | CommandBody::Select { .. }
-    )
-}
-
-/// Runs `step` in place or under `block_in_place`, as [`runs_in_place`] decided.
-fn run_step<T>(in_place: bool, step: impl FnOnce() -> T) -> T {
-    if in_place {
-        step()
-    } else {
-        tokio::task::block_in_place(step)
-    }
-}
-
 impl<W: AsyncWrite + Unpin + Send> Session<W> {
     /// Executes one command and writes its responses; returns true to close.
     pub(crate) async fn handle<R: AsyncRead + Unpin>(
@@ -309,12 +280,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                 // commands.
                 let new_after = (!fresh_view).then(|| self.message_new_mark()).flatten();
                 // One turn for the command, the first part of a FETCH answer and the
-                // changes to report, off the runtime unless the command is one of the
-                // few cheaper than the hand-off: each `block_in_place` hands the
-                // worker's scheduler to another thread and back, which under load
-                // cost as much as a small command's own work.
-                let in_place = runs_in_place(&body);
-                let step = run_step(in_place, || {
+                // changes to report, in place or handed off (`placement.rs`).
+                let running = self.running.start();
+                let messages = self.selected.as_ref().map_or(0, |v| v.exists());
+                let rule = crate::placement::rule(&body, messages);
+                let step = crate::placement::run(running.in_place(rule), || {
                     let outcome = self.execute(&tag, body);
                     let step = match self.fetching.take() {
                         Some(mut stream) => {
@@ -343,7 +313,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     FirstStep::Done(outcome) => outcome,
                     FirstStep::Broken => return true,
                     FirstStep::More(stream, limit, outcome) => {
-                        let Some(outcome) = self.stream_rest(*stream, limit, outcome).await else {
+                        let rest = self.stream_rest(*stream, limit, outcome, &running, rule);
+                        let Some(outcome) = rest.await else {
                             return true;
                         };
                         tokio::task::block_in_place(|| {
@@ -415,29 +386,35 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         mut stream: crate::fetch::FetchStream,
         done: Outcome,
     ) -> Option<Outcome> {
+        let running = self.running.start();
+        let rule = crate::placement::Rule::Never;
         let limit = self.fetch_buffer();
         match tokio::task::block_in_place(|| self.fetch_step(&mut stream, limit)) {
             Ok(true) => Some(done),
-            Ok(false) => self.stream_rest(stream, limit, done).await,
+            Ok(false) => self.stream_rest(stream, limit, done, &running, rule).await,
             Err(crate::fetch::FetchError::Broken) => None,
             Err(e) => Some(e.outcome()),
         }
     }
 
     /// [`Session::stream_fetch`] after its first step: writes what the buffer holds,
-    /// then goes on producing and writing until the answer is complete.
+    /// then goes on producing and writing until the answer is complete. Each step runs
+    /// in place when `command`'s `rule` allows it at that moment.
     async fn stream_rest(
         &mut self,
         mut stream: crate::fetch::FetchStream,
         limit: usize,
         done: Outcome,
+        command: &crate::placement::RunningCommand,
+        rule: crate::placement::Rule,
     ) -> Option<Outcome> {
         loop {
             if !self.out.is_empty() {
                 self.writer.write_all(&self.out).await.ok()?;
                 self.out.clear();
             }
-            match tokio::task::block_in_place(|| self.fetch_step(&mut stream, limit)) {
+            let in_place = command.in_place(rule);
+            match crate::placement::run(in_place, || self.fetch_step(&mut stream, limit)) {
                 Ok(true) => return Some(done),
                 Ok(false) => {}
                 // Part of a literal is out: the response cannot be completed.

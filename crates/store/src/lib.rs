@@ -58,6 +58,7 @@ mod flag_runs;
 mod flag_targets;
 mod flagging;
 mod flags;
+mod fold_timer;
 mod ids;
 mod incoming;
 mod keywords;

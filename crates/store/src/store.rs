@@ -99,7 +99,7 @@ pub(crate) struct Shared {
     crowd_notifier: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<CrowdNotice>>>,
     /// The thread that folds logged changes once writes pause ([`Store::fold_soon`]),
     /// started with the first logged change.
-    folder: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<()>>>,
+    folder: std::sync::OnceLock<Arc<crate::fold_timer::FoldTimer>>,
     /// Tests that must see changes logged and unfolded hold the fold thread off:
     /// with it, whether they do depends on the machine's speed.
     #[cfg(test)]
@@ -283,21 +283,14 @@ impl Store {
     /// replication pass) then seldom has to, and a disk that fills up later finds
     /// nothing left to fold.
     pub(crate) fn fold_soon(&self) {
-        let folder = self.shared.folder.get_or_init(|| {
-            let (send, recv) = std::sync::mpsc::channel::<()>();
-            let shared = Arc::downgrade(&self.shared);
+        let timer = self.shared.folder.get_or_init(|| {
+            let timer = Arc::new(crate::fold_timer::FoldTimer::default());
+            let (for_thread, shared) = (Arc::clone(&timer), Arc::downgrade(&self.shared));
             let spawned = std::thread::Builder::new()
                 .name("tern-fold".into())
                 .spawn(move || {
-                    // Wait for a change, then for FOLD_AFTER without another.
-                    while recv.recv().is_ok() {
-                        loop {
-                            match recv.recv_timeout(FOLD_AFTER) {
-                                Ok(()) => continue,
-                                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
-                                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                            }
-                        }
+                    let alive = || shared.strong_count() > 0;
+                    while for_thread.wait(FOLD_AFTER, FOLD_IDLE_CHECK, alive) {
                         let Some(shared) = shared.upgrade() else {
                             return;
                         };
@@ -313,9 +306,9 @@ impl Store {
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "cannot start the fold thread; reads will fold");
             }
-            Mutex::new(send)
+            timer
         });
-        let _ = folder.lock().unwrap_or_else(|p| p.into_inner()).send(());
+        timer.changed();
     }
 
     /// [`Store::read`] when the changes waiting cannot be folded for lack of disk
@@ -543,6 +536,9 @@ const MAX_FOLDS_PER_READ: usize = 32;
 
 /// How long writes to the index pause before the changes logged are folded.
 const FOLD_AFTER: Duration = Duration::from_millis(100);
+
+/// How often the idle fold thread looks whether its store still exists.
+const FOLD_IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Watchers of one mailbox beyond which a change is announced [`CROWD_DELAY`] later.
 const CROWD: usize = 256;
