@@ -13,7 +13,8 @@ mostly the servers'. The same client is used for every server.
 Per server and iteration, on a fresh instance (servers.py): workload.py prepare,w1
 creates the corpus folders and delivers the corpus over LMTP; --settle seconds of
 nothing (and with --wait-quiet, until the server is quiet; tern's count of messages
-not yet in its full-text index is recorded either way); then on INBOX, the largest
+not yet in its full-text index is recorded either way); a sync, so that no writeback
+of an earlier instance is in flight (--no-sync: none); then on INBOX, the largest
 folder:
   LOGIN; SELECT INBOX, FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE),
   FETCH 1:500 BODY.PEEK[] and UID SEARCH BODY quokka, each --repeat times (they change
@@ -175,6 +176,14 @@ def run_one(a, rdir, server, k):
             before["pending_texts"] = inst.pending_texts()
         if a.wait_quiet:
             before["quiet_after_s"] = wait_quiet(inst.pid(), a.wait_quiet)
+        if a.sync:
+            # The disk to itself: without this, the writeback of what the instance
+            # before delivered (200 MB) was still in flight, and every fsync of the
+            # measured server waited behind it (tern's STORE doubled after Cyrus's
+            # run), while a server that does not fsync its flag changes did not notice.
+            t0 = time.monotonic()
+            os.sync()
+            before["sync_s"] = round(time.monotonic() - t0, 3)
         if a.client == "compiled":
             res, counts = compiled_w2(a.client_binary, inst.ports["imap"], a.repeat, a.search_word)
         else:
@@ -206,6 +215,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     S.add_common_args(ap)
     ap.add_argument("--settle", type=float, default=5, help="seconds between W1's end and the lean W2")
+    ap.add_argument("--no-sync", dest="sync", action="store_false",
+                    help="do not write out the machine's dirty pages (sync) before the steps")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECS",
                     help="after --settle, wait up to SECS for the server to go quiet (under 5%% "
                          "of a CPU for a second), the same rule for every server; 0: do not wait")
