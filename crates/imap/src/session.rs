@@ -313,7 +313,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                     FirstStep::Done(outcome) => outcome,
                     FirstStep::Broken => return true,
                     FirstStep::More(stream, limit, outcome) => {
-                        let rest = self.stream_rest(*stream, limit, outcome, &running, rule);
+                        let in_place = || running.in_place(rule);
+                        let rest = self.stream_rest(*stream, limit, outcome, &in_place);
                         let Some(outcome) = rest.await else {
                             return true;
                         };
@@ -386,12 +387,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
         mut stream: crate::fetch::FetchStream,
         done: Outcome,
     ) -> Option<Outcome> {
-        let running = self.running.start();
-        let rule = crate::placement::Rule::Never;
         let limit = self.fetch_buffer();
         match tokio::task::block_in_place(|| self.fetch_step(&mut stream, limit)) {
             Ok(true) => Some(done),
-            Ok(false) => self.stream_rest(stream, limit, done, &running, rule).await,
+            Ok(false) => self.stream_rest(stream, limit, done, &|| false).await,
             Err(crate::fetch::FetchError::Broken) => None,
             Err(e) => Some(e.outcome()),
         }
@@ -399,22 +398,20 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
 
     /// [`Session::stream_fetch`] after its first step: writes what the buffer holds,
     /// then goes on producing and writing until the answer is complete. Each step runs
-    /// in place when `command`'s `rule` allows it at that moment.
+    /// in place when `in_place` says so at that moment (`placement.rs`).
     async fn stream_rest(
         &mut self,
         mut stream: crate::fetch::FetchStream,
         limit: usize,
         done: Outcome,
-        command: &crate::placement::RunningCommand,
-        rule: crate::placement::Rule,
+        in_place: &(dyn Fn() -> bool + Sync),
     ) -> Option<Outcome> {
         loop {
             if !self.out.is_empty() {
                 self.writer.write_all(&self.out).await.ok()?;
                 self.out.clear();
             }
-            let in_place = command.in_place(rule);
-            match crate::placement::run(in_place, || self.fetch_step(&mut stream, limit)) {
+            match crate::placement::run(in_place(), || self.fetch_step(&mut stream, limit)) {
                 Ok(true) => return Some(done),
                 Ok(false) => {}
                 // Part of a literal is out: the response cannot be completed.

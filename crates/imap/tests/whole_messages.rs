@@ -207,6 +207,59 @@ fn a_slow_reader_gets_every_byte() {
     );
 }
 
+/// A client that asks for 30 MB and reads none of it holds nothing another session
+/// needs: with the answer stuck in the socket's buffers, a second session logs in,
+/// stores a flag, fetches and NOOPs, and only then does the first read its answer,
+/// all of it. (A lone session's FETCH runs its steps on the runtime's thread; only
+/// the production of each piece may, never the wait for the reader.)
+#[test]
+fn a_fetch_waiting_for_its_reader_holds_up_no_one() {
+    let server = start();
+    let mut stored = Vec::new();
+    for n in 0..12u32 {
+        let m = message(700 + n, 2_500_000 + 977 * n as usize);
+        store(&server, &m);
+        stored.push(m);
+    }
+    let mut raw = std::net::TcpStream::connect(server.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    use std::io::Write;
+    raw.write_all(b"a LOGIN alice pw\r\nb EXAMINE INBOX\r\nc FETCH 1:* (BODY.PEEK[])\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = Client::login(server.addr, "alice");
+    other.ok("SELECT INBOX");
+    other.ok("STORE 3 +FLAGS.SILENT (\\Flagged)");
+    let flags = other.ok("FETCH 3 (FLAGS)");
+    assert!(flags[0].contains("\\Flagged"), "{flags:?}");
+    other.ok("NOOP");
+    other.ok("LOGOUT");
+    let mut got = Vec::new();
+    let mut piece = vec![0u8; 256 * 1024];
+    while !ends_with_tagged(&got) {
+        let n = raw.read(&mut piece).unwrap();
+        assert!(n > 0, "closed after {} bytes", got.len());
+        got.extend_from_slice(&piece[..n]);
+    }
+    let mut at = find(&got, b"* 1 FETCH").expect("the first response");
+    for (i, want) in stored.iter().enumerate() {
+        let head = format!("* {} FETCH (BODY[] {{{}}}\r\n", i + 1, want.len());
+        assert!(got[at..].starts_with(head.as_bytes()), "message {}", i + 1);
+        at += head.len();
+        assert!(
+            got[at..at + want.len()] == want[..],
+            "message {} differs",
+            i + 1
+        );
+        at += want.len() + 3;
+    }
+    assert!(
+        got[at..].starts_with(b"c OK"),
+        "{:?}",
+        String::from_utf8_lossy(&got[at..])
+    );
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
