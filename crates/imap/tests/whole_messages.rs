@@ -155,20 +155,11 @@ fn whole_messages_read_back_as_stored() {
 #[test]
 fn a_slow_reader_gets_every_byte() {
     let server = start();
-    let mut stored = Vec::new();
-    for n in 0..12u32 {
-        let m = message(500 + n, 2_500_000 + 1_234 * n as usize);
-        store(&server, &m);
-        stored.push(m);
-    }
+    let stored = store_large(&server, 500);
     let mut c = Client::login(server.addr, "alice");
     c.ok("SELECT INBOX");
     c.ok("FETCH 1:* (ENVELOPE)");
-    let mut raw = std::net::TcpStream::connect(server.addr).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    use std::io::Write;
-    raw.write_all(b"a LOGIN alice pw\r\nb EXAMINE INBOX\r\nc FETCH 1:* (BODY.PEEK[])\r\n")
-        .unwrap();
+    let mut raw = ask_for_every_body(&server);
     // Let the server fill the socket's buffers, then read in small pieces with pauses.
     std::thread::sleep(Duration::from_millis(300));
     let mut got = Vec::new();
@@ -185,25 +176,11 @@ fn a_slow_reader_gets_every_byte() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let start = find(&got, b"* 1 FETCH").expect("the first response");
-    let mut at = start;
-    for (i, want) in stored.iter().enumerate() {
-        let head = format!("* {} FETCH (BODY[] {{{}}}\r\n", i + 1, want.len());
-        assert!(got[at..].starts_with(head.as_bytes()), "message {}", i + 1);
-        at += head.len();
-        assert!(
-            got[at..at + want.len()] == want[..],
-            "message {} differs",
-            i + 1
-        );
-        at += want.len();
-        assert_eq!(&got[at..at + 3], b")\r\n");
-        at += 3;
-    }
+    let rest = after_bodies(&got, &stored);
     assert!(
-        got[at..].starts_with(b"c OK"),
+        rest.starts_with(b"c OK"),
         "{:?}",
-        String::from_utf8_lossy(&got[at..])
+        String::from_utf8_lossy(rest)
     );
 }
 
@@ -215,17 +192,8 @@ fn a_slow_reader_gets_every_byte() {
 #[test]
 fn a_fetch_waiting_for_its_reader_holds_up_no_one() {
     let server = start();
-    let mut stored = Vec::new();
-    for n in 0..12u32 {
-        let m = message(700 + n, 2_500_000 + 977 * n as usize);
-        store(&server, &m);
-        stored.push(m);
-    }
-    let mut raw = std::net::TcpStream::connect(server.addr).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    use std::io::Write;
-    raw.write_all(b"a LOGIN alice pw\r\nb EXAMINE INBOX\r\nc FETCH 1:* (BODY.PEEK[])\r\n")
-        .unwrap();
+    let stored = store_large(&server, 700);
+    let mut raw = ask_for_every_body(&server);
     std::thread::sleep(Duration::from_millis(300));
     let mut other = Client::login(server.addr, "alice");
     other.ok("SELECT INBOX");
@@ -241,7 +209,40 @@ fn a_fetch_waiting_for_its_reader_holds_up_no_one() {
         assert!(n > 0, "closed after {} bytes", got.len());
         got.extend_from_slice(&piece[..n]);
     }
-    let mut at = find(&got, b"* 1 FETCH").expect("the first response");
+    let rest = after_bodies(&got, &stored);
+    // The other session's \Flagged may be reported before the tagged reply.
+    let rest = String::from_utf8_lossy(rest);
+    let tagged = rest.lines().find(|l| !l.starts_with("* ")).unwrap_or("");
+    assert!(tagged.starts_with("c OK"), "{rest:?}");
+}
+
+/// Twelve messages of about 2.5 MB (30 MB in all) stored in alice's INBOX, their
+/// bodies varying with `seed`.
+fn store_large(server: &Server, seed: u32) -> Vec<Vec<u8>> {
+    (0..12u32)
+        .map(|n| {
+            let m = message(seed + n, 2_500_000 + 1_234 * n as usize);
+            store(server, &m);
+            m
+        })
+        .collect()
+}
+
+/// A connection that logs in as alice, examines INBOX and asks for every message's
+/// `BODY[]` (tag `c`), with nothing read yet.
+fn ask_for_every_body(server: &Server) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut raw = std::net::TcpStream::connect(server.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    raw.write_all(b"a LOGIN alice pw\r\nb EXAMINE INBOX\r\nc FETCH 1:* (BODY.PEEK[])\r\n")
+        .unwrap();
+    raw
+}
+
+/// Checks that `got` holds `stored` as the `BODY[]` responses of messages 1 to n, in
+/// order and byte for byte, and returns what follows them.
+fn after_bodies<'a>(got: &'a [u8], stored: &[Vec<u8>]) -> &'a [u8] {
+    let mut at = find(got, b"* 1 FETCH").expect("the first response");
     for (i, want) in stored.iter().enumerate() {
         let head = format!("* {} FETCH (BODY[] {{{}}}\r\n", i + 1, want.len());
         assert!(got[at..].starts_with(head.as_bytes()), "message {}", i + 1);
@@ -251,12 +252,11 @@ fn a_fetch_waiting_for_its_reader_holds_up_no_one() {
             "message {} differs",
             i + 1
         );
-        at += want.len() + 3;
+        at += want.len();
+        assert_eq!(&got[at..at + 3], b")\r\n");
+        at += 3;
     }
-    // The other session's \Flagged may be reported before the tagged reply.
-    let rest = String::from_utf8_lossy(&got[at..]);
-    let tagged = rest.lines().find(|l| !l.starts_with("* ")).unwrap_or("");
-    assert!(tagged.starts_with("c OK"), "{rest:?}");
+    &got[at..]
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
