@@ -318,7 +318,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<W> {
                         let Some(outcome) = rest.await else {
                             return true;
                         };
-                        tokio::task::block_in_place(|| {
+                        crate::placement::run(in_place(), || {
                             self.report_changes(expunges_ok);
                             self.notify_changes();
                         });

@@ -18,7 +18,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rusqlite::{ffi, Connection};
@@ -37,8 +37,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Between the write connection's WAL hook and the checkpoint thread.
 #[derive(Default)]
 struct Signal {
-    wanted: Mutex<bool>,
-    wake: Condvar,
+    /// Raised by the hook: the WAL wants a checkpoint.
+    wanted: crate::wakeup::Wakeup,
     /// The thread copied the WAL since the hook last finished a checkpoint.
     copied: AtomicBool,
 }
@@ -102,9 +102,8 @@ unsafe extern "C" fn on_commit(
                 std::ptr::null_mut(),
             );
         }
-    } else if let Ok(mut wanted) = signal.wanted.lock() {
-        *wanted = true;
-        signal.wake.notify_one();
+    } else {
+        signal.wanted.raise();
     }
     ffi::SQLITE_OK
 }
@@ -112,18 +111,7 @@ unsafe extern "C" fn on_commit(
 fn run<T>(signal: &Signal, index_path: &std::path::Path, alive: &Weak<T>) {
     let mut conn: Option<Connection> = None;
     loop {
-        let wanted = {
-            let Ok(guard) = signal.wanted.lock() else {
-                return;
-            };
-            let Ok((mut guard, _)) = signal
-                .wake
-                .wait_timeout_while(guard, IDLE_CHECK, |wanted| !*wanted)
-            else {
-                return;
-            };
-            std::mem::take(&mut *guard)
-        };
+        let wanted = signal.wanted.wait(IDLE_CHECK);
         if alive.strong_count() == 0 {
             return;
         }

@@ -8,7 +8,6 @@
 //! again), which on a VM's vCPUs took longer than the STORE's own work.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Tells the fold thread that changes were logged; see the module.
@@ -19,9 +18,8 @@ pub(crate) struct FoldTimer {
     /// The thread was told of a change it has not folded yet: later changes need not
     /// wake it.
     armed: AtomicBool,
-    /// Set with [`FoldTimer::changed`]'s wake-up, cleared by the thread.
-    woken: Mutex<bool>,
-    wake: Condvar,
+    /// Raised by the change that arms it.
+    woken: crate::wakeup::Wakeup,
 }
 
 impl FoldTimer {
@@ -33,9 +31,7 @@ impl FoldTimer {
         if self.armed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let mut woken = self.woken.lock().unwrap_or_else(|p| p.into_inner());
-        *woken = true;
-        self.wake.notify_one();
+        self.woken.raise();
     }
 
     /// On the fold thread: returns once changes were logged and then none for
@@ -47,18 +43,10 @@ impl FoldTimer {
         idle_check: Duration,
         alive: impl Fn() -> bool,
     ) -> bool {
-        {
-            let mut woken = self.woken.lock().unwrap_or_else(|p| p.into_inner());
-            while !*woken {
-                if !alive() {
-                    return false;
-                }
-                woken = match self.wake.wait_timeout(woken, idle_check) {
-                    Ok((guard, _)) => guard,
-                    Err(p) => p.into_inner().0,
-                };
+        while !self.woken.wait(idle_check) {
+            if !alive() {
+                return false;
             }
-            *woken = false;
         }
         loop {
             let seen = self.changes.load(Ordering::Acquire);

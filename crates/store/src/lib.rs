@@ -88,6 +88,7 @@ mod txn;
 mod urlauth;
 mod users;
 mod view;
+mod wakeup;
 mod writer;
 
 pub use acl::{Acl, Actor, Rights, ANYONE, OTHER_USERS};
