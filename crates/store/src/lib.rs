@@ -51,6 +51,7 @@ mod auth_cache;
 mod blobs;
 mod changelog;
 mod checkpoint;
+mod commit_mark;
 mod content;
 mod digest;
 mod error;

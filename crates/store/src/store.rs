@@ -119,6 +119,11 @@ pub(crate) struct Shared {
     pub(crate) counts: crate::record_cache::CountsCache,
     /// SELECT's recent scans ([`Store::resolve_selection`]).
     pub(crate) selections: crate::view::SelectionCache,
+    /// Tells whether anything was committed since a moment; `None` when the WAL index
+    /// cannot be read (nothing is then kept by commit mark).
+    pub(crate) commits: Option<crate::commit_mark::CommitWatch>,
+    /// SELECT's answers, kept while nothing is committed.
+    pub(crate) selected: crate::view::KeptSelections,
     /// Unix milliseconds before which the full-text indexer stays idle: bulk work
     /// (a replica taking a full sync) goes first, the text index catches up after.
     pub(crate) text_pause_until: std::sync::atomic::AtomicU64,
@@ -153,6 +158,8 @@ impl Store {
         crate::schema::migrate(&mut conn)?;
         let text_path = config.data_dir.join("texts.sqlite3");
         let writer = Writer::start(conn)?;
+        // After the index was opened in WAL mode, which creates the file.
+        let commits = crate::commit_mark::CommitWatch::open(&index_path);
         let store = Store {
             shared: Arc::new(Shared {
                 config,
@@ -176,6 +183,8 @@ impl Store {
                 live_records: Default::default(),
                 counts: Default::default(),
                 selections: Default::default(),
+                commits,
+                selected: Default::default(),
                 text_pause_until: Default::default(),
             }),
         };

@@ -4,6 +4,7 @@
 
 use crate::acl::{Actor, Rights};
 use crate::blobs::MessageFile;
+use crate::commit_mark::CommitMark;
 use crate::error::Result;
 use crate::ids::{Guid, Uid, UniqueId};
 use crate::keywords::keywords_of;
@@ -92,18 +93,37 @@ impl Store {
         let Some((owner, name)) = crate::acl::owner_and_name(actor, name) else {
             return Ok(None);
         };
-        self.read_lazily(|conn| {
-            let Some(mailbox) = crate::txn::find_live_mailbox(conn, &owner, &name)? else {
-                return Ok(None);
-            };
-            let Some(rights) = crate::acl::visible_rights(actor, &mailbox) else {
-                return Ok(None);
-            };
-            if !rights.contains(Rights::READ) {
-                return Ok(Some((rights, None)));
+        // Read before the snapshot below begins, so that the snapshot is at least as
+        // new as the mark it is kept under: a commit in between only makes the kept
+        // answer one that is never used.
+        let mark = self.shared.commits.as_ref().and_then(|c| c.mark());
+        let kept = mark.and_then(|m| self.shared.selected.get(m, &owner, &name));
+        let selection = match kept {
+            Some(selection) => Some(selection),
+            None => {
+                let read = self.read_lazily(|conn| {
+                    match crate::txn::find_live_mailbox(conn, &owner, &name)? {
+                        Some(mailbox) => self.selection_in(conn, mailbox).map(Some),
+                        None => Ok(None),
+                    }
+                })?;
+                if let (Some(mark), Some(selection)) = (mark, &read) {
+                    self.shared.selected.put(mark, owner, name, selection);
+                }
+                read.map(Arc::new)
             }
-            Ok(Some((rights, Some(self.selection_in(conn, mailbox)?))))
-        })
+        };
+        let Some(selection) = selection else {
+            return Ok(None);
+        };
+        let Some(rights) = crate::acl::visible_rights(actor, &selection.mailbox) else {
+            return Ok(None);
+        };
+        if !rights.contains(Rights::READ) {
+            return Ok(Some((rights, None)));
+        }
+        let selection = Arc::try_unwrap(selection).unwrap_or_else(|kept| (*kept).clone());
+        Ok(Some((rights, Some(selection))))
     }
 
     /// The selection of `mailbox`, read on `conn`'s snapshot (from the kept scan of
@@ -218,6 +238,54 @@ impl SelectionCache {
     }
 }
 
+/// SELECT's answers (the mailbox row, its live UIDs, its keywords) as read at one
+/// commit mark ([`crate::commit_mark`]), given again while the index's mark is the
+/// same: nothing was committed since, by any process, so a read would find the
+/// same. A client that opens its mailbox again and again while nothing changes (a
+/// phone polling, a client opening each folder in turn and back) is answered
+/// without a read transaction. Every commit leaves all of them unused; they are
+/// dropped at the first lookup under a new mark. Bounded in entries and UIDs held.
+#[derive(Default)]
+pub(crate) struct KeptSelections {
+    kept: Mutex<Option<(CommitMark, HashMap<(String, String), Arc<Selection>>)>>,
+}
+
+/// Most answers kept under one mark.
+const MAX_KEPT_SELECTIONS: usize = 256;
+/// Most UIDs kept in all of them (4 MiB).
+const MAX_KEPT_UIDS: usize = 1 << 20;
+
+impl KeptSelections {
+    /// The answer for `owner`'s mailbox `name` read at `mark`, if one was kept.
+    fn get(&self, mark: CommitMark, owner: &str, name: &str) -> Option<Arc<Selection>> {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        match kept.as_ref() {
+            Some((at, answers)) if *at == mark => {
+                answers.get(&(owner.to_owned(), name.to_owned())).cloned()
+            }
+            Some(_) => {
+                *kept = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps the answer for `owner`'s mailbox `name` read at `mark`.
+    fn put(&self, mark: CommitMark, owner: String, name: String, selection: &Selection) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let answers = match kept.as_mut() {
+            Some((at, answers)) if *at == mark => answers,
+            _ => &mut kept.insert((mark, HashMap::new())).1,
+        };
+        let held: usize = answers.values().map(|s| s.uids.len()).sum();
+        if answers.len() >= MAX_KEPT_SELECTIONS || held + selection.uids.len() > MAX_KEPT_UIDS {
+            return;
+        }
+        answers.insert((owner, name), Arc::new(selection.clone()));
+    }
+}
+
 /// Reads the live UIDs of `mailbox` and its first unseen one.
 fn scan_selection(conn: &rusqlite::Connection, mailbox: &Mailbox) -> Result<ScannedSelection> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -285,5 +353,64 @@ mod tests {
         };
         store.append_all(&actor, &inbox, &[one]).unwrap();
         assert_eq!(agrees("after an append").uids.last(), Some(&301));
+    }
+
+    /// An answer kept while nothing was committed is not given once another process
+    /// (here a second store on the same directory, as `tern admin` opens it) changed
+    /// the mailbox, its rights, or its name; nor after a commit that left the
+    /// mailbox's counters as they were.
+    #[test]
+    fn a_kept_selection_yields_to_a_commit_by_another_process() {
+        let (dir, store, actor, inbox) = crate::content::store_with_inbox(300);
+        let select = |name: &str| store.resolve_selection(&actor, name).unwrap();
+        let uids = |name: &str| select(name).unwrap().1.unwrap().uids;
+        assert_eq!(uids("INBOX").len(), 300);
+        assert_eq!(uids("INBOX").len(), 300, "kept, unchanged");
+        let admin = crate::Store::open(
+            crate::StoreConfig::new(dir.path()),
+            crate::content::test_indexer(),
+        )
+        .unwrap();
+        admin.expunge(&actor, &inbox, &[7]).unwrap();
+        assert!(!uids("INBOX").contains(&7), "an expunge by another process");
+        // A flag set and taken back: the same UIDs, the same first unseen, a new
+        // HIGHESTMODSEQ.
+        let before = select("INBOX").unwrap().1.unwrap().mailbox.highest_modseq;
+        let seen: Flags = [Flag::Seen].into_iter().collect();
+        admin
+            .store_flags(&actor, &inbox, &[1], FlagOp::Add, &seen, None)
+            .unwrap();
+        admin
+            .store_flags(&actor, &inbox, &[1], FlagOp::Remove, &seen, None)
+            .unwrap();
+        let after = select("INBOX").unwrap().1.unwrap().mailbox.highest_modseq;
+        assert!(after > before, "HIGHESTMODSEQ {before} -> {after}");
+        // Rights: another user is granted lookup only, then read, by the other store.
+        let owner = actor.clone();
+        let other = crate::Actor {
+            name: "v".into(),
+            is_admin: false,
+        };
+        store.create_user("v", None, false).unwrap();
+        let as_other = || {
+            store
+                .resolve_selection(&other, "Other Users/u/INBOX")
+                .unwrap()
+        };
+        assert!(as_other().is_none(), "no rights yet");
+        let lookup = crate::acl::Rights::parse("l").unwrap();
+        admin.set_acl(&owner, &inbox, "v", Some(lookup)).unwrap();
+        assert!(matches!(as_other(), Some((_, None))), "lookup, no read");
+        let read = crate::acl::Rights::parse("lr").unwrap();
+        admin.set_acl(&owner, &inbox, "v", Some(read)).unwrap();
+        assert_eq!(as_other().unwrap().1.unwrap().uids.len(), 299);
+        admin.set_acl(&owner, &inbox, "v", None).unwrap();
+        assert!(as_other().is_none(), "taken back");
+        // A rename by the other process: the old name is gone at once.
+        store.create_mailbox("u", "Old", None).unwrap();
+        assert!(select("Old").is_some());
+        admin.rename_mailbox("u", "Old", "New", None).unwrap();
+        assert!(select("Old").is_none(), "renamed away");
+        assert!(select("New").is_some());
     }
 }
