@@ -247,8 +247,11 @@ impl SelectionCache {
 /// dropped at the first lookup under a new mark. Bounded in entries and UIDs held.
 #[derive(Default)]
 pub(crate) struct KeptSelections {
-    kept: Mutex<Option<(CommitMark, HashMap<(String, String), Arc<Selection>>)>>,
+    kept: Mutex<Option<(CommitMark, AnswersByName)>>,
 }
+
+/// SELECT answers by (owner, normalized mailbox name).
+type AnswersByName = HashMap<(String, String), Arc<Selection>>;
 
 /// Most answers kept under one mark.
 const MAX_KEPT_SELECTIONS: usize = 256;
