@@ -97,33 +97,30 @@ impl Store {
         // new as the mark it is kept under: a commit in between only makes the kept
         // answer one that is never used.
         let mark = self.shared.commits.as_ref().and_then(|c| c.mark());
-        let kept = mark.and_then(|m| self.shared.selected.get(m, &owner, &name));
-        let selection = match kept {
-            Some(selection) => Some(selection),
-            None => {
-                let read = self.read_lazily(|conn| {
-                    match crate::txn::find_live_mailbox(conn, &owner, &name)? {
-                        Some(mailbox) => self.selection_in(conn, mailbox).map(Some),
-                        None => Ok(None),
-                    }
-                })?;
-                if let (Some(mark), Some(selection)) = (mark, &read) {
-                    self.shared.selected.put(mark, owner, name, selection);
-                }
-                read.map(Arc::new)
-            }
-        };
-        let Some(selection) = selection else {
-            return Ok(None);
-        };
-        let Some(rights) = crate::acl::visible_rights(actor, &selection.mailbox) else {
-            return Ok(None);
-        };
-        if !rights.contains(Rights::READ) {
-            return Ok(Some((rights, None)));
+        if let Some(kept) = mark.and_then(|m| self.shared.selected.get(m, &owner, &name)) {
+            // The rights as a read row gives them: from the row's ACL, for this actor.
+            let rights = crate::acl::visible_rights(actor, &kept.mailbox);
+            return Ok(
+                rights.map(|r| (r, r.contains(Rights::READ).then(|| Selection::clone(&kept))))
+            );
         }
-        let selection = Arc::try_unwrap(selection).unwrap_or_else(|kept| (*kept).clone());
-        Ok(Some((rights, Some(selection))))
+        self.read_lazily(|conn| {
+            let Some(mailbox) = crate::txn::find_live_mailbox(conn, &owner, &name)? else {
+                return Ok(None);
+            };
+            let Some(rights) = crate::acl::visible_rights(actor, &mailbox) else {
+                return Ok(None);
+            };
+            if !rights.contains(Rights::READ) {
+                return Ok(Some((rights, None)));
+            }
+            let selection = self.selection_in(conn, mailbox)?;
+            if let Some(mark) = mark {
+                let key = (owner.clone(), name.clone());
+                self.shared.selected.put(mark, key, &selection);
+            }
+            Ok(Some((rights, Some(selection))))
+        })
     }
 
     /// The selection of `mailbox`, read on `conn`'s snapshot (from the kept scan of
@@ -274,8 +271,8 @@ impl KeptSelections {
         }
     }
 
-    /// Keeps the answer for `owner`'s mailbox `name` read at `mark`.
-    fn put(&self, mark: CommitMark, owner: String, name: String, selection: &Selection) {
+    /// Keeps the answer for the mailbox `(owner, name)` read at `mark`.
+    fn put(&self, mark: CommitMark, key: (String, String), selection: &Selection) {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         let answers = match kept.as_mut() {
             Some((at, answers)) if *at == mark => answers,
@@ -285,7 +282,7 @@ impl KeptSelections {
         if answers.len() >= MAX_KEPT_SELECTIONS || held + selection.uids.len() > MAX_KEPT_UIDS {
             return;
         }
-        answers.insert((owner, name), Arc::new(selection.clone()));
+        answers.insert(key, Arc::new(selection.clone()));
     }
 }
 
