@@ -97,15 +97,17 @@ impl Store {
         // new as the mark it is kept under: a commit in between only makes the kept
         // answer one that is never used.
         let mark = self.shared.commits.as_ref().and_then(|c| c.mark());
-        if let Some(kept) = mark.and_then(|m| self.shared.selected.get(m, &owner, &name)) {
+        let key = (owner, name);
+        if let Some(kept) = mark.and_then(|m| self.shared.selected.get(m, &key)) {
             // The rights as a read row gives them: from the row's ACL, for this actor.
             let rights = crate::acl::visible_rights(actor, &kept.mailbox);
             return Ok(
                 rights.map(|r| (r, r.contains(Rights::READ).then(|| Selection::clone(&kept))))
             );
         }
+        let (owner, name) = &key;
         self.read_lazily(|conn| {
-            let Some(mailbox) = crate::txn::find_live_mailbox(conn, &owner, &name)? else {
+            let Some(mailbox) = crate::txn::find_live_mailbox(conn, owner, name)? else {
                 return Ok(None);
             };
             let Some(rights) = crate::acl::visible_rights(actor, &mailbox) else {
@@ -116,8 +118,7 @@ impl Store {
             }
             let selection = self.selection_in(conn, mailbox)?;
             if let Some(mark) = mark {
-                let key = (owner.clone(), name.clone());
-                self.shared.selected.put(mark, key, &selection);
+                self.shared.selected.put(mark, key.clone(), &selection);
             }
             Ok(Some((rights, Some(selection))))
         })
@@ -256,13 +257,11 @@ const MAX_KEPT_SELECTIONS: usize = 256;
 const MAX_KEPT_UIDS: usize = 1 << 20;
 
 impl KeptSelections {
-    /// The answer for `owner`'s mailbox `name` read at `mark`, if one was kept.
-    fn get(&self, mark: CommitMark, owner: &str, name: &str) -> Option<Arc<Selection>> {
+    /// The answer for the mailbox `(owner, name)` read at `mark`, if one was kept.
+    fn get(&self, mark: CommitMark, key: &(String, String)) -> Option<Arc<Selection>> {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         match kept.as_ref() {
-            Some((at, answers)) if *at == mark => {
-                answers.get(&(owner.to_owned(), name.to_owned())).cloned()
-            }
+            Some((at, answers)) if *at == mark => answers.get(key).cloned(),
             Some(_) => {
                 *kept = None;
                 None
